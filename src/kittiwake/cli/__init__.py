@@ -1,0 +1,1 @@
+"""The ``kittiwake`` command line (click)."""

@@ -1,0 +1,63 @@
+"""Entry point of the ``kittiwake`` command.
+
+Command groups live in their own modules and are listed in ``COMMANDS``
+as ``(module, attribute)``; they are imported only when used so that
+``kittiwake --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+# name -> (module, attribute): every top-level command. Add new groups here.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "version": ("kittiwake.cli.version", "version_command"),
+    "dns": ("kittiwake.cli.dns", "dns_group"),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group that imports a command's module only when it is run."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        module = importlib.import_module(entry[0])
+        return getattr(module, entry[1])
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--config", "config_dir", envvar="KITTIWAKE_CONFIG", default="config",
+              show_default=True, type=click.Path(file_okay=False),
+              help="Directory with kittiwake.conf and domains.conf.")
+@click.option("--loglevel", default=None,
+              type=click.Choice(["error", "warn", "info", "debug", "trace", "traceauth",
+                                 "tracedata"], case_sensitive=False),
+              help="Log level for this command (overrides the config).")
+@click.pass_context
+def cli(ctx: click.Context, config_dir: str, loglevel: str | None) -> None:
+    """kittiwake: a complete, secure mail server for your own domains."""
+    ctx.ensure_object(dict)
+    ctx.obj["config_dir"] = config_dir
+    ctx.obj["loglevel"] = loglevel
+
+
+def main(argv: list[str] | None = None) -> Any:
+    """Console-script entry: run the CLI; user errors are one line, exit 1."""
+    try:
+        return cli.main(args=argv, prog_name="kittiwake", standalone_mode=True)
+    except KeyboardInterrupt:
+        click.echo("kittiwake: interrupted", err=True)
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,46 @@
+"""DNSSEC-aware DNS lookups (see DESIGN.md "DNS").
+
+Every answer carries ``authentic`` (the AD bit, RFC 4035 §3.2.3) and extended
+DNS errors (RFC 8914). Use :func:`default_resolver` in servers and commands:
+it honours ``KITTIWAKE_DNS``. Tests use :class:`MockResolver`.
+"""
+
+from kittiwake.dns.mock import MockResolver
+from kittiwake.dns.names import reverse_name, to_ascii, to_unicode
+from kittiwake.dns.resolver import Resolver
+from kittiwake.dns.stub import (
+    Nameserver,
+    ResolverConfigError,
+    StubResolver,
+    configured_nameservers,
+    parse_nameservers,
+    resolver_validates,
+)
+from kittiwake.dns.types import (
+    CAA,
+    MX,
+    SRV,
+    TLSA,
+    Answer,
+    DNSError,
+    DNSTemporaryError,
+    ExtendedError,
+    InvalidName,
+    IPAddress,
+    RRType,
+    Status,
+)
+
+
+def default_resolver(explicit: list[str] | None = None, timeout: float = 3.0) -> StubResolver:
+    """The resolver for servers and CLI commands: KITTIWAKE_DNS, config, resolv.conf."""
+    return StubResolver(configured_nameservers(explicit), timeout=timeout)
+
+
+__all__ = [
+    "CAA", "MX", "SRV", "TLSA", "Answer", "DNSError", "DNSTemporaryError", "ExtendedError",
+    "IPAddress", "InvalidName", "MockResolver", "Nameserver", "RRType", "Resolver",
+    "ResolverConfigError", "Status", "StubResolver", "configured_nameservers",
+    "default_resolver", "parse_nameservers", "resolver_validates", "reverse_name",
+    "to_ascii", "to_unicode",
+]

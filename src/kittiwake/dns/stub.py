@@ -1,0 +1,289 @@
+"""A stub resolver over dnspython that asks a recursive resolver for DNSSEC status.
+
+Queries set EDNS0 with the DO bit and the AD bit (RFC 6840 §5.7), so a
+validating resolver reports in the AD bit of its answer whether the data was
+validated (RFC 4035 §3.2.3). Extended DNS errors (RFC 8914) are read from the
+EDNS options of every answer, SERVFAIL included, which dnspython's high-level
+resolver would hide; that is why the query loop is written here.
+
+Resolvers come from ``KITTIWAKE_DNS=IP[:PORT][,IP[:PORT]...]`` when set
+(``[::1]:5353`` for IPv6 with a port), else from ``/etc/resolv.conf``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import os
+import socket
+from dataclasses import dataclass
+from typing import Any
+
+import dns.asyncquery
+import dns.edns
+import dns.exception
+import dns.flags
+import dns.message
+import dns.name
+import dns.rcode
+import dns.rdataclass
+import dns.rdatatype
+import dns.rrset
+
+from kittiwake.dns.resolver import Resolver
+from kittiwake.dns.types import (
+    CAA,
+    MX,
+    SRV,
+    TLSA,
+    Answer,
+    DNSTemporaryError,
+    ExtendedError,
+    RRType,
+    Status,
+)
+
+ENV_VAR = "KITTIWAKE_DNS"
+MAX_CNAME_HOPS = 8  # a loop guard; RFC 1034 §3.6.2 expects chains to be short
+
+
+@dataclass(frozen=True)
+class Nameserver:
+    """One recursive resolver to ask."""
+
+    host: str
+    port: int = 53
+
+    def __str__(self) -> str:
+        return f"[{self.host}]:{self.port}" if ":" in self.host else f"{self.host}:{self.port}"
+
+
+class ResolverConfigError(ValueError):
+    """KITTIWAKE_DNS or resolv.conf could not be understood."""
+
+
+def parse_nameservers(spec: str, origin: str = ENV_VAR) -> list[Nameserver]:
+    """Parse ``IP[:PORT][,IP[:PORT]...]``; IPv6 with a port as ``[::1]:53``."""
+    servers: list[Nameserver] = []
+    for raw in spec.split(","):
+        item = raw.strip()
+        if not item:
+            continue
+        host, port = item, 53
+        if item.startswith("["):
+            end = item.find("]")
+            if end < 0:
+                raise ResolverConfigError(f"{origin}: {item!r}: missing ']' after IPv6 address")
+            host = item[1:end]
+            rest = item[end + 1 :]
+            if rest:
+                if not rest.startswith(":"):
+                    raise ResolverConfigError(f"{origin}: {item!r}: expected ':PORT' after ']'")
+                port = _port(rest[1:], item, origin)
+        elif item.count(":") == 1:
+            host, port_text = item.split(":")
+            port = _port(port_text, item, origin)
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            raise ResolverConfigError(
+                f"{origin}: {item!r} is not an IP address (expected IP[:PORT], e.g. 127.0.0.1:53)"
+            ) from None
+        servers.append(Nameserver(host, port))
+    if not servers:
+        raise ResolverConfigError(f"{origin}: no resolver given (expected IP[:PORT][,...])")
+    return servers
+
+
+def _port(text: str, item: str, origin: str) -> int:
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ResolverConfigError(f"{origin}: {item!r}: port must be a number from 1 to 65535")
+    return int(text)
+
+
+def system_nameservers(path: str = "/etc/resolv.conf") -> list[Nameserver]:
+    """Nameservers from resolv.conf; 127.0.0.1 when the file names none (resolv.conf(5))."""
+    servers: list[Nameserver] = []
+    try:
+        with open(path, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                parts = line.split()
+                if len(parts) >= 2 and parts[0] == "nameserver":
+                    host = parts[1].split("%")[0]
+                    try:
+                        ipaddress.ip_address(host)
+                    except ValueError:
+                        continue
+                    servers.append(Nameserver(host))
+    except OSError:
+        pass
+    return servers or [Nameserver("127.0.0.1")]
+
+
+def configured_nameservers(explicit: list[str] | None = None) -> list[Nameserver]:
+    """KITTIWAKE_DNS first, then an explicit list (from config), then resolv.conf."""
+    env = os.environ.get(ENV_VAR, "").strip()
+    if env:
+        return parse_nameservers(env)
+    if explicit:
+        return parse_nameservers(",".join(explicit), "config dns.resolvers")
+    return system_nameservers()
+
+
+class StubResolver(Resolver):
+    """Sends queries to recursive resolvers and types their answers."""
+
+    def __init__(
+        self,
+        nameservers: list[Nameserver] | None = None,
+        timeout: float = 3.0,
+        attempts: int = 2,
+    ) -> None:
+        self.nameservers = nameservers if nameservers is not None else configured_nameservers()
+        self.timeout = timeout
+        self.attempts = attempts
+
+    async def _query(self, rdtype: RRType, name: str) -> Answer[Any]:
+        chain: list[str] = []
+        authentic = True
+        extended: list[ExtendedError] = []
+        current = name
+        for _hop in range(MAX_CNAME_HOPS + 1):
+            response = await self._exchange(rdtype, current, name)
+            extended.extend(_extended_errors(response))
+            authentic = authentic and bool(response.flags & dns.flags.AD)
+            rcode = response.rcode()
+            qname = dns.name.from_text(current)
+            target, records, ttl = _follow(response, qname, rdtype, chain)
+            if rcode == dns.rcode.NXDOMAIN:
+                return Answer(name, rdtype, (), authentic, Status.NXDOMAIN, tuple(chain),
+                              tuple(extended))
+            if records is not None:
+                return Answer(name, rdtype, tuple(records), authentic, Status.FOUND,
+                              tuple(chain), tuple(extended), ttl)
+            if target is None:
+                return Answer(name, rdtype, (), authentic, Status.NODATA, tuple(chain),
+                              tuple(extended))
+            current = target  # resolver gave the CNAME but not its target's records
+        raise DNSTemporaryError(name, rdtype, f"CNAME chain longer than {MAX_CNAME_HOPS}")
+
+    async def _exchange(self, rdtype: RRType, qname: str, asked: str) -> dns.message.Message:
+        query = dns.message.make_query(
+            qname, dns.rdatatype.from_text(rdtype.value), want_dnssec=True,
+            use_edns=0, payload=1232,
+        )
+        query.flags |= dns.flags.AD | dns.flags.RD
+        problems: list[str] = []
+        extended: list[ExtendedError] = []
+        for _attempt in range(self.attempts):
+            for server in self.nameservers:
+                try:
+                    response, _tcp = await dns.asyncquery.udp_with_fallback(
+                        query, server.host, timeout=self.timeout, port=server.port
+                    )
+                except dns.exception.Timeout:
+                    problems.append(f"{server}: timeout")
+                    continue
+                except (OSError, dns.exception.DNSException, socket.gaierror) as exc:
+                    problems.append(f"{server}: {exc}")
+                    continue
+                rcode = response.rcode()
+                if rcode in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+                    return response
+                extended.extend(_extended_errors(response))
+                problems.append(f"{server}: {dns.rcode.to_text(rcode)}")
+                if rcode == dns.rcode.SERVFAIL and extended:
+                    # A validating resolver explained itself; another try will
+                    # only repeat it.
+                    break
+            else:
+                continue
+            break
+        reason = "; ".join(dict.fromkeys(problems)) or "no resolver configured"
+        raise DNSTemporaryError(asked, rdtype, reason, tuple(dict.fromkeys(extended)))
+
+
+def _follow(
+    response: dns.message.Message, qname: dns.name.Name, rdtype: RRType, chain: list[str]
+) -> tuple[str | None, list[Any] | None, int]:
+    """Follow CNAMEs within one response.
+
+    Returns (next name to query or None, records or None, ttl). Records is
+    set when the final name's rrset of the wanted type is in the response.
+    """
+    wanted = dns.rdatatype.from_text(rdtype.value)
+    current = qname
+    for _ in range(MAX_CNAME_HOPS + 1):
+        rrset = _find(response, current, wanted)
+        if rrset is not None:
+            return None, [_convert(rdtype, rd) for rd in rrset], rrset.ttl
+        if wanted == dns.rdatatype.CNAME:
+            return None, None, 0
+        cname = _find(response, current, dns.rdatatype.CNAME)
+        if cname is None:
+            if current != qname:
+                return current.to_text(omit_final_dot=True), None, 0
+            return None, None, 0
+        current = cname[0].target
+        chain.append(current.to_text(omit_final_dot=True))
+    return current.to_text(omit_final_dot=True), None, 0
+
+
+def _find(
+    response: dns.message.Message, name: dns.name.Name, rdtype: dns.rdatatype.RdataType
+) -> dns.rrset.RRset | None:
+    for rrset in response.answer:
+        if rrset.name == name and rrset.rdtype == rdtype:
+            return rrset
+    return None
+
+
+def _extended_errors(response: dns.message.Message) -> list[ExtendedError]:
+    out = []
+    for option in response.options:
+        if option.otype == dns.edns.EDE:
+            out.append(ExtendedError(int(option.code), option.text or ""))
+    return out
+
+
+def _name(n: dns.name.Name) -> str:
+    return n.to_text(omit_final_dot=True) if n != dns.name.root else ""
+
+
+def _convert(rdtype: RRType, rd: Any) -> Any:
+    """Turn dnspython rdata into kittiwake record values."""
+    match rdtype:
+        case RRType.A | RRType.AAAA:
+            return ipaddress.ip_address(rd.address)
+        case RRType.MX:
+            return MX(rd.preference, _name(rd.exchange))
+        case RRType.TXT:
+            return b"".join(rd.strings).decode("utf-8", errors="replace")
+        case RRType.PTR | RRType.CNAME | RRType.NS:
+            return _name(rd.target)
+        case RRType.TLSA:
+            return TLSA(rd.usage, rd.selector, rd.mtype, bytes(rd.cert))
+        case RRType.SRV:
+            return SRV(rd.priority, rd.weight, rd.port, _name(rd.target))
+        case RRType.CAA:
+            return CAA(rd.flags, rd.tag.decode("ascii", "replace"),
+                       rd.value.decode("utf-8", "replace"))
+    raise AssertionError(rdtype)
+
+
+async def resolver_validates(resolver: StubResolver, probe: str = ".") -> bool | None:
+    """Whether the resolver validates DNSSEC: the root's DNSKEY answer carries AD.
+
+    Returns None when the resolver cannot be reached.
+    """
+    query = dns.message.make_query(probe, dns.rdatatype.DNSKEY, want_dnssec=True)
+    query.flags |= dns.flags.AD
+    for server in resolver.nameservers:
+        try:
+            response, _ = await dns.asyncquery.udp_with_fallback(
+                query, server.host, timeout=2.0, port=server.port
+            )
+        except (OSError, dns.exception.DNSException, asyncio.TimeoutError):
+            continue
+        return bool(response.flags & dns.flags.AD)
+    return None
