@@ -23,7 +23,7 @@ class UserError(click.ClickException):
 
     exit_code = 1
 
-    def show(self, file: Any = None) -> None:  # noqa: ARG002 - click's signature
+    def show(self, file: Any = None) -> None:
         click.echo(f"kittiwake: {self.format_message()}", err=True)
 
 

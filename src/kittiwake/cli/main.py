@@ -17,6 +17,9 @@ import click
 COMMANDS: dict[str, tuple[str, str]] = {
     "version": ("kittiwake.cli.version", "version_command"),
     "dns": ("kittiwake.cli.dns", "dns_group"),
+    "config": ("kittiwake.cli.config", "config_group"),
+    "serve": ("kittiwake.cli.serve", "serve_command"),
+    "loglevels": ("kittiwake.cli.serve", "loglevels_command"),
 }
 
 
@@ -51,12 +54,28 @@ def cli(ctx: click.Context, config_dir: str, loglevel: str | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> Any:
-    """Console-script entry: run the CLI; user errors are one line, exit 1."""
+    """Console-script entry. User errors are one line on stderr: exit 1 for
+    problems with input or config, 2 for command-line usage."""
     try:
-        return cli.main(args=argv, prog_name="kittiwake", standalone_mode=True)
+        return cli.main(args=argv, prog_name="kittiwake", standalone_mode=False)
+    except click.exceptions.UsageError as exc:
+        where = exc.ctx.command_path if exc.ctx else "kittiwake"
+        message = " ".join(exc.format_message().split())
+        click.echo(f"kittiwake: {message} (see `{where} --help`)", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("kittiwake: aborted", err=True)
+        sys.exit(130)
+    except click.exceptions.Exit as exc:
+        sys.exit(exc.exit_code)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         click.echo("kittiwake: interrupted", err=True)
         sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,99 @@
+"""``kittiwake serve`` and ``kittiwake loglevels``."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import click
+
+from kittiwake.cli.common import UserError, print_json, table
+
+
+def load_config(ctx: click.Context):  # type: ignore[no-untyped-def]
+    """Load both config files or fail with every problem, one per line."""
+    from kittiwake.config import ConfigError, load
+
+    try:
+        return load(ctx.find_root().obj["config_dir"])
+    except ConfigError as exc:
+        for problem in exc.problems[:-1]:
+            click.echo(problem, err=True)
+        raise UserError(exc.problems[-1]) from None
+
+
+def setup_logging(ctx: click.Context, config) -> None:  # type: ignore[no-untyped-def]
+    from kittiwake import log
+
+    level = ctx.find_root().obj.get("loglevel") or config.static.log.level
+    log.setup(level=level, packages=dict(config.static.log.packages),
+              fmt=config.static.log.format)
+
+
+@click.command(name="serve")
+@click.pass_context
+def serve_command(ctx: click.Context) -> None:
+    """Run the mail server with the configuration in --config."""
+    from kittiwake.cli.common import make_resolver
+    from kittiwake.server.app import Server, StartupError
+
+    config = load_config(ctx)
+    ctx.obj["static_config"] = config.static
+    setup_logging(ctx, config)
+    server = Server(config, resolver=make_resolver(ctx))
+    for service in server.services_from_config():
+        server.add_service(service)
+    try:
+        asyncio.run(server.run())
+    except StartupError as exc:
+        raise UserError(str(exc)) from None
+
+
+def control_socket(ctx: click.Context) -> Path:
+    """The control socket of the server configured in --config."""
+    from kittiwake.config import ConfigError, load_static
+    from kittiwake.server.control import SOCKET_NAME
+
+    config_dir = Path(ctx.find_root().obj["config_dir"])
+    try:
+        static = load_static(config_dir)
+    except ConfigError as exc:
+        raise UserError(exc.problems[0]) from None
+    return (config_dir / static.data_dir).resolve() / SOCKET_NAME
+
+
+def call_server(ctx: click.Context, command: str, args: dict | None = None,  # type: ignore[type-arg]
+                on_progress=None):  # type: ignore[no-untyped-def]
+    """Send one control request to the running server; errors become one line."""
+    from kittiwake.server.control import ControlClientError, request
+
+    path = control_socket(ctx)
+    try:
+        return asyncio.run(request(path, command, args, on_progress))
+    except ControlClientError as exc:
+        raise UserError(str(exc)) from None
+
+
+@click.command(name="loglevels")
+@click.argument("settings", nargs=-1, metavar="[PKG=LEVEL]...")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@click.pass_context
+def loglevels_command(ctx: click.Context, settings: tuple[str, ...], as_json: bool) -> None:
+    """Show or set log levels of the running server.
+
+    With no arguments, print the levels. PKG=LEVEL sets one package
+    (e.g. smtpserver=trace); use an empty PKG (=debug) for the default level.
+    Levels: error warn info debug trace traceauth tracedata.
+    """
+    changes: dict[str, str] = {}
+    for item in settings:
+        if "=" not in item:
+            raise UserError(f"{item!r}: expected PKG=LEVEL, e.g. smtpserver=trace")
+        pkg, level = item.split("=", 1)
+        changes[pkg] = level
+    levels = call_server(ctx, "loglevels", {"set": changes})
+    if as_json:
+        print_json(levels)
+        return
+    rows = [[pkg or "(default)", level] for pkg, level in sorted(levels.items())]
+    click.echo(table(rows, ["package", "level"]))

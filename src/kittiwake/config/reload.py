@@ -1,0 +1,80 @@
+"""Watching domains.conf and reloading it while the server runs.
+
+The file is polled (inode, size, mtime) once a second; a changed file is
+loaded and validated; a valid one replaces the current configuration and
+the listeners are told, an invalid one is logged with every problem and
+the previous configuration stays in force.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from kittiwake.config.domains import DomainsConfig
+from kittiwake.config.load import DOMAINS_FILE, ConfigError, load_domains
+
+logger = logging.getLogger("kittiwake.config")
+
+
+def _stamp(path: Path) -> tuple[int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        return None
+    return (st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+class DomainsWatcher:
+    """Keeps ``current`` in step with domains.conf."""
+
+    def __init__(self, config_dir: Path, current: DomainsConfig, interval: float = 1.0) -> None:
+        self.config_dir = config_dir
+        self.path = config_dir / DOMAINS_FILE
+        self.current = current
+        self.interval = interval
+        self._stamp = _stamp(self.path)
+        self._listeners: list[Callable[[DomainsConfig], None]] = []
+        self._task: asyncio.Task[None] | None = None
+
+    def subscribe(self, callback: Callable[[DomainsConfig], None]) -> None:
+        """Call ``callback(new_config)`` after each successful reload."""
+        self._listeners.append(callback)
+
+    def check(self) -> bool:
+        """Reload if the file changed; True when a new config was taken."""
+        stamp = _stamp(self.path)
+        if stamp == self._stamp:
+            return False
+        self._stamp = stamp
+        try:
+            new = load_domains(self.config_dir)
+        except ConfigError as exc:
+            for problem in exc.problems:
+                logger.error("domains.conf not reloaded: %s", problem)
+            return False
+        self.current = new
+        logger.info("domains.conf reloaded: %d domains, %d accounts",
+                    len(new.domains), len(new.accounts))
+        for callback in self._listeners:
+            callback(new)
+        return True
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            self.check()
+
+    def start(self) -> None:
+        self._task = asyncio.get_running_loop().create_task(self.run())
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            try:
+                await self._task
+            except asyncio.CancelledError:
+                pass

@@ -1,0 +1,187 @@
+"""The static configuration, ``kittiwake.conf``: read at start.
+
+Host name, data directory, listeners and the services on each, TLS, DNS,
+logging. Changing it needs a restart (``domains.conf`` is the one that is
+reloaded while running).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, field_validator, model_validator
+
+from kittiwake.config.base import DomainName, IPText, LogLevel, Section
+
+
+class ServiceConfig(Section):
+    """One service on a listener."""
+
+    enabled: bool = False
+    """Whether this listener runs the service."""
+
+    port: int = Field(0, ge=0, le=65535)
+    """TCP port; 0 means the service's standard port."""
+
+
+class SMTPService(ServiceConfig):
+    """Incoming SMTP (MX) on port 25."""
+
+    no_starttls: bool = False
+    """Do not offer STARTTLS even when certificates are configured."""
+
+    require_starttls: bool = False
+    """Refuse MAIL FROM before STARTTLS (not for public MX: many senders do not retry with TLS)."""
+
+    dnsbl_zones: list[str] = []
+    """DNS block list zones (RFC 5782) checked for connecting IPs, e.g. ["sbl.example.org"]."""
+
+
+class SubmissionService(ServiceConfig):
+    """Mail submission (RFC 6409) with STARTTLS on port 587."""
+
+    no_require_starttls: bool = False
+    """Allow authentication without TLS (only for testing)."""
+
+
+class TLSCertificate(Section):
+    """A certificate and its key, both PEM files."""
+
+    cert_file: str
+    """Certificate chain, leaf first (relative paths are relative to the config directory)."""
+
+    key_file: str
+    """The private key."""
+
+
+class TLSConfig(Section):
+    """TLS for a listener."""
+
+    certificates: list[TLSCertificate] = []
+    """Certificates to use; picked by SNI name, the first one is the default."""
+
+    min_version: Literal["TLSv1.2", "TLSv1.3"] = "TLSv1.2"
+    """Oldest TLS version accepted (RFC 8996: TLS 1.0 and 1.1 are deprecated)."""
+
+
+class Listener(Section):
+    """A set of IP addresses and the services served on them."""
+
+    ips: list[IPText] = ["0.0.0.0"]
+    """IP addresses to listen on, e.g. ["0.0.0.0", "::"] or ["127.0.0.1"]."""
+
+    hostname: DomainName | None = None
+    """Host name this listener announces; defaults to the global hostname."""
+
+    tls: TLSConfig | None = None
+    """TLS certificates for STARTTLS and implicit-TLS services on this listener."""
+
+    smtp: SMTPService = SMTPService()
+    """Incoming mail, port 25."""
+
+    submission: SubmissionService = SubmissionService()
+    """Submission with STARTTLS, port 587."""
+
+    submissions: ServiceConfig = ServiceConfig()
+    """Submission over implicit TLS (RFC 8314), port 465."""
+
+    imap: ServiceConfig = ServiceConfig()
+    """IMAP with STARTTLS, port 143."""
+
+    imaps: ServiceConfig = ServiceConfig()
+    """IMAP over implicit TLS, port 993."""
+
+    metrics: ServiceConfig = ServiceConfig()
+    """Prometheus metrics at /metrics over plain HTTP (port 8010); keep it internal."""
+
+    @field_validator("ips")
+    @classmethod
+    def _not_empty(cls, value: list[str]) -> list[str]:
+        if not value:
+            raise ValueError("at least one IP address is needed")
+        return value
+
+
+class DNSConfig(Section):
+    """How kittiwake resolves names."""
+
+    resolvers: list[str] = []
+    """Recursive resolvers as IP[:PORT]; empty means /etc/resolv.conf. The environment
+    variable KITTIWAKE_DNS overrides both. Use a DNSSEC-validating resolver (e.g. unbound
+    on localhost): DANE and the DNSSEC status in Authentication-Results depend on it."""
+
+    timeout_seconds: float = Field(3.0, gt=0, le=60)
+    """How long to wait for one resolver answer."""
+
+    dnssec_probe: str = "."
+    """Name whose DNSKEY answer is checked at start to tell whether the resolver validates."""
+
+
+class LogConfig(Section):
+    """Logging."""
+
+    level: LogLevel = "info"
+    """Default level: error, warn, info, debug, trace (protocol transcripts without secrets
+    or message data), traceauth (with credentials), tracedata (with message data)."""
+
+    packages: dict[str, LogLevel] = {}
+    """Levels per package, e.g. {smtpserver = "trace", dns = "debug"}."""
+
+    format: Literal["logfmt", "json"] = "logfmt"
+    """Line format: logfmt (key=value) or json (one object per line)."""
+
+
+class StaticConfig(Section):
+    """kittiwake.conf: settings read at start."""
+
+    hostname: DomainName
+    """This machine's fully qualified host name, used in SMTP greetings and Received headers."""
+
+    data_dir: str = "../data"
+    """Where mail, queue and databases live (relative to the config directory)."""
+
+    postmaster_account: str = ""
+    """Account that receives mail for postmaster@ and DSNs for the system."""
+
+    shutdown_grace_seconds: float = Field(5.0, ge=0, le=300)
+    """On SIGTERM/SIGINT, how long open sessions get to finish before they are closed."""
+
+    dns: DNSConfig = DNSConfig()
+    """DNS resolution."""
+
+    log: LogConfig = LogConfig()
+    """Logging."""
+
+    listeners: dict[str, Listener] = {}
+    """Named listeners, e.g. [listeners.public] and [listeners.internal]."""
+
+    @model_validator(mode="after")
+    def _unique_ports(self) -> StaticConfig:
+        seen: dict[tuple[str, int], str] = {}
+        for name, listener in self.listeners.items():
+            for service, port in enabled_services(listener):
+                for ip in listener.ips:
+                    key = (ip, port)
+                    where = f"listeners.{name}.{service}"
+                    if key in seen:
+                        raise ValueError(
+                            f"{where} and {seen[key]} both use {ip} port {port}"
+                        )
+                    seen[key] = where
+        return self
+
+
+DEFAULT_PORTS = {
+    "smtp": 25, "submission": 587, "submissions": 465, "imap": 143, "imaps": 993,
+    "metrics": 8010,
+}
+
+
+def enabled_services(listener: Listener) -> list[tuple[str, int]]:
+    """(service, port) for each enabled service of a listener."""
+    out = []
+    for service, default in DEFAULT_PORTS.items():
+        svc: ServiceConfig = getattr(listener, service)
+        if svc.enabled:
+            out.append((service, svc.port or default))
+    return out

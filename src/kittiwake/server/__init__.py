@@ -1,0 +1,1 @@
+"""The running server: listeners, control socket, signals, graceful shutdown."""

@@ -1,0 +1,135 @@
+"""The server process: start services from the config, serve the control socket,
+reload domains.conf, and shut down gracefully on SIGTERM/SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+from typing import Any
+
+from kittiwake.config import Config, enabled_services
+from kittiwake.config.reload import DomainsWatcher
+from kittiwake.server.control import SOCKET_NAME, ControlError, ControlServer, Progress
+from kittiwake.server.service import Service
+
+logger = logging.getLogger("kittiwake.server")
+
+
+class StartupError(Exception):
+    """The server could not start (port taken, data directory unusable, ...)."""
+
+
+class Server:
+    """One kittiwake process."""
+
+    def __init__(self, config: Config, resolver: Any = None) -> None:
+        self.config = config
+        self.data_dir = config.data_dir
+        self.resolver = resolver
+        self.services: list[Service] = []
+        self.control = ControlServer(self.data_dir / SOCKET_NAME)
+        self.watcher = DomainsWatcher(config.config_dir, config.domains)
+        self._stopping = asyncio.Event()
+        self.control.register("loglevels", self._loglevels)
+        self.control.register("ping", self._ping)
+
+    def add_service(self, service: Service) -> None:
+        self.services.append(service)
+
+    def services_from_config(self) -> list[Service]:
+        """Instantiate the services the static config enables."""
+        from kittiwake.server.metrics_http import MetricsService
+
+        out: list[Service] = []
+        for name, listener in self.config.static.listeners.items():
+            for service, port in enabled_services(listener):
+                if service == "metrics":
+                    out.append(MetricsService(list(listener.ips), port))
+                else:
+                    logger.warning("listener %s: service %s is not available in this version",
+                                   name, service)
+        return out
+
+    async def start(self) -> None:
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            os.chmod(self.data_dir, 0o750)
+        except OSError as exc:
+            raise StartupError(f"data directory {self.data_dir}: {exc.strerror}") from None
+        try:
+            await self.control.start()
+        except ControlError as exc:
+            raise StartupError(str(exc)) from None
+        for service in self.services:
+            try:
+                await service.start()
+            except OSError as exc:
+                await self.close(0)
+                raise StartupError(f"{service.name}: cannot listen: {exc.strerror or exc}"
+                                   ) from None
+            logger.info("%s listening on %s", service.name, ", ".join(service.addresses()))
+        self.watcher.start()
+        await self._log_dnssec()
+
+    async def _log_dnssec(self) -> None:
+        if self.resolver is None:
+            return
+        from kittiwake.dns import resolver_validates
+
+        probe = self.config.static.dns.dnssec_probe
+        validates = await resolver_validates(self.resolver, probe)
+        servers = ", ".join(str(s) for s in self.resolver.nameservers)
+        if validates is None:
+            logger.warning("DNS resolver %s did not answer; DNSSEC status unknown", servers)
+        elif validates:
+            logger.info("DNS resolver %s validates DNSSEC", servers)
+        else:
+            logger.warning("DNS resolver %s does not validate DNSSEC (no AD bit for %s):"
+                           " DANE and DNSSEC-backed results are off", servers, probe)
+
+    def request_stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        """Start, wait for SIGTERM/SIGINT (or :meth:`request_stop`), shut down."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self._on_signal, sig)
+        await self.start()
+        logger.info("kittiwake started (pid %d, data %s)", os.getpid(), self.data_dir)
+        await self._stopping.wait()
+        grace = self.config.static.shutdown_grace_seconds
+        logger.info("shutting down (open sessions get %.0f s)", grace)
+        await self.close(grace)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(sig)
+        logger.info("kittiwake stopped")
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        logger.info("received %s", sig.name)
+        self._stopping.set()
+
+    async def close(self, grace: float) -> None:
+        await self.watcher.stop()
+        await asyncio.gather(*(s.close(grace) for s in self.services), return_exceptions=True)
+        await self.control.close()
+
+    async def _ping(self, args: dict[str, Any], progress: Progress) -> Any:
+        return {"pid": os.getpid()}
+
+    async def _loglevels(self, args: dict[str, Any], progress: Progress) -> Any:
+        from kittiwake import log
+
+        levels = args.get("set") or {}
+        if levels:
+            try:
+                log.set_levels(levels)
+            except ValueError as exc:
+                raise ControlError(str(exc)) from None
+        return log.current_levels()
