@@ -1,0 +1,642 @@
+"""One account's mail: mailboxes and messages in SQLite, bodies in files.
+
+:class:`AccountStore` is the synchronous core; every method is one SQLite
+transaction under the account's lock and is meant to run in a worker thread
+(:class:`kittiwake.store.store.Account` is the async face). Writes follow
+DESIGN.md "Durability": the message file is written, fsynced and renamed into
+place, its directory fsynced, and only then is the transaction committed.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kittiwake.store import files
+from kittiwake.store.model import (
+    Change,
+    Delivered,
+    Flags,
+    Mailbox,
+    MailboxExists,
+    MailboxNotFound,
+    Message,
+    OverQuota,
+    StoreError,
+)
+from kittiwake.store.schema import DELETED, SEEN, connect
+from kittiwake.store.summary import Summary, summarize
+
+SEPARATOR = "/"
+# RFC 6154 §2: special-use attributes of the default mailboxes, by name.
+SPECIAL_USE = {
+    "sent": "\\Sent", "drafts": "\\Drafts", "trash": "\\Trash", "archive": "\\Archive",
+    "junk": "\\Junk",
+}
+
+
+def now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+@dataclass
+class NewMessage:
+    """A message to add: a temporary file already written (and fsynced for delivery)."""
+
+    tmp_path: Path
+    size: int
+    summary: Summary
+    flags: Flags = field(default_factory=Flags)
+    received: int = 0
+    mailfrom: str = ""
+    rcptto: str = ""
+
+
+class AccountStore:
+    """Synchronous store of one account. Thread-safe through one lock."""
+
+    def __init__(self, name: str, root: Path, quota_bytes: int = 0) -> None:
+        self.name = name
+        self.root = root
+        self.quota_bytes = quota_bytes
+        self.lock = threading.RLock()
+        self.db = connect(root / "index.db")
+        files.clean_tmp(root)
+        self._remove_interrupted()
+
+    def _remove_interrupted(self) -> None:
+        """Remove files of deliveries that crashed between rename and commit.
+
+        Such a file has an id above every committed row; it was never
+        acknowledged. Only the shards at or above the highest id are read.
+        """
+        max_id = self.db.execute("SELECT COALESCE(MAX(id), 0) FROM message").fetchone()[0]
+        msg_dir = self.root / "msg"
+        if not msg_dir.is_dir():
+            return
+        for shard in msg_dir.iterdir():
+            try:
+                if int(shard.name, 16) < max_id // files.SHARD_SIZE:
+                    continue
+            except ValueError:
+                continue
+            for entry in shard.iterdir():
+                if entry.name.isdigit() and int(entry.name) > max_id:
+                    entry.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        with self.lock:
+            self.db.close()
+
+    # --- transactions -------------------------------------------------------
+
+    @contextmanager
+    def _write(self) -> Iterator[tuple[sqlite3.Connection, int]]:
+        """A write transaction with the next modseq; COMMIT (fsync of the WAL) on exit."""
+        with self.lock:
+            db = self.db
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                modseq = db.execute("SELECT value FROM meta WHERE key = 'modseq'").fetchone()[0]
+                modseq += 1
+                db.execute("UPDATE meta SET value = ? WHERE key = 'modseq'", (modseq,))
+                yield db, modseq
+                db.execute("COMMIT")
+            except BaseException:
+                db.execute("ROLLBACK")
+                raise
+
+    # --- mailboxes ----------------------------------------------------------
+
+    def mailboxes(self) -> list[Mailbox]:
+        with self.lock:
+            subscribed = {r[0] for r in self.db.execute("SELECT name FROM subscription")}
+            rows = self.db.execute(f"SELECT {_MAILBOX_COLUMNS} FROM mailbox ORDER BY name")
+            return [_mailbox(r, subscribed) for r in rows]
+
+    def subscriptions(self) -> list[str]:
+        with self.lock:
+            return [r[0] for r in self.db.execute("SELECT name FROM subscription ORDER BY name")]
+
+    def mailbox(self, name: str) -> Mailbox:
+        with self.lock:
+            return self._mailbox_by_name(self.db, name)
+
+    def _mailbox_by_name(self, db: sqlite3.Connection, name: str) -> Mailbox:
+        name = normalize_mailbox_name(name)
+        row = db.execute(f"SELECT {_MAILBOX_COLUMNS} FROM mailbox WHERE name = ?",
+                         (name,)).fetchone()
+        if row is None:
+            known = ", ".join(r[0] for r in db.execute("SELECT name FROM mailbox ORDER BY name"))
+            raise MailboxNotFound(f"mailbox {name!r} does not exist (known: {known or 'none'})")
+        subscribed = db.execute("SELECT 1 FROM subscription WHERE name = ?", (name,)).fetchone()
+        return _mailbox(row, {name} if subscribed else set())
+
+    def create_mailbox(self, name: str, special_use: str | None = None,
+                       subscribe: bool = True) -> tuple[Mailbox, list[Change]]:
+        """Create a mailbox (and missing parents, RFC 9051 §6.3.4)."""
+        name = normalize_mailbox_name(name)
+        changes: list[Change] = []
+        with self._write() as (db, modseq):
+            if db.execute("SELECT 1 FROM mailbox WHERE name = ?", (name,)).fetchone():
+                raise MailboxExists(f"mailbox {name!r} already exists")
+            parts = name.split(SEPARATOR)
+            for depth in range(1, len(parts) + 1):
+                path = SEPARATOR.join(parts[:depth])
+                if db.execute("SELECT 1 FROM mailbox WHERE name = ?", (path,)).fetchone():
+                    continue
+                use = special_use if path == name and special_use is not None else \
+                    SPECIAL_USE.get(path.lower(), "") if depth == 1 else ""
+                uidvalidity = db.execute(
+                    "UPDATE meta SET value = value + 1 WHERE key = 'uidvalidity' RETURNING value"
+                ).fetchone()[0]
+                cur = db.execute(
+                    "INSERT INTO mailbox (name, uidvalidity, special_use, highestmodseq,"
+                    " created_modseq) VALUES (?, ?, ?, ?, ?)",
+                    (path, uidvalidity, use, modseq, modseq))
+                if subscribe:
+                    db.execute("INSERT OR IGNORE INTO subscription (name) VALUES (?)", (path,))
+                changes.append(Change("mailbox-added", cur.lastrowid or 0, path, modseq=modseq))
+            mailbox = self._mailbox_by_name(db, name)
+        return mailbox, changes
+
+    def ensure_mailboxes(self, names: Iterable[str]) -> list[Change]:
+        """Create the default mailboxes that do not exist yet (Inbox always)."""
+        changes: list[Change] = []
+        existing = {m.name for m in self.mailboxes()}
+        for name in ["Inbox", *names]:
+            name = normalize_mailbox_name(name)
+            if name not in existing:
+                _, created = self.create_mailbox(name)
+                changes += created
+                existing.add(name)
+        return changes
+
+    def rename_mailbox(self, old: str, new: str) -> list[Change]:
+        """Rename with children (RFC 9051 §6.3.6). Renaming Inbox moves its messages."""
+        old, new = normalize_mailbox_name(old), normalize_mailbox_name(new)
+        if old == "Inbox":
+            return self._rename_inbox(new)
+        changes: list[Change] = []
+        with self._write() as (db, modseq):
+            source = self._mailbox_by_name(db, old)
+            if db.execute("SELECT 1 FROM mailbox WHERE name = ?", (new,)).fetchone():
+                raise MailboxExists(f"mailbox {new!r} already exists")
+            if new.startswith(old + SEPARATOR):
+                raise StoreError(f"cannot rename {old!r} into itself")
+            rows = db.execute("SELECT id, name FROM mailbox WHERE name = ? OR name LIKE ?"
+                              " ESCAPE '\\'", (old, _like_prefix(old))).fetchall()
+            for mailbox_id, name in rows:
+                renamed = new + name[len(old):]
+                db.execute("UPDATE mailbox SET name = ?, highestmodseq = ? WHERE id = ?",
+                           (renamed, modseq, mailbox_id))
+                if db.execute("DELETE FROM subscription WHERE name = ?", (name,)).rowcount:
+                    db.execute("INSERT OR IGNORE INTO subscription (name) VALUES (?)",
+                               (renamed,))
+                changes.append(Change("mailbox-renamed", mailbox_id, renamed, old_name=name,
+                                      modseq=modseq))
+            # Missing parents of the new name are created.
+            parts = new.split(SEPARATOR)
+            for depth in range(1, len(parts)):
+                path = SEPARATOR.join(parts[:depth])
+                if not db.execute("SELECT 1 FROM mailbox WHERE name = ?", (path,)).fetchone():
+                    uidvalidity = db.execute(
+                        "UPDATE meta SET value = value + 1 WHERE key = 'uidvalidity'"
+                        " RETURNING value").fetchone()[0]
+                    db.execute("INSERT INTO mailbox (name, uidvalidity, highestmodseq,"
+                               " created_modseq) VALUES (?, ?, ?, ?)",
+                               (path, uidvalidity, modseq, modseq))
+            del source
+        return changes
+
+    def _rename_inbox(self, new: str) -> list[Change]:
+        target, changes = self.create_mailbox(new)
+        inbox = self.mailbox("Inbox")
+        uids = [m.uid for m in self.messages("Inbox")]
+        if uids:
+            _, moved = self.move("Inbox", uids, new)
+            changes += moved
+        del target, inbox
+        return changes
+
+    def delete_mailbox(self, name: str) -> tuple[list[Change], list[int]]:
+        """Delete a mailbox and its messages (RFC 9051 §6.3.5); not Inbox, not with children."""
+        name = normalize_mailbox_name(name)
+        if name == "Inbox":
+            raise StoreError("Inbox cannot be deleted")
+        with self._write() as (db, modseq):
+            mailbox = self._mailbox_by_name(db, name)
+            if db.execute("SELECT 1 FROM mailbox WHERE name LIKE ? ESCAPE '\\'",
+                          (_like_prefix(name),)).fetchone():
+                raise StoreError(f"mailbox {name!r} has child mailboxes; delete those first")
+            ids = [r[0] for r in db.execute("SELECT id FROM message WHERE mailbox_id = ?",
+                                            (mailbox.id,))]
+            db.executemany("DELETE FROM fts WHERE rowid = ?", [(i,) for i in ids])
+            db.execute("DELETE FROM message WHERE mailbox_id = ?", (mailbox.id,))
+            db.execute("DELETE FROM expunged WHERE mailbox_id = ?", (mailbox.id,))
+            db.execute("DELETE FROM mailbox WHERE id = ?", (mailbox.id,))
+        files.remove(self.root, ids)
+        return [Change("mailbox-removed", mailbox.id, name, modseq=modseq)], ids
+
+    def subscribe(self, name: str, subscribed: bool = True) -> None:
+        """IMAP SUBSCRIBE/UNSUBSCRIBE; a name need not exist (RFC 9051 §6.3.7)."""
+        name = normalize_mailbox_name(name)
+        with self.lock:
+            if subscribed:
+                self.db.execute("INSERT OR IGNORE INTO subscription (name) VALUES (?)", (name,))
+            else:
+                self.db.execute("DELETE FROM subscription WHERE name = ?", (name,))
+
+    # --- adding messages ----------------------------------------------------
+
+    def total_size(self) -> int:
+        with self.lock:
+            return self.db.execute("SELECT COALESCE(SUM(size), 0) FROM mailbox").fetchone()[0]
+
+    def add(self, mailbox_name: str, messages: list[NewMessage],
+            sync: bool = True) -> tuple[list[Delivered], list[Change]]:
+        """Add messages whose temporary files exist; one transaction for all.
+
+        With ``sync`` each file is already fsynced and its directory is synced
+        here; without, the caller synced the batch with ``files.sync_files``.
+        On any failure nothing is committed and no new file stays visible.
+        """
+        placed: list[Path] = []
+        delivered: list[Delivered] = []
+        try:
+            with self._write() as (db, modseq):
+                mailbox = self._mailbox_by_name(db, mailbox_name)
+                added_size = sum(m.size for m in messages)
+                if self.quota_bytes:
+                    used = db.execute("SELECT COALESCE(SUM(size), 0) FROM mailbox").fetchone()[0]
+                    if used + added_size > self.quota_bytes:
+                        raise OverQuota(f"account {self.name} is over its quota"
+                                        f" ({used + added_size} > {self.quota_bytes} bytes)")
+                uid = mailbox.uidnext
+                saved = now_ms()
+                unseen = 0
+                deleted = 0
+                for new in messages:
+                    s = new.summary
+                    cur = db.execute(
+                        "INSERT INTO message (mailbox_id, uid, modseq, created_modseq, flags,"
+                        " keywords, size, received, saved, message_id, subject, mailfrom,"
+                        " rcptto, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (mailbox.id, uid, modseq, modseq, new.flags.system,
+                         new.flags.keyword_text(), new.size, new.received or saved, saved,
+                         s.message_id, s.subject, new.mailfrom, new.rcptto, s.json))
+                    message_id = cur.lastrowid or 0
+                    db.execute("UPDATE message SET thread_id = ? WHERE id = ?",
+                               (_thread_id(db, s, message_id), message_id))
+                    db.execute("INSERT INTO fts (rowid, headers, body) VALUES (?, ?, ?)",
+                               (message_id, s.header_text, s.body_text))
+                    placed.append(files.move_into_place(self.root, new.tmp_path, message_id,
+                                                        sync=False))
+                    if not new.flags.system & SEEN:
+                        unseen += 1
+                    if new.flags.system & DELETED:
+                        deleted += 1
+                    delivered.append(Delivered(message_id, mailbox.name, uid,
+                                               mailbox.uidvalidity, new.size))
+                    uid += 1
+                db.execute(
+                    "UPDATE mailbox SET uidnext = ?, messages = messages + ?, unseen = unseen + ?,"
+                    " deleted = deleted + ?, size = size + ?, highestmodseq = ? WHERE id = ?",
+                    (uid, len(messages), unseen, deleted, added_size, modseq, mailbox.id))
+                if sync:
+                    for directory in {p.parent for p in placed}:
+                        files.fsync_dir(directory)
+        except BaseException:
+            for path in placed:
+                path.unlink(missing_ok=True)
+            for new in messages:
+                new.tmp_path.unlink(missing_ok=True)
+            raise
+        change = Change("added", mailbox.id, mailbox.name,
+                        tuple(d.uid for d in delivered), modseq,
+                        tuple(m.flags for m in messages))
+        return delivered, [change]
+
+    def deliver(self, mailbox_name: str, data: bytes, flags: Flags = Flags(),
+                received: int = 0, mailfrom: str = "",
+                rcptto: str = "") -> tuple[Delivered, list[Change]]:
+        """Store one message durably: write+fsync file, rename, fsync dir, commit."""
+        tmp, size = files.write_temp(self.root, [data], sync=True)
+        new = NewMessage(tmp, size, summarize(data), flags, received, mailfrom, rcptto)
+        delivered, changes = self.add(mailbox_name, [new], sync=True)
+        return delivered[0], changes
+
+    # --- reading ------------------------------------------------------------
+
+    def messages(self, mailbox_name: str, changed_since: int = 0) -> list[Message]:
+        """Messages of a mailbox in UID order; only those with modseq > changed_since."""
+        with self.lock:
+            mailbox = self._mailbox_by_name(self.db, mailbox_name)
+            rows = self.db.execute(
+                f"SELECT {_MESSAGE_COLUMNS} FROM message WHERE mailbox_id = ? AND modseq > ?"
+                " ORDER BY uid", (mailbox.id, changed_since))
+            return [_message(r) for r in rows]
+
+    def message(self, message_id: int) -> Message:
+        with self.lock:
+            row = self.db.execute(f"SELECT {_MESSAGE_COLUMNS} FROM message WHERE id = ?",
+                                  (message_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"no message {message_id}")
+        return _message(row)
+
+    def summary_json(self, message_id: int) -> str:
+        with self.lock:
+            row = self.db.execute("SELECT summary FROM message WHERE id = ?",
+                                  (message_id,)).fetchone()
+        if row is None:
+            raise StoreError(f"no message {message_id}")
+        return row[0]
+
+    def path(self, message_id: int) -> Path:
+        return files.message_path(self.root, message_id)
+
+    def read(self, message_id: int) -> bytes:
+        return self.path(message_id).read_bytes()
+
+    def vanished(self, mailbox_name: str, since_modseq: int) -> list[int]:
+        """UIDs expunged after ``since_modseq`` (RFC 7162 §3.2.10 VANISHED)."""
+        with self.lock:
+            mailbox = self._mailbox_by_name(self.db, mailbox_name)
+            return [r[0] for r in self.db.execute(
+                "SELECT uid FROM expunged WHERE mailbox_id = ? AND modseq > ? ORDER BY uid",
+                (mailbox.id, since_modseq))]
+
+    def search(self, query: str, mailbox_name: str | None = None,
+               limit: int = 0) -> list[Message]:
+        """Full-text search (FTS5) over decoded headers and text parts.
+
+        Each word of ``query`` must occur (prefix match); quotes are not needed.
+        """
+        match = fts_query(query)
+        if not match:
+            return []
+        sql = (f"SELECT {_MESSAGE_COLUMNS_M} FROM fts JOIN message m ON m.id = fts.rowid"
+               " WHERE fts MATCH ?")
+        args: list[object] = [match]
+        with self.lock:
+            if mailbox_name is not None:
+                sql += " AND m.mailbox_id = ?"
+                args.append(self._mailbox_by_name(self.db, mailbox_name).id)
+            sql += " ORDER BY m.received DESC"
+            if limit:
+                sql += f" LIMIT {int(limit)}"
+            return [_message(r) for r in self.db.execute(sql, args)]
+
+    # --- changing messages --------------------------------------------------
+
+    def store_flags(self, mailbox_name: str, uids: Iterable[int], mode: str, flags: Flags,
+                    unchanged_since: int | None = None
+                    ) -> tuple[list[Message], list[int], list[Change]]:
+        """Add, remove or replace flags (RFC 9051 §6.4.6) with UNCHANGEDSINCE (RFC 7162 §3.1.3).
+
+        Returns (changed messages, uids that failed the UNCHANGEDSINCE test, changes).
+        Messages whose flags end up the same are not changed (no new modseq).
+        """
+        if mode not in ("add", "remove", "replace"):
+            raise ValueError(mode)
+        try:
+            return self._store_flags(mailbox_name, set(uids), mode, flags, unchanged_since)
+        except _NothingChanged as nothing:
+            changed, failed = nothing.result  # type: ignore[misc]
+            return changed, failed, []
+
+    def _store_flags(self, mailbox_name: str, wanted: set[int], mode: str, flags: Flags,
+                     unchanged_since: int | None
+                     ) -> tuple[list[Message], list[int], list[Change]]:
+        changed: list[Message] = []
+        failed: list[int] = []
+        with self._write() as (db, modseq):
+            mailbox = self._mailbox_by_name(db, mailbox_name)
+            rows = db.execute(f"SELECT {_MESSAGE_COLUMNS} FROM message WHERE mailbox_id = ?"
+                              " ORDER BY uid", (mailbox.id,)).fetchall()
+            d_unseen = d_deleted = 0
+            for row in rows:
+                message = _message(row)
+                if message.uid not in wanted:
+                    continue
+                if unchanged_since is not None and message.modseq > unchanged_since:
+                    failed.append(message.uid)
+                    continue
+                new = _apply(message.flags, mode, flags)
+                if new == message.flags:
+                    continue
+                db.execute("UPDATE message SET flags = ?, keywords = ?, modseq = ? WHERE id = ?",
+                           (new.system, new.keyword_text(), modseq, message.id))
+                d_unseen += _bit(message.flags, SEEN) - _bit(new, SEEN)
+                d_deleted += _bit(new, DELETED) - _bit(message.flags, DELETED)
+                changed.append(Message(message.id, message.mailbox_id, message.uid, modseq, new,
+                                       message.size, message.received, message.saved,
+                                       message.message_id, message.thread_id, message.subject))
+            if changed:
+                db.execute("UPDATE mailbox SET unseen = unseen + ?, deleted = deleted + ?,"
+                           " highestmodseq = ? WHERE id = ?",
+                           (d_unseen, d_deleted, modseq, mailbox.id))
+            else:
+                raise _NothingChanged((changed, failed))
+        change = Change("flags", mailbox.id, mailbox.name, tuple(m.uid for m in changed), modseq,
+                        tuple(m.flags for m in changed))
+        return changed, failed, [change]
+
+    def copy(self, mailbox_name: str, uids: Iterable[int], target_name: str
+             ) -> tuple[list[tuple[int, int]], list[Change]]:
+        """Copy messages (RFC 9051 §6.4.7); returns (source uid, new uid) pairs (UIDPLUS)."""
+        return self._copy_or_move(mailbox_name, uids, target_name, move=False)
+
+    def move(self, mailbox_name: str, uids: Iterable[int], target_name: str
+             ) -> tuple[list[tuple[int, int]], list[Change]]:
+        """Move messages atomically (RFC 6851): new UIDs in the target, tombstones here."""
+        return self._copy_or_move(mailbox_name, uids, target_name, move=True)
+
+    def _copy_or_move(self, mailbox_name: str, uids: Iterable[int], target_name: str,
+                      move: bool) -> tuple[list[tuple[int, int]], list[Change]]:
+        wanted = sorted(set(uids))
+        pairs: list[tuple[int, int]] = []
+        linked: list[int] = []
+        try:
+            with self._write() as (db, modseq):
+                source = self._mailbox_by_name(db, mailbox_name)
+                target = self._mailbox_by_name(db, target_name)
+                if move and source.id == target.id:
+                    raise StoreError("source and target mailbox are the same")
+                rows = [r for r in db.execute(
+                    "SELECT id, uid, flags, size FROM message WHERE mailbox_id = ? ORDER BY uid",
+                    (source.id,)) if r[1] in set(wanted)]
+                uid = target.uidnext
+                size = unseen = deleted = 0
+                for message_id, old_uid, bits, msize in rows:
+                    if move:
+                        db.execute("UPDATE message SET mailbox_id = ?, uid = ?, modseq = ?,"
+                                   " created_modseq = ? WHERE id = ?",
+                                   (target.id, uid, modseq, modseq, message_id))
+                        db.execute("INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq)"
+                                   " VALUES (?, ?, ?)", (source.id, old_uid, modseq))
+                    else:
+                        cur = db.execute(
+                            "INSERT INTO message (mailbox_id, uid, modseq, created_modseq,"
+                            " flags, keywords, size, received, saved, message_id, thread_id,"
+                            " subject, mailfrom, rcptto, summary) SELECT ?, ?, ?, ?, flags,"
+                            " keywords, size, received, ?, message_id, thread_id, subject,"
+                            " mailfrom, rcptto, summary FROM message WHERE id = ?",
+                            (target.id, uid, modseq, modseq, now_ms(), message_id))
+                        new_id = cur.lastrowid or 0
+                        db.execute("INSERT INTO fts (rowid, headers, body) SELECT ?, headers,"
+                                   " body FROM fts WHERE rowid = ?", (new_id, message_id))
+                        files.link_copy(self.root, message_id, new_id, sync=False)
+                        linked.append(new_id)
+                    pairs.append((old_uid, uid))
+                    uid += 1
+                    size += msize
+                    unseen += 0 if bits & SEEN else 1
+                    deleted += 1 if bits & DELETED else 0
+                n = len(pairs)
+                db.execute("UPDATE mailbox SET uidnext = ?, messages = messages + ?,"
+                           " unseen = unseen + ?, deleted = deleted + ?, size = size + ?,"
+                           " highestmodseq = ? WHERE id = ?",
+                           (uid, n, unseen, deleted, size, modseq, target.id))
+                if move and n:
+                    db.execute("UPDATE mailbox SET messages = messages - ?, unseen = unseen - ?,"
+                               " deleted = deleted - ?, size = size - ?, highestmodseq = ?"
+                               " WHERE id = ?", (n, unseen, deleted, size, modseq, source.id))
+                if linked:
+                    for directory in {files.message_path(self.root, i).parent for i in linked}:
+                        files.fsync_dir(directory)
+        except BaseException:
+            files.remove(self.root, linked)
+            raise
+        changes = [Change("added", target.id, target.name, tuple(p[1] for p in pairs), modseq)]
+        if move:
+            changes.append(Change("expunged", source.id, source.name,
+                                  tuple(p[0] for p in pairs), modseq))
+        return pairs, changes
+
+    def expunge(self, mailbox_name: str, uids: Iterable[int] | None = None
+                ) -> tuple[list[int], list[Change]]:
+        """Remove messages flagged \\Deleted (only among ``uids`` if given, UID EXPUNGE)."""
+        try:
+            return self._expunge(mailbox_name, set(uids) if uids is not None else None)
+        except _NothingChanged:
+            return [], []
+
+    def _expunge(self, mailbox_name: str, limit: set[int] | None
+                 ) -> tuple[list[int], list[Change]]:
+        with self._write() as (db, modseq):
+            mailbox = self._mailbox_by_name(db, mailbox_name)
+            rows = [r for r in db.execute(
+                "SELECT id, uid, flags, size FROM message WHERE mailbox_id = ? AND flags & ?"
+                " ORDER BY uid", (mailbox.id, DELETED)) if limit is None or r[1] in limit]
+            if not rows:
+                raise _NothingChanged(([], []))
+            ids = [r[0] for r in rows]
+            db.executemany("DELETE FROM fts WHERE rowid = ?", [(i,) for i in ids])
+            db.executemany("DELETE FROM message WHERE id = ?", [(i,) for i in ids])
+            db.executemany("INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq)"
+                           " VALUES (?, ?, ?)", [(mailbox.id, r[1], modseq) for r in rows])
+            unseen = sum(1 for r in rows if not r[2] & SEEN)
+            db.execute("UPDATE mailbox SET messages = messages - ?, unseen = unseen - ?,"
+                       " deleted = deleted - ?, size = size - ?, highestmodseq = ? WHERE id = ?",
+                       (len(rows), unseen, len(rows), sum(r[3] for r in rows), modseq,
+                        mailbox.id))
+        files.remove(self.root, ids)
+        uids_gone = [r[1] for r in rows]
+        return uids_gone, [Change("expunged", mailbox.id, mailbox.name, tuple(uids_gone), modseq)]
+
+    # --- credentials --------------------------------------------------------
+
+    def set_credentials(self, data: str) -> None:
+        with self.lock:
+            self.db.execute("INSERT OR REPLACE INTO credentials (id, data) VALUES (1, ?)",
+                            (data,))
+
+    def credentials(self) -> str | None:
+        with self.lock:
+            row = self.db.execute("SELECT data FROM credentials WHERE id = 1").fetchone()
+        return row[0] if row else None
+
+
+class _NothingChanged(Exception):
+    """Raised inside a write transaction to roll it back (no modseq used)."""
+
+    def __init__(self, result: object) -> None:
+        self.result = result
+
+
+def normalize_mailbox_name(name: str) -> str:
+    """Inbox is case-insensitive (RFC 9051 §5.1); no empty hierarchy levels."""
+    name = name.strip(SEPARATOR)
+    if not name:
+        raise StoreError("empty mailbox name")
+    if any(not part for part in name.split(SEPARATOR)):
+        raise StoreError(f"mailbox name {name!r} has an empty hierarchy level")
+    if any(ord(c) < 0x20 or c == "\x7f" for c in name):
+        raise StoreError(f"mailbox name {name!r} contains control characters")
+    first, _, rest = name.partition(SEPARATOR)
+    if first.lower() == "inbox":
+        return "Inbox" + (SEPARATOR + rest if rest else "")
+    return name
+
+
+def _like_prefix(name: str) -> str:
+    escaped = name.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + SEPARATOR + "%"
+
+
+def _apply(current: Flags, mode: str, change: Flags) -> Flags:
+    if mode == "replace":
+        return change
+    lower = {k.lower(): k for k in current.keywords}
+    if mode == "add":
+        for k in change.keywords:
+            lower.setdefault(k.lower(), k)
+        return Flags(current.system | change.system, tuple(sorted(lower.values(), key=str.lower)))
+    for k in change.keywords:
+        lower.pop(k.lower(), None)
+    return Flags(current.system & ~change.system, tuple(sorted(lower.values(), key=str.lower)))
+
+
+def _bit(flags: Flags, bit: int) -> int:
+    return 1 if flags.system & bit else 0
+
+
+def _thread_id(db: sqlite3.Connection, summary: Summary, own_id: int) -> int:
+    """Thread of the newest referenced message found in the account, else a new thread."""
+    for ref in [*summary.in_reply_to, *reversed(summary.references)]:
+        row = db.execute("SELECT thread_id FROM message WHERE message_id = ? LIMIT 1",
+                         (ref,)).fetchone()
+        if row:
+            return row[0]
+    return own_id
+
+
+def fts_query(text: str) -> str:
+    """Turn user words into an FTS5 query: every word must match, as a prefix."""
+    words = [w for w in "".join(c if c.isalnum() or c in "@.-_'" else " " for c in text).split()]
+    return " AND ".join('"' + w.replace('"', '""') + '"*' for w in words)
+
+
+_MAILBOX_COLUMNS = ("id, name, uidvalidity, uidnext, special_use, messages, unseen, deleted,"
+                    " size, highestmodseq")
+_MESSAGE_COLUMNS = ("id, mailbox_id, uid, modseq, flags, keywords, size, received, saved,"
+                    " message_id, thread_id, subject")
+_MESSAGE_COLUMNS_M = ", ".join("m." + c.strip() for c in _MESSAGE_COLUMNS.split(","))
+
+
+def _mailbox(row: tuple, subscribed: set[str]) -> Mailbox:  # type: ignore[type-arg]
+    return Mailbox(*row, subscribed=row[1] in subscribed)
+
+
+def _message(row: tuple) -> Message:  # type: ignore[type-arg]
+    (id_, mailbox_id, uid, modseq, bits, keywords, size, received, saved, message_id,
+     thread_id, subject) = row
+    return Message(id_, mailbox_id, uid, modseq, Flags.from_row(bits, keywords), size, received,
+                   saved, message_id, thread_id, subject)

@@ -1,0 +1,108 @@
+"""Consistency check of one account: counts, files versus rows, modseq order.
+
+``kittiwake account check NAME [--repair]``. Every problem is one line a
+person can act on. With repair, counts are recomputed, orphan files (written
+by an interrupted delivery, never acknowledged) are removed, and missing
+full-text entries are rebuilt; rows whose file is gone are reported only, as
+their content cannot be recovered.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from kittiwake.store import files
+from kittiwake.store.account import AccountStore
+from kittiwake.store.schema import DELETED, SEEN
+
+
+def check(store: AccountStore, repair: bool = False) -> list[str]:
+    """Problems found (and, with ``repair``, fixed where possible)."""
+    problems: list[str] = []
+    with store.lock:
+        db = store.db
+        modseq = db.execute("SELECT value FROM meta WHERE key = 'modseq'").fetchone()[0]
+        mailboxes = db.execute("SELECT id, name, uidnext, messages, unseen, deleted, size,"
+                               " highestmodseq FROM mailbox").fetchall()
+        for mid, name, uidnext, messages, unseen, deleted, size, highest in mailboxes:
+            rows = db.execute("SELECT uid, flags, size, modseq FROM message WHERE mailbox_id = ?",
+                              (mid,)).fetchall()
+            actual = (len(rows), sum(1 for r in rows if not r[1] & SEEN),
+                      sum(1 for r in rows if r[1] & DELETED), sum(r[2] for r in rows))
+            if actual != (messages, unseen, deleted, size):
+                problems.append(
+                    f"mailbox {name}: counts messages/unseen/deleted/size are "
+                    f"{messages}/{unseen}/{deleted}/{size}, rows say "
+                    f"{actual[0]}/{actual[1]}/{actual[2]}/{actual[3]}")
+                if repair:
+                    db.execute("UPDATE mailbox SET messages = ?, unseen = ?, deleted = ?, size = ?"
+                               " WHERE id = ?", (*actual, mid))
+            max_uid = max((r[0] for r in rows), default=0)
+            if uidnext <= max_uid:
+                problems.append(f"mailbox {name}: uidnext {uidnext} is not above the highest"
+                                f" uid {max_uid}")
+                if repair:
+                    db.execute("UPDATE mailbox SET uidnext = ? WHERE id = ?", (max_uid + 1, mid))
+            tomb = db.execute("SELECT COALESCE(MAX(modseq), 0) FROM expunged WHERE mailbox_id = ?",
+                              (mid,)).fetchone()[0]
+            max_modseq = max([tomb, *(r[3] for r in rows)])
+            if highest < max_modseq:
+                problems.append(f"mailbox {name}: highestmodseq {highest} is below a message"
+                                f" modseq {max_modseq}")
+                if repair:
+                    db.execute("UPDATE mailbox SET highestmodseq = ? WHERE id = ?",
+                               (max_modseq, mid))
+            if max_modseq > modseq:
+                problems.append(f"mailbox {name}: modseq {max_modseq} is above the account's"
+                                f" counter {modseq}")
+        ids = {}
+        for message_id, size in db.execute("SELECT id, size FROM message"):
+            ids[message_id] = size
+        for message_id, size in ids.items():
+            path = files.message_path(store.root, message_id)
+            try:
+                on_disk = os.stat(path).st_size
+            except FileNotFoundError:
+                problems.append(f"message {message_id}: file {path} is missing")
+                continue
+            if on_disk != size:
+                problems.append(f"message {message_id}: file has {on_disk} bytes, row says {size}")
+        for path in _message_files(store.root):
+            try:
+                message_id = int(path.name)
+            except ValueError:
+                problems.append(f"unexpected file {path}")
+                continue
+            if message_id not in ids:
+                problems.append(f"file {path} has no message row (interrupted delivery)")
+                if repair:
+                    path.unlink(missing_ok=True)
+        fts_ids = {r[0] for r in db.execute("SELECT rowid FROM fts")}
+        missing = set(ids) - fts_ids
+        extra = fts_ids - set(ids)
+        if missing:
+            problems.append(f"{len(missing)} messages are missing from the full-text index")
+            if repair:
+                from kittiwake.store.summary import summarize
+
+                for message_id in missing:
+                    try:
+                        summary = summarize(files.message_path(store.root, message_id)
+                                            .read_bytes())
+                    except FileNotFoundError:
+                        continue
+                    db.execute("INSERT INTO fts (rowid, headers, body) VALUES (?, ?, ?)",
+                               (message_id, summary.header_text, summary.body_text))
+        if extra:
+            problems.append(f"{len(extra)} full-text entries belong to no message")
+            if repair:
+                db.executemany("DELETE FROM fts WHERE rowid = ?", [(i,) for i in extra])
+    return problems
+
+
+def _message_files(root: Path) -> list[Path]:
+    msg_dir = root / "msg"
+    if not msg_dir.is_dir():
+        return []
+    return [p for shard in msg_dir.iterdir() if shard.is_dir() for p in shard.iterdir()]

@@ -1,0 +1,138 @@
+"""Message files on disk, written so that no acknowledged message is ever lost.
+
+DESIGN.md "Storage": a message is written to a temporary file, fsynced,
+renamed into place, and its directory fsynced; only then is the database row
+committed. Files live at ``msg/<shard>/<id>`` where the shard groups 4096 ids,
+so no directory grows without bound.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable
+from pathlib import Path
+
+SHARD_SIZE = 4096
+
+
+def message_path(root: Path, message_id: int) -> Path:
+    """Where message ``message_id`` of an account is stored."""
+    return root / "msg" / f"{message_id // SHARD_SIZE:x}" / str(message_id)
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _ensure_dir(path: Path) -> bool:
+    """Create ``path`` (and its parent) if needed; True when it was created."""
+    if path.is_dir():
+        return False
+    path.mkdir(parents=True, exist_ok=True)
+    fsync_dir(path.parent)
+    return True
+
+
+def write_temp(root: Path, chunks: Iterable[bytes], sync: bool = True) -> tuple[Path, int]:
+    """Write data to a new temporary file under ``root/tmp``; (path, size).
+
+    With ``sync`` the file is fsynced before returning (delivery); imports
+    pass False and sync a whole batch with :func:`sync_files`.
+    """
+    tmp_dir = root / "tmp"
+    _ensure_dir(tmp_dir)
+    fd, name = _mkstemp(tmp_dir)
+    size = 0
+    try:
+        with os.fdopen(fd, "wb") as f:
+            for chunk in chunks:
+                f.write(chunk)
+                size += len(chunk)
+            f.flush()
+            if sync:
+                os.fsync(f.fileno())
+    except BaseException:
+        _unlink_quiet(Path(name))
+        raise
+    return Path(name), size
+
+
+_counter = 0
+
+
+def _mkstemp(directory: Path) -> tuple[int, str]:
+    global _counter
+    while True:
+        _counter += 1
+        name = directory / f"{os.getpid()}.{_counter}.{os.urandom(4).hex()}"
+        try:
+            return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640), str(name)
+        except FileExistsError:
+            continue
+
+
+def move_into_place(root: Path, tmp: Path, message_id: int, sync: bool = True) -> Path:
+    """Rename a temporary file to its final name; fsync the directory when ``sync``."""
+    final = message_path(root, message_id)
+    _ensure_dir(final.parent)
+    os.replace(tmp, final)
+    if sync:
+        fsync_dir(final.parent)
+    return final
+
+
+def link_copy(root: Path, source_id: int, target_id: int, sync: bool = True) -> Path:
+    """Give a copied message its own name by hard link (same bytes, no copy)."""
+    source = message_path(root, source_id)
+    target = message_path(root, target_id)
+    _ensure_dir(target.parent)
+    try:
+        os.link(source, target)
+    except FileExistsError:
+        os.unlink(target)
+        os.link(source, target)
+    if sync:
+        fsync_dir(target.parent)
+    return target
+
+
+def sync_files(paths: Iterable[Path]) -> None:
+    """fsync many files and then each of their directories once (batched import)."""
+    dirs: set[Path] = set()
+    for path in paths:
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        dirs.add(path.parent)
+    for directory in dirs:
+        fsync_dir(directory)
+
+
+def remove(root: Path, message_ids: Iterable[int]) -> None:
+    """Remove message files (after their rows are gone)."""
+    for message_id in message_ids:
+        _unlink_quiet(message_path(root, message_id))
+
+
+def _unlink_quiet(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def clean_tmp(root: Path) -> int:
+    """Remove leftovers of interrupted writes; they were never acknowledged."""
+    tmp_dir = root / "tmp"
+    count = 0
+    if tmp_dir.is_dir():
+        for entry in tmp_dir.iterdir():
+            _unlink_quiet(entry)
+            count += 1
+    return count

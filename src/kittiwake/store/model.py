@@ -1,0 +1,121 @@
+"""Value types of the store: mailboxes, messages, flags, changes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from kittiwake.store.schema import FLAG_NAMES, SYSTEM_FLAGS
+
+
+class StoreError(Exception):
+    """A store operation failed; the message is for the user."""
+
+
+class MailboxNotFound(StoreError):
+    pass
+
+
+class MailboxExists(StoreError):
+    pass
+
+
+class OverQuota(StoreError):
+    """Delivery would exceed the account's quota (RFC 5321 552 / 4.2.2)."""
+
+
+class AccountNotFound(StoreError):
+    pass
+
+
+@dataclass(frozen=True)
+class Mailbox:
+    """A mailbox with the counts IMAP STATUS reports (RFC 9051 §6.3.11)."""
+
+    id: int
+    name: str
+    uidvalidity: int
+    uidnext: int
+    special_use: str
+    messages: int
+    unseen: int
+    deleted: int
+    size: int
+    highestmodseq: int
+    subscribed: bool = False
+
+
+@dataclass(frozen=True)
+class Flags:
+    """System flags as a bit set plus keywords (RFC 9051 §2.3.2)."""
+
+    system: int = 0
+    keywords: tuple[str, ...] = ()
+
+    @classmethod
+    def parse(cls, names: list[str] | tuple[str, ...] | set[str]) -> Flags:
+        """From IMAP flag names; unknown backslash flags are ignored, keywords kept."""
+        bits = 0
+        keywords: dict[str, str] = {}
+        for name in names:
+            bit = SYSTEM_FLAGS.get(name.lower())
+            if bit:
+                bits |= bit
+            elif not name.startswith("\\") and name:
+                keywords.setdefault(name.lower(), name)
+        return cls(bits, tuple(sorted(keywords.values(), key=str.lower)))
+
+    def names(self) -> list[str]:
+        return [n for bit, n in FLAG_NAMES.items() if self.system & bit] + list(self.keywords)
+
+    def keyword_text(self) -> str:
+        return " ".join(self.keywords)
+
+    @classmethod
+    def from_row(cls, bits: int, keywords: str) -> Flags:
+        return cls(bits, tuple(keywords.split()) if keywords else ())
+
+
+@dataclass(frozen=True)
+class Message:
+    """One stored message's row (no body)."""
+
+    id: int
+    mailbox_id: int
+    uid: int
+    modseq: int
+    flags: Flags
+    size: int
+    received: int  # INTERNALDATE, milliseconds since the epoch
+    saved: int  # SAVEDATE (RFC 8514), milliseconds
+    message_id: str
+    thread_id: int
+    subject: str = ""
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """What a successful delivery returns: only after file and row are on disk."""
+
+    message_id: int
+    mailbox: str
+    uid: int
+    uidvalidity: int
+    size: int
+
+
+@dataclass(frozen=True)
+class Change:
+    """A committed change, broadcast to every open session of the account.
+
+    kind: "added", "flags", "expunged", "mailbox-added", "mailbox-renamed",
+    "mailbox-removed", "mailbox-counts".
+    """
+
+    kind: str
+    mailbox_id: int
+    mailbox: str = ""
+    uids: tuple[int, ...] = ()
+    modseq: int = 0
+    flags: tuple[Flags, ...] = ()
+    old_name: str = ""
+    extra: dict[str, object] = field(default_factory=dict)

@@ -1,0 +1,123 @@
+"""The per-account SQLite database: tables, pragmas, migrations.
+
+One database per account (``accounts/<name>/index.db``), WAL mode with
+``synchronous=FULL`` so that a committed transaction is on disk (DESIGN.md
+"Durability"). ``user_version`` numbers the schema for migrations.
+
+Modification sequences (RFC 7162 §3.1.1) are account-wide: every write
+transaction takes the next value from ``meta.modseq`` and stamps every row it
+changes; a mailbox's HIGHESTMODSEQ is the largest stamp of its rows and
+tombstones. Expunged messages leave a tombstone in ``expunged`` so that
+QRESYNC can answer VANISHED (RFC 7162 §3.2.10).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+
+# System flags as bits (RFC 9051 §2.3.2); keywords are stored as text.
+SEEN, ANSWERED, FLAGGED, DELETED, DRAFT = 1, 2, 4, 8, 16
+SYSTEM_FLAGS = {
+    "\\seen": SEEN,
+    "\\answered": ANSWERED,
+    "\\flagged": FLAGGED,
+    "\\deleted": DELETED,
+    "\\draft": DRAFT,
+}
+FLAG_NAMES = {SEEN: "\\Seen", ANSWERED: "\\Answered", FLAGGED: "\\Flagged",
+              DELETED: "\\Deleted", DRAFT: "\\Draft"}
+
+DDL = """
+CREATE TABLE meta (
+  key TEXT PRIMARY KEY,
+  value INTEGER NOT NULL
+);
+CREATE TABLE mailbox (
+  id INTEGER PRIMARY KEY,
+  name TEXT NOT NULL UNIQUE,
+  uidvalidity INTEGER NOT NULL,
+  uidnext INTEGER NOT NULL DEFAULT 1,
+  special_use TEXT NOT NULL DEFAULT '',
+  messages INTEGER NOT NULL DEFAULT 0,
+  unseen INTEGER NOT NULL DEFAULT 0,
+  deleted INTEGER NOT NULL DEFAULT 0,
+  size INTEGER NOT NULL DEFAULT 0,
+  highestmodseq INTEGER NOT NULL DEFAULT 1,
+  created_modseq INTEGER NOT NULL DEFAULT 1
+);
+CREATE TABLE subscription (
+  name TEXT PRIMARY KEY
+);
+CREATE TABLE message (
+  id INTEGER PRIMARY KEY,
+  mailbox_id INTEGER NOT NULL REFERENCES mailbox(id),
+  uid INTEGER NOT NULL,
+  modseq INTEGER NOT NULL,
+  created_modseq INTEGER NOT NULL,
+  flags INTEGER NOT NULL DEFAULT 0,
+  keywords TEXT NOT NULL DEFAULT '',
+  size INTEGER NOT NULL,
+  received INTEGER NOT NULL,
+  saved INTEGER NOT NULL,
+  message_id TEXT NOT NULL DEFAULT '',
+  thread_id INTEGER NOT NULL DEFAULT 0,
+  subject TEXT NOT NULL DEFAULT '',
+  mailfrom TEXT NOT NULL DEFAULT '',
+  rcptto TEXT NOT NULL DEFAULT '',
+  summary TEXT NOT NULL DEFAULT '{}',
+  UNIQUE (mailbox_id, uid)
+);
+CREATE INDEX message_mailbox_modseq ON message (mailbox_id, modseq);
+CREATE INDEX message_message_id ON message (message_id);
+CREATE TABLE expunged (
+  mailbox_id INTEGER NOT NULL,
+  uid INTEGER NOT NULL,
+  modseq INTEGER NOT NULL,
+  PRIMARY KEY (mailbox_id, uid)
+);
+CREATE TABLE credentials (
+  id INTEGER PRIMARY KEY CHECK (id = 1),
+  data TEXT NOT NULL
+);
+CREATE VIRTUAL TABLE fts USING fts5 (
+  headers, body, tokenize = 'unicode61 remove_diacritics 2'
+);
+INSERT INTO meta (key, value) VALUES ('modseq', 1), ('uidvalidity', 0);
+"""
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open (creating if needed) an account database with durable settings."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version == 0:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(DDL):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    elif version > SCHEMA_VERSION:
+        raise RuntimeError(f"{path}: database schema {version} is newer than this kittiwake"
+                           f" ({SCHEMA_VERSION}); upgrade kittiwake")
+    return conn
+
+
+def _statements(script: str) -> list[str]:
+    out, current = [], []
+    for line in script.strip().splitlines():
+        current.append(line)
+        if sqlite3.complete_statement("\n".join(current)):
+            out.append("\n".join(current))
+            current = []
+    return out

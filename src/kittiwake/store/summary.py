@@ -1,0 +1,56 @@
+"""What the store keeps about a message besides its bytes, computed once at delivery.
+
+The envelope (IMAP ENVELOPE fields), the MIME part tree with offsets (so
+IMAP BODYSTRUCTURE and BODY[section] are answered without re-parsing),
+Message-ID / In-Reply-To / References for threading, and the decoded text
+for the full-text index. Parsing never fails: a message that cannot be
+parsed is still stored and served byte-exact, with what could be read.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass, field
+
+from kittiwake.message.envelope import envelope_of, parse_msgids
+from kittiwake.message.headers import parse_header_section
+
+logger = logging.getLogger("kittiwake.store")
+
+
+@dataclass
+class Summary:
+    """Parsed facts about one message."""
+
+    message_id: str = ""
+    in_reply_to: list[str] = field(default_factory=list)
+    references: list[str] = field(default_factory=list)
+    subject: str = ""
+    json: str = "{}"
+    header_text: str = ""
+    body_text: str = ""
+
+
+def summarize(data: bytes) -> Summary:
+    """Summary of a message; best effort on malformed input, never raises."""
+    try:
+        headers, _body = parse_header_section(data)
+        envelope = envelope_of(headers)
+        ids = parse_msgids(headers.get("message-id"))
+        subject = envelope.decoded_subject or ""
+        header_text = "\n".join(
+            v for name in ("subject", "from", "to", "cc", "bcc", "reply-to")
+            for v in [headers.decoded(name)] if v)
+        return Summary(
+            message_id=ids[0] if ids else "",
+            in_reply_to=parse_msgids(headers.get("in-reply-to")),
+            references=parse_msgids(headers.get("references")),
+            subject=subject,
+            json=json.dumps({"envelope": envelope.to_dict()}, ensure_ascii=False),
+            header_text=header_text,
+            body_text="",
+        )
+    except Exception:  # a message we cannot parse is still stored, byte-exact
+        logger.warning("message summary failed; storing without one", exc_info=True)
+        return Summary()

@@ -1,0 +1,165 @@
+"""Store behaviour as IMAP and delivery see it: UIDs, counts, modseq, flags, moves."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from kittiwake.store import (
+    Flags,
+    MailboxExists,
+    MailboxNotFound,
+    OverQuota,
+    Store,
+    StoreError,
+)
+
+MSG = b"From: a@example.org\r\nSubject: %s\r\nMessage-ID: <%s@example.org>\r\n\r\nHello\r\n"
+
+
+def msg(subject: str = "hi", mid: str = "1") -> bytes:
+    return MSG % (subject.encode(), mid.encode())
+
+
+@pytest.fixture
+async def account(tmp_path: Path):  # type: ignore[no-untyped-def]
+    store = Store(tmp_path)
+    acc = await store.account("alice", default_mailboxes=["Sent", "Drafts", "Trash", "Archive",
+                                                          "Junk"])
+    yield acc
+    store.close()
+
+
+async def test_default_mailboxes_have_special_use(account) -> None:  # type: ignore[no-untyped-def]
+    boxes = {m.name: m for m in await account.mailboxes()}
+    assert set(boxes) == {"Inbox", "Sent", "Drafts", "Trash", "Archive", "Junk"}
+    assert boxes["Sent"].special_use == "\\Sent" and boxes["Junk"].special_use == "\\Junk"
+    assert len({m.uidvalidity for m in boxes.values()}) == 6
+
+
+async def test_delivery_assigns_uids_and_counts(account, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    first = await account.deliver("INBOX", msg("one", "1"))
+    second = await account.deliver("Inbox", msg("two", "2"), flags=Flags.parse(["\\Seen"]))
+    assert (first.uid, second.uid) == (1, 2)
+    assert (tmp_path / "accounts/alice/msg/0/1").read_bytes() == msg("one", "1")
+    inbox = await account.mailbox("Inbox")
+    assert (inbox.messages, inbox.unseen, inbox.uidnext) == (2, 1, 3)
+    assert inbox.size == len(msg("one", "1")) + len(msg("two", "2"))
+    assert await account.read(second.message_id) == msg("two", "2")
+
+
+async def test_every_change_bumps_modseq(account) -> None:  # type: ignore[no-untyped-def]
+    d = await account.deliver("Inbox", msg())
+    m0 = (await account.messages("Inbox"))[0]
+    changed, failed = await account.store_flags("Inbox", [d.uid], "add", Flags.parse(["\\Flagged"]))
+    assert failed == [] and changed[0].modseq > m0.modseq
+    assert (await account.mailbox("Inbox")).highestmodseq == changed[0].modseq
+    # Setting a flag that is already set changes nothing and uses no modseq.
+    same, _ = await account.store_flags("Inbox", [d.uid], "add", Flags.parse(["\\Flagged"]))
+    assert same == []
+    assert await account.messages("Inbox", changed_since=changed[0].modseq) == []
+
+
+async def test_unchangedsince_reports_modified(account) -> None:  # type: ignore[no-untyped-def]
+    d = await account.deliver("Inbox", msg())
+    before = (await account.messages("Inbox"))[0].modseq
+    await account.store_flags("Inbox", [d.uid], "add", Flags.parse(["$Important"]))
+    changed, failed = await account.store_flags("Inbox", [d.uid], "add",
+                                                Flags.parse(["\\Seen"]), unchanged_since=before)
+    assert changed == [] and failed == [d.uid]
+
+
+async def test_keywords_case_insensitive(account) -> None:  # type: ignore[no-untyped-def]
+    d = await account.deliver("Inbox", msg(), flags=Flags.parse(["$Junk"]))
+    changed, _ = await account.store_flags("Inbox", [d.uid], "remove", Flags.parse(["$junk"]))
+    assert changed[0].flags.keywords == ()
+
+
+async def test_expunge_leaves_tombstones_and_removes_files(account, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    a = await account.deliver("Inbox", msg("a", "a"))
+    b = await account.deliver("Inbox", msg("b", "b"))
+    await account.store_flags("Inbox", [a.uid, b.uid], "add", Flags.parse(["\\Deleted"]))
+    assert (await account.mailbox("Inbox")).deleted == 2
+    modseq = (await account.mailbox("Inbox")).highestmodseq
+    assert await account.expunge("Inbox", uids=[a.uid]) == [a.uid]   # UID EXPUNGE
+    assert await account.vanished("Inbox", modseq) == [a.uid]
+    assert not (tmp_path / f"accounts/alice/msg/0/{a.message_id}").exists()
+    inbox = await account.mailbox("Inbox")
+    assert (inbox.messages, inbox.deleted, inbox.unseen) == (1, 1, 1)
+
+
+async def test_copy_and_move(account) -> None:  # type: ignore[no-untyped-def]
+    d = await account.deliver("Inbox", msg(), flags=Flags.parse(["\\Seen", "$Label1"]))
+    pairs = await account.copy("Inbox", [d.uid], "Archive")
+    assert pairs == [(1, 1)]
+    [copied] = await account.messages("Archive")
+    assert copied.flags.names() == ["\\Seen", "$Label1"]
+    assert await account.read(copied.id) == msg()
+    moved = await account.move("Inbox", [d.uid], "Trash")
+    assert moved == [(1, 1)]
+    assert await account.messages("Inbox") == []
+    inbox, trash = await account.mailbox("Inbox"), await account.mailbox("Trash")
+    assert (inbox.messages, inbox.size, trash.messages) == (0, 0, 1)
+    assert await account.vanished("Inbox", 0) == [1]
+    assert (await account.search("Hello", "Trash"))[0].uid == 1
+
+
+async def test_rename_with_children_and_delete(account) -> None:  # type: ignore[no-untyped-def]
+    await account.create_mailbox("Projects/2026/Q4")
+    names = {m.name for m in await account.mailboxes()}
+    assert {"Projects", "Projects/2026", "Projects/2026/Q4"} <= names
+    await account.rename_mailbox("Projects", "Work/Projects")
+    names = {m.name for m in await account.mailboxes()}
+    assert {"Work", "Work/Projects", "Work/Projects/2026", "Work/Projects/2026/Q4"} <= names
+    assert not any(n.startswith("Projects") for n in names)
+    with pytest.raises(StoreError, match="child mailboxes"):
+        await account.delete_mailbox("Work/Projects")
+    await account.delete_mailbox("Work/Projects/2026/Q4")
+    with pytest.raises(MailboxExists):
+        await account.create_mailbox("Work")
+    with pytest.raises(MailboxNotFound, match=r"known: .*Inbox"):
+        await account.mailbox("Inobx")
+
+
+async def test_rename_inbox_moves_messages(account) -> None:  # type: ignore[no-untyped-def]
+    await account.deliver("Inbox", msg())
+    await account.rename_mailbox("Inbox", "Old mail")
+    assert (await account.mailbox("Inbox")).messages == 0
+    assert (await account.mailbox("Old mail")).messages == 1
+
+
+async def test_quota(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    acc = await store.account("bob", quota_bytes=100)
+    await acc.deliver("Inbox", b"x" * 60)
+    with pytest.raises(OverQuota, match="over its quota"):
+        await acc.deliver("Inbox", b"y" * 60)
+    assert (await acc.mailbox("Inbox")).messages == 1
+    assert list((tmp_path / "accounts/bob/tmp").iterdir()) == []
+    store.close()
+
+
+async def test_threading_and_search(account) -> None:  # type: ignore[no-untyped-def]
+    root = await account.deliver("Inbox", msg("Quarterly numbers", "root"))
+    reply = await account.deliver(
+        "Inbox", b"Subject: Re: Quarterly numbers\r\nIn-Reply-To: <root@example.org>\r\n\r\nok\r\n")
+    msgs = {m.uid: m for m in await account.messages("Inbox")}
+    assert msgs[reply.uid].thread_id == msgs[root.uid].thread_id
+    assert {m.uid for m in await account.search("quarterly")} == {root.uid, reply.uid}
+    assert await account.search("nonexistentword") == []
+
+
+async def test_change_broadcast(account, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]
+    store_changes = account.hub
+    with store_changes.subscribe("alice") as sub:
+        d = await account.deliver("Inbox", msg())
+        await account.store_flags("Inbox", [d.uid], "add", Flags.parse(["\\Seen"]))
+        kinds = [(c.kind, c.mailbox, c.uids) for c in sub.pending()]
+    assert kinds == [("added", "Inbox", (1,)), ("flags", "Inbox", (1,))]
+
+
+async def test_unparseable_message_is_stored_byte_exact(account) -> None:  # type: ignore[no-untyped-def]
+    junk = bytes(range(256)) * 10
+    d = await account.deliver("Inbox", junk)
+    assert await account.read(d.message_id) == junk
