@@ -1,0 +1,151 @@
+"""Which account (and mailbox) an address delivers to.
+
+Built from domains.conf on every (re)load. Matching follows what users
+expect of a mail server: domains compare case-insensitively (as A-labels);
+localparts case-insensitively unless the domain says otherwise (RFC 5321
+§2.4 allows case-sensitive localparts; almost nobody wants them); UTF-8
+localparts (RFC 6531) are NFC-normalised; with a catch-all separator,
+``user+tag@`` delivers like ``user@``; then aliases; then ``@domain``.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+from kittiwake.config.domains import Destination, DomainsConfig, Ruleset
+
+
+@dataclass(frozen=True)
+class AccountRecipient:
+    """Mail for an address goes to this account and destination."""
+
+    account: str
+    address: str  # the destination key that matched ("user@domain" or "@domain")
+    destination: Destination
+
+
+@dataclass(frozen=True)
+class AliasRecipient:
+    """An alias: expands to member accounts."""
+
+    alias: str
+    members: tuple[AccountRecipient, ...]
+    post_public: bool
+    member_addresses: tuple[str, ...]
+
+
+Recipient = AccountRecipient | AliasRecipient
+
+
+def _fold_local(localpart: str, case_sensitive: bool) -> str:
+    local = unicodedata.normalize("NFC", localpart)
+    return local if case_sensitive else local.casefold()
+
+
+def _ascii_domain(domain: str) -> str:
+    from kittiwake.dns.names import to_ascii
+
+    try:
+        return to_ascii(domain).lower()
+    except ValueError:
+        return domain.lower()
+
+
+class AddressIndex:
+    """Fast address lookups for one version of domains.conf."""
+
+    def __init__(self, config: DomainsConfig) -> None:
+        self.config = config
+        self._exact: dict[tuple[str, str], AccountRecipient] = {}
+        self._catchall: dict[str, AccountRecipient] = {}
+        self._aliases: dict[tuple[str, str], str] = {}
+        for name, account in config.accounts.items():
+            for key, destination in account.destinations.items():
+                local, _, domain = key.rpartition("@")
+                domain = _ascii_domain(domain)
+                recipient = AccountRecipient(name, key, destination)
+                if not local:
+                    self._catchall[domain] = recipient
+                else:
+                    self._exact[(self._fold(local, domain), domain)] = recipient
+        for key in config.aliases:
+            local, _, domain = key.rpartition("@")
+            domain = _ascii_domain(domain)
+            self._aliases[(self._fold(local, domain), domain)] = key
+
+    def _fold(self, local: str, domain: str) -> str:
+        settings = self.config.domains.get(domain)
+        return _fold_local(local, bool(settings and settings.localpart_case_sensitive))
+
+    def is_local_domain(self, domain: str) -> bool:
+        return _ascii_domain(domain) in self.config.domains
+
+    def lookup(self, localpart: str, domain: str) -> Recipient | None:
+        """The recipient for ``localpart@domain``, or None when unknown (reject at RCPT)."""
+        domain = _ascii_domain(domain)
+        settings = self.config.domains.get(domain)
+        if settings is None:
+            return None
+        local = self._fold(localpart, domain)
+        candidates = [local]
+        sep = settings.localpart_catchall_separator
+        if sep and sep in local:
+            candidates.append(local.split(sep, 1)[0])
+        for candidate in candidates:
+            found = self._exact.get((candidate, domain))
+            if found:
+                return found
+            alias = self._aliases.get((candidate, domain))
+            if alias:
+                return self._expand(alias)
+        return self._catchall.get(domain)
+
+    def _expand(self, alias: str) -> AliasRecipient:
+        spec = self.config.aliases[alias]
+        members: list[AccountRecipient] = []
+        for address in spec.addresses:
+            local, _, domain = address.rpartition("@")
+            found = self._exact.get((self._fold(local, _ascii_domain(domain)),
+                                     _ascii_domain(domain)))
+            if found and found not in members:
+                members.append(found)
+        return AliasRecipient(alias, tuple(members), spec.post_public, tuple(spec.addresses))
+
+    def addresses_of(self, account: str) -> list[str]:
+        """The addresses an account may send as (its destinations; catch-alls excluded)."""
+        acc = self.config.accounts.get(account)
+        return [] if acc is None else [d for d in acc.destinations if not d.startswith("@")]
+
+    def may_send_as(self, account: str, localpart: str, domain: str) -> bool:
+        """Whether ``account`` may use ``localpart@domain`` as From (submission)."""
+        found = self.lookup(localpart, domain)
+        return isinstance(found, AccountRecipient) and found.account == account
+
+
+def pick_mailbox(destination: Destination, *, mailfrom: str = "", msg_from: str = "",
+                 verified_domains: frozenset[str] = frozenset(),
+                 headers: list[tuple[str, str]] | None = None) -> str:
+    """The mailbox for a message: the first matching ruleset, else the default."""
+    for ruleset in destination.rulesets:
+        if _matches(ruleset, mailfrom, msg_from, verified_domains, headers or []):
+            return ruleset.mailbox
+    return destination.mailbox
+
+
+def _matches(rule: Ruleset, mailfrom: str, msg_from: str, verified: frozenset[str],
+             headers: list[tuple[str, str]]) -> bool:
+    if rule.smtp_mailfrom_regexp and not re.search(rule.smtp_mailfrom_regexp, mailfrom, re.I):
+        return False
+    if rule.msg_from_regexp and not re.search(rule.msg_from_regexp, msg_from, re.I):
+        return False
+    if rule.verified_domain:
+        want = _ascii_domain(rule.verified_domain)
+        if not any(d == want or d.endswith("." + want) for d in verified):
+            return False
+    for name, pattern in rule.header_regexps.items():
+        values = [v for k, v in headers if k.lower() == name]
+        if not any(re.search(pattern, v, re.I) for v in values):
+            return False
+    return True
