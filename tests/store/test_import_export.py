@@ -136,3 +136,39 @@ def test_account_check_and_list(config_dir: Path, tmp_path: Path) -> None:
     assert result.exit_code == 1 and "mailbox Inbox: counts" in result.output
     run(config_dir, "account", "check", "alice", "--repair")
     assert "no problems found" in run(config_dir, "account", "check", "alice")
+
+
+def test_setpassword_stores_only_derived_secrets(config_dir: Path) -> None:
+    from kittiwake.sasl import Credentials, verify_password
+
+    result = CliRunner().invoke(cli, ["--config", str(config_dir), "account", "setpassword",
+                                      "alice"], input="correct horse battery\n")
+    assert result.exit_code == 0, result.output
+    store = open_store(config_dir)
+    stored = store.credentials()
+    store.close()
+    assert stored is not None and "correct horse battery" not in stored
+    creds = Credentials.from_json(stored)
+    assert verify_password(creds, "correct horse battery")
+    assert not verify_password(creds, "correct horse battery!")
+    short = CliRunner().invoke(cli, ["--config", str(config_dir), "account", "setpassword",
+                                     "alice"], input="short\n")
+    assert short.exit_code == 1 and "too short" in short.output
+
+
+def test_address_and_account_edits(config_dir: Path) -> None:
+    run(config_dir, "address", "add", "al@example.org", "alice")
+    run(config_dir, "address", "add", "@example.org", "alice")
+    dup = CliRunner().invoke(cli, ["--config", str(config_dir), "address", "add",
+                                   "AL@example.org", "alice"])
+    assert dup.exit_code == 1 and "already belongs to account alice" in dup.output
+    unknown = CliRunner().invoke(cli, ["--config", str(config_dir), "account", "add", "bob",
+                                       "bob@nowhere.example"])
+    assert unknown.exit_code == 1
+    assert "domain 'nowhere.example' of 'bob@nowhere.example' is not configured" in unknown.output
+    run(config_dir, "address", "rm", "al@example.org")
+    text = (config_dir / "domains.conf").read_text()
+    assert "al@example.org" not in text.replace("alice@example.org", "")
+    assert '"@example.org"' in text
+    run(config_dir, "account", "rm", "alice")
+    assert "alice" not in (config_dir / "domains.conf").read_text()

@@ -8,8 +8,10 @@ so no directory grows without bound.
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 SHARD_SIZE = 4096
@@ -100,16 +102,46 @@ def link_copy(root: Path, source_id: int, target_id: int, sync: bool = True) -> 
     return target
 
 
+def _load_syncfs() -> Callable[[int], int] | None:
+    """libc's syncfs(2) (Linux), or None where it is not available."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        fn = libc.syncfs
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = [ctypes.c_int]
+    fn.restype = ctypes.c_int
+    return fn  # type: ignore[no-any-return]
+
+
+_syncfs = _load_syncfs()
+SYNCFS_THRESHOLD = 16
+
+
 def sync_files(paths: Iterable[Path]) -> None:
-    """fsync many files and then each of their directories once (batched import)."""
-    dirs: set[Path] = set()
+    """Make many files and their directories durable (batched import).
+
+    For more than a few files one syncfs(2) of their file system is far
+    cheaper than an fsync per file (one journal commit instead of many);
+    it flushes every file written before it, these included.
+    """
+    paths = list(paths)
+    if not paths:
+        return
+    dirs = {path.parent for path in paths}
+    if _syncfs is not None and len(paths) > SYNCFS_THRESHOLD:
+        fd = os.open(next(iter(dirs)), os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            if _syncfs(fd) == 0:
+                return
+        finally:
+            os.close(fd)
     for path in paths:
         fd = os.open(path, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:
             os.close(fd)
-        dirs.add(path.parent)
     for directory in dirs:
         fsync_dir(directory)
 

@@ -15,6 +15,8 @@ Stored messages use CRLF line endings; files on disk use LF.
 from __future__ import annotations
 
 import email.utils
+import io
+import mmap
 import os
 import re
 import time
@@ -28,7 +30,6 @@ from kittiwake.store.model import Flags
 MBOX_STATUS_HEADERS = (b"status", b"x-status", b"x-keywords")
 _FROM_QUOTED = re.compile(rb"^>(>*From )", re.M)
 _FROM_LINE = re.compile(rb"^(>*From )", re.M)
-_BARE_LF = re.compile(rb"(?<!\r)\n")
 
 MAILDIR_FLAGS = {"P": "$Forwarded", "R": "\\Answered", "S": "\\Seen", "T": "\\Deleted",
                  "D": "\\Draft", "F": "\\Flagged"}
@@ -46,7 +47,10 @@ class MailItem:
 
 
 def to_crlf(data: bytes) -> bytes:
-    return _BARE_LF.sub(b"\r\n", data)
+    """Bare LF to CRLF (existing CRLF kept; bare CR left alone)."""
+    if b"\n" not in data:
+        return data
+    return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
 def to_lf(data: bytes) -> bytes:
@@ -110,31 +114,60 @@ def _from_line_date(line: bytes) -> int:
 
 
 def read_mbox(stream: BinaryIO, source: str = "mbox") -> Iterator[MailItem]:
-    """Messages of an mbox file, streamed (the file is not read whole)."""
-    current: list[bytes] = []
-    from_line = b""
+    """Messages of an mbox file.
+
+    A message starts at a "From " line at the start of the file or after an
+    empty line (RFC 4155 §2). Regular files are memory-mapped and scanned
+    with ``find``; other streams (archive members) are read line by line.
+    """
+    try:
+        fileno = stream.fileno()
+        size = os.fstat(fileno).st_size
+    except (AttributeError, OSError, io.UnsupportedOperation):
+        size = -1
+    if size == 0:
+        return
+    if size > 0:
+        with mmap.mmap(fileno, 0, access=mmap.ACCESS_READ) as mapped:
+            yield from _split_mbox(mapped, source)
+        return
+    yield from _split_mbox(stream.read(), source)
+
+
+def _split_mbox(data: bytes | mmap.mmap, source: str) -> Iterator[MailItem]:
+    pos = 0 if data[:5] == b"From " else -1
+    if pos < 0:
+        start = data.find(b"\n\nFrom ")
+        if start < 0:
+            return
+        pos = start + 2
     index = 0
-
-    def finish() -> MailItem:
-        raw = b"".join(current)
-        if raw.endswith(b"\n\n"):
-            raw = raw[:-1]  # the blank line before the next From line is mbox framing
-        raw = _FROM_QUOTED.sub(rb"\1", raw)
-        raw, flags = _mbox_flags(raw)
-        return MailItem(to_crlf(raw), flags, _from_line_date(from_line), f"{source} #{index}")
-
-    for line in stream:
-        if line.startswith(b"From ") and (not current or current[-1] in (b"\n", b"\r\n")):
-            if current or from_line:
-                index += 1
-                yield finish()
-            current = []
-            from_line = line
-            continue
-        current.append(line)
-    if current or from_line:
+    end_of_data = len(data)
+    while pos < end_of_data:
+        line_end = data.find(b"\n", pos)
+        if line_end < 0:
+            return
+        from_line = bytes(data[pos:line_end])
+        body_start = line_end + 1
+        nxt = data.find(b"\n\nFrom ", body_start - 1)
+        if nxt < 0:
+            raw = bytes(data[body_start:])
+            next_pos = end_of_data
+        else:
+            raw = bytes(data[body_start:nxt + 1])
+            next_pos = nxt + 2
         index += 1
-        yield finish()
+        yield _mbox_item(raw, from_line, f"{source} #{index}")
+        pos = next_pos
+
+
+def _mbox_item(raw: bytes, from_line: bytes, source: str) -> MailItem:
+    if raw.endswith(b"\n\n"):
+        raw = raw[:-1]  # the blank line before the next From line is mbox framing
+    if b">From " in raw:
+        raw = _FROM_QUOTED.sub(rb"\1", raw)
+    raw, flags = _mbox_flags(raw)
+    return MailItem(to_crlf(raw), flags, _from_line_date(from_line), source)
 
 
 def write_mbox(out: BinaryIO, data: bytes, flags: Flags, received_ms: int) -> None:
