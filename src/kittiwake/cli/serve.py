@@ -27,7 +27,7 @@ def setup_logging(ctx: click.Context, config) -> None:  # type: ignore[no-untype
 
     level = ctx.find_root().obj.get("loglevel") or config.static.log.level
     log.setup(level=level, packages=dict(config.static.log.packages),
-              fmt=config.static.log.format)
+              format=config.static.log.format)
 
 
 @click.command(name="serve")

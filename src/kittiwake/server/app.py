@@ -129,7 +129,7 @@ class Server:
         levels = args.get("set") or {}
         if levels:
             try:
-                log.set_levels(levels)
+                log.set_levels(levels, replace=False)
             except ValueError as exc:
                 raise ControlError(str(exc)) from None
         return log.current_levels()

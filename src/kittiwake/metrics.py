@@ -1,0 +1,168 @@
+"""Prometheus metrics for kittiwake (see DESIGN.md "Metrics").
+
+All kittiwake metrics live in :data:`REGISTRY`, a registry of our own (not
+prometheus-client's global default, so tests and libraries cannot collide
+with it), together with the standard process, platform and Python GC
+collectors. Names start with ``kittiwake_``.
+
+Counters whose label values are known in advance are created with every
+label set at 0 (:func:`counter`, :func:`preinit`), so ``rate()`` and
+``increase()`` see the first event. :func:`panic` is what the top of every
+connection and background task calls for an unexpected exception: it logs
+the traceback (with the connection id bound in the log context) and counts
+it in ``kittiwake_panic_total{origin}``.
+
+The exposition is served by :func:`metrics_app` (``GET /metrics``) on the
+metrics listener.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from typing import Any
+
+from aiohttp import web
+from prometheus_client import (
+    CONTENT_TYPE_PLAIN_0_0_4,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+from kittiwake.log import get_logger
+
+PREFIX = "kittiwake_"
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+ProcessCollector(registry=REGISTRY)
+PlatformCollector(registry=REGISTRY)
+GCCollector(registry=REGISTRY)
+
+# Where an unexpected exception can be caught: one value per server, client
+# and background task. Add a value here when adding such a place; panic()
+# also accepts others, but only these start at 0.
+PANIC_ORIGINS: tuple[str, ...] = (
+    "smtpserver",
+    "smtpclient",
+    "imapserver",
+    "queue",
+    "http",
+    "webmail",
+    "webapi",
+    "acme",
+    "store",
+    "dns",
+    "control",
+    "import",
+    "export",
+    "reports",
+    "junk",
+    "serve",
+)
+
+
+def _name(name: str) -> str:
+    return name if name.startswith(PREFIX) else PREFIX + name
+
+
+def preinit(metric: Any, **label_values: Iterable[str]) -> None:
+    """Create every combination of the given label values (at 0 for counters).
+
+    ``preinit(deliveries, result=("ok", "temperror", "permerror"), tls=("yes", "no"))``
+    creates the six label sets. Labels not named must not exist on the metric.
+    """
+    names = list(label_values)
+    for combo in itertools.product(*(tuple(label_values[n]) for n in names)):
+        metric.labels(**dict(zip(names, combo, strict=True)))
+
+
+def counter(name: str, documentation: str,
+            labels: Mapping[str, Iterable[str]] | Sequence[str] = ()) -> Counter:
+    """A counter in :data:`REGISTRY` named ``kittiwake_<name>_total``.
+
+    ``labels`` is either the label names, or a mapping of each label name to
+    its known values, which are all created at 0.
+    """
+    names = list(labels)
+    metric = Counter(_name(name), documentation, names, registry=REGISTRY)
+    if isinstance(labels, Mapping) and names:
+        preinit(metric, **labels)
+    return metric
+
+
+def gauge(name: str, documentation: str, labels: Sequence[str] = ()) -> Gauge:
+    """A gauge in :data:`REGISTRY` named ``kittiwake_<name>``."""
+    return Gauge(_name(name), documentation, list(labels), registry=REGISTRY)
+
+
+def histogram(name: str, documentation: str, labels: Sequence[str] = (),
+              buckets: Sequence[float] | None = None) -> Histogram:
+    """A histogram in :data:`REGISTRY` named ``kittiwake_<name>``."""
+    kwargs: dict[str, Any] = {}
+    if buckets is not None:
+        kwargs["buckets"] = tuple(buckets)
+    return Histogram(_name(name), documentation, list(labels), registry=REGISTRY, **kwargs)
+
+
+PANIC_TOTAL = counter(
+    "panic",
+    "Unexpected errors caught at the top of a connection or task, by where they were caught.",
+    {"origin": PANIC_ORIGINS},
+)
+
+
+def panic(origin: str, exc: BaseException, msg: str = "unhandled error", **fields: Any) -> None:
+    """Log ``exc`` with its traceback at error level and count it; never raises.
+
+    The log line goes to the logger of package ``origin`` and carries the
+    bound context (the ``cid``) and ``fields``.
+    """
+    try:
+        get_logger(origin).error(msg, exc_info=exc, origin=origin, **fields)
+    finally:
+        PANIC_TOTAL.labels(origin=origin).inc()
+
+
+@contextlib.contextmanager
+def guard(origin: str, msg: str = "unhandled error", **fields: Any) -> Iterator[None]:
+    """Catch any Exception in the block, report it with :func:`panic` and go on.
+
+    For the top of a connection handler or a background task (also around
+    ``await``); cancellation and KeyboardInterrupt pass through.
+    """
+    try:
+        yield
+    except Exception as exc:
+        panic(origin, exc, msg, **fields)
+
+
+def render(registry: CollectorRegistry = REGISTRY) -> tuple[bytes, str]:
+    """The Prometheus text exposition of the registry and its content type."""
+    return generate_latest(registry), CONTENT_TYPE_PLAIN_0_0_4
+
+
+async def handle_metrics(request: web.Request) -> web.Response:
+    """aiohttp handler for ``GET /metrics``."""
+    registry = request.app.get(REGISTRY_KEY, REGISTRY)
+    body, content_type = render(registry)
+    resp = web.Response(body=body)
+    resp.headers["Content-Type"] = content_type
+    return resp
+
+
+REGISTRY_KEY: web.AppKey[CollectorRegistry] = web.AppKey("kittiwake_registry", CollectorRegistry)
+
+
+def metrics_app(registry: CollectorRegistry = REGISTRY) -> web.Application:
+    """An aiohttp application serving ``GET /metrics`` (to mount on the metrics listener)."""
+    app = web.Application()
+    app[REGISTRY_KEY] = registry
+    app.router.add_get("/metrics", handle_metrics)
+    return app
