@@ -17,9 +17,17 @@ import click
 COMMANDS: dict[str, tuple[str, str]] = {
     "version": ("kittiwake.cli.version", "version_command"),
     "dns": ("kittiwake.cli.dns", "dns_group"),
+    "dmarc": ("kittiwake.cli.dmarc", "dmarc_group"),
+    "spf": ("kittiwake.cli.spf", "spf_group"),
     "config": ("kittiwake.cli.config", "config_group"),
     "serve": ("kittiwake.cli.serve", "serve_command"),
     "loglevels": ("kittiwake.cli.serve", "loglevels_command"),
+    "dkim": ("kittiwake.cli.dkim", "dkim_group"),
+    "account": ("kittiwake.cli.account", "account_group"),
+    "address": ("kittiwake.cli.account", "address_group"),
+    "domain": ("kittiwake.cli.account", "domain_group"),
+    "import": ("kittiwake.cli.importexport", "import_command"),
+    "export": ("kittiwake.cli.importexport", "export_command"),
 }
 
 
@@ -57,7 +65,7 @@ def main(argv: list[str] | None = None) -> Any:
     """Console-script entry. User errors are one line on stderr: exit 1 for
     problems with input or config, 2 for command-line usage."""
     try:
-        return cli.main(args=argv, prog_name="kittiwake", standalone_mode=False)
+        result = cli.main(args=argv, prog_name="kittiwake", standalone_mode=False)
     except click.exceptions.UsageError as exc:
         where = exc.ctx.command_path if exc.ctx else "kittiwake"
         message = " ".join(exc.format_message().split())
@@ -76,6 +84,8 @@ def main(argv: list[str] | None = None) -> Any:
         sys.exit(130)
     except BrokenPipeError:
         sys.exit(1)
+    # click returns the exit code of ctx.exit(N) when not in standalone mode.
+    sys.exit(result if isinstance(result, int) else 0)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,109 @@
+"""Rate limits per IP class: connections, messages, failed logins.
+
+An address is counted in three classes at once, so a spammer cannot escape
+by hopping within a network: IPv4 /32, /26 and /21; IPv6 /64, /48 and /32.
+Each class has its own limit per window. Windows are fixed-size buckets
+(the current and previous one, weighted), which is cheap and smooth enough.
+The clock is injected so tests run without waiting.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+IPV4_CLASSES = (32, 26, 21)
+IPV6_CLASSES = (64, 48, 32)
+
+
+def ip_classes(ip: str) -> list[str]:
+    """The networks an address belongs to, smallest first."""
+    address = ipaddress.ip_address(ip)
+    prefixes = IPV4_CLASSES if address.version == 4 else IPV6_CLASSES
+    return [str(ipaddress.ip_network(f"{address}/{p}", strict=False)) for p in prefixes]
+
+
+@dataclass
+class Limiter:
+    """Counts events per key in a sliding window; ``limits`` per IP class."""
+
+    window: float
+    limits: tuple[int, int, int]
+    clock: Callable[[], float] = time.monotonic
+    _buckets: dict[str, tuple[int, int, int]] = field(default_factory=dict)
+
+    def _count(self, key: str, now: float) -> float:
+        index = int(now // self.window)
+        bucket, current, previous = self._buckets.get(key, (index, 0, 0))
+        if bucket != index:
+            previous = current if bucket == index - 1 else 0
+            current = 0
+        self._buckets[key] = (index, current, previous)
+        weight = 1 - (now % self.window) / self.window
+        return current + previous * weight
+
+    def allowed(self, ip: str, n: int = 1) -> bool:
+        """Whether ``n`` more events from ``ip`` fit in every class's limit."""
+        now = self.clock()
+        return all(self._count(key, now) + n <= limit
+                   for key, limit in zip(ip_classes(ip), self.limits, strict=True))
+
+    def add(self, ip: str, n: int = 1) -> None:
+        now = self.clock()
+        for key in ip_classes(ip):
+            self._count(key, now)
+            index, current, previous = self._buckets[key]
+            self._buckets[key] = (index, current + n, previous)
+        if len(self._buckets) > 100_000:
+            self._expire(now)
+
+    def take(self, ip: str, n: int = 1) -> bool:
+        """Count the events if they fit; False (and nothing counted) if not."""
+        if not self.allowed(ip, n):
+            return False
+        self.add(ip, n)
+        return True
+
+    def _expire(self, now: float) -> None:
+        index = int(now // self.window)
+        for key in [k for k, (b, _c, _p) in self._buckets.items() if b < index - 1]:
+            del self._buckets[key]
+
+
+@dataclass
+class AuthFailures:
+    """Failed logins per IP and per account: each failure is delayed, and past
+    the limit further attempts are refused for the window (RFC 4954 §4 leaves
+    this to the server; brute-force defence)."""
+
+    window: float = 300.0
+    per_ip: int = 10
+    per_account: int = 30
+    clock: Callable[[], float] = time.monotonic
+    _ip: Limiter = field(init=False)
+    _account: dict[str, list[float]] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self._ip = Limiter(self.window, (self.per_ip, self.per_ip * 4, self.per_ip * 16),
+                           self.clock)
+
+    def blocked(self, ip: str, account: str | None = None) -> bool:
+        if not self._ip.allowed(ip):
+            return True
+        if account is not None:
+            now = self.clock()
+            recent = [t for t in self._account.get(account.lower(), []) if now - t < self.window]
+            return len(recent) >= self.per_account
+        return False
+
+    def failed(self, ip: str, account: str | None) -> float:
+        """Record a failure; returns how long to delay the reply (seconds)."""
+        self._ip.add(ip)
+        if account:
+            now = self.clock()
+            recent = [t for t in self._account.get(account.lower(), []) if now - t < self.window]
+            recent.append(now)
+            self._account[account.lower()] = recent[-self.per_account * 2:]
+        return 1.0
