@@ -52,15 +52,30 @@ class MockResolver(Resolver):
     def add(self, rdtype: RRType | str, name: str, *values: Any, authentic: bool = False) -> None:
         """Add records; text values are parsed in presentation form."""
         kind = rdtype if isinstance(rdtype, RRType) else RRType.parse(rdtype)
+        if kind is RRType.CNAME:
+            if len(values) != 1:
+                raise ValueError("a name has exactly one CNAME (RFC 2181 §10.1)")
+            self.cname(name, values[0], authentic=authentic)
+            return
         key = _key(name)
         self.records[(kind, key)].extend(_parse(kind, v) for v in values)
         if authentic:
             self.authentic_names.add(key)
 
-    def cname(self, name: str, target: str, authentic: bool = False) -> None:
-        self.cnames[_key(name)] = _key(target)
+    def cname(  # type: ignore[override]
+        self, name: str, target: str | None = None, authentic: bool = False
+    ) -> Any:
+        """Add the alias ``name`` -> ``target`` (same as ``add("CNAME", name, target)``).
+
+        Without ``target`` this is the CNAME lookup of :class:`Resolver`
+        (``await r.cname(name)``), so code under test may call it as usual.
+        """
+        if target is None:
+            return super().cname(name)
+        self.cnames[_key(name)] = _key(target.rstrip("."))
         if authentic:
             self.authentic_names.add(_key(name))
+        return None
 
     def fail(self, rdtype: RRType | str | None, name: str, kind: str = "servfail",
              extended: tuple[ExtendedError, ...] = ()) -> None:
@@ -81,7 +96,10 @@ class MockResolver(Resolver):
             self.authentic_names.discard(key)
 
     def _name_exists(self, key: str) -> bool:
-        return key in self.cnames or any(k == key for (_t, k) in self.records)
+        """A name exists when it owns records or has names below it (RFC 8020 §2)."""
+        below = "." + key
+        return any(k == key or k.endswith(below)
+                   for k in (*self.cnames, *(k for (_t, k) in self.records)))
 
     async def _query(self, rdtype: RRType, name: str) -> Answer[Any]:
         self.queries.append((rdtype, name))

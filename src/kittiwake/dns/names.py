@@ -41,7 +41,10 @@ def to_ascii(name: str) -> str:
             ascii_label = label
         else:
             try:
-                ascii_label = idna.alabel(label).decode("ascii")
+                # RFC 5895 §2: map (lower-case, normalise) before IDNA 2008,
+                # so "Bücher.example" works like "bücher.example".
+                mapped = idna.uts46_remap(label, std3_rules=False, transitional=False)
+                ascii_label = idna.alabel(mapped).decode("ascii")
             except (idna.IDNAError, UnicodeError) as exc:
                 raise InvalidName(
                     f"domain name {name!r}: label {label!r} is not valid IDNA 2008 ({exc})"

@@ -43,6 +43,8 @@ class Resolver(ABC):
         kind = rdtype if isinstance(rdtype, RRType) else RRType.parse(rdtype)
         if kind is RRType.PTR and _is_ip(name):
             return await self.ptr(name)
+        if kind is RRType.MX:
+            return await self.mx(name)  # sorted by preference, as mx() promises
         return await self._query(kind, to_ascii(name))
 
     async def a(self, name: str) -> Answer[ipaddress.IPv4Address]:

@@ -12,17 +12,18 @@ Resolvers come from ``KITTIWAKE_DNS=IP[:PORT][,IP[:PORT]...]`` when set
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import os
 import socket
 from dataclasses import dataclass
 from typing import Any
 
+import dns.asyncbackend
 import dns.asyncquery
 import dns.edns
 import dns.exception
 import dns.flags
+import dns.inet
 import dns.message
 import dns.name
 import dns.rcode
@@ -39,6 +40,7 @@ from kittiwake.dns.types import (
     Answer,
     DNSTemporaryError,
     ExtendedError,
+    InvalidName,
     RRType,
     Status,
 )
@@ -147,14 +149,13 @@ class StubResolver(Resolver):
         chain: list[str] = []
         authentic = True
         extended: list[ExtendedError] = []
-        current = name
+        current = _dns_name(name)
         for _hop in range(MAX_CNAME_HOPS + 1):
             response = await self._exchange(rdtype, current, name)
             extended.extend(_extended_errors(response))
             authentic = authentic and bool(response.flags & dns.flags.AD)
             rcode = response.rcode()
-            qname = dns.name.from_text(current)
-            target, records, ttl = _follow(response, qname, rdtype, chain)
+            target, records, ttl = _follow(response, current, rdtype, chain)
             if rcode == dns.rcode.NXDOMAIN:
                 return Answer(name, rdtype, (), authentic, Status.NXDOMAIN, tuple(chain),
                               tuple(extended))
@@ -167,7 +168,9 @@ class StubResolver(Resolver):
             current = target  # resolver gave the CNAME but not its target's records
         raise DNSTemporaryError(name, rdtype, f"CNAME chain longer than {MAX_CNAME_HOPS}")
 
-    async def _exchange(self, rdtype: RRType, qname: str, asked: str) -> dns.message.Message:
+    async def _exchange(
+        self, rdtype: RRType, qname: dns.name.Name, asked: str
+    ) -> dns.message.Message:
         query = dns.message.make_query(
             qname, dns.rdatatype.from_text(rdtype.value), want_dnssec=True,
             use_edns=0, payload=1232,
@@ -178,13 +181,14 @@ class StubResolver(Resolver):
         for _attempt in range(self.attempts):
             for server in self.nameservers:
                 try:
-                    response, _tcp = await dns.asyncquery.udp_with_fallback(
-                        query, server.host, timeout=self.timeout, port=server.port
-                    )
-                except dns.exception.Timeout:
+                    response = await _udp_with_fallback(query, server, self.timeout)
+                except (dns.exception.Timeout, TimeoutError):
                     problems.append(f"{server}: timeout")
                     continue
-                except (OSError, dns.exception.DNSException, socket.gaierror) as exc:
+                except EOFError:
+                    problems.append(f"{server}: connection closed before an answer")
+                    continue
+                except (OSError, dns.exception.DNSException) as exc:
                     problems.append(f"{server}: {exc}")
                     continue
                 rcode = response.rcode()
@@ -203,9 +207,43 @@ class StubResolver(Resolver):
         raise DNSTemporaryError(asked, rdtype, reason, tuple(dict.fromkeys(extended)))
 
 
+async def _udp_with_fallback(
+    query: dns.message.Message, server: Nameserver, timeout: float
+) -> dns.message.Message:
+    """One exchange over UDP, then TCP when the answer is truncated (RFC 7766 §5).
+
+    The UDP socket is connected, so that an ICMP port-unreachable from a
+    resolver that is not running fails at once (connection refused) instead
+    of after the whole timeout.
+    """
+    backend = dns.asyncbackend.get_default_backend()
+    family = dns.inet.af_for_address(server.host)
+    sock = await backend.make_socket(family, socket.SOCK_DGRAM, 0, None,
+                                     (server.host, server.port))
+    async with sock:
+        response, _tcp = await dns.asyncquery.udp_with_fallback(
+            query, server.host, timeout=timeout, port=server.port, udp_sock=sock
+        )
+    return response
+
+
+def _dns_name(name: str) -> dns.name.Name:
+    """The wire name for ``name`` (A-labels, no trailing dot), label by label.
+
+    Built from the labels rather than parsed as master-file text, so that a
+    backslash or other odd octet in a name from the network is looked up as
+    itself instead of being read as an escape (RFC 1035 §5.1).
+    """
+    try:
+        return dns.name.Name([label.encode("ascii") for label in name.split(".")] + [b""])
+    except (UnicodeError, dns.name.NameTooLong, dns.name.LabelTooLong,
+            dns.name.EmptyLabel) as exc:
+        raise InvalidName(f"domain name {name!r} cannot be looked up: {exc}") from None
+
+
 def _follow(
     response: dns.message.Message, qname: dns.name.Name, rdtype: RRType, chain: list[str]
-) -> tuple[str | None, list[Any] | None, int]:
+) -> tuple[dns.name.Name | None, list[Any] | None, int]:
     """Follow CNAMEs within one response.
 
     Returns (next name to query or None, records or None, ttl). Records is
@@ -222,11 +260,11 @@ def _follow(
         cname = _find(response, current, dns.rdatatype.CNAME)
         if cname is None:
             if current != qname:
-                return current.to_text(omit_final_dot=True), None, 0
+                return current, None, 0
             return None, None, 0
         current = cname[0].target
         chain.append(current.to_text(omit_final_dot=True))
-    return current.to_text(omit_final_dot=True), None, 0
+    return current, None, 0
 
 
 def _find(
@@ -274,16 +312,17 @@ def _convert(rdtype: RRType, rd: Any) -> Any:
 async def resolver_validates(resolver: StubResolver, probe: str = ".") -> bool | None:
     """Whether the resolver validates DNSSEC: the root's DNSKEY answer carries AD.
 
-    Returns None when the resolver cannot be reached.
+    Returns None when no resolver gives an answer (unreachable, or an error
+    such as SERVFAIL or REFUSED, which says nothing about validation).
     """
     query = dns.message.make_query(probe, dns.rdatatype.DNSKEY, want_dnssec=True)
-    query.flags |= dns.flags.AD
+    query.flags |= dns.flags.AD | dns.flags.RD
     for server in resolver.nameservers:
         try:
-            response, _ = await dns.asyncquery.udp_with_fallback(
-                query, server.host, timeout=2.0, port=server.port
-            )
-        except (OSError, dns.exception.DNSException, asyncio.TimeoutError):
+            response = await _udp_with_fallback(query, server, 2.0)
+        except (TimeoutError, EOFError, OSError, dns.exception.DNSException):
+            continue
+        if response.rcode() != dns.rcode.NOERROR:
             continue
         return bool(response.flags & dns.flags.AD)
     return None

@@ -1,0 +1,1 @@
+"""Integration tests: kittiwake against real peers (bind9, unbound, ...) on loopback."""
