@@ -35,17 +35,25 @@ def setup_logging(ctx: click.Context, config) -> None:  # type: ignore[no-untype
 def serve_command(ctx: click.Context) -> None:
     """Run the mail server with the configuration in --config."""
     from kittiwake.cli.common import make_resolver
-    from kittiwake.server.app import Server, StartupError
 
     config = load_config(ctx)
     ctx.obj["static_config"] = config.static
     setup_logging(ctx, config)
-    server = Server(config, resolver=make_resolver(ctx))
-    for service in server.services_from_config():
-        server.add_service(service)
+    run_server(config, make_resolver(ctx))
+
+
+def run_server(config, resolver, localserve: bool = False,  # type: ignore[no-untyped-def]
+               on_started=None) -> None:
+    """Build the server from the config and run it until SIGTERM/SIGINT."""
+    from kittiwake.server.app import Server, StartupError
+    from kittiwake.server.tls import TLSConfigError
+
     try:
-        asyncio.run(server.run())
-    except StartupError as exc:
+        server = Server(config, resolver=resolver, localserve=localserve)
+        for service in server.services_from_config():
+            server.add_service(service)
+        asyncio.run(server.run(on_started))
+    except (StartupError, TLSConfigError) as exc:
         raise UserError(str(exc)) from None
 
 

@@ -19,6 +19,16 @@ from kittiwake.server.service import Service
 logger = logging.getLogger("kittiwake.server")
 
 
+def _first_cert_der(path: Any) -> bytes | None:
+    from cryptography import x509
+    from cryptography.hazmat.primitives.serialization import Encoding
+
+    try:
+        return x509.load_pem_x509_certificate(path.read_bytes()).public_bytes(Encoding.DER)
+    except (OSError, ValueError):
+        return None
+
+
 class StartupError(Exception):
     """The server could not start (port taken, data directory unusable, ...)."""
 
@@ -26,16 +36,48 @@ class StartupError(Exception):
 class Server:
     """One kittiwake process."""
 
-    def __init__(self, config: Config, resolver: Any = None) -> None:
+    def __init__(self, config: Config, resolver: Any = None, localserve: bool = False) -> None:
+        from kittiwake.store import Store
+
         self.config = config
         self.data_dir = config.data_dir
         self.resolver = resolver
+        self.localserve = localserve
+        self.store = Store(self.data_dir)
+        self.outbox: Any = None
         self.services: list[Service] = []
+        self.smtp_contexts: list[Any] = []
         self.control = ControlServer(self.data_dir / SOCKET_NAME)
         self.watcher = DomainsWatcher(config.config_dir, config.domains)
         self._stopping = asyncio.Event()
         self.control.register("loglevels", self._loglevels)
         self.control.register("ping", self._ping)
+        self.watcher.subscribe(self._domains_reloaded)
+
+    def _domains_reloaded(self, domains: Any) -> None:
+        for ctx in self.smtp_contexts:
+            ctx.reload(domains)
+
+    def _smtp_context(self, listener: Any) -> Any:
+        """Shared state for the SMTP services of one listener (TLS from its certificates)."""
+        from kittiwake.server.tls import CertificateFiles, server_context
+        from kittiwake.smtpserver.context import ServerContext
+
+        tls = None
+        cert_der = None
+        if listener.tls and listener.tls.certificates:
+            certs = [CertificateFiles(self.config.path(c.cert_file), self.config.path(c.key_file))
+                     for c in listener.tls.certificates]
+            tls = server_context(certs, listener.tls.min_version)
+            cert_der = _first_cert_der(certs[0].cert_file)
+        ctx = ServerContext(
+            hostname=listener.hostname or self.config.static.hostname, store=self.store,
+            domains=self.watcher.current, resolver=self.resolver, outbox=self.outbox,
+            tls_context=tls, server_cert_der=cert_der, localserve=self.localserve,
+            postmaster_account=self.config.static.postmaster_account,
+            config_dir=self.config.config_dir)
+        self.smtp_contexts.append(ctx)
+        return ctx
 
     def add_service(self, service: Service) -> None:
         self.services.append(service)
@@ -43,12 +85,17 @@ class Server:
     def services_from_config(self) -> list[Service]:
         """Instantiate the services the static config enables."""
         from kittiwake.server.metrics_http import MetricsService
+        from kittiwake.smtpserver.service import SMTPService
 
         out: list[Service] = []
         for name, listener in self.config.static.listeners.items():
+            smtp_ctx = None
             for service, port in enabled_services(listener):
                 if service == "metrics":
                     out.append(MetricsService(list(listener.ips), port))
+                elif service in ("smtp", "submission", "submissions"):
+                    smtp_ctx = smtp_ctx or self._smtp_context(listener)
+                    out.append(SMTPService(smtp_ctx, service, list(listener.ips), port))
                 else:
                     logger.warning("listener %s: service %s is not available in this version",
                                    name, service)
@@ -76,7 +123,7 @@ class Server:
         await self._log_dnssec()
 
     async def _log_dnssec(self) -> None:
-        if self.resolver is None:
+        if self.resolver is None or not hasattr(self.resolver, "nameservers"):
             return
         from kittiwake.dns import resolver_validates
 
@@ -94,7 +141,7 @@ class Server:
     def request_stop(self) -> None:
         self._stopping.set()
 
-    async def run(self) -> None:
+    async def run(self, on_started: Any = None) -> None:
         """Start, wait for SIGTERM/SIGINT (or :meth:`request_stop`), shut down."""
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
@@ -102,6 +149,8 @@ class Server:
                 loop.add_signal_handler(sig, self._on_signal, sig)
         await self.start()
         logger.info("kittiwake started (pid %d, data %s)", os.getpid(), self.data_dir)
+        if on_started is not None:
+            on_started(self)
         await self._stopping.wait()
         grace = self.config.static.shutdown_grace_seconds
         logger.info("shutting down (open sessions get %.0f s)", grace)
@@ -119,6 +168,7 @@ class Server:
         await self.watcher.stop()
         await asyncio.gather(*(s.close(grace) for s in self.services), return_exceptions=True)
         await self.control.close()
+        self.store.close()
 
     async def _ping(self, args: dict[str, Any], progress: Progress) -> Any:
         return {"pid": os.getpid()}

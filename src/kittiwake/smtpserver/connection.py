@@ -1,0 +1,513 @@
+"""One SMTP connection: the asyncio driver around :class:`kittiwake.smtp.ServerSession`.
+
+The protocol object decides syntax and sequencing; this driver decides
+policy (who may relay, which recipients exist, rate limits, authentication)
+and does the I/O: TLS, reading with timeouts, delivering, writing replies.
+Every line is logged through an SMTP transcript, so credentials and message
+data show only at traceauth and tracedata. An unexpected exception ends this
+connection only, logged and counted in ``kittiwake_panic_total{origin="smtpserver"}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import ssl
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from kittiwake import log, metrics
+from kittiwake.config.lookup import AccountRecipient, AliasRecipient
+from kittiwake.message.received import address_literal
+from kittiwake.sasl import (
+    Challenge,
+    Credentials,
+    Failure,
+    FailureReason,
+    ServerOptions,
+    Success,
+    connection_channel_bindings,
+    new_server,
+)
+from kittiwake.smtp import (
+    Address,
+    Auth,
+    AuthAborted,
+    AuthResponse,
+    BdatEnd,
+    Close,
+    DataChunk,
+    DataEnd,
+    DataStart,
+    Ehlo,
+    Helo,
+    MailFrom,
+    MessageRejected,
+    Quit,
+    RcptTo,
+    Reply,
+    Reset,
+    ServerConfig,
+    ServerSession,
+    StartTLS,
+)
+from kittiwake.smtpserver import incoming, localserve_rules, submission
+from kittiwake.smtpserver.context import ServerContext
+from kittiwake.smtpserver.deliver import LocalDelivery, deliver_local
+from kittiwake.store.store import account_dir
+
+READ_SIZE = 65536
+AUTH_MECHANISMS = ("SCRAM-SHA-256-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-1",
+                   "CRAM-MD5", "PLAIN", "LOGIN")
+
+MESSAGES = metrics.counter("smtpserver_messages", "Messages received, by service and result",
+                           {"service": ("smtp", "submission", "submissions"),
+                            "result": ("delivered", "rejected", "failed")})
+CONNECTIONS = metrics.counter("smtpserver_connections", "SMTP connections accepted, by service",
+                              {"service": ("smtp", "submission", "submissions")})
+
+
+def session_config(ctx: ServerContext, kind: str) -> ServerConfig:
+    """What a listener of this kind offers (RFC 6409 for submission)."""
+    is_submission = kind in ("submission", "submissions")
+    plaintext_auth = ctx.localserve
+    return ServerConfig(
+        hostname=ctx.hostname,
+        max_message_size=ctx.limits.max_message_size,
+        max_recipients=ctx.limits.max_recipients,
+        starttls=ctx.tls_context is not None and kind != "submissions",
+        auth_mechanisms=AUTH_MECHANISMS if (is_submission or ctx.localserve) else (),
+        auth_requires_tls=not plaintext_auth,
+        require_auth=is_submission,
+        require_tls=False,
+    )
+
+
+@dataclass
+class Transaction:
+    """One mail transaction (MAIL FROM to end of data)."""
+
+    mailfrom: str = ""
+    smtputf8: bool = False
+    requiretls: bool = False
+    local: list[LocalDelivery] = field(default_factory=list)
+    remote: list[str] = field(default_factory=list)
+    rcpts: list[str] = field(default_factory=list)
+    data_trigger: Reply | bool | None = False  # localserve: reply after DATA; None = hang
+    body: bytearray = field(default_factory=bytearray)
+
+
+class SMTPConnection:
+    """Drives one accepted TCP connection."""
+
+    def __init__(self, ctx: ServerContext, kind: str, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter) -> None:
+        self.ctx = ctx
+        self.kind = kind
+        self.reader = reader
+        self.writer = writer
+        peer = writer.get_extra_info("peername") or ("127.0.0.1", 0)
+        self.ip = str(peer[0])
+        self.cid = log.new_connection_id()
+        self.logger = log.get_logger("smtpserver")
+        self.transcript = log.SMTPTranscript(self.logger)
+        self.session = ServerSession(session_config(ctx, kind), tls=kind == "submissions")
+        self.account: str | None = None
+        self.sasl: Any = None
+        self.sasl_success: Success | None = None
+        self.tx = Transaction()
+        self.tls_version: str | None = None
+        self.tls_cipher: str | None = None
+        self.channel_bindings: tuple[Any, ...] = ()
+        if kind == "submissions":
+            self._note_tls()
+
+    # --- I/O ---------------------------------------------------------------
+
+    def _note_tls(self) -> None:
+        """Record TLS details; decide which channel bindings SCRAM-PLUS can use.
+
+        TLS 1.3 needs tls-exporter (RFC 9266), which Python's ssl cannot
+        produce; tls-unique is unsafe there. So -PLUS is offered only on
+        TLS 1.2 (tls-unique, RFC 5929); on TLS 1.3 clients use plain SCRAM
+        with the "y" flag, which is then correct (RFC 5802 §6).
+        """
+        ssl_object = self.writer.get_extra_info("ssl_object")
+        if ssl_object is None:
+            return
+        self.tls_version = ssl_object.version()
+        cipher = ssl_object.cipher()
+        self.tls_cipher = cipher[0] if cipher else None
+        self.channel_bindings = () if self.tls_version == "TLSv1.3" else \
+            connection_channel_bindings(ssl_object,
+                                        server_certificate_der=self.ctx.server_cert_der)
+        if not self.channel_bindings:
+            config = self.session.config
+            self.session.config = replace(config, auth_mechanisms=tuple(
+                m for m in config.auth_mechanisms if not m.endswith("-PLUS")))
+
+    async def _flush(self) -> None:
+        out = self.session.data_to_send()
+        if out:
+            for line in out.split(b"\r\n")[:-1]:
+                self.transcript.server(line.decode("utf-8", "replace"))
+            self.writer.write(out)
+            await self.writer.drain()
+
+    async def run(self) -> None:
+        with log.bind(cid=self.cid, service=self.kind, ip=self.ip):
+            try:
+                await self._run()
+            except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, TimeoutError):
+                self.logger.debug("connection ended")
+            except asyncio.CancelledError:
+                with contextlib.suppress(Exception):
+                    self.session.close()
+                    await asyncio.wait_for(self._flush(), 1)
+                raise
+            except Exception as exc:
+                metrics.panic("smtpserver", exc, msg="smtp connection failed")
+                with contextlib.suppress(Exception):
+                    self.writer.write(Reply(421, "4.3.0", ["internal error, closing"]).to_bytes())
+            finally:
+                self.writer.close()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(self.writer.wait_closed(), 2)
+
+    async def _run(self) -> None:
+        CONNECTIONS.labels(service=self.kind).inc()
+        self.logger.info("connection", port=self.writer.get_extra_info("sockname")[1])
+        if not self.ctx.localserve and not self.ctx.connection_rate.take(self.ip):
+            self.session.greet(Reply(421, "4.7.0", ["too many connections from your network,"
+                                                    " try again later"]))
+            await self._flush()
+            return
+        self.session.greet()
+        await self._flush()
+        while not self.session.closed:
+            timeout = self.ctx.limits.data_timeout if self.session.in_transaction \
+                else self.ctx.limits.command_timeout
+            try:
+                data = await asyncio.wait_for(self.reader.read(READ_SIZE), timeout)
+            except TimeoutError:
+                self.session.close(Reply(421, "4.4.2", ["timeout, closing connection"]))
+                await self._flush()
+                return
+            if data:
+                self._log_client(data)
+                events = self.session.receive(data)
+            else:
+                events = self.session.receive_eof()
+            while events:
+                for event in events:
+                    if await self._handle(event):
+                        await self._flush()
+                        return
+                events = self.session.receive()
+            await self._flush()
+            if not data:
+                return
+
+    def _log_client(self, data: bytes) -> None:
+        if not self.transcript.enabled():
+            return
+        if self.session.in_transaction and self.tx.body is not None and \
+                self.session.state.name in ("DATA", "BDAT"):
+            self.transcript.data("C", data)
+            return
+        for line in data.split(b"\r\n"):
+            if line:
+                self.transcript.client(line.decode("utf-8", "replace"))
+
+    # --- events ------------------------------------------------------------
+
+    async def _handle(self, event: Any) -> bool:
+        """Answer one event; True when the connection should end."""
+        s = self.session
+        match event:
+            case Ehlo() | Helo():
+                s.accept()
+            case StartTLS():
+                await self._starttls()
+            case Auth(mechanism=mech, initial=initial):
+                await self._auth_start(mech, initial)
+            case AuthResponse(data=data):
+                await self._auth_step(data)
+            case AuthAborted():
+                self.sasl = None
+            case MailFrom(path=path, params=params):
+                self._mail_from(path, params)
+            case RcptTo(path=path):
+                await self._rcpt_to(path)
+            case DataStart():
+                self.tx.body = bytearray()
+                s.accept()
+            case DataChunk(data=chunk):
+                self.tx.body += chunk
+            case MessageRejected():
+                self.tx = Transaction()
+                MESSAGES.labels(service=self.kind, result="rejected").inc()
+            case DataEnd():
+                await self._message()
+            case BdatEnd(last=last):
+                if last:
+                    await self._message()
+                else:
+                    s.accept()
+            case Reset():
+                self.tx = Transaction()
+            case Quit() | Close():
+                return True
+            case _ if getattr(event, "needs_reply", False):
+                s.accept()
+        return False
+
+    async def _starttls(self) -> None:
+        if self.ctx.tls_context is None:
+            self.session.reject(Reply(454, "4.7.0", ["TLS not available"]))
+            return
+        self.session.accept()
+        await self._flush()
+        try:
+            await self.writer.start_tls(self.ctx.tls_context)
+        except (ssl.SSLError, ConnectionError, OSError) as exc:
+            self.logger.info("tls handshake failed", error=str(exc))
+            raise ConnectionError("TLS handshake failed") from None
+        self.session.tls_started()
+        self._note_tls()
+        self.logger.debug("tls started", version=self.tls_version, cipher=self.tls_cipher)
+
+    # --- AUTH (RFC 4954) -----------------------------------------------------
+
+    def _credentials(self, username: str) -> Credentials | None:
+        account = self.ctx.account_for_login(username)
+        if account is None:
+            return None
+        from kittiwake.store import AccountStore
+
+        root = account_dir(self.ctx.store.data_dir, account)
+        if not (root / "index.db").exists():
+            return None
+        store = AccountStore(account, root)
+        try:
+            stored = store.credentials()
+        finally:
+            store.close()
+        return Credentials.from_dict(json.loads(stored)) if stored else None
+
+    async def _auth_start(self, mechanism: str, initial: bytes | None) -> None:
+        if self.ctx.auth_failures.blocked(self.ip):
+            self.session.reject(Reply(421, "4.7.0", ["too many failed logins, try later"]))
+            return
+        options = ServerOptions(get_credentials=self._credentials, hostname=self.ctx.hostname,
+                                channel_bindings=self.channel_bindings)
+        try:
+            self.sasl = new_server(mechanism, options)
+        except Exception:
+            self.session.reject(Reply(504, "5.5.4", [f"mechanism {mechanism} not supported"]))
+            return
+        step = await asyncio.to_thread(self.sasl.start, initial)
+        await self._auth_answer(step)
+
+    async def _auth_step(self, data: bytes) -> None:
+        if self.sasl_success is not None:
+            # RFC 4954 §4: the client answers the final server data with an empty line.
+            success, self.sasl_success = self.sasl_success, None
+            self._auth_ok(success)
+            return
+        if self.sasl is None:
+            self.session.reject(Reply(503, "5.5.1", ["no authentication in progress"]))
+            return
+        step = await asyncio.to_thread(self.sasl.step, data)
+        await self._auth_answer(step)
+
+    async def _auth_answer(self, step: Any) -> None:
+        match step:
+            case Challenge(data=data):
+                self.session.auth_challenge(data)
+            case Success(server_final=final) if final:
+                self.sasl_success = step
+                self.session.auth_challenge(final)
+            case Success():
+                self._auth_ok(step)
+            case Failure(reason=reason, username=username):
+                self.sasl = None
+                if reason is FailureReason.MALFORMED:
+                    self.session.reject(Reply(501, "5.5.2", ["malformed authentication data"]))
+                    return
+                delay = self.ctx.auth_failures.failed(self.ip, username)
+                self.logger.info("authentication failed", user=username or "",
+                                 reason=str(reason))
+                await asyncio.sleep(delay)
+                self.session.reject(Reply(535, "5.7.8", ["authentication failed"]))
+
+    def _auth_ok(self, success: Success) -> None:
+        self.sasl = None
+        self.account = self.ctx.account_for_login(success.username)
+        self.logger.info("authenticated", account=self.account or "",
+                         mechanism=success.mechanism)
+        self.session.accept()
+
+    # --- MAIL and RCPT -------------------------------------------------------
+
+    def _mail_from(self, path: Address | None, params: Any) -> None:
+        mailfrom = str(path) if path is not None else ""
+        if self.ctx.localserve and path is not None:
+            trig = localserve_rules.trigger(path.localpart)
+            if trig and trig.stage == "mailfrom":
+                self._trigger(trig.reply)
+                return
+        if not self.ctx.localserve and self.kind == "smtp" and \
+                not self.ctx.message_rate.take(self.ip):
+            self.session.reject(Reply(452, "4.7.0", ["too many messages from your network,"
+                                                     " try again later"]))
+            return
+        self.tx = Transaction(mailfrom=mailfrom, smtputf8=params.smtputf8,
+                              requiretls=params.requiretls)
+        self.session.accept()
+
+    def _trigger(self, reply: Reply | None) -> None:
+        if reply is None:
+            self.logger.info("localserve: not answering, as the address asked")
+            self.session.close(Reply(421, "4.4.2", ["timeout requested by address"]))
+            return
+        self.session.reject(reply)
+
+    async def _rcpt_to(self, path: Address | None) -> None:
+        s = self.session
+        if path is None:
+            s.reject(Reply(501, "5.1.3", ["recipient required"]))
+            return
+        address = str(path)
+        if self.ctx.localserve:
+            trig = localserve_rules.trigger(path.localpart)
+            if trig and trig.stage == "rcptto":
+                if trig.reply is None:
+                    await asyncio.sleep(self.ctx.limits.command_timeout)
+                self._trigger(trig.reply)
+                return
+            if trig and trig.stage == "data" and self.tx.data_trigger is False:
+                self.tx.data_trigger = trig.reply
+            account = next(iter(self.ctx.domains.accounts), None)
+            if account is None:
+                s.reject(Reply(550, "5.1.1", ["no account configured"]))
+                return
+            dest = next(iter(self.ctx.domains.accounts[account].destinations.values()))
+            self.tx.local.append(LocalDelivery(address, AccountRecipient(account, address, dest)))
+            self.tx.rcpts.append(address)
+            s.accept()
+            return
+        if self.tx.mailfrom == "" and self.tx.rcpts:
+            # A null reverse-path is for notifications to one recipient (RFC 5321 §4.5.5).
+            s.reject(Reply(550, "5.5.3", ["only one recipient for a null sender"]))
+            return
+        found = self.ctx.index.lookup(path.localpart, path.domain) if path.domain else None
+        if found is None and path.is_postmaster and self.ctx.postmaster_account and \
+                self.ctx.postmaster_account in self.ctx.domains.accounts:
+            # RFC 5321 §4.5.1: postmaster must be accepted.
+            pm = self.ctx.postmaster_account
+            dests = self.ctx.domains.accounts[pm].destinations
+            found = AccountRecipient(pm, address, next(iter(dests.values())))
+        if isinstance(found, AccountRecipient):
+            self.tx.local.append(LocalDelivery(address, found))
+        elif isinstance(found, AliasRecipient):
+            if not found.post_public and self.kind == "smtp":
+                allowed = {a.lower() for a in found.member_addresses}
+                if self.tx.mailfrom.lower() not in allowed:
+                    s.reject(Reply(550, "5.7.1", ["only members may post to this list"]))
+                    return
+            self.tx.local.extend(LocalDelivery(address, m) for m in found.members)
+        elif self.kind in ("submission", "submissions") and self.account is not None:
+            if path.domain and self.ctx.index.is_local_domain(path.domain):
+                s.reject(Reply(550, "5.1.1", [f"no such user here: {address}"]))
+                return
+            self.tx.remote.append(address)
+        elif path.domain and self.ctx.index.is_local_domain(path.domain):
+            s.reject(Reply(550, "5.1.1", [f"no such user here: {address}"]))
+            return
+        else:
+            # No open relay: unauthenticated mail is only for our domains.
+            s.reject(Reply(550, "5.7.1", ["relaying denied: we accept mail only for our"
+                                          " own domains"]))
+            return
+        self.tx.rcpts.append(address)
+        s.accept()
+
+    # --- the message ---------------------------------------------------------
+
+    def _conn(self) -> incoming.Connection:
+        return incoming.Connection(
+            ip=self.ip, helo=self.session.helo_name or address_literal(self.ip),
+            hostname=self.ctx.hostname, tls_version=self.tls_version,
+            tls_cipher=self.tls_cipher, authenticated=self.session.authenticated,
+            smtputf8=self.tx.smtputf8, esmtp=self.session.esmtp, session_id=self.cid)
+
+    async def _message(self) -> None:
+        tx, self.tx = self.tx, Transaction()
+        data = bytes(tx.body)
+        reply = await self._process(tx, data)
+        if reply.code < 400:
+            MESSAGES.labels(service=self.kind, result="delivered").inc()
+            self.session.accept(reply.lines[0] if reply.lines else None)
+        else:
+            MESSAGES.labels(service=self.kind,
+                            result="rejected" if reply.code >= 500 else "failed").inc()
+            self.session.reject(reply)
+
+    async def _process(self, tx: Transaction, data: bytes) -> Reply:
+        from kittiwake.message.headers import parse_header_section
+
+        headers, _ = parse_header_section(data)
+        if headers.count("received") > self.ctx.limits.max_received_headers:
+            return Reply(554, "5.4.6", ["too many Received headers: mail loop?"])
+        if tx.data_trigger is not False:
+            if tx.data_trigger is None:
+                await asyncio.sleep(self.ctx.limits.data_timeout)
+                return Reply(421, "4.4.2", ["timeout requested by address"])
+            return tx.data_trigger  # type: ignore[return-value]
+        conn = self._conn()
+        verified: frozenset[str] = frozenset()
+        if self.kind in ("submission", "submissions") or self.ctx.localserve:
+            if self.account is not None and not self.ctx.localserve:
+                try:
+                    from_domain = submission.check_sender(self.ctx, self.account, tx.mailfrom,
+                                                          data)
+                except submission.SubmissionRejected as exc:
+                    return exc.reply
+                data = submission.add_missing_headers(self.ctx.hostname, data)
+                data = submission.dkim_sign(self.ctx, from_domain, data)
+            data = incoming.submission_received(conn, tx.rcpts) + data
+        else:
+            analysis = await incoming.analyze(self.ctx.resolver, conn, tx.mailfrom, data,
+                                              tx.rcpts)
+            self.logger.info("checks", spf=str(analysis.spf.status) if analysis.spf else "",
+                             dkim=",".join(str(d.status) for d in analysis.dkim) or "none",
+                             dmarc=str(analysis.dmarc.status) if analysis.dmarc else "none")
+            if analysis.reject:
+                return Reply(550, "5.7.1", ["rejected by the sender domain's DMARC policy"])
+            data = analysis.headers + data
+            verified = analysis.verified_domains
+        if tx.remote:
+            if self.ctx.outbox is None:
+                return Reply(451, "4.3.0", ["outgoing delivery is not configured"])
+            try:
+                ids = await self.ctx.outbox.enqueue(
+                    account=self.account, mailfrom=tx.mailfrom, recipients=tx.remote, data=data,
+                    smtputf8=tx.smtputf8, requiretls=True if tx.requiretls else None)
+            except Exception as exc:
+                metrics.panic("smtpserver", exc, msg="queueing failed")
+                return Reply(451, "4.3.0", ["could not queue the message, try again"])
+            self.logger.info("queued", recipients=len(tx.remote), ids=",".join(map(str, ids)))
+        failures = await deliver_local(self.ctx, tx.local, data, tx.mailfrom, verified)
+        if failures and len(failures) == len(tx.local) and not tx.remote:
+            first = failures[0]
+            if first.temporary:
+                return Reply(451, "4.3.0", [first.reason])
+            return Reply(552, "5.2.2", [first.reason])
+        for failure in failures:
+            self.logger.error("delivery failed for a recipient after others succeeded",
+                              rcpt=failure.recipient, reason=failure.reason)
+        self.logger.info("message accepted", size=len(data), rcpts=len(tx.rcpts),
+                         mailfrom=tx.mailfrom)
+        return Reply(250, "2.0.0", [f"message accepted (id {self.cid})"])

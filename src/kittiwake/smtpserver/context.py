@@ -1,0 +1,82 @@
+"""What every SMTP connection of a server shares: config, store, resolver, limits."""
+
+from __future__ import annotations
+
+import ssl
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from kittiwake.config.domains import DomainsConfig
+from kittiwake.config.lookup import AddressIndex
+from kittiwake.smtpserver.ratelimit import AuthFailures, Limiter
+from kittiwake.store import Store
+
+
+class Outbox(Protocol):
+    """Where submitted mail for remote recipients goes (the outgoing queue)."""
+
+    async def enqueue(self, *, account: str | None, mailfrom: str, recipients: list[str],
+                      data: bytes, smtputf8: bool, requiretls: bool | None,
+                      **dsn: Any) -> list[int]:
+        """Store durably; return queue ids. Raises on failure (nothing stored)."""
+        ...
+
+
+@dataclass
+class Limits:
+    """Message and session limits (static config, smtp section)."""
+
+    max_message_size: int = 100 * 1024 * 1024
+    max_recipients: int = 1000
+    max_received_headers: int = 50  # loop detection (RFC 5321 §6.3)
+    command_timeout: float = 300.0  # RFC 5321 §4.5.3.2: at least 5 minutes
+    data_timeout: float = 600.0
+    max_connections_per_ip: int = 20
+    connections_per_minute: tuple[int, int, int] = (120, 600, 3000)
+    messages_per_minute: tuple[int, int, int] = (60, 300, 1500)
+
+
+@dataclass
+class ServerContext:
+    """Shared state of all SMTP listeners of one process."""
+
+    hostname: str
+    store: Store
+    domains: DomainsConfig
+    resolver: Any = None
+    outbox: Outbox | None = None
+    tls_context: ssl.SSLContext | None = None
+    server_cert_der: bytes | None = None  # for tls-server-end-point channel binding
+    limits: Limits = field(default_factory=Limits)
+    localserve: bool = False
+    postmaster_account: str = ""
+    config_dir: Any = None
+    index: AddressIndex = field(init=False)
+    connection_rate: Limiter = field(init=False)
+    message_rate: Limiter = field(init=False)
+    auth_failures: AuthFailures = field(default_factory=AuthFailures)
+    open_per_ip: dict[str, int] = field(default_factory=dict)
+    dkim_keys: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.index = AddressIndex(self.domains)
+        self.connection_rate = Limiter(60.0, self.limits.connections_per_minute)
+        self.message_rate = Limiter(60.0, self.limits.messages_per_minute)
+
+    def reload(self, domains: DomainsConfig) -> None:
+        """Take a new domains.conf (called by the reload watcher)."""
+        self.domains = domains
+        self.index = AddressIndex(domains)
+        self.dkim_keys.clear()
+
+    def account_for_login(self, username: str) -> str | None:
+        """Account of a login name: one of its addresses, or the account name itself."""
+        if "@" in username:
+            local, _, domain = username.rpartition("@")
+            from kittiwake.config.lookup import AccountRecipient
+
+            found = self.index.lookup(local, domain)
+            if isinstance(found, AccountRecipient):
+                return found.account
+            return None
+        return username if username in self.domains.accounts else None

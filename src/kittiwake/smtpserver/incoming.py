@@ -1,0 +1,165 @@
+"""Checks on incoming (MX) mail and the headers recording them.
+
+iprev (RFC 8601 §3), SPF (RFC 7208) and DKIM (RFC 6376) run concurrently;
+DMARC (RFC 7489) then combines SPF and DKIM with the From domain. The
+verdict objects become an Authentication-Results header (RFC 8601) and a
+Received header (RFC 5321 §4.4) that records TLS and which checks rested on
+DNSSEC-authentic answers. A DMARC ``p=reject`` (not sampled out by pct)
+turns into ``550 5.7.1`` (RFC 7489 §6.6.4, RFC 7372 5.7.26 for the reason).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from kittiwake import dkim, dmarc, iprev, spf
+from kittiwake.message.authres import MethodResult, authentication_results
+from kittiwake.message.received import received_header, with_protocol
+
+CHECK_TIMEOUT = 30.0
+
+
+@dataclass
+class Analysis:
+    """Everything learned about one incoming message."""
+
+    iprev: iprev.Result | None = None
+    spf: spf.Result | None = None
+    dkim: list[dkim.Result] = field(default_factory=list)
+    dmarc: dmarc.Result | None = None
+    author: dmarc.AuthorDomain | None = None
+    headers: bytes = b""  # Received + Authentication-Results + Received-SPF, to prepend
+
+    @property
+    def verified_domains(self) -> frozenset[str]:
+        """Domains an SPF pass or DKIM pass vouches for (rulesets' verified_domain)."""
+        out = set()
+        if self.spf and self.spf.status == spf.Status.PASS and self.spf.domain:
+            out.add(self.spf.domain.lower())
+        for r in self.dkim:
+            if r.status == dkim.Status.PASS and r.domain:
+                out.add(r.domain.lower())
+        return frozenset(out)
+
+    @property
+    def reject(self) -> bool:
+        return bool(self.dmarc and self.dmarc.reject)
+
+
+@dataclass
+class Connection:
+    """Facts about the SMTP session that the checks and headers need."""
+
+    ip: str
+    helo: str
+    hostname: str  # our host name (authserv-id, "by")
+    tls_version: str | None = None
+    tls_cipher: str | None = None
+    authenticated: bool = False
+    smtputf8: bool = False
+    esmtp: bool = True
+    session_id: str = ""
+
+
+async def _guard(coro: Any) -> Any:
+    try:
+        return await asyncio.wait_for(coro, CHECK_TIMEOUT)
+    except TimeoutError:
+        return None
+
+
+async def analyze(resolver: Any, conn: Connection, mailfrom: str, data: bytes,
+                  recipients: list[str]) -> Analysis:
+    """Run the checks and build the headers to prepend."""
+    result = Analysis()
+    result.author = dmarc.from_domain(data)
+    ip_check, spf_check, dkim_check = await asyncio.gather(
+        _guard(iprev.check(resolver, conn.ip)),
+        _guard(spf.verify(resolver, conn.ip, mailfrom, conn.helo, receiver=conn.hostname)),
+        _guard(dkim.verify(resolver, data)),
+    )
+    result.iprev = ip_check
+    result.spf = spf_check
+    result.dkim = list(dkim_check or [])
+    if result.author and result.author.ok and result.author.domain:
+        result.dmarc = await _guard(dmarc.verify(resolver, result.author.domain, result.spf,
+                                                 result.dkim))
+    result.headers = (received(conn, result, recipients) +
+                      auth_results(conn.hostname, mailfrom, conn.helo, result)).encode("utf-8")
+    if result.spf is not None:
+        result.headers = ("Received-SPF: " + result.spf.received_spf() + "\r\n").encode(
+            "utf-8") + result.headers
+    return result
+
+
+def _dnssec(authentic: bool) -> str | None:
+    return "dnssec" if authentic else None
+
+
+def auth_results(hostname: str, mailfrom: str, helo: str, a: Analysis) -> str:
+    """Authentication-Results (RFC 8601 §2.2) from the verdicts."""
+    results: list[MethodResult] = []
+    if a.iprev is not None:
+        results.append(MethodResult("iprev", str(a.iprev.status),
+                                    properties=[("policy", "iprev", a.iprev.ip)],
+                                    comment=" ".join(x for x in (a.iprev.host,
+                                                     _dnssec(a.iprev.authentic)) if x) or None))
+    if a.spf is not None:
+        prop = ("smtp", "mailfrom", mailfrom) if a.spf.identity == "mailfrom" and mailfrom \
+            else ("smtp", "helo", helo)
+        results.append(MethodResult("spf", str(a.spf.status), properties=[prop],
+                                    reason=a.spf.problem or None,
+                                    comment=_dnssec(a.spf.authentic)))
+    if not a.dkim:
+        results.append(MethodResult("dkim", "none"))
+    for d in a.dkim:
+        props = [("header", "d", d.domain), ("header", "s", d.selector),
+                 ("header", "a", d.algorithm)]
+        if d.header_b:
+            props.append(("header", "b", d.header_b))
+        results.append(MethodResult("dkim", str(d.status), properties=[p for p in props if p[2]],
+                                    reason=d.error or None, comment=_dnssec(d.authentic)))
+    if a.dmarc is not None:
+        results.append(MethodResult("dmarc", str(a.dmarc.status),
+                                    properties=[("header", "from", a.dmarc.domain or "")],
+                                    reason=a.dmarc.reason or None,
+                                    comment=_dnssec(a.dmarc.authentic)))
+    elif a.author is not None and a.author.dmarc_status():
+        results.append(MethodResult("dmarc", a.author.dmarc_status(), reason=a.author.detail))
+    return authentication_results(hostname, results)
+
+
+def received(conn: Connection, a: Analysis, recipients: list[str]) -> str:
+    """The Received header: TLS details, and which checks DNSSEC backed."""
+    backed = []
+    if a.iprev is not None:
+        backed.append(f"iprev {'dnssec' if a.iprev.authentic else 'insecure'}")
+    if a.spf is not None:
+        backed.append(f"spf {'dnssec' if a.spf.authentic else 'insecure'}")
+    if a.dkim:
+        backed.append("dkim " + ("dnssec" if all(d.authentic for d in a.dkim) else "insecure"))
+    if a.dmarc is not None:
+        backed.append(f"dmarc {'dnssec' if a.dmarc.authentic else 'insecure'}")
+    return received_header(
+        by=conn.hostname, date=dt.datetime.now(dt.UTC), helo=conn.helo, ip=conn.ip,
+        rdns=a.iprev.host if a.iprev is not None and a.iprev.host else None,
+        protocol=with_protocol(esmtp=conn.esmtp, tls=conn.tls_version is not None,
+                               authenticated=conn.authenticated, smtputf8=conn.smtputf8),
+        id=conn.session_id or None,
+        for_rcpt=recipients[0] if len(recipients) == 1 else None,
+        tls_version=conn.tls_version, tls_cipher=conn.tls_cipher,
+        comment=", ".join(backed) or None)
+
+
+def submission_received(conn: Connection, recipients: list[str]) -> bytes:
+    """Received header for submitted mail (no checks)."""
+    return received_header(
+        by=conn.hostname, date=dt.datetime.now(dt.UTC), helo=conn.helo, ip=conn.ip,
+        protocol=with_protocol(esmtp=conn.esmtp, tls=conn.tls_version is not None,
+                               authenticated=conn.authenticated, smtputf8=conn.smtputf8),
+        id=conn.session_id or None,
+        for_rcpt=recipients[0] if len(recipients) == 1 else None,
+        tls_version=conn.tls_version, tls_cipher=conn.tls_cipher).encode("utf-8")
