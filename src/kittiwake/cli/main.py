@@ -19,14 +19,17 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "dns": ("kittiwake.cli.dns", "dns_group"),
     "dmarc": ("kittiwake.cli.dmarc", "dmarc_group"),
     "spf": ("kittiwake.cli.spf", "spf_group"),
+    "mtasts": ("kittiwake.cli.mtasts", "mtasts_group"),
     "config": ("kittiwake.cli.config", "config_group"),
     "serve": ("kittiwake.cli.serve", "serve_command"),
+    "localserve": ("kittiwake.cli.localserve", "localserve_command"),
     "loglevels": ("kittiwake.cli.serve", "loglevels_command"),
     "dkim": ("kittiwake.cli.dkim", "dkim_group"),
     "account": ("kittiwake.cli.account", "account_group"),
     "address": ("kittiwake.cli.account", "address_group"),
     "domain": ("kittiwake.cli.account", "domain_group"),
     "import": ("kittiwake.cli.importexport", "import_command"),
+    "queue": ("kittiwake.cli.queue", "queue_group"),
     "export": ("kittiwake.cli.importexport", "export_command"),
 }
 
