@@ -1,0 +1,133 @@
+"""Incoming mail on the MX listener, as a sending server sees it."""
+
+from __future__ import annotations
+
+import asyncio
+import smtplib
+
+import pytest
+
+from kittiwake import dkim
+
+MESSAGE = (b"From: Carol <carol@sender.example>\r\nTo: alice@example.org\r\n"
+           b"Subject: hello\r\nMessage-ID: <1@sender.example>\r\n\r\nHi Alice!\r\n")
+
+
+def send(port: int, mailfrom: str, rcpts: list[str], data: bytes, starttls=None,  # type: ignore[no-untyped-def]
+         helo: str = "mail.sender.example") -> dict[str, tuple[int, bytes]]:
+    with smtplib.SMTP("127.0.0.1", port, local_hostname=helo, timeout=10) as client:
+        client.ehlo()
+        if starttls is not None:
+            client.starttls(context=starttls)
+            client.ehlo()
+        return client.sendmail(mailfrom, rcpts, data)
+
+
+def sign(resolver, data: bytes) -> bytes:  # type: ignore[no-untyped-def]
+    key = dkim.generate_key("ed25519")
+    resolver.add("TXT", "sel._domainkey.sender.example", dkim.dns_record(
+        dkim.load_private_key(key)), authentic=True)
+    return dkim.sign_message(data, "sender.example", "sel", dkim.load_private_key(key))
+
+
+async def test_authenticated_mail_delivered_with_headers(smtp_server) -> None:
+    r = smtp_server.resolver
+    r.add("TXT", "sender.example", "v=spf1 ip4:127.0.0.1 -all", authentic=True)
+    r.add("TXT", "_dmarc.sender.example", "v=DMARC1; p=reject", authentic=True)
+    r.add("PTR", "1.0.0.127.in-addr.arpa", "mail.sender.example")
+    r.add("A", "mail.sender.example", "127.0.0.1")
+    data = sign(r, MESSAGE)
+    refused = await asyncio.to_thread(send, smtp_server.ports["smtp"], "bounce@sender.example",
+                                      ["alice+tag@example.org"], data, smtp_server.client_tls)
+    assert refused == {}
+    [stored] = smtp_server.messages("alice")
+    head = stored.split(b"\r\n\r\n", 1)[0].decode().replace("\r\n\t", " ").replace(
+        "\r\n ", " ")
+    assert stored.endswith(data)
+    assert "Authentication-Results: mx.example.org;" in head
+    assert "spf=pass" in head and "smtp.mailfrom=bounce@sender.example" in head
+    assert "dkim=pass" in head and "header.d=sender.example" in head
+    assert "dmarc=pass" in head and "header.from=sender.example" in head
+    assert "iprev=pass" in head
+    assert "Received-SPF: pass" in head
+    received = head[head.index("Received: from"):]
+    assert "by mx.example.org with ESMTPS" in received
+    assert "TLSv1.3" in received and "spf dnssec" in received and "dkim dnssec" in received
+
+
+async def test_dmarc_reject_policy_refuses_with_550(smtp_server) -> None:
+    r = smtp_server.resolver
+    r.add("TXT", "sender.example", "v=spf1 -all")
+    r.add("TXT", "_dmarc.sender.example", "v=DMARC1; p=reject")
+    with pytest.raises(smtplib.SMTPDataError) as info:
+        await asyncio.to_thread(send, smtp_server.ports["smtp"], "x@sender.example",
+                                ["alice@example.org"], MESSAGE)
+    assert info.value.smtp_code == 550 and b"5.7.1" in info.value.smtp_error
+    assert smtp_server.messages("alice") == []
+
+
+async def test_unknown_recipient_and_relaying_refused(smtp_server) -> None:
+    with pytest.raises(smtplib.SMTPRecipientsRefused) as info:
+        await asyncio.to_thread(send, smtp_server.ports["smtp"], "x@sender.example",
+                                ["nobody@example.org", "victim@elsewhere.example"], MESSAGE)
+    refused = info.value.recipients
+    assert refused["nobody@example.org"][0] == 550 and b"5.1.1" in \
+        refused["nobody@example.org"][1]
+    assert refused["victim@elsewhere.example"][0] == 550 and b"relaying denied" in \
+        refused["victim@elsewhere.example"][1]
+
+
+async def test_null_sender_gets_one_recipient(smtp_server) -> None:
+    refused = await asyncio.to_thread(send, smtp_server.ports["smtp"], "",
+                                      ["alice@example.org", "bob@example.org"], MESSAGE)
+    assert refused["bob@example.org"][0] == 550
+    assert len(smtp_server.messages("alice")) == 1
+
+
+async def test_ruleset_picks_mailbox(smtp_server) -> None:
+    await asyncio.to_thread(send, smtp_server.ports["smtp"], "owner@lists.example.net",
+                            ["alice@example.org"], MESSAGE)
+    assert len(smtp_server.messages("alice", "Lists")) == 1
+    assert smtp_server.messages("alice") == []
+
+
+async def test_loop_is_detected(smtp_server) -> None:
+    data = b"Received: from x by y; Tue, 24 Nov 2026 10:00:00 +0000\r\n" * 60 + MESSAGE
+    with pytest.raises(smtplib.SMTPDataError) as info:
+        await asyncio.to_thread(send, smtp_server.ports["smtp"], "x@sender.example",
+                                ["alice@example.org"], data)
+    assert info.value.smtp_code == 554
+
+
+async def test_auth_not_offered_on_mx(smtp_server) -> None:
+    def ehlo() -> str:
+        with smtplib.SMTP("127.0.0.1", smtp_server.ports["smtp"], timeout=10) as client:
+            client.starttls(context=smtp_server.client_tls)
+            _code, text = client.ehlo()
+            return text.decode()
+    features = await asyncio.to_thread(ehlo)
+    assert "AUTH" not in features and "REQUIRETLS" in features and "STARTTLS" not in features
+
+
+async def test_bare_lf_smuggling_rejected(smtp_server) -> None:
+    async def raw() -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", smtp_server.ports["smtp"])
+        writer.write(b"EHLO x.example\r\nMAIL FROM:<a@sender.example>\r\n"
+                     b"RCPT TO:<alice@example.org>\r\nDATA\r\n")
+        await writer.drain()
+        got = b""
+        while b"354" not in got:
+            got += await reader.read(4096)
+        writer.write(b"Subject: x\r\n\r\nbody\n.\nMAIL FROM:<evil@example.org>\r\n.\r\nQUIT\r\n")
+        await writer.drain()
+        rest = await reader.read(4096)
+        while not rest.rstrip().endswith(b"closing connection"):
+            more = await reader.read(4096)
+            if not more:
+                break
+            rest += more
+        writer.close()
+        return rest
+    out = await raw()
+    assert out.startswith(b"550 5.6.0")
+    assert smtp_server.messages("alice") == []
