@@ -64,3 +64,31 @@ def test_lookup_none_invalid_temperror_and_bad_name() -> None:
     res = invoke(r, "a..example")
     assert res.exit_code == 1
     assert "empty label" in res.output and "Traceback" not in res.output
+
+
+def test_verify_runs_spf_dkim_dmarc_like_the_mx() -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from kittiwake import dkim
+    from kittiwake.cli.main import cli
+    from kittiwake.dns import MockResolver
+
+    resolver = MockResolver()
+    key = dkim.load_private_key(dkim.generate_key("ed25519"))
+    resolver.add("TXT", "sel._domainkey.example.org", dkim.dns_record(key), authentic=True)
+    resolver.add("TXT", "_dmarc.example.org", "v=DMARC1; p=reject", authentic=True)
+    resolver.add("TXT", "example.org", "v=spf1 -all", authentic=True)
+    message = dkim.sign_message(b"From: a@example.org\r\nSubject: x\r\n\r\nbody\r\n",
+                                "example.org", "sel", key)
+    args = ["dmarc", "verify", "--json", "--ip", "192.0.2.1", "--mailfrom", "a@example.org",
+            "--helo", "mail.example.org"]
+    result = CliRunner().invoke(cli, args, input=message, obj={"resolver": resolver})
+    out = json.loads(result.output)
+    assert result.exit_code == 0, result.output
+    assert (out["result"], out["domain"], out["policy"]) == ("pass", "example.org", "reject")
+    assert out["dkim_aligned"] and not out["spf_aligned"] and out["authentic"]
+    tampered = message.replace(b"body", b"BODY")
+    result = CliRunner().invoke(cli, args, input=tampered, obj={"resolver": resolver})
+    assert result.exit_code == 2 and json.loads(result.output)["result"] == "fail"

@@ -75,3 +75,68 @@ def lookup_command(ctx: click.Context, domain: str, as_json: bool) -> None:
         ctx.exit(3)
     if found.status is not LookupStatus.FOUND:
         ctx.exit(2)
+
+
+@dmarc_group.command("verify")
+@click.option("--ip", required=True, help="IP address the message came from.")
+@click.option("--mailfrom", required=True, help="SMTP MAIL FROM address ('' for none).")
+@click.option("--helo", required=True, help="EHLO/HELO name of the sending server.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.argument("file", required=False)
+@click.pass_context
+def verify_command(ctx: click.Context, ip: str, mailfrom: str, helo: str, as_json: bool,
+                   file: str | None) -> None:
+    """Run SPF, DKIM and DMARC on a message (FILE or stdin) as the MX would.
+
+    Exit status: 0 DMARC pass, 1 user error, 2 fail or none, 3 temperror.
+    """
+    import ipaddress
+
+    from kittiwake import dkim, dmarc, spf
+    from kittiwake.cli.common import UserError, print_json, read_input, run
+
+    try:
+        ipaddress.ip_address(ip)
+    except ValueError:
+        raise UserError(f"--ip {ip!r}: not an IP address") from None
+    data = read_input(file)
+    resolver = resolver_for(ctx)
+
+    async def check() -> tuple[Any, list[Any], Any, Any]:
+        import asyncio
+
+        spf_result, dkim_results = await asyncio.gather(
+            spf.verify(resolver, ip, mailfrom, helo), dkim.verify(resolver, data))
+        author = dmarc.from_domain(data)
+        result = None
+        if author.ok and author.domain:
+            result = await dmarc.verify(resolver, author.domain, spf_result, dkim_results)
+        return spf_result, dkim_results, author, result
+
+    spf_result, dkim_results, author, result = run(check)
+    if result is None:
+        out = {"result": author.dmarc_status() or "none", "domain": author.domain,
+               "policy": None, "spf_aligned": False, "dkim_aligned": False,
+               "authentic": False, "reason": author.detail}
+    else:
+        out = {"result": str(result.status), "domain": result.domain,
+               "policy": str(result.policy) if result.policy else None,
+               "spf_aligned": result.spf_aligned, "dkim_aligned": result.dkim_aligned,
+               "authentic": result.authentic, "reject": result.reject,
+               "reason": result.reason}
+    out["spf"] = {"result": str(spf_result.status), "domain": spf_result.domain}
+    out["dkim"] = [{"result": str(d.status), "domain": d.domain} for d in dkim_results]
+    if as_json:
+        print_json(out)
+    else:
+        click.echo(f"dmarc={out['result']} domain={out['domain']} policy={out['policy']}"
+                   f" spf_aligned={'yes' if out['spf_aligned'] else 'no'}"
+                   f" dkim_aligned={'yes' if out['dkim_aligned'] else 'no'}"
+                   f" dnssec={'yes' if out['authentic'] else 'no'}")
+        click.echo(f"  spf={out['spf']['result']} ({out['spf']['domain']})")
+        for d in out["dkim"]:
+            click.echo(f"  dkim={d['result']} ({d['domain']})")
+        if out.get("reason"):
+            click.echo(f"  reason: {out['reason']}")
+    status = out["result"]
+    ctx.exit(0 if status == "pass" else 3 if status == "temperror" else 2)
