@@ -13,7 +13,7 @@ PACKAGES=(
   # SMTP peers and load tools
   postfix swaks libnet-ssleay-perl libauthen-sasl-perl gsasl msmtp isync
   # DKIM and SPF oracles and test suites
-  python3-spf python3-dkim python3-nacl opendkim opendkim-tools publicsuffix
+  python3-spf python3-dkim python3-nacl python3-authres opendkim opendkim-tools publicsuffix
   # SOCKS proxy, ACME test server
   microsocks dante-server pebble
   # misc tools the tests call

@@ -13,10 +13,12 @@ import json
 import logging
 from dataclasses import dataclass, field
 
-from kittiwake.message.envelope import envelope_of, parse_msgids
-from kittiwake.message.headers import parse_header_section
+from kittiwake.message import parse, parse_msgids, searchable_text
 
 logger = logging.getLogger("kittiwake.store")
+
+# Text indexed per message; longer bodies are cut (search still finds the start).
+MAX_INDEX_CHARS = 1_000_000
 
 
 @dataclass
@@ -35,21 +37,20 @@ class Summary:
 def summarize(data: bytes) -> Summary:
     """Summary of a message; best effort on malformed input, never raises."""
     try:
-        headers, _body = parse_header_section(data)
-        envelope = envelope_of(headers)
+        root = parse(data)
+        headers = root.headers
         ids = parse_msgids(headers.get("message-id"))
-        subject = envelope.decoded_subject or ""
-        header_text = "\n".join(
-            v for name in ("subject", "from", "to", "cc", "bcc", "reply-to")
-            for v in [headers.decoded(name)] if v)
+        envelope = root.envelope
+        header_text, body_text = searchable_text(root, data, max_chars=MAX_INDEX_CHARS)
         return Summary(
             message_id=ids[0] if ids else "",
             in_reply_to=parse_msgids(headers.get("in-reply-to")),
             references=parse_msgids(headers.get("references")),
-            subject=subject,
-            json=json.dumps({"envelope": envelope.to_dict()}, ensure_ascii=False),
+            subject=(envelope.decoded_subject if envelope else None) or "",
+            json=json.dumps({"part": root.to_dict()}, ensure_ascii=False,
+                            separators=(",", ":")),
             header_text=header_text,
-            body_text="",
+            body_text=body_text,
         )
     except Exception:  # a message we cannot parse is still stored, byte-exact
         logger.warning("message summary failed; storing without one", exc_info=True)

@@ -1,0 +1,215 @@
+"""Header sections (RFC 5322 §2.2, §3.6; RFC 6532 for raw UTF-8): parse, read, fold.
+
+:func:`parse_header_section` splits the header fields at the start of a
+message or MIME part and finds where the body starts, tolerating bare LF,
+8-bit bytes, NULs and a missing blank line. Each :class:`Header` keeps its
+exact raw bytes; values are unfolded (RFC 5322 §2.2.3) and decoded as UTF-8
+(RFC 6532 §3.2) with a windows-1252/latin-1 fallback for legacy 8-bit text.
+:func:`fold_header` formats a field for sending, folded at 78 characters
+where whitespace allows (RFC 5322 §2.1.1, §2.2.3).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import overload
+
+from kittiwake.message.charset import decode_legacy
+from kittiwake.message.rfc2047 import decode_words
+
+# RFC 5322 §3.6.8: field-name = 1*ftext, ftext = %d33-57 / %d59-126;
+# RFC 5322 §4.5 (obsolete syntax) allows white space before the colon.
+_FIELD_START = re.compile(rb"([\x21-\x39\x3b-\x7e]+)[ \t]*:")
+_FOLD = re.compile(rb"\r?\n(?=[ \t])")
+
+
+@dataclass(frozen=True, slots=True)
+class Header:
+    """One header field: its name as written and its exact bytes (with line ending)."""
+
+    name: str
+    raw: bytes
+
+    @property
+    def key(self) -> str:
+        """The lowercased field name, for comparisons (RFC 5322 §1.2.2)."""
+        return self.name.lower()
+
+    @property
+    def raw_value(self) -> bytes:
+        """The bytes after the colon, unfolded, without the line ending and outer blanks."""
+        colon = self.raw.find(b":")
+        return _FOLD.sub(b"", self.raw[colon + 1 :]).strip(b" \t\r\n")
+
+    @property
+    def value(self) -> str:
+        """The unfolded value as text; encoded words are left encoded."""
+        return decode_legacy(self.raw_value)
+
+    @property
+    def decoded(self) -> str:
+        """The value with RFC 2047 encoded words decoded (for unstructured fields)."""
+        return decode_words(self.value)
+
+
+class Headers(Sequence[Header]):
+    """The ordered header fields of a message or part; lookups are case-insensitive."""
+
+    __slots__ = ("_fields", "_index")
+
+    def __init__(self, fields: Sequence[Header] = ()) -> None:
+        self._fields: tuple[Header, ...] = tuple(fields)
+        self._index: dict[str, list[Header]] | None = None
+
+    def _by_key(self) -> dict[str, list[Header]]:
+        if self._index is None:
+            index: dict[str, list[Header]] = {}
+            for h in self._fields:
+                index.setdefault(h.key, []).append(h)
+            self._index = index
+        return self._index
+
+    @overload
+    def __getitem__(self, i: int) -> Header: ...
+    @overload
+    def __getitem__(self, i: slice) -> Sequence[Header]: ...
+    def __getitem__(self, i: int | slice) -> Header | Sequence[Header]:
+        return self._fields[i]
+
+    def __len__(self) -> int:
+        return len(self._fields)
+
+    def __iter__(self) -> Iterator[Header]:
+        return iter(self._fields)
+
+    def __contains__(self, name: object) -> bool:
+        if isinstance(name, Header):
+            return name in self._fields
+        return isinstance(name, str) and name.lower() in self._by_key()
+
+    def __repr__(self) -> str:
+        return f"Headers({[h.name for h in self._fields]!r})"
+
+    def fields(self, name: str) -> list[Header]:
+        """All fields called ``name``, in order."""
+        return list(self._by_key().get(name.lower(), ()))
+
+    def first(self, name: str) -> Header | None:
+        """The first field called ``name``."""
+        found = self._by_key().get(name.lower())
+        return found[0] if found else None
+
+    def get(self, name: str, default: str | None = None) -> str | None:
+        """The unfolded value of the first field called ``name``."""
+        h = self.first(name)
+        return h.value if h is not None else default
+
+    def get_all(self, name: str) -> list[str]:
+        """The unfolded values of every field called ``name``, in order."""
+        return [h.value for h in self._by_key().get(name.lower(), ())]
+
+    def decoded(self, name: str, default: str | None = None) -> str | None:
+        """The first ``name`` field with RFC 2047 words decoded."""
+        h = self.first(name)
+        return h.decoded if h is not None else default
+
+    def count(self, name: object) -> int:  # type: ignore[override]
+        """How many fields are called ``name`` (e.g. Received, for loop detection)."""
+        if isinstance(name, Header):
+            return self._fields.count(name)
+        if not isinstance(name, str):
+            return 0
+        return len(self._by_key().get(name.lower(), ()))
+
+    def raw(self) -> bytes:
+        """All fields' bytes, in order (without the blank line ending the section)."""
+        return b"".join(h.raw for h in self._fields)
+
+
+def parse_header_section(
+    data: bytes, start: int = 0, end: int | None = None
+) -> tuple[Headers, int]:
+    """Parse header fields in ``data[start:end]``; return them and the body's offset.
+
+    RFC 5322 §2.1: the header section ends at the first empty line, and the
+    body starts after it. A line that is neither a field nor a continuation
+    ends the section too: the body starts at that line (as Python's email
+    package does). Without an empty line (a truncated message) the whole
+    range is header and the body offset is ``end``.
+    """
+    headers, body, _how = scan_header_section(data, start, end)
+    return headers, body
+
+
+def scan_header_section(
+    data: bytes, start: int = 0, end: int | None = None
+) -> tuple[Headers, int, str]:
+    """Like :func:`parse_header_section`, plus how the section ended:
+    ``"blank"`` (an empty line), ``"line"`` (a line that is not a field) or
+    ``"end"`` (the end of the range)."""
+    if end is None or end > len(data):
+        end = len(data)
+    start = max(0, min(start, end))
+    fields: list[Header] = []
+    cur_start = -1
+    cur_name = ""
+    pos = start
+    while pos < end:
+        nl = data.find(b"\n", pos, end)
+        line_end = end if nl < 0 else nl + 1
+        first = data[pos]
+        if first in b"\r\n" and data[pos:line_end].rstrip(b"\r\n") == b"":
+            if cur_start >= 0:
+                fields.append(Header(cur_name, data[cur_start:pos]))
+            return Headers(fields), line_end, "blank"
+        if first in b" \t" and cur_start >= 0:
+            pos = line_end  # RFC 5322 §2.2.3: a folded continuation line
+            continue
+        m = _FIELD_START.match(data, pos, line_end)
+        if m is None:
+            if cur_start >= 0:
+                fields.append(Header(cur_name, data[cur_start:pos]))
+            return Headers(fields), pos, "line"
+        if cur_start >= 0:
+            fields.append(Header(cur_name, data[cur_start:pos]))
+        cur_start = pos
+        cur_name = m.group(1).decode("ascii")
+        pos = line_end
+    if cur_start >= 0:
+        fields.append(Header(cur_name, data[cur_start:end]))
+    return Headers(fields), end, "end"
+
+
+def unfold(value: str) -> str:
+    """RFC 5322 §2.2.3: remove CRLF (or bare LF) that precedes white space."""
+    return re.sub(r"\r?\n(?=[ \t])", "", value)
+
+
+# A fold point is white space outside quoted strings: folding inside one is
+# legal (RFC 5322 §3.2.4) but some readers keep the CRLF.
+_FOLD_TOKEN = re.compile(r'[ \t]*(?:(?>"(?:[^"\\]|\\.?)*+"?)|[^ \t"])++|[ \t]+\Z')
+
+
+def fold_header(name: str, value: str, width: int = 78) -> str:
+    """``Name: value\\r\\n`` folded before white space so lines stay within ``width``.
+
+    Explicit folds already in ``value`` (CRLF followed by a space or tab) are
+    kept. A word (or quoted string) longer than a line is not broken
+    (RFC 5322 §2.1.1 "where possible"). Any other CR or LF is replaced by a space, so a value can
+    never inject another header field.
+    """
+    lines = re.split(r"\r?\n(?=[ \t])", value.strip(" \t\r\n"))
+    out: list[str] = []
+    for i, text in enumerate(lines):
+        text = text.replace("\r", " ").replace("\n", " ").rstrip(" \t")
+        line = f"{name}: " if i == 0 else ""
+        for tok in _FOLD_TOKEN.findall(text):
+            if line.strip(" \t") and len(line) + len(tok) > width and tok[0] in " \t":
+                out.append(line)
+                line = tok
+            else:
+                line += tok
+        out.append(line)
+    return "\r\n".join(out) + "\r\n"
