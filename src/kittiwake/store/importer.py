@@ -23,7 +23,7 @@ from kittiwake.store import files
 from kittiwake.store.account import SEPARATOR, AccountStore, NewMessage, normalize_mailbox_name
 from kittiwake.store.mailfile import MailItem, read_maildir, read_mbox
 from kittiwake.store.model import MailboxNotFound, StoreError
-from kittiwake.store.summary import summarize
+from kittiwake.store.summary import Summary, summarize
 
 BATCH_MESSAGES = 500
 BATCH_BYTES = 64 << 20
@@ -183,10 +183,57 @@ def import_path(store: AccountStore, mailbox: str, path: Path,
     return result
 
 
+def _summaries(items: Iterator[MailItem], workers: int) -> Iterator[tuple[MailItem, object]]:
+    """Items with their summaries, parsed in worker processes when there are several cores.
+
+    Parsing is CPU-bound Python; writing files is system calls. Running the
+    parsing in other processes lets both cores work while this one writes.
+    """
+    if workers <= 1:
+        for item in items:
+            yield item, summarize(item.data)
+        return
+    import concurrent.futures
+    import multiprocessing
+
+    context = multiprocessing.get_context("fork")
+    chunk: list[MailItem] = []
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
+        window: list[tuple[list[MailItem], concurrent.futures.Future[list[Summary]]]] = []
+
+        def submit() -> None:
+            window.append((chunk, pool.submit(_summarize_many, [i.data for i in chunk])))
+
+        for item in items:
+            chunk.append(item)
+            if len(chunk) >= CHUNK:
+                submit()
+                chunk = []
+            while len(window) > workers * 2:
+                done, future = window.pop(0)
+                yield from zip(done, future.result(), strict=True)
+        if chunk:
+            submit()
+        for done, future in window:
+            yield from zip(done, future.result(), strict=True)
+
+
+CHUNK = 32
+
+
+def _summarize_many(datas: list[bytes]) -> list[Summary]:
+    return [summarize(d) for d in datas]
+
+
 def _import_items(store: AccountStore, mailbox: str, items: Iterator[MailItem],
-                  result: ImportResult, progress: Progress | None) -> None:
+                  result: ImportResult, progress: Progress | None,
+                  workers: int | None = None) -> None:
+    import os
+
     batch: list[NewMessage] = []
     batch_bytes = 0
+    if workers is None:
+        workers = min(4, os.cpu_count() or 1)
 
     def flush() -> None:
         nonlocal batch, batch_bytes
@@ -202,12 +249,16 @@ def _import_items(store: AccountStore, mailbox: str, items: Iterator[MailItem],
         if progress:
             progress(result.imported, result.bytes)
 
-    for item in items:
-        if not item.data.strip():
-            result.skipped.append((item.source, "empty or too large message"))
-            continue
+    def usable(all_items: Iterator[MailItem]) -> Iterator[MailItem]:
+        for item in all_items:
+            if not item.data.strip():
+                result.skipped.append((item.source, "empty or too large message"))
+                continue
+            yield item
+
+    for item, summary in _summaries(usable(items), workers):
         tmp, size = files.write_temp(store.root, [item.data], sync=False)
-        batch.append(NewMessage(tmp, size, summarize(item.data), item.flags, item.received))
+        batch.append(NewMessage(tmp, size, summary, item.flags, item.received))  # type: ignore[arg-type]
         batch_bytes += size
         if len(batch) >= BATCH_MESSAGES or batch_bytes >= BATCH_BYTES:
             flush()

@@ -1,0 +1,146 @@
+"""The async face of the outgoing queue: :class:`QueueStore` work in worker threads.
+
+    queue = Queue(data_dir)
+    message = await queue.enqueue(envelope, data)   # durable when this returns: answer 250
+
+Listeners (the :class:`~kittiwake.queue.scheduler.Scheduler` registers
+itself) are told when work may have become due: after enqueue, release and
+kick. SQLite work and fsyncs run in threads (DESIGN.md principle 4).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterable
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, TypeVar
+
+from kittiwake.queue.config import QueueConfig
+from kittiwake.queue.model import (
+    Batch,
+    DeliveryError,
+    Dropped,
+    Envelope,
+    Filter,
+    HoldRule,
+    Outcome,
+    QueuedMessage,
+    Recipient,
+    Recorded,
+    Retired,
+)
+from kittiwake.queue.store import QueueStore, utcnow
+
+T = TypeVar("T")
+
+
+class Queue:
+    """The server's outgoing queue in ``data_dir/queue``."""
+
+    def __init__(self, data_dir: Path | None = None, store: QueueStore | None = None,
+                 clock: Callable[[], datetime] | None = None, **store_args: Any) -> None:
+        if store is None:
+            if data_dir is None:
+                raise ValueError("Queue needs data_dir or store")
+            store = QueueStore(data_dir / "queue", **store_args)
+        self.store = store
+        self.clock: Callable[[], datetime] = clock or utcnow
+        self.listeners: list[Callable[[], None]] = []
+
+    @classmethod
+    def from_config(cls, data_dir: Path, config: QueueConfig,
+                    clock: Callable[[], datetime] | None = None) -> Queue:
+        """The queue of ``data_dir`` with the history limits of ``config``."""
+        return cls(data_dir, clock=clock, history_keep=config.history_keep,
+                   history_age=timedelta(days=config.history_days))
+
+    async def _run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    def _notify(self) -> None:
+        for listener in list(self.listeners):
+            listener()
+
+    def close(self) -> None:
+        self.store.close()
+
+    async def enqueue(self, envelope: Envelope, data: bytes | Iterable[bytes],
+                      now: datetime | None = None) -> QueuedMessage:
+        message = await self._run(self.store.enqueue, envelope, data, now or self.clock())
+        self._notify()
+        return message
+
+    async def write_temp(self, chunks: Iterable[bytes]) -> tuple[Path, int]:
+        """Write message data to an fsynced temporary file for :meth:`enqueue_temp`."""
+        return await self._run(self.store.write_temp, list(chunks))
+
+    async def enqueue_temp(self, envelope: Envelope, tmp: Path, size: int,
+                           now: datetime | None = None) -> QueuedMessage:
+        message = await self._run(self.store.enqueue_temp, envelope, tmp, size, now or self.clock())
+        self._notify()
+        return message
+
+    async def message(self, message_id: int) -> QueuedMessage:
+        return await self._run(self.store.message, message_id)
+
+    async def recipients(self, message_id: int) -> list[Recipient]:
+        return await self._run(self.store.recipients, message_id)
+
+    async def read(self, message_id: int) -> bytes:
+        return await self._run(self.store.read, message_id)
+
+    async def list(self, where: Filter = Filter()) -> list[tuple[QueuedMessage, Recipient]]:
+        return await self._run(self.store.list, where)
+
+    async def history(self, where: Filter = Filter(), limit: int = 100) -> list[Retired]:
+        return await self._run(self.store.history, where, limit)
+
+    async def due(self, now: datetime, limit: int = 100,
+                  exclude_domains: Iterable[str] = ()) -> list[Batch]:
+        return await self._run(self.store.due, now, limit, list(exclude_domains))
+
+    async def next_due(self, exclude_domains: Iterable[str] = ()) -> datetime | None:
+        return await self._run(self.store.next_due, list(exclude_domains))
+
+    async def record_result(self, recipient_ids: Iterable[int], outcome: Outcome,
+                            error: DeliveryError | None = None, host: str = "",
+                            now: datetime | None = None, keep_files: bool = False) -> Recorded:
+        return await self._run(self.store.record_result, list(recipient_ids), outcome, error,
+                               host, now or self.clock(), keep_files)
+
+    async def remove_files(self, message_ids: Iterable[int]) -> None:
+        await self._run(self.store.remove_files, list(message_ids))
+
+    async def needs_delay_dsn(self) -> list[Recipient]:
+        return await self._run(self.store.needs_delay_dsn)
+
+    async def mark_delay_dsn_sent(self, recipient_ids: Iterable[int]) -> None:
+        await self._run(self.store.mark_delay_dsn_sent, list(recipient_ids))
+
+    async def hold(self, where: Filter) -> int:
+        return await self._run(self.store.hold, where)
+
+    async def release(self, where: Filter) -> int:
+        count = await self._run(self.store.release, where)
+        self._notify()
+        return count
+
+    async def kick(self, where: Filter = Filter(), now: datetime | None = None) -> int:
+        count = await self._run(self.store.kick, where, now or self.clock())
+        self._notify()
+        return count
+
+    async def drop(self, where: Filter, now: datetime | None = None,
+                   keep_files: bool = False) -> list[Dropped]:
+        return await self._run(self.store.drop, where, now or self.clock(), keep_files)
+
+    async def hold_rules(self) -> list[HoldRule]:
+        return await self._run(self.store.hold_rules)
+
+    async def add_hold_rule(self, account: str = "", from_domain: str = "",
+                            to_domain: str = "") -> HoldRule:
+        return await self._run(self.store.add_hold_rule, account, from_domain, to_domain)
+
+    async def remove_hold_rule(self, rule_id: int) -> HoldRule:
+        return await self._run(self.store.remove_hold_rule, rule_id)

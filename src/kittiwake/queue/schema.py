@@ -1,0 +1,102 @@
+"""The queue database ``queue/index.db``: tables and durable connection settings.
+
+WAL mode with ``synchronous=FULL``: a committed transaction is on disk
+(DESIGN.md "Durability"). Times are integer milliseconds since the epoch, UTC.
+``AUTOINCREMENT`` keeps ids of removed messages from being reused, so a
+message file name and a history row always mean one message.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+SCHEMA_VERSION = 1
+
+DDL = """
+CREATE TABLE message (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  account TEXT,
+  mail_from TEXT NOT NULL,
+  from_domain TEXT NOT NULL,
+  smtputf8 INTEGER NOT NULL,
+  eightbit INTEGER NOT NULL,
+  requiretls INTEGER,
+  tls_required_no INTEGER NOT NULL,
+  ret TEXT,
+  envid TEXT,
+  size INTEGER NOT NULL,
+  created INTEGER NOT NULL,
+  release_at INTEGER
+);
+CREATE TABLE recipient (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  message_id INTEGER NOT NULL REFERENCES message(id),
+  address TEXT NOT NULL,
+  domain TEXT NOT NULL,
+  notify TEXT,
+  orcpt_type TEXT,
+  orcpt TEXT,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_attempt INTEGER NOT NULL,
+  last_attempt INTEGER,
+  err_code INTEGER,
+  err_enhanced TEXT,
+  err_text TEXT,
+  err_host TEXT,
+  status TEXT NOT NULL DEFAULT 'queued',
+  held INTEGER NOT NULL DEFAULT 0,
+  dsn_delayed_sent INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX recipient_due ON recipient (status, held, next_attempt);
+CREATE INDEX recipient_message ON recipient (message_id);
+CREATE TABLE holdrule (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  account TEXT NOT NULL,
+  from_domain TEXT NOT NULL,
+  to_domain TEXT NOT NULL,
+  UNIQUE (account, from_domain, to_domain)
+);
+CREATE TABLE retired (
+  recipient_id INTEGER PRIMARY KEY,
+  message_id INTEGER NOT NULL,
+  account TEXT,
+  mail_from TEXT NOT NULL,
+  address TEXT NOT NULL,
+  status TEXT NOT NULL,
+  attempts INTEGER NOT NULL,
+  last_attempt INTEGER,
+  err_code INTEGER,
+  err_enhanced TEXT,
+  err_text TEXT,
+  err_host TEXT,
+  created INTEGER NOT NULL,
+  retired INTEGER NOT NULL
+);
+CREATE INDEX retired_time ON retired (retired);
+"""
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Open (creating if needed) the queue database with durable settings."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version == 0:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in DDL.split(";"):
+                if statement.strip():
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    elif version > SCHEMA_VERSION:
+        raise RuntimeError(f"{path}: queue schema {version} is newer than this kittiwake"
+                           f" ({SCHEMA_VERSION}); upgrade kittiwake")
+    return conn

@@ -1,0 +1,573 @@
+"""The durable outgoing queue: message files plus one SQLite database.
+
+``data_dir/queue/index.db`` holds messages, one row per recipient (retry
+state), hold rules and a short history of recipients that left the queue;
+message bytes live in ``data_dir/queue/msg/<shard>/<id>``, shared by all
+recipients of a message. :meth:`QueueStore.enqueue` follows DESIGN.md
+"Durability": temp file written and fsynced, renamed into place, directory
+fsynced, then the transaction committed; only after it returns may the SMTP
+server answer 250 (RFC 5321 §4.1.1.4: the server takes responsibility).
+
+:class:`QueueStore` is synchronous and thread-safe (one lock); each method is
+one transaction, meant to run in a worker thread (:class:`kittiwake.queue.Queue`
+is the async face).
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from kittiwake.queue import schedule as sched
+from kittiwake.queue.model import (
+    Batch,
+    DeliveryError,
+    Dropped,
+    Envelope,
+    Filter,
+    HoldRule,
+    MessageNotFound,
+    Outcome,
+    QueuedMessage,
+    QueueError,
+    Recipient,
+    Recorded,
+    Retired,
+    Status,
+    domain_of,
+)
+from kittiwake.queue.schema import connect
+from kittiwake.smtp.params import Notify, ORcpt, Ret
+from kittiwake.store import files
+
+HISTORY_KEEP = 1000
+HISTORY_AGE = timedelta(days=7)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_MS = timedelta(milliseconds=1)
+
+
+def to_ms(t: datetime) -> int:
+    """Milliseconds since the epoch, exact (no float rounding)."""
+    return (t - EPOCH) // _MS
+
+
+def from_ms(ms: int | None) -> datetime | None:
+    return None if ms is None else EPOCH + timedelta(milliseconds=ms)
+
+
+def normalize_domain(domain: str) -> str:
+    """A domain (or address literal) as stored: A-label form, lower case."""
+    domain = domain.strip()
+    return domain_of("x@" + domain) if domain else ""
+
+
+_MESSAGE_COLUMNS = ("m.id, m.account, m.mail_from, m.smtputf8, m.eightbit, m.requiretls,"
+                    " m.tls_required_no, m.ret, m.envid, m.size, m.created, m.release_at")
+_RECIPIENT_COLUMNS = ("r.id, r.message_id, r.address, r.domain, r.notify, r.orcpt_type, r.orcpt,"
+                      " r.attempts, r.next_attempt, r.last_attempt, r.err_code, r.err_enhanced,"
+                      " r.err_text, r.err_host, r.status, r.held, r.dsn_delayed_sent")
+_N_MESSAGE = 12
+
+
+class QueueStore:
+    """Synchronous queue storage under ``root`` (normally ``data_dir/queue``)."""
+
+    def __init__(self, root: Path, rng: random.Random | None = None,
+                 history_keep: int = HISTORY_KEEP,
+                 history_age: timedelta = HISTORY_AGE) -> None:
+        self.root = root
+        self.rng = rng or random.Random()
+        self.history_keep = history_keep
+        self.history_age = history_age
+        self.lock = threading.RLock()
+        self.db = connect(root / "index.db")
+        files.clean_tmp(root)
+        self._remove_orphans()
+
+    def close(self) -> None:
+        with self.lock:
+            self.db.close()
+
+    def _remove_orphans(self) -> None:
+        """Remove message files without a message row.
+
+        They are writes interrupted between rename and commit (never
+        acknowledged) or files of finished messages whose removal was cut
+        short by a crash.
+        """
+        msg_dir = self.root / "msg"
+        if not msg_dir.is_dir():
+            return
+        known = {r[0] for r in self.db.execute("SELECT id FROM message")}
+        for shard in msg_dir.iterdir():
+            if not shard.is_dir():
+                continue
+            for entry in shard.iterdir():
+                if entry.name.isdigit() and int(entry.name) not in known:
+                    entry.unlink(missing_ok=True)
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        with self.lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+
+    def path(self, message_id: int) -> Path:
+        return files.message_path(self.root, message_id)
+
+    # --- enqueue ------------------------------------------------------------
+
+    def write_temp(self, chunks: Iterable[bytes]) -> tuple[Path, int]:
+        """Write message data to an fsynced temporary file; (path, size)."""
+        return files.write_temp(self.root, chunks, sync=True)
+
+    def enqueue(self, envelope: Envelope, data: bytes | Iterable[bytes],
+                now: datetime | None = None) -> QueuedMessage:
+        """Queue a message durably; on disk and committed when this returns."""
+        tmp, size = self.write_temp([data] if isinstance(data, bytes) else data)
+        return self.enqueue_temp(envelope, tmp, size, now)
+
+    def enqueue_temp(self, envelope: Envelope, tmp: Path, size: int,
+                     now: datetime | None = None) -> QueuedMessage:
+        """Queue a message whose fsynced temporary file (from :meth:`write_temp`) exists."""
+        now = now or utcnow()
+        placed: Path | None = None
+        try:
+            if not envelope.recipients:
+                raise QueueError("a message needs at least one recipient")
+            from_domain = domain_of(envelope.mail_from)
+            rcpts = []
+            for rcpt in envelope.recipients:
+                if "@" not in rcpt.address:
+                    raise QueueError(f"recipient {rcpt.address!r} has no domain")
+                rcpts.append((rcpt, domain_of(rcpt.address)))
+            first = now
+            if envelope.release_at is not None and envelope.release_at > now:
+                first = envelope.release_at  # RFC 4865 §3: hold until the release time
+            with self._write() as db:
+                rules = self._hold_rules(db)
+                cur = db.execute(
+                    "INSERT INTO message (account, mail_from, from_domain, smtputf8, eightbit,"
+                    " requiretls, tls_required_no, ret, envid, size, created, release_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (envelope.account, envelope.mail_from, from_domain, int(envelope.smtputf8),
+                     int(envelope.eightbit),
+                     None if envelope.requiretls is None else int(envelope.requiretls),
+                     int(envelope.tls_required_no),
+                     None if envelope.ret is None else str(envelope.ret), envelope.envid,
+                     size, to_ms(now),
+                     None if envelope.release_at is None else to_ms(envelope.release_at)))
+                message_id = cur.lastrowid or 0
+                for rcpt, domain in rcpts:
+                    held = any(rule.matches(envelope.account, from_domain, domain)
+                               for rule in rules)
+                    db.execute(
+                        "INSERT INTO recipient (message_id, address, domain, notify, orcpt_type,"
+                        " orcpt, next_attempt, held) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (message_id, rcpt.address, domain,
+                         None if rcpt.notify is None else ",".join(sorted(rcpt.notify)),
+                         rcpt.orcpt.addr_type if rcpt.orcpt else None,
+                         rcpt.orcpt.address if rcpt.orcpt else None,
+                         to_ms(first), int(held)))
+                placed = files.move_into_place(self.root, tmp, message_id, sync=True)
+                message = self._message(db, message_id)
+        except BaseException:
+            if placed is not None:
+                placed.unlink(missing_ok=True)
+            tmp.unlink(missing_ok=True)
+            raise
+        return message
+
+    # --- reading ------------------------------------------------------------
+
+    def message(self, message_id: int) -> QueuedMessage:
+        with self.lock:
+            return self._message(self.db, message_id)
+
+    def _message(self, db: sqlite3.Connection, message_id: int) -> QueuedMessage:
+        row = db.execute(f"SELECT {_MESSAGE_COLUMNS} FROM message m WHERE m.id = ?",
+                         (message_id,)).fetchone()
+        if row is None:
+            raise MessageNotFound(f"no queued message with id {message_id}")
+        return self._message_row(row)
+
+    def _message_row(self, row: tuple[Any, ...]) -> QueuedMessage:
+        return QueuedMessage(
+            id=row[0], account=row[1], mail_from=row[2], smtputf8=bool(row[3]),
+            eightbit=bool(row[4]), requiretls=None if row[5] is None else bool(row[5]),
+            tls_required_no=bool(row[6]), ret=None if row[7] is None else Ret(row[7]),
+            envid=row[8], size=row[9], created=from_ms(row[10]) or utcnow(),
+            release_at=from_ms(row[11]), path=self.path(row[0]))
+
+    def recipients(self, message_id: int) -> list[Recipient]:
+        with self.lock:
+            rows = self.db.execute(f"SELECT {_RECIPIENT_COLUMNS} FROM recipient r"
+                                   " WHERE r.message_id = ? ORDER BY r.id", (message_id,))
+            return [_recipient(r) for r in rows]
+
+    def read(self, message_id: int) -> bytes:
+        """The raw bytes of a queued message (``queue dump``)."""
+        with self.lock:
+            self._message(self.db, message_id)
+            return self.path(message_id).read_bytes()
+
+    def list(self, where: Filter = Filter()) -> list[tuple[QueuedMessage, Recipient]]:
+        """Queued recipients with their messages, oldest message first."""
+        clause, params = _where(where)
+        with self.lock:
+            rows = self.db.execute(
+                f"SELECT {_MESSAGE_COLUMNS}, {_RECIPIENT_COLUMNS} FROM recipient r"
+                f" JOIN message m ON m.id = r.message_id WHERE {clause}"
+                " ORDER BY m.id, r.id", params).fetchall()
+        return [(self._message_row(r[:_N_MESSAGE]), _recipient(r[_N_MESSAGE:])) for r in rows]
+
+    def history(self, where: Filter = Filter(), limit: int = 100) -> list[Retired]:
+        """Recipients that left the queue, newest first."""
+        conds, params = ["1"], []
+        if where.ids:
+            conds.append(f"message_id IN ({','.join('?' * len(where.ids))})")
+            params += list(where.ids)
+        if where.account:
+            conds.append("account = ?")
+            params.append(where.account)
+        with self.lock:
+            rows = self.db.execute(
+                "SELECT recipient_id, message_id, account, mail_from, address, status, attempts,"
+                " last_attempt, err_code, err_enhanced, err_text, err_host, created, retired"
+                f" FROM retired WHERE {' AND '.join(conds)} ORDER BY retired DESC,"
+                " recipient_id DESC LIMIT ?", (*params, limit)).fetchall()
+        out = []
+        for r in rows:
+            retired = Retired(r[0], r[1], r[2], r[3], r[4], Status(r[5]), r[6], from_ms(r[7]),
+                              _error(r[8:12]), from_ms(r[12]) or utcnow(),
+                              from_ms(r[13]) or utcnow())
+            if where.from_domain and \
+                    domain_of(retired.mail_from) != normalize_domain(where.from_domain):
+                continue
+            if where.to_domain and \
+                    domain_of(retired.address) != normalize_domain(where.to_domain):
+                continue
+            out.append(retired)
+        return out
+
+    # --- picking work -------------------------------------------------------
+
+    def due(self, now: datetime, limit: int = 100,
+            exclude_domains: Iterable[str] = ()) -> list[Batch]:
+        """Due, non-held recipients grouped by (destination domain, message).
+
+        At most ``limit`` batches; recipients whose domain is in
+        ``exclude_domains`` (being delivered right now) are left out.
+        """
+        excluded = set(exclude_domains)
+        groups: dict[tuple[str, int], list[Recipient]] = {}
+        with self.lock:
+            rows = self.db.execute(
+                f"SELECT {_RECIPIENT_COLUMNS} FROM recipient r WHERE r.status = 'queued'"
+                " AND r.held = 0 AND r.next_attempt <= ? ORDER BY r.next_attempt, r.id",
+                (to_ms(now),))
+            for row in rows:
+                rcpt = _recipient(row)
+                if rcpt.domain in excluded:
+                    continue
+                key = (rcpt.domain, rcpt.message_id)
+                if key not in groups:
+                    if len(groups) >= limit:
+                        continue
+                    groups[key] = []
+                groups[key].append(rcpt)
+            messages = {mid: self._message(self.db, mid) for _, mid in groups}
+        return [Batch(messages[mid], domain, tuple(rcpts))
+                for (domain, mid), rcpts in groups.items()]
+
+    def next_due(self, exclude_domains: Iterable[str] = ()) -> datetime | None:
+        """When the next non-held recipient becomes due (None: nothing queued)."""
+        excluded = list(exclude_domains)
+        sql = ("SELECT MIN(next_attempt) FROM recipient WHERE status = 'queued' AND held = 0")
+        if excluded:
+            sql += f" AND domain NOT IN ({','.join('?' * len(excluded))})"
+        with self.lock:
+            return from_ms(self.db.execute(sql, excluded).fetchone()[0])
+
+    # --- results ------------------------------------------------------------
+
+    def record_result(self, recipient_ids: Iterable[int], outcome: Outcome,
+                      error: DeliveryError | None = None, host: str = "",
+                      now: datetime | None = None, keep_files: bool = False) -> Recorded:
+        """Record one attempt for recipients (all with the same outcome).
+
+        OK: delivered. PERMANENT (5xx, RFC 5321 §4.2.1): failed at once.
+        TEMPORARY: one more failed attempt; the next one is scheduled by
+        :func:`kittiwake.queue.schedule.schedule`, or the recipient fails
+        after the 9th. Finished recipients move to the history; a message
+        with no queued recipient left is removed (its file too, unless
+        ``keep_files``: then the caller calls :meth:`remove_files` after it
+        built its DSNs). Unknown ids (dropped meanwhile) are ignored.
+        """
+        now = now or utcnow()
+        ids = list(recipient_ids)
+        if error is not None and host and not error.host:
+            error = DeliveryError(error.code, error.enhanced, error.text, host)
+        finished: list[Recipient] = []
+        delayed: list[Recipient] = []
+        touched: set[int] = set()
+        with self._write() as db:
+            for rid in ids:
+                row = db.execute(f"SELECT {_RECIPIENT_COLUMNS} FROM recipient r WHERE r.id = ?"
+                                 " AND r.status = 'queued'", (rid,)).fetchone()
+                if row is None:
+                    continue
+                rcpt = _recipient(row)
+                touched.add(rcpt.message_id)
+                attempts = rcpt.attempts + 1
+                err = (error.code, error.enhanced, error.text, error.host) if error else \
+                    (None, None, None, host or None)
+                if outcome is Outcome.OK:
+                    status = Status.DELIVERED
+                elif outcome is Outcome.PERMANENT or sched.gives_up(attempts):
+                    status = Status.FAILED
+                else:
+                    status = Status.QUEUED
+                next_at = now + sched.schedule(attempts, self.rng) \
+                    if status is Status.QUEUED else now
+                db.execute(
+                    "UPDATE recipient SET attempts = ?, last_attempt = ?, next_attempt = ?,"
+                    " err_code = ?, err_enhanced = ?, err_text = ?, err_host = ?, status = ?"
+                    " WHERE id = ?", (attempts, to_ms(now), to_ms(next_at), *err, str(status),
+                                      rid))
+                updated = _recipient(db.execute(
+                    f"SELECT {_RECIPIENT_COLUMNS} FROM recipient r WHERE r.id = ?",
+                    (rid,)).fetchone())
+                if status is Status.QUEUED:
+                    if sched.delay_dsn_due(attempts) and not updated.dsn_delayed_sent and \
+                            wants_delay_dsn(self._message(db, rcpt.message_id), updated):
+                        delayed.append(updated)
+                else:
+                    finished.append(updated)
+                    self._retire(db, updated, now)
+            removed = self._remove_finished_messages(db, touched)
+            self._prune_history(db, now)
+        if not keep_files:
+            self.remove_files(removed)
+        return Recorded(tuple(finished), tuple(delayed), tuple(removed))
+
+    def _retire(self, db: sqlite3.Connection, rcpt: Recipient, now: datetime) -> None:
+        message = self._message(db, rcpt.message_id)
+        err = rcpt.last_error
+        db.execute(
+            "INSERT OR REPLACE INTO retired (recipient_id, message_id, account, mail_from,"
+            " address, status, attempts, last_attempt, err_code, err_enhanced, err_text,"
+            " err_host, created, retired) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (rcpt.id, rcpt.message_id, message.account, message.mail_from, rcpt.address,
+             str(rcpt.status), rcpt.attempts,
+             None if rcpt.last_attempt is None else to_ms(rcpt.last_attempt),
+             err.code if err else None, err.enhanced if err else None,
+             err.text if err else None, err.host if err else None,
+             to_ms(message.created), to_ms(now)))
+        db.execute("DELETE FROM recipient WHERE id = ?", (rcpt.id,))
+
+    def _remove_finished_messages(self, db: sqlite3.Connection, message_ids: set[int]
+                                  ) -> list[int]:
+        removed = []
+        for mid in sorted(message_ids):
+            if db.execute("SELECT 1 FROM recipient WHERE message_id = ? AND status = 'queued'"
+                          " LIMIT 1", (mid,)).fetchone() is None:
+                db.execute("DELETE FROM recipient WHERE message_id = ?", (mid,))
+                db.execute("DELETE FROM message WHERE id = ?", (mid,))
+                removed.append(mid)
+        return removed
+
+    def _prune_history(self, db: sqlite3.Connection, now: datetime) -> None:
+        db.execute("DELETE FROM retired WHERE retired < ?", (to_ms(now - self.history_age),))
+        db.execute("DELETE FROM retired WHERE recipient_id NOT IN (SELECT recipient_id FROM"
+                   " retired ORDER BY retired DESC, recipient_id DESC LIMIT ?)",
+                   (self.history_keep,))
+
+    def remove_files(self, message_ids: Iterable[int]) -> None:
+        """Remove files of messages whose rows are gone."""
+        ids = list(message_ids)
+        files.remove(self.root, ids)
+
+    def needs_delay_dsn(self) -> list[Recipient]:
+        """Queued recipients due a "delayed" DSN (5+ failed attempts, none sent yet).
+
+        Only those whose sender wants one (see :func:`wants_delay_dsn`).
+        """
+        with self.lock:
+            rows = self.db.execute(
+                f"SELECT {_MESSAGE_COLUMNS}, {_RECIPIENT_COLUMNS} FROM recipient r"
+                " JOIN message m ON m.id = r.message_id WHERE r.status = 'queued'"
+                " AND r.dsn_delayed_sent = 0 AND r.attempts >= ? ORDER BY r.id",
+                (sched.DELAY_DSN_AFTER,)).fetchall()
+        out = []
+        for row in rows:
+            rcpt = _recipient(row[_N_MESSAGE:])
+            if wants_delay_dsn(self._message_row(row[:_N_MESSAGE]), rcpt):
+                out.append(rcpt)
+        return out
+
+    def mark_delay_dsn_sent(self, recipient_ids: Iterable[int]) -> None:
+        ids = list(recipient_ids)
+        with self._write() as db:
+            db.executemany("UPDATE recipient SET dsn_delayed_sent = 1 WHERE id = ?",
+                           [(i,) for i in ids])
+
+    # --- management ---------------------------------------------------------
+
+    def hold(self, where: Filter) -> int:
+        """Hold matching queued recipients; the number changed."""
+        return self._update(where, "held = 1", "r.held = 0")
+
+    def release(self, where: Filter) -> int:
+        """Release held recipients (their retry time stays as it was)."""
+        return self._update(where, "held = 0", "r.held = 1")
+
+    def kick(self, where: Filter, now: datetime | None = None) -> int:
+        """Make matching recipients due now (also before a FUTURERELEASE time)."""
+        return self._update(where, "next_attempt = ?", "1", (to_ms(now or utcnow()),))
+
+    def _update(self, where: Filter, assignment: str, extra: str,
+                values: tuple[Any, ...] = ()) -> int:
+        clause, params = _where(where)
+        with self._write() as db:
+            cur = db.execute(
+                f"UPDATE recipient SET {assignment} WHERE id IN (SELECT r.id FROM recipient r"
+                f" JOIN message m ON m.id = r.message_id WHERE {clause} AND {extra})",
+                (*values, *params))
+            return cur.rowcount
+
+    def drop(self, where: Filter, now: datetime | None = None,
+             keep_files: bool = False) -> list[Dropped]:
+        """Remove matching recipients (messages without recipients go too).
+
+        Returns what was removed, per message, so the caller can send DSNs
+        (then pass ``keep_files`` and call :meth:`remove_files` afterwards).
+        Dropped recipients are kept in the history as failed, "dropped".
+        """
+        now = now or utcnow()
+        dropped: dict[int, Dropped] = {}
+        with self._write() as db:
+            clause, params = _where(where)
+            rows = db.execute(
+                f"SELECT {_MESSAGE_COLUMNS}, {_RECIPIENT_COLUMNS} FROM recipient r"
+                f" JOIN message m ON m.id = r.message_id WHERE {clause}"
+                " ORDER BY m.id, r.id", params).fetchall()
+            for row in rows:
+                message = self._message_row(row[:_N_MESSAGE])
+                rcpt = _recipient(row[_N_MESSAGE:])
+                db.execute("UPDATE recipient SET status = 'failed', err_text = ?, err_code = NULL,"
+                           " err_enhanced = NULL, err_host = NULL WHERE id = ?",
+                           ("dropped from the queue by the administrator", rcpt.id))
+                final = _recipient(db.execute(
+                    f"SELECT {_RECIPIENT_COLUMNS} FROM recipient r WHERE r.id = ?",
+                    (rcpt.id,)).fetchone())
+                self._retire(db, final, now)
+                dropped.setdefault(message.id, Dropped(message)).recipients.append(final)
+            removed = self._remove_finished_messages(db, set(dropped))
+            self._prune_history(db, now)
+        if not keep_files:
+            self.remove_files(removed)
+        return list(dropped.values())
+
+    # --- hold rules ---------------------------------------------------------
+
+    def hold_rules(self) -> list[HoldRule]:
+        with self.lock:
+            return self._hold_rules(self.db)
+
+    def _hold_rules(self, db: sqlite3.Connection) -> list[HoldRule]:
+        rows = db.execute("SELECT id, account, from_domain, to_domain FROM holdrule ORDER BY id")
+        return [HoldRule(*r) for r in rows]
+
+    def add_hold_rule(self, account: str = "", from_domain: str = "",
+                      to_domain: str = "") -> HoldRule:
+        """Hold new messages of ``account`` from ``from_domain`` to ``to_domain`` (empty: any).
+
+        Applies to messages queued from now on; use :meth:`hold` for queued ones.
+        """
+        from_domain, to_domain = normalize_domain(from_domain), normalize_domain(to_domain)
+        with self._write() as db:
+            row = db.execute("SELECT id FROM holdrule WHERE account = ? AND from_domain = ?"
+                             " AND to_domain = ?", (account, from_domain, to_domain)).fetchone()
+            if row is not None:
+                raise QueueError(f"hold rule {row[0]} already says this")
+            cur = db.execute("INSERT INTO holdrule (account, from_domain, to_domain)"
+                             " VALUES (?, ?, ?)", (account, from_domain, to_domain))
+            return HoldRule(cur.lastrowid or 0, account, from_domain, to_domain)
+
+    def remove_hold_rule(self, rule_id: int) -> HoldRule:
+        """Remove a rule; messages it held stay held until released."""
+        with self._write() as db:
+            row = db.execute("SELECT id, account, from_domain, to_domain FROM holdrule"
+                             " WHERE id = ?", (rule_id,)).fetchone()
+            if row is None:
+                raise QueueError(f"no hold rule with id {rule_id}")
+            db.execute("DELETE FROM holdrule WHERE id = ?", (rule_id,))
+            return HoldRule(*row)
+
+
+def wants_delay_dsn(message: QueuedMessage, rcpt: Recipient) -> bool:
+    """Whether a "delayed" DSN may be sent for this recipient.
+
+    RFC 5321 §6.1 / RFC 3461 §6.2: never to the null reverse-path (no DSN
+    about a DSN). RFC 3461 §4.1: with NOTIFY given, only if it has DELAY;
+    without NOTIFY the MTA decides, and we send one.
+    """
+    if not message.mail_from:
+        return False
+    return rcpt.notify is None or Notify.DELAY in rcpt.notify
+
+
+def _where(where: Filter) -> tuple[str, list[Any]]:
+    conds = ["r.status = 'queued'"]
+    params: list[Any] = []
+    if where.ids:
+        conds.append(f"m.id IN ({','.join('?' * len(where.ids))})")
+        params += list(where.ids)
+    if where.account:
+        conds.append("m.account = ?")
+        params.append(where.account)
+    if where.from_domain:
+        conds.append("m.from_domain = ?")
+        params.append(normalize_domain(where.from_domain))
+    if where.to_domain:
+        conds.append("r.domain = ?")
+        params.append(normalize_domain(where.to_domain))
+    if where.held is not None:
+        conds.append("r.held = ?")
+        params.append(int(where.held))
+    return " AND ".join(conds), params
+
+
+def _error(cols: tuple[Any, ...] | list[Any]) -> DeliveryError | None:
+    code, enhanced, text, host = cols
+    if code is None and not enhanced and not text and not host:
+        return None
+    return DeliveryError(code or 0, enhanced or "", text or "", host or "")
+
+
+def _recipient(row: tuple[Any, ...]) -> Recipient:
+    notify = None if row[4] is None else frozenset(Notify(n) for n in row[4].split(",") if n)
+    orcpt = None if row[5] is None else ORcpt(row[5], row[6] or "")
+    return Recipient(
+        id=row[0], message_id=row[1], address=row[2], domain=row[3], notify=notify, orcpt=orcpt,
+        attempts=row[7], next_attempt=from_ms(row[8]) or utcnow(), last_attempt=from_ms(row[9]),
+        last_error=_error(row[10:14]), status=Status(row[14]), held=bool(row[15]),
+        dsn_delayed_sent=bool(row[16]))
