@@ -131,6 +131,20 @@ class LogConfig(Section):
     """Line format: logfmt (key=value) or json (one object per line)."""
 
 
+class QueueConfig(Section):
+    """The outgoing queue."""
+
+    concurrency: int = Field(10, ge=1, le=1000)
+    """How many destination domains are delivered to at the same time
+    (one connection per domain)."""
+
+    history_keep: int = Field(1000, ge=0, le=1_000_000)
+    """How many delivered/failed recipients `kittiwake queue list --all` remembers."""
+
+    history_days: float = Field(7.0, ge=0, le=365)
+    """How long delivered/failed recipients are remembered, in days."""
+
+
 class StaticConfig(Section):
     """kittiwake.conf: settings read at start."""
 
@@ -151,6 +165,9 @@ class StaticConfig(Section):
 
     log: LogConfig = LogConfig()
     """Logging."""
+
+    queue: QueueConfig = QueueConfig()
+    """The outgoing queue."""
 
     listeners: dict[str, Listener] = {}
     """Named listeners, e.g. [listeners.public] and [listeners.internal]."""

@@ -44,7 +44,9 @@ class Server:
         self.resolver = resolver
         self.localserve = localserve
         self.store = Store(self.data_dir)
+        self.queue: Any = None
         self.outbox: Any = None
+        self.scheduler: Any = None
         self.services: list[Service] = []
         self.smtp_contexts: list[Any] = []
         self.control = ControlServer(self.data_dir / SOCKET_NAME)
@@ -82,8 +84,21 @@ class Server:
     def add_service(self, service: Service) -> None:
         self.services.append(service)
 
+    def open_queue(self) -> None:
+        """Open the outgoing queue and its control commands (queue-list, ...)."""
+        from kittiwake.queue import Queue
+        from kittiwake.queue.control import register_control
+        from kittiwake.smtpserver.context import QueueOutbox
+
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.queue = Queue.from_config(self.data_dir, self.config.static.queue)
+        self.outbox = QueueOutbox(self.queue)
+        register_control(self.control, self.queue)
+
     def services_from_config(self) -> list[Service]:
         """Instantiate the services the static config enables."""
+        if self.queue is None:
+            self.open_queue()
         from kittiwake.server.metrics_http import MetricsService
         from kittiwake.smtpserver.service import SMTPService
 
@@ -166,8 +181,12 @@ class Server:
 
     async def close(self, grace: float) -> None:
         await self.watcher.stop()
+        if self.scheduler is not None:
+            await self.scheduler.close(grace)
         await asyncio.gather(*(s.close(grace) for s in self.services), return_exceptions=True)
         await self.control.close()
+        if self.queue is not None:
+            self.queue.close()
         self.store.close()
 
     async def _ping(self, args: dict[str, Any], progress: Progress) -> Any:

@@ -22,6 +22,39 @@ class Outbox(Protocol):
         ...
 
 
+class QueueOutbox:
+    """Hands submitted mail for remote recipients to the outgoing queue (durably)."""
+
+    def __init__(self, queue: Any) -> None:
+        self.queue = queue
+
+    async def enqueue(self, *, account: str | None, mailfrom: str, recipients: list[str],
+                      data: bytes, smtputf8: bool, requiretls: bool | None,
+                      **dsn: Any) -> list[int]:
+        from kittiwake.queue import Envelope, NewRecipient
+
+        envelope = Envelope(
+            mail_from=mailfrom, recipients=tuple(NewRecipient(r) for r in recipients),
+            account=account, smtputf8=smtputf8, eightbit=_has_8bit(data),
+            requiretls=requiretls,
+            tls_required_no=_tls_required_no(data))
+        message = await self.queue.enqueue(envelope, data)
+        return [message.id]
+
+
+def _has_8bit(data: bytes) -> bool:
+    return not data.isascii()
+
+
+def _tls_required_no(data: bytes) -> bool:
+    """RFC 8689 §5: a "TLS-Required: No" header field."""
+    from kittiwake.message.headers import parse_header_section
+
+    headers, _ = parse_header_section(data)
+    value = headers.get("tls-required")
+    return value is not None and value.strip().lower() == "no"
+
+
 @dataclass
 class Limits:
     """Message and session limits (static config, smtp section)."""
