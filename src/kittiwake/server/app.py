@@ -95,6 +95,32 @@ class Server:
         self.outbox = QueueOutbox(self.queue)
         register_control(self.control, self.queue)
 
+    def start_delivery(self) -> None:
+        """Run the queue scheduler with the SMTP delivery callback."""
+        if self.queue is None:
+            return
+        from kittiwake.mtasts import PolicyCache
+        from kittiwake.queue import Scheduler
+        from kittiwake.queue.deliver import Deliverer, Relay
+        from kittiwake.smtpclient import TLSMode
+        from kittiwake.tlsrpt import TLSResults
+
+        relay = None
+        if self.localserve:
+            # localserve: the queue delivers everything to localserve's own SMTP port.
+            for listener in self.config.static.listeners.values():
+                if listener.smtp.enabled:
+                    relay = Relay(listener.ips[0], listener.smtp.port or 25, TLSMode.NONE)
+                    break
+        self.tls_results = TLSResults(self.data_dir)
+        self.sts_cache = PolicyCache(self.data_dir)
+        deliverer = Deliverer(resolver=self.resolver, hostname=self.config.static.hostname,
+                              tls_results=self.tls_results, sts_cache=self.sts_cache,
+                              localserve_relay=relay)
+        self.scheduler = Scheduler(self.queue, deliverer,
+                                   concurrency=self.config.static.queue.concurrency)
+        self.scheduler.start()
+
     def services_from_config(self) -> list[Service]:
         """Instantiate the services the static config enables."""
         if self.queue is None:
@@ -135,6 +161,7 @@ class Server:
                                    ) from None
             logger.info("%s listening on %s", service.name, ", ".join(service.addresses()))
         self.watcher.start()
+        self.start_delivery()
         await self._log_dnssec()
 
     async def _log_dnssec(self) -> None:
@@ -187,6 +214,9 @@ class Server:
         await self.control.close()
         if self.queue is not None:
             self.queue.close()
+        for closable in (getattr(self, "tls_results", None), getattr(self, "sts_cache", None)):
+            if closable is not None:
+                closable.close()
         self.store.close()
 
     async def _ping(self, args: dict[str, Any], progress: Progress) -> Any:

@@ -387,6 +387,13 @@ class SMTPConnection:
                     await asyncio.sleep(self.ctx.limits.command_timeout)
                 self._trigger(trig.reply)
                 return
+            if self.kind in ("submission", "submissions"):
+                # Submitted mail goes through the queue, which delivers it back to our
+                # SMTP port: failure addresses then exercise the queue and its DSNs.
+                self.tx.remote.append(address)
+                self.tx.rcpts.append(address)
+                s.accept()
+                return
             if trig and trig.stage == "data" and self.tx.data_trigger is False:
                 self.tx.data_trigger = trig.reply
             account = next(iter(self.ctx.domains.accounts), None)

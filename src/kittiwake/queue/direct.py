@@ -1,0 +1,310 @@
+"""Direct delivery to a recipient domain's MX hosts (RFC 5321 §5) with DANE and MTA-STS.
+
+For one batch (one message, one destination domain):
+
+1. MX lookup (RFC 5321 §5.1): hosts by preference, equal preferences in
+   random order; NODATA means the implicit MX (the domain itself); NXDOMAIN
+   and a null MX (RFC 7505 §3) fail permanently; DNS trouble is temporary.
+2. MTA-STS (RFC 8461 §4): in ``enforce`` mode only hosts matching the policy
+   are used and their certificates must be PKIX-valid for the host name;
+   ``testing`` mode logs and delivers.
+3. DANE (RFC 7672): when the MX answer and the host's address answer were
+   DNSSEC-authentic, TLSA records are looked up; usable ones make STARTTLS
+   and a matching certificate mandatory; a TLSA lookup failure defers the
+   host; authentic but unusable records still require TLS, unverified.
+4. Otherwise opportunistic TLS (RFC 7435): STARTTLS when offered, a retry in
+   plain text after a TLS handshake failure.
+5. REQUIRETLS (RFC 8689 §5): only verified TLS (DANE or PKIX) to a server
+   announcing REQUIRETLS; ``TLS-Required: No`` makes MTA-STS and DANE
+   failures non-fatal (RFC 8689 §5).
+
+Every connection's TLS outcome is recorded for TLSRPT (RFC 8460).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import random
+import ssl
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from kittiwake import dane
+from kittiwake.dns import DNSTemporaryError, InvalidName, Resolver
+from kittiwake.queue.model import Batch, DeliveryError, DeliveryResult, Outcome
+from kittiwake.smtpclient import (
+    Client,
+    SMTPClientError,
+    TLSError,
+    TLSMode,
+    unverified_context,
+)
+from kittiwake.tlsrpt import PolicyType, ResultType, TLSResult
+
+logger = logging.getLogger("kittiwake.queue")
+
+
+@dataclass
+class DirectOptions:
+    """How direct delivery behaves; from the transport config and the server."""
+
+    hostname: str  # our EHLO name
+    port: int = 25
+    disable_ipv4: bool = False
+    disable_ipv6: bool = False
+    strict_8bitmime: bool = False
+    timeout: float | None = None  # all stages; None = RFC 5321 defaults
+    pkix_context: ssl.SSLContext | None = None  # for MTA-STS/REQUIRETLS; tests inject a CA
+    connect: Callable[..., Any] | None = None  # tests: override Client.connect
+
+
+@dataclass
+class Attempt:
+    """What happened while trying one domain; becomes the recipients' results."""
+
+    error: DeliveryError | None = None
+    permanent: bool = False
+    tls_results: list[TLSResult] = field(default_factory=list)
+
+
+class HostFailed(Exception):
+    """This host could not take the message; try the next one."""
+
+    def __init__(self, error: DeliveryError, permanent: bool = False) -> None:
+        super().__init__(error.text)
+        self.error = error
+        self.permanent = permanent
+
+
+async def mx_hosts(resolver: Resolver, domain: str) -> tuple[list[str], bool]:
+    """MX hosts in delivery order and whether the MX answer was authentic.
+
+    Raises HostFailed (permanent for NXDOMAIN/null MX, else temporary).
+    """
+    try:
+        answer = await resolver.mx(domain)
+    except DNSTemporaryError as exc:
+        raise HostFailed(DeliveryError(451, "4.4.3", f"MX lookup for {domain}: {exc}")) from None
+    except InvalidName as exc:
+        raise HostFailed(DeliveryError(550, "5.1.2", f"bad domain {domain}: {exc}"),
+                         permanent=True) from None
+    if answer.nxdomain:
+        raise HostFailed(DeliveryError(550, "5.1.2", f"domain {domain} does not exist"),
+                         permanent=True)
+    records = list(answer.records)
+    if any(r.is_null for r in records):
+        # RFC 7505 §4.1: a null MX means the domain accepts no mail.
+        raise HostFailed(DeliveryError(556, "5.1.10", f"domain {domain} accepts no mail"
+                                       " (null MX, RFC 7505)"), permanent=True)
+    if not records:
+        return [domain], answer.authentic  # RFC 5321 §5.1: implicit MX
+    by_pref: dict[int, list[str]] = {}
+    for r in records:
+        by_pref.setdefault(r.preference, []).append(r.exchange)
+    hosts: list[str] = []
+    for pref in sorted(by_pref):
+        group = by_pref[pref]
+        random.shuffle(group)  # RFC 5321 §5.1: spread load over equal preferences
+        hosts.extend(h for h in group if h not in hosts)
+    return hosts, answer.authentic
+
+
+def _tls_failure_type(reason: str) -> ResultType:
+    text = reason.lower()
+    if "expired" in text:
+        return ResultType.CERTIFICATE_EXPIRED
+    if "hostname" in text or "host name" in text or "mismatch" in text:
+        return ResultType.CERTIFICATE_HOST_MISMATCH
+    if "not trusted" in text or "verify failed" in text or "unable to get" in text:
+        return ResultType.CERTIFICATE_NOT_TRUSTED
+    return ResultType.VALIDATION_FAILURE
+
+
+async def deliver_direct(batch: Batch, data: bytes, resolver: Resolver, options: DirectOptions,
+                         sts_cache: Any = None) -> tuple[list[DeliveryResult], Attempt]:
+    """Deliver one batch to its domain's MX hosts; results per recipient."""
+    attempt = Attempt()
+    domain = batch.domain
+    message = batch.message
+    rcpts = [r.address for r in batch.recipients]
+    try:
+        hosts, mx_authentic = await mx_hosts(resolver, domain)
+    except HostFailed as exc:
+        attempt.error, attempt.permanent = exc.error, exc.permanent
+        return _all(batch, attempt), attempt
+
+    sts = None
+    if sts_cache is not None:
+        try:
+            sts = await sts_cache.get_policy(resolver, domain)
+        except Exception as exc:  # a policy problem must not stop delivery
+            logger.warning("mta-sts policy of %s: %s", domain, exc)
+    sts_policy = sts.policy if sts is not None else None
+    enforce_sts = bool(sts is not None and sts.enforce) and not message.tls_required_no
+    if sts is not None and sts.failure is not None:
+        attempt.tls_results.append(TLSResult(domain, PolicyType.STS, ResultType(str(
+            sts.failure)), reason=sts.reason))
+
+    permanent_hosts = 0
+    for host in hosts:
+        if enforce_sts and sts is not None and not sts.mx_allowed(host):
+            reason = f"MX host {host} is not in the MTA-STS policy of {domain}"
+            logger.info("%s", reason)
+            attempt.tls_results.append(TLSResult(domain, PolicyType.STS,
+                                                 ResultType.VALIDATION_FAILURE, host,
+                                                 reason=reason))
+            attempt.error = DeliveryError(451, "4.7.5", reason, host)
+            continue
+        try:
+            results = await _deliver_host(batch, data, rcpts, host, mx_authentic, resolver,
+                                          options, attempt, enforce_sts, sts_policy is not None)
+        except HostFailed as exc:
+            attempt.error = exc.error
+            if exc.permanent:
+                permanent_hosts += 1
+            continue
+        return results, attempt
+    attempt.permanent = permanent_hosts == len(hosts) and permanent_hosts > 0
+    if attempt.error is None:
+        attempt.error = DeliveryError(451, "4.4.4", f"no usable MX host for {domain}")
+    return _all(batch, attempt), attempt
+
+
+def _all(batch: Batch, attempt: Attempt) -> list[DeliveryResult]:
+    outcome = Outcome.PERMANENT if attempt.permanent else Outcome.TEMPORARY
+    return [DeliveryResult(r.id, outcome, attempt.error) for r in batch.recipients]
+
+
+async def _deliver_host(batch: Batch, data: bytes, rcpts: list[str], host: str,
+                        mx_authentic: bool, resolver: Resolver, options: DirectOptions,
+                        attempt: Attempt, enforce_sts: bool,
+                        has_sts: bool) -> list[DeliveryResult]:
+    message = batch.message
+    domain = batch.domain
+    try:
+        addresses = await resolver.ips(host)
+    except (DNSTemporaryError, InvalidName) as exc:
+        raise HostFailed(DeliveryError(451, "4.4.3", f"address lookup of {host}: {exc}",
+                                       host)) from None
+    ips = [str(ip) for ip in addresses.records
+           if not (options.disable_ipv4 and ipaddress.ip_address(str(ip)).version == 4)
+           and not (options.disable_ipv6 and ipaddress.ip_address(str(ip)).version == 6)]
+    if not ips:
+        raise HostFailed(DeliveryError(451, "4.4.4", f"{host} has no usable address", host))
+
+    tlsa = None
+    if mx_authentic and addresses.authentic:
+        tlsa = await dane.lookup_tlsa_for_host(resolver, host, options.port, addresses)
+        if tlsa.status is dane.TLSAStatus.TEMPERROR and not message.tls_required_no:
+            # RFC 7672 §2.2.1: never fall back when the TLSA lookup failed.
+            attempt.tls_results.append(TLSResult(domain, PolicyType.TLSA,
+                                                 ResultType.DNSSEC_INVALID, host,
+                                                 reason=tlsa.reason))
+            raise HostFailed(DeliveryError(451, "4.7.5", f"TLSA lookup for {host} failed:"
+                                           f" {tlsa.reason}", host))
+    policy_type = PolicyType.TLSA if tlsa is not None and tlsa.tls_required else \
+        PolicyType.STS if has_sts else PolicyType.NO_POLICY
+    requiretls = bool(message.requiretls)
+
+    # Decide the TLS mode and how the certificate is checked.
+    verify: Callable[[Any], str | None] | None = None
+    context: ssl.SSLContext | None = None
+    if tlsa is not None and tlsa.dane_required and not message.tls_required_no:
+        names = dane.reference_identifiers(host, tlsa.base_domain)
+        records = tlsa.usable
+
+        def verify(info: Any, records: Sequence[Any] = records,  # type: ignore[misc]
+                   names: list[str] = names) -> str | None:
+            result = dane.verify(records, info.chain_der, names)
+            return None if result.ok else f"DANE: {result.reason}"
+
+        mode, context = TLSMode.STARTTLS, unverified_context()
+    elif tlsa is not None and tlsa.tls_required and not message.tls_required_no:
+        mode, context = TLSMode.STARTTLS, unverified_context()  # usable-less TLSA: TLS only
+    elif (enforce_sts or requiretls) and not message.tls_required_no:
+        mode = TLSMode.STARTTLS
+        context = options.pkix_context or ssl.create_default_context()
+    else:
+        mode, context = TLSMode.OPPORTUNISTIC, unverified_context()
+
+    last: HostFailed | None = None
+    for ip in ips:
+        try:
+            return await _session(batch, data, rcpts, host, ip, mode, context, verify, options,
+                                  attempt, policy_type)
+        except TLSError as exc:
+            reason = str(exc)
+            attempt.tls_results.append(TLSResult(
+                domain, policy_type, ResultType.STARTTLS_NOT_SUPPORTED if not exc.handshake
+                else _tls_failure_type(reason), host, ip, reason))
+            if mode is TLSMode.OPPORTUNISTIC and exc.handshake and not requiretls:
+                logger.info("TLS with %s [%s] failed (%s); retrying without TLS", host, ip,
+                            reason)
+                try:
+                    return await _session(batch, data, rcpts, host, ip, TLSMode.NONE, None,
+                                          None, options, attempt, policy_type)
+                except SMTPClientError as plain_exc:
+                    last = _host_failed(plain_exc, host)
+                    continue
+            last = HostFailed(DeliveryError(451, "4.7.5", f"TLS with {host}: {reason}", host))
+        except SMTPClientError as exc:
+            last = _host_failed(exc, host)
+            if last.permanent:
+                break
+    assert last is not None
+    raise last
+
+
+def _host_failed(exc: SMTPClientError, host: str) -> HostFailed:
+    reply = getattr(exc, "reply", None)
+    if reply is not None:
+        return HostFailed(DeliveryError(reply.code, reply.enhanced or "", " ".join(reply.lines),
+                                        host), permanent=not exc.temporary)
+    return HostFailed(DeliveryError(451, "4.4.1", f"{host}: {exc}", host),
+                      permanent=False)
+
+
+async def _session(batch: Batch, data: bytes, rcpts: list[str], host: str, ip: str,
+                   mode: TLSMode, context: ssl.SSLContext | None,
+                   verify: Callable[[Any], str | None] | None, options: DirectOptions,
+                   attempt: Attempt, policy_type: PolicyType) -> list[DeliveryResult]:
+    connect = options.connect or Client.connect
+    message = batch.message
+    client = await connect(ip, options.port, local_hostname=options.hostname,
+                           timeouts=options.timeout, tls=mode, tls_context=context,
+                           tls_server_name=host, tls_verify=verify, remote_name=host)
+    async with client:
+        if client.tls is not None:
+            attempt.tls_results.append(TLSResult(batch.domain, policy_type, ResultType.SUCCESS,
+                                                 host, ip))
+        elif policy_type is PolicyType.NO_POLICY:
+            attempt.tls_results.append(TLSResult(batch.domain, policy_type,
+                                                 ResultType.STARTTLS_NOT_SUPPORTED, host, ip,
+                                                 "no STARTTLS; delivered in plain text"))
+        result = await client.deliver(
+            message.mail_from, rcpts, data, smtputf8=message.smtputf8,
+            eightbit=message.eightbit, requiretls=bool(message.requiretls),
+            strict=options.strict_8bitmime, ret=message.ret, envid=message.envid)
+    return results_for(batch, result, host)
+
+
+def results_for(batch: Batch, result: Any, host: str) -> list[DeliveryResult]:
+    """Map the SMTP client's per-recipient results onto queue results."""
+    from kittiwake.smtpclient import Outcome as ClientOutcome
+
+    out = []
+    for recipient, rr in zip(batch.recipients, result.recipients, strict=True):
+        if rr.outcome is ClientOutcome.DELIVERED:
+            out.append(DeliveryResult(recipient.id, Outcome.OK))
+            continue
+        reply = rr.reply
+        error = DeliveryError(reply.code if reply else (451 if rr.outcome is
+                                                        ClientOutcome.TEMPORARY else 554),
+                              (reply.enhanced if reply else "") or "",
+                              " ".join(reply.lines) if reply else rr.reason, host)
+        outcome = Outcome.TEMPORARY if rr.outcome is ClientOutcome.TEMPORARY else \
+            Outcome.PERMANENT
+        out.append(DeliveryResult(recipient.id, outcome, error))
+    return out

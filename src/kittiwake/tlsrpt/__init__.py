@@ -1,0 +1,9 @@
+"""SMTP TLS Reporting (RFC 8460): recording each delivery attempt's TLS outcome.
+
+Sending the aggregate reports is a later step; this package keeps the data
+they are made from.
+"""
+
+from kittiwake.tlsrpt.results import PolicyType, ResultType, TLSResult, TLSResults
+
+__all__ = ["PolicyType", "ResultType", "TLSResult", "TLSResults"]
