@@ -11,6 +11,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from kittiwake.sqlitedb import open_database
+
 SCHEMA_VERSION = 1
 
 DDL = """
@@ -79,24 +81,4 @@ CREATE INDEX retired_time ON retired (retired);
 
 def connect(path: Path) -> sqlite3.Connection:
     """Open (creating if needed) the queue database with durable settings."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = FULL")
-    conn.execute("PRAGMA foreign_keys = ON")
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version == 0:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in DDL.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-    elif version > SCHEMA_VERSION:
-        raise RuntimeError(f"{path}: queue schema {version} is newer than this kittiwake"
-                           f" ({SCHEMA_VERSION}); upgrade kittiwake")
-    return conn
+    return open_database(path, DDL, SCHEMA_VERSION, "queue database")

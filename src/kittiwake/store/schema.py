@@ -20,6 +20,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from kittiwake.sqlitedb import open_database
+
 SCHEMA_VERSION = 1
 
 # System flags as bits (RFC 9051 §2.3.2); keywords are stored as text.
@@ -95,33 +97,4 @@ INSERT INTO meta (key, value) VALUES ('modseq', 1), ('uidvalidity', 0);
 
 def connect(path: Path) -> sqlite3.Connection:
     """Open (creating if needed) an account database with durable settings."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA synchronous = FULL")
-    conn.execute("PRAGMA foreign_keys = ON")
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version == 0:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            for statement in _statements(DDL):
-                conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-    elif version > SCHEMA_VERSION:
-        raise RuntimeError(f"{path}: database schema {version} is newer than this kittiwake"
-                           f" ({SCHEMA_VERSION}); upgrade kittiwake")
-    return conn
-
-
-def _statements(script: str) -> list[str]:
-    out, current = [], []
-    for line in script.strip().splitlines():
-        current.append(line)
-        if sqlite3.complete_statement("\n".join(current)):
-            out.append("\n".join(current))
-            current = []
-    return out
+    return open_database(path, DDL, SCHEMA_VERSION, "account database")

@@ -1,0 +1,48 @@
+"""Opening kittiwake's SQLite databases with durable settings and a versioned schema.
+
+WAL mode with ``synchronous=FULL``: a committed transaction is on disk
+(DESIGN.md "Durability"). ``user_version`` numbers the schema; a new file
+gets the whole DDL in one transaction, a file from a newer kittiwake is
+refused with a clear message.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+
+def statements(script: str) -> list[str]:
+    """Split a DDL script into complete statements (semicolons inside are respected)."""
+    out, current = [], []
+    for line in script.strip().splitlines():
+        current.append(line)
+        if sqlite3.complete_statement("\n".join(current)):
+            out.append("\n".join(current))
+            current = []
+    return out
+
+
+def open_database(path: Path, ddl: str, version: int, what: str) -> sqlite3.Connection:
+    """Open (creating if needed) a database; ``what`` names it in errors."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    conn.execute("PRAGMA journal_mode = WAL")
+    conn.execute("PRAGMA synchronous = FULL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    if current == 0:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in statements(ddl):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {version}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    elif current > version:
+        conn.close()
+        raise RuntimeError(f"{path}: {what} schema {current} is newer than this kittiwake"
+                           f" ({version}); upgrade kittiwake")
+    return conn
