@@ -5,9 +5,12 @@ from __future__ import annotations
 import base64
 import random
 
-WORDS = ("meeting report budget invoice quarterly schedule project release travel "
-         "dinner contract review draft update deadline holiday garden recipe kittiwake "
-         "seabird harbour lighthouse tide storm ferry island").split()
+WORDS = [
+    "meeting", "report", "budget", "invoice", "quarterly", "schedule", "project", "release",
+    "travel", "dinner", "contract", "review", "draft", "update", "deadline", "holiday",
+    "garden", "recipe", "kittiwake", "seabird", "harbour", "lighthouse", "tide", "storm",
+    "ferry", "island",
+]
 
 
 def _text(rng: random.Random, size: int) -> str:

@@ -122,12 +122,12 @@ def main() -> None:
         hits = store.search("lighthouse harbour")
         query = time.perf_counter() - start
         start = time.perf_counter()
-        hits_limited = store.search("kittiwake storm", limit=50)
+        first_page = store.search("kittiwake storm", limit=50)
         query2 = time.perf_counter() - start
         print(f"{n_big} messages in one mailbox: loaded in {load:.0f} s, database"
               f" {db_size / 2**20:.0f} MiB, max RSS {rss_mib():.0f} MiB")
         print(f"full-text query 'lighthouse harbour': {len(hits)} hits in {query * 1000:.1f} ms;"
-              f" 'kittiwake storm' first 50: {query2 * 1000:.1f} ms (goal < 100 ms)")
+              f" 'kittiwake storm' first {len(first_page)}: {query2 * 1000:.1f} ms (goal < 100 ms)")
         store.close()
     finally:
         shutil.rmtree(base, ignore_errors=True)
