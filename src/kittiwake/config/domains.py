@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import Field, field_validator, model_validator
 
 from kittiwake.config.base import DomainName, Section
+from kittiwake.config.transports import Route
 
 
 class DKIMSelector(Section):
@@ -93,6 +94,10 @@ class Domain(Section):
     mta_sts: MTASTSPolicy | None = None
     """Publish an MTA-STS policy."""
 
+    routes: list[Route] = []
+    """Routes for mail sent from this domain, tried in order after the sending account's
+    routes and before the global routes; the first match picks the transport."""
+
 
 class Ruleset(Section):
     """Picks a mailbox for incoming mail; every given condition must match."""
@@ -165,6 +170,10 @@ class Account(Section):
     mailboxes: list[str] = ["Inbox", "Sent", "Drafts", "Trash", "Archive", "Junk"]
     """Mailboxes created for a new account (special-use flags by name, RFC 6154)."""
 
+    routes: list[Route] = []
+    """Routes for mail this account sends, tried in order before the sender domain's
+    routes and the global routes; the first match picks the transport."""
+
     @field_validator("destinations")
     @classmethod
     def _destination_keys(cls, value: dict[str, Destination]) -> dict[str, Destination]:
@@ -198,6 +207,10 @@ class DomainsConfig(Section):
 
     aliases: dict[str, Alias] = {}
     """Aliases by address, e.g. "team@example.org"."""
+
+    routes: list[Route] = []
+    """Global routes for outgoing mail, tried after account and domain routes; the first
+    match picks the transport; no match means direct delivery to the MX hosts."""
 
     @model_validator(mode="after")
     def _references(self) -> DomainsConfig:

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from kittiwake.config.domains import DomainsConfig
 from kittiwake.config.static import StaticConfig
+from kittiwake.config.transports import check_routes, check_transport_files
 
 STATIC_FILE = "kittiwake.conf"
 DOMAINS_FILE = "domains.conf"
@@ -133,6 +134,8 @@ def load(config_dir: str | Path) -> Config:
         problems.extend(exc.problems)
     if static is not None and domains is not None:
         problems.extend(check_files(directory, static, domains))
+        problems.extend(f"{directory / DOMAINS_FILE}: {problem}"
+                        for problem in check_routes(static, domains))
     if problems:
         raise ConfigError(problems)
     assert static is not None and domains is not None
@@ -141,7 +144,8 @@ def load(config_dir: str | Path) -> Config:
 
 def check_files(directory: Path, static: StaticConfig, domains: DomainsConfig) -> list[str]:
     """Problems with files the config points at (certificates, DKIM keys)."""
-    problems = []
+    problems = [f"{directory / STATIC_FILE}: {problem}"
+                for problem in check_transport_files(directory, static)]
     for name, listener in static.listeners.items():
         if listener.tls:
             for i, cert in enumerate(listener.tls.certificates):

@@ -7,11 +7,12 @@ reloaded while running).
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
 from kittiwake.config.base import DomainName, IPText, LogLevel, Section
+from kittiwake.config.transports import Transport, TransportName
 
 
 class ServiceConfig(Section):
@@ -171,6 +172,22 @@ class StaticConfig(Section):
 
     listeners: dict[str, Listener] = {}
     """Named listeners, e.g. [listeners.public] and [listeners.internal]."""
+
+    # Annotated so `describe-static` shows `transports = {}` rather than an example
+    # [transports.NAME] table: a transport needs exactly one kind, so an example with every
+    # kind commented out would not validate.
+    transports: dict[TransportName, Annotated[Transport, "one kind"]] = {}
+    """Named transports for outgoing mail, picked by routes in domains.conf. Each is
+    exactly one of: direct (options disable_ipv4, disable_ipv6), smtp (host, port = 25,
+    no_starttls, tls_verify = true), submission (host, port = 587, username,
+    password_file, mechanisms), submissions (the same with implicit TLS, port = 465),
+    socks (address, remote_ips, hostname, username, password_file) or fail (code = 554,
+    message). For example:
+    [transports.relay.submission]
+    host = "smtp.provider.example"
+    username = "alice@provider.example"
+    password_file = "secrets/relay.password"
+    """
 
     @model_validator(mode="after")
     def _unique_ports(self) -> StaticConfig:

@@ -99,3 +99,82 @@ class Deliverer:
             outcome = Outcome.PERMANENT if failed.permanent else Outcome.TEMPORARY
             return [DeliveryResult(r.id, outcome, failed.error) for r in batch.recipients]
         return results_for(batch, result, relay.host)
+
+
+def make_selector(static: Any, domains: Any, config_dir: Any, hostname: str,
+                  pkix_context: ssl.SSLContext | None = None) -> Any:
+    """The route → transport decision for each batch (``Deliverer(select=...)``).
+
+    ``domains`` is a callable returning the current domains.conf (it is
+    reloaded while running). Returns a :class:`Relay`, :class:`DirectOptions`
+    or, for the ``fail`` transport and configuration errors, a DeliveryError.
+    """
+    from kittiwake.queue.routing import RoutingError, select_transport
+
+    def select(batch: Batch) -> Any:
+        attempts = min((r.attempts for r in batch.recipients), default=0)
+        try:
+            chosen = select_transport(static, domains(), account=batch.message.account,
+                                      from_domain=batch.message.from_domain,
+                                      to_domain=batch.domain, attempts=attempts)
+        except RoutingError as exc:
+            return DeliveryError(451, "4.3.5", f"routing: {exc}")
+        settings = chosen.transport.settings
+        kind = chosen.kind
+        if chosen.route:
+            logger.info("route %s selects transport %s (%s) for %s", chosen.route,
+                        chosen.name, kind, batch.domain)
+        if kind == "direct":
+            return DirectOptions(hostname=hostname, disable_ipv4=settings.disable_ipv4,
+                                 disable_ipv6=settings.disable_ipv6, pkix_context=pkix_context)
+        if kind == "fail":
+            enhanced = f"{settings.code // 100}.0.0"
+            return DeliveryError(settings.code, enhanced, settings.message or
+                                 f"delivery refused by transport {chosen.name}")
+        if kind == "smtp":
+            tls = TLSMode.NONE if settings.no_starttls else TLSMode.STARTTLS
+            context = pkix_context or ssl.create_default_context()
+            if not settings.tls_verify:
+                from kittiwake.smtpclient import unverified_context
+
+                context = unverified_context()
+            return Relay(settings.host, settings.port, tls, context)
+        if kind in ("submission", "submissions"):
+            return Relay(settings.host, settings.port,
+                         TLSMode.STARTTLS if kind == "submission" else TLSMode.IMPLICIT,
+                         pkix_context or ssl.create_default_context(), settings.username,
+                         settings.password(config_dir), list(settings.mechanisms) or None)
+        if kind == "socks":
+            return DirectOptions(hostname=settings.hostname or hostname,
+                                 pkix_context=pkix_context,
+                                 connect=socks_connector(settings, config_dir))
+        return DeliveryError(451, "4.3.5", f"transport kind {kind} not supported")
+
+    return select
+
+
+def socks_connector(settings: Any, config_dir: Any) -> Any:
+    """A Client.connect replacement that tunnels through a SOCKS5 proxy (python-socks)."""
+    from python_socks.async_.asyncio import Proxy
+
+    from kittiwake.smtpclient import ConnectError, Stage
+
+    host, port = settings.proxy
+    password = settings.password(config_dir) if settings.username else None
+    url_host = f"[{host}]" if ":" in host else host
+
+    async def connect(ip: str, dest_port: int, **kwargs: Any) -> Client:
+        auth = ""
+        if settings.username:
+            from urllib.parse import quote
+
+            auth = f"{quote(settings.username, safe='')}:{quote(password or '', safe='')}@"
+        proxy = Proxy.from_url(f"socks5://{auth}{url_host}:{port}")
+        try:
+            sock = await proxy.connect(dest_host=ip, dest_port=dest_port, timeout=30)
+        except Exception as exc:
+            raise ConnectError(f"SOCKS proxy {host}:{port} to {ip}:{dest_port}: {exc}",
+                               stage=Stage.CONNECT) from None
+        return await Client.connect(ip, dest_port, sock=sock, **kwargs)
+
+    return connect

@@ -101,7 +101,7 @@ class Server:
             return
         from kittiwake.mtasts import PolicyCache
         from kittiwake.queue import Scheduler
-        from kittiwake.queue.deliver import Deliverer, Relay
+        from kittiwake.queue.deliver import Deliverer, Relay, make_selector
         from kittiwake.smtpclient import TLSMode
         from kittiwake.tlsrpt import TLSResults
 
@@ -114,9 +114,11 @@ class Server:
                     break
         self.tls_results = TLSResults(self.data_dir)
         self.sts_cache = PolicyCache(self.data_dir)
+        select = make_selector(self.config.static, lambda: self.watcher.current,
+                               self.config.config_dir, self.config.static.hostname)
         deliverer = Deliverer(resolver=self.resolver, hostname=self.config.static.hostname,
                               tls_results=self.tls_results, sts_cache=self.sts_cache,
-                              localserve_relay=relay)
+                              localserve_relay=relay, select=select)
         self.scheduler = Scheduler(self.queue, deliverer,
                                    concurrency=self.config.static.queue.concurrency)
         self.scheduler.start()
