@@ -152,3 +152,13 @@ def test_write_domains_round_trips_and_watcher_reloads(tmp_path: Path) -> None:
     (tmp_path / "domains.conf").write_text("[accounts.bob]\ndomain = 'missing.example'\n")
     assert not watcher.check()
     assert "alice" in watcher.current.accounts
+
+
+def test_reload_refuses_routes_to_unknown_transports(tmp_path: Path) -> None:
+    write(tmp_path)
+    from kittiwake.config import load_static
+
+    watcher = DomainsWatcher(tmp_path, load_domains(tmp_path), static=load_static(tmp_path))
+    (tmp_path / "domains.conf").write_text(DOMAINS + '\n[[routes]]\ntransport = "nope"\n')
+    assert not watcher.check()
+    assert watcher.current.routes == []

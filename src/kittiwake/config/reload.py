@@ -13,6 +13,7 @@ import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from kittiwake.config.domains import DomainsConfig
 from kittiwake.config.load import DOMAINS_FILE, ConfigError, load_domains
@@ -31,7 +32,9 @@ def _stamp(path: Path) -> tuple[int, int, int] | None:
 class DomainsWatcher:
     """Keeps ``current`` in step with domains.conf."""
 
-    def __init__(self, config_dir: Path, current: DomainsConfig, interval: float = 1.0) -> None:
+    def __init__(self, config_dir: Path, current: DomainsConfig, interval: float = 1.0,
+                 static: Any = None) -> None:
+        self.static = static  # to check routes against its transports
         self.config_dir = config_dir
         self.path = config_dir / DOMAINS_FILE
         self.current = current
@@ -52,6 +55,12 @@ class DomainsWatcher:
         self._stamp = stamp
         try:
             new = load_domains(self.config_dir)
+            if self.static is not None:
+                from kittiwake.config.transports import check_routes
+
+                problems = check_routes(self.static, new)
+                if problems:
+                    raise ConfigError([f"{self.path}: {p}" for p in problems])
         except ConfigError as exc:
             for problem in exc.problems:
                 logger.error("domains.conf not reloaded: %s", problem)

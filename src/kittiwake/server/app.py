@@ -50,7 +50,7 @@ class Server:
         self.services: list[Service] = []
         self.smtp_contexts: list[Any] = []
         self.control = ControlServer(self.data_dir / SOCKET_NAME)
-        self.watcher = DomainsWatcher(config.config_dir, config.domains)
+        self.watcher = DomainsWatcher(config.config_dir, config.domains, static=config.static)
         self._stopping = asyncio.Event()
         self.control.register("loglevels", self._loglevels)
         self.control.register("ping", self._ping)
