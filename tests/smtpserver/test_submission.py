@@ -87,3 +87,17 @@ async def test_unknown_local_recipient_refused_at_rcpt(smtp_server) -> None:  # 
     refused = await asyncio.to_thread(submit, smtp_server, "alice@example.org",
                                       ["bob@example.org", "nobody@example.org"], data)
     assert refused["nobody@example.org"][0] == 550
+
+
+async def test_repeated_failures_block_the_account(smtp_server) -> None:  # type: ignore[no-untyped-def]
+    failures = smtp_server.ctx.auth_failures
+    failures.per_account = 2
+    failures.per_ip = 100
+    for _ in range(2):
+        with pytest.raises(smtplib.SMTPAuthenticationError):
+            await asyncio.to_thread(submit, smtp_server, "alice@example.org",
+                                    ["bob@example.org"], b"x", password="wrong password")
+    with pytest.raises(smtplib.SMTPAuthenticationError) as info:
+        await asyncio.to_thread(submit, smtp_server, "alice@example.org", ["bob@example.org"],
+                                b"Subject: x\r\n\r\nx\r\n")
+    assert info.value.smtp_code == 454

@@ -344,6 +344,14 @@ class SMTPConnection:
 
     def _auth_ok(self, success: Success) -> None:
         self.sasl = None
+        if self.ctx.auth_failures.blocked(self.ip, success.username):
+            # Too many recent failures for this account from anywhere: refuse even a
+            # right password for a while, so guessing cannot win (RFC 4954 §4 leaves
+            # the policy to us).
+            self.logger.info("login refused: account under attack", user=success.username)
+            self.session.reject(Reply(454, "4.7.0", ["too many failed logins for this"
+                                                     " account, try again later"]))
+            return
         self.account = self.ctx.account_for_login(success.username)
         self.logger.info("authenticated", account=self.account or "",
                          mechanism=success.mechanism)
