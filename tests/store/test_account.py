@@ -163,3 +163,19 @@ async def test_unparseable_message_is_stored_byte_exact(account) -> None:  # typ
     junk = bytes(range(256)) * 10
     d = await account.deliver("Inbox", junk)
     assert await account.read(d.message_id) == junk
+
+
+def test_second_opener_leaves_in_flight_files_alone(tmp_path: Path) -> None:
+    """Opening an account that is already open (CLI while the server runs) must not
+    clean up a delivery in progress; opening it alone cleans leftovers."""
+    from kittiwake.store import AccountStore, files
+
+    root = tmp_path / "acc"
+    first = AccountStore("a", root)
+    in_flight, _ = files.write_temp(root, [b"Subject: x\r\n\r\nx\r\n"])
+    second = AccountStore("a", root)
+    assert in_flight.exists()
+    second.close()
+    first.close()
+    AccountStore("a", root).close()  # alone now: the leftover goes
+    assert not in_flight.exists()

@@ -57,6 +57,9 @@ class Server:
         self.watcher.subscribe(self._domains_reloaded)
 
     def _domains_reloaded(self, domains: Any) -> None:
+        from kittiwake.config.lookup import AddressIndex
+
+        self.address_index = AddressIndex(domains)
         for ctx in self.smtp_contexts:
             ctx.reload(domains)
 
@@ -86,6 +89,8 @@ class Server:
 
     def open_queue(self) -> None:
         """Open the outgoing queue and its control commands (queue-list, ...)."""
+        from kittiwake.config.lookup import AddressIndex
+        from kittiwake.dsn import DSNSender
         from kittiwake.queue import Queue
         from kittiwake.queue.control import register_control
         from kittiwake.smtpserver.context import QueueOutbox
@@ -93,7 +98,10 @@ class Server:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.queue = Queue.from_config(self.data_dir, self.config.static.queue)
         self.outbox = QueueOutbox(self.queue)
-        register_control(self.control, self.queue)
+        self.address_index = AddressIndex(self.watcher.current)
+        self.dsn = DSNSender(hostname=self.config.static.hostname, store=self.store,
+                             queue=self.queue, index=lambda: self.address_index)
+        register_control(self.control, self.queue, on_dropped=self.dsn.on_dropped)
 
     def start_delivery(self) -> None:
         """Run the queue scheduler with the SMTP delivery callback."""
@@ -120,8 +128,10 @@ class Server:
                               tls_results=self.tls_results, sts_cache=self.sts_cache,
                               localserve_relay=relay, select=select)
         self.scheduler = Scheduler(self.queue, deliverer,
-                                   concurrency=self.config.static.queue.concurrency)
+                                   concurrency=self.config.static.queue.concurrency,
+                                   on_recorded=self.dsn.on_recorded)
         self.scheduler.start()
+        asyncio.get_running_loop().create_task(self.dsn.send_pending_delays())
 
     def services_from_config(self) -> list[Service]:
         """Instantiate the services the static config enables."""

@@ -281,19 +281,12 @@ class SMTPConnection:
     # --- AUTH (RFC 4954) -----------------------------------------------------
 
     def _credentials(self, username: str) -> Credentials | None:
+        from kittiwake.store.account import read_credentials
+
         account = self.ctx.account_for_login(username)
         if account is None:
             return None
-        from kittiwake.store import AccountStore
-
-        root = account_dir(self.ctx.store.data_dir, account)
-        if not (root / "index.db").exists():
-            return None
-        store = AccountStore(account, root)
-        try:
-            stored = store.credentials()
-        finally:
-            store.close()
+        stored = read_credentials(account_dir(self.ctx.store.data_dir, account))
         return Credentials.from_dict(json.loads(stored)) if stored else None
 
     async def _auth_start(self, mechanism: str, initial: bytes | None) -> None:

@@ -9,6 +9,8 @@ place, its directory fsynced, and only then is the transaction committed.
 
 from __future__ import annotations
 
+import fcntl
+import os
 import sqlite3
 import threading
 import time
@@ -66,8 +68,13 @@ class AccountStore:
         self.quota_bytes = quota_bytes
         self.lock = threading.RLock()
         self.db = connect(root / "index.db")
-        files.clean_tmp(root)
-        self._remove_interrupted()
+        self._lock_fd = _hold_open_lock(root)
+        if self._lock_fd.exclusive:
+            # Nobody else (no other process, no other AccountStore here) has the
+            # account open, so leftovers cannot belong to a delivery in progress.
+            files.clean_tmp(root)
+            self._remove_interrupted()
+        self._lock_fd.share()
 
     def _remove_interrupted(self) -> None:
         """Remove files of deliveries that crashed between rename and commit.
@@ -92,6 +99,7 @@ class AccountStore:
     def close(self) -> None:
         with self.lock:
             self.db.close()
+            self._lock_fd.release()
 
     # --- transactions -------------------------------------------------------
 
@@ -562,6 +570,47 @@ class AccountStore:
         with self.lock:
             row = self.db.execute("SELECT data FROM credentials WHERE id = 1").fetchone()
         return row[0] if row else None
+
+
+class _OpenLock:
+    """A flock on ``root/lock``: exclusive at open when we are alone, then shared."""
+
+    def __init__(self, fd: int, exclusive: bool) -> None:
+        self.fd = fd
+        self.exclusive = exclusive
+
+    def share(self) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_SH)
+
+    def release(self) -> None:
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _hold_open_lock(root: Path) -> _OpenLock:
+    fd = os.open(root / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        return _OpenLock(fd, False)
+    return _OpenLock(fd, True)
+
+
+def read_credentials(root: Path) -> str | None:
+    """An account's stored credentials, read without opening the store (no side effects)."""
+    path = root / "index.db"
+    if not path.exists():
+        return None
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True, timeout=10)
+    try:
+        row = conn.execute("SELECT data FROM credentials WHERE id = 1").fetchone()
+    except sqlite3.Error:
+        return None
+    finally:
+        conn.close()
+    return row[0] if row else None
 
 
 class _NothingChanged(Exception):
