@@ -31,6 +31,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import": ("kittiwake.cli.importexport", "import_command"),
     "queue": ("kittiwake.cli.queue", "queue_group"),
     "export": ("kittiwake.cli.importexport", "export_command"),
+    "sendmail": ("kittiwake.cli.sendmail", "sendmail_command"),
+    "smtp": ("kittiwake.cli.dial", "smtp_group"),
+    "dane": ("kittiwake.cli.dial", "dane_group"),
 }
 
 
