@@ -131,3 +131,15 @@ async def test_bare_lf_smuggling_rejected(smtp_server) -> None:
     out = await raw()
     assert out.startswith(b"550 5.6.0")
     assert smtp_server.messages("alice") == []
+
+
+async def test_listed_ip_is_refused_at_mail(smtp_server) -> None:  # type: ignore[no-untyped-def]
+    from kittiwake.config.static import Listener
+
+    smtp_server.ctx.listener = Listener.model_validate(
+        {"ips": ["127.0.0.1"], "smtp": {"enabled": True, "dnsbl_zones": ["bl.example"]}})
+    smtp_server.resolver.add("A", "1.0.0.127.bl.example", "127.0.0.2")
+    with pytest.raises(smtplib.SMTPSenderRefused) as info:
+        await asyncio.to_thread(send, smtp_server.ports["smtp"], "x@sender.example",
+                                ["alice@example.org"], MESSAGE)
+    assert info.value.smtp_code == 554 and b"listed in bl.example" in info.value.smtp_error

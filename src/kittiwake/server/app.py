@@ -80,7 +80,7 @@ class Server:
             domains=self.watcher.current, resolver=self.resolver, outbox=self.outbox,
             tls_context=tls, server_cert_der=cert_der, localserve=self.localserve,
             postmaster_account=self.config.static.postmaster_account,
-            config_dir=self.config.config_dir)
+            config_dir=self.config.config_dir, listener=listener)
         self.smtp_contexts.append(ctx)
         return ctx
 

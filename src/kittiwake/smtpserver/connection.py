@@ -71,16 +71,24 @@ CONNECTIONS = metrics.counter("smtpserver_connections", "SMTP connections accept
 def session_config(ctx: ServerContext, kind: str) -> ServerConfig:
     """What a listener of this kind offers (RFC 6409 for submission)."""
     is_submission = kind in ("submission", "submissions")
-    plaintext_auth = ctx.localserve
+    listener = ctx.listener
+    no_starttls = bool(listener and kind == "smtp" and listener.smtp.no_starttls)
+    require_tls = bool(listener and kind == "smtp" and listener.smtp.require_starttls)
+    plaintext_auth = ctx.localserve or bool(
+        listener and kind == "submission" and listener.submission.no_require_starttls)
+    mechanisms = AUTH_MECHANISMS if (is_submission or ctx.localserve) else ()
+    if kind != "submissions":
+        # -PLUS needs TLS channel binding; they are offered again once TLS is on.
+        mechanisms = tuple(m for m in mechanisms if not m.endswith("-PLUS"))
     return ServerConfig(
         hostname=ctx.hostname,
         max_message_size=ctx.limits.max_message_size,
         max_recipients=ctx.limits.max_recipients,
-        starttls=ctx.tls_context is not None and kind != "submissions",
-        auth_mechanisms=AUTH_MECHANISMS if (is_submission or ctx.localserve) else (),
+        starttls=ctx.tls_context is not None and kind != "submissions" and not no_starttls,
+        auth_mechanisms=mechanisms,
         auth_requires_tls=not plaintext_auth,
         require_auth=is_submission,
-        require_tls=False,
+        require_tls=require_tls,
     )
 
 
@@ -120,6 +128,8 @@ class SMTPConnection:
         self.tls_version: str | None = None
         self.tls_cipher: str | None = None
         self.channel_bindings: tuple[Any, ...] = ()
+        self.dnsbl_checked = False
+        self.blocklisted: Reply | None = None
         if kind == "submissions":
             self._note_tls()
 
@@ -142,10 +152,12 @@ class SMTPConnection:
         self.channel_bindings = () if self.tls_version == "TLSv1.3" else \
             connection_channel_bindings(ssl_object,
                                         server_certificate_der=self.ctx.server_cert_der)
+        config = self.session.config
         if not self.channel_bindings:
-            config = self.session.config
             self.session.config = replace(config, auth_mechanisms=tuple(
                 m for m in config.auth_mechanisms if not m.endswith("-PLUS")))
+        elif config.auth_mechanisms:
+            self.session.config = replace(config, auth_mechanisms=AUTH_MECHANISMS)
 
     async def _flush(self) -> None:
         out = self.session.data_to_send()
@@ -237,6 +249,7 @@ class SMTPConnection:
             case AuthAborted():
                 self.sasl = None
             case MailFrom(path=path, params=params):
+                await self._dnsbl()
                 self._mail_from(path, params)
             case RcptTo(path=path):
                 await self._rcpt_to(path)
@@ -359,6 +372,9 @@ class SMTPConnection:
             if trig and trig.stage == "mailfrom":
                 self._trigger(trig.reply)
                 return
+        if self.blocklisted is not None:
+            self.session.reject(self.blocklisted)
+            return
         if not self.ctx.localserve and self.kind == "smtp" and \
                 not self.ctx.message_rate.take(self.ip):
             self.session.reject(Reply(452, "4.7.0", ["too many messages from your network,"
@@ -367,6 +383,21 @@ class SMTPConnection:
         self.tx = Transaction(mailfrom=mailfrom, smtputf8=params.smtputf8,
                               requiretls=params.requiretls)
         self.session.accept()
+
+    async def _dnsbl(self) -> None:
+        """RFC 5782: refuse mail from addresses listed in the configured block lists."""
+        zones = self.ctx.listener.smtp.dnsbl_zones if self.ctx.listener else []
+        if self.kind != "smtp" or not zones or self.dnsbl_checked:
+            return
+        self.dnsbl_checked = True
+        from kittiwake import dnsbl
+
+        for result in await dnsbl.check_all(self.ctx.resolver, self.ip, list(zones)):
+            if result.status is dnsbl.Status.FAIL:
+                self.logger.info("dnsbl listed", zone=result.zone, reason=result.reason)
+                self.blocklisted = Reply(554, "5.7.1", [
+                    f"your address {self.ip} is listed in {result.zone}: {result.reason}"[:400]])
+                return
 
     def _trigger(self, reply: Reply | None) -> None:
         if reply is None:
@@ -411,7 +442,10 @@ class SMTPConnection:
             s.reject(Reply(550, "5.5.3", ["only one recipient for a null sender"]))
             return
         found = self.ctx.index.lookup(path.localpart, path.domain) if path.domain else None
-        if found is None and path.is_postmaster and self.ctx.postmaster_account and \
+        is_postmaster = path.is_postmaster or (
+            path.localpart.lower() == "postmaster" and bool(path.domain)
+            and self.ctx.index.is_local_domain(path.domain))
+        if found is None and is_postmaster and self.ctx.postmaster_account and \
                 self.ctx.postmaster_account in self.ctx.domains.accounts:
             # RFC 5321 §4.5.1: postmaster must be accepted.
             pm = self.ctx.postmaster_account
@@ -452,9 +486,10 @@ class SMTPConnection:
             smtputf8=self.tx.smtputf8, esmtp=self.session.esmtp, session_id=self.cid)
 
     async def _message(self) -> None:
-        tx, self.tx = self.tx, Transaction()
+        tx = self.tx
         data = bytes(tx.body)
         reply = await self._process(tx, data)
+        self.tx = Transaction()
         if reply.code < 400:
             MESSAGES.labels(service=self.kind, result="delivered").inc()
             self.session.accept(reply.lines[0] if reply.lines else None)

@@ -84,6 +84,7 @@ class ServerContext:
     localserve: bool = False
     postmaster_account: str = ""
     config_dir: Any = None
+    listener: Any = None  # the listener's config (STARTTLS options, DNSBL zones)
     index: AddressIndex = field(init=False)
     connection_rate: Limiter = field(init=False)
     message_rate: Limiter = field(init=False)
