@@ -101,3 +101,40 @@ async def test_repeated_failures_block_the_account(smtp_server) -> None:  # type
         await asyncio.to_thread(submit, smtp_server, "alice@example.org", ["bob@example.org"],
                                 b"Subject: x\r\n\r\nx\r\n")
     assert info.value.smtp_code == 454
+
+
+async def test_dsn_parameters_reach_the_queue(smtp_server) -> None:  # type: ignore[no-untyped-def]
+    def submit_with_dsn() -> None:
+        with smtplib.SMTP("127.0.0.1", smtp_server.ports["submission"], timeout=10) as c:
+            c.starttls(context=smtp_server.client_tls)
+            c.login("alice@example.org", PASSWORD)
+            assert "dsn" in c.esmtp_features
+            c.sendmail("alice@example.org", ["x@remote.example"],
+                       b"From: alice@example.org\r\nSubject: dsn\r\n\r\nx\r\n",
+                       mail_options=["RET=HDRS", "ENVID=abc123"],
+                       rcpt_options=["NOTIFY=FAILURE,DELAY",
+                                     "ORCPT=rfc822;x@remote.example"])
+    await asyncio.to_thread(submit_with_dsn)
+    [queued] = smtp_server.outbox
+    assert str(queued["ret"]).upper() == "HDRS" and queued["envid"] == "abc123"
+    params = queued["rcpt_params"]["x@remote.example"]
+    assert {str(n).upper() for n in params.notify} == {"FAILURE", "DELAY"}
+    assert params.orcpt is not None
+
+
+async def test_queue_outbox_keeps_dsn_parameters(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from kittiwake.queue import Queue
+    from kittiwake.smtp.params import Notify, RcptParams, Ret
+    from kittiwake.smtpserver.context import QueueOutbox
+
+    queue = Queue(tmp_path)
+    [mid] = await QueueOutbox(queue).enqueue(
+        account="alice", mailfrom="alice@example.org", recipients=["x@remote.example"],
+        data=b"Subject: x\r\nTLS-Required: No\r\n\r\nx\r\n", smtputf8=False, requiretls=None,
+        ret=Ret.HDRS, envid="abc", rcpt_params={"x@remote.example": RcptParams(
+            notify=frozenset({Notify.NEVER}))})
+    message = await queue.message(mid)
+    [rcpt] = await queue.recipients(mid)
+    assert message.ret is Ret.HDRS and message.envid == "abc" and message.tls_required_no
+    assert rcpt.notify == frozenset({Notify.NEVER})
+    queue.close()

@@ -89,6 +89,7 @@ def session_config(ctx: ServerContext, kind: str) -> ServerConfig:
         auth_requires_tls=not plaintext_auth,
         require_auth=is_submission,
         require_tls=require_tls,
+        dsn=True,  # RFC 3461: parameters are carried to the queue and its notices
     )
 
 
@@ -99,6 +100,9 @@ class Transaction:
     mailfrom: str = ""
     smtputf8: bool = False
     requiretls: bool = False
+    ret: Any = None  # RFC 3461 RET and ENVID from MAIL FROM
+    envid: str | None = None
+    rcpt_params: dict[str, Any] = field(default_factory=dict)  # address -> RcptParams
     local: list[LocalDelivery] = field(default_factory=list)
     remote: list[str] = field(default_factory=list)
     rcpts: list[str] = field(default_factory=list)
@@ -251,8 +255,10 @@ class SMTPConnection:
             case MailFrom(path=path, params=params):
                 await self._dnsbl()
                 self._mail_from(path, params)
-            case RcptTo(path=path):
+            case RcptTo(path=path, params=params):
                 await self._rcpt_to(path)
+                if path is not None:
+                    self.tx.rcpt_params[str(path)] = params
             case DataStart():
                 self.tx.body = bytearray()
                 s.accept()
@@ -381,7 +387,8 @@ class SMTPConnection:
                                                      " try again later"]))
             return
         self.tx = Transaction(mailfrom=mailfrom, smtputf8=params.smtputf8,
-                              requiretls=params.requiretls)
+                              requiretls=params.requiretls, ret=params.ret,
+                              envid=params.envid)
         self.session.accept()
 
     async def _dnsbl(self) -> None:
@@ -537,7 +544,8 @@ class SMTPConnection:
             try:
                 ids = await self.ctx.outbox.enqueue(
                     account=self.account, mailfrom=tx.mailfrom, recipients=tx.remote, data=data,
-                    smtputf8=tx.smtputf8, requiretls=True if tx.requiretls else None)
+                    smtputf8=tx.smtputf8, requiretls=True if tx.requiretls else None,
+                    ret=tx.ret, envid=tx.envid, rcpt_params=tx.rcpt_params)
             except Exception as exc:
                 metrics.panic("smtpserver", exc, msg="queueing failed")
                 return Reply(451, "4.3.0", ["could not queue the message, try again"])

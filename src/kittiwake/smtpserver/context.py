@@ -33,11 +33,18 @@ class QueueOutbox:
                       **dsn: Any) -> list[int]:
         from kittiwake.queue import Envelope, NewRecipient
 
+        params = dsn.get("rcpt_params") or {}
+
+        def recipient(address: str) -> NewRecipient:
+            p = params.get(address)
+            return NewRecipient(address, notify=getattr(p, "notify", None),
+                                orcpt=getattr(p, "orcpt", None))
+
         envelope = Envelope(
-            mail_from=mailfrom, recipients=tuple(NewRecipient(r) for r in recipients),
+            mail_from=mailfrom, recipients=tuple(recipient(r) for r in recipients),
             account=account, smtputf8=smtputf8, eightbit=_has_8bit(data),
-            requiretls=requiretls,
-            tls_required_no=_tls_required_no(data))
+            requiretls=requiretls, tls_required_no=_tls_required_no(data),
+            ret=dsn.get("ret"), envid=dsn.get("envid"))
         message = await self.queue.enqueue(envelope, data)
         return [message.id]
 
