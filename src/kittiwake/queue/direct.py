@@ -147,8 +147,15 @@ async def deliver_direct(batch: Batch, data: bytes, resolver: Resolver, options:
         attempt.tls_results.append(TLSResult(domain, PolicyType.STS, ResultType(str(
             sts.failure)), reason=sts.reason))
 
+    testing_sts = bool(sts is not None and sts_policy is not None and not sts.enforce
+                       and str(sts_policy.mode) == "testing")
     permanent_hosts = 0
     for host in hosts:
+        if testing_sts and sts is not None and not sts.mx_allowed(host):
+            # RFC 8461 §5: in testing mode, report the failure and deliver anyway.
+            attempt.tls_results.append(TLSResult(
+                domain, PolicyType.STS, ResultType.VALIDATION_FAILURE, host,
+                reason=f"MX host {host} is not in the MTA-STS policy of {domain} (testing)"))
         if enforce_sts and sts is not None and not sts.mx_allowed(host):
             reason = f"MX host {host} is not in the MTA-STS policy of {domain}"
             logger.info("%s", reason)
@@ -159,7 +166,9 @@ async def deliver_direct(batch: Batch, data: bytes, resolver: Resolver, options:
             continue
         try:
             results = await _deliver_host(batch, data, rcpts, host, mx_authentic, resolver,
-                                          options, attempt, enforce_sts, sts_policy is not None)
+                                          options, attempt, enforce_sts, sts_policy is not None,
+                                          testing_sts and sts is not None and
+                                          sts.mx_allowed(host))
         except HostFailed as exc:
             attempt.error = exc.error
             if exc.permanent:
@@ -180,7 +189,7 @@ def _all(batch: Batch, attempt: Attempt) -> list[DeliveryResult]:
 async def _deliver_host(batch: Batch, data: bytes, rcpts: list[str], host: str,
                         mx_authentic: bool, resolver: Resolver, options: DirectOptions,
                         attempt: Attempt, enforce_sts: bool,
-                        has_sts: bool) -> list[DeliveryResult]:
+                        has_sts: bool, testing_pkix: bool = False) -> list[DeliveryResult]:
     message = batch.message
     domain = batch.domain
     try:
@@ -226,6 +235,11 @@ async def _deliver_host(batch: Batch, data: bytes, rcpts: list[str], host: str,
     elif (enforce_sts or requiretls) and not message.tls_required_no:
         mode = TLSMode.STARTTLS
         context = options.pkix_context or ssl.create_default_context()
+    elif testing_pkix:
+        # MTA-STS testing mode: try PKIX-verified TLS so failures can be reported
+        # (RFC 8461 §5); on failure the opportunistic retry below still delivers.
+        mode = TLSMode.OPPORTUNISTIC
+        context = options.pkix_context or ssl.create_default_context()
     else:
         mode, context = TLSMode.OPPORTUNISTIC, unverified_context()
 
@@ -240,11 +254,14 @@ async def _deliver_host(batch: Batch, data: bytes, rcpts: list[str], host: str,
                 domain, policy_type, ResultType.STARTTLS_NOT_SUPPORTED if not exc.handshake
                 else _tls_failure_type(reason), host, ip, reason))
             if mode is TLSMode.OPPORTUNISTIC and exc.handshake and not requiretls:
-                logger.info("TLS with %s [%s] failed (%s); retrying without TLS", host, ip,
-                            reason)
+                retry_mode, retry_context = TLSMode.NONE, None
+                if testing_pkix:
+                    retry_mode, retry_context = TLSMode.OPPORTUNISTIC, unverified_context()
+                logger.info("TLS with %s [%s] failed (%s); retrying %s", host, ip, reason,
+                            "without verification" if testing_pkix else "without TLS")
                 try:
-                    return await _session(batch, data, rcpts, host, ip, TLSMode.NONE, None,
-                                          None, options, attempt, policy_type)
+                    return await _session(batch, data, rcpts, host, ip, retry_mode,
+                                          retry_context, None, options, attempt, policy_type)
                 except SMTPClientError as plain_exc:
                     last = _host_failed(plain_exc, host)
                     continue
