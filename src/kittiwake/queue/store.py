@@ -276,26 +276,26 @@ class QueueStore:
         At most ``limit`` batches; recipients whose domain is in
         ``exclude_domains`` (being delivered right now) are left out.
         """
-        excluded = set(exclude_domains)
-        groups: dict[tuple[str, int], list[Recipient]] = {}
+        excluded = list(exclude_domains)
+        not_in = f" AND domain NOT IN ({','.join('?' * len(excluded))})" if excluded else ""
+        due_ms = to_ms(now)
         with self.lock:
-            rows = self.db.execute(
-                f"SELECT {_RECIPIENT_COLUMNS} FROM recipient r WHERE r.status = 'queued'"
-                " AND r.held = 0 AND r.next_attempt <= ? ORDER BY r.next_attempt, r.id",
-                (to_ms(now),))
-            for row in rows:
-                rcpt = _recipient(row)
-                if rcpt.domain in excluded:
-                    continue
-                key = (rcpt.domain, rcpt.message_id)
-                if key not in groups:
-                    if len(groups) >= limit:
-                        continue
-                    groups[key] = []
-                groups[key].append(rcpt)
-            messages = {mid: self._message(self.db, mid) for _, mid in groups}
-        return [Batch(messages[mid], domain, tuple(rcpts))
-                for (domain, mid), rcpts in groups.items()]
+            # Pick the batches in SQL first, so a large backlog costs one indexed
+            # query per call instead of building every due row in Python.
+            pairs = self.db.execute(
+                "SELECT domain, message_id FROM recipient WHERE status = 'queued'"
+                f" AND held = 0 AND next_attempt <= ?{not_in} GROUP BY domain, message_id"
+                " ORDER BY MIN(next_attempt), MIN(id) LIMIT ?",
+                (due_ms, *excluded, limit)).fetchall()
+            batches = []
+            for domain, message_id in pairs:
+                rows = self.db.execute(
+                    f"SELECT {_RECIPIENT_COLUMNS} FROM recipient r WHERE r.message_id = ?"
+                    " AND r.domain = ? AND r.status = 'queued' AND r.held = 0"
+                    " AND r.next_attempt <= ? ORDER BY r.id", (message_id, domain, due_ms))
+                recipients = tuple(_recipient(row) for row in rows)
+                batches.append(Batch(self._message(self.db, message_id), domain, recipients))
+        return batches
 
     def next_due(self, exclude_domains: Iterable[str] = ()) -> datetime | None:
         """When the next non-held recipient becomes due (None: nothing queued)."""
