@@ -142,3 +142,15 @@ async def test_routes_pick_transport_by_domain_and_attempts(tmp_path: Path) -> N
     [batch] = [b for b in await queue.due(later) if b.domain == "other.example"]
     assert isinstance(select(batch), Relay)
     queue.close()
+
+
+async def test_pedantic_makes_direct_delivery_strict_about_8bitmime(tmp_path: Path) -> None:
+    domains = DomainsConfig()
+    for pedantic in (False, True):
+        static = StaticConfig.model_validate({"hostname": "out.example.org",
+                                              "pedantic": pedantic})
+        select = make_selector(static, lambda: domains, tmp_path, "out.example.org")
+        queue, batch = await queued_batch(tmp_path / str(pedantic), "x@remote.example")
+        choice = select(batch)
+        assert isinstance(choice, DirectOptions) and choice.strict_8bitmime is pedantic
+        queue.close()

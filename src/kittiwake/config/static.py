@@ -158,6 +158,10 @@ class StaticConfig(Section):
     postmaster_account: str = ""
     """Account that receives mail for postmaster@ and DSNs for the system."""
 
+    pedantic: bool = False
+    """Strict protocol behaviour: refuse to send 8-bit mail to a server that does not
+    announce 8BITMIME (RFC 6152) instead of sending it anyway as most servers cope."""
+
     shutdown_grace_seconds: float = Field(5.0, ge=0, le=300)
     """On SIGTERM/SIGINT, how long open sessions get to finish before they are closed."""
 

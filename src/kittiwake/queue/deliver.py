@@ -48,14 +48,16 @@ class Deliverer:
 
     def __init__(self, *, resolver: Any, hostname: str, tls_results: TLSResults | None = None,
                  sts_cache: Any = None, select: Any = None, localserve_relay: Relay | None = None,
-                 direct_options: DirectOptions | None = None) -> None:
+                 direct_options: DirectOptions | None = None, strict: bool = False) -> None:
         self.resolver = resolver
         self.hostname = hostname
         self.tls_results = tls_results
         self.sts_cache = sts_cache
         self.select = select  # (batch) -> Relay | DirectOptions | DeliveryError | None
         self.localserve_relay = localserve_relay
-        self.direct_options = direct_options or DirectOptions(hostname=hostname)
+        self.strict = strict
+        self.direct_options = direct_options or DirectOptions(hostname=hostname,
+                                                              strict_8bitmime=strict)
 
     async def __call__(self, batch: Batch) -> list[DeliveryResult]:
         data = await asyncio.to_thread(batch.path.read_bytes)
@@ -93,7 +95,7 @@ class Deliverer:
                 result = await client.deliver(
                     message.mail_from, rcpts, data, smtputf8=message.smtputf8,
                     eightbit=message.eightbit, requiretls=bool(message.requiretls),
-                    ret=message.ret, envid=message.envid)
+                    strict=self.strict, ret=message.ret, envid=message.envid)
         except SMTPClientError as exc:
             failed: HostFailed = _host_failed(exc, relay.host)
             outcome = Outcome.PERMANENT if failed.permanent else Outcome.TEMPORARY
@@ -103,6 +105,7 @@ class Deliverer:
 
 def make_selector(static: Any, domains: Any, config_dir: Any, hostname: str,
                   pkix_context: ssl.SSLContext | None = None) -> Any:
+    strict = bool(getattr(static, "pedantic", False))
     """The route → transport decision for each batch (``Deliverer(select=...)``).
 
     ``domains`` is a callable returning the current domains.conf (it is
@@ -126,7 +129,8 @@ def make_selector(static: Any, domains: Any, config_dir: Any, hostname: str,
                         chosen.name, kind, batch.domain)
         if kind == "direct":
             return DirectOptions(hostname=hostname, disable_ipv4=settings.disable_ipv4,
-                                 disable_ipv6=settings.disable_ipv6, pkix_context=pkix_context)
+                                 disable_ipv6=settings.disable_ipv6, pkix_context=pkix_context,
+                                 strict_8bitmime=strict)
         if kind == "fail":
             enhanced = f"{settings.code // 100}.0.0"
             return DeliveryError(settings.code, enhanced, settings.message or
@@ -146,7 +150,7 @@ def make_selector(static: Any, domains: Any, config_dir: Any, hostname: str,
                          settings.password(config_dir), list(settings.mechanisms) or None)
         if kind == "socks":
             return DirectOptions(hostname=settings.hostname or hostname,
-                                 pkix_context=pkix_context,
+                                 pkix_context=pkix_context, strict_8bitmime=strict,
                                  connect=socks_connector(settings, config_dir))
         return DeliveryError(451, "4.3.5", f"transport kind {kind} not supported")
 

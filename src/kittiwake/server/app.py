@@ -126,12 +126,27 @@ class Server:
                                self.config.config_dir, self.config.static.hostname)
         deliverer = Deliverer(resolver=self.resolver, hostname=self.config.static.hostname,
                               tls_results=self.tls_results, sts_cache=self.sts_cache,
-                              localserve_relay=relay, select=select)
+                              localserve_relay=relay, select=select,
+                              strict=self.config.static.pedantic)
         self.scheduler = Scheduler(self.queue, deliverer,
                                    concurrency=self.config.static.queue.concurrency,
                                    on_recorded=self.dsn.on_recorded)
         self.scheduler.start()
-        asyncio.get_running_loop().create_task(self.dsn.send_pending_delays())
+        loop = asyncio.get_running_loop()
+        self._pending_dsns = loop.create_task(self.dsn.send_pending_delays())
+        self._sts_refresher = loop.create_task(self._refresh_sts_policies())
+
+    async def _refresh_sts_policies(self, interval: float = 3600.0) -> None:
+        """Refresh cached MTA-STS policies before they expire (RFC 8461 §5.1)."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                for domain in await self.sts_cache.refresh_due():
+                    await self.sts_cache.refresh(self.resolver, domain)
+            except Exception as exc:
+                from kittiwake.server.panic import panic
+
+                panic("queue", exc)
 
     def services_from_config(self) -> list[Service]:
         """Instantiate the services the static config enables."""
@@ -220,6 +235,9 @@ class Server:
 
     async def close(self, grace: float) -> None:
         await self.watcher.stop()
+        refresher = getattr(self, "_sts_refresher", None)
+        if refresher is not None:
+            refresher.cancel()
         if self.scheduler is not None:
             await self.scheduler.close(grace)
         await asyncio.gather(*(s.close(grace) for s in self.services), return_exceptions=True)
