@@ -144,7 +144,7 @@ class Server:
                 for domain in await self.sts_cache.refresh_due():
                     await self.sts_cache.refresh(self.resolver, domain)
             except Exception as exc:
-                from kittiwake.server.panic import panic
+                from kittiwake.metrics import panic
 
                 panic("queue", exc)
 

@@ -93,7 +93,7 @@ class ControlServer:
             except ControlError as exc:
                 await send({"ok": False, "error": str(exc)})
             except Exception as exc:
-                from kittiwake.server.panic import panic
+                from kittiwake.metrics import panic
 
                 panic("control", exc)
                 await send({"ok": False, "error": f"internal error: {exc}"})
