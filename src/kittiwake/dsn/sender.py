@@ -177,7 +177,7 @@ class DSNSender:
                            message.mail_from, exc)
             return False
         except Exception as exc:
-            from kittiwake.server.panic import panic
+            from kittiwake.metrics import panic
 
             panic("queue", exc)
             return False

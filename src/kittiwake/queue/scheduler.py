@@ -104,7 +104,7 @@ class Scheduler:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                from kittiwake.server.panic import panic
+                from kittiwake.metrics import panic
 
                 panic("queue", exc)
                 timeout = self.max_sleep
@@ -156,7 +156,7 @@ class Scheduler:
             for batch in batches:
                 await self._deliver_one(batch)
         except Exception as exc:  # recording failed (disk?): log, the loop retries later
-            from kittiwake.server.panic import panic
+            from kittiwake.metrics import panic
 
             panic("queue", exc)
         finally:
@@ -172,7 +172,7 @@ class Scheduler:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            from kittiwake.server.panic import panic
+            from kittiwake.metrics import panic
 
             panic("queue", exc)
             results = [DeliveryResult(rid, Outcome.TEMPORARY,
@@ -200,7 +200,7 @@ class Scheduler:
             try:
                 await self.on_recorded(batch, recorded)
             except Exception as exc:
-                from kittiwake.server.panic import panic
+                from kittiwake.metrics import panic
 
                 panic("queue", exc)
             finally:
