@@ -55,6 +55,9 @@ class Deliverer:
         self.sts_cache = sts_cache
         self.select = select  # (batch) -> Relay | DirectOptions | DeliveryError | None
         self.localserve_relay = localserve_relay
+        from kittiwake.queue.pool import ConnectionPool
+
+        self.pool = ConnectionPool()
         self.strict = strict
         self.direct_options = direct_options or DirectOptions(hostname=hostname,
                                                               strict_8bitmime=strict)
@@ -70,6 +73,8 @@ class Deliverer:
         if isinstance(choice, Relay):
             return await self.relay(batch, data, choice)
         options = choice if isinstance(choice, DirectOptions) else self.direct_options
+        if options.pool is None:
+            options.pool = self.pool
         results, attempt = await deliver_direct(batch, data, self.resolver, options,
                                                 self.sts_cache)
         if self.tls_results is not None:
@@ -84,23 +89,36 @@ class Deliverer:
     async def relay(self, batch: Batch, data: bytes, relay: Relay) -> list[DeliveryResult]:
         message = batch.message
         rcpts = [r.address for r in batch.recipients]
+        key = ("relay", relay.host, relay.port, str(relay.tls), relay.username)
+        client = self.pool.take(key)
         try:
-            client = await Client.connect(relay.host, relay.port, local_hostname=self.hostname,
-                                          tls=relay.tls, tls_context=relay.tls_context,
-                                          tls_server_name=relay.host, remote_name=relay.host)
-            async with client:
+            if client is None:
+                client = await Client.connect(
+                    relay.host, relay.port, local_hostname=self.hostname, tls=relay.tls,
+                    tls_context=relay.tls_context, tls_server_name=relay.host,
+                    remote_name=relay.host)
                 if relay.username is not None:
                     await client.auth(relay.username, relay.password or "",
                                       relay.mechanisms or None)
-                result = await client.deliver(
-                    message.mail_from, rcpts, data, smtputf8=message.smtputf8,
-                    eightbit=message.eightbit, requiretls=bool(message.requiretls),
-                    strict=self.strict, ret=message.ret, envid=message.envid)
+            result = await client.deliver(
+                message.mail_from, rcpts, data, smtputf8=message.smtputf8,
+                eightbit=message.eightbit, requiretls=bool(message.requiretls),
+                strict=self.strict, ret=message.ret, envid=message.envid)
         except SMTPClientError as exc:
+            if client is not None:
+                await client.close()
             failed: HostFailed = _host_failed(exc, relay.host)
             outcome = Outcome.PERMANENT if failed.permanent else Outcome.TEMPORARY
             return [DeliveryResult(r.id, outcome, failed.error) for r in batch.recipients]
+        if client.closed:
+            await client.close()
+        else:
+            self.pool.give(key, client)
         return results_for(batch, result, relay.host)
+
+    async def close(self) -> None:
+        """Close parked connections (QUIT)."""
+        await self.pool.close()
 
 
 def make_selector(static: Any, domains: Any, config_dir: Any, hostname: str,

@@ -58,6 +58,7 @@ class DirectOptions:
     timeout: float | None = None  # all stages; None = RFC 5321 defaults
     pkix_context: ssl.SSLContext | None = None  # for MTA-STS/REQUIRETLS; tests inject a CA
     connect: Callable[..., Any] | None = None  # tests: override Client.connect
+    pool: Any = None  # ConnectionPool: reuse a session for the next batch to the same host
 
 
 @dataclass
@@ -289,10 +290,15 @@ async def _session(batch: Batch, data: bytes, rcpts: list[str], host: str, ip: s
                    attempt: Attempt, policy_type: PolicyType) -> list[DeliveryResult]:
     connect = options.connect or Client.connect
     message = batch.message
-    client = await connect(ip, options.port, local_hostname=options.hostname,
-                           timeouts=options.timeout, tls=mode, tls_context=context,
-                           tls_server_name=host, tls_verify=verify, remote_name=host)
-    async with client:
+    key = (ip, options.port, str(mode), host, verify is None)
+    pool = options.pool
+    client = pool.take(key) if pool is not None else None
+    reused = client is not None
+    if client is None:
+        client = await connect(ip, options.port, local_hostname=options.hostname,
+                               timeouts=options.timeout, tls=mode, tls_context=context,
+                               tls_server_name=host, tls_verify=verify, remote_name=host)
+    try:
         if client.tls is not None:
             attempt.tls_results.append(TLSResult(batch.domain, policy_type, ResultType.SUCCESS,
                                                  host, ip))
@@ -304,7 +310,25 @@ async def _session(batch: Batch, data: bytes, rcpts: list[str], host: str, ip: s
             message.mail_from, rcpts, data, smtputf8=message.smtputf8,
             eightbit=message.eightbit, requiretls=bool(message.requiretls),
             strict=options.strict_8bitmime, ret=message.ret, envid=message.envid)
+        if reused and client.closed and not result.delivered:
+            # The parked session had died (idle timeout at the server): once more, fresh.
+            attempt.tls_results.pop()
+            return await _session(batch, data, rcpts, host, ip, mode, context, verify,
+                                  _without_pool(options), attempt, policy_type)
+    except BaseException:
+        await client.close()
+        raise
+    if pool is not None and not client.closed:
+        pool.give(key, client)
+    else:
+        await client.quit()
     return results_for(batch, result, host)
+
+
+def _without_pool(options: DirectOptions) -> DirectOptions:
+    from dataclasses import replace
+
+    return replace(options, pool=None)
 
 
 def results_for(batch: Batch, result: Any, host: str) -> list[DeliveryResult]:

@@ -128,6 +128,7 @@ class Server:
                               tls_results=self.tls_results, sts_cache=self.sts_cache,
                               localserve_relay=relay, select=select,
                               strict=self.config.static.pedantic)
+        self.deliverer = deliverer
         self.scheduler = Scheduler(self.queue, deliverer,
                                    concurrency=self.config.static.queue.concurrency,
                                    on_recorded=self.dsn.on_recorded)
@@ -240,6 +241,7 @@ class Server:
             refresher.cancel()
         if self.scheduler is not None:
             await self.scheduler.close(grace)
+            await self.deliverer.close()
         await asyncio.gather(*(s.close(grace) for s in self.services), return_exceptions=True)
         await self.control.close()
         if self.queue is not None:
