@@ -143,3 +143,47 @@ async def test_listed_ip_is_refused_at_mail(smtp_server) -> None:  # type: ignor
         await asyncio.to_thread(send, smtp_server.ports["smtp"], "x@sender.example",
                                 ["alice@example.org"], MESSAGE)
     assert info.value.smtp_code == 554 and b"listed in bl.example" in info.value.smtp_error
+
+
+async def test_trace_log_hides_message_data_of_data_and_bdat(smtp_server) -> None:  # type: ignore[no-untyped-def]
+    import io
+
+    from kittiwake import log
+
+    for level, shown in (("trace", False), ("tracedata", True)):
+        stream = io.StringIO()
+        log.setup(level=level, stream=stream)
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1",
+                                                           smtp_server.ports["smtp"])
+            secret = b"SECRET-BODY-" + level.encode()
+            writer.write(b"EHLO x.example\r\nMAIL FROM:<a@sender.example>\r\n"
+                         b"RCPT TO:<alice@example.org>\r\n")
+            body = b"Subject: t\r\n\r\n" + secret + b"\r\n"
+            writer.write(b"BDAT %d LAST\r\n" % len(body) + body)
+            await writer.drain()
+            got = b""
+            while got.count(b"\r\n250 ") < 4:
+                more = await reader.read(4096)
+                assert more, got
+                got += more
+            writer.write(b"MAIL FROM:<a@sender.example>\r\nRCPT TO:<alice@example.org>\r\n"
+                         b"DATA\r\n")
+            await writer.drain()
+            while b"354" not in got:
+                got += await reader.read(4096)
+            writer.write(body.replace(b"SECRET", b"SECRET2") + b".\r\nQUIT\r\n")
+            await writer.drain()
+            while not got.rstrip().endswith(b"closing connection"):
+                more = await reader.read(4096)
+                if not more:
+                    break
+                got += more
+            writer.close()
+            await asyncio.sleep(0.1)
+        finally:
+            log.reset()
+        text = stream.getvalue()
+        assert "BDAT" in text and "RCPT TO" in text
+        assert ("SECRET-BODY" in text) is shown, text[-2000:]
+        assert ("SECRET2-BODY" in text) is shown

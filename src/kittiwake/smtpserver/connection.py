@@ -133,6 +133,7 @@ class SMTPConnection:
         self.tls_cipher: str | None = None
         self.channel_bindings: tuple[Any, ...] = ()
         self.dnsbl_checked = False
+        self.bdat_left = 0  # bytes of a BDAT chunk still to come (for the transcript)
         self.blocklisted: Reply | None = None
         if kind == "submissions":
             self._note_tls()
@@ -226,15 +227,32 @@ class SMTPConnection:
                 return
 
     def _log_client(self, data: bytes) -> None:
+        """Log what the client sent; message data shows only at tracedata.
+
+        DATA bodies follow a 354 (the transcript counts them itself); a BDAT
+        chunk follows its command in the same read, so its size is tracked here.
+        """
         if not self.transcript.enabled():
             return
-        if self.session.in_transaction and self.tx.body is not None and \
-                self.session.state.name in ("DATA", "BDAT"):
+        if self.session.state.name == "DATA":
             self.transcript.data("C", data)
             return
-        for line in data.split(b"\r\n"):
+        pos = 0
+        while pos < len(data):
+            if self.bdat_left:
+                chunk = data[pos:pos + self.bdat_left]
+                self.transcript.data("C", chunk)
+                self.bdat_left -= len(chunk)
+                pos += len(chunk)
+                continue
+            end = data.find(b"\r\n", pos)
+            line = data[pos:] if end < 0 else data[pos:end]
+            pos = len(data) if end < 0 else end + 2
             if line:
                 self.transcript.client(line.decode("utf-8", "replace"))
+                words = line.split()
+                if len(words) >= 2 and words[0].upper() == b"BDAT" and words[1].isdigit():
+                    self.bdat_left = int(words[1])
 
     # --- events ------------------------------------------------------------
 
