@@ -203,10 +203,24 @@ def parse_address_list(value: str | None) -> AddressList:
     """Mailboxes and groups in an address header value (RFC 5322 §3.4); never raises."""
     if not value:
         return []
-    try:
-        return _parse(_tokens(value))
-    except (ValueError, IndexError, RecursionError):  # defensive: bad input gives nothing
-        return []
+    # The same values recur (a message's envelope and its search text read the
+    # same fields; a mailbox has few correspondents). Results are immutable.
+    cached = _cache.get(value)
+    if cached is None:
+        try:
+            cached = tuple(_parse(_tokens(value)))
+        except (ValueError, IndexError, RecursionError):  # defensive: bad input gives nothing
+            cached = ()
+        if len(_cache) >= _CACHE_SIZE:
+            _cache.clear()
+        if len(value) <= _CACHE_VALUE_MAX:
+            _cache[value] = cached
+    return list(cached)
+
+
+_CACHE_SIZE = 512
+_CACHE_VALUE_MAX = 2000
+_cache: dict[str, tuple[Address | Group, ...]] = {}
 
 
 def _parse(toks: list[tuple[str, str]]) -> AddressList:

@@ -267,12 +267,15 @@ class AccountStore:
             return self.db.execute("SELECT COALESCE(SUM(size), 0) FROM mailbox").fetchone()[0]
 
     def add(self, mailbox_name: str, messages: list[NewMessage],
-            sync: bool = True) -> tuple[list[Delivered], list[Change]]:
+            sync: bool | str = True) -> tuple[list[Delivered], list[Change]]:
         """Add messages whose temporary files exist; one transaction for all.
 
-        With ``sync`` each file is already fsynced and its directory is synced
-        here; without, the caller synced the batch with ``files.sync_files``.
-        On any failure nothing is committed and no new file stays visible.
+        ``sync=True``: each file is already fsynced; the directories it is
+        renamed into are fsynced here. ``sync="batch"`` (import): the files were
+        written without fsync; after they are renamed into place one
+        ``files.sync_files`` (syncfs) makes their data and names durable. Either
+        way that happens before the commit. On any failure nothing is committed
+        and no new file stays visible.
         """
         placed: list[Path] = []
         delivered: list[Delivered] = []
@@ -285,26 +288,26 @@ class AccountStore:
                     if used + added_size > self.quota_bytes:
                         raise OverQuota(f"account {self.name} is over its quota"
                                         f" ({used + added_size} > {self.quota_bytes} bytes)")
+                # Row ids are assigned here, in the transaction that holds the write
+                # lock: the next ones after the largest (as SQLite would).
+                first_id = db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM message"
+                                      ).fetchone()[0]
                 uid = mailbox.uidnext
                 saved = now_ms()
-                unseen = 0
-                deleted = 0
-                for new in messages:
+                unseen = deleted = 0
+                rows = []
+                fts_rows = []
+                threads: dict[str, int] = {}  # message-id -> thread, of this batch
+                for message_id, new in enumerate(messages, first_id):
                     s = new.summary
-                    cur = db.execute(
-                        "INSERT INTO message (mailbox_id, uid, modseq, created_modseq, flags,"
-                        " keywords, size, received, saved, message_id, subject, mailfrom,"
-                        " rcptto, summary) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                        (mailbox.id, uid, modseq, modseq, new.flags.system,
-                         new.flags.keyword_text(), new.size, new.received or saved, saved,
-                         s.message_id, s.subject, new.mailfrom, new.rcptto, s.json))
-                    message_id = cur.lastrowid or 0
-                    db.execute("UPDATE message SET thread_id = ? WHERE id = ?",
-                               (_thread_id(db, s, message_id), message_id))
-                    db.execute("INSERT INTO fts (rowid, headers, body) VALUES (?, ?, ?)",
-                               (message_id, s.header_text, s.body_text))
-                    placed.append(files.move_into_place(self.root, new.tmp_path, message_id,
-                                                        sync=False))
+                    thread_id = _thread_id(db, s, message_id, threads)
+                    if s.message_id:
+                        threads.setdefault(s.message_id, thread_id)
+                    rows.append((message_id, mailbox.id, uid, modseq, modseq, new.flags.system,
+                                 new.flags.keyword_text(), new.size, new.received or saved,
+                                 saved, s.message_id, thread_id, s.subject, new.mailfrom,
+                                 new.rcptto, s.json))
+                    fts_rows.append((message_id, s.header_text, s.body_text))
                     if not new.flags.system & SEEN:
                         unseen += 1
                     if new.flags.system & DELETED:
@@ -312,13 +315,34 @@ class AccountStore:
                     delivered.append(Delivered(message_id, mailbox.name, uid,
                                                mailbox.uidvalidity, new.size))
                     uid += 1
-                db.execute(
-                    "UPDATE mailbox SET uidnext = ?, messages = messages + ?, unseen = unseen + ?,"
-                    " deleted = deleted + ?, size = size + ?, highestmodseq = ? WHERE id = ?",
-                    (uid, len(messages), unseen, deleted, added_size, modseq, mailbox.id))
-                if sync:
-                    for directory in {p.parent for p in placed}:
-                        files.fsync_dir(directory)
+                moves = [(new.tmp_path, d.message_id) for new, d in zip(messages, delivered,
+                                                                         strict=True)]
+                # A batch's files are renamed and synced (system calls, no GIL) in a
+                # thread while SQLite (which releases the GIL too) indexes the text.
+                placer = _Placer(self.root, moves, placed) if sync == "batch" else None
+                try:
+                    db.executemany(
+                        "INSERT INTO message (id, mailbox_id, uid, modseq, created_modseq,"
+                        " flags, keywords, size, received, saved, message_id, thread_id,"
+                        " subject, mailfrom, rcptto, summary)"
+                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                    db.executemany("INSERT INTO fts (rowid, headers, body) VALUES (?, ?, ?)",
+                                   fts_rows)
+                    db.execute(
+                        "UPDATE mailbox SET uidnext = ?, messages = messages + ?,"
+                        " unseen = unseen + ?, deleted = deleted + ?, size = size + ?,"
+                        " highestmodseq = ? WHERE id = ?",
+                        (uid, len(messages), unseen, deleted, added_size, modseq, mailbox.id))
+                finally:
+                    if placer is not None:
+                        placer.join()  # files in place and durable (or its error raised)
+                if placer is None:
+                    for tmp, message_id in moves:
+                        placed.append(files.move_into_place(self.root, tmp, message_id,
+                                                            sync=False))
+                    if sync:
+                        for directory in {p.parent for p in placed}:
+                            files.fsync_dir(directory)
         except BaseException:
             for path in placed:
                 path.unlink(missing_ok=True)
@@ -572,6 +596,32 @@ class AccountStore:
         return row[0] if row else None
 
 
+class _Placer(threading.Thread):
+    """Renames a batch's files into place, then syncs them all (``files.sync_files``)."""
+
+    def __init__(self, root: Path, moves: list[tuple[Path, int]], placed: list[Path]) -> None:
+        super().__init__(name="kittiwake-place", daemon=True)
+        self.root = root
+        self.moves = moves
+        self.placed = placed
+        self.error: BaseException | None = None
+        self.start()
+
+    def run(self) -> None:
+        try:
+            for tmp, message_id in self.moves:
+                self.placed.append(files.move_into_place(self.root, tmp, message_id,
+                                                         sync=False))
+            files.sync_files(self.placed)
+        except BaseException as exc:  # handed to the transaction's thread
+            self.error = exc
+
+    def join(self, timeout: float | None = None) -> None:
+        super().join(timeout)
+        if self.error is not None:
+            raise self.error
+
+
 class _OpenLock:
     """A flock on ``root/lock``: exclusive at open when we are alone, then shared."""
 
@@ -657,13 +707,20 @@ def _bit(flags: Flags, bit: int) -> int:
     return 1 if flags.system & bit else 0
 
 
-def _thread_id(db: sqlite3.Connection, summary: Summary, own_id: int) -> int:
-    """Thread of the newest referenced message found in the account, else a new thread."""
+def _thread_id(db: sqlite3.Connection, summary: Summary, own_id: int,
+               batch: dict[str, int] | None = None) -> int:
+    """Thread of the newest referenced message found in the account, else a new thread.
+
+    ``batch`` maps Message-IDs of messages being added in the same transaction
+    (not yet in the table) to their threads.
+    """
     for ref in [*summary.in_reply_to, *reversed(summary.references)]:
         row = db.execute("SELECT thread_id FROM message WHERE message_id = ? LIMIT 1",
                          (ref,)).fetchone()
         if row:
             return row[0]
+        if batch and ref in batch:
+            return batch[ref]
     return own_id
 
 

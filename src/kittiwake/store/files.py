@@ -39,15 +39,21 @@ def _ensure_dir(path: Path) -> bool:
     return True
 
 
-def write_temp(root: Path, chunks: Iterable[bytes], sync: bool = True) -> tuple[Path, int]:
+def write_temp(root: Path, chunks: Iterable[bytes], sync: bool = True,
+               subdir: str = "") -> tuple[Path, int]:
     """Write data to a new temporary file under ``root/tmp``; (path, size).
 
     With ``sync`` the file is fsynced before returning (delivery); imports
-    pass False and sync a whole batch with :func:`sync_files`.
+    pass False and sync a whole batch with :func:`sync_files`. ``subdir``
+    (below tmp/) lets parallel writers each use a directory of their own, so
+    they do not wait for each other's directory lock.
     """
-    tmp_dir = root / "tmp"
-    _ensure_dir(tmp_dir)
-    fd, name = _mkstemp(tmp_dir)
+    tmp_dir = root / "tmp" / subdir if subdir else root / "tmp"
+    try:
+        fd, name = _mkstemp(tmp_dir)
+    except FileNotFoundError:  # the first write (no stat per message otherwise)
+        _ensure_dir(tmp_dir)
+        fd, name = _mkstemp(tmp_dir)
     size = 0
     try:
         with os.fdopen(fd, "wb") as f:
@@ -70,7 +76,7 @@ def _mkstemp(directory: Path) -> tuple[int, str]:
     global _counter
     while True:
         _counter += 1
-        name = directory / f"{os.getpid()}.{_counter}.{os.urandom(4).hex()}"
+        name = f"{directory}/{os.getpid()}.{_counter}.{os.urandom(4).hex()}"
         try:
             return os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640), str(name)
         except FileExistsError:
@@ -80,8 +86,13 @@ def _mkstemp(directory: Path) -> tuple[int, str]:
 def move_into_place(root: Path, tmp: Path, message_id: int, sync: bool = True) -> Path:
     """Rename a temporary file to its final name; fsync the directory when ``sync``."""
     final = message_path(root, message_id)
-    _ensure_dir(final.parent)
-    os.replace(tmp, final)
+    try:
+        os.replace(tmp, final)
+    except FileNotFoundError:  # the shard's first message (no stat per message otherwise)
+        if not os.path.exists(tmp):
+            raise
+        _ensure_dir(final.parent)
+        os.replace(tmp, final)
     if sync:
         fsync_dir(final.parent)
     return final
@@ -165,6 +176,15 @@ def clean_tmp(root: Path) -> int:
     count = 0
     if tmp_dir.is_dir():
         for entry in tmp_dir.iterdir():
+            if entry.is_dir() and not entry.is_symlink():
+                for inner in entry.iterdir():
+                    _unlink_quiet(inner)
+                    count += 1
+                try:
+                    entry.rmdir()
+                except OSError:
+                    pass
+                continue
             _unlink_quiet(entry)
             count += 1
     return count

@@ -6,23 +6,35 @@ path), or a .zip/.tar/.tar.gz/.tgz archive of the same. Archive members are
 read as streams and never extracted, so no member path can reach the file
 system; member paths only become mailbox names, after cleaning.
 
-Messages are written in batches: files without individual fsyncs, then one
-fsync pass over the batch, then one transaction. A message is reported as
-imported only after its batch committed.
+Worker processes (one per core) read each message from the mbox (by offset:
+the data is not sent between processes), parse and summarize it and write it
+to a temporary file without fsync. This process adds them in batches: one
+transaction per batch in which the rows and full-text entries are inserted
+while a thread renames the files into place and makes them durable with one
+syncfs(2); then the commit. A message is reported as imported only after its
+batch committed; a crash before leaves only temporary files and files above
+the highest committed id, both removed at the next exclusive open.
 """
 
 from __future__ import annotations
 
+import collections
+import concurrent.futures
+import mmap
+import multiprocessing
+import os
+import sqlite3
 import tarfile
+import threading
 import zipfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from kittiwake.store import files
 from kittiwake.store.account import SEPARATOR, AccountStore, NewMessage, normalize_mailbox_name
-from kittiwake.store.mailfile import MailItem, read_maildir, read_mbox
-from kittiwake.store.model import MailboxNotFound, StoreError
+from kittiwake.store.mailfile import MailItem, mbox_item, mbox_spans, read_maildir, read_mbox
+from kittiwake.store.model import Flags, MailboxNotFound, StoreError
 from kittiwake.store.summary import Summary, summarize
 
 BATCH_MESSAGES = 500
@@ -55,7 +67,7 @@ def _is_maildir(path: Path) -> bool:
     return (path / "cur").is_dir() and (path / "new").is_dir()
 
 
-def sources(path: Path, mailbox: str) -> Iterator[tuple[str, Iterator[MailItem]]]:
+def sources(path: Path, mailbox: str) -> Iterator[tuple[str, Iterator[Unit]]]:
     """(mailbox name, messages) for everything under ``path``."""
     if path.is_file():
         name = path.name.lower()
@@ -93,12 +105,29 @@ def _looks_like_mbox(path: Path) -> bool:
         return False
 
 
-def _mbox_file(path: Path) -> Iterator[MailItem]:
+@dataclass(frozen=True)
+class MboxSpan:
+    """Where one message of a regular mbox file is; read by the worker that parses it."""
+
+    path: str
+    span: tuple[int, int, int]
+    source: str
+
+
+Unit = MailItem | MboxSpan
+
+
+def _mbox_file(path: Path) -> Iterator[Unit]:
+    """The messages of an mbox file as spans (cheap to hand to worker processes)."""
     with open(path, "rb") as f:
-        yield from read_mbox(f, str(path))
+        if os.fstat(f.fileno()).st_size == 0:
+            return
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mapped:
+            for index, span in enumerate(mbox_spans(mapped), 1):
+                yield MboxSpan(str(path), span, f"{path} #{index}")
 
 
-def _zip_sources(path: Path, mailbox: str) -> Iterator[tuple[str, Iterator[MailItem]]]:
+def _zip_sources(path: Path, mailbox: str) -> Iterator[tuple[str, Iterator[Unit]]]:
     with zipfile.ZipFile(path) as archive:
         yield from _archive_sources(
             mailbox,
@@ -106,7 +135,7 @@ def _zip_sources(path: Path, mailbox: str) -> Iterator[tuple[str, Iterator[MailI
             lambda name: archive.open(name))
 
 
-def _tar_sources(path: Path, mailbox: str) -> Iterator[tuple[str, Iterator[MailItem]]]:
+def _tar_sources(path: Path, mailbox: str) -> Iterator[tuple[str, Iterator[Unit]]]:
     with tarfile.open(path) as archive:
         members = {m.name: m for m in archive.getmembers() if m.isfile()}
 
@@ -121,7 +150,7 @@ def _tar_sources(path: Path, mailbox: str) -> Iterator[tuple[str, Iterator[MailI
 
 def _archive_sources(mailbox: str, members: list[tuple[str, int]],
                      opener: Callable[[str], object]
-                     ) -> Iterator[tuple[str, Iterator[MailItem]]]:
+                     ) -> Iterator[tuple[str, Iterator[Unit]]]:
     """Group archive members into mbox files and Maildirs (by their cur/new parent)."""
     maildirs: dict[str, list[tuple[str, int]]] = {}
     mboxes: list[str] = []
@@ -165,83 +194,244 @@ def _archive_sources(mailbox: str, members: list[tuple[str, int]],
 
 
 def import_path(store: AccountStore, mailbox: str, path: Path,
-                progress: Progress | None = None) -> ImportResult:
-    """Import everything at ``path`` into ``mailbox`` (created if missing)."""
+                progress: Progress | None = None, workers: int | None = None) -> ImportResult:
+    """Import everything at ``path`` into ``mailbox`` (created if missing).
+
+    ``workers``: processes that parse and write messages (default: one per
+    core, none on a single core).
+    """
     result = ImportResult()
     mailbox = normalize_mailbox_name(mailbox)
-    for target, items in sources(path, mailbox):
-        try:
-            target = normalize_mailbox_name(target)
+    with _Preparer(store.root, _worker_count(workers)) as preparer, \
+            _Checkpointer(store) as checkpointer:
+        for target, units in sources(path, mailbox):
             try:
-                store.mailbox(target)
-            except MailboxNotFound:
-                store.create_mailbox(target)
-        except StoreError as exc:
-            result.skipped.append((target, str(exc)))
-            continue
-        _import_items(store, target, items, result, progress)
+                target = normalize_mailbox_name(target)
+                try:
+                    store.mailbox(target)
+                except MailboxNotFound:
+                    store.create_mailbox(target)
+            except StoreError as exc:
+                result.skipped.append((target, str(exc)))
+                continue
+            prepared = preparer.prepared(units)
+            try:
+                _import_units(store, target, prepared, result, progress, checkpointer.wake.set)
+            finally:
+                prepared.close()  # on an error: the workers' files not yet added are removed
     return result
 
 
-def _summaries(items: Iterator[MailItem], workers: int) -> Iterator[tuple[MailItem, object]]:
-    """Items with their summaries, parsed in worker processes when there are several cores.
+WORKERS = 0  # 0: one per core (at most 4); 1: parse in this process
+CHUNK = 64  # messages per task sent to a worker
+WINDOW = 2 * BATCH_MESSAGES  # messages prepared ahead of the batch being committed
 
-    Parsing is CPU-bound Python; writing files is system calls. Running the
-    parsing in other processes lets both cores work while this one writes.
+
+def _worker_count(workers: int | None) -> int:
+    if workers is None:
+        workers = WORKERS or min(4, os.cpu_count() or 1)
+    return 1 if workers <= 1 else workers
+
+
+@dataclass
+class _Prepared:
+    """A message written to a temporary file and summarized, or why it was skipped."""
+
+    source: str
+    tmp: str = ""
+    size: int = 0
+    summary: Summary | None = None
+    flags: Flags = field(default_factory=Flags)
+    received: int = 0
+    skipped: str = ""
+
+
+# Each worker process maps the mbox file it reads once.
+_mapped: dict[str, mmap.mmap] = {}
+
+
+def _unit_item(unit: Unit) -> MailItem:
+    if isinstance(unit, MailItem):
+        return unit
+    mapped = _mapped.get(unit.path)
+    if mapped is None:
+        for old in _mapped.values():
+            old.close()
+        _mapped.clear()
+        with open(unit.path, "rb") as f:
+            mapped = _mapped[unit.path] = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+    return mbox_item(mapped, unit.span, unit.source)
+
+
+def _prepare(root: Path, units: list[Unit]) -> list[_Prepared]:
+    """Parse, summarize and write messages to temporary files (no fsync: the batch syncs).
+
+    Runs in a worker process: everything here but the writes is CPU-bound
+    Python, so with several processes all cores work.
     """
-    if workers <= 1:
-        for item in items:
-            yield item, summarize(item.data)
-        return
-    import concurrent.futures
-    import multiprocessing
-
-    context = multiprocessing.get_context("fork")
-    chunk: list[MailItem] = []
-    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=context) as pool:
-        window: list[tuple[list[MailItem], concurrent.futures.Future[list[Summary]]]] = []
-
-        def submit() -> None:
-            window.append((chunk, pool.submit(_summarize_many, [i.data for i in chunk])))
-
-        for item in items:
-            chunk.append(item)
-            if len(chunk) >= CHUNK:
-                submit()
-                chunk = []
-            while len(window) > workers * 2:
-                done, future = window.pop(0)
-                yield from zip(done, future.result(), strict=True)
-        if chunk:
-            submit()
-        for done, future in window:
-            yield from zip(done, future.result(), strict=True)
+    out: list[_Prepared] = []
+    try:
+        for unit in units:
+            item = _unit_item(unit)
+            if not item.data.strip():
+                out.append(_Prepared(item.source, skipped="empty or too large message"))
+                continue
+            summary = summarize(item.data)
+            tmp, size = files.write_temp(root, [item.data], sync=False,
+                                         subdir=f"import-{os.getpid()}")
+            out.append(_Prepared(item.source, str(tmp), size, summary, item.flags,
+                                 item.received))
+    except BaseException:
+        _discard(out)
+        raise
+    return out
 
 
-CHUNK = 32
+def _discard(prepared: Iterable[_Prepared]) -> None:
+    """Remove temporary files that will not be committed."""
+    for p in prepared:
+        if p.tmp:
+            Path(p.tmp).unlink(missing_ok=True)
 
 
-def _summarize_many(datas: list[bytes]) -> list[Summary]:
-    return [summarize(d) for d in datas]
+class _Preparer:
+    """Runs :func:`_prepare` in this process or in a pool of forked workers, in order."""
+
+    def __init__(self, root: Path, workers: int) -> None:
+        self.root = root
+        self.workers = workers
+        self.pool: concurrent.futures.ProcessPoolExecutor | None = None
+
+    def __enter__(self) -> _Preparer:
+        if self.workers > 1:
+            self.pool = concurrent.futures.ProcessPoolExecutor(
+                self.workers, mp_context=multiprocessing.get_context("fork"))
+            # The first task forks all workers: now, before this import starts threads.
+            self.pool.submit(os.getpid).result()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+        for directory in (self.root / "tmp").glob("import-*"):
+            try:
+                directory.rmdir()  # the workers' directories, once empty
+            except OSError:
+                pass
+        for mapped in _mapped.values():  # mapped here when there is no pool
+            mapped.close()
+        _mapped.clear()
+
+    def prepared(self, units: Iterator[Unit]) -> Generator[_Prepared, None, None]:
+        if self.pool is None:
+            for unit in units:
+                yield from _prepare(self.root, [unit])
+            return
+        window: collections.deque[concurrent.futures.Future[list[_Prepared]]] = \
+            collections.deque()
+        ready: collections.deque[_Prepared] = collections.deque()
+        try:
+            for chunk in _chunks(units, CHUNK):
+                window.append(self.pool.submit(_prepare, self.root, chunk))
+                while len(window) * CHUNK > WINDOW:
+                    ready.extend(window.popleft().result())
+                    while ready:
+                        yield ready.popleft()
+            while window:
+                ready.extend(window.popleft().result())
+                while ready:
+                    yield ready.popleft()
+        finally:
+            # Abandoned (error or early stop): remove the files not handed out, after
+            # waiting for the workers still writing them.
+            _discard(ready)
+            for future in window:
+                if not future.cancel():
+                    try:
+                        _discard(future.result())
+                    except BaseException:
+                        pass
 
 
-def _import_items(store: AccountStore, mailbox: str, items: Iterator[MailItem],
+class _Checkpointer:
+    """Copies the write-ahead log into the database in a thread of its own during an import.
+
+    SQLite would checkpoint in the committing thread after each batch; here
+    a second connection does it (PASSIVE: never blocking the writer) while
+    the next batch is indexed. Durability is unchanged: a commit is durable
+    once the WAL is synced (synchronous=FULL). The last checkpoint is
+    awaited, so the import leaves no large WAL behind.
+    """
+
+    def __init__(self, store: AccountStore) -> None:
+        self.store = store
+        self.wake = threading.Event()
+        self.stopping = False
+        self.previous = 0
+        self.thread: threading.Thread | None = None
+        self.conn: sqlite3.Connection | None = None
+
+    def __enter__(self) -> _Checkpointer:
+        with self.store.lock:
+            self.previous = self.store.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
+            self.store.db.execute("PRAGMA wal_autocheckpoint = 0")
+        self.conn = sqlite3.connect(self.store.root / "index.db", isolation_level=None,
+                                    check_same_thread=False, timeout=30)
+        self.conn.execute("PRAGMA synchronous = FULL")
+        self.thread = threading.Thread(target=self._run, name="kittiwake-checkpoint",
+                                       daemon=True)
+        self.thread.start()
+        return self
+
+    def _run(self) -> None:
+        assert self.conn is not None
+        while True:
+            self.wake.wait()
+            self.wake.clear()
+            last = self.stopping
+            try:
+                self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
+            except sqlite3.Error:
+                pass  # busy or failing: the next commit's autocheckpoint will do it
+            if last:
+                return
+
+    def __exit__(self, *exc: object) -> None:
+        self.stopping = True
+        self.wake.set()
+        if self.thread is not None:
+            self.thread.join()
+        if self.conn is not None:
+            self.conn.close()
+        with self.store.lock:
+            self.store.db.execute(f"PRAGMA wal_autocheckpoint = {int(self.previous)}")
+
+
+def _chunks(units: Iterator[Unit], size: int) -> Iterator[list[Unit]]:
+    chunk: list[Unit] = []
+    for unit in units:
+        chunk.append(unit)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _import_units(store: AccountStore, mailbox: str, prepared: Iterator[_Prepared],
                   result: ImportResult, progress: Progress | None,
-                  workers: int | None = None) -> None:
-    import os
-
+                  committed: Callable[[], None]) -> None:
     batch: list[NewMessage] = []
     batch_bytes = 0
-    if workers is None:
-        workers = min(4, os.cpu_count() or 1)
 
     def flush() -> None:
         nonlocal batch, batch_bytes
         if not batch:
             return
-        files.sync_files(m.tmp_path for m in batch)
-        files.fsync_dir(store.root / "tmp")
-        delivered, _changes = store.add(mailbox, batch, sync=True)
+        # The files are renamed into place in the transaction, then one syncfs(2)
+        # makes their data and names durable before the commit (DESIGN.md "Durability").
+        delivered, _changes = store.add(mailbox, batch, sync="batch")
+        committed()
         result.imported += len(delivered)
         result.bytes += sum(d.size for d in delivered)
         result.mailboxes[mailbox] = result.mailboxes.get(mailbox, 0) + len(delivered)
@@ -249,17 +439,18 @@ def _import_items(store: AccountStore, mailbox: str, items: Iterator[MailItem],
         if progress:
             progress(result.imported, result.bytes)
 
-    def usable(all_items: Iterator[MailItem]) -> Iterator[MailItem]:
-        for item in all_items:
-            if not item.data.strip():
-                result.skipped.append((item.source, "empty or too large message"))
+    try:
+        for p in prepared:
+            if p.skipped:
+                result.skipped.append((p.source, p.skipped))
                 continue
-            yield item
-
-    for item, summary in _summaries(usable(items), workers):
-        tmp, size = files.write_temp(store.root, [item.data], sync=False)
-        batch.append(NewMessage(tmp, size, summary, item.flags, item.received))  # type: ignore[arg-type]
-        batch_bytes += size
-        if len(batch) >= BATCH_MESSAGES or batch_bytes >= BATCH_BYTES:
-            flush()
-    flush()
+            assert p.summary is not None
+            batch.append(NewMessage(Path(p.tmp), p.size, p.summary, p.flags, p.received))
+            batch_bytes += p.size
+            if len(batch) >= BATCH_MESSAGES or batch_bytes >= BATCH_BYTES:
+                flush()
+        flush()
+    except BaseException:
+        for new in batch:
+            new.tmp_path.unlink(missing_ok=True)
+        raise

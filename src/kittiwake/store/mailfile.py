@@ -50,6 +50,8 @@ def to_crlf(data: bytes) -> bytes:
     """Bare LF to CRLF (existing CRLF kept; bare CR left alone)."""
     if b"\n" not in data:
         return data
+    if b"\r" not in data:  # the usual case for mbox: one pass instead of two
+        return data.replace(b"\n", b"\r\n")
     return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
 
 
@@ -101,15 +103,31 @@ def _mbox_flags(data: bytes) -> tuple[bytes, Flags]:
     return head + (b"\n" + rest if rest or data.endswith(b"\n\n") else b""), Flags.parse(names)
 
 
+_MONTHS = {m: i for i, m in enumerate(
+    ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"), 1)}
+_ASCTIME = re.compile(r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) ([A-Z][a-z]{2}) (\d{1,2})"
+                      r" (\d{1,2}):(\d{2}):(\d{2}) (\d{4})\Z")
+
+
 def _from_line_date(line: bytes) -> int:
     """The date of an mbox "From sender date" line, in milliseconds (0 if unreadable)."""
     parts = line.decode("latin-1").split(None, 2)
     if len(parts) < 3:
         return 0
+    text = " ".join(parts[2].split()[:5])
+    m = _ASCTIME.match(text)  # the usual asctime form, without strptime's cost
+    if m and m[1] in _MONTHS and 1 <= int(m[2]) <= 28 and int(m[3]) <= 23 \
+            and int(m[4]) <= 59 and int(m[5]) <= 59 and int(m[6]) >= 1900:
+        fields = (int(m[6]), _MONTHS[m[1]], int(m[2]), int(m[3]), int(m[4]), int(m[5]),
+                  0, 1, -1)
+        try:
+            return int(time.mktime(fields) - time.timezone) * 1000
+        except (OverflowError, ValueError):
+            return 0
     try:
-        parsed = time.strptime(" ".join(parts[2].split()[:5]), "%a %b %d %H:%M:%S %Y")
+        parsed = time.strptime(text, "%a %b %d %H:%M:%S %Y")
         return int(time.mktime(parsed) - time.timezone) * 1000
-    except ValueError:
+    except (OverflowError, ValueError):
         return 0
 
 
@@ -134,31 +152,42 @@ def read_mbox(stream: BinaryIO, source: str = "mbox") -> Iterator[MailItem]:
     yield from _split_mbox(stream.read(), source)
 
 
-def _split_mbox(data: bytes | mmap.mmap, source: str) -> Iterator[MailItem]:
+def mbox_spans(data: bytes | mmap.mmap) -> Iterator[tuple[int, int, int]]:
+    """(from line start, body start, body end) of each message, without copying.
+
+    RFC 4155 §2: a message starts at a "From " line at the start of the data
+    or after an empty line; the body ends before the blank line that precedes
+    the next "From " line (kept here, removed by :func:`mbox_item`).
+    """
     pos = 0 if data[:5] == b"From " else -1
     if pos < 0:
         start = data.find(b"\n\nFrom ")
         if start < 0:
             return
         pos = start + 2
-    index = 0
     end_of_data = len(data)
     while pos < end_of_data:
         line_end = data.find(b"\n", pos)
         if line_end < 0:
             return
-        from_line = bytes(data[pos:line_end])
         body_start = line_end + 1
         nxt = data.find(b"\n\nFrom ", body_start - 1)
         if nxt < 0:
-            raw = bytes(data[body_start:])
-            next_pos = end_of_data
-        else:
-            raw = bytes(data[body_start:nxt + 1])
-            next_pos = nxt + 2
-        index += 1
-        yield _mbox_item(raw, from_line, f"{source} #{index}")
-        pos = next_pos
+            yield pos, body_start, end_of_data
+            return
+        yield pos, body_start, nxt + 1
+        pos = nxt + 2
+
+
+def mbox_item(data: bytes | mmap.mmap, span: tuple[int, int, int], source: str) -> MailItem:
+    """The message at ``span`` (from :func:`mbox_spans`), unquoted, with its flags."""
+    start, body_start, end = span
+    return _mbox_item(bytes(data[body_start:end]), bytes(data[start:body_start - 1]), source)
+
+
+def _split_mbox(data: bytes | mmap.mmap, source: str) -> Iterator[MailItem]:
+    for index, span in enumerate(mbox_spans(data), 1):
+        yield mbox_item(data, span, f"{source} #{index}")
 
 
 def _mbox_item(raw: bytes, from_line: bytes, source: str) -> MailItem:
