@@ -179,3 +179,39 @@ def test_second_opener_leaves_in_flight_files_alone(tmp_path: Path) -> None:
     first.close()
     AccountStore("a", root).close()  # alone now: the leftover goes
     assert not in_flight.exists()
+
+
+@pytest.mark.parametrize("where", ["write", "rename"])
+async def test_disk_full_fails_cleanly(account, tmp_path: Path, monkeypatch,  # type: ignore[no-untyped-def]
+                                       where: str) -> None:
+    """ENOSPC while writing or placing the file: the delivery fails with the OS error,
+    nothing is committed, no file or row is left, and the next delivery works."""
+    import errno
+    import os
+
+    from kittiwake.store import files
+
+    await account.deliver("Inbox", msg("before", "b"))
+    before = await account.mailbox("Inbox")
+
+    def full(*args, **kwargs):  # type: ignore[no-untyped-def]
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    if where == "write":
+        monkeypatch.setattr(files, "_mkstemp", full)
+    else:
+        monkeypatch.setattr(os, "replace", full)
+    with pytest.raises(OSError, match="No space left"):
+        await account.deliver("Inbox", msg("lost", "l"))
+    monkeypatch.undo()
+    after = await account.mailbox("Inbox")
+    assert (after.messages, after.uidnext, after.size) == \
+        (before.messages, before.uidnext, before.size)
+    root = tmp_path / "accounts" / "alice"
+    assert list((root / "tmp").iterdir()) == []
+    assert sorted(p.name for p in (root / "msg" / "0").iterdir()) == ["1"]
+    again = await account.deliver("Inbox", msg("after", "a"))
+    assert again.uid == before.uidnext
+    from kittiwake.store.check import check
+
+    assert check(account.core) == []
