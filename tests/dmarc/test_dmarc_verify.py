@@ -325,3 +325,27 @@ async def test_idna_from_domain() -> None:
     assert res.status is Status.PASS
     assert res.domain == "www.xn--85x722f.xn--fiqs8s"
     assert res.dkim_domain == "xn--85x722f.xn--fiqs8s"
+
+
+def test_dkim_pass_with_testing_key_does_not_align() -> None:
+    """RFC 6376 §3.6.1: a t=y key's signature counts as no signature for DMARC."""
+    from dataclasses import dataclass
+
+    from kittiwake.dmarc import evaluate
+    from kittiwake.dmarc.discovery import Discovery, LookupStatus
+    from kittiwake.dmarc.record import parse_record
+
+    @dataclass
+    class Sig:
+        status: str
+        domain: str
+        testing: bool
+
+    found = Discovery(status=LookupStatus.FOUND, domain="example.org",
+                      org_domain="example.org", policy_domain="example.org",
+                      record="v=DMARC1; p=reject",
+                      policy=parse_record("v=DMARC1; p=reject"), authentic=True)
+    passing = evaluate(found, None, [Sig("pass", "example.org", False)])
+    testing = evaluate(found, None, [Sig("pass", "example.org", True)])
+    assert passing.dkim_aligned and str(passing.status) == "pass"
+    assert not testing.dkim_aligned and str(testing.status) == "fail"

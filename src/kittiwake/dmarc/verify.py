@@ -107,6 +107,10 @@ def evaluate(discovery: Discovery, spf: Any, dkim: Iterable[Any] | None, *,
         d = getattr(sig, "domain", None)
         if d is None or not aligned(d, domain, record.adkim):
             continue
+        if getattr(sig, "testing", False):
+            # RFC 6376 §3.6.1 t=y: verifiers "MUST NOT treat messages from Signers in
+            # testing mode differently from unsigned email".
+            continue
         state = _status(sig)
         if state == "pass" and dkim_aligned_domain is None:
             dkim_aligned_domain = _normal(d)
