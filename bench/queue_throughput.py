@@ -48,29 +48,12 @@ from kittiwake.smtpclient import TLSMode
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from integration.loopback import free_loopback, free_port  # noqa: E402
 from integration.postfix import Postfix, PostfixError, tool  # noqa: E402
 
 DOMAINS = 20
 SENDER = "sender@source.bench.test"
 HOSTNAME = "kw.bench.test"
-
-
-def pick_ip() -> str:
-    for _ in range(100):
-        ip = f"127.{random.randint(1, 254)}.{random.randint(0, 254)}.{random.randint(2, 254)}"
-        with socket.socket() as sock:
-            try:
-                sock.bind((ip, 0))
-            except OSError:
-                continue
-            return ip
-    raise SystemExit("no free loopback address")
-
-
-def free_port(ip: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((ip, 0))
-        return int(sock.getsockname()[1])
 
 
 def corpus(count: int, size: int) -> list[tuple[str, bytes]]:
@@ -97,7 +80,7 @@ class Sink:
     """``smtp-sink -u nobody IP:PORT 100``: accepts everything, keeps nothing."""
 
     def __init__(self) -> None:
-        self.ip = pick_ip()
+        self.ip = free_loopback()
         self.port = free_port(self.ip)
         self.proc = subprocess.Popen([tool("smtp-sink"), "-u", "nobody", "-h", "sink.bench.test",
                                       f"{self.ip}:{self.port}", "100"],

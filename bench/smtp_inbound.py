@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import random
 import shutil
 import socket
 import statistics
@@ -37,31 +36,12 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "tests"))
 
+from integration.loopback import free_loopback, free_port  # noqa: E402
 from integration.postfix import Postfix, PostfixError, tool  # noqa: E402
 
 SESSIONS = 20
 LOCALSERVE_PORT = 1025
 NOBODY = 65534
-
-
-def pick_ip() -> str:
-    """A random 127.x address where localserve's ports are free."""
-    for _ in range(100):
-        ip = f"127.{random.randint(1, 254)}.{random.randint(0, 254)}.{random.randint(2, 254)}"
-        try:
-            for port in (1025, 1465, 1587, 1081):
-                with socket.socket() as sock:
-                    sock.bind((ip, port))
-        except OSError:
-            continue
-        return ip
-    raise SystemExit("no free loopback address")
-
-
-def free_port(ip: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((ip, 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_port(ip: str, port: int, proc: subprocess.Popen[bytes] | None = None,
@@ -111,7 +91,7 @@ def count_messages(config_dir: Path) -> int:
 
 def bench_kittiwake(base: Path, messages: int, size: int) -> tuple[float, int]:
     """Messages/second into localserve's account, and the server's peak RSS (KiB)."""
-    ip = pick_ip()
+    ip = free_loopback()
     log = base / "localserve.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen([str(Path(sys.executable).parent / "kittiwake"),

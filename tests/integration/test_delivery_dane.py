@@ -35,7 +35,6 @@ import asyncio
 import hashlib
 import random
 import re
-import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -64,6 +63,7 @@ from kittiwake.queue.direct import DirectOptions
 from kittiwake.tlsrpt import TLSResult, TLSResults
 
 from .dnsworld import DNSWorld
+from .loopback import free_loopback, free_port
 from .postfix import Postfix
 
 OUR_HOSTNAME = "kw-sender.test"
@@ -71,25 +71,6 @@ SENDER = "alice@sender.test"
 
 
 # -- shared helpers ---------------------------------------------------------------
-
-
-def free_loopback() -> str:
-    """A random 127.0.N.M that nobody listens on yet (tests may run in parallel)."""
-    for _ in range(100):
-        ip = f"127.0.{random.randint(1, 254)}.{random.randint(2, 254)}"
-        with socket.socket() as sock:
-            try:
-                sock.bind((ip, 0))
-            except OSError:
-                continue
-            return ip
-    raise RuntimeError("no free loopback address")
-
-
-def free_port(ip: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((ip, 0))
-        return int(sock.getsockname()[1])
 
 
 def message_bytes(msgid: str, to: str, extra_headers: str = "") -> bytes:
