@@ -1,0 +1,1 @@
+"""The IMAP server: asyncio driver, session, selected-mailbox view."""

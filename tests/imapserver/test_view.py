@@ -1,0 +1,126 @@
+"""The selected-mailbox view: what a client is told, and when (RFC 9051 §7.5.1)."""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from kittiwake.imapserver.view import Exists, Expunge, FlagsChanged, SelectedView, Vanished
+from kittiwake.store.model import Change, Flags
+
+SEEN = Flags.parse(["\\Seen"])
+
+
+def test_expunge_waits_until_allowed_and_numbers_stay() -> None:
+    view = SelectedView(1, [10, 20, 30])
+    view.apply(Change("expunged", 1, uids=(20,), modseq=5))
+    assert view.announce(expunges_allowed=False) == []
+    assert view.seq_of(30) == 3 and view.is_pending_expunge(20)
+    assert view.announce(expunges_allowed=True) == [Expunge(2)]
+    assert view.seq_of(30) == 2
+
+
+def test_several_expunges_go_highest_first() -> None:
+    view = SelectedView(1, [1, 2, 3, 4])
+    view.apply(Change("expunged", 1, uids=(1, 3), modseq=2))
+    assert view.announce(expunges_allowed=True) == [Expunge(3), Expunge(1)]
+
+
+def test_qresync_sends_vanished() -> None:
+    view = SelectedView(1, [1, 2, 3])
+    view.apply(Change("expunged", 1, uids=(3, 1), modseq=2))
+    assert view.announce(expunges_allowed=True, qresync=True) == [Vanished((1, 3))]
+    assert list(view.uids) == [2]
+
+
+def test_additions_counted_even_while_expunges_wait() -> None:
+    view = SelectedView(1, [1, 2])
+    view.apply(Change("expunged", 1, uids=(1,), modseq=2))
+    view.apply(Change("added", 1, uids=(3,), modseq=3))
+    assert view.announce(expunges_allowed=False) == [Exists(3)]
+
+
+def test_flags_of_others_announced_own_not() -> None:
+    view = SelectedView(1, [5, 6])
+    view.note_own_modseq(7)
+    view.apply(Change("flags", 1, uids=(5,), modseq=7, flags=(SEEN,)))
+    view.apply(Change("flags", 1, uids=(6,), modseq=8, flags=(SEEN,)))
+    assert view.announce(expunges_allowed=True) == [FlagsChanged(2, 6, SEEN, 8)]
+
+
+def test_other_mailboxes_and_repeats_are_ignored() -> None:
+    view = SelectedView(1, [1])
+    view.apply(Change("added", 2, uids=(9,), modseq=2))
+    view.apply(Change("added", 1, uids=(1,), modseq=2))
+    view.apply(Change("expunged", 1, uids=(44,), modseq=3))
+    assert view.announce(expunges_allowed=True) == []
+    assert view.highestmodseq == 3
+
+
+def test_added_then_expunged_before_announce_is_never_seen() -> None:
+    view = SelectedView(1, [1])
+    view.apply(Change("added", 1, uids=(2,), modseq=2))
+    view.apply(Change("expunged", 1, uids=(2,), modseq=3))
+    assert view.announce(expunges_allowed=True) == []
+
+
+def test_own_expunge_numbers() -> None:
+    view = SelectedView(1, [1, 2, 3, 4])
+    assert view.forget_own_expunge([2, 4]) == [4, 2]
+    view.apply(Change("expunged", 1, uids=(2, 4), modseq=9))
+    assert view.announce(expunges_allowed=True) == []
+
+
+# A client that believes what it is told must end in step with the store.
+step = st.one_of(
+    st.tuples(st.just("add"), st.integers(1, 3)),
+    st.tuples(st.just("expunge"), st.lists(st.integers(0, 30), max_size=4)),
+    st.tuples(st.just("flag"), st.lists(st.integers(0, 30), max_size=4)),
+    st.tuples(st.just("announce"), st.booleans(), st.booleans()),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(initial=st.integers(0, 8), steps=st.lists(step, max_size=40))
+def test_client_model_stays_in_sync(initial: int, steps: list[tuple]) -> None:
+    store = list(range(1, initial + 1))  # UIDs really in the mailbox
+    next_uid = initial + 1
+    modseq = 1
+    view = SelectedView(1, store)
+    client = list(store)  # the client's idea: index = seq - 1
+
+    def tell(updates: list) -> None:
+        for u in updates:
+            if isinstance(u, Expunge):
+                del client[u.seq - 1]
+            elif isinstance(u, Vanished):
+                for uid in u.uids:
+                    client.remove(uid)
+            elif isinstance(u, Exists):
+                assert u.count >= len(client)
+                # New messages are the highest UIDs; the client learns them by FETCH.
+                client.extend(view.uids[len(client):u.count])
+            elif isinstance(u, FlagsChanged):
+                assert client[u.seq - 1] == u.uid
+
+    for s in steps:
+        modseq += 1
+        if s[0] == "add":
+            new = tuple(range(next_uid, next_uid + s[1]))
+            next_uid += s[1]
+            store.extend(new)
+            view.apply(Change("added", 1, uids=new, modseq=modseq))
+        elif s[0] == "expunge":
+            gone = tuple(sorted({store[i % len(store)] for i in s[1]})) if store else ()
+            store = [u for u in store if u not in gone]
+            view.apply(Change("expunged", 1, uids=gone, modseq=modseq))
+        elif s[0] == "flag":
+            some = tuple(sorted({store[i % len(store)] for i in s[1]})) if store else ()
+            view.apply(Change("flags", 1, uids=some, modseq=modseq, flags=(SEEN,) * len(some)))
+        else:
+            tell(view.announce(expunges_allowed=s[1], qresync=s[2]))
+        assert client == list(view.uids)
+        # Every UID the client holds is real or an expunge not yet told.
+        assert all(u in store or view.is_pending_expunge(u) for u in client)
+    tell(view.announce(expunges_allowed=True))
+    assert client == store
