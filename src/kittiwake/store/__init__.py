@@ -1,6 +1,6 @@
 """The message store: accounts, mailboxes, messages, flags, modseq (DESIGN.md "Storage")."""
 
-from kittiwake.store.account import AccountStore, normalize_mailbox_name
+from kittiwake.store.account import AccountStore, Appended, normalize_mailbox_name
 from kittiwake.store.changes import ChangeHub, Subscription
 from kittiwake.store.model import (
     AccountNotFound,
@@ -14,10 +14,12 @@ from kittiwake.store.model import (
     OverQuota,
     StoreError,
 )
+from kittiwake.store.spool import SpoolFile
 from kittiwake.store.store import Account, Store
 
 __all__ = [
-    "Account", "AccountNotFound", "AccountStore", "Change", "ChangeHub", "Delivered", "Flags",
-    "Mailbox", "MailboxExists", "MailboxNotFound", "Message", "OverQuota", "Store",
+    "Account", "AccountNotFound", "AccountStore", "Appended", "Change", "ChangeHub", "Delivered",
+    "Flags",
+    "Mailbox", "MailboxExists", "MailboxNotFound", "Message", "OverQuota", "SpoolFile", "Store",
     "StoreError", "Subscription", "normalize_mailbox_name",
 ]

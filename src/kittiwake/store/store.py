@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from kittiwake.store.account import AccountStore
+from kittiwake.store.account import AccountStore, Appended
 from kittiwake.store.changes import ChangeHub
 from kittiwake.store.model import (
     AccountNotFound,
@@ -27,6 +27,7 @@ from kittiwake.store.model import (
     Message,
     StoreError,
 )
+from kittiwake.store.spool import SpoolFile
 
 T = TypeVar("T")
 
@@ -81,6 +82,16 @@ class Account:
         """Store a message; returns only once file and row are durably on disk."""
         delivered, changes = await self._run(self.core.deliver, mailbox, data, flags, received,
                                              mailfrom, rcptto)
+        self._publish(changes)
+        return delivered
+
+    def spool(self) -> SpoolFile:
+        """A new spool file for a message arriving in pieces (IMAP APPEND)."""
+        return SpoolFile(self.core.root)
+
+    async def append(self, mailbox: str, items: list[Appended]) -> list[Delivered]:
+        """Add spooled messages in one transaction; durable when this returns."""
+        delivered, changes = await self._run(self.core.append, mailbox, items)
         self._publish(changes)
         return delivered
 
@@ -155,4 +166,4 @@ class Store:
         self._accounts.clear()
 
 
-__all__ = ["Account", "Store", "StoreError"]
+__all__ = ["Account", "Appended", "SpoolFile", "Store", "StoreError"]

@@ -1,0 +1,55 @@
+"""Spool files: a message written as it arrives, before the store takes it.
+
+IMAP APPEND literals (RFC 9051 §6.3.12) stream into a spool file chunk by
+chunk, so a session's memory stays bounded whatever the message size; the
+store then takes the file by rename (no copy). The file lives in the
+account's ``tmp/`` directory, on the same filesystem as the message files,
+and is fsynced by :meth:`SpoolFile.finish` (run that in a worker thread)
+before the store renames it into place and commits.
+
+A spool file not finished is removed by :meth:`SpoolFile.discard`; one left
+behind by a crash is removed when the account is next opened (the store
+clears ``tmp/``).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from kittiwake.store import files
+
+__all__ = ["SpoolFile"]
+
+
+class SpoolFile:
+    """A temporary message file being written; not thread-safe."""
+
+    def __init__(self, account_root: Path) -> None:
+        tmp_dir = account_root / "tmp"
+        tmp_dir.mkdir(parents=True, exist_ok=True)
+        fd, name = files._mkstemp(tmp_dir)
+        self.path = Path(name)
+        self._file = os.fdopen(fd, "wb", buffering=256 * 1024)
+        self.size = 0
+
+    def write(self, chunk: bytes) -> None:
+        """Append bytes (buffered; cheap enough for the event loop)."""
+        self._file.write(chunk)
+        self.size += len(chunk)
+
+    def finish(self) -> tuple[Path, int]:
+        """Flush and fsync the file, close it; blocking, for a worker thread."""
+        try:
+            self._file.flush()
+            os.fsync(self._file.fileno())
+        finally:
+            self._file.close()
+        return self.path, self.size
+
+    def discard(self) -> None:
+        """Close and remove the file (the command failed or was cancelled)."""
+        try:
+            self._file.close()
+        finally:
+            self.path.unlink(missing_ok=True)

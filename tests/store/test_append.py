@@ -1,0 +1,61 @@
+"""IMAP APPEND's store path: spooled files, one transaction, durable when it returns."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from kittiwake.store import Appended, Store
+from kittiwake.store.model import Flags, OverQuota
+
+MSG = b"From: a@example.org\r\nSubject: appended\r\n\r\nbody line\r\n"
+
+
+async def _spooled(account, data: bytes, pieces: int = 3) -> Path:
+    spool = account.spool()
+    step = max(1, len(data) // pieces)
+    for i in range(0, len(data), step):
+        spool.write(data[i:i + step])
+    path, size = await asyncio.to_thread(spool.finish)
+    assert size == len(data)
+    return path
+
+
+async def test_append_stores_spooled_file_and_announces(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    account = await store.account("alice", default_mailboxes=["Inbox", "Drafts"])
+    with store.changes.subscribe("alice") as sub:
+        path = await _spooled(account, MSG)
+        [d] = await account.append("Drafts", [Appended(path, Flags.parse(["\\Draft"]),
+                                                        received=1_700_000_000_000)])
+        assert not path.exists()  # taken by rename, not copied
+        change = sub.pending()[0]
+    assert (change.kind, change.mailbox, change.uids) == ("added", "Drafts", (d.uid,))
+    [m] = await account.messages("Drafts")
+    assert (m.uid, m.received, m.flags.names(), m.subject) == \
+        (d.uid, 1_700_000_000_000, ["\\Draft"], "appended")
+    assert await account.read(m.id) == MSG
+    store.close()
+
+
+async def test_multiappend_is_all_or_nothing(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    account = await store.account("bob", quota_bytes=len(MSG) + 10, default_mailboxes=["Inbox"])
+    paths = [await _spooled(account, MSG), await _spooled(account, MSG)]
+    with pytest.raises(OverQuota):
+        await account.append("Inbox", [Appended(p) for p in paths])
+    assert await account.messages("Inbox") == []
+    assert not any(p.exists() for p in paths)
+    store.close()
+
+
+async def test_discarded_spool_leaves_nothing(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    account = await store.account("carol", default_mailboxes=["Inbox"])
+    spool = account.spool()
+    spool.write(b"partial")
+    spool.discard()
+    assert not spool.path.exists()
+    store.close()
