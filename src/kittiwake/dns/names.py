@@ -17,8 +17,9 @@ between mapping and refusing, for every non-ASCII code point:
   ``bob@kw.example``.
 - UTS #46 would *drop* it (soft hyphen U+00AD, zero-width space U+200B, word
   joiner U+2060, variation selectors): refused. IDNA 2008 disallows all of
-  them (RFC 5892 §2.6), and a name that differs from another only by
-  invisible characters is a look-alike, not a spelling.
+  them (RFC 5892 §2.2-2.3: unstable under NFKC_Casefold, default-ignorable),
+  and a name that differs from another only by invisible characters is a
+  look-alike, not a spelling.
 - UTS #46 or IDNA 2008 *disallows* it, or a CONTEXTJ/CONTEXTO rule
   (RFC 5892 Appendix A: ZWNJ, ZWJ, middle dot, ...) or the Bidi rule
   (RFC 5893) fails: refused.
