@@ -30,6 +30,10 @@ class Running:
         self.config_dir.mkdir()
         (self.config_dir / "kittiwake.conf").write_text(
             'hostname = "mail.example.org"\ndata_dir = "../data"\n')
+        # Hold rules name accounts; the CLI checks them against domains.conf.
+        (self.config_dir / "domains.conf").write_text(
+            '[domains."example.org"]\n[accounts.bob]\ndomain = "example.org"\n'
+            '[accounts.bob.destinations."bob@example.org"]\n')
         self.clock = Clock(T0)
         self.queue = Queue(root / "data", clock=self.clock)
         self.loop = asyncio.new_event_loop()

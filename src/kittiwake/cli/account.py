@@ -6,6 +6,7 @@ the account's store in the data directory.
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 
@@ -40,17 +41,48 @@ def _save(ctx: click.Context, domains) -> None:  # type: ignore[no-untyped-def]
         raise UserError(f"cannot write domains.conf: {exc}") from None
 
 
-def _split_address(address: str) -> tuple[str, str]:
-    from kittiwake.dns import InvalidName, to_ascii
+# Account names become directory names and appear in logs and the CLI.
+ACCOUNT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
-    if address.count("@") < 1:
+
+def _check_account_name(name: str) -> None:
+    if ACCOUNT_NAME.fullmatch(name) is None:
+        raise UserError(f"account name {name!r} is not allowed: use 1-64 letters, digits,"
+                        " '.', '_' or '-', starting with a letter or digit")
+
+
+def _domain_arg(domain: str) -> str:
+    """A domain given on the command line, as lower-case A-labels (or one clear line)."""
+    from kittiwake.dns import InvalidName, mail_domain
+
+    try:
+        return mail_domain(domain).ascii
+    except InvalidName as exc:
+        raise UserError(str(exc)) from None
+
+
+def _split_address(address: str) -> tuple[str, str]:
+    """(local part, A-label domain) of user@domain or @domain (a catch-all).
+
+    Refuses with one line what no SMTP client could deliver to: bad local
+    parts, address literals, domains IDNA 2008 refuses.
+    """
+    from kittiwake.smtp.address import AddressError, parse_address
+
+    if "@" not in address:
         raise UserError(f"{address!r}: expected an address like user@example.org"
                         " (or @example.org for a catch-all)")
     local, domain = address.rsplit("@", 1)
-    try:
-        return local, to_ascii(domain).lower()
-    except InvalidName as exc:
-        raise UserError(f"{address!r}: {exc}") from None
+    if domain.startswith("["):
+        raise UserError(f"{address!r}: an address literal ({domain}) is not a domain this"
+                        " server can receive mail for; use a domain name")
+    ascii_domain = _domain_arg(domain)
+    if local:
+        try:
+            parse_address(address)
+        except AddressError as exc:
+            raise UserError(f"{address!r} is not a valid address: {exc}") from None
+    return local, ascii_domain
 
 
 def _open_account(config, name: str):  # type: ignore[no-untyped-def]
@@ -81,11 +113,12 @@ def account_add(ctx: click.Context, name: str, address: str, full_name: str) -> 
     """Create account NAME receiving mail for ADDRESS (its domain must be configured)."""
     from kittiwake.config import Account, Destination
 
+    _check_account_name(name)
     config = _load(ctx)
     domains = config.domains.model_copy(deep=True)
     if name in domains.accounts:
         raise UserError(f"account {name!r} already exists")
-    _local, domain = _split_address(address)
+    address, domain = _clean_address(address)
     if domain not in domains.domains:
         known = ", ".join(sorted(domains.domains)) or "none"
         raise UserError(f"domain {domain!r} of {address!r} is not configured (known: {known});"
@@ -100,12 +133,35 @@ def account_add(ctx: click.Context, name: str, address: str, full_name: str) -> 
                f" `kittiwake account setpassword {name}`")
 
 
+def _clean_address(address: str) -> tuple[str, str]:
+    """The address to store and its A-label domain.
+
+    An ASCII domain is kept as typed; a non-ASCII one is stored in its
+    mapped U-label form (full-width dots become ".", upper case lower), so
+    the key in domains.conf is what SMTP will look up.
+    """
+    from kittiwake.dns import mail_domain
+
+    local, ascii_domain = _split_address(address)
+    typed = address.rsplit("@", 1)[1]
+    if typed.isascii():
+        return address, ascii_domain
+    return f"{local}@{mail_domain(typed).unicode}", ascii_domain
+
+
+def _address_key(address: str) -> tuple[str, str]:
+    from kittiwake.dns import domain_key
+
+    local, _, domain = address.rpartition("@")
+    return local.lower(), domain_key(domain)
+
+
 def _check_address_free(domains, address: str) -> None:  # type: ignore[no-untyped-def]
-    lowered = address.lower()
+    key = _address_key(address)
     for other, acc in domains.accounts.items():
-        if any(dest.lower() == lowered for dest in acc.destinations):
+        if any(_address_key(dest) == key for dest in acc.destinations):
             raise UserError(f"address {address} already belongs to account {other}")
-    if lowered in (a.lower() for a in domains.aliases):
+    if key in (_address_key(a) for a in domains.aliases):
         raise UserError(f"address {address} is an alias")
 
 
@@ -173,6 +229,9 @@ def account_setpassword(ctx: click.Context, name: str) -> None:
     from kittiwake.sasl import derive_credentials
 
     config = _load(ctx)
+    if name not in config.domains.accounts:
+        known = ", ".join(sorted(config.domains.accounts)) or "none"
+        raise UserError(f"no account {name!r} in domains.conf (known: {known})")
     if sys.stdin.isatty():
         password = click.prompt("password", hide_input=True, confirmation_prompt=True)
     else:
@@ -230,7 +289,7 @@ def address_add(ctx: click.Context, address: str, account: str) -> None:
     domains = config.domains.model_copy(deep=True)
     if account not in domains.accounts:
         raise UserError(f"no account {account!r}")
-    _local, domain = _split_address(address)
+    address, domain = _clean_address(address)
     if domain not in domains.domains:
         raise UserError(f"domain {domain!r} is not configured")
     _check_address_free(domains, address)
@@ -270,10 +329,21 @@ def domain_group() -> None:
 def domain_add(ctx: click.Context, domain: str) -> None:
     """Handle mail for DOMAIN."""
     from kittiwake.config import Domain
+    from kittiwake.publicsuffix import is_public_suffix
 
+    if domain.startswith("["):
+        raise UserError(f"{domain!r} is an address literal (RFC 5321 §4.1.3), not a domain"
+                        " name; mail to it is never local")
+    if "@" in domain:
+        raise UserError(f"{domain!r} is an address, not a domain name; give just the part"
+                        " after '@'")
+    ascii_domain = _domain_arg(domain)
+    if is_public_suffix(ascii_domain):
+        raise UserError(f"domain {ascii_domain!r} is a public suffix (like com or co.uk),"
+                        " where nobody can receive mail; add a name registered under it,"
+                        f" e.g. example.{ascii_domain}")
     config = _load(ctx)
     domains = config.domains.model_copy(deep=True)
-    _local, ascii_domain = _split_address("@" + domain)
     if ascii_domain in domains.domains:
         raise UserError(f"domain {ascii_domain} is already configured")
     domains.domains[ascii_domain] = Domain()
@@ -288,7 +358,7 @@ def domain_rm(ctx: click.Context, domain: str) -> None:
     """Stop handling DOMAIN (no account may still use it)."""
     config = _load(ctx)
     domains = config.domains.model_copy(deep=True)
-    _local, ascii_domain = _split_address("@" + domain)
+    ascii_domain = _domain_arg(domain)
     if ascii_domain not in domains.domains:
         raise UserError(f"domain {ascii_domain} is not configured")
     users = [n for n, a in domains.accounts.items() if a.domain == ascii_domain or any(

@@ -229,11 +229,41 @@ def holdrules_list(ctx: click.Context, as_json: bool) -> None:
 @click.pass_context
 def holdrules_add(ctx: click.Context, account: str, from_domain: str, to_domain: str) -> None:
     """Hold new mail matching all given fields (no field: hold all new mail)."""
+    if account:
+        _check_account(ctx, account)
+    from_domain = _rule_domain("--from-domain", from_domain)
+    to_domain = _rule_domain("--to-domain", to_domain)
     rule = call_server(ctx, "queue-holdrules-add", {"account": account,
                                                     "from_domain": from_domain,
                                                     "to_domain": to_domain})
     click.echo(f"added hold rule {rule['id']}: account {rule['account'] or '*'}, from"
                f" {rule['from_domain'] or '*'}, to {rule['to_domain'] or '*'}")
+
+
+def _check_account(ctx: click.Context, account: str) -> None:
+    """Refuse a hold rule for an account domains.conf does not have (it would never match)."""
+    from kittiwake.config import ConfigError
+    from kittiwake.config.load import load_domains
+
+    try:
+        domains = load_domains(ctx.find_root().obj["config_dir"])
+    except ConfigError as exc:
+        raise UserError(exc.problems[0]) from None
+    if account not in domains.accounts:
+        known = ", ".join(sorted(domains.accounts)) or "none"
+        raise UserError(f"--account: no account {account!r} in domains.conf (known: {known})")
+
+
+def _rule_domain(option: str, domain: str) -> str:
+    """A hold rule's domain as lower-case A-labels; address literals kept as they are."""
+    from kittiwake.dns import InvalidName, mail_domain
+
+    if not domain or domain.startswith("["):
+        return domain
+    try:
+        return mail_domain(domain).ascii
+    except InvalidName as exc:
+        raise UserError(f"{option}: {exc}") from None
 
 
 @holdrules_group.command(name="remove")

@@ -98,6 +98,7 @@ def loglevels_command(ctx: click.Context, settings: tuple[str, ...], as_json: bo
         if "=" not in item:
             raise UserError(f"{item!r}: expected PKG=LEVEL, e.g. smtpserver=trace")
         pkg, level = item.split("=", 1)
+        _check_loglevel(item, pkg, level)
         changes[pkg] = level
     levels = call_server(ctx, "loglevels", {"set": changes})
     if as_json:
@@ -105,3 +106,32 @@ def loglevels_command(ctx: click.Context, settings: tuple[str, ...], as_json: bo
         return
     rows = [[pkg or "(default)", level] for pkg, level in sorted(levels.items())]
     click.echo(table(rows, ["package", "level"]))
+
+
+def _check_loglevel(item: str, pkg: str, level: str) -> None:
+    """Refuse an unknown level or a package kittiwake does not have (it would log nothing)."""
+    import importlib.util
+
+    from kittiwake.log.levels import parse_level
+
+    try:
+        parse_level(level)
+    except ValueError as exc:
+        raise UserError(f"{item!r}: {exc}") from None
+    if not pkg:
+        return
+    name = pkg if pkg.startswith("kittiwake.") or pkg == "kittiwake" else f"kittiwake.{pkg}"
+    try:
+        found = importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        found = False
+    if not found:
+        raise UserError(f"{item!r}: kittiwake has no package {pkg!r} (known: {_packages()})")
+
+
+def _packages() -> str:
+    import pkgutil
+
+    import kittiwake
+
+    return ", ".join(sorted(m.name for m in pkgutil.iter_modules(kittiwake.__path__)))

@@ -37,11 +37,13 @@ def _check_level(value: str) -> str:
 
 
 def _check_domain(value: str) -> str:
-    from kittiwake.dns.names import to_ascii
+    """A mail domain or host name as lower-case A-labels (the one normaliser,
+    :func:`kittiwake.dns.names.mail_domain`: LDH, IDNA 2008, UTS #46 mapping)."""
+    from kittiwake.dns.names import mail_domain
     from kittiwake.dns.types import InvalidName
 
     try:
-        return to_ascii(value).lower()
+        return mail_domain(value).ascii
     except InvalidName as exc:
         raise ValueError(str(exc)) from None
 

@@ -242,9 +242,6 @@ def _known(names: dict[str, object]) -> str:
 
 
 def _ascii(domain: str) -> str:
-    from kittiwake.dns.names import to_ascii
+    from kittiwake.dns.names import domain_key
 
-    try:
-        return to_ascii(domain).lower()
-    except ValueError:
-        return domain
+    return domain_key(domain)

@@ -45,12 +45,11 @@ def _fold_local(localpart: str, case_sensitive: bool) -> str:
 
 
 def _ascii_domain(domain: str) -> str:
-    from kittiwake.dns.names import to_ascii
+    # The one mail-domain normaliser (UTS #46 mapping, IDNA 2008 refusals):
+    # "kw．example" finds kw.example, "\u200bkw.example" finds nothing.
+    from kittiwake.dns.names import domain_key
 
-    try:
-        return to_ascii(domain).lower()
-    except ValueError:
-        return domain.lower()
+    return domain_key(domain)
 
 
 class AddressIndex:

@@ -76,13 +76,13 @@ def _check_mechanism(value: str) -> str:
 
 def _check_route_domain(value: str) -> str:
     """A domain for route matching: A-labels, lower case, an optional leading dot kept."""
-    from kittiwake.dns.names import to_ascii
+    from kittiwake.dns.names import mail_domain
     from kittiwake.dns.types import InvalidName
 
     text = value.strip()
     dot = text.startswith(".")
     try:
-        ascii_name = to_ascii(text[1:] if dot else text).lower()
+        ascii_name = mail_domain(text[1:] if dot else text).ascii
     except InvalidName as exc:
         raise ValueError(str(exc)) from None
     return ("." if dot else "") + ascii_name

@@ -6,7 +6,15 @@ it honours ``KITTIWAKE_DNS``. Tests use :class:`MockResolver`.
 """
 
 from kittiwake.dns.mock import MockResolver
-from kittiwake.dns.names import reverse_name, to_ascii, to_unicode
+from kittiwake.dns.names import (
+    DisallowedName,
+    MailDomain,
+    domain_key,
+    mail_domain,
+    reverse_name,
+    to_ascii,
+    to_unicode,
+)
 from kittiwake.dns.resolver import Resolver
 from kittiwake.dns.stub import (
     Nameserver,
@@ -38,9 +46,9 @@ def default_resolver(explicit: list[str] | None = None, timeout: float = 3.0) ->
 
 
 __all__ = [
-    "CAA", "MX", "SRV", "TLSA", "Answer", "DNSError", "DNSTemporaryError", "ExtendedError",
-    "IPAddress", "InvalidName", "MockResolver", "Nameserver", "RRType", "Resolver",
-    "ResolverConfigError", "Status", "StubResolver", "configured_nameservers",
-    "default_resolver", "parse_nameservers", "resolver_validates", "reverse_name",
-    "to_ascii", "to_unicode",
+    "CAA", "MX", "SRV", "TLSA", "Answer", "DNSError", "DNSTemporaryError", "DisallowedName",
+    "ExtendedError", "IPAddress", "InvalidName", "MailDomain", "MockResolver", "Nameserver",
+    "RRType", "Resolver", "ResolverConfigError", "Status", "StubResolver",
+    "configured_nameservers", "default_resolver", "domain_key", "mail_domain",
+    "parse_nameservers", "resolver_validates", "reverse_name", "to_ascii", "to_unicode",
 ]

@@ -123,11 +123,11 @@ def ascii_domain(domain: str) -> str:
     """A domain in A-label form when it can be converted, else as it is."""
     if domain.isascii():
         return domain
-    from kittiwake.smtp.address import AddressError, domain_forms
+    from kittiwake.dns.names import InvalidName, mail_domain
 
     try:
-        return domain_forms(domain)[0]
-    except AddressError:
+        return mail_domain(domain).ascii
+    except InvalidName:
         return domain
 
 

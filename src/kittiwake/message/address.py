@@ -11,8 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-import idna
-
+from kittiwake.dns.names import InvalidName, mail_domain
 from kittiwake.message.rfc2047 import decode_words
 
 _TOKENS = re.compile(
@@ -78,14 +77,15 @@ AddressList = list[Address | Group]
 
 
 def _idna(domain: str, *, encode: bool) -> str:
+    # The one mail-domain normaliser; an address literal or a name IDNA 2008
+    # refuses (an invisible U+200B, say) stays as written.
     if not domain or domain.startswith("["):
         return domain
     try:
-        if encode:
-            return idna.encode(domain, uts46=True).decode("ascii")
-        return idna.decode(domain, uts46=True)
-    except (idna.IDNAError, UnicodeError, ValueError):
+        forms = mail_domain(domain)
+    except InvalidName:
         return domain
+    return forms.ascii if encode else forms.unicode
 
 
 def _display(name: str) -> str:

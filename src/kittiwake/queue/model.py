@@ -229,17 +229,12 @@ class Dropped:
 
 def domain_of(address: str) -> str:
     """The domain of ``local@domain`` in A-label form ('' for the null path)."""
-    from kittiwake.smtp.address import AddressError, domain_forms
+    from kittiwake.dns.names import domain_key
 
     if "@" not in address:
         return ""
-    domain = address.rsplit("@", 1)[1]
-    if domain.startswith("["):
-        return domain.lower()  # RFC 5321 §4.1.3 address literal
-    try:
-        return domain_forms(domain)[0]
-    except AddressError:
-        return domain.lower()
+    # An RFC 5321 §4.1.3 address literal is only lower-cased.
+    return domain_key(address.rsplit("@", 1)[1])
 
 
 def to_json(value: Any) -> Any:

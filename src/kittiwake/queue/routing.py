@@ -22,8 +22,7 @@ from dataclasses import dataclass
 from kittiwake.config.domains import DomainsConfig
 from kittiwake.config.static import StaticConfig
 from kittiwake.config.transports import DIRECT, Kind, Route, Transport
-from kittiwake.dns.names import to_ascii
-from kittiwake.dns.types import InvalidName
+from kittiwake.dns.names import domain_key
 
 DIRECT_NAME = "direct"
 """``Selected.name`` when no configured transport is used."""
@@ -65,12 +64,9 @@ def normalize_domain(domain: str) -> str:
 
     Anything that is not a valid domain (an address literal, garbage from the
     network) is only lower-cased; it then matches only routes without that
-    domain condition.
+    domain condition. See :func:`kittiwake.dns.names.domain_key`.
     """
-    try:
-        return to_ascii(domain).lower()
-    except (InvalidName, ValueError):
-        return domain.strip().lower()
+    return domain_key(domain)
 
 
 def select_transport(static: StaticConfig, domains: DomainsConfig, *, account: str | None,

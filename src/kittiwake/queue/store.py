@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from kittiwake.dns.names import domain_key
 from kittiwake.queue import schedule as sched
 from kittiwake.queue.model import (
     Batch,
@@ -68,9 +69,9 @@ def from_ms(ms: int | None) -> datetime | None:
 
 
 def normalize_domain(domain: str) -> str:
-    """A domain (or address literal) as stored: A-label form, lower case."""
-    domain = domain.strip()
-    return domain_of("x@" + domain) if domain else ""
+    """A domain (or address literal) as stored: A-label form, lower case
+    (:func:`kittiwake.dns.names.domain_key`, as :func:`domain_of` uses)."""
+    return domain_key(domain)
 
 
 _MESSAGE_COLUMNS = ("m.id, m.account, m.mail_from, m.smtputf8, m.eightbit, m.requiretls,"

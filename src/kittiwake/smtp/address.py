@@ -14,7 +14,7 @@ from __future__ import annotations
 import ipaddress
 from dataclasses import dataclass
 
-import idna
+from kittiwake.dns.names import DisallowedName, InvalidName, mail_domain
 
 __all__ = [
     "MAX_DOMAIN",
@@ -24,6 +24,7 @@ __all__ = [
     "AddressError",
     "AddressSyntaxError",
     "AddressTooLong",
+    "DisallowedDomain",
     "NonASCIIAddress",
     "domain_forms",
     "format_path",
@@ -41,8 +42,7 @@ MAX_PATH = 256
 _ATEXT = frozenset(
     "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789!#$%&'*+-/=?^_`{|}~"
 )
-_LETDIG = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
-_LDH = _LETDIG | {"-"}
+_LDH = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-")
 
 
 class AddressError(ValueError):
@@ -55,6 +55,11 @@ class AddressSyntaxError(AddressError):
 
 class AddressTooLong(AddressError):
     """RFC 5321 §4.5.3.1: local-part, domain or path longer than allowed."""
+
+
+class DisallowedDomain(AddressSyntaxError):
+    """A domain IDNA 2008 refuses (RFC 5891 §5.4): disallowed or invisible code
+    points, a contextual rule or the Bidi rule broken, a bad A-label."""
 
 
 class NonASCIIAddress(AddressError):
@@ -227,40 +232,29 @@ def domain_forms(domain: str, *, utf8: bool = True) -> tuple[str, str]:
     """Return (A-label form, U-label form) of a domain name, both lower case.
 
     Accepts LDH labels, A-labels (validated, RFC 5891 §5.4) and, when ``utf8``,
-    U-labels (RFC 5891 §4). Raises AddressError on invalid names.
+    U-labels (RFC 5891 §4) with the UTS #46 mapping of
+    :func:`kittiwake.dns.names.mail_domain`, the one normaliser of mail
+    domains. Raises :class:`DisallowedDomain` for what IDNA 2008 refuses,
+    other AddressError subclasses for bad syntax.
     """
     if not domain or len(domain) > MAX_DOMAIN * 4:
         raise AddressSyntaxError("empty or oversized domain")
     if domain.endswith("."):
+        # RFC 5321 §4.1.2: Domain = sub-domain *("." sub-domain), no root dot.
         raise AddressSyntaxError("domain with trailing dot")
-    if not domain.isascii():
-        if not utf8:
-            raise NonASCIIAddress("non-ASCII domain without SMTPUTF8")
-        try:
-            alabel = idna.encode(domain, uts46=True).decode("ascii")
-        except (idna.IDNAError, UnicodeError, ValueError) as e:
-            raise AddressSyntaxError(f"invalid internationalized domain {domain!r}: {e}") from e
-    else:
-        alabel = domain.lower()
-    labels = alabel.split(".")
-    for label in labels:
-        # RFC 5321 §4.1.2 sub-domain = Let-dig [Ldh-str]; RFC 1035 label length.
-        if not label or len(label) > 63:
-            raise AddressSyntaxError(f"invalid domain {domain!r}: empty or long label")
-        if label[0] not in _LETDIG or label[-1] not in _LETDIG:
-            raise AddressSyntaxError(f"invalid domain {domain!r}: label {label!r}")
-        if not all(c in _LDH for c in label):
-            raise AddressSyntaxError(f"invalid domain {domain!r}: label {label!r}")
-    if len(alabel) > MAX_DOMAIN:
+    if not domain.isascii() and not utf8:
+        raise NonASCIIAddress("non-ASCII domain without SMTPUTF8")
+    if domain.isascii() and len(domain) > MAX_DOMAIN:
         raise AddressTooLong(f"domain longer than {MAX_DOMAIN} octets")
-    if any(label.startswith("xn--") for label in labels):
-        try:
-            ulabel = idna.decode(alabel)
-        except (idna.IDNAError, UnicodeError, ValueError) as e:
-            raise AddressSyntaxError(f"invalid A-label in domain {domain!r}: {e}") from e
-    else:
-        ulabel = alabel
-    return alabel, ulabel
+    try:
+        forms = mail_domain(domain)
+    except DisallowedName as e:
+        raise DisallowedDomain(str(e)) from None
+    except InvalidName as e:
+        raise AddressSyntaxError(str(e)) from None
+    if len(forms.ascii) > MAX_DOMAIN:
+        raise AddressTooLong(f"domain longer than {MAX_DOMAIN} octets")
+    return forms.ascii, forms.unicode
 
 
 def _parse_literal(text: str) -> str:

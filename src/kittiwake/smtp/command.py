@@ -21,6 +21,7 @@ from kittiwake.smtp.address import (
     Address,
     AddressError,
     AddressTooLong,
+    DisallowedDomain,
     NonASCIIAddress,
     parse_path,
 )
@@ -196,6 +197,10 @@ def _address_error(e: AddressError, *, sender: bool) -> CommandError:
     # RFC 3463: X.1.7 bad sender's address syntax, X.1.3 bad destination syntax.
     enhanced = "5.1.7" if sender else "5.1.3"
     what = "sender" if sender else "recipient"
+    if isinstance(e, DisallowedDomain):
+        # RFC 5321 §4.2.2: 553 mailbox name not allowed; the name is well
+        # formed but IDNA 2008 refuses its domain (RFC 5891 §5.4).
+        return CommandError(Reply(553, enhanced, (f"{what} domain not allowed: {e}",)))
     if isinstance(e, AddressTooLong):
         return CommandError(Reply(501, enhanced, (f"{what} path too long: {e}",)))
     return CommandError(Reply(501, enhanced, (f"bad {what} address syntax: {e}",)))
