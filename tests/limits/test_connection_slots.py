@@ -23,3 +23,12 @@ def test_total_limit() -> None:
     assert slots.total == 3
     held[1].release()  # type: ignore[union-attr]
     assert isinstance(slots.acquire("192.0.2.9"), Slot)
+
+
+def test_ipv6_counts_per_64() -> None:
+    slots = ConnectionSlots(max_total=10, max_per_ip=2)
+    assert isinstance(slots.acquire("2001:db8:1:2::1"), Slot)
+    assert isinstance(slots.acquire("2001:db8:1:2::2"), Slot)
+    assert slots.acquire("2001:db8:1:2:ffff::3") is Refusal.PER_IP
+    assert isinstance(slots.acquire("2001:db8:1:3::1"), Slot)
+    assert isinstance(slots.acquire("?"), Slot)

@@ -14,6 +14,7 @@ import subprocess
 
 import pytest
 
+from kittiwake import metrics
 from kittiwake.limits import ConnectionSlots, LoginLimiter, LoginPolicy
 from kittiwake.smtpserver.ratelimit import Limiter
 from kittiwake.smtpserver.service import SMTPService
@@ -198,9 +199,18 @@ async def attempt(server, ip: str, user: str, password: str = PASSWORD) -> tuple
 WRONG = (535, b"5.7.8 authentication failed")
 
 
+def limited(result: str) -> float:
+    """kittiwake_smtpserver_logins_limited_total{result} as the metrics listener shows it."""
+    value = metrics.REGISTRY.get_sample_value("kittiwake_smtpserver_logins_limited_total",
+                                              {"result": result})
+    assert value is not None
+    return value
+
+
 async def test_a_guessing_address_is_refused_while_the_owner_logs_in(smtp_server) -> None:  # type: ignore[no-untyped-def]
     t = limit_logins(smtp_server, ip_failures_before_delay=2, ip_max_failures=5,
                      account_failures_before_delay=10, max_delay=4.0)
+    refused_before = limited("refused")
     for _ in range(5):
         assert await attempt(smtp_server, "127.0.0.2", "alice@example.org", "guess") == WRONG
     # Its attempts were slowed down, more and more: 0.5 s, then 1 s, then 2 s.
@@ -209,6 +219,7 @@ async def test_a_guessing_address_is_refused_while_the_owner_logs_in(smtp_server
     # as the slowest wrong one ...
     assert await attempt(smtp_server, "127.0.0.2", "alice@example.org") == WRONG
     assert t.slept[3:] == [4.0]
+    assert limited("refused") == refused_before + 1
     # ... while the owner, elsewhere, logs in at once.
     slept = len(t.slept)
     assert (await attempt(smtp_server, "127.0.1.3", "alice@example.org"))[0] == 235

@@ -29,7 +29,7 @@ class LoginLimits(Section):
 
     network_max_failures: int = Field(30, ge=1, le=100_000)
     """Failures from one network (IPv4 /24, IPv6 /48) after which the network is refused,
-    except addresses that logged in to the account before (see trust_days)."""
+    except for an account someone logged in to from that network before (see trust_days)."""
 
     account_failures_before_delay: int = Field(5, ge=0, le=10_000)
     """Failures on one account (counted over all its login names, from anywhere) before
@@ -40,8 +40,8 @@ class LoginLimits(Section):
     """Longest delay before a login attempt is answered."""
 
     trust_days: float = Field(30.0, ge=0, le=365)
-    """How long a successful login makes its address and network familiar for that
-    account: not slowed by the account's failures nor refused for its network's."""
+    """How long a successful login is remembered for that account: its address is then
+    not slowed by the account's failures, and its network not refused for the network's."""
 
     @model_validator(mode="after")
     def _ordered(self) -> LoginLimits:

@@ -6,12 +6,17 @@ listener asks for a slot when it accepts a connection; it gets a
 :class:`Refusal`, which holds nothing and has nothing to release. (Counting
 a refused connection's end as a release was the leak this shape prevents:
 every refusal would have freed another connection's slot.)
+
+An IPv6 client is counted per /64, the block one host usually has, so it
+cannot escape the per-IP limit by hopping addresses.
 """
 
 from __future__ import annotations
 
 import enum
 from dataclasses import dataclass, field
+
+from kittiwake.limits.login import source_keys
 
 
 class Refusal(enum.StrEnum):
@@ -25,14 +30,14 @@ class Refusal(enum.StrEnum):
 class Slot:
     """A counted open connection; :meth:`release` gives it back (once; again is a no-op)."""
 
-    ip: str
+    key: str  # the address, or an IPv6 /64
     _owner: ConnectionSlots
     _held: bool = True
 
     def release(self) -> None:
         if self._held:
             self._held = False
-            self._owner._release(self.ip)
+            self._owner._release(self.key)
 
 
 @dataclass
@@ -48,26 +53,34 @@ class ConnectionSlots:
         """A slot for a new connection from ``ip``, or which limit refuses it."""
         if self._total >= self.max_total:
             return Refusal.TOTAL
-        open_here = self._per_ip.get(ip, 0)
+        key = _key(ip)
+        open_here = self._per_ip.get(key, 0)
         if open_here >= self.max_per_ip:
             return Refusal.PER_IP
-        self._per_ip[ip] = open_here + 1
+        self._per_ip[key] = open_here + 1
         self._total += 1
-        return Slot(ip, self)
+        return Slot(key, self)
 
     def open_from(self, ip: str) -> int:
-        """Connections from ``ip`` holding a slot now."""
-        return self._per_ip.get(ip, 0)
+        """Connections from ``ip`` (IPv6: its /64) holding a slot now."""
+        return self._per_ip.get(_key(ip), 0)
 
     @property
     def total(self) -> int:
         """Connections holding a slot now."""
         return self._total
 
-    def _release(self, ip: str) -> None:
-        left = self._per_ip.get(ip, 0) - 1
+    def _release(self, key: str) -> None:
+        left = self._per_ip.get(key, 0) - 1
         if left > 0:
-            self._per_ip[ip] = left
+            self._per_ip[key] = left
         else:
-            self._per_ip.pop(ip, None)
+            self._per_ip.pop(key, None)
         self._total = max(0, self._total - 1)
+
+
+def _key(ip: str) -> str:
+    try:
+        return source_keys(ip)[0]
+    except ValueError:  # not an address (no peer name): count it under what we have
+        return ip

@@ -66,6 +66,9 @@ MESSAGES = metrics.counter("smtpserver_messages", "Messages received, by service
                             "result": ("delivered", "rejected", "failed")})
 CONNECTIONS = metrics.counter("smtpserver_connections", "SMTP connections accepted, by service",
                               {"service": ("smtp", "submission", "submissions")})
+LOGINS_LIMITED = metrics.counter("smtpserver_logins_limited",
+                                 "AUTH attempts the login limiter delayed or refused",
+                                 {"result": ("delayed", "refused")})
 
 
 def session_config(ctx: ServerContext, kind: str) -> ServerConfig:
@@ -373,7 +376,10 @@ class SMTPConnection:
             account = None if username is None else \
                 self.ctx.account_for_login(username) or username
             attempt = await self.ctx.login_limiter.before_attempt(self.ip, account)
+            if attempt.delay > 0 and not attempt.refused:
+                LOGINS_LIMITED.labels(result="delayed").inc()
             if attempt.refused:
+                LOGINS_LIMITED.labels(result="refused").inc()
                 self.logger.info("login refused: too many failures", user=username or "",
                                  limit=attempt.reason, delay=round(attempt.delay, 2))
                 self.session.reject(Reply(535, "5.7.8", ["authentication failed"]))
