@@ -133,3 +133,16 @@ async def test_refused_attempts_are_not_counted_and_cancelled_ones_are_forgotten
             pass
     assert not (await lim2.before_attempt("198.51.100.9", None)).refused
     assert lim2._pending.get("198.51.100.8/32") is None
+
+
+async def test_memory_stays_bounded_under_a_flood_of_names(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from kittiwake.limits import login
+
+    monkeypatch.setattr(login, "MAX_KEYS", 400)
+    lim, t = limiter()
+    for i in range(2000):  # made-up login names from a thousand addresses
+        await attempt(lim, f"10.{i // 256}.{i % 256}.1", f"user{i}", ok=False)
+        t.now += 0.1
+    assert sum(k.startswith("account:") for k in lim._failures) <= 400
+    # Address counts survive the flood, the oldest too.
+    assert len(lim._failures["10.0.0.1/32"]) == 1

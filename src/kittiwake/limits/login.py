@@ -64,7 +64,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 FIRST_DELAY = 0.5  # seconds; each further failure doubles it, up to max_delay
-MAX_KEYS = 50_000  # above this many tracked keys, stale ones are dropped
+MAX_KEYS = 100_000  # above this many tracked keys, stale ones are dropped (once a minute)
+SWEEP_INTERVAL = 60.0
 MAX_REMEMBERED = 1024  # failures kept per key (every limit is far below this)
 
 
@@ -126,6 +127,7 @@ class LoginLimiter:
     _pending: dict[str, list[float]] = field(default_factory=dict)
     _trusted: dict[tuple[str, str], float] = field(default_factory=dict)  # -> until
     _address_free_at: dict[str, float] = field(default_factory=dict)
+    _next_sweep: float = 0.0
 
     async def before_attempt(self, ip: str, account: str | None) -> Attempt:
         """Decide an attempt by ``ip`` on ``account`` (the account, or the login name
@@ -183,7 +185,9 @@ class LoginLimiter:
         else:
             for key in self._keys(attempt):
                 self._failures.setdefault(key, deque(maxlen=MAX_REMEMBERED)).append(now)
-        if len(self._failures) + len(self._trusted) + len(self._address_free_at) > MAX_KEYS:
+        if now >= self._next_sweep and len(self._failures) + len(self._pending) + \
+                len(self._trusted) + len(self._address_free_at) > MAX_KEYS:
+            self._next_sweep = now + SWEEP_INTERVAL
             self._drop_stale(now)
 
     # --- counting -------------------------------------------------------------
@@ -221,8 +225,18 @@ class LoginLimiter:
                 self._pending.pop(key, None)
 
     def _drop_stale(self, now: float) -> None:
+        """Forget what no longer counts; past MAX_KEYS even then, the oldest counts.
+
+        (A flood of made-up login names could only flush account counts that way,
+        which slow and never refuse; address counts need failures from the address.)
+        """
         window = self.policy.window
         for key in [k for k, d in self._failures.items() if not d or now - d[-1] >= window]:
+            del self._failures[key]
+        for key in [k for k, ts in self._pending.items() if all(now - t >= window for t in ts)]:
+            del self._pending[key]
+        excess = len(self._failures) - MAX_KEYS * 3 // 4
+        for key in [k for k in self._failures if k.startswith("account:")][:max(0, excess)]:
             del self._failures[key]
         for pair in [k for k, until in self._trusted.items() if until <= now]:
             del self._trusted[pair]
