@@ -8,6 +8,7 @@ sleep that records them, so nothing here waits for real.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import smtplib
 import subprocess
@@ -56,14 +57,8 @@ class Client:
 
     async def close(self) -> None:
         self.writer.close()
-        with _suppress():
+        with contextlib.suppress(ConnectionError):
             await self.writer.wait_closed()
-
-
-def _suppress():  # type: ignore[no-untyped-def]
-    import contextlib
-
-    return contextlib.suppress(ConnectionError)
 
 
 async def greeting_from(port: int, ip: str) -> str:
