@@ -237,8 +237,8 @@ def test_swaks_authenticates(localserve: LocalServe, port: int, mechanism: str) 
     assert re.search(r"\(TLSv1\.[23], cipher \S+\)", received), received
 
 
-# Failed logins in this module: 8, all from 127.0.0.1. The server refuses an IP after
-# 10 failures in 5 minutes (smtpserver/ratelimit.py AuthFailures): keep below that.
+# Failed logins in this module: 8, all from 127.0.0.1. localserve applies no login limits
+# (kittiwake.limits.login); a normal server would slow 127.0.0.1 down after 3 of them.
 
 
 @pytest.mark.parametrize("port", [SUBMISSION, SUBMISSIONS], ids=["587-starttls", "465-tls"])

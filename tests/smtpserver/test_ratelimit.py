@@ -1,6 +1,6 @@
-"""Rate limits per IP class and failed-login limits, with a fake clock."""
+"""Rate limits per IP class, with a fake clock."""
 
-from kittiwake.smtpserver.ratelimit import AuthFailures, Limiter, ip_classes
+from kittiwake.smtpserver.ratelimit import Limiter, ip_classes
 
 
 class Clock:
@@ -29,17 +29,3 @@ def test_limits_apply_to_whole_networks_and_recover() -> None:
     assert limiter.take("192.0.2.200")
     clock.now += 125  # two windows later everything is forgotten
     assert limiter.take("192.0.2.1")
-
-
-def test_auth_failures_block_ip_and_account() -> None:
-    clock = Clock()
-    failures = AuthFailures(window=300, per_ip=3, per_account=5, clock=clock)
-    for _ in range(3):
-        assert failures.failed("198.51.100.1", "alice") > 0
-    assert failures.blocked("198.51.100.1")
-    assert not failures.blocked("203.0.113.9", "alice")
-    for ip in ("203.0.113.1", "203.0.113.2"):
-        failures.failed(ip, "alice")
-    assert failures.blocked("203.0.113.9", "alice")
-    clock.now += 301
-    assert not failures.blocked("198.51.100.1", "alice")

@@ -89,20 +89,6 @@ async def test_unknown_local_recipient_refused_at_rcpt(smtp_server) -> None:  # 
     assert refused["nobody@example.org"][0] == 550
 
 
-async def test_repeated_failures_block_the_account(smtp_server) -> None:  # type: ignore[no-untyped-def]
-    failures = smtp_server.ctx.auth_failures
-    failures.per_account = 2
-    failures.per_ip = 100
-    for _ in range(2):
-        with pytest.raises(smtplib.SMTPAuthenticationError):
-            await asyncio.to_thread(submit, smtp_server, "alice@example.org",
-                                    ["bob@example.org"], b"x", password="wrong password")
-    with pytest.raises(smtplib.SMTPAuthenticationError) as info:
-        await asyncio.to_thread(submit, smtp_server, "alice@example.org", ["bob@example.org"],
-                                b"Subject: x\r\n\r\nx\r\n")
-    assert info.value.smtp_code == 454
-
-
 async def test_dsn_parameters_reach_the_queue(smtp_server) -> None:  # type: ignore[no-untyped-def]
     def submit_with_dsn() -> None:
         with smtplib.SMTP("127.0.0.1", smtp_server.ports["submission"], timeout=10) as c:

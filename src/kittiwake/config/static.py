@@ -12,6 +12,7 @@ from typing import Annotated, Literal
 from pydantic import Field, field_validator, model_validator
 
 from kittiwake.config.base import DomainName, IPText, LogLevel, Section
+from kittiwake.config.limits import LimitsConfig
 from kittiwake.config.transports import Transport, TransportName
 
 
@@ -173,6 +174,9 @@ class StaticConfig(Section):
 
     queue: QueueConfig = QueueConfig()
     """The outgoing queue."""
+
+    limits: LimitsConfig = LimitsConfig()
+    """Connection and failed-login limits against abuse."""
 
     listeners: dict[str, Listener] = {}
     """Named listeners, e.g. [listeners.public] and [listeners.internal]."""

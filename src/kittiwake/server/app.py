@@ -12,7 +12,9 @@ import signal
 from typing import Any
 
 from kittiwake.config import Config, enabled_services
+from kittiwake.config.limits import LimitsConfig
 from kittiwake.config.reload import DomainsWatcher
+from kittiwake.limits import ConnectionSlots, LoginLimiter, LoginPolicy
 from kittiwake.server.control import SOCKET_NAME, ControlError, ControlServer, Progress
 from kittiwake.server.service import Service
 
@@ -27,6 +29,19 @@ def _first_cert_der(path: Any) -> bytes | None:
         return x509.load_pem_x509_certificate(path.read_bytes()).public_bytes(Encoding.DER)
     except (OSError, ValueError):
         return None
+
+
+def _shared_limits(limits: LimitsConfig) -> tuple[ConnectionSlots, LoginLimiter]:
+    """The connection slots and login limiter every listener of the process shares."""
+    login = limits.login
+    policy = LoginPolicy(
+        window=login.window_minutes * 60, ip_failures_before_delay=login.ip_failures_before_delay,
+        ip_max_failures=login.ip_max_failures, network_max_failures=login.network_max_failures,
+        account_failures_before_delay=login.account_failures_before_delay,
+        max_delay=login.max_delay_seconds, trust=login.trust_days * 86400)
+    return (ConnectionSlots(max_total=limits.max_connections,
+                            max_per_ip=limits.max_connections_per_ip),
+            LoginLimiter(policy))
 
 
 class StartupError(Exception):
@@ -49,6 +64,7 @@ class Server:
         self.scheduler: Any = None
         self.services: list[Service] = []
         self.smtp_contexts: list[Any] = []
+        self.connection_slots, self.login_limiter = _shared_limits(config.static.limits)
         self.control = ControlServer(self.data_dir / SOCKET_NAME)
         self.watcher = DomainsWatcher(config.config_dir, config.domains, static=config.static)
         self._stopping = asyncio.Event()
@@ -80,7 +96,9 @@ class Server:
             domains=self.watcher.current, resolver=self.resolver, outbox=self.outbox,
             tls_context=tls, server_cert_der=cert_der, localserve=self.localserve,
             postmaster_account=self.config.static.postmaster_account,
-            config_dir=self.config.config_dir, listener=listener)
+            config_dir=self.config.config_dir, listener=listener,
+            connections=self.connection_slots, login_limiter=self.login_limiter)
+        ctx.limits.listen_backlog = self.config.static.limits.listen_backlog
         self.smtp_contexts.append(ctx)
         return ctx
 

@@ -66,6 +66,9 @@ MESSAGES = metrics.counter("smtpserver_messages", "Messages received, by service
                             "result": ("delivered", "rejected", "failed")})
 CONNECTIONS = metrics.counter("smtpserver_connections", "SMTP connections accepted, by service",
                               {"service": ("smtp", "submission", "submissions")})
+LOGINS_LIMITED = metrics.counter("smtpserver_logins_limited",
+                                 "AUTH attempts the login limiter delayed or refused",
+                                 {"result": ("delayed", "refused")})
 
 
 def session_config(ctx: ServerContext, kind: str) -> ServerConfig:
@@ -327,9 +330,6 @@ class SMTPConnection:
         return Credentials.from_dict(json.loads(stored)) if stored else None
 
     async def _auth_start(self, mechanism: str, initial: bytes | None) -> None:
-        if self.ctx.auth_failures.blocked(self.ip):
-            self.session.reject(Reply(421, "4.7.0", ["too many failed logins, try later"]))
-            return
         options = ServerOptions(get_credentials=self._credentials, hostname=self.ctx.hostname,
                                 channel_bindings=self.channel_bindings)
         try:
@@ -356,32 +356,48 @@ class SMTPConnection:
         match step:
             case Challenge(data=data):
                 self.session.auth_challenge(data)
+            case Failure(reason=FailureReason.MALFORMED):
+                self.sasl = None
+                self.session.reject(Reply(501, "5.5.2", ["malformed authentication data"]))
+            case Success() | Failure():
+                await self._auth_outcome(step)
+
+    async def _auth_outcome(self, step: Success | Failure) -> None:
+        """Let the login limiter (kittiwake.limits.login) see the outcome before the client.
+
+        The limiter may delay the answer or refuse the attempt; a refusal gets the
+        same 535 as a wrong password (RFC 4954 §6), even when the password was right,
+        so neither guessers nor account probes learn anything from it. For SCRAM the
+        server-final message would prove the password right, so it waits too.
+        """
+        self.sasl = None
+        username = step.username or None
+        if not self.ctx.localserve:
+            account = None if username is None else \
+                self.ctx.account_for_login(username) or username
+            attempt = await self.ctx.login_limiter.before_attempt(self.ip, account)
+            if attempt.delay > 0 and not attempt.refused:
+                LOGINS_LIMITED.labels(result="delayed").inc()
+            if attempt.refused:
+                LOGINS_LIMITED.labels(result="refused").inc()
+                self.logger.info("login refused: too many failures", user=username or "",
+                                 limit=attempt.reason, delay=round(attempt.delay, 2))
+                self.session.reject(Reply(535, "5.7.8", ["authentication failed"]))
+                return
+            self.ctx.login_limiter.record(attempt, ok=isinstance(step, Success))
+        match step:
             case Success(server_final=final) if final:
                 self.sasl_success = step
                 self.session.auth_challenge(final)
             case Success():
                 self._auth_ok(step)
-            case Failure(reason=reason, username=username):
-                self.sasl = None
-                if reason is FailureReason.MALFORMED:
-                    self.session.reject(Reply(501, "5.5.2", ["malformed authentication data"]))
-                    return
-                delay = self.ctx.auth_failures.failed(self.ip, username)
+            case Failure(reason=reason):
                 self.logger.info("authentication failed", user=username or "",
                                  reason=str(reason))
-                await asyncio.sleep(delay)
                 self.session.reject(Reply(535, "5.7.8", ["authentication failed"]))
 
     def _auth_ok(self, success: Success) -> None:
         self.sasl = None
-        if self.ctx.auth_failures.blocked(self.ip, success.username):
-            # Too many recent failures for this account from anywhere: refuse even a
-            # right password for a while, so guessing cannot win (RFC 4954 §4 leaves
-            # the policy to us).
-            self.logger.info("login refused: account under attack", user=success.username)
-            self.session.reject(Reply(454, "4.7.0", ["too many failed logins for this"
-                                                     " account, try again later"]))
-            return
         self.account = self.ctx.account_for_login(success.username)
         self.logger.info("authenticated", account=self.account or "",
                          mechanism=success.mechanism)

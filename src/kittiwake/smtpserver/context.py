@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import ssl
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from kittiwake.config.domains import DomainsConfig
 from kittiwake.config.lookup import AddressIndex
-from kittiwake.smtpserver.ratelimit import AuthFailures, Limiter
+from kittiwake.limits import ConnectionSlots, LoginLimiter
+from kittiwake.smtpserver.ratelimit import Limiter
 from kittiwake.store import Store
 
 
@@ -64,14 +67,14 @@ def _tls_required_no(data: bytes) -> bool:
 
 @dataclass
 class Limits:
-    """Message and session limits (static config, smtp section)."""
+    """Message and session limits of one listener."""
 
     max_message_size: int = 100 * 1024 * 1024
     max_recipients: int = 1000
     max_received_headers: int = 50  # loop detection (RFC 5321 §6.3)
     command_timeout: float = 300.0  # RFC 5321 §4.5.3.2: at least 5 minutes
     data_timeout: float = 600.0
-    max_connections_per_ip: int = 20
+    listen_backlog: int = 1024  # kittiwake.conf [limits]; the kernel caps it at somaxconn
     connections_per_minute: tuple[int, int, int] = (120, 600, 3000)
     messages_per_minute: tuple[int, int, int] = (60, 300, 1500)
 
@@ -95,14 +98,16 @@ class ServerContext:
     index: AddressIndex = field(init=False)
     connection_rate: Limiter = field(init=False)
     message_rate: Limiter = field(init=False)
-    auth_failures: AuthFailures = field(default_factory=AuthFailures)
-    open_per_ip: dict[str, int] = field(default_factory=dict)
+    # Shared by every listener of the process (server/app.py hands in the same objects).
+    connections: ConnectionSlots = field(default_factory=ConnectionSlots)
+    login_limiter: LoginLimiter = field(default_factory=LoginLimiter)
+    clock: Callable[[], float] = time.monotonic  # for the connection and message rates
     dkim_keys: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.index = AddressIndex(self.domains)
-        self.connection_rate = Limiter(60.0, self.limits.connections_per_minute)
-        self.message_rate = Limiter(60.0, self.limits.messages_per_minute)
+        self.connection_rate = Limiter(60.0, self.limits.connections_per_minute, self.clock)
+        self.message_rate = Limiter(60.0, self.limits.messages_per_minute, self.clock)
 
     def reload(self, domains: DomainsConfig) -> None:
         """Take a new domains.conf (called by the reload watcher)."""

@@ -1,4 +1,6 @@
-"""Rate limits per IP class: connections, messages, failed logins.
+"""Rate limits per IP class: new connections and messages per minute.
+
+(Failed logins have their own policy: :mod:`kittiwake.limits.login`.)
 
 An address is counted in three classes at once, so a spammer cannot escape
 by hopping within a network: IPv4 /32, /26 and /21; IPv6 /64, /48 and /32.
@@ -70,40 +72,3 @@ class Limiter:
         index = int(now // self.window)
         for key in [k for k, (b, _c, _p) in self._buckets.items() if b < index - 1]:
             del self._buckets[key]
-
-
-@dataclass
-class AuthFailures:
-    """Failed logins per IP and per account: each failure is delayed, and past
-    the limit further attempts are refused for the window (RFC 4954 §4 leaves
-    this to the server; brute-force defence)."""
-
-    window: float = 300.0
-    per_ip: int = 10
-    per_account: int = 30
-    clock: Callable[[], float] = time.monotonic
-    _ip: Limiter = field(init=False)
-    _account: dict[str, list[float]] = field(default_factory=dict)
-
-    def __post_init__(self) -> None:
-        self._ip = Limiter(self.window, (self.per_ip, self.per_ip * 4, self.per_ip * 16),
-                           self.clock)
-
-    def blocked(self, ip: str, account: str | None = None) -> bool:
-        if not self._ip.allowed(ip):
-            return True
-        if account is not None:
-            now = self.clock()
-            recent = [t for t in self._account.get(account.lower(), []) if now - t < self.window]
-            return len(recent) >= self.per_account
-        return False
-
-    def failed(self, ip: str, account: str | None) -> float:
-        """Record a failure; returns how long to delay the reply (seconds)."""
-        self._ip.add(ip)
-        if account:
-            now = self.clock()
-            recent = [t for t in self._account.get(account.lower(), []) if now - t < self.window]
-            recent.append(now)
-            self._account[account.lower()] = recent[-self.per_account * 2:]
-        return 1.0

@@ -1,4 +1,12 @@
-"""An SMTP listener: accepts connections on its addresses and runs each in a task."""
+"""An SMTP listener: accepts connections on its addresses and runs each in a task.
+
+Before a connection gets its greeting it needs a slot from the process-wide
+:class:`~kittiwake.limits.ConnectionSlots` (per-IP and total limits); without
+one it gets a 421 instead (RFC 5321 §3.1: a server may refuse a session with
+421 and close) and holds nothing. The listen backlog is configurable: a
+burst of connections larger than the kernel's accept queue is answered with
+SYN retransmissions, which cost the clients a second or more each.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +14,17 @@ import asyncio
 import contextlib
 import ssl
 
+from kittiwake import log
+from kittiwake.limits import Refusal, Slot
 from kittiwake.smtpserver.connection import SMTPConnection
 from kittiwake.smtpserver.context import ServerContext
+
+REFUSALS = {
+    # RFC 3463: X.7.0 other security or policy status; X.3.2 system not accepting
+    # network messages.
+    Refusal.PER_IP: b"421 4.7.0 too many connections from your address, try again later\r\n",
+    Refusal.TOTAL: b"421 4.3.2 too many connections, try again later\r\n",
+}
 
 
 class SMTPService:
@@ -32,6 +49,7 @@ class SMTPService:
         for ip in self.ips:
             server = await asyncio.start_server(self._accept, ip, self.port, ssl=tls,
                                                 reuse_address=True, limit=1 << 20,
+                                                backlog=self.ctx.limits.listen_backlog,
                                                 ssl_handshake_timeout=30 if tls else None)
             self._servers.append(server)
             for sock in server.sockets:
@@ -43,23 +61,27 @@ class SMTPService:
         assert task is not None
         self._tasks.add(task)
         ip = str((writer.get_extra_info("peername") or ("?",))[0])
-        open_count = self.ctx.open_per_ip.get(ip, 0)
+        slot: Slot | None = None
         try:
-            if open_count >= self.ctx.limits.max_connections_per_ip and not self.ctx.localserve:
-                writer.write(b"421 4.7.0 too many connections from your address\r\n")
-                with contextlib.suppress(ConnectionError):
-                    await writer.drain()
-                writer.close()
-                return
-            self.ctx.open_per_ip[ip] = open_count + 1
+            if not self.ctx.localserve:
+                got = self.ctx.connections.acquire(ip)
+                if isinstance(got, Refusal):
+                    await self._refuse(writer, ip, got)
+                    return
+                slot = got
             await SMTPConnection(self.ctx, self.kind, reader, writer).run()
         finally:
-            left = self.ctx.open_per_ip.get(ip, 1) - 1
-            if left <= 0:
-                self.ctx.open_per_ip.pop(ip, None)
-            else:
-                self.ctx.open_per_ip[ip] = left
+            if slot is not None:
+                slot.release()
             self._tasks.discard(task)
+
+    async def _refuse(self, writer: asyncio.StreamWriter, ip: str, why: Refusal) -> None:
+        log.get_logger("smtpserver").debug("connection refused", ip=ip, limit=str(why),
+                                           service=self.kind)
+        writer.write(REFUSALS[why])
+        with contextlib.suppress(ConnectionError, TimeoutError):
+            await asyncio.wait_for(writer.drain(), 10)
+        writer.close()
 
     async def close(self, grace: float) -> None:
         for server in self._servers:
