@@ -1,0 +1,273 @@
+"""FETCH data compared with Dovecot (Debian dovecot-imapd) on the same messages.
+
+One private Dovecot (tests/integration/dovecot.py) holds the corpus of odd
+messages (tests/imap/fetch_corpus.py) in a Maildir; the test FETCHes the
+same items from it and computes ours from :func:`kittiwake.message.parse`
+and the kittiwake.imap fetch functions, serialised with
+:func:`kittiwake.imap.encode.encode_bytes`. Both answers are read back
+into plain values (tests/imap/imap_read.py: quoted or literal makes no
+difference) and then normalised only where the difference has no meaning:
+
+N1. case of media type, subtype, parameter names, transfer encoding and
+    disposition type: all case-insensitive (RFC 2045 §5.1, §6.1, RFC 2183
+    §2). Dovecot repeats them as written in BODYSTRUCTURE, we lower-case.
+N2. RFC 2231 extended parameters (``name*``) are compared decoded: we
+    decode them at parse time and re-encode (``utf-8''...``), Dovecot
+    passes the original; the same value either way.
+N3. display names are compared with RFC 2047 encoded words decoded: the
+    parser stores names decoded and we re-encode non-ASCII ones, Dovecot
+    passes them as written (and 8-bit names raw).
+N4. white space in date, subject, message-id and in-reply-to is compared
+    collapsed and stripped: unfolding (RFC 5322 §2.2.3) leaves a tab or a
+    leading blank where Dovecot has a space or nothing.
+N5. the source route of obsolete addresses (``@a,@b:``, RFC 5322 §4.4) is
+    not kept by our parser; Dovecot sends it as the adl. Compared as NIL.
+N6. placeholders for unparseable addresses: Dovecot uses the host
+    ``SYNTAX_ERROR`` as well as ``MISSING_DOMAIN``; compared as one.
+
+Counting differences where we follow the RFCs and Dovecot does not (kept
+ours; the comparison asks Dovecot's count of a copy of our tree, and our
+own count is asserted separately in tests/imap/test_fetch_bodystructure.py):
+
+D1. text lines: Dovecot counts line ends only, so a part ``hello`` right
+    before a boundary has 0 lines for it. The CRLF before a boundary
+    belongs to the delimiter (RFC 2046 §5.1.1), and the part still has one
+    line of text: we count it.
+D2. size of a message/rfc822 part whose encapsulated message is a
+    multipart: Dovecot adds the CRLF after the inner close delimiter,
+    which RFC 2046 §5.1.1 gives to the outer boundary. Ours is 2 octets
+    less, and BODY[n] of it matches our size.
+
+Cases compared only in part, Dovecot being wrong or arbitrary:
+
+- ``bad-content-type``: Dovecot answers ``"" ""`` without a line count;
+  RFC 2045 §5.2 says an invalid Content-Type is read as text/plain with
+  charset us-ascii, which is what we send.
+- ``message-global``: Dovecot 2.3 sends message/global as a basic part;
+  RFC 9051 §9 ``media-message`` includes "GLOBAL", so it is
+  ``body-type-msg`` with envelope and body (RFC 6532 §3.7): we send that.
+  The basic fields are compared.
+- ``duplicate-fields``: two From and two Subject fields (RFC 5322 §3.6
+  allows one). Dovecot joins the Froms and takes the last Subject; we
+  take the first of each, like most readers. Compared as such: ours is
+  asserted to be the first ones.
+- ``broken-from``: both make well-formed placeholders of garbage, but
+  guess differently; compared in shape (every address a 4-tuple with a
+  non-NIL host).
+"""
+
+from __future__ import annotations
+
+import urllib.parse
+
+import pytest
+from fetch_corpus import BARE_LF, CORPUS
+from imap_read import Parsed, read_fetch, read_value
+from tests.integration.dovecot import Dovecot
+
+from kittiwake.imap.bodystructure import body, bodystructure
+from kittiwake.imap.encode import encode_bytes
+from kittiwake.imap.envelope import envelope_of_part
+from kittiwake.message import Defect, Part, decode_words, parse
+from kittiwake.message.charset import decode_replace
+
+pytestmark = pytest.mark.integration
+
+NAMES = list(CORPUS)
+
+
+@pytest.fixture(scope="module")
+def dovecot_answers() -> dict[str, dict[bytes, Parsed]]:
+    """Dovecot's FETCH items for every corpus message (and the bare-LF one)."""
+    messages = [CORPUS[n] for n in NAMES] + [BARE_LF]
+    with Dovecot(messages) as dc, dc.client() as imap:
+        imap.login()
+        imap.command("SELECT INBOX")
+        untagged, status = imap.command("FETCH 1:* (ENVELOPE BODYSTRUCTURE BODY)")
+        assert b" OK " in status
+    answers = [read_fetch(r) for r in untagged if b" FETCH " in r]
+    assert len(answers) == len(messages)
+    out = dict(zip(NAMES, answers, strict=False))
+    out["bare-lf"] = answers[-1]
+    return out
+
+
+def _ours(value: object) -> Parsed:
+    return read_value(encode_bytes(value))  # type: ignore[arg-type]
+
+
+# --- D1, D2: Dovecot's counts, applied to a copy of our tree -------------------
+
+def dovecot_counts(root: Part, data: bytes) -> Part:
+    """A copy of ``root`` with sizes and lines as Dovecot counts them (D1, D2)."""
+    copy = Part.from_dict(root.to_dict(), data)
+    for p in copy.walk():
+        inner = p.message
+        if (inner is not None and inner.is_multipart
+                and Defect.NO_CLOSE_DELIMITER not in inner.defects
+                and Defect.BOUNDARY_NOT_FOUND not in inner.defects
+                and data[p.end : p.end + 2] == b"\r\n" and p is not copy):
+            p.end += 2
+        p.lines = data.count(b"\n", p.body_start, p.end)
+    return copy
+
+
+# --- N1-N6 ---------------------------------------------------------------------
+
+def _ws(v: Parsed) -> Parsed:
+    return b" ".join(v.split()) if isinstance(v, bytes) else v
+
+
+def _name(v: Parsed) -> Parsed:
+    if not isinstance(v, bytes):
+        return v
+    return " ".join(decode_words(v.decode("utf-8", "replace")).split()).encode()
+
+
+def norm_addresses(v: Parsed) -> Parsed:
+    if not isinstance(v, list):
+        return v
+    out: list[Parsed] = []
+    for a in v:
+        assert isinstance(a, list) and len(a) == 4, a
+        host = b"MISSING_DOMAIN" if a[3] == b"SYNTAX_ERROR" else a[3]
+        out.append([_name(a[0]), None, a[2], host])
+    return out
+
+
+def norm_envelope(v: Parsed) -> Parsed:
+    assert isinstance(v, list) and len(v) == 10, v
+    return [_ws(v[0]), _ws(v[1]), *[norm_addresses(a) for a in v[2:8]], _ws(v[8]), _ws(v[9])]
+
+
+def _lower(v: Parsed) -> Parsed:
+    return v.lower() if isinstance(v, bytes) else v
+
+
+def norm_params(v: Parsed) -> Parsed:
+    if not isinstance(v, list):
+        return v
+    out: list[Parsed] = []
+    for name, value in zip(v[::2], v[1::2], strict=True):
+        assert isinstance(name, bytes) and isinstance(value, bytes)
+        name = name.lower()
+        if name.endswith(b"*") and value.count(b"'") >= 2:
+            charset, _lang, text = value.split(b"'", 2)
+            decoded = decode_replace(urllib.parse.unquote_to_bytes(text), charset.decode())
+            name, value = name[:-1], decoded.encode()
+        out += [name, value]
+    return out
+
+
+def _norm_disposition(v: Parsed) -> Parsed:
+    if not isinstance(v, list):
+        return v
+    return [_lower(v[0]), norm_params(v[1])]
+
+
+def norm_body(v: Parsed) -> Parsed:
+    """N1, N2 (and N3-N6 inside encapsulated envelopes) over a body structure."""
+    assert isinstance(v, list) and v, v
+    if isinstance(v[0], list):  # multipart: bodies, subtype, extension data
+        n = next(i for i, x in enumerate(v) if not isinstance(x, list))
+        out: list[Parsed] = [norm_body(x) for x in v[:n]]
+        out.append(_lower(v[n]))
+        ext = v[n + 1 :]
+        if ext:
+            out.append(norm_params(ext[0]))
+            if len(ext) > 1:
+                out.append(_norm_disposition(ext[1]))
+            out += ext[2:]
+        return out
+    out = [_lower(v[0]), _lower(v[1]), norm_params(v[2]), v[3], v[4], _lower(v[5]), v[6]]
+    rest = v[7:]
+    is_msg = _lower(v[0]) == b"message" and _lower(v[1]) in (b"rfc822", b"global") \
+        and len(rest) >= 3 and isinstance(rest[0], list)
+    if is_msg:
+        out += [norm_envelope(rest[0]), norm_body(rest[1]), rest[2]]
+        rest = rest[3:]
+    elif _lower(v[0]) == b"text":
+        out.append(rest[0])
+        rest = rest[1:]
+    if rest:
+        out.append(rest[0])  # md5
+        if len(rest) > 1:
+            out.append(_norm_disposition(rest[1]))
+        out += rest[2:]
+    return out
+
+
+SKIP_BODY = {"bad-content-type", "message-global"}
+SKIP_ENVELOPE = {"duplicate-fields", "broken-from"}
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n not in SKIP_BODY])
+def test_bodystructure_and_body_match_dovecot(dovecot_answers, name: str) -> None:
+    data = CORPUS[name]
+    tree = dovecot_counts(parse(data), data)
+    theirs = dovecot_answers[name]
+    assert norm_body(_ours(bodystructure(tree))) == norm_body(theirs[b"BODYSTRUCTURE"])
+    assert norm_body(_ours(body(tree))) == norm_body(theirs[b"BODY"])
+
+
+@pytest.mark.parametrize("name", [n for n in NAMES if n not in SKIP_ENVELOPE])
+def test_envelope_matches_dovecot(dovecot_answers, name: str) -> None:
+    ours = _ours(list(envelope_of_part(parse(CORPUS[name]))))
+    assert norm_envelope(ours) == norm_envelope(dovecot_answers[name][b"ENVELOPE"])
+
+
+def test_bad_content_type_is_text_plain_unlike_dovecot(dovecot_answers) -> None:
+    theirs = dovecot_answers["bad-content-type"][b"BODYSTRUCTURE"]
+    assert isinstance(theirs, list) and theirs[:2] == [b"", b""]  # Dovecot's answer
+    ours = _ours(bodystructure(parse(CORPUS["bad-content-type"])))
+    assert ours[:3] == [b"text", b"plain", [b"charset", b"us-ascii"]]  # RFC 2045 §5.2
+    assert ours[6:8] == [theirs[6], 1]  # same size, plus the line count of body-type-text
+
+
+def test_message_global_has_envelope_and_body_unlike_dovecot(dovecot_answers) -> None:
+    theirs = dovecot_answers["message-global"][b"BODYSTRUCTURE"]
+    assert isinstance(theirs, list) and len(theirs) == 11  # basic: no envelope, no body
+    ours = _ours(bodystructure(parse(CORPUS["message-global"])))
+    assert isinstance(ours, list)
+    assert norm_body(ours[:7]) == norm_body(theirs[:7])
+    env, inner, lines = ours[7], ours[8], ours[9]
+    assert norm_envelope(env)[1] == "Grüße".encode()
+    assert norm_envelope(env)[2] == [["Jörg".encode(), None, b"joerg", b"x.test"]]
+    assert isinstance(inner, list) and inner[:2] == [b"text", b"plain"]
+    assert lines == 4
+
+
+def test_duplicate_fields_take_the_first(dovecot_answers) -> None:
+    theirs = norm_envelope(dovecot_answers["duplicate-fields"][b"ENVELOPE"])
+    ours = norm_envelope(_ours(list(envelope_of_part(parse(CORPUS["duplicate-fields"])))))
+    assert theirs[1] == b"second subject" and len(theirs[2]) == 2  # type: ignore[arg-type]
+    assert ours[1] == b"first subject"
+    assert ours[2:5] == [[[None, None, b"first", b"x.test"]]] * 3
+
+
+def test_broken_addresses_are_well_formed_like_dovecot(dovecot_answers) -> None:
+    theirs = dovecot_answers["broken-from"][b"ENVELOPE"]
+    ours = _ours(list(envelope_of_part(parse(CORPUS["broken-from"]))))
+    for env in (theirs, ours):
+        assert isinstance(env, list) and len(env) == 10
+        for field in env[2:8]:
+            for addr in field or ():
+                assert isinstance(addr, list) and len(addr) == 4 and addr[3] is not None
+    assert norm_envelope(ours)[5] == norm_envelope(theirs)[5]  # To: a@, @b, <c>
+
+
+def test_bare_lf_message_matches_dovecot_structure(dovecot_answers) -> None:
+    """A bare-LF file: Dovecot reports sizes as if every LF were CRLF; the
+    structure, parameters and line counts are the same."""
+    tree = dovecot_counts(parse(BARE_LF), BARE_LF)
+
+    def sizes_out(v: Parsed) -> Parsed:
+        if isinstance(v, list):
+            if v and isinstance(v[0], bytes) and len(v) > 6 and isinstance(v[6], int):
+                v = [*v[:6], None, *v[7:]]
+            return [sizes_out(x) for x in v]
+        return v
+
+    ours = sizes_out(norm_body(_ours(bodystructure(tree))))
+    theirs = sizes_out(norm_body(dovecot_answers["bare-lf"][b"BODYSTRUCTURE"]))
+    assert ours == theirs
