@@ -1,0 +1,186 @@
+"""FETCH BODY[section]<partial> (RFC 9051 §6.4.5) resolved against a part tree.
+
+:func:`locate` maps a :class:`~kittiwake.imap.section.Section` to what to
+send, without reading the message:
+
+- a :class:`Span` of the message file for byte-exact sections (``BODY[]``,
+  ``HEADER``, ``TEXT``, ``MIME``, ``BODY[1.2]``), so a large part streams
+  from the file (:class:`~kittiwake.imap.values.FileLiteral`);
+- a :class:`FieldsOf` (a header span plus the field names) for
+  ``HEADER.FIELDS`` / ``HEADER.FIELDS.NOT``, which are built from the
+  header bytes by :func:`header_fields`.
+
+Part numbering (RFC 9051 §6.4.5): parts of a multipart are numbered from
+1; a non-multipart message has one part, 1, its body; a message/rfc822
+(or message/global) part followed by more numbers continues in the
+encapsulated message. ``HEADER``, ``HEADER.FIELDS(.NOT)`` and ``TEXT``
+after part numbers need a message/rfc822 part (then they are the
+encapsulated message's header and body); ``MIME`` is a part's own MIME
+header, which for part 1 of a non-multipart message is the message header.
+
+A section that does not exist is the empty string, not an error: RFC 9051
+defines no error for it, and Dovecot (compared in
+tests/imap/test_fetch_dovecot.py) answers ``{0}`` too. One difference is
+kept on purpose: Dovecot also answers ``BODY[2.1.1]`` for a text part 2.1
+with the part itself; RFC 9051 §6.4.5 gives part numbers below a
+non-multipart part only to a message, so ours is empty.
+
+``HEADER.FIELDS`` keeps the original field lines (all occurrences, in
+message order, folding intact) and ends with the empty line, as
+``BODY[HEADER]`` does; field names match case-insensitively (RFC 5322
+§1.2.2).
+
+``<origin.count>`` (:func:`partial`): the octets from ``origin``, at most
+``count`` of them; an origin past the end gives the empty string.
+
+Everything here is pure except :func:`read_span`, the one helper that
+reads a file (callers pass it, or their own reader, to :func:`fetch_value`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from kittiwake.imap.section import Partial, Section, SectionText
+from kittiwake.imap.values import FileLiteral, Literal
+from kittiwake.message.headers import parse_header_section
+from kittiwake.message.part import Defect, Part
+
+__all__ = ["EMPTY", "FieldsOf", "Span", "fetch_value", "header_fields", "locate", "partial",
+           "read_span", "section_bytes", "section_part"]
+
+
+@dataclass(frozen=True, slots=True)
+class Span:
+    """``length`` octets of the message at ``offset``."""
+
+    offset: int
+    length: int
+
+    @property
+    def end(self) -> int:
+        return self.offset + self.length
+
+
+EMPTY = Span(0, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class FieldsOf:
+    """HEADER.FIELDS(.NOT): the fields named (upper case) of the header at ``span``."""
+
+    span: Span
+    fields: tuple[str, ...]
+    exclude: bool
+    blank_line: bool = True
+
+
+def _span(start: int, end: int) -> Span:
+    return Span(start, max(0, end - start))
+
+
+def section_part(root: Part, nums: tuple[int, ...]) -> Part | None:
+    """The part ``nums`` names (RFC 9051 §6.4.5), the message itself for ``()``."""
+    if not nums:
+        return root
+    return root.section(list(nums))
+
+
+def locate(root: Part, section: Section) -> Span | FieldsOf:
+    """Where the octets of ``section`` are; :data:`EMPTY` if it does not exist."""
+    part = section_part(root, section.part)
+    if part is None:
+        return EMPTY
+    text = section.text
+    if text is None:
+        if not section.part:  # BODY[]: the whole message
+            return _span(root.header_start, root.end)
+        return _span(part.body_start, part.end)
+    if text is SectionText.MIME:
+        if not section.part:
+            return EMPTY  # RFC 9051 §6.4.5: MIME must follow a part number
+        return _span(part.header_start, part.body_start)
+    if section.part:
+        # HEADER/TEXT after part numbers: only of an encapsulated message.
+        if part.message is None:
+            return EMPTY
+        part = part.message
+    if text is SectionText.TEXT:
+        return _span(part.body_start, part.end)
+    header = _span(part.header_start, part.body_start)
+    if text is SectionText.HEADER:
+        return header
+    # RFC 9051 §6.4.5: no blank line for "a message which has no body and no blank line".
+    return FieldsOf(header, section.fields, text is SectionText.HEADER_FIELDS_NOT,
+                    Defect.TRUNCATED_HEADER not in part.defects)
+
+
+def header_fields(header: bytes, fields: tuple[str, ...], exclude: bool,
+                  blank_line: bool = True) -> bytes:
+    """The field lines of ``header`` named in ``fields`` (or all others when
+    ``exclude``), as written, in order, followed by the empty line (unless
+    ``blank_line`` is false: a message without body and blank line)."""
+    wanted = {f.lower() for f in fields}
+    headers, _ = parse_header_section(header)
+    out = [h.raw for h in headers if (h.key in wanted) != exclude]
+    lines = b"".join(out)
+    if lines and not lines.endswith(b"\n"):  # a last field without its line end
+        lines += b"\r\n"
+    return lines + b"\r\n" if blank_line else lines
+
+
+def partial(data: bytes | Span, part: Partial | None) -> bytes | Span:
+    """Apply ``<origin.count>`` to bytes or a span (RFC 9051 §6.4.5)."""
+    if part is None:
+        return data
+    origin = max(0, part.origin)
+    count = max(0, part.count)
+    if isinstance(data, Span):
+        if origin >= data.length:
+            return Span(data.end, 0)
+        return Span(data.offset + origin, min(count, data.length - origin))
+    return data[origin : origin + count]
+
+
+def section_bytes(root: Part, section: Section, data: bytes,
+                  part: Partial | None = None) -> bytes:
+    """The octets of ``section`` of the message held in ``data`` (in memory)."""
+    where = locate(root, section)
+    if isinstance(where, FieldsOf):
+        header = data[where.span.offset : where.span.end]
+        out = header_fields(header, where.fields, where.exclude, where.blank_line)
+        return partial(out, part)  # type: ignore[return-value]
+    span = partial(where, part)
+    assert isinstance(span, Span)
+    return data[span.offset : span.end]
+
+
+def read_span(path: str | os.PathLike[str], span: Span) -> bytes:
+    """Read ``span`` of the message file at ``path`` (the only I/O here)."""
+    with open(path, "rb") as f:
+        f.seek(span.offset)
+        return f.read(span.length)
+
+
+def fetch_value(root: Part, section: Section, path: str, part: Partial | None,
+                read: Callable[[Span], bytes]) -> FileLiteral | Literal:
+    """The value of a BODY[section]<partial> item for the message file ``path``.
+
+    Byte-exact sections become a :class:`FileLiteral` of the file (streamed
+    by the driver). HEADER.FIELDS(.NOT) need the header octets: they come
+    from ``read`` (e.g. ``functools.partial(read_span, path)``, run in a
+    worker thread, or a slice of bytes already in memory).
+    """
+    where = locate(root, section)
+    if isinstance(where, FieldsOf):
+        out = partial(header_fields(read(where.span), where.fields, where.exclude,
+                                    where.blank_line), part)
+        assert isinstance(out, bytes)
+        return Literal(out)
+    span = partial(where, part)
+    assert isinstance(span, Span)
+    if span.length == 0:
+        return Literal(b"")
+    return FileLiteral(path, span.offset, span.length)
