@@ -426,8 +426,112 @@ Content-Transfer-Encoding: BASE64
 /9j/4AAQ
 """,
 }
+CORPUS_TEXT.update({
+    "rfc2047-in-param": """\
+From: a@x.test
+Content-Type: application/pdf; name="=?utf-8?q?r=C3=A9sum=C3=A9.pdf?="
+Content-Disposition: attachment; filename="=?utf-8?q?r=C3=A9sum=C3=A9.pdf?="
+Content-Transfer-Encoding: base64
+
+JVBERi0xLjQK
+""",
+    "comments-in-mime-fields": """\
+From: a@x.test
+MIME-Version: 1.0 (produced by a tool)
+Content-Type: text/plain (a comment); charset="utf-8" (another)
+Content-Transfer-Encoding: BASE64 (encoded)
+
+aGVsbG8K
+""",
+    "multipart-extension-fields": """\
+From: a@x.test
+Content-Type: multipart/mixed; boundary=x; charset=utf-8
+Content-Disposition: inline; filename=all
+Content-Language: fr
+Content-Location: http://x.test/all
+
+--x
+Content-Type: text/plain; charset=utf-8
+Content-Language: de-CH
+
+Grüezi
+--x--
+""",
+    "report": """\
+From: MAILER-DAEMON@x.test
+To: a@x.test
+Subject: Undelivered Mail Returned to Sender
+Content-Type: multipart/report; report-type=delivery-status; boundary=r
+
+--r
+Content-Description: Notification
+Content-Type: text/plain; charset=us-ascii
+
+Your message could not be delivered.
+--r
+Content-Description: Delivery report
+Content-Type: message/delivery-status
+
+Reporting-MTA: dns; x.test
+
+Final-Recipient: rfc822; b@y.test
+Action: failed
+Status: 5.1.1
+--r
+Content-Description: Undelivered Message Headers
+Content-Type: text/rfc822-headers
+
+From: a@x.test
+Subject: lost
+--r--
+""",
+    "message-8bit": """\
+From: a@x.test
+Content-Type: message/rfc822
+Content-Transfer-Encoding: 8bit
+
+From: b@x.test
+Subject: inner 8bit
+
+Grüße
+""",
+    "empty-charset": """\
+From: a@x.test
+Content-Type: text/plain; charset=""
+
+text
+""",
+    "address-edge-cases": """\
+From: "quoted \\"name\\"" <q@x.test>
+To: Undisclosed <>, a@b.test (comment only), <@route:x@y.test>, "a@b" <c@d.test>
+Cc: "" <empty@x.test>, Jo (nick) Smith <js@x.test>
+Bcc: =?utf-8?b?0JjQstCw0L0=?= <ivan@x.test>, =?broken?= <b@x.test>
+In-Reply-To: <a@b.test> <c@d.test>
+References: <a@b.test> <c@d.test>
+Message-ID: no-angle-brackets@x.test
+
+body
+""",
+    "long-subject": "From: a@x.test\nSubject: " + "long " * 300 + "\n\nbody\n",
+    "nul-in-body": "From: a@x.test\nContent-Type: application/octet-stream\n"
+                   "Content-Transfer-Encoding: binary\n\nbin\x00ary\x00data\n",
+    "quoted-boundary-spaces": """\
+From: a@x.test
+Content-Type: multipart/mixed;
+ boundary="----=_Part_0_12345.67890"
+
+------=_Part_0_12345.67890
+Content-Type: text/plain
+
+quoted boundary
+------=_Part_0_12345.67890--
+""",
+})
 
 CORPUS: dict[str, bytes] = {name: _crlf(text) for name, text in CORPUS_TEXT.items()}
+# Raw 8-bit header text that is not UTF-8 (legacy mailers writing latin-1).
+CORPUS["latin1-headers"] = (b"From: J\xf6rg <j@x.test>\r\nSubject: caf\xe9 cr\xe8me\r\n"
+                            b"Content-Type: text/plain; charset=iso-8859-1\r\n\r\ncaf\xe9\r\n")
 
 # Bare LF line ends, as some local tools write them (stored as received).
 BARE_LF: bytes = CORPUS_TEXT["mixed-alternative"].encode("utf-8")

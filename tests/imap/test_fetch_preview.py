@@ -90,11 +90,12 @@ def test_a_large_body_is_read_only_in_part() -> None:
 # - corpus-bad-content-type: Dovecot sends "" for an invalid Content-Type; it is
 #   text/plain (RFC 2045 §5.2), so we preview it;
 # - corpus-digest: Dovecot previews the header lines of the digest's first message;
-# - corpus-deep-messages, -rfc822-nonmultipart, -message-global: Dovecot does not
+# - corpus-deep-messages, -rfc822-nonmultipart, -message-global, -message-8bit: Dovecot does not
 #   look inside a message that is only an encapsulated message; we do (its text is
 #   what the reader will see).
 DIFFERENT = {"reply", "html", "corpus-bad-content-type", "corpus-digest",
-             "corpus-deep-messages", "corpus-rfc822-nonmultipart", "corpus-message-global"}
+             "corpus-deep-messages", "corpus-rfc822-nonmultipart", "corpus-message-global",
+             "corpus-message-8bit"}
 
 
 @pytest.mark.integration

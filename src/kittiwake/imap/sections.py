@@ -33,6 +33,14 @@ message order, folding intact) and ends with the empty line, as
 ``<origin.count>`` (:func:`partial`): the octets from ``origin``, at most
 ``count`` of them; an origin past the end gives the empty string.
 
+NUL octets: a literal is ``*CHAR8`` and CHAR8 excludes NUL (RFC 9051 §4.3,
+§9), so BODY[] data cannot carry one; only BINARY's literal8 can (RFC 3516
+§4.2). Built values (:class:`~kittiwake.imap.values.Literal`) have NUL
+replaced by 0x80 here (:func:`literal_safe`, what Dovecot does too); for a
+streamed :class:`~kittiwake.imap.values.FileLiteral` that is not binary the
+driver applies :func:`literal_safe` to each chunk it copies (same length,
+so the announced size stays right).
+
 Everything here is pure except :func:`read_span`, the one helper that
 reads a file (callers pass it, or their own reader, to :func:`fetch_value`).
 """
@@ -48,8 +56,8 @@ from kittiwake.imap.values import FileLiteral, Literal
 from kittiwake.message.headers import parse_header_section
 from kittiwake.message.part import Defect, Part
 
-__all__ = ["EMPTY", "FieldsOf", "Span", "fetch_value", "header_fields", "locate", "partial",
-           "read_span", "section_bytes", "section_part"]
+__all__ = ["EMPTY", "FieldsOf", "Span", "fetch_value", "header_fields", "literal_safe", "locate",
+           "partial", "read_span", "section_bytes", "section_part"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +83,11 @@ class FieldsOf:
     fields: tuple[str, ...]
     exclude: bool
     blank_line: bool = True
+
+
+def literal_safe(data: bytes) -> bytes:
+    """``data`` with NUL octets (not allowed in a literal, RFC 9051 §4.3) made 0x80."""
+    return data.replace(b"\0", b"\x80") if b"\0" in data else data
 
 
 def _span(start: int, end: int) -> Span:
@@ -146,7 +159,8 @@ def partial(data: bytes | Span, part: Partial | None) -> bytes | Span:
 
 def section_bytes(root: Part, section: Section, data: bytes,
                   part: Partial | None = None) -> bytes:
-    """The octets of ``section`` of the message held in ``data`` (in memory)."""
+    """The octets of ``section`` of the message held in ``data`` (in memory), as
+    stored (apply :func:`literal_safe` before sending them in a literal)."""
     where = locate(root, section)
     if isinstance(where, FieldsOf):
         header = data[where.span.offset : where.span.end]
@@ -178,7 +192,7 @@ def fetch_value(root: Part, section: Section, path: str, part: Partial | None,
         out = partial(header_fields(read(where.span), where.fields, where.exclude,
                                     where.blank_line), part)
         assert isinstance(out, bytes)
-        return Literal(out)
+        return Literal(literal_safe(out))
     span = partial(where, part)
     assert isinstance(span, Span)
     if span.length == 0:
