@@ -27,7 +27,8 @@ non-multipart part only to a message, so ours is empty.
 
 ``HEADER.FIELDS`` keeps the original field lines (all occurrences, in
 message order, folding intact) and ends with the empty line, as
-``BODY[HEADER]`` does; field names match case-insensitively (RFC 5322
+``BODY[HEADER]`` does (with the message's own line ends: CRLF, or LF in a
+file stored with bare LF); field names match case-insensitively (RFC 5322
 §1.2.2).
 
 ``<origin.count>`` (:func:`partial`): the octets from ``origin``, at most
@@ -139,9 +140,11 @@ def header_fields(header: bytes, fields: tuple[str, ...], exclude: bool,
     headers, _ = parse_header_section(header)
     out = [h.raw for h in headers if (h.key in wanted) != exclude]
     lines = b"".join(out)
+    # The message's own line end: a bare-LF message stays bare LF, as BODY[HEADER] does.
+    eol = b"\n" if header.endswith(b"\n") and not header.endswith(b"\r\n") else b"\r\n"
     if lines and not lines.endswith(b"\n"):  # a last field without its line end
-        lines += b"\r\n"
-    return lines + b"\r\n" if blank_line else lines
+        lines += eol
+    return lines + eol if blank_line else lines
 
 
 def partial(data: bytes | Span, part: Partial | None) -> bytes | Span:
