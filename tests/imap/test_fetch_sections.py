@@ -97,7 +97,7 @@ def test_binary_decodes_damaged_base64_without_error() -> None:
     assert binary_bytes(root, (1,), data).startswith(b"Hello world")
 
 
-def test_binary_unknown_cte() -> None:  # RFC 3516 §4.3 [UNKNOWN-CTE]
+def test_binary_unknown_cte() -> None:  # RFC 9051 §7.1, RFC 3516 §4: [UNKNOWN-CTE]
     data, root = _leaf("unknown-cte")
     assert binary_bytes(root, (1,), data) == UnknownCTE("x-uuencode")
     assert isinstance(binary_size(root, (1,), lambda s: b""), UnknownCTE)

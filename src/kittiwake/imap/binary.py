@@ -6,13 +6,14 @@ BINARY is a part's body with its Content-Transfer-Encoding undone
 yields what it can, never an error), 7bit/8bit/binary bodies are sent as
 stored, straight from the message file. ``BINARY[]`` is the whole message.
 A part whose encoding we do not know gets :class:`UnknownCTE`: the
-command then fails with the ``[UNKNOWN-CTE]`` response code (RFC 3516
-§4.3). A section that does not exist is the empty string (as for BODY[],
-see :mod:`kittiwake.imap.sections`).
+command then fails with ``NO [UNKNOWN-CTE]`` (RFC 3516 §4; the response
+code is also listed in RFC 9051 §7.1). A section that does not exist is the
+empty string (as for BODY[], see :mod:`kittiwake.imap.sections`).
 
-BINARY.SIZE is the length of that decoded content (RFC 3516 §4.2). The
-data goes out as literal8 (``~{n}``, RFC 3516 §4.2) when it may hold NUL
-octets: decoded content with a NUL in it, or a body declared ``binary``.
+BINARY.SIZE is the length of that decoded content. The data goes out as
+literal8 (``~{n}``) only when it may hold NUL octets: decoded content with
+a NUL in it, or a body declared ``binary``; other 8-bit data "SHOULD" be
+a plain string (RFC 3516 §4.3, as corrected by erratum 3978).
 
 Pure functions; the caller gives the body octets of encoded parts (see
 :func:`locate_binary`) or reads them with :func:`kittiwake.imap.sections.read_span`.
@@ -38,7 +39,7 @@ DECODED_ENCODINGS = frozenset({"base64", "quoted-printable"})
 
 @dataclass(frozen=True, slots=True)
 class UnknownCTE:
-    """RFC 3516 §4.3: the part's transfer encoding is not one we can decode."""
+    """The part's transfer encoding is not one we can decode (``[UNKNOWN-CTE]``)."""
 
     encoding: str
 

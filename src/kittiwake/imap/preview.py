@@ -5,14 +5,14 @@ the first text part in reading order, where of a multipart/alternative
 (RFC 2046 §5.1.4) the plain-text version is preferred and HTML is reduced
 to its text (:func:`kittiwake.message.html.html_to_text`); parts inside
 encapsulated messages count, attachments (a ``Content-Disposition:
-attachment``) do not. Then, as RFC 8970 asks of preview text (plain text
-only, "SHOULD ... not include" quoted text or signatures, white space
-collapsed), quoted lines (``>``) and everything after a signature separator
-(``-- ``) are dropped, runs of white space become one space, and at most
-:data:`PREVIEW_CHARS` characters are kept (RFC 8970 caps previews at 256
-characters; 200 is also what Dovecot sends, compared in
-tests/imap/test_fetch_preview.py). A message without usable text gets the
-empty string: "the server MUST return a zero-length string".
+attachment``) do not. Preview text is plain text for a person to glance at
+(RFC 8970 leaves its making to the server): quoted lines (``>``) and
+everything after a signature separator (``-- ``, RFC 3676 §4.3) are dropped,
+runs of white space become one space, and at most :data:`PREVIEW_CHARS`
+characters are kept (RFC 8970 sets an upper limit of 256 characters; 200 is
+what Dovecot sends, compared in tests/imap/test_fetch_preview.py). A
+message without usable text gets the empty string: "the server MUST return
+a zero-length string".
 
 Only the first :data:`MAX_SOURCE_OCTETS` of the chosen body are read and
 decoded, so a huge part costs no more than a small one. The function takes a

@@ -36,7 +36,7 @@ file stored with bare LF); field names match case-insensitively (RFC 5322
 
 NUL octets: a literal is ``*CHAR8`` and CHAR8 excludes NUL (RFC 9051 §4.3,
 §9), so BODY[] data cannot carry one; only BINARY's literal8 can (RFC 3516
-§4.2). Built values (:class:`~kittiwake.imap.values.Literal`) have NUL
+§4.3). Built values (:class:`~kittiwake.imap.values.Literal`) have NUL
 replaced by 0x80 here (:func:`literal_safe`, what Dovecot does too); for a
 streamed :class:`~kittiwake.imap.values.FileLiteral` that is not binary the
 driver applies :func:`literal_safe` to each chunk it copies (same length,
