@@ -495,6 +495,23 @@ Subject: inner 8bit
 
 Grüße
 """,
+    "params-without-charset": """\
+From: a@x.test
+Content-Type: text/plain; format=flowed; delsp=yes
+
+flowed text
+""",
+    "text-with-name-no-charset": """\
+From: a@x.test
+Content-Type: multipart/mixed; boundary=z
+
+--z
+Content-Type: text/csv; name="data.csv"
+Content-Disposition: attachment; filename="data.csv"
+
+a,b
+--z--
+""",
     "empty-charset": """\
 From: a@x.test
 Content-Type: text/plain; charset=""

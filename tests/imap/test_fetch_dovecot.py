@@ -367,6 +367,7 @@ def dovecot_sections() -> dict[str, dict[bytes, Parsed]]:
         for i, name in enumerate(NAMES, 1):
             root = parse(CORPUS[name])
             items = " ".join(f"BODY.PEEK[{s.spec()}]" for s in _sections(root))
+            items += "".join(f" BODY.PEEK[{_spec(n)}]<1.7>" for n in part_paths(root))
             untagged, status = imap.command(f"FETCH {i} ({items} BODY.PEEK[]<3.10>)")
             assert b" OK " in status, status
             out[name] = read_fetch(next(r for r in untagged if b" FETCH " in r))
@@ -396,6 +397,12 @@ def test_body_sections_match_dovecot(dovecot_sections, name: str) -> None:
         assert ours == want, s
         compared += 1
     assert section_bytes(root, Section(), data, Partial(3, 10)) == theirs[b"BODY[]<3>"]
+    for nums in part_paths(root):  # <partial> of every part, nested ones included
+        ours = literal_safe(section_bytes(root, Section(nums), data, Partial(1, 7)))
+        want = theirs[f"BODY[{_spec(nums)}]<1>".encode()]
+        if not _dovecot_sizes_differ(root, data, Section(nums)) and not (
+                name == "message-global" and len(nums) > 1):
+            assert ours == want, nums
     assert compared >= 5
 
 

@@ -17,9 +17,9 @@ see tests/imap/test_fetch_dovecot.py):
 
 - type, subtype and parameter names are lower case (the parser lowercases
   them; they are case-insensitive, RFC 2045 §5.1);
-- a text part without a Content-Type field gets ``("charset" "us-ascii")``,
-  the RFC 2045 §5.2 default; so does a text part whose Content-Type
-  named no parameters (Dovecot does the same);
+- a text part without a charset parameter gets ``"charset" "us-ascii"``
+  (after its other parameters), the RFC 2045 §5.2 default (Dovecot does
+  the same);
 - ``octets`` is the body as stored, still transfer-encoded; ``lines``
   counts text lines, a last line without a line end included;
 - a non-ASCII parameter value is sent as UTF-8 when the session has UTF-8
@@ -73,7 +73,7 @@ def _text_params(part: Part, utf8: bool) -> list[str] | None:
     params = params_value(part.params, utf8)
     if part.type == "text" and "charset" not in part.params:
         # RFC 2045 §5.2: plain US-ASCII text is the default.
-        return [*_US_ASCII, *(params or ())]
+        return [*(params or ()), *_US_ASCII]  # after the others, as Dovecot puts it
     return params
 
 
