@@ -92,10 +92,12 @@ def test_a_large_body_is_read_only_in_part() -> None:
 # - corpus-digest: Dovecot previews the header lines of the digest's first message;
 # - corpus-deep-messages, -rfc822-nonmultipart, -message-global, -message-8bit: Dovecot does not
 #   look inside a message that is only an encapsulated message; we do (its text is
-#   what the reader will see).
+#   what the reader will see);
+# - corpus-text-with-name-no-charset: Dovecot previews an attached text/csv; we
+#   take only text/plain and text/html that is not an attachment.
 DIFFERENT = {"reply", "html", "corpus-bad-content-type", "corpus-digest",
              "corpus-deep-messages", "corpus-rfc822-nonmultipart", "corpus-message-global",
-             "corpus-message-8bit"}
+             "corpus-message-8bit", "corpus-text-with-name-no-charset"}
 
 
 @pytest.mark.integration
