@@ -29,6 +29,16 @@ IMAP4rev1 client gets 7-bit text it knows how to decode. Raw 8-bit header
 text (RFC 6532) in the other fields is sent as UTF-8; the response writer
 makes it a literal when UTF-8 is off.
 
+Address lists come as :class:`~kittiwake.imap.values.Raw`, already
+serialised: the grammar is ``"(" 1*address ")"``, addresses without a space
+between them, which a list value (written with spaces) cannot express. So
+``utf8`` must be the response writer's setting for the session.
+
+Differences from Dovecot found by tests/imap/test_fetch_dovecot.py and kept:
+of repeated fields (RFC 5322 §3.6 allows one) the first counts, where
+Dovecot joins the address fields and takes the last Subject; source routes
+(RFC 5322 §4.4 obs-route) are not sent as the adl.
+
 Pure functions, no I/O.
 """
 
