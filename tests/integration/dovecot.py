@@ -15,13 +15,15 @@ The messages are written as Maildir files exactly as given (``new/``), so
 Dovecot sees the bytes the test chose (CRLF or bare LF). Run as root, the
 mail processes run as ``nobody`` (Dovecot refuses UID 0 for mail), and the
 directory is made traversable for that user; run as another user, everything
-runs as that user. When Dovecot is not installed, :meth:`Dovecot.start`
+runs as that user and its group, login processes without chroot (checked
+with ``runuser -u nobody``). When Dovecot is not installed, :meth:`Dovecot.start`
 raises :class:`DovecotError`: a test failure, never a skip.
 """
 
 from __future__ import annotations
 
 import contextlib
+import grp
 import os
 import pwd
 import re
@@ -45,8 +47,10 @@ class DovecotError(RuntimeError):
     """Dovecot could not be set up, started or used; the message carries its log."""
 
 
-def _config(d: Path, ip: str, port: int, user: str, uid: int, gid: int,
+def _config(d: Path, ip: str, port: int, user: str, group: str, uid: int, gid: int,
             extra: str) -> str:
+    # Login processes chroot into base_dir/login, which only root may do.
+    chroot = "" if os.getuid() == 0 else "  chroot =\n"
     return f"""\
 # Private Dovecot for kittiwake tests (tests/integration/dovecot.py).
 base_dir = {d}/run
@@ -59,6 +63,7 @@ ssl = no
 disable_plaintext_auth = no
 auth_mechanisms = plain login
 default_internal_user = {user}
+default_internal_group = {group}
 default_login_user = {user}
 first_valid_uid = {uid}
 first_valid_gid = {gid}
@@ -75,7 +80,7 @@ userdb {{
   args = uid={uid} gid={gid} home={d}/home/%u
 }}
 service imap-login {{
-  inet_listener imap {{
+{chroot}  inet_listener imap {{
     address = {ip}
     port = {port}
   }}
@@ -117,18 +122,20 @@ class Dovecot:
         path = self.dir / "dovecot.log"
         return path.read_text(errors="replace") if path.exists() else ""
 
-    def _account(self) -> tuple[str, int, int]:
+    def _account(self) -> tuple[str, str, int, int]:
+        """Internal user and group of Dovecot's helpers, and the mail uid and gid."""
         if os.getuid() == 0:
             pw = pwd.getpwnam("nobody")
             internal = "dovecot" if _user_exists("dovecot") else "nobody"
-            return internal, pw.pw_uid, pw.pw_gid
+            group = grp.getgrgid(pwd.getpwnam(internal).pw_gid).gr_name
+            return internal, group, pw.pw_uid, pw.pw_gid
         pw = pwd.getpwuid(os.getuid())
-        return pw.pw_name, pw.pw_uid, pw.pw_gid
+        return pw.pw_name, grp.getgrgid(pw.pw_gid).gr_name, pw.pw_uid, pw.pw_gid
 
     def start(self) -> Dovecot:
         if not os.path.exists(DOVECOT):
             raise DovecotError(f"{DOVECOT} missing: install the Debian package dovecot-imapd")
-        internal, uid, gid = self._account()
+        internal, group, uid, gid = self._account()
         self.dir = Path(tempfile.mkdtemp(prefix="kw-dovecot-"))
         os.chmod(self.dir, 0o755)  # the mail processes (uid) must reach mail/ and home/
         maildir = self.dir / "mail" / self.user
@@ -138,8 +145,8 @@ class Dovecot:
             # Maildir file names: unique, sorting in delivery order.
             (maildir / "new" / f"{1_700_000_000 + i}.M{i}P1.kittiwake").write_bytes(data)
         (self.dir / "home" / self.user).mkdir(parents=True)
-        self.config_path.write_text(_config(self.dir, self.ip, self.port, internal, uid,
-                                            gid, self.extra_config))
+        self.config_path.write_text(_config(self.dir, self.ip, self.port, internal, group,
+                                            uid, gid, self.extra_config))
         if os.getuid() == 0:
             for path in (self.dir / "mail", self.dir / "home"):
                 for root, dirs, files in os.walk(path):
