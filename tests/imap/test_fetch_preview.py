@@ -56,6 +56,13 @@ def test_plain_alternative_is_preferred() -> None:
     assert pv(PREVIEWS["alternative-html-first"]) == "plain version"
 
 
+def test_alternative_without_plain_takes_the_last_readable_version() -> None:
+    data = _crlf("From: a@x.test\nContent-Type: multipart/alternative; boundary=a\n\n--a\n"
+                 "Content-Type: text/html\n\n<p>the html</p>\n--a\n"
+                 "Content-Type: text/calendar\n\nBEGIN:VCALENDAR\n--a--\n")
+    assert pv(data) == "the html"
+
+
 def test_at_most_200_characters() -> None:
     out = pv(PREVIEWS["long"])
     assert len(out) <= PREVIEW_CHARS and LONG.startswith(out)

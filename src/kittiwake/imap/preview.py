@@ -48,7 +48,10 @@ def _text_part(root: Part) -> Part | None:
             kids = p.parts
             if p.subtype == "alternative":
                 plain = [k for k in kids if k.type == "text" and k.subtype == "plain"]
-                kids = plain[:1] or list(reversed(kids))[:1]
+                # Else the richest readable version: the last HTML or nested one.
+                rich = [k for k in kids if (k.type == "text" and k.subtype == "html")
+                        or k.is_multipart or k.message is not None]
+                kids = plain[:1] or rich[-1:]
             stack.extend(reversed(kids))
         elif p.message is not None:
             stack.append(p.message)
