@@ -97,7 +97,7 @@ def dovecot_answers() -> dict[str, dict[bytes, Parsed]]:
     messages = [CORPUS[n] for n in NAMES] + [BARE_LF]
     with Dovecot(messages) as dc, dc.client() as imap:
         imap.login()
-        imap.command("SELECT INBOX")
+        imap.select_inbox(dc.messages)
         untagged, status = imap.command("FETCH 1:* (ENVELOPE BODYSTRUCTURE BODY)")
         assert b" OK " in status
     answers = [read_fetch(r) for r in untagged if b" FETCH " in r]
@@ -363,7 +363,7 @@ def dovecot_sections() -> dict[str, dict[bytes, Parsed]]:
     messages = [CORPUS[n] for n in NAMES]
     with Dovecot(messages) as dc, dc.client() as imap:
         imap.login()
-        imap.command("SELECT INBOX")
+        imap.select_inbox(dc.messages)
         for i, name in enumerate(NAMES, 1):
             root = parse(CORPUS[name])
             items = " ".join(f"BODY.PEEK[{s.spec()}]" for s in _sections(root))
@@ -412,7 +412,7 @@ def dovecot_binary() -> dict[tuple[str, tuple[int, ...]], tuple[Parsed, Parsed, 
     out: dict[tuple[str, tuple[int, ...]], tuple[Parsed, Parsed, bytes]] = {}
     with Dovecot([CORPUS[n] for n in NAMES]) as dc, dc.client() as imap:
         imap.login()
-        imap.command("SELECT INBOX")
+        imap.select_inbox(dc.messages)
         for i, name in enumerate(NAMES, 1):
             for nums in [(), *part_paths(parse(CORPUS[name]))]:
                 spec = _spec(nums)
@@ -475,7 +475,7 @@ def test_bare_lf_sections_and_envelope_match_dovecot() -> None:
     items = " ".join(f"BODY.PEEK[{s.spec()}]" for s in sections)
     with Dovecot([BARE_LF]) as dc, dc.client() as imap:
         imap.login()
-        imap.command("SELECT INBOX")
+        imap.select_inbox(dc.messages)
         untagged, status = imap.command(f"FETCH 1 (ENVELOPE {items})")
     assert b" OK " in status
     theirs = read_fetch(next(r for r in untagged if b" FETCH " in r))

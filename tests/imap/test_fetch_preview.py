@@ -113,7 +113,7 @@ def test_preview_matches_dovecot() -> None:
     names = list(messages)
     with Dovecot([messages[n] for n in names]) as dc, dc.client() as imap:
         imap.login()
-        imap.command("SELECT INBOX")
+        imap.select_inbox(dc.messages)
         untagged, status = imap.command("FETCH 1:* (PREVIEW)")
     assert b" OK " in status
     theirs = [read_fetch(r)[b"PREVIEW"] for r in untagged if b" FETCH " in r]

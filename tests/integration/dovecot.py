@@ -8,7 +8,7 @@ Maildir there. Nothing of the system's Dovecot is read or changed::
     with Dovecot(messages=[b"From: a@x.test\\r\\n\\r\\nhi\\r\\n"]) as dc:
         with dc.client() as imap:
             imap.login()
-            imap.command("SELECT INBOX")
+            imap.select_inbox(dc.messages)
             untagged, status = imap.command("FETCH 1 BODYSTRUCTURE")
 
 The messages are written as Maildir files exactly as given (``new/``), so
@@ -248,6 +248,24 @@ class IMAPClient:
             if resp.startswith(tag + b" "):
                 return untagged, resp
             untagged.append(resp)
+
+    def select_inbox(self, messages: Sequence[bytes]) -> None:
+        """SELECT INBOX and check it holds ``messages`` in this order.
+
+        Dovecot numbers new Maildir files by the time in their names; the
+        sizes (RFC822.SIZE counts bare LF as CRLF) confirm the order.
+        """
+        _, status = self.command("SELECT INBOX")
+        if b" OK " not in status:
+            raise DovecotError(f"SELECT failed: {status!r}")
+        if not messages:
+            return
+        untagged, status = self.command("FETCH 1:* (RFC822.SIZE)")
+        sizes = [int(m.group(1)) for r in untagged
+                 if (m := re.search(rb"RFC822\.SIZE (\d+)", r))]
+        want = [len(m) + m.count(b"\n") - m.count(b"\r\n") for m in messages]
+        if sizes != want:
+            raise DovecotError(f"INBOX holds sizes {sizes}, expected {want}")
 
     def login(self) -> None:
         _, status = self.command(f"LOGIN {self.user} {PASSWORD}")
