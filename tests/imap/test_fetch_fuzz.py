@@ -47,6 +47,7 @@ def _exercise(data: bytes) -> None:
                       body(root, utf8)):
             out = encode_bytes(value, utf8)
             assert isinstance(read_value(out), list)
+            assert b"\0" not in out  # not even in a literal (RFC 9051 §4.3 CHAR8)
     # The stored form (no header fields) gives the same answers.
     stored = Part.from_dict(root.to_dict())
     assert encode_bytes(bodystructure(stored)) == encode_bytes(bodystructure(root))

@@ -41,7 +41,7 @@ from __future__ import annotations
 import urllib.parse
 
 from kittiwake.imap.encode import encode_bytes
-from kittiwake.imap.envelope import EMPTY_ENVELOPE, envelope
+from kittiwake.imap.envelope import EMPTY_ENVELOPE, envelope, text
 from kittiwake.imap.values import Raw, Value
 from kittiwake.message.part import Part
 
@@ -53,6 +53,7 @@ _EMPTY_TEXT_EXT: tuple[Value, ...] = (*_EMPTY_TEXT_BASIC, None, None, None, None
 
 
 def _param_pair(name: str, value: str, utf8: bool) -> tuple[str, str]:
+    name, value = text(name) or "", text(value) or ""
     if value.isascii() or utf8:
         return name, value
     # RFC 2231 §4: charset'language'percent-encoded value, name marked with "*".
@@ -80,13 +81,13 @@ def _text_params(part: Part, utf8: bool) -> list[str] | None:
 def _disposition(part: Part, utf8: bool) -> Value:
     if part.disposition is None:
         return None
-    return (part.disposition, params_value(part.disposition_params, utf8))
+    return (text(part.disposition), params_value(part.disposition_params, utf8))
 
 
 def _language(part: Part) -> Value:
     if not part.language:
         return None
-    return list(part.language)
+    return [text(t) for t in part.language]
 
 
 def _structure(part: Part, ext: bool, utf8: bool) -> Value:
@@ -96,13 +97,14 @@ def _structure(part: Part, ext: bool, utf8: bool) -> Value:
         kids = [encode_bytes(_structure(c, ext, utf8), utf8) for c in part.parts]
         if not kids:
             kids.append(encode_bytes(_EMPTY_TEXT_EXT if ext else _EMPTY_TEXT_BASIC))
-        tail: list[Value] = [part.subtype]
+        tail: list[Value] = [text(part.subtype)]
         if ext:
             tail += [params_value(part.params, utf8), _disposition(part, utf8),
-                     _language(part), part.location]
+                     _language(part), text(part.location)]
         return Raw(b"(" + b"".join(kids) + b" " + encode_bytes(tail, utf8)[1:])
-    out: list[Value] = [part.type, part.subtype, _text_params(part, utf8), part.id,
-                        part.description, part.encoding, part.body_size]
+    out: list[Value] = [text(part.type), text(part.subtype), _text_params(part, utf8),
+                        text(part.id), text(part.description), text(part.encoding),
+                        part.body_size]
     if part.is_message:
         if part.message is not None:
             out += [list(envelope(part.message.envelope, utf8)),
@@ -113,7 +115,7 @@ def _structure(part: Part, ext: bool, utf8: bool) -> Value:
     elif part.type == "text":
         out.append(part.lines)
     if ext:
-        out += [part.md5, _disposition(part, utf8), _language(part), part.location]
+        out += [text(part.md5), _disposition(part, utf8), _language(part), text(part.location)]
     return out
 
 

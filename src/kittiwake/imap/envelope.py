@@ -51,7 +51,8 @@ from kittiwake.message.envelope import Envelope
 from kittiwake.message.part import Part
 from kittiwake.message.rfc2047 import encode_words
 
-__all__ = ["MISSING_DOMAIN", "MISSING_MAILBOX", "address_list", "envelope", "envelope_of_part"]
+__all__ = ["MISSING_DOMAIN", "MISSING_MAILBOX", "address_list", "envelope", "envelope_of_part",
+           "text"]
 
 MISSING_DOMAIN = "MISSING_DOMAIN"
 MISSING_MAILBOX = "MISSING_MAILBOX"
@@ -60,17 +61,25 @@ _GROUP_END = b"(NIL NIL NIL NIL)"
 EMPTY_ENVELOPE: tuple[Value, ...] = (None,) * 10
 
 
+def text(value: str | None) -> str | None:
+    """A header-derived string made safe for IMAP: no NUL, which no IMAP string
+    can hold, not even a literal (RFC 9051 §4.3, CHAR8); it becomes U+FFFD."""
+    if value is None or "\0" not in value:
+        return value
+    return value.replace("\0", "\ufffd")
+
+
 def _name(name: str, utf8: bool) -> str | None:
     if not name:
         return None
     if name.isascii() or utf8:
-        return name
-    return encode_words(name)
+        return text(name)
+    return encode_words(text(name) or "")
 
 
 def _address(a: Address, utf8: bool) -> tuple[Value, ...]:
-    return (_name(a.name, utf8), None, a.localpart or MISSING_MAILBOX,
-            a.domain or MISSING_DOMAIN)
+    return (_name(a.name, utf8), None, text(a.localpart) or MISSING_MAILBOX,
+            text(a.domain) or MISSING_DOMAIN)
 
 
 def address_list(items: AddressList | None, utf8: bool = False) -> Raw | None:
@@ -86,7 +95,7 @@ def address_list(items: AddressList | None, utf8: bool = False) -> Raw | None:
     out: list[bytes] = []
     for item in items:
         if isinstance(item, Group):
-            out.append(encode_bytes((None, None, item.name, None), utf8))
+            out.append(encode_bytes((None, None, text(item.name), None), utf8))
             out.extend(encode_bytes(_address(a, utf8), utf8) for a in item.members)
             out.append(_GROUP_END)
         else:
@@ -102,16 +111,16 @@ def envelope(env: Envelope | None, utf8: bool = False) -> tuple[Value, ...]:
     sender = address_list(env.sender, utf8) or from_
     reply_to = address_list(env.reply_to, utf8) or from_
     return (
-        env.date,
-        env.subject,
+        text(env.date),
+        text(env.subject),
         from_,
         sender,
         reply_to,
         address_list(env.to, utf8),
         address_list(env.cc, utf8),
         address_list(env.bcc, utf8),
-        env.in_reply_to,
-        env.message_id,
+        text(env.in_reply_to),
+        text(env.message_id),
     )
 
 
