@@ -25,7 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from kittiwake.imap.section import Partial
-from kittiwake.imap.sections import Span, partial, section_part
+from kittiwake.imap.sections import Span, partial_bytes, partial_span, section_part
 from kittiwake.imap.values import FileLiteral, Literal
 from kittiwake.message.body import decode_transfer
 from kittiwake.message.part import Part
@@ -75,12 +75,9 @@ def binary_bytes(root: Part, nums: tuple[int, ...], data: bytes,
     if isinstance(where, UnknownCTE):
         return where
     if isinstance(where, Decode):
-        out = partial(decode_transfer(data[where.span.offset : where.span.end],
-                                      where.encoding), part)
-        assert isinstance(out, bytes)
-        return out
-    span = partial(where, part)
-    assert isinstance(span, Span)
+        body = data[where.span.offset : where.span.end]
+        return partial_bytes(decode_transfer(body, where.encoding), part)
+    span = partial_span(where, part)
     return data[span.offset : span.end]
 
 
@@ -107,11 +104,9 @@ def binary_value(root: Part, nums: tuple[int, ...], path: str, part: Partial | N
     if isinstance(where, UnknownCTE):
         return where
     if isinstance(where, Decode):
-        out = partial(decode_transfer(read(where.span), where.encoding), part)
-        assert isinstance(out, bytes)
+        out = partial_bytes(decode_transfer(read(where.span), where.encoding), part)
         return Literal(out, binary=b"\0" in out)
-    span = partial(where, part)
-    assert isinstance(span, Span)
+    span = partial_span(where, part)
     if span.length == 0:
         return Literal(b"", binary=False)
     target = section_part(root, nums) if nums else None

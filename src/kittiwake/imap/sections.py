@@ -31,8 +31,9 @@ message order, folding intact) and ends with the empty line, as
 file stored with bare LF); field names match case-insensitively (RFC 5322
 §1.2.2).
 
-``<origin.count>`` (:func:`partial`): the octets from ``origin``, at most
-``count`` of them; an origin past the end gives the empty string.
+``<origin.count>`` (:func:`partial_span`, :func:`partial_bytes`): the octets
+from ``origin``, at most ``count`` of them; an origin past the end gives the
+empty string.
 
 NUL octets: a literal is ``*CHAR8`` and CHAR8 excludes NUL (RFC 9051 §4.3,
 §9), so BODY[] data cannot carry one; only BINARY's literal8 can (RFC 3516
@@ -58,7 +59,7 @@ from kittiwake.message.headers import parse_header_section
 from kittiwake.message.part import Defect, Part
 
 __all__ = ["EMPTY", "FieldsOf", "Span", "fetch_value", "header_fields", "literal_safe", "locate",
-           "partial", "read_span", "section_bytes", "section_part"]
+           "partial_bytes", "partial_span", "read_span", "section_bytes", "section_part"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -147,17 +148,22 @@ def header_fields(header: bytes, fields: tuple[str, ...], exclude: bool,
     return lines + eol if blank_line else lines
 
 
-def partial(data: bytes | Span, part: Partial | None) -> bytes | Span:
-    """Apply ``<origin.count>`` to bytes or a span (RFC 9051 §6.4.5)."""
+def partial_span(span: Span, part: Partial | None) -> Span:
+    """Apply ``<origin.count>`` (RFC 9051 §6.4.5) to a span; past the end is empty."""
+    if part is None:
+        return span
+    origin = max(0, part.origin)
+    if origin >= span.length:
+        return Span(span.end, 0)
+    return Span(span.offset + origin, min(max(0, part.count), span.length - origin))
+
+
+def partial_bytes(data: bytes, part: Partial | None) -> bytes:
+    """Apply ``<origin.count>`` (RFC 9051 §6.4.5) to octets built in memory."""
     if part is None:
         return data
     origin = max(0, part.origin)
-    count = max(0, part.count)
-    if isinstance(data, Span):
-        if origin >= data.length:
-            return Span(data.end, 0)
-        return Span(data.offset + origin, min(count, data.length - origin))
-    return data[origin : origin + count]
+    return data[origin : origin + max(0, part.count)]
 
 
 def section_bytes(root: Part, section: Section, data: bytes,
@@ -168,9 +174,8 @@ def section_bytes(root: Part, section: Section, data: bytes,
     if isinstance(where, FieldsOf):
         header = data[where.span.offset : where.span.end]
         out = header_fields(header, where.fields, where.exclude, where.blank_line)
-        return partial(out, part)  # type: ignore[return-value]
-    span = partial(where, part)
-    assert isinstance(span, Span)
+        return partial_bytes(out, part)
+    span = partial_span(where, part)
     return data[span.offset : span.end]
 
 
@@ -192,12 +197,9 @@ def fetch_value(root: Part, section: Section, path: str, part: Partial | None,
     """
     where = locate(root, section)
     if isinstance(where, FieldsOf):
-        out = partial(header_fields(read(where.span), where.fields, where.exclude,
-                                    where.blank_line), part)
-        assert isinstance(out, bytes)
-        return Literal(literal_safe(out))
-    span = partial(where, part)
-    assert isinstance(span, Span)
+        out = header_fields(read(where.span), where.fields, where.exclude, where.blank_line)
+        return Literal(literal_safe(partial_bytes(out, part)))
+    span = partial_span(where, part)
     if span.length == 0:
         return Literal(b"")
     return FileLiteral(path, span.offset, span.length)
