@@ -11,7 +11,7 @@ PACKAGES=(
   # metrics linting
   prometheus
   # SMTP peers and load tools
-  postfix swaks libnet-ssleay-perl libauthen-sasl-perl gsasl msmtp isync
+  postfix swaks libnet-ssleay-perl libauthen-sasl-perl gsasl msmtp isync dovecot-imapd
   # DKIM and SPF oracles and test suites
   python3-spf python3-dkim python3-nacl python3-authres opendkim opendkim-tools publicsuffix
   # SOCKS proxy, ACME test server
