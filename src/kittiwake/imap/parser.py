@@ -250,6 +250,8 @@ class _Reader:
         p = self.peek()
         if p in (b'"', b"{"):
             return self.string(what)
+        if self.peek(2) == b"~{":
+            return self.literal()[0]  # refused with its reason
         raw = self.run(_ASTRING_SPECIALS, self.utf8)
         if not raw:
             raise self.fail(f"expected {what} {self.where()}")
