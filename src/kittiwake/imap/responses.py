@@ -127,11 +127,13 @@ def _code(code: Code | ResponseCode | None) -> bytes:
 
 
 def _text(text: str) -> bytes:
-    # resp-text: no CR/LF; a leading "[" would read as a response code.
-    t = text.replace("\r", " ").replace("\n", " ")
+    """resp-text (RFC 9051 §9): no CR/LF, no leading "[" (it would read as a
+    response code), and US-ASCII so IMAP4rev1 clients can show it (RFC
+    sections are spelt out, anything else 8-bit is escaped)."""
+    t = text.replace("\r", " ").replace("\n", " ").replace("§", "section ")
     if t.startswith("["):
         t = " " + t
-    return t.encode("utf-8")
+    return t.encode("ascii", "backslashreplace")
 
 
 def tagged(tag: str, status: str, text: str, code: Code | ResponseCode | None = None) -> bytes:
