@@ -422,3 +422,25 @@ def test_driver_misuse_raises_session_error() -> None:
         s.accept_literal()
     ok_all(s, CommandReceived("a", c.Noop()))
     assert output(s) == b"a OK NOOP completed\r\n"
+
+
+def test_append_in_the_wrong_state_is_refused_before_the_data() -> None:
+    s = new_session()
+    _, out = drive(s, b"a APPEND INBOX {5}\r\n")
+    assert out == b"a BAD APPEND needs authentication first (LOGIN or AUTHENTICATE)\r\n"
+    _, out = drive(new_session(state=AUTHED), b"a REPLACE 1 INBOX {5+}\r\nhello\r\nb NOOP\r\n")
+    assert out.startswith(b"a BAD REPLACE needs a selected mailbox")
+    assert out.endswith(b"b OK NOOP completed\r\n")
+
+
+def test_uidonly_refuses_message_numbers() -> None:  # RFC 9586 §3
+    s = new_session(state=AUTHED)
+    drive(s, b"a ENABLE UIDONLY\r\nb SELECT INBOX\r\n",
+          lambda s, e: s.enabled(["UIDONLY"]) if isinstance(
+              e, CommandReceived) and isinstance(e.command, c.Enable) else s.ok())
+    _, out = drive(s, b"c FETCH 1 FLAGS\r\nd UID SEARCH 1:3\r\n")
+    assert out == (b"c BAD [UIDREQUIRED] FETCH with message numbers after ENABLE UIDONLY; "
+                   b"use UIDs\r\nd BAD [UIDREQUIRED] SEARCH with message numbers after "
+                   b"ENABLE UIDONLY; use UIDs\r\n")
+    events, _ = drive(s, b"e UID FETCH 1:* FLAGS\r\nf UID SEARCH UID 1:3\r\n")
+    assert len(commands(events)) == 2

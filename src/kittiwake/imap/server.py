@@ -599,6 +599,16 @@ class ServerSession:
             return
         if probe is not None and probe.is_message:
             assert tag is not None
+            kind = c.Append if probe.command == "APPEND" else c.Replace
+            reason = self._state_error(kind, probe.command)
+            if reason is None and kind is c.Replace and "UIDONLY" in self.enabled_caps \
+                    and not cmd_so_far[len(tag) + 1:].upper().startswith(b"UID "):
+                reason = "REPLACE with a message number after ENABLE UIDONLY; use UID REPLACE"
+                self._refuse_literal(tag, reason, sync, size, events, Code.UIDREQUIRED)
+                return
+            if reason is not None:
+                self._refuse_literal(tag, reason, sync, size, events)
+                return
             self._start_message(tag, probe, size, binary, sync, events)
             return
         if binary and not cmd_so_far.upper().startswith((tag or "").encode() + b" SETMETADATA"):
@@ -659,15 +669,14 @@ class ServerSession:
             self._reject(e.tag, e.reason, events,
                          code=ResponseCode(e.code, e.code_args) if e.code else None)
             return
-        allowed = ALLOWED.get(type(cmd), _ANY)
-        if self.state not in allowed:
-            if self.state in _AUTHED and allowed == frozenset((_N,)):
-                reason = _ALREADY_AUTHED.format(name=cmd.name)
-            elif isinstance(cmd, c.Enable) and self.state == _S:
-                reason = "ENABLE is only allowed in the authenticated state (RFC 5161 §3.1)"
-            else:
-                reason = _WRONG_STATE[self.state].format(name=cmd.name)
+        reason = self._state_error(type(cmd), cmd.name)
+        if reason is not None:
             self._reject(tag, reason, events)
+            return
+        if "UIDONLY" in self.enabled_caps and _uses_message_numbers(cmd):
+            # RFC 9586 §3: after ENABLE UIDONLY, message numbers are refused.
+            self._reject(tag, f"{cmd.name} with message numbers after ENABLE UIDONLY; "
+                         "use UIDs", events, code=Code.UIDREQUIRED)
             return
         if isinstance(cmd, c.Login) and self.config.login_requires_tls and not self.tls:
             # RFC 9051 §6.2.3: LOGINDISABLED; RFC 5530 PRIVACYREQUIRED.
@@ -676,6 +685,17 @@ class ServerSession:
             return
         self.pending = CommandReceived(tag, cmd)
         events.append(self.pending)
+
+    def _state_error(self, kind: type[c.Command], name: str) -> str | None:
+        """Why ``kind`` is not allowed in the current state (the ALLOWED table)."""
+        allowed = ALLOWED.get(kind, _ANY)
+        if self.state in allowed:
+            return None
+        if self.state in _AUTHED and allowed == frozenset((_N,)):
+            return _ALREADY_AUTHED.format(name=name)
+        if kind is c.Enable and self.state == _S:
+            return "ENABLE is only allowed in the authenticated state (RFC 5161 §3.1)"
+        return _WRONG_STATE[self.state].format(name=name)
 
     def _reject(self, tag: str | None, reason: str, events: list[Event], *,
                 code: Code | ResponseCode | None = None, status: str = "BAD") -> None:
@@ -690,3 +710,29 @@ class ServerSession:
         if self.bad_in_a_row >= self.config.max_bad_commands:
             self.send(r.bye("too many invalid commands"))
             self._close(CloseReason.TOO_MANY_ERRORS, events)
+
+
+_NUMBERED = (c.Fetch, c.Store, c.Copy, c.Move, c.Search, c.Sort, c.Thread, c.Replace)
+
+
+def _uses_message_numbers(cmd: c.Command) -> bool:
+    """Whether a command names messages by sequence number (RFC 9586 §3)."""
+    if not isinstance(cmd, _NUMBERED):
+        return False
+    if not cmd.uid:
+        return True
+    key = cmd.criteria if isinstance(cmd, c.Search) else \
+        cmd.search if isinstance(cmd, c.Sort | c.Thread) else None
+    return key is not None and _key_has_numbers(key)
+
+
+def _key_has_numbers(key: c.SearchKey) -> bool:
+    if isinstance(key, c.SearchSequence):
+        return not key.uid and not key.set.saved
+    if isinstance(key, c.SearchAnd):
+        return any(_key_has_numbers(k) for k in key.keys)
+    if isinstance(key, c.SearchOr):
+        return _key_has_numbers(key.left) or _key_has_numbers(key.right)
+    if isinstance(key, c.SearchNot):
+        return _key_has_numbers(key.key)
+    return False
