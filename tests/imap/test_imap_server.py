@@ -444,3 +444,18 @@ def test_uidonly_refuses_message_numbers() -> None:  # RFC 9586 §3
                    b"ENABLE UIDONLY; use UIDs\r\n")
     events, _ = drive(s, b"e UID FETCH 1:* FLAGS\r\nf UID SEARCH UID 1:3\r\n")
     assert len(commands(events)) == 2
+
+
+def test_impossible_literal_length_closes() -> None:
+    s = new_session()
+    events, out = drive(s, b"a LOGIN {99999999999999999999+}\r\n")
+    assert out == (b"a BAD literal length out of range\r\n"
+                   b"* BYE cannot continue after a literal of impossible length\r\n")
+    assert events[-1] == Closed(CloseReason.PROTOCOL) and s.closed
+
+
+def test_overlong_sasl_response_goes_to_the_authenticate_tag() -> None:
+    s = new_session(max_line=100)
+    drive(s, b"a AUTHENTICATE PLAIN\r\n", answer_auth)
+    _, out = drive(s, b"QUFB" * 50 + b"\r\nb NOOP\r\n")
+    assert out == b"a BAD [TOOBIG] line longer than 100 octets\r\nb OK NOOP completed\r\n"

@@ -129,6 +129,7 @@ _ALREADY_AUTHED = "{name} is only allowed before authentication; already authent
 _LITERAL_AT_END = re.compile(rb"(~?)\{([0-9]{1,20})(\+?)\}$")
 # RFC 7888 §4: LITERAL- allows non-synchronising literals up to 4096 octets.
 LITERAL_MINUS_MAX = 4096
+MAX_LITERAL_LENGTH = 0x7FFFFFFFFFFFFFFF  # RFC 9051 §9 number64
 
 
 class SessionError(RuntimeError):
@@ -490,7 +491,7 @@ class ServerSession:
                 # Too long: answer now from its first octets, drop it to its LF.
                 self._skip_line = True
                 self._skip_tail = bytes(buf[-32:])
-                tag = read_tag(bytes(self._cmd) + bytes(buf[:100]))
+                tag = self._line_tag(bytes(buf[:100]))
                 buf.clear()
                 self._reject(tag, f"line longer than {limit} octets", events,
                              code=Code.TOOBIG)
@@ -508,7 +509,7 @@ class ServerSession:
             self._after_dropped_line(tail)
             return True
         if len(line) > limit:
-            tag = read_tag(bytes(self._cmd) + line[:100])
+            tag = self._line_tag(line[:100])
             self._reject(tag, f"line longer than {limit} octets", events, code=Code.TOOBIG)
             self._after_dropped_line(line[-32:])
             return True
@@ -522,6 +523,14 @@ class ServerSession:
         else:
             self._command_line(line, events)
         return True
+
+    def _line_tag(self, start: bytes) -> str | None:
+        """The tag a reply to the line being read goes to."""
+        if self._mode == _Mode.AUTH:
+            return self._auth_tag
+        if self._mode == _Mode.IDLE:
+            return self._idle_tag
+        return read_tag(bytes(self._cmd) + start)
 
     def _after_dropped_line(self, tail: bytes) -> None:
         """The rest of a refused command: its non-synchronising literals are
@@ -590,6 +599,13 @@ class ServerSession:
             probe = probe_append(cmd_so_far, utf8=self.utf8)
         except CommandError as e:
             self._refuse_literal(e.tag, e.reason, sync, size, events, e.code)
+            return
+        if size > MAX_LITERAL_LENGTH:
+            # RFC 9051 §9: number64; a bigger literal cannot be read or skipped.
+            self._reject(tag, "literal length out of range", events)
+            if not self._closed:
+                self.send(r.bye("cannot continue after a literal of impossible length"))
+                self._close(CloseReason.PROTOCOL, events)
             return
         if not sync and not self.config.literal_plus and size > LITERAL_MINUS_MAX:
             # RFC 7888 §4: LITERAL- servers refuse bigger {n+} with BAD [TOOBIG].
