@@ -23,8 +23,9 @@ from kittiwake.imap.events import (
     IdleDone,
     Rejected,
 )
+from kittiwake.imap.responses import ResponseCode
 from kittiwake.imap.server import ServerConfig, ServerSession, SessionError, State
-from kittiwake.imap.values import FileLiteral
+from kittiwake.imap.values import Atom, FileLiteral
 
 AUTHED = State.AUTHENTICATED
 SELECTED = State.SELECTED
@@ -459,3 +460,49 @@ def test_overlong_sasl_response_goes_to_the_authenticate_tag() -> None:
     drive(s, b"a AUTHENTICATE PLAIN\r\n", answer_auth)
     _, out = drive(s, b"QUFB" * 50 + b"\r\nb NOOP\r\n")
     assert out == b"a BAD [TOOBIG] line longer than 100 octets\r\nb OK NOOP completed\r\n"
+
+
+def test_rfc9051_sample_session() -> None:
+    """RFC 9051 §8, the server's side written by a scripted driver."""
+    s = ServerSession(ServerConfig("m", greeting_text="IMAP4rev2 Service Ready",
+                                   extensions=(), max_append=None), tls=True)
+    s.greet()
+    assert output(s) == b"* OK [CAPABILITY IMAP4rev1 IMAP4rev2 AUTH=PLAIN LITERAL+] " \
+        b"IMAP4rev2 Service Ready\r\n"
+    header = (b"Date: Wed, 17 Jul 1996 02:23:25 -0700 (PDT)\r\n"
+              b"From: Terry Gray <gray@cac.washington.edu>\r\n\r\n")
+
+    def script(s: ServerSession, e: Event) -> None:
+        assert isinstance(e, CommandReceived)
+        cmd = e.command
+        if isinstance(cmd, c.Select):
+            s.send(r.exists(172))
+            s.send(r.untagged_status("OK", "UIDs valid", ResponseCode.uidvalidity(3857529045)))
+            s.send(r.untagged_status("OK", "Predicted next UID", ResponseCode.uidnext(4392)))
+            s.send(r.flags(["\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft"]))
+            s.ok("SELECT completed", Code.READ_WRITE)
+        elif isinstance(cmd, c.Fetch):
+            s.send(r.fetch(12, [("BODY[HEADER]", header)]))
+            s.ok("FETCH completed")
+        elif isinstance(cmd, c.Store):
+            s.send(r.fetch(12, [("FLAGS", [Atom("\\Seen"), Atom("\\Deleted")])]))
+            s.ok("+FLAGS completed")
+        elif isinstance(cmd, c.Logout):
+            s.ok("LOGOUT completed")
+        else:
+            s.ok(f"{cmd.name} completed")
+
+    _, out = drive(s, b"a001 login mrc secret\r\n", script)
+    assert out == b"a001 OK LOGIN completed\r\n"
+    _, out = drive(s, b"a002 select inbox\r\n", script)
+    assert out == (b"* 172 EXISTS\r\n* OK [UIDVALIDITY 3857529045] UIDs valid\r\n"
+                   b"* OK [UIDNEXT 4392] Predicted next UID\r\n"
+                   b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft)\r\n"
+                   b"a002 OK [READ-WRITE] SELECT completed\r\n")
+    _, out = drive(s, b"a004 fetch 12 body[header]\r\n", script)
+    assert out == b"* 12 FETCH (BODY[HEADER] {%d}\r\n" % len(header) + header + \
+        b")\r\na004 OK FETCH completed\r\n"
+    _, out = drive(s, b"a005 store 12 +flags \\deleted\r\n", script)
+    assert out == b"* 12 FETCH (FLAGS (\\Seen \\Deleted))\r\na005 OK +FLAGS completed\r\n"
+    _, out = drive(s, b"a006 logout\r\n", script)
+    assert out == b"* BYE logging out\r\na006 OK LOGOUT completed\r\n" and s.closed

@@ -1227,11 +1227,17 @@ class _Charset:
             raise CommandError(f"search string is not valid {self.name or 'UTF-8'}") from None
 
 
-def _search_program(r: _Reader, charset: _Charset) -> c.SearchKey:
+def _search_keys(r: _Reader, charset: _Charset) -> tuple[c.SearchKey, ...]:
     keys = [_search_key(r, charset)]
     while r.take_sp():
         keys.append(_search_key(r, charset))
-    return keys[0] if len(keys) == 1 else c.SearchAnd(tuple(keys))
+    return tuple(keys)
+
+
+def _search_program(r: _Reader, charset: _Charset) -> c.SearchKey:
+    """1*(SP search-key): one key as itself, more as their SearchAnd."""
+    keys = _search_keys(r, charset)
+    return keys[0] if len(keys) == 1 else c.SearchAnd(keys)
 
 
 _FLAG_KEYS = {"ANSWERED": "\\Answered", "DELETED": "\\Deleted", "DRAFT": "\\Draft",
@@ -1253,10 +1259,10 @@ def _search_key(r: _Reader, cs: _Charset) -> c.SearchKey:
     if p == b"(":
         r.enter()
         r.pos += 1
-        key = _search_program(r, cs)
+        keys = _search_keys(r, cs)
         r.expect(b")")
         r.leave()
-        return key if isinstance(key, c.SearchAnd) else c.SearchAnd((key,))
+        return c.SearchAnd(keys)
     if p == b"$" or p == b"*" or p.isdigit():
         return c.SearchSequence(r.sequence_set())
     name = r.atom("a search key").upper()

@@ -677,12 +677,7 @@ class ServerSession:
         try:
             tag, cmd = parse_command(data, utf8=self.utf8, messages=messages)
         except CommandError as e:
-            if e.status == "NO":
-                self.send(r.tagged(e.tag or "*", "NO", e.reason,
-                                   ResponseCode(e.code, e.code_args) if e.code else None))
-                self.bad_in_a_row = 0
-                return
-            self._reject(e.tag, e.reason, events,
+            self._reject(e.tag, e.reason, events, status=e.status,
                          code=ResponseCode(e.code, e.code_args) if e.code else None)
             return
         reason = self._state_error(type(cmd), cmd.name)
@@ -696,8 +691,8 @@ class ServerSession:
             return
         if isinstance(cmd, c.Login) and self.config.login_requires_tls and not self.tls:
             # RFC 9051 §6.2.3: LOGINDISABLED; RFC 5530 PRIVACYREQUIRED.
-            self.send(r.tagged(tag, "NO", "LOGIN needs TLS first (STARTTLS)",
-                               Code.PRIVACYREQUIRED))
+            self._reject(tag, "LOGIN needs TLS first (STARTTLS)", events,
+                         code=Code.PRIVACYREQUIRED, status="NO")
             return
         self.pending = CommandReceived(tag, cmd)
         events.append(self.pending)
@@ -720,6 +715,8 @@ class ServerSession:
         events.append(Rejected(tag, reason, resp))
         if status == "BAD":
             self._count_bad(events)
+        else:
+            self.bad_in_a_row = 0
 
     def _count_bad(self, events: list[Event]) -> None:
         self.bad_in_a_row += 1
