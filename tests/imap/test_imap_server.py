@@ -506,3 +506,17 @@ def test_rfc9051_sample_session() -> None:
     assert out == b"* 12 FETCH (FLAGS (\\Seen \\Deleted))\r\na005 OK +FLAGS completed\r\n"
     _, out = drive(s, b"a006 logout\r\n", script)
     assert out == b"* BYE logging out\r\na006 OK LOGOUT completed\r\n" and s.closed
+
+
+def test_every_command_has_a_row_in_the_state_table() -> None:
+    from kittiwake.imap.server import ALLOWED
+    kinds = {k for k in vars(c).values()
+             if isinstance(k, type) and issubclass(k, c.Command) and k is not c.Command}
+    assert kinds == set(ALLOWED)
+
+
+def test_malformed_append_after_its_data_is_rejected_with_its_tag() -> None:
+    s = new_session(state=AUTHED)
+    events, out = drive(s, b"a APPEND INBOX {3+}\r\nabc junk\r\n")
+    assert isinstance(events[-1], Rejected) and events[-1].tag == "a"
+    assert out.startswith(b"a BAD expected the message literal")

@@ -61,7 +61,12 @@ class AppendStart(Event):
     literal), or ``no(code=Code.TRYCREATE)`` / ``no(code=Code.TOOBIG)`` to
     refuse the whole command (a non-synchronising literal is then read and
     dropped). Accepted octets follow as :class:`AppendData` chunks and one
-    :class:`AppendEnd`."""
+    :class:`AppendEnd`; after the last message the whole command comes as
+    :class:`CommandReceived` with an ``Append``, answered OK only once every
+    message is committed. Refusing a later message refuses the command (a
+    MULTIAPPEND is all or nothing, RFC 3502 §6.3.11), and a command that
+    turns out malformed after its messages ends in a :class:`Rejected` with
+    the same tag: in both cases drop what was spooled for this tag."""
 
     needs_reply: ClassVar[bool] = True
     tag: str
