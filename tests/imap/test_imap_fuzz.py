@@ -319,13 +319,15 @@ def test_round_trip(cmd: c.Command) -> None:
     assert parse_command(line) == ("t1", cmd), line
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(cmd=COMMANDS)
 def test_round_trip_through_the_session(cmd: c.Command) -> None:
     cmd = normal(cmd)
-    s = new_session(state=State.SELECTED, max_bad_commands=1000)
-    if isinstance(cmd, c.Enable):
-        s = new_session(state=State.AUTHENTICATED)
+    s = new_session(state=State.AUTHENTICATED)
+    if not isinstance(cmd, c.Enable):
+        drive(s, b"e ENABLE QRESYNC\r\ns SELECT INBOX\r\n", lambda s, e: s.enabled(
+            ["QRESYNC"]) if isinstance(e, CommandReceived) and isinstance(
+                e.command, c.Enable) else s.ok())
     events, _ = drive(s, b"t1 " + fmt(cmd) + b"\r\n", lambda s, e: None)
     assert [e.command for e in events if isinstance(e, CommandReceived)] == [cmd] or \
         isinstance(cmd, c.Login)  # LOGIN is refused in the selected state

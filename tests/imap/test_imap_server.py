@@ -520,3 +520,46 @@ def test_malformed_append_after_its_data_is_rejected_with_its_tag() -> None:
     events, out = drive(s, b"a APPEND INBOX {3+}\r\nabc junk\r\n")
     assert isinstance(events[-1], Rejected) and events[-1].tag == "a"
     assert out.startswith(b"a BAD expected the message literal")
+
+
+def answer_enable(s: ServerSession, e: Event) -> None:
+    if isinstance(e, CommandReceived) and isinstance(e.command, c.Enable):
+        s.enabled(list(e.command.capabilities))
+    else:
+        ok_all(s, e)
+
+
+def test_qresync_needs_enable_first() -> None:  # RFC 7162 §3.2.5
+    s = new_session(state=AUTHED)
+    _, out = drive(s, b"a SELECT INBOX (QRESYNC (1 2))\r\n")
+    assert out == b"a BAD SELECT (QRESYNC ...) needs ENABLE QRESYNC first\r\n"
+    drive(s, b"b ENABLE QRESYNC\r\n", answer_enable)
+    assert s.condstore  # QRESYNC implies CONDSTORE
+    events, _ = drive(s, b"c SELECT INBOX (QRESYNC (1 2))\r\n")
+    assert isinstance(commands(events)[0], c.Select) and s.state == SELECTED
+
+
+@pytest.mark.parametrize("line", [
+    b"a SELECT INBOX (CONDSTORE)", b"a STATUS INBOX (HIGHESTMODSEQ)",
+])
+def test_condstore_enabling_commands(line: bytes) -> None:  # RFC 7162 §3.1
+    s = new_session(state=AUTHED)
+    drive(s, b"x NOOP\r\n")
+    assert not s.condstore
+    drive(s, line + b"\r\n")
+    assert s.condstore
+
+
+@pytest.mark.parametrize("line", [
+    b"a FETCH 1 (FLAGS MODSEQ)", b"a FETCH 1 FLAGS (CHANGEDSINCE 5)",
+    b"a STORE 1 (UNCHANGEDSINCE 5) FLAGS ()", b"a SEARCH NOT (MODSEQ 5)",
+])
+def test_condstore_enabling_in_selected_state(line: bytes) -> None:
+    s = new_session(state=SELECTED)
+    drive(s, line + b"\r\n")
+    assert s.condstore
+
+
+def test_id_limits() -> None:  # RFC 2971 §3.3
+    _, out = drive(new_session(), b'a ID ("' + b"f" * 31 + b'" NIL)\r\n')
+    assert out.startswith(b"a BAD [LIMIT] ID allows 30 fields")

@@ -515,7 +515,13 @@ def _id(r: _Reader, uid: bool) -> c.Command:
         v = r.nstring()
         return k, None if v is None else r.text(v, "an ID value")
 
-    return c.Id(tuple(r.paren_list(pair, what="ID parameters")))
+    params = tuple(r.paren_list(pair, what="ID parameters"))
+    # RFC 2971 §3.3: at most 30 pairs, fields of 30 octets, values of 1024.
+    if len(params) > 30 or any(len(k.encode()) > 30 or (v is not None and len(v.encode()) > 1024)
+                               for k, v in params):
+        raise CommandError("ID allows 30 fields of up to 30 octets with values of up to "
+                           "1024 octets (RFC 2971 §3.3)", code=Code.LIMIT)
+    return c.Id(params)
 
 
 @_command("ENABLE")

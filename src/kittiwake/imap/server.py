@@ -174,6 +174,10 @@ class ServerSession:
         self.state = State.NOT_AUTHENTICATED
         self.utf8 = False  # UTF8=ACCEPT or IMAP4rev2 enabled (RFC 6855, RFC 9051)
         self.enabled_caps: set[str] = set()
+        # RFC 7162 §3.1: once on, MODSEQ goes into FETCH and HIGHESTMODSEQ into
+        # SELECT responses; set by ENABLE CONDSTORE/QRESYNC and by every
+        # CONDSTORE enabling command the session passes to the driver.
+        self.condstore = False
         self.bad_in_a_row = 0
         self.pending: Event | None = None
         self._mode = _Mode.GREETING
@@ -381,6 +385,8 @@ class ServerSession:
             raise SessionError("enabled() without a pending ENABLE")
         new = [x for x in caps if x.upper() not in self.enabled_caps]
         self.enabled_caps.update(x.upper() for x in new)
+        if self.enabled_caps & {"CONDSTORE", "QRESYNC"}:
+            self.condstore = True  # RFC 7162 §3.2.3: QRESYNC implies CONDSTORE
         if self.enabled_caps & {"UTF8=ACCEPT", "IMAP4REV2"}:
             self.utf8 = True
         self.send(r.enabled(new))
@@ -689,6 +695,14 @@ class ServerSession:
             self._reject(tag, f"{cmd.name} with message numbers after ENABLE UIDONLY; "
                          "use UIDs", events, code=Code.UIDREQUIRED)
             return
+        qresync_use = _qresync_use(cmd)
+        if qresync_use and "QRESYNC" not in self.enabled_caps:
+            # RFC 7162 §3.2.3, §3.2.5, §3.2.6: QRESYNC must be enabled first.
+            self._reject(tag, f"{qresync_use} needs ENABLE QRESYNC first", events)
+            return
+        if _enables_condstore(cmd):
+            # RFC 7162 §3.1: a CONDSTORE enabling command turns it on for good.
+            self.condstore = True
         if isinstance(cmd, c.Login) and self.config.login_requires_tls and not self.tls:
             # RFC 9051 §6.2.3: LOGINDISABLED; RFC 5530 PRIVACYREQUIRED.
             self._reject(tag, "LOGIN needs TLS first (STARTTLS)", events,
@@ -748,4 +762,42 @@ def _key_has_numbers(key: c.SearchKey) -> bool:
         return _key_has_numbers(key.left) or _key_has_numbers(key.right)
     if isinstance(key, c.SearchNot):
         return _key_has_numbers(key.key)
+    return False
+
+
+def _qresync_use(cmd: c.Command) -> str | None:
+    """The QRESYNC-only syntax a command uses, if any (RFC 7162 §3.2)."""
+    if isinstance(cmd, c.Select) and cmd.qresync is not None:
+        return f"{cmd.name} (QRESYNC ...)"
+    if isinstance(cmd, c.Fetch) and cmd.vanished:
+        return "FETCH (VANISHED)"
+    return None
+
+
+def _enables_condstore(cmd: c.Command) -> bool:
+    """CONDSTORE enabling commands (RFC 7162 §3.1)."""
+    if isinstance(cmd, c.Select):
+        return cmd.condstore or cmd.qresync is not None
+    if isinstance(cmd, c.Fetch):
+        return cmd.changed_since is not None or c.FetchAttr("MODSEQ") in cmd.items
+    if isinstance(cmd, c.Store):
+        return cmd.unchanged_since is not None
+    if isinstance(cmd, c.Search):
+        return _key_has(cmd.criteria, c.SearchModSeq)
+    if isinstance(cmd, c.Sort | c.Thread):
+        return _key_has(cmd.search, c.SearchModSeq)
+    if isinstance(cmd, c.Status):
+        return "HIGHESTMODSEQ" in cmd.items
+    return False
+
+
+def _key_has(key: c.SearchKey, kind: type[c.SearchKey]) -> bool:
+    if isinstance(key, kind):
+        return True
+    if isinstance(key, c.SearchAnd):
+        return any(_key_has(k, kind) for k in key.keys)
+    if isinstance(key, c.SearchOr):
+        return _key_has(key.left, kind) or _key_has(key.right, kind)
+    if isinstance(key, c.SearchNot):
+        return _key_has(key.key, kind)
     return False
