@@ -15,9 +15,10 @@ CONDSTORE MODSEQ, WITHIN OLDER/YOUNGER, SAVEDATE and OBJECTID keys).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
+from typing import ClassVar, TypeVar
 
 from kittiwake.imap.section import Partial, Section
 
@@ -184,13 +185,18 @@ def norm_flag(flag: str) -> str:
 class Command:
     """Base class of every command; ``name`` is the command verb."""
 
+    NAME: ClassVar[str] = ""
+
     @property
     def name(self) -> str:
-        return type(self).NAME  # type: ignore[attr-defined,no-any-return]
+        return self.NAME
 
 
-def _cmd(name: str):  # type: ignore[no-untyped-def]
-    def deco(cls):  # type: ignore[no-untyped-def]
+_C = TypeVar("_C", bound=type[Command])
+
+
+def _cmd(name: str) -> Callable[[_C], _C]:
+    def deco(cls: _C) -> _C:
         cls.NAME = name
         return cls
     return deco

@@ -32,6 +32,7 @@ import codecs
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TypeVar
 
 from kittiwake.imap import commands as c
 from kittiwake.imap.codes import Code
@@ -54,7 +55,8 @@ MESSAGE_PLACEHOLDER = b"\0"
 
 _MAX_NUMBER = 0xFFFFFFFF  # RFC 9051 §9 number: 32 bits
 _MAX_NUMBER64 = 0x7FFFFFFFFFFFFFFF  # RFC 9051 §9 number64: 63 bits
-_MAX_DEPTH = 64  # nesting of search keys and lists, against stack exhaustion
+_MAX_DEPTH = 64
+_T = TypeVar("_T")  # nesting of search keys and lists, against stack exhaustion
 
 
 class CommandError(Exception):
@@ -288,12 +290,12 @@ class _Reader:
                 raise self.fail(f"expected a mailbox pattern {self.where()}")
         return decode_mailbox(raw, self.utf8, inbox=False)
 
-    def paren_list(self, item: Callable[[], object], *, empty_ok: bool = True,
-                   what: str = "a list") -> list:  # type: ignore[type-arg]
+    def paren_list(self, item: Callable[[], _T], *, empty_ok: bool = True,
+                   what: str = "a list") -> list[_T]:
         if not self.take(b"("):
             raise self.fail(f"expected {what} in parentheses {self.where()}")
         self.enter()
-        out = []
+        out: list[_T] = []
         if not self.take(b")"):
             while True:
                 out.append(item())
@@ -496,7 +498,7 @@ def _no_args(cls: type[c.Command]) -> _Parse:
 
 for _cls in (c.Capability, c.Noop, c.Logout, c.StartTLS, c.Check, c.Close, c.Unselect,
              c.Idle, c.Namespace):
-    _COMMANDS[_cls.NAME] = _no_args(_cls)  # type: ignore[attr-defined]
+    _COMMANDS[_cls.NAME] = _no_args(_cls)
 
 
 # --- any state / not authenticated ---
@@ -639,15 +641,15 @@ def _create(r: _Reader, uid: bool) -> c.Command:
     return c.Create(mailbox, tuple(uses))
 
 
-def _mailbox_command(cls: type) -> _Parse:
+def _mailbox_command(cls: Callable[[str], c.Command]) -> _Parse:
     def parse(r: _Reader, uid: bool) -> c.Command:
         r.sp()
-        return cls(r.mailbox())  # type: ignore[no-any-return]
+        return cls(r.mailbox())
     return parse
 
 
 for _cls in (c.Delete, c.Subscribe, c.Unsubscribe, c.GetQuotaRoot):
-    _COMMANDS[_cls.NAME] = _mailbox_command(_cls)  # type: ignore[attr-defined]
+    _COMMANDS[_cls.NAME] = _mailbox_command(_cls)
 
 
 @_command("RENAME")
@@ -1004,12 +1006,12 @@ def _expunge(r: _Reader, uid: bool) -> c.Command:
     return c.Expunge(r.sequence_set())
 
 
-def _copy_like(cls: type) -> _Parse:
+def _copy_like(cls: Callable[[bool, c.SequenceSet, str], c.Command]) -> _Parse:
     def parse(r: _Reader, uid: bool) -> c.Command:
         r.sp()
         seq = r.sequence_set()
         r.sp()
-        return cls(uid, seq, r.mailbox())  # type: ignore[no-any-return]
+        return cls(uid, seq, r.mailbox())
     return parse
 
 
