@@ -114,3 +114,16 @@ def test_namespace_id_quota_metadata_thread() -> None:
     assert r.thread([(2,), (3, 6, (4, 23), (44, 7, 96))]) == \
         b"* THREAD (2)(3 6 (4 23)(44 7 96))\r\n"
     assert r.thread([]) == b"* THREAD\r\n"
+
+
+def test_fetch_names_as_the_response_spells_them() -> None:  # RFC 9051 §7.5.2
+    from kittiwake.imap import commands as c
+    from kittiwake.imap.section import Partial, Section, SectionText
+    assert r.fetch_name(c.BodySection(Section((1, 2), SectionText.HEADER_FIELDS,
+                                              ("FROM",)), Partial(0, 100), peek=True)) == \
+        "BODY[1.2.HEADER.FIELDS (FROM)]<0>"
+    assert r.fetch_name(c.BodySection(Section())) == "BODY[]"
+    assert r.fetch_name(c.BinarySection((1,), None, peek=True)) == "BINARY[1]"
+    assert r.fetch_name(c.BinarySize(())) == "BINARY.SIZE[]"
+    assert r.fetch_name(c.FetchAttr("RFC822.SIZE")) == "RFC822.SIZE"
+    assert r.fetch_name(c.Preview(lazy=True)) == "PREVIEW"

@@ -22,7 +22,14 @@ from dataclasses import dataclass
 
 from kittiwake.imap import mutf7
 from kittiwake.imap.codes import Code
-from kittiwake.imap.commands import SequenceSet
+from kittiwake.imap.commands import (
+    BinarySize,
+    BodySection,
+    FetchAttr,
+    FetchItem,
+    Preview,
+    SequenceSet,
+)
 from kittiwake.imap.encode import Piece, encode, encode_bytes, quote_or_literal
 from kittiwake.imap.values import Raw, Value
 
@@ -36,6 +43,7 @@ __all__ = [
     "exists",
     "expunge",
     "fetch",
+    "fetch_name",
     "flags",
     "greeting",
     "id_response",
@@ -267,6 +275,25 @@ def esearch(tag: str | None, uid: bool, results: Sequence[tuple[str, int | Seque
 def vanished(uids: SequenceSet, earlier: bool = False) -> bytes:
     """``* VANISHED [(EARLIER)] uid-set`` (RFC 7162 §3.2.10)."""
     return b"* VANISHED " + (b"(EARLIER) " if earlier else b"") + str(uids).encode() + b"\r\n"
+
+
+def fetch_name(item: FetchItem) -> str:
+    """The name a FETCH response gives an item (RFC 9051 §7.5.2): BODY.PEEK
+    answers as BODY, a partial shows its origin only (``BODY[1]<0>``),
+    BINARY.PEEK as BINARY (RFC 3516 §4.2)."""
+    if isinstance(item, FetchAttr):
+        return item.name
+    if isinstance(item, Preview):
+        return "PREVIEW"
+    if isinstance(item, BinarySize):
+        return "BINARY.SIZE[" + ".".join(map(str, item.part)) + "]"
+    if isinstance(item, BodySection):
+        name = "BODY[" + item.section.spec() + "]"
+    else:
+        name = "BINARY[" + ".".join(map(str, item.part)) + "]"
+    if item.partial is not None:
+        name += f"<{item.partial.origin}>"
+    return name
 
 
 def fetch(number: int, items: Sequence[tuple[str, Value]], *,
