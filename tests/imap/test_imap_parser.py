@@ -87,6 +87,15 @@ def test_rfc9051_sample_session() -> None:
      c.Store(False, seq("2:4"), c.StoreMode.REMOVE, True, ("\\Seen", "\\Flagged"))),
     (b"A003 COPY 2:4 MEETING", c.Copy(False, seq("2:4"), "MEETING")),
     (b"A3 MOVE 42:69 foo", c.Move(False, seq("42:69"), "foo")),
+    (b"C01 UID MOVE $ Other", c.Move(True, seq("$"), "Other")),  # RFC 5182 with RFC 6851
+    (b"A283 FETCH $ (UID INTERNALDATE FLAGS RFC822.HEADER)",  # RFC 5182 §2.1
+     c.Fetch(False, seq("$"), (c.FetchAttr("UID"), c.FetchAttr("INTERNALDATE"),
+                               c.FetchAttr("FLAGS"), c.FetchAttr("RFC822.HEADER")))),
+    (b"A301 UID SEARCH UID $ SMALLER 4096", c.Search(True, c.SearchAnd((  # RFC 5182 §2.4
+        c.SearchSequence(seq("$"), True), c.SearchSize(4096, False))))),
+    (b"A282 SEARCH RETURN (SAVE) FLAGGED", c.Search(False, c.SearchFlag("\\Flagged"),
+                                                   None, ("SAVE",))),
+    (b"a STATUS INBOX (DELETED-STORAGE)", c.Status("INBOX", ("DELETED-STORAGE",))),
     (b"A999 UID FETCH 4827313:4828442 FLAGS",
      c.Fetch(True, seq("4827313:4828442"), (c.FetchAttr("FLAGS"),))),
     (b"a023 ID (\"name\" \"sodr\" \"version\" \"19.34\")",

@@ -663,7 +663,7 @@ def _rename(r: _Reader, uid: bool) -> c.Command:
 _LIST_SELECT = {"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"}
 _LIST_RETURN = {"SUBSCRIBED", "CHILDREN", "SPECIAL-USE"}
 _STATUS_ITEMS = {"MESSAGES", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "DELETED", "SIZE",
-                 "RECENT", "HIGHESTMODSEQ", "APPENDLIMIT", "MAILBOXID"}
+                 "RECENT", "HIGHESTMODSEQ", "APPENDLIMIT", "MAILBOXID", "DELETED-STORAGE"}
 
 
 def _status_items(r: _Reader) -> tuple[str, ...]:
