@@ -392,7 +392,7 @@ class Status(Command):
     """STATUS (RFC 9051 §6.3.11); items upper-cased: MESSAGES, UIDNEXT,
     UIDVALIDITY, UNSEEN, DELETED, SIZE (STATUS=SIZE, RFC 8438), RECENT (rev1),
     HIGHESTMODSEQ (RFC 7162), APPENDLIMIT (RFC 7889), MAILBOXID (RFC 8474),
-    DELETED-STORAGE (RFC 9208 §4.2)."""
+    DELETED-STORAGE (RFC 9208)."""
 
     mailbox: str
     items: tuple[str, ...]

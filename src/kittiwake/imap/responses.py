@@ -243,7 +243,7 @@ def list_response(attributes: Sequence[str], delimiter: str | None, name: str, *
 
 def status_response(mailbox: str, items: Sequence[tuple[str, int]], *,
                     utf8: bool = False) -> bytes:
-    """``* STATUS name (MESSAGES 3 UIDNEXT 5)`` (RFC 9051 §7.2.4)."""
+    """``* STATUS name (MESSAGES 3 UIDNEXT 5)`` (RFC 9051 §7.3.3)."""
     att = " ".join(f"{k} {v}" for k, v in items).encode()
     return b"* STATUS " + mailbox_name(mailbox, utf8) + b" (" + att + b")\r\n"
 
@@ -315,7 +315,7 @@ def namespace(personal: Sequence[tuple[str, str | None]] | None,
               other: Sequence[tuple[str, str | None]] | None = None,
               shared: Sequence[tuple[str, str | None]] | None = None, *,
               utf8: bool = False) -> bytes:
-    """``* NAMESPACE (("" "/")) NIL NIL`` (RFC 9051 §7.3.5)."""
+    """``* NAMESPACE (("" "/")) NIL NIL`` (RFC 9051 §7.3.2)."""
     def one(ns: Sequence[tuple[str, str | None]] | None) -> bytes:
         if not ns:
             return b"NIL"

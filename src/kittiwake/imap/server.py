@@ -656,7 +656,7 @@ class ServerSession:
             return
         limit = self.config.max_append
         if limit is not None and size > limit:
-            # RFC 7889 §4: NO [TOOBIG] before the client sends the message.
+            # RFC 7889: NO [TOOBIG] before the client sends the message.
             self._refuse_literal(tag, f"message of {size} octets exceeds the limit of "
                                  f"{limit}", sync, size, events, Code.TOOBIG, status="NO")
             return
