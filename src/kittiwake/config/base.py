@@ -18,6 +18,7 @@ class Section(BaseModel):
         use_attribute_docstrings=True,
         validate_default=True,
         frozen=False,
+        strict=True,  # TOML has types: "25" is not a port, 1 is not true
     )
 
 

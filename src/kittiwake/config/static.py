@@ -7,12 +7,33 @@ reloaded while running).
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from kittiwake.config.base import DomainName, IPText, LogLevel, Section
 from kittiwake.config.transports import Transport, TransportName
+
+# RFC 5321 §4.1.2 (Domain = sub-domain *("." sub-domain), sub-domain = Let-dig [Ldh-str]),
+# after IDNA conversion to A-labels: letters, digits and inner hyphens only.
+_LDH_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
+
+
+def _check_host_name(value: str) -> str:
+    """A host name for EHLO, greetings and Received: LDH labels (RFC 5321 §4.1.2)."""
+    labels = value.rstrip(".").split(".")
+    if not all(_LDH_LABEL.fullmatch(label) for label in labels):
+        raise ValueError(f"{value!r} is not a host name: labels of letters, digits and"
+                         " hyphens separated by dots are expected, e.g. mail.example.org"
+                         " (RFC 5321 §4.1.2)")
+    return value.rstrip(".")
+
+
+HostName = Annotated[DomainName, AfterValidator(_check_host_name)]
+
+# Services that start with a TLS handshake (RFC 8314 §3.3): no certificate, no service.
+IMPLICIT_TLS = ("submissions", "imaps")
 
 
 class ServiceConfig(Section):
@@ -71,7 +92,7 @@ class Listener(Section):
     ips: list[IPText] = ["0.0.0.0"]
     """IP addresses to listen on, e.g. ["0.0.0.0", "::"] or ["127.0.0.1"]."""
 
-    hostname: DomainName | None = None
+    hostname: HostName | None = None
     """Host name this listener announces; defaults to the global hostname."""
 
     tls: TLSConfig | None = None
@@ -101,6 +122,7 @@ class Listener(Section):
         if not value:
             raise ValueError("at least one IP address is needed")
         return value
+
 
 
 class DNSConfig(Section):
@@ -149,14 +171,16 @@ class QueueConfig(Section):
 class StaticConfig(Section):
     """kittiwake.conf: settings read at start."""
 
-    hostname: DomainName
+    hostname: HostName
     """This machine's fully qualified host name, used in SMTP greetings and Received headers."""
 
     data_dir: str = "../data"
     """Where mail, queue and databases live (relative to the config directory)."""
 
     postmaster_account: str = ""
-    """Account that receives mail for postmaster@ and DSNs for the system."""
+    """Account that receives mail for postmaster@ of every domain and the bare <postmaster>
+    (RFC 5321 §4.5.1), unless postmaster@DOMAIN is itself an address in domains.conf;
+    empty means the first account in domains.conf. It must name an existing account."""
 
     pedantic: bool = False
     """Strict protocol behaviour: refuse to send 8-bit mail to a server that does not
@@ -192,6 +216,18 @@ class StaticConfig(Section):
     username = "alice@provider.example"
     password_file = "secrets/relay.password"
     """
+
+    @model_validator(mode="after")
+    def _implicit_tls_has_certificate(self) -> StaticConfig:
+        for name, listener in self.listeners.items():
+            has_certificate = bool(listener.tls and listener.tls.certificates)
+            for service in IMPLICIT_TLS:
+                if getattr(listener, service).enabled and not has_certificate:
+                    where = f"listeners.{name}"
+                    raise ValueError(f"{where}.{service}: enabled, but {where}.tls has no"
+                                     " certificates: implicit TLS (RFC 8314 §3.3) needs one;"
+                                     f" add [[{where}.tls.certificates]] or disable {service}")
+        return self
 
     @model_validator(mode="after")
     def _unique_ports(self) -> StaticConfig:
