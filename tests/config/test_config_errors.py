@@ -116,6 +116,17 @@ ROWS = [
                      '{ smtp_mailfrom_regexp = "x", mailbox = "a\\u0007b" }] }'),
      D + "accounts.alice.destinations.\"alice@example.org\".rulesets[0].mailbox: mailbox name"
      " 'a\\x07b' contains control characters"),
+    ("resolver-not-an-ip", STATIC + '[dns]\nresolvers = ["dns.example:53"]\n', DOMAINS,
+     S + "dns.resolvers[0]: 'dns.example:53' is not an IP address (expected IP[:PORT],"
+     " e.g. 127.0.0.1:53)"),
+    ("account-name-a-path", STATIC, DOMAINS.replace("[accounts.bob]", '[accounts."../bob"]'),
+     D + "accounts.\"../bob\": account name '../bob' cannot be used: it names the account's"
+     " directory, so no '/', no leading '.', no control characters"),
+    ("socks-ehlo-name", STATIC + '[transports.proxy.socks]\naddress = "127.0.0.1:1080"\n'
+     'remote_ips = ["192.0.2.1"]\nhostname = "out proxy"\n', DOMAINS,
+     S + "transports.proxy.socks.hostname: 'out proxy' is not a host name: labels of letters,"
+     " digits and hyphens separated by dots are expected, e.g. mail.example.org"
+     " (RFC 5321 §4.1.2)"),
     ("dmarc-reports-ghost", STATIC, DOMAINS.replace(
         '[domains."example.org"]',
         '[domains."example.org"]\ndmarc_reports = { localpart = "dmarc", account = "carol" }'),

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import shutil
 import tempfile
 import unicodedata
@@ -159,12 +160,14 @@ def candidates(config: DomainsConfig, rcpt: str, postmaster: str) -> set[str]:
             found.add(next(iter(config.accounts)))
     if domain not in config.domains:
         return found
+    sep = config.domains[domain].localpart_catchall_separator
+    locals_ = {local, local.split(sep, 1)[0]} if sep else {local}
     for name, account in config.accounts.items():
         for address in account.destinations:
-            if _fold(address) == (local, domain):
+            if _fold(address) in {(lp, domain) for lp in locals_}:
                 found.add(name)
     for alias, spec in config.aliases.items():
-        if _fold(alias) == (local, domain):
+        if _fold(alias) in {(lp, domain) for lp in locals_}:
             for member in spec.addresses:
                 for name, account in config.accounts.items():
                     if any(_fold(a) == _fold(member) for a in account.destinations):
@@ -188,7 +191,10 @@ def check_invariant(data_dir: Path, config: DomainsConfig, postmaster: str,
             continue
         homes = candidates(config, rcpt, postmaster)
         in_mailbox = any(token in m for name in homes for m in stored(data_dir, name))
-        in_dsn = any(rcpt.encode() in d for d in dsns)
+        # A DSN names the recipient as given (the domain in lower case: it is one).
+        local, at, domain = rcpt.rpartition("@")
+        final = f"Final-Recipient: rfc822; {local}{at}{domain.lower()}".encode()
+        in_dsn = any(final in d for d in dsns)
         assert in_mailbox or in_dsn, (
             f"{rcpt} got 250 but is in no mailbox of {sorted(homes) or 'no account'}"
             f" and in no DSN; config: {config!r}")
@@ -248,7 +254,7 @@ recipients = st.lists(st.one_of(
     min_size=1, max_size=4)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=configs(), rcpts=recipients)
 def test_every_accepted_recipient_ends_somewhere(case: tuple[DomainsConfig, bool, str],
                                                  rcpts: list[str]) -> None:
@@ -348,3 +354,34 @@ def test_config_refuses_alias_members_that_are_not_local(member: str) -> None:
         _config(aliases={"fwd@kw.example": {"addresses": [member]}})
     [error] = info.value.errors()
     assert error["loc"] == ("aliases", "fwd@kw.example", "addresses", 0)
+
+
+async def test_every_recipients_fate_is_logged(tmp_path: Path,
+                                               caplog: pytest.LogCaptureFixture) -> None:
+    config = _config(aliases={"team@kw.example": {"addresses": ["alice@kw.example",
+                                                                "bob@kw.example"],
+                                                  "post_public": True}})
+    config.accounts["bob"].quota_bytes = 1
+    with caplog.at_level(logging.INFO, logger="kittiwake.smtpserver"):
+        async with server(tmp_path, config) as (port, _ctx, _outbox):
+            outcome = await transaction(port, ["alice@kw.example", "nobody@kw.example",
+                                               "team@kw.example"], "fates")
+    assert outcome.data_reply == 250
+    fates = [(r.getMessage(), r.kw_fields) for r in caplog.records  # type: ignore[attr-defined]
+             if r.getMessage() in ("rcpt accepted", "rcpt refused", "delivered",
+                                   "delivery failed", "failure notice queued")]
+    uid = next(f["uid"] for m, f in fates if m == "delivered")
+    assert fates == [
+        ("rcpt accepted", {"rcpt": "alice@kw.example", "to": "account alice"}),
+        ("rcpt refused", {"rcpt": "nobody@kw.example", "code": 550,
+                          "reason": "5.1.1 no such user here: nobody@kw.example"}),
+        ("rcpt accepted", {"rcpt": "team@kw.example", "to": "alias alice,bob"}),
+        ("delivered", {"rcpt": "alice@kw.example", "account": "alice", "mailbox": "Inbox",
+                       "uid": uid, "size": fates[3][1]["size"]}),
+        ("delivered", {"rcpt": "team@kw.example", "account": "alice", "mailbox": "Inbox",
+                       "uid": uid, "copy": "shared"}),
+        ("delivery failed", {"rcpt": "team@kw.example", "account": "bob",
+                             "reason": fates[5][1]["reason"]}),
+        ("failure notice queued", {"to": SENDER, "ids": "1"}),
+    ]
+    assert "quota" in fates[5][1]["reason"]

@@ -14,7 +14,8 @@ accepted and lost:
   alias would be accepted (250) and stored nowhere. Aliases expand to local
   accounts only; forwarding to remote addresses is not supported;
 - DKIM ``sign`` naming no selector, DMARC reports for no account;
-- mailbox names that the store cannot create (empty hierarchy levels,
+- account and mailbox names that the store cannot create (an account name is
+  a directory name; mailbox names have no empty hierarchy levels and no
   control characters).
 """
 
@@ -41,6 +42,14 @@ def mailbox_name_problem(name: str) -> str | None:
         return f"mailbox name {name!r} has an empty hierarchy level (between two '/')"
     if any(ord(c) < 0x20 or c == "\x7f" for c in name):
         return f"mailbox name {name!r} contains control characters"
+    return None
+
+
+def account_name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name an account (it is its directory under data/accounts)."""
+    if not name or "/" in name or name.startswith(".") or any(ord(c) < 0x20 for c in name):
+        return (f"account name {name!r} cannot be used: it names the account's directory, so"
+                " no '/', no leading '.', no control characters")
     return None
 
 
@@ -77,6 +86,9 @@ def _accounts(config: DomainsConfig) -> list[Problem]:
 
     problems: list[Problem] = []
     for name, account in config.accounts.items():
+        why = account_name_problem(name)
+        if why:
+            problems.append((("accounts", name), why))
         if account.domain not in config.domains:
             problems.append((("accounts", name, "domain"), f"domain {account.domain!r} is not in"
                              f" domains (known: {_known(config.domains)})"))

@@ -7,30 +7,12 @@ reloaded while running).
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
-from kittiwake.config.base import DomainName, IPText, LogLevel, Section
+from kittiwake.config.base import AnnouncedHostName, IPText, LogLevel, ResolverText, Section
 from kittiwake.config.transports import Transport, TransportName
-
-# RFC 5321 §4.1.2 (Domain = sub-domain *("." sub-domain), sub-domain = Let-dig [Ldh-str]),
-# after IDNA conversion to A-labels: letters, digits and inner hyphens only.
-_LDH_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
-
-
-def _check_host_name(value: str) -> str:
-    """A host name for EHLO, greetings and Received: LDH labels (RFC 5321 §4.1.2)."""
-    labels = value.rstrip(".").split(".")
-    if not all(_LDH_LABEL.fullmatch(label) for label in labels):
-        raise ValueError(f"{value!r} is not a host name: labels of letters, digits and"
-                         " hyphens separated by dots are expected, e.g. mail.example.org"
-                         " (RFC 5321 §4.1.2)")
-    return value.rstrip(".")
-
-
-HostName = Annotated[DomainName, AfterValidator(_check_host_name)]
 
 # Services that start with a TLS handshake (RFC 8314 §3.3): no certificate, no service.
 IMPLICIT_TLS = ("submissions", "imaps")
@@ -92,7 +74,7 @@ class Listener(Section):
     ips: list[IPText] = ["0.0.0.0"]
     """IP addresses to listen on, e.g. ["0.0.0.0", "::"] or ["127.0.0.1"]."""
 
-    hostname: HostName | None = None
+    hostname: AnnouncedHostName | None = None
     """Host name this listener announces; defaults to the global hostname."""
 
     tls: TLSConfig | None = None
@@ -128,7 +110,7 @@ class Listener(Section):
 class DNSConfig(Section):
     """How kittiwake resolves names."""
 
-    resolvers: list[str] = []
+    resolvers: list[ResolverText] = []
     """Recursive resolvers as IP[:PORT]; empty means /etc/resolv.conf. The environment
     variable KITTIWAKE_DNS overrides both. Use a DNSSEC-validating resolver (e.g. unbound
     on localhost): DANE and the DNSSEC status in Authentication-Results depend on it."""
@@ -171,7 +153,7 @@ class QueueConfig(Section):
 class StaticConfig(Section):
     """kittiwake.conf: settings read at start."""
 
-    hostname: HostName
+    hostname: AnnouncedHostName
     """This machine's fully qualified host name, used in SMTP greetings and Received headers."""
 
     data_dir: str = "../data"

@@ -509,8 +509,8 @@ class SMTPConnection:
         s.accept()
 
     def _refuse(self, address: str, reply: Reply, why: str = "") -> None:
-        self.logger.info("rcpt refused", rcpt=address, code=reply.code,
-                         reason=why or " ".join(reply.lines))
+        text = " ".join(x for x in (reply.enhanced, *reply.lines) if x)
+        self.logger.info("rcpt refused", rcpt=address, code=reply.code, reason=why or text)
         self.session.reject(reply)
 
     def _postmaster(self, address: str) -> AccountRecipient | None:
@@ -592,7 +592,7 @@ class SMTPConnection:
             except Exception as exc:
                 metrics.panic("smtpserver", exc, msg="queueing failed")
                 return Reply(451, "4.3.0", ["could not queue the message, try again"])
-            self.logger.info("queued", recipients=len(tx.remote), ids=",".join(map(str, ids)))
+            self.logger.info("queued", rcpts=",".join(tx.remote), ids=",".join(map(str, ids)))
         failures = await deliver_local(self.ctx, tx.local, data, tx.mailfrom, verified)
         if failures and len(failures) == len(tx.local) and not tx.remote:
             first = failures[0]
