@@ -127,6 +127,18 @@ ROWS = [
      S + "transports.proxy.socks.hostname: 'out proxy' is not a host name: labels of letters,"
      " digits and hyphens separated by dots are expected, e.g. mail.example.org"
      " (RFC 5321 §4.1.2)"),
+    ("dkim-headers-without-from", STATIC, DOMAINS.replace(
+        '[domains."example.org"]',
+        '[domains."example.org"]\ndkim = { selectors = { s1 = { private_key_file = "k.pem",'
+        ' headers = ["Subject", "To"] } } }'),
+     D + "domains.\"example.org\".dkim.selectors.s1.headers: the signed header fields must"
+     " include From (RFC 6376 §5.4); leave the list empty for the default"),
+    ("dkim-header-name", STATIC, DOMAINS.replace(
+        '[domains."example.org"]',
+        '[domains."example.org"]\ndkim = { selectors = { s1 = { private_key_file = "k.pem",'
+        ' headers = ["From", "Sub ject"] } } }'),
+     D + "domains.\"example.org\".dkim.selectors.s1.headers: 'Sub ject' is not a header"
+     " field name"),
     ("dmarc-reports-ghost", STATIC, DOMAINS.replace(
         '[domains."example.org"]',
         '[domains."example.org"]\ndmarc_reports = { localpart = "dmarc", account = "carol" }'),

@@ -34,6 +34,18 @@ class DKIMSelector(Section):
     expiration_seconds: int = Field(0, ge=0)
     """Signature lifetime (x= tag); 0 means signatures do not expire."""
 
+    @field_validator("headers")
+    @classmethod
+    def _signed_headers(cls, value: list[str]) -> list[str]:
+        for name in value:
+            # RFC 5322 §3.6.8: field-name = 1*ftext, printable US-ASCII except ":".
+            if not name or not all("!" <= c <= "~" and c != ":" for c in name):
+                raise ValueError(f"{name!r} is not a header field name")
+        if value and "from" not in (n.lower() for n in value):
+            raise ValueError("the signed header fields must include From (RFC 6376 §5.4);"
+                             " leave the list empty for the default")
+        return value
+
 
 class DKIMConfig(Section):
     """DKIM signing for a domain."""
@@ -117,6 +129,13 @@ class Ruleset(Section):
 
     mailbox: str
     """Mailbox to deliver to when the ruleset matches."""
+
+    @field_validator("verified_domain")
+    @classmethod
+    def _verified_domain(cls, value: str) -> str:
+        from kittiwake.config.base import _check_domain
+
+        return _check_domain(value) if value else value
 
     @field_validator("smtp_mailfrom_regexp", "msg_from_regexp")
     @classmethod

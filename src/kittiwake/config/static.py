@@ -11,7 +11,14 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from kittiwake.config.base import AnnouncedHostName, IPText, LogLevel, ResolverText, Section
+from kittiwake.config.base import (
+    AnnouncedHostName,
+    DomainName,
+    IPText,
+    LogLevel,
+    ResolverText,
+    Section,
+)
 from kittiwake.config.transports import Transport, TransportName
 
 # Services that start with a TLS handshake (RFC 8314 §3.3): no certificate, no service.
@@ -37,7 +44,7 @@ class SMTPService(ServiceConfig):
     require_starttls: bool = False
     """Refuse MAIL FROM before STARTTLS (not for public MX: many senders do not retry with TLS)."""
 
-    dnsbl_zones: list[str] = []
+    dnsbl_zones: list[DomainName] = []
     """DNS block list zones (RFC 5782) checked for connecting IPs, e.g. ["sbl.example.org"]."""
 
 
