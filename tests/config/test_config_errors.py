@@ -62,7 +62,8 @@ ROWS = [
      " [[listeners.internal.tls.certificates]] or disable submissions"),
     ("postmaster-ghost", 'postmaster_account = "ghost"\n' + STATIC, DOMAINS,
      S + "postmaster_account: no account 'ghost' in domains.conf (known: alice, bob);"
-     " postmaster@ mail must reach a real account (RFC 5321 §4.5.1)"),
+     " postmaster@ mail must reach a real account (RFC 5321 §4.5.1): add it with"
+     " `kittiwake account add ghost ADDRESS` or name another"),
     ("same-address-two-accounts", STATIC,
      DOMAINS.replace('"bob@example.org" = {}', '"bob@example.org" = {}, "Alice@example.org" = {}'),
      D + "accounts.bob.destinations.\"Alice@example.org\": address 'Alice@example.org' is"

@@ -76,7 +76,8 @@ def test_removing_the_postmaster_account_is_refused(tmp_path: Path) -> None:
     assert code == 1
     assert text.strip() == (f"kittiwake: {conf}/kittiwake.conf: postmaster_account: no account"
                             " 'alice' in domains.conf (known: bob); postmaster@ mail must reach"
-                            " a real account (RFC 5321 §4.5.1)")
+                            " a real account (RFC 5321 §4.5.1): add it with `kittiwake account"
+                            " add alice ADDRESS` or name another")
     assert "alice" in load_domains(conf).accounts
     assert run(conf, "config", "test")[0] == 0
 
@@ -92,3 +93,22 @@ def test_reload_keeps_the_old_config_when_the_postmaster_account_goes(tmp_path: 
     (conf / "domains.conf").write_text(text.replace("accounts.alice", "accounts.alicia"))
     assert not watcher.check()
     assert "alice" in watcher.current.accounts
+
+
+def test_postmaster_named_before_its_account_exists(tmp_path: Path) -> None:
+    """kittiwake.conf first (naming the postmaster), then domain add and account add."""
+    conf = tmp_path / "config"
+    conf.mkdir()
+    (conf / "kittiwake.conf").write_text('hostname = "mail.example.org"\n'
+                                         'postmaster_account = "alice"\n')
+    assert run(conf, "config", "test")[0] == 0
+    assert run(conf, "domain", "add", "example.org")[0] == 0
+    code, text = run(conf, "account", "add", "bob", "bob@example.org")
+    assert code == 1
+    assert text.strip().endswith("postmaster_account: no account 'alice' in domains.conf"
+                                 " (known: bob); postmaster@ mail must reach a real account"
+                                 " (RFC 5321 §4.5.1): add it with `kittiwake account add alice"
+                                 " ADDRESS` or name another")
+    assert run(conf, "account", "add", "alice", "alice@example.org")[0] == 0
+    assert run(conf, "account", "add", "bob", "bob@example.org")[0] == 0
+    assert run(conf, "config", "test")[0] == 0

@@ -165,12 +165,18 @@ def cross_checks(directory: Path, static: StaticConfig, domains: DomainsConfig) 
 
 
 def check_postmaster(static: StaticConfig, domains: DomainsConfig) -> list[str]:
-    """``postmaster_account`` must name an account (RFC 5321 §4.5.1: postmaster must work)."""
+    """``postmaster_account`` must name an account (RFC 5321 §4.5.1: postmaster must work).
+
+    While domains.conf has no account at all (a new setup: kittiwake.conf is
+    written first, then domains and accounts are added) nothing can receive
+    mail yet, and the name is not held against the commands that add them.
+    """
     name = static.postmaster_account
-    if name and name not in domains.accounts:
-        known = ", ".join(sorted(domains.accounts)) or "none"
+    if name and domains.accounts and name not in domains.accounts:
+        known = ", ".join(sorted(domains.accounts))
         return [f"postmaster_account: no account {name!r} in domains.conf (known: {known});"
-                " postmaster@ mail must reach a real account (RFC 5321 §4.5.1)"]
+                " postmaster@ mail must reach a real account (RFC 5321 §4.5.1): add it with"
+                f" `kittiwake account add {name} ADDRESS` or name another"]
     return []
 
 
