@@ -254,7 +254,7 @@ recipients = st.lists(st.one_of(
     min_size=1, max_size=4)
 
 
-@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(case=configs(), rcpts=recipients)
 def test_every_accepted_recipient_ends_somewhere(case: tuple[DomainsConfig, bool, str],
                                                  rcpts: list[str]) -> None:
@@ -385,3 +385,17 @@ async def test_every_recipients_fate_is_logged(tmp_path: Path,
         ("failure notice queued", {"to": SENDER, "ids": "1"}),
     ]
     assert "quota" in fates[5][1]["reason"]
+
+
+async def test_failure_notice_to_a_local_sender_goes_to_its_mailbox(tmp_path: Path) -> None:
+    config = _config()
+    config.accounts["bob"].quota_bytes = 1
+    async with server(tmp_path, config) as (port, _ctx, outbox):
+        outcome = await transaction(port, ["alice@kw.example", "bob@kw.example"], "local",
+                                    mailfrom="alice@kw.example")
+    assert outcome.data_reply == 250
+    assert outbox == []
+    original, notice = sorted(stored(tmp_path, "alice"), key=lambda m: b"Return-Path: <>" in m)
+    assert b"Subject: local" in original
+    assert notice.startswith(b"Return-Path: <>\r\n")
+    assert b"Final-Recipient: rfc822; bob@kw.example" in notice
