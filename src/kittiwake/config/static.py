@@ -168,8 +168,8 @@ class StaticConfig(Section):
 
     postmaster_account: str = ""
     """Account that receives mail for postmaster@ of every domain and the bare <postmaster>
-    (RFC 5321 §4.5.1), unless postmaster@DOMAIN is itself an address in domains.conf;
-    empty means the first account in domains.conf. It must name an existing account."""
+    (RFC 5321 §4.5.1), unless domains.conf routes postmaster@DOMAIN itself (an address
+    or the domain's catch-all); empty means the first account in domains.conf."""
 
     pedantic: bool = False
     """Strict protocol behaviour: refuse to send 8-bit mail to a server that does not
