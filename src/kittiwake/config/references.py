@@ -22,6 +22,7 @@ accepted and lost:
 from __future__ import annotations
 
 import unicodedata
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -53,8 +54,8 @@ def account_name_problem(name: str) -> str | None:
     return None
 
 
-def _known(names: object) -> str:
-    return ", ".join(sorted(str(n) for n in names)) or "none"  # type: ignore[attr-defined]
+def _known(names: Iterable[object]) -> str:
+    return ", ".join(sorted(str(n) for n in names)) or "none"
 
 
 class _Addresses:
