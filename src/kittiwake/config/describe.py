@@ -2,9 +2,9 @@
 
 ``kittiwake config describe-static`` and ``describe-domains`` print every
 field with its documentation (the field docstrings), its type and its default.
-Optional sections are shown commented out. The output of both is valid TOML
-that loads as it is (the static example validates; the domains example also
-needs the DKIM key file it names).
+Optional sections are shown commented out. The output of both passes
+``kittiwake config test`` as printed (the DKIM key example, which needs a key
+file, is commented out).
 """
 
 from __future__ import annotations
@@ -39,7 +39,14 @@ EXAMPLE_VALUES: dict[str, Any] = {
     "policy_id": "20261124T120000",
     "mailbox": "Inbox",
     "domain": "example.org",
-    "addresses": ["alice@example.org", "bob@example.org"],
+    "addresses": ["alice@example.org"],
+}
+
+# Tables keyed by a name whose example entry is shown commented out, with why: the
+# example must pass `config test` as printed, and these need a file that does not exist.
+COMMENTED_EXAMPLES = {
+    "selectors": "it needs its key file; create that in the config directory with\n"
+                 "mkdir -p dkim && kittiwake dkim gen ed25519 > dkim/2026a.ed25519.pem",
 }
 
 
@@ -130,10 +137,15 @@ def _render(model: type[BaseModel], path: list[str], commented: bool) -> list[st
             tables += _render(tp, [*path, name], sub_commented)
         elif origin is dict and _is_model(typing.get_args(tp)[1]):
             key = EXAMPLE_KEYS.get(name, "example")
+            why = COMMENTED_EXAMPLES.get(name)
+            entry_commented = commented or why is not None
             tables.append("")
             tables += doc
-            tables.append(f"{prefix}[{_table_name([*path, name, key])}]")
-            tables += _render(typing.get_args(tp)[1], [*path, name, key], commented)
+            if why and not commented:
+                tables += _comment(f"(an example entry, commented out: {why})")
+            tables.append(("# " if entry_commented else "")
+                          + f"[{_table_name([*path, name, key])}]")
+            tables += _render(typing.get_args(tp)[1], [*path, name, key], entry_commented)
         elif origin is list and _is_model(typing.get_args(tp)[0]):
             tables.append("")
             tables += doc

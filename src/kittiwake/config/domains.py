@@ -11,7 +11,8 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
+from pydantic_core import InitErrorDetails
 
 from kittiwake.config.base import DomainName, Section
 from kittiwake.config.transports import Route
@@ -32,6 +33,18 @@ class DKIMSelector(Section):
 
     expiration_seconds: int = Field(0, ge=0)
     """Signature lifetime (x= tag); 0 means signatures do not expire."""
+
+    @field_validator("headers")
+    @classmethod
+    def _signed_headers(cls, value: list[str]) -> list[str]:
+        for name in value:
+            # RFC 5322 §3.6.8: field-name = 1*ftext, printable US-ASCII except ":".
+            if not name or not all("!" <= c <= "~" and c != ":" for c in name):
+                raise ValueError(f"{name!r} is not a header field name")
+        if value and "from" not in (n.lower() for n in value):
+            raise ValueError("the signed header fields must include From (RFC 6376 §5.4);"
+                             " leave the list empty for the default")
+        return value
 
 
 class DKIMConfig(Section):
@@ -117,6 +130,13 @@ class Ruleset(Section):
     mailbox: str
     """Mailbox to deliver to when the ruleset matches."""
 
+    @field_validator("verified_domain")
+    @classmethod
+    def _verified_domain(cls, value: str) -> str:
+        from kittiwake.config.base import _check_domain
+
+        return _check_domain(value) if value else value
+
     @field_validator("smtp_mailfrom_regexp", "msg_from_regexp")
     @classmethod
     def _regexp(cls, value: str) -> str:
@@ -184,10 +204,14 @@ class Account(Section):
 
 
 class Alias(Section):
-    """An address that expands to local addresses (a small list)."""
+    """An address that expands to local addresses (a small list).
+
+    Members are delivered to locally; forwarding to other servers is not
+    supported, so a member must be an address (not a catch-all) of an account
+    here: ``config test`` refuses any other member, as mail to it would be lost."""
 
     addresses: list[str]
-    """Member addresses; each must be a destination of some account."""
+    """Member addresses; each must be an address of some account (not a remote address)."""
 
     post_public: bool = False
     """Whether anyone may send to it; otherwise only members."""
@@ -214,31 +238,15 @@ class DomainsConfig(Section):
 
     @model_validator(mode="after")
     def _references(self) -> DomainsConfig:
-        problems = []
-        for name, account in self.accounts.items():
-            if account.domain not in self.domains:
-                problems.append(f"accounts.{name}.domain: domain {account.domain!r} is not in"
-                                f" domains (known: {_known(self.domains)})")
-            for address in account.destinations:
-                domain = address.rsplit("@", 1)[1].lower()
-                if _ascii(domain) not in self.domains:
-                    problems.append(f"accounts.{name}.destinations.{address!r}: domain "
-                                    f"{domain!r} is not in domains (known: {_known(self.domains)})")
-        for name, domain in self.domains.items():
-            for selector in domain.dkim.sign:
-                if selector not in domain.dkim.selectors:
-                    problems.append(f"domains.{name}.dkim.sign: selector {selector!r} is not in"
-                                    f" dkim.selectors (known: {_known(domain.dkim.selectors)})")
-            if domain.dmarc_reports and domain.dmarc_reports.account not in self.accounts:
-                problems.append(f"domains.{name}.dmarc_reports.account: no account "
-                                f"{domain.dmarc_reports.account!r}")
+        from kittiwake.config.references import check
+
+        problems = check(self)
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValidationError.from_exception_data("DomainsConfig", [
+                InitErrorDetails(type="value_error", loc=loc, input=None,
+                                 ctx={"error": ValueError(message)})
+                for loc, message in problems])
         return self
-
-
-def _known(names: dict[str, object]) -> str:
-    return ", ".join(sorted(names)) or "none"
 
 
 def _ascii(domain: str) -> str:

@@ -65,6 +65,18 @@ def _location(loc: tuple[Any, ...]) -> str:
     return "".join(parts)
 
 
+# What a wrong TOML type means, in words (config models are strict: "25" is no port).
+TYPE_MESSAGES = {
+    "int_type": "expected an integer, without quotes or decimal point (e.g. 25)",
+    "float_type": "expected a number (e.g. 5 or 2.5)",
+    "bool_type": "expected true or false, without quotes",
+    "string_type": "expected a string, in quotes",
+    "list_type": "expected a list, e.g. [\"a\", \"b\"]",
+    "dict_type": "expected a table",
+    "model_type": "expected a table",
+}
+
+
 def format_validation_error(file: str, error: ValidationError) -> list[str]:
     """One line per pydantic error: ``file: field.path: message (got VALUE)``."""
     problems = []
@@ -74,6 +86,8 @@ def format_validation_error(file: str, error: ValidationError) -> list[str]:
         message = item["msg"]
         if message.startswith("Value error, "):
             message = message[len("Value error, "):]
+        if item["type"] in TYPE_MESSAGES:
+            message = TYPE_MESSAGES[item["type"]]
         if item["type"] == "extra_forbidden":
             message = "unknown field (see `kittiwake config describe-static` / `describe-domains`)"
         where = _location(loc)
@@ -134,33 +148,137 @@ def load(config_dir: str | Path) -> Config:
         problems.extend(exc.problems)
     if static is not None and domains is not None:
         problems.extend(check_files(directory, static, domains))
-        problems.extend(f"{directory / DOMAINS_FILE}: {problem}"
-                        for problem in check_routes(static, domains))
+        problems.extend(cross_checks(directory, static, domains))
     if problems:
         raise ConfigError(problems)
     assert static is not None and domains is not None
     return Config(directory.resolve(), static, domains)
 
 
+def cross_checks(directory: Path, static: StaticConfig, domains: DomainsConfig) -> list[str]:
+    """Problems between the two files: routes naming no transport, a postmaster for no account."""
+    problems = [f"{directory / DOMAINS_FILE}: {problem}"
+                for problem in check_routes(static, domains)]
+    problems += [f"{directory / STATIC_FILE}: {problem}"
+                 for problem in check_postmaster(static, domains)]
+    return problems
+
+
+def check_postmaster(static: StaticConfig, domains: DomainsConfig) -> list[str]:
+    """``postmaster_account`` must name an account (RFC 5321 §4.5.1: postmaster must work).
+
+    While domains.conf has no account at all (a new setup: kittiwake.conf is
+    written first, then domains and accounts are added) nothing can receive
+    mail yet, and the name is not held against the commands that add them.
+    """
+    name = static.postmaster_account
+    if name and domains.accounts and name not in domains.accounts:
+        known = ", ".join(sorted(domains.accounts))
+        return [f"postmaster_account: no account {name!r} in domains.conf (known: {known});"
+                " postmaster@ mail must reach a real account (RFC 5321 §4.5.1): add it with"
+                f" `kittiwake account add {name} ADDRESS` or name another"]
+    return []
+
+
+def postmaster_account(static_setting: str, domains: DomainsConfig) -> str | None:
+    """The account receiving postmaster@ mail: the configured one, else the first account.
+
+    None only when domains.conf has no account at all.
+    """
+    if static_setting:
+        return static_setting if static_setting in domains.accounts else None
+    return next(iter(domains.accounts), None)
+
+
 def check_files(directory: Path, static: StaticConfig, domains: DomainsConfig) -> list[str]:
-    """Problems with files the config points at (certificates, DKIM keys)."""
+    """Problems with files the config points at (certificates, DKIM keys, passwords).
+
+    Each file is opened as what it must be (a certificate chain with its key,
+    a DKIM private key), so what ``serve`` would fail on fails here first.
+    """
     problems = [f"{directory / STATIC_FILE}: {problem}"
                 for problem in check_transport_files(directory, static)]
     for name, listener in static.listeners.items():
         if listener.tls:
             for i, cert in enumerate(listener.tls.certificates):
+                where = f"{directory / STATIC_FILE}: listeners.{_key(name)}.tls.certificates[{i}]"
+                missing = False
                 for field in ("cert_file", "key_file"):
                     target = directory / getattr(cert, field)
                     if not target.is_file():
-                        problems.append(f"{directory / STATIC_FILE}: listeners.{name}.tls."
-                                        f"certificates[{i}].{field}: no file {target}")
+                        missing = True
+                        problems.append(f"{where}.{field}: no file {target}")
+                if not missing:
+                    why = _tls_problem(directory / cert.cert_file, directory / cert.key_file)
+                    if why:
+                        problems.append(f"{where}: {why}")
     for dname, domain in domains.domains.items():
         for sel, selector in domain.dkim.selectors.items():
+            where = (f"{directory / DOMAINS_FILE}: domains.{_key(dname)}.dkim.selectors."
+                     f"{_key(sel)}.private_key_file")
             target = directory / selector.private_key_file
             if not target.is_file():
-                problems.append(f"{directory / DOMAINS_FILE}: domains.{dname}.dkim.selectors."
-                                f"{sel}.private_key_file: no file {target}")
+                problems.append(f"{where}: no file {target} (create it with"
+                                f" `kittiwake dkim gen ed25519 > {target}`)")
+                continue
+            why = _dkim_key_problem(target)
+            if why:
+                problems.append(f"{where}: {target}: {why}")
     return problems
+
+
+def _tls_problem(cert_file: Path, key_file: Path) -> str | None:
+    """Why ``serve`` could not use this certificate chain and key, or None."""
+    import ssl
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import serialization
+
+    try:
+        cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+        key_data = key_file.read_bytes()
+    except OSError as exc:
+        return f"cannot read {exc.filename}: {exc.strerror}"
+    except ValueError:
+        return f"{cert_file} is not a PEM certificate"
+    try:
+        key = serialization.load_pem_private_key(key_data, password=None)
+    except TypeError:
+        return f"{key_file} is an encrypted private key; give an unencrypted one"
+    except Exception:
+        return f"{key_file} is not a PEM private key"
+    raw = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+    if key.public_key().public_bytes(*raw) != cert.public_key().public_bytes(*raw):
+        return f"{key_file} is not the private key of {cert_file}"
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    try:
+        context.load_cert_chain(cert_file, key_file)
+    except OSError as exc:
+        reason = getattr(exc, "reason", None) or exc.strerror or str(exc)
+        return f"cannot use {cert_file} with key {key_file}: {reason}"
+    return None
+
+
+def _dkim_key_problem(path: Path) -> str | None:
+    """Why this file cannot sign DKIM signatures (RFC 6376, RFC 8301 §3.2), or None."""
+    from kittiwake.dkim.keys import MIN_RSA_BITS, load_private_key
+
+    try:
+        key = load_private_key(path.read_bytes())
+    except OSError as exc:
+        return f"cannot read: {exc.strerror}"
+    except ValueError as exc:
+        return f"{exc} (expected an RSA or Ed25519 private key in PEM, e.g. from" \
+               " `kittiwake dkim gen ed25519`)"
+    bits = getattr(key, "key_size", None)
+    if bits is not None and bits < MIN_RSA_BITS:
+        return f"RSA key of {bits} bits is too small to sign with (RFC 8301 §3.2: at least" \
+               f" {MIN_RSA_BITS})"
+    return None
+
+
+def _key(name: str) -> str:
+    return name if name.replace("_", "").replace("-", "").isalnum() else f'"{name}"'
 
 
 def atomic_write(path: Path, data: bytes, mode: int = 0o644) -> None:
@@ -194,11 +312,26 @@ def to_toml(model: BaseModel) -> bytes:
 
 
 def write_domains(config_dir: str | Path, domains: DomainsConfig) -> None:
-    """Validate and atomically replace domains.conf; the running server reloads it."""
-    path = Path(config_dir) / DOMAINS_FILE
+    """Validate and atomically replace domains.conf; the running server reloads it.
+
+    The new file must fit kittiwake.conf too (routes name its transports, its
+    postmaster_account is an account): a change that the running server would
+    refuse to reload is not written. ConfigError says why.
+    """
+    directory = Path(config_dir)
+    path = directory / DOMAINS_FILE
     text = to_toml(domains)
     # Round-trip check: never write a file we could not read back.
-    validate(DomainsConfig, tomllib.loads(text.decode("utf-8")), str(path))
+    checked = validate(DomainsConfig, tomllib.loads(text.decode("utf-8")), str(path))
+    if (directory / STATIC_FILE).exists():
+        try:
+            static = load_static(directory)
+        except ConfigError:
+            static = None  # its own problems are reported by whoever loads it
+        if static is not None:
+            problems = cross_checks(directory, static, checked)
+            if problems:
+                raise ConfigError(problems)
     atomic_write(path, text)
 
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kittiwake.config.domains import DomainsConfig
-from kittiwake.config.load import DOMAINS_FILE, ConfigError, load_domains
+from kittiwake.config.load import DOMAINS_FILE, ConfigError, cross_checks, load_domains
 
 logger = logging.getLogger("kittiwake.config")
 
@@ -56,11 +56,10 @@ class DomainsWatcher:
         try:
             new = load_domains(self.config_dir)
             if self.static is not None:
-                from kittiwake.config.transports import check_routes
-
-                problems = check_routes(self.static, new)
+                # Routes must name transports, postmaster_account an account.
+                problems = cross_checks(self.config_dir, self.static, new)
                 if problems:
-                    raise ConfigError([f"{self.path}: {p}" for p in problems])
+                    raise ConfigError(problems)
         except ConfigError as exc:
             for problem in exc.problems:
                 logger.error("domains.conf not reloaded: %s", problem)

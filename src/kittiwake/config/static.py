@@ -11,9 +11,19 @@ from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
-from kittiwake.config.base import DomainName, IPText, LogLevel, Section
+from kittiwake.config.base import (
+    AnnouncedHostName,
+    DomainName,
+    IPText,
+    LogLevel,
+    ResolverText,
+    Section,
+)
 from kittiwake.config.limits import LimitsConfig
 from kittiwake.config.transports import Transport, TransportName
+
+# Services that start with a TLS handshake (RFC 8314 §3.3): no certificate, no service.
+IMPLICIT_TLS = ("submissions", "imaps")
 
 
 class ServiceConfig(Section):
@@ -35,7 +45,7 @@ class SMTPService(ServiceConfig):
     require_starttls: bool = False
     """Refuse MAIL FROM before STARTTLS (not for public MX: many senders do not retry with TLS)."""
 
-    dnsbl_zones: list[str] = []
+    dnsbl_zones: list[DomainName] = []
     """DNS block list zones (RFC 5782) checked for connecting IPs, e.g. ["sbl.example.org"]."""
 
 
@@ -72,7 +82,7 @@ class Listener(Section):
     ips: list[IPText] = ["0.0.0.0"]
     """IP addresses to listen on, e.g. ["0.0.0.0", "::"] or ["127.0.0.1"]."""
 
-    hostname: DomainName | None = None
+    hostname: AnnouncedHostName | None = None
     """Host name this listener announces; defaults to the global hostname."""
 
     tls: TLSConfig | None = None
@@ -104,10 +114,11 @@ class Listener(Section):
         return value
 
 
+
 class DNSConfig(Section):
     """How kittiwake resolves names."""
 
-    resolvers: list[str] = []
+    resolvers: list[ResolverText] = []
     """Recursive resolvers as IP[:PORT]; empty means /etc/resolv.conf. The environment
     variable KITTIWAKE_DNS overrides both. Use a DNSSEC-validating resolver (e.g. unbound
     on localhost): DANE and the DNSSEC status in Authentication-Results depend on it."""
@@ -150,14 +161,16 @@ class QueueConfig(Section):
 class StaticConfig(Section):
     """kittiwake.conf: settings read at start."""
 
-    hostname: DomainName
+    hostname: AnnouncedHostName
     """This machine's fully qualified host name, used in SMTP greetings and Received headers."""
 
     data_dir: str = "../data"
     """Where mail, queue and databases live (relative to the config directory)."""
 
     postmaster_account: str = ""
-    """Account that receives mail for postmaster@ and DSNs for the system."""
+    """Account that receives mail for postmaster@ of every domain and the bare <postmaster>
+    (RFC 5321 §4.5.1), unless domains.conf routes postmaster@DOMAIN itself (an address
+    or the domain's catch-all); empty means the first account in domains.conf."""
 
     pedantic: bool = False
     """Strict protocol behaviour: refuse to send 8-bit mail to a server that does not
@@ -196,6 +209,18 @@ class StaticConfig(Section):
     username = "alice@provider.example"
     password_file = "secrets/relay.password"
     """
+
+    @model_validator(mode="after")
+    def _implicit_tls_has_certificate(self) -> StaticConfig:
+        for name, listener in self.listeners.items():
+            has_certificate = bool(listener.tls and listener.tls.certificates)
+            for service in IMPLICIT_TLS:
+                if getattr(listener, service).enabled and not has_certificate:
+                    where = f"listeners.{name}"
+                    raise ValueError(f"{where}.{service}: enabled, but {where}.tls has no"
+                                     " certificates: implicit TLS (RFC 8314 §3.3) needs one;"
+                                     f" add [[{where}.tls.certificates]] or disable {service}")
+        return self
 
     @model_validator(mode="after")
     def _unique_ports(self) -> StaticConfig:

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from kittiwake.config.base import DomainName, IPText, Section
+from kittiwake.config.base import AnnouncedHostName, IPText, Section
 
 if TYPE_CHECKING:
     from kittiwake.config.domains import DomainsConfig
@@ -182,7 +182,7 @@ class SOCKSTransport(Section):
     """Public IP addresses the proxy connects from (they must be in this domain's SPF
     record and have reverse DNS matching `hostname`)."""
 
-    hostname: DomainName
+    hostname: AnnouncedHostName
     """Host name announced in EHLO through this proxy (the proxy's IPs' reverse DNS name)."""
 
     username: str = ""

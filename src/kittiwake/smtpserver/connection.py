@@ -54,7 +54,7 @@ from kittiwake.smtp import (
 )
 from kittiwake.smtpserver import incoming, localserve_rules, submission
 from kittiwake.smtpserver.context import ServerContext
-from kittiwake.smtpserver.deliver import LocalDelivery, deliver_local
+from kittiwake.smtpserver.deliver import LocalDelivery, deliver_local, notify_failures
 from kittiwake.store.store import account_dir
 
 READ_SIZE = 65536
@@ -486,36 +486,61 @@ class SMTPConnection:
         is_postmaster = path.is_postmaster or (
             path.localpart.lower() == "postmaster" and bool(path.domain)
             and self.ctx.index.is_local_domain(path.domain))
-        if found is None and is_postmaster and self.ctx.postmaster_account and \
-                self.ctx.postmaster_account in self.ctx.domains.accounts:
-            # RFC 5321 §4.5.1: postmaster must be accepted.
-            pm = self.ctx.postmaster_account
-            dests = self.ctx.domains.accounts[pm].destinations
-            found = AccountRecipient(pm, address, next(iter(dests.values())))
+        if found is None and is_postmaster:
+            found = self._postmaster(address)
         if isinstance(found, AccountRecipient):
             self.tx.local.append(LocalDelivery(address, found))
+            fate = f"account {found.account}"
         elif isinstance(found, AliasRecipient):
             if not found.post_public and self.kind == "smtp":
                 allowed = {a.lower() for a in found.member_addresses}
                 if self.tx.mailfrom.lower() not in allowed:
-                    s.reject(Reply(550, "5.7.1", ["only members may post to this list"]))
+                    self._refuse(address, Reply(550, "5.7.1",
+                                                ["only members may post to this list"]))
                     return
+            if not found.members:
+                # Defence in depth: config test refuses aliases without local members;
+                # an alias that expands to no account must never get a 250.
+                self._refuse(address, Reply(550, "5.1.1", [f"no such user here: {address}"]),
+                             why=f"alias {found.alias} has no local member")
+                return
             self.tx.local.extend(LocalDelivery(address, m) for m in found.members)
+            fate = "alias " + ",".join(m.account for m in found.members)
         elif self.kind in ("submission", "submissions") and self.account is not None:
             if path.domain and self.ctx.index.is_local_domain(path.domain):
-                s.reject(Reply(550, "5.1.1", [f"no such user here: {address}"]))
+                self._refuse(address, Reply(550, "5.1.1", [f"no such user here: {address}"]))
                 return
             self.tx.remote.append(address)
+            fate = "queue"
         elif path.domain and self.ctx.index.is_local_domain(path.domain):
-            s.reject(Reply(550, "5.1.1", [f"no such user here: {address}"]))
+            self._refuse(address, Reply(550, "5.1.1", [f"no such user here: {address}"]))
             return
         else:
             # No open relay: unauthenticated mail is only for our domains.
-            s.reject(Reply(550, "5.7.1", ["relaying denied: we accept mail only for our"
-                                          " own domains"]))
+            self._refuse(address, Reply(550, "5.7.1", ["relaying denied: we accept mail only"
+                                                       " for our own domains"]))
             return
+        self.logger.info("rcpt accepted", rcpt=address, to=fate)
         self.tx.rcpts.append(address)
         s.accept()
+
+    def _refuse(self, address: str, reply: Reply, why: str = "") -> None:
+        text = " ".join(x for x in (reply.enhanced, *reply.lines) if x)
+        self.logger.info("rcpt refused", rcpt=address, code=reply.code, reason=why or text)
+        self.session.reject(reply)
+
+    def _postmaster(self, address: str) -> AccountRecipient | None:
+        """RFC 5321 §4.5.1: postmaster@ our domains, and bare <postmaster>, must be accepted."""
+        from kittiwake.config.domains import Destination
+        from kittiwake.config.load import postmaster_account
+
+        name = postmaster_account(self.ctx.postmaster_account, self.ctx.domains)
+        if name is None:
+            return None
+        destinations = self.ctx.domains.accounts[name].destinations
+        destination = next((d for key, d in destinations.items() if not key.startswith("@")),
+                           None) or Destination()
+        return AccountRecipient(name, address, destination)
 
     # --- the message ---------------------------------------------------------
 
@@ -583,16 +608,22 @@ class SMTPConnection:
             except Exception as exc:
                 metrics.panic("smtpserver", exc, msg="queueing failed")
                 return Reply(451, "4.3.0", ["could not queue the message, try again"])
-            self.logger.info("queued", recipients=len(tx.remote), ids=",".join(map(str, ids)))
+            self.logger.info("queued", rcpts=",".join(tx.remote), ids=",".join(map(str, ids)))
         failures = await deliver_local(self.ctx, tx.local, data, tx.mailfrom, verified)
         if failures and len(failures) == len(tx.local) and not tx.remote:
             first = failures[0]
             if first.temporary:
                 return Reply(451, "4.3.0", [first.reason])
             return Reply(552, "5.2.2", [first.reason])
-        for failure in failures:
-            self.logger.error("delivery failed for a recipient after others succeeded",
-                              rcpt=failure.recipient, reason=failure.reason)
+        if failures:
+            # Others are delivered, so the message is acknowledged: the recipients that
+            # failed go into a DSN to the sender, never nowhere (RFC 3464).
+            sent = await notify_failures(
+                self.ctx, failures, mailfrom=tx.mailfrom, data=data, smtputf8=tx.smtputf8,
+                envid=tx.envid, ret=tx.ret, rcpt_params=tx.rcpt_params)
+            if not sent:
+                return Reply(451, "4.3.0", ["local delivery failed for some recipients,"
+                                            " try again"])
         self.logger.info("message accepted", size=len(data), rcpts=len(tx.rcpts),
                          mailfrom=tx.mailfrom)
         return Reply(250, "2.0.0", [f"message accepted (id {self.cid})"])

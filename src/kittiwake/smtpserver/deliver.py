@@ -1,20 +1,31 @@
 """Delivering accepted mail into local accounts, each to its chosen mailbox.
 
-The SMTP reply to DATA is sent only after every delivery here returned,
-that is after message file and row are on disk (DESIGN.md "Durability").
+Invariants (DESIGN.md "Durability"; a 250 is a promise):
+
+- The SMTP reply to DATA is sent only after every delivery here returned,
+  that is after message file and row are on disk.
+- Every recipient that got a 250 ends in a mailbox, in the queue, or in a
+  DSN to the sender: a local delivery that fails after others of the same
+  message succeeded (so the message as a whole is acknowledged) is reported
+  to the sender by a "failed" DSN (RFC 3464), see :func:`notify_failures`.
+- Each recipient's fate is logged: ``delivered`` (account, mailbox, uid) or
+  ``delivery failed``.
 """
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
+from kittiwake import log
 from kittiwake.config.lookup import AccountRecipient, pick_mailbox
 from kittiwake.message.headers import parse_header_section
 from kittiwake.smtpserver.context import ServerContext
 from kittiwake.store import MailboxNotFound, OverQuota, StoreError
 
-logger = logging.getLogger("kittiwake.smtpserver")
+logger = log.get_logger("smtpserver")
 
 
 @dataclass
@@ -28,6 +39,7 @@ class DeliveryFailure:
     recipient: str
     temporary: bool
     reason: str
+    account: str = ""
 
 
 async def deliver_local(ctx: ServerContext, deliveries: list[LocalDelivery], data: bytes,
@@ -37,33 +49,99 @@ async def deliver_local(ctx: ServerContext, deliveries: list[LocalDelivery], dat
     headers, _ = parse_header_section(data)
     header_pairs = [(h.name.lower(), h.decoded) for h in headers]
     msg_from = headers.decoded("from") or ""
-    done: set[tuple[str, str]] = set()
+    done: dict[tuple[str, str], int] = {}
     failures: list[DeliveryFailure] = []
     for item in deliveries:
+        account_name = item.target.account
         mailbox = pick_mailbox(item.target.destination, mailfrom=mailfrom, msg_from=msg_from,
                                verified_domains=verified_domains, headers=header_pairs)
-        key = (item.target.account, mailbox)
+        key = (account_name, mailbox)
         if key in done:
+            logger.info("delivered", rcpt=item.recipient, account=account_name,
+                        mailbox=mailbox, uid=done[key], copy="shared")
             continue
-        conf = ctx.domains.accounts.get(item.target.account)
+        conf = ctx.domains.accounts.get(account_name)
         try:
             account = await ctx.store.account(
-                item.target.account, conf.quota_bytes if conf else 0,
-                conf.mailboxes if conf else ())
+                account_name, conf.quota_bytes if conf else 0, conf.mailboxes if conf else ())
             try:
                 delivered = await account.deliver(mailbox, data, mailfrom=mailfrom,
                                                   rcptto=item.recipient)
             except MailboxNotFound:
-                logger.warning("mailbox %s of account %s does not exist; delivering to Inbox",
-                               mailbox, item.target.account)
-                delivered = await account.deliver("Inbox", data, mailfrom=mailfrom,
+                # A configured mailbox that does not exist yet (or was deleted) is
+                # created: the configuration says where this mail goes.
+                logger.info("creating mailbox for delivery", account=account_name,
+                            mailbox=mailbox)
+                await account.ensure_mailboxes([mailbox])
+                delivered = await account.deliver(mailbox, data, mailfrom=mailfrom,
                                                   rcptto=item.recipient)
-            logger.info("delivered to %s mailbox %s uid %d (%d bytes)", item.target.account,
-                        delivered.mailbox, delivered.uid, delivered.size)
-            done.add(key)
+            logger.info("delivered", rcpt=item.recipient, account=account_name,
+                        mailbox=delivered.mailbox, uid=delivered.uid, size=delivered.size)
+            done[key] = delivered.uid
         except OverQuota as exc:
-            failures.append(DeliveryFailure(item.recipient, False, str(exc)))
+            logger.info("delivery failed", rcpt=item.recipient, account=account_name,
+                        reason=str(exc))
+            failures.append(DeliveryFailure(item.recipient, False, str(exc), account_name))
         except (StoreError, OSError) as exc:
-            logger.error("delivery to %s failed: %s", item.target.account, exc)
-            failures.append(DeliveryFailure(item.recipient, True, "local delivery failed"))
+            logger.error("delivery failed", rcpt=item.recipient, account=account_name,
+                         reason=str(exc))
+            failures.append(DeliveryFailure(item.recipient, True, "local delivery failed",
+                                            account_name))
     return failures
+
+
+async def notify_failures(ctx: ServerContext, failures: list[DeliveryFailure], *,
+                          mailfrom: str, data: bytes, smtputf8: bool, envid: str | None,
+                          ret: Any, rcpt_params: Mapping[str, Any]) -> bool:
+    """Send the sender a "failed" DSN (RFC 3464) for recipients not delivered.
+
+    Used when the message is acknowledged for its other recipients. The DSN
+    goes to the sender's Inbox when the sender is one of our addresses,
+    otherwise into the outgoing queue with the null reverse-path (RFC 5321
+    §4.5.5). Returns False when it could not be sent (no outgoing queue, or
+    storing/queueing failed): the caller must then not acknowledge.
+    A null sender, or NOTIFY without FAILURE (RFC 3461 §4.1), gets no DSN,
+    which is what it asked for: True.
+    """
+    from kittiwake.dsn.compose import compose
+    from kittiwake.dsn.report import Action, RecipientReport
+    from kittiwake.queue.model import DeliveryError
+
+    reports = []
+    for failure in failures:
+        params = rcpt_params.get(failure.recipient)
+        code, enhanced = (451, "4.3.0") if failure.temporary else (552, "5.2.2")
+        reports.append(RecipientReport(
+            address=failure.recipient, action=Action.FAILED,
+            error=DeliveryError(code, enhanced, failure.reason, ctx.hostname),
+            status="5.2.2" if not failure.temporary else "4.3.0",
+            notify=getattr(params, "notify", None), orcpt=getattr(params, "orcpt", None),
+            attempts=1, last_attempt=datetime.now(UTC)))
+    dsn = compose(hostname=ctx.hostname, mail_from=mailfrom, recipients=reports,
+                  original=data, now=datetime.now(UTC), envid=envid, ret=ret,
+                  smtputf8=smtputf8)
+    if dsn is None:
+        logger.info("no failure notice wanted", mailfrom=mailfrom,
+                    rcpts=",".join(f.recipient for f in failures))
+        return True
+    local, _, domain = mailfrom.rpartition("@")
+    found = ctx.index.lookup(local, domain) if local and domain else None
+    if isinstance(found, AccountRecipient):
+        notice = b"Return-Path: <>\r\n" + dsn.data
+        problems = await deliver_local(ctx, [LocalDelivery(mailfrom, found)], notice, "")
+        if not problems:
+            logger.info("failure notice delivered", to=mailfrom, account=found.account)
+            return True
+        return False
+    if ctx.outbox is None:
+        logger.error("failure notice not sent: outgoing delivery is not configured",
+                     to=mailfrom)
+        return False
+    try:
+        ids = await ctx.outbox.enqueue(account=None, mailfrom="", recipients=[mailfrom],
+                                       data=dsn.data, smtputf8=dsn.smtputf8, requiretls=None)
+    except Exception as exc:
+        logger.error("failure notice not queued", to=mailfrom, error=str(exc))
+        return False
+    logger.info("failure notice queued", to=mailfrom, ids=",".join(map(str, ids)))
+    return True
