@@ -563,3 +563,11 @@ def test_condstore_enabling_in_selected_state(line: bytes) -> None:
 def test_id_limits() -> None:  # RFC 2971 §3.3
     _, out = drive(new_session(), b'a ID ("' + b"f" * 31 + b'" NIL)\r\n')
     assert out.startswith(b"a BAD [LIMIT] ID allows 30 fields")
+
+
+def test_setmetadata_value_may_be_a_literal8() -> None:  # RFC 5464 §5
+    s = new_session(state=AUTHED)
+    events, out = drive(s, b"a SETMETADATA INBOX (/private/comment ~{3}\r\n")
+    assert out == b"+ Ready for literal data\r\n"
+    events, _ = drive(s, b"a\0b)\r\n")
+    assert commands(events) == [c.SetMetadata("INBOX", (("/private/comment", b"a\0b"),))]

@@ -633,7 +633,8 @@ class ServerSession:
                 return
             self._start_message(tag, probe, size, binary, sync, events)
             return
-        if binary and not cmd_so_far.upper().startswith((tag or "").encode() + b" SETMETADATA"):
+        if binary and (tag is None or not cmd_so_far[len(tag) + 1:].upper().startswith(
+                b"SETMETADATA ")):
             self._refuse_literal(tag, "literal8 (~{n}) is only allowed for message data "
                                  "(RFC 3516 §4.2)", sync, size, events)
             return
