@@ -64,7 +64,7 @@ def parse_target(text: str, default_port: int = 25) -> tuple[str, int]:
         raise UserError(f"{text!r}: no host name")
     port = default_port
     if port_text:
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
             raise UserError(f"{text}: port must be a number from 1 to 65535")
         port = int(port_text)
     return host, port

@@ -26,7 +26,7 @@ from kittiwake.queue.model import DeliveryError
 from kittiwake.smtp.params import Notify, ORcpt, xtext_encode
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
-_STATUS = re.compile(r"[245]\.\d{1,3}\.\d{1,3}")
+_STATUS = re.compile(r"[245]\.[0-9]{1,3}\.[0-9]{1,3}")  # RFC 3463 §2, ASCII digits
 
 
 class Action(StrEnum):
