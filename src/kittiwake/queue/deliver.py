@@ -24,7 +24,7 @@ from kittiwake.queue.direct import (
     results_for,
 )
 from kittiwake.queue.model import Batch, DeliveryError, DeliveryResult, Outcome
-from kittiwake.smtpclient import Client, SMTPClientError, TLSMode
+from kittiwake.smtpclient import AuthError, Client, SMTPClientError, TLSMode
 from kittiwake.tlsrpt import TLSResults
 
 logger = logging.getLogger("kittiwake.queue")
@@ -67,9 +67,11 @@ class Deliverer:
         choice: Any = self.localserve_relay
         if choice is None and self.select is not None:
             choice = self.select(batch)
-        if isinstance(choice, DeliveryError):  # the "fail" transport
+        if isinstance(choice, DeliveryError):  # the "fail" transport, a routing problem
             outcome = Outcome.PERMANENT if choice.code >= 500 else Outcome.TEMPORARY
-            return [DeliveryResult(r.id, outcome, choice) for r in batch.recipients]
+            # Our refusal, not a server's reply: reported as kittiwake's (code 0).
+            error = DeliveryError.ours(choice.enhanced, choice.text)
+            return [DeliveryResult(r.id, outcome, error) for r in batch.recipients]
         if isinstance(choice, Relay):
             return await self.relay(batch, data, choice)
         options = choice if isinstance(choice, DirectOptions) else self.direct_options
@@ -104,6 +106,15 @@ class Deliverer:
                 message.mail_from, rcpts, data, smtputf8=message.smtputf8,
                 eightbit=message.eightbit, requiretls=bool(message.requiretls),
                 strict=self.strict, ret=message.ret, envid=message.envid)
+        except AuthError as exc:
+            if client is not None:
+                await client.close()
+            # A refused login at our own relay is our configuration's problem (a wrong
+            # password file), not the recipients': retry on the normal schedule, so
+            # the admin can fix it before anything bounces (as Postfix does).
+            error = _relay_auth_error(exc, relay)
+            logger.warning("%s; will retry", error.text)
+            return [DeliveryResult(r.id, Outcome.TEMPORARY, error) for r in batch.recipients]
         except SMTPClientError as exc:
             if client is not None:
                 await client.close()
@@ -119,6 +130,21 @@ class Deliverer:
     async def close(self) -> None:
         """Close parked connections (QUIT)."""
         await self.pool.close()
+
+
+def _relay_auth_error(exc: AuthError, relay: Relay) -> DeliveryError:
+    """``relay authentication failed: 535 5.7.8 ...`` as kittiwake's own temporary error.
+
+    RFC 4954 §6: 535 5.7.8 means the credentials are wrong; for a configured
+    relay that is fixed by the admin, so the class becomes 4 (retry).
+    """
+    reply = exc.reply
+    detail = "7.8" if reply is None or not reply.enhanced else reply.enhanced.split(".", 1)[1]
+    said = f"{reply.code} {reply.enhanced + ' ' if reply.enhanced else ''}{' '.join(reply.lines)}" \
+        if reply is not None else str(exc)
+    who = f" as {relay.username}" if relay.username else ""
+    return DeliveryError.ours(f"4.{detail}", f"relay authentication failed: {said}"
+                                             f" (relay {relay.host} port {relay.port}{who})")
 
 
 def make_selector(static: Any, domains: Any, config_dir: Any, hostname: str,

@@ -490,7 +490,9 @@ class Client:
             if not self.closed:
                 await self.close()
             if not tx.decided:
-                tx.abort(str(exc), exc.stage)
+                # RFC 3463: X.5.0 for garbage from the server, X.4.2 "bad connection" else.
+                tx.abort(str(exc), exc.stage,
+                         status="4.5.0" if isinstance(exc, ProtocolError) else "4.4.2")
             # else: only optional replies were due (e.g. after 550 to MAIL the server
             # closed): the recipients keep the server's own answer.
 
