@@ -216,7 +216,9 @@ def delivery_status(*, reporting_mta: str, recipients: Sequence[RecipientReport]
         fields.append(("Final-Recipient", typed_address(rcpt.address, utf8=utf8)))  # §2.3.2
         fields.append(("Action", str(rcpt.action)))  # §2.3.3
         fields.append(("Status", rcpt.status_code()))  # §2.3.4
-        if rcpt.error is not None and rcpt.error.host:
+        if rcpt.error is not None and rcpt.error.host and rcpt.error.code:
+            # §2.3.5: the MTA that reported the status; a host that only failed to
+            # meet kittiwake's checks (no reply, code 0) reported nothing.
             host = clean(rcpt.error.host, utf8=False, limit=255)
             fields.append(("Remote-MTA", f"dns; {host}"))  # §2.3.5
         if rcpt.error is not None and (rcpt.error.code or rcpt.error.text):

@@ -11,20 +11,31 @@ own SMTP port, so its failure addresses exercise the queue too.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import ssl
 from dataclasses import dataclass
 from typing import Any
 
+from kittiwake import dane
+from kittiwake.dns import DNSTemporaryError, InvalidName
 from kittiwake.queue.direct import (
     DirectOptions,
     HostFailed,
     _host_failed,
+    dane_verifier,
     deliver_direct,
     results_for,
 )
 from kittiwake.queue.model import Batch, DeliveryError, DeliveryResult, Outcome
-from kittiwake.smtpclient import AuthError, Client, SMTPClientError, TLSMode
+from kittiwake.smtpclient import (
+    AuthError,
+    Client,
+    SMTPClientError,
+    TLSMode,
+    TLSVerify,
+    unverified_context,
+)
 from kittiwake.tlsrpt import TLSResults
 
 logger = logging.getLogger("kittiwake.queue")
@@ -41,6 +52,26 @@ class Relay:
     username: str | None = None
     password: str | None = None
     mechanisms: list[str] | None = None
+
+
+@dataclass
+class RelayPlan:
+    """How to reach a relay: its addresses (from kittiwake's resolver) and TLS check."""
+
+    tls: TLSMode
+    tls_context: ssl.SSLContext | None
+    addresses: list[str] | None = None  # None: the host is an IP address
+    authentic: bool = False  # the address answer was DNSSEC-authentic
+    tls_verify: TLSVerify | None = None  # DANE, when the relay publishes TLSA records
+    dane: bool = False
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 class Deliverer:
@@ -95,10 +126,16 @@ class Deliverer:
         client = self.pool.take(key)
         try:
             if client is None:
+                try:
+                    plan = await self.relay_plan(relay)
+                except HostFailed as exc:
+                    return [DeliveryResult(r.id, Outcome.TEMPORARY, exc.error)
+                            for r in batch.recipients]
                 client = await Client.connect(
-                    relay.host, relay.port, local_hostname=self.hostname, tls=relay.tls,
-                    tls_context=relay.tls_context, tls_server_name=relay.host,
-                    remote_name=relay.host)
+                    relay.host, relay.port, local_hostname=self.hostname, tls=plan.tls,
+                    tls_context=plan.tls_context, tls_server_name=relay.host,
+                    tls_verify=plan.tls_verify, remote_name=relay.host,
+                    addresses=plan.addresses)
                 if relay.username is not None:
                     await client.auth(relay.username, relay.password or "",
                                       relay.mechanisms or None)
@@ -127,6 +164,49 @@ class Deliverer:
             self.pool.give(key, client)
         return results_for(batch, result, relay.host)
 
+    async def relay_plan(self, relay: Relay) -> RelayPlan:
+        """Resolve the relay's name with kittiwake's resolver and pick its TLS check.
+
+        The relay is a configured next hop, so there is no MX step: when its
+        address answer is DNSSEC-authentic, its TLSA records (``_PORT._tcp.HOST``,
+        RFC 7672 §2.2.2) are looked up; usable ones replace PKIX by DANE
+        (RFC 7672 §3), a failed TLSA lookup defers (RFC 7672 §2.2.1). A relay
+        whose TLS is not verified by configuration (``tls_verify = false``) or
+        that has no TLS is left as configured. Raises :class:`HostFailed`.
+        """
+        plan = RelayPlan(relay.tls, relay.tls_context)
+        if _is_ip(relay.host):
+            return plan
+        host = relay.host
+        try:
+            answer = await self.resolver.ips(host)
+        except (DNSTemporaryError, InvalidName) as exc:
+            raise HostFailed(DeliveryError.ours("4.4.3", f"address lookup of relay {host}"
+                                                f" failed: {exc}", host)) from None
+        if not answer.records:
+            raise HostFailed(DeliveryError.ours("4.4.4", f"relay {host} has no address"
+                                                f" ({answer.status})", host))
+        plan.addresses = [str(a) for a in answer.records]
+        plan.authentic = answer.authentic
+        verifying = relay.tls is not TLSMode.NONE and (
+            relay.tls_context is None or relay.tls_context.verify_mode == ssl.CERT_REQUIRED)
+        if not (answer.authentic and verifying):
+            return plan
+        tlsa = await dane.lookup_tlsa_for_host(self.resolver, host, relay.port, answer)
+        if tlsa.status is dane.TLSAStatus.TEMPERROR:
+            raise HostFailed(DeliveryError.ours("4.7.5", f"TLSA lookup for relay {host} failed:"
+                                                f" {tlsa.reason} (DANE, RFC 7672 §2.2.1)",
+                                                host))
+        if tlsa.dane_required:
+            plan.tls_verify = dane_verifier(tlsa, host)
+            plan.tls_context = unverified_context()  # DANE decides, not the WebPKI
+            plan.dane = True
+            if plan.tls is TLSMode.OPPORTUNISTIC:
+                plan.tls = TLSMode.STARTTLS  # RFC 7672 §2.2: TLS is then mandatory
+            logger.info("relay %s: DANE with %d TLSA record(s) at %s", host,
+                        len(tlsa.usable), tlsa.name)
+        return plan
+
     async def close(self) -> None:
         """Close parked connections (QUIT)."""
         await self.pool.close()
@@ -144,7 +224,8 @@ def _relay_auth_error(exc: AuthError, relay: Relay) -> DeliveryError:
         if reply is not None else str(exc)
     who = f" as {relay.username}" if relay.username else ""
     return DeliveryError.ours(f"4.{detail}", f"relay authentication failed: {said}"
-                                             f" (relay {relay.host} port {relay.port}{who})")
+                                             f" (relay {relay.host} port {relay.port}{who})",
+                              relay.host)
 
 
 def make_selector(static: Any, domains: Any, config_dir: Any, hostname: str,

@@ -41,7 +41,9 @@ from kittiwake.smtpclient import (
     ProtocolError,
     SMTPClientError,
     TLSError,
+    TLSInfo,
     TLSMode,
+    TLSVerify,
     unverified_context,
 )
 from kittiwake.tlsrpt import PolicyType, ResultType, TLSResult
@@ -172,7 +174,7 @@ async def deliver_direct(batch: Batch, data: bytes, resolver: Resolver, options:
             attempt.tls_results.append(TLSResult(domain, PolicyType.STS,
                                                  ResultType.VALIDATION_FAILURE, host,
                                                  reason=reason))
-            attempt.error = DeliveryError.ours("4.7.5", reason)  # X.7.5 cryptographic failure
+            attempt.error = DeliveryError.ours("4.7.5", reason, host)  # X.7.5 cryptographic failure
             continue
         try:
             results = await _deliver_host(batch, data, rcpts, host, mx_authentic, resolver,
@@ -205,13 +207,13 @@ async def _deliver_host(batch: Batch, data: bytes, rcpts: list[str], host: str,
     try:
         addresses = await resolver.ips(host)
     except (DNSTemporaryError, InvalidName) as exc:
-        raise HostFailed(DeliveryError.ours("4.4.3", f"address lookup of {host} failed: {exc}")
-                         ) from None
+        raise HostFailed(DeliveryError.ours("4.4.3", f"address lookup of {host} failed: {exc}",
+                                            host)) from None
     ips = [str(ip) for ip in addresses.records
            if not (options.disable_ipv4 and ipaddress.ip_address(str(ip)).version == 4)
            and not (options.disable_ipv6 and ipaddress.ip_address(str(ip)).version == 6)]
     if not ips:
-        raise HostFailed(DeliveryError.ours("4.4.4", f"{host} has no usable address"))
+        raise HostFailed(DeliveryError.ours("4.4.4", f"{host} has no usable address", host))
 
     tlsa = None
     if mx_authentic and addresses.authentic:
@@ -222,7 +224,7 @@ async def _deliver_host(batch: Batch, data: bytes, rcpts: list[str], host: str,
                                                  ResultType.DNSSEC_INVALID, host,
                                                  reason=tlsa.reason))
             raise HostFailed(DeliveryError.ours("4.7.5", f"TLSA lookup for {host} failed:"
-                                                f" {tlsa.reason} (DANE, RFC 7672 §2.2)"))
+                                                f" {tlsa.reason} (DANE, RFC 7672 §2.2)", host))
     policy_type = PolicyType.TLSA if tlsa is not None and tlsa.tls_required else \
         PolicyType.STS if has_sts else PolicyType.NO_POLICY
     requiretls = bool(message.requiretls)
@@ -231,14 +233,7 @@ async def _deliver_host(batch: Batch, data: bytes, rcpts: list[str], host: str,
     verify: Callable[[Any], str | None] | None = None
     context: ssl.SSLContext | None = None
     if tlsa is not None and tlsa.dane_required and not message.tls_required_no:
-        names = dane.reference_identifiers(host, tlsa.base_domain)
-        records = tlsa.usable
-
-        def verify(info: Any, records: Sequence[Any] = records,  # type: ignore[misc]
-                   names: list[str] = names) -> str | None:
-            result = dane.verify(records, info.chain_der, names)
-            return None if result.ok else f"DANE: {result.reason}"
-
+        verify = dane_verifier(tlsa, host)
         mode, context = TLSMode.STARTTLS, unverified_context()
     elif tlsa is not None and tlsa.tls_required and not message.tls_required_no:
         mode, context = TLSMode.STARTTLS, unverified_context()  # usable-less TLSA: TLS only
@@ -275,13 +270,27 @@ async def _deliver_host(batch: Batch, data: bytes, rcpts: list[str], host: str,
                 except SMTPClientError as plain_exc:
                     last = _host_failed(plain_exc, host)
                     continue
-            last = HostFailed(DeliveryError.ours("4.7.5", f"TLS with {host} failed: {reason}"))
+            last = HostFailed(DeliveryError.ours("4.7.5", f"TLS with {host} failed: {reason}",
+                                                 host))
         except SMTPClientError as exc:
             last = _host_failed(exc, host)
             if last.permanent:
                 break
     assert last is not None
     raise last
+
+
+def dane_verifier(tlsa: dane.TLSALookup, host: str) -> TLSVerify:
+    """The certificate check for a host with usable, authentic TLSA records
+    (RFC 7672 §3): the chain must match one of them, for the host's names."""
+    names = dane.reference_identifiers(host, tlsa.base_domain)
+    records: Sequence[Any] = tlsa.usable
+
+    def verify(info: TLSInfo) -> str | None:
+        result = dane.verify(records, info.chain_der, names)
+        return None if result.ok else f"DANE: {result.reason}"
+
+    return verify
 
 
 def _host_failed(exc: SMTPClientError, host: str) -> HostFailed:
@@ -291,7 +300,8 @@ def _host_failed(exc: SMTPClientError, host: str) -> HostFailed:
     if reply is not None:
         return HostFailed(DeliveryError(reply.code, reply.enhanced or "", " ".join(reply.lines),
                                         host), permanent=not exc.temporary)
-    return HostFailed(DeliveryError.ours(_status_of(exc), f"{host}: {exc}"), permanent=False)
+    return HostFailed(DeliveryError.ours(_status_of(exc), f"{host}: {exc}", host),
+                      permanent=False)
 
 
 def _status_of(exc: SMTPClientError) -> str:
@@ -368,7 +378,7 @@ def results_for(batch: Batch, result: Any, host: str) -> list[DeliveryResult]:
             # The client decided (8-bit data for a server without 8BITMIME in pedantic
             # mode, SMTPUTF8 or REQUIRETLS not offered, too large, connection lost):
             # no reply from the server, so none is reported.
-            error = DeliveryError.ours(rr.enhanced or "", rr.reason)
+            error = DeliveryError.ours(rr.enhanced or "", rr.reason, host)
         else:
             error = DeliveryError(reply.code, reply.enhanced or "", " ".join(reply.lines),
                                   host)

@@ -52,9 +52,10 @@ class DeliveryError:
       (the DSN's Remote-MTA), ``text`` its words;
     - kittiwake's own finding or decision (no MX, null MX, a TLS or DANE
       failure, a local refusal such as 8-bit data for a server without
-      8BITMIME): ``code`` is 0, ``host`` empty, ``enhanced`` the fitting
-      RFC 3463 code and ``text`` says what was found. Build it with
-      :meth:`ours`.
+      8BITMIME): ``code`` is 0, ``enhanced`` the fitting RFC 3463 code,
+      ``text`` says what was found and ``host`` is the host it concerns, if
+      any (shown by ``queue list``; a DSN names it as no Remote-MTA, since
+      that host reported nothing). Build it with :meth:`ours`.
     """
 
     code: int = 0
@@ -63,9 +64,9 @@ class DeliveryError:
     host: str = ""
 
     @classmethod
-    def ours(cls, enhanced: str, text: str) -> DeliveryError:
-        """A failure kittiwake found or decided itself: no remote reply, no remote host."""
-        return cls(0, enhanced, text, "")
+    def ours(cls, enhanced: str, text: str, host: str = "") -> DeliveryError:
+        """A failure kittiwake found or decided itself (no remote reply), about ``host``."""
+        return cls(0, enhanced, text, host)
 
     @property
     def is_reply(self) -> bool:
