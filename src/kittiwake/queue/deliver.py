@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from kittiwake import dane
-from kittiwake.dns import DNSTemporaryError, InvalidName
+from kittiwake.dns import DNSTemporaryError, InvalidName, Resolver
 from kittiwake.queue.direct import (
     DirectOptions,
     HostFailed,
@@ -229,15 +229,19 @@ def _relay_auth_error(exc: AuthError, relay: Relay) -> DeliveryError:
 
 
 def make_selector(static: Any, domains: Any, config_dir: Any, hostname: str,
-                  pkix_context: ssl.SSLContext | None = None) -> Any:
-    strict = bool(getattr(static, "pedantic", False))
+                  pkix_context: ssl.SSLContext | None = None,
+                  resolver: Resolver | None = None) -> Any:
     """The route → transport decision for each batch (``Deliverer(select=...)``).
 
     ``domains`` is a callable returning the current domains.conf (it is
     reloaded while running). Returns a :class:`Relay`, :class:`DirectOptions`
     or, for the ``fail`` transport and configuration errors, a DeliveryError.
+    ``resolver`` resolves a SOCKS proxy given by name (default: kittiwake's
+    resolver with the config's ``dns.resolvers``).
     """
     from kittiwake.queue.routing import RoutingError, select_transport
+
+    strict = bool(getattr(static, "pedantic", False))
 
     def select(batch: Batch) -> Any:
         attempts = min((r.attempts for r in batch.recipients), default=0)
@@ -276,23 +280,51 @@ def make_selector(static: Any, domains: Any, config_dir: Any, hostname: str,
         if kind == "socks":
             return DirectOptions(hostname=settings.hostname or hostname,
                                  pkix_context=pkix_context, strict_8bitmime=strict,
-                                 connect=socks_connector(settings, config_dir))
+                                 connect=socks_connector(settings, config_dir,
+                                                         resolver or _static_resolver(static)))
         return DeliveryError(451, "4.3.5", f"transport kind {kind} not supported")
 
     return select
 
 
-def socks_connector(settings: Any, config_dir: Any) -> Any:
-    """A Client.connect replacement that tunnels through a SOCKS5 proxy (python-socks)."""
+def _static_resolver(static: Any) -> Resolver:
+    from kittiwake.dns import default_resolver
+
+    dns_config = getattr(static, "dns", None)
+    return default_resolver(list(getattr(dns_config, "resolvers", None) or []) or None)
+
+
+def socks_connector(settings: Any, config_dir: Any, resolver: Resolver | None = None) -> Any:
+    """A Client.connect replacement that tunnels through a SOCKS5 proxy (python-socks).
+
+    A proxy given by name is resolved by kittiwake's ``resolver`` (python-socks
+    would ask the system resolver), its first address taken (IPv6 first).
+    """
     from python_socks.async_.asyncio import Proxy
 
     from kittiwake.smtpclient import ConnectError, Stage
 
     host, port = settings.proxy
     password = settings.password(config_dir) if settings.username else None
-    url_host = f"[{host}]" if ":" in host else host
+
+    async def proxy_address() -> str:
+        if _is_ip(host):
+            return host
+        from kittiwake.dns import default_resolver
+
+        try:
+            answer = await (resolver or default_resolver()).ips(host)
+        except (DNSTemporaryError, InvalidName) as exc:
+            raise ConnectError(f"SOCKS proxy {host}:{port}: address lookup failed: {exc}",
+                               stage=Stage.CONNECT) from None
+        if not answer.records:
+            raise ConnectError(f"SOCKS proxy {host}:{port}: {host} has no address"
+                               f" ({answer.status})", stage=Stage.CONNECT)
+        return str(answer.records[0])
 
     async def connect(ip: str, dest_port: int, **kwargs: Any) -> Client:
+        address = await proxy_address()
+        url_host = f"[{address}]" if ":" in address else address
         auth = ""
         if settings.username:
             from urllib.parse import quote
