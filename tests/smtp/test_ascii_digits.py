@@ -142,3 +142,13 @@ async def test_client_reports_a_non_ascii_reply_code_as_a_protocol_error() -> No
     finally:
         server.close()
         await server.wait_closed()
+
+
+@given(digit=non_ascii_digit)
+def test_imap_section_numbers(digit: str) -> None:
+    from kittiwake.message.part import parse
+
+    message = parse(b"Content-Type: multipart/mixed; boundary=b\r\n\r\n--b\r\n\r\n"
+                            b"one\r\n--b\r\n\r\ntwo\r\n--b--\r\n")
+    assert message.section("2") is not None
+    assert message.section(digit) is None and message.section(f"1.{digit}") is None
