@@ -222,7 +222,8 @@ def assert_ours(dsn: email.message.EmailMessage, status: str, reason: str) -> di
 async def test_pedantic_8bit_for_a_server_without_8bitmime(env: Env, mx: FakeMX) -> None:
     await env.send(EIGHTBIT, eightbit=True)
     dsn = await env.bounce(max_attempts=1)  # permanent at the first attempt
-    assert_ours(dsn, "5.6.3", f"8-bit message but {MX} does not support 8BITMIME")
+    recipient = assert_ours(dsn, "5.6.3", f"8-bit message but {MX} does not support 8BITMIME")
+    assert "pedantic = true" in recipient["diagnostic-code"]  # why kittiwake refused
     assert mx.transactions == 0  # nothing was sent: the refusal is ours
 
 

@@ -378,7 +378,12 @@ def results_for(batch: Batch, result: Any, host: str) -> list[DeliveryResult]:
             # The client decided (8-bit data for a server without 8BITMIME in pedantic
             # mode, SMTPUTF8 or REQUIRETLS not offered, too large, connection lost):
             # no reply from the server, so none is reported.
-            error = DeliveryError.ours(rr.enhanced or "", rr.reason, host)
+            reason = rr.reason
+            if rr.enhanced == "5.6.3" and "8BITMIME" in reason:
+                # Only in pedantic mode; say why, since most MTAs would send it anyway.
+                reason += (" (pedantic = true: kittiwake does not send 8-bit data to a server"
+                           " that does not announce 8BITMIME, RFC 6152 §3)")
+            error = DeliveryError.ours(rr.enhanced or "", reason, host)
         else:
             error = DeliveryError(reply.code, reply.enhanced or "", " ".join(reply.lines),
                                   host)
