@@ -268,7 +268,8 @@ async def test_wrong_tlsa_defers_and_records_failure(dane_setup: DaneSetup,
     [rcpt] = out.queued
     assert rcpt.status is Status.QUEUED and rcpt.attempts == 1
     assert rcpt.next_attempt > datetime.now(UTC)
-    assert rcpt.last_error is not None and rcpt.last_error.code // 100 == 4, rcpt.last_error
+    assert rcpt.last_error is not None, rcpt
+    assert rcpt.last_error.enhanced.startswith("4."), rcpt.last_error
     assert rcpt.last_error.host == "mx-bad.signed.test"
     assert out.tls and all(r.policy_type == "tlsa" and r.result != "success"
                            and r.mx_host == "mx-bad.signed.test" for r in out.tls), out.tls

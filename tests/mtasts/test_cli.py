@@ -21,7 +21,7 @@ POLICIES = {
 def fake_fetch(monkeypatch: pytest.MonkeyPatch) -> list[str]:
     fetched: list[str] = []
 
-    async def fetch(domain: str) -> FetchResult:
+    async def fetch(domain: str, resolver: object = None) -> FetchResult:
         fetched.append(domain)
         if domain in POLICIES:
             return FetchResult(domain, policy_url(domain), parse_policy(POLICIES[domain]))

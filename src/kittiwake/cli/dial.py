@@ -64,7 +64,7 @@ def parse_target(text: str, default_port: int = 25) -> tuple[str, int]:
         raise UserError(f"{text!r}: no host name")
     port = default_port
     if port_text:
-        if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        if not (port_text.isascii() and port_text.isdigit()) or not 0 < int(port_text) < 65536:
             raise UserError(f"{text}: port must be a number from 1 to 65535")
         port = int(port_text)
     return host, port
@@ -227,8 +227,13 @@ def smtp_group() -> None:
 
 
 async def smtp_dial(host: str, port: int, *, implicit: bool, roots: list[Any],
-                    ehlo_name: str, timeout: float) -> tuple[dict[str, Any], int]:
-    """Connect, EHLO, STARTTLS when offered; the report and the exit status."""
+                    ehlo_name: str, timeout: float,
+                    resolver: Any = None) -> tuple[dict[str, Any], int]:
+    """Connect, EHLO, STARTTLS when offered; the report and the exit status.
+
+    A host name is resolved by ``resolver`` (KITTIWAKE_DNS, the config's
+    resolvers), never by the system resolver; its addresses are tried IPv6 first.
+    """
     from kittiwake.smtpclient import (
         Client,
         SMTPClientError,
@@ -247,7 +252,7 @@ async def smtp_dial(host: str, port: int, *, implicit: bool, roots: list[Any],
         client = await Client.connect(
             host, port, local_hostname=ehlo_name, timeouts=timeout,
             tls=TLSMode.IMPLICIT if implicit else TLSMode.NONE,
-            tls_context=unverified_context(), tls_server_name=sni)
+            tls_context=unverified_context(), tls_server_name=sni, resolver=resolver)
     except TLSError as exc:
         report["error"] = str(exc)
         return report, EXIT_NOT_VERIFIED
@@ -316,8 +321,9 @@ def _print_certificate(tls: dict[str, Any]) -> None:
 @click.option("--ehlo", "ehlo", metavar="NAME", help="Name to say in EHLO (default: this host).")
 @click.option("--timeout", type=click.FloatRange(min=0.1), default=30.0, show_default=True,
               help="Seconds to wait for each step.")
-def smtp_dial_command(target: str, as_json: bool, implicit_tls: bool, ca_file: Path | None,
-                      ehlo: str | None, timeout: float) -> None:
+@click.pass_context
+def smtp_dial_command(ctx: click.Context, target: str, as_json: bool, implicit_tls: bool,
+                      ca_file: Path | None, ehlo: str | None, timeout: float) -> None:
     """Connect to HOST (port 25), EHLO, STARTTLS, and show what the server offers.
 
     Shows the greeting, the EHLO extensions, the TLS version and cipher, the
@@ -330,8 +336,10 @@ def smtp_dial_command(target: str, as_json: bool, implicit_tls: bool, ca_file: P
     """
     host, port = parse_target(target)
     roots = _trusted_roots(ca_file)
+    resolver = None if _is_ip(host) else resolver_for(ctx)
     report, code = run(lambda: smtp_dial(host, port, implicit=implicit_tls, roots=roots,
-                                         ehlo_name=_ehlo_name(ehlo), timeout=timeout))
+                                         ehlo_name=_ehlo_name(ehlo), timeout=timeout,
+                                         resolver=resolver))
     if as_json:
         print_json(report)
     else:

@@ -20,11 +20,15 @@ def resolver_for(ctx: click.Context) -> Any:
     return injected if injected is not None else make_resolver(ctx)
 
 
-async def fetch(domain: str) -> Any:
-    """Fetch the policy with the system trust store (replaced in tests)."""
+async def fetch(domain: str, resolver: Any = None) -> Any:
+    """Fetch the policy with the system trust store (replaced in tests).
+
+    ``mta-sts.DOMAIN`` is resolved by ``resolver``, the same one that found
+    the TXT record (KITTIWAKE_DNS, config), not by the system resolver.
+    """
     from kittiwake.mtasts import fetch_policy
 
-    return await fetch_policy(domain, timeout=30.0)
+    return await fetch_policy(domain, timeout=30.0, resolver=resolver)
 
 
 def _duration(seconds: int) -> str:
@@ -60,7 +64,7 @@ def lookup_command(ctx: click.Context, domain: str, as_json: bool) -> None:
 
     async def body() -> tuple[Any, Any]:
         found = await lookup_record(resolver, name)
-        fetched = await fetch(name) if found.record is not None else None
+        fetched = await fetch(name, resolver) if found.record is not None else None
         return found, fetched
 
     found, fetched = run(body)

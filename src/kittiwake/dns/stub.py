@@ -98,7 +98,7 @@ def parse_nameservers(spec: str, origin: str = ENV_VAR) -> list[Nameserver]:
 
 
 def _port(text: str, item: str, origin: str) -> int:
-    if not text.isdigit() or not 0 < int(text) < 65536:
+    if not (text.isascii() and text.isdigit()) or not 0 < int(text) < 65536:
         raise ResolverConfigError(f"{origin}: {item!r}: port must be a number from 1 to 65535")
     return int(text)
 

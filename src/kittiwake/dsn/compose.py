@@ -250,8 +250,10 @@ def _recipient_lines(r: RecipientReport) -> list[str]:
                          else "    The remote mail server replied:")
             lines += _verbatim(reply, "      ")
         else:
-            where = f" (at {clean(err.host)})" if err.host else ""
-            lines.append(f"    The last attempt failed{where}:")
+            # No server said this: kittiwake found it or decided it (DeliveryError.ours).
+            lines.append("    This mail system (kittiwake) decided this itself; it is not"
+                         " a reply")
+            lines.append("    from a receiving mail server:")
             lines += _verbatim(reply, "      ")
     if r.note:
         lines += _para(r.note, "    ")
@@ -309,8 +311,13 @@ def human_text(*, hostname: str, reports: Sequence[RecipientReport], main: Actio
                 para("You do not need to send the message again; if it cannot be delivered,"
                      " you will get another notice.")
     if main is Action.FAILED:
-        para("Please check the recipient addresses. The replies above come from the"
-             " receiving mail servers and usually say what went wrong.")
+        failed = [r for r in reports if r.action is Action.FAILED]
+        if any(r.error is not None and r.error.code for r in failed):
+            para("Please check the recipient addresses. The replies above come from the"
+                 " receiving mail servers and usually say what went wrong.")
+        elif any(r.error is not None and r.error.text for r in failed):
+            para("The reasons above were found by this mail system, not by the receiving"
+                 " mail servers.")
     if has_original:
         if headers_only:
             para(f"Only the header of your message is included below, because {reason}.")

@@ -26,7 +26,7 @@ from kittiwake.queue.model import DeliveryError
 from kittiwake.smtp.params import Notify, ORcpt, xtext_encode
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
-_STATUS = re.compile(r"[245]\.\d{1,3}\.\d{1,3}")
+_STATUS = re.compile(r"[245]\.[0-9]{1,3}\.[0-9]{1,3}")  # RFC 3463 §2, ASCII digits
 
 
 class Action(StrEnum):
@@ -216,7 +216,9 @@ def delivery_status(*, reporting_mta: str, recipients: Sequence[RecipientReport]
         fields.append(("Final-Recipient", typed_address(rcpt.address, utf8=utf8)))  # §2.3.2
         fields.append(("Action", str(rcpt.action)))  # §2.3.3
         fields.append(("Status", rcpt.status_code()))  # §2.3.4
-        if rcpt.error is not None and rcpt.error.host:
+        if rcpt.error is not None and rcpt.error.host and rcpt.error.code:
+            # §2.3.5: the MTA that reported the status; a host that only failed to
+            # meet kittiwake's checks (no reply, code 0) reported nothing.
             host = clean(rcpt.error.host, utf8=False, limit=255)
             fields.append(("Remote-MTA", f"dns; {host}"))  # §2.3.5
         if rcpt.error is not None and (rcpt.error.code or rcpt.error.text):

@@ -49,7 +49,7 @@ def _keyword(text: str) -> str:
 def _method(text: str) -> str:
     name, slash, version = text.partition("/")  # method = Keyword [ "/" method-version ]
     out = _keyword(name)
-    if slash and version.strip().isdigit():
+    if slash and version.strip().isascii() and version.strip().isdigit():
         out += "/" + version.strip()
     return out
 

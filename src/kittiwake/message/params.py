@@ -22,7 +22,8 @@ from kittiwake.message.rfc2047 import decode_words
 _SEGMENT = re.compile(r'(?:(?>"(?:[^"\\]|\\.)*+(?:"|\\?\Z))|[^;"])++', re.S)
 _PARAM = re.compile(r"\s*([^\s=]+?)\s*=\s*(.*)\Z", re.S)
 _COMMENT_TOKENS = re.compile(r'\\.|[()"]', re.S)
-_SECTION = re.compile(r"(.*?)\*(\d{1,4})(\*?)\Z|(.*?)(\*)\Z", re.S)
+# RFC 2231 §3: section numbers are ASCII digits ("\d" would take "①", which int() refuses).
+_SECTION = re.compile(r"(.*?)\*([0-9]{1,4})(\*?)\Z|(.*?)(\*)\Z", re.S)
 _QUOTED_PAIR = re.compile(r"\\(.)", re.S)
 _TOKEN_SPECIALS = re.compile(r'[\x00-\x20()<>@,;:\\"/\[\]?=\x7f-\U0010ffff]')
 

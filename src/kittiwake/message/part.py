@@ -146,10 +146,12 @@ class Part:
         numbers continues in the encapsulated message. None if it does not exist.
         """
         if isinstance(spec, str):
-            try:
-                nums = [int(x) for x in spec.split(".")] if spec else []
-            except ValueError:
+            words = spec.split(".") if spec else []
+            # RFC 9051 §9: section-part = nz-number *("." nz-number), ASCII digits
+            # (int() alone would also take "٢", " 2" or "+2").
+            if not all(w.isascii() and w.isdigit() for w in words):
                 return None
+            nums = [int(w) for w in words]
         else:
             nums = list(spec)
         cur: Part = self

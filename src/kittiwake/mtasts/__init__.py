@@ -10,6 +10,7 @@ used, and only with PKIX-valid TLS.
 from kittiwake.mtasts.cache import CachedPolicy, PolicyCache, PolicyResult
 from kittiwake.mtasts.fetch import (
     MAX_POLICY_SIZE,
+    DNSResolver,
     FailureType,
     FetchResult,
     HostMap,
@@ -28,7 +29,8 @@ from kittiwake.mtasts.record import (
 )
 
 __all__ = [
-    "MAX_MAX_AGE", "MAX_POLICY_SIZE", "CachedPolicy", "FailureType", "FetchResult", "HostMap",
+    "MAX_MAX_AGE", "MAX_POLICY_SIZE", "CachedPolicy", "DNSResolver", "FailureType",
+    "FetchResult", "HostMap",
     "Mode", "Policy", "PolicyCache", "PolicyError", "PolicyResult", "RecordError",
     "RecordLookup", "STSRecord", "fetch_policy", "lookup_record", "make_session",
     "mx_allowed", "parse_policy", "parse_record", "policy_url", "select_record",

@@ -118,7 +118,7 @@ class PolicyCache:
                  clock: Callable[[], float] = time.time) -> None:
         self.path = Path(data_dir) / "mtasts.db"
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._fetch: Fetcher = fetch or (lambda domain: fetch_policy(domain))
+        self._fetch: Fetcher | None = fetch  # None: fetch_policy with get_policy's resolver
         self._clock = clock
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
@@ -234,7 +234,9 @@ class PolicyCache:
         if cached is not None and cached.policy_id == record.id and not force_fetch:
             await asyncio.to_thread(self._touch, key, when, None)
             return from_cache(f"policy {record.id} is cached")
-        fetched = await self._fetch(key)
+        # The policy host is resolved by the same resolver as the TXT record.
+        fetched = await (self._fetch(key) if self._fetch is not None
+                         else fetch_policy(key, resolver=resolver))
         if fetched.policy is not None:
             await asyncio.to_thread(self._store, key, record.id, fetched.policy, when)
             return PolicyResult(key, fetched.policy, record.id, record, False, lookup.authentic,

@@ -5,9 +5,11 @@ certificate for ``mta-sts.DOMAIN``, no redirects, status 200, media type
 ``text/plain``, a size limit and a timeout. Failures carry the TLSRPT result
 type (RFC 8460 §4.3.2.2) so that reports can say what went wrong.
 
-Tests (and operators with special needs) pass their own
-:class:`aiohttp.ClientSession`; :class:`HostMap` pins host names to loopback
-addresses and ports so that nothing but loopback is contacted.
+The host ``mta-sts.DOMAIN`` is resolved through kittiwake's own resolver
+(:class:`DNSResolver`: ``KITTIWAKE_DNS``, the configured resolvers), never
+the system's, like every other name kittiwake connects to. Tests (and
+operators with special needs) may pass their own :class:`aiohttp.ClientSession`;
+:class:`HostMap` pins host names to loopback addresses and ports.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ from typing import Any
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
 
-from kittiwake.dns import InvalidName, to_ascii
+from kittiwake.dns import DNSTemporaryError, InvalidName, Resolver, default_resolver, to_ascii
 from kittiwake.mtasts.policy import Policy, PolicyError, parse_policy
 
 MAX_POLICY_SIZE = 64 * 1024  # RFC 8461 §3.3: senders may limit the size, e.g. 64 KiB
@@ -90,22 +92,63 @@ class HostMap(AbstractResolver):
         return None
 
 
+class DNSResolver(AbstractResolver):
+    """An aiohttp resolver asking a :class:`kittiwake.dns.Resolver` (A and AAAA).
+
+    IPv6 addresses come first, as in direct delivery. ``authentic`` of the
+    last lookup is kept per host in :attr:`authentic` (HTTPS relies on PKIX,
+    so it is informative only).
+    """
+
+    def __init__(self, resolver: Resolver) -> None:
+        self.resolver = resolver
+        self.authentic: dict[str, bool] = {}
+
+    async def resolve(self, host: str, port: int = 0,
+                      family: socket.AddressFamily = socket.AF_INET) -> list[ResolveResult]:
+        try:
+            answer = await self.resolver.ips(host)
+        except (DNSTemporaryError, InvalidName) as exc:
+            raise OSError(f"address lookup of {host} failed: {exc}") from None
+        self.authentic[host.lower().rstrip(".")] = answer.authentic
+        out: list[ResolveResult] = []
+        for address in answer.records:
+            fam = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+            if family not in (socket.AF_UNSPEC, fam):
+                continue
+            out.append(ResolveResult(hostname=host, host=str(address), port=port, family=fam,
+                                     proto=0, flags=socket.AI_NUMERICHOST))
+        if not out:
+            raise OSError(f"{host} has no address ({answer.status})")
+        return out
+
+    async def close(self) -> None:
+        return None
+
+
 def make_session(ssl_context: ssl.SSLContext | None = None,
-                 hosts: Mapping[str, tuple[str, int]] | None = None) -> aiohttp.ClientSession:
+                 hosts: Mapping[str, tuple[str, int]] | None = None,
+                 resolver: Resolver | None = None) -> aiohttp.ClientSession:
     """A client session for policy fetches: PKIX verification with ``ssl_context``
-    (default: the system trust store), optionally resolving through a :class:`HostMap`."""
+    (default: the system trust store); names resolved through a :class:`HostMap`
+    when ``hosts`` is given, else through ``resolver`` (default: kittiwake's
+    :func:`~kittiwake.dns.default_resolver`, which honours ``KITTIWAKE_DNS``)."""
     context = ssl_context or ssl.create_default_context()
-    connector = aiohttp.TCPConnector(ssl=context, resolver=HostMap(hosts) if hosts else None,
-                                     use_dns_cache=False)
+    names: AbstractResolver = HostMap(hosts) if hosts else \
+        DNSResolver(resolver or default_resolver())
+    connector = aiohttp.TCPConnector(ssl=context, resolver=names, use_dns_cache=False)
     return aiohttp.ClientSession(connector=connector, auto_decompress=True)
 
 
 async def fetch_policy(domain: str, session: aiohttp.ClientSession | None = None, *,
-                       timeout: float = FETCH_TIMEOUT,
-                       max_size: int = MAX_POLICY_SIZE) -> FetchResult:
+                       timeout: float = FETCH_TIMEOUT, max_size: int = MAX_POLICY_SIZE,
+                       resolver: Resolver | None = None,
+                       ssl_context: ssl.SSLContext | None = None) -> FetchResult:
     """Fetch and parse the policy of ``domain``. Never raises for network problems.
 
-    Without ``session`` a temporary one using the system trust store is used.
+    Without ``session`` a temporary one is used: ``ssl_context`` (default the
+    system trust store) and names resolved by ``resolver`` (default
+    :func:`~kittiwake.dns.default_resolver`).
     """
     try:
         url = policy_url(domain)
@@ -113,7 +156,8 @@ async def fetch_policy(domain: str, session: aiohttp.ClientSession | None = None
         return FetchResult(domain, "", None, FailureType.STS_POLICY_FETCH_ERROR,
                            f"invalid domain: {exc}")
     own = session is None
-    client = session if session is not None else make_session()
+    client = session if session is not None else make_session(ssl_context,
+                                                              resolver=resolver)
     try:
         async with asyncio.timeout(timeout):
             return await _get(domain, url, client, max_size)

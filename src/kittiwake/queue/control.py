@@ -70,7 +70,7 @@ def _int(value: Any) -> int:
         raise ValueError(value)
     if isinstance(value, int):
         return value
-    if isinstance(value, str) and value.strip().isdigit():
+    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
         return int(value)
     raise ValueError(value)
 

@@ -11,20 +11,31 @@ own SMTP port, so its failure addresses exercise the queue too.
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import logging
 import ssl
 from dataclasses import dataclass
 from typing import Any
 
+from kittiwake import dane
+from kittiwake.dns import DNSTemporaryError, InvalidName, Resolver
 from kittiwake.queue.direct import (
     DirectOptions,
     HostFailed,
     _host_failed,
+    dane_verifier,
     deliver_direct,
     results_for,
 )
 from kittiwake.queue.model import Batch, DeliveryError, DeliveryResult, Outcome
-from kittiwake.smtpclient import Client, SMTPClientError, TLSMode
+from kittiwake.smtpclient import (
+    AuthError,
+    Client,
+    SMTPClientError,
+    TLSMode,
+    TLSVerify,
+    unverified_context,
+)
 from kittiwake.tlsrpt import TLSResults
 
 logger = logging.getLogger("kittiwake.queue")
@@ -41,6 +52,26 @@ class Relay:
     username: str | None = None
     password: str | None = None
     mechanisms: list[str] | None = None
+
+
+@dataclass
+class RelayPlan:
+    """How to reach a relay: its addresses (from kittiwake's resolver) and TLS check."""
+
+    tls: TLSMode
+    tls_context: ssl.SSLContext | None
+    addresses: list[str] | None = None  # None: the host is an IP address
+    authentic: bool = False  # the address answer was DNSSEC-authentic
+    tls_verify: TLSVerify | None = None  # DANE, when the relay publishes TLSA records
+    dane: bool = False
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
 
 
 class Deliverer:
@@ -67,9 +98,11 @@ class Deliverer:
         choice: Any = self.localserve_relay
         if choice is None and self.select is not None:
             choice = self.select(batch)
-        if isinstance(choice, DeliveryError):  # the "fail" transport
+        if isinstance(choice, DeliveryError):  # the "fail" transport, a routing problem
             outcome = Outcome.PERMANENT if choice.code >= 500 else Outcome.TEMPORARY
-            return [DeliveryResult(r.id, outcome, choice) for r in batch.recipients]
+            # Our refusal, not a server's reply: reported as kittiwake's (code 0).
+            error = DeliveryError.ours(choice.enhanced, choice.text)
+            return [DeliveryResult(r.id, outcome, error) for r in batch.recipients]
         if isinstance(choice, Relay):
             return await self.relay(batch, data, choice)
         options = choice if isinstance(choice, DirectOptions) else self.direct_options
@@ -93,10 +126,16 @@ class Deliverer:
         client = self.pool.take(key)
         try:
             if client is None:
+                try:
+                    plan = await self.relay_plan(relay)
+                except HostFailed as exc:
+                    return [DeliveryResult(r.id, Outcome.TEMPORARY, exc.error)
+                            for r in batch.recipients]
                 client = await Client.connect(
-                    relay.host, relay.port, local_hostname=self.hostname, tls=relay.tls,
-                    tls_context=relay.tls_context, tls_server_name=relay.host,
-                    remote_name=relay.host)
+                    relay.host, relay.port, local_hostname=self.hostname, tls=plan.tls,
+                    tls_context=plan.tls_context, tls_server_name=relay.host,
+                    tls_verify=plan.tls_verify, remote_name=relay.host,
+                    addresses=plan.addresses)
                 if relay.username is not None:
                     await client.auth(relay.username, relay.password or "",
                                       relay.mechanisms or None)
@@ -104,6 +143,15 @@ class Deliverer:
                 message.mail_from, rcpts, data, smtputf8=message.smtputf8,
                 eightbit=message.eightbit, requiretls=bool(message.requiretls),
                 strict=self.strict, ret=message.ret, envid=message.envid)
+        except AuthError as exc:
+            if client is not None:
+                await client.close()
+            # A refused login at our own relay is our configuration's problem (a wrong
+            # password file), not the recipients': retry on the normal schedule, so
+            # the admin can fix it before anything bounces (as Postfix does).
+            error = _relay_auth_error(exc, relay)
+            logger.warning("%s; will retry", error.text)
+            return [DeliveryResult(r.id, Outcome.TEMPORARY, error) for r in batch.recipients]
         except SMTPClientError as exc:
             if client is not None:
                 await client.close()
@@ -116,21 +164,84 @@ class Deliverer:
             self.pool.give(key, client)
         return results_for(batch, result, relay.host)
 
+    async def relay_plan(self, relay: Relay) -> RelayPlan:
+        """Resolve the relay's name with kittiwake's resolver and pick its TLS check.
+
+        The relay is a configured next hop, so there is no MX step: when its
+        address answer is DNSSEC-authentic, its TLSA records (``_PORT._tcp.HOST``,
+        RFC 7672 §2.2.2) are looked up; usable ones replace PKIX by DANE
+        (RFC 7672 §3), a failed TLSA lookup defers (RFC 7672 §2.2.1). A relay
+        whose TLS is not verified by configuration (``tls_verify = false``) or
+        that has no TLS is left as configured. Raises :class:`HostFailed`.
+        """
+        plan = RelayPlan(relay.tls, relay.tls_context)
+        if _is_ip(relay.host):
+            return plan
+        host = relay.host
+        try:
+            answer = await self.resolver.ips(host)
+        except (DNSTemporaryError, InvalidName) as exc:
+            raise HostFailed(DeliveryError.ours("4.4.3", f"address lookup of relay {host}"
+                                                f" failed: {exc}", host)) from None
+        if not answer.records:
+            raise HostFailed(DeliveryError.ours("4.4.4", f"relay {host} has no address"
+                                                f" ({answer.status})", host))
+        plan.addresses = [str(a) for a in answer.records]
+        plan.authentic = answer.authentic
+        verifying = relay.tls is not TLSMode.NONE and (
+            relay.tls_context is None or relay.tls_context.verify_mode == ssl.CERT_REQUIRED)
+        if not (answer.authentic and verifying):
+            return plan
+        tlsa = await dane.lookup_tlsa_for_host(self.resolver, host, relay.port, answer)
+        if tlsa.status is dane.TLSAStatus.TEMPERROR:
+            raise HostFailed(DeliveryError.ours("4.7.5", f"TLSA lookup for relay {host} failed:"
+                                                f" {tlsa.reason} (DANE, RFC 7672 §2.2.1)",
+                                                host))
+        if tlsa.dane_required:
+            plan.tls_verify = dane_verifier(tlsa, host)
+            plan.tls_context = unverified_context()  # DANE decides, not the WebPKI
+            plan.dane = True
+            if plan.tls is TLSMode.OPPORTUNISTIC:
+                plan.tls = TLSMode.STARTTLS  # RFC 7672 §2.2: TLS is then mandatory
+            logger.info("relay %s: DANE with %d TLSA record(s) at %s", host,
+                        len(tlsa.usable), tlsa.name)
+        return plan
+
     async def close(self) -> None:
         """Close parked connections (QUIT)."""
         await self.pool.close()
 
 
+def _relay_auth_error(exc: AuthError, relay: Relay) -> DeliveryError:
+    """``relay authentication failed: 535 5.7.8 ...`` as kittiwake's own temporary error.
+
+    RFC 4954 §6: 535 5.7.8 means the credentials are wrong; for a configured
+    relay that is fixed by the admin, so the class becomes 4 (retry).
+    """
+    reply = exc.reply
+    detail = "7.8" if reply is None or not reply.enhanced else reply.enhanced.split(".", 1)[1]
+    said = f"{reply.code} {reply.enhanced + ' ' if reply.enhanced else ''}{' '.join(reply.lines)}" \
+        if reply is not None else str(exc)
+    who = f" as {relay.username}" if relay.username else ""
+    return DeliveryError.ours(f"4.{detail}", f"relay authentication failed: {said}"
+                                             f" (relay {relay.host} port {relay.port}{who})",
+                              relay.host)
+
+
 def make_selector(static: Any, domains: Any, config_dir: Any, hostname: str,
-                  pkix_context: ssl.SSLContext | None = None) -> Any:
-    strict = bool(getattr(static, "pedantic", False))
+                  pkix_context: ssl.SSLContext | None = None,
+                  resolver: Resolver | None = None) -> Any:
     """The route → transport decision for each batch (``Deliverer(select=...)``).
 
     ``domains`` is a callable returning the current domains.conf (it is
     reloaded while running). Returns a :class:`Relay`, :class:`DirectOptions`
     or, for the ``fail`` transport and configuration errors, a DeliveryError.
+    ``resolver`` resolves a SOCKS proxy given by name (default: kittiwake's
+    resolver with the config's ``dns.resolvers``).
     """
     from kittiwake.queue.routing import RoutingError, select_transport
+
+    strict = bool(getattr(static, "pedantic", False))
 
     def select(batch: Batch) -> Any:
         attempts = min((r.attempts for r in batch.recipients), default=0)
@@ -169,23 +280,51 @@ def make_selector(static: Any, domains: Any, config_dir: Any, hostname: str,
         if kind == "socks":
             return DirectOptions(hostname=settings.hostname or hostname,
                                  pkix_context=pkix_context, strict_8bitmime=strict,
-                                 connect=socks_connector(settings, config_dir))
+                                 connect=socks_connector(settings, config_dir,
+                                                         resolver or _static_resolver(static)))
         return DeliveryError(451, "4.3.5", f"transport kind {kind} not supported")
 
     return select
 
 
-def socks_connector(settings: Any, config_dir: Any) -> Any:
-    """A Client.connect replacement that tunnels through a SOCKS5 proxy (python-socks)."""
+def _static_resolver(static: Any) -> Resolver:
+    from kittiwake.dns import default_resolver
+
+    dns_config = getattr(static, "dns", None)
+    return default_resolver(list(getattr(dns_config, "resolvers", None) or []) or None)
+
+
+def socks_connector(settings: Any, config_dir: Any, resolver: Resolver | None = None) -> Any:
+    """A Client.connect replacement that tunnels through a SOCKS5 proxy (python-socks).
+
+    A proxy given by name is resolved by kittiwake's ``resolver`` (python-socks
+    would ask the system resolver), its first address taken (IPv6 first).
+    """
     from python_socks.async_.asyncio import Proxy
 
     from kittiwake.smtpclient import ConnectError, Stage
 
     host, port = settings.proxy
     password = settings.password(config_dir) if settings.username else None
-    url_host = f"[{host}]" if ":" in host else host
+
+    async def proxy_address() -> str:
+        if _is_ip(host):
+            return host
+        from kittiwake.dns import default_resolver
+
+        try:
+            answer = await (resolver or default_resolver()).ips(host)
+        except (DNSTemporaryError, InvalidName) as exc:
+            raise ConnectError(f"SOCKS proxy {host}:{port}: address lookup failed: {exc}",
+                               stage=Stage.CONNECT) from None
+        if not answer.records:
+            raise ConnectError(f"SOCKS proxy {host}:{port}: {host} has no address"
+                               f" ({answer.status})", stage=Stage.CONNECT)
+        return str(answer.records[0])
 
     async def connect(ip: str, dest_port: int, **kwargs: Any) -> Client:
+        address = await proxy_address()
+        url_host = f"[{address}]" if ":" in address else address
         auth = ""
         if settings.username:
             from urllib.parse import quote

@@ -35,10 +35,15 @@ from kittiwake import dane
 from kittiwake.dns import DNSTemporaryError, InvalidName, Resolver
 from kittiwake.queue.model import Batch, DeliveryError, DeliveryResult, Outcome
 from kittiwake.smtpclient import (
+    AuthError,
     Client,
+    ConnectError,
+    ProtocolError,
     SMTPClientError,
     TLSError,
+    TLSInfo,
     TLSMode,
+    TLSVerify,
     unverified_context,
 )
 from kittiwake.tlsrpt import PolicyType, ResultType, TLSResult
@@ -84,21 +89,27 @@ async def mx_hosts(resolver: Resolver, domain: str) -> tuple[list[str], bool]:
 
     Raises HostFailed (permanent for NXDOMAIN/null MX, else temporary).
     """
+    # These are kittiwake's own findings: no server replied (DeliveryError.ours).
     try:
         answer = await resolver.mx(domain)
     except DNSTemporaryError as exc:
-        raise HostFailed(DeliveryError(451, "4.4.3", f"MX lookup for {domain}: {exc}")) from None
+        # RFC 3463 X.4.3: directory server failure.
+        raise HostFailed(DeliveryError.ours("4.4.3", f"MX lookup for {domain} failed: {exc}")
+                         ) from None
     except InvalidName as exc:
-        raise HostFailed(DeliveryError(550, "5.1.2", f"bad domain {domain}: {exc}"),
+        # RFC 3463 X.1.2: bad destination system address.
+        raise HostFailed(DeliveryError.ours("5.1.2", f"bad domain {domain}: {exc}"),
                          permanent=True) from None
     if answer.nxdomain:
-        raise HostFailed(DeliveryError(550, "5.1.2", f"domain {domain} does not exist"),
-                         permanent=True)
+        raise HostFailed(DeliveryError.ours("5.1.2", f"domain {domain} does not exist"
+                                            " (the DNS answered NXDOMAIN)"), permanent=True)
     records = list(answer.records)
     if any(r.is_null for r in records):
-        # RFC 7505 §4.1: a null MX means the domain accepts no mail.
-        raise HostFailed(DeliveryError(556, "5.1.10", f"domain {domain} accepts no mail"
-                                       " (null MX, RFC 7505)"), permanent=True)
+        # RFC 7505 §4.1: a null MX means the domain accepts no mail; §4.2 / RFC 7505
+        # IANA: X.1.10 "Recipient address has null MX".
+        raise HostFailed(DeliveryError.ours("5.1.10", f"domain {domain} accepts no mail:"
+                                            " it publishes a null MX (RFC 7505)"),
+                         permanent=True)
     if not records:
         return [domain], answer.authentic  # RFC 5321 §5.1: implicit MX
     by_pref: dict[int, list[str]] = {}
@@ -163,7 +174,7 @@ async def deliver_direct(batch: Batch, data: bytes, resolver: Resolver, options:
             attempt.tls_results.append(TLSResult(domain, PolicyType.STS,
                                                  ResultType.VALIDATION_FAILURE, host,
                                                  reason=reason))
-            attempt.error = DeliveryError(451, "4.7.5", reason, host)
+            attempt.error = DeliveryError.ours("4.7.5", reason, host)  # X.7.5 cryptographic failure
             continue
         try:
             results = await _deliver_host(batch, data, rcpts, host, mx_authentic, resolver,
@@ -178,7 +189,7 @@ async def deliver_direct(batch: Batch, data: bytes, resolver: Resolver, options:
         return results, attempt
     attempt.permanent = permanent_hosts == len(hosts) and permanent_hosts > 0
     if attempt.error is None:
-        attempt.error = DeliveryError(451, "4.4.4", f"no usable MX host for {domain}")
+        attempt.error = DeliveryError.ours("4.4.4", f"no usable MX host for {domain}")
     return _all(batch, attempt), attempt
 
 
@@ -196,13 +207,13 @@ async def _deliver_host(batch: Batch, data: bytes, rcpts: list[str], host: str,
     try:
         addresses = await resolver.ips(host)
     except (DNSTemporaryError, InvalidName) as exc:
-        raise HostFailed(DeliveryError(451, "4.4.3", f"address lookup of {host}: {exc}",
-                                       host)) from None
+        raise HostFailed(DeliveryError.ours("4.4.3", f"address lookup of {host} failed: {exc}",
+                                            host)) from None
     ips = [str(ip) for ip in addresses.records
            if not (options.disable_ipv4 and ipaddress.ip_address(str(ip)).version == 4)
            and not (options.disable_ipv6 and ipaddress.ip_address(str(ip)).version == 6)]
     if not ips:
-        raise HostFailed(DeliveryError(451, "4.4.4", f"{host} has no usable address", host))
+        raise HostFailed(DeliveryError.ours("4.4.4", f"{host} has no usable address", host))
 
     tlsa = None
     if mx_authentic and addresses.authentic:
@@ -212,8 +223,8 @@ async def _deliver_host(batch: Batch, data: bytes, rcpts: list[str], host: str,
             attempt.tls_results.append(TLSResult(domain, PolicyType.TLSA,
                                                  ResultType.DNSSEC_INVALID, host,
                                                  reason=tlsa.reason))
-            raise HostFailed(DeliveryError(451, "4.7.5", f"TLSA lookup for {host} failed:"
-                                           f" {tlsa.reason}", host))
+            raise HostFailed(DeliveryError.ours("4.7.5", f"TLSA lookup for {host} failed:"
+                                                f" {tlsa.reason} (DANE, RFC 7672 §2.2)", host))
     policy_type = PolicyType.TLSA if tlsa is not None and tlsa.tls_required else \
         PolicyType.STS if has_sts else PolicyType.NO_POLICY
     requiretls = bool(message.requiretls)
@@ -222,14 +233,7 @@ async def _deliver_host(batch: Batch, data: bytes, rcpts: list[str], host: str,
     verify: Callable[[Any], str | None] | None = None
     context: ssl.SSLContext | None = None
     if tlsa is not None and tlsa.dane_required and not message.tls_required_no:
-        names = dane.reference_identifiers(host, tlsa.base_domain)
-        records = tlsa.usable
-
-        def verify(info: Any, records: Sequence[Any] = records,  # type: ignore[misc]
-                   names: list[str] = names) -> str | None:
-            result = dane.verify(records, info.chain_der, names)
-            return None if result.ok else f"DANE: {result.reason}"
-
+        verify = dane_verifier(tlsa, host)
         mode, context = TLSMode.STARTTLS, unverified_context()
     elif tlsa is not None and tlsa.tls_required and not message.tls_required_no:
         mode, context = TLSMode.STARTTLS, unverified_context()  # usable-less TLSA: TLS only
@@ -266,7 +270,8 @@ async def _deliver_host(batch: Batch, data: bytes, rcpts: list[str], host: str,
                 except SMTPClientError as plain_exc:
                     last = _host_failed(plain_exc, host)
                     continue
-            last = HostFailed(DeliveryError(451, "4.7.5", f"TLS with {host}: {reason}", host))
+            last = HostFailed(DeliveryError.ours("4.7.5", f"TLS with {host} failed: {reason}",
+                                                 host))
         except SMTPClientError as exc:
             last = _host_failed(exc, host)
             if last.permanent:
@@ -275,13 +280,41 @@ async def _deliver_host(batch: Batch, data: bytes, rcpts: list[str], host: str,
     raise last
 
 
+def dane_verifier(tlsa: dane.TLSALookup, host: str) -> TLSVerify:
+    """The certificate check for a host with usable, authentic TLSA records
+    (RFC 7672 §3): the chain must match one of them, for the host's names."""
+    names = dane.reference_identifiers(host, tlsa.base_domain)
+    records: Sequence[Any] = tlsa.usable
+
+    def verify(info: TLSInfo) -> str | None:
+        result = dane.verify(records, info.chain_der, names)
+        return None if result.ok else f"DANE: {result.reason}"
+
+    return verify
+
+
 def _host_failed(exc: SMTPClientError, host: str) -> HostFailed:
-    reply = getattr(exc, "reply", None)
+    """A session error as a recipient error: the server's reply when it gave one,
+    else what kittiwake saw (never a made-up reply code)."""
+    reply = exc.reply
     if reply is not None:
         return HostFailed(DeliveryError(reply.code, reply.enhanced or "", " ".join(reply.lines),
                                         host), permanent=not exc.temporary)
-    return HostFailed(DeliveryError(451, "4.4.1", f"{host}: {exc}", host),
+    return HostFailed(DeliveryError.ours(_status_of(exc), f"{host}: {exc}", host),
                       permanent=False)
+
+
+def _status_of(exc: SMTPClientError) -> str:
+    """The RFC 3463 code of a session failure without a reply."""
+    if isinstance(exc, ConnectError):
+        return "4.4.1"  # no answer from host
+    if isinstance(exc, TLSError):
+        return "4.7.5"  # cryptographic failure
+    if isinstance(exc, AuthError):
+        return "4.7.0"  # other security status
+    if isinstance(exc, ProtocolError):
+        return "4.5.0"  # other protocol status
+    return "4.4.2"  # bad connection (lost, timed out)
 
 
 async def _session(batch: Batch, data: bytes, rcpts: list[str], host: str, ip: str,
@@ -341,10 +374,19 @@ def results_for(batch: Batch, result: Any, host: str) -> list[DeliveryResult]:
             out.append(DeliveryResult(recipient.id, Outcome.OK))
             continue
         reply = rr.reply
-        error = DeliveryError(reply.code if reply else (451 if rr.outcome is
-                                                        ClientOutcome.TEMPORARY else 554),
-                              (reply.enhanced if reply else "") or "",
-                              " ".join(reply.lines) if reply else rr.reason, host)
+        if reply is None:
+            # The client decided (8-bit data for a server without 8BITMIME in pedantic
+            # mode, SMTPUTF8 or REQUIRETLS not offered, too large, connection lost):
+            # no reply from the server, so none is reported.
+            reason = rr.reason
+            if rr.enhanced == "5.6.3" and "8BITMIME" in reason:
+                # Only in pedantic mode; say why, since most MTAs would send it anyway.
+                reason += (" (pedantic = true: kittiwake does not send 8-bit data to a server"
+                           " that does not announce 8BITMIME, RFC 6152 §3)")
+            error = DeliveryError.ours(rr.enhanced or "", reason, host)
+        else:
+            error = DeliveryError(reply.code, reply.enhanced or "", " ".join(reply.lines),
+                                  host)
         outcome = Outcome.TEMPORARY if rr.outcome is ClientOutcome.TEMPORARY else \
             Outcome.PERMANENT
         out.append(DeliveryResult(recipient.id, outcome, error))

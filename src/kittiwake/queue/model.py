@@ -44,12 +44,34 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class DeliveryError:
-    """The last error of a recipient: reply code, enhanced code (RFC 3463), text, host."""
+    """The last error of a recipient: reply code, enhanced code (RFC 3463), text, host.
+
+    Two kinds, and a DSN must not mix them up (RFC 3464 §2.3.5, §2.3.6):
+
+    - a remote server's reply: ``code`` is its reply code, ``host`` the server
+      (the DSN's Remote-MTA), ``text`` its words;
+    - kittiwake's own finding or decision (no MX, null MX, a TLS or DANE
+      failure, a local refusal such as 8-bit data for a server without
+      8BITMIME): ``code`` is 0, ``enhanced`` the fitting RFC 3463 code,
+      ``text`` says what was found and ``host`` is the host it concerns, if
+      any (shown by ``queue list``; a DSN names it as no Remote-MTA, since
+      that host reported nothing). Build it with :meth:`ours`.
+    """
 
     code: int = 0
     enhanced: str = ""
     text: str = ""
     host: str = ""
+
+    @classmethod
+    def ours(cls, enhanced: str, text: str, host: str = "") -> DeliveryError:
+        """A failure kittiwake found or decided itself (no remote reply), about ``host``."""
+        return cls(0, enhanced, text, host)
+
+    @property
+    def is_reply(self) -> bool:
+        """Whether a remote server said this (else kittiwake did)."""
+        return self.code != 0
 
     def short(self, width: int = 40) -> str:
         words = " ".join(x for x in (str(self.code) if self.code else "", self.enhanced,

@@ -25,7 +25,11 @@ __all__ = [
 # RFC 5321 §4.5.3.1.5: reply lines are at most 512 octets including CRLF.
 MAX_REPLY_LINE = 512
 # RFC 3463 §2: class "." subject "." detail; subject and detail 1-3 digits.
-_ENHANCED_RE = re.compile(r"([245])\.(\d{1,3})\.(\d{1,3})(?: |$)")
+# ASCII digits only: ``\d`` and ``str.isdigit`` also take "٢" or "①", which ``int``
+# either reads as a number or refuses with a bare ValueError.
+_ENHANCED_RE = re.compile(r"([245])\.([0-9]{1,3})\.([0-9]{1,3})(?: |$)")
+# RFC 5321 §4.2: Reply-code = %x32-35 %x30-35 %x30-39, ASCII digits.
+_CODE_RE = re.compile(r"[0-9]{3}")
 
 
 def _clean(text: str) -> list[str]:
@@ -235,7 +239,8 @@ class ReplyParser:
 
     def _line(self, raw: bytes) -> Reply | None:
         text = raw.decode("utf-8", errors="replace")
-        if len(text) < 3 or not text[:3].isdigit() or (len(text) > 3 and text[3] not in " -"):
+        if len(text) < 3 or not _CODE_RE.fullmatch(text[:3]) or (
+                len(text) > 3 and text[3] not in " -"):
             raise MalformedReply(f"malformed reply line {text[:80]!r}")
         code = int(text[:3])
         if not 200 <= code <= 599:

@@ -34,6 +34,7 @@ from dataclasses import dataclass
 from types import TracebackType
 
 from kittiwake import log
+from kittiwake.dns import Resolver
 from kittiwake.sasl import (
     ChannelBinding,
     ClientError,
@@ -115,6 +116,57 @@ def _is_ip(host: str) -> bool:
     return True
 
 
+async def _resolve(resolver: Resolver | None, host: str, port: int) -> list[str]:
+    """The addresses of ``host`` from kittiwake's resolver, IPv6 first."""
+    from kittiwake.dns import DNSTemporaryError, InvalidName, default_resolver
+
+    name = host.lower().rstrip(".")
+    if name == "localhost" or name.endswith(".localhost"):
+        # RFC 6761 §6.3: localhost names are the loopback address, without asking
+        # the DNS (IPv4 first, as /etc/hosts usually lists it).
+        return ["127.0.0.1", "::1"]
+    try:
+        answer = await (resolver or default_resolver()).ips(host)
+    except (DNSTemporaryError, InvalidName) as exc:
+        raise ConnectError(f"connecting to {host} port {port}: address lookup failed: {exc}",
+                           stage=Stage.CONNECT) from None
+    if not answer.records:
+        raise ConnectError(f"connecting to {host} port {port}: {host} has no address"
+                           f" ({answer.status})", stage=Stage.CONNECT)
+    return [str(a) for a in answer.records]
+
+
+async def _open(remote: str, port: int, timeout: float, *, ip: str | None = None,
+                sock: socket.socket | None = None) -> tuple[asyncio.StreamReader,
+                                                            asyncio.StreamWriter]:
+    where = f"{remote} [{ip}]" if ip is not None and ip != remote.strip("[]") else remote
+    try:
+        if sock is not None:
+            return await asyncio.wait_for(
+                asyncio.open_connection(sock=sock, limit=1 << 20), timeout)
+        return await asyncio.wait_for(asyncio.open_connection(ip, port, limit=1 << 20), timeout)
+    except TimeoutError:
+        raise ConnectError(f"connecting to {where} port {port}: timed out after "
+                           f"{timeout:g}s", stage=Stage.CONNECT) from None
+    except OSError as exc:
+        raise ConnectError(f"connecting to {where} port {port}: {exc.strerror or exc}",
+                           stage=Stage.CONNECT) from None
+
+
+async def _open_first(remote: str, ips: Sequence[str], port: int,
+                      timeout: float) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """Connect to the first address that answers; one error naming all when none does."""
+    problems: list[str] = []
+    for ip in ips:
+        try:
+            return await _open(remote, port, timeout, ip=ip)
+        except ConnectError as exc:
+            problems.append(str(exc))
+    if len(problems) == 1:
+        raise ConnectError(problems[0], stage=Stage.CONNECT)
+    raise ConnectError("; ".join(problems), stage=Stage.CONNECT)
+
+
 def _b64(data: bytes) -> str:
     # RFC 4954 §4: an empty initial response is sent as "=".
     return base64.b64encode(data).decode("ascii") if data else "="
@@ -162,9 +214,19 @@ class Client:
         logger: log.Logger | None = None,
         remote_name: str | None = None,
         ehlo: bool = True,
+        resolver: Resolver | None = None,
+        addresses: Sequence[str] | None = None,
     ) -> Client:
         """Connect, read the greeting and (with ``ehlo``) do EHLO and the TLS of ``tls``.
 
+        ``host`` is an IP address (``[...]`` allowed) or a name. A name is
+        resolved by kittiwake's own ``resolver`` (default
+        :func:`kittiwake.dns.default_resolver`: ``KITTIWAKE_DNS``, resolv.conf),
+        never by the system resolver, and its addresses are tried in turn,
+        IPv6 first (RFC 5321 §5.1); the name stays the TLS server name (SNI)
+        and the name certificates are verified for. ``addresses``: already
+        resolved addresses of ``host`` to try instead (DANE callers that
+        looked them up themselves).
         ``sock``: an already connected socket (SOCKS proxy, own source address);
         ``host`` then only names the server. ``tls_context``: default is a
         verifying context (``ssl.create_default_context()``) for STARTTLS and
@@ -182,20 +244,15 @@ class Client:
             timeouts = Timeouts()
         elif not isinstance(timeouts, Timeouts):
             timeouts = Timeouts.uniform(float(timeouts))
+        if host.startswith("[") and host.endswith("]") and _is_ip(host[1:-1]):
+            host = host[1:-1]  # an address literal (RFC 5321 §4.1.3)
         remote = remote_name or (f"[{host}]" if _is_ip(host) else host)
-        try:
-            if sock is not None:
-                reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(sock=sock, limit=1 << 20), timeouts.connect)
-            else:
-                reader, writer = await asyncio.wait_for(
-                    asyncio.open_connection(host, port, limit=1 << 20), timeouts.connect)
-        except TimeoutError:
-            raise ConnectError(f"connecting to {remote} port {port}: timed out after "
-                               f"{timeouts.connect:g}s", stage=Stage.CONNECT) from None
-        except OSError as exc:
-            raise ConnectError(f"connecting to {remote} port {port}: {exc.strerror or exc}",
-                               stage=Stage.CONNECT) from None
+        if sock is not None:
+            reader, writer = await _open(remote, port, timeouts.connect, sock=sock)
+        else:
+            targets = [host] if _is_ip(host) else list(addresses) if addresses is not None \
+                else await _resolve(resolver, host, port)
+            reader, writer = await _open_first(remote, targets, port, timeouts.connect)
         client = cls(reader, writer, remote=remote, local_hostname=local_hostname,
                      timeouts=timeouts, logger=logger)
         server_name = tls_server_name or (None if _is_ip(host) else host)
@@ -490,7 +547,9 @@ class Client:
             if not self.closed:
                 await self.close()
             if not tx.decided:
-                tx.abort(str(exc), exc.stage)
+                # RFC 3463: X.5.0 for garbage from the server, X.4.2 "bad connection" else.
+                tx.abort(str(exc), exc.stage,
+                         status="4.5.0" if isinstance(exc, ProtocolError) else "4.4.2")
             # else: only optional replies were due (e.g. after 550 to MAIL the server
             # closed): the recipients keep the server's own answer.
 

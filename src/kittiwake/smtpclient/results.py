@@ -61,7 +61,9 @@ class RecipientResult:
     ``reply``/``command``/``stage`` are the remote reply that decided the
     outcome and what it answered; ``reply`` is None when the client decided
     (``stage`` is then ``local`` or where the connection failed) and
-    ``reason`` says why.
+    ``reason`` says why, with ``status`` the RFC 3463 code that fits it
+    (``5.6.3`` for 8-bit data refused locally, ``4.4.2`` for a lost
+    connection, ...).
     """
 
     recipient: str
@@ -70,12 +72,16 @@ class RecipientResult:
     reply: Reply | None = None
     command: str | None = None
     stage: Stage | None = None
+    status: str = ""
 
     @property
     def enhanced(self) -> str | None:
-        """The RFC 3463 status for a DSN: the reply's own, else one from the outcome."""
+        """The RFC 3463 status for a DSN: the reply's own, the local decision's, else
+        one from the outcome."""
         if self.reply is not None and self.reply.enhanced:
             return self.reply.enhanced
+        if self.reply is None and self.status:
+            return self.status
         return {Outcome.DELIVERED: "2.0.0", Outcome.TEMPORARY: "4.0.0",
                 Outcome.PERMANENT: "5.0.0"}[self.outcome]
 

@@ -268,14 +268,16 @@ class Transaction:
             outcome = Outcome.TEMPORARY if 300 <= reply.code < 400 else None
             self._decide_accepted(reply, stage, command, outcome)
 
-    def abort(self, reason: str, stage: Stage, outcome: Outcome = Outcome.TEMPORARY) -> None:
+    def abort(self, reason: str, stage: Stage, outcome: Outcome = Outcome.TEMPORARY,
+              status: str = "4.4.2") -> None:
         """The connection failed (closed, timeout, garbage): undecided recipients get
-        ``outcome`` with ``reason``. A message whose end-of-data reply never came may
-        have been delivered: it is retried (RFC 5321 §6.1 allows duplicates)."""
+        ``outcome`` with ``reason`` and the RFC 3463 ``status`` (default 4.4.2, "bad
+        connection"). A message whose end-of-data reply never came may have been
+        delivered: it is retried (RFC 5321 §6.1 allows duplicates)."""
         for pos in range(len(self.recipients)):
             if pos not in self._results:
                 self._results[pos] = RecipientResult(self.recipients[pos][1], outcome, reason,
-                                                     None, None, stage)
+                                                     None, None, stage, status)
         self._pending.clear()
         self._unsent.clear()
         self._body_due = self._end_only = False
@@ -344,45 +346,57 @@ def plan_delivery(
     items = [r if isinstance(r, Recipient) else Recipient(r) for r in recipients]
     labels = [_label(r.address) for r in items]
 
-    def refuse_all(reason: str) -> DeliveryPlan:
+    def refuse_all(reason: str, status: str) -> DeliveryPlan:
         for i, label in enumerate(labels):
             plan.refused[i] = RecipientResult(label, Outcome.PERMANENT, reason, None, None,
-                                              Stage.LOCAL)
+                                              Stage.LOCAL, status)
         return plan
 
     try:
         sender = _parse(mailfrom)
     except AddressError as exc:
-        return refuse_all(f"invalid sender address {mailfrom!r}: {exc}")
+        # RFC 3463 X.1.7: bad sender's mailbox address syntax.
+        return refuse_all(f"invalid sender address {mailfrom!r}: {exc}", "5.1.7")
     parsed: list[tuple[int, Address]] = []
     for i, r in enumerate(items):
         try:
             addr = _parse(r.address)
         except AddressError as exc:
+            # RFC 3463 X.1.3: bad destination mailbox address syntax.
             plan.refused[i] = RecipientResult(labels[i], Outcome.PERMANENT,
                                               f"invalid recipient address: {exc}", None, None,
-                                              Stage.LOCAL)
+                                              Stage.LOCAL, "5.1.3")
             continue
         if addr is None:
             plan.refused[i] = RecipientResult(labels[i], Outcome.PERMANENT,
                                               "empty recipient address", None, None,
-                                              Stage.LOCAL)
+                                              Stage.LOCAL, "5.1.3")
             continue
         parsed.append((i, addr))
     # RFC 6531 §3.2: a non-ASCII local-part can only be sent with SMTPUTF8.
-    needs_utf8 = smtputf8 or any(not a.is_ascii for _, a in parsed) or \
+    utf8_addresses = any(not a.is_ascii for _, a in parsed) or \
         (sender is not None and not sender.is_ascii)
+    needs_utf8 = smtputf8 or utf8_addresses
+    # The RFC 3463 / RFC 5248 registry codes of each local refusal:
     if needs_utf8 and not caps.smtputf8:
-        return refuse_all(f"SMTPUTF8 required but not supported by {remote}")
+        # RFC 6531 §3.5: X.6.7 "Non-ASCII addresses not permitted for that
+        # sender/recipient"; X.6.9 for a UTF-8 header that cannot be transmitted.
+        return refuse_all(f"SMTPUTF8 required but not supported by {remote}",
+                          "5.6.7" if utf8_addresses else "5.6.9")
     if requiretls and not tls:
-        return refuse_all(f"REQUIRETLS requested but the connection to {remote} is not TLS")
+        # RFC 8689 §7: X.7.30 "REQUIRETLS support required".
+        return refuse_all(f"REQUIRETLS requested but the connection to {remote} is not TLS",
+                          "5.7.30")
     if requiretls and not caps.requiretls:
-        return refuse_all(f"REQUIRETLS requested but not supported by {remote}")
+        return refuse_all(f"REQUIRETLS requested but not supported by {remote}", "5.7.30")
     if binarymime and not caps.binarymime:
-        return refuse_all(f"BINARYMIME content but {remote} does not support BINARYMIME")
+        # RFC 3463 X.6.3: conversion required but not supported.
+        return refuse_all(f"BINARYMIME content but {remote} does not support BINARYMIME",
+                          "5.6.3")
     if caps.size and len(data) > caps.size:
+        # RFC 1870 §6 with RFC 3463 X.3.4: message too big for system.
         return refuse_all(f"message of {len(data)} bytes is larger than the maximum "
-                          f"{caps.size} of {remote}")
+                          f"{caps.size} of {remote}", "5.3.4")
     body: Body | None = None
     if binarymime:
         body = Body.BINARYMIME
@@ -390,7 +404,9 @@ def plan_delivery(
         if caps.eightbitmime:
             body = Body.EIGHT_BIT_MIME
         elif strict:
-            return refuse_all(f"8-bit message but {remote} does not support 8BITMIME")
+            # RFC 6152 §3 with RFC 3463 X.6.3: conversion required but not supported.
+            return refuse_all(f"8-bit message but {remote} does not support 8BITMIME",
+                              "5.6.3")
     dsn_wanted = ret is not None or envid is not None or any(
         r.params != RcptParams() for r in items)
     plan.dsn_relayed = dsn_wanted and not caps.dsn
