@@ -399,6 +399,12 @@ class SMTPConnection:
         if self.blocklisted is not None:
             self.session.reject(self.blocklisted)
             return
+        if self.account is not None and not self.ctx.localserve and \
+                self.kind in ("submission", "submissions"):
+            refusal = submission.check_mailfrom(self.ctx, self.account, mailfrom)
+            if refusal is not None:
+                self.session.reject(refusal)
+                return
         if not self.ctx.localserve and self.kind == "smtp" and \
                 not self.ctx.message_rate.take(self.ip):
             self.session.reject(Reply(452, "4.7.0", ["too many messages from your network,"
