@@ -9,11 +9,14 @@ from kittiwake.dns.mock import MockResolver
 from kittiwake.dns.names import reverse_name, to_ascii, to_unicode
 from kittiwake.dns.resolver import Resolver
 from kittiwake.dns.stub import (
+    DNSSECProbe,
+    DNSSECSupport,
     Nameserver,
     ResolverConfigError,
     StubResolver,
     configured_nameservers,
     parse_nameservers,
+    probe_dnssec,
     resolver_validates,
 )
 from kittiwake.dns.types import (
@@ -38,9 +41,9 @@ def default_resolver(explicit: list[str] | None = None, timeout: float = 3.0) ->
 
 
 __all__ = [
-    "CAA", "MX", "SRV", "TLSA", "Answer", "DNSError", "DNSTemporaryError", "ExtendedError",
-    "IPAddress", "InvalidName", "MockResolver", "Nameserver", "RRType", "Resolver",
-    "ResolverConfigError", "Status", "StubResolver", "configured_nameservers",
-    "default_resolver", "parse_nameservers", "resolver_validates", "reverse_name",
-    "to_ascii", "to_unicode",
+    "CAA", "MX", "SRV", "TLSA", "Answer", "DNSError", "DNSSECProbe", "DNSSECSupport",
+    "DNSTemporaryError", "ExtendedError", "IPAddress", "InvalidName", "MockResolver",
+    "Nameserver", "RRType", "Resolver", "ResolverConfigError", "Status", "StubResolver",
+    "configured_nameservers", "default_resolver", "parse_nameservers", "probe_dnssec",
+    "resolver_validates", "reverse_name", "to_ascii", "to_unicode",
 ]

@@ -16,6 +16,7 @@ import ipaddress
 import os
 import socket
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import dns.asyncbackend
@@ -309,20 +310,66 @@ def _convert(rdtype: RRType, rd: Any) -> Any:
     raise AssertionError(rdtype)
 
 
-async def resolver_validates(resolver: StubResolver, probe: str = ".") -> bool | None:
-    """Whether the resolver validates DNSSEC: the root's DNSKEY answer carries AD.
+class DNSSECSupport(StrEnum):
+    """What the start-up probe learnt about the resolver."""
 
-    Returns None when no resolver gives an answer (unreachable, or an error
-    such as SERVFAIL or REFUSED, which says nothing about validation).
+    VALIDATES = "validates"  # the answer carries AD (RFC 4035 §3.2.3)
+    NOT_VALIDATING = "not-validating"  # an answer (NOERROR/NXDOMAIN) without AD
+    UNKNOWN = "unknown"  # answered only with an error (SERVFAIL, REFUSED): says nothing
+    NO_ANSWER = "no-answer"  # timeout, connection refused, unreachable
+
+
+@dataclass(frozen=True)
+class DNSSECProbe:
+    """The result of :func:`probe_dnssec`; ``detail`` says what each resolver did."""
+
+    support: DNSSECSupport
+    detail: str
+
+
+async def probe_dnssec(resolver: StubResolver, probe: str = ".",
+                       timeout: float = 2.0) -> DNSSECProbe:
+    """Ask for ``probe``'s DNSKEY with DO and AD set, and read the AD bit of the answer.
+
+    A validating resolver sets AD on data it validated, including an
+    authenticated denial (RFC 4035 §3.2.3, RFC 6840 §5.7); any other answer
+    (NOERROR or NXDOMAIN without AD) comes from a resolver that does not
+    validate, or does not trust the probe's zone. An error reply says
+    nothing either way; no reply at all means lookups will fail.
     """
     query = dns.message.make_query(probe, dns.rdatatype.DNSKEY, want_dnssec=True)
     query.flags |= dns.flags.AD | dns.flags.RD
+    errors: list[str] = []
+    silent: list[str] = []
     for server in resolver.nameservers:
         try:
-            response = await _udp_with_fallback(query, server, 2.0)
-        except (TimeoutError, EOFError, OSError, dns.exception.DNSException):
+            response = await _udp_with_fallback(query, server, timeout)
+        except (dns.exception.Timeout, TimeoutError):
+            silent.append(f"{server}: timeout")
             continue
-        if response.rcode() != dns.rcode.NOERROR:
+        except (EOFError, OSError, dns.exception.DNSException) as exc:
+            silent.append(f"{server}: {exc.strerror if isinstance(exc, OSError) else exc}")
             continue
-        return bool(response.flags & dns.flags.AD)
+        rcode = dns.rcode.to_text(response.rcode())
+        if response.rcode() in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+            if response.flags & dns.flags.AD:
+                return DNSSECProbe(DNSSECSupport.VALIDATES, f"{server}: {rcode} with AD")
+            return DNSSECProbe(DNSSECSupport.NOT_VALIDATING, f"{server}: {rcode} without AD")
+        errors.append(f"{server}: {rcode}")
+    if errors:
+        return DNSSECProbe(DNSSECSupport.UNKNOWN, "; ".join(errors + silent))
+    return DNSSECProbe(DNSSECSupport.NO_ANSWER, "; ".join(silent) or "no resolver configured")
+
+
+async def resolver_validates(resolver: StubResolver, probe: str = ".") -> bool | None:
+    """Whether the resolver validates DNSSEC (see :func:`probe_dnssec`).
+
+    Returns None when no resolver gives an answer that tells (unreachable,
+    or an error such as SERVFAIL or REFUSED).
+    """
+    result = await probe_dnssec(resolver, probe)
+    if result.support is DNSSECSupport.VALIDATES:
+        return True
+    if result.support is DNSSECSupport.NOT_VALIDATING:
+        return False
     return None
