@@ -12,9 +12,11 @@ Resolvers come from ``KITTIWAKE_DNS=IP[:PORT][,IP[:PORT]...]`` when set
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import os
 import socket
+import struct
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -215,17 +217,70 @@ async def _udp_with_fallback(
 
     The UDP socket is connected, so that an ICMP port-unreachable from a
     resolver that is not running fails at once (connection refused) instead
-    of after the whole timeout.
+    of after the whole timeout. Answers are parsed by :func:`_parse`, which
+    keeps the good records of an answer that also holds a malformed one.
     """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
     backend = dns.asyncbackend.get_default_backend()
     family = dns.inet.af_for_address(server.host)
     sock = await backend.make_socket(family, socket.SOCK_DGRAM, 0, None,
                                      (server.host, server.port))
     async with sock:
-        response, _tcp = await dns.asyncquery.udp_with_fallback(
-            query, server.host, timeout=timeout, port=server.port, udp_sock=sock
-        )
-    return response
+        await sock.sendto(query.to_wire(), None, None)
+        while True:
+            left = deadline - loop.time()
+            if left <= 0:
+                raise dns.exception.Timeout(timeout=timeout)
+            wire, _addr = await sock.recvfrom(65535, left)
+            response = _parse(wire)
+            if response is not None and query.is_response(response):
+                break
+            if response is None and wire[:2] == query.id.to_bytes(2, "big"):
+                raise dns.exception.FormError("malformed answer")
+            # anything else is a stray or forged datagram: keep waiting
+    if not response.flags & dns.flags.TC:
+        return response
+    return await _tcp(query, server, max(deadline - loop.time(), 0.5))
+
+
+async def _tcp(query: dns.message.Message, server: Nameserver,
+               timeout: float) -> dns.message.Message:
+    """One exchange over TCP, two-octet length prefix on each message (RFC 1035 §4.2.2)."""
+    async def exchange() -> dns.message.Message:
+        reader, writer = await asyncio.open_connection(server.host, server.port)
+        try:
+            wire = query.to_wire()
+            writer.write(struct.pack("!H", len(wire)) + wire)
+            await writer.drain()
+            size = struct.unpack("!H", await reader.readexactly(2))[0]
+            response = _parse(await reader.readexactly(size))
+        except asyncio.IncompleteReadError:
+            raise EOFError from None
+        finally:
+            writer.close()
+        if response is None or not query.is_response(response):
+            raise dns.exception.FormError("TCP answer does not match the query")
+        return response
+
+    try:
+        return await asyncio.wait_for(exchange(), timeout)
+    except TimeoutError:
+        raise dns.exception.Timeout(timeout=timeout) from None
+
+
+def _parse(wire: bytes) -> dns.message.Message | None:
+    """A DNS message from the wire, or None when even its header is unreadable.
+
+    A record whose data cannot be parsed is left out and the rest kept
+    (dnspython's ``continue_on_error``): e.g. a TXT record with no strings at
+    all (illegal, RFC 1035 §3.3.14 wants one or more) next to the SPF record
+    must not turn the SPF check into a temperror (RFC 7208 suite, "null-text").
+    """
+    try:
+        return dns.message.from_wire(wire, continue_on_error=True)
+    except dns.exception.DNSException:
+        return None
 
 
 def _dns_name(name: str) -> dns.name.Name:
