@@ -235,11 +235,16 @@ async def _udp_with_fallback(
             wire, _addr = await sock.recvfrom(65535, left)
             response = _parse(wire)
             if response is not None and query.is_response(response):
+                truncated = bool(response.flags & dns.flags.TC)
                 break
             if response is None and wire[:2] == query.id.to_bytes(2, "big"):
+                if len(wire) > 2 and wire[2] & 0x02:  # TC set, the rest cut short
+                    truncated = True
+                    break
                 raise dns.exception.FormError("malformed answer")
             # anything else is a stray or forged datagram: keep waiting
-    if not response.flags & dns.flags.TC:
+    if not truncated:
+        assert response is not None
         return response
     return await _tcp(query, server, max(deadline - loop.time(), 0.5))
 
