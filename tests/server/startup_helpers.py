@@ -43,9 +43,18 @@ def stub(port: int, timeout: float = 0.5) -> StubResolver:
     return StubResolver([Nameserver("127.0.0.1", port)], timeout=timeout)
 
 
+CREATED: list[Path] = []  # removed by remove_created() after each test
+
+
+def remove_created() -> None:
+    while CREATED:
+        shutil.rmtree(CREATED.pop(), ignore_errors=True)
+
+
 def write_config(static: str) -> Path:
     """A config directory (short path: the control socket lives below it)."""
     root = Path(tempfile.mkdtemp(prefix="kws"))
+    CREATED.append(root)
     conf = root / "config"
     conf.mkdir()
     (conf / "kittiwake.conf").write_text(static)
@@ -67,5 +76,4 @@ async def startup_log(conf: Path, resolver: StubResolver | None) -> str:
         await server.close(0)
     finally:
         log.setup("info")
-        shutil.rmtree(conf.parent, ignore_errors=True)
     return stream.getvalue()

@@ -10,17 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Iterator
 
 import dns.flags
 import dns.message
 import dns.rcode
 import pytest
 from click.testing import CliRunner
-from startup_helpers import startup_log, stub, tiny_dns, write_config
+from startup_helpers import remove_created, startup_log, stub, tiny_dns, write_config
 
 from kittiwake.cli.main import cli
 from kittiwake.dns import DNSSECSupport, probe_dnssec
 from kittiwake.server.tls import make_self_signed
+
+
+@pytest.fixture(autouse=True)
+def _cleanup() -> Iterator[None]:
+    yield
+    remove_created()
 
 
 def free_port() -> int:
