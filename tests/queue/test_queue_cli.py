@@ -135,7 +135,7 @@ def test_holdrules(running: Running) -> None:
 def test_server_not_running(tmp_path: Path) -> None:
     (tmp_path / "kittiwake.conf").write_text('hostname = "mail.example.org"\n'
                                             'data_dir = "data"\n')
-    result = CliRunner().invoke(cli, ["--config", str(tmp_path), "queue", "list"])
+    result = CliRunner().invoke(cli, ["--config", str(tmp_path), "queue", "kick"])
     assert result.exit_code == 1
     assert result.output.count("\n") == 1
     assert "is `kittiwake serve` running?" in result.output

@@ -42,7 +42,7 @@ def test_submission_through_queue_and_bounce(tmp_path: Path) -> None:
             time.sleep(0.1)
         assert subjects == ["Undelivered Mail Returned to Sender", "arrives"], log.read_text()
         bounce = next(b for b in bodies if b"Undelivered" in b)
-        assert b"550 5.0.0 error 550 requested by address" in bounce
+        assert b"550 5.0.0 error 550 requested by recipient address" in bounce
         assert b"Final-Recipient: rfc822; nobody550@example.com" in bounce
     finally:
         proc.terminate()

@@ -15,7 +15,11 @@ def config_group() -> None:
 @config_group.command("test")
 @click.pass_context
 def test_command(ctx: click.Context) -> None:
-    """Validate kittiwake.conf and domains.conf; print every problem (exit 1 on errors)."""
+    """Validate kittiwake.conf and domains.conf; print every problem (exit 1 on errors).
+
+    Warnings (something works only partly, e.g. no TLS certificate) are printed
+    too but leave the exit status 0.
+    """
     from kittiwake.config import ConfigError, load
 
     config_dir = ctx.find_root().obj["config_dir"]
@@ -26,6 +30,10 @@ def test_command(ctx: click.Context) -> None:
             click.echo(problem, err=True)
         n = len(exc.problems)
         raise UserError(f"{n} problem{'s' if n != 1 else ''} in the configuration") from None
+    from kittiwake.config.warnings import tls_warnings
+
+    for warning in tls_warnings(config.static):
+        click.echo(warning.text(str(config.config_dir / "kittiwake.conf")), err=True)
     d = config.domains
     click.echo(f"config OK: {config.config_dir}: {len(config.static.listeners)} listeners, "
                f"{len(d.domains)} domains, {len(d.accounts)} accounts, {len(d.aliases)} aliases")

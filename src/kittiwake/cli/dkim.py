@@ -1,6 +1,6 @@
 """``kittiwake dkim ...``: make DKIM keys and DNS records, sign and verify messages.
 
-    kittiwake dkim gen ed25519|rsa [--bits N] > key.pem
+    kittiwake dkim gen ed25519|rsa [--bits N] --out key.pem   # created with mode 0600
     kittiwake dkim txt key.pem                      # TXT value for SELECTOR._domainkey.DOMAIN
     kittiwake dkim sign --domain D --selector S --key key.pem [FILE] > signed.eml
     kittiwake dkim verify [--json] [FILE]
@@ -13,7 +13,10 @@ signature, 3 only temporary errors stand between the message and a pass
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -38,15 +41,49 @@ def dkim_group() -> None:
 @click.argument("kind", type=click.Choice(["ed25519", "rsa"], case_sensitive=False))
 @click.option("--bits", type=int, default=2048, show_default=True,
               help="RSA key size (at least 1024; RFC 8301).")
-def gen(kind: str, bits: int) -> None:
-    """Print a new private key (PKCS#8 PEM) of KIND to standard output."""
+@click.option("--out", "out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="Write the key to this new file, readable only by you (mode 0600),"
+                   " instead of standard output.")
+def gen(kind: str, bits: int, out: Path | None) -> None:
+    """Make a new private key (PKCS#8 PEM) of KIND.
+
+    With --out FILE it is written to FILE, created with mode 0600 (an
+    existing FILE is not overwritten). Without it the key goes to standard
+    output; a file made with the shell's '>' is then readable by others
+    unless your umask says otherwise, so prefer --out.
+    """
     from kittiwake.dkim import generate_key
 
     try:
         pem = generate_key(kind.lower(), bits=bits)
     except ValueError as exc:
         raise UserError(str(exc)) from None
-    click.echo(pem.decode(), nl=False)
+    if out is None:
+        click.echo(pem.decode(), nl=False)
+        _warn_if_stdout_is_readable()
+        return
+    from kittiwake.server.tls import write_private_file
+
+    try:
+        write_private_file(out, pem, exclusive=True)
+    except FileExistsError:
+        raise UserError(f"--out {out}: file exists; not overwritten (choose a new name)"
+                        ) from None
+    except OSError as exc:
+        raise UserError(f"--out {out}: {exc.strerror}") from None
+    click.echo(f"private key written to {out} (mode 0600, readable only by you)", err=True)
+
+
+def _warn_if_stdout_is_readable() -> None:
+    """Say so when the key just went into a file that others may read."""
+    try:
+        st = os.fstat(sys.stdout.fileno())
+    except (OSError, ValueError, AttributeError):
+        return  # not a real file descriptor (e.g. captured output)
+    if stat.S_ISREG(st.st_mode) and st.st_mode & 0o077:
+        click.echo(f"warning: the private key went to a file with mode"
+                   f" {stat.S_IMODE(st.st_mode):04o}, readable by others: chmod 600 it,"
+                   " or use --out FILE next time", err=True)
 
 
 def _load_key_file(path: str, private_only: bool) -> Any:

@@ -4,8 +4,9 @@ Set up on first run in DIR (default ``~/.config/kittiwake-localserve``): a
 config, a self-signed certificate, and the account ``kittiwake@localhost``
 with password ``kittiwake``. Listens on the usual ports plus 1000 on
 127.0.0.1. Mail to any address is accepted and delivered into the account;
-recipient localparts trigger failures for testing senders (see
-``kittiwake.smtpserver.localserve_rules``). Started again, it reuses DIR.
+localparts of recipient and MAIL FROM addresses trigger failures for
+testing senders (see ``kittiwake.smtpserver.localserve_rules``). Started
+again, it reuses DIR.
 """
 
 from __future__ import annotations
@@ -127,9 +128,13 @@ Mail to ANY address is accepted and stored in the one account.
   metrics     http://{host}:{PORTS["metrics"]}/metrics
   data        {directory}
 
-Failures for testing senders, by recipient localpart:
+Failures for testing senders, by the localpart of an address:
   ...temperror@ 451   ...permerror@ 550   ...550@ (any 4xx/5xx code)   ...timeout@ no answer
-  prefix "mailfrom" or "rcptto" to fail at that command instead of after DATA.
+  recipient address: after the message data; with prefix "rcptto" at RCPT TO instead
+  MAIL FROM address: only with prefix "mailfrom" (mailfromtemperror@...), at MAIL FROM
+  On submission ({PORTS["submission"]}/{PORTS["submissions"]}) mail is queued first: after-data \
+failures come
+  back as retries (4xx, timeout) or a bounce into the account (5xx).
 
 Stop with Ctrl-C.
 """)

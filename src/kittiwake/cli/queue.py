@@ -1,7 +1,9 @@
 """``kittiwake queue``: look at and manage the outgoing queue of the running server.
 
 Every subcommand talks to the running server over its control socket
-(``queue-*`` commands of :mod:`kittiwake.queue.control`).
+(``queue-*`` commands of :mod:`kittiwake.queue.control`). ``list`` also works
+when the server is stopped: it then reads the queue database read-only and
+says so.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ from typing import Any
 import click
 
 from kittiwake.cli.common import UserError, print_json, table
-from kittiwake.cli.serve import call_server
+from kittiwake.cli.serve import call_server, control_socket
+from kittiwake.server.control import ServerNotRunning
 
 
 def _filters(fn: Callable[..., Any]) -> Callable[..., Any]:
@@ -85,18 +88,17 @@ def queue_group() -> None:
 @click.pass_context
 def list_command(ctx: click.Context, ids: tuple[int, ...], account: str, from_domain: str,
                  to_domain: str, show_all: bool, as_json: bool) -> None:
-    """List queued messages, one line per recipient."""
-    collected: dict[str, list[dict[str, Any]]] = {"queued": [], "history": []}
+    """List queued messages, one line per recipient.
 
-    def on_progress(data: dict[str, Any]) -> None:
-        for key, rows in data.items():
-            collected.setdefault(key, []).extend(rows)
-
-    summary = call_server(ctx, "queue-list", _args(ids, account, from_domain, to_domain,
-                                                   all=show_all), on_progress)
-    result: dict[str, Any] = {"now": summary["now"], "queued": collected["queued"]}
-    if show_all:
-        result["history"] = collected["history"]
+    With the server stopped, the queue database is read directly (read-only).
+    """
+    args = _args(ids, account, from_domain, to_domain, all=show_all)
+    try:
+        result = _list_from_server(ctx, args)
+    except ServerNotRunning:
+        result = _list_from_database(ctx, args)
+    if not show_all:
+        result.pop("history", None)
     if as_json:
         print_json(result)
         return
@@ -127,6 +129,64 @@ def list_command(ctx: click.Context, ids: tuple[int, ...], account: str, from_do
                                        "last error"]))
         else:
             click.echo("no recently finished recipients")
+
+
+def _list_from_server(ctx: click.Context, args: dict[str, Any]) -> dict[str, Any]:
+    """``{"now", "queued", "history"}`` from the running server's ``queue-list``."""
+    import asyncio
+
+    from kittiwake.server.control import ControlClientError, request
+
+    collected: dict[str, list[dict[str, Any]]] = {"queued": [], "history": []}
+
+    def on_progress(data: dict[str, Any]) -> None:
+        for key, rows in data.items():
+            collected.setdefault(key, []).extend(rows)
+
+    try:
+        summary = asyncio.run(request(control_socket(ctx), "queue-list", args, on_progress))
+    except ServerNotRunning:
+        raise
+    except ControlClientError as exc:
+        raise UserError(str(exc)) from None
+    return {"now": summary["now"], **collected}
+
+
+def _list_from_database(ctx: click.Context, args: dict[str, Any]) -> dict[str, Any]:
+    """The same rows read from ``data_dir/queue/index.db``, opened read-only.
+
+    Says so in one line on standard error, so that nobody takes it for the
+    state of a running server.
+    """
+    import sqlite3
+
+    from kittiwake.queue.control import parse_filter, recipient_json
+    from kittiwake.queue.model import to_json
+    from kittiwake.queue.store import QueueStore, utcnow
+
+    queue_dir = control_socket(ctx).parent / "queue"
+    where = parse_filter(args)
+    now = utcnow()
+    try:
+        store = QueueStore(queue_dir, readonly=True)
+    except FileNotFoundError:
+        click.echo(f"the server is not running; no queue database at {queue_dir} yet"
+                   " (nothing was ever queued)", err=True)
+        return {"now": now.isoformat(), "queued": [], "history": []}
+    except (sqlite3.Error, RuntimeError) as exc:
+        raise UserError(f"{queue_dir / 'index.db'}: cannot read the queue database: {exc}"
+                        ) from None
+    try:
+        queued = [recipient_json(m, r) for m, r in store.list(where)]
+        history = [to_json(h) for h in store.history(where)] if args.get("all") else []
+    except sqlite3.Error as exc:
+        raise UserError(f"{queue_dir / 'index.db'}: cannot read the queue database: {exc}"
+                        ) from None
+    finally:
+        store.close()
+    click.echo(f"the server is not running; showing the queue as stored in {queue_dir}",
+               err=True)
+    return {"now": now.isoformat(), "queued": queued, "history": history}
 
 
 DONE = {"hold": "held {}", "release": "released {}", "kick": "made {} due now"}

@@ -17,11 +17,14 @@ from kittiwake.dns.names import (
 )
 from kittiwake.dns.resolver import Resolver
 from kittiwake.dns.stub import (
+    DNSSECProbe,
+    DNSSECSupport,
     Nameserver,
     ResolverConfigError,
     StubResolver,
     configured_nameservers,
     parse_nameservers,
+    probe_dnssec,
     resolver_validates,
 )
 from kittiwake.dns.types import (
@@ -46,9 +49,10 @@ def default_resolver(explicit: list[str] | None = None, timeout: float = 3.0) ->
 
 
 __all__ = [
-    "CAA", "MX", "SRV", "TLSA", "Answer", "DNSError", "DNSTemporaryError", "DisallowedName",
-    "ExtendedError", "IPAddress", "InvalidName", "MailDomain", "MockResolver", "Nameserver",
-    "RRType", "Resolver", "ResolverConfigError", "Status", "StubResolver",
-    "configured_nameservers", "default_resolver", "domain_key", "mail_domain",
-    "parse_nameservers", "resolver_validates", "reverse_name", "to_ascii", "to_unicode",
+    "CAA", "MX", "SRV", "TLSA", "Answer", "DNSError", "DNSSECProbe", "DNSSECSupport",
+    "DNSTemporaryError", "DisallowedName", "ExtendedError", "IPAddress", "InvalidName",
+    "MailDomain", "MockResolver", "Nameserver", "RRType", "Resolver", "ResolverConfigError",
+    "Status", "StubResolver", "configured_nameservers", "default_resolver", "domain_key",
+    "mail_domain", "parse_nameservers", "probe_dnssec", "resolver_validates", "reverse_name",
+    "to_ascii", "to_unicode",
 ]

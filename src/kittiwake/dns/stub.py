@@ -12,10 +12,13 @@ Resolvers come from ``KITTIWAKE_DNS=IP[:PORT][,IP[:PORT]...]`` when set
 
 from __future__ import annotations
 
+import asyncio
 import ipaddress
 import os
 import socket
+import struct
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 import dns.asyncbackend
@@ -214,17 +217,75 @@ async def _udp_with_fallback(
 
     The UDP socket is connected, so that an ICMP port-unreachable from a
     resolver that is not running fails at once (connection refused) instead
-    of after the whole timeout.
+    of after the whole timeout. Answers are parsed by :func:`_parse`, which
+    keeps the good records of an answer that also holds a malformed one.
     """
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
     backend = dns.asyncbackend.get_default_backend()
     family = dns.inet.af_for_address(server.host)
     sock = await backend.make_socket(family, socket.SOCK_DGRAM, 0, None,
                                      (server.host, server.port))
     async with sock:
-        response, _tcp = await dns.asyncquery.udp_with_fallback(
-            query, server.host, timeout=timeout, port=server.port, udp_sock=sock
-        )
-    return response
+        await sock.sendto(query.to_wire(), None, None)
+        while True:
+            left = deadline - loop.time()
+            if left <= 0:
+                raise dns.exception.Timeout(timeout=timeout)
+            wire, _addr = await sock.recvfrom(65535, left)
+            response = _parse(wire)
+            if response is not None and query.is_response(response):
+                truncated = bool(response.flags & dns.flags.TC)
+                break
+            if response is None and wire[:2] == query.id.to_bytes(2, "big"):
+                if len(wire) > 2 and wire[2] & 0x02:  # TC set, the rest cut short
+                    truncated = True
+                    break
+                raise dns.exception.FormError("malformed answer")
+            # anything else is a stray or forged datagram: keep waiting
+    if not truncated:
+        assert response is not None
+        return response
+    return await _tcp(query, server, max(deadline - loop.time(), 0.5))
+
+
+async def _tcp(query: dns.message.Message, server: Nameserver,
+               timeout: float) -> dns.message.Message:
+    """One exchange over TCP, two-octet length prefix on each message (RFC 1035 §4.2.2)."""
+    async def exchange() -> dns.message.Message:
+        reader, writer = await asyncio.open_connection(server.host, server.port)
+        try:
+            wire = query.to_wire()
+            writer.write(struct.pack("!H", len(wire)) + wire)
+            await writer.drain()
+            size = struct.unpack("!H", await reader.readexactly(2))[0]
+            response = _parse(await reader.readexactly(size))
+        except asyncio.IncompleteReadError:
+            raise EOFError from None
+        finally:
+            writer.close()
+        if response is None or not query.is_response(response):
+            raise dns.exception.FormError("TCP answer does not match the query")
+        return response
+
+    try:
+        return await asyncio.wait_for(exchange(), timeout)
+    except TimeoutError:
+        raise dns.exception.Timeout(timeout=timeout) from None
+
+
+def _parse(wire: bytes) -> dns.message.Message | None:
+    """A DNS message from the wire, or None when even its header is unreadable.
+
+    A record whose data cannot be parsed is left out and the rest kept
+    (dnspython's ``continue_on_error``): e.g. a TXT record with no strings at
+    all (illegal, RFC 1035 §3.3.14 wants one or more) next to the SPF record
+    must not turn the SPF check into a temperror (RFC 7208 suite, "null-text").
+    """
+    try:
+        return dns.message.from_wire(wire, continue_on_error=True)
+    except dns.exception.DNSException:
+        return None
 
 
 def _dns_name(name: str) -> dns.name.Name:
@@ -309,20 +370,66 @@ def _convert(rdtype: RRType, rd: Any) -> Any:
     raise AssertionError(rdtype)
 
 
-async def resolver_validates(resolver: StubResolver, probe: str = ".") -> bool | None:
-    """Whether the resolver validates DNSSEC: the root's DNSKEY answer carries AD.
+class DNSSECSupport(StrEnum):
+    """What the start-up probe learnt about the resolver."""
 
-    Returns None when no resolver gives an answer (unreachable, or an error
-    such as SERVFAIL or REFUSED, which says nothing about validation).
+    VALIDATES = "validates"  # the answer carries AD (RFC 4035 §3.2.3)
+    NOT_VALIDATING = "not-validating"  # an answer (NOERROR/NXDOMAIN) without AD
+    UNKNOWN = "unknown"  # answered only with an error (SERVFAIL, REFUSED): says nothing
+    NO_ANSWER = "no-answer"  # timeout, connection refused, unreachable
+
+
+@dataclass(frozen=True)
+class DNSSECProbe:
+    """The result of :func:`probe_dnssec`; ``detail`` says what each resolver did."""
+
+    support: DNSSECSupport
+    detail: str
+
+
+async def probe_dnssec(resolver: StubResolver, probe: str = ".",
+                       timeout: float = 2.0) -> DNSSECProbe:
+    """Ask for ``probe``'s DNSKEY with DO and AD set, and read the AD bit of the answer.
+
+    A validating resolver sets AD on data it validated, including an
+    authenticated denial (RFC 4035 §3.2.3, RFC 6840 §5.7); any other answer
+    (NOERROR or NXDOMAIN without AD) comes from a resolver that does not
+    validate, or does not trust the probe's zone. An error reply says
+    nothing either way; no reply at all means lookups will fail.
     """
     query = dns.message.make_query(probe, dns.rdatatype.DNSKEY, want_dnssec=True)
     query.flags |= dns.flags.AD | dns.flags.RD
+    errors: list[str] = []
+    silent: list[str] = []
     for server in resolver.nameservers:
         try:
-            response = await _udp_with_fallback(query, server, 2.0)
-        except (TimeoutError, EOFError, OSError, dns.exception.DNSException):
+            response = await _udp_with_fallback(query, server, timeout)
+        except (dns.exception.Timeout, TimeoutError):
+            silent.append(f"{server}: timeout")
             continue
-        if response.rcode() != dns.rcode.NOERROR:
+        except (EOFError, OSError, dns.exception.DNSException) as exc:
+            silent.append(f"{server}: {exc.strerror if isinstance(exc, OSError) else exc}")
             continue
-        return bool(response.flags & dns.flags.AD)
+        rcode = dns.rcode.to_text(response.rcode())
+        if response.rcode() in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+            if response.flags & dns.flags.AD:
+                return DNSSECProbe(DNSSECSupport.VALIDATES, f"{server}: {rcode} with AD")
+            return DNSSECProbe(DNSSECSupport.NOT_VALIDATING, f"{server}: {rcode} without AD")
+        errors.append(f"{server}: {rcode}")
+    if errors:
+        return DNSSECProbe(DNSSECSupport.UNKNOWN, "; ".join(errors + silent))
+    return DNSSECProbe(DNSSECSupport.NO_ANSWER, "; ".join(silent) or "no resolver configured")
+
+
+async def resolver_validates(resolver: StubResolver, probe: str = ".") -> bool | None:
+    """Whether the resolver validates DNSSEC (see :func:`probe_dnssec`).
+
+    Returns None when no resolver gives an answer that tells (unreachable,
+    or an error such as SERVFAIL or REFUSED).
+    """
+    result = await probe_dnssec(resolver, probe)
+    if result.support is DNSSECSupport.VALIDATES:
+        return True
+    if result.support is DNSSECSupport.NOT_VALIDATING:
+        return False
     return None

@@ -82,3 +82,21 @@ CREATE INDEX retired_time ON retired (retired);
 def connect(path: Path) -> sqlite3.Connection:
     """Open (creating if needed) the queue database with durable settings."""
     return open_database(path, DDL, SCHEMA_VERSION, "queue database")
+
+
+def connect_readonly(path: Path) -> sqlite3.Connection:
+    """Open an existing queue database for reading only (``mode=ro``: never written).
+
+    For looking at the queue of a stopped server; FileNotFoundError when there
+    is no database (no mail was ever queued), RuntimeError for a newer schema.
+    """
+    if not path.is_file():
+        raise FileNotFoundError(str(path))
+    conn = sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro", uri=True,
+                           isolation_level=None, check_same_thread=False, timeout=30)
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    if current > SCHEMA_VERSION:
+        conn.close()
+        raise RuntimeError(f"{path}: queue database schema {current} is newer than this"
+                           f" kittiwake ({SCHEMA_VERSION}); upgrade kittiwake")
+    return conn

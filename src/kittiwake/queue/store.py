@@ -43,7 +43,7 @@ from kittiwake.queue.model import (
     Status,
     domain_of,
 )
-from kittiwake.queue.schema import connect
+from kittiwake.queue.schema import connect, connect_readonly
 from kittiwake.smtp.params import Notify, ORcpt, Ret
 from kittiwake.store import files
 
@@ -87,12 +87,17 @@ class QueueStore:
 
     def __init__(self, root: Path, rng: random.Random | None = None,
                  history_keep: int = HISTORY_KEEP,
-                 history_age: timedelta = HISTORY_AGE) -> None:
+                 history_age: timedelta = HISTORY_AGE, readonly: bool = False) -> None:
+        """Open the queue; ``readonly`` opens an existing database without writing
+        anything (listing a stopped server's queue), so only the read methods work."""
         self.root = root
         self.rng = rng or random.Random()
         self.history_keep = history_keep
         self.history_age = history_age
         self.lock = threading.RLock()
+        if readonly:
+            self.db = connect_readonly(root / "index.db")
+            return
         self.db = connect(root / "index.db")
         files.clean_tmp(root)
         self._remove_orphans()

@@ -208,23 +208,54 @@ class Server:
             logger.info("%s listening on %s", service.name, ", ".join(service.addresses()))
         self.watcher.start()
         self.start_delivery()
+        self._log_config_warnings()
         await self._log_dnssec()
 
+    def _log_config_warnings(self) -> None:
+        """Say what the configuration leaves off (e.g. no certificate: no STARTTLS, no AUTH)."""
+        if self.localserve:
+            return  # localserve makes its own certificate and allows AUTH without TLS
+        from kittiwake import log
+        from kittiwake.config.warnings import tls_warnings
+
+        startup = log.get_logger("server")
+        for warning in tls_warnings(self.config.static):
+            startup.warning(warning.off, where=warning.where, consequence=warning.consequence,
+                            fix=warning.fix)
+
     async def _log_dnssec(self) -> None:
+        """Say whether the resolver validates DNSSEC, answers without validating, or is silent."""
         if self.resolver is None or not hasattr(self.resolver, "nameservers"):
             return
-        from kittiwake.dns import resolver_validates
+        from kittiwake import log
+        from kittiwake.dns import DNSSECSupport, probe_dnssec
 
+        startup = log.get_logger("server")
         probe = self.config.static.dns.dnssec_probe
-        validates = await resolver_validates(self.resolver, probe)
+        result = await probe_dnssec(self.resolver, probe,
+                                    timeout=min(2.0, self.config.static.dns.timeout_seconds))
         servers = ", ".join(str(s) for s in self.resolver.nameservers)
-        if validates is None:
-            logger.warning("DNS resolver %s did not answer; DNSSEC status unknown", servers)
-        elif validates:
-            logger.info("DNS resolver %s validates DNSSEC", servers)
-        else:
-            logger.warning("DNS resolver %s does not validate DNSSEC (no AD bit for %s):"
-                           " DANE and DNSSEC-backed results are off", servers, probe)
+        match result.support:
+            case DNSSECSupport.VALIDATES:
+                startup.info("DNS resolver validates DNSSEC", resolvers=servers, probe=probe)
+            case DNSSECSupport.NOT_VALIDATING:
+                startup.warning(
+                    "DNS resolver answers but does not validate DNSSEC", resolvers=servers,
+                    probe=probe, answer=result.detail,
+                    consequence="DANE and DNSSEC-backed results are off",
+                    fix="use a validating resolver (e.g. unbound) in dns.resolvers or"
+                        " /etc/resolv.conf")
+            case DNSSECSupport.UNKNOWN:
+                startup.warning(
+                    "DNS resolver answered with an error; DNSSEC status unknown",
+                    resolvers=servers, probe=probe, answer=result.detail,
+                    fix="set dns.dnssec_probe to a signed name the resolver can look up")
+            case DNSSECSupport.NO_ANSWER:
+                startup.warning(
+                    "DNS resolver did not answer; DNSSEC status unknown", resolvers=servers,
+                    probe=probe, reason=result.detail,
+                    consequence="DNS lookups fail until it answers",
+                    fix="check dns.resolvers, KITTIWAKE_DNS or /etc/resolv.conf")
 
     def request_stop(self) -> None:
         self._stopping.set()

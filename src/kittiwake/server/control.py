@@ -123,6 +123,10 @@ class ControlClientError(Exception):
     """The server could not be reached or answered with an error."""
 
 
+class ServerNotRunning(ControlClientError):
+    """Nothing listens on the control socket: the server is stopped."""
+
+
 async def request(socket_path: Path, command: str, args: dict[str, Any] | None = None,
                   on_progress: Callable[[dict[str, Any]], None] | None = None) -> Any:
     """Send one request to the running server and return its result."""
@@ -139,7 +143,7 @@ async def stream(socket_path: Path, command: str,
     try:
         reader, writer = await asyncio.open_unix_connection(str(socket_path), limit=MAX_REQUEST)
     except (FileNotFoundError, ConnectionRefusedError):
-        raise ControlClientError(
+        raise ServerNotRunning(
             f"cannot reach the running server at {socket_path} (is `kittiwake serve` running?)"
         ) from None
     except PermissionError:

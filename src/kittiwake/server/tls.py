@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import os
 import ssl
 from dataclasses import dataclass
 from pathlib import Path
@@ -85,6 +86,25 @@ def server_context(certs: list[CertificateFiles], min_version: str = "TLSv1.2") 
     return default
 
 
+def write_private_file(path: Path, data: bytes, exclusive: bool = False) -> None:
+    """Write a secret (private key) to ``path``, readable by its owner only.
+
+    The file is created with mode 0600 (never briefly readable by others, as
+    a write followed by chmod would be); an existing file is truncated and
+    set to 0600 first, or refused with FileExistsError when ``exclusive``.
+    """
+    flags = os.O_WRONLY | os.O_CREAT | (os.O_EXCL if exclusive else os.O_TRUNC)
+    fd = os.open(path, flags | getattr(os, "O_CLOEXEC", 0), 0o600)
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb", closefd=False) as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+    finally:
+        os.close(fd)
+
+
 def make_self_signed(directory: Path, hostnames: list[str], days: int = 3650) -> CertificateFiles:
     """Create (once) a self-signed ECDSA P-256 certificate for ``hostnames``."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -117,8 +137,7 @@ def make_self_signed(directory: Path, hostnames: list[str], days: int = 3650) ->
     key_pem = key.private_bytes(serialization.Encoding.PEM,
                                 serialization.PrivateFormat.PKCS8,
                                 serialization.NoEncryption())
-    files.key_file.write_bytes(key_pem)
-    files.key_file.chmod(0o600)
+    write_private_file(files.key_file, key_pem)
     files.cert_file.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     return files
 

@@ -138,6 +138,7 @@ class SMTPConnection:
         self.dnsbl_checked = False
         self.bdat_left = 0  # bytes of a BDAT chunk still to come (for the transcript)
         self.blocklisted: Reply | None = None
+        self.hang_for: float | None = None  # localserve "timeout": stop answering this long
         if kind == "submissions":
             self._note_tls()
 
@@ -182,10 +183,13 @@ class SMTPConnection:
             except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError, TimeoutError):
                 self.logger.debug("connection ended")
             except asyncio.CancelledError:
+                # The server is shutting down and the grace time is over: say so
+                # (421, RFC 5321 §3.8) and end this connection's task normally, so
+                # that asyncio does not log the cancellation as an error.
+                self.logger.info("connection closed by shutdown")
                 with contextlib.suppress(Exception):
                     self.session.close()
                     await asyncio.wait_for(self._flush(), 1)
-                raise
             except Exception as exc:
                 metrics.panic("smtpserver", exc, msg="smtp connection failed")
                 with contextlib.suppress(Exception):
@@ -261,6 +265,33 @@ class SMTPConnection:
 
     async def _handle(self, event: Any) -> bool:
         """Answer one event; True when the connection should end."""
+        ended = await self._answer(event)
+        if self.hang_for is not None:
+            await self._flush()  # replies to the commands before this one
+            await self._hang(self.hang_for)
+            return True
+        return ended
+
+    async def _hang(self, timeout: float) -> None:
+        """Do not answer (localserve "timeout"): read and drop input until the client
+        gives up and closes, or ``timeout`` passes (then 421, as for an idle client)."""
+        self.logger.info("localserve: not answering, as the address asked", timeout=timeout)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while (left := deadline - loop.time()) > 0:
+            try:
+                data = await asyncio.wait_for(self.reader.read(READ_SIZE), left)
+            except TimeoutError:
+                break
+            if not data:
+                self.logger.info("localserve: client gave up waiting")
+                self.session.receive_eof()
+                return
+            self._log_client(data)
+        self.session.close(Reply(421, "4.4.2", ["timeout, closing connection"]))
+
+    async def _answer(self, event: Any) -> bool:
+        """Act on one event; True when the connection should end."""
         s = self.session
         match event:
             case Ehlo() | Helo():
@@ -410,11 +441,17 @@ class SMTPConnection:
         if self.ctx.localserve and path is not None:
             trig = localserve_rules.trigger(path.localpart)
             if trig and trig.stage == "mailfrom":
-                self._trigger(trig.reply)
+                self._trigger(trig.reply, self.ctx.limits.command_timeout)
                 return
         if self.blocklisted is not None:
             self.session.reject(self.blocklisted)
             return
+        if self.account is not None and not self.ctx.localserve and \
+                self.kind in ("submission", "submissions"):
+            refusal = submission.check_mailfrom(self.ctx, self.account, mailfrom)
+            if refusal is not None:
+                self.session.reject(refusal)
+                return
         if not self.ctx.localserve and self.kind == "smtp" and \
                 not self.ctx.message_rate.take(self.ip):
             self.session.reject(Reply(452, "4.7.0", ["too many messages from your network,"
@@ -440,10 +477,10 @@ class SMTPConnection:
                     f"your address {self.ip} is listed in {result.zone}: {result.reason}"[:400]])
                 return
 
-    def _trigger(self, reply: Reply | None) -> None:
+    def _trigger(self, reply: Reply | None, timeout: float) -> None:
+        """Answer with a localserve failure, or (None) stop answering for ``timeout``."""
         if reply is None:
-            self.logger.info("localserve: not answering, as the address asked")
-            self.session.close(Reply(421, "4.4.2", ["timeout requested by address"]))
+            self.hang_for = timeout
             return
         self.session.reject(reply)
 
@@ -456,9 +493,7 @@ class SMTPConnection:
         if self.ctx.localserve:
             trig = localserve_rules.trigger(path.localpart)
             if trig and trig.stage == "rcptto":
-                if trig.reply is None:
-                    await asyncio.sleep(self.ctx.limits.command_timeout)
-                self._trigger(trig.reply)
+                self._trigger(trig.reply, self.ctx.limits.command_timeout)
                 return
             if self.kind in ("submission", "submissions"):
                 # Submitted mail goes through the queue, which delivers it back to our
@@ -553,6 +588,10 @@ class SMTPConnection:
 
     async def _message(self) -> None:
         tx = self.tx
+        if tx.data_trigger is None:  # localserve "timeout" after the data
+            self.tx = Transaction()
+            self._trigger(None, self.ctx.limits.data_timeout)
+            return
         data = bytes(tx.body)
         reply = await self._process(tx, data)
         self.tx = Transaction()
@@ -570,11 +609,8 @@ class SMTPConnection:
         headers, _ = parse_header_section(data)
         if headers.count("received") > self.ctx.limits.max_received_headers:
             return Reply(554, "5.4.6", ["too many Received headers: mail loop?"])
-        if tx.data_trigger is not False:
-            if tx.data_trigger is None:
-                await asyncio.sleep(self.ctx.limits.data_timeout)
-                return Reply(421, "4.4.2", ["timeout requested by address"])
-            return tx.data_trigger  # type: ignore[return-value]
+        if isinstance(tx.data_trigger, Reply):
+            return tx.data_trigger
         conn = self._conn()
         verified: frozenset[str] = frozenset()
         if self.kind in ("submission", "submissions") or self.ctx.localserve:

@@ -1,9 +1,13 @@
 """Preparing submitted mail (RFC 6409): sender checks, Message-ID/Date, DKIM signing.
 
 An authenticated account may send only with From addresses (and MAIL FROM)
-that deliver to itself (RFC 6409 §6.1 lets the server enforce this). Missing
-Message-ID and Date are added (RFC 6409 §8.2, §8.3). The message is signed
-with the configured DKIM selectors of the From domain (RFC 6376 §5).
+that deliver to itself (RFC 6409 §6.1 lets the server enforce this); MAIL
+FROM is checked at the MAIL command, so a client is not made to send a
+message that will be refused. Missing Message-ID and Date are added
+(RFC 6409 §8.2, §8.3); Date in the numeric zone form ``+0000``, as RFC 5322
+§3.3 asks (the obsolete ``GMT`` must not be generated, RFC 5322 §4). The
+message is signed with the configured DKIM selectors of the From domain
+(RFC 6376 §5).
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ import email.utils
 import logging
 import os
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from kittiwake import dkim, dmarc
@@ -28,13 +33,24 @@ class SubmissionRejected(Exception):
         self.reply = reply
 
 
+def check_mailfrom(ctx: ServerContext, account: str, mailfrom: str) -> Reply | None:
+    """The refusal for a MAIL FROM the account may not use, or None (RFC 6409 §6.1).
+
+    The null reverse-path is allowed (a client may send notifications).
+    """
+    if not mailfrom:
+        return None
+    local, _, domain = mailfrom.rpartition("@")
+    if ctx.index.may_send_as(account, local, domain):
+        return None
+    return Reply(550, "5.7.1", [f"MAIL FROM {mailfrom} is not an address of account {account}"])
+
+
 def check_sender(ctx: ServerContext, account: str, mailfrom: str, data: bytes) -> str:
     """The From domain, after checking the account may use From and MAIL FROM."""
-    if mailfrom:
-        local, _, domain = mailfrom.rpartition("@")
-        if not ctx.index.may_send_as(account, local, domain):
-            raise SubmissionRejected(Reply(550, "5.7.1", [
-                f"MAIL FROM {mailfrom} is not an address of account {account}"]))
+    refusal = check_mailfrom(ctx, account, mailfrom)
+    if refusal is not None:
+        raise SubmissionRejected(refusal)
     author = dmarc.from_domain(data)
     if not author.ok or not author.addresses:
         raise SubmissionRejected(Reply(550, "5.6.0", [
@@ -55,8 +71,13 @@ def add_missing_headers(hostname: str, data: bytes) -> bytes:
         ident = f"{int(time.time())}.{os.urandom(8).hex()}@{hostname}"
         extra += f"Message-ID: <{ident}>\r\n".encode()
     if headers.first("date") is None:
-        extra += f"Date: {email.utils.formatdate(localtime=False, usegmt=True)}\r\n".encode()
+        extra += f"Date: {message_date(time.time())}\r\n".encode()
     return extra + data
+
+
+def message_date(timestamp: float) -> str:
+    """A Date value such as ``Tue, 01 Dec 2026 12:57:27 +0000`` (RFC 5322 §3.3)."""
+    return email.utils.format_datetime(datetime.fromtimestamp(int(timestamp), UTC))
 
 
 def _key(ctx: ServerContext, domain: str, selector: str, key_file: str) -> Any:

@@ -1,0 +1,73 @@
+"""Settings that work but leave something off: ``config test`` warnings and start-up log lines.
+
+A problem (see :mod:`kittiwake.config.load`) stops the server; a warning does
+not, but a user should hear what does not work and how to fix it, both from
+``kittiwake config test`` and in the start-up log.
+
+Listeners without a TLS certificate: STARTTLS is not offered (RFC 3207), so
+MX traffic arrives unencrypted and senders that insist on TLS (MTA-STS
+"enforce", RFC 8461 §5; DANE, RFC 7672 §2.2) cannot deliver at all; and
+submission offers no AUTH (RFC 4954 §4 and RFC 8314 §3.3 only over TLS), so
+mail clients cannot log in. Implicit TLS (submissions, imaps) without a
+certificate cannot work at all: that is a problem, reported by the loader,
+not here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from kittiwake.config.static import Listener, StaticConfig, enabled_services
+
+CERTIFICATE_FIX = ('set listeners.{name}.tls.certificates = [{{ cert_file = "CERT.pem",'
+                   ' key_file = "KEY.pem" }}] (PEM certificate chain and its key)')
+
+
+@dataclass(frozen=True)
+class ConfigWarning:
+    """One setting that leaves something off: where, what is off, and the fix."""
+
+    where: str  # field path, e.g. "listeners.public.submission"
+    off: str  # what does not work
+    consequence: str
+    fix: str
+
+    def text(self, file: str = "kittiwake.conf") -> str:
+        """The line ``config test`` prints."""
+        return (f"{file}: {self.where}: warning: {self.off}: {self.consequence};"
+                f" to fix: {self.fix}")
+
+
+def _has_certificate(listener: Listener) -> bool:
+    return bool(listener.tls and listener.tls.certificates)
+
+
+def tls_warnings(static: StaticConfig) -> list[ConfigWarning]:
+    """What each listener without a certificate cannot offer (STARTTLS, AUTH)."""
+    out: list[ConfigWarning] = []
+    for name, listener in static.listeners.items():
+        if _has_certificate(listener):
+            continue
+        fix = CERTIFICATE_FIX.format(name=name)
+        ports = dict(enabled_services(listener))
+        if "smtp" in ports and not listener.smtp.no_starttls:
+            out.append(ConfigWarning(
+                f"listeners.{name}.smtp",
+                f"no TLS certificate, so STARTTLS is not offered on port {ports['smtp']}",
+                "incoming mail arrives unencrypted, and senders that require TLS"
+                " (MTA-STS enforce, DANE) cannot deliver", fix))
+        if "submission" in ports:
+            if listener.submission.no_require_starttls:
+                out.append(ConfigWarning(
+                    f"listeners.{name}.submission",
+                    f"no TLS certificate, so STARTTLS is not offered on port"
+                    f" {ports['submission']}",
+                    "passwords and mail travel unencrypted (no_require_starttls allows AUTH"
+                    " without TLS)", fix))
+            else:
+                out.append(ConfigWarning(
+                    f"listeners.{name}.submission",
+                    f"no TLS certificate, so neither STARTTLS nor AUTH is offered on port"
+                    f" {ports['submission']}",
+                    "mail clients cannot log in to submit mail", fix))
+    return out
