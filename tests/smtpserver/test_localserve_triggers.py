@@ -26,9 +26,10 @@ SERVER_TIMEOUT = 1.5  # the server's command/data timeout in these tests
 
 
 class Localserve:
-    def __init__(self, ctx: ServerContext, port: int) -> None:
+    def __init__(self, ctx: ServerContext, service: SMTPService) -> None:
         self.ctx = ctx
-        self.port = port
+        self.service = service
+        self.port = int(service.addresses()[0].rsplit(":", 1)[1])
 
     async def session(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         reader, writer = await asyncio.open_connection("127.0.0.1", self.port)
@@ -40,7 +41,7 @@ class Localserve:
 
     async def closed(self) -> None:
         """Wait until the server has ended every session."""
-        while self.ctx.open_per_ip:
+        while self.service.open_sessions():
             await asyncio.sleep(0.01)
 
 
@@ -60,7 +61,7 @@ async def localserve(tmp_path: Path) -> AsyncIterator[Localserve]:
     ctx.limits.data_timeout = SERVER_TIMEOUT
     service = SMTPService(ctx, "smtp", ["127.0.0.1"], 0)
     await service.start()
-    yield Localserve(ctx, int(service.addresses()[0].rsplit(":", 1)[1]))
+    yield Localserve(ctx, service)
     await service.close(1)
     ctx.store.close()
 
@@ -107,7 +108,7 @@ async def test_client_giving_up_ends_the_session(localserve: Localserve) -> None
     _reader, writer = await localserve.session()
     writer.write(b"MAIL FROM:<mailfromtimeout@example.com>\r\n")
     await writer.drain()
-    while not localserve.ctx.open_per_ip:
+    while not localserve.service.open_sessions():
         await asyncio.sleep(0.01)
     writer.close()  # the client's timeout fired
     loop = asyncio.get_running_loop()

@@ -75,6 +75,10 @@ class SMTPService:
                 slot.release()
             self._tasks.discard(task)
 
+    def open_sessions(self) -> int:
+        """Connections being served (refused ones are gone at once)."""
+        return len(self._tasks)
+
     async def _refuse(self, writer: asyncio.StreamWriter, ip: str, why: Refusal) -> None:
         log.get_logger("smtpserver").debug("connection refused", ip=ip, limit=str(why),
                                            service=self.kind)
