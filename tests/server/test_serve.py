@@ -61,6 +61,7 @@ metrics = {{ enabled = true, port = {port} }}
         proc.wait()
 
 
+@pytest.mark.integration
 def test_metrics_served_and_promtool_clean(server) -> None:  # type: ignore[no-untyped-def]
     _proc, _conf, port, _log = server
     body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()

@@ -65,6 +65,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+@pytest.mark.integration
 async def test_socks_transport_through_microsocks(smtp_server, tmp_path: Path) -> None:
     binary = shutil.which("microsocks")
     assert binary, "microsocks missing: install the Debian package microsocks"
