@@ -230,6 +230,18 @@ class Postfix:
             raise PostfixError(f"sendmail failed ({done.returncode}): "
                                f"{done.stderr.decode(errors='replace')}\n{self.maillog()}")
 
+    def reload(self) -> None:
+        """``postfix reload``: re-read main.cf and the lookup tables (new smtpd processes)."""
+        before = self.maillog().count("reload -- version")
+        done = self._postfix("reload")
+        if done.returncode != 0:
+            raise PostfixError(f"postfix reload failed ({done.returncode}):\n{done.stdout}")
+        deadline = time.monotonic() + START_TIMEOUT
+        while self.maillog().count("reload -- version") <= before:
+            if time.monotonic() > deadline:
+                raise PostfixError(f"postfix did not reload:\n{self.maillog()}")
+            time.sleep(0.05)
+
     def postqueue_flush(self) -> None:
         subprocess.run([tool("postqueue"), "-c", str(self.config_dir), "-f"],
                        capture_output=True, timeout=30)
