@@ -4,7 +4,8 @@ Postfix (RFC 5321 MTA, Debian ``postfix``) runs from its own
 ``config_directory``/``queue_directory``/``data_directory`` in a temporary
 directory; nothing of the system's Postfix is used or changed::
 
-    with Postfix(port=free_port(), main={"relayhost": "[127.0.0.1]:2525"}) as pf:
+    ip = free_loopback()
+    with Postfix(ip=ip, port=free_port(ip), main={"relayhost": "[127.0.0.1]:2525"}) as pf:
         pf.sendmail(b"From: ...", sender="a@x.test", recipients=["b@y.test"])
         pf.wait_log(r"status=sent")
 
