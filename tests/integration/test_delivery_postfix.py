@@ -73,7 +73,10 @@ def peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostfixPeer]:
     world.add(f"_{port}._tcp.mx.{SIGNED}", "TLSA", "3 1 1 " + "ab" * 32)
     postfix = postfix_receiver(
         ip, port, chain,
-        smtpd_recipient_restrictions=f"check_recipient_access texthash:{access}, permit")
+        smtpd_recipient_restrictions=f"check_recipient_access texthash:{access}, permit",
+        # One client per smtpd process: after a reload no old process (with the old
+        # table) is left idle to take the next connection.
+        max_use="1")
     setup = PostfixPeer(world, postfix, port, access)
     setup.write_access(ACCESS)
     with world, postfix:
