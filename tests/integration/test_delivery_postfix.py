@@ -1,6 +1,7 @@
 """Outgoing delivery against a real Postfix that produces the replies the scripted
 peers of ``test_delivery_peers.py`` fake: per-recipient rejections, greylisting,
-and a TLSA lookup that fails (RFC 7672 §2.2.1).
+a TLSA lookup that fails (RFC 7672 §2.2.1), a next hop without REQUIRETLS
+(Postfix has none, RFC 8689), an implicit MX and a fallback to the second MX.
 
 Postfix (:mod:`.postfix`) accepts mail for ``pf.unsigned.test`` and answers
 RCPT from a ``check_recipient_access`` table (Postfix access(5): ``NNN text``
@@ -12,6 +13,7 @@ name lies in a zone with expired signatures (the validator answers SERVFAIL).
 from __future__ import annotations
 
 import random
+import ssl
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,6 +34,7 @@ from .test_delivery_dane import (
     message_bytes,
     postfix_message,
     postfix_receiver,
+    wait_sessions,
 )
 
 DOMAIN = "pf.unsigned.test"
@@ -49,6 +52,7 @@ class PostfixPeer:
     postfix: Postfix
     port: int
     access: Path
+    ca: trustme.CA  # issued Postfix's certificate
 
     def write_access(self, table: dict[str, str]) -> None:
         self.access.write_text("".join(f"{k} {v}\n" for k, v in table.items()))
@@ -57,7 +61,8 @@ class PostfixPeer:
 @pytest.fixture(scope="module")
 def peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostfixPeer]:
     base = tmp_path_factory.mktemp("pfpeer")
-    leaf = trustme.CA().issue_cert(f"mx.{DOMAIN}")
+    ca = trustme.CA()
+    leaf = ca.issue_cert(f"mx.{DOMAIN}")
     chain = base / "chain.pem"
     chain.write_bytes(leaf.private_key_pem.bytes()
                       + b"".join(p.bytes() for p in leaf.cert_chain_pems))
@@ -69,6 +74,10 @@ def peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostfixPeer]:
     for name in (DOMAIN, SIGNED):
         world.add(name, "MX", f"10 mx.{name}.")
         world.add(f"mx.{name}", "A", ip)
+    world.add(f"implicit.{DOMAIN}", "A", ip)  # no MX: RFC 5321 §5.1 implicit MX
+    world.add(f"fallback.{DOMAIN}", "MX", f"10 dead.{DOMAIN}.")
+    world.add(f"fallback.{DOMAIN}", "MX", f"20 mx.{DOMAIN}.")
+    world.add(f"dead.{DOMAIN}", "A", free_loopback())  # nobody listens there
     world.add_zone(f"_tcp.mx.{SIGNED}", "bogus")
     world.add(f"_{port}._tcp.mx.{SIGNED}", "TLSA", "3 1 1 " + "ab" * 32)
     postfix = postfix_receiver(
@@ -77,14 +86,16 @@ def peer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PostfixPeer]:
         # One client per smtpd process: after a reload no old process (with the old
         # table) is left idle to take the next connection.
         max_use="1")
-    setup = PostfixPeer(world, postfix, port, access)
+    setup = PostfixPeer(world, postfix, port, access, ca)
     setup.write_access(ACCESS)
     with world, postfix:
         yield setup
 
 
-def _sender(peer: PostfixPeer, tmp_path: Path) -> Sender:
-    return Sender(tmp_path, peer.world.stub_resolver(), port=peer.port)
+def _sender(peer: PostfixPeer, tmp_path: Path, pkix_context: ssl.SSLContext | None = None
+            ) -> Sender:
+    return Sender(tmp_path, peer.world.stub_resolver(), port=peer.port,
+                  pkix_context=pkix_context)
 
 
 def _msgid(tag: str) -> str:
@@ -148,3 +159,45 @@ async def test_tlsa_servfail_defers_without_connecting_to_postfix(
     assert ended_sessions(peer.postfix) == sessions
     assert msgid not in peer.postfix.maillog()
 
+
+
+async def test_requiretls_to_postfix_fails_permanently(peer: PostfixPeer,
+                                                      tmp_path: Path) -> None:
+    """RFC 8689 §4.2.1: Postfix does not offer REQUIRETLS, so a REQUIRETLS message is
+    not sent to it, even over verified TLS; the failure is permanent."""
+    trust = ssl.create_default_context()
+    peer.ca.configure_trust(trust)
+    sessions = ended_sessions(peer.postfix)
+    msgid = _msgid("requiretls")
+    async with _sender(peer, tmp_path, trust) as sender:
+        out = await sender.send([f"bob@{DOMAIN}"], message_bytes(msgid, f"bob@{DOMAIN}"),
+                                requiretls=True)
+    assert not out.queued
+    [gone] = out.retired
+    assert gone.status is Status.FAILED and gone.last_error is not None
+    assert gone.last_error.code // 100 == 5 and "REQUIRETLS" in gone.last_error.text
+    [session] = wait_sessions(peer.postfix, sessions + 1)[sessions:]
+    assert "starttls=1" in session and "mail=" not in session, session
+    assert msgid not in peer.postfix.maillog()
+
+
+async def test_implicit_mx_delivers_to_postfix(peer: PostfixPeer, tmp_path: Path) -> None:
+    msgid = _msgid("implicit")
+    async with _sender(peer, tmp_path) as sender:
+        out = await sender.send([f"bob@implicit.{DOMAIN}"],
+                                message_bytes(msgid, f"bob@implicit.{DOMAIN}"))
+    assert out.delivered, out
+    postfix_message(peer.postfix, msgid)
+    peer.postfix.wait_log(rf"to=<bob@implicit\.{DOMAIN.replace('.', '[.]')}>")
+
+
+async def test_unreachable_first_mx_falls_back_to_postfix(peer: PostfixPeer,
+                                                          tmp_path: Path) -> None:
+    msgid = _msgid("fallback")
+    async with _sender(peer, tmp_path) as sender:
+        out = await sender.send([f"bob@fallback.{DOMAIN}"],
+                                message_bytes(msgid, f"bob@fallback.{DOMAIN}"))
+    # RFC 5321 §5.1: the MX hosts in order of preference; the first refuses connections.
+    assert out.delivered, out
+    assert [(r.mx_host, r.result) for r in out.tls][-1] == (f"mx.{DOMAIN}", "success"), out.tls
+    postfix_message(peer.postfix, msgid)
