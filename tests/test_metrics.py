@@ -52,6 +52,7 @@ async def fetch(url: str) -> tuple[int, str, str]:
         return resp.status, resp.headers["Content-Type"], await resp.text()
 
 
+@pytest.mark.integration
 async def test_metrics_endpoint_passes_promtool(metrics_url: str) -> None:
     assert shutil.which(PROMTOOL) or shutil.which("promtool"), (
         "promtool not found: install the Debian package 'prometheus'")

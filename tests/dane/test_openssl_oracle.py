@@ -21,6 +21,8 @@ from kittiwake.dns import TLSA
 
 from .certs import NOW, PKI, Issued
 
+pytestmark = pytest.mark.integration  # openssl s_server/s_client
+
 OPENSSL = shutil.which("openssl")
 
 

@@ -18,7 +18,7 @@ from kittiwake.dane import (
 )
 from kittiwake.dns import TLSA
 
-from .certs import NOW, PKI
+from .certs import NOW, PKI, ec_key, make
 
 COMBOS = [(s, m) for s in (0, 1) for m in (0, 1, 2)]
 HOST = ["mx.example.org"]
@@ -74,6 +74,23 @@ def test_dane_ee_raw_public_key(pki: PKI) -> None:
     record = record_for(pki.leaf.der, 3, 1, 1)
     assert verify([record], [pki.leaf.spki], [], NOW).ok
     assert not verify([record_for(pki.leaf.der, 3, 0, 1)], [pki.leaf.spki], [], NOW).ok
+
+
+@pytest.mark.parametrize(("selector", "mtype"), COMBOS)
+def test_dane_ee_matches_the_leaf_only(pki: PKI, selector: int, mtype: int) -> None:
+    """RFC 7672 §3.1.1: a man-in-the-middle that appends the real server's (public)
+    certificate to its own chain is refused; only the first certificate is the server's."""
+    attacker = make("mx.example.org", ec_key(), None, ca=False, sans=("mx.example.org",))
+    record = record_for(pki.leaf.der, 3, selector, mtype)
+    for presented in ([attacker.der, pki.leaf.der],
+                      [attacker.der, pki.inter.der, pki.leaf.der],
+                      [attacker.der, pki.leaf.der, pki.leaf.der]):
+        result = verify([record], presented, HOST, NOW)
+        assert not result.ok, (len(presented), result.reason)
+        assert result.matched is None and result.usage is None
+        assert "no TLSA record matched the server's certificate" in result.reason
+    # The same record with the real server's chain still matches.
+    assert verify([record], [pki.leaf.der, attacker.der], HOST, NOW).ok
 
 
 def test_dane_ta_checks_names(pki: PKI) -> None:

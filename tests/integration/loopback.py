@@ -23,7 +23,14 @@ def free_loopback() -> str:
 
 
 def free_port(ip: str) -> int:
-    """An unused TCP port on ``ip``."""
+    """A TCP port unused on ``ip`` now, for a server that must be told its port
+    (Postfix, ``kittiwake serve``) and binds it later.
+
+    The port can be taken in between: a server started in-process binds port 0
+    itself instead (``asyncio.start_server(handler, ip, 0)``), and a process
+    that fails to listen is restarted with another port. On a private
+    :func:`free_loopback` address only this test's processes bind at all.
+    """
     with socket.socket() as sock:
         sock.bind((ip, 0))
         return int(sock.getsockname()[1])

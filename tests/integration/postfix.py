@@ -4,7 +4,8 @@ Postfix (RFC 5321 MTA, Debian ``postfix``) runs from its own
 ``config_directory``/``queue_directory``/``data_directory`` in a temporary
 directory; nothing of the system's Postfix is used or changed::
 
-    with Postfix(port=free_port(), main={"relayhost": "[127.0.0.1]:2525"}) as pf:
+    ip = free_loopback()
+    with Postfix(ip=ip, port=free_port(ip), main={"relayhost": "[127.0.0.1]:2525"}) as pf:
         pf.sendmail(b"From: ...", sender="a@x.test", recipients=["b@y.test"])
         pf.wait_log(r"status=sent")
 
@@ -229,6 +230,18 @@ class Postfix:
         if done.returncode != 0:
             raise PostfixError(f"sendmail failed ({done.returncode}): "
                                f"{done.stderr.decode(errors='replace')}\n{self.maillog()}")
+
+    def reload(self) -> None:
+        """``postfix reload``: re-read main.cf and the lookup tables (new smtpd processes)."""
+        before = self.maillog().count("reload -- version")
+        done = self._postfix("reload")
+        if done.returncode != 0:
+            raise PostfixError(f"postfix reload failed ({done.returncode}):\n{done.stdout}")
+        deadline = time.monotonic() + START_TIMEOUT
+        while self.maillog().count("reload -- version") <= before:
+            if time.monotonic() > deadline:
+                raise PostfixError(f"postfix did not reload:\n{self.maillog()}")
+            time.sleep(0.05)
 
     def postqueue_flush(self) -> None:
         subprocess.run([tool("postqueue"), "-c", str(self.config_dir), "-f"],

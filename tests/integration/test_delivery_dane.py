@@ -133,6 +133,7 @@ class Sender:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.scheduler.close()
+        await self.deliverer.close()  # QUIT on parked connections
         self.tls_results.close()
         self.queue.close()
 
@@ -163,6 +164,44 @@ def received_with_tls(postfix: Postfix, queue_id: str) -> re.Match[str]:
     """The Received header Postfix logged for ``queue_id`` (header_checks WARN), with TLS."""
     return postfix.wait_log(rf"{queue_id}: warning: header Received: .*\(using (TLSv[\d.]+) "
                             r"with cipher (\S+)")
+
+
+DISCONNECT = re.compile(r"smtpd\[\d+\]: disconnect from .* ehlo=.*")
+
+
+def disconnects(postfix: Postfix) -> list[str]:
+    """Postfix's "disconnect from" lines so far, one per finished SMTP session that said
+    EHLO (not the start-up probe), with the commands it saw (``ehlo=2 starttls=1 mail=1
+    rcpt=1 data=1 quit=1 commands=7``)."""
+    return DISCONNECT.findall(postfix.maillog())
+
+
+def ended_sessions(postfix: Postfix, timeout: float = 10.0) -> int:
+    """How many EHLO sessions Postfix finished, once every session it began has ended
+    (so an earlier test's session cannot be counted as the next one)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        log = postfix.maillog()
+        if log.count("]: connect from ") == log.count("]: disconnect from "):
+            return len(DISCONNECT.findall(log))
+        if time.monotonic() > deadline:
+            raise AssertionError(f"Postfix sessions still open:\n{log[-3000:]}")
+        time.sleep(0.05)
+
+
+def wait_sessions(postfix: Postfix, count: int, timeout: float = 10.0) -> list[str]:
+    """Wait until Postfix has logged the end of ``count`` sessions; their lines.
+
+    The event a negative check waits on: once the session is over, a message
+    it did not carry can no longer arrive through it.
+    """
+    deadline = time.monotonic() + timeout
+    while len(lines := disconnects(postfix)) < count:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"Postfix logged {len(lines)} of {count} sessions:\n"
+                                 f"{postfix.maillog()[-3000:]}")
+        time.sleep(0.05)
+    return lines
 
 
 def postfix_receiver(ip: str, port: int, chain_pem: Path, **main: str) -> Postfix:
@@ -202,6 +241,8 @@ class DaneSetup:
     world: DNSWorld
     postfix: Postfix
     port: int
+    mitm: Postfix  # presents [attacker leaf, real leaf] for mx-mitm.signed.test
+    mitm_port: int
 
 
 MX_NAMES = ("mx-ee", "mx-ta", "mx-tas", "mx-bad")
@@ -234,14 +275,33 @@ def dane_setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DaneSetup]:
         world.add(f"{domain}.signed.test", "MX", f"10 {name}.signed.test.")
         world.add(f"{name}.signed.test", "A", ip)
         world.add(f"_{port}._tcp.{name}.signed.test", "TLSA", tlsa[name])
+    # A man-in-the-middle for mitm.signed.test: its own key and certificate first,
+    # then the real server's certificate (public, anyone can fetch it); the TLSA
+    # record is the real server's "3 1 1". RFC 7672 §3.1.1: refused.
+    attacker = trustme.CA().issue_cert("mx-mitm.signed.test")
+    mitm_dir = base / "mitm"
+    mitm_dir.mkdir()
+    mitm_chain = mitm_dir / "chain.pem"
+    mitm_chain.write_bytes(attacker.private_key_pem.bytes()
+                           + attacker.cert_chain_pems[0].bytes()
+                           + leaf.cert_chain_pems[0].bytes())
+    mitm_chain.chmod(0o600)
+    mitm_ip = free_loopback()
+    mitm_port = free_port(mitm_ip)
+    world.add("mitm.signed.test", "MX", "10 mx-mitm.signed.test.")
+    world.add("mx-mitm.signed.test", "A", mitm_ip)
+    world.add(f"_{mitm_port}._tcp.mx-mitm.signed.test", "TLSA",
+              f"3 1 1 {spki_sha256(leaf_cert)}")
     postfix = postfix_receiver(ip, port, chain)
-    with world, postfix:
-        yield DaneSetup(world, postfix, port)
+    mitm = postfix_receiver(mitm_ip, mitm_port, mitm_chain)
+    with world, postfix, mitm:
+        yield DaneSetup(world, postfix, port, mitm, mitm_port)
 
 
-async def _send_dane(setup: DaneSetup, tmp_path: Path, domain: str) -> tuple[Outcome, str]:
+async def _send_dane(setup: DaneSetup, tmp_path: Path, domain: str,
+                     port: int | None = None) -> tuple[Outcome, str]:
     msgid = f"{domain}-{random.getrandbits(64):x}@sender.test"
-    async with Sender(tmp_path, setup.world.stub_resolver(), port=setup.port) as sender:
+    async with Sender(tmp_path, setup.world.stub_resolver(), port=port or setup.port) as sender:
         out = await sender.send([f"bob@{domain}"], message_bytes(msgid, f"bob@{domain}"))
     return out, msgid
 
@@ -262,6 +322,7 @@ async def test_dane_verified_delivery_to_postfix(dane_setup: DaneSetup, tmp_path
 
 async def test_wrong_tlsa_defers_and_records_failure(dane_setup: DaneSetup,
                                                      tmp_path: Path) -> None:
+    sessions = ended_sessions(dane_setup.postfix)
     out, msgid = await _send_dane(dane_setup, tmp_path, "bad.signed.test")
     # RFC 7672 §2.2: no delivery without a matching TLSA; the failure is temporary.
     assert not out.retired
@@ -274,5 +335,30 @@ async def test_wrong_tlsa_defers_and_records_failure(dane_setup: DaneSetup,
     assert out.tls and all(r.policy_type == "tlsa" and r.result != "success"
                            and r.mx_host == "mx-bad.signed.test" for r in out.tls), out.tls
     assert out.tls[-1].result in ("validation-failure", "tlsa-invalid"), out.tls
-    await asyncio.sleep(0.5)  # time for Postfix to log a message it should never have got
+    # The session ended after STARTTLS, before MAIL FROM; Postfix never saw the message.
+    [session] = wait_sessions(dane_setup.postfix, sessions + 1)[sessions:]
+    assert "starttls=1" in session and "mail=" not in session, session
     assert msgid not in dane_setup.postfix.maillog()
+
+
+async def test_dane_ee_refuses_real_certificate_appended_to_attackers(
+        dane_setup: DaneSetup, tmp_path: Path) -> None:
+    """RFC 7672 §3.1.1: DANE-EE matches the server certificate (the first one) only.
+
+    The peer presents ``[attacker leaf, real leaf]`` and the TLSA record is the
+    real leaf's ``3 1 1``: matching it anywhere in the chain would hand the
+    message to whoever can copy the real server's public certificate.
+    """
+    sessions = ended_sessions(dane_setup.mitm)
+    out, msgid = await _send_dane(dane_setup, tmp_path, "mitm.signed.test",
+                                  port=dane_setup.mitm_port)
+    assert not out.retired, out
+    [rcpt] = out.queued
+    assert rcpt.status is Status.QUEUED and rcpt.attempts == 1
+    assert rcpt.last_error is not None and rcpt.last_error.code // 100 == 4, rcpt.last_error
+    assert rcpt.last_error.host == "mx-mitm.signed.test"
+    assert out.tls and out.tls[-1].policy_type == "tlsa", out.tls
+    assert out.tls[-1].result == "validation-failure", out.tls
+    [session] = wait_sessions(dane_setup.mitm, sessions + 1)[sessions:]
+    assert "starttls=1" in session and "mail=" not in session, session
+    assert msgid not in dane_setup.mitm.maillog()

@@ -7,20 +7,21 @@ only loopback is contacted. Postfix listens on another 127.0.0.M:P with
 STARTTLS and a certificate from the same test CA for every ``mx.DOMAIN``;
 ``DirectOptions(pkix_context=...)`` trusts that CA, so "PKIX-verified"
 means verified against the test CA and the MX host name (RFC 8461 §4.2).
-DNS (``_mta-sts`` TXT, MX, A) comes from a MockResolver: MTA-STS needs no
-DNSSEC, and without it DANE stays out of the way.
+DNS (``_mta-sts`` TXT, MX, A) is the real DNS world (:mod:`.dnsworld`, bind9 +
+validating unbound) below ``unsigned.test``: MTA-STS needs no DNSSEC, and
+without it DANE stays out of the way. Each domain D is ``D.unsigned.test``:
 
-======================  =======  ===========================  ===================
-domain                  mode     policy mx                    MX record
-======================  =======  ===========================  ===================
-enforce.test            enforce  ``mx.enforce.test``          mx.enforce.test
-mismatch.test           enforce  ``*.elsewhere.test``         mx.mismatch.test
-testing.test            testing  ``*.elsewhere.test``         mx.testing.test
-fetchfail.test          (404)    -                            mx.fetchfail.test
-untrusted.test          enforce  ``mx.untrusted.test``        mx.untrusted.test
-======================  =======  ===========================  ===================
+=========  =======  =========================  =========================
+D          mode     policy mx                  MX record
+=========  =======  =========================  =========================
+enforce    enforce  ``mx.D`` (the MX)          mx.D
+mismatch   enforce  ``*.elsewhere.test``       mx.D
+testing    testing  ``*.elsewhere.test``       mx.D
+fetchfail  (404)    -                          mx.D
+untrusted  enforce  ``mx.D`` (the MX)          mx.D
+=========  =======  =========================  =========================
 
-``untrusted.test``'s MX presents the same certificate as the others, but the
+``untrusted.unsigned.test``'s MX presents the same certificate as the others, but the
 pkix context used for it trusts another CA: an enforce policy must then fail.
 """
 
@@ -36,27 +37,36 @@ import pytest
 import trustme
 from aiohttp import web
 
-from kittiwake.dns import MockResolver
 from kittiwake.mtasts import FetchResult, PolicyCache, fetch_policy, make_session
 
+from .dnsworld import DNSWorld
 from .postfix import Postfix
 from .test_delivery_dane import (
     Outcome,
     Sender,
+    ended_sessions,
     free_loopback,
     free_port,
     message_bytes,
     postfix_message,
     postfix_receiver,
     received_with_tls,
+    wait_sessions,
 )
 
-DOMAINS = ("enforce.test", "mismatch.test", "testing.test", "fetchfail.test", "untrusted.test")
+DOMAINS = tuple(f"{name}.unsigned.test"
+                for name in ("enforce", "mismatch", "testing", "fetchfail", "untrusted"))
+
+
+def _policy(mode: str, mx: str) -> str:
+    return f"version: STSv1\nmode: {mode}\nmx: {mx}\nmax_age: 86400\n"
+
+
 POLICIES = {
-    "enforce.test": "version: STSv1\nmode: enforce\nmx: mx.enforce.test\nmax_age: 86400\n",
-    "mismatch.test": "version: STSv1\nmode: enforce\nmx: *.elsewhere.test\nmax_age: 86400\n",
-    "testing.test": "version: STSv1\nmode: testing\nmx: *.elsewhere.test\nmax_age: 86400\n",
-    "untrusted.test": "version: STSv1\nmode: enforce\nmx: mx.untrusted.test\nmax_age: 86400\n",
+    "enforce.unsigned.test": _policy("enforce", "mx.enforce.unsigned.test"),
+    "mismatch.unsigned.test": _policy("enforce", "*.elsewhere.test"),
+    "testing.unsigned.test": _policy("testing", "*.elsewhere.test"),
+    "untrusted.unsigned.test": _policy("enforce", "mx.untrusted.unsigned.test"),
 }
 
 
@@ -66,6 +76,7 @@ class StsSetup:
     postfix: Postfix
     ip: str
     port: int
+    world: DNSWorld
 
 
 @pytest.fixture(scope="module")
@@ -78,9 +89,14 @@ def sts_setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[StsSetup]:
                       + b"".join(p.bytes() for p in leaf.cert_chain_pems))
     chain.chmod(0o600)
     ip = free_loopback()
-    port = free_port(ip)
-    with postfix_receiver(ip, port, chain) as postfix:
-        yield StsSetup(ca, postfix, ip, port)
+    port = free_port(ip)  # Postfix must be told its port; the address is ours alone
+    world = DNSWorld()
+    for domain in DOMAINS:
+        world.add(f"_mta-sts.{domain}", "TXT", "v=STSv1; id=20261124T000000")
+        world.add(domain, "MX", f"10 mx.{domain}.")
+        world.add(f"mx.{domain}", "A", ip)
+    with world, postfix_receiver(ip, port, chain) as postfix:
+        yield StsSetup(ca, postfix, ip, port, world)
 
 
 @pytest.fixture
@@ -99,24 +115,15 @@ async def policy_server(sts_setup: StsSetup) -> AsyncIterator[tuple[str, int]]:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     sts_setup.ca.issue_cert(*(f"mta-sts.{d}" for d in DOMAINS)).configure_cert(context)
     ip = free_loopback()
-    port = free_port(ip)
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, ip, port, ssl_context=context)
+    site = web.TCPSite(runner, ip, 0, ssl_context=context)  # an ephemeral port: no race
     await site.start()
+    port = int(runner.addresses[0][1])
     try:
         yield ip, port
     finally:
         await runner.cleanup()
-
-
-def resolver_for(setup: StsSetup) -> MockResolver:
-    r = MockResolver()
-    for domain in DOMAINS:
-        r.add("TXT", f"_mta-sts.{domain}", "v=STSv1; id=20261124T000000")
-        r.add("MX", domain, f"10 mx.{domain}.")
-        r.add("A", f"mx.{domain}", setup.ip)
-    return r
 
 
 def pkix_context(ca: trustme.CA) -> ssl.SSLContext:
@@ -141,7 +148,7 @@ async def send(setup: StsSetup, server: tuple[str, int], tmp_path: Path, domain:
     cache = PolicyCache(tmp_path, fetch=fetch)
     msgid = f"{domain}-{random.getrandbits(64):x}@sender.test"
     try:
-        async with Sender(tmp_path, resolver_for(setup), port=setup.port, sts_cache=cache,
+        async with Sender(tmp_path, setup.world.stub_resolver(), port=setup.port, sts_cache=cache,
                           pkix_context=pkix_context(pkix_ca or setup.ca)) as sender:
             out = await sender.send([f"bob@{domain}"], message_bytes(msgid, f"bob@{domain}"),
                                     tls_required_no=tls_required_no)
@@ -153,17 +160,18 @@ async def send(setup: StsSetup, server: tuple[str, int], tmp_path: Path, domain:
 
 async def test_enforce_matching_mx_delivers_over_pkix_tls(
         sts_setup: StsSetup, policy_server: tuple[str, int], tmp_path: Path) -> None:
-    out, msgid = await send(sts_setup, policy_server, tmp_path, "enforce.test")
+    out, msgid = await send(sts_setup, policy_server, tmp_path, "enforce.unsigned.test")
     assert out.delivered, (out, sts_setup.postfix.maillog()[-2000:])
     assert [(r.policy_type, r.result, r.mx_host) for r in out.tls] == [
-        ("sts", "success", "mx.enforce.test")]
+        ("sts", "success", "mx.enforce.unsigned.test")]
     received_with_tls(sts_setup.postfix, postfix_message(sts_setup.postfix, msgid))
 
 
 async def test_enforce_with_untrusted_certificate_defers(
         sts_setup: StsSetup, policy_server: tuple[str, int], tmp_path: Path) -> None:
     # RFC 8461 §4.2: in enforce mode the MX certificate must be PKIX-valid.
-    out, msgid = await send(sts_setup, policy_server, tmp_path, "untrusted.test",
+    sessions = ended_sessions(sts_setup.postfix)
+    out, msgid = await send(sts_setup, policy_server, tmp_path, "untrusted.unsigned.test",
                             pkix_ca=trustme.CA())
     assert not out.retired
     [rcpt] = out.queued
@@ -171,27 +179,34 @@ async def test_enforce_with_untrusted_certificate_defers(
     assert rcpt.last_error.enhanced.startswith("4."), rcpt.last_error
     assert [(r.policy_type, r.result) for r in out.tls] == [
         ("sts", "certificate-not-trusted")], out.tls
+    # The session ended in or after STARTTLS (the client refused the certificate),
+    # before MAIL FROM.
+    [session] = wait_sessions(sts_setup.postfix, sessions + 1)[sessions:]
+    assert "starttls=" in session and "mail=" not in session, session
     assert msgid not in sts_setup.postfix.maillog()
 
 
 async def test_enforce_non_matching_mx_is_not_used(
         sts_setup: StsSetup, policy_server: tuple[str, int], tmp_path: Path) -> None:
-    out, msgid = await send(sts_setup, policy_server, tmp_path, "mismatch.test")
+    sessions = ended_sessions(sts_setup.postfix)
+    out, msgid = await send(sts_setup, policy_server, tmp_path, "mismatch.unsigned.test")
     # RFC 8461 §5: a host not in the policy is not a candidate; delivery waits (temporary).
     assert not out.retired
     [rcpt] = out.queued
     assert rcpt.attempts == 1 and rcpt.last_error is not None
     assert rcpt.last_error.enhanced.startswith("4."), rcpt.last_error
-    assert "mx.mismatch.test" in rcpt.last_error.text
+    assert "mx.mismatch.unsigned.test" in rcpt.last_error.text
     assert [(r.policy_type, r.result, r.mx_host) for r in out.tls] == [
-        ("sts", "validation-failure", "mx.mismatch.test")]
+        ("sts", "validation-failure", "mx.mismatch.unsigned.test")]
+    # Not even a connection: every session Postfix began has ended, none is new.
+    assert ended_sessions(sts_setup.postfix) == sessions
     assert msgid not in sts_setup.postfix.maillog()
 
 
 async def test_tls_required_no_overrides_enforce(
         sts_setup: StsSetup, policy_server: tuple[str, int], tmp_path: Path) -> None:
     # RFC 8689 §5: with "TLS-Required: No" MTA-STS policies are not enforced.
-    out, msgid = await send(sts_setup, policy_server, tmp_path, "mismatch.test",
+    out, msgid = await send(sts_setup, policy_server, tmp_path, "mismatch.unsigned.test",
                             tls_required_no=True)
     assert out.delivered, out
     postfix_message(sts_setup.postfix, msgid)
@@ -199,17 +214,17 @@ async def test_tls_required_no_overrides_enforce(
 
 async def test_testing_mode_delivers_despite_mismatch(
         sts_setup: StsSetup, policy_server: tuple[str, int], tmp_path: Path) -> None:
-    out, msgid = await send(sts_setup, policy_server, tmp_path, "testing.test")
+    out, msgid = await send(sts_setup, policy_server, tmp_path, "testing.unsigned.test")
     # RFC 8461 §5: mode testing reports but does not stop delivery.
     assert out.delivered, out
-    assert ("sts", "success", "mx.testing.test") in [
+    assert ("sts", "success", "mx.testing.unsigned.test") in [
         (r.policy_type, r.result, r.mx_host) for r in out.tls]
     received_with_tls(sts_setup.postfix, postfix_message(sts_setup.postfix, msgid))
 
 
 async def test_failed_first_fetch_means_no_policy(
         sts_setup: StsSetup, policy_server: tuple[str, int], tmp_path: Path) -> None:
-    out, msgid = await send(sts_setup, policy_server, tmp_path, "fetchfail.test")
+    out, msgid = await send(sts_setup, policy_server, tmp_path, "fetchfail.unsigned.test")
     # RFC 8461 §5.1: no policy could be fetched and none cached: deliver as without one.
     assert out.delivered, out
     assert ("sts", "sts-policy-fetch-error") in [(r.policy_type, r.result) for r in out.tls]
@@ -218,7 +233,7 @@ async def test_failed_first_fetch_means_no_policy(
 
 async def test_testing_mode_reports_the_mx_mismatch(
         sts_setup: StsSetup, policy_server: tuple[str, int], tmp_path: Path) -> None:
-    out, _msgid = await send(sts_setup, policy_server, tmp_path, "testing.test")
+    out, _msgid = await send(sts_setup, policy_server, tmp_path, "testing.unsigned.test")
     assert out.delivered, out
-    assert ("sts", "validation-failure", "mx.testing.test") in [
+    assert ("sts", "validation-failure", "mx.testing.unsigned.test") in [
         (r.policy_type, r.result, r.mx_host) for r in out.tls], out.tls

@@ -2,10 +2,16 @@
 
 Each peer is a tiny asyncio SMTP server (RFC 5321) on its own 127.0.N.M
 that answers as its script says and records every command it got, per
-connection. DNS comes from a MockResolver; messages go through the real
-Queue, Scheduler and Deliverer (:class:`.test_delivery_dane.Sender`), so the
-assertions are on what ``kittiwake queue list`` would show: still queued with
-a temporary error, delivered, or failed with the peer's reply.
+connection: the only way to get some replies (a broken TLS handshake, a
+REQUIRETLS offer). DNS is the real DNS world (bind9 + validating unbound,
+:mod:`.dnsworld`), one per module, with a domain per test below
+``unsigned.test`` (and ``signed.test`` where DNSSEC matters); each peer
+listens on an ephemeral port of its own address, so nothing races for a
+port. Messages go through the real Queue, Scheduler and Deliverer
+(:class:`.test_delivery_dane.Sender`), so the assertions are on what
+``kittiwake queue list`` would show: still queued with a temporary error,
+delivered, or failed with the peer's reply. The behaviours a real Postfix can
+produce have a second test against one in ``test_delivery_postfix.py``.
 """
 
 from __future__ import annotations
@@ -13,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,10 +27,10 @@ from pathlib import Path
 import pytest
 import trustme
 
-from kittiwake.dns import MockResolver
 from kittiwake.queue import Status
 
-from .test_delivery_dane import Sender, free_loopback, free_port, message_bytes
+from .dnsworld import DNSWorld
+from .test_delivery_dane import Sender, free_loopback, message_bytes
 
 BROKEN = "broken"  # starttls=BROKEN: 220 to STARTTLS, then garbage for a ServerHello
 
@@ -114,14 +120,60 @@ class FakePeer:
                 await writer.wait_closed()
 
 
+# Domains of the world, one per test (peer.ip is fixed before the world starts).
+PLAIN = ("reject", "plain", "tlsbroken", "grey", "norequiretls", "perrcpt", "busy",
+         "requiretls")
+SIGNED_PEER = "tlsafail.signed.test"  # MX and A authentic; its TLSA zone is bogus
+
+
+@dataclass
+class PeerWorld:
+    world: DNSWorld
+    ips: dict[str, str]  # domain -> the peer's address
+    dead_ip: str  # an address nobody listens on
+
+
+def domain(name: str) -> str:
+    return f"{name}.unsigned.test"
+
+
+@pytest.fixture(scope="module")
+def peer_world() -> Iterator[PeerWorld]:
+    world = DNSWorld()
+    ips = {domain(n): free_loopback() for n in PLAIN}
+    ips["implicit.unsigned.test"] = free_loopback()
+    ips["fallback.unsigned.test"] = free_loopback()
+    ips[SIGNED_PEER] = free_loopback()
+    dead = free_loopback()
+    for name, ip in ips.items():
+        if name == "implicit.unsigned.test":  # no MX: RFC 5321 §5.1 implicit MX
+            world.add(name, "A", ip)
+            continue
+        world.add(name, "MX", f"10 mx.{name}.")
+        world.add(f"mx.{name}", "A", ip)
+    world.add("fallback.unsigned.test", "MX", "20 mx.fallback.unsigned.test.")
+    world.add("fallback.unsigned.test", "MX", "10 dead.fallback.unsigned.test.")
+    world.add("dead.fallback.unsigned.test", "A", dead)
+    world.add("nomail.unsigned.test", "MX", "0 .")  # RFC 7505 null MX
+    world.add("other.unsigned.test", "A", "127.0.0.1")  # missing.unsigned.test is not there
+    # Any TLSA question below the bogus zone is a SERVFAIL from the validator.
+    world.add_zone(f"_tcp.mx.{SIGNED_PEER}", "bogus")
+    world.add(f"_25._tcp.mx.{SIGNED_PEER}", "TLSA", "3 1 1 " + "ab" * 32)
+    with world:
+        yield PeerWorld(world, ips, dead)
+
+
 @pytest.fixture
-async def start_peer() -> AsyncIterator[Callable[[FakePeer], asyncio.Future[FakePeer]]]:
+async def start_peer(peer_world: PeerWorld
+                     ) -> AsyncIterator[Callable[[str, FakePeer], asyncio.Future[FakePeer]]]:
     servers: list[asyncio.Server] = []
 
-    async def start(peer: FakePeer) -> FakePeer:
-        peer.ip = free_loopback()
-        peer.port = free_port(peer.ip)
-        servers.append(await asyncio.start_server(peer.handle, peer.ip, peer.port))
+    async def start(name: str, peer: FakePeer) -> FakePeer:
+        """Serve ``peer`` for domain ``name`` on its address and an ephemeral port."""
+        peer.ip = peer_world.ips[name]
+        server = await asyncio.start_server(peer.handle, peer.ip, 0)
+        servers.append(server)
+        peer.port = int(server.sockets[0].getsockname()[1])
         return peer
 
     yield start  # type: ignore[misc]
@@ -130,43 +182,47 @@ async def start_peer() -> AsyncIterator[Callable[[FakePeer], asyncio.Future[Fake
         await server.wait_closed()
 
 
-def resolver_to(peer: FakePeer, domain: str = "peer.test") -> MockResolver:
-    r = MockResolver()
-    r.add("MX", domain, f"10 mx.{domain}.")
-    r.add("A", f"mx.{domain}", peer.ip)
-    return r
+def sender(tmp_path: Path, peer_world: PeerWorld, port: int, **kw: object) -> Sender:
+    return Sender(tmp_path, peer_world.world.stub_resolver(), port=port, **kw)  # type: ignore[arg-type]
 
 
-async def test_550_on_mail_from_then_close_fails_permanently(start_peer, tmp_path: Path) -> None:
-    peer = await start_peer(FakePeer(mail_reply="550 5.7.1 sender rejected by policy",
+async def test_550_on_mail_from_then_close_fails_permanently(
+        start_peer, peer_world: PeerWorld, tmp_path: Path) -> None:
+    peer = await start_peer(domain("reject"),
+                            FakePeer(mail_reply="550 5.7.1 sender rejected by policy",
                                      close_after_mail=True))
-    async with Sender(tmp_path, resolver_to(peer), port=peer.port) as sender:
-        out = await sender.send(["bob@peer.test"], message_bytes("m1@sender.test", "bob"))
+    async with sender(tmp_path, peer_world, peer.port) as out_queue:
+        out = await out_queue.send([f"bob@{domain('reject')}"],
+                                   message_bytes("m1@sender.test", "bob"))
     assert not out.queued
     [gone] = out.retired
     assert gone.status is Status.FAILED and gone.attempts == 1
     assert gone.last_error is not None
     assert (gone.last_error.code, gone.last_error.enhanced) == (550, "5.7.1")
     assert "sender rejected by policy" in gone.last_error.text
-    assert gone.last_error.host == "mx.peer.test"
+    assert gone.last_error.host == f"mx.{domain('reject')}"
     assert len(peer.sessions) == 1 and not peer.delivered
 
 
-async def test_no_starttls_delivers_in_plain_text(start_peer, tmp_path: Path) -> None:
-    peer = await start_peer(FakePeer())
-    async with Sender(tmp_path, resolver_to(peer), port=peer.port) as sender:
-        out = await sender.send(["bob@peer.test"], message_bytes("m2@sender.test", "bob"))
+async def test_no_starttls_delivers_in_plain_text(start_peer, peer_world: PeerWorld,
+                                                  tmp_path: Path) -> None:
+    name = domain("plain")
+    peer = await start_peer(name, FakePeer())
+    async with sender(tmp_path, peer_world, peer.port) as out_queue:
+        out = await out_queue.send([f"bob@{name}"], message_bytes("m2@sender.test", "bob"))
     assert out.delivered, out
     [session] = peer.delivered
     assert not session.tls and b"Message-ID: <m2@sender.test>" in session.data
     assert [(r.policy_type, r.result, r.mx_host, r.ip) for r in out.tls] == [
-        ("no-policy-found", "starttls-not-supported", "mx.peer.test", peer.ip)]
+        ("no-policy-found", "starttls-not-supported", f"mx.{name}", peer.ip)]
 
 
-async def test_tls_handshake_failure_retries_in_plain_text(start_peer, tmp_path: Path) -> None:
-    peer = await start_peer(FakePeer(starttls=BROKEN))
-    async with Sender(tmp_path, resolver_to(peer), port=peer.port) as sender:
-        out = await sender.send(["bob@peer.test"], message_bytes("m3@sender.test", "bob"))
+async def test_tls_handshake_failure_retries_in_plain_text(start_peer, peer_world: PeerWorld,
+                                                           tmp_path: Path) -> None:
+    name = domain("tlsbroken")
+    peer = await start_peer(name, FakePeer(starttls=BROKEN))
+    async with sender(tmp_path, peer_world, peer.port) as out_queue:
+        out = await out_queue.send([f"bob@{name}"], message_bytes("m3@sender.test", "bob"))
     # RFC 7435 §3 opportunistic TLS: the failed handshake is followed by a plain session.
     assert out.delivered, out
     assert len(peer.sessions) == 2
@@ -177,34 +233,44 @@ async def test_tls_handshake_failure_retries_in_plain_text(start_peer, tmp_path:
     assert results[0][1] not in ("success", "starttls-not-supported"), out.tls
 
 
-async def test_greylisting_is_temporary_and_retried(start_peer, tmp_path: Path) -> None:
-    peer = await start_peer(FakePeer(rcpt_replies=["451 4.7.1 greylisted, try again later"]))
-    async with Sender(tmp_path, resolver_to(peer), port=peer.port) as sender:
-        first = await sender.send(["bob@peer.test"], message_bytes("m4@sender.test", "bob"))
+async def test_greylisting_is_temporary_and_retried(start_peer, peer_world: PeerWorld,
+                                                    tmp_path: Path) -> None:
+    name = domain("grey")
+    peer = await start_peer(name, FakePeer(
+        rcpt_replies=["451 4.7.1 greylisted, try again later"]))
+    async with sender(tmp_path, peer_world, peer.port) as out_queue:
+        first = await out_queue.send([f"bob@{name}"], message_bytes("m4@sender.test", "bob"))
         [rcpt] = first.queued
         assert rcpt.status is Status.QUEUED and rcpt.attempts == 1
         assert rcpt.last_error is not None and rcpt.last_error.code == 451
         assert "greylisted" in rcpt.last_error.text
         assert rcpt.next_attempt > datetime.now(UTC)
         assert not peer.delivered
-        second = await sender.retry(first.message_id)
+        second = await out_queue.retry(first.message_id)
     assert second.delivered, second
     assert second.retired[0].attempts == 2
     assert len(peer.delivered) == 1
 
 
-async def test_requiretls_to_server_without_it_fails_permanently(start_peer,
-                                                                 tmp_path: Path) -> None:
+def _tls_contexts(host: str) -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    """A server context with a certificate for ``host`` and a client that trusts it."""
     ca = trustme.CA()
     server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("mx.peer.test").configure_cert(server_context)
+    ca.issue_cert(host).configure_cert(server_context)
     client_context = ssl.create_default_context()
     ca.configure_trust(client_context)
-    peer = await start_peer(FakePeer(starttls=server_context))
-    async with Sender(tmp_path, resolver_to(peer), port=peer.port,
-                      pkix_context=client_context) as sender:
-        out = await sender.send(["bob@peer.test"], message_bytes("m5@sender.test", "bob"),
-                                requiretls=True)
+    return server_context, client_context
+
+
+async def test_requiretls_to_server_without_it_fails_permanently(
+        start_peer, peer_world: PeerWorld, tmp_path: Path) -> None:
+    name = domain("norequiretls")
+    server_context, client_context = _tls_contexts(f"mx.{name}")
+    peer = await start_peer(name, FakePeer(starttls=server_context))
+    async with sender(tmp_path, peer_world, peer.port,
+                      pkix_context=client_context) as out_queue:
+        out = await out_queue.send([f"bob@{name}"], message_bytes("m5@sender.test", "bob"),
+                                   requiretls=True)
     # RFC 8689 §4.2.1: without REQUIRETLS at the next hop the message is not sent,
     # and the failure is permanent (a DSN follows).
     assert not out.queued
@@ -216,88 +282,84 @@ async def test_requiretls_to_server_without_it_fails_permanently(start_peer,
     assert not any(c.upper().startswith("MAIL") for s in peer.sessions for c in s.commands)
 
 
-async def test_null_mx_fails_permanently(tmp_path: Path) -> None:
-    r = MockResolver()
-    r.add("MX", "nomail.test", "0 .")
-    async with Sender(tmp_path, r, port=25) as sender:
-        out = await sender.send(["bob@nomail.test"], message_bytes("m6@sender.test", "bob"))
+async def test_null_mx_fails_permanently(peer_world: PeerWorld, tmp_path: Path) -> None:
+    async with sender(tmp_path, peer_world, 25) as out_queue:
+        out = await out_queue.send(["bob@nomail.unsigned.test"],
+                                   message_bytes("m6@sender.test", "bob"))
     [gone] = out.retired
     assert gone.status is Status.FAILED and gone.last_error is not None
     # RFC 7505 §4.1: 556 5.1.10 (or at least a permanent 5yz)
     assert gone.last_error.enhanced.startswith("5.") and "null MX" in gone.last_error.text
 
 
-async def test_nxdomain_fails_permanently(tmp_path: Path) -> None:
-    r = MockResolver()
-    r.add("A", "other.test", "127.0.0.1")  # the world has names, just not this one
-    async with Sender(tmp_path, r, port=25) as sender:
-        out = await sender.send(["bob@missing.test"], message_bytes("m7@sender.test", "bob"))
+async def test_nxdomain_fails_permanently(peer_world: PeerWorld, tmp_path: Path) -> None:
+    async with sender(tmp_path, peer_world, 25) as out_queue:
+        out = await out_queue.send(["bob@missing.unsigned.test"],
+                                   message_bytes("m7@sender.test", "bob"))
     [gone] = out.retired
     assert gone.status is Status.FAILED and gone.last_error is not None
     assert gone.last_error.enhanced.startswith("5.") and "does not exist" in gone.last_error.text
 
 
-async def test_implicit_mx_uses_the_domains_address(start_peer, tmp_path: Path) -> None:
-    peer = await start_peer(FakePeer())
-    r = MockResolver()
-    r.add("A", "implicit.test", peer.ip)  # no MX: RFC 5321 §5.1 implicit MX
-    async with Sender(tmp_path, r, port=peer.port) as sender:
-        out = await sender.send(["bob@implicit.test"], message_bytes("m8@sender.test", "bob"))
+async def test_implicit_mx_uses_the_domains_address(start_peer, peer_world: PeerWorld,
+                                                    tmp_path: Path) -> None:
+    peer = await start_peer("implicit.unsigned.test", FakePeer())  # A record, no MX
+    async with sender(tmp_path, peer_world, peer.port) as out_queue:
+        out = await out_queue.send(["bob@implicit.unsigned.test"],
+                                   message_bytes("m8@sender.test", "bob"))
     assert out.delivered, out
     [session] = peer.delivered
-    assert "RCPT TO:<bob@implicit.test>" in session.commands
-    assert ("MX", "implicit.test") in [(str(t), n) for t, n in r.queries]
+    assert "RCPT TO:<bob@implicit.unsigned.test>" in session.commands
+    assert [(r.mx_host, r.ip) for r in out.tls] == [("implicit.unsigned.test", peer.ip)]
 
 
-async def test_unreachable_first_mx_falls_back_to_the_next(start_peer, tmp_path: Path) -> None:
-    peer = await start_peer(FakePeer())
-    dead = free_loopback()  # nothing listens on peer.port there: connection refused
-    r = MockResolver()
-    r.add("MX", "peer.test", "10 dead.peer.test.", "20 mx.peer.test.")
-    r.add("A", "dead.peer.test", dead)
-    r.add("A", "mx.peer.test", peer.ip)
-    async with Sender(tmp_path, r, port=peer.port) as sender:
-        out = await sender.send(["bob@peer.test"], message_bytes("m9@sender.test", "bob"))
+async def test_unreachable_first_mx_falls_back_to_the_next(start_peer, peer_world: PeerWorld,
+                                                           tmp_path: Path) -> None:
+    # dead.fallback.unsigned.test (preference 10) has an address nobody listens on.
+    peer = await start_peer("fallback.unsigned.test", FakePeer())
+    async with sender(tmp_path, peer_world, peer.port) as out_queue:
+        out = await out_queue.send(["bob@fallback.unsigned.test"],
+                                   message_bytes("m9@sender.test", "bob"))
     # RFC 5321 §5.1: try the MX hosts in order of preference until one takes it.
     assert out.delivered, out
     assert len(peer.delivered) == 1
 
 
-async def test_per_recipient_results(start_peer, tmp_path: Path) -> None:
-    peer = await start_peer(FakePeer(rcpt_replies=["250 2.1.5 ok",
-                                                   "550 5.1.1 no such user here",
-                                                   "452 4.2.2 mailbox full"]))
-    rcpts = ["ann@peer.test", "nobody@peer.test", "full@peer.test"]
-    async with Sender(tmp_path, resolver_to(peer), port=peer.port) as sender:
-        out = await sender.send(rcpts, message_bytes("m10@sender.test", "ann"))
+async def test_per_recipient_results(start_peer, peer_world: PeerWorld,
+                                     tmp_path: Path) -> None:
+    name = domain("perrcpt")
+    peer = await start_peer(name, FakePeer(rcpt_replies=["250 2.1.5 ok",
+                                                         "550 5.1.1 no such user here",
+                                                         "452 4.2.2 mailbox full"]))
+    rcpts = [f"ann@{name}", f"nobody@{name}", f"full@{name}"]
+    async with sender(tmp_path, peer_world, peer.port) as out_queue:
+        out = await out_queue.send(rcpts, message_bytes("m10@sender.test", "ann"))
     by_address = {r.address: r for r in out.retired}
-    assert by_address["ann@peer.test"].status is Status.DELIVERED
-    failed = by_address["nobody@peer.test"]
+    assert by_address[f"ann@{name}"].status is Status.DELIVERED
+    failed = by_address[f"nobody@{name}"]
     assert failed.status is Status.FAILED and failed.last_error is not None
     assert (failed.last_error.code, failed.last_error.enhanced) == (550, "5.1.1")
     [full] = out.queued
-    assert full.address == "full@peer.test" and full.last_error is not None
+    assert full.address == f"full@{name}" and full.last_error is not None
     assert full.last_error.code == 452
     [session] = peer.delivered
     assert [c for c in session.commands if c.startswith("RCPT")] == [
         f"RCPT TO:<{a}>" for a in rcpts]
 
 
-async def test_421_greeting_is_temporary(tmp_path: Path) -> None:
+async def test_421_greeting_is_temporary(peer_world: PeerWorld, tmp_path: Path) -> None:
     async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writer.write(b"421 4.3.2 too busy, come back later\r\n")
         await writer.drain()
         writer.close()
 
-    ip = free_loopback()
-    port = free_port(ip)
-    server = await asyncio.start_server(refuse, ip, port)
-    r = MockResolver()
-    r.add("MX", "peer.test", "10 mx.peer.test.")
-    r.add("A", "mx.peer.test", ip)
+    name = domain("busy")
+    server = await asyncio.start_server(refuse, peer_world.ips[name], 0)
+    port = int(server.sockets[0].getsockname()[1])
     try:
-        async with Sender(tmp_path, r, port=port) as sender:
-            out = await sender.send(["bob@peer.test"], message_bytes("m11@sender.test", "bob"))
+        async with sender(tmp_path, peer_world, port) as out_queue:
+            out = await out_queue.send([f"bob@{name}"],
+                                       message_bytes("m11@sender.test", "bob"))
     finally:
         server.close()
         await server.wait_closed()
@@ -305,35 +367,32 @@ async def test_421_greeting_is_temporary(tmp_path: Path) -> None:
     assert rcpt.last_error is not None and rcpt.last_error.code == 421, rcpt.last_error
 
 
-async def test_tlsa_lookup_failure_defers_without_connecting(start_peer,
+async def test_tlsa_lookup_failure_defers_without_connecting(start_peer, peer_world: PeerWorld,
                                                              tmp_path: Path) -> None:
-    peer = await start_peer(FakePeer())
-    r = MockResolver()
-    r.add("MX", "peer.test", "10 mx.peer.test.", authentic=True)
-    r.add("A", "mx.peer.test", peer.ip, authentic=True)
-    r.fail("TLSA", f"_{peer.port}._tcp.mx.peer.test", "servfail")
-    async with Sender(tmp_path, r, port=peer.port) as sender:
-        out = await sender.send(["bob@peer.test"], message_bytes("m12@sender.test", "bob"))
+    # MX and address are DNSSEC-authentic (signed.test); the TLSA name is in a zone
+    # whose signatures expired, so the validating resolver answers SERVFAIL.
+    peer = await start_peer(SIGNED_PEER, FakePeer())
+    async with sender(tmp_path, peer_world, peer.port) as out_queue:
+        out = await out_queue.send([f"bob@{SIGNED_PEER}"],
+                                   message_bytes("m12@sender.test", "bob"))
     # RFC 7672 §2.2.1: with DNSSEC-validated MX and address, a failed TLSA lookup
     # means the host is not used (no fallback to unauthenticated delivery).
     [rcpt] = out.queued
     assert rcpt.last_error is not None and rcpt.last_error.enhanced.startswith("4.")
     assert not peer.sessions
-    assert [(t.policy_type, t.result) for t in out.tls] == [("tlsa", "dnssec-invalid")]
+    assert [(t.policy_type, t.result) for t in out.tls] == [("tlsa", "dnssec-invalid")], rcpt
 
 
-async def test_requiretls_to_server_with_it_is_delivered(start_peer, tmp_path: Path) -> None:
-    ca = trustme.CA()
-    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("mx.peer.test").configure_cert(server_context)
-    client_context = ssl.create_default_context()
-    ca.configure_trust(client_context)
-    peer = await start_peer(FakePeer(starttls=server_context,
-                                     extensions=("8BITMIME", "REQUIRETLS")))
-    async with Sender(tmp_path, resolver_to(peer), port=peer.port,
-                      pkix_context=client_context) as sender:
-        out = await sender.send(["bob@peer.test"], message_bytes("m13@sender.test", "bob"),
-                                requiretls=True)
+async def test_requiretls_to_server_with_it_is_delivered(start_peer, peer_world: PeerWorld,
+                                                         tmp_path: Path) -> None:
+    name = domain("requiretls")
+    server_context, client_context = _tls_contexts(f"mx.{name}")
+    peer = await start_peer(name, FakePeer(starttls=server_context,
+                                           extensions=("8BITMIME", "REQUIRETLS")))
+    async with sender(tmp_path, peer_world, peer.port,
+                      pkix_context=client_context) as out_queue:
+        out = await out_queue.send([f"bob@{name}"], message_bytes("m13@sender.test", "bob"),
+                                   requiretls=True)
     assert out.delivered, out
     [session] = peer.delivered
     assert session.tls

@@ -108,12 +108,23 @@ def kittiwake(tmp_path_factory: pytest.TempPathFactory,
     conf = base / "config"
     (conf / "certs").mkdir(parents=True)
     ca = trustme.CA()
-    ip, port = free_loopback()
-    port2, port3 = free_port(ip), free_port(ip)
-    cert = ca.issue_cert(HOSTNAME, ip)
-    cert.private_key_and_cert_chain_pem.write_to_path(str(conf / "certs" / "mail.pem"))
-    cert.private_key_pem.write_to_path(str(conf / "certs" / "mail.key"))
-    (conf / "kittiwake.conf").write_text(f'''hostname = "{HOSTNAME}"
+    (conf / "domains.conf").write_text("")
+    # Enough for the set-up commands; the listeners are written below.
+    (conf / "kittiwake.conf").write_text(f'hostname = "{HOSTNAME}"\ndata_dir = "../data"\n')
+    env = dns_world.env
+    for args in (["domain", "add", "kw.test"], ["account", "add", ACCOUNT, ADDRESS]):
+        done = subprocess.run([*KITTIWAKE, "--config", str(conf), *args], env=env,
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+    # The ports are picked here and bound by the server later: should another process
+    # take one meanwhile, the server cannot listen; start again with new ones.
+    for attempt in range(5):
+        ip, port = free_loopback()
+        port2, port3 = free_port(ip), free_port(ip)
+        cert = ca.issue_cert(HOSTNAME, ip)
+        cert.private_key_and_cert_chain_pem.write_to_path(str(conf / "certs" / "mail.pem"))
+        cert.private_key_pem.write_to_path(str(conf / "certs" / "mail.key"))
+        (conf / "kittiwake.conf").write_text(f'''hostname = "{HOSTNAME}"
 data_dir = "../data"
 shutdown_grace_seconds = 1
 postmaster_account = "{ACCOUNT}"
@@ -142,19 +153,20 @@ ips = ["{ip}"]
 tls = {{ certificates = [{{ cert_file = "certs/mail.pem", key_file = "certs/mail.key" }}] }}
 smtp = {{ enabled = true, port = {port3}, require_starttls = true }}
 ''')
-    (conf / "domains.conf").write_text("")
-    env = dns_world.env
-    for args in (["domain", "add", "kw.test"], ["account", "add", ACCOUNT, ADDRESS]):
-        done = subprocess.run([*KITTIWAKE, "--config", str(conf), *args], env=env,
-                              capture_output=True, text=True, timeout=60)
-        assert done.returncode == 0, done.stderr
-    log = base / "kittiwake.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([*KITTIWAKE, "--config", str(conf), "serve"], env=env,
-                                stdout=out, stderr=subprocess.STDOUT)
+        log = base / "kittiwake.log"
+        with open(log, "wb") as out:
+            proc = subprocess.Popen([*KITTIWAKE, "--config", str(conf), "serve"], env=env,
+                                    stdout=out, stderr=subprocess.STDOUT)
+        try:
+            for p in (port, port2, port3):
+                wait_port(ip, p, proc, log)
+            break
+        except RuntimeError:
+            proc.kill()
+            proc.wait()
+            if attempt == 4 or "cannot listen" not in log.read_text():
+                raise
     try:
-        for p in (port, port2, port3):
-            wait_port(ip, p, proc, log)
         yield Kittiwake(base, ip, port, port2, port3, ca, proc, log)
     finally:
         proc.terminate()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -134,5 +135,15 @@ def test_searchable_text_html_only_alternative_and_limit() -> None:
 
 @given(st.text(max_size=500))
 def test_html_to_text_never_raises(text: str) -> None:
-    html_to_text(text)
-    html_to_text("<" + text)
+    for html in (text, "<" + text):
+        out = html_to_text(html)
+        out.encode("utf-8")  # valid Unicode for the index
+        assert "<script" not in out.lower() or "<script" in html.lower()
+    # Markup is gone, the words between tags stay (in order).
+    words = re.findall(r"[A-Za-z0-9]+", text)
+    plain = " ".join(words)
+    assert html_to_text(f"<p>{plain}</p><b>!</b>").split() == [*words, "!"]
+    # What is inside <script> and <style> is never text (HTML 4.01 §18.2.1).
+    if "</script" not in text.lower() and "</style" not in text.lower():
+        hidden = html_to_text(f"<p>seen</p><script>{text}</script><style>{text}</style>end")
+        assert hidden.split() == ["seen", "end"], hidden

@@ -131,6 +131,7 @@ def _oracle(field: str) -> dict[str, object]:
     return json.loads(out.stdout)
 
 
+@pytest.mark.integration
 def test_authentication_results_parsed_by_authres() -> None:
     field = authentication_results("mx.example.org", RESULTS)
     assert _folded(field)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from msg_invariants import check_tree
+from msg_invariants import check_results, check_tree
 
 from kittiwake.message import Defect, Part, parse
 
@@ -339,7 +339,9 @@ def test_never_raises_on_odd_inputs() -> None:
         b"Content-Type: multipart/mixed; boundary=\xff\xfe\r\n\r\n--\xff\xfe\r\n\r\nx",
         b"Content-Type: multipart/mixed; boundary=a\r\n\r\n--a--",
     ):
-        check_tree(parse(data), data)
+        root = parse(data)
+        check_tree(root, data)
+        check_results(root, data)
 
 
 def test_internal_error_keeps_the_message(

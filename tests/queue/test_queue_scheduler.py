@@ -193,8 +193,12 @@ async def test_on_recorded_sees_file_before_removal_and_held_mail_waits(
     await until(lambda: len(seen) == 1)
     await until(lambda: not msg.path.exists())
     assert seen == [(True, ("x@gone.example",))]
-    await asyncio.sleep(0.05)
-    assert len(seen) == 1  # the held message is not tried
+    # The held message is not tried: not due, and a dispatch now starts nothing.
+    await scheduler.wait_idle()
+    assert await queue.due(queue.clock()) == []
+    assert await scheduler.dispatch() == 0
+    await scheduler.wait_idle()
+    assert len(seen) == 1
     await queue.release(Filter(ids=(held.id,)))  # release kicks
     await until(lambda: len(seen) == 2)
     await scheduler.close()
@@ -216,9 +220,12 @@ async def test_wakes_by_itself_when_a_release_time_comes(
     cleanup.append(scheduler)
     scheduler.start()
     release = datetime.now(UTC) + timedelta(seconds=0.3)
-    await queue.enqueue(envelope("a@later.example", release_at=release), b"x")
-    await asyncio.sleep(0.1)
-    assert delivered == []
+    message = await queue.enqueue(envelope("a@later.example", release_at=release), b"x")
+    # Not due before its release time (RFC 4865 §3)...
+    assert await queue.due(release - timedelta(milliseconds=2)) == []
+    [rcpt] = await queue.recipients(message.id)
+    assert abs(rcpt.next_attempt - release) < timedelta(milliseconds=1)
+    # ...and tried once it is, with nobody kicking the scheduler; never earlier.
     await until(lambda: len(delivered) == 1, timeout=3)
     assert delivered[0] >= release
 

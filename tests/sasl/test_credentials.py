@@ -23,6 +23,7 @@ from kittiwake.sasl import (
 from kittiwake.sasl.credentials import cram_md5_digest, cram_md5_keys
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("mech", ["SCRAM-SHA-1", "SCRAM-SHA-256"])
 @pytest.mark.parametrize("password", ["pencil", "pässwörd with spaces"])
 def test_scram_keys_match_gsasl_mkpasswd(mech: str, password: str) -> None:

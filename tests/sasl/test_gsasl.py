@@ -15,6 +15,8 @@ from sasl_helpers import PASSWORD, USER, options
 
 from kittiwake.sasl import ChannelBinding, Failure, Success, new_server
 
+pytestmark = pytest.mark.integration  # GNU SASL (Debian gsasl)
+
 GSASL = shutil.which("gsasl")
 CB_DATA = b"tls-unique-finished-message-bytes"
 

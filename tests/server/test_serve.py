@@ -6,61 +6,38 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
-import sys
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
-
-KITTIWAKE = [sys.executable, "-m", "kittiwake.cli.main"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from serve_helpers import KITTIWAKE, silent_resolver, start_serve
 
 
 @pytest.fixture
 def server(tmp_path: Path):  # type: ignore[no-untyped-def]
-    port = free_port()
     conf = tmp_path / "config"
     conf.mkdir()
-    (conf / "kittiwake.conf").write_text(f"""
+    (conf / "domains.conf").write_text('[domains."example.org"]\n')
+    with silent_resolver() as resolver:
+        def write_config(port: int) -> None:
+            (conf / "kittiwake.conf").write_text(f"""
 hostname = "mail.example.org"
 data_dir = "../data"
 shutdown_grace_seconds = 2
 [dns]
-resolvers = ["127.0.0.1:{free_port()}"]
+resolvers = ["{resolver}"]
 timeout_seconds = 0.2
 [listeners.internal]
 ips = ["127.0.0.1"]
 metrics = {{ enabled = true, port = {port} }}
 """)
-    (conf / "domains.conf").write_text('[domains."example.org"]\n')
-    log = tmp_path / "serve.log"
-    with open(log, "wb") as log_file:
-        proc = subprocess.Popen([*KITTIWAKE, "--config", str(conf), "serve"],
-                                stdout=subprocess.DEVNULL, stderr=log_file)
-    deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:
-        if "kittiwake started" in log.read_text():
-            break
-        if proc.poll() is not None:
-            pytest.fail(f"serve exited {proc.returncode}: {log.read_text()}")
-        time.sleep(0.05)
-    else:
-        proc.kill()
-        pytest.fail(f"serve did not start: {log.read_text()}")
-    yield proc, conf, port, log
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
+        served = start_serve(conf, write_config, tmp_path / "serve.log")
+        yield served.proc, conf, served.port, served.log
+        served.kill()
 
 
+@pytest.mark.integration
 def test_metrics_served_and_promtool_clean(server) -> None:  # type: ignore[no-untyped-def]
     _proc, _conf, port, _log = server
     body = urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5).read()

@@ -91,6 +91,7 @@ async def test_smtplib_smtputf8() -> None:
     assert msg.recipients[0].unicode_domain == "例え.jp"
 
 
+@pytest.mark.integration
 async def test_swaks_pipelining() -> None:
     swaks = shutil.which("swaks")
     assert swaks, "swaks (Debian package swaks) is required for this test"

@@ -7,12 +7,14 @@ import asyncio
 import shutil
 import socket
 import subprocess
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from integration.loopback import free_loopback
 from kittiwake.config import DomainsConfig, StaticConfig
 from kittiwake.queue import Envelope, NewRecipient, Queue
 from kittiwake.queue.deliver import Deliverer, Relay, make_selector
@@ -61,30 +63,39 @@ async def test_submissions_transport_wrong_password_is_temporary(smtp_server,
     queue.close()
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+def start_microsocks(binary: str) -> tuple[subprocess.Popen[bytes], str, int]:
+    """microsocks on a random 127.0.N.M and a port picked here; if another process took
+    the port before microsocks bound it (microsocks then exits), try another."""
+    for _attempt in range(5):
+        ip = free_loopback()
+        with socket.socket() as s:
+            s.bind((ip, 0))
+            port = int(s.getsockname()[1])
+        proc = subprocess.Popen([binary, "-i", ip, "-p", str(port)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        deadline = time.monotonic() + 5
+        while proc.poll() is None and time.monotonic() < deadline:
+            with socket.socket() as s:
+                if s.connect_ex((ip, port)) == 0:
+                    return proc, ip, port
+            time.sleep(0.02)
+        proc.kill()
+        proc.wait()
+    raise AssertionError("microsocks did not start")
 
 
+@pytest.mark.integration
 async def test_socks_transport_through_microsocks(smtp_server, tmp_path: Path) -> None:
     binary = shutil.which("microsocks")
     assert binary, "microsocks missing: install the Debian package microsocks"
-    port = free_port()
-    proxy = subprocess.Popen([binary, "-i", "127.0.0.1", "-p", str(port)],
-                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    proxy, proxy_ip, port = await asyncio.to_thread(start_microsocks, binary)
     try:
-        for _ in range(100):
-            with socket.socket() as s:
-                if s.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            await asyncio.sleep(0.05)
         r = smtp_server.resolver
         r.add("MX", "example.org", "10 mx.example.org")
         r.add("A", "mx.example.org", "127.0.0.1")
         static = StaticConfig.model_validate({
             "hostname": "out.example.org",
-            "transports": {"proxy": {"socks": {"address": f"127.0.0.1:{port}",
+            "transports": {"proxy": {"socks": {"address": f"{proxy_ip}:{port}",
                                                "remote_ips": ["192.0.2.10"],
                                                "hostname": "out.example.org"}}}})
         domains = DomainsConfig.model_validate({

@@ -157,6 +157,7 @@ print(json.dumps(out))
 """
 
 
+@pytest.mark.integration
 async def test_expansion_agrees_with_pyspf() -> None:
     cases = [(ip, s, h, m) for ip, s, h in ORACLE_INPUTS for m in ORACLE_MACROS]
     proc = subprocess.run(["/usr/bin/python3", "-c", _PYSPF], input=json.dumps(cases),

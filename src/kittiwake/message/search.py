@@ -72,7 +72,7 @@ def _body_texts(part: Part, data: bytes, out: list[str], budget: list[int]) -> N
             stack.extend(reversed(kids))
             continue
         if p.message is not None:
-            inner = header_text(p.message.headers)
+            inner = header_text(p.message.headers)[: budget[0]]
             if inner:
                 out.append(inner)
                 budget[0] -= len(inner)
