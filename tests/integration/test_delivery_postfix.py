@@ -152,7 +152,8 @@ async def test_tlsa_servfail_defers_without_connecting_to_postfix(
     async with _sender(peer, tmp_path) as sender:
         out = await sender.send([f"bob@{SIGNED}"], message_bytes(msgid, f"bob@{SIGNED}"))
     [rcpt] = out.queued
-    assert rcpt.last_error is not None and rcpt.last_error.code // 100 == 4, rcpt.last_error
+    assert rcpt.last_error is not None and rcpt.last_error.enhanced.startswith("4."), \
+        rcpt.last_error
     assert "TLSA" in rcpt.last_error.text
     assert [(t.policy_type, t.result) for t in out.tls] == [("tlsa", "dnssec-invalid")]
     # RFC 7672 §2.2.1: the host is not used; Postfix never saw a connection.
@@ -175,7 +176,7 @@ async def test_requiretls_to_postfix_fails_permanently(peer: PostfixPeer,
     assert not out.queued
     [gone] = out.retired
     assert gone.status is Status.FAILED and gone.last_error is not None
-    assert gone.last_error.code // 100 == 5 and "REQUIRETLS" in gone.last_error.text
+    assert gone.last_error.enhanced.startswith("5.") and "REQUIRETLS" in gone.last_error.text
     [session] = wait_sessions(peer.postfix, sessions + 1)[sessions:]
     assert "starttls=1" in session and "mail=" not in session, session
     assert msgid not in peer.postfix.maillog()

@@ -112,6 +112,21 @@ class AddressIndex:
                 members.append(found)
         return AliasRecipient(alias, tuple(members), spec.post_public, tuple(spec.addresses))
 
+    def account_for_login(self, username: str) -> str | None:
+        """The account a login name means: one of its addresses, or the account name.
+
+        Every protocol that logs in (SMTP AUTH, IMAP LOGIN/AUTHENTICATE) uses
+        this, so the login limiter counts all names of an account as one.
+        """
+        if "@" in username:
+            local, _, domain = username.rpartition("@")
+            try:
+                found = self.lookup(local, domain)
+            except ValueError:
+                return None
+            return found.account if isinstance(found, AccountRecipient) else None
+        return username if username in self.config.accounts else None
+
     def addresses_of(self, account: str) -> list[str]:
         """The addresses an account may send as (its destinations; catch-alls excluded)."""
         acc = self.config.accounts.get(account)

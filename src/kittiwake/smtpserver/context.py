@@ -117,12 +117,4 @@ class ServerContext:
 
     def account_for_login(self, username: str) -> str | None:
         """Account of a login name: one of its addresses, or the account name itself."""
-        if "@" in username:
-            local, _, domain = username.rpartition("@")
-            from kittiwake.config.lookup import AccountRecipient
-
-            found = self.index.lookup(local, domain)
-            if isinstance(found, AccountRecipient):
-                return found.account
-            return None
-        return username if username in self.domains.accounts else None
+        return self.index.account_for_login(username)

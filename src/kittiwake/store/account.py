@@ -390,14 +390,38 @@ class AccountStore:
 
     # --- reading ------------------------------------------------------------
 
-    def messages(self, mailbox_name: str, changed_since: int = 0) -> list[Message]:
-        """Messages of a mailbox in UID order; only those with modseq > changed_since."""
+    def messages(self, mailbox_name: str, changed_since: int = 0,
+                 uids: Iterable[int] | None = None) -> list[Message]:
+        """Messages of a mailbox in UID order; only those with modseq > changed_since
+        and, when ``uids`` is given, only those UIDs."""
+        wanted = None if uids is None else sorted(set(uids))
         with self.lock:
             mailbox = self._mailbox_by_name(self.db, mailbox_name)
-            rows = self.db.execute(
-                f"SELECT {_MESSAGE_COLUMNS} FROM message WHERE mailbox_id = ? AND modseq > ?"
-                " ORDER BY uid", (mailbox.id, changed_since))
-            return [_message(r) for r in rows]
+            sql = f"SELECT {_MESSAGE_COLUMNS} FROM message WHERE mailbox_id = ? AND modseq > ?"
+            args: list[object] = [mailbox.id, changed_since]
+            if wanted is not None:
+                if not wanted:
+                    return []
+                sql += " AND uid BETWEEN ? AND ?"
+                args += [wanted[0], wanted[-1]]
+            rows = [_message(r) for r in self.db.execute(sql + " ORDER BY uid", args)]
+        if wanted is not None and len(wanted) < wanted[-1] - wanted[0] + 1:
+            keep = set(wanted)
+            rows = [m for m in rows if m.uid in keep]
+        return rows
+
+    def summaries(self, message_ids: Iterable[int]) -> dict[int, str]:
+        """The stored summary JSON (part tree, envelope) of each message id."""
+        ids = list(message_ids)
+        out: dict[int, str] = {}
+        with self.lock:
+            for i in range(0, len(ids), 500):
+                chunk = ids[i:i + 500]
+                marks = ",".join("?" * len(chunk))
+                for mid, summary in self.db.execute(
+                        f"SELECT id, summary FROM message WHERE id IN ({marks})", chunk):
+                    out[mid] = summary
+        return out
 
     def message(self, message_id: int) -> Message:
         with self.lock:

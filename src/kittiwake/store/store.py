@@ -95,8 +95,19 @@ class Account:
         self._publish(changes)
         return delivered
 
-    async def messages(self, mailbox: str, changed_since: int = 0) -> list[Message]:
-        return await self._run(self.core.messages, mailbox, changed_since)
+    async def messages(self, mailbox: str, changed_since: int = 0,
+                       uids: Iterable[int] | None = None) -> list[Message]:
+        return await self._run(self.core.messages, mailbox, changed_since,
+                               None if uids is None else list(uids))
+
+    async def summaries(self, message_ids: Iterable[int]) -> dict[int, str]:
+        return await self._run(self.core.summaries, list(message_ids))
+
+    async def total_size(self) -> int:
+        return await self._run(self.core.total_size)
+
+    async def subscriptions(self) -> list[str]:
+        return await self._run(self.core.subscriptions)
 
     async def read(self, message_id: int) -> bytes:
         return await self._run(self.core.read, message_id)
