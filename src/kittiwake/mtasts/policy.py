@@ -20,7 +20,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from kittiwake.dns import InvalidName, to_ascii
+from kittiwake.dns import InvalidName, mail_domain, to_ascii
 
 MAX_MAX_AGE = 31557600  # RFC 8461 §3.2: at most one year
 # RFC 8461 §3.2: field names are 1*32(ALPHA / DIGIT / "_" / "-" / ".")
@@ -71,15 +71,19 @@ class Policy:
 
 
 def _mx_pattern(value: str) -> str:
-    """Check and normalise an ``mx`` value: a domain, optionally ``*.`` + domain."""
+    """Check and normalise an ``mx`` value: a domain, optionally ``*.`` + domain.
+
+    RFC 8461 §3.2: ``sts-policy-mx-value = ["*."] Domain``, the Domain of
+    RFC 5321 §4.1.2 (LDH labels; U-labels are mapped to A-labels).
+    """
     wildcard = value.startswith("*.")
     name = value[2:] if wildcard else value
+    if "*" in name:
+        raise PolicyError(f"mx {value!r}: a wildcard may only be the whole leftmost label")
     try:
-        ascii_name = to_ascii(name).lower()
+        ascii_name = mail_domain(name).ascii
     except InvalidName as exc:
         raise PolicyError(f"mx {value!r} is not a domain name: {exc}") from None
-    if "*" in ascii_name:
-        raise PolicyError(f"mx {value!r}: a wildcard may only be the whole leftmost label")
     return ("*." if wildcard else "") + ascii_name
 
 
