@@ -1,0 +1,96 @@
+"""APPEND and MULTIAPPEND (RFC 9051 §6.3.12, RFC 3502, RFC 4315 APPENDUID).
+
+Message literals stream into spool files in the account's directory as they
+arrive (``AppendData``), never into memory. When the command is complete,
+the files are fsynced (a worker thread) and handed to the store's
+``append``, one transaction for all messages of the command; only when it
+returns is the OK sent, with ``[APPENDUID uidvalidity uids]``. A refused or
+broken command drops its spool files.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from kittiwake.imap import commands as c
+from kittiwake.imap import responses as r
+from kittiwake.imap.codes import Code
+from kittiwake.imap.events import AppendStart
+from kittiwake.imapserver.listing import store_name
+from kittiwake.imapserver.mailboxes import uid_set
+from kittiwake.store import Appended
+from kittiwake.store.model import Flags, MailboxNotFound
+
+if TYPE_CHECKING:
+    from kittiwake.imapserver.connection import Answer, IMAPConnection
+
+
+async def append_start(conn: IMAPConnection, event: AppendStart) -> None:
+    """Decide on a message literal before its octets come (RFC 7888 §4)."""
+    from kittiwake.imapserver.connection import PendingAppend
+
+    s = conn.session
+    assert conn.account is not None
+    pending = conn.appends.get(event.tag)
+    if pending is None:
+        name = store_name(event.mailbox)
+        try:
+            await conn.account.mailbox(name)
+        except MailboxNotFound:
+            s.no(f"no mailbox {event.mailbox}", Code.TRYCREATE)
+            return
+        pending = PendingAppend(name)
+        conn.appends[event.tag] = pending
+    limit = conn.ctx.limits.max_append
+    quota = conn.ctx.quota_of(conn.account_name)
+    if event.size > limit:
+        conn._drop_append(event.tag)
+        s.no(f"message too large (at most {limit} octets)", Code.TOOBIG)
+        return
+    if quota:
+        used = await conn.account.total_size()
+        spooled = sum(sp.size for sp in pending.spools)
+        if used + spooled + event.size > quota:
+            conn._drop_append(event.tag)
+            s.no("the account is over its quota", Code.OVERQUOTA)
+            return
+    pending.spools.append(conn.account.spool())
+    pending.starts.append(event)
+    conn._append_tag = event.tag
+    s.accept_literal()
+
+
+async def _append(conn: IMAPConnection, tag: str, cmd: c.Append) -> Answer:
+    from kittiwake.imapserver.connection import Answer
+
+    assert conn.account is not None
+    pending = conn.appends.pop(tag, None)
+    conn._append_tag = None
+    if pending is None or len(pending.spools) != len(cmd.messages):
+        if pending is not None:
+            for spool in pending.spools:
+                spool.discard()
+        return Answer("NO", "APPEND data went missing", Code.SERVERBUG)
+    items: list[Appended] = []
+    try:
+        for spool, msg in zip(pending.spools, cmd.messages, strict=True):
+            path, _size = await asyncio.to_thread(spool.finish)
+            received = int(msg.internal_date.timestamp() * 1000) if msg.internal_date else 0
+            flags = Flags.parse([f for f in msg.flags if f.lower() != "\\recent"])
+            items.append(Appended(path, flags, received))
+        delivered = await conn.account.append(pending.mailbox, items)
+    except BaseException:
+        for spool in pending.spools:
+            spool.discard()
+        raise
+    if conn.selected is not None and conn.selected.name == pending.mailbox:
+        pass  # the store's broadcast adds them to the view (EXISTS before the OK)
+    first = delivered[0]
+    code = r.ResponseCode.appenduid(first.uidvalidity, uid_set([d.uid for d in delivered]))
+    conn.logger.info("appended", mailbox=pending.mailbox, messages=len(delivered),
+                     size=sum(d.size for d in delivered))
+    return Answer("OK", "APPEND completed", code)
+
+
+HANDLERS: dict[type[c.Command], Any] = {c.Append: _append}

@@ -1,0 +1,587 @@
+"""One IMAP connection: the asyncio driver around :class:`kittiwake.imap.ServerSession`.
+
+The protocol core frames commands and literals and keeps the connection
+state; this driver does the I/O (TLS, reads with timeouts, streaming file
+literals), authenticates, and answers each command from the store
+(handlers in ``mailboxes``, ``messages``, ``append``).
+
+Invariants every handler keeps (mox's list, adapted):
+
+1. Store work (SQLite, fsync, parsing) runs in worker threads through the
+   store's async API; nothing here blocks the event loop.
+2. Changes are broadcast by the store only after commit; a session learns
+   of them from its subscription and tells the client through the
+   selected-mailbox view, which decides when EXPUNGE may be sent
+   (``view.py``).
+3. An OK to APPEND is sent only after the message file and its row are
+   durable (the store's ``append`` returns then).
+4. An exception in one session is logged with its cid, counted in
+   ``kittiwake_panic_total{origin="imapserver"}``, answered with BYE, and
+   no other session notices.
+5. Transcripts go through :class:`kittiwake.log.IMAPTranscript`, so LOGIN
+   and AUTHENTICATE arguments show only at traceauth, message data only at
+   tracedata.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ssl
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from kittiwake import log, metrics
+from kittiwake.imap import commands as c
+from kittiwake.imap import responses as r
+from kittiwake.imap.codes import Code
+from kittiwake.imap.events import (
+    AppendData,
+    AppendEnd,
+    AppendStart,
+    AuthAborted,
+    AuthResponse,
+    Closed,
+    CommandReceived,
+    Event,
+    IdleDone,
+    Rejected,
+)
+from kittiwake.imap.sections import literal_safe
+from kittiwake.imap.server import ServerConfig, ServerSession, State
+from kittiwake.imap.values import FileLiteral
+from kittiwake.imapserver.context import AUTH_MECHANISMS, IMAPContext
+from kittiwake.imapserver.view import SelectedView
+from kittiwake.sasl import (
+    Challenge,
+    Failure,
+    FailureReason,
+    ServerOptions,
+    Success,
+    connection_channel_bindings,
+    new_server,
+)
+from kittiwake.store import Account, SpoolFile, StoreError, Subscription
+from kittiwake.store.model import MailboxNotFound, OverQuota
+
+READ_SIZE = 65536
+FILE_CHUNK = 256 * 1024
+
+# What this server implements beyond IMAP4rev1/rev2 (each in its handler).
+EXTENSIONS = (
+    "ENABLE", "IDLE", "SASL-IR", "BINARY", "UNSELECT", "UIDPLUS", "ESEARCH", "SEARCHRES",
+    "MOVE", "UTF8=ACCEPT", "LIST-EXTENDED", "LIST-STATUS", "SPECIAL-USE", "CREATE-SPECIAL-USE",
+    "CHILDREN", "NAMESPACE", "ID", "MULTIAPPEND", "CONDSTORE", "QRESYNC", "STATUS=SIZE",
+    "QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", "SAVEDATE", "WITHIN", "PREVIEW",
+    "SORT", "SORT=DISPLAY", "ESORT", "THREAD=REFERENCES", "THREAD=ORDEREDSUBJECT", "OBJECTID",
+)
+
+log_ = log.get_logger("imapserver")
+
+
+@dataclass
+class Answer:
+    """A handler's tagged answer; the dispatcher adds pending updates before it."""
+
+    status: str = "OK"  # OK, NO, BAD
+    text: str = ""
+    code: Code | r.ResponseCode | None = None
+
+
+class HandlerError(Exception):
+    """A handler refuses the command: NO (or BAD) with a response code."""
+
+    def __init__(self, text: str, code: Code | None = None, status: str = "NO") -> None:
+        super().__init__(text)
+        self.text = text
+        self.code = code
+        self.status = status
+
+
+@dataclass
+class Selected:
+    """The selected mailbox of a session (RFC 9051 §3.3)."""
+
+    name: str  # store name ("Inbox", not INBOX)
+    mailbox_id: int
+    uidvalidity: int
+    readonly: bool
+    view: SelectedView
+    qresync: bool = False
+
+
+@dataclass
+class PendingAppend:
+    """Messages of one APPEND/MULTIAPPEND command being spooled."""
+
+    mailbox: str
+    spools: list[SpoolFile] = field(default_factory=list)
+    starts: list[AppendStart] = field(default_factory=list)
+
+
+def session_config(ctx: IMAPContext, kind: str) -> ServerConfig:
+    tls_capable = ctx.tls_context is not None
+    return ServerConfig(
+        ctx.hostname, greeting_text="kittiwake IMAP4rev2 ready",
+        max_append=ctx.limits.max_append, max_bad_commands=ctx.limits.bad_commands,
+        starttls=tls_capable and kind == "imap",
+        auth_mechanisms=tuple(m for m in AUTH_MECHANISMS if not m.endswith("-PLUS")),
+        login_requires_tls=not ctx.plaintext_login, extensions=EXTENSIONS)
+
+
+class IMAPConnection:
+    """Drives one accepted TCP connection."""
+
+    def __init__(self, ctx: IMAPContext, kind: str, reader: asyncio.StreamReader,
+                 writer: asyncio.StreamWriter) -> None:
+        self.ctx = ctx
+        self.kind = kind
+        self.reader = reader
+        self.writer = writer
+        peer = writer.get_extra_info("peername") or ("127.0.0.1", 0)
+        self.ip = str(peer[0])
+        self.cid = log.new_connection_id()
+        self.logger = log_
+        self.transcript = log.IMAPTranscript(self.logger)
+        self.session = ServerSession(session_config(ctx, kind), tls=kind == "imaps")
+        self.account: Account | None = None
+        self.account_name = ""
+        self.sub: Subscription | None = None
+        self.selected: Selected | None = None
+        self.appends: dict[str, PendingAppend] = {}
+        self.sasl: Any = None
+        self.sasl_success: Success | None = None
+        self.channel_bindings: tuple[Any, ...] = ()
+        self.idle_tag: str | None = None
+        self.saved_uids: list[int] = []  # SEARCHRES "$" (RFC 5182), as UIDs
+        self._read_task: asyncio.Task[bytes] | None = None
+        if kind == "imaps":
+            self._note_tls()
+
+    # --- I/O ---------------------------------------------------------------
+
+    def _note_tls(self) -> None:
+        """Channel bindings for SCRAM-PLUS: tls-unique on TLS 1.2 only (see smtpserver)."""
+        ssl_object = self.writer.get_extra_info("ssl_object")
+        if ssl_object is None:
+            return
+        version = ssl_object.version()
+        self.channel_bindings = () if version == "TLSv1.3" else \
+            connection_channel_bindings(ssl_object, server_certificate_der=self.ctx.server_cert_der)
+        if self.channel_bindings:
+            self.session.config = replace(self.session.config, auth_mechanisms=AUTH_MECHANISMS)
+
+    async def flush(self) -> None:
+        """Write what the session has queued; file literals stream from their files."""
+        for piece in self.session.data_to_send():
+            if isinstance(piece, FileLiteral):
+                await self._copy_file(piece)
+            else:
+                if self.transcript.enabled():
+                    self.transcript.feed("server", piece)
+                self.writer.write(piece)
+            await self.writer.drain()
+
+    async def _copy_file(self, span: FileLiteral) -> None:
+        """Copy a span of a message file to the client in chunks (bounded memory).
+
+        A non-binary literal must not contain NUL (RFC 9051 §4.3): such octets
+        are replaced (as Dovecot does), which keeps the announced length.
+        """
+        def read(offset: int, n: int) -> bytes:
+            with open(span.path, "rb") as f:
+                f.seek(offset)
+                return f.read(n)
+
+        done = 0
+        while done < span.length:
+            n = min(FILE_CHUNK, span.length - done)
+            try:
+                chunk = await asyncio.to_thread(read, span.offset + done, n)
+            except OSError:
+                chunk = b""
+            if len(chunk) < n:  # the file went away (expunged meanwhile): keep the framing
+                chunk += b" " * (n - len(chunk))
+            if not span.binary:
+                chunk = literal_safe(chunk)
+            if self.transcript.enabled():
+                self.transcript.feed("server", chunk)
+            self.writer.write(chunk)
+            await self.writer.drain()
+            done += n
+
+    async def _read(self) -> bytes | None:
+        """The next input, or None at EOF; while idling, changes are announced meanwhile."""
+        timeout = self.ctx.limits.idle_timeout if self.account is not None \
+            else self.ctx.limits.preauth_timeout
+        if self._read_task is None:
+            self._read_task = asyncio.ensure_future(self.reader.read(READ_SIZE))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        while True:
+            waits: set[asyncio.Future[Any]] = {self._read_task}
+            change_task = None
+            if self.idle_tag is not None and self.sub is not None:
+                change_task = asyncio.ensure_future(self.sub.get())
+                waits.add(change_task)
+            left = deadline - loop.time()
+            if left <= 0:
+                raise TimeoutError
+            done, _ = await asyncio.wait(waits, timeout=left,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            if change_task is not None:
+                if change_task in done:
+                    self.on_change(change_task.result())
+                    self.announce(expunges_allowed=True)
+                    await self.flush()
+                else:
+                    change_task.cancel()
+            if self._read_task in done:
+                task, self._read_task = self._read_task, None
+                data = task.result()
+                return data or None
+            if not done:
+                raise TimeoutError
+
+    async def run(self) -> None:
+        with log.bind(cid=self.cid, service=self.kind, ip=self.ip):
+            try:
+                await self._run()
+            except (ConnectionError, asyncio.IncompleteReadError, ssl.SSLError):
+                self.logger.debug("connection ended")
+            except TimeoutError:
+                self.logger.debug("connection timed out")
+                with contextlib.suppress(Exception):
+                    self.session.close("autologout: idle too long")
+                    await asyncio.wait_for(self.flush(), 2)
+            except asyncio.CancelledError:
+                self.logger.info("connection closed by shutdown")
+                with contextlib.suppress(Exception):
+                    self.session.close("server shutting down")
+                    await asyncio.wait_for(self.flush(), 1)
+            except Exception as exc:
+                metrics.panic("imapserver", exc, msg="imap connection failed")
+                with contextlib.suppress(Exception):
+                    self.writer.write(b"* BYE [SERVERBUG] internal error, closing\r\n")
+            finally:
+                await self._cleanup()
+
+    async def _cleanup(self) -> None:
+        if self._read_task is not None:
+            self._read_task.cancel()
+        for pending in self.appends.values():
+            for spool in pending.spools:
+                spool.discard()
+        self.appends.clear()
+        if self.sub is not None:
+            self.sub.close()
+        if self.account_name:
+            left = self.ctx.sessions_per_account.get(self.account_name, 1) - 1
+            if left <= 0:
+                self.ctx.sessions_per_account.pop(self.account_name, None)
+            else:
+                self.ctx.sessions_per_account[self.account_name] = left
+        self.writer.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(self.writer.wait_closed(), 2)
+
+    async def _run(self) -> None:
+        self.logger.debug("connected")
+        self.session.greet()
+        await self.flush()
+        while not self.session.closed:
+            data = await self._read()
+            if data is not None and self.transcript.enabled():
+                self.transcript.feed("client", data)
+            events = self.session.receive(data) if data is not None \
+                else self.session.receive_eof()
+            while events:
+                for event in events:
+                    await self._event(event)
+                    if self.session.closed:
+                        break
+                if self.session.closed:
+                    break
+                events = self.session.receive()
+            await self.flush()
+
+    # --- events --------------------------------------------------------------
+
+    async def _event(self, event: Event) -> None:
+        match event:
+            case CommandReceived(tag=tag, command=command):
+                await self._command(tag, command)
+            case AppendStart():
+                await self._append_start(event)
+            case AppendData(data=data):
+                pending = self.appends.get(self._append_tag or "")
+                if pending is not None:
+                    pending.spools[-1].write(data)
+            case AppendEnd():
+                pass
+            case AuthResponse(data=data):
+                await self._auth_step(data)
+            case AuthAborted():
+                self.sasl = None
+                self.sasl_success = None
+            case IdleDone():
+                self.idle_tag = None
+                self.announce(expunges_allowed=True)
+                self.session.ok()
+            case Rejected(tag=tag, reason=reason):
+                self.logger.debug("command rejected", tag=tag or "", reason=reason)
+                if tag is not None:
+                    self._drop_append(tag)
+            case Closed(reason=reason):
+                self.logger.debug("session closed", reason=str(reason))
+
+    _append_tag: str | None = None
+
+    async def _command(self, tag: str, command: c.Command) -> None:
+        from kittiwake.imapserver import append, mailboxes, messages
+
+        handler = (mailboxes.HANDLERS.get(type(command)) or messages.HANDLERS.get(type(command))
+                   or append.HANDLERS.get(type(command)) or _HANDLERS.get(type(command)))
+        if handler is None:
+            self.session.bad(f"{command.NAME} is not supported")
+            return
+        try:
+            answer = await handler(self, tag, command)
+        except HandlerError as exc:
+            answer = Answer(exc.status, exc.text, exc.code)
+        except MailboxNotFound as exc:
+            answer = Answer("NO", str(exc), Code.NONEXISTENT)
+        except OverQuota as exc:
+            answer = Answer("NO", str(exc), Code.OVERQUOTA)
+        except StoreError as exc:
+            answer = Answer("NO", str(exc), Code.CANNOT)
+        if answer is None:
+            return  # the handler answered (idle, enabled, challenge, ...)
+        if self.selected is not None and answer.status != "BAD":
+            self.announce(expunges_allowed=_may_expunge(command))
+        if answer.status == "OK":
+            self.session.ok(answer.text, answer.code)
+        elif answer.status == "NO":
+            self.session.no(answer.text, answer.code)
+        else:
+            self.session.bad(answer.text, answer.code)
+
+    # --- changes -------------------------------------------------------------
+
+    def on_change(self, change: Any) -> None:
+        sel = self.selected
+        if sel is None:
+            return
+        if change.kind in ("mailbox-removed", "mailbox-renamed") \
+                and change.mailbox_id == sel.mailbox_id:
+            if change.kind == "mailbox-removed":
+                self.session.close("the selected mailbox was deleted")
+            else:
+                sel.name = change.mailbox
+            return
+        sel.view.apply(change)
+
+    def announce(self, *, expunges_allowed: bool) -> None:
+        """Tell the client what changed in the selected mailbox (RFC 9051 §7.5.1)."""
+        from kittiwake.imapserver.messages import send_updates
+
+        if self.sub is not None:
+            for change in self.sub.pending():
+                self.on_change(change)
+        if self.selected is not None and not self.session.closed:
+            send_updates(self, self.selected.view.announce(
+                expunges_allowed=expunges_allowed, qresync=self.selected.qresync))
+
+    # --- authentication (RFC 9051 §6.2) --------------------------------------
+
+    def _sasl_options(self) -> ServerOptions:
+        return ServerOptions(get_credentials=self.ctx.credentials, hostname=self.ctx.hostname,
+                             channel_bindings=self.channel_bindings)
+
+    async def login(self, username: str, password: bytes) -> Answer | None:
+        """LOGIN (RFC 9051 §6.2.3), checked like AUTHENTICATE PLAIN."""
+        mech = new_server("PLAIN", self._sasl_options())
+        response = b"\0" + username.encode("utf-8") + b"\0" + password
+        step = await asyncio.to_thread(mech.start, response)
+        return await self._auth_outcome(step)
+
+    async def authenticate(self, mechanism: str, initial: bytes | None) -> Answer | None:
+        mechanism = mechanism.upper()
+        if mechanism not in self.session.config.auth_mechanisms:
+            return Answer("NO", f"mechanism {mechanism} is not offered", Code.CANNOT)
+        try:
+            self.sasl = new_server(mechanism, self._sasl_options())
+        except Exception:
+            return Answer("NO", f"mechanism {mechanism} is not supported", Code.CANNOT)
+        step = await asyncio.to_thread(self.sasl.start, initial)
+        return await self._auth_answer(step)
+
+    async def _auth_step(self, data: bytes) -> None:
+        if self.sasl_success is not None:
+            success, self.sasl_success = self.sasl_success, None
+            answer = await self._logged_in(success.username, success.mechanism)
+        elif self.sasl is None:
+            answer = Answer("BAD", "no authentication in progress")
+        else:
+            step = await asyncio.to_thread(self.sasl.step, data)
+            answer = await self._auth_answer(step)
+        if answer is not None:
+            self._answer(answer)
+
+    def _answer(self, answer: Answer) -> None:
+        {"OK": self.session.ok, "NO": self.session.no, "BAD": self.session.bad}[
+            answer.status](answer.text, answer.code)
+
+    async def _auth_answer(self, step: Any) -> Answer | None:
+        if isinstance(step, Challenge):
+            self.session.challenge(step.data)
+            return None
+        if isinstance(step, Failure) and step.reason == FailureReason.MALFORMED:
+            self.sasl = None
+            return Answer("BAD", "malformed authentication data")
+        return await self._auth_outcome(step)
+
+    async def _auth_outcome(self, step: Success | Failure) -> Answer | None:
+        """The login limiter sees each outcome before the client (see kittiwake.limits.login)."""
+        self.sasl = None
+        username = step.username or None
+        limiter = self.ctx.login_limiter
+        if limiter is not None and not self.ctx.localserve:
+            account = None if username is None else \
+                self.ctx.account_for_login(username) or username
+            attempt = await limiter.before_attempt(self.ip, account)
+            if attempt.refused:
+                self.logger.info("login refused: too many failures", user=username or "",
+                                 limit=attempt.reason)
+                return Answer("NO", "authentication failed", Code.AUTHENTICATIONFAILED)
+            limiter.record(attempt, ok=isinstance(step, Success))
+        if isinstance(step, Failure):
+            self.logger.info("authentication failed", user=username or "",
+                             reason=str(step.reason))
+            return Answer("NO", "authentication failed", Code.AUTHENTICATIONFAILED)
+        if step.server_final:
+            self.sasl_success = step
+            self.session.challenge(step.server_final)
+            return None
+        return await self._logged_in(step.username, step.mechanism)
+
+    async def _logged_in(self, username: str, mechanism: str) -> Answer:
+        name = self.ctx.account_for_login(username)
+        if name is None:
+            return Answer("NO", "authentication failed", Code.AUTHENTICATIONFAILED)
+        open_now = self.ctx.sessions_per_account.get(name, 0)
+        if open_now >= self.ctx.limits.max_per_account and not self.ctx.localserve:
+            return Answer("NO", "too many open sessions for this account", Code.LIMIT)
+        self.ctx.sessions_per_account[name] = open_now + 1
+        self.account_name = name
+        self.account = await self.ctx.store.account(
+            name, self.ctx.quota_of(name), self.ctx.mailboxes_of(name))
+        self.sub = self.ctx.store.changes.subscribe(name)
+        self.logger.info("authenticated", account=name, mechanism=mechanism)
+        caps = [x for x in self._caps_after_login()]
+        return Answer("OK", "logged in", r.ResponseCode.capability(caps))
+
+    def _caps_after_login(self) -> list[str]:
+        state = self.session.state
+        self.session.state = State.AUTHENTICATED
+        try:
+            return self.session.capabilities()
+        finally:
+            self.session.state = state
+
+    async def start_tls(self) -> None:
+        """STARTTLS (RFC 9051 §6.2.1): OK, handshake, then a fresh session state."""
+        self.session.ok("begin TLS negotiation now")
+        await self.flush()
+        if self._read_task is not None:
+            self._read_task.cancel()
+            self._read_task = None
+        assert self.ctx.tls_context is not None
+        await self.writer.start_tls(self.ctx.tls_context)
+        self.session.tls_started()
+        self._note_tls()
+        self.logger.debug("tls started")
+
+    # --- APPEND data -----------------------------------------------------------
+
+    async def _append_start(self, event: AppendStart) -> None:
+        from kittiwake.imapserver.append import append_start
+
+        await append_start(self, event)
+
+    def _drop_append(self, tag: str) -> None:
+        pending = self.appends.pop(tag, None)
+        if pending is not None:
+            for spool in pending.spools:
+                spool.discard()
+        if self._append_tag == tag:
+            self._append_tag = None
+
+
+def _may_expunge(command: c.Command) -> bool:
+    """RFC 9051 §7.5.1: no EXPUNGE during FETCH, STORE or SEARCH (the UID forms may)."""
+    if isinstance(command, c.Fetch | c.Store | c.Search | c.Sort | c.Thread):
+        return command.uid
+    return True
+
+
+# --- commands of any state ----------------------------------------------------
+
+async def _capability(conn: IMAPConnection, tag: str, cmd: c.Capability) -> Answer:
+    conn.session.send(r.capability(conn.session.capabilities()))
+    return Answer()
+
+
+async def _noop(conn: IMAPConnection, tag: str, cmd: c.Command) -> Answer:
+    return Answer()
+
+
+async def _logout(conn: IMAPConnection, tag: str, cmd: c.Logout) -> Answer:
+    return Answer()
+
+
+async def _id(conn: IMAPConnection, tag: str, cmd: c.Id) -> Answer:
+    """ID (RFC 2971 §3.1): name and version, nothing that helps an attacker more."""
+    from kittiwake import __version__
+
+    if cmd.params:
+        conn.logger.debug("client id", client=" ".join(f"{k}={v}" for k, v in cmd.params))
+    conn.session.send(r.id_response([("name", "kittiwake"), ("version", __version__)]))
+    return Answer()
+
+
+async def _starttls(conn: IMAPConnection, tag: str, cmd: c.StartTLS) -> Answer | None:
+    if conn.ctx.tls_context is None or conn.kind != "imap" or conn.session.tls:
+        return Answer("BAD", "STARTTLS is not available here")
+    await conn.start_tls()
+    return None
+
+
+async def _login(conn: IMAPConnection, tag: str, cmd: c.Login) -> Answer | None:
+    return await conn.login(cmd.username, cmd.password)
+
+
+async def _authenticate(conn: IMAPConnection, tag: str, cmd: c.Authenticate) -> Answer | None:
+    return await conn.authenticate(cmd.mechanism, cmd.initial_response)
+
+
+async def _enable(conn: IMAPConnection, tag: str, cmd: c.Enable) -> None:
+    """ENABLE (RFC 5161): what we know; unknown names are ignored (§3.1)."""
+    known = {"CONDSTORE", "QRESYNC", "UTF8=ACCEPT", "IMAP4REV2"}
+    conn.session.enabled([x for x in cmd.capabilities if x.upper() in known])
+    return None
+
+
+async def _idle(conn: IMAPConnection, tag: str, cmd: c.Idle) -> None:
+    """IDLE (RFC 2177): updates are sent as they happen until DONE."""
+    conn.session.idle()
+    conn.idle_tag = tag
+    conn.announce(expunges_allowed=True)
+    return None
+
+
+_HANDLERS: dict[type[c.Command], Any] = {
+    c.Capability: _capability, c.Noop: _noop, c.Check: _noop, c.Logout: _logout, c.Id: _id,
+    c.StartTLS: _starttls, c.Login: _login, c.Authenticate: _authenticate,
+    c.Enable: _enable, c.Idle: _idle,
+}

@@ -1,0 +1,300 @@
+"""Mailbox commands: SELECT/EXAMINE, LIST/LSUB, STATUS, CREATE, DELETE, RENAME,
+SUBSCRIBE/UNSUBSCRIBE, NAMESPACE, CLOSE/UNSELECT, GETQUOTA/GETQUOTAROOT.
+
+Each handler takes the connection, the tag and the typed command and returns
+an :class:`~kittiwake.imapserver.connection.Answer` (or raises HandlerError);
+the dispatcher sends pending updates and the tagged reply.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from kittiwake.imap import commands as c
+from kittiwake.imap import responses as r
+from kittiwake.imap.codes import Code
+from kittiwake.imap.commands import SequenceSet
+from kittiwake.imapserver.listing import (
+    SEPARATOR,
+    ListOptions,
+    imap_name,
+    list_mailboxes,
+    lsub,
+    store_name,
+)
+from kittiwake.imapserver.view import SelectedView
+from kittiwake.store.model import Flags, Mailbox, MailboxExists, MailboxNotFound, Message
+
+if TYPE_CHECKING:
+    from kittiwake.imapserver.connection import Answer, IMAPConnection
+
+SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
+SPECIAL_USES = ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash")
+
+
+def _answer(status: str = "OK", text: str = "", code: Any = None) -> Answer:
+    from kittiwake.imapserver.connection import Answer
+
+    return Answer(status, text, code)
+
+
+def _error(text: str, code: Code | None = None, status: str = "NO") -> Exception:
+    from kittiwake.imapserver.connection import HandlerError
+
+    return HandlerError(text, code, status)
+
+
+def uid_set(uids: list[int]) -> SequenceSet:
+    """A compact UID set (ranges of consecutive UIDs)."""
+    ranges: list[tuple[int | None, int | None]] = []
+    for uid in sorted(uids):
+        if ranges and ranges[-1][1] == uid - 1:
+            ranges[-1] = (ranges[-1][0], uid)
+        else:
+            ranges.append((uid, uid))
+    return SequenceSet(tuple(ranges))
+
+
+# --- SELECT / EXAMINE (RFC 9051 §6.3.2-§6.3.3, RFC 7162 §3.1.8, §3.2.5) ----------
+
+async def _select(conn: IMAPConnection, tag: str, cmd: c.Select) -> Answer:
+    from kittiwake.imapserver.connection import Selected
+    from kittiwake.imapserver.messages import fetch_flags_line
+
+    assert conn.account is not None
+    s = conn.session
+    if conn.selected is not None:
+        conn.selected = None
+        # RFC 9051 §6.3.2 / RFC 7162 §3.2.11: the old mailbox is closed first.
+        s.send(r.untagged_status("OK", "previous mailbox is now closed", Code.CLOSED))
+    name = store_name(cmd.mailbox)
+    mailbox = await conn.account.mailbox(name)
+    messages = await conn.account.messages(name)
+    readonly = cmd.readonly
+    view = SelectedView(mailbox.id, [m.uid for m in messages], mailbox.highestmodseq)
+    qresync = cmd.qresync is not None or "QRESYNC" in s.enabled_caps
+    condstore = s.condstore or cmd.condstore or cmd.qresync is not None
+    if condstore:
+        s.condstore = True
+    keywords = sorted({k for m in messages for k in m.flags.keywords}, key=str.lower)
+    s.send(r.flags([*SYSTEM_FLAGS, *keywords]))
+    perm = [] if readonly else [*SYSTEM_FLAGS, *keywords, "\\*"]
+    s.send(r.untagged_status("OK", "flags that can be changed",
+                             r.ResponseCode.permanentflags(perm)))
+    s.send(r.exists(len(messages)))
+    rev2 = "IMAP4REV2" in s.enabled_caps
+    if not rev2:
+        s.send(b"* 0 RECENT\r\n")  # RFC 3501 §7.3.2 (no \Recent kept, RFC 9051 App. E)
+        first_unseen = next((i for i, m in enumerate(messages, 1)
+                             if not m.flags.system & Flags.parse(["\\Seen"]).system), None)
+        if first_unseen is not None:
+            s.send(r.untagged_status("OK", "first unseen",
+                                     r.ResponseCode(Code.UNSEEN, str(first_unseen))))
+    s.send(r.untagged_status("OK", "UIDs valid", r.ResponseCode.uidvalidity(mailbox.uidvalidity)))
+    s.send(r.untagged_status("OK", "predicted next UID", r.ResponseCode.uidnext(mailbox.uidnext)))
+    if condstore:
+        s.send(r.untagged_status("OK", "highest", r.ResponseCode.highestmodseq(
+            mailbox.highestmodseq)))
+    conn.selected = Selected(name, mailbox.id, mailbox.uidvalidity, readonly, view,
+                             qresync=qresync)
+    if cmd.qresync is not None and cmd.qresync.uidvalidity == mailbox.uidvalidity:
+        await _qresync(conn, cmd.qresync, messages, fetch_flags_line)
+    return _answer("OK", "EXAMINE completed" if readonly else "SELECT completed",
+                   Code.READ_ONLY if readonly else Code.READ_WRITE)
+
+
+async def _qresync(conn: IMAPConnection, q: c.QResync, messages: list[Message],
+                   fetch_flags_line: Any) -> None:
+    """RFC 7162 §3.2.5.1: VANISHED (EARLIER) and the flags changed since the client's modseq."""
+    assert conn.account is not None and conn.selected is not None
+    top = conn.selected.view.max_uid
+    known = q.known_uids
+    gone = await conn.account.vanished(conn.selected.name, q.modseq)
+    if known is not None and not known.saved:
+        gone = [u for u in gone if known.contains(u, max(top, known.max_number()))]
+    if gone:
+        conn.session.send(r.vanished(uid_set(gone), earlier=True))
+    for seq, m in enumerate(messages, 1):
+        if m.modseq > q.modseq and (known is None or known.saved
+                                    or known.contains(m.uid, top)):
+            conn.session.send(fetch_flags_line(conn, seq, m))
+
+
+async def _close(conn: IMAPConnection, tag: str, cmd: c.Close) -> Answer:
+    """CLOSE (RFC 9051 §6.4.1): expunge silently if read-write, then deselect."""
+    sel = conn.selected
+    assert conn.account is not None
+    if sel is not None and not sel.readonly:
+        await conn.account.expunge(sel.name)
+    conn.selected = None
+    return _answer()
+
+
+async def _unselect(conn: IMAPConnection, tag: str, cmd: c.Unselect) -> Answer:
+    """UNSELECT (RFC 3691): deselect without expunging."""
+    conn.selected = None
+    return _answer()
+
+
+# --- LIST / LSUB (RFC 9051 §6.3.9, RFC 5258, RFC 5819, RFC 6154) ------------------
+
+async def _mailbox_map(conn: IMAPConnection) -> dict[str, Mailbox]:
+    assert conn.account is not None
+    return {imap_name(m.name): m for m in await conn.account.mailboxes()}
+
+
+async def _list(conn: IMAPConnection, tag: str, cmd: c.List) -> Answer:
+    assert conn.account is not None
+    boxes = await _mailbox_map(conn)
+    subs = await conn.account.subscriptions()
+    sel = {x.upper() for x in cmd.selection}
+    ret = {x.upper() for x in cmd.returns}
+    extended = bool(cmd.selection or cmd.returns or cmd.status is not None)
+    opts = ListOptions(
+        subscribed="SUBSCRIBED" in sel, recursive_match="RECURSIVEMATCH" in sel,
+        special_use="SPECIAL-USE" in sel, return_subscribed="SUBSCRIBED" in ret,
+        return_children=True,
+        return_special_use=not extended or "SPECIAL-USE" in ret or "SPECIAL-USE" in sel)
+    utf8 = conn.session.utf8
+    items = list_mailboxes({n: m.special_use for n, m in boxes.items()}, subs,
+                           cmd.reference, cmd.patterns, opts)
+    for item in items:
+        ext: list[tuple[str, Any]] = []
+        if item.childinfo:
+            ext.append(("CHILDINFO", item.childinfo))
+        conn.session.send(r.list_response(item.attributes, SEPARATOR, item.name, utf8=utf8,
+                                          extended=ext))
+        # RFC 5819: STATUS for each listed, selectable mailbox.
+        box = boxes.get(item.name)
+        if cmd.status is not None and box is not None and "\\NonExistent" not in item.attributes:
+            conn.session.send(r.status_response(item.name, _status_items(conn, box, cmd.status),
+                                                utf8=utf8))
+    return _answer()
+
+
+async def _lsub(conn: IMAPConnection, tag: str, cmd: c.Lsub) -> Answer:
+    assert conn.account is not None
+    boxes = await _mailbox_map(conn)
+    for item in lsub(boxes, await conn.account.subscriptions(), cmd.reference, cmd.pattern):
+        conn.session.send(r.list_response(item.attributes, SEPARATOR, item.name,
+                                          utf8=conn.session.utf8, verb="LSUB"))
+    return _answer()
+
+
+async def _namespace(conn: IMAPConnection, tag: str, cmd: c.Namespace) -> Answer:
+    """NAMESPACE (RFC 2342, RFC 9051 §6.3.10): one personal namespace, "/" separated."""
+    conn.session.send(r.namespace([("", SEPARATOR)], None, None, utf8=conn.session.utf8))
+    return _answer()
+
+
+# --- STATUS (RFC 9051 §6.3.11, RFC 7162, RFC 8438 STATUS=SIZE, RFC 8474) ---------
+
+def _status_items(conn: IMAPConnection, box: Mailbox, items: tuple[str, ...]
+                  ) -> list[tuple[str, int]]:
+    out: list[tuple[str, int]] = []
+    for item in items:
+        key = item.upper()
+        value = {
+            "MESSAGES": box.messages, "UIDNEXT": box.uidnext, "UIDVALIDITY": box.uidvalidity,
+            "UNSEEN": box.unseen, "DELETED": box.deleted, "SIZE": box.size,
+            "HIGHESTMODSEQ": box.highestmodseq, "RECENT": 0,
+            "APPENDLIMIT": conn.ctx.limits.max_append,
+        }.get(key)
+        if value is not None:
+            out.append((key, value))
+    return out
+
+
+async def _status(conn: IMAPConnection, tag: str, cmd: c.Status) -> Answer:
+    assert conn.account is not None
+    box = await conn.account.mailbox(store_name(cmd.mailbox))
+    conn.session.send(r.status_response(imap_name(box.name), _status_items(conn, box, cmd.items),
+                                        utf8=conn.session.utf8))
+    return _answer()
+
+
+# --- CREATE / DELETE / RENAME / SUBSCRIBE (RFC 9051 §6.3.4-§6.3.8, RFC 6154 §3) ----
+
+async def _create(conn: IMAPConnection, tag: str, cmd: c.Create) -> Answer:
+    assert conn.account is not None
+    name = store_name(cmd.mailbox.rstrip(SEPARATOR))
+    use = None
+    for attr in cmd.special_use:
+        canon = next((u for u in SPECIAL_USES if u.lower() == attr.lower()), None)
+        if canon is None:
+            raise _error(f"{attr} is not a special use this server knows", Code.USEATTR)
+        use = canon
+    try:
+        await conn.account.create_mailbox(name, use)
+    except MailboxExists:
+        raise _error(f"mailbox {cmd.mailbox} exists already", Code.ALREADYEXISTS) from None
+    return _answer()
+
+
+async def _delete(conn: IMAPConnection, tag: str, cmd: c.Delete) -> Answer:
+    assert conn.account is not None
+    name = store_name(cmd.mailbox)
+    if conn.selected is not None and conn.selected.name == name:
+        conn.selected = None
+    await conn.account.delete_mailbox(name)
+    return _answer()
+
+
+async def _rename(conn: IMAPConnection, tag: str, cmd: c.Rename) -> Answer:
+    assert conn.account is not None
+    try:
+        await conn.account.rename_mailbox(store_name(cmd.mailbox), store_name(cmd.new_name))
+    except MailboxExists:
+        raise _error(f"mailbox {cmd.new_name} exists already", Code.ALREADYEXISTS) from None
+    return _answer()
+
+
+async def _subscribe(conn: IMAPConnection, tag: str, cmd: c.Subscribe | c.Unsubscribe
+                     ) -> Answer:
+    assert conn.account is not None
+    await conn.account.subscribe(store_name(cmd.mailbox), isinstance(cmd, c.Subscribe))
+    return _answer()
+
+
+# --- QUOTA (RFC 9208) -------------------------------------------------------------
+
+async def _quota_lines(conn: IMAPConnection) -> bytes | None:
+    assert conn.account is not None
+    limit = conn.ctx.quota_of(conn.account_name)
+    if not limit:
+        return None
+    used = await conn.account.total_size()
+    # RFC 9208 §5.1: STORAGE in units of 1024 octets.
+    return r.quota("", [("STORAGE", (used + 1023) // 1024, limit // 1024)])
+
+
+async def _getquota(conn: IMAPConnection, tag: str, cmd: c.GetQuota) -> Answer:
+    line = await _quota_lines(conn) if cmd.root == "" else None
+    if line is None:
+        raise _error(f"no quota root {cmd.root!r}", Code.NONEXISTENT)
+    conn.session.send(line)
+    return _answer()
+
+
+async def _getquotaroot(conn: IMAPConnection, tag: str, cmd: c.GetQuotaRoot) -> Answer:
+    assert conn.account is not None
+    await conn.account.mailbox(store_name(cmd.mailbox))
+    line = await _quota_lines(conn)
+    conn.session.send(r.quotaroot(cmd.mailbox, [""] if line else [], utf8=conn.session.utf8))
+    if line:
+        conn.session.send(line)
+    return _answer()
+
+
+async def _setquota(conn: IMAPConnection, tag: str, cmd: c.SetQuota) -> Answer:
+    raise _error("quotas are set by the administrator (domains.conf quota_bytes)", Code.NOPERM)
+
+
+HANDLERS: dict[type[c.Command], Any] = {
+    c.Select: _select, c.Close: _close, c.Unselect: _unselect, c.List: _list, c.Lsub: _lsub,
+    c.Namespace: _namespace, c.Status: _status, c.Create: _create, c.Delete: _delete,
+    c.Rename: _rename, c.Subscribe: _subscribe, c.Unsubscribe: _subscribe,
+    c.GetQuota: _getquota, c.GetQuotaRoot: _getquotaroot, c.SetQuota: _setquota,
+}
+
+__all__ = ["HANDLERS", "MailboxNotFound", "uid_set"]

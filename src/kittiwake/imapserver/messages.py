@@ -1,0 +1,525 @@
+"""Selected-state commands: FETCH, STORE, COPY, MOVE, EXPUNGE, SEARCH, SORT, THREAD.
+
+FETCH answers are built in a worker thread from the stored part tree (no
+re-parse) in batches, and body sections stream from the message file
+(FileLiteral), so neither a huge message nor a huge mailbox is held in
+memory. Numbers: message sequence numbers come from the session's
+:class:`~kittiwake.imapserver.view.SelectedView`, never from the store.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+import time
+from collections.abc import Sequence
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from kittiwake.imap import bodystructure as bs
+from kittiwake.imap import commands as c
+from kittiwake.imap import envelope as env
+from kittiwake.imap import responses as r
+from kittiwake.imap.binary import UnknownCTE, binary_size, binary_value
+from kittiwake.imap.codes import Code
+from kittiwake.imap.commands import SequenceSet
+from kittiwake.imap.encode import Piece
+from kittiwake.imap.preview import preview
+from kittiwake.imap.section import Section, SectionText
+from kittiwake.imap.sections import fetch_value, read_span
+from kittiwake.imap.values import Atom, Value
+from kittiwake.imapserver import search as srch
+from kittiwake.imapserver import sorting
+from kittiwake.imapserver.listing import store_name
+from kittiwake.imapserver.mailboxes import uid_set
+from kittiwake.imapserver.view import Exists, Expunge, FlagsChanged, Update, Vanished
+from kittiwake.message.part import Part
+from kittiwake.store.model import Flags, MailboxNotFound, Message
+
+if TYPE_CHECKING:
+    from kittiwake.imapserver.connection import Answer, IMAPConnection
+
+BATCH = 200
+_SEEN = Flags.parse(["\\Seen"])
+
+
+def _answer(status: str = "OK", text: str = "", code: Any = None) -> Answer:
+    from kittiwake.imapserver.connection import Answer
+
+    return Answer(status, text, code)
+
+
+def _error(text: str, code: Code | None = None, status: str = "NO") -> Exception:
+    from kittiwake.imapserver.connection import HandlerError
+
+    return HandlerError(text, code, status)
+
+
+# --- numbers -------------------------------------------------------------------
+
+def resolve(conn: IMAPConnection, numbers: SequenceSet, uid: bool) -> list[tuple[int, int]]:
+    """(sequence number, UID) of the messages a set names, in sequence order.
+
+    Sequence numbers beyond the mailbox are a client error (RFC 9051 §9
+    ``seq-number``: BAD); UIDs that do not exist are simply not there.
+    """
+    sel = conn.selected
+    assert sel is not None
+    view = sel.view
+    if numbers.saved:
+        wanted = set(conn.saved_uids)
+        return [(i, u) for i, u in enumerate(view.uids, 1) if u in wanted]
+    if uid:
+        top = view.max_uid
+        return [(i, u) for i, u in enumerate(view.uids, 1) if numbers.contains(u, top)]
+    top = len(view)
+    if numbers.max_number() > top or (numbers.has_star() and top == 0):
+        raise _error("no such message sequence number", Code.CLIENTBUG, "BAD") \
+            if numbers.max_number() > top else _error("the mailbox is empty", None, "BAD")
+    return [(s, view.uids[s - 1]) for s in numbers.values(top)]
+
+
+# --- untagged updates ---------------------------------------------------------------
+
+def send_updates(conn: IMAPConnection, updates: Sequence[Update]) -> None:
+    s = conn.session
+    for u in updates:
+        if isinstance(u, Expunge):
+            s.send(r.expunge(u.seq))
+        elif isinstance(u, Vanished):
+            s.send(r.vanished(uid_set(list(u.uids))))
+        elif isinstance(u, Exists):
+            s.send(r.exists(u.count))
+        elif isinstance(u, FlagsChanged):
+            items: list[tuple[str, Value]] = [("UID", u.uid), ("FLAGS", _flags(u.flags))]
+            if s.condstore:
+                items.append(("MODSEQ", [u.modseq]))
+            s.send(r.fetch(u.seq, items, utf8=s.utf8))
+
+
+def fetch_flags_line(conn: IMAPConnection, seq: int, m: Message) -> list[Piece]:
+    items: list[tuple[str, Value]] = [("UID", m.uid), ("FLAGS", _flags(m.flags))]
+    if conn.session.condstore:
+        items.append(("MODSEQ", [m.modseq]))
+    return r.fetch(seq, items, utf8=conn.session.utf8)
+
+
+def _flags(flags: Flags) -> list[Value]:
+    return [Atom(n) for n in flags.names()]
+
+
+# --- FETCH (RFC 9051 §6.4.5, §7.5.2; RFC 3516; RFC 7162; RFC 8474; RFC 8514; RFC 8970) ---
+
+def _imap_date(ms: int) -> str:
+    """date-time (RFC 9051 §9): ``"01-Dec-2026 13:30:05 +0000"``."""
+    t = dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
+    return t.strftime("%d-%b-%Y %H:%M:%S +0000")
+
+
+_PEEK_SAFE = {"UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "ENVELOPE", "BODYSTRUCTURE",
+              "BODY", "MODSEQ", "EMAILID", "THREADID", "SAVEDATE", "RFC822.HEADER"}
+
+
+def _sets_seen(item: c.FetchItem) -> bool:
+    """RFC 9051 §6.4.5: BODY[...] (not PEEK), BINARY[...] and RFC822(.TEXT) set \\Seen."""
+    if isinstance(item, c.BodySection | c.BinarySection):
+        return not item.peek
+    if isinstance(item, c.FetchAttr):
+        return item.name in ("RFC822", "RFC822.TEXT")
+    return False
+
+
+def _needs_tree(items: Sequence[c.FetchItem]) -> bool:
+    return any(not isinstance(i, c.FetchAttr) or i.name not in (
+        "UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "MODSEQ", "EMAILID", "THREADID",
+        "SAVEDATE") for i in items)
+
+
+def _item_values(conn_utf8: bool, condstore: bool, m: Message, seq: int, root: Part | None,
+                 path: str, items: Sequence[c.FetchItem], uid_first: bool
+                 ) -> list[tuple[str, Value]] | UnknownCTE:
+    """The (name, value) pairs of one FETCH response; runs in a worker thread."""
+    out: list[tuple[str, Value]] = []
+    seen_names: set[str] = set()
+    read = partial(read_span, path)
+
+    def add(name: str, value: Value) -> None:
+        if name not in seen_names:
+            seen_names.add(name)
+            out.append((name, value))
+
+    if uid_first:
+        add("UID", m.uid)
+    for item in items:
+        if isinstance(item, c.FetchAttr):
+            name = item.name
+            if name == "UID":
+                add("UID", m.uid)
+            elif name == "FLAGS":
+                add("FLAGS", _flags(m.flags))
+            elif name == "INTERNALDATE":
+                add("INTERNALDATE", _imap_date(m.received))
+            elif name == "RFC822.SIZE":
+                add("RFC822.SIZE", m.size)
+            elif name == "MODSEQ":
+                add("MODSEQ", [m.modseq])
+            elif name == "EMAILID":
+                add("EMAILID", [Atom(srch.email_id(m))])
+            elif name == "THREADID":
+                add("THREADID", [Atom(srch.thread_id(m))])
+            elif name == "SAVEDATE":
+                add("SAVEDATE", _imap_date(m.saved) if m.saved else None)
+            elif root is not None and name == "ENVELOPE":
+                add("ENVELOPE", env.envelope_of_part(root, conn_utf8))
+            elif root is not None and name == "BODYSTRUCTURE":
+                add("BODYSTRUCTURE", bs.bodystructure(root, conn_utf8))
+            elif root is not None and name == "BODY":
+                add("BODY", bs.body(root, conn_utf8))
+            elif root is not None and name in ("RFC822", "RFC822.HEADER", "RFC822.TEXT"):
+                section = Section() if name == "RFC822" else Section(
+                    (), SectionText.HEADER if name == "RFC822.HEADER" else SectionText.TEXT)
+                add(name, fetch_value(root, section, path, None, read))
+        elif root is None:
+            continue
+        elif isinstance(item, c.BodySection):
+            add(r.fetch_name(item), fetch_value(root, item.section, path, item.partial, read))
+        elif isinstance(item, c.BinarySection):
+            value = binary_value(root, item.part, path, item.partial, read)
+            if isinstance(value, UnknownCTE):
+                return value
+            add(r.fetch_name(item), value)
+        elif isinstance(item, c.BinarySize):
+            size = binary_size(root, item.part, read)
+            if isinstance(size, UnknownCTE):
+                return size
+            add(r.fetch_name(item), size)
+        elif isinstance(item, c.Preview):
+            add("PREVIEW", preview(root, read))
+    if condstore:
+        add("MODSEQ", [m.modseq])
+    return out
+
+
+def _build(utf8: bool, condstore: bool, batch: list[tuple[int, Message]],
+           summaries: dict[int, str], paths: dict[int, str], items: Sequence[c.FetchItem],
+           uid_first: bool, tree: bool) -> tuple[list[Piece], UnknownCTE | None]:
+    pieces: list[Piece] = []
+    for seq, m in batch:
+        root = None
+        if tree:
+            try:
+                root = Part.from_dict(json.loads(summaries.get(m.id) or "{}")["part"])
+            except (KeyError, ValueError, TypeError):
+                from kittiwake.message import parse
+
+                root = parse(open(paths[m.id], "rb").read())  # noqa: SIM115
+        values = _item_values(utf8, condstore, m, seq, root, paths[m.id], items, uid_first)
+        if isinstance(values, UnknownCTE):
+            return pieces, values
+        pieces.extend(r.fetch(seq, values, utf8=utf8))
+    return pieces, None
+
+
+async def _fetch(conn: IMAPConnection, tag: str, cmd: c.Fetch) -> Answer:
+    assert conn.account is not None and conn.selected is not None
+    sel = conn.selected
+    s = conn.session
+    pairs = resolve(conn, cmd.sequence, cmd.uid)
+    if cmd.changed_since is not None:
+        s.condstore = True
+    uids = [u for _, u in pairs]
+    rows = await conn.account.messages(sel.name, cmd.changed_since or 0, uids) if uids else []
+    by_uid = {m.uid: m for m in rows}
+    if cmd.vanished and cmd.changed_since is not None:
+        # RFC 7162 §3.2.6: expunged UIDs of the set since the given modseq.
+        top = sel.view.max_uid
+        gone = [u for u in await conn.account.vanished(sel.name, cmd.changed_since)
+                if cmd.sequence.saved or cmd.sequence.contains(u, top)]
+        if gone:
+            s.send(r.vanished(uid_set(gone), earlier=True))
+    # Setting \Seen (RFC 9051 §6.4.5) before the data, so FLAGS in the answer is right.
+    if not sel.readonly and any(_sets_seen(i) for i in cmd.items):
+        unseen = [m.uid for m in rows if not m.flags.system & _SEEN.system]
+        if unseen:
+            changed, _ = await conn.account.store_flags(sel.name, unseen, "add", _SEEN)
+            for m in changed:
+                sel.view.note_own_modseq(m.modseq)
+                by_uid[m.uid] = m
+            items = (*cmd.items, c.FetchAttr("FLAGS"))
+        else:
+            items = tuple(cmd.items)
+    else:
+        items = tuple(cmd.items)
+    todo = [(seq, by_uid[u]) for seq, u in pairs if u in by_uid]
+    missing = cmd.changed_since is None and len(todo) < len(pairs)
+    tree = _needs_tree(items)
+    for i in range(0, len(todo), BATCH):
+        batch = todo[i:i + BATCH]
+        summaries = await conn.account.summaries([m.id for _, m in batch]) if tree else {}
+        paths = {m.id: str(conn.account.core.path(m.id)) for _, m in batch}
+        pieces, unknown = await asyncio.to_thread(
+            _build, s.utf8, s.condstore, batch, summaries, paths, items, cmd.uid, tree)
+        s.send(pieces)
+        await conn.flush()
+        if unknown is not None:
+            raise _error("a part has an unknown Content-Transfer-Encoding", Code.UNKNOWN_CTE)
+    if missing:
+        # RFC 9051 §7.5.1 / RFC 5530: some were expunged by another session meanwhile.
+        return _answer("NO", "some messages were expunged meanwhile", Code.EXPUNGEISSUED)
+    return _answer()
+
+
+# --- STORE (RFC 9051 §6.4.6, RFC 7162 §3.1.3) -----------------------------------------
+
+async def _store(conn: IMAPConnection, tag: str, cmd: c.Store) -> Answer:
+    assert conn.account is not None and conn.selected is not None
+    sel = conn.selected
+    if sel.readonly:
+        raise _error("the mailbox is read-only (EXAMINE)", Code.READ_ONLY)
+    pairs = resolve(conn, cmd.sequence, cmd.uid)
+    if cmd.unchanged_since is not None:
+        conn.session.condstore = True
+    mode = {"+": "add", "-": "remove"}.get(str(cmd.mode.value), "replace")
+    flags = Flags.parse([f for f in cmd.flags if f.lower() != "\\recent"])
+    uids = [u for _, u in pairs]
+    changed, failed = await conn.account.store_flags(sel.name, uids, mode, flags,
+                                                     cmd.unchanged_since)
+    for m in changed:
+        sel.view.note_own_modseq(m.modseq)
+    seq_of = dict((u, q) for q, u in pairs)
+    if not cmd.silent or conn.session.condstore:
+        rows = await conn.account.messages(sel.name, 0, uids) if uids else []
+        changed_uids = {m.uid for m in changed}
+        for m in rows:
+            if m.uid in failed:
+                continue
+            if cmd.silent and m.uid not in changed_uids:
+                continue
+            items: list[tuple[str, Value]] = []
+            if cmd.uid:
+                items.append(("UID", m.uid))
+            if not cmd.silent:
+                items.append(("FLAGS", _flags(m.flags)))
+            if conn.session.condstore:
+                # RFC 7162 §3.1.3: the new MODSEQ, even with .SILENT.
+                items.append(("MODSEQ", [m.modseq]))
+            conn.session.send(r.fetch(seq_of[m.uid], items, utf8=conn.session.utf8))
+    if failed:
+        numbers = sorted(failed) if cmd.uid else sorted(seq_of[u] for u in failed)
+        return _answer("OK", "some messages were modified meanwhile",
+                       r.ResponseCode.modified(uid_set(numbers)))
+    return _answer()
+
+
+# --- COPY / MOVE (RFC 9051 §6.4.7-§6.4.8, RFC 6851, RFC 4315) ---------------------------
+
+async def _copy(conn: IMAPConnection, tag: str, cmd: c.Copy | c.Move) -> Answer:
+    assert conn.account is not None and conn.selected is not None
+    sel = conn.selected
+    move = isinstance(cmd, c.Move)
+    if move and sel.readonly:
+        raise _error("the mailbox is read-only (EXAMINE)", Code.READ_ONLY)
+    pairs = resolve(conn, cmd.sequence, cmd.uid)
+    target = store_name(cmd.mailbox)
+    try:
+        target_box = await conn.account.mailbox(target)
+    except MailboxNotFound:
+        raise _error(f"no mailbox {cmd.mailbox}", Code.TRYCREATE) from None
+    uids = [u for _, u in pairs]
+    if not uids:
+        return _answer("OK", "nothing to do")
+    result = await (conn.account.move if move else conn.account.copy)(sel.name, uids, target)
+    if not result:
+        return _answer()
+    code = r.ResponseCode.copyuid(target_box.uidvalidity, uid_set([a for a, _ in result]),
+                                  uid_set([b for _, b in result]))
+    if not move:
+        return _answer("OK", "COPY completed", code)
+    # RFC 6851 §4.3: COPYUID in an untagged OK, then the expunges, then the tagged OK.
+    conn.session.send(r.untagged_status("OK", "moved", code))
+    _send_own_expunges(conn, [a for a, _ in result])
+    return _answer("OK", "MOVE completed")
+
+
+def _send_own_expunges(conn: IMAPConnection, uids: list[int]) -> None:
+    sel = conn.selected
+    assert sel is not None
+    if sel.qresync:
+        present = [u for u in uids if sel.view.seq_of(u) is not None]
+        sel.view.forget_own_expunge(present)
+        if present:
+            conn.session.send(r.vanished(uid_set(present)))
+        return
+    for seq in sel.view.forget_own_expunge(uids):
+        conn.session.send(r.expunge(seq))
+
+
+# --- EXPUNGE (RFC 9051 §6.4.3, UID EXPUNGE RFC 4315 §2.1) -------------------------------
+
+async def _expunge(conn: IMAPConnection, tag: str, cmd: c.Expunge) -> Answer:
+    assert conn.account is not None and conn.selected is not None
+    sel = conn.selected
+    if sel.readonly:
+        raise _error("the mailbox is read-only (EXAMINE)", Code.READ_ONLY)
+    limit = None
+    if cmd.uids is not None:
+        limit = [u for _, u in resolve(conn, cmd.uids, True)]
+    gone = await conn.account.expunge(sel.name, limit)
+    _send_own_expunges(conn, gone)
+    return _answer()
+
+
+# --- SEARCH (RFC 9051 §6.4.4, ESEARCH RFC 4731, SEARCHRES RFC 5182) ---------------------
+
+async def _candidates(conn: IMAPConnection) -> list[srch.Candidate]:
+    assert conn.account is not None and conn.selected is not None
+    sel = conn.selected
+    rows = await conn.account.messages(sel.name)
+    by_uid = {m.uid: m for m in rows}
+    account = conn.account
+    saved = frozenset(conn.saved_uids)
+    now = time.time()
+    out = []
+    max_seq = len(sel.view)
+    max_uid = sel.view.max_uid
+    for seq, uid in enumerate(sel.view.uids, 1):
+        m = by_uid.get(uid)
+        if m is None:
+            continue  # expunged by another session, not yet announced
+        out.append(srch.Candidate(m, seq, account.core.path(m.id),
+                                  partial(account.core.summary_json, m.id), saved, now,
+                                  max_seq, max_uid))
+    return out
+
+
+def _check_charset(charset: str | None) -> None:
+    if charset is not None and charset.upper() not in ("UTF-8", "US-ASCII"):
+        raise _error(f"charset {charset} is not supported",
+                     None)  # the parser answers BADCHARSET before this
+
+
+async def _search(conn: IMAPConnection, tag: str, cmd: c.Search) -> Answer:
+    _check_charset(cmd.charset)
+    cands = await _candidates(conn)
+    hits = await asyncio.to_thread(lambda: [m for m in cands if srch.matches(cmd.criteria, m)])
+    numbers = [m.message.uid if cmd.uid else m.seq for m in hits]
+    modseq = max((m.message.modseq for m in hits), default=None) \
+        if _uses_modseq(cmd.criteria) else None
+    s = conn.session
+    if cmd.returns is None:
+        s.send(r.search(numbers, modseq))
+        return _answer()
+    returns = {x.upper() for x in cmd.returns} or {"ALL"}
+    if "SAVE" in returns:
+        conn.saved_uids = [m.message.uid for m in hits]
+        returns.discard("SAVE")
+        if not returns:
+            return _answer()
+    results: list[tuple[str, Any]] = []
+    if numbers:
+        if "MIN" in returns:
+            results.append(("MIN", min(numbers)))
+        if "MAX" in returns:
+            results.append(("MAX", max(numbers)))
+        if "ALL" in returns:
+            results.append(("ALL", uid_set(numbers)))
+    if "COUNT" in returns:
+        results.append(("COUNT", len(numbers)))
+    if modseq is not None and numbers:
+        results.append(("MODSEQ", modseq))
+    s.send(r.esearch(tag, cmd.uid, results))
+    return _answer()
+
+
+def _uses_modseq(key: c.SearchKey) -> bool:
+    if isinstance(key, c.SearchModSeq):
+        return True
+    if isinstance(key, c.SearchAnd):
+        return any(_uses_modseq(k) for k in key.keys)
+    if isinstance(key, c.SearchOr):
+        return _uses_modseq(key.left) or _uses_modseq(key.right)
+    if isinstance(key, c.SearchNot):
+        return _uses_modseq(key.key)
+    return False
+
+
+# --- SORT / THREAD (RFC 5256, RFC 5957, ESORT RFC 5267) ---------------------------------
+
+def _sort_info(cand: srch.Candidate, uid: bool) -> sorting.SortInfo:
+    from kittiwake.message.address import Group, parse_address_list
+    from kittiwake.message.envelope import parse_date, parse_msgids
+
+    t = cand.text
+    h = t.root.headers
+
+    def first(field: str) -> tuple[tuple[str, str], str]:
+        for item in parse_address_list(h.get(field) or ""):
+            members = item.members if isinstance(item, Group) else (item,)
+            for a in members:
+                local = a.addr.rpartition("@")[0] or a.addr
+                return (a.name or "", local), a.addr
+        return ("", ""), ""
+
+    from_, from_addr = first("From")
+    to, to_addr = first("To")
+    cc, _ = first("Cc")
+    subjects = t.header_values("Subject")
+    m = cand.message
+    ids = parse_msgids(h.get("Message-ID"))
+    return sorting.SortInfo(
+        m.uid if uid else cand.seq, subjects[0] if subjects else "",
+        parse_date(h.get("Date")), dt.datetime.fromtimestamp(m.received / 1000, tz=dt.UTC),
+        m.size, from_, from_addr, to, to_addr, cc, ids[0] if ids else "",
+        tuple(parse_msgids(h.get("References"))), tuple(parse_msgids(h.get("In-Reply-To"))))
+
+
+async def _sort(conn: IMAPConnection, tag: str, cmd: c.Sort) -> Answer:
+    _check_charset(cmd.charset)
+    cands = await _candidates(conn)
+    keys = [sorting.SortKey(k.key.upper(), k.reverse) for k in cmd.criteria]
+
+    def work() -> list[int]:
+        hits = [m for m in cands if srch.matches(cmd.search, m)]
+        return sorting.sort([_sort_info(m, cmd.uid) for m in hits], keys)
+
+    numbers = await asyncio.to_thread(work)
+    if cmd.returns is None:
+        conn.session.send(r.sort(numbers))
+    else:
+        returns = {x.upper() for x in cmd.returns} or {"ALL"}
+        results: list[tuple[str, Any]] = []
+        if numbers and "MIN" in returns:
+            results.append(("MIN", min(numbers)))
+        if numbers and "MAX" in returns:
+            results.append(("MAX", max(numbers)))
+        if numbers and "ALL" in returns:
+            # ESORT (RFC 5267 §3.2): ALL keeps the sort order, as a sequence-set.
+            results.append(("ALL", SequenceSet(tuple((n, n) for n in numbers))))
+        if "COUNT" in returns:
+            results.append(("COUNT", len(numbers)))
+        conn.session.send(r.esearch(tag, cmd.uid, results))
+    return _answer()
+
+
+async def _thread(conn: IMAPConnection, tag: str, cmd: c.Thread) -> Answer:
+    _check_charset(cmd.charset)
+    cands = await _candidates(conn)
+    algorithm = cmd.algorithm.upper()
+    if algorithm not in ("REFERENCES", "ORDEREDSUBJECT"):
+        raise _error(f"threading algorithm {cmd.algorithm} is not supported", None, "BAD")
+
+    def work() -> list[Any]:
+        infos = [_sort_info(m, cmd.uid) for m in cands if srch.matches(cmd.search, m)]
+        if algorithm == "REFERENCES":
+            return sorting.thread_references(infos)
+        return sorting.thread_orderedsubject(infos)
+
+    conn.session.send(r.thread(await asyncio.to_thread(work)))
+    return _answer()
+
+
+HANDLERS: dict[type[c.Command], Any] = {
+    c.Fetch: _fetch, c.Store: _store, c.Copy: _copy, c.Move: _copy, c.Expunge: _expunge,
+    c.Search: _search, c.Sort: _sort, c.Thread: _thread,
+}

@@ -1,0 +1,161 @@
+"""Evaluating SEARCH keys (RFC 9051 §6.4.4) over the messages of a mailbox.
+
+:func:`matches` decides one message against a key tree from the parser.
+Cheap keys (flags, sizes, dates, numbers, modseq) use the message row; text
+keys open the message (its stored part tree and bytes) once, lazily, through
+:class:`Candidate`. Text semantics are those of ``searchtext``. Runs in a
+worker thread (it reads files); pure otherwise.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from kittiwake.imap import commands as c
+from kittiwake.imapserver.searchtext import MessageText
+from kittiwake.message.part import Part
+from kittiwake.store.model import Flags, Message
+from kittiwake.store.schema import SYSTEM_FLAGS
+
+__all__ = ["Candidate", "matches", "needs_text"]
+
+_RFC_TIME = dt.UTC
+
+
+@dataclass
+class Candidate:
+    """One message being searched: its row, numbers, and (lazily) its text."""
+
+    message: Message
+    seq: int
+    path: Path
+    summary: Callable[[], str]
+    saved_uids: frozenset[int] = frozenset()
+    now: float = 0.0  # seconds since the epoch, for OLDER/YOUNGER
+    max_seq: int = 0
+    max_uid: int = 0
+
+    @cached_property
+    def text(self) -> MessageText:
+        data = self.path.read_bytes()
+        try:
+            d = json.loads(self.summary())
+            root = Part.from_dict(d["part"], data)
+        except (ValueError, KeyError, TypeError):
+            from kittiwake.message import parse
+
+            root = parse(data)
+        return MessageText(root, data)
+
+    @cached_property
+    def sent(self) -> dt.date | None:
+        """The Date header's date (RFC 9051 §6.4.4 SENT*: timezone disregarded)."""
+        from kittiwake.message.envelope import parse_date
+
+        values = self.text.header_values("Date")
+        parsed = parse_date(values[0]) if values else None
+        return parsed.date() if parsed else None
+
+
+def needs_text(key: c.SearchKey) -> bool:
+    """Whether evaluating ``key`` opens messages (header, body or sent-date keys)."""
+    if isinstance(key, c.SearchHeader | c.SearchText):
+        return True
+    if isinstance(key, c.SearchDate):
+        return key.field == c.DateField.SENT
+    if isinstance(key, c.SearchAnd):
+        return any(needs_text(k) for k in key.keys)
+    if isinstance(key, c.SearchOr):
+        return needs_text(key.left) or needs_text(key.right)
+    if isinstance(key, c.SearchNot):
+        return needs_text(key.key)
+    return False
+
+
+def _has_flag(flags: Flags, name: str) -> bool:
+    bit = SYSTEM_FLAGS.get(name.lower())
+    if bit:
+        return bool(flags.system & bit)
+    if name.lower() == "\\recent":
+        return False  # no \Recent is kept (RFC 9051 Appendix E drops it)
+    return any(k.lower() == name.lower() for k in flags.keywords)
+
+
+def _date_of_ms(ms: int) -> dt.date:
+    # RFC 9051 §6.4.4: INTERNALDATE comparisons disregard time and timezone;
+    # we compare in UTC, as the date is stored.
+    return dt.datetime.fromtimestamp(ms / 1000, tz=_RFC_TIME).date()
+
+
+def _compare(op: c.DateOp, value: dt.date | None, date: dt.date) -> bool:
+    if value is None:
+        return False
+    if op == c.DateOp.BEFORE:
+        return value < date
+    if op == c.DateOp.ON:
+        return value == date
+    return value >= date
+
+
+def matches(key: c.SearchKey, m: Candidate) -> bool:
+    """Whether the message matches ``key`` (RFC 9051 §6.4.4)."""
+    msg = m.message
+    if isinstance(key, c.SearchAll):
+        return True
+    if isinstance(key, c.SearchAnd):
+        return all(matches(k, m) for k in key.keys)
+    if isinstance(key, c.SearchOr):
+        return matches(key.left, m) or matches(key.right, m)
+    if isinstance(key, c.SearchNot):
+        return not matches(key.key, m)
+    if isinstance(key, c.SearchFlag):
+        return _has_flag(msg.flags, key.flag) == key.present
+    if isinstance(key, c.SearchKeyword):
+        return _has_flag(msg.flags, key.keyword) == key.present
+    if isinstance(key, c.SearchSize):
+        return msg.size > key.size if key.larger else msg.size < key.size
+    if isinstance(key, c.SearchSequence):
+        if key.set.saved:
+            return msg.uid in m.saved_uids
+        if key.uid:
+            return key.set.contains(msg.uid, m.max_uid)
+        return key.set.contains(m.seq, m.max_seq)
+    if isinstance(key, c.SearchModSeq):
+        return msg.modseq >= key.modseq  # RFC 7162 §3.1.5
+    if isinstance(key, c.SearchAge):
+        # RFC 5032 §3: OLDER n: INTERNALDATE at least n seconds ago.
+        age = m.now - msg.received / 1000
+        return age >= key.seconds if key.older else age <= key.seconds
+    if isinstance(key, c.SearchDate):
+        if key.field == c.DateField.INTERNAL:
+            return _compare(key.op, _date_of_ms(msg.received), key.date)
+        if key.field == c.DateField.SAVED:
+            return _compare(key.op, _date_of_ms(msg.saved) if msg.saved else None, key.date)
+        return _compare(key.op, m.sent, key.date)
+    if isinstance(key, c.SearchObjectId):
+        want = key.id
+        have = email_id(msg) if key.kind == "EMAILID" else thread_id(msg)
+        return want == have
+    if isinstance(key, c.SearchSaveDateSupported):
+        return True  # RFC 8514 §4.3: every mailbox here keeps SAVEDATE
+    if isinstance(key, c.SearchHeader):
+        return m.text.header_contains(key.field, key.value)
+    if isinstance(key, c.SearchText):
+        return m.text.body_contains(key.value) if key.body_only else \
+            m.text.text_contains(key.value)
+    raise ValueError(f"unknown search key {type(key).__name__}")
+
+
+def email_id(msg: Message) -> str:
+    """EMAILID (RFC 8474 §5.1): stable for the message's life, here its row id."""
+    return f"M{msg.id}"
+
+
+def thread_id(msg: Message) -> str:
+    """THREADID (RFC 8474 §5.2)."""
+    return f"T{msg.thread_id}"
