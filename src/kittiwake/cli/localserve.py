@@ -23,7 +23,13 @@ from kittiwake.cli.common import UserError
 ACCOUNT = "kittiwake"
 ADDRESS = "kittiwake@localhost"
 PASSWORD = "kittiwake"
-PORTS = {"smtp": 1025, "submissions": 1465, "submission": 1587, "metrics": 1081}
+PORTS = {"smtp": 1025, "submissions": 1465, "submission": 1587, "imap": 1143, "imaps": 1993,
+         "metrics": 1081}
+# Listener lines added since the first localserve version; an older config gains them.
+ADDED_LINES = {
+    "imap": f'imap = {{ enabled = true, port = {PORTS["imap"]}, no_require_starttls = true }}',
+    "imaps": f'imaps = {{ enabled = true, port = {PORTS["imaps"]} }}',
+}
 
 
 def default_dir() -> Path:
@@ -58,6 +64,8 @@ smtp = {{ enabled = true, port = {PORTS["smtp"]} }}
 submissions = {{ enabled = true, port = {PORTS["submissions"]} }}
 submission = {{ enabled = true, port = {PORTS["submission"]} }}
 metrics = {{ enabled = true, port = {PORTS["metrics"]} }}
+{ADDED_LINES["imap"]}
+{ADDED_LINES["imaps"]}
 
 [listeners.local.tls]
 certificates = [
@@ -70,6 +78,8 @@ certificates = [
             accounts={ACCOUNT: Account(domain="localhost", destinations={
                 ADDRESS: Destination(), "@localhost": Destination()})})
         write_domains(conf, domains)
+    else:
+        upgrade(conf / "kittiwake.conf")
     root = account_dir((conf / "../data").resolve(), ACCOUNT)
     store = AccountStore(ACCOUNT, root)
     try:
@@ -79,6 +89,33 @@ certificates = [
     finally:
         store.close()
     return created
+
+
+def upgrade(path: Path) -> list[str]:
+    """Add the services a localserve config made by an older version lacks (IMAP).
+
+    Lines go at the end of the ``[listeners.local]`` table; a config whose
+    user removed that table is left alone. Returns the services added.
+    """
+    from kittiwake.config.load import atomic_write
+
+    text = path.read_text()
+    lines = text.splitlines()
+    try:
+        start = lines.index("[listeners.local]")
+    except ValueError:
+        return []
+    end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("[")),
+               len(lines))
+    section = [ln.split("=", 1)[0].strip() for ln in lines[start + 1:end] if "=" in ln]
+    added = [name for name in ADDED_LINES if name not in section]
+    if not added:
+        return []
+    while end > start + 1 and not lines[end - 1].strip():
+        end -= 1
+    lines[end:end] = [ADDED_LINES[name] for name in added]
+    atomic_write(path, ("\n".join(lines) + "\n").encode())
+    return added
 
 
 @click.command(name="localserve")
@@ -125,6 +162,8 @@ Mail to ANY address is accepted and stored in the one account.
   SMTP        {host}:{PORTS["smtp"]}   (no authentication needed)
   submission  {host}:{PORTS["submission"]}   (STARTTLS optional, AUTH with the account)
   submissions {host}:{PORTS["submissions"]}   (TLS, self-signed certificate)
+  IMAP        {host}:{PORTS["imap"]}   (plain text, login with the account)
+  IMAPS       {host}:{PORTS["imaps"]}   (TLS, self-signed certificate)
   metrics     http://{host}:{PORTS["metrics"]}/metrics
   data        {directory}
 

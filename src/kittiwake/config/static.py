@@ -56,6 +56,13 @@ class SubmissionService(ServiceConfig):
     """Allow authentication without TLS (only for testing)."""
 
 
+class IMAPServiceConfig(ServiceConfig):
+    """IMAP (RFC 9051) with STARTTLS on port 143."""
+
+    no_require_starttls: bool = False
+    """Allow LOGIN and AUTHENTICATE without TLS (only for testing: passwords go in clear)."""
+
+
 class TLSCertificate(Section):
     """A certificate and its key, both PEM files."""
 
@@ -97,7 +104,7 @@ class Listener(Section):
     submissions: ServiceConfig = ServiceConfig()
     """Submission over implicit TLS (RFC 8314), port 465."""
 
-    imap: ServiceConfig = ServiceConfig()
+    imap: IMAPServiceConfig = IMAPServiceConfig()
     """IMAP with STARTTLS, port 143."""
 
     imaps: ServiceConfig = ServiceConfig()

@@ -70,4 +70,17 @@ def tls_warnings(static: StaticConfig) -> list[ConfigWarning]:
                     f"no TLS certificate, so neither STARTTLS nor AUTH is offered on port"
                     f" {ports['submission']}",
                     "mail clients cannot log in to submit mail", fix))
+        if "imap" in ports:
+            if listener.imap.no_require_starttls:
+                out.append(ConfigWarning(
+                    f"listeners.{name}.imap",
+                    f"no TLS certificate, so STARTTLS is not offered on port {ports['imap']}",
+                    "passwords and mail travel unencrypted (no_require_starttls allows LOGIN"
+                    " without TLS)", fix))
+            else:
+                out.append(ConfigWarning(
+                    f"listeners.{name}.imap",
+                    f"no TLS certificate, so neither STARTTLS nor LOGIN is offered on port"
+                    f" {ports['imap']} (LOGINDISABLED)",
+                    "mail clients cannot log in to read mail", fix))
     return out

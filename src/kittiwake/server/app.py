@@ -64,6 +64,8 @@ class Server:
         self.scheduler: Any = None
         self.services: list[Service] = []
         self.smtp_contexts: list[Any] = []
+        self.imap_contexts: list[Any] = []
+        self._tls_by_listener: dict[int, tuple[Any, bytes | None]] = {}
         self.connection_slots, self.login_limiter = _shared_limits(config.static.limits)
         self.control = ControlServer(self.data_dir / SOCKET_NAME)
         self.watcher = DomainsWatcher(config.config_dir, config.domains, static=config.static)
@@ -78,19 +80,45 @@ class Server:
         self.address_index = AddressIndex(domains)
         for ctx in self.smtp_contexts:
             ctx.reload(domains)
+        for imap_ctx in self.imap_contexts:
+            imap_ctx.reload(domains)
+
+    def _listener_tls(self, listener: Any) -> tuple[Any, bytes | None]:
+        """The TLS context of a listener's certificates (and the first one's DER)."""
+        from kittiwake.server.tls import CertificateFiles, server_context
+
+        key = id(listener)
+        if key not in self._tls_by_listener:
+            tls = None
+            cert_der = None
+            if listener.tls and listener.tls.certificates:
+                certs = [CertificateFiles(self.config.path(c.cert_file),
+                                          self.config.path(c.key_file))
+                         for c in listener.tls.certificates]
+                tls = server_context(certs, listener.tls.min_version)
+                cert_der = _first_cert_der(certs[0].cert_file)
+            self._tls_by_listener[key] = (tls, cert_der)
+        return self._tls_by_listener[key]
+
+    def _imap_context(self, listener: Any) -> Any:
+        """Shared state for the IMAP services of one listener."""
+        from kittiwake.imapserver.context import IMAPContext
+
+        tls, cert_der = self._listener_tls(listener)
+        ctx = IMAPContext(
+            hostname=listener.hostname or self.config.static.hostname, store=self.store,
+            domains=self.watcher.current, tls_context=tls, server_cert_der=cert_der,
+            localserve=self.localserve,
+            plaintext_login=self.localserve or listener.imap.no_require_starttls,
+            connections=self.connection_slots, login_limiter=self.login_limiter)
+        self.imap_contexts.append(ctx)
+        return ctx
 
     def _smtp_context(self, listener: Any) -> Any:
         """Shared state for the SMTP services of one listener (TLS from its certificates)."""
-        from kittiwake.server.tls import CertificateFiles, server_context
         from kittiwake.smtpserver.context import ServerContext
 
-        tls = None
-        cert_der = None
-        if listener.tls and listener.tls.certificates:
-            certs = [CertificateFiles(self.config.path(c.cert_file), self.config.path(c.key_file))
-                     for c in listener.tls.certificates]
-            tls = server_context(certs, listener.tls.min_version)
-            cert_der = _first_cert_der(certs[0].cert_file)
+        tls, cert_der = self._listener_tls(listener)
         ctx = ServerContext(
             hostname=listener.hostname or self.config.static.hostname, store=self.store,
             domains=self.watcher.current, resolver=self.resolver, outbox=self.outbox,
@@ -177,12 +205,19 @@ class Server:
         out: list[Service] = []
         for name, listener in self.config.static.listeners.items():
             smtp_ctx = None
+            imap_ctx = None
             for service, port in enabled_services(listener):
                 if service == "metrics":
                     out.append(MetricsService(list(listener.ips), port))
                 elif service in ("smtp", "submission", "submissions"):
                     smtp_ctx = smtp_ctx or self._smtp_context(listener)
                     out.append(SMTPService(smtp_ctx, service, list(listener.ips), port))
+                elif service in ("imap", "imaps"):
+                    from kittiwake.imapserver.service import IMAPService
+
+                    imap_ctx = imap_ctx or self._imap_context(listener)
+                    out.append(IMAPService(imap_ctx, service, list(listener.ips), port,
+                                           backlog=self.config.static.limits.listen_backlog))
                 else:
                     logger.warning("listener %s: service %s is not available in this version",
                                    name, service)
