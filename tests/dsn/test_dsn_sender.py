@@ -346,7 +346,10 @@ async def test_delay_dsn_that_cannot_be_stored_is_tried_again(
     assert await env.sender.send_pending_delays() == 0  # over quota: not sent, not marked
     [still] = await env.queue.recipients(mid)
     assert not still.dsn_delayed_sent
-    assert "quota" in caplog.text and "not sent" in caplog.text
+    [warning] = [r for r in caplog.records if r.getMessage() == "dsn not sent"]
+    fields = warning.kw_fields  # type: ignore[attr-defined]
+    assert (fields["message"], fields["to"]) == (mid, "alice@example.org")
+    assert "quota" in str(fields["error"])
     env.index = AddressIndex(CONFIG)
     assert await env.sender.send_pending_delays() == 1
     assert [m["Subject"] for m in await env.inbox("alice")] == [

@@ -70,7 +70,7 @@ def test_sigterm_shuts_down_cleanly(server) -> None:  # type: ignore[no-untyped-
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=15) == 0
     text = log.read_text()
-    assert "received SIGTERM" in text and "kittiwake stopped" in text
+    assert 'msg="signal received" signal=SIGTERM' in text and "kittiwake stopped" in text
     assert "Traceback" not in text
     assert not (conf.parent / "data" / "ctl").exists()
     # The resolver in the config does not answer: the start-up log says so.

@@ -93,8 +93,8 @@ async def test_startup_log_says_what_is_off_and_the_fix() -> None:
     smtp_port, sub_port = _ports(conf)
     text = await startup_log(conf, None)
     [smtp_line] = [line for line in text.splitlines() if "where=listeners.public.smtp " in line]
-    assert "level=warn" in smtp_line
-    assert f'msg="no TLS certificate, so STARTTLS is not offered on port {smtp_port}"' \
+    assert "level=warn" in smtp_line and 'msg="config warning"' in smtp_line
+    assert f'off="no TLS certificate, so STARTTLS is not offered on port {smtp_port}"' \
         in smtp_line
     assert 'fix="set listeners.public.tls.certificates = ' in smtp_line
     [sub_line] = [line for line in text.splitlines()

@@ -1,7 +1,9 @@
 """Progress display for long CLI operations (imports, exports, queue operations).
 
 On a terminal, one status line rewritten in place; otherwise (logs, CI) a
-line every few seconds, so long runs always show they are alive.
+line every few seconds, so long runs always show they are alive. The first
+line comes after one interval (not at the first item), and :meth:`Progress.done`
+writes the final line once: a run shorter than the interval shows one line.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ class Progress:
         self.what = what
         self.total_bytes = total_bytes
         self.start = time.monotonic()
-        self.last = 0.0
+        self.last = self.start  # the first line after one interval, not at the first item
+        self.shown: tuple[int, int] | None = None  # count and bytes of the last line written
         self.tty = sys.stderr.isatty()
         self.interval = 0.2 if self.tty else interval
         self.count = 0
@@ -42,6 +45,7 @@ class Progress:
         return text + f", {self.count / elapsed:,.0f}/s"
 
     def _show(self, final: bool) -> None:
+        self.shown = (self.count, self.bytes)
         if self.tty:
             sys.stderr.write("\r\x1b[K" + self._line() + ("\n" if final else ""))
         else:
@@ -49,8 +53,9 @@ class Progress:
         sys.stderr.flush()
 
     def done(self) -> float:
-        """Print the final line; returns elapsed seconds."""
-        self._show(final=True)
+        """Print the final line (unless the last line said the same); returns elapsed seconds."""
+        if self.tty or self.shown != (self.count, self.bytes):
+            self._show(final=True)
         return time.monotonic() - self.start
 
 

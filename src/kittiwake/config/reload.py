@@ -9,7 +9,6 @@ the previous configuration stays in force.
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -17,8 +16,9 @@ from typing import Any
 
 from kittiwake.config.domains import DomainsConfig
 from kittiwake.config.load import DOMAINS_FILE, ConfigError, cross_checks, load_domains
+from kittiwake.log import get_logger
 
-logger = logging.getLogger("kittiwake.config")
+logger = get_logger("config")
 
 
 def _stamp(path: Path) -> tuple[int, int, int] | None:
@@ -62,11 +62,11 @@ class DomainsWatcher:
                     raise ConfigError(problems)
         except ConfigError as exc:
             for problem in exc.problems:
-                logger.error("domains.conf not reloaded: %s", problem)
+                logger.error("domains.conf not reloaded", problem=problem)
             return False
         self.current = new
-        logger.info("domains.conf reloaded: %d domains, %d accounts",
-                    len(new.domains), len(new.accounts))
+        logger.info("domains.conf reloaded", domains=len(new.domains),
+                    accounts=len(new.accounts))
         for callback in self._listeners:
             callback(new)
         return True

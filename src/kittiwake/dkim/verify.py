@@ -32,7 +32,6 @@ from __future__ import annotations
 import asyncio
 import enum
 import itertools
-import logging
 import time
 from dataclasses import dataclass, replace
 from typing import Any
@@ -62,8 +61,9 @@ from kittiwake.dkim.signature import (
     partial_info,
 )
 from kittiwake.dns import DNSTemporaryError, InvalidName, Resolver
+from kittiwake.log import get_logger
 
-log = logging.getLogger(__name__)
+logger = get_logger("dkim")
 
 MAX_SIGNATURES = 10
 CLOCK_SKEW = 300  # seconds a t= timestamp may lie in the future
@@ -140,7 +140,7 @@ async def verify(resolver: Resolver, message: bytes, now: float | None = None) -
         try:
             return await _verify_one(resolver, fields, index, body, body_cache, clock)
         except Exception as exc:  # defensive: one bad signature must not break the rest
-            log.exception("dkim: unexpected error verifying signature")
+            logger.exception("unexpected error verifying signature", index=index)
             info = partial_info(fields[index])
             return Result(Status.PERMERROR, info.domain, info.selector, info.algorithm,
                           info.identity, f"internal error: {type(exc).__name__}")

@@ -23,7 +23,6 @@ no DSN is ever made about it (RFC 3461 §6.2).
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Any, Protocol
 
 from kittiwake.dsn.compose import DSN, MAX_ORIGINAL_BODY, compose
 from kittiwake.dsn.report import Action, RecipientReport
+from kittiwake.log import get_logger
 from kittiwake.queue.model import (
     Batch,
     Dropped,
@@ -44,7 +44,7 @@ from kittiwake.queue.model import (
 )
 from kittiwake.queue.schedule import BASE_DELAYS, MAX_ATTEMPTS
 
-logger = logging.getLogger("kittiwake.dsn")
+logger = get_logger("dsn")
 
 DROPPED_NOTE = ("The mail system administrator removed this message from the outgoing queue;"
                 " it will not be delivered.")
@@ -173,8 +173,8 @@ class DSNSender:
         except asyncio.CancelledError:
             raise
         except (StoreError, QueueError, OSError) as exc:  # over quota, disk full, ...
-            logger.warning("dsn for message %d to %r not sent: %s", message.id,
-                           message.mail_from, exc)
+            logger.warning("dsn not sent", message=message.id, to=message.mail_from,
+                           error=exc)
             return False
         except Exception as exc:
             from kittiwake.metrics import panic
@@ -197,8 +197,8 @@ class DSNSender:
             return None
         await self.send(dsn)
         actions = ",".join(sorted({str(r.action) for r in dsn.reports}))
-        logger.info("dsn sent message=%d to=%r action=%s recipients=%d", message.id,
-                    dsn.recipient, actions, len(dsn.reports))
+        logger.info("dsn sent", message=message.id, to=dsn.recipient, action=actions,
+                    recipients=len(dsn.reports))
         return dsn
 
     async def send(self, dsn: DSN) -> list[str]:
@@ -214,8 +214,8 @@ class DSNSender:
         if found is not None or (domain and is_local is not None and is_local(domain)):
             # One of our domains but no account (unknown, or an empty alias):
             # queueing it would only bring it back here.
-            logger.warning("dsn to local address %r without an account not sent",
-                           dsn.recipient)
+            logger.warning("dsn not sent: local address without an account",
+                           to=dsn.recipient)
             return []
         envelope = Envelope(mail_from="", recipients=(NewRecipient(dsn.recipient),),
                             smtputf8=dsn.smtputf8, eightbit=dsn.eightbit)
@@ -249,5 +249,5 @@ async def _read(path: Path) -> bytes | None:
     try:
         return await asyncio.to_thread(path.read_bytes)
     except OSError as exc:
-        logger.warning("dsn: cannot read original message %s: %s", path, exc)
+        logger.warning("dsn original message not readable", path=path, error=exc)
         return None

@@ -16,17 +16,17 @@ belong to no child. Malformed mail gets a best-effort tree and a note in
 from __future__ import annotations
 
 import enum
-import logging
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from kittiwake.log import get_logger
 from kittiwake.message.envelope import Envelope, envelope_of
 from kittiwake.message.headers import Headers, parse_header_section, scan_header_section
 from kittiwake.message.params import parse_content_type, parse_disposition, strip_comments
 
-log = logging.getLogger(__name__)
+logger = get_logger("message")
 
 DEFAULT_MAX_DEPTH = 100
 DEFAULT_MAX_PARTS = 10000
@@ -379,7 +379,7 @@ def parse(
     except RecursionError:  # only with a max_depth beyond the interpreter's stack
         pass
     except Exception:  # a bug here must not cost a message: log it, keep the bytes
-        log.exception("message parser failed on %d bytes", len(data))
+        logger.exception("message parser failed", size=len(data))
     try:
         root = _Parser(data, 0, 1).part(0, len(data), 0, False, True)
     except Exception:

@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
-import logging
 import ssl
 from dataclasses import dataclass
 from typing import Any
 
 from kittiwake import dane
 from kittiwake.dns import DNSTemporaryError, InvalidName, Resolver
+from kittiwake.log import get_logger
 from kittiwake.queue.direct import (
     DirectOptions,
     HostFailed,
@@ -38,7 +38,7 @@ from kittiwake.smtpclient import (
 )
 from kittiwake.tlsrpt import TLSResults
 
-logger = logging.getLogger("kittiwake.queue")
+logger = get_logger("queue")
 
 
 @dataclass
@@ -115,8 +115,8 @@ class Deliverer:
                 await self.tls_results.add(tls_result)
         for r in results:
             if r.outcome is not Outcome.OK and r.error is not None:
-                logger.info("delivery to %s failed: %s %s %s", batch.domain, r.error.code,
-                            r.error.enhanced, r.error.text)
+                logger.info("delivery failed", message=batch.message_id, domain=batch.domain,
+                            code=r.error.code, enhanced=r.error.enhanced, error=r.error.text)
         return results
 
     async def relay(self, batch: Batch, data: bytes, relay: Relay) -> list[DeliveryResult]:
@@ -150,7 +150,8 @@ class Deliverer:
             # password file), not the recipients': retry on the normal schedule, so
             # the admin can fix it before anything bounces (as Postfix does).
             error = _relay_auth_error(exc, relay)
-            logger.warning("%s; will retry", error.text)
+            logger.warning("relay authentication failed; will retry", host=relay.host,
+                           port=relay.port, error=error.text)
             return [DeliveryResult(r.id, Outcome.TEMPORARY, error) for r in batch.recipients]
         except SMTPClientError as exc:
             if client is not None:
@@ -203,8 +204,8 @@ class Deliverer:
             plan.dane = True
             if plan.tls is TLSMode.OPPORTUNISTIC:
                 plan.tls = TLSMode.STARTTLS  # RFC 7672 §2.2: TLS is then mandatory
-            logger.info("relay %s: DANE with %d TLSA record(s) at %s", host,
-                        len(tlsa.usable), tlsa.name)
+            logger.info("relay uses dane", host=host, records=len(tlsa.usable),
+                        tlsa=tlsa.name)
         return plan
 
     async def close(self) -> None:
@@ -254,8 +255,8 @@ def make_selector(static: Any, domains: Any, config_dir: Any, hostname: str,
         settings = chosen.transport.settings
         kind = chosen.kind
         if chosen.route:
-            logger.info("route %s selects transport %s (%s) for %s", chosen.route,
-                        chosen.name, kind, batch.domain)
+            logger.info("route selects transport", route=chosen.route, transport=chosen.name,
+                        kind=kind, domain=batch.domain)
         if kind == "direct":
             return DirectOptions(hostname=hostname, disable_ipv4=settings.disable_ipv4,
                                  disable_ipv6=settings.disable_ipv6, pkix_context=pkix_context,

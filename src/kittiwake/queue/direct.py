@@ -24,7 +24,6 @@ Every connection's TLS outcome is recorded for TLSRPT (RFC 8460).
 from __future__ import annotations
 
 import ipaddress
-import logging
 import random
 import ssl
 from collections.abc import Callable, Sequence
@@ -33,6 +32,7 @@ from typing import Any
 
 from kittiwake import dane
 from kittiwake.dns import DNSTemporaryError, InvalidName, Resolver
+from kittiwake.log import get_logger
 from kittiwake.queue.model import Batch, DeliveryError, DeliveryResult, Outcome
 from kittiwake.smtpclient import (
     AuthError,
@@ -48,7 +48,7 @@ from kittiwake.smtpclient import (
 )
 from kittiwake.tlsrpt import PolicyType, ResultType, TLSResult
 
-logger = logging.getLogger("kittiwake.queue")
+logger = get_logger("queue")
 
 
 @dataclass
@@ -152,7 +152,7 @@ async def deliver_direct(batch: Batch, data: bytes, resolver: Resolver, options:
         try:
             sts = await sts_cache.get_policy(resolver, domain)
         except Exception as exc:  # a policy problem must not stop delivery
-            logger.warning("mta-sts policy of %s: %s", domain, exc)
+            logger.warning("mta-sts policy not available", domain=domain, error=exc)
     sts_policy = sts.policy if sts is not None else None
     enforce_sts = bool(sts is not None and sts.enforce) and not message.tls_required_no
     if sts is not None and sts.failure is not None:
@@ -170,7 +170,7 @@ async def deliver_direct(batch: Batch, data: bytes, resolver: Resolver, options:
                 reason=f"MX host {host} is not in the MTA-STS policy of {domain} (testing)"))
         if enforce_sts and sts is not None and not sts.mx_allowed(host):
             reason = f"MX host {host} is not in the MTA-STS policy of {domain}"
-            logger.info("%s", reason)
+            logger.info("mx host not in mta-sts policy", domain=domain, host=host)
             attempt.tls_results.append(TLSResult(domain, PolicyType.STS,
                                                  ResultType.VALIDATION_FAILURE, host,
                                                  reason=reason))
@@ -262,8 +262,8 @@ async def _deliver_host(batch: Batch, data: bytes, rcpts: list[str], host: str,
                 retry_mode, retry_context = TLSMode.NONE, None
                 if testing_pkix:
                     retry_mode, retry_context = TLSMode.OPPORTUNISTIC, unverified_context()
-                logger.info("TLS with %s [%s] failed (%s); retrying %s", host, ip, reason,
-                            "without verification" if testing_pkix else "without TLS")
+                logger.info("tls handshake failed; retrying", host=host, ip=ip, error=reason,
+                            retry="unverified" if testing_pkix else "plaintext")
                 try:
                     return await _session(batch, data, rcpts, host, ip, retry_mode,
                                           retry_context, None, options, attempt, policy_type)

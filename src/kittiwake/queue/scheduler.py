@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 
+from kittiwake.log import get_logger
 from kittiwake.queue.model import Batch, DeliveryError, DeliveryResult, Outcome, Recorded
 from kittiwake.queue.queue import Queue
 
-logger = logging.getLogger("kittiwake.queue")
+logger = get_logger("queue")
 
 Deliver = Callable[[Batch], Awaitable[Sequence[DeliveryResult]]]
 OnRecorded = Callable[[Batch, list[Recorded]], Awaitable[None]]
@@ -193,9 +193,9 @@ class Scheduler:
         for (outcome, error), ids in groups.items():
             recorded.append(await self.queue.record_result(
                 ids, outcome, error, error.host if error else "", self.clock(), keep))
-            logger.info("queue delivery message=%d domain=%s recipients=%d outcome=%s%s",
-                        batch.message_id, batch.domain, len(ids), outcome,
-                        f" error={error.short(80)!r}" if error else "")
+            logger.info("delivery attempt", message=batch.message_id, domain=batch.domain,
+                        recipients=len(ids), outcome=outcome,
+                        **({"error": error.short(80)} if error else {}))
         if self.on_recorded is not None:
             try:
                 await self.on_recorded(batch, recorded)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import signal
 from typing import Any
@@ -15,10 +14,11 @@ from kittiwake.config import Config, enabled_services
 from kittiwake.config.limits import LimitsConfig
 from kittiwake.config.reload import DomainsWatcher
 from kittiwake.limits import ConnectionSlots, LoginLimiter, LoginPolicy
+from kittiwake.log import get_logger
 from kittiwake.server.control import SOCKET_NAME, ControlError, ControlServer, Progress
 from kittiwake.server.service import Service
 
-logger = logging.getLogger("kittiwake.server")
+logger = get_logger("server")
 
 
 def _first_cert_der(path: Any) -> bytes | None:
@@ -219,8 +219,8 @@ class Server:
                     out.append(IMAPService(imap_ctx, service, list(listener.ips), port,
                                            backlog=self.config.static.limits.listen_backlog))
                 else:
-                    logger.warning("listener %s: service %s is not available in this version",
-                                   name, service)
+                    logger.warning("service not available in this version", listener=name,
+                                   service=service)
         return out
 
     async def start(self) -> None:
@@ -240,7 +240,8 @@ class Server:
                 await self.close(0)
                 raise StartupError(f"{service.name}: cannot listen: {exc.strerror or exc}"
                                    ) from None
-            logger.info("%s listening on %s", service.name, ", ".join(service.addresses()))
+            logger.info("listening", service=service.name,
+                        addresses=",".join(service.addresses()))
         self.watcher.start()
         self.start_delivery()
         self._log_config_warnings()
@@ -255,8 +256,8 @@ class Server:
 
         startup = log.get_logger("server")
         for warning in tls_warnings(self.config.static):
-            startup.warning(warning.off, where=warning.where, consequence=warning.consequence,
-                            fix=warning.fix)
+            startup.warning("config warning", where=warning.where, off=warning.off,
+                            consequence=warning.consequence, fix=warning.fix)
 
     async def _log_dnssec(self) -> None:
         """Say whether the resolver validates DNSSEC, answers without validating, or is silent."""
@@ -302,12 +303,12 @@ class Server:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self._on_signal, sig)
         await self.start()
-        logger.info("kittiwake started (pid %d, data %s)", os.getpid(), self.data_dir)
+        logger.info("kittiwake started", pid=os.getpid(), data_dir=self.data_dir)
         if on_started is not None:
             on_started(self)
         await self._stopping.wait()
         grace = self.config.static.shutdown_grace_seconds
-        logger.info("shutting down (open sessions get %.0f s)", grace)
+        logger.info("shutting down", grace_seconds=grace)
         await self.close(grace)
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -315,7 +316,7 @@ class Server:
         logger.info("kittiwake stopped")
 
     def _on_signal(self, sig: signal.Signals) -> None:
-        logger.info("received %s", sig.name)
+        logger.info("signal received", signal=sig.name)
         self._stopping.set()
 
     async def close(self, grace: float) -> None:

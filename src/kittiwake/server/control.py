@@ -12,14 +12,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import logging
 import os
 import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
-
-logger = logging.getLogger("kittiwake.control")
 
 SOCKET_NAME = "ctl"
 MAX_REQUEST = 1 << 20

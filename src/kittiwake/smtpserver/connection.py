@@ -660,6 +660,6 @@ class SMTPConnection:
             if not sent:
                 return Reply(451, "4.3.0", ["local delivery failed for some recipients,"
                                             " try again"])
-        self.logger.info("message accepted", size=len(data), rcpts=len(tx.rcpts),
+        self.logger.info("message accepted", size=len(data), recipients=len(tx.rcpts),
                          mailfrom=tx.mailfrom)
         return Reply(250, "2.0.0", [f"message accepted (id {self.cid})"])

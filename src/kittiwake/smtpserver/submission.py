@@ -13,18 +13,18 @@ message is signed with the configured DKIM selectors of the From domain
 from __future__ import annotations
 
 import email.utils
-import logging
 import os
 import time
 from datetime import UTC, datetime
 from typing import Any
 
 from kittiwake import dkim, dmarc
+from kittiwake.log import get_logger
 from kittiwake.message.headers import parse_header_section
 from kittiwake.smtp import Reply
 from kittiwake.smtpserver.context import ServerContext
 
-logger = logging.getLogger("kittiwake.smtpserver")
+logger = get_logger("smtpserver")
 
 
 class SubmissionRejected(Exception):
@@ -102,8 +102,8 @@ def dkim_sign(ctx: ServerContext, from_domain: str, data: bytes) -> bytes:
         try:
             key = _key(ctx, from_domain, selector, conf.private_key_file)
         except (OSError, ValueError) as exc:
-            logger.error("dkim: cannot load key %s for %s: %s", conf.private_key_file,
-                         from_domain, exc)
+            logger.error("dkim key not loaded", domain=from_domain, selector=selector,
+                         path=conf.private_key_file, error=exc)
             continue
         header_canon, body_canon = conf.canonicalization.split("/")
         signatures += dkim.sign(data, from_domain, selector, key,

@@ -10,12 +10,12 @@ parsed is still stored and served byte-exact, with what could be read.
 from __future__ import annotations
 
 import json
-import logging
 from dataclasses import dataclass, field
 
+from kittiwake.log import get_logger
 from kittiwake.message import parse, parse_msgids, searchable_text
 
-logger = logging.getLogger("kittiwake.store")
+logger = get_logger("store")
 
 # Text indexed per message; longer bodies are cut (search still finds the start).
 MAX_INDEX_CHARS = 1_000_000
