@@ -31,7 +31,7 @@ class IMAPServer:
         return int(self.service.addresses()[0].rsplit(":", 1)[1])
 
     async def deliver(self, data: bytes, mailbox: str = "Inbox", account: str = "alice") -> int:
-        acc = await self.store.account(account)
+        acc = await self.store.account(account, default_mailboxes=self.ctx.mailboxes_of(account))
         return (await acc.deliver(mailbox, data)).uid
 
 

@@ -92,9 +92,9 @@ async def _select(conn: IMAPConnection, tag: str, cmd: c.Select) -> Answer:
                                      r.ResponseCode(Code.UNSEEN, str(first_unseen))))
     s.send(r.untagged_status("OK", "UIDs valid", r.ResponseCode.uidvalidity(mailbox.uidvalidity)))
     s.send(r.untagged_status("OK", "predicted next UID", r.ResponseCode.uidnext(mailbox.uidnext)))
-    if condstore:
-        s.send(r.untagged_status("OK", "highest", r.ResponseCode.highestmodseq(
-            mailbox.highestmodseq)))
+    # RFC 7162 §3.1.2.1: every SELECT/EXAMINE of a mailbox that keeps mod-sequences.
+    s.send(r.untagged_status("OK", "highest", r.ResponseCode.highestmodseq(
+        mailbox.highestmodseq)))
     conn.selected = Selected(name, mailbox.id, mailbox.uidvalidity, readonly, view,
                              qresync=qresync)
     if cmd.qresync is not None and cmd.qresync.uidvalidity == mailbox.uidvalidity:

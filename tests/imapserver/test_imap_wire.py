@@ -1,0 +1,154 @@
+"""IMAP on the wire: literal8, STARTTLS/LOGINDISABLED, SASL-IR, QRESYNC, garbage."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import ssl
+from pathlib import Path
+
+import pytest
+import trustme
+from tests.imapserver.conftest import PASSWORD, IMAPServer
+
+from kittiwake.imapserver.service import IMAPService
+
+
+class Wire:
+    """A raw IMAP client: send lines, read until a tagged answer."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.reader = reader
+        self.writer = writer
+
+    @classmethod
+    async def open(cls, port: int) -> Wire:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        w = cls(reader, writer)
+        assert (await w.line()).startswith(b"* OK")
+        return w
+
+    async def line(self) -> bytes:
+        return await asyncio.wait_for(self.reader.readline(), 10)
+
+    async def cmd(self, text: bytes, tag: bytes = b"a") -> list[bytes]:
+        self.writer.write(tag + b" " + text + b"\r\n")
+        out = []
+        while True:
+            line = await self.line()
+            assert line, out
+            out.append(line)
+            if line.startswith(tag + b" "):
+                return out
+
+    async def login(self) -> None:
+        answer = await self.cmd(b"LOGIN alice " + PASSWORD.encode())
+        assert answer[-1].startswith(b"a OK"), answer
+
+
+async def test_binary_with_nul_is_a_literal8(imap_server: IMAPServer) -> None:
+    data = (b"Subject: bin\r\nContent-Type: application/octet-stream\r\n"
+            b"Content-Transfer-Encoding: base64\r\n\r\n" + base64.b64encode(b"\0ab\0") + b"\r\n")
+    await imap_server.deliver(data)
+    w = await Wire.open(imap_server.port)
+    await w.login()
+    await w.cmd(b"SELECT INBOX")
+    w.writer.write(b"b FETCH 1 (BINARY.PEEK[1] BINARY.SIZE[1])\r\n")
+    head = await w.line()
+    assert head == b"* 1 FETCH (BINARY[1] ~{4}\r\n"
+    assert await w.reader.readexactly(4) == b"\0ab\0"
+    assert await w.line() == b" BINARY.SIZE[1] 4)\r\n"
+    assert (await w.line()).startswith(b"b OK")
+
+
+async def test_body_with_nul_keeps_its_length_without_nul(imap_server: IMAPServer) -> None:
+    await imap_server.deliver(b"Subject: nul\r\n\r\nx\0y\r\n")
+    w = await Wire.open(imap_server.port)
+    await w.login()
+    await w.cmd(b"SELECT INBOX")
+    w.writer.write(b"b FETCH 1 (BODY.PEEK[TEXT])\r\n")
+    assert await w.line() == b"* 1 FETCH (BODY[TEXT] {5}\r\n"
+    body = await w.reader.readexactly(5)
+    assert len(body) == 5 and b"\0" not in body  # RFC 9051 §4.3: no NUL in a literal
+
+
+async def test_sasl_ir_plain_and_scram(imap_server: IMAPServer) -> None:
+    import scramp
+
+    w = await Wire.open(imap_server.port)
+    ir = base64.b64encode(b"\0alice@example.org\0" + PASSWORD.encode())
+    assert (await w.cmd(b"AUTHENTICATE PLAIN " + ir))[-1].startswith(b"a OK")
+    w2 = await Wire.open(imap_server.port)
+    client = scramp.ScramClient(["SCRAM-SHA-256"], "alice", PASSWORD)
+    first = base64.b64encode(client.get_client_first().encode())
+    w2.writer.write(b"s AUTHENTICATE SCRAM-SHA-256 " + first + b"\r\n")
+    challenge = await w2.line()
+    assert challenge.startswith(b"+ ")
+    client.set_server_first(base64.b64decode(challenge[2:].strip()).decode())
+    w2.writer.write(base64.b64encode(client.get_client_final().encode()) + b"\r\n")
+    final = await w2.line()
+    client.set_server_final(base64.b64decode(final[2:].strip()).decode())  # proves the server
+    w2.writer.write(b"\r\n")
+    assert (await w2.line()).startswith(b"s OK")
+
+
+async def test_garbage_gets_bad_then_bye(imap_server: IMAPServer) -> None:
+    w = await Wire.open(imap_server.port)
+    for _ in range(imap_server.ctx.limits.bad_commands - 1):
+        assert (await w.cmd(b"FROBNICATE"))[-1].startswith(b"a BAD ")
+    w.writer.write(b"x FROBNICATE\r\n" * 5)
+    lines = []
+    while True:
+        line = await w.line()
+        if not line:
+            break
+        lines.append(line)
+    assert any(line.startswith(b"* BYE") for line in lines), lines
+
+
+async def test_qresync_select_reports_vanished_and_changes(imap_server: IMAPServer) -> None:
+    for i in range(4):
+        await imap_server.deliver(b"Subject: %d\r\n\r\nx\r\n" % i)
+    w = await Wire.open(imap_server.port)
+    await w.login()
+    await w.cmd(b"ENABLE QRESYNC")
+    answer = await w.cmd(b"SELECT INBOX")
+    uidvalidity = next(line for line in answer if b"UIDVALIDITY" in line).split()[3][:-1]
+    modseq = next(line for line in answer if b"HIGHESTMODSEQ" in line).split()[3][:-1]
+    await w.cmd(b"STORE 2 +FLAGS (\\Flagged)")
+    await w.cmd(b"STORE 3 +FLAGS (\\Deleted)")
+    await w.cmd(b"EXPUNGE")
+    answer = await w.cmd(b"SELECT INBOX (QRESYNC (" + uidvalidity + b" " + modseq + b"))")
+    assert b"* OK [CLOSED] previous mailbox is now closed\r\n" in answer
+    assert b"* VANISHED (EARLIER) 3\r\n" in answer
+    assert any(line.startswith(b"* 2 FETCH (UID 2 FLAGS (\\Flagged) MODSEQ") for line in answer)
+
+
+@pytest.fixture
+async def tls_server(imap_server: IMAPServer, tmp_path: Path):  # type: ignore[no-untyped-def]
+    ca = trustme.CA()
+    cert = ca.issue_cert("mail.example.org")
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    cert.configure_cert(ctx)
+    imap_server.ctx.tls_context = ctx
+    imap_server.ctx.plaintext_login = False
+    service = IMAPService(imap_server.ctx, "imap", ["127.0.0.1"], 0)
+    await service.start()
+    client_ctx = ssl.create_default_context()
+    ca.configure_trust(client_ctx)
+    yield int(service.addresses()[0].rsplit(":", 1)[1]), client_ctx
+    await service.close(1)
+
+
+async def test_starttls_then_login(tls_server) -> None:  # type: ignore[no-untyped-def]
+    port, client_ctx = tls_server
+    w = await Wire.open(port)
+    caps = (await w.cmd(b"CAPABILITY"))[0]
+    assert b"STARTTLS" in caps and b"LOGINDISABLED" in caps and b"AUTH=" not in caps
+    answer = await w.cmd(b"LOGIN alice " + PASSWORD.encode())
+    assert answer[-1].startswith(b"a NO [PRIVACYREQUIRED]")
+    assert (await w.cmd(b"STARTTLS"))[-1].startswith(b"a OK")
+    await w.writer.start_tls(client_ctx, server_hostname="mail.example.org")
+    caps = (await w.cmd(b"CAPABILITY"))[0]
+    assert b"LOGINDISABLED" not in caps and b"AUTH=PLAIN" in caps and b"STARTTLS" not in caps
+    await w.login()
