@@ -133,8 +133,9 @@ class IMAPConnection:
     """Drives one accepted TCP connection."""
 
     def __init__(self, ctx: IMAPContext, kind: str, reader: asyncio.StreamReader,
-                 writer: asyncio.StreamWriter) -> None:
+                 writer: asyncio.StreamWriter, preauth: str | None = None) -> None:
         self.ctx = ctx
+        self.preauth = preauth  # an account already authenticated (PREAUTH greeting)
         self.kind = kind
         self.reader = reader
         self.writer = writer
@@ -287,7 +288,14 @@ class IMAPConnection:
 
     async def _run(self) -> None:
         self.logger.debug("connected")
-        self.session.greet()
+        if self.preauth is not None:
+            # RFC 9051 §7.1.4: PREAUTH, the session starts authenticated.
+            answer = await self._logged_in(self.preauth, "preauth")
+            if answer.status != "OK":
+                raise ConnectionError(answer.text)
+            self.session.greet(preauth=True, text=f"logged in as {self.preauth}")
+        else:
+            self.session.greet()
         await self.flush()
         while not self.session.closed:
             data = await self._read()
