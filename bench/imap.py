@@ -39,7 +39,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import dataclasses
 import imaplib
+import io
 import json
 import os
 import re
@@ -293,7 +295,11 @@ _UID = re.compile(rb"UID (\d+)")
 _MSGID = re.compile(rb"<[^>]*>")
 
 
-def fetch_count(data: list[bytes | tuple[bytes, bytes] | None]) -> int:
+Data = list[bytes | tuple[bytes, bytes] | None]
+"""What imaplib returns for a command: lines, (line, literal) pairs, None for no data."""
+
+
+def fetch_count(data: Data) -> int:
     """Number of FETCH responses in imaplib's answer (literals split them into pieces)."""
     n = 0
     for item in data:
@@ -303,24 +309,37 @@ def fetch_count(data: list[bytes | tuple[bytes, bytes] | None]) -> int:
     return n
 
 
-def ok(answer: tuple[str, list]) -> list:  # type: ignore[type-arg]
+class OpFailed(Exception):
+    """A server's answer was not what the operation must give."""
+
+
+def ok(answer: tuple[str, Data]) -> Data:
     typ, data = answer
     if typ != "OK":
-        raise imaplib.IMAP4.error(f"{typ} {data!r}")
+        raise OpFailed(f"{typ} {data!r}"[:300])
     return data
+
+
+def exists_of(imap: imaplib.IMAP4) -> int:
+    return int(imap.untagged_responses.get("EXISTS", [b"0"])[-1])
+
+
+# What an operation may fail with; the failure is shown in its row and the rest goes on.
+OP_ERRORS = (OpFailed, imaplib.IMAP4.error, OSError, KeyError, ValueError, EOFError)
 
 
 @dataclass
 class Measured:
-    """One operation's seconds per round and what its answer showed."""
+    """One operation's seconds per round and what its answer showed (or how it failed)."""
 
     seconds: list[float] = field(default_factory=list)
     check: str = ""
     exact: bool | None = None
+    error: str | None = None
 
     @property
-    def median(self) -> float:
-        return statistics.median(self.seconds)
+    def median(self) -> float | None:
+        return statistics.median(self.seconds) if self.seconds and not self.error else None
 
 
 @dataclass
@@ -328,17 +347,18 @@ class Run:
     """Everything measured on one server."""
 
     ops: dict[str, Measured] = field(default_factory=dict)
-    memory: dict[str, float] = field(default_factory=dict)
-
-
-def timed(fn: Callable[[], object]) -> tuple[float, object]:
-    start = time.perf_counter()
-    out = fn()
-    return time.perf_counter() - start, out
+    memory: IdleResult | str | None = None
+    """The IDLE measurement, or why it failed."""
 
 
 class Bench:
-    """The timed operations against one server, with one imaplib client."""
+    """The timed operations against one server, with one imaplib client at a time.
+
+    Each operation runs ``rounds`` times; ``setup`` (untimed) runs before
+    each round so that rounds of a state-changing operation do the same
+    work. An operation that fails is recorded with its error, its client is
+    dropped, and the next operation starts on a new connection.
+    """
 
     def __init__(self, endpoint: Endpoint, corpus: Corpus, rounds: int,
                  appends: list[bytes]) -> None:
@@ -348,28 +368,60 @@ class Bench:
         self.appends = appends
         self.run = Run()
         self.uid_index: dict[int, int] = {}
+        self._imap: imaplib.IMAP4 | None = None
+        self._qresync = False
 
-    def connect(self) -> imaplib.IMAP4:
+    # The client
+
+    def client(self, *, qresync: bool = False) -> imaplib.IMAP4:
+        """The logged-in client; a new one when none is open or QRESYNC must be (un)set."""
+        if self._imap is not None and self._qresync == qresync:
+            return self._imap
+        self.drop()
         imap = imaplib.IMAP4(self.ep.host, self.ep.port, timeout=CLIENT_TIMEOUT)
         ok(imap.login(self.ep.user, self.ep.password))
+        if qresync:
+            ok(imap.xatom("ENABLE", "QRESYNC"))  # RFC 7162 §3.2.3 (implies CONDSTORE)
+        self._imap, self._qresync = imap, qresync
         return imap
+
+    def inbox(self, *, qresync: bool = False) -> imaplib.IMAP4:
+        """The client with INBOX selected."""
+        imap = self.client(qresync=qresync)
+        if imap.state != "SELECTED":
+            ok(imap.select("INBOX"))
+        return imap
+
+    def drop(self) -> None:
+        if self._imap is not None:
+            with contextlib.suppress(*OP_ERRORS):
+                self._imap.logout()
+            with contextlib.suppress(OSError):
+                self._imap.shutdown()
+        self._imap = None
 
     def measure(self, name: str, op: Callable[[], str], setup: Callable[[], None] | None = None
                 ) -> Measured:
         m = Measured()
-        for _ in range(self.rounds):
-            if setup is not None:
-                setup()
-            took, check = timed(op)
-            m.seconds.append(took)
-            m.check = str(check)
         self.run.ops[name] = m
+        try:
+            for _ in range(self.rounds):
+                if setup is not None:
+                    setup()
+                start = time.perf_counter()
+                check = op()
+                m.seconds.append(time.perf_counter() - start)
+                m.check = check
+        except OP_ERRORS as exc:
+            m.error = f"{type(exc).__name__}: {exc}"[:300]
+            self.drop()
         return m
 
-    def warm_up(self, imap: imaplib.IMAP4) -> None:
+    # The operations
+
+    def warm_up(self) -> None:
         """SELECT and map UIDs to corpus indices by Message-ID (untimed)."""
-        ok(imap.select("INBOX"))
-        data = ok(imap.uid("FETCH", "1:*", "(BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])"))
+        data = ok(self.inbox().uid("FETCH", "1:*", "(BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])"))
         for item in data:
             if not isinstance(item, tuple):
                 continue
@@ -379,148 +431,178 @@ class Bench:
                 if index is not None:
                     self.uid_index[int(uid.group(1))] = index
         if sorted(self.uid_index.values()) != list(range(self.corpus.count)):
-            raise SystemExit(f"INBOX holds {len(self.uid_index)} of the {self.corpus.count}"
-                             " corpus messages")
+            raise OpFailed(f"INBOX holds {len(self.uid_index)} of the {self.corpus.count}"
+                           " corpus messages")
 
     def all_ops(self) -> Run:
+        """Every operation, in order; the warm-up must succeed (else OpFailed)."""
+        self.warm_up()
+        self.select()
         n = self.corpus.count
-        imap = self.connect()
-        self.warm_up(imap)
-
-        def select() -> str:
-            ok(imap.close())
-            ok(imap.select("INBOX"))
-            exists = int(imap.untagged_responses.get("EXISTS", [b"0"])[-1])
-            return f"EXISTS {exists}"
-
-        self.measure("SELECT INBOX", select)
-
-        def fetch(items: str, ranges: str = "1:*", want: int = n) -> Callable[[], str]:
-            def op() -> str:
-                got = fetch_count(ok(imap.fetch(ranges, items)))
-                if got != want:
-                    raise SystemExit(f"FETCH {ranges} {items}: {got} responses, expected {want}")
-                return f"{got} messages"
-            return op
-
-        self.measure("FETCH 1:* (UID FLAGS ENVELOPE BODYSTRUCTURE)",
-                     fetch("(UID FLAGS ENVELOPE BODYSTRUCTURE)"))
-        self.measure("FETCH 1:* (BODY.PEEK[HEADER.FIELDS (FROM SUBJECT DATE)])",
-                     fetch("(BODY.PEEK[HEADER.FIELDS (FROM SUBJECT DATE)])"))
-        bodies = min(2000, n)
-        self.measure(f"FETCH 1:{bodies} BODY.PEEK[]", fetch("BODY.PEEK[]", f"1:{bodies}", bodies))
+        self.fetch("(UID FLAGS ENVELOPE BODYSTRUCTURE)", "1:*", n)
+        self.fetch("(BODY.PEEK[HEADER.FIELDS (FROM SUBJECT DATE)])", "1:*", n)
+        self.fetch("BODY.PEEK[]", f"1:{min(2000, n)}", min(2000, n))
         for key in ("TEXT", "SUBJECT", "FROM"):
-            self.search(imap, key)
-
-        def unflag() -> None:
-            ok(imap.uid("STORE", "1:*", "-FLAGS.SILENT", r"(\Flagged)"))
-
-        def store() -> str:
-            got = fetch_count(ok(imap.uid("STORE", "1:*", "+FLAGS", r"(\Flagged)")))
-            return f"{got} FETCH responses"
-
-        self.measure("UID STORE 1:* +FLAGS (\\Flagged)", store, setup=unflag)
-        imap.logout()
-        self.condstore()
+            self.search(key)
+        self.store()
+        self.changedsince()
+        self.qresync()
         self.append()
+        self.drop()
         return self.run
 
-    def search(self, imap: imaplib.IMAP4, key: str) -> None:
+    def select(self) -> None:
+        def close() -> None:
+            imap = self.client()
+            if imap.state == "SELECTED":
+                ok(imap.close())
+
+        def op() -> str:
+            imap = self.client()
+            ok(imap.select("INBOX"))
+            if exists_of(imap) != self.corpus.count:
+                raise OpFailed(f"EXISTS {exists_of(imap)}, expected {self.corpus.count}")
+            return f"EXISTS {exists_of(imap)}"
+
+        self.measure("SELECT INBOX", op, setup=close)
+
+    def fetch(self, items: str, ranges: str, want: int) -> None:
+        def op() -> str:
+            got = fetch_count(ok(self.inbox().fetch(ranges, items)))
+            if got != want:
+                raise OpFailed(f"{got} FETCH responses, expected {want}")
+            return f"{got} messages"
+
+        self.measure(f"FETCH {ranges} {items}", op)
+
+    def search(self, key: str) -> None:
         want = self.corpus.expected[key]
 
         def op() -> str:
-            data = ok(imap.uid("SEARCH", key, MARKER))
+            data = ok(self.inbox().uid("SEARCH", key, MARKER))
             uids = [int(u) for u in b" ".join(d for d in data if d).split()]
             got = {self.uid_index.get(u, -u) for u in uids}
-            missed = want - got
-            extra = got - want
+            missed, extra = want - got, got - want
             places: dict[str, int] = {}
             for i in missed:
-                places[str(self.corpus.planted[i])] = places.get(str(self.corpus.planted[i]),
-                                                                 0) + 1
+                place = str(self.corpus.planted[i])
+                places[place] = places.get(place, 0) + 1
             text = f"{len(got & want)}/{len(want)} hits"
             if missed:
-                text += " missed " + ", ".join(f"{v} in {k}" for k, v in sorted(places.items()))
+                text += ", missed " + ", ".join(f"{v} in {k}" for k, v in sorted(places.items()))
             if extra:
                 text += f", {len(extra)} wrong"
             return ("exact " if not missed and not extra else "NOT exact: ") + text
 
         m = self.measure(f"UID SEARCH {key} {MARKER}", op)
-        m.exact = m.check.startswith("exact")
+        m.exact = m.check.startswith("exact") if not m.error else False
 
-    def condstore(self) -> None:
-        """CHANGEDSINCE and QRESYNC after 100 changes (RFC 7162), on a QRESYNC connection."""
-        imap = self.connect()
-        ok(imap.xatom("ENABLE", "QRESYNC"))
+    def store(self) -> None:
+        n = self.corpus.count
+
+        def unflag() -> None:
+            ok(self.inbox().uid("STORE", "1:*", "-FLAGS.SILENT", r"(\Flagged)"))
+
+        def op() -> str:
+            got = fetch_count(ok(self.inbox().uid("STORE", "1:*", "+FLAGS", r"(\Flagged)")))
+            if got != n:
+                raise OpFailed(f"{got} FETCH responses, expected {n}")
+            return f"{got} FETCH responses"
+
+        self.measure("UID STORE 1:* +FLAGS (\\Flagged)", op, setup=unflag)
+
+    def _changed(self) -> tuple[str, int]:
+        """100 UIDs spread over the mailbox, as a UID set, and how many."""
         uids = sorted(self.uid_index)
-        changed = ",".join(str(u) for u in uids[:: max(len(uids) // 100, 1)][:100])
-        n_changed = min(100, len(uids))
+        chosen = uids[:: max(len(uids) // 100, 1)][:100]
+        return ",".join(str(u) for u in chosen), len(chosen)
 
-        def selected() -> tuple[int, int]:
-            ok(imap.select("INBOX"))
-            validity = int(imap.untagged_responses["UIDVALIDITY"][-1])
-            modseq = int(imap.untagged_responses["HIGHESTMODSEQ"][-1])
-            return validity, modseq
+    def _select_qresync(self) -> tuple[int, int]:
+        """SELECT INBOX on the QRESYNC client: its UIDVALIDITY and HIGHESTMODSEQ."""
+        imap = self.client(qresync=True)
+        ok(imap.select("INBOX"))
+        return (int(imap.untagged_responses["UIDVALIDITY"][-1]),
+                int(imap.untagged_responses["HIGHESTMODSEQ"][-1]))
 
-        _, since = selected()
-        ok(imap.uid("STORE", changed, "+FLAGS.SILENT", "(\\Answered)"))
+    def changedsince(self) -> None:
+        """RFC 7162 §3.1.4: FETCH ... (CHANGEDSINCE m) after 100 changes (one set-up)."""
+        changed, n_changed = self._changed()
+        since: list[int] = []
 
-        def changedsince() -> str:
-            got = fetch_count(ok(imap.uid("FETCH", "1:*", f"(FLAGS) (CHANGEDSINCE {since})")))
+        def setup() -> None:
+            if not since:
+                since.append(self._select_qresync()[1])
+                ok(self.inbox(qresync=True).uid("STORE", changed, "+FLAGS.SILENT",
+                                                r"(\Answered)"))
+
+        def op() -> str:
+            got = fetch_count(ok(self.inbox(qresync=True).uid(
+                "FETCH", "1:*", f"(FLAGS) (CHANGEDSINCE {since[0]})")))
             if got != n_changed:
-                raise SystemExit(f"CHANGEDSINCE: {got} messages, expected {n_changed}")
+                raise OpFailed(f"{got} FETCH responses, expected {n_changed}")
             return f"{got} changed"
 
-        self.measure("UID FETCH 1:* (FLAGS) (CHANGEDSINCE m), 100 changed", changedsince)
+        self.measure("UID FETCH 1:* (FLAGS) (CHANGEDSINCE m), 100 changed", op, setup=setup)
+
+    def qresync(self) -> None:
+        """RFC 7162 §3.2.5: SELECT with QRESYNC after 100 flag changes, each round anew."""
+        changed, n_changed = self._changed()
         state: dict[str, int] = {}
-        toggle = ["-FLAGS.SILENT"]  # flipped before each round: +, -, +, ... (100 changes each)
+        # Flipped before each round: +, -, +, ... so each round changes the same 100.
+        toggle = ["-FLAGS.SILENT"]
 
         def change_100() -> None:
-            state["validity"], state["modseq"] = selected()
+            state["validity"], state["modseq"] = self._select_qresync()
             toggle[0] = "-FLAGS.SILENT" if toggle[0] == "+FLAGS.SILENT" else "+FLAGS.SILENT"
+            imap = self.inbox(qresync=True)
             ok(imap.uid("STORE", changed, toggle[0], "($BenchToggle)"))
             ok(imap.close())
 
-        def qresync() -> str:
+        def op() -> str:
+            imap = self.client(qresync=True)
             ok(imap.select(f"INBOX (QRESYNC ({state['validity']} {state['modseq']}))"))
             got = len(imap.untagged_responses.get("FETCH", []))
             if got != n_changed:
-                raise SystemExit(f"SELECT QRESYNC: {got} FETCH responses, expected {n_changed}")
+                raise OpFailed(f"{got} FETCH responses, expected {n_changed}")
             return f"{got} changed"
 
-        self.measure("SELECT INBOX (QRESYNC (v m)), 100 changed", qresync, setup=change_100)
-        imap.logout()
+        self.measure("SELECT INBOX (QRESYNC (v m)), 100 changed", op, setup=change_100)
 
     def append(self) -> None:
         """APPEND into a new mailbox each round; checked and deleted outside the timing."""
-        imap = self.connect()
         boxes = iter(range(1, self.rounds + 1))
         box: list[str] = []
 
         def check_and_delete() -> None:
             if not box:
                 return
+            imap = self.client()
+            if imap.state == "SELECTED":
+                ok(imap.close())
             ok(imap.select(box[-1], readonly=True))
-            exists = int(imap.untagged_responses.get("EXISTS", [b"0"])[-1])
+            exists = exists_of(imap)
             ok(imap.close())
             if exists != len(self.appends):
-                raise SystemExit(f"APPEND: {box[-1]} holds {exists}, expected "
-                                 f"{len(self.appends)}")
+                raise OpFailed(f"{box[-1]} holds {exists}, expected {len(self.appends)}")
             ok(imap.delete(box.pop()))
 
         def create() -> None:
             check_and_delete()
             box.append(f"BenchAppend{next(boxes)}")
-            ok(imap.create(box[-1]))
+            ok(self.client().create(box[-1]))
 
         def op() -> str:
+            imap = self.client()
             for data in self.appends:
                 ok(imap.append(box[-1], None, None, data))
             return f"{len(self.appends)} appended"
 
-        self.measure(f"APPEND {len(self.appends)} messages", op, setup=create)
-        check_and_delete()
-        imap.logout()
+        m = self.measure(f"APPEND {len(self.appends)} messages", op, setup=create)
+        if not m.error:
+            try:
+                check_and_delete()
+            except OP_ERRORS as exc:
+                m.error = f"{type(exc).__name__}: {exc}"[:300]
 
 
 # --- IDLE connections (memory) ---------------------------------------------------------
@@ -556,8 +638,42 @@ async def _idle_connection(ep: Endpoint, source: str, held: Held,
         held.append((reader, writer))
 
 
-async def hold_idle(ep: Endpoint, count: int, settle: float = 3.0) -> dict[str, float]:
-    """Open ``count`` IDLE connections; server memory before and after (KiB), and how many held."""
+@dataclass
+class IdleResult:
+    """Connections held in IDLE and the server's memory before and after (KiB)."""
+
+    wanted: int
+    held: int
+    failed: int
+    processes: int
+    open_seconds: float
+    rss_before_kib: int
+    rss_after_kib: int
+    pss_before_kib: int
+    pss_after_kib: int
+    first_error: str | None = None
+
+    @property
+    def rss_per_conn_kib(self) -> float:
+        return (self.rss_after_kib - self.rss_before_kib) / max(self.held, 1)
+
+    @property
+    def pss_per_conn_kib(self) -> float:
+        return (self.pss_after_kib - self.pss_before_kib) / max(self.held, 1)
+
+    def to_dict(self) -> dict[str, object]:
+        return {**dataclasses.asdict(self), "rss_per_conn_kib": self.rss_per_conn_kib,
+                "pss_per_conn_kib": self.pss_per_conn_kib}
+
+
+async def hold_idle(ep: Endpoint, count: int, settle: float = 3.0) -> IdleResult:
+    """Open ``count`` connections in IDLE (RFC 2177), measure, close them.
+
+    Each: LOGIN, SELECT INBOX, IDLE, up to 64 being set up at a time, from
+    source addresses spread over 127.0.0.2-201 (against per-address limits).
+    Memory is read ``settle`` seconds after the last one is in IDLE; a
+    connection counts as held when the server has not closed it by then.
+    """
     before_rss, before_pss = memory_kib(ep.processes())
     held: Held = []
     gate = asyncio.Semaphore(64)
@@ -568,37 +684,41 @@ async def hold_idle(ep: Endpoint, count: int, settle: float = 3.0) -> dict[str, 
     opened = time.perf_counter() - start
     errors = [r for r in results if isinstance(r, BaseException)]
     await asyncio.sleep(settle)
-    after_rss, after_pss = memory_kib(ep.processes())
+    processes = ep.processes()
+    after_rss, after_pss = memory_kib(processes)
     alive = sum(1 for r, w in held if not r.at_eof() and not w.is_closing())
     for _, w in held:
         with contextlib.suppress(OSError, RuntimeError):
             w.write(b"DONE\r\nd LOGOUT\r\n")
             w.close()
     await asyncio.gather(*(w.wait_closed() for _, w in held), return_exceptions=True)
-    out = {"wanted": count, "held": alive, "failed": len(errors), "open_seconds": opened,
-           "rss_before_kib": before_rss, "rss_after_kib": after_rss,
-           "pss_before_kib": before_pss, "pss_after_kib": after_pss,
-           "rss_per_conn_kib": (after_rss - before_rss) / max(alive, 1),
-           "pss_per_conn_kib": (after_pss - before_pss) / max(alive, 1)}
-    if errors:
-        out["first_error"] = str(errors[0])  # type: ignore[assignment]
-    return out
+    return IdleResult(count, alive, len(errors), len(processes), opened, before_rss, after_rss,
+                      before_pss, after_pss,
+                      f"{type(errors[0]).__name__}: {errors[0]}" if errors else None)
 
 
 # --- running and printing --------------------------------------------------------------
 
 def bench_server(name: str, start: Callable[[], Endpoint], corpus: Corpus, rounds: int,
                  appends: list[bytes], idle: int) -> Run | str:
-    """Run everything against one server; a string instead when it cannot be run."""
+    """Run everything against one server; a string saying why when it cannot be run."""
     try:
         ep = start()
     except NoIMAPServer as exc:
         return str(exc)
     try:
         print(f"{name}: IMAP on {ep.host}:{ep.port}, timing ...", file=sys.stderr)
-        run = Bench(ep, corpus, rounds, appends).all_ops()
+        bench = Bench(ep, corpus, rounds, appends)
+        try:
+            run = bench.all_ops()
+        except OP_ERRORS as exc:  # the warm-up: without the corpus there is nothing to time
+            bench.drop()
+            return f"{name}: cannot benchmark: {type(exc).__name__}: {exc}"
         print(f"{name}: {idle} IDLE connections ...", file=sys.stderr)
-        run.memory = asyncio.run(hold_idle(ep, idle))
+        try:
+            run.memory = asyncio.run(hold_idle(ep, idle))
+        except OP_ERRORS as exc:
+            run.memory = f"{type(exc).__name__}: {exc}"
         return run
     finally:
         ep.stop()
@@ -608,93 +728,135 @@ def _fmt(seconds: float | None) -> str:
     return "-" if seconds is None else f"{seconds:.3f}"
 
 
-def report(corpus: Corpus, size: int, kw: Run | str, dc: Run | str, quick: bool) -> dict:  # type: ignore[type-arg]
+def _check(m: Measured | None) -> str | None:
+    if m is None:
+        return None
+    return f"FAILED {m.error}" if m.error else m.check
+
+
+@dataclass
+class Row:
+    """One operation on both servers: medians, the ratio Dovecot/kittiwake, the checks."""
+
+    op: str
+    kittiwake: float | None
+    dovecot: float | None
+    ratio: float | None
+    kittiwake_rounds: list[float] | None
+    dovecot_rounds: list[float] | None
+    kittiwake_check: str | None
+    dovecot_check: str | None
+    kittiwake_exact: bool | None
+    dovecot_exact: bool | None
+
+
+def compare(kw: Run | str, dc: Run | str) -> list[Row]:
     measured = [r for r in (kw, dc) if isinstance(r, Run)]
     names = list(measured[0].ops) if measured else []
     rows = []
     for op in names:
         k = kw.ops.get(op) if isinstance(kw, Run) else None
         d = dc.ops.get(op) if isinstance(dc, Run) else None
-        ratio = d.median / k.median if k and d and k.median > 0 else None
-        rows.append({"op": op, "kittiwake": k.median if k else None,
-                     "dovecot": d.median if d else None, "ratio": ratio,
-                     "kittiwake_check": k.check if k else None,
-                     "dovecot_check": d.check if d else None,
-                     "kittiwake_exact": k.exact if k else None,
-                     "dovecot_exact": d.exact if d else None})
+        km, dm = (k.median if k else None), (d.median if d else None)
+        rows.append(Row(op, km, dm, dm / km if km and dm else None,
+                        k.seconds if k else None, d.seconds if d else None,
+                        _check(k), _check(d), k.exact if k else None, d.exact if d else None))
+    return rows
+
+
+def targets(rows: list[Row], kw: Run) -> list[tuple[str, bool, str]]:
+    """The issue's targets for kittiwake, each met or not, with what decided it."""
+    out = []
+    slow = [r.op for r in rows if r.ratio is None or r.ratio < 1.0]
+    out.append(("every op at least as fast as Dovecot (ratio >= 1.0)", not slow,
+                "not: " + ", ".join(slow) if slow else ""))
+    bad = [r.op.split()[2] for r in rows if r.op.startswith("UID SEARCH")
+           and (not r.kittiwake_exact or r.kittiwake is None or r.kittiwake >= SEARCH_LIMIT)]
+    out.append((f"every SEARCH exact and under {SEARCH_LIMIT} s", not bad,
+                "not: " + ", ".join(bad) if bad else ""))
+    m = kw.memory
+    if isinstance(m, IdleResult):
+        out.append((f"{m.wanted} IDLE connections held", m.held == m.wanted, f"held {m.held}"))
+    else:
+        out.append(("IDLE connections held", False, f"failed: {m}"))
+    return out
+
+
+def memory_line(label: str, m: IdleResult | str) -> str:
+    if isinstance(m, str):
+        return f"{label}: IDLE connections failed: {m}"
+    what = "server process" if label == "kittiwake" else f"{m.processes} imap processes summed"
+    line = (f"{label}: {m.held}/{m.wanted} IDLE connections held (opened in"
+            f" {m.open_seconds:.1f} s), {what} RSS {m.rss_before_kib / 1024:.1f} ->"
+            f" {m.rss_after_kib / 1024:.1f} MiB = {m.rss_per_conn_kib:.1f} KiB per connection"
+            f" (PSS {m.pss_per_conn_kib:.1f} KiB)")
+    if m.failed:
+        line += f"; {m.failed} failed, first: {m.first_error}"
+    return line
+
+
+def report(corpus: Corpus, size: int, kw: Run | str, dc: Run | str, quick: bool
+           ) -> dict[str, object]:
+    """Print the table, memory and targets; the same as a dict (for --json)."""
+    rows = compare(kw, dc)
     places = ", ".join(f"{sum(1 for q in corpus.planted.values() if q is p)} {p}" for p in Place)
     print(f"IMAP benchmark ({'quick' if quick else 'full'} run): {corpus.count} messages"
           f" ({size / 2**20:.0f} MiB), marker {MARKER!r} in {corpus.hits} messages ({places}),"
           " median seconds of the rounds, loopback, one imaplib client")
     if isinstance(dc, str):
-        print(f"Dovecot: {dc}")
-    width = max([len(r["op"]) for r in rows] + [10])
+        print(dc if dc.startswith("Dovecot") else f"Dovecot: {dc}")
+    width = max([len(r.op) for r in rows] + [10])
     kcol = max(11, len(kw) if isinstance(kw, str) else 0)
     print(f"{'operation':<{width}}  {'kittiwake s':>{kcol}}  {'Dovecot s':>9}  {'ratio':>6}  check")
     for i, r in enumerate(rows):
-        kcell = (kw if i == 0 else "") if isinstance(kw, str) else _fmt(r["kittiwake"])
-        ratio = "-" if r["ratio"] is None else f"{r['ratio']:.2f}"
-        checks = []
-        if r["kittiwake_check"]:
-            checks.append(f"kittiwake {r['kittiwake_check']}")
-        if r["dovecot_check"]:
-            checks.append(f"Dovecot {r['dovecot_check']}")
-        print(f"{r['op']:<{width}}  {kcell:>{kcol}}  {_fmt(r['dovecot']):>9}  {ratio:>6}  "
+        kcell = (kw if i == 0 else "") if isinstance(kw, str) else _fmt(r.kittiwake)
+        ratio = "-" if r.ratio is None else f"{r.ratio:.2f}"
+        checks = [f"{who} {check}" for who, check in (("kittiwake", r.kittiwake_check),
+                                                        ("Dovecot", r.dovecot_check)) if check]
+        print(f"{r.op:<{width}}  {kcell:>{kcol}}  {_fmt(r.dovecot):>9}  {ratio:>6}  "
               + "; ".join(checks))
-    memory = {"kittiwake": kw.memory if isinstance(kw, Run) else None,
-              "dovecot": dc.memory if isinstance(dc, Run) else None}
-    for label, m in (("kittiwake", memory["kittiwake"]), ("Dovecot", memory["dovecot"])):
-        if m is None:
-            continue
-        what = "server process" if label == "kittiwake" else "imap processes summed"
-        line = (f"{label}: {m['held']}/{m['wanted']} IDLE connections held"
-                f" (opened in {m['open_seconds']:.1f} s), {what} RSS"
-                f" {m['rss_before_kib'] / 1024:.1f} -> {m['rss_after_kib'] / 1024:.1f} MiB ="
-                f" {m['rss_per_conn_kib']:.1f} KiB per connection (PSS"
-                f" {m['pss_per_conn_kib']:.1f} KiB)")
-        if m["failed"]:
-            line += f"; {m['failed']} failed, first: {m.get('first_error')}"
-        print(line)
-    targets = []
+    kmem = kw.memory if isinstance(kw, Run) else None
+    dmem = dc.memory if isinstance(dc, Run) else None
+    for label, mem in (("kittiwake", kmem), ("Dovecot", dmem)):
+        if mem is not None:
+            print(memory_line(label, mem))
+    met: list[tuple[str, bool, str]] = []
     if isinstance(kw, Run):
-        slow = [r["op"] for r in rows if r["ratio"] is not None and r["ratio"] < 1.0]
-        targets.append(("every op at least as fast as Dovecot (ratio >= 1.0)", not slow,
-                        "slower: " + ", ".join(slow) if slow else ""))
-        searches = [r for r in rows if r["op"].startswith("UID SEARCH")]
-        bad = [r["op"].split()[2] for r in searches
-               if not r["kittiwake_exact"] or (r["kittiwake"] or 1) >= SEARCH_LIMIT]
-        targets.append((f"every SEARCH exact and under {SEARCH_LIMIT} s", not bad,
-                        "failing: " + ", ".join(bad) if bad else ""))
-        km, dm = memory["kittiwake"], memory["dovecot"]
-        if km is not None:
-            targets.append((f"{km['wanted']} IDLE connections held", km["held"] == km["wanted"],
-                            f"held {km['held']}"))
-        if km is not None and dm is not None:
-            share = km["rss_per_conn_kib"] / dm["rss_per_conn_kib"] if dm[
-                "rss_per_conn_kib"] > 0 else float("inf")
-            targets.append(("memory per connection at most a tenth of Dovecot's", share <= 0.1,
-                            f"{share:.3f} of Dovecot's"))
+        met = targets(rows, kw)
+        if isinstance(kmem, IdleResult) and isinstance(dmem, IdleResult) and (
+                dmem.rss_per_conn_kib > 0):
+            share = kmem.rss_per_conn_kib / dmem.rss_per_conn_kib
+            met.append(("memory per IDLE connection at most a tenth of Dovecot's",
+                        share <= 0.1, f"{share:.3f} of Dovecot's (RSS)"))
         print("targets:")
-        for text, met, detail in targets:
-            print(f"  [{'met' if met else 'NOT met'}] {text}{': ' + detail if detail else ''}")
+        for text, good, detail in met:
+            print(f"  [{'met' if good else 'NOT met'}] {text}{': ' + detail if detail else ''}")
+    memory = {label: mem.to_dict() if isinstance(mem, IdleResult) else mem
+              for label, mem in (("kittiwake", kmem), ("dovecot", dmem))}
     return {"messages": corpus.count, "bytes": size, "marker": MARKER, "quick": quick,
             "kittiwake_unavailable": kw if isinstance(kw, str) else None,
-            "ops": rows, "memory": memory,
-            "targets": [{"target": t, "met": m, "detail": d} for t, m, d in targets]}
+            "dovecot_unavailable": dc if isinstance(dc, str) else None,
+            "ops": [dataclasses.asdict(r) for r in rows], "memory": memory,
+            "targets": [{"target": t, "met": g, "detail": d} for t, g, d in met]}
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true",
-                        help="2,000 messages, fewer appends and IDLE connections")
+                        help="2,000 messages, 200 appends, 1,000/200 IDLE connections")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
     parser.add_argument("--messages", type=int, default=0, help="corpus size")
     parser.add_argument("--rounds", type=int, default=3, help="rounds per operation (median)")
     parser.add_argument("--seed", type=int, default=1, help="corpus seed")
+    parser.add_argument("--idle", type=int, default=0,
+                        help="kittiwake's IDLE connections (default 10,000; quick 1,000)")
+    parser.add_argument("--only", choices=("kittiwake", "dovecot"), default=None,
+                        help="benchmark one server only")
     parser.add_argument("--dir", default=None, help="where to write (default: a temp dir)")
     args = parser.parse_args()
     count = args.messages or (2000 if args.quick else 20000)
-    idle_kw, idle_dc = (1000, 200) if args.quick else (10000, 500)
+    idle_kw = args.idle or (1000 if args.quick else 10000)
+    idle_dc = 200 if args.quick else 500
     n_append = 200 if args.quick else 1000
     limit = raise_nofile(max(NOFILE, 2 * idle_kw + 1000))
     if limit < idle_kw + 100:
@@ -702,17 +864,19 @@ def main() -> None:
     corpus = Corpus(count, seed=args.seed)
     appends = list(Corpus(n_append, seed=args.seed + 1000, hits=0).messages())
     base = Path(tempfile.mkdtemp(prefix="kw-bench-imap-", dir=args.dir))
-    base.chmod(0o755)
+    base.chmod(0o755)  # Dovecot's mail processes (nobody) must reach the corpus files
     try:
         print(f"writing {count} messages to {base / 'corpus'} ...", file=sys.stderr)
         size = corpus.write_maildir(base / "corpus")
-        dc = bench_server("Dovecot", lambda: start_dovecot(base / "corpus"), corpus,
-                          args.rounds, appends, idle_dc)
-        kw = bench_server("kittiwake", lambda: start_kittiwake(base / "corpus", work=base),
-                          corpus, args.rounds, appends, idle_kw)
+        dc: Run | str = "not run (--only kittiwake)"
+        kw: Run | str = "kittiwake: not run (--only dovecot)"
+        if args.only != "kittiwake":
+            dc = bench_server("Dovecot", lambda: start_dovecot(base / "corpus"), corpus,
+                              args.rounds, appends, idle_dc)
+        if args.only != "dovecot":
+            kw = bench_server("kittiwake", lambda: start_kittiwake(base / "corpus", work=base),
+                              corpus, args.rounds, appends, idle_kw)
         if args.json:
-            import io
-
             with contextlib.redirect_stdout(io.StringIO()):
                 out = report(corpus, size, kw, dc, args.quick)
             print(json.dumps(out, indent=2))
