@@ -20,8 +20,10 @@ UID SEARCH TEXT / SUBJECT / FROM for the planted word (each answer checked
 against the exact expected set); UID STORE +FLAGS on all; UID FETCH 1:*
 (FLAGS) (CHANGEDSINCE m) after 100 changes (RFC 7162 §3.1.4); SELECT INBOX
 (QRESYNC (v m)) after 100 changes (RFC 7162 §3.2.5); APPEND of 1,000 messages.
-Dovecot is warmed first (one SELECT and one FETCH, untimed) so its index
-exists, as kittiwake's does after the import.
+Each server is warmed first (SELECT and a FETCH of every Message-ID, untimed,
+which also maps UIDs to corpus messages), so Dovecot's index exists as
+kittiwake's does after the import. An operation a server fails shows its
+error in its row; the others still run.
 
 Then memory: N connections logged in, INBOX selected, in IDLE (RFC 2177),
 held by an asyncio client: kittiwake 10,000 (quick: 1,000), resident memory
@@ -58,8 +60,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import NamedTuple
 
-from bench.imapcorpus import MARKER, Corpus, Place
-
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
@@ -67,6 +67,8 @@ if str(ROOT) not in sys.path:
 from tests.integration.dovecot import PASSWORD as DOVECOT_PASSWORD  # noqa: E402
 from tests.integration.dovecot import Dovecot, DovecotError  # noqa: E402
 from tests.integration.loopback import free_port  # noqa: E402
+
+from bench.imapcorpus import MARKER, Corpus, Place  # noqa: E402
 
 IP = "127.0.0.1"
 NOFILE = 65536
@@ -93,7 +95,11 @@ class Endpoint(NamedTuple):
     processes: Callable[[], list[int]]
 
 
-class NoIMAPServer(RuntimeError):
+class BenchError(RuntimeError):
+    """A server could not be set up or started; the message says what and shows its log."""
+
+
+class NoIMAPServer(BenchError):
     """``kittiwake serve`` of this build has no IMAP service."""
 
 
@@ -176,13 +182,33 @@ def _kittiwake(config: Path, *args: str, stdin: str | None = None, timeout: floa
     done = subprocess.run([exe, "--config", str(config), *args], input=stdin,
                           capture_output=True, text=True, timeout=timeout)
     if done.returncode != 0:
-        raise SystemExit(f"kittiwake {' '.join(args)} failed ({done.returncode}):"
+        raise BenchError(f"kittiwake {' '.join(args)} failed ({done.returncode}):"
                          f" {done.stderr.strip() or done.stdout.strip()}")
     return done.stdout
 
 
+# Names an IMAP service option allowing LOGIN without TLS may have (as submission's
+# no_require_starttls). The benchmark runs on loopback without TLS, as Dovecot does.
+PLAINTEXT_OPTIONS = ("no_require_starttls", "plaintext_login", "allow_plaintext_login")
+
+
+def imap_plaintext_option() -> str | None:
+    """The IMAP service's option for LOGIN without TLS, when this build's schema has one."""
+    from kittiwake.config.static import Listener
+
+    service = Listener.model_fields["imap"].annotation
+    fields = getattr(service, "model_fields", {})
+    return next((name for name in PLAINTEXT_OPTIONS if name in fields), None)
+
+
 def kittiwake_config(data_dir: Path, ip: str, port: int, connections: int) -> str:
-    """kittiwake.conf for the benchmark: one loopback listener with IMAP only."""
+    """kittiwake.conf for the benchmark: one loopback listener with IMAP only.
+
+    The connection limits are raised for the IDLE connections, and LOGIN
+    without TLS is allowed when the schema has the option for it.
+    """
+    plaintext = imap_plaintext_option()
+    imap = f"enabled = true, port = {port}" + (f", {plaintext} = true" if plaintext else "")
     return f"""# kittiwake IMAP benchmark (bench/imap.py)
 hostname = "bench.example.org"
 data_dir = "{data_dir}"
@@ -197,7 +223,7 @@ max_connections_per_ip = {connections}
 
 [listeners.bench]
 ips = ["{ip}"]
-imap = {{ enabled = true, port = {port} }}
+imap = {{ {imap} }}
 """
 
 
@@ -247,7 +273,7 @@ def start_kittiwake(corpus_dir: Path, *, connections: int = 20000,
         stop()
         if "service imap is not available" in text:
             raise NoIMAPServer(NO_IMAP)
-        raise SystemExit(f"kittiwake serve did not listen for IMAP on {IP}:{port}:\n"
+        raise BenchError(f"kittiwake serve did not listen for IMAP on {IP}:{port}:\n"
                          f"{text[-3000:]}")
     # The login name: the account's email address (as for SMTP AUTH).
     return Endpoint(IP, port, KITTIWAKE_ADDRESS, KITTIWAKE_PASSWORD, stop,
@@ -272,7 +298,7 @@ def start_dovecot(corpus_dir: Path) -> Endpoint:
     try:
         dc.start()
     except DovecotError as exc:
-        raise SystemExit(f"Dovecot: {exc}") from None
+        raise BenchError(f"Dovecot: {exc}") from None
     assert dc.dir is not None and dc.proc is not None
     new = dc.dir / "mail" / dc.user / "new"
     owner = new.stat()
@@ -379,7 +405,11 @@ class Bench:
             return self._imap
         self.drop()
         imap = imaplib.IMAP4(self.ep.host, self.ep.port, timeout=CLIENT_TIMEOUT)
-        ok(imap.login(self.ep.user, self.ep.password))
+        try:
+            imap.login(self.ep.user, self.ep.password)
+        except imaplib.IMAP4.error as exc:
+            raise OpFailed(f"LOGIN as {self.ep.user} refused: {exc} (the benchmark logs in"
+                           " without TLS, on loopback)") from None
         if qresync:
             ok(imap.xatom("ENABLE", "QRESYNC"))  # RFC 7162 §3.2.3 (implies CONDSTORE)
         self._imap, self._qresync = imap, qresync
@@ -706,6 +736,8 @@ def bench_server(name: str, start: Callable[[], Endpoint], corpus: Corpus, round
         ep = start()
     except NoIMAPServer as exc:
         return str(exc)
+    except BenchError as exc:
+        raise SystemExit(f"{name}: {exc}") from None
     try:
         print(f"{name}: IMAP on {ep.host}:{ep.port}, timing ...", file=sys.stderr)
         bench = Bench(ep, corpus, rounds, appends)
@@ -725,7 +757,7 @@ def bench_server(name: str, start: Callable[[], Endpoint], corpus: Corpus, round
 
 
 def _fmt(seconds: float | None) -> str:
-    return "-" if seconds is None else f"{seconds:.3f}"
+    return "-" if seconds is None else f"{seconds:.4f}"
 
 
 def _check(m: Measured | None) -> str | None:
