@@ -220,6 +220,7 @@ level = "warn"
 [limits]
 max_connections = {connections}
 max_connections_per_ip = {connections}
+max_imap_sessions_per_account = {connections}
 
 [listeners.bench]
 ips = ["{ip}"]
@@ -895,6 +896,8 @@ def main() -> None:
         raise SystemExit(f"RLIMIT_NOFILE is {limit}: too low for {idle_kw} connections")
     corpus = Corpus(count, seed=args.seed)
     appends = list(Corpus(n_append, seed=args.seed + 1000, hits=0).messages())
+    if args.dir:
+        Path(args.dir).mkdir(parents=True, exist_ok=True)
     base = Path(tempfile.mkdtemp(prefix="kw-bench-imap-", dir=args.dir))
     base.chmod(0o755)  # Dovecot's mail processes (nobody) must reach the corpus files
     try:

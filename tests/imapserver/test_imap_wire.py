@@ -152,3 +152,35 @@ async def test_starttls_then_login(tls_server) -> None:  # type: ignore[no-untyp
     caps = (await w.cmd(b"CAPABILITY"))[0]
     assert b"LOGINDISABLED" not in caps and b"AUTH=PLAIN" in caps and b"STARTTLS" not in caps
     await w.login()
+
+
+async def test_reselect_after_delete_and_create_with_a_reused_id(imap_server: IMAPServer) -> None:
+    """A deleted mailbox's changes never reach a new mailbox that got its database id."""
+    w = await Wire.open(imap_server.port)
+    await w.login()
+    await w.cmd(b"CREATE B1")
+    w.writer.write(b"p APPEND B1 {11+}\r\nSubject: 1\r\n")
+    assert (await w.line()).startswith(b"p OK")
+    await w.cmd(b"EXAMINE B1")
+    await w.cmd(b"CLOSE")
+    await w.cmd(b"DELETE B1")
+    await w.cmd(b"CREATE B2")
+    answer = await w.cmd(b"EXAMINE B2")
+    assert answer[-1].startswith(b"a OK [READ-ONLY]"), answer
+    assert b"* 0 EXISTS\r\n" in answer
+    assert (await w.cmd(b"NOOP"))[-1].startswith(b"a OK")
+
+
+async def test_sessions_per_account_are_limited(imap_server: IMAPServer) -> None:
+    imap_server.ctx.limits.max_per_account = 2
+    first, second, third = [await Wire.open(imap_server.port) for _ in range(3)]
+    await first.login()
+    await second.login()
+    answer = await third.cmd(b"LOGIN alice " + PASSWORD.encode())
+    assert answer[-1].startswith(b"a NO [LIMIT]")
+    await first.cmd(b"LOGOUT")
+    for _ in range(50):
+        if imap_server.ctx.sessions_per_account.get("alice") == 1:
+            break
+        await asyncio.sleep(0.02)
+    await third.login()

@@ -61,6 +61,9 @@ class LimitsConfig(Section):
     max_connections_per_ip: int = Field(20, ge=1, le=100_000)
     """Open connections from one IP address; more are refused with 421."""
 
+    max_imap_sessions_per_account: int = Field(100, ge=1, le=1_000_000)
+    """Open IMAP sessions of one account (clients open a few per device); more get NO [LIMIT]."""
+
     listen_backlog: int = Field(1024, ge=1, le=65535)
     """Connections the kernel queues before kittiwake accepts them (listen(2) backlog;
     capped by net.core.somaxconn). Too small a queue costs clients a retransmission

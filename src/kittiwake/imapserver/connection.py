@@ -367,6 +367,8 @@ class IMAPConnection:
             return  # the handler answered (idle, enabled, challenge, ...)
         if self.selected is not None and answer.status != "BAD":
             self.announce(expunges_allowed=_may_expunge(command))
+        if self.session.closed:
+            return  # an update ended the session (its mailbox was deleted): BYE was sent
         if answer.status == "OK":
             self.session.ok(answer.text, answer.code)
         elif answer.status == "NO":

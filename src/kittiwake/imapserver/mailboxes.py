@@ -68,6 +68,10 @@ async def _select(conn: IMAPConnection, tag: str, cmd: c.Select) -> Answer:
         # RFC 9051 §6.3.2 / RFC 7162 §3.2.11: the old mailbox is closed first.
         s.send(r.untagged_status("OK", "previous mailbox is now closed", Code.CLOSED))
     name = store_name(cmd.mailbox)
+    # Changes committed before the snapshot below are in it; drop them, or a stale
+    # change of a deleted mailbox whose id was reused would reach this view.
+    if conn.sub is not None:
+        conn.sub.pending()
     mailbox = await conn.account.mailbox(name)
     messages = await conn.account.messages(name)
     readonly = cmd.readonly

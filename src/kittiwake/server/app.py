@@ -111,6 +111,7 @@ class Server:
             localserve=self.localserve,
             plaintext_login=self.localserve or listener.imap.no_require_starttls,
             connections=self.connection_slots, login_limiter=self.login_limiter)
+        ctx.limits.max_per_account = self.config.static.limits.max_imap_sessions_per_account
         self.imap_contexts.append(ctx)
         return ctx
 
