@@ -372,12 +372,21 @@ async def _expunge(conn: IMAPConnection, tag: str, cmd: c.Expunge) -> Answer:
 
 # --- SEARCH (RFC 9051 §6.4.4, ESEARCH RFC 4731, SEARCHRES RFC 5182) ---------------------
 
-async def _candidates(conn: IMAPConnection) -> list[srch.Candidate]:
+async def _candidates(conn: IMAPConnection, key: c.SearchKey | None = None
+                      ) -> list[srch.Candidate]:
+    """Every message of the view that still exists, with lazy access to its text.
+
+    When ``key`` reads message text, the stored summaries are fetched in one
+    query up front rather than one per message.
+    """
     assert conn.account is not None and conn.selected is not None
     sel = conn.selected
     rows = await conn.account.messages(sel.name)
     by_uid = {m.uid: m for m in rows}
     account = conn.account
+    summaries: dict[int, str] = {}
+    if key is None or srch.needs_text(key):
+        summaries = await account.summaries([m.id for m in rows])
     saved = frozenset(conn.saved_uids)
     now = time.time()
     out = []
@@ -387,8 +396,10 @@ async def _candidates(conn: IMAPConnection) -> list[srch.Candidate]:
         m = by_uid.get(uid)
         if m is None:
             continue  # expunged by another session, not yet announced
-        out.append(srch.Candidate(m, seq, account.core.path(m.id),
-                                  partial(account.core.summary_json, m.id), saved, now,
+        summary = summaries.get(m.id)
+        getter = (lambda s=summary: s) if summary is not None else \
+            partial(account.core.summary_json, m.id)
+        out.append(srch.Candidate(m, seq, account.core.path(m.id), getter, saved, now,
                                   max_seq, max_uid))
     return out
 
@@ -401,7 +412,7 @@ def _check_charset(charset: str | None) -> None:
 
 async def _search(conn: IMAPConnection, tag: str, cmd: c.Search) -> Answer:
     _check_charset(cmd.charset)
-    cands = await _candidates(conn)
+    cands = await _candidates(conn, cmd.criteria)
     hits = await asyncio.to_thread(lambda: [m for m in cands if srch.matches(cmd.criteria, m)])
     numbers = [m.message.uid if cmd.uid else m.seq for m in hits]
     modseq = max((m.message.modseq for m in hits), default=None) \

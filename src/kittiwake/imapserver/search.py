@@ -41,6 +41,22 @@ class Candidate:
     max_uid: int = 0
 
     @cached_property
+    def header_text(self) -> MessageText:
+        """Only the top-level header section, read from the file's start (header keys)."""
+        if "text" in self.__dict__:
+            return self.text
+        from kittiwake.message.headers import parse_header_section
+
+        try:
+            root = Part.from_dict(json.loads(self.summary())["part"])
+            with open(self.path, "rb") as f:
+                head = f.read(root.body_start)
+            root.headers = parse_header_section(head, root.header_start, root.body_start)[0]
+            return MessageText(root, head)
+        except (OSError, ValueError, KeyError, TypeError):
+            return self.text
+
+    @cached_property
     def text(self) -> MessageText:
         data = self.path.read_bytes()
         try:
@@ -57,7 +73,7 @@ class Candidate:
         """The Date header's date (RFC 9051 §6.4.4 SENT*: timezone disregarded)."""
         from kittiwake.message.envelope import parse_date
 
-        values = self.text.header_values("Date")
+        values = self.header_text.header_values("Date")
         parsed = parse_date(values[0]) if values else None
         return parsed.date() if parsed else None
 
@@ -144,7 +160,7 @@ def matches(key: c.SearchKey, m: Candidate) -> bool:
     if isinstance(key, c.SearchSaveDateSupported):
         return True  # RFC 8514 §4.3: every mailbox here keeps SAVEDATE
     if isinstance(key, c.SearchHeader):
-        return m.text.header_contains(key.field, key.value)
+        return m.header_text.header_contains(key.field, key.value)
     if isinstance(key, c.SearchText):
         return m.text.body_contains(key.value) if key.body_only else \
             m.text.text_contains(key.value)
