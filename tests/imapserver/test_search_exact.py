@@ -100,7 +100,8 @@ def brute(k: c.SearchKey, text: MessageText) -> bool:
     return all(brute(x, text) for x in k.keys)
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(messages=st.lists(message(), min_size=1, max_size=8), queries=st.lists(query, max_size=6))
 def test_search_equals_brute_force(tmp_path: Path, messages: list[bytes],
                                    queries: list[c.SearchKey]) -> None:
