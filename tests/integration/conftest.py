@@ -109,3 +109,6 @@ def make_dns_world() -> Iterator[MakeDNSWorld]:
     yield make
     for world in worlds:
         world.stop()
+
+
+from .conftest_imap import imap_server  # noqa: E402, F401  (the real-client IMAP fixture)
