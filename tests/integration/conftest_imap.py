@@ -227,7 +227,7 @@ def _list(conn: imaplib.IMAP4) -> list[str]:
     names: list[str] = []
     for line in data:
         if not isinstance(line, bytes):
-            continue
+            raise AssertionError(f"LIST response with a literal, not handled here: {line!r}")
         m = _LIST.match(line)
         if m is None:
             raise AssertionError(f"unparsable LIST response {line!r}")
@@ -251,15 +251,16 @@ def _fetch_all(conn: imaplib.IMAP4, mailbox: str) -> list[tuple[int, frozenset[s
                          "(UID FLAGS BODY.PEEK[HEADER.FIELDS (MESSAGE-ID)])")
     _ok(typ, data, f"UID FETCH {mailbox}")
     out = []
-    for item in data:
+    for i, item in enumerate(data):
         if not isinstance(item, tuple):
             continue
-        head = item[0]
-        # imaplib puts FLAGS in the first part or in the closing b")" part;
-        # Dovecot sends FLAGS before the literal.
+        # imaplib splits a response at its literal: UID and FLAGS are in the part
+        # before it or in the bytes item after it, depending on the server's order.
+        tail = data[i + 1] if i + 1 < len(data) and isinstance(data[i + 1], bytes) else b""
+        head = item[0] + b" " + tail
         flags_m, uid_m = _FLAGS.search(head), _UID.search(head)
         if flags_m is None or uid_m is None:
-            raise AssertionError(f"FETCH response without UID/FLAGS before the header: {head!r}")
+            raise AssertionError(f"FETCH response without UID or FLAGS: {head!r}")
         flags = frozenset(f for f in flags_m.group(1).decode().split() if f != "\\Recent")
         out.append((int(uid_m.group(1)), flags, message_id(item[1])))
     return out

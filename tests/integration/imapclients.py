@@ -24,6 +24,59 @@ file that signed the server's certificate, user and password.
 leave) as folder -> Message-ID -> flags, the shape
 :meth:`~tests.integration.conftest_imap.IMAPServer.snapshot` returns for the
 server side, so a test compares both sides with ``==``.
+
+What these clients send (Debian 12 versions; from ``mbsync -D``,
+``offlineimap -d imap``, ``mutt -d 5``, ``curl -v``, ``fetchmail -v -v``
+against Dovecot), i.e. what a server must get right:
+
+- mbsync (isync 1.4.4): pipelines commands (several in flight) including
+  ``APPEND "INBOX" (\\Seen) {n+}`` with a LITERAL+ literal while STOREs are
+  outstanding; adds an ``X-TUID:`` header to every message it uploads and
+  takes the new UID from ``APPENDUID`` (RFC 4315); asks ``NAMESPACE`` and maps
+  folder names with its prefix and separator; ``UID FETCH 1:N (UID FLAGS)``
+  with N the last UID it knows (possibly past the last message); fetches with
+  ``UID FETCH n (BODY.PEEK[])``; changes flags with ``UID STORE n
+  +FLAGS.SILENT (...)`` / ``-FLAGS.SILENT``; expunges by ``CLOSE`` (RFC 3501
+  §6.4.2: expunge silently), after a ``CHECK``; ``CREATE`` then ``SELECT``
+  for a folder it creates. It does not sync keywords (1.4), so it must not
+  lose them either.
+- offlineimap3 (0.0~git20211018, "8.0.0"): ``ID`` before login;
+  ``AUTHENTICATE PLAIN`` without SASL-IR (empty continuation); ``LIST ""
+  ""`` then ``LIST "" "*"``; unquoted atom mailbox names (``SELECT
+  Lists.kittiwake``); ``SELECT`` immediately followed by ``EXAMINE`` of the
+  same mailbox; ``FETCH 1:* (FLAGS UID INTERNALDATE)`` by sequence number;
+  ``APPEND box () "dd-Mon-yyyy hh:mm:ss +0000" {n}`` (empty flag list,
+  synchronizing literal, INTERNALDATE) then ``CHECK``, UID from APPENDUID;
+  ``UID STORE n +FLAGS (...)`` (not silent); deletes with ``UID STORE
+  +FLAGS (\\Deleted)`` and a plain ``EXPUNGE``. Its STARTTLS is racy (see
+  tests/integration/test_imap_clients.py); use implicit TLS with it.
+- mutt 2.2.12: ``AUTHENTICATE PLAIN`` with SASL-IR and authzid = authcid
+  (``user\\0user\\0pass``); ``ENABLE UTF8=ACCEPT`` even when the server does
+  not announce UTF8=ACCEPT, with ``LIST "" ""`` pipelined behind it; one big
+  ``FETCH 1:n (UID FLAGS INTERNALDATE RFC822.SIZE BODY.PEEK[HEADER.FIELDS
+  (DATE FROM SENDER SUBJECT TO CC MESSAGE-ID REFERENCES CONTENT-TYPE ...)])``;
+  reads with ``UID FETCH n BODY.PEEK[]`` and then sets the flags itself with
+  ``UID STORE n FLAGS.SILENT (\\Seen)`` (replace, not add); ``STATUS box
+  (UIDVALIDITY)`` before saving; saves by ``UID COPY`` (not MOVE, though
+  announced) + ``UID STORE +FLAGS.SILENT (\\Deleted)`` + ``EXPUNGE``;
+  ``CLOSE`` then ``LOGOUT`` on quit.
+- curl 7.88.1: ``AUTHENTICATE PLAIN`` with SASL-IR; ``SELECT`` (read-write)
+  then ``UID FETCH n BODY[]`` (not PEEK: the message becomes \\Seen); ``-X``
+  sends the command verbatim after SELECT and prints the untagged
+  responses; closes the TCP connection without LOGOUT; a login failure is
+  exit status 67.
+- fetchmail 6.4.37: ``LOGIN "user" "pass"`` (quoted strings) even when
+  AUTHENTICATE is offered; opportunistic STARTTLS whenever announced (and
+  then a certificate check) unless ``sslproto ''``; with ``sslcertck`` it
+  wants the host name in the certificate's subject CN: a trustme certificate
+  with the name only in subjectAltName failed ("Server name not specified in
+  certificate!"), so the fixture certificate has a CN too; ``FETCH 1:n
+  RFC822.SIZE``; per message ``FETCH n RFC822.HEADER`` (must not set
+  \\Seen, RFC 3501 §6.4.5), ``FETCH n BODY.PEEK[TEXT]`` and ``STORE n
+  +FLAGS (\\Seen)``; without keep ``STORE 1 +FLAGS (\\Seen \\Deleted)`` and
+  ``EXPUNGE`` after every message, always addressing message 1 (sequence
+  numbers must be renumbered after each EXPUNGE); it gives the MDA LF line
+  ends.
 """
 
 from __future__ import annotations
@@ -31,10 +84,12 @@ from __future__ import annotations
 import email.parser
 import email.policy
 import os
+import re
 import shlex
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -304,16 +359,20 @@ class Tmux:
 
     def wait_for(self, text: str, timeout: float) -> str:
         """Poll the screen until it shows ``text``; the screen then."""
+        return self.wait_until(lambda screen: text in screen, repr(text), timeout)
+
+    def wait_until(self, ready: Callable[[str], bool], what: str, timeout: float) -> str:
+        """Poll the screen until ``ready(screen)``; the screen then."""
         deadline = time.monotonic() + timeout
         screen = ""
         while time.monotonic() < deadline:
             screen = self.screen()
-            if text in screen:
+            if ready(screen):
                 return screen
             if self.dead():
                 break
             time.sleep(0.05)
-        raise ClientError(f"mutt screen never showed {text!r}; last screen:\n{screen}")
+        raise ClientError(f"mutt screen never showed {what}; last screen:\n{screen}")
 
     def wait_dead(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -352,9 +411,14 @@ def mutt_read_and_move(server: IMAPEndpoint, workdir: Path, *, subject: str,
         tmux.send("s")
         tmux.wait_for("Save to mailbox", timeout)
         tmux.send("C-u", f"={target}", "Enter")
-        tmux.wait_for(f"={target}", timeout)
-        # mutt reads keys in order: "$" syncs (asks nothing, as delete=yes), then "q".
-        tmux.send("$", "q")
+        # Saved: the index shows the message with status D (marked deleted).
+        deleted = re.compile(r"(?m)^\s*\d+ .{0,3}D.*" + re.escape(subject))
+        tmux.wait_until(lambda screen: deleted.search(screen) is not None,
+                        f"{subject!r} marked deleted", timeout)
+        tmux.send("$")  # sync: asks nothing (delete=yes); the message leaves the index
+        tmux.wait_until(lambda screen: subject not in screen, f"{subject!r} expunged",
+                        timeout)
+        tmux.send("q")
         tmux.wait_dead(timeout)
     finally:
         tmux.kill()
@@ -414,7 +478,9 @@ def fetchmail_fetch(server: IMAPEndpoint, maildir: Path, workdir: Path, *, keep:
                    'cat > "$f"\n'
                    f'mv "$f" {shlex.quote(str(maildir))}/new/\n')
     mda.chmod(0o755)
-    tls = ""
+    # fetchmail tries STARTTLS whenever the server offers it (and then checks the
+    # certificate); an empty sslproto is how a user turns that off.
+    tls = " sslproto ''"
     if server.tls == "implicit":
         tls = " ssl"
     elif server.tls == "starttls":

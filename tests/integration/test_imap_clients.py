@@ -262,7 +262,8 @@ def test_curl_wrong_password_fails(imap_server: IMAPServer, tmp_path: Path) -> N
     assert run.stdout == b""
 
 
-@pytest.mark.parametrize(("keep", "tls"), [(True, "implicit"), (False, "starttls")])
+@pytest.mark.parametrize(("keep", "tls"), [(True, "implicit"), (False, "starttls"),
+                                          (False, "plain")])
 def test_fetchmail(imap_server: IMAPServer, tmp_path: Path, keep: bool, tls: TLSMode) -> None:
     """fetchmail delivers every message (seen or not) to the Maildir; --keep leaves them."""
     messages = [make_message(n) for n in range(12)]
