@@ -12,6 +12,8 @@ PACKAGES=(
   prometheus
   # SMTP peers and load tools
   postfix swaks libnet-ssleay-perl libauthen-sasl-perl gsasl msmtp isync dovecot-imapd
+  # IMAP clients for tests/integration/test_imap_clients.py (isync above is mbsync)
+  offlineimap3 mutt curl fetchmail tmux
   # DKIM and SPF oracles and test suites
   python3-spf python3-dkim python3-nacl python3-authres opendkim opendkim-tools publicsuffix
   # SOCKS proxy, ACME test server

@@ -59,6 +59,9 @@ get it unstarted: ``world.add(...)``, ``world.add_ptr("127.0.0.5",
 "host.signed.test")``, ``world.add_zone(...)``, then ``world.start()``.
 Every world it made is stopped at the end of the test. Starting one takes
 about a second or two.
+
+``imap_server`` (function scope, parametrised over IMAP servers): see
+:mod:`tests.integration.conftest_imap`.
 """
 
 from __future__ import annotations
@@ -68,6 +71,7 @@ from pathlib import Path
 
 import pytest
 
+from .conftest_imap import imap_server  # noqa: F401  (real IMAP clients' server fixture)
 from .dnsworld import DNSWorld, MakeDNSWorld, add_default_records
 
 HERE = Path(__file__).parent

@@ -11,6 +11,10 @@ Maildir there. Nothing of the system's Dovecot is read or changed::
             imap.select_inbox(dc.messages)
             untagged, status = imap.command("FETCH 1 BODYSTRUCTURE")
 
+With ``tls=(cert_chain_pem, key_pem)`` Dovecot offers STARTTLS on ``port``
+and implicit TLS (IMAPS) on ``imaps_port`` (plaintext LOGIN stays allowed);
+without it, TLS is off and ``imaps_port`` is 0.
+
 The messages are written as Maildir files exactly as given (``new/``), so
 Dovecot sees the bytes the test chose (CRLF or bare LF). Run as root, the
 mail processes run as ``nobody`` (Dovecot refuses UID 0 for mail), and the
@@ -48,9 +52,11 @@ class DovecotError(RuntimeError):
 
 
 def _config(d: Path, ip: str, port: int, user: str, group: str, uid: int, gid: int,
-            extra: str) -> str:
+            extra: str, tls: tuple[Path, Path] | None = None, imaps_port: int = 0) -> str:
     # Login processes chroot into base_dir/login, which only root may do.
     chroot = "" if os.getuid() == 0 else "  chroot =\n"
+    ssl = (f"ssl = yes\nssl_cert = <{tls[0]}\nssl_key = <{tls[1]}\n" if tls
+           else "ssl = no\n")
     return f"""\
 # Private Dovecot for kittiwake tests (tests/integration/dovecot.py).
 base_dir = {d}/run
@@ -59,8 +65,7 @@ log_path = {d}/dovecot.log
 info_log_path = {d}/dovecot.log
 protocols = imap
 listen = {ip}
-ssl = no
-disable_plaintext_auth = no
+{ssl}disable_plaintext_auth = no
 auth_mechanisms = plain login
 default_internal_user = {user}
 default_internal_group = {group}
@@ -85,7 +90,8 @@ service imap-login {{
     port = {port}
   }}
   inet_listener imaps {{
-    port = 0
+    address = {ip}
+    port = {imaps_port}
   }}
 }}
 service stats {{
@@ -101,9 +107,14 @@ class Dovecot:
     """One private Dovecot listening for IMAP on ``ip:port``, INBOX holding ``messages``."""
 
     def __init__(self, messages: Sequence[bytes] = (), *, ip: str = "127.0.0.1",
-                 port: int | None = None, user: str = "test", extra_config: str = "") -> None:
+                 port: int | None = None, user: str = "test", extra_config: str = "",
+                 tls: tuple[Path, Path] | None = None) -> None:
         self.ip = ip
         self.port = port or free_port(ip)
+        # With ``tls`` (certificate chain and key PEM files): STARTTLS on ``port``
+        # and implicit TLS (IMAPS) on ``imaps_port``; plaintext LOGIN stays allowed.
+        self.tls = tls
+        self.imaps_port = free_port(ip) if tls else 0
         self.user = user
         self.messages = list(messages)
         self.extra_config = extra_config
@@ -146,7 +157,8 @@ class Dovecot:
             (maildir / "new" / f"{1_700_000_000 + i}.M{i}P1.kittiwake").write_bytes(data)
         (self.dir / "home" / self.user).mkdir(parents=True)
         self.config_path.write_text(_config(self.dir, self.ip, self.port, internal, group,
-                                            uid, gid, self.extra_config))
+                                            uid, gid, self.extra_config, self.tls,
+                                            self.imaps_port))
         if os.getuid() == 0:
             for path in (self.dir / "mail", self.dir / "home"):
                 for root, dirs, files in os.walk(path):
