@@ -36,10 +36,8 @@ from .dovecot import PASSWORD, Dovecot
 from .imapclients import SYSTEM_FLAGS, IMAPEndpoint, TLSMode, message_id
 
 # The servers every test using ``imap_server`` runs against.
-# LEAD: add "kittiwake" here, and a branch in ``imap_server`` below that starts
-# kittiwake's IMAP listener (plain/STARTTLS port, implicit TLS port, a
-# certificate from ``ca`` for "localhost") and yields an IMAPServer for it.
-IMAP_SERVERS = ["dovecot"]
+# kittiwake is the server under test; Dovecot runs the same tests as the reference.
+IMAP_SERVERS = ["kittiwake", "dovecot"]
 
 TLS_HOST = "localhost"  # the name in the server certificate; resolves to 127.0.0.1
 
@@ -281,12 +279,83 @@ def _dovecot_server(tmp: Path) -> Iterator[IMAPServer]:
                          dovecot.user, PASSWORD, _log=dovecot.log)
 
 
+KITTIWAKE_USER = "kwuser"
+KITTIWAKE_PASSWORD = "client-test-password"  # kittiwake wants 12 characters or more
+
+
+def _kittiwake_server(tmp: Path) -> Iterator[IMAPServer]:
+    """``kittiwake serve`` as a user runs it: a config with imap (143-style, STARTTLS and
+    plain text LOGIN allowed for the plaintext client tests) and imaps listeners."""
+    import subprocess
+    import sys
+    import time
+
+    from .loopback import free_port
+
+    ca = trustme.CA()
+    cert = ca.issue_cert(TLS_HOST, "127.0.0.1", common_name=TLS_HOST)
+    ca_file = tmp / "ca.pem"
+    ca.cert_pem.write_to_path(str(ca_file))
+    config = tmp / "config"
+    config.mkdir()
+    (config / "cert.pem").write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
+    cert.private_key_pem.write_to_path(str(config / "key.pem"))
+    (config / "key.pem").chmod(0o600)
+    port, implicit = free_port("127.0.0.1"), free_port("127.0.0.1")
+    (config / "kittiwake.conf").write_text(f"""hostname = "{TLS_HOST}"
+data_dir = "{tmp / 'data'}"
+shutdown_grace_seconds = 1
+
+[listeners.local]
+ips = ["127.0.0.1"]
+hostname = "{TLS_HOST}"
+imap = {{ enabled = true, port = {port}, no_require_starttls = true }}
+imaps = {{ enabled = true, port = {implicit} }}
+
+[listeners.local.tls]
+certificates = [{{ cert_file = "cert.pem", key_file = "key.pem" }}]
+""")
+    kw = [str(Path(sys.executable).parent / "kittiwake"), "--config", str(config)]
+    for args, stdin in ((["domain", "add", "example.org"], None),
+                        (["account", "add", KITTIWAKE_USER, f"{KITTIWAKE_USER}@example.org"],
+                         None),
+                        (["account", "setpassword", KITTIWAKE_USER], KITTIWAKE_PASSWORD + "\n")):
+        subprocess.run([*kw, *args], input=stdin, text=True, check=True, capture_output=True)
+    log = tmp / "serve.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([*kw, "serve"], stdout=out, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 30
+        while "kittiwake started" not in log.read_text(errors="replace"):
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        server = IMAPServer("kittiwake", TLS_HOST, port, implicit, ca_file, KITTIWAKE_USER,
+                            KITTIWAKE_PASSWORD, _log=lambda: log.read_text(errors="replace"))
+        # Like the Dovecot under test, the account starts with an INBOX only: the
+        # default folders kittiwake creates (Sent, Drafts, ...) are deleted over IMAP.
+        with imaplib.IMAP4("127.0.0.1", port, timeout=10) as conn:
+            conn.login(KITTIWAKE_USER, KITTIWAKE_PASSWORD)
+            for name in server.folders():
+                if name != "INBOX":
+                    _ok(*conn.delete(name), f"DELETE {name}")
+        yield server
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
 @pytest.fixture(params=IMAP_SERVERS)
 def imap_server(request: pytest.FixtureRequest) -> Iterator[IMAPServer]:
     """A started IMAP server with an empty INBOX for user/password (see module docstring)."""
     with tempfile.TemporaryDirectory(prefix="kw-imapserver-") as tmp:
         if request.param == "dovecot":
             yield from _dovecot_server(Path(tmp))
-        # LEAD: elif request.param == "kittiwake": ...
+        elif request.param == "kittiwake":
+            yield from _kittiwake_server(Path(tmp))
         else:
             raise AssertionError(f"unknown IMAP server {request.param!r}")
