@@ -34,6 +34,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "sendmail": ("kittiwake.cli.sendmail", "sendmail_command"),
     "smtp": ("kittiwake.cli.dial", "smtp_group"),
     "dane": ("kittiwake.cli.dial", "dane_group"),
+    "status": ("kittiwake.cli.status", "status_command"),
 }
 
 

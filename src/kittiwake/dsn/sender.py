@@ -29,6 +29,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+from kittiwake import metrics
 from kittiwake.dsn.compose import DSN, MAX_ORIGINAL_BODY, compose
 from kittiwake.dsn.report import Action, RecipientReport
 from kittiwake.queue.model import (
@@ -48,6 +49,11 @@ logger = logging.getLogger("kittiwake.dsn")
 
 DROPPED_NOTE = ("The mail system administrator removed this message from the outgoing queue;"
                 " it will not be delivered.")
+
+DSNS_SENT = metrics.counter(
+    "queue_dsns_sent",
+    "Delivery status notifications sent, by the actions they report (RFC 3464 §2.3.3).",
+    {"kind": tuple(str(a) for a in Action)})
 
 
 class AddressLookup(Protocol):
@@ -196,6 +202,8 @@ class DSNSender:
         if dsn is None:
             return None
         await self.send(dsn)
+        for action in sorted({r.action for r in dsn.reports}):  # one DSN per action it reports
+            DSNS_SENT.labels(kind=str(action)).inc()
         actions = ",".join(sorted({str(r.action) for r in dsn.reports}))
         logger.info("dsn sent message=%d to=%r action=%s recipients=%d", message.id,
                     dsn.recipient, actions, len(dsn.reports))

@@ -70,6 +70,10 @@ class Server:
         self._stopping = asyncio.Event()
         self.control.register("loglevels", self._loglevels)
         self.control.register("ping", self._ping)
+        self.control.register("status", self._status)
+        self.monitor = self._monitor()
+        self._monitor_task: asyncio.Task[None] | None = None
+        self.queue_collector: Any = None
         self.watcher.subscribe(self._domains_reloaded)
 
     def _domains_reloaded(self, domains: Any) -> None:
@@ -99,6 +103,9 @@ class Server:
             config_dir=self.config.config_dir, listener=listener,
             connections=self.connection_slots, login_limiter=self.login_limiter)
         ctx.limits.listen_backlog = self.config.static.limits.listen_backlog
+        from kittiwake.smtpserver.metrics import preinit_zones
+
+        preinit_zones(list(listener.smtp.dnsbl_zones))
         self.smtp_contexts.append(ctx)
         return ctx
 
@@ -120,6 +127,9 @@ class Server:
         self.dsn = DSNSender(hostname=self.config.static.hostname, store=self.store,
                              queue=self.queue, index=lambda: self.address_index)
         register_control(self.control, self.queue, on_dropped=self.dsn.on_dropped)
+        from kittiwake.queue.metrics import QueueCollector, register_collector
+
+        self.queue_collector = register_collector(QueueCollector(self.queue.store.summary))
 
     def start_delivery(self) -> None:
         """Run the queue scheduler with the SMTP delivery callback."""
@@ -209,7 +219,30 @@ class Server:
         self.watcher.start()
         self.start_delivery()
         self._log_config_warnings()
+        self.monitor.check_certificates()
         await self._log_dnssec()
+        self._monitor_task = asyncio.get_running_loop().create_task(self._run_monitor())
+
+    def _monitor(self) -> Any:
+        """What :mod:`kittiwake.server.monitor` watches: certificates, DNSSEC, own IPs."""
+        from kittiwake.server.monitor import Monitor, own_ips
+
+        static = self.config.static
+        listeners = list(static.listeners.values())
+        certs = [self.config.path(c.cert_file) for listener in listeners if listener.tls
+                 for c in listener.tls.certificates]
+        zones = list(dict.fromkeys(str(z) for listener in listeners
+                                   for z in listener.smtp.dnsbl_zones))
+        return Monitor(cert_files=list(dict.fromkeys(certs)), ips=own_ips(listeners),
+                       zones=zones, resolver=self.resolver, dnssec_probe=static.dns.dnssec_probe,
+                       dns_timeout=min(2.0, static.dns.timeout_seconds))
+
+    async def _run_monitor(self) -> None:
+        from kittiwake.metrics import guard
+
+        with guard("serve", "monitor check failed"):
+            await self.monitor.check_dnsbl()
+        await self.monitor.run()
 
     def _log_config_warnings(self) -> None:
         """Say what the configuration leaves off (e.g. no certificate: no STARTTLS, no AUTH)."""
@@ -228,12 +261,11 @@ class Server:
         if self.resolver is None or not hasattr(self.resolver, "nameservers"):
             return
         from kittiwake import log
-        from kittiwake.dns import DNSSECSupport, probe_dnssec
+        from kittiwake.dns import DNSSECSupport
 
         startup = log.get_logger("server")
         probe = self.config.static.dns.dnssec_probe
-        result = await probe_dnssec(self.resolver, probe,
-                                    timeout=min(2.0, self.config.static.dns.timeout_seconds))
+        result = await self.monitor.check_dnssec()
         servers = ", ".join(str(s) for s in self.resolver.nameservers)
         match result.support:
             case DNSSECSupport.VALIDATES:
@@ -288,6 +320,12 @@ class Server:
         refresher = getattr(self, "_sts_refresher", None)
         if refresher is not None:
             refresher.cancel()
+        if self._monitor_task is not None:
+            self._monitor_task.cancel()
+        if self.queue_collector is not None:
+            from kittiwake.queue.metrics import unregister_collector
+
+            unregister_collector(self.queue_collector)
         if self.scheduler is not None:
             await self.scheduler.close(grace)
             await self.deliverer.close()
@@ -302,6 +340,16 @@ class Server:
 
     async def _ping(self, args: dict[str, Any], progress: Progress) -> Any:
         return {"pid": os.getpid()}
+
+    async def _status(self, args: dict[str, Any], progress: Progress) -> Any:
+        """``kittiwake status``: see :mod:`kittiwake.server.status`."""
+        from kittiwake.server.status import status_report
+        from kittiwake.smtpserver.metrics import TODAY
+
+        summary = await self.queue.summary() if self.queue is not None else None
+        return status_report(hostname=self.config.static.hostname, monitor=self.monitor,
+                             services=self.services, queue=summary,
+                             received_today=TODAY.today())
 
     async def _loglevels(self, args: dict[str, Any], progress: Progress) -> Any:
         from kittiwake import log
