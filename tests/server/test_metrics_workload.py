@@ -153,7 +153,7 @@ def test_fresh_server_has_every_known_label_set_at_zero(running: Running) -> Non
         "kittiwake_smtpserver_commands_total": [
             {"verb": v, "class": c} for v in smtp_metrics.VERBS
             for c in smtp_metrics.REPLY_CLASSES],
-        "kittiwake_smtpserver_connection_results_total": [
+        "kittiwake_smtpserver_connections_total": [
             {"service": sv, "result": r} for sv in smtp_metrics.SERVICES
             for r in ("accepted", "refused")],
         "kittiwake_smtpserver_auth_total": [
@@ -230,15 +230,18 @@ def test_workload_changes_exactly_the_counters_it_should(running: Running) -> No
     def delta(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)
 
-    assert delta("kittiwake_smtpserver_connection_results_total",
+    assert delta("kittiwake_smtpserver_connections_total",
                  service="smtp", result="accepted") == 1
-    assert delta("kittiwake_smtpserver_connection_results_total",
+    assert delta("kittiwake_smtpserver_connections_total",
                  service="submission", result="accepted") == 1
     assert delta("kittiwake_smtpserver_messages_total", service="smtp",
                  result="delivered") == 1
     assert delta("kittiwake_smtpserver_messages_total", service="submission",
                  result="delivered") == 1
     assert delta("kittiwake_smtpserver_delivery_duration_seconds_count", service="smtp") == 1
+    # Into alice's Inbox: the inbound message (the DSN is stored by the DSN sender).
+    assert delta("kittiwake_smtpserver_local_deliveries_total", result="delivered") == 1
+    assert delta("kittiwake_smtpserver_local_delivery_duration_seconds_count") == 1
     cmd = "kittiwake_smtpserver_commands_total"
     # smtplib: EHLO, MAIL, RCPT, DATA (354 then 250), QUIT; submission: EHLO, STARTTLS,
     # EHLO again, AUTH, MAIL, RCPT twice, DATA (354, 250), QUIT.

@@ -65,8 +65,6 @@ AUTH_MECHANISMS = ("SCRAM-SHA-256-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-1-PLUS", "S
 MESSAGES = metrics.counter("smtpserver_messages", "Messages received, by service and result",
                            {"service": ("smtp", "submission", "submissions"),
                             "result": ("delivered", "rejected", "failed")})
-CONNECTIONS = metrics.counter("smtpserver_connections", "SMTP connections accepted, by service",
-                              {"service": ("smtp", "submission", "submissions")})
 LOGINS_LIMITED = metrics.counter("smtpserver_logins_limited",
                                  "AUTH attempts the login limiter delayed or refused",
                                  {"result": ("delayed", "refused")})
@@ -205,7 +203,6 @@ class SMTPConnection:
                     await asyncio.wait_for(self.writer.wait_closed(), 2)
 
     async def _run(self) -> None:
-        CONNECTIONS.labels(service=self.kind).inc()
         self.logger.info("connection", port=self.writer.get_extra_info("sockname")[1])
         if not self.ctx.localserve and not self.ctx.connection_rate.take(self.ip):
             smtp_metrics.CONNECTIONS.labels(service=self.kind, result="refused").inc()

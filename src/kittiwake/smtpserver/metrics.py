@@ -29,7 +29,7 @@ TLS_VERSIONS = ("TLSv1.2", "TLSv1.3")
 DNSSEC = ("yes", "no")
 
 CONNECTIONS = metrics.counter(
-    "smtpserver_connection_results",
+    "smtpserver_connections",
     "SMTP connections by service and how they were received (accepted, or refused by the"
     " per-network connection rate limit).",
     {"service": SERVICES, "result": ("accepted", "refused")})
@@ -84,6 +84,17 @@ RATE_LIMITED = metrics.counter(
     "Requests refused by a rate limit, by kind (connections or messages per network,"
     " AUTH attempts by the login limiter).",
     {"kind": ("connection", "message", "login")})
+
+LOCAL_DELIVERIES = metrics.counter(
+    "smtpserver_local_deliveries",
+    "Deliveries of a received message into a local account's mailbox, by result"
+    " (delivered, overquota, failed: a store or disk error).",
+    {"result": ("delivered", "overquota", "failed")})
+
+LOCAL_DELIVERY_SECONDS = metrics.histogram(
+    "smtpserver_local_delivery_duration_seconds",
+    "Time to store a message in one mailbox (file written and synced, row committed).",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
 
 
 def verb_label(verb: str) -> str:
