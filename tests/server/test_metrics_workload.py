@@ -189,8 +189,15 @@ def test_fresh_server_has_every_known_label_set_at_zero(running: Running) -> Non
                  "kittiwake_queue_held_messages", "kittiwake_queue_oldest_message_age_seconds",
                  "kittiwake_queue_oldest_held_message_age_seconds"):
         assert (name, ()) in s and value(s, name) == 0, name
-    assert value(s, "kittiwake_smtpserver_delivery_duration_seconds_count",
-                 service="smtp") == 0
+    for name, label, values in (
+            ("kittiwake_smtpserver_delivery_duration_seconds_count", "service",
+             smtp_metrics.SERVICES),
+            ("kittiwake_queue_delivery_duration_seconds_count", "transport",
+             queue_metrics.TRANSPORTS),
+            ("kittiwake_dns_query_duration_seconds_count", "type", ("A", "MX", "TLSA"))):
+        for v in values:
+            assert (name, ((label, v),)) in s and value(s, name, **{label: v}) == 0, (name, v)
+    assert ("kittiwake_smtpserver_local_delivery_duration_seconds_count", ()) in s
     # The probe found no resolver: one-hot status, no-answer.
     assert value(s, "kittiwake_dns_resolver_dnssec_status", status="no-answer") == 1
     assert total(s, "kittiwake_dns_resolver_dnssec_status") == 1
@@ -226,6 +233,9 @@ def test_workload_changes_exactly_the_counters_it_should(running: Running) -> No
     after = running.wait_for(
         lambda s: total(s, "kittiwake_queue_delivery_attempts_total") == 2
         and total(s, "kittiwake_queue_dsns_sent_total") == 1, "attempts and the DSN")
+    check = subprocess.run([shutil.which("promtool") or "promtool", "check", "metrics"],
+                           input=running.scrape_text().encode(), capture_output=True)
+    assert check.returncode == 0, check.stdout.decode() + check.stderr.decode()
 
     def delta(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)
@@ -311,3 +321,16 @@ def test_workload_changes_exactly_the_counters_it_should(running: Running) -> No
     assert "failing domains: unreachable.example (1)" in screen
     assert "mail.example.org" in screen and "panics since start: none" in screen
     assert "today (UTC): received 1, submitted 1, delivered 0, failed 1" in screen
+
+
+def test_status_without_a_running_server_is_one_line(tmp_path: Path) -> None:
+    conf = tmp_path / "config"
+    conf.mkdir()
+    (conf / "kittiwake.conf").write_text('hostname = "mail.example.org"\ndata_dir = "../data"\n')
+    (conf / "domains.conf").write_text("")
+    proc = subprocess.run([*KITTIWAKE, "--config", str(conf), "status"], capture_output=True,
+                          text=True, timeout=60)
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "cannot reach the running server" in lines[0], proc.stderr

@@ -25,8 +25,7 @@ QUERY_SECONDS = metrics.histogram(
     "dns_query_duration_seconds",
     "Time until a resolver answered (or the attempt failed), by record type.",
     ["type"], buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
-for _type in RRType:
-    QUERY_SECONDS.labels(type=_type.value)
+metrics.preinit(QUERY_SECONDS, type=tuple(t.value for t in RRType))
 
 DNSSEC_STATUS = metrics.gauge(
     "dns_resolver_dnssec_status",

@@ -46,8 +46,7 @@ TLS_OUTCOMES = metrics.counter(
     " result (success, or failure: the connection was not used because TLS did not hold).",
     {"policy": TLS_POLICIES, "result": ("success", "failure")})
 
-for transport in TRANSPORTS:
-    DELIVERY_SECONDS.labels(transport=transport)
+metrics.preinit(DELIVERY_SECONDS, transport=TRANSPORTS)
 
 
 def attempt_bucket(attempt: int) -> str:

@@ -25,7 +25,6 @@ VERBS = ("HELO", "EHLO", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "VRFY", "EXPN",
 REPLY_CLASSES = ("2", "3", "4", "5")
 MECHANISMS = ("SCRAM-SHA-256-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-1",
               "CRAM-MD5", "PLAIN", "LOGIN", "other")
-TLS_VERSIONS = ("TLSv1.2", "TLSv1.3")
 DNSSEC = ("yes", "no")
 
 CONNECTIONS = metrics.counter(
@@ -43,6 +42,7 @@ DELIVERY_SECONDS = metrics.histogram(
     "smtpserver_delivery_duration_seconds",
     "Time from the end of the message data to the final reply (checks, store, queue).",
     ["service"], buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
+metrics.preinit(DELIVERY_SECONDS, service=SERVICES)
 
 AUTH = metrics.counter(
     "smtpserver_auth",
