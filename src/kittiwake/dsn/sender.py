@@ -56,6 +56,13 @@ DSNS_SENT = metrics.counter(
     {"kind": tuple(str(a) for a in Action)})
 
 
+
+def count_sent(dsn: DSN) -> None:
+    """One DSN sent, counted once per action it reports."""
+    for action in sorted({str(r.action) for r in dsn.reports}):
+        DSNS_SENT.labels(kind=action).inc()
+
+
 class AddressLookup(Protocol):
     """What :class:`kittiwake.config.lookup.AddressIndex` offers that we use."""
 
@@ -175,7 +182,7 @@ class DSNSender:
         from kittiwake.store import StoreError
 
         try:
-            await self.notify(message, reports, path, intro=intro)
+            dsn = await self.notify(message, reports, path, intro=intro)
         except asyncio.CancelledError:
             raise
         except (StoreError, QueueError, OSError) as exc:  # over quota, disk full, ...
@@ -187,6 +194,8 @@ class DSNSender:
 
             panic("queue", exc)
             return False
+        if dsn is not None:
+            count_sent(dsn)
         return True
 
     async def notify(self, message: QueuedMessage, reports: Sequence[RecipientReport],
@@ -202,8 +211,6 @@ class DSNSender:
         if dsn is None:
             return None
         await self.send(dsn)
-        for action in sorted({r.action for r in dsn.reports}):  # one DSN per action it reports
-            DSNS_SENT.labels(kind=str(action)).inc()
         actions = ",".join(sorted({str(r.action) for r in dsn.reports}))
         logger.info("dsn sent message=%d to=%r action=%s recipients=%d", message.id,
                     dsn.recipient, actions, len(dsn.reports))

@@ -117,6 +117,7 @@ class Deliverer:
         results, attempt = await deliver_direct(batch, data, self.resolver, options,
                                                 self.sts_cache)
         queue_metrics.count_tls(attempt.tls_results)
+        queue_metrics.attempted(batch, "direct", results, started)
         if self.tls_results is not None:
             for tls_result in attempt.tls_results:
                 await self.tls_results.add(tls_result)
@@ -124,7 +125,7 @@ class Deliverer:
             if r.outcome is not Outcome.OK and r.error is not None:
                 logger.info("delivery to %s failed: %s %s %s", batch.domain, r.error.code,
                             r.error.enhanced, r.error.text)
-        return queue_metrics.attempted(batch, "direct", results, started)
+        return results
 
     async def relay(self, batch: Batch, data: bytes, relay: Relay) -> list[DeliveryResult]:
         message = batch.message
