@@ -164,7 +164,8 @@ def test_fresh_server_has_every_known_label_set_at_zero(running: Running) -> Non
                                                   "temperror", "permerror")
             for d in ("yes", "no")],
         "kittiwake_smtpserver_ratelimit_refusals_total": [
-            {"kind": k} for k in ("connection", "message", "login")],
+            {"kind": k} for k in ("connection-rate", "message-rate", "per-ip-connections",
+                                 "total-connections", "login")],
         "kittiwake_queue_delivery_attempts_total": [
             {"transport": t, "attempt": a, "result": r} for t in queue_metrics.TRANSPORTS
             for a in queue_metrics.ATTEMPT_BUCKETS for r in ("ok", "temporary", "permanent")],

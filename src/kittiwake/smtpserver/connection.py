@@ -206,7 +206,7 @@ class SMTPConnection:
         self.logger.info("connection", port=self.writer.get_extra_info("sockname")[1])
         if not self.ctx.localserve and not self.ctx.connection_rate.take(self.ip):
             smtp_metrics.CONNECTIONS.labels(service=self.kind, result="refused").inc()
-            smtp_metrics.RATE_LIMITED.labels(kind="connection").inc()
+            smtp_metrics.RATE_LIMITED.labels(kind="connection-rate").inc()
             self.session.greet(Reply(421, "4.7.0", ["too many connections from your network,"
                                                     " try again later"]))
             await self._flush()
@@ -469,7 +469,7 @@ class SMTPConnection:
                 return
         if not self.ctx.localserve and self.kind == "smtp" and \
                 not self.ctx.message_rate.take(self.ip):
-            smtp_metrics.RATE_LIMITED.labels(kind="message").inc()
+            smtp_metrics.RATE_LIMITED.labels(kind="message-rate").inc()
             self.session.reject(Reply(452, "4.7.0", ["too many messages from your network,"
                                                      " try again later"]))
             return

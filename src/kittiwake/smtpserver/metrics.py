@@ -81,9 +81,11 @@ DNSBL_HITS = metrics.counter(
 
 RATE_LIMITED = metrics.counter(
     "smtpserver_ratelimit_refusals",
-    "Requests refused by a rate limit, by kind (connections or messages per network,"
-    " AUTH attempts by the login limiter).",
-    {"kind": ("connection", "message", "login")})
+    "Requests refused by a limit, by kind: new connections or messages per minute from a"
+    " network (connection-rate, message-rate), open connections per IP or in all"
+    " (per-ip-connections, total-connections), AUTH attempts by the login limiter (login).",
+    {"kind": ("connection-rate", "message-rate", "per-ip-connections", "total-connections",
+              "login")})
 
 LOCAL_DELIVERIES = metrics.counter(
     "smtpserver_local_deliveries",
