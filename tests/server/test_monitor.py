@@ -98,3 +98,42 @@ def test_status_report_from_monitor_and_queue(tmp_path: Path) -> None:
     assert "mail.example.org" in screen and "in 5d (renew soon)" in screen
     assert "queue: 2 messages (3 recipients), oldest 2h, 1 on hold" in screen
     assert "blocklisted: 192.0.2.10 in bl.example" in screen
+
+
+async def test_running_server_watches_its_own_ips_on_monitored_block_lists() -> None:
+    """dns.monitor_dnsbl_zones: the gauge and `status` show a listed listener IP."""
+    import asyncio
+
+    from startup_helpers import remove_created, write_config
+
+    from kittiwake.config import load
+    from kittiwake.server.app import Server
+    from kittiwake.server.control import SOCKET_NAME, request
+
+    conf = write_config("""
+hostname = "mail.example.org"
+data_dir = "../data"
+[dns]
+monitor_dnsbl_zones = ["bl.example", "clean.example"]
+[listeners.public]
+ips = ["127.0.0.2"]
+""")
+    resolver = MockResolver()
+    resolver.add("A", "2.0.0.127.bl.example", "127.0.0.2")
+    server = Server(load(conf), resolver=resolver)
+    try:
+        await server.start()
+        ctl = server.data_dir / SOCKET_NAME
+        async with asyncio.timeout(10):
+            while True:
+                status = await request(ctl, "status")
+                if status["dnsbl_listed"]:
+                    break
+                await asyncio.sleep(0.02)
+        assert status["dnsbl_listed"] == ["127.0.0.2 in bl.example"]
+        assert GAUGE("kittiwake_dns_dnsbl_listed", {"ip": "127.0.0.2", "zone": "bl.example"}) == 1
+        assert GAUGE("kittiwake_dns_dnsbl_listed",
+                     {"ip": "127.0.0.2", "zone": "clean.example"}) == 0
+    finally:
+        await server.close(0)
+        remove_created()

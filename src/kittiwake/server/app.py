@@ -231,8 +231,9 @@ class Server:
         listeners = list(static.listeners.values())
         certs = [self.config.path(c.cert_file) for listener in listeners if listener.tls
                  for c in listener.tls.certificates]
-        zones = list(dict.fromkeys(str(z) for listener in listeners
-                                   for z in listener.smtp.dnsbl_zones))
+        zones = list(dict.fromkeys([*(str(z) for z in static.dns.monitor_dnsbl_zones),
+                                    *(str(z) for listener in listeners
+                                      for z in listener.smtp.dnsbl_zones)]))
         return Monitor(cert_files=list(dict.fromkeys(certs)), ips=own_ips(listeners),
                        zones=zones, resolver=self.resolver, dnssec_probe=static.dns.dnssec_probe,
                        dns_timeout=min(2.0, static.dns.timeout_seconds))
