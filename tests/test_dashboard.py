@@ -104,3 +104,13 @@ def test_name_extraction_catches_unknown_names() -> None:
         "kittiwake_x_bucket", "foo"}
     assert metric_names("time() - process_start_time_seconds{instance=~\"$i\"}") == {
         "process_start_time_seconds"}
+
+
+def test_dashboard_is_the_generated_one() -> None:
+    import subprocess
+    import sys
+
+    script = DASHBOARD.parent / "make_dashboard.py"
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         check=True, timeout=60).stdout
+    assert out == DASHBOARD.read_text(), f"regenerate: python3 {script} > {DASHBOARD}"
