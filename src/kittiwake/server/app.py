@@ -129,7 +129,9 @@ class Server:
         register_control(self.control, self.queue, on_dropped=self.dsn.on_dropped)
         from kittiwake.queue.metrics import QueueCollector, register_collector
 
-        self.queue_collector = register_collector(QueueCollector(self.queue.store.summary))
+        store = self.queue.store
+        self.queue_collector = register_collector(QueueCollector(
+            lambda: store.summary(failing_domains=0, last_errors=0)))
 
     def start_delivery(self) -> None:
         """Run the queue scheduler with the SMTP delivery callback."""
