@@ -135,6 +135,14 @@ def build() -> dict[str, Any]:
             [(quantile(0.95, "kittiwake_smtpserver_local_delivery_duration_seconds"), "p95")],
             unit="s")
 
+    d.row("Store")
+    d.panel("timeseries", "Account operations",
+            [(rate("kittiwake_store_operations_total", "op, result") + " > 0",
+              "{{op}} {{result}}")], unit="reqps")
+    d.panel("timeseries", "Account operation time (p95)",
+            [(quantile(0.95, "kittiwake_store_operation_duration_seconds", "op"), "{{op}}")],
+            unit="s")
+
     d.row("Queue")
     d.panel("timeseries", "Queue size", [
         (gauge("kittiwake_queue_messages"), "messages"),

@@ -29,6 +29,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from kittiwake.dns import metrics as dns_metrics
 from kittiwake.queue import metrics as queue_metrics
 from kittiwake.smtpserver import metrics as smtp_metrics
+from kittiwake.store import metrics as store_metrics
 
 KITTIWAKE = [sys.executable, "-m", "kittiwake.cli.main"]
 PASSWORD = "long enough secret"
@@ -177,6 +178,8 @@ def test_fresh_server_has_every_known_label_set_at_zero(running: Running) -> Non
         "kittiwake_mtasts_policy_fetches_total": [
             {"result": r} for r in ("ok", "sts-policy-fetch-error", "sts-policy-invalid",
                                     "sts-webpki-invalid")],
+        "kittiwake_store_operations_total": [
+            {"op": op, "result": r} for op in store_metrics.OPERATIONS for r in ("ok", "error")],
         "kittiwake_dns_queries_total": [
             {"type": t, "result": r} for t in ("A", "AAAA", "MX", "TXT", "PTR", "TLSA")
             for r in dns_metrics.RESULTS],
@@ -253,6 +256,9 @@ def test_workload_changes_exactly_the_counters_it_should(running: Running) -> No
     # Into alice's Inbox: the inbound message (the DSN is stored by the DSN sender).
     assert delta("kittiwake_smtpserver_local_deliveries_total", result="delivered") == 1
     assert delta("kittiwake_smtpserver_local_delivery_duration_seconds_count") == 1
+    # The store saw both: the inbound message and the DSN, each one "deliver".
+    assert delta("kittiwake_store_operations_total", op="deliver", result="ok") == 2
+    assert total(after, "kittiwake_store_operations_total", result="error") == 0
     cmd = "kittiwake_smtpserver_commands_total"
     # smtplib: EHLO, MAIL, RCPT, DATA (354 then 250), QUIT; submission: EHLO, STARTTLS,
     # EHLO again, AUTH, MAIL, RCPT twice, DATA (354, 250), QUIT.

@@ -17,6 +17,7 @@ METRIC_MODULES = (
     "kittiwake.dsn.sender",
     "kittiwake.mtasts.cache",
     "kittiwake.server.monitor",
+    "kittiwake.store.metrics",
 )
 
 
