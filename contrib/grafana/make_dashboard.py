@@ -99,6 +99,9 @@ def build() -> dict[str, Any]:
     d.panel("timeseries", "Connections",
             [(rate("kittiwake_smtpserver_connections_total", "service, result"),
               "{{service}} {{result}}")], unit="reqps")
+    d.panel("timeseries", "Open sessions",
+            [(f"sum by (service) ({gauge('kittiwake_smtpserver_open_connections')})",
+              "{{service}}")])
     d.panel("timeseries", "Messages received",
             [(rate("kittiwake_smtpserver_messages_total", "service, result"),
               "{{service}} {{result}}")], unit="reqps")

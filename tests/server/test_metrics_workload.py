@@ -202,6 +202,9 @@ def test_fresh_server_has_every_known_label_set_at_zero(running: Running) -> Non
         for v in values:
             assert (name, ((label, v),)) in s and value(s, name, **{label: v}) == 0, (name, v)
     assert ("kittiwake_smtpserver_local_delivery_duration_seconds_count", ()) in s
+    for service in smtp_metrics.SERVICES:
+        assert value(s, "kittiwake_smtpserver_open_connections", service=service) == 0
+        assert ("kittiwake_smtpserver_open_connections", (("service", service),)) in s
     # The probe found no resolver: one-hot status, no-answer.
     assert value(s, "kittiwake_dns_resolver_dnssec_status", status="no-answer") == 1
     assert total(s, "kittiwake_dns_resolver_dnssec_status") == 1

@@ -281,9 +281,16 @@ async def test_refusals_are_counted_by_kind(smtp_server) -> None:  # type: ignor
     port = smtp_server.ports["smtp"]
     kinds = ("per-ip-connections", "total-connections", "connection-rate")
     before = {k: refusals(k) for k in kinds}
+
+    def open_now() -> float | None:
+        return metrics.REGISTRY.get_sample_value("kittiwake_smtpserver_open_connections",
+                                                 {"service": "smtp"})
+
+    open_before = open_now() or 0.0
     held = [await Client.connect(port, "127.0.0.2")]
     assert (await greeting_from(port, "127.0.0.2")).startswith("421 4.7.0 ")  # per IP
     held.append(await Client.connect(port, "127.0.0.3"))
+    assert open_now() == open_before + 2  # greeted sessions; refused ones never count
     assert (await greeting_from(port, "127.0.0.4")).startswith("421 4.3.2 ")  # in all
     for c in held:
         await c.close()

@@ -33,6 +33,11 @@ CONNECTIONS = metrics.counter(
     " per-network connection rate limit).",
     {"service": SERVICES, "result": ("accepted", "refused")})
 
+OPEN_CONNECTIONS = metrics.gauge(
+    "smtpserver_open_connections", "SMTP sessions being served now, by service.", ["service"])
+for _service in SERVICES:
+    OPEN_CONNECTIONS.labels(service=_service).set(0)
+
 COMMANDS = metrics.counter(
     "smtpserver_commands",
     "SMTP commands answered, by verb and reply class (first digit of the reply code).",

@@ -72,7 +72,11 @@ class SMTPService:
                     await self._refuse(writer, ip, got)
                     return
                 slot = got
-            await SMTPConnection(self.ctx, self.kind, reader, writer).run()
+            smtp_metrics.OPEN_CONNECTIONS.labels(service=self.kind).inc()
+            try:
+                await SMTPConnection(self.ctx, self.kind, reader, writer).run()
+            finally:
+                smtp_metrics.OPEN_CONNECTIONS.labels(service=self.kind).dec()
         finally:
             if slot is not None:
                 slot.release()
