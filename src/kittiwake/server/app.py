@@ -9,7 +9,7 @@ import contextlib
 import logging
 import os
 import signal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kittiwake.config import Config, enabled_services
 from kittiwake.config.limits import LimitsConfig
@@ -17,6 +17,10 @@ from kittiwake.config.reload import DomainsWatcher
 from kittiwake.limits import ConnectionSlots, LoginLimiter, LoginPolicy
 from kittiwake.server.control import SOCKET_NAME, ControlError, ControlServer, Progress
 from kittiwake.server.service import Service
+
+if TYPE_CHECKING:
+    from kittiwake.queue.metrics import QueueCollector
+    from kittiwake.server.monitor import Monitor
 
 logger = logging.getLogger("kittiwake.server")
 
@@ -73,7 +77,7 @@ class Server:
         self.control.register("status", self._status)
         self.monitor = self._monitor()
         self._monitor_task: asyncio.Task[None] | None = None
-        self.queue_collector: Any = None
+        self.queue_collector: QueueCollector | None = None
         self.watcher.subscribe(self._domains_reloaded)
 
     def _domains_reloaded(self, domains: Any) -> None:
@@ -225,7 +229,7 @@ class Server:
         await self._log_dnssec()
         self._monitor_task = asyncio.get_running_loop().create_task(self._run_monitor())
 
-    def _monitor(self) -> Any:
+    def _monitor(self) -> Monitor:
         """What :mod:`kittiwake.server.monitor` watches: certificates, DNSSEC, own IPs."""
         from kittiwake.server.monitor import Monitor, own_ips
 

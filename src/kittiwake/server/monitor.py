@@ -13,15 +13,16 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 from cryptography import x509
 from cryptography.x509.oid import NameOID
 
 from kittiwake import dnsbl, metrics
+from kittiwake.dns import DNSSECProbe, Resolver, StubResolver, probe_dnssec
 from kittiwake.dns import metrics as dns_metrics
 
 CHECK_INTERVAL = 600.0
@@ -60,7 +61,14 @@ def certificate_expiry(cert_file: Path) -> list[CertificateExpiry]:
     return [CertificateExpiry(name, not_after, str(cert_file)) for name in names]
 
 
-def own_ips(listeners: Iterable[Any]) -> list[str]:
+class HasIPs(Protocol):
+    """A listener (kittiwake.config.static.Listener): the addresses it binds."""
+
+    @property
+    def ips(self) -> Sequence[str]: ...
+
+
+def own_ips(listeners: Iterable[HasIPs]) -> list[str]:
     """Listener addresses that mail is sent from or received on (not 0.0.0.0/::)."""
     out: list[str] = []
     for listener in listeners:
@@ -81,7 +89,7 @@ class Monitor:
     cert_files: list[Path] = field(default_factory=list)
     ips: list[str] = field(default_factory=list)
     zones: list[str] = field(default_factory=list)
-    resolver: Any = None
+    resolver: Resolver | None = None
     dnssec_probe: str = "."
     dns_timeout: float = 2.0
     certificates: list[CertificateExpiry] = field(default_factory=list)
@@ -112,12 +120,10 @@ class Monitor:
             CERT_EXPIRY.labels(host=cert.host).set(cert.not_after)
         self.certificates = certificates
 
-    async def check_dnssec(self) -> Any:
+    async def check_dnssec(self) -> DNSSECProbe | None:
         """Probe the resolver (only a network resolver can be probed); the probe result."""
-        if self.resolver is None or not hasattr(self.resolver, "nameservers"):
+        if not isinstance(self.resolver, StubResolver):
             return None
-        from kittiwake.dns import probe_dnssec
-
         result = await probe_dnssec(self.resolver, self.dnssec_probe, timeout=self.dns_timeout)
         self.dnssec, self.dnssec_detail = str(result.support), result.detail
         dns_metrics.set_dnssec_status(self.dnssec)

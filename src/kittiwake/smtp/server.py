@@ -153,7 +153,7 @@ class ServerSession:
         self._discard_input = False
         self._skip_line = False  # discarding an overlong line up to its LF
         # (verb, reply code) of every reply to a command, for the driver's
-        # metrics; the driver empties it. ``verb`` is the client's word as sent.
+        # metrics; the driver empties it. ``verb`` is the client's word, upper-cased.
         self.replies: list[tuple[str, int]] = []
         self.verb = ""
         self._reset_transaction()
