@@ -18,6 +18,7 @@ metrics listener.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -151,7 +152,8 @@ def render(registry: CollectorRegistry = REGISTRY) -> tuple[bytes, str]:
 async def handle_metrics(request: web.Request) -> web.Response:
     """aiohttp handler for ``GET /metrics``."""
     registry = request.app.get(REGISTRY_KEY, REGISTRY)
-    body, content_type = render(registry)
+    # In a thread: collectors may read databases (the queue's gauges).
+    body, content_type = await asyncio.to_thread(render, registry)
     resp = web.Response(body=body)
     resp.headers["Content-Type"] = content_type
     return resp

@@ -344,3 +344,41 @@ async def test_resolver_validates(fake_dns: StartFake) -> None:
     assert await resolver_validates(down) is None
     _, probe = validating.queries[0]
     assert probe.question[0].name == dns.name.root
+
+
+async def test_queries_are_counted_by_type_and_result(fake_dns: StartFake) -> None:
+    """kittiwake_dns_queries_total{type,result}: one per exchange with a resolver."""
+    from kittiwake import metrics
+
+    def count(rdtype: str, result: str) -> float:
+        return metrics.REGISTRY.get_sample_value(
+            "kittiwake_dns_queries_total", {"type": rdtype, "result": result}) or 0.0
+
+    def handler(q: dns.message.Message, _t: str) -> dns.message.Message | None:
+        name = qname(q)
+        if name.startswith("nx."):
+            return reply_to(q, rcode=dns.rcode.NXDOMAIN)
+        if name.startswith("fail."):
+            return reply_to(q, rcode=dns.rcode.SERVFAIL)
+        if name.startswith("silent."):
+            return None
+        return reply_to(q, rr(name, "TXT", '"v=spf1 -all"'))
+
+    fake = await fake_dns(handler)
+    fake.resolver.timeout = 0.1
+    before = {(t, r): count(t, r) for t in ("TXT", "A", "MX")
+              for r in ("NOERROR", "NXDOMAIN", "SERVFAIL", "timeout")}
+    latency_before = metrics.REGISTRY.get_sample_value(
+        "kittiwake_dns_query_duration_seconds_count", {"type": "TXT"}) or 0.0
+    await fake.resolver.txt("ok.example.org")
+    await fake.resolver.txt("nx.example.org")
+    with pytest.raises(DNSTemporaryError):
+        await fake.resolver.a("fail.example.org")  # retried once: attempts=2
+    with pytest.raises(DNSTemporaryError):
+        await fake.resolver.mx("silent.example.org")
+    changed = {key: count(*key) - value for key, value in before.items()
+               if count(*key) != value}
+    assert changed == {("TXT", "NOERROR"): 1, ("TXT", "NXDOMAIN"): 1, ("A", "SERVFAIL"): 2,
+                       ("MX", "timeout"): 2}
+    assert metrics.REGISTRY.get_sample_value(
+        "kittiwake_dns_query_duration_seconds_count", {"type": "TXT"}) == latency_before + 2

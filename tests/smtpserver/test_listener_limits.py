@@ -264,3 +264,38 @@ async def test_limits_do_not_reveal_which_accounts_exist(smtp_server) -> None:  
         answers[user] = (await attempt(smtp_server, "127.0.30.1", user, "guess"),
                          t.slept[before:])
     assert answers["alice@example.org"] == answers["nobody@example.org"] == (WRONG, [0.5])
+
+
+def refusals(kind: str) -> float:
+    """kittiwake_smtpserver_ratelimit_refusals_total{kind}."""
+    value = metrics.REGISTRY.get_sample_value("kittiwake_smtpserver_ratelimit_refusals_total",
+                                              {"kind": kind})
+    assert value is not None
+    return value
+
+
+async def test_refusals_are_counted_by_kind(smtp_server) -> None:  # type: ignore[no-untyped-def]
+    slots = smtp_server.ctx.connections = ConnectionSlots(max_total=2, max_per_ip=1)
+    t = FakeTime()
+    smtp_server.ctx.connection_rate = Limiter(60.0, (100, 2, 1000), t.clock)
+    port = smtp_server.ports["smtp"]
+    kinds = ("per-ip-connections", "total-connections", "connection-rate")
+    before = {k: refusals(k) for k in kinds}
+
+    def open_now() -> float | None:
+        return metrics.REGISTRY.get_sample_value("kittiwake_smtpserver_open_connections",
+                                                 {"service": "smtp"})
+
+    open_before = open_now() or 0.0
+    held = [await Client.connect(port, "127.0.0.2")]
+    assert (await greeting_from(port, "127.0.0.2")).startswith("421 4.7.0 ")  # per IP
+    held.append(await Client.connect(port, "127.0.0.3"))
+    assert open_now() == open_before + 2  # greeted sessions; refused ones never count
+    assert (await greeting_from(port, "127.0.0.4")).startswith("421 4.3.2 ")  # in all
+    for c in held:
+        await c.close()
+    await released(slots, "127.0.0.2")
+    await released(slots, "127.0.0.3")
+    # 127.0.0.2 and .3 used the /26's two new connections this minute.
+    assert (await greeting_from(port, "127.0.0.5")).startswith("421 4.7.0 ")
+    assert {k: refusals(k) - before[k] for k in kinds} == dict.fromkeys(kinds, 1)

@@ -170,7 +170,7 @@ async def test_pedantic_makes_direct_delivery_strict_about_8bitmime(tmp_path: Pa
 
 
 async def test_messages_for_one_host_share_a_connection(smtp_server, tmp_path: Path) -> None:
-    from kittiwake.smtpserver.connection import CONNECTIONS
+    from kittiwake.smtpserver.metrics import CONNECTIONS
 
     queue = Queue(tmp_path / "q")
     for n in range(3):
@@ -179,12 +179,12 @@ async def test_messages_for_one_host_share_a_connection(smtp_server, tmp_path: P
                             MESSAGE.replace(b"relayed", b"relayed %d" % n))
     deliverer = Deliverer(resolver=smtp_server.resolver, hostname="client.example")
     relay = Relay("127.0.0.1", smtp_server.ports["smtp"], TLSMode.NONE)
-    before = CONNECTIONS.labels(service="smtp")._value.get()
+    before = CONNECTIONS.labels(service="smtp", result="accepted")._value.get()
     soon = datetime.now(UTC) + timedelta(seconds=1)
     for batch in await queue.due(soon):
         [result] = await deliverer.relay(batch, batch.path.read_bytes(), relay)
         assert result.outcome is Outcome.OK
-    assert CONNECTIONS.labels(service="smtp")._value.get() - before == 1
+    assert CONNECTIONS.labels(service="smtp", result="accepted")._value.get() - before == 1
     assert deliverer.pool.reused == 2
     assert len(smtp_server.messages("bob")) == 3
     await deliverer.close()

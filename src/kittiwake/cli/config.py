@@ -1,4 +1,4 @@
-"""``kittiwake config test|describe-static|describe-domains``."""
+"""``kittiwake config test|describe-static|describe-domains|describe-alerts``."""
 
 from __future__ import annotations
 
@@ -55,3 +55,11 @@ def describe_domains() -> None:
     from kittiwake.config.domains import DomainsConfig
 
     click.echo(describe(DomainsConfig, "domains.conf"), nl=False)
+
+
+@config_group.command("describe-alerts")
+def describe_alerts() -> None:
+    """Print Prometheus alerting rules for kittiwake's metrics (a rule file)."""
+    from kittiwake.monitoring import alert_rules_yaml
+
+    click.echo(alert_rules_yaml(), nl=False)

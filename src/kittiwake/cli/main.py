@@ -35,6 +35,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "smtp": ("kittiwake.cli.dial", "smtp_group"),
     "dane": ("kittiwake.cli.dial", "dane_group"),
     "admin": ("kittiwake.cli.admin", "admin_group"),
+    "status": ("kittiwake.cli.status", "status_command"),
 }
 
 

@@ -136,6 +136,11 @@ class DNSConfig(Section):
     dnssec_probe: str = "."
     """Name whose DNSKEY answer is checked at start to tell whether the resolver validates."""
 
+    monitor_dnsbl_zones: list[DomainName] = []
+    """DNS block lists (RFC 5782) on which to watch our own listener IPs, every 10 minutes,
+    besides the listeners' smtp.dnsbl_zones; shown as kittiwake_dns_dnsbl_listed{ip,zone}
+    and by `kittiwake status`, alerted on by `kittiwake config describe-alerts`."""
+
 
 class LogConfig(Section):
     """Logging."""

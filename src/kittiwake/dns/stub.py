@@ -17,6 +17,7 @@ import ipaddress
 import os
 import socket
 import struct
+import time
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -34,6 +35,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+from kittiwake.dns import metrics as dns_metrics
 from kittiwake.dns.resolver import Resolver
 from kittiwake.dns.types import (
     CAA,
@@ -183,18 +185,23 @@ class StubResolver(Resolver):
         extended: list[ExtendedError] = []
         for _attempt in range(self.attempts):
             for server in self.nameservers:
+                started = time.monotonic()
                 try:
                     response = await _udp_with_fallback(query, server, self.timeout)
                 except (dns.exception.Timeout, TimeoutError):
+                    _counted(rdtype, "timeout", started)
                     problems.append(f"{server}: timeout")
                     continue
                 except EOFError:
+                    _counted(rdtype, "error", started)
                     problems.append(f"{server}: connection closed before an answer")
                     continue
                 except (OSError, dns.exception.DNSException) as exc:
+                    _counted(rdtype, "error", started)
                     problems.append(f"{server}: {exc}")
                     continue
                 rcode = response.rcode()
+                _counted(rdtype, dns_metrics.rcode_label(dns.rcode.to_text(rcode)), started)
                 if rcode in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
                     return response
                 extended.extend(_extended_errors(response))
@@ -208,6 +215,11 @@ class StubResolver(Resolver):
             break
         reason = "; ".join(dict.fromkeys(problems)) or "no resolver configured"
         raise DNSTemporaryError(asked, rdtype, reason, tuple(dict.fromkeys(extended)))
+
+
+def _counted(rdtype: RRType, result: str, started: float) -> None:
+    dns_metrics.QUERIES.labels(type=rdtype.value, result=result).inc()
+    dns_metrics.QUERY_SECONDS.labels(type=rdtype.value).observe(time.monotonic() - started)
 
 
 async def _udp_with_fallback(

@@ -28,6 +28,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
+from kittiwake import metrics
 from kittiwake.dsn.compose import DSN, MAX_ORIGINAL_BODY, compose
 from kittiwake.dsn.report import Action, RecipientReport
 from kittiwake.log import get_logger
@@ -48,6 +49,18 @@ logger = get_logger("dsn")
 
 DROPPED_NOTE = ("The mail system administrator removed this message from the outgoing queue;"
                 " it will not be delivered.")
+
+DSNS_SENT = metrics.counter(
+    "queue_dsns_sent",
+    "Delivery status notifications sent, by the actions they report (RFC 3464 §2.3.3).",
+    {"kind": tuple(str(a) for a in Action)})
+
+
+
+def count_sent(dsn: DSN) -> None:
+    """One DSN sent, counted once per action it reports."""
+    for action in sorted({str(r.action) for r in dsn.reports}):
+        DSNS_SENT.labels(kind=action).inc()
 
 
 class AddressLookup(Protocol):
@@ -169,7 +182,7 @@ class DSNSender:
         from kittiwake.store import StoreError
 
         try:
-            await self.notify(message, reports, path, intro=intro)
+            dsn = await self.notify(message, reports, path, intro=intro)
         except asyncio.CancelledError:
             raise
         except (StoreError, QueueError, OSError) as exc:  # over quota, disk full, ...
@@ -181,6 +194,8 @@ class DSNSender:
 
             panic("queue", exc)
             return False
+        if dsn is not None:
+            count_sent(dsn)
         return True
 
     async def notify(self, message: QueuedMessage, reports: Sequence[RecipientReport],

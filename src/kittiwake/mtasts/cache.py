@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from kittiwake import metrics
 from kittiwake.dns import InvalidName, Resolver, to_ascii
 from kittiwake.mtasts.fetch import FailureType, FetchResult, fetch_policy
 from kittiwake.mtasts.policy import Mode, Policy, PolicyError, mx_allowed, parse_policy
@@ -39,6 +40,11 @@ CREATE TABLE IF NOT EXISTS policies (
     last_error TEXT NOT NULL DEFAULT ''
 )
 """
+
+POLICY_FETCHES = metrics.counter(
+    "mtasts_policy_fetches",
+    "MTA-STS policy fetches (RFC 8461 §3.3) by result: ok, or the TLSRPT failure type.",
+    {"result": ("ok", *(str(f) for f in FailureType))})
 
 
 @dataclass(frozen=True)
@@ -237,6 +243,7 @@ class PolicyCache:
         # The policy host is resolved by the same resolver as the TXT record.
         fetched = await (self._fetch(key) if self._fetch is not None
                          else fetch_policy(key, resolver=resolver))
+        POLICY_FETCHES.labels(result=str(fetched.failure or "ok")).inc()
         if fetched.policy is not None:
             await asyncio.to_thread(self._store, key, record.id, fetched.policy, when)
             return PolicyResult(key, fetched.policy, record.id, record, False, lookup.authentic,

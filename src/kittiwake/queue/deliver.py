@@ -13,12 +13,14 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import ssl
+import time
 from dataclasses import dataclass
 from typing import Any
 
 from kittiwake import dane
 from kittiwake.dns import DNSTemporaryError, InvalidName, Resolver
 from kittiwake.log import get_logger
+from kittiwake.queue import metrics as queue_metrics
 from kittiwake.queue.direct import (
     DirectOptions,
     HostFailed,
@@ -95,6 +97,7 @@ class Deliverer:
 
     async def __call__(self, batch: Batch) -> list[DeliveryResult]:
         data = await asyncio.to_thread(batch.path.read_bytes)
+        started = time.monotonic()
         choice: Any = self.localserve_relay
         if choice is None and self.select is not None:
             choice = self.select(batch)
@@ -102,14 +105,19 @@ class Deliverer:
             outcome = Outcome.PERMANENT if choice.code >= 500 else Outcome.TEMPORARY
             # Our refusal, not a server's reply: reported as kittiwake's (code 0).
             error = DeliveryError.ours(choice.enhanced, choice.text)
-            return [DeliveryResult(r.id, outcome, error) for r in batch.recipients]
+            return queue_metrics.attempted(
+                batch, "fail", [DeliveryResult(r.id, outcome, error) for r in batch.recipients],
+                started)
         if isinstance(choice, Relay):
-            return await self.relay(batch, data, choice)
+            return queue_metrics.attempted(batch, "relay", await self.relay(batch, data, choice),
+                                           started)
         options = choice if isinstance(choice, DirectOptions) else self.direct_options
         if options.pool is None:
             options.pool = self.pool
         results, attempt = await deliver_direct(batch, data, self.resolver, options,
                                                 self.sts_cache)
+        queue_metrics.count_tls(attempt.tls_results)
+        queue_metrics.attempted(batch, "direct", results, started)
         if self.tls_results is not None:
             for tls_result in attempt.tls_results:
                 await self.tls_results.add(tls_result)

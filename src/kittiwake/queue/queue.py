@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from kittiwake.queue.config import QueueConfig
+from kittiwake.queue.metrics import QueueSummary
 from kittiwake.queue.model import (
     Batch,
     DeliveryError,
@@ -117,6 +118,10 @@ class Queue:
 
     async def mark_delay_dsn_sent(self, recipient_ids: Iterable[int]) -> None:
         await self._run(self.store.mark_delay_dsn_sent, list(recipient_ids))
+
+    async def summary(self) -> QueueSummary:
+        """See :meth:`QueueStore.summary`."""
+        return await self._run(self.store.summary)
 
     async def hold(self, where: Filter) -> int:
         return await self._run(self.store.hold, where)

@@ -26,6 +26,7 @@ from typing import Any
 
 from kittiwake.dns.names import domain_key
 from kittiwake.queue import schedule as sched
+from kittiwake.queue.metrics import LastError, QueueSummary
 from kittiwake.queue.model import (
     Batch,
     DeliveryError,
@@ -311,6 +312,48 @@ class QueueStore:
             sql += f" AND domain NOT IN ({','.join('?' * len(excluded))})"
         with self.lock:
             return from_ms(self.db.execute(sql, excluded).fetchone()[0])
+
+    def summary(self, failing_domains: int = 10, last_errors: int = 5,
+                since: datetime | None = None) -> QueueSummary:
+        """Counts for the metrics and ``kittiwake status``: messages and recipients
+        queued, messages on hold, the oldest ones, the domains with the most
+        recipients that failed an attempt already, the last delivery errors, and
+        how many recipients were delivered or failed since ``since`` (default:
+        midnight UTC; counted from the history, so at most its size)."""
+        with self.lock:
+            db = self.db
+            messages, recipients, oldest = db.execute(
+                "SELECT COUNT(DISTINCT r.message_id), COUNT(*), MIN(m.created) FROM recipient r"
+                " JOIN message m ON m.id = r.message_id WHERE r.status = 'queued'").fetchone()
+            held, oldest_held = db.execute(
+                "SELECT COUNT(DISTINCT r.message_id), MIN(m.created) FROM recipient r"
+                " JOIN message m ON m.id = r.message_id"
+                " WHERE r.status = 'queued' AND r.held = 1").fetchone()
+            failing = db.execute(
+                "SELECT domain, COUNT(*) FROM recipient WHERE status = 'queued' AND attempts > 0"
+                " GROUP BY domain ORDER BY COUNT(*) DESC, domain LIMIT ?",
+                (failing_domains,)).fetchall()
+            errors = db.execute(
+                "SELECT last_attempt, address, 'queued', attempts, err_code, err_enhanced,"
+                " err_text, err_host FROM recipient WHERE status = 'queued' AND err_text"
+                " IS NOT NULL UNION ALL SELECT last_attempt, address, status, attempts,"
+                " err_code, err_enhanced, err_text, err_host FROM retired WHERE status ="
+                " 'failed' AND err_text IS NOT NULL ORDER BY 1 DESC LIMIT ?",
+                (last_errors,)).fetchall()
+            since = to_ms(since or utcnow().replace(hour=0, minute=0, second=0, microsecond=0))
+            done = dict(db.execute("SELECT status, COUNT(*) FROM retired WHERE retired >= ?"
+                                   " GROUP BY status", (since,)).fetchall())
+        return QueueSummary(
+            messages=messages, recipients=recipients, held_messages=held,
+            oldest=None if oldest is None else oldest / 1000,
+            oldest_held=None if oldest_held is None else oldest_held / 1000,
+            failing_domains=tuple((d, n) for d, n in failing),
+            last_errors=tuple(
+                LastError((row[0] or 0) / 1000, row[1], row[2], row[3],
+                          _error(row[4:8]) or DeliveryError(text=row[6]))
+                for row in errors),
+            delivered_since=done.get(str(Status.DELIVERED), 0),
+            failed_since=done.get(str(Status.FAILED), 0))
 
     # --- results ------------------------------------------------------------
 

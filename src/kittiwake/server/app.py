@@ -8,7 +8,7 @@ import asyncio
 import contextlib
 import os
 import signal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kittiwake.config import Config, enabled_services
 from kittiwake.config.limits import LimitsConfig
@@ -17,6 +17,10 @@ from kittiwake.limits import ConnectionSlots, LoginLimiter, LoginPolicy
 from kittiwake.log import get_logger
 from kittiwake.server.control import SOCKET_NAME, ControlError, ControlServer, Progress
 from kittiwake.server.service import Service
+
+if TYPE_CHECKING:
+    from kittiwake.queue.metrics import QueueCollector
+    from kittiwake.server.monitor import Monitor
 
 logger = get_logger("server")
 
@@ -72,6 +76,10 @@ class Server:
         self._stopping = asyncio.Event()
         self.control.register("loglevels", self._loglevels)
         self.control.register("ping", self._ping)
+        self.control.register("status", self._status)
+        self.monitor = self._monitor()
+        self._monitor_task: asyncio.Task[None] | None = None
+        self.queue_collector: QueueCollector | None = None
         self.watcher.subscribe(self._domains_reloaded)
 
     def _domains_reloaded(self, domains: Any) -> None:
@@ -128,6 +136,9 @@ class Server:
             config_dir=self.config.config_dir, listener=listener,
             connections=self.connection_slots, login_limiter=self.login_limiter)
         ctx.limits.listen_backlog = self.config.static.limits.listen_backlog
+        from kittiwake.smtpserver.metrics import preinit_zones
+
+        preinit_zones(list(listener.smtp.dnsbl_zones))
         self.smtp_contexts.append(ctx)
         return ctx
 
@@ -149,6 +160,11 @@ class Server:
         self.dsn = DSNSender(hostname=self.config.static.hostname, store=self.store,
                              queue=self.queue, index=lambda: self.address_index)
         register_control(self.control, self.queue, on_dropped=self.dsn.on_dropped)
+        from kittiwake.queue.metrics import QueueCollector, register_collector
+
+        store = self.queue.store
+        self.queue_collector = register_collector(QueueCollector(
+            lambda: store.summary(failing_domains=0, last_errors=0)))
 
     def start_delivery(self) -> None:
         """Run the queue scheduler with the SMTP delivery callback."""
@@ -246,7 +262,31 @@ class Server:
         self.watcher.start()
         self.start_delivery()
         self._log_config_warnings()
+        self.monitor.check_certificates()
         await self._log_dnssec()
+        self._monitor_task = asyncio.get_running_loop().create_task(self._run_monitor())
+
+    def _monitor(self) -> Monitor:
+        """What :mod:`kittiwake.server.monitor` watches: certificates, DNSSEC, own IPs."""
+        from kittiwake.server.monitor import Monitor, own_ips
+
+        static = self.config.static
+        listeners = list(static.listeners.values())
+        certs = [self.config.path(c.cert_file) for listener in listeners if listener.tls
+                 for c in listener.tls.certificates]
+        zones = list(dict.fromkeys([*(str(z) for z in static.dns.monitor_dnsbl_zones),
+                                    *(str(z) for listener in listeners
+                                      for z in listener.smtp.dnsbl_zones)]))
+        return Monitor(cert_files=list(dict.fromkeys(certs)), ips=own_ips(listeners),
+                       zones=zones, resolver=self.resolver, dnssec_probe=static.dns.dnssec_probe,
+                       dns_timeout=min(2.0, static.dns.timeout_seconds))
+
+    async def _run_monitor(self) -> None:
+        from kittiwake.metrics import guard
+
+        with guard("serve", "monitor check failed"):
+            await self.monitor.check_dnsbl()
+        await self.monitor.run()
 
     def _log_config_warnings(self) -> None:
         """Say what the configuration leaves off (e.g. no certificate: no STARTTLS, no AUTH)."""
@@ -265,12 +305,11 @@ class Server:
         if self.resolver is None or not hasattr(self.resolver, "nameservers"):
             return
         from kittiwake import log
-        from kittiwake.dns import DNSSECSupport, probe_dnssec
+        from kittiwake.dns import DNSSECSupport
 
         startup = log.get_logger("server")
         probe = self.config.static.dns.dnssec_probe
-        result = await probe_dnssec(self.resolver, probe,
-                                    timeout=min(2.0, self.config.static.dns.timeout_seconds))
+        result = await self.monitor.check_dnssec()
         servers = ", ".join(str(s) for s in self.resolver.nameservers)
         match result.support:
             case DNSSECSupport.VALIDATES:
@@ -325,6 +364,12 @@ class Server:
         refresher = getattr(self, "_sts_refresher", None)
         if refresher is not None:
             refresher.cancel()
+        if self._monitor_task is not None:
+            self._monitor_task.cancel()
+        if self.queue_collector is not None:
+            from kittiwake.queue.metrics import unregister_collector
+
+            unregister_collector(self.queue_collector)
         if self.scheduler is not None:
             await self.scheduler.close(grace)
             await self.deliverer.close()
@@ -339,6 +384,16 @@ class Server:
 
     async def _ping(self, args: dict[str, Any], progress: Progress) -> Any:
         return {"pid": os.getpid()}
+
+    async def _status(self, args: dict[str, Any], progress: Progress) -> Any:
+        """``kittiwake status``: see :mod:`kittiwake.server.status`."""
+        from kittiwake.server.status import status_report
+        from kittiwake.smtpserver.metrics import TODAY
+
+        summary = await self.queue.summary() if self.queue is not None else None
+        return status_report(hostname=self.config.static.hostname, monitor=self.monitor,
+                             services=self.services, queue=summary,
+                             received_today=TODAY.today())
 
     async def _loglevels(self, args: dict[str, Any], progress: Progress) -> Any:
         from kittiwake import log

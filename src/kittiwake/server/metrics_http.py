@@ -2,7 +2,28 @@
 
 from __future__ import annotations
 
+import importlib
+
 from aiohttp import web
+
+# Every module that defines metrics: imported before the first scrape, so that
+# each known label set is there at 0 even before the part is first used.
+METRIC_MODULES = (
+    "kittiwake.metrics",
+    "kittiwake.dns.metrics",
+    "kittiwake.smtpserver.metrics",
+    "kittiwake.smtpserver.connection",
+    "kittiwake.queue.metrics",
+    "kittiwake.dsn.sender",
+    "kittiwake.mtasts.cache",
+    "kittiwake.server.monitor",
+    "kittiwake.store.metrics",
+)
+
+
+def load_metric_modules() -> None:
+    for name in METRIC_MODULES:
+        importlib.import_module(name)
 
 
 class MetricsService:
@@ -18,6 +39,7 @@ class MetricsService:
     async def start(self) -> None:
         from kittiwake.metrics import metrics_app
 
+        load_metric_modules()
         self._runner = web.AppRunner(metrics_app(), access_log=None)
         await self._runner.setup()
         for ip in self.ips:

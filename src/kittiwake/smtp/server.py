@@ -152,6 +152,10 @@ class ServerSession:
         self._out = bytearray()
         self._discard_input = False
         self._skip_line = False  # discarding an overlong line up to its LF
+        # (verb, reply code) of every reply to a command, for the driver's
+        # metrics; the driver empties it. ``verb`` is the client's word, upper-cased.
+        self.replies: list[tuple[str, int]] = []
+        self.verb = ""
         self._reset_transaction()
 
     # --- transaction state, readable by the driver ---
@@ -226,6 +230,8 @@ class ServerSession:
 
     def _send(self, reply: Reply) -> None:
         self._out += reply.to_bytes(enhanced=self.config.enhanced_status_codes)
+        if self.verb:
+            self.replies.append((self.verb, reply.code))
 
     def _error(self, reply: Reply, events: list[Event]) -> None:
         """Send an error reply the session decided on; too many -> 421 and close."""
@@ -268,6 +274,7 @@ class ServerSession:
             return
         if reply is None:
             reply = Reply(421, "4.3.2", (f"{self.config.hostname} service shutting down",))
+        self.verb = ""  # not an answer to a command
         self._close(reply, CloseReason.SHUTDOWN, [])
 
     def receive_eof(self) -> list[Event]:
@@ -526,6 +533,8 @@ class ServerSession:
         events.append(self.pending)
 
     def _command(self, line: bytes, events: list[Event]) -> None:
+        words = line.split(None, 1)
+        self.verb = words[0].decode("ascii", "replace").upper() if words else "?"
         params = self.mail_params
         try:
             cmd = parse_command(line, smtputf8=self.config.smtputf8,

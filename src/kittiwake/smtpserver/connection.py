@@ -53,6 +53,7 @@ from kittiwake.smtp import (
     StartTLS,
 )
 from kittiwake.smtpserver import incoming, localserve_rules, submission
+from kittiwake.smtpserver import metrics as smtp_metrics
 from kittiwake.smtpserver.context import ServerContext
 from kittiwake.smtpserver.deliver import LocalDelivery, deliver_local, notify_failures
 from kittiwake.store.store import account_dir
@@ -64,8 +65,6 @@ AUTH_MECHANISMS = ("SCRAM-SHA-256-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-1-PLUS", "S
 MESSAGES = metrics.counter("smtpserver_messages", "Messages received, by service and result",
                            {"service": ("smtp", "submission", "submissions"),
                             "result": ("delivered", "rejected", "failed")})
-CONNECTIONS = metrics.counter("smtpserver_connections", "SMTP connections accepted, by service",
-                              {"service": ("smtp", "submission", "submissions")})
 LOGINS_LIMITED = metrics.counter("smtpserver_logins_limited",
                                  "AUTH attempts the login limiter delayed or refused",
                                  {"result": ("delayed", "refused")})
@@ -139,6 +138,7 @@ class SMTPConnection:
         self.bdat_left = 0  # bytes of a BDAT chunk still to come (for the transcript)
         self.blocklisted: Reply | None = None
         self.hang_for: float | None = None  # localserve "timeout": stop answering this long
+        self.auth_mechanism = ""  # of the AUTH in progress, for the metrics
         if kind == "submissions":
             self._note_tls()
 
@@ -158,6 +158,8 @@ class SMTPConnection:
         self.tls_version = ssl_object.version()
         cipher = ssl_object.cipher()
         self.tls_cipher = cipher[0] if cipher else None
+        smtp_metrics.TLS_HANDSHAKES.labels(version=self.tls_version or "unknown",
+                                           cipher=self.tls_cipher or "unknown").inc()
         self.channel_bindings = () if self.tls_version == "TLSv1.3" else \
             connection_channel_bindings(ssl_object,
                                         server_certificate_der=self.ctx.server_cert_der)
@@ -169,6 +171,7 @@ class SMTPConnection:
             self.session.config = replace(config, auth_mechanisms=AUTH_MECHANISMS)
 
     async def _flush(self) -> None:
+        smtp_metrics.count_replies(self.session.replies)
         out = self.session.data_to_send()
         if out:
             for line in out.split(b"\r\n")[:-1]:
@@ -200,13 +203,15 @@ class SMTPConnection:
                     await asyncio.wait_for(self.writer.wait_closed(), 2)
 
     async def _run(self) -> None:
-        CONNECTIONS.labels(service=self.kind).inc()
         self.logger.info("connection", port=self.writer.get_extra_info("sockname")[1])
         if not self.ctx.localserve and not self.ctx.connection_rate.take(self.ip):
+            smtp_metrics.CONNECTIONS.labels(service=self.kind, result="refused").inc()
+            smtp_metrics.RATE_LIMITED.labels(kind="connection-rate").inc()
             self.session.greet(Reply(421, "4.7.0", ["too many connections from your network,"
                                                     " try again later"]))
             await self._flush()
             return
+        smtp_metrics.CONNECTIONS.labels(service=self.kind, result="accepted").inc()
         self.session.greet()
         await self._flush()
         while not self.session.closed:
@@ -344,6 +349,7 @@ class SMTPConnection:
             await self.writer.start_tls(self.ctx.tls_context)
         except (ssl.SSLError, ConnectionError, OSError) as exc:
             self.logger.info("tls handshake failed", error=str(exc))
+            smtp_metrics.TLS_FAILURES.labels(service=self.kind).inc()
             raise ConnectionError("TLS handshake failed") from None
         self.session.tls_started()
         self._note_tls()
@@ -363,9 +369,11 @@ class SMTPConnection:
     async def _auth_start(self, mechanism: str, initial: bytes | None) -> None:
         options = ServerOptions(get_credentials=self._credentials, hostname=self.ctx.hostname,
                                 channel_bindings=self.channel_bindings)
+        self.auth_mechanism = smtp_metrics.mechanism_label(mechanism)
         try:
             self.sasl = new_server(mechanism, options)
         except Exception:
+            smtp_metrics.AUTH.labels(mechanism=self.auth_mechanism, result="unsupported").inc()
             self.session.reject(Reply(504, "5.5.4", [f"mechanism {mechanism} not supported"]))
             return
         step = await asyncio.to_thread(self.sasl.start, initial)
@@ -389,6 +397,8 @@ class SMTPConnection:
                 self.session.auth_challenge(data)
             case Failure(reason=FailureReason.MALFORMED):
                 self.sasl = None
+                smtp_metrics.AUTH.labels(mechanism=self.auth_mechanism or "other",
+                                         result="malformed").inc()
                 self.session.reject(Reply(501, "5.5.2", ["malformed authentication data"]))
             case Success() | Failure():
                 await self._auth_outcome(step)
@@ -411,11 +421,16 @@ class SMTPConnection:
                 LOGINS_LIMITED.labels(result="delayed").inc()
             if attempt.refused:
                 LOGINS_LIMITED.labels(result="refused").inc()
+                smtp_metrics.RATE_LIMITED.labels(kind="login").inc()
+                smtp_metrics.AUTH.labels(mechanism=self.auth_mechanism or "other",
+                                         result="refused").inc()
                 self.logger.info("login refused: too many failures", user=username or "",
                                  limit=attempt.reason, delay=round(attempt.delay, 2))
                 self.session.reject(Reply(535, "5.7.8", ["authentication failed"]))
                 return
             self.ctx.login_limiter.record(attempt, ok=isinstance(step, Success))
+        smtp_metrics.AUTH.labels(mechanism=self.auth_mechanism or "other",
+                                 result="ok" if isinstance(step, Success) else "badcreds").inc()
         match step:
             case Success(server_final=final) if final:
                 self.sasl_success = step
@@ -454,6 +469,7 @@ class SMTPConnection:
                 return
         if not self.ctx.localserve and self.kind == "smtp" and \
                 not self.ctx.message_rate.take(self.ip):
+            smtp_metrics.RATE_LIMITED.labels(kind="message-rate").inc()
             self.session.reject(Reply(452, "4.7.0", ["too many messages from your network,"
                                                      " try again later"]))
             return
@@ -473,6 +489,7 @@ class SMTPConnection:
         for result in await dnsbl.check_all(self.ctx.resolver, self.ip, list(zones)):
             if result.status is dnsbl.Status.FAIL:
                 self.logger.info("dnsbl listed", zone=result.zone, reason=result.reason)
+                smtp_metrics.DNSBL_HITS.labels(zone=result.zone).inc()
                 self.blocklisted = Reply(554, "5.7.1", [
                     f"your address {self.ip} is listed in {result.zone}: {result.reason}"[:400]])
                 return
@@ -593,10 +610,12 @@ class SMTPConnection:
             self._trigger(None, self.ctx.limits.data_timeout)
             return
         data = bytes(tx.body)
-        reply = await self._process(tx, data)
+        with smtp_metrics.DELIVERY_SECONDS.labels(service=self.kind).time():
+            reply = await self._process(tx, data)
         self.tx = Transaction()
         if reply.code < 400:
             MESSAGES.labels(service=self.kind, result="delivered").inc()
+            smtp_metrics.TODAY.add(self.kind)
             self.session.accept(reply.lines[0] if reply.lines else None)
         else:
             MESSAGES.labels(service=self.kind,
@@ -629,6 +648,7 @@ class SMTPConnection:
             self.logger.info("checks", spf=str(analysis.spf.status) if analysis.spf else "",
                              dkim=",".join(str(d.status) for d in analysis.dkim) or "none",
                              dmarc=str(analysis.dmarc.status) if analysis.dmarc else "none")
+            smtp_metrics.count_analysis(analysis)
             if analysis.reject:
                 return Reply(550, "5.7.1", ["rejected by the sender domain's DMARC policy"])
             data = analysis.headers + data

@@ -14,6 +14,7 @@ Invariants (DESIGN.md "Durability"; a 250 is a promise):
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -22,6 +23,7 @@ from typing import Any
 from kittiwake import log
 from kittiwake.config.lookup import AccountRecipient, pick_mailbox
 from kittiwake.message.headers import parse_header_section
+from kittiwake.smtpserver import metrics as smtp_metrics
 from kittiwake.smtpserver.context import ServerContext
 from kittiwake.store import MailboxNotFound, OverQuota, StoreError
 
@@ -61,6 +63,7 @@ async def deliver_local(ctx: ServerContext, deliveries: list[LocalDelivery], dat
                         mailbox=mailbox, uid=done[key], copy="shared")
             continue
         conf = ctx.domains.accounts.get(account_name)
+        started = time.monotonic()
         try:
             account = await ctx.store.account(
                 account_name, conf.quota_bytes if conf else 0, conf.mailboxes if conf else ())
@@ -78,11 +81,15 @@ async def deliver_local(ctx: ServerContext, deliveries: list[LocalDelivery], dat
             logger.info("delivered", rcpt=item.recipient, account=account_name,
                         mailbox=delivered.mailbox, uid=delivered.uid, size=delivered.size)
             done[key] = delivered.uid
+            smtp_metrics.LOCAL_DELIVERIES.labels(result="delivered").inc()
+            smtp_metrics.LOCAL_DELIVERY_SECONDS.observe(time.monotonic() - started)
         except OverQuota as exc:
+            smtp_metrics.LOCAL_DELIVERIES.labels(result="overquota").inc()
             logger.info("delivery failed", rcpt=item.recipient, account=account_name,
                         reason=str(exc))
             failures.append(DeliveryFailure(item.recipient, False, str(exc), account_name))
         except (StoreError, OSError) as exc:
+            smtp_metrics.LOCAL_DELIVERIES.labels(result="failed").inc()
             logger.error("delivery failed", rcpt=item.recipient, account=account_name,
                          reason=str(exc))
             failures.append(DeliveryFailure(item.recipient, True, "local delivery failed",

@@ -16,6 +16,7 @@ import ssl
 
 from kittiwake import log
 from kittiwake.limits import Refusal, Slot
+from kittiwake.smtpserver import metrics as smtp_metrics
 from kittiwake.smtpserver.connection import SMTPConnection
 from kittiwake.smtpserver.context import ServerContext
 
@@ -66,10 +67,16 @@ class SMTPService:
             if not self.ctx.localserve:
                 got = self.ctx.connections.acquire(ip)
                 if isinstance(got, Refusal):
+                    smtp_metrics.CONNECTIONS.labels(service=self.kind, result="refused").inc()
+                    smtp_metrics.RATE_LIMITED.labels(kind=f"{got}-connections").inc()
                     await self._refuse(writer, ip, got)
                     return
                 slot = got
-            await SMTPConnection(self.ctx, self.kind, reader, writer).run()
+            smtp_metrics.OPEN_CONNECTIONS.labels(service=self.kind).inc()
+            try:
+                await SMTPConnection(self.ctx, self.kind, reader, writer).run()
+            finally:
+                smtp_metrics.OPEN_CONNECTIONS.labels(service=self.kind).dec()
         finally:
             if slot is not None:
                 slot.release()

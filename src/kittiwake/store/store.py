@@ -12,10 +12,12 @@ event loop is never blocked by disk. Changes are published after commit.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from kittiwake.store import metrics as store_metrics
 from kittiwake.store.account import AccountStore, Appended
 from kittiwake.store.changes import ChangeHub
 from kittiwake.store.model import (
@@ -47,7 +49,17 @@ class Account:
         self.hub = hub
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        return await asyncio.to_thread(fn, *args)
+        op = getattr(fn, "__name__", "other")  # a method of AccountStore
+        started = time.monotonic()
+        try:
+            result = await asyncio.to_thread(fn, *args)
+        except BaseException:
+            store_metrics.OPERATIONS_TOTAL.labels(op=op, result="error").inc()
+            raise
+        finally:
+            store_metrics.OPERATION_SECONDS.labels(op=op).observe(time.monotonic() - started)
+        store_metrics.OPERATIONS_TOTAL.labels(op=op, result="ok").inc()
+        return result
 
     def _publish(self, changes: list[Change]) -> None:
         if changes:

@@ -1,0 +1,206 @@
+"""Writes kittiwake-dashboard.json (Grafana) to stdout: the one place to edit the panels.
+
+    python3 contrib/grafana/make_dashboard.py > contrib/grafana/kittiwake-dashboard.json
+
+tests/test_dashboard.py checks that the JSON is this output and that every query names
+only metrics kittiwake registers.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+SEL = 'instance=~"$instance"'
+DATASOURCE = {"type": "prometheus", "uid": "${datasource}"}
+
+
+def rate(metric: str, by: str, extra: str = "", fn: str = "rate") -> str:
+    """``sum by (BY) (FN(METRIC{instance, EXTRA}[$__rate_interval]))``."""
+    matchers = SEL + ("," + extra if extra else "")
+    return f"sum by ({by}) ({fn}({metric}{{{matchers}}}[$__rate_interval]))"
+
+
+def quantile(q: float, metric: str, by: str = "") -> str:
+    group = f"le, {by}" if by else "le"
+    return f"histogram_quantile({q}, {rate(metric + '_bucket', group)})"
+
+
+def gauge(metric: str, extra: str = "") -> str:
+    return f"{metric}{{{SEL}{',' + extra if extra else ''}}}"
+
+
+class Layout:
+    """Panels placed left to right, rows of 24 grid units."""
+
+    def __init__(self) -> None:
+        self.panels: list[dict[str, Any]] = []
+        self.x = 0
+        self.y = 0
+        self.height = 0
+
+    def _id(self) -> int:
+        return len(self.panels) + 1
+
+    def row(self, title: str) -> None:
+        self._newline()
+        self.panels.append({"type": "row", "title": title, "id": self._id(),
+                            "collapsed": False, "panels": [],
+                            "gridPos": {"h": 1, "w": 24, "x": 0, "y": self.y}})
+        self.y += 1
+
+    def _newline(self) -> None:
+        if self.x:
+            self.y += self.height
+        self.x, self.height = 0, 0
+
+    def panel(self, kind: str, title: str, targets: list[tuple[str, str]], *, w: int = 12,
+              h: int = 8, unit: str = "short") -> None:
+        if self.x + w > 24:
+            self._newline()
+        self.panels.append({
+            "type": kind, "title": title, "id": self._id(), "datasource": DATASOURCE,
+            "gridPos": {"h": h, "w": w, "x": self.x, "y": self.y},
+            "targets": [{"refId": chr(65 + i), "expr": expr, "legendFormat": legend,
+                         "datasource": DATASOURCE}
+                        for i, (expr, legend) in enumerate(targets)],
+            "fieldConfig": {"defaults": {"unit": unit}, "overrides": []},
+            "options": {},
+        })
+        self.x += w
+        self.height = max(self.height, h)
+
+
+def build() -> dict[str, Any]:
+    d = Layout()
+    d.row("Overview")
+    d.panel("stat", "Uptime", [(f"time() - {gauge('process_start_time_seconds')}",
+                                "{{instance}}")], w=4, h=4, unit="s")
+    d.panel("stat", "Panics (24h)", [(f"sum(increase({gauge('kittiwake_panic_total')}[24h]))",
+                                      "")], w=4, h=4)
+    d.panel("stat", "Queued messages", [(f"sum({gauge('kittiwake_queue_messages')})", "")],
+            w=4, h=4)
+    d.panel("stat", "Oldest queued message",
+            [(f"max({gauge('kittiwake_queue_oldest_message_age_seconds')})", "")],
+            w=4, h=4, unit="s")
+    d.panel("stat", "On hold", [(f"sum({gauge('kittiwake_queue_held_messages')})", "")],
+            w=4, h=4)
+    d.panel("stat", "Resolver validates DNSSEC",
+            [("min(" + gauge("kittiwake_dns_resolver_dnssec_status", 'status="validates"')
+              + ")", "")], w=4, h=4)
+    d.panel("table", "Certificate expiry (days)",
+            [(f"({gauge('kittiwake_tls_certificate_expiry_timestamp_seconds')} - time())"
+              " / 86400", "{{host}}")], h=6, unit="d")
+    d.panel("table", "Own IPs on block lists (1 = listed)",
+            [(gauge("kittiwake_dns_dnsbl_listed"), "{{ip}} {{zone}}")], h=6)
+
+    d.row("SMTP server")
+    d.panel("timeseries", "Connections",
+            [(rate("kittiwake_smtpserver_connections_total", "service, result"),
+              "{{service}} {{result}}")], unit="reqps")
+    d.panel("timeseries", "Open sessions",
+            [(f"sum by (service) ({gauge('kittiwake_smtpserver_open_connections')})",
+              "{{service}}")])
+    d.panel("timeseries", "Messages received",
+            [(rate("kittiwake_smtpserver_messages_total", "service, result"),
+              "{{service}} {{result}}")], unit="reqps")
+    d.panel("timeseries", "Commands by reply class",
+            [(rate("kittiwake_smtpserver_commands_total", "verb, class") + " > 0",
+              "{{verb}} {{class}}xx")], unit="reqps")
+    d.panel("timeseries", "Time to accept a message (p50, p95)",
+            [(quantile(q, "kittiwake_smtpserver_delivery_duration_seconds", "service"),
+              f"p{int(q * 100)} {{{{service}}}}") for q in (0.5, 0.95)], unit="s")
+    d.panel("timeseries", "AUTH attempts",
+            [(rate("kittiwake_smtpserver_auth_total", "mechanism, result") + " > 0",
+              "{{mechanism}} {{result}}")], unit="reqps")
+    d.panel("timeseries", "TLS versions and ciphers", [
+        (rate("kittiwake_smtpserver_tls_handshakes_total", "version, cipher"),
+         "{{version}} {{cipher}}"),
+        (rate("kittiwake_smtpserver_tls_handshake_failures_total", "service"),
+         "failed {{service}}")], unit="reqps")
+    d.panel("timeseries", "SPF and DMARC results", [
+        (rate(f"kittiwake_smtpserver_{check}_results_total", "result, dnssec") + " > 0",
+         f"{check} {{{{result}}}} dnssec={{{{dnssec}}}}") for check in ("spf", "dmarc")],
+        unit="reqps")
+    d.panel("timeseries", "DKIM and iprev results", [
+        (rate(f"kittiwake_smtpserver_{check}_results_total", "result, dnssec") + " > 0",
+         f"{check} {{{{result}}}} dnssec={{{{dnssec}}}}") for check in ("dkim", "iprev")],
+        unit="reqps")
+    d.panel("timeseries", "DNSBL hits and limit refusals", [
+        (rate("kittiwake_smtpserver_dnsbl_hits_total", "zone"), "dnsbl {{zone}}"),
+        (rate("kittiwake_smtpserver_ratelimit_refusals_total", "kind"), "limit {{kind}}")],
+        w=24, unit="reqps")
+    d.panel("timeseries", "Local deliveries into mailboxes",
+            [(rate("kittiwake_smtpserver_local_deliveries_total", "result"), "{{result}}")],
+            unit="reqps")
+    d.panel("timeseries", "Local delivery time (p95)",
+            [(quantile(0.95, "kittiwake_smtpserver_local_delivery_duration_seconds"), "p95")],
+            unit="s")
+
+    d.row("Store")
+    d.panel("timeseries", "Account operations",
+            [(rate("kittiwake_store_operations_total", "op, result") + " > 0",
+              "{{op}} {{result}}")], unit="reqps")
+    d.panel("timeseries", "Account operation time (p95)",
+            [(quantile(0.95, "kittiwake_store_operation_duration_seconds", "op"), "{{op}}")],
+            unit="s")
+
+    d.row("Queue")
+    d.panel("timeseries", "Queue size", [
+        (gauge("kittiwake_queue_messages"), "messages"),
+        (gauge("kittiwake_queue_recipients"), "recipients"),
+        (gauge("kittiwake_queue_held_messages"), "held")])
+    d.panel("timeseries", "Oldest message age", [
+        (gauge("kittiwake_queue_oldest_message_age_seconds"), "queued"),
+        (gauge("kittiwake_queue_oldest_held_message_age_seconds"), "on hold")], unit="s")
+    d.panel("timeseries", "Delivery attempts",
+            [(rate("kittiwake_queue_delivery_attempts_total", "transport, result"),
+              "{{transport}} {{result}}")], unit="reqps")
+    d.panel("timeseries", "Failing attempts by attempt number",
+            [(rate("kittiwake_queue_delivery_attempts_total", "attempt", 'result!="ok"'),
+              "attempt {{attempt}}")], unit="reqps")
+    d.panel("timeseries", "Delivery duration (p95)",
+            [(quantile(0.95, "kittiwake_queue_delivery_duration_seconds", "transport"),
+              "{{transport}}")], unit="s")
+    d.panel("timeseries", "Outgoing TLS",
+            [(rate("kittiwake_queue_tls_connections_total", "policy, result"),
+              "{{policy}} {{result}}")], unit="reqps")
+    d.panel("timeseries", "DSNs sent",
+            [(rate("kittiwake_queue_dsns_sent_total", "kind", fn="increase"), "{{kind}}")])
+    d.panel("timeseries", "MTA-STS policy fetches",
+            [(rate("kittiwake_mtasts_policy_fetches_total", "result", fn="increase"),
+              "{{result}}")])
+
+    d.row("DNS")
+    d.panel("timeseries", "Queries by result",
+            [(rate("kittiwake_dns_queries_total", "result"), "{{result}}")], unit="reqps")
+    d.panel("timeseries", "Query latency (p50, p95)",
+            [(quantile(q, "kittiwake_dns_query_duration_seconds"), f"p{int(q * 100)}")
+             for q in (0.5, 0.95)], unit="s")
+    d.panel("timeseries", "Queries by type",
+            [(rate("kittiwake_dns_queries_total", "type"), "{{type}}")], unit="reqps")
+    d.panel("timeseries", "Resolver DNSSEC status",
+            [(gauge("kittiwake_dns_resolver_dnssec_status") + " == 1", "{{status}}")])
+
+    instance_query = "label_values(kittiwake_panic_total, instance)"
+    return {
+        "title": "kittiwake", "uid": "kittiwake", "tags": ["kittiwake", "mail"],
+        "description": "kittiwake mail server: SMTP, queue, DNS, certificates, block lists.",
+        "timezone": "utc", "schemaVersion": 39, "version": 1, "editable": True,
+        "refresh": "1m", "time": {"from": "now-24h", "to": "now"},
+        "templating": {"list": [
+            {"name": "datasource", "type": "datasource", "query": "prometheus",
+             "label": "Data source"},
+            {"name": "instance", "type": "query", "label": "Instance", "multi": True,
+             "includeAll": True, "datasource": DATASOURCE, "refresh": 2,
+             "query": {"query": instance_query, "refId": "instance"},
+             "definition": instance_query}]},
+        "annotations": {"list": []},
+        "panels": d.panels,
+    }
+
+
+if __name__ == "__main__":
+    json.dump(build(), sys.stdout, indent=2)
+    sys.stdout.write("\n")

@@ -1,0 +1,181 @@
+"""Metrics of the SMTP server (MX and submission), all ``kittiwake_smtpserver_*``.
+
+Every label value that is known in advance starts at 0 (DESIGN.md
+"Metrics"). Labels never carry addresses, IPs or message ids: verbs outside
+RFC 5321's and its extensions' list count as ``other``, mechanisms outside
+the offered list as ``other``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from kittiwake import dkim, dmarc, iprev, metrics, spf
+
+if TYPE_CHECKING:
+    from kittiwake.smtpserver.incoming import Analysis
+
+SERVICES = ("smtp", "submission", "submissions")
+
+# RFC 5321 §4.1 commands, plus STARTTLS (RFC 3207), AUTH (RFC 4954) and BDAT (RFC 3030).
+VERBS = ("HELO", "EHLO", "MAIL", "RCPT", "DATA", "BDAT", "RSET", "VRFY", "EXPN", "HELP",
+         "NOOP", "QUIT", "STARTTLS", "AUTH", "other")
+REPLY_CLASSES = ("2", "3", "4", "5")
+MECHANISMS = ("SCRAM-SHA-256-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-1",
+              "CRAM-MD5", "PLAIN", "LOGIN", "other")
+DNSSEC = ("yes", "no")
+
+CONNECTIONS = metrics.counter(
+    "smtpserver_connections",
+    "SMTP connections by service and how they were received (accepted, or refused by the"
+    " per-network connection rate limit).",
+    {"service": SERVICES, "result": ("accepted", "refused")})
+
+OPEN_CONNECTIONS = metrics.gauge(
+    "smtpserver_open_connections", "SMTP sessions being served now, by service.", ["service"])
+for _service in SERVICES:
+    OPEN_CONNECTIONS.labels(service=_service).set(0)
+
+COMMANDS = metrics.counter(
+    "smtpserver_commands",
+    "SMTP commands answered, by verb and reply class (first digit of the reply code).",
+    {"verb": VERBS, "class": REPLY_CLASSES})
+
+DELIVERY_SECONDS = metrics.histogram(
+    "smtpserver_delivery_duration_seconds",
+    "Time from the end of the message data to the final reply (checks, store, queue).",
+    ["service"], buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60))
+metrics.preinit(DELIVERY_SECONDS, service=SERVICES)
+
+AUTH = metrics.counter(
+    "smtpserver_auth",
+    "AUTH attempts by SASL mechanism and result (RFC 4954).",
+    {"mechanism": MECHANISMS, "result": ("ok", "badcreds", "malformed", "unsupported",
+                                         "refused")})
+
+TLS_HANDSHAKES = metrics.counter(
+    "smtpserver_tls_handshakes",
+    "TLS sessions started (STARTTLS or implicit TLS) by protocol version and cipher.",
+    ["version", "cipher"])
+
+TLS_FAILURES = metrics.counter(
+    "smtpserver_tls_handshake_failures",
+    "TLS handshakes that failed, by service.",
+    {"service": SERVICES})
+
+SPF_RESULTS = metrics.counter(
+    "smtpserver_spf_results", "SPF verdicts on incoming mail (RFC 7208 §2.6), by DNSSEC.",
+    {"result": tuple(str(s) for s in spf.Status), "dnssec": DNSSEC})
+DKIM_RESULTS = metrics.counter(
+    "smtpserver_dkim_results",
+    "DKIM verdicts on incoming mail, one per signature (none: unsigned), by DNSSEC.",
+    {"result": tuple(str(s) for s in dkim.Status), "dnssec": DNSSEC})
+DMARC_RESULTS = metrics.counter(
+    "smtpserver_dmarc_results", "DMARC verdicts on incoming mail (RFC 7489), by DNSSEC.",
+    {"result": tuple(str(s) for s in dmarc.Status), "dnssec": DNSSEC})
+IPREV_RESULTS = metrics.counter(
+    "smtpserver_iprev_results", "iprev verdicts on incoming connections (RFC 8601 §3), by DNSSEC.",
+    {"result": tuple(str(s) for s in iprev.Status), "dnssec": DNSSEC})
+
+DNSBL_HITS = metrics.counter(
+    "smtpserver_dnsbl_hits",
+    "Incoming connections refused because their IP is listed in a configured DNSBL zone.",
+    ["zone"])
+
+RATE_LIMITED = metrics.counter(
+    "smtpserver_ratelimit_refusals",
+    "Requests refused by a limit, by kind: new connections or messages per minute from a"
+    " network (connection-rate, message-rate), open connections per IP or in all"
+    " (per-ip-connections, total-connections), AUTH attempts by the login limiter (login).",
+    {"kind": ("connection-rate", "message-rate", "per-ip-connections", "total-connections",
+              "login")})
+
+LOCAL_DELIVERIES = metrics.counter(
+    "smtpserver_local_deliveries",
+    "Deliveries of a received message into a local account's mailbox, by result"
+    " (delivered, overquota, failed: a store or disk error).",
+    {"result": ("delivered", "overquota", "failed")})
+
+LOCAL_DELIVERY_SECONDS = metrics.histogram(
+    "smtpserver_local_delivery_duration_seconds",
+    "Time to store a message in one mailbox (file written and synced, row committed).",
+    buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
+
+
+def verb_label(verb: str) -> str:
+    """The ``verb`` label of a command: one of :data:`VERBS`."""
+    upper = verb.upper()
+    return upper if upper in VERBS else "other"
+
+
+def mechanism_label(mechanism: str) -> str:
+    upper = mechanism.upper()
+    return upper if upper in MECHANISMS else "other"
+
+
+def dnssec_label(authentic: bool) -> str:
+    return "yes" if authentic else "no"
+
+
+def count_replies(replies: list[tuple[str, int]]) -> None:
+    """Count ``(verb, code)`` pairs the protocol session sent and clear the list."""
+    for verb, code in replies:
+        cls = str(code // 100)
+        if cls in REPLY_CLASSES:
+            COMMANDS.labels(verb=verb_label(verb), **{"class": cls}).inc()
+    replies.clear()
+
+
+def preinit_zones(zones: list[str]) -> None:
+    """Create the DNSBL hit counters of the configured zones at 0."""
+    for zone in zones:
+        DNSBL_HITS.labels(zone=zone)
+
+
+def count_analysis(analysis: Analysis) -> None:
+    """Count the SPF, DKIM, DMARC and iprev verdicts of one incoming message."""
+    if analysis.iprev is not None:
+        IPREV_RESULTS.labels(result=str(analysis.iprev.status),
+                             dnssec=dnssec_label(analysis.iprev.authentic)).inc()
+    if analysis.spf is not None:
+        SPF_RESULTS.labels(result=str(analysis.spf.status),
+                           dnssec=dnssec_label(analysis.spf.authentic)).inc()
+    if not analysis.dkim:
+        DKIM_RESULTS.labels(result=str(dkim.Status.NONE), dnssec="no").inc()
+    for result in analysis.dkim:
+        DKIM_RESULTS.labels(result=str(result.status),
+                            dnssec=dnssec_label(result.authentic)).inc()
+    if analysis.dmarc is not None:
+        DMARC_RESULTS.labels(result=str(analysis.dmarc.status),
+                             dnssec=dnssec_label(analysis.dmarc.authentic)).inc()
+
+
+class DayCounts:
+    """Messages accepted per service since midnight UTC (for ``kittiwake status``).
+
+    Kept in memory: after a restart it counts from the start.
+    """
+
+    def __init__(self, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.clock = clock
+        self.day = clock().date()
+        self.counts: dict[str, int] = dict.fromkeys(SERVICES, 0)
+
+    def _roll(self) -> None:
+        today = self.clock().date()
+        if today != self.day:
+            self.day = today
+            self.counts = dict.fromkeys(SERVICES, 0)
+
+    def add(self, service: str) -> None:
+        self._roll()
+        self.counts[service] = self.counts.get(service, 0) + 1
+
+    def today(self) -> dict[str, int]:
+        self._roll()
+        return dict(self.counts)
+
+
+TODAY = DayCounts()

@@ -1,0 +1,116 @@
+"""The Grafana dashboard in contrib/: valid JSON, and every query names only metrics
+that kittiwake registers (so a renamed metric cannot leave an empty panel behind)."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+from prometheus_client.core import CounterMetricFamily, HistogramMetricFamily
+
+DASHBOARD = Path(__file__).resolve().parent.parent / "contrib" / "grafana" / \
+    "kittiwake-dashboard.json"
+# Functions, keywords and label names that the metric-name pattern below could catch.
+PROMQL_WORDS = {"sum", "by", "rate", "increase", "histogram_quantile", "time", "min", "max",
+                "label_values", "le", "without", "on", "ignoring"}
+
+
+def registered_metric_names() -> set[str]:
+    """Every sample name kittiwake's registry exposes, also for series not yet set."""
+    from kittiwake import metrics
+    from kittiwake.queue.metrics import QueueCollector, QueueSummary
+    from kittiwake.server.metrics_http import load_metric_modules
+
+    load_metric_modules()
+    families = list(metrics.REGISTRY.collect())
+    families += list(QueueCollector(QueueSummary).describe())
+    names: set[str] = set()
+    for family in families:
+        if isinstance(family, CounterMetricFamily) or family.type == "counter":
+            names |= {family.name + "_total", family.name + "_created"}
+        elif isinstance(family, HistogramMetricFamily) or family.type == "histogram":
+            names |= {family.name + s for s in ("_bucket", "_count", "_sum", "_created")}
+        else:
+            names.add(family.name)
+    return names
+
+
+def panels(dashboard: dict) -> list[dict]:  # type: ignore[type-arg]
+    out = []
+    for panel in dashboard["panels"]:
+        out.append(panel)
+        out.extend(panel.get("panels", []))
+    return out
+
+
+def queries(dashboard: dict) -> list[tuple[str, str]]:  # type: ignore[type-arg]
+    """(panel title, PromQL) of every panel target and template variable."""
+    out = [(p["title"], t["expr"]) for p in panels(dashboard) for t in p.get("targets", [])]
+    for var in dashboard["templating"]["list"]:
+        query = var.get("query")
+        if isinstance(query, dict):
+            # label_values(METRIC, LABEL): the metric is the query, LABEL is no name.
+            text = re.sub(r"^label_values\((.*),\s*\w+\)$", r"\1", query["query"])
+            out.append((var["name"], text))
+    return out
+
+
+def metric_names(expr: str) -> set[str]:
+    """Metric names in a PromQL expression: identifiers not followed by ``(``, outside
+    label matchers and strings."""
+    text = re.sub(r'"[^"]*"', '""', expr)
+    text = re.sub(r"\{[^}]*\}", "{}", text)
+    text = re.sub(r"\[[^\]]*\]", "[]", text)
+    text = re.sub(r"\bby \([^)]*\)", "", text)
+    names = set()
+    for m in re.finditer(r"[a-zA-Z_:][a-zA-Z0-9_:]*", text):
+        following = text[m.end():m.end() + 1]
+        if following == "(" or m.group() in PROMQL_WORDS:
+            continue
+        names.add(m.group())
+    return names
+
+
+def test_dashboard_is_json_with_panels() -> None:
+    dashboard = json.loads(DASHBOARD.read_text())
+    assert dashboard["title"] == "kittiwake" and dashboard["uid"]
+    ids = [p["id"] for p in panels(dashboard)]
+    assert len(ids) == len(set(ids)) > 20
+    for panel in panels(dashboard):
+        assert panel["type"] == "row" or panel["targets"], panel["title"]
+
+
+def test_every_query_names_only_registered_metrics() -> None:
+    registered = registered_metric_names()
+    assert "kittiwake_queue_delivery_attempts_total" in registered
+    assert "kittiwake_smtpserver_delivery_duration_seconds_bucket" in registered
+    dashboard = json.loads(DASHBOARD.read_text())
+    used: set[str] = set()
+    for title, expr in queries(dashboard):
+        names = metric_names(expr)
+        assert names, (title, expr)
+        unknown = names - registered
+        assert not unknown, f"panel {title!r}: {sorted(unknown)} not registered ({expr})"
+        used |= names
+    # The dashboard shows each part: SMTP, queue, DNS, certificates, block lists, panics.
+    for prefix in ("kittiwake_smtpserver_", "kittiwake_queue_", "kittiwake_dns_",
+                   "kittiwake_tls_certificate_", "kittiwake_dns_dnsbl_", "kittiwake_panic"):
+        assert any(n.startswith(prefix) for n in used), prefix
+
+
+def test_name_extraction_catches_unknown_names() -> None:
+    assert metric_names('sum by (le) (rate(kittiwake_x_bucket{a="b"}[5m])) / foo') == {
+        "kittiwake_x_bucket", "foo"}
+    assert metric_names("time() - process_start_time_seconds{instance=~\"$i\"}") == {
+        "process_start_time_seconds"}
+
+
+def test_dashboard_is_the_generated_one() -> None:
+    import subprocess
+    import sys
+
+    script = DASHBOARD.parent / "make_dashboard.py"
+    out = subprocess.run([sys.executable, str(script)], capture_output=True, text=True,
+                         check=True, timeout=60).stdout
+    assert out == DASHBOARD.read_text(), f"regenerate: python3 {script} > {DASHBOARD}"
