@@ -184,3 +184,40 @@ async def test_sessions_per_account_are_limited(imap_server: IMAPServer) -> None
             break
         await asyncio.sleep(0.02)
     await third.login()
+
+
+def _sample(name: str, **labels: str) -> float:
+    from kittiwake.metrics import REGISTRY
+
+    value = REGISTRY.get_sample_value(name, labels)
+    return value or 0.0
+
+
+async def test_metrics_count_sessions_commands_logins_and_idle(imap_server: IMAPServer) -> None:
+    before = {
+        "ok": _sample("kittiwake_imapserver_logins_total", mechanism="PLAIN", result="ok"),
+        "bad": _sample("kittiwake_imapserver_logins_total", mechanism="PLAIN",
+                       result="badcreds"),
+        "select": _sample("kittiwake_imapserver_commands_total", command="SELECT",
+                          status="OK"),
+        "accepted": _sample("kittiwake_imapserver_connections_total", service="imap",
+                            result="accepted"),
+    }
+    w = await Wire.open(imap_server.port)
+    assert (await w.cmd(b"LOGIN alice wrong"))[-1].startswith(b"a NO")
+    await w.login()
+    await w.cmd(b"SELECT INBOX")
+    assert _sample("kittiwake_imapserver_open_connections", service="imap") >= 1
+    w.writer.write(b"i IDLE\r\n")
+    assert (await w.line()).startswith(b"+ ")
+    assert _sample("kittiwake_imapserver_idle_sessions") >= 1
+    w.writer.write(b"DONE\r\n")
+    assert (await w.line()).startswith(b"i OK")
+    assert _sample("kittiwake_imapserver_logins_total", mechanism="PLAIN", result="ok") == \
+        before["ok"] + 1
+    assert _sample("kittiwake_imapserver_logins_total", mechanism="PLAIN",
+                   result="badcreds") == before["bad"] + 1
+    assert _sample("kittiwake_imapserver_commands_total", command="SELECT", status="OK") == \
+        before["select"] + 1
+    assert _sample("kittiwake_imapserver_connections_total", service="imap",
+                   result="accepted") == before["accepted"] + 1

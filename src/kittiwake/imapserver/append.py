@@ -19,6 +19,7 @@ from kittiwake.imap.codes import Code
 from kittiwake.imap.events import AppendStart
 from kittiwake.imapserver.listing import store_name
 from kittiwake.imapserver.mailboxes import uid_set
+from kittiwake.imapserver.metrics import APPENDED
 from kittiwake.store import Appended
 from kittiwake.store.model import Flags, MailboxNotFound
 
@@ -86,6 +87,7 @@ async def _append(conn: IMAPConnection, tag: str, cmd: c.Append) -> Answer:
         raise
     if conn.selected is not None and conn.selected.name == pending.mailbox:
         pass  # the store's broadcast adds them to the view (EXISTS before the OK)
+    APPENDED.inc(len(delivered))
     first = delivered[0]
     code = r.ResponseCode.appenduid(first.uidvalidity, uid_set([d.uid for d in delivered]))
     conn.logger.info("appended", mailbox=pending.mailbox, messages=len(delivered),

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+import time
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -50,6 +51,7 @@ from kittiwake.imap.events import (
 from kittiwake.imap.sections import literal_safe
 from kittiwake.imap.server import ServerConfig, ServerSession, State
 from kittiwake.imap.values import FileLiteral
+from kittiwake.imapserver import metrics as m
 from kittiwake.imapserver.context import AUTH_MECHANISMS, IMAPContext
 from kittiwake.imapserver.view import SelectedView
 from kittiwake.sasl import (
@@ -268,6 +270,9 @@ class IMAPConnection:
                 await self._cleanup()
 
     async def _cleanup(self) -> None:
+        if self.idle_tag is not None:
+            self.idle_tag = None
+            m.IDLE_SESSIONS.dec()
         if self._read_task is not None:
             self._read_task.cancel()
         for pending in self.appends.values():
@@ -334,6 +339,7 @@ class IMAPConnection:
                 self.sasl_success = None
             case IdleDone():
                 self.idle_tag = None
+                m.IDLE_SESSIONS.dec()
                 self.announce(expunges_allowed=True)
                 self.session.ok()
             case Rejected(tag=tag, reason=reason):
@@ -344,15 +350,19 @@ class IMAPConnection:
                 self.logger.debug("session closed", reason=str(reason))
 
     _append_tag: str | None = None
+    _mechanism = "PLAIN"
 
     async def _command(self, tag: str, command: c.Command) -> None:
         from kittiwake.imapserver import append, mailboxes, messages
 
         handler = (mailboxes.HANDLERS.get(type(command)) or messages.HANDLERS.get(type(command))
                    or append.HANDLERS.get(type(command)) or _HANDLERS.get(type(command)))
+        label = m.command_label(command.NAME)
         if handler is None:
             self.session.bad(f"{command.NAME} is not supported")
+            m.COMMANDS.labels(command=label, status="BAD").inc()
             return
+        started = time.monotonic()
         try:
             answer = await handler(self, tag, command)
         except HandlerError as exc:
@@ -365,6 +375,8 @@ class IMAPConnection:
             answer = Answer("NO", str(exc), Code.CANNOT)
         if answer is None:
             return  # the handler answered (idle, enabled, challenge, ...)
+        m.COMMANDS.labels(command=label, status=answer.status).inc()
+        m.COMMAND_SECONDS.labels(command=label).observe(time.monotonic() - started)
         if self.selected is not None and answer.status != "BAD":
             self.announce(expunges_allowed=_may_expunge(command))
         if self.session.closed:
@@ -410,6 +422,7 @@ class IMAPConnection:
 
     async def login(self, username: str, password: bytes) -> Answer | None:
         """LOGIN (RFC 9051 §6.2.3), checked like AUTHENTICATE PLAIN."""
+        self._mechanism = "PLAIN"
         mech = new_server("PLAIN", self._sasl_options())
         response = b"\0" + username.encode("utf-8") + b"\0" + password
         step = await asyncio.to_thread(mech.start, response)
@@ -417,6 +430,7 @@ class IMAPConnection:
 
     async def authenticate(self, mechanism: str, initial: bytes | None) -> Answer | None:
         mechanism = mechanism.upper()
+        self._mechanism = mechanism
         if mechanism not in self.session.config.auth_mechanisms:
             return Answer("NO", f"mechanism {mechanism} is not offered", Code.CANNOT)
         try:
@@ -461,10 +475,15 @@ class IMAPConnection:
                 self.ctx.account_for_login(username) or username
             attempt = await limiter.before_attempt(self.ip, account)
             if attempt.refused:
+                m.LOGINS.labels(mechanism=m.mechanism_label(self._mechanism),
+                                result="refused").inc()
                 self.logger.info("login refused: too many failures", user=username or "",
                                  limit=attempt.reason)
                 return Answer("NO", "authentication failed", Code.AUTHENTICATIONFAILED)
             limiter.record(attempt, ok=isinstance(step, Success))
+        mechanism = m.mechanism_label(self._mechanism)
+        m.LOGINS.labels(mechanism=mechanism,
+                        result="badcreds" if isinstance(step, Failure) else "ok").inc()
         if isinstance(step, Failure):
             self.logger.info("authentication failed", user=username or "",
                              reason=str(step.reason))
@@ -586,6 +605,7 @@ async def _idle(conn: IMAPConnection, tag: str, cmd: c.Idle) -> None:
     """IDLE (RFC 2177): updates are sent as they happen until DONE."""
     conn.session.idle()
     conn.idle_tag = tag
+    m.IDLE_SESSIONS.inc()
     conn.announce(expunges_allowed=True)
     return None
 

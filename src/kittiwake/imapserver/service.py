@@ -7,6 +7,7 @@ import contextlib
 import ssl
 
 from kittiwake import log
+from kittiwake.imapserver import metrics as m
 from kittiwake.imapserver.connection import IMAPConnection
 from kittiwake.imapserver.context import IMAPContext
 from kittiwake.limits import Refusal, Slot
@@ -58,6 +59,7 @@ class IMAPService:
             if self.ctx.connections is not None and not self.ctx.localserve:
                 got = self.ctx.connections.acquire(ip)
                 if isinstance(got, Refusal):
+                    m.CONNECTIONS.labels(service=self.kind, result="refused").inc()
                     log.get_logger("imapserver").debug("connection refused", ip=ip,
                                                        limit=str(got), service=self.kind)
                     writer.write(_REFUSED)
@@ -66,7 +68,13 @@ class IMAPService:
                     writer.close()
                     return
                 slot = got
-            await IMAPConnection(self.ctx, self.kind, reader, writer).run()
+            m.CONNECTIONS.labels(service=self.kind, result="accepted").inc()
+            gauge = m.OPEN_CONNECTIONS.labels(service=self.kind)
+            gauge.inc()
+            try:
+                await IMAPConnection(self.ctx, self.kind, reader, writer).run()
+            finally:
+                gauge.dec()
         finally:
             if slot is not None:
                 slot.release()

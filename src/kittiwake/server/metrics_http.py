@@ -12,6 +12,7 @@ METRIC_MODULES = (
     "kittiwake.metrics",
     "kittiwake.dns.metrics",
     "kittiwake.smtpserver.metrics",
+    "kittiwake.imapserver.metrics",
     "kittiwake.smtpserver.connection",
     "kittiwake.queue.metrics",
     "kittiwake.dsn.sender",

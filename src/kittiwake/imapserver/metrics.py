@@ -1,0 +1,57 @@
+"""Metrics of the IMAP server, all ``kittiwake_imapserver_*``.
+
+Label values are known in advance and start at 0 (DESIGN.md "Metrics"):
+commands are the names of RFC 9051 and its extensions' commands (``other``
+for none), never mailbox names, accounts or addresses.
+"""
+
+from __future__ import annotations
+
+from kittiwake import metrics
+from kittiwake.imap.server import ALLOWED
+
+SERVICES = ("imap", "imaps")
+COMMAND_NAMES = (*sorted({cls.NAME for cls in ALLOWED}), "other")
+STATUSES = ("OK", "NO", "BAD")
+MECHANISMS = ("SCRAM-SHA-256-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-1",
+              "CRAM-MD5", "PLAIN", "LOGIN", "other")
+
+CONNECTIONS = metrics.counter(
+    "imapserver_connections",
+    "IMAP connections by service and whether they were accepted or refused by a limit.",
+    {"service": SERVICES, "result": ("accepted", "refused")})
+
+OPEN_CONNECTIONS = metrics.gauge(
+    "imapserver_open_connections", "IMAP sessions being served now, by service.", ["service"])
+for _service in SERVICES:
+    OPEN_CONNECTIONS.labels(service=_service).set(0)
+
+IDLE_SESSIONS = metrics.gauge(
+    "imapserver_idle_sessions", "IMAP sessions in IDLE now (RFC 2177).")
+
+COMMANDS = metrics.counter(
+    "imapserver_commands",
+    "IMAP commands answered, by command and tagged status.",
+    {"command": COMMAND_NAMES, "status": STATUSES})
+
+COMMAND_SECONDS = metrics.histogram(
+    "imapserver_command_duration_seconds",
+    "Time to answer an IMAP command (IDLE excluded), by command.",
+    ["command"], buckets=(0.001, 0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30))
+metrics.preinit(COMMAND_SECONDS, command=COMMAND_NAMES)
+
+LOGINS = metrics.counter(
+    "imapserver_logins",
+    "LOGIN and AUTHENTICATE attempts by mechanism (LOGIN counts as PLAIN) and result.",
+    {"mechanism": MECHANISMS, "result": ("ok", "badcreds", "malformed", "refused")})
+
+APPENDED = metrics.counter(
+    "imapserver_appended_messages", "Messages stored by APPEND (each of a MULTIAPPEND).")
+
+
+def command_label(name: str) -> str:
+    return name if name in COMMAND_NAMES else "other"
+
+
+def mechanism_label(name: str) -> str:
+    return name if name in MECHANISMS else "other"
