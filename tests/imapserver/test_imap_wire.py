@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import ssl
 from pathlib import Path
 
@@ -221,3 +222,75 @@ async def test_metrics_count_sessions_commands_logins_and_idle(imap_server: IMAP
         before["select"] + 1
     assert _sample("kittiwake_imapserver_connections_total", service="imap",
                    result="accepted") == before["accepted"] + 1
+
+
+async def test_transcript_hides_passwords_and_message_data(imap_server: IMAPServer) -> None:
+    import io
+
+    from kittiwake import log
+
+    def transcript(level: str) -> str:
+        stream = io.StringIO()
+        log.setup("info", {"imapserver": level}, stream=stream)
+        return stream  # type: ignore[return-value]
+
+    secret_body = b"Subject: s\r\n\r\nconfidential-body-text\r\n"
+    try:
+        for level, shows_password, shows_data in (("trace", False, False),
+                                                  ("traceauth", True, False),
+                                                  ("tracedata", True, True)):
+            stream = transcript(level)
+            w = await Wire.open(imap_server.port)
+            await w.login()
+            w.writer.write(b"p APPEND INBOX {%d+}\r\n" % len(secret_body) + secret_body + b"\r\n")
+            assert (await w.line()).startswith(b"p OK")
+            await w.cmd(b"LOGOUT")
+            text = stream.getvalue()  # type: ignore[attr-defined]
+            assert "LOGIN" in text, level
+            assert (PASSWORD in text) == shows_password, level
+            assert ("confidential-body-text" in text) == shows_data, level
+    finally:
+        log.reset()
+
+
+async def test_random_bytes_never_break_the_server(imap_server: IMAPServer) -> None:
+    import random
+
+    rng = random.Random(7)
+    for _ in range(20):
+        reader, writer = await asyncio.open_connection("127.0.0.1", imap_server.port)
+        await reader.readline()
+        junk = bytes(rng.randrange(256) for _ in range(rng.randrange(1, 3000)))
+        writer.write(junk + b"\r\n" + b"z NOOP\r\n")
+        with contextlib.suppress(ConnectionError):
+            await writer.drain()
+        writer.close()
+    w = await Wire.open(imap_server.port)  # the server still serves everyone else
+    await w.login()
+    assert (await w.cmd(b"NOOP"))[-1].startswith(b"a OK")
+    from kittiwake.metrics import REGISTRY
+
+    assert not REGISTRY.get_sample_value("kittiwake_panic_total", {"origin": "imapserver"})
+
+
+async def test_connections_per_ip_are_limited_by_the_shared_slots(
+        imap_server: IMAPServer) -> None:
+    from kittiwake.limits import ConnectionSlots
+
+    imap_server.ctx.connections = ConnectionSlots(max_total=100, max_per_ip=2)
+    held = [await Wire.open(imap_server.port) for _ in range(2)]
+    reader, writer = await asyncio.open_connection("127.0.0.1", imap_server.port)
+    assert await reader.readline() == \
+        b"* BYE [UNAVAILABLE] too many connections, try again later\r\n"
+    writer.close()
+    for w in held:  # the first two are served; refusals free no slot
+        assert (await w.cmd(b"NOOP"))[-1].startswith(b"a OK")
+    reader, writer = await asyncio.open_connection("127.0.0.1", imap_server.port)
+    assert (await reader.readline()).startswith(b"* BYE [UNAVAILABLE]")
+    writer.close()
+    await held[0].cmd(b"LOGOUT")
+    for _ in range(100):
+        if imap_server.ctx.connections.open_from("127.0.0.1") < 2:
+            break
+        await asyncio.sleep(0.01)
+    assert (await Wire.open(imap_server.port)) is not None

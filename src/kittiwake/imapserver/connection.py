@@ -181,7 +181,7 @@ class IMAPConnection:
                 await self._copy_file(piece)
             else:
                 if self.transcript.enabled():
-                    self.transcript.feed("server", piece)
+                    self.transcript.feed(log.Direction.SERVER, piece)
                 self.writer.write(piece)
             await self.writer.drain()
 
@@ -208,7 +208,7 @@ class IMAPConnection:
             if not span.binary:
                 chunk = literal_safe(chunk)
             if self.transcript.enabled():
-                self.transcript.feed("server", chunk)
+                self.transcript.feed(log.Direction.SERVER, chunk)
             self.writer.write(chunk)
             await self.writer.drain()
             done += n
@@ -305,7 +305,7 @@ class IMAPConnection:
         while not self.session.closed:
             data = await self._read()
             if data is not None and self.transcript.enabled():
-                self.transcript.feed("client", data)
+                self.transcript.feed(log.Direction.CLIENT, data)
             events = self.session.receive(data) if data is not None \
                 else self.session.receive_eof()
             while events:
