@@ -138,6 +138,20 @@ def build() -> dict[str, Any]:
             [(quantile(0.95, "kittiwake_smtpserver_local_delivery_duration_seconds"), "p95")],
             unit="s")
 
+    d.row("IMAP server")
+    d.panel("timeseries", "IMAP sessions", [
+        (gauge("kittiwake_imapserver_open_connections"), "{{service}} open"),
+        (gauge("kittiwake_imapserver_idle_sessions"), "in IDLE")])
+    d.panel("timeseries", "IMAP commands", [
+        (rate("kittiwake_imapserver_commands_total", "command, status") + " > 0",
+         "{{command}} {{status}}")], unit="reqps")
+    d.panel("timeseries", "IMAP command time (p95)", [
+        (quantile(0.95, "kittiwake_imapserver_command_duration_seconds", "command"),
+         "{{command}}")], unit="s")
+    d.panel("timeseries", "IMAP logins", [
+        (rate("kittiwake_imapserver_logins_total", "mechanism, result") + " > 0",
+         "{{mechanism}} {{result}}")], unit="reqps")
+
     d.row("Store")
     d.panel("timeseries", "Account operations",
             [(rate("kittiwake_store_operations_total", "op, result") + " > 0",
