@@ -16,6 +16,8 @@ Pure functions, no I/O.
 
 from __future__ import annotations
 
+import re
+
 from kittiwake.imap.values import Atom, FileLiteral, Literal, Raw, Value
 
 __all__ = ["Piece", "encode", "encode_bytes", "quote_or_literal"]
@@ -24,13 +26,16 @@ Piece = bytes | FileLiteral
 
 # Longer strings go out as literals even when they could be quoted.
 MAX_QUOTED = 1024
+_NEEDS_LITERAL = re.compile(rb"[\r\n\0]")
 
 
 def quote_or_literal(data: bytes, utf8: bool) -> bytes:
     """One IMAP string (RFC 9051 §4.3): quoted if allowed, else a literal."""
-    if len(data) <= MAX_QUOTED and b"\r" not in data and b"\n" not in data \
-            and b"\0" not in data and (data.isascii() or (utf8 and _is_utf8(data))):
-        return b'"' + data.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
+    if len(data) <= MAX_QUOTED and not _NEEDS_LITERAL.search(data) \
+            and (data.isascii() or (utf8 and _is_utf8(data))):
+        if b"\\" in data or b'"' in data:
+            data = data.replace(b"\\", b"\\\\").replace(b'"', b'\\"')
+        return b'"' + data + b'"'
     return b"{%d}\r\n" % len(data) + data
 
 
@@ -61,9 +66,38 @@ def encode_bytes(value: Value, utf8: bool = False) -> bytes:
 
 
 def _encode(value: Value, utf8: bool, buf: bytearray, out: list[Piece]) -> None:
-    if value is None:
+    # Dispatch on the exact type first (the common cases of a FETCH response);
+    # subclasses fall through to the isinstance chain below.
+    t = type(value)
+    if t is str:
+        buf += quote_or_literal(value.encode("utf-8"), utf8)  # type: ignore[union-attr]
+    elif t is tuple or t is list:
+        buf += b"("
+        first = True
+        for item in value:  # type: ignore[union-attr]
+            if not first:
+                buf += b" "
+            first = False
+            _encode(item, utf8, buf, out)
+        buf += b")"
+    elif value is None:
         buf += b"NIL"
-    elif isinstance(value, bool):
+    elif t is int:
+        if value < 0:  # type: ignore[operator]
+            raise ValueError(f"IMAP numbers are not negative: {value}")
+        buf += b"%d" % value  # type: ignore[str-format]
+    elif t is Atom:
+        buf += value.text.encode("utf-8")  # type: ignore[union-attr]
+    elif t is Raw:
+        buf += value.data  # type: ignore[union-attr]
+    elif t is bytes:
+        buf += quote_or_literal(value, utf8)  # type: ignore[arg-type]
+    else:
+        _encode_other(value, utf8, buf, out)
+
+
+def _encode_other(value: Value, utf8: bool, buf: bytearray, out: list[Piece]) -> None:
+    if isinstance(value, bool):
         raise TypeError("IMAP has no boolean value")
     elif isinstance(value, int):
         if value < 0:

@@ -12,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
+import threading
 import time
-from collections.abc import Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -24,11 +26,11 @@ from kittiwake.imap import responses as r
 from kittiwake.imap.binary import UnknownCTE, binary_size, binary_value
 from kittiwake.imap.codes import Code
 from kittiwake.imap.commands import SequenceSet
-from kittiwake.imap.encode import Piece
+from kittiwake.imap.encode import Piece, encode_bytes
 from kittiwake.imap.preview import preview
 from kittiwake.imap.section import Section, SectionText
 from kittiwake.imap.sections import fetch_value, read_span
-from kittiwake.imap.values import Atom, Value
+from kittiwake.imap.values import Atom, Raw, Value
 from kittiwake.imapserver import search as srch
 from kittiwake.imapserver import sorting
 from kittiwake.imapserver.listing import store_name
@@ -42,6 +44,42 @@ if TYPE_CHECKING:
 
 BATCH = 200
 _SEEN = Flags.parse(["\\Seen"])
+
+
+CacheKey = tuple[str, int, int, int, bool, str]
+
+
+class StructureCache:
+    """Serialised ENVELOPE/BODYSTRUCTURE/BODY of recently fetched messages.
+
+    A stored message never changes, so its structures can be kept as the
+    octets they serialise to, keyed by the message (account, row id, and its
+    save time and size: the store may give an expunged message's row id to a
+    later one) plus UTF-8 on and the item. Bounded LRU, shared by all
+    sessions, used from worker threads.
+    """
+
+    def __init__(self, size: int = 50_000) -> None:
+        self.size = size
+        self._data: OrderedDict[CacheKey, bytes] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: CacheKey) -> bytes | None:
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def put(self, key: CacheKey, value: bytes) -> None:
+        with self._lock:
+            self._data[key] = value
+            if len(self._data) > self.size:
+                self._data.popitem(last=False)
+
+
+STRUCTURES = StructureCache()
+_STRUCTURE_ITEMS = frozenset({"ENVELOPE", "BODYSTRUCTURE", "BODY"})
 
 
 def _answer(status: str = "OK", text: str = "", code: Any = None) -> Answer:
@@ -130,17 +168,34 @@ def _sets_seen(item: c.FetchItem) -> bool:
     return False
 
 
-def _needs_tree(items: Sequence[c.FetchItem]) -> bool:
-    return any(not isinstance(i, c.FetchAttr) or i.name not in (
-        "UID", "FLAGS", "INTERNALDATE", "RFC822.SIZE", "MODSEQ", "EMAILID", "THREADID",
-        "SAVEDATE") for i in items)
+def _item_values(conn_utf8: bool, condstore: bool, m: Message, seq: int,
+                 tree: Callable[[], Part], path: str, items: Sequence[c.FetchItem],
+                 uid_first: bool, account: str = "") -> list[tuple[str, Value]] | UnknownCTE:
+    """The (name, value) pairs of one FETCH response; runs in a worker thread.
 
-
-def _item_values(conn_utf8: bool, condstore: bool, m: Message, seq: int, root: Part | None,
-                 path: str, items: Sequence[c.FetchItem], uid_first: bool
-                 ) -> list[tuple[str, Value]] | UnknownCTE:
-    """The (name, value) pairs of one FETCH response; runs in a worker thread."""
+    ``tree`` gives the message's part tree (parsed on first call only);
+    structures come from :data:`STRUCTURES` when they were built before.
+    """
     out: list[tuple[str, Value]] = []
+    parsed: list[Part] = []
+
+    def root_() -> Part:
+        if not parsed:
+            parsed.append(tree())
+        return parsed[0]
+
+    def structure(name: str) -> Value:
+        key = (account, m.id, m.saved, m.size, conn_utf8, name)
+        cached = STRUCTURES.get(key)
+        if cached is None:
+            root = root_()
+            value: Value = env.envelope_of_part(root, conn_utf8) if name == "ENVELOPE" else \
+                bs.bodystructure(root, conn_utf8) if name == "BODYSTRUCTURE" else \
+                bs.body(root, conn_utf8)
+            cached = encode_bytes(value, conn_utf8)
+            STRUCTURES.put(key, cached)
+        return Raw(cached)
+
     seen_names: set[str] = set()
     read = partial(read_span, path)
 
@@ -170,51 +225,53 @@ def _item_values(conn_utf8: bool, condstore: bool, m: Message, seq: int, root: P
                 add("THREADID", [Atom(srch.thread_id(m))])
             elif name == "SAVEDATE":
                 add("SAVEDATE", _imap_date(m.saved) if m.saved else None)
-            elif root is not None and name == "ENVELOPE":
-                add("ENVELOPE", env.envelope_of_part(root, conn_utf8))
-            elif root is not None and name == "BODYSTRUCTURE":
-                add("BODYSTRUCTURE", bs.bodystructure(root, conn_utf8))
-            elif root is not None and name == "BODY":
-                add("BODY", bs.body(root, conn_utf8))
-            elif root is not None and name in ("RFC822", "RFC822.HEADER", "RFC822.TEXT"):
+            elif name in _STRUCTURE_ITEMS:
+                add(name, structure(name))
+            elif name in ("RFC822", "RFC822.HEADER", "RFC822.TEXT"):
+                root = root_()
                 section = Section() if name == "RFC822" else Section(
                     (), SectionText.HEADER if name == "RFC822.HEADER" else SectionText.TEXT)
                 add(name, fetch_value(root, section, path, None, read))
-        elif root is None:
-            continue
         elif isinstance(item, c.BodySection):
-            add(r.fetch_name(item), fetch_value(root, item.section, path, item.partial, read))
+            add(r.fetch_name(item), fetch_value(root_(), item.section, path, item.partial, read))
         elif isinstance(item, c.BinarySection):
-            value = binary_value(root, item.part, path, item.partial, read)
+            value = binary_value(root_(), item.part, path, item.partial, read)
             if isinstance(value, UnknownCTE):
                 return value
             add(r.fetch_name(item), value)
         elif isinstance(item, c.BinarySize):
-            size = binary_size(root, item.part, read)
+            size = binary_size(root_(), item.part, read)
             if isinstance(size, UnknownCTE):
                 return size
             add(r.fetch_name(item), size)
         elif isinstance(item, c.Preview):
-            add("PREVIEW", preview(root, read))
+            add("PREVIEW", preview(root_(), read))
     if condstore:
         add("MODSEQ", [m.modseq])
     return out
 
 
 def _build(utf8: bool, condstore: bool, batch: list[tuple[int, Message]],
-           summaries: dict[int, str], paths: dict[int, str], items: Sequence[c.FetchItem],
-           uid_first: bool, tree: bool) -> tuple[list[Piece], UnknownCTE | None]:
+           summaries: Callable[[], dict[int, str]], paths: dict[int, str],
+           items: Sequence[c.FetchItem], uid_first: bool, account: str
+           ) -> tuple[list[Piece], UnknownCTE | None]:
     pieces: list[Piece] = []
-    for seq, m in batch:
-        root = None
-        if tree:
-            try:
-                root = Part.from_dict(json.loads(summaries.get(m.id) or "{}")["part"])
-            except (KeyError, ValueError, TypeError):
-                from kittiwake.message import parse
+    loaded: list[dict[int, str]] = []
 
-                root = parse(open(paths[m.id], "rb").read())  # noqa: SIM115
-        values = _item_values(utf8, condstore, m, seq, root, paths[m.id], items, uid_first)
+    def tree_of(m: Message) -> Part:
+        if not loaded:
+            loaded.append(summaries())
+        try:
+            return Part.from_dict(json.loads(loaded[0].get(m.id) or "{}")["part"])
+        except (KeyError, ValueError, TypeError):
+            from kittiwake.message import parse
+
+            with open(paths[m.id], "rb") as f:
+                return parse(f.read())
+
+    for seq, m in batch:
+        values = _item_values(utf8, condstore, m, seq, partial(tree_of, m), paths[m.id], items,
+                              uid_first, account)
         if isinstance(values, UnknownCTE):
             return pieces, values
         pieces.extend(r.fetch(seq, values, utf8=utf8))
@@ -253,13 +310,14 @@ async def _fetch(conn: IMAPConnection, tag: str, cmd: c.Fetch) -> Answer:
         items = tuple(cmd.items)
     todo = [(seq, by_uid[u]) for seq, u in pairs if u in by_uid]
     missing = cmd.changed_since is None and len(todo) < len(pairs)
-    tree = _needs_tree(items)
+    core = conn.account.core
     for i in range(0, len(todo), BATCH):
         batch = todo[i:i + BATCH]
-        summaries = await conn.account.summaries([m.id for _, m in batch]) if tree else {}
-        paths = {m.id: str(conn.account.core.path(m.id)) for _, m in batch}
+        ids = [m.id for _, m in batch]
+        paths = {m.id: str(core.path(m.id)) for _, m in batch}
         pieces, unknown = await asyncio.to_thread(
-            _build, s.utf8, s.condstore, batch, summaries, paths, items, cmd.uid, tree)
+            _build, s.utf8, s.condstore, batch, partial(core.summaries, ids), paths, items,
+            cmd.uid, conn.account_name)
         s.send(pieces)
         await conn.flush()
         if unknown is not None:
