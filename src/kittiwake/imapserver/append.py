@@ -59,6 +59,7 @@ async def append_start(conn: IMAPConnection, event: AppendStart) -> None:
     pending.spools.append(conn.account.spool())
     pending.starts.append(event)
     conn._append_tag = event.tag
+    conn.quick_ack()
     s.accept_literal()
 
 

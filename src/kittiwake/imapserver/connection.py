@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import ssl
 import time
 from dataclasses import dataclass, field, replace
@@ -179,6 +180,13 @@ class IMAPConnection:
 
     async def flush(self) -> None:
         """Write what the session has queued; file literals stream from their files."""
+        try:
+            await self._flush()
+        finally:
+            if self._quickack:
+                self._set_quickack()  # after the "+" went out (see quick_ack)
+
+    async def _flush(self) -> None:
         for piece in self.session.data_to_send():
             if isinstance(piece, FileLiteral):
                 await self._copy_file(piece)
@@ -353,6 +361,7 @@ class IMAPConnection:
                 self.logger.debug("session closed", reason=str(reason))
 
     _append_tag: str | None = None
+    _quickack = False
     _mechanism = "PLAIN"
 
     async def _command(self, tag: str, command: c.Command) -> None:
@@ -535,6 +544,22 @@ class IMAPConnection:
         self.logger.debug("tls started")
 
     # --- APPEND data -----------------------------------------------------------
+
+    def quick_ack(self) -> None:
+        """ACK the client's next segments at once (Linux TCP_QUICKACK, reset by the kernel).
+
+        Many clients send a literal and its closing CRLF in two writes; with Nagle
+        on their side the CRLF waits for our ACK of the literal, which the kernel
+        would delay by up to 40 ms, since no reply can go out before the command ends.
+        """
+        self._quickack = True
+
+    def _set_quickack(self) -> None:
+        self._quickack = False
+        sock = self.writer.get_extra_info("socket")
+        if sock is not None and hasattr(socket, "TCP_QUICKACK"):
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
 
     async def _append_start(self, event: AppendStart) -> None:
         from kittiwake.imapserver.append import append_start

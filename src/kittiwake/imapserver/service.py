@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import ssl
 
 from kittiwake import log
@@ -54,6 +55,12 @@ class IMAPService:
         assert task is not None
         self._tasks.add(task)
         ip = str((writer.get_extra_info("peername") or ("?",))[0])
+        sock = writer.get_extra_info("socket")
+        if sock is not None:
+            # Replies are whole lines and literals already: send them at once (no Nagle),
+            # or a client that writes a literal in two pieces waits for a delayed ACK.
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         slot: Slot | None = None
         try:
             if self.ctx.connections is not None and not self.ctx.localserve:
