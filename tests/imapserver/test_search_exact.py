@@ -113,7 +113,8 @@ def test_search_equals_brute_force(tmp_path: Path, messages: list[bytes],
             store.deliver("Inbox", data)
         rows = store.messages("Inbox")
         for q in queries:
-            cands = [srch.Candidate(m, i, store.path(m.id), partial(store.summary_json, m.id))
+            cands = [srch.Candidate(m, i, store.path(m.id), partial(store.summary_json, m.id),
+                                    account=str(root))
                      for i, m in enumerate(rows, 1)]
             got = [m.seq for m in cands if srch.matches(q, m)]
             want = [i for i, data in enumerate(messages, 1)

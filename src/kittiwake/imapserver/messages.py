@@ -12,9 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import json
-import threading
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -33,6 +31,7 @@ from kittiwake.imap.sections import fetch_value, read_span
 from kittiwake.imap.values import Atom, Raw, Value
 from kittiwake.imapserver import search as srch
 from kittiwake.imapserver import sorting
+from kittiwake.imapserver.cache import LRU, MessageKey
 from kittiwake.imapserver.listing import store_name
 from kittiwake.imapserver.mailboxes import uid_set
 from kittiwake.imapserver.view import Exists, Expunge, FlagsChanged, Update, Vanished
@@ -46,39 +45,9 @@ BATCH = 200
 _SEEN = Flags.parse(["\\Seen"])
 
 
-CacheKey = tuple[str, int, int, int, bool, str]
+# Serialised ENVELOPE/BODYSTRUCTURE/BODY by (message key, UTF-8 on, item).
+STRUCTURES: LRU[tuple[MessageKey, bool, str], bytes] = LRU(50_000)
 
-
-class StructureCache:
-    """Serialised ENVELOPE/BODYSTRUCTURE/BODY of recently fetched messages.
-
-    A stored message never changes, so its structures can be kept as the
-    octets they serialise to, keyed by the message (account, row id, and its
-    save time and size: the store may give an expunged message's row id to a
-    later one) plus UTF-8 on and the item. Bounded LRU, shared by all
-    sessions, used from worker threads.
-    """
-
-    def __init__(self, size: int = 50_000) -> None:
-        self.size = size
-        self._data: OrderedDict[CacheKey, bytes] = OrderedDict()
-        self._lock = threading.Lock()
-
-    def get(self, key: CacheKey) -> bytes | None:
-        with self._lock:
-            value = self._data.get(key)
-            if value is not None:
-                self._data.move_to_end(key)
-            return value
-
-    def put(self, key: CacheKey, value: bytes) -> None:
-        with self._lock:
-            self._data[key] = value
-            if len(self._data) > self.size:
-                self._data.popitem(last=False)
-
-
-STRUCTURES = StructureCache()
 _STRUCTURE_ITEMS = frozenset({"ENVELOPE", "BODYSTRUCTURE", "BODY"})
 
 
@@ -185,7 +154,7 @@ def _item_values(conn_utf8: bool, condstore: bool, m: Message, seq: int,
         return parsed[0]
 
     def structure(name: str) -> Value:
-        key = (account, m.id, m.saved, m.size, conn_utf8, name)
+        key = ((account, m.id, m.saved, m.size), conn_utf8, name)
         cached = STRUCTURES.get(key)
         if cached is None:
             root = root_()
@@ -317,7 +286,7 @@ async def _fetch(conn: IMAPConnection, tag: str, cmd: c.Fetch) -> Answer:
         paths = {m.id: str(core.path(m.id)) for _, m in batch}
         pieces, unknown = await asyncio.to_thread(
             _build, s.utf8, s.condstore, batch, partial(core.summaries, ids), paths, items,
-            cmd.uid, conn.account_name)
+            cmd.uid, str(core.root))
         s.send(pieces)
         await conn.flush()
         if unknown is not None:
@@ -458,7 +427,7 @@ async def _candidates(conn: IMAPConnection, key: c.SearchKey | None = None
         getter = (lambda s=summary: s) if summary is not None else \
             partial(account.core.summary_json, m.id)
         out.append(srch.Candidate(m, seq, account.core.path(m.id), getter, saved, now,
-                                  max_seq, max_uid))
+                                  max_seq, max_uid, str(account.core.root)))
     return out
 
 

@@ -17,7 +17,8 @@ from functools import cached_property
 from pathlib import Path
 
 from kittiwake.imap import commands as c
-from kittiwake.imapserver.searchtext import MessageText
+from kittiwake.imapserver.cache import LRU, MessageKey
+from kittiwake.imapserver.searchtext import MessageText, fold
 from kittiwake.message.part import Part
 from kittiwake.store.model import Flags, Message
 from kittiwake.store.schema import SYSTEM_FLAGS
@@ -25,6 +26,9 @@ from kittiwake.store.schema import SYSTEM_FLAGS
 __all__ = ["Candidate", "matches", "needs_text"]
 
 _RFC_TIME = dt.UTC
+
+# Decoded, folded top-level header values of recently searched messages.
+HEADERS: LRU[MessageKey, dict[str, list[str]]] = LRU(50_000)
 
 
 @dataclass
@@ -39,6 +43,19 @@ class Candidate:
     now: float = 0.0  # seconds since the epoch, for OLDER/YOUNGER
     max_seq: int = 0
     max_uid: int = 0
+    account: str = ""
+
+    def folded_headers(self) -> dict[str, list[str]]:
+        """Top-level field name (lower case) -> its decoded, folded values; cached."""
+        m = self.message
+        key = (self.account, m.id, m.saved, m.size)
+        got = HEADERS.get(key)
+        if got is None:
+            got = {}
+            for h in self.header_text.root.headers:
+                got.setdefault(h.key, []).append(fold(h.decoded))
+            HEADERS.put(key, got)
+        return got
 
     @cached_property
     def header_text(self) -> MessageText:
@@ -160,7 +177,12 @@ def matches(key: c.SearchKey, m: Candidate) -> bool:
     if isinstance(key, c.SearchSaveDateSupported):
         return True  # RFC 8514 §4.3: every mailbox here keeps SAVEDATE
     if isinstance(key, c.SearchHeader):
-        return m.header_text.header_contains(key.field, key.value)
+        # The same test as MessageText.header_contains, on cached folded values.
+        values = m.folded_headers().get(key.field.lower(), [])
+        if not key.value:
+            return bool(values)
+        needle = fold(key.value)
+        return any(needle in v for v in values)
     if isinstance(key, c.SearchText):
         return m.text.body_contains(key.value) if key.body_only else \
             m.text.text_contains(key.value)

@@ -1,0 +1,45 @@
+"""Bounded caches of facts derived from stored messages (which never change).
+
+Keys name a message by its account's directory, row id, save time and size
+(the store may give an expunged message's row id to a later message, never
+with the same save time and size). Shared by all sessions, used from worker threads.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import Generic, TypeVar
+
+__all__ = ["LRU", "MessageKey"]
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+MessageKey = tuple[str, int, int, int]  # account directory, message id, saved (ms), size
+
+
+class LRU(Generic[K, V]):
+    """A thread-safe least-recently-used map of at most ``size`` entries."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self._data: OrderedDict[K, V] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: K) -> V | None:
+        with self._lock:
+            value = self._data.get(key)
+            if value is not None:
+                self._data.move_to_end(key)
+            return value
+
+    def put(self, key: K, value: V) -> None:
+        with self._lock:
+            self._data[key] = value
+            self._data.move_to_end(key)
+            if len(self._data) > self.size:
+                self._data.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._data)
