@@ -27,8 +27,8 @@ from kittiwake.imap.commands import SequenceSet
 from kittiwake.imap.encode import Piece, encode_bytes
 from kittiwake.imap.preview import preview
 from kittiwake.imap.section import Section, SectionText
-from kittiwake.imap.sections import fetch_value, read_span
-from kittiwake.imap.values import Atom, Raw, Value
+from kittiwake.imap.sections import fetch_value, literal_safe, read_span
+from kittiwake.imap.values import Atom, FileLiteral, Literal, Raw, Value
 from kittiwake.imapserver import search as srch
 from kittiwake.imapserver import sorting
 from kittiwake.imapserver.cache import LRU, MessageKey
@@ -238,13 +238,36 @@ def _build(utf8: bool, condstore: bool, batch: list[tuple[int, Message]],
             with open(paths[m.id], "rb") as f:
                 return parse(f.read())
 
+    budget = [PREREAD_BUDGET]
     for seq, m in batch:
         values = _item_values(utf8, condstore, m, seq, partial(tree_of, m), paths[m.id], items,
                               uid_first, account)
         if isinstance(values, UnknownCTE):
             return pieces, values
-        pieces.extend(r.fetch(seq, values, utf8=utf8))
+        pieces.extend(r.fetch(seq, [(n, _preread(v, budget)) for n, v in values], utf8=utf8))
     return pieces, None
+
+
+# Small file spans are read here, in the worker thread, rather than one thread hop
+# each by the driver; at most this many octets per batch, so memory stays bounded.
+PREREAD_BUDGET = 2 * 1024 * 1024
+PREREAD_MAX = 64 * 1024
+
+
+def _preread(value: Value, budget: list[int]) -> Value:
+    if not isinstance(value, FileLiteral) or value.length > PREREAD_MAX \
+            or value.length > budget[0]:
+        return value
+    try:
+        with open(value.path, "rb") as f:
+            f.seek(value.offset)
+            data = f.read(value.length)
+    except OSError:
+        return value  # the driver copes (the message went away meanwhile)
+    if len(data) != value.length:
+        return value
+    budget[0] -= value.length
+    return Literal(data if value.binary else literal_safe(data), binary=value.binary)
 
 
 async def _fetch(conn: IMAPConnection, tag: str, cmd: c.Fetch) -> Answer:
