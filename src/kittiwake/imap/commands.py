@@ -539,6 +539,20 @@ class SearchKey:
     __slots__ = ()
 
 
+def search_keys(key: SearchKey) -> Iterator[SearchKey]:
+    """Every key of a search program, ``key`` itself first, depth first."""
+    stack = [key]
+    while stack:
+        k = stack.pop()
+        yield k
+        if isinstance(k, SearchAnd):
+            stack.extend(reversed(k.keys))
+        elif isinstance(k, SearchOr):
+            stack.extend((k.right, k.left))
+        elif isinstance(k, SearchNot):
+            stack.append(k.key)
+
+
 @dataclass(frozen=True, slots=True)
 class SearchAll(SearchKey):
     """ALL."""

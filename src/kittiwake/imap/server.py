@@ -755,15 +755,8 @@ def _uses_message_numbers(cmd: c.Command) -> bool:
 
 
 def _key_has_numbers(key: c.SearchKey) -> bool:
-    if isinstance(key, c.SearchSequence):
-        return not key.uid and not key.set.saved
-    if isinstance(key, c.SearchAnd):
-        return any(_key_has_numbers(k) for k in key.keys)
-    if isinstance(key, c.SearchOr):
-        return _key_has_numbers(key.left) or _key_has_numbers(key.right)
-    if isinstance(key, c.SearchNot):
-        return _key_has_numbers(key.key)
-    return False
+    return any(isinstance(k, c.SearchSequence) and not k.uid and not k.set.saved
+               for k in c.search_keys(key))
 
 
 def _qresync_use(cmd: c.Command) -> str | None:
@@ -793,12 +786,4 @@ def _enables_condstore(cmd: c.Command) -> bool:
 
 
 def _key_has(key: c.SearchKey, kind: type[c.SearchKey]) -> bool:
-    if isinstance(key, kind):
-        return True
-    if isinstance(key, c.SearchAnd):
-        return any(_key_has(k, kind) for k in key.keys)
-    if isinstance(key, c.SearchOr):
-        return _key_has(key.left, kind) or _key_has(key.right, kind)
-    if isinstance(key, c.SearchNot):
-        return _key_has(key.key, kind)
-    return False
+    return any(isinstance(k, kind) for k in c.search_keys(key))

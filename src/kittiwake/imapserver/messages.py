@@ -494,15 +494,7 @@ async def _search(conn: IMAPConnection, tag: str, cmd: c.Search) -> Answer:
 
 
 def _uses_modseq(key: c.SearchKey) -> bool:
-    if isinstance(key, c.SearchModSeq):
-        return True
-    if isinstance(key, c.SearchAnd):
-        return any(_uses_modseq(k) for k in key.keys)
-    if isinstance(key, c.SearchOr):
-        return _uses_modseq(key.left) or _uses_modseq(key.right)
-    if isinstance(key, c.SearchNot):
-        return _uses_modseq(key.key)
-    return False
+    return any(isinstance(k, c.SearchModSeq) for k in c.search_keys(key))
 
 
 # --- SORT / THREAD (RFC 5256, RFC 5957, ESORT RFC 5267) ---------------------------------

@@ -97,17 +97,9 @@ class Candidate:
 
 def needs_text(key: c.SearchKey) -> bool:
     """Whether evaluating ``key`` opens messages (header, body or sent-date keys)."""
-    if isinstance(key, c.SearchHeader | c.SearchText):
-        return True
-    if isinstance(key, c.SearchDate):
-        return key.field == c.DateField.SENT
-    if isinstance(key, c.SearchAnd):
-        return any(needs_text(k) for k in key.keys)
-    if isinstance(key, c.SearchOr):
-        return needs_text(key.left) or needs_text(key.right)
-    if isinstance(key, c.SearchNot):
-        return needs_text(key.key)
-    return False
+    return any(isinstance(k, c.SearchHeader | c.SearchText)
+               or (isinstance(k, c.SearchDate) and k.field == c.DateField.SENT)
+               for k in c.search_keys(key))
 
 
 def _has_flag(flags: Flags, name: str) -> bool:
