@@ -59,3 +59,18 @@ async def test_discarded_spool_leaves_nothing(tmp_path: Path) -> None:
     spool.discard()
     assert not spool.path.exists()
     store.close()
+
+
+async def test_message_ids_are_never_reused_after_expunge(tmp_path: Path) -> None:
+    """Ids are files' names and IMAP EMAILIDs (RFC 8474 §5.1): an expunged one stays gone."""
+    store = Store(tmp_path)
+    account = await store.account("dave", default_mailboxes=["Inbox", "Archive"])
+    first = await account.deliver("Inbox", MSG)
+    await account.store_flags("Inbox", [first.uid], "add", Flags.parse(["\\Deleted"]))
+    await account.expunge("Inbox")
+    second = await account.deliver("Inbox", MSG)
+    assert second.message_id > first.message_id
+    await account.copy("Inbox", [second.uid], "Archive")
+    [copied] = await account.messages("Archive")
+    assert copied.id > second.message_id
+    store.close()

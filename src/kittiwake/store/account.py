@@ -298,9 +298,8 @@ class AccountStore:
                         raise OverQuota(f"account {self.name} is over its quota"
                                         f" ({used + added_size} > {self.quota_bytes} bytes)")
                 # Row ids are assigned here, in the transaction that holds the write
-                # lock: the next ones after the largest (as SQLite would).
-                first_id = db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM message"
-                                      ).fetchone()[0]
+                # lock, from a counter that never goes back (see _take_ids).
+                first_id = _take_ids(db, len(messages))
                 uid = mailbox.uidnext
                 saved = now_ms()
                 unseen = deleted = 0
@@ -563,14 +562,14 @@ class AccountStore:
                         db.execute("INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq)"
                                    " VALUES (?, ?, ?)", (source.id, old_uid, modseq))
                     else:
-                        cur = db.execute(
-                            "INSERT INTO message (mailbox_id, uid, modseq, created_modseq,"
+                        new_id = _take_ids(db, 1)
+                        db.execute(
+                            "INSERT INTO message (id, mailbox_id, uid, modseq, created_modseq,"
                             " flags, keywords, size, received, saved, message_id, thread_id,"
-                            " subject, mailfrom, rcptto, summary) SELECT ?, ?, ?, ?, flags,"
+                            " subject, mailfrom, rcptto, summary) SELECT ?, ?, ?, ?, ?, flags,"
                             " keywords, size, received, ?, message_id, thread_id, subject,"
                             " mailfrom, rcptto, summary FROM message WHERE id = ?",
-                            (target.id, uid, modseq, modseq, now_ms(), message_id))
-                        new_id = cur.lastrowid or 0
+                            (new_id, target.id, uid, modseq, modseq, now_ms(), message_id))
                         db.execute("INSERT INTO fts (rowid, headers, body) SELECT ?, headers,"
                                    " body FROM fts WHERE rowid = ?", (new_id, message_id))
                         files.link_copy(self.root, message_id, new_id, sync=False)
@@ -717,6 +716,21 @@ class _NothingChanged(Exception):
 
     def __init__(self, result: object) -> None:
         self.result = result
+
+
+def _take_ids(db: sqlite3.Connection, n: int) -> int:
+    """The first of ``n`` new message ids, never used before in this account.
+
+    Ids name message files and are the IMAP EMAILID (RFC 8474 §5.1: never
+    reused), so an expunged message's id is not handed out again: the next
+    id is kept in ``meta`` (databases from before it start after the largest).
+    """
+    row = db.execute("SELECT value FROM meta WHERE key = 'next_message_id'").fetchone()
+    largest = db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM message").fetchone()[0]
+    first = max(row[0] if row else 0, largest)
+    db.execute("INSERT INTO meta (key, value) VALUES ('next_message_id', ?)"
+               " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (first + n,))
+    return int(first)
 
 
 def normalize_mailbox_name(name: str) -> str:
