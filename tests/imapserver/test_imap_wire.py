@@ -294,3 +294,31 @@ async def test_connections_per_ip_are_limited_by_the_shared_slots(
             break
         await asyncio.sleep(0.01)
     assert (await Wire.open(imap_server.port)) is not None
+
+
+async def test_objectid_mailboxid_emailid_threadid(imap_server: IMAPServer) -> None:
+    """RFC 8474: ids in CREATE, SELECT and STATUS; kept on RENAME and MOVE; searchable."""
+    import re
+
+    w = await Wire.open(imap_server.port)
+    await w.login()
+    created = (await w.cmd(b"CREATE Projects"))[-1]
+    box_id = re.search(rb"\[MAILBOXID \((F\d+)\)\]", created).group(1)  # type: ignore[union-attr]
+    await w.cmd(b"RENAME Projects Work")
+    status = (await w.cmd(b"STATUS Work (MAILBOXID MESSAGES)"))[0]
+    assert status == b'* STATUS "Work" (MAILBOXID (' + box_id + b") MESSAGES 0)\r\n"
+    await imap_server.deliver(b"Message-ID: <t1@x>\r\nSubject: a\r\n\r\nx\r\n")
+    await imap_server.deliver(b"Message-ID: <t2@x>\r\nIn-Reply-To: <t1@x>\r\n"
+                              b"References: <t1@x>\r\nSubject: Re: a\r\n\r\ny\r\n")
+    selected = await w.cmd(b"SELECT INBOX")
+    assert any(line.startswith(b"* OK [MAILBOXID (F") for line in selected)
+    fetched = await w.cmd(b"FETCH 1:2 (EMAILID THREADID)")
+    ids = [re.search(rb"EMAILID \((M\d+)\) THREADID \((T\d+)\)", line).groups()  # type: ignore[union-attr]
+           for line in fetched[:-1]]
+    assert ids[0][0] != ids[1][0] and ids[0][1] == ids[1][1]  # two messages, one thread
+    found = await w.cmd(b"UID SEARCH EMAILID " + ids[1][0])
+    assert found[0] == b"* SEARCH 2\r\n"
+    await w.cmd(b"UID MOVE 2 Work")
+    await w.cmd(b"SELECT Work")
+    moved = await w.cmd(b"FETCH 1 (EMAILID)")
+    assert ids[1][0] in moved[0]  # a moved message keeps its EMAILID

@@ -241,9 +241,10 @@ def list_response(attributes: Sequence[str], delimiter: str | None, name: str, *
     return out + b"\r\n"
 
 
-def status_response(mailbox: str, items: Sequence[tuple[str, int]], *,
+def status_response(mailbox: str, items: Sequence[tuple[str, int | str]], *,
                     utf8: bool = False) -> bytes:
-    """``* STATUS name (MESSAGES 3 UIDNEXT 5)`` (RFC 9051 §7.3.3)."""
+    """``* STATUS name (MESSAGES 3 UIDNEXT 5)`` (RFC 9051 §7.3.3); a ``str`` value is
+    written as it is (``MAILBOXID (F12)``, RFC 8474 §4.3)."""
     att = " ".join(f"{k} {v}" for k, v in items).encode()
     return b"* STATUS " + mailbox_name(mailbox, utf8) + b" (" + att + b")\r\n"
 

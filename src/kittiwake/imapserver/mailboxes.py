@@ -95,6 +95,8 @@ async def _select(conn: IMAPConnection, tag: str, cmd: c.Select) -> Answer:
             s.send(r.untagged_status("OK", "first unseen",
                                      r.ResponseCode(Code.UNSEEN, str(first_unseen))))
     s.send(r.untagged_status("OK", "UIDs valid", r.ResponseCode.uidvalidity(mailbox.uidvalidity)))
+    s.send(r.untagged_status("OK", "mailbox id", r.ResponseCode(Code.MAILBOXID,
+                                                                f"({mailbox_id(mailbox)})")))
     s.send(r.untagged_status("OK", "predicted next UID", r.ResponseCode.uidnext(mailbox.uidnext)))
     # RFC 7162 §3.1.2.1: every SELECT/EXAMINE of a mailbox that keeps mod-sequences.
     s.send(r.untagged_status("OK", "highest", r.ResponseCode.highestmodseq(
@@ -193,9 +195,14 @@ async def _namespace(conn: IMAPConnection, tag: str, cmd: c.Namespace) -> Answer
 
 # --- STATUS (RFC 9051 §6.3.11, RFC 7162, RFC 8438 STATUS=SIZE, RFC 8474) ---------
 
+def mailbox_id(box: Mailbox) -> str:
+    """MAILBOXID (RFC 8474 §4): the UIDVALIDITY, unique per account and kept on RENAME."""
+    return f"F{box.uidvalidity}"
+
+
 def _status_items(conn: IMAPConnection, box: Mailbox, items: tuple[str, ...]
-                  ) -> list[tuple[str, int]]:
-    out: list[tuple[str, int]] = []
+                  ) -> list[tuple[str, int | str]]:
+    out: list[tuple[str, int | str]] = []
     for item in items:
         key = item.upper()
         value = {
@@ -206,6 +213,8 @@ def _status_items(conn: IMAPConnection, box: Mailbox, items: tuple[str, ...]
         }.get(key)
         if value is not None:
             out.append((key, value))
+        elif key == "MAILBOXID":
+            out.append((key, f"({mailbox_id(box)})"))
     return out
 
 
@@ -229,10 +238,12 @@ async def _create(conn: IMAPConnection, tag: str, cmd: c.Create) -> Answer:
             raise _error(f"{attr} is not a special use this server knows", Code.USEATTR)
         use = canon
     try:
-        await conn.account.create_mailbox(name, use)
+        box = await conn.account.create_mailbox(name, use)
     except MailboxExists:
         raise _error(f"mailbox {cmd.mailbox} exists already", Code.ALREADYEXISTS) from None
-    return _answer()
+    # RFC 8474 §4.1: the new mailbox's id in the tagged OK.
+    return _answer("OK", "CREATE completed", r.ResponseCode(Code.MAILBOXID,
+                                                             f"({mailbox_id(box)})"))
 
 
 async def _delete(conn: IMAPConnection, tag: str, cmd: c.Delete) -> Answer:
