@@ -322,3 +322,33 @@ async def test_objectid_mailboxid_emailid_threadid(imap_server: IMAPServer) -> N
     await w.cmd(b"SELECT Work")
     moved = await w.cmd(b"FETCH 1 (EMAILID)")
     assert ids[1][0] in moved[0]  # a moved message keeps its EMAILID
+
+
+async def test_compress_deflate(imap_server: IMAPServer) -> None:
+    """COMPRESS=DEFLATE (RFC 4978): raw DEFLATE both ways after the tagged OK."""
+    import zlib
+
+    await imap_server.deliver(b"Subject: squeezed\r\n\r\n" + b"kittiwake " * 500 + b"\r\n")
+    w = await Wire.open(imap_server.port)
+    await w.login()
+    assert (await w.cmd(b"COMPRESS DEFLATE"))[-1].startswith(b"a OK")
+    out, inflate = zlib.compressobj(6, zlib.DEFLATED, -15), zlib.decompressobj(-15)
+
+    async def send(line: bytes) -> None:
+        w.writer.write(out.compress(line) + out.flush(zlib.Z_SYNC_FLUSH))
+        await w.writer.drain()
+
+    async def until(tag: bytes) -> bytes:
+        got = b""
+        while not any(ln.startswith(tag + b" ") for ln in got.split(b"\r\n")):
+            chunk = await asyncio.wait_for(w.reader.read(65536), 10)
+            assert chunk, got
+            got += inflate.decompress(chunk)
+        return got
+
+    await send(b"b SELECT INBOX\r\n")
+    assert b"* 1 EXISTS\r\n" in await until(b"b")
+    await send(b"c FETCH 1 BODY.PEEK[TEXT]\r\nd COMPRESS DEFLATE\r\n")
+    answer = await until(b"d")
+    assert b"kittiwake " * 500 in answer
+    assert b"d NO [COMPRESSIONACTIVE]" in answer

@@ -30,6 +30,7 @@ import contextlib
 import socket
 import ssl
 import time
+import zlib
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -77,9 +78,10 @@ EXTENSIONS = (
     "CHILDREN", "NAMESPACE", "ID", "MULTIAPPEND", "CONDSTORE", "QRESYNC", "STATUS=SIZE",
     "QUOTA", "QUOTA=RES-STORAGE", "SAVEDATE", "WITHIN", "PREVIEW",
     "SORT", "SORT=DISPLAY", "ESORT", "THREAD=REFERENCES", "THREAD=ORDEREDSUBJECT", "OBJECTID",
+    "COMPRESS=DEFLATE",
 )
 # Not yet (parsed by the protocol core, not offered until answered in full): NOTIFY,
-# METADATA, COMPRESS=DEFLATE, REPLACE, UIDONLY, INPROGRESS, QUOTA=RES-MESSAGE.
+# METADATA, REPLACE, UIDONLY, INPROGRESS, QUOTA=RES-MESSAGE.
 
 log_ = log.get_logger("imapserver")
 
@@ -186,14 +188,22 @@ class IMAPConnection:
                 self._set_quickack()  # after the "+" went out (see quick_ack)
 
     async def _flush(self) -> None:
-        for piece in self.session.data_to_send():
+        pieces = self.session.data_to_send()
+        for piece in pieces:
             if isinstance(piece, FileLiteral):
                 await self._copy_file(piece)
             else:
                 if self.transcript.enabled():
                     self.transcript.feed(log.Direction.SERVER, piece)
-                self.writer.write(piece)
+                self._write(piece)
             await self.writer.drain()
+        if pieces and self._deflate is not None:
+            # RFC 4978 §4: each response is flushed so the client can act on it.
+            self.writer.write(self._deflate.flush(zlib.Z_SYNC_FLUSH))
+            await self.writer.drain()
+
+    def _write(self, data: bytes) -> None:
+        self.writer.write(self._deflate.compress(data) if self._deflate is not None else data)
 
     async def _copy_file(self, span: FileLiteral) -> None:
         """Copy a span of a message file to the client in chunks (bounded memory).
@@ -219,12 +229,36 @@ class IMAPConnection:
                 chunk = literal_safe(chunk)
             if self.transcript.enabled():
                 self.transcript.feed(log.Direction.SERVER, chunk)
-            self.writer.write(chunk)
+            self._write(chunk)
             await self.writer.drain()
             done += n
 
     async def _read(self) -> bytes | None:
-        """The next input, or None at EOF; while idling, changes are announced meanwhile."""
+        """The next input (inflated after COMPRESS, RFC 4978), or None at EOF."""
+        if self._pending_input:
+            data, self._pending_input = self._pending_input, b""
+            return data
+        while True:
+            raw = await self._read_raw()
+            if raw is None or self._inflate is None:
+                return raw
+            try:
+                data = self._inflate.decompress(raw)
+            except zlib.error:
+                raise ConnectionError("bad DEFLATE data from the client") from None
+            if data:
+                return data
+
+    def start_compression(self) -> None:
+        """COMPRESS DEFLATE accepted (RFC 4978 §3): raw DEFLATE (RFC 1951) both ways."""
+        self._inflate = zlib.decompressobj(-15)
+        self._deflate = zlib.compressobj(6, zlib.DEFLATED, -15)
+        leftover = self.session.take_unprocessed()
+        self._pending_input = self._inflate.decompress(leftover) if leftover else b""
+        self.session.compression_started()
+
+    async def _read_raw(self) -> bytes | None:
+        """The next octets, or None at EOF; while idling, changes are announced meanwhile."""
         timeout = self.ctx.limits.idle_timeout if self.account is not None \
             else self.ctx.limits.preauth_timeout
         if self._read_task is None:
@@ -361,6 +395,9 @@ class IMAPConnection:
 
     _append_tag: str | None = None
     _quickack = False
+    _inflate: Any = None  # zlib objects once COMPRESS DEFLATE is on
+    _deflate: Any = None
+    _pending_input = b""
     _mechanism = "PLAIN"
 
     async def _command(self, tag: str, command: c.Command) -> None:
@@ -628,6 +665,18 @@ async def _enable(conn: IMAPConnection, tag: str, cmd: c.Enable) -> None:
     return None
 
 
+async def _compress(conn: IMAPConnection, tag: str, cmd: c.Compress) -> Answer | None:
+    """COMPRESS DEFLATE (RFC 4978): the OK goes out plain, everything after compressed."""
+    if conn._deflate is not None:
+        return Answer("NO", "compression is already on", Code.COMPRESSIONACTIVE)
+    if cmd.mechanism.upper() != "DEFLATE":
+        return Answer("BAD", f"compression mechanism {cmd.mechanism} is not supported")
+    conn.session.ok("DEFLATE active")
+    await conn.flush()
+    conn.start_compression()
+    return None
+
+
 async def _idle(conn: IMAPConnection, tag: str, cmd: c.Idle) -> None:
     """IDLE (RFC 2177): updates are sent as they happen until DONE."""
     conn.session.idle()
@@ -640,5 +689,5 @@ async def _idle(conn: IMAPConnection, tag: str, cmd: c.Idle) -> None:
 _HANDLERS: dict[type[c.Command], Any] = {
     c.Capability: _capability, c.Noop: _noop, c.Check: _noop, c.Logout: _logout, c.Id: _id,
     c.StartTLS: _starttls, c.Login: _login, c.Authenticate: _authenticate,
-    c.Enable: _enable, c.Idle: _idle,
+    c.Enable: _enable, c.Idle: _idle, c.Compress: _compress,
 }
