@@ -16,7 +16,7 @@ import pytest
 
 from kittiwake.config import DomainsConfig
 from kittiwake.config.lookup import AddressIndex
-from kittiwake.dsn import Action, DSNSender, report_of, retry_until
+from kittiwake.dsn import Action
 from kittiwake.queue import (
     Batch,
     DeliveryError,
@@ -29,9 +29,10 @@ from kittiwake.queue import (
     Scheduler,
     Status,
 )
-from kittiwake.queue.control import register_control
+from kittiwake.queue.notices import DSNSender, report_of, retry_until
 from kittiwake.queue.schedule import DELAY_DSN_AFTER, MAX_ATTEMPTS
 from kittiwake.server.control import ControlServer
+from kittiwake.server.queuecontrol import register_control
 from kittiwake.smtp.params import Notify
 from kittiwake.store import Store
 

@@ -64,9 +64,9 @@ def test_levels_per_package_reach_the_converted_loggers(logs) -> None:
     """``[log] packages`` names packages; the loggers of the converted modules are theirs."""
     import logging
 
-    from kittiwake.dsn import sender
     from kittiwake.message import part
     from kittiwake.queue import deliver, direct, scheduler
+    from kittiwake.queue import notices as sender
 
     logs.setup("info", {"queue": "debug", "message": "error"})
     for module in (scheduler, direct, deliver):

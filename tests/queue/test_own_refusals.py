@@ -29,12 +29,12 @@ import trustme
 from kittiwake.config import DomainsConfig
 from kittiwake.config.lookup import AddressIndex
 from kittiwake.dns import MockResolver
-from kittiwake.dsn import DSNSender
 from kittiwake.mtasts.cache import PolicyResult
 from kittiwake.mtasts.policy import parse_policy
 from kittiwake.queue import Envelope, NewRecipient, Queue, Scheduler
 from kittiwake.queue.deliver import Deliverer
 from kittiwake.queue.direct import DirectOptions
+from kittiwake.queue.notices import DSNSender
 from kittiwake.store import Store
 
 CONFIG = DomainsConfig.model_validate({

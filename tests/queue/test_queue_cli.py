@@ -17,8 +17,8 @@ from queue_helpers import T0, Clock, envelope
 
 from kittiwake.cli.main import cli
 from kittiwake.queue import DeliveryError, Filter, Outcome, Queue
-from kittiwake.queue.control import register_control
 from kittiwake.server.control import ControlServer
+from kittiwake.server.queuecontrol import register_control
 
 
 class Running:

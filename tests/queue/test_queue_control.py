@@ -13,8 +13,8 @@ import pytest
 from queue_helpers import Clock, envelope
 
 from kittiwake.queue import DeliveryError, Dropped, Outcome, Queue
-from kittiwake.queue.control import register_control
 from kittiwake.server.control import ControlClientError, ControlServer, request
+from kittiwake.server.queuecontrol import register_control
 
 
 class Env:

@@ -22,12 +22,12 @@ from click.testing import CliRunner
 from kittiwake.cli.main import cli
 from kittiwake.config import DomainsConfig
 from kittiwake.config.lookup import AddressIndex
-from kittiwake.dsn import DSNSender
 from kittiwake.queue import Envelope, NewRecipient, Queue, Scheduler, Status
-from kittiwake.queue.control import register_control
 from kittiwake.queue.deliver import Deliverer, Relay
+from kittiwake.queue.notices import DSNSender
 from kittiwake.queue.schedule import MAX_ATTEMPTS
 from kittiwake.server.control import ControlServer
+from kittiwake.server.queuecontrol import register_control
 from kittiwake.smtpclient import TLSMode
 from kittiwake.store import Store
 

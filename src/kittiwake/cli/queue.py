@@ -1,7 +1,7 @@
 """``kittiwake queue``: look at and manage the outgoing queue of the running server.
 
 Every subcommand talks to the running server over its control socket
-(``queue-*`` commands of :mod:`kittiwake.queue.control`). ``list`` also works
+(``queue-*`` commands of :mod:`kittiwake.server.queuecontrol`). ``list`` also works
 when the server is stopped: it then reads the queue database read-only and
 says so.
 """
@@ -160,9 +160,9 @@ def _list_from_database(ctx: click.Context, args: dict[str, Any]) -> dict[str, A
     """
     import sqlite3
 
-    from kittiwake.queue.control import parse_filter, recipient_json
     from kittiwake.queue.model import to_json
     from kittiwake.queue.store import QueueStore, utcnow
+    from kittiwake.server.queuecontrol import parse_filter, recipient_json
 
     queue_dir = control_socket(ctx).parent / "queue"
     where = parse_filter(args)

@@ -12,10 +12,8 @@ queue with ``MAIL FROM:<>``.
 
 from kittiwake.dsn.compose import DSN, MAX_ORIGINAL_BODY, SUBJECTS, compose, human_text
 from kittiwake.dsn.report import Action, RecipientReport, delivery_status, wants_notice
-from kittiwake.dsn.sender import DROPPED_NOTE, DSNSender, report_of, retry_until
 
 __all__ = [
-    "DROPPED_NOTE", "DSN", "MAX_ORIGINAL_BODY", "SUBJECTS", "Action", "DSNSender",
-    "RecipientReport", "compose", "delivery_status", "human_text", "report_of",
-    "retry_until", "wants_notice",
+    "DSN", "MAX_ORIGINAL_BODY", "SUBJECTS", "Action", "RecipientReport", "compose",
+    "delivery_status", "human_text", "wants_notice",
 ]

@@ -20,10 +20,28 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Protocol
 
 from kittiwake.message.headers import fold_header
-from kittiwake.queue.model import DeliveryError
 from kittiwake.smtp.params import Notify, ORcpt, xtext_encode
+
+
+class DeliveryError(Protocol):
+    """What a DSN says of a recipient's last error (the queue's ``DeliveryError`` has it).
+
+    ``code`` is a remote server's reply code, 0 for kittiwake's own finding;
+    ``host`` the remote server (the DSN's Remote-MTA) when there was a reply.
+    """
+
+    @property
+    def code(self) -> int: ...
+    @property
+    def enhanced(self) -> str: ...
+    @property
+    def text(self) -> str: ...
+    @property
+    def host(self) -> str: ...
+
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
 _STATUS = re.compile(r"[245]\.[0-9]{1,3}\.[0-9]{1,3}")  # RFC 3463 §2, ASCII digits

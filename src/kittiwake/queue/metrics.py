@@ -1,7 +1,7 @@
 """Metrics of the outgoing queue, all ``kittiwake_queue_*``.
 
 Counters (attempts, durations, TLS outcomes; DSNs in
-``kittiwake.dsn.sender``) are counted where the
+``kittiwake.queue.notices``) are counted where the
 event happens. The queue's state (messages, recipients, held, oldest) is
 read from the queue database at scrape time by :class:`QueueCollector`, so
 it is always the truth of the database, also after a restart.

@@ -148,9 +148,9 @@ class Server:
     def open_queue(self) -> None:
         """Open the outgoing queue and its control commands (queue-list, ...)."""
         from kittiwake.config.lookup import AddressIndex
-        from kittiwake.dsn import DSNSender
         from kittiwake.queue import Queue
-        from kittiwake.queue.control import register_control
+        from kittiwake.queue.notices import DSNSender
+        from kittiwake.server.queuecontrol import register_control
         from kittiwake.smtpserver.context import QueueOutbox
 
         self.data_dir.mkdir(parents=True, exist_ok=True)

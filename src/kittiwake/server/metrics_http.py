@@ -15,7 +15,7 @@ METRIC_MODULES = (
     "kittiwake.imapserver.metrics",
     "kittiwake.smtpserver.connection",
     "kittiwake.queue.metrics",
-    "kittiwake.dsn.sender",
+    "kittiwake.queue.notices",
     "kittiwake.mtasts.cache",
     "kittiwake.server.monitor",
     "kittiwake.store.metrics",
