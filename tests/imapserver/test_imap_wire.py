@@ -352,3 +352,19 @@ async def test_compress_deflate(imap_server: IMAPServer) -> None:
     answer = await until(b"d")
     assert b"kittiwake " * 500 in answer
     assert b"d NO [COMPRESSIONACTIVE]" in answer
+
+
+async def test_idle_timeouts_before_and_after_login(imap_server: IMAPServer) -> None:
+    """RFC 9051 §5.4: an inactivity timer; shorter before login (60 s / 30 min by default)."""
+    imap_server.ctx.limits.preauth_timeout = 0.3
+    imap_server.ctx.limits.idle_timeout = 0.6
+    loop = asyncio.get_running_loop()
+    quiet = await Wire.open(imap_server.port)
+    start = loop.time()
+    assert (await quiet.line()).startswith(b"* BYE")
+    assert 0.25 < loop.time() - start < 5
+    w = await Wire.open(imap_server.port)
+    await w.login()
+    start = loop.time()
+    assert (await w.line()).startswith(b"* BYE")
+    assert loop.time() - start > 0.5  # the longer timer applies once logged in
