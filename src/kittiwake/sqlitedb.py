@@ -23,8 +23,13 @@ def statements(script: str) -> list[str]:
     return out
 
 
-def open_database(path: Path, ddl: str, version: int, what: str) -> sqlite3.Connection:
-    """Open (creating if needed) a database; ``what`` names it in errors."""
+def open_database(path: Path, ddl: str, version: int, what: str,
+                  migrations: dict[int, str] | None = None) -> sqlite3.Connection:
+    """Open (creating if needed) a database; ``what`` names it in errors.
+
+    A database of an older schema is brought up to ``version`` with
+    ``migrations[v]`` for each newer ``v``, in one transaction.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
     conn.execute("PRAGMA journal_mode = WAL")
@@ -36,6 +41,17 @@ def open_database(path: Path, ddl: str, version: int, what: str) -> sqlite3.Conn
         try:
             for statement in statements(ddl):
                 conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {version}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    elif current < version:
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for v in range(current + 1, version + 1):
+                for statement in statements((migrations or {}).get(v, "")):
+                    conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {version}")
             conn.execute("COMMIT")
         except BaseException:

@@ -368,3 +368,31 @@ async def test_idle_timeouts_before_and_after_login(imap_server: IMAPServer) -> 
     start = loop.time()
     assert (await w.line()).startswith(b"* BYE")
     assert loop.time() - start > 0.5  # the longer timer applies once logged in
+
+
+async def test_metadata_server_and_mailbox_entries(imap_server: IMAPServer) -> None:
+    """METADATA (RFC 5464): set, get with DEPTH and MAXSIZE, remove with NIL, limits."""
+    w = await Wire.open(imap_server.port)
+    await w.login()
+    assert (await w.cmd(b'SETMETADATA "" (/private/vendor/x/colour "teal"'
+                        b' /shared/comment "our server")'))[-1].startswith(b"a OK")
+    got = await w.cmd(b'GETMETADATA "" (/private/vendor/x/colour /shared/comment)')
+    assert got[0] == (b'* METADATA "" ("/private/vendor/x/colour" "teal"'
+                      b' "/shared/comment" "our server")\r\n')
+    await w.cmd(b'SETMETADATA INBOX (/private/comment {5+}\r\nhello /private/a/b "deep")')
+    deep = await w.cmd(b"GETMETADATA (DEPTH infinity) INBOX (/private)")
+    assert b"/private/comment" in deep[0] and b"/private/a/b" in deep[0]
+    only = await w.cmd(b"GETMETADATA (DEPTH 1) INBOX (/private)")
+    assert b"/private/comment" in only[0] and b"/private/a/b" not in only[0]
+    sized = await w.cmd(b"GETMETADATA (MAXSIZE 4) INBOX (/private/comment /private/a/b)")
+    assert b"[METADATA LONGENTRIES 5]" in sized[-1] and b"deep" in sized[0]
+    await w.cmd(b"SETMETADATA INBOX (/private/comment NIL)")
+    gone = await w.cmd(b"GETMETADATA INBOX (/private/comment)")
+    assert not any(b"/private/comment" in line for line in gone[:-1])
+    big = b"x" * (40 * 1024)
+    too_big = await w.cmd(b"SETMETADATA INBOX (/private/big {%d+}\r\n" % len(big) + big + b")")
+    assert b"NO [METADATA MAXSIZE 32768]" in too_big[-1]
+    bad = await w.cmd(b'SETMETADATA INBOX (/elsewhere "x")')
+    assert bad[-1].startswith(b"a BAD")
+    missing = await w.cmd(b'GETMETADATA Nowhere (/private/comment)')
+    assert missing[-1].startswith(b"a NO [NONEXISTENT]")

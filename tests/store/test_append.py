@@ -74,3 +74,22 @@ async def test_message_ids_are_never_reused_after_expunge(tmp_path: Path) -> Non
     [copied] = await account.messages("Archive")
     assert copied.id > second.message_id
     store.close()
+
+
+def test_an_old_account_database_gains_the_metadata_table(tmp_path: Path) -> None:
+    """Schema 1 (before METADATA) is migrated when the account is opened."""
+    import sqlite3
+
+    from kittiwake.store.account import AccountStore
+
+    root = tmp_path / "old"
+    AccountStore("old", root).close()
+    db = sqlite3.connect(root / "index.db")
+    db.execute("DROP TABLE metadata")
+    db.execute("PRAGMA user_version = 1")
+    db.commit()
+    db.close()
+    store = AccountStore("old", root)
+    store.set_metadata(None, [("/private/comment", b"kept")])
+    assert store.get_metadata(None, ["/private/comment"]) == [("/private/comment", b"kept")]
+    store.close()

@@ -305,11 +305,63 @@ async def _setquota(conn: IMAPConnection, tag: str, cmd: c.SetQuota) -> Answer:
     raise _error("quotas are set by the administrator (domains.conf quota_bytes)", Code.NOPERM)
 
 
+# --- METADATA (RFC 5464) ----------------------------------------------------------
+
+def _metadata_target(name: str) -> str | None:
+    return None if name == "" else store_name(name)
+
+
+def _check_entry(entry: str, root_ok: bool = False) -> None:
+    # RFC 5464 §3.2: entries live below /private or /shared; no "*", "%", "//", or end "/".
+    # GETMETADATA may name the roots themselves, with DEPTH, to list what is below.
+    low = entry.lower()
+    below_root = low.startswith("/private/") or low.startswith("/shared/")
+    if not (below_root or (root_ok and low in ("/private", "/shared"))) or "//" in entry \
+            or entry.endswith("/") or "*" in entry or "%" in entry:
+        raise _error(f"not a metadata entry name: {entry!r}", None, "BAD")
+
+
+async def _getmetadata(conn: IMAPConnection, tag: str, cmd: c.GetMetadata) -> Answer:
+    """GETMETADATA (RFC 5464 §4.2): the values asked for, MAXSIZE and DEPTH applied."""
+    assert conn.account is not None
+    for entry in cmd.entries:
+        _check_entry(entry, root_ok=True)
+    found = await conn.account.get_metadata(_metadata_target(cmd.mailbox), cmd.entries,
+                                            cmd.depth.lower())
+    longest = 0
+    if cmd.maxsize is not None:
+        longest = max((len(v) for _, v in found if len(v) > cmd.maxsize), default=0)
+        found = [(e, v) for e, v in found if len(v) <= cmd.maxsize]
+    if found:
+        conn.session.send(r.metadata(cmd.mailbox, found, utf8=conn.session.utf8))
+    if longest:
+        # RFC 5464 §4.2.1: some values were left out for MAXSIZE; the longest's size.
+        return _answer("OK", "GETMETADATA completed",
+                       r.ResponseCode(Code.METADATA, f"LONGENTRIES {longest}"))
+    return _answer()
+
+
+async def _setmetadata(conn: IMAPConnection, tag: str, cmd: c.SetMetadata) -> Answer:
+    """SETMETADATA (RFC 5464 §4.3): all entries or none; NIL removes one."""
+    from kittiwake.store.model import MetadataLimit
+
+    assert conn.account is not None
+    for entry, _value in cmd.entries:
+        _check_entry(entry)
+    try:
+        await conn.account.set_metadata(_metadata_target(cmd.mailbox), cmd.entries)
+    except MetadataLimit as exc:
+        detail = "TOOMANY" if exc.too_many else f"MAXSIZE {exc.max_size}"
+        return _answer("NO", str(exc), r.ResponseCode(Code.METADATA, detail))
+    return _answer()
+
+
 HANDLERS: dict[type[c.Command], Any] = {
     c.Select: _select, c.Close: _close, c.Unselect: _unselect, c.List: _list, c.Lsub: _lsub,
     c.Namespace: _namespace, c.Status: _status, c.Create: _create, c.Delete: _delete,
     c.Rename: _rename, c.Subscribe: _subscribe, c.Unsubscribe: _subscribe,
     c.GetQuota: _getquota, c.GetQuotaRoot: _getquotaroot, c.SetQuota: _setquota,
+    c.GetMetadata: _getmetadata, c.SetMetadata: _setmetadata,
 }
 
 __all__ = ["HANDLERS", "MailboxNotFound", "uid_set"]

@@ -28,6 +28,7 @@ from kittiwake.store.model import (
     MailboxExists,
     MailboxNotFound,
     Message,
+    MetadataLimit,
     OverQuota,
     StoreError,
 )
@@ -256,6 +257,7 @@ class AccountStore:
             db.executemany("DELETE FROM fts WHERE rowid = ?", [(i,) for i in ids])
             db.execute("DELETE FROM message WHERE mailbox_id = ?", (mailbox.id,))
             db.execute("DELETE FROM expunged WHERE mailbox_id = ?", (mailbox.id,))
+            db.execute("DELETE FROM metadata WHERE mailbox_id = ?", (mailbox.id,))
             db.execute("DELETE FROM mailbox WHERE id = ?", (mailbox.id,))
         files.remove(self.root, ids)
         return [Change("mailbox-removed", mailbox.id, name, modseq=modseq)], ids
@@ -386,6 +388,54 @@ class AccountStore:
             news.append(NewMessage(item.path, len(data), summarize(data), item.flags,
                                    item.received))
         return self.add(mailbox_name, news, sync=True)
+
+    # --- metadata (IMAP METADATA, RFC 5464) ----------------------------------
+
+    MAX_METADATA_SIZE = 32 * 1024  # octets of one value (below the 64 KiB literal limit)
+    MAX_METADATA_ENTRIES = 200  # per mailbox, and for the server
+
+    def _metadata_owner(self, db: sqlite3.Connection, mailbox_name: str | None) -> int:
+        return 0 if mailbox_name is None else self._mailbox_by_name(db, mailbox_name).id
+
+    def get_metadata(self, mailbox_name: str | None, entries: Iterable[str],
+                     depth: str = "0") -> list[tuple[str, bytes]]:
+        """Values of ``entries`` (lower case) and, with depth "1" or "infinity", of
+        the entries below them (RFC 5464 §4.2.2); the server's when mailbox is None."""
+        with self.lock:
+            owner = self._metadata_owner(self.db, mailbox_name)
+            rows = list(self.db.execute(
+                "SELECT entry, value FROM metadata WHERE mailbox_id = ? ORDER BY entry",
+                (owner,)))
+        wanted = [e.lower() for e in entries]
+        out = []
+        for entry, value in rows:
+            for w in wanted:
+                if entry == w or (depth != "0" and entry.startswith(w + "/") and (
+                        depth == "infinity" or "/" not in entry[len(w) + 1:])):
+                    out.append((entry, bytes(value)))
+                    break
+        return out
+
+    def set_metadata(self, mailbox_name: str | None,
+                     items: Iterable[tuple[str, bytes | None]]) -> None:
+        """Set (or with None remove) entries, all or none (RFC 5464 §4.3)."""
+        with self._write() as (db, _modseq):
+            owner = self._metadata_owner(db, mailbox_name)
+            for entry, value in items:
+                if value is None:
+                    db.execute("DELETE FROM metadata WHERE mailbox_id = ? AND entry = ?",
+                               (owner, entry.lower()))
+                    continue
+                if len(value) > self.MAX_METADATA_SIZE:
+                    raise MetadataLimit(f"metadata value of {entry} is too large",
+                                        False, self.MAX_METADATA_SIZE)
+                db.execute("INSERT INTO metadata (mailbox_id, entry, value) VALUES (?, ?, ?)"
+                           " ON CONFLICT (mailbox_id, entry) DO UPDATE SET value = excluded.value",
+                           (owner, entry.lower(), value))
+            count = db.execute("SELECT COUNT(*) FROM metadata WHERE mailbox_id = ?",
+                               (owner,)).fetchone()[0]
+            if count > self.MAX_METADATA_ENTRIES:
+                raise MetadataLimit("too many metadata entries", True, self.MAX_METADATA_SIZE)
 
     # --- reading ------------------------------------------------------------
 

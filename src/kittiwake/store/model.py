@@ -27,6 +27,15 @@ class AccountNotFound(StoreError):
     pass
 
 
+class MetadataLimit(StoreError):
+    """A METADATA entry is too large or there would be too many (RFC 5464 §4.3)."""
+
+    def __init__(self, text: str, too_many: bool, max_size: int) -> None:
+        super().__init__(text)
+        self.too_many = too_many
+        self.max_size = max_size
+
+
 @dataclass(frozen=True)
 class Mailbox:
     """A mailbox with the counts IMAP STATUS reports (RFC 9051 §6.3.11)."""

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from kittiwake.sqlitedb import open_database
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 # System flags as bits (RFC 9051 §2.3.2); keywords are stored as text.
 SEEN, ANSWERED, FLAGGED, DELETED, DRAFT = 1, 2, 4, 8, 16
@@ -35,6 +35,16 @@ SYSTEM_FLAGS = {
 }
 FLAG_NAMES = {SEEN: "\\Seen", ANSWERED: "\\Answered", FLAGGED: "\\Flagged",
               DELETED: "\\Deleted", DRAFT: "\\Draft"}
+
+# IMAP METADATA entries (RFC 5464); mailbox_id 0 holds the server entries.
+_METADATA = """
+CREATE TABLE metadata (
+  mailbox_id INTEGER NOT NULL,
+  entry TEXT NOT NULL,
+  value BLOB NOT NULL,
+  PRIMARY KEY (mailbox_id, entry)
+);
+"""
 
 DDL = """
 CREATE TABLE meta (
@@ -92,9 +102,13 @@ CREATE VIRTUAL TABLE fts USING fts5 (
   headers, body, tokenize = 'unicode61 remove_diacritics 2', detail = column
 );
 INSERT INTO meta (key, value) VALUES ('modseq', 1), ('uidvalidity', 0);
-"""
+""" + _METADATA
+
+# Schema changes for databases made by older versions: version -> DDL.
+# 2: IMAP METADATA entries (RFC 5464); mailbox_id 0 holds the server entries.
+MIGRATIONS = {2: _METADATA}
 
 
 def connect(path: Path) -> sqlite3.Connection:
     """Open (creating if needed) an account database with durable settings."""
-    return open_database(path, DDL, SCHEMA_VERSION, "account database")
+    return open_database(path, DDL, SCHEMA_VERSION, "account database", MIGRATIONS)

@@ -115,6 +115,14 @@ class Account:
     async def summaries(self, message_ids: Iterable[int]) -> dict[int, str]:
         return await self._run(self.core.summaries, list(message_ids))
 
+    async def get_metadata(self, mailbox: str | None, entries: Iterable[str],
+                           depth: str = "0") -> list[tuple[str, bytes]]:
+        return await self._run(self.core.get_metadata, mailbox, list(entries), depth)
+
+    async def set_metadata(self, mailbox: str | None,
+                           items: Iterable[tuple[str, bytes | None]]) -> None:
+        await self._run(self.core.set_metadata, mailbox, list(items))
+
     async def total_size(self) -> int:
         return await self._run(self.core.total_size)
 
