@@ -396,3 +396,22 @@ async def test_metadata_server_and_mailbox_entries(imap_server: IMAPServer) -> N
     assert bad[-1].startswith(b"a BAD")
     missing = await w.cmd(b'GETMETADATA Nowhere (/private/comment)')
     assert missing[-1].startswith(b"a NO [NONEXISTENT]")
+
+
+async def test_replace_swaps_a_draft_atomically(imap_server: IMAPServer) -> None:
+    """REPLACE (RFC 8508): APPENDUID, EXISTS, the old one's EXPUNGE, in one step."""
+    old = b"Subject: draft 1\r\n\r\nfirst words\r\n"
+    new = b"Subject: draft 2\r\n\r\nmore words\r\n"
+    w = await Wire.open(imap_server.port)
+    await w.login()
+    await w.cmd(b"APPEND Drafts (\\Draft) {%d+}\r\n" % len(old) + old)
+    await w.cmd(b"SELECT Drafts")
+    answer = await w.cmd(b"UID REPLACE 1 Drafts (\\Draft) {%d+}\r\n" % len(new) + new)
+    assert answer[0].startswith(b"* OK [APPENDUID ") and answer[0].split()[4] == b"2]"
+    assert answer[1:] == [b"* 2 EXISTS\r\n", b"* 1 EXPUNGE\r\n", b"a OK REPLACE completed\r\n"]
+    fetched = await w.cmd(b"FETCH 1:* (UID FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    assert fetched[0].startswith(b"* 1 FETCH (UID 2 FLAGS (\\Draft) ")  # one message left
+    assert fetched[1] == b"Subject: draft 2\r\n" and not any(b"* 2 FETCH" in x for x in fetched)
+    gone = await w.cmd(b"UID REPLACE 9 Drafts {%d+}\r\n" % len(new) + new)
+    assert gone[-1].startswith(b"a NO [NONEXISTENT]")
+    assert (await w.cmd(b"STATUS Drafts (MESSAGES)"))[0].endswith(b"(MESSAGES 1)\r\n")

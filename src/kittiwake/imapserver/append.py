@@ -21,7 +21,7 @@ from kittiwake.imapserver.listing import store_name
 from kittiwake.imapserver.mailboxes import uid_set
 from kittiwake.imapserver.metrics import APPENDED
 from kittiwake.store import Appended
-from kittiwake.store.model import Flags, MailboxNotFound
+from kittiwake.store.model import Change, Flags, MailboxNotFound
 
 if TYPE_CHECKING:
     from kittiwake.imapserver.connection import Answer, IMAPConnection
@@ -96,4 +96,50 @@ async def _append(conn: IMAPConnection, tag: str, cmd: c.Append) -> Answer:
     return Answer("OK", "APPEND completed", code)
 
 
-HANDLERS: dict[type[c.Command], Any] = {c.Append: _append}
+async def _replace(conn: IMAPConnection, tag: str, cmd: c.Replace) -> Answer:
+    """REPLACE / UID REPLACE (RFC 8508): the new message in, the old one out, atomically.
+
+    Answered like the RFC's example: ``* OK [APPENDUID ...]``, EXISTS when the new
+    message is in the selected mailbox, the old one's EXPUNGE (VANISHED under
+    QRESYNC), then the tagged OK.
+    """
+    from kittiwake.imapserver.connection import Answer, HandlerError
+    from kittiwake.imapserver.messages import resolve, send_own_expunges
+
+    assert conn.account is not None and conn.selected is not None
+    sel = conn.selected
+    pending = conn.appends.pop(tag, None)
+    conn._append_tag = None
+    if pending is None or len(pending.spools) != 1:
+        if pending is not None:
+            for spool in pending.spools:
+                spool.discard()
+        return Answer("NO", "REPLACE data went missing", Code.SERVERBUG)
+    spool = pending.spools[0]
+    try:
+        if sel.readonly:
+            raise HandlerError("the mailbox is read-only (EXAMINE)", Code.READ_ONLY)
+        found = resolve(conn, c.SequenceSet.of(cmd.number), cmd.uid)
+        if not found:
+            raise HandlerError(f"no message {cmd.number} to replace", Code.NONEXISTENT)
+        old_uid = found[0][1]
+        path, _size = await asyncio.to_thread(spool.finish)
+        msg = cmd.message
+        received = int(msg.internal_date.timestamp() * 1000) if msg.internal_date else 0
+        flags = Flags.parse([f for f in msg.flags if f.lower() != "\\recent"])
+        [new] = await conn.account.append(pending.mailbox, [Appended(path, flags, received)],
+                                          replaces=(sel.name, old_uid))
+    except BaseException:
+        spool.discard()
+        raise
+    APPENDED.inc()
+    conn.session.send(r.untagged_status("OK", "replacement stored", r.ResponseCode.appenduid(
+        new.uidvalidity, uid_set([new.uid]))))
+    if pending.mailbox == sel.name:
+        sel.view.apply(Change("added", sel.mailbox_id, sel.name, (new.uid,), 0))
+        conn.announce(expunges_allowed=False)
+    send_own_expunges(conn, [old_uid])
+    return Answer("OK", "REPLACE completed")
+
+
+HANDLERS: dict[type[c.Command], Any] = {c.Append: _append, c.Replace: _replace}

@@ -388,11 +388,11 @@ async def _copy(conn: IMAPConnection, tag: str, cmd: c.Copy | c.Move) -> Answer:
         return _answer("OK", "COPY completed", code)
     # RFC 6851 §4.3: COPYUID in an untagged OK, then the expunges, then the tagged OK.
     conn.session.send(r.untagged_status("OK", "moved", code))
-    _send_own_expunges(conn, [a for a, _ in result])
+    send_own_expunges(conn, [a for a, _ in result])
     return _answer("OK", "MOVE completed")
 
 
-def _send_own_expunges(conn: IMAPConnection, uids: list[int]) -> None:
+def send_own_expunges(conn: IMAPConnection, uids: list[int]) -> None:
     sel = conn.selected
     assert sel is not None
     if sel.qresync:
@@ -416,7 +416,7 @@ async def _expunge(conn: IMAPConnection, tag: str, cmd: c.Expunge) -> Answer:
     if cmd.uids is not None:
         limit = [u for _, u in resolve(conn, cmd.uids, True)]
     gone = await conn.account.expunge(sel.name, limit)
-    _send_own_expunges(conn, gone)
+    send_own_expunges(conn, gone)
     return _answer()
 
 

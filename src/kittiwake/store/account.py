@@ -278,7 +278,8 @@ class AccountStore:
             return self.db.execute("SELECT COALESCE(SUM(size), 0) FROM mailbox").fetchone()[0]
 
     def add(self, mailbox_name: str, messages: list[NewMessage],
-            sync: bool | str = True) -> tuple[list[Delivered], list[Change]]:
+            sync: bool | str = True, replaces: tuple[str, int] | None = None
+            ) -> tuple[list[Delivered], list[Change]]:
         """Add messages whose temporary files exist; one transaction for all.
 
         ``sync=True``: each file is already fsynced; the directories it is
@@ -287,11 +288,27 @@ class AccountStore:
         ``files.sync_files`` (syncfs) makes their data and names durable. Either
         way that happens before the commit. On any failure nothing is committed
         and no new file stays visible.
+
+        ``replaces=(mailbox, uid)`` removes that message in the same transaction
+        (IMAP REPLACE, RFC 8508 §3: the new message and the old one's removal are
+        one atomic step); a missing message raises StoreError and adds nothing.
         """
         placed: list[Path] = []
         delivered: list[Delivered] = []
+        removed: list[int] = []
+        replaced_change: Change | None = None
         try:
             with self._write() as (db, modseq):
+                if replaces is not None:
+                    old_box = self._mailbox_by_name(db, replaces[0])
+                    row = db.execute("SELECT id, uid, flags, size FROM message"
+                                     " WHERE mailbox_id = ? AND uid = ?",
+                                     (old_box.id, replaces[1])).fetchone()
+                    if row is None:
+                        raise StoreError(f"no message with UID {replaces[1]} to replace")
+                    removed = _remove_rows(db, old_box.id, [row], modseq)
+                    replaced_change = Change("expunged", old_box.id, old_box.name,
+                                             (replaces[1],), modseq)
                 mailbox = self._mailbox_by_name(db, mailbox_name)
                 added_size = sum(m.size for m in messages)
                 if self.quota_bytes:
@@ -359,10 +376,12 @@ class AccountStore:
             for new in messages:
                 new.tmp_path.unlink(missing_ok=True)
             raise
+        if removed:
+            files.remove(self.root, removed)
         change = Change("added", mailbox.id, mailbox.name,
                         tuple(d.uid for d in delivered), modseq,
                         tuple(m.flags for m in messages))
-        return delivered, [change]
+        return delivered, [change] if replaced_change is None else [change, replaced_change]
 
     def deliver(self, mailbox_name: str, data: bytes, flags: Flags = Flags(),
                 received: int = 0, mailfrom: str = "",
@@ -373,7 +392,8 @@ class AccountStore:
         delivered, changes = self.add(mailbox_name, [new], sync=True)
         return delivered[0], changes
 
-    def append(self, mailbox_name: str, items: list[Appended]
+    def append(self, mailbox_name: str, items: list[Appended],
+               replaces: tuple[str, int] | None = None
                ) -> tuple[list[Delivered], list[Change]]:
         """IMAP APPEND and MULTIAPPEND (RFC 9051 §6.3.12, RFC 3502): spooled files.
 
@@ -387,7 +407,7 @@ class AccountStore:
             data = item.path.read_bytes()
             news.append(NewMessage(item.path, len(data), summarize(data), item.flags,
                                    item.received))
-        return self.add(mailbox_name, news, sync=True)
+        return self.add(mailbox_name, news, sync=True, replaces=replaces)
 
     # --- metadata (IMAP METADATA, RFC 5464) ----------------------------------
 
@@ -667,16 +687,7 @@ class AccountStore:
                 " ORDER BY uid", (mailbox.id, DELETED)) if limit is None or r[1] in limit]
             if not rows:
                 raise _NothingChanged(([], []))
-            ids = [r[0] for r in rows]
-            db.executemany("DELETE FROM fts WHERE rowid = ?", [(i,) for i in ids])
-            db.executemany("DELETE FROM message WHERE id = ?", [(i,) for i in ids])
-            db.executemany("INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq)"
-                           " VALUES (?, ?, ?)", [(mailbox.id, r[1], modseq) for r in rows])
-            unseen = sum(1 for r in rows if not r[2] & SEEN)
-            db.execute("UPDATE mailbox SET messages = messages - ?, unseen = unseen - ?,"
-                       " deleted = deleted - ?, size = size - ?, highestmodseq = ? WHERE id = ?",
-                       (len(rows), unseen, len(rows), sum(r[3] for r in rows), modseq,
-                        mailbox.id))
+            ids = _remove_rows(db, mailbox.id, rows, modseq)
         files.remove(self.root, ids)
         uids_gone = [r[1] for r in rows]
         return uids_gone, [Change("expunged", mailbox.id, mailbox.name, tuple(uids_gone), modseq)]
@@ -766,6 +777,24 @@ class _NothingChanged(Exception):
 
     def __init__(self, result: object) -> None:
         self.result = result
+
+
+def _remove_rows(db: sqlite3.Connection, mailbox_id: int,
+                 rows: list[tuple[int, int, int, int]], modseq: int) -> list[int]:
+    """Delete messages (id, uid, flags, size) of a mailbox in the open transaction:
+    rows, index, counts, and the VANISHED record (RFC 7162 §3.2.10). Returns the ids,
+    whose files the caller removes after the commit."""
+    ids = [r[0] for r in rows]
+    db.executemany("DELETE FROM fts WHERE rowid = ?", [(i,) for i in ids])
+    db.executemany("DELETE FROM message WHERE id = ?", [(i,) for i in ids])
+    db.executemany("INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq)"
+                   " VALUES (?, ?, ?)", [(mailbox_id, r[1], modseq) for r in rows])
+    unseen = sum(1 for r in rows if not r[2] & SEEN)
+    deleted = sum(1 for r in rows if r[2] & DELETED)
+    db.execute("UPDATE mailbox SET messages = messages - ?, unseen = unseen - ?,"
+               " deleted = deleted - ?, size = size - ?, highestmodseq = ? WHERE id = ?",
+               (len(rows), unseen, deleted, sum(r[3] for r in rows), modseq, mailbox_id))
+    return ids
 
 
 def _take_ids(db: sqlite3.Connection, n: int) -> int:

@@ -101,9 +101,11 @@ class Account:
         """A new spool file for a message arriving in pieces (IMAP APPEND)."""
         return SpoolFile(self.core.root)
 
-    async def append(self, mailbox: str, items: list[Appended]) -> list[Delivered]:
-        """Add spooled messages in one transaction; durable when this returns."""
-        delivered, changes = await self._run(self.core.append, mailbox, items)
+    async def append(self, mailbox: str, items: list[Appended],
+                     replaces: tuple[str, int] | None = None) -> list[Delivered]:
+        """Add spooled messages in one transaction; durable when this returns.
+        ``replaces=(mailbox, uid)`` removes that message in the same transaction."""
+        delivered, changes = await self._run(self.core.append, mailbox, items, replaces)
         self._publish(changes)
         return delivered
 
