@@ -124,3 +124,17 @@ def test_client_model_stays_in_sync(initial: int, steps: list[tuple]) -> None:
         assert all(u in store or view.is_pending_expunge(u) for u in client)
     tell(view.announce(expunges_allowed=True))
     assert client == store
+
+
+def test_views_share_a_uid_array_until_one_changes() -> None:
+    from array import array
+
+    shared = array("I", [1, 2, 3])
+    a, b = SelectedView(1, shared), SelectedView(1, shared)
+    assert a.uids is b.uids
+    a.apply(Change("expunged", 1, uids=(2,), modseq=5))
+    assert a.announce(expunges_allowed=True) == [Expunge(2)]
+    assert list(a.uids) == [1, 3] and list(b.uids) == [1, 2, 3] and list(shared) == [1, 2, 3]
+    b.apply(Change("added", 1, uids=(4,), modseq=6))
+    assert b.announce(expunges_allowed=True) == [Exists(4)]
+    assert list(shared) == [1, 2, 3]

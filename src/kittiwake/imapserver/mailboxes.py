@@ -8,12 +8,14 @@ the dispatcher sends pending updates and the tagged reply.
 
 from __future__ import annotations
 
+from array import array
 from typing import TYPE_CHECKING, Any
 
 from kittiwake.imap import commands as c
 from kittiwake.imap import responses as r
 from kittiwake.imap.codes import Code
 from kittiwake.imap.commands import SequenceSet
+from kittiwake.imapserver.cache import LRU
 from kittiwake.imapserver.listing import (
     SEPARATOR,
     ListOptions,
@@ -23,7 +25,7 @@ from kittiwake.imapserver.listing import (
     store_name,
 )
 from kittiwake.imapserver.view import SelectedView
-from kittiwake.store.model import Flags, Mailbox, MailboxExists, MailboxNotFound, Message
+from kittiwake.store.model import Mailbox, MailboxExists, MailboxNotFound, Message
 
 if TYPE_CHECKING:
     from kittiwake.imapserver.connection import Answer, IMAPConnection
@@ -72,25 +74,22 @@ async def _select(conn: IMAPConnection, tag: str, cmd: c.Select) -> Answer:
     # change of a deleted mailbox whose id was reused would reach this view.
     if conn.sub is not None:
         conn.sub.pending()
-    mailbox = await conn.account.mailbox(name)
-    messages = await conn.account.messages(name)
+    mailbox, uids, keywords, unseen_uid = await _selection(conn, name)
     readonly = cmd.readonly
-    view = SelectedView(mailbox.id, [m.uid for m in messages], mailbox.highestmodseq)
+    view = SelectedView(mailbox.id, uids, mailbox.highestmodseq)
     qresync = cmd.qresync is not None or "QRESYNC" in s.enabled_caps
     condstore = s.condstore or cmd.condstore or cmd.qresync is not None
     if condstore:
         s.condstore = True
-    keywords = sorted({k for m in messages for k in m.flags.keywords}, key=str.lower)
     s.send(r.flags([*SYSTEM_FLAGS, *keywords]))
     perm = [] if readonly else [*SYSTEM_FLAGS, *keywords, "\\*"]
     s.send(r.untagged_status("OK", "flags that can be changed",
                              r.ResponseCode.permanentflags(perm)))
-    s.send(r.exists(len(messages)))
+    s.send(r.exists(len(uids)))
     rev2 = "IMAP4REV2" in s.enabled_caps
     if not rev2:
         s.send(b"* 0 RECENT\r\n")  # RFC 3501 §7.3.2 (no \Recent kept, RFC 9051 App. E)
-        first_unseen = next((i for i, m in enumerate(messages, 1)
-                             if not m.flags.system & Flags.parse(["\\Seen"]).system), None)
+        first_unseen = view.seq_of(unseen_uid) if unseen_uid is not None else None
         if first_unseen is not None:
             s.send(r.untagged_status("OK", "first unseen",
                                      r.ResponseCode(Code.UNSEEN, str(first_unseen))))
@@ -104,9 +103,31 @@ async def _select(conn: IMAPConnection, tag: str, cmd: c.Select) -> Answer:
     conn.selected = Selected(name, mailbox.id, mailbox.uidvalidity, readonly, view,
                              qresync=qresync)
     if cmd.qresync is not None and cmd.qresync.uidvalidity == mailbox.uidvalidity:
-        await _qresync(conn, cmd.qresync, messages, fetch_flags_line)
+        changed = await conn.account.messages(name, cmd.qresync.modseq)
+        await _qresync(conn, cmd.qresync, changed, fetch_flags_line)
     return _answer("OK", "EXAMINE completed" if readonly else "SELECT completed",
                    Code.READ_ONLY if readonly else Code.READ_WRITE)
+
+
+# Mailbox states recently selected: (account dir, mailbox id, uidvalidity, highest
+# modseq) -> (UID array, keywords, first unseen UID). Any change to a mailbox raises
+# its highest modseq, so an entry is never stale; views share the array (see view).
+SELECTIONS: LRU[tuple[str, int, int, int], tuple[array[int], list[str], int | None]] = LRU(256)
+
+
+async def _selection(conn: IMAPConnection, name: str
+                     ) -> tuple[Mailbox, array[int], list[str], int | None]:
+    assert conn.account is not None
+    mailbox = await conn.account.mailbox(name)
+    key = (str(conn.account.core.root), mailbox.id, mailbox.uidvalidity, mailbox.highestmodseq)
+    hit = SELECTIONS.get(key)
+    if hit is not None:
+        return mailbox, *hit
+    mailbox, uids, keywords, unseen = await conn.account.selection(name)
+    snapshot = (array("I", uids), keywords, unseen)
+    SELECTIONS.put((str(conn.account.core.root), mailbox.id, mailbox.uidvalidity,
+                    mailbox.highestmodseq), snapshot)
+    return mailbox, *snapshot
 
 
 async def _qresync(conn: IMAPConnection, q: c.QResync, messages: list[Message],
@@ -120,9 +141,10 @@ async def _qresync(conn: IMAPConnection, q: c.QResync, messages: list[Message],
         gone = [u for u in gone if known.contains(u, max(top, known.max_number()))]
     if gone:
         conn.session.send(r.vanished(uid_set(gone), earlier=True))
-    for seq, m in enumerate(messages, 1):
-        if m.modseq > q.modseq and (known is None or known.saved
-                                    or known.contains(m.uid, top)):
+    view = conn.selected.view
+    for m in messages:  # those changed since the client's modseq
+        seq = view.seq_of(m.uid)
+        if seq is not None and (known is None or known.saved or known.contains(m.uid, top)):
             conn.session.send(fetch_flags_line(conn, seq, m))
 
 

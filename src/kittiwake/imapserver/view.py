@@ -25,8 +25,10 @@ Invariants every handler keeps (break one and clients lose sync):
    dropped. So the session's own commands can update the view at once and
    the broadcast of the same commit later is harmless.
 
-Memory: the UIDs are a compact ``array`` (4 bytes a message), so thousands
-of idle sessions on big mailboxes stay cheap. Pure code, no I/O.
+Memory: the UIDs are a compact ``array`` (4 bytes a message, IMAP UIDs are
+32-bit), and sessions that select the same mailbox state share one array
+until one of them changes it (copy on write), so thousands of idle sessions
+on a big mailbox stay cheap. Pure code, no I/O.
 """
 
 from __future__ import annotations
@@ -78,9 +80,12 @@ Update = Expunge | Vanished | Exists | FlagsChanged
 class SelectedView:
     """UIDs with sequence numbers, and the changes not yet told to the client."""
 
-    def __init__(self, mailbox_id: int, uids: Iterable[int], highestmodseq: int = 0) -> None:
+    def __init__(self, mailbox_id: int, uids: Iterable[int] | array[int],
+                 highestmodseq: int = 0) -> None:
         self.mailbox_id = mailbox_id
-        self.uids = array("L", sorted(uids))
+        # An array given is shared with other views (read-only until copied).
+        self._shared = isinstance(uids, array)
+        self.uids: array[int] = uids if isinstance(uids, array) else array("I", sorted(uids))
         self.highestmodseq = highestmodseq
         self._added: set[int] = set()
         self._expunged: set[int] = set()
@@ -151,6 +156,12 @@ class SelectedView:
     def has_pending(self) -> bool:
         return bool(self._added or self._expunged or self._flags)
 
+    def _own(self) -> None:
+        """Copy a shared UID array before the first change (copy on write)."""
+        if self._shared:
+            self.uids = array("I", self.uids)
+            self._shared = False
+
     def announce(self, *, expunges_allowed: bool, qresync: bool = False) -> list[Update]:
         """The untagged updates to send now, in the order to send them.
 
@@ -159,6 +170,8 @@ class SelectedView:
         of messages the client knows.
         """
         out: list[Update] = []
+        if (expunges_allowed and self._expunged) or self._added:
+            self._own()
         if expunges_allowed and self._expunged:
             gone = sorted(self._expunged)
             self._expunged.clear()
@@ -178,7 +191,7 @@ class SelectedView:
             if new[0] > self.max_uid:
                 self.uids.extend(new)
             else:  # out of order (never from the store, but stay correct)
-                self.uids = array("L", sorted(set(self.uids) | set(new)))
+                self.uids = array("I", sorted(set(self.uids) | set(new)))
             out.append(Exists(len(self.uids)))
         if self._flags:
             for uid in sorted(self._flags):
@@ -197,6 +210,7 @@ class SelectedView:
         §7.5.1: each EXPUNGE renumbers the messages after it).
         """
         seqs: list[int] = []
+        self._own()
         for uid in sorted(set(uids), reverse=True):
             seq = self.seq_of(uid)
             if seq is not None:
@@ -208,4 +222,4 @@ class SelectedView:
 
     def _remove(self, uids: list[int]) -> None:
         drop = set(uids)
-        self.uids = array("L", (u for u in self.uids if u not in drop))
+        self.uids = array("I", (u for u in self.uids if u not in drop))

@@ -479,6 +479,24 @@ class AccountStore:
             rows = [m for m in rows if m.uid in keep]
         return rows
 
+    def selection(self, mailbox_name: str) -> tuple[Mailbox, list[int], list[str], int | None]:
+        """What IMAP SELECT needs, cheaply (RFC 9051 §6.3.2): the mailbox, its UIDs in
+        order, the keywords in use, and the first unseen message's UID."""
+        with self.lock:
+            mailbox = self._mailbox_by_name(self.db, mailbox_name)
+            uids = [r[0] for r in self.db.execute(
+                "SELECT uid FROM message WHERE mailbox_id = ? ORDER BY uid", (mailbox.id,))]
+            words: dict[str, str] = {}
+            for (text,) in self.db.execute(
+                    "SELECT DISTINCT keywords FROM message WHERE mailbox_id = ? AND keywords != ''",
+                    (mailbox.id,)):
+                for k in text.split():
+                    words.setdefault(k.lower(), k)
+            row = self.db.execute(
+                "SELECT uid FROM message WHERE mailbox_id = ? AND flags & ? = 0"
+                " ORDER BY uid LIMIT 1", (mailbox.id, SEEN)).fetchone()
+        return mailbox, uids, sorted(words.values(), key=str.lower), row[0] if row else None
+
     def summaries(self, message_ids: Iterable[int]) -> dict[int, str]:
         """The stored summary JSON (part tree, envelope) of each message id."""
         ids = list(message_ids)

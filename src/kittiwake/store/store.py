@@ -114,6 +114,9 @@ class Account:
         return await self._run(self.core.messages, mailbox, changed_since,
                                None if uids is None else list(uids))
 
+    async def selection(self, mailbox: str) -> tuple[Mailbox, list[int], list[str], int | None]:
+        return await self._run(self.core.selection, mailbox)
+
     async def summaries(self, message_ids: Iterable[int]) -> dict[int, str]:
         return await self._run(self.core.summaries, list(message_ids))
 
