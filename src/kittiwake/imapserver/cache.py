@@ -43,3 +43,21 @@ class LRU(Generic[K, V]):
 
     def __len__(self) -> int:
         return len(self._data)
+
+
+# The first octets of recently read message files (their header sections):
+# message key -> octets from the file's start. FETCH HEADER.FIELDS and header
+# SEARCH keys read these again and again.
+HEADS: LRU[MessageKey, bytes] = LRU(20_000)
+
+
+def read_head(key: MessageKey, path: str, length: int) -> bytes:
+    """The first ``length`` octets of the message file, from :data:`HEADS` if there."""
+    cached = HEADS.get(key)
+    if cached is not None and len(cached) >= length:
+        return cached[:length]
+    with open(path, "rb") as f:
+        data = f.read(length)
+    if len(data) == length and length <= 64 * 1024:
+        HEADS.put(key, data)
+    return data

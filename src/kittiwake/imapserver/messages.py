@@ -27,11 +27,11 @@ from kittiwake.imap.commands import SequenceSet
 from kittiwake.imap.encode import Piece, encode_bytes
 from kittiwake.imap.preview import preview
 from kittiwake.imap.section import Section, SectionText
-from kittiwake.imap.sections import fetch_value, literal_safe, read_span
+from kittiwake.imap.sections import Span, fetch_value, literal_safe, read_span
 from kittiwake.imap.values import Atom, FileLiteral, Literal, Raw, Value
 from kittiwake.imapserver import search as srch
 from kittiwake.imapserver import sorting
-from kittiwake.imapserver.cache import LRU, MessageKey
+from kittiwake.imapserver.cache import LRU, MessageKey, read_head
 from kittiwake.imapserver.listing import store_name
 from kittiwake.imapserver.mailboxes import uid_set
 from kittiwake.imapserver.view import Exists, Expunge, FlagsChanged, Update, Vanished
@@ -147,6 +147,7 @@ def _item_values(conn_utf8: bool, condstore: bool, m: Message, seq: int,
     """
     out: list[tuple[str, Value]] = []
     parsed: list[Part] = []
+    key: MessageKey = (account, m.id, m.saved, m.size)
 
     def root_() -> Part:
         if not parsed:
@@ -154,19 +155,24 @@ def _item_values(conn_utf8: bool, condstore: bool, m: Message, seq: int,
         return parsed[0]
 
     def structure(name: str) -> Value:
-        key = ((account, m.id, m.saved, m.size), conn_utf8, name)
-        cached = STRUCTURES.get(key)
+        skey = (key, conn_utf8, name)
+        cached = STRUCTURES.get(skey)
         if cached is None:
             root = root_()
             value: Value = env.envelope_of_part(root, conn_utf8) if name == "ENVELOPE" else \
                 bs.bodystructure(root, conn_utf8) if name == "BODYSTRUCTURE" else \
                 bs.body(root, conn_utf8)
             cached = encode_bytes(value, conn_utf8)
-            STRUCTURES.put(key, cached)
+            STRUCTURES.put(skey, cached)
         return Raw(cached)
 
     seen_names: set[str] = set()
-    read = partial(read_span, path)
+
+    def read(span: Span) -> bytes:
+        # Spans from the file's start (the message header) come from the head cache.
+        if span.offset == 0:
+            return read_head(key, path, span.length)
+        return read_span(path, span)
 
     def add(name: str, value: Value) -> None:
         if name not in seen_names:

@@ -17,7 +17,7 @@ from functools import cached_property
 from pathlib import Path
 
 from kittiwake.imap import commands as c
-from kittiwake.imapserver.cache import LRU, MessageKey
+from kittiwake.imapserver.cache import LRU, MessageKey, read_head
 from kittiwake.imapserver.searchtext import MessageText, fold
 from kittiwake.message.part import Part
 from kittiwake.store.model import Flags, Message
@@ -66,8 +66,9 @@ class Candidate:
 
         try:
             root = Part.from_dict(json.loads(self.summary())["part"])
-            with open(self.path, "rb") as f:
-                head = f.read(root.body_start)
+            m = self.message
+            head = read_head((self.account, m.id, m.saved, m.size), str(self.path),
+                             root.body_start)
             root.headers = parse_header_section(head, root.header_start, root.body_start)[0]
             return MessageText(root, head)
         except (OSError, ValueError, KeyError, TypeError):
