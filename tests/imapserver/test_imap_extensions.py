@@ -37,7 +37,7 @@ async def test_capabilities_namespace_id_enable(imap_server: IMAPServer) -> None
                     b"LIST-STATUS", b"BINARY", b"UNSELECT", b"NAMESPACE", b"ID"):
             assert cap in caps, cap
         for cap in (b"OBJECTID", b"COMPRESS=DEFLATE", b"METADATA", b"METADATA-SERVER",
-                    b"REPLACE"):
+                    b"REPLACE", b"INPROGRESS"):
             assert cap in caps, cap
         for cap in (b"NOTIFY", b"UIDONLY"):
             assert cap not in caps, cap  # offered only once answered in full

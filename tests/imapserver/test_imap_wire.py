@@ -415,3 +415,20 @@ async def test_replace_swaps_a_draft_atomically(imap_server: IMAPServer) -> None
     gone = await w.cmd(b"UID REPLACE 9 Drafts {%d+}\r\n" % len(new) + new)
     assert gone[-1].startswith(b"a NO [NONEXISTENT]")
     assert (await w.cmd(b"STATUS Drafts (MESSAGES)"))[0].endswith(b"(MESSAGES 1)\r\n")
+
+
+async def test_long_search_reports_progress(imap_server: IMAPServer, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """INPROGRESS (RFC 9585): a long text search tells how far it got."""
+    from kittiwake.imapserver import messages
+
+    monkeypatch.setattr(messages, "PROGRESS_EVERY", 0.0)
+    monkeypatch.setattr(messages, "SEARCH_SLICE", 2)
+    for i in range(5):
+        await imap_server.deliver(b"Subject: %d\r\n\r\nneedle %d\r\n" % (i, i))
+    w = await Wire.open(imap_server.port)
+    await w.login()
+    await w.cmd(b"SELECT INBOX")
+    answer = await w.cmd(b"SEARCH BODY needle", tag=b"s1")
+    progress = [ln for ln in answer if b"INPROGRESS" in ln]
+    assert progress[0].startswith(b'* OK [INPROGRESS ("s1" 2 5)]')
+    assert answer[-2] == b"* SEARCH 1 2 3 4 5\r\n"

@@ -42,6 +42,25 @@ if TYPE_CHECKING:
     from kittiwake.imapserver.connection import Answer, IMAPConnection
 
 BATCH = 200
+SEARCH_SLICE = 500
+PROGRESS_EVERY = 2.0  # seconds between INPROGRESS responses (RFC 9585)
+
+
+class Progress:
+    """``* OK [INPROGRESS ("tag" done total)]`` during a long command (RFC 9585 §3)."""
+
+    def __init__(self, conn: IMAPConnection, tag: str, total: int) -> None:
+        self.conn = conn
+        self.tag = tag
+        self.total = total
+        self.last = time.monotonic()
+
+    def tell(self, done: int) -> None:
+        now = time.monotonic()
+        if now - self.last >= PROGRESS_EVERY and done:
+            self.last = now
+            self.conn.session.send(r.untagged_status(
+                "OK", "still working", r.ResponseCode.inprogress(self.tag, done, self.total)))
 _SEEN = Flags.parse(["\\Seen"])
 
 
@@ -309,7 +328,9 @@ async def _fetch(conn: IMAPConnection, tag: str, cmd: c.Fetch) -> Answer:
     todo = [(seq, by_uid[u]) for seq, u in pairs if u in by_uid]
     missing = cmd.changed_since is None and len(todo) < len(pairs)
     core = conn.account.core
+    progress = Progress(conn, tag, len(todo))
     for i in range(0, len(todo), BATCH):
+        progress.tell(i)
         batch = todo[i:i + BATCH]
         ids = [m.id for _, m in batch]
         paths = {m.id: str(core.path(m.id)) for _, m in batch}
@@ -466,10 +487,26 @@ def _check_charset(charset: str | None) -> None:
                      None)  # the parser answers BADCHARSET before this
 
 
+async def _matching(conn: IMAPConnection, tag: str, key: c.SearchKey,
+                    cands: list[srch.Candidate]) -> list[srch.Candidate]:
+    """The candidates that match, evaluated in a worker thread in slices, so a long
+    search (message text) can report its progress (RFC 9585 INPROGRESS)."""
+    if not srch.needs_text(key):
+        return await asyncio.to_thread(lambda: [m for m in cands if srch.matches(key, m)])
+    progress = Progress(conn, tag, len(cands))
+    hits: list[srch.Candidate] = []
+    for i in range(0, len(cands), SEARCH_SLICE):
+        progress.tell(i)
+        part = cands[i:i + SEARCH_SLICE]
+        hits += await asyncio.to_thread(lambda p=part: [m for m in p if srch.matches(key, m)])
+        await conn.flush()
+    return hits
+
+
 async def _search(conn: IMAPConnection, tag: str, cmd: c.Search) -> Answer:
     _check_charset(cmd.charset)
     cands = await _candidates(conn, cmd.criteria)
-    hits = await asyncio.to_thread(lambda: [m for m in cands if srch.matches(cmd.criteria, m)])
+    hits = await _matching(conn, tag, cmd.criteria, cands)
     numbers = [m.message.uid if cmd.uid else m.seq for m in hits]
     modseq = max((m.message.modseq for m in hits), default=None) \
         if _uses_modseq(cmd.criteria) else None
