@@ -138,3 +138,22 @@ def test_views_share_a_uid_array_until_one_changes() -> None:
     b.apply(Change("added", 1, uids=(4,), modseq=6))
     assert b.announce(expunges_allowed=True) == [Exists(4)]
     assert list(shared) == [1, 2, 3]
+
+
+@settings(max_examples=200, deadline=None)
+@given(uids=st.lists(st.integers(1, 60), unique=True, max_size=30),
+       ranges=st.lists(st.tuples(st.one_of(st.none(), st.integers(1, 70)),
+                                 st.one_of(st.none(), st.integers(1, 70))), min_size=1,
+                       max_size=4))
+def test_uid_sets_resolve_like_membership(uids: list[int], ranges: list) -> None:  # type: ignore[type-arg]
+    """UID ranges cut by bisection name exactly the UIDs a membership test names."""
+    from types import SimpleNamespace
+
+    from kittiwake.imap.commands import SequenceSet
+    from kittiwake.imapserver.messages import resolve
+
+    view = SelectedView(1, uids)
+    conn = SimpleNamespace(selected=SimpleNamespace(view=view), saved_uids=[])
+    numbers = SequenceSet(tuple(ranges))
+    want = [(i, u) for i, u in enumerate(view.uids, 1) if numbers.contains(u, view.max_uid)]
+    assert resolve(conn, numbers, True) == want  # type: ignore[arg-type]

@@ -13,6 +13,7 @@ import asyncio
 import datetime as dt
 import json
 import time
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
@@ -88,22 +89,38 @@ def resolve(conn: IMAPConnection, numbers: SequenceSet, uid: bool) -> list[tuple
     """(sequence number, UID) of the messages a set names, in sequence order.
 
     Sequence numbers beyond the mailbox are a client error (RFC 9051 §9
-    ``seq-number``: BAD); UIDs that do not exist are simply not there.
+    ``seq-number``: BAD); UIDs that do not exist are simply not there. Ranges
+    are cut out of the view's sorted UIDs by bisection, so ``1:*`` of a big
+    mailbox costs its answer, not a test per message.
     """
     sel = conn.selected
     assert sel is not None
     view = sel.view
+    uids = view.uids
     if numbers.saved:
         wanted = set(conn.saved_uids)
-        return [(i, u) for i, u in enumerate(view.uids, 1) if u in wanted]
+        return [(i, u) for i, u in enumerate(uids, 1) if u in wanted]
     if uid:
         top = view.max_uid
-        return [(i, u) for i, u in enumerate(view.uids, 1) if numbers.contains(u, top)]
+        picked: set[int] = set()
+        for lo, hi in _bounds(numbers, top):
+            picked.update(range(bisect_left(uids, lo), bisect_right(uids, hi)))
+        return [(i + 1, uids[i]) for i in sorted(picked)]
     top = len(view)
     if numbers.max_number() > top or (numbers.has_star() and top == 0):
         raise _error("no such message sequence number", Code.CLIENTBUG, "BAD") \
             if numbers.max_number() > top else _error("the mailbox is empty", None, "BAD")
-    return [(s, view.uids[s - 1]) for s in numbers.values(top)]
+    return [(q, uids[q - 1]) for q in numbers.values(top)]
+
+
+def _bounds(numbers: SequenceSet, top: int) -> list[tuple[int, int]]:
+    """The set's ranges as (low, high), ``*`` being ``top`` (RFC 9051 §9)."""
+    out = []
+    for a, b in numbers.ranges:
+        lo = top if a is None else a
+        hi = top if b is None else b
+        out.append((min(lo, hi), max(lo, hi)))
+    return out
 
 
 # --- untagged updates ---------------------------------------------------------------
