@@ -432,3 +432,21 @@ async def test_long_search_reports_progress(imap_server: IMAPServer, monkeypatch
     progress = [ln for ln in answer if b"INPROGRESS" in ln]
     assert progress[0].startswith(b'* OK [INPROGRESS ("s1" 2 5)]')
     assert answer[-2] == b"* SEARCH 1 2 3 4 5\r\n"
+
+
+async def test_a_new_keyword_is_announced_in_flags(imap_server: IMAPServer) -> None:
+    """RFC 9051 §7.3.5: FLAGS is sent again when a new keyword comes into use."""
+    await imap_server.deliver(b"Subject: k\r\n\r\nx\r\n")
+    a, b = await Wire.open(imap_server.port), await Wire.open(imap_server.port)
+    await a.login()
+    await b.login()
+    await a.cmd(b"SELECT INBOX")
+    await b.cmd(b"SELECT INBOX")
+    stored = await a.cmd(b"STORE 1 +FLAGS ($Important)")
+    assert stored[0] == (b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft"
+                         b" $Important)\r\n")
+    seen_by_b = await b.cmd(b"NOOP")
+    assert seen_by_b[0].startswith(b"* FLAGS (") and b"$Important" in seen_by_b[0]
+    assert seen_by_b[1].startswith(b"* 1 FETCH (UID 1 FLAGS ($Important)")
+    again = await a.cmd(b"STORE 1 +FLAGS ($Important)")
+    assert not any(line.startswith(b"* FLAGS") for line in again)  # known now

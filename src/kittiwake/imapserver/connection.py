@@ -115,6 +115,8 @@ class Selected:
     readonly: bool
     view: SelectedView
     qresync: bool = False
+    keywords: set[str] = field(default_factory=set)  # announced in FLAGS, lower case
+    keyword_names: dict[str, str] = field(default_factory=dict)  # lower case -> as written
 
 
 @dataclass

@@ -101,7 +101,8 @@ async def _select(conn: IMAPConnection, tag: str, cmd: c.Select) -> Answer:
     s.send(r.untagged_status("OK", "highest", r.ResponseCode.highestmodseq(
         mailbox.highestmodseq)))
     conn.selected = Selected(name, mailbox.id, mailbox.uidvalidity, readonly, view,
-                             qresync=qresync)
+                             qresync=qresync, keywords={k.lower() for k in keywords},
+                             keyword_names={k.lower(): k for k in keywords})
     if cmd.qresync is not None and cmd.qresync.uidvalidity == mailbox.uidvalidity:
         changed = await conn.account.messages(name, cmd.qresync.modseq)
         await _qresync(conn, cmd.qresync, changed, fetch_flags_line)

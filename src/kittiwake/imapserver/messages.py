@@ -14,7 +14,7 @@ import datetime as dt
 import json
 import time
 from bisect import bisect_left, bisect_right
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -125,8 +125,26 @@ def _bounds(numbers: SequenceSet, top: int) -> list[tuple[int, int]]:
 
 # --- untagged updates ---------------------------------------------------------------
 
+def note_keywords(conn: IMAPConnection, flags: Iterable[Flags]) -> None:
+    """Send ``* FLAGS`` again when a keyword appears that the client was not told of
+    (RFC 9051 §7.3.5: FLAGS lists the flags applicable in the mailbox)."""
+    from kittiwake.imapserver.mailboxes import SYSTEM_FLAGS
+
+    sel = conn.selected
+    if sel is None:
+        return
+    new = {k.lower(): k for f in flags for k in f.keywords if k.lower() not in sel.keywords}
+    if not new:
+        return
+    sel.keywords.update(new)
+    sel.keyword_names.update(new)
+    conn.session.send(r.flags([*SYSTEM_FLAGS, *sorted(sel.keyword_names.values(),
+                                                        key=str.lower)]))
+
+
 def send_updates(conn: IMAPConnection, updates: Sequence[Update]) -> None:
     s = conn.session
+    note_keywords(conn, [u.flags for u in updates if isinstance(u, FlagsChanged)])
     for u in updates:
         if isinstance(u, Expunge):
             s.send(r.expunge(u.seq))
@@ -382,6 +400,7 @@ async def _store(conn: IMAPConnection, tag: str, cmd: c.Store) -> Answer:
     for m in changed:
         sel.view.note_own_modseq(m.modseq)
     seq_of = dict((u, q) for q, u in pairs)
+    note_keywords(conn, [flags])
     if not cmd.silent or conn.session.condstore:
         rows = await conn.account.messages(sel.name, 0, uids) if uids else []
         changed_uids = {m.uid for m in changed}
