@@ -498,7 +498,7 @@ async def _candidates(conn: IMAPConnection, key: c.SearchKey | None = None
     by_uid = {m.uid: m for m in rows}
     account = conn.account
     summaries: dict[int, str] = {}
-    if key is None or srch.needs_text(key):
+    if key is None or srch.needs_body(key):
         summaries = await account.summaries([m.id for m in rows])
     saved = frozenset(conn.saved_uids)
     now = time.time()

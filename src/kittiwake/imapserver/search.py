@@ -27,6 +27,9 @@ __all__ = ["Candidate", "matches", "needs_text"]
 
 _RFC_TIME = dt.UTC
 
+# Octets read from a message's start when looking for its header section.
+HEAD_GUESS = 16 * 1024
+
 # Decoded, folded top-level header values of recently searched messages.
 HEADERS: LRU[MessageKey, dict[str, list[str]]] = LRU(50_000)
 
@@ -59,16 +62,26 @@ class Candidate:
 
     @cached_property
     def header_text(self) -> MessageText:
-        """Only the top-level header section, read from the file's start (header keys)."""
+        """Only the top-level header section (header keys), from the file's first octets.
+
+        Most headers end within :data:`HEAD_GUESS` octets; then no part tree is
+        needed. Longer ones, and mbox-style files, use the stored tree's offsets.
+        """
         if "text" in self.__dict__:
             return self.text
         from kittiwake.message.headers import parse_header_section
 
+        m = self.message
+        key = (self.account, m.id, m.saved, m.size)
         try:
+            head = read_head(key, str(self.path), min(HEAD_GUESS, m.size))
+            if not head.startswith(b"From "):
+                headers, body = parse_header_section(head)
+                if body < len(head) or len(head) == m.size:
+                    root = Part(0, body, len(head), headers=headers)
+                    return MessageText(root, head)
             root = Part.from_dict(json.loads(self.summary())["part"])
-            m = self.message
-            head = read_head((self.account, m.id, m.saved, m.size), str(self.path),
-                             root.body_start)
+            head = read_head(key, str(self.path), root.body_start)
             root.headers = parse_header_section(head, root.header_start, root.body_start)[0]
             return MessageText(root, head)
         except (OSError, ValueError, KeyError, TypeError):
@@ -101,6 +114,11 @@ def needs_text(key: c.SearchKey) -> bool:
     return any(isinstance(k, c.SearchHeader | c.SearchText)
                or (isinstance(k, c.SearchDate) and k.field == c.DateField.SENT)
                for k in c.search_keys(key))
+
+
+def needs_body(key: c.SearchKey) -> bool:
+    """Whether ``key`` reads message bodies (BODY/TEXT), which want the part tree."""
+    return any(isinstance(k, c.SearchText) for k in c.search_keys(key))
 
 
 def _has_flag(flags: Flags, name: str) -> bool:
