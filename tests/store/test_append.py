@@ -77,7 +77,7 @@ async def test_message_ids_are_never_reused_after_expunge(tmp_path: Path) -> Non
 
 
 def test_an_old_account_database_gains_the_metadata_table(tmp_path: Path) -> None:
-    """Schema 1 (before METADATA) is migrated when the account is opened."""
+    """Schema 1 (before METADATA and the text index) is migrated when opened."""
     import sqlite3
 
     from kittiwake.store.account import AccountStore
@@ -86,6 +86,7 @@ def test_an_old_account_database_gains_the_metadata_table(tmp_path: Path) -> Non
     AccountStore("old", root).close()
     db = sqlite3.connect(root / "index.db")
     db.execute("DROP TABLE metadata")
+    db.execute("DROP TABLE textindex")
     db.execute("PRAGMA user_version = 1")
     db.commit()
     db.close()

@@ -37,6 +37,7 @@ from kittiwake.imapserver.listing import store_name
 from kittiwake.imapserver.mailboxes import uid_set
 from kittiwake.imapserver.view import Exists, Expunge, FlagsChanged, Update, Vanished
 from kittiwake.message.part import Part
+from kittiwake.message.searchtext import fold
 from kittiwake.store.model import Flags, MailboxNotFound, Message
 
 if TYPE_CHECKING:
@@ -498,8 +499,20 @@ async def _candidates(conn: IMAPConnection, key: c.SearchKey | None = None
     by_uid = {m.uid: m for m in rows}
     account = conn.account
     summaries: dict[int, str] = {}
-    if key is None or srch.needs_body(key):
-        summaries = await account.summaries([m.id for m in rows])
+    text_index = None
+    if key is not None and srch.needs_body(key):
+        # BODY/TEXT keys: the store's substring index answers for the messages in it.
+        answers = {}
+        for k in c.search_keys(key):
+            if isinstance(k, c.SearchText):
+                needle = fold(k.value)
+                if (needle, k.body_only) not in answers:
+                    answers[(needle, k.body_only)] = await account.text_search(
+                        sel.name, needle, "body" if k.body_only else None)
+        text_index = srch.TextIndex(answers)
+        unindexed = [m.id for m in rows
+                     if not any(m.id in got[0] for got in answers.values())]
+        summaries = await account.summaries(unindexed)
     saved = frozenset(conn.saved_uids)
     now = time.time()
     out = []
@@ -513,7 +526,7 @@ async def _candidates(conn: IMAPConnection, key: c.SearchKey | None = None
         getter = (lambda s=summary: s) if summary is not None else \
             partial(account.core.summary_json, m.id)
         out.append(srch.Candidate(m, seq, account.core.path(m.id), getter, saved, now,
-                                  max_seq, max_uid, str(account.core.root)))
+                                  max_seq, max_uid, str(account.core.root), text_index))
     return out
 
 

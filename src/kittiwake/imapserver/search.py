@@ -18,12 +18,12 @@ from pathlib import Path
 
 from kittiwake.imap import commands as c
 from kittiwake.imapserver.cache import LRU, MessageKey, read_head
-from kittiwake.imapserver.searchtext import MessageText, fold
 from kittiwake.message.part import Part
+from kittiwake.message.searchtext import MessageText, fold
 from kittiwake.store.model import Flags, Message
 from kittiwake.store.schema import SYSTEM_FLAGS
 
-__all__ = ["Candidate", "matches", "needs_text"]
+__all__ = ["Candidate", "TextIndex", "matches", "needs_body", "needs_text"]
 
 _RFC_TIME = dt.UTC
 
@@ -32,6 +32,23 @@ HEAD_GUESS = 16 * 1024
 
 # Decoded, folded top-level header values of recently searched messages.
 HEADERS: LRU[MessageKey, dict[str, list[str]]] = LRU(50_000)
+
+
+@dataclass
+class TextIndex:
+    """Answers of the store's substring index for the text keys of one search.
+
+    ``answers`` maps (folded needle, body only) to (indexed ids, matching ids);
+    :meth:`lookup` says None for a message not in the index (decode it).
+    """
+
+    answers: dict[tuple[str, bool], tuple[set[int], set[int]]]
+
+    def lookup(self, key: c.SearchText, message_id: int) -> bool | None:
+        got = self.answers.get((fold(key.value), key.body_only))
+        if got is None or message_id not in got[0]:
+            return None
+        return message_id in got[1]
 
 
 @dataclass
@@ -47,6 +64,7 @@ class Candidate:
     max_seq: int = 0
     max_uid: int = 0
     account: str = ""
+    text_index: TextIndex | None = None
 
     def folded_headers(self) -> dict[str, list[str]]:
         """Top-level field name (lower case) -> its decoded, folded values; cached."""
@@ -195,6 +213,10 @@ def matches(key: c.SearchKey, m: Candidate) -> bool:
         needle = fold(key.value)
         return any(needle in v for v in values)
     if isinstance(key, c.SearchText):
+        if m.text_index is not None:
+            hit = m.text_index.lookup(key, msg.id)
+            if hit is not None:
+                return hit
         return m.text.body_contains(key.value) if key.body_only else \
             m.text.text_contains(key.value)
     raise ValueError(f"unknown search key {type(key).__name__}")

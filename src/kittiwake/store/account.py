@@ -255,6 +255,7 @@ class AccountStore:
             ids = [r[0] for r in db.execute("SELECT id FROM message WHERE mailbox_id = ?",
                                             (mailbox.id,))]
             db.executemany("DELETE FROM fts WHERE rowid = ?", [(i,) for i in ids])
+            db.executemany("DELETE FROM textindex WHERE rowid = ?", [(i,) for i in ids])
             db.execute("DELETE FROM message WHERE mailbox_id = ?", (mailbox.id,))
             db.execute("DELETE FROM expunged WHERE mailbox_id = ?", (mailbox.id,))
             db.execute("DELETE FROM metadata WHERE mailbox_id = ?", (mailbox.id,))
@@ -324,6 +325,7 @@ class AccountStore:
                 unseen = deleted = 0
                 rows = []
                 fts_rows = []
+                text_rows = []
                 threads: dict[str, int] = {}  # message-id -> thread, of this batch
                 for message_id, new in enumerate(messages, first_id):
                     s = new.summary
@@ -335,6 +337,8 @@ class AccountStore:
                                  saved, s.message_id, thread_id, s.subject, new.mailfrom,
                                  new.rcptto, s.json))
                     fts_rows.append((message_id, s.header_text, s.body_text))
+                    if s.search_headers is not None:
+                        text_rows.append((message_id, s.search_headers, s.search_body))
                     if not new.flags.system & SEEN:
                         unseen += 1
                     if new.flags.system & DELETED:
@@ -355,6 +359,8 @@ class AccountStore:
                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
                     db.executemany("INSERT INTO fts (rowid, headers, body) VALUES (?, ?, ?)",
                                    fts_rows)
+                    db.executemany("INSERT INTO textindex (rowid, headers, body)"
+                                   " VALUES (?, ?, ?)", text_rows)
                     db.execute(
                         "UPDATE mailbox SET uidnext = ?, messages = messages + ?,"
                         " unseen = unseen + ?, deleted = deleted + ?, size = size + ?,"
@@ -496,6 +502,36 @@ class AccountStore:
                 "SELECT uid FROM message WHERE mailbox_id = ? AND flags & ? = 0"
                 " ORDER BY uid LIMIT 1", (mailbox.id, SEEN)).fetchone()
         return mailbox, uids, sorted(words.values(), key=str.lower), row[0] if row else None
+
+    def text_search(self, mailbox_name: str, needle: str, column: str | None
+                    ) -> tuple[set[int], set[int]]:
+        """IMAP SEARCH text through the substring index: (indexed ids, matching ids).
+
+        ``needle`` is folded already (``kittiwake.message.searchtext.fold``);
+        ``column`` is "headers", "body" or None for either. The trigram index
+        narrows the candidates (needles of three or more characters), and each
+        is confirmed on the stored folded text, so the answer is exactly the
+        substring test; messages not in the index are the caller's to decode.
+        """
+        if column not in ("headers", "body", None):
+            raise ValueError(column)
+        with self.lock:
+            mailbox = self._mailbox_by_name(self.db, mailbox_name)
+            indexed = {r[0] for r in self.db.execute(
+                "SELECT m.id FROM message m JOIN textindex t ON t.rowid = m.id"
+                " WHERE m.mailbox_id = ?", (mailbox.id,))}
+            sql = ("SELECT t.rowid, t.headers, t.body FROM textindex t JOIN message m"
+                   " ON m.id = t.rowid WHERE m.mailbox_id = ?")
+            args: list[object] = [mailbox.id]
+            if len(needle) >= 3:
+                phrase = '"' + needle.replace('"', '""') + '"'
+                sql += " AND textindex MATCH ?"
+                args.append(f"{column} : {phrase}" if column else phrase)
+            rows = list(self.db.execute(sql, args))
+        matching = {rowid for rowid, headers, body in rows
+                    if (column != "body" and needle in headers)
+                    or (column != "headers" and needle in body)}
+        return indexed, matching
 
     def summaries(self, message_ids: Iterable[int]) -> dict[int, str]:
         """The stored summary JSON (part tree, envelope) of each message id."""
@@ -660,6 +696,9 @@ class AccountStore:
                             (new_id, target.id, uid, modseq, modseq, now_ms(), message_id))
                         db.execute("INSERT INTO fts (rowid, headers, body) SELECT ?, headers,"
                                    " body FROM fts WHERE rowid = ?", (new_id, message_id))
+                        db.execute("INSERT INTO textindex (rowid, headers, body) SELECT ?,"
+                                   " headers, body FROM textindex WHERE rowid = ?",
+                                   (new_id, message_id))
                         files.link_copy(self.root, message_id, new_id, sync=False)
                         linked.append(new_id)
                     pairs.append((old_uid, uid))
@@ -804,6 +843,7 @@ def _remove_rows(db: sqlite3.Connection, mailbox_id: int,
     whose files the caller removes after the commit."""
     ids = [r[0] for r in rows]
     db.executemany("DELETE FROM fts WHERE rowid = ?", [(i,) for i in ids])
+    db.executemany("DELETE FROM textindex WHERE rowid = ?", [(i,) for i in ids])
     db.executemany("DELETE FROM message WHERE id = ?", [(i,) for i in ids])
     db.executemany("INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq)"
                    " VALUES (?, ?, ?)", [(mailbox_id, r[1], modseq) for r in rows])

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from kittiwake.sqlitedb import open_database
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 # System flags as bits (RFC 9051 §2.3.2); keywords are stored as text.
 SEEN, ANSWERED, FLAGGED, DELETED, DRAFT = 1, 2, 4, 8, 16
@@ -38,12 +38,18 @@ FLAG_NAMES = {SEEN: "\\Seen", ANSWERED: "\\Answered", FLAGGED: "\\Flagged",
 
 # IMAP METADATA entries (RFC 5464); mailbox_id 0 holds the server entries.
 _METADATA = """
-CREATE TABLE metadata (
+CREATE TABLE IF NOT EXISTS metadata (
   mailbox_id INTEGER NOT NULL,
   entry TEXT NOT NULL,
   value BLOB NOT NULL,
   PRIMARY KEY (mailbox_id, entry)
 );
+"""
+
+# The folded text IMAP SEARCH matches, under a trigram index (substring queries of
+# three or more characters); messages not in it are searched by decoding them.
+_TEXTINDEX = """
+CREATE VIRTUAL TABLE IF NOT EXISTS textindex USING fts5 (headers, body, tokenize = 'trigram');
 """
 
 DDL = """
@@ -102,11 +108,12 @@ CREATE VIRTUAL TABLE fts USING fts5 (
   headers, body, tokenize = 'unicode61 remove_diacritics 2', detail = column
 );
 INSERT INTO meta (key, value) VALUES ('modseq', 1), ('uidvalidity', 0);
-""" + _METADATA
+""" + _METADATA + _TEXTINDEX
 
 # Schema changes for databases made by older versions: version -> DDL.
 # 2: IMAP METADATA entries (RFC 5464); mailbox_id 0 holds the server entries.
-MIGRATIONS = {2: _METADATA}
+# 3: the substring index of SEARCH text (existing messages are not in it).
+MIGRATIONS = {2: _METADATA, 3: _TEXTINDEX}
 
 
 def connect(path: Path) -> sqlite3.Connection:

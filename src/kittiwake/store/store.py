@@ -117,6 +117,10 @@ class Account:
     async def selection(self, mailbox: str) -> tuple[Mailbox, list[int], list[str], int | None]:
         return await self._run(self.core.selection, mailbox)
 
+    async def text_search(self, mailbox: str, needle: str, column: str | None
+                          ) -> tuple[set[int], set[int]]:
+        return await self._run(self.core.text_search, mailbox, needle, column)
+
     async def summaries(self, message_ids: Iterable[int]) -> dict[int, str]:
         return await self._run(self.core.summaries, list(message_ids))
 

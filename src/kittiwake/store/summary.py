@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from kittiwake.log import get_logger
 from kittiwake.message import parse, parse_msgids, searchable_text
+from kittiwake.message.searchtext import MessageText
 
 logger = get_logger("store")
 
@@ -32,6 +33,10 @@ class Summary:
     json: str = "{}"
     header_text: str = ""
     body_text: str = ""
+    # The folded text IMAP SEARCH matches (kittiwake.message.searchtext), for the
+    # substring index; None when too long to index (searched by decoding instead).
+    search_headers: str | None = None
+    search_body: str | None = None
 
 
 def summarize(data: bytes) -> Summary:
@@ -42,6 +47,10 @@ def summarize(data: bytes) -> Summary:
         ids = parse_msgids(headers.get("message-id"))
         envelope = root.envelope
         header_text, body_text = searchable_text(root, data, max_chars=MAX_INDEX_CHARS)
+        text = MessageText(root, data)
+        search_headers, search_body = text.headers_folded, text.body_folded
+        if len(search_headers) + len(search_body) > MAX_INDEX_CHARS:
+            search_headers = search_body = None
         return Summary(
             message_id=ids[0] if ids else "",
             in_reply_to=parse_msgids(headers.get("in-reply-to")),
@@ -51,6 +60,8 @@ def summarize(data: bytes) -> Summary:
                             separators=(",", ":")),
             header_text=header_text,
             body_text=body_text,
+            search_headers=search_headers,
+            search_body=search_body,
         )
     except Exception:  # a message we cannot parse is still stored, byte-exact
         logger.warning("message summary failed; storing without one", exc_info=True)

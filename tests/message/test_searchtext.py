@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import base64
 
-from kittiwake.imapserver.searchtext import MessageText
 from kittiwake.message.part import parse
+from kittiwake.message.searchtext import MessageText
 
 
 def text(data: bytes) -> MessageText:
