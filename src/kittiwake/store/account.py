@@ -517,17 +517,19 @@ class AccountStore:
             raise ValueError(column)
         with self.lock:
             mailbox = self._mailbox_by_name(self.db, mailbox_name)
-            indexed = {r[0] for r in self.db.execute(
-                "SELECT m.id FROM message m JOIN textindex t ON t.rowid = m.id"
-                " WHERE m.mailbox_id = ?", (mailbox.id,))}
-            sql = ("SELECT t.rowid, t.headers, t.body FROM textindex t JOIN message m"
-                   " ON m.id = t.rowid WHERE m.mailbox_id = ?")
-            args: list[object] = [mailbox.id]
+            ids = {r[0] for r in self.db.execute(
+                "SELECT id FROM message WHERE mailbox_id = ?", (mailbox.id,))}
+            # The index's own list of documents (FTS5 docsize table): no text read.
+            indexed = ids.intersection(
+                r[0] for r in self.db.execute("SELECT id FROM textindex_docsize"))
             if len(needle) >= 3:
                 phrase = '"' + needle.replace('"', '""') + '"'
-                sql += " AND textindex MATCH ?"
-                args.append(f"{column} : {phrase}" if column else phrase)
-            rows = list(self.db.execute(sql, args))
+                rows = [r for r in self.db.execute(
+                    "SELECT rowid, headers, body FROM textindex WHERE textindex MATCH ?",
+                    (f"{column} : {phrase}" if column else phrase,)) if r[0] in indexed]
+            else:
+                rows = [r for r in self.db.execute(
+                    "SELECT rowid, headers, body FROM textindex") if r[0] in indexed]
         matching = {rowid for rowid, headers, body in rows
                     if (column != "body" and needle in headers)
                     or (column != "headers" and needle in body)}
