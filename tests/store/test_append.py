@@ -94,3 +94,19 @@ def test_an_old_account_database_gains_the_metadata_table(tmp_path: Path) -> Non
     store.set_metadata(None, [("/private/comment", b"kept")])
     assert store.get_metadata(None, ["/private/comment"]) == [("/private/comment", b"kept")]
     store.close()
+
+
+async def test_delivered_mail_reaches_the_substring_index_after_the_ack(tmp_path: Path) -> None:
+    """The 250/OK does not wait for the search index; it follows in the background."""
+    from kittiwake.message.searchtext import fold
+
+    store = Store(tmp_path)
+    account = await store.account("erin", default_mailboxes=["Inbox"])
+    delivered = await account.deliver("Inbox", b"Subject: Kittiwake\r\n\r\nCliff colony\r\n")
+    for _ in range(200):
+        if not account.core.to_index and account._indexer is None:
+            break
+        await asyncio.sleep(0.01)
+    indexed, hits = await account.text_search("Inbox", fold("COLONY"), "body")
+    assert indexed == hits == {delivered.message_id}
+    store.close()

@@ -77,6 +77,7 @@ class AccountStore:
         self.root = root
         self.quota_bytes = quota_bytes
         self.lock = threading.RLock()
+        self.to_index: list[tuple[int, str, str | None]] = []  # see index_pending
         self.db = connect(root / "index.db")
         self._lock_fd = _hold_open_lock(root)
         if self._lock_fd.exclusive:
@@ -359,8 +360,9 @@ class AccountStore:
                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
                     db.executemany("INSERT INTO fts (rowid, headers, body) VALUES (?, ?, ?)",
                                    fts_rows)
-                    db.executemany("INSERT INTO textindex (rowid, headers, body)"
-                                   " VALUES (?, ?, ?)", text_rows)
+                    if sync == "batch":  # imports index at once (no server to do it later)
+                        db.executemany("INSERT INTO textindex (rowid, headers, body)"
+                                       " VALUES (?, ?, ?)", text_rows)
                     db.execute(
                         "UPDATE mailbox SET uidnext = ?, messages = messages + ?,"
                         " unseen = unseen + ?, deleted = deleted + ?, size = size + ?,"
@@ -382,6 +384,11 @@ class AccountStore:
             for new in messages:
                 new.tmp_path.unlink(missing_ok=True)
             raise
+        if sync != "batch" and text_rows:
+            # Deliveries are acknowledged without waiting for the substring index:
+            # index_pending() adds them soon after (until then, search decodes them).
+            with self.lock:
+                self.to_index.extend(text_rows)
         if removed:
             files.remove(self.root, removed)
         change = Change("added", mailbox.id, mailbox.name,
@@ -502,6 +509,23 @@ class AccountStore:
                 "SELECT uid FROM message WHERE mailbox_id = ? AND flags & ? = 0"
                 " ORDER BY uid LIMIT 1", (mailbox.id, SEEN)).fetchone()
         return mailbox, uids, sorted(words.values(), key=str.lower), row[0] if row else None
+
+    def index_pending(self, limit: int = 500) -> int:
+        """Put delivered messages' search text into the substring index; how many left.
+
+        Runs after delivery (not before the 250); a message expunged meanwhile is
+        skipped. If the process ends first, those messages stay unindexed and
+        SEARCH decodes them, so results stay exact.
+        """
+        with self.lock:
+            batch, self.to_index = self.to_index[:limit], self.to_index[limit:]
+            if batch:
+                with self._write() as (db, _modseq):
+                    db.executemany(
+                        "INSERT OR REPLACE INTO textindex (rowid, headers, body)"
+                        " SELECT ?, ?, ? WHERE EXISTS (SELECT 1 FROM message WHERE id = ?)",
+                        [(i, h, b, i) for i, h, b in batch])
+            return len(self.to_index)
 
     def text_search(self, mailbox_name: str, needle: str, column: str | None
                     ) -> tuple[set[int], set[int]]:

@@ -47,6 +47,7 @@ class Account:
         self.core = core
         self.name = core.name
         self.hub = hub
+        self._indexer: asyncio.Task[None] | None = None
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         op = getattr(fn, "__name__", "other")  # a method of AccountStore
@@ -64,6 +65,20 @@ class Account:
     def _publish(self, changes: list[Change]) -> None:
         if changes:
             self.hub.publish(self.name, changes)
+        if self.core.to_index and self._indexer is None:
+            self._indexer = asyncio.get_running_loop().create_task(self._index())
+
+    async def _index(self) -> None:
+        """Index newly delivered messages' search text in the background."""
+        try:
+            while await asyncio.to_thread(self.core.index_pending):
+                pass
+        except Exception as exc:  # the index is an optimisation: search decodes instead
+            from kittiwake import metrics
+
+            metrics.panic("store", exc, msg="search text indexing failed")
+        finally:
+            self._indexer = None
 
     async def mailboxes(self) -> list[Mailbox]:
         return await self._run(self.core.mailboxes)
