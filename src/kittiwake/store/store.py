@@ -33,6 +33,9 @@ from kittiwake.store.spool import SpoolFile
 
 T = TypeVar("T")
 
+# Seconds between a delivery and the indexing of its search text (batches bursts).
+INDEX_DELAY = 0.2
+
 
 def account_dir(data_dir: Path, name: str) -> Path:
     if not name or "/" in name or name.startswith(".") or "\x00" in name:
@@ -71,8 +74,10 @@ class Account:
     async def _index(self) -> None:
         """Index newly delivered messages' search text in the background."""
         try:
-            while await asyncio.to_thread(self.core.index_pending):
-                pass
+            while True:
+                await asyncio.sleep(INDEX_DELAY)  # let a burst of deliveries batch up
+                if not await asyncio.to_thread(self.core.index_pending):
+                    break
         except Exception as exc:  # the index is an optimisation: search decodes instead
             from kittiwake import metrics
 
