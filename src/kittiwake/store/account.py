@@ -10,6 +10,7 @@ place, its directory fsynced, and only then is the transaction committed.
 from __future__ import annotations
 
 import fcntl
+import json
 import os
 import sqlite3
 import threading
@@ -19,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kittiwake.message.part import Part
 from kittiwake.store import files
 from kittiwake.store.model import (
     Change,
@@ -33,7 +35,7 @@ from kittiwake.store.model import (
     StoreError,
 )
 from kittiwake.store.schema import DELETED, SEEN, connect
-from kittiwake.store.summary import Summary, summarize
+from kittiwake.store.summary import Summary, search_text_of, summarize
 
 SEPARATOR = "/"
 # RFC 6154 §2: special-use attributes of the default mailboxes, by name.
@@ -77,7 +79,7 @@ class AccountStore:
         self.root = root
         self.quota_bytes = quota_bytes
         self.lock = threading.RLock()
-        self.to_index: list[tuple[int, str, str | None]] = []  # see index_pending
+        self.to_index: list[int] = []  # message ids waiting for index_pending
         self.db = connect(root / "index.db")
         self._lock_fd = _hold_open_lock(root)
         if self._lock_fd.exclusive:
@@ -327,6 +329,7 @@ class AccountStore:
                 rows = []
                 fts_rows = []
                 text_rows = []
+                pending_ids: list[int] = []
                 threads: dict[str, int] = {}  # message-id -> thread, of this batch
                 for message_id, new in enumerate(messages, first_id):
                     s = new.summary
@@ -340,6 +343,8 @@ class AccountStore:
                     fts_rows.append((message_id, s.header_text, s.body_text))
                     if s.search_headers is not None:
                         text_rows.append((message_id, s.search_headers, s.search_body))
+                    elif sync != "batch":
+                        pending_ids.append(message_id)
                     if not new.flags.system & SEEN:
                         unseen += 1
                     if new.flags.system & DELETED:
@@ -360,9 +365,9 @@ class AccountStore:
                         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
                     db.executemany("INSERT INTO fts (rowid, headers, body) VALUES (?, ?, ?)",
                                    fts_rows)
-                    if sync == "batch":  # imports index at once (no server to do it later)
-                        db.executemany("INSERT INTO textindex (rowid, headers, body)"
-                                       " VALUES (?, ?, ?)", text_rows)
+                    # Imports bring their search text (computed in their workers).
+                    db.executemany("INSERT INTO textindex (rowid, headers, body)"
+                                   " VALUES (?, ?, ?)", text_rows)
                     db.execute(
                         "UPDATE mailbox SET uidnext = ?, messages = messages + ?,"
                         " unseen = unseen + ?, deleted = deleted + ?, size = size + ?,"
@@ -384,11 +389,11 @@ class AccountStore:
             for new in messages:
                 new.tmp_path.unlink(missing_ok=True)
             raise
-        if sync != "batch" and text_rows:
+        if pending_ids:
             # Deliveries are acknowledged without waiting for the substring index:
             # index_pending() adds them soon after (until then, search decodes them).
             with self.lock:
-                self.to_index.extend(text_rows)
+                self.to_index.extend(pending_ids)
         if removed:
             files.remove(self.root, removed)
         change = Change("added", mailbox.id, mailbox.name,
@@ -510,16 +515,32 @@ class AccountStore:
                 " ORDER BY uid LIMIT 1", (mailbox.id, SEEN)).fetchone()
         return mailbox, uids, sorted(words.values(), key=str.lower), row[0] if row else None
 
-    def index_pending(self, limit: int = 500) -> int:
+    def index_pending(self, limit: int = 200) -> int:
         """Put delivered messages' search text into the substring index; how many left.
 
-        Runs after delivery (not before the 250); a message expunged meanwhile is
-        skipped. If the process ends first, those messages stay unindexed and
-        SEARCH decodes them, so results stay exact.
+        Runs after delivery (not before the 250), in a worker thread: each message
+        is read and decoded here (the stored part tree saves the parse). A
+        message expunged meanwhile is skipped. If the process ends first, those
+        messages stay unindexed and SEARCH decodes them, so results stay exact.
         """
         with self.lock:
             batch, self.to_index = self.to_index[:limit], self.to_index[limit:]
-            if batch:
+            summaries = self.summaries(batch) if batch else {}
+        rows = []
+        for message_id in batch:
+            summary = summaries.get(message_id)
+            if summary is None:
+                continue  # expunged meanwhile
+            try:
+                data = files.message_path(self.root, message_id).read_bytes()
+                root = Part.from_dict(json.loads(summary)["part"], data)
+            except (OSError, ValueError, KeyError, TypeError):
+                continue
+            headers, body = search_text_of(root, data)
+            if headers is not None:
+                rows.append((message_id, headers, body, message_id))
+        with self.lock:
+            if rows:
                 db = self.db
                 # The index can always be rebuilt, so its commit need not wait for an
                 # fsync (WAL with synchronous=NORMAL stays consistent; the next durable
@@ -530,8 +551,7 @@ class AccountStore:
                     try:
                         db.executemany(
                             "INSERT OR REPLACE INTO textindex (rowid, headers, body) SELECT"
-                            " ?, ?, ? WHERE EXISTS (SELECT 1 FROM message WHERE id = ?)",
-                            [(i, h, b, i) for i, h, b in batch])
+                            " ?, ?, ? WHERE EXISTS (SELECT 1 FROM message WHERE id = ?)", rows)
                         db.execute("COMMIT")
                     except BaseException:
                         db.execute("ROLLBACK")

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from kittiwake.log import get_logger
 from kittiwake.message import parse, parse_msgids, searchable_text
+from kittiwake.message.part import Part
 from kittiwake.message.searchtext import MessageText
 
 logger = get_logger("store")
@@ -39,18 +40,31 @@ class Summary:
     search_body: str | None = None
 
 
-def summarize(data: bytes) -> Summary:
-    """Summary of a message; best effort on malformed input, never raises."""
+def search_text_of(root: Part, data: bytes) -> tuple[str | None, str | None]:
+    """The folded (headers, body) text SEARCH matches, or (None, None) when too long."""
+    text = MessageText(root, data)
+    headers, body = text.headers_folded, text.body_folded
+    if len(headers) + len(body) > MAX_INDEX_CHARS:
+        return None, None
+    return headers, body
+
+
+def summarize(data: bytes, search_text: bool = False) -> Summary:
+    """Summary of a message; best effort on malformed input, never raises.
+
+    ``search_text`` also computes the folded SEARCH text for the substring index
+    (imports, in their worker processes); a delivery leaves that to the
+    background indexer so that its acknowledgement does not wait for it.
+    """
     try:
         root = parse(data)
         headers = root.headers
         ids = parse_msgids(headers.get("message-id"))
         envelope = root.envelope
         header_text, body_text = searchable_text(root, data, max_chars=MAX_INDEX_CHARS)
-        text = MessageText(root, data)
-        search_headers, search_body = text.headers_folded, text.body_folded
-        if len(search_headers) + len(search_body) > MAX_INDEX_CHARS:
-            search_headers = search_body = None
+        search_headers = search_body = None
+        if search_text:
+            search_headers, search_body = search_text_of(root, data)
         return Summary(
             message_id=ids[0] if ids else "",
             in_reply_to=parse_msgids(headers.get("in-reply-to")),
