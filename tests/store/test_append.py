@@ -103,7 +103,7 @@ async def test_delivered_mail_reaches_the_substring_index_after_the_ack(tmp_path
     store = Store(tmp_path)
     account = await store.account("erin", default_mailboxes=["Inbox"])
     delivered = await account.deliver("Inbox", b"Subject: Kittiwake\r\n\r\nCliff colony\r\n")
-    for _ in range(200):
+    for _ in range(1000):  # the indexer waits store.INDEX_DELAY, then works
         if not account.core.to_index and account._indexer is None:
             break
         await asyncio.sleep(0.01)

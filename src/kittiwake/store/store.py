@@ -34,7 +34,7 @@ from kittiwake.store.spool import SpoolFile
 T = TypeVar("T")
 
 # Seconds between a delivery and the indexing of its search text (batches bursts).
-INDEX_DELAY = 0.2
+INDEX_DELAY = 1.0
 
 
 def account_dir(data_dir: Path, name: str) -> Path:
