@@ -117,9 +117,11 @@ def test_search_equals_brute_force(tmp_path: Path, messages: list[bytes],
         rows = store.messages("Inbox")
         for q in queries:
             # Through the substring index, as the server does (and without it).
-            answers = {(fold(k.value), k.body_only): store.text_search(
-                "Inbox", fold(k.value), "body" if k.body_only else None)
-                for k in c.search_keys(q) if isinstance(k, c.SearchText)}
+            specs = {(fold(k.value), "body" if k.body_only else None) for k in c.search_keys(q)
+                     if isinstance(k, c.SearchText)}
+            specs |= {(fold(k.value), "headers") for k in c.search_keys(q)
+                      if isinstance(k, c.SearchHeader) and k.value}
+            answers = {spec: store.text_search("Inbox", *spec) for spec in specs}
             index = srch.TextIndex(answers)
             assert all(len(got[0]) == min(indexed, len(rows)) for got in answers.values())
             cands = [srch.Candidate(m, i, store.path(m.id), partial(store.summary_json, m.id),

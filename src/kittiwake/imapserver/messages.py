@@ -500,19 +500,24 @@ async def _candidates(conn: IMAPConnection, key: c.SearchKey | None = None
     account = conn.account
     summaries: dict[int, str] = {}
     text_index = None
-    if key is not None and srch.needs_body(key):
-        # BODY/TEXT keys: the store's substring index answers for the messages in it.
-        answers = {}
+    if key is not None and srch.needs_text(key):
+        # Text keys: the store's substring index answers for the messages in it
+        # (header keys use it to rule messages out; the field itself is checked).
+        answers: dict[tuple[str, str | None], tuple[set[int], set[int]]] = {}
         for k in c.search_keys(key):
             if isinstance(k, c.SearchText):
-                needle = fold(k.value)
-                if (needle, k.body_only) not in answers:
-                    answers[(needle, k.body_only)] = await account.text_search(
-                        sel.name, needle, "body" if k.body_only else None)
+                spec = (fold(k.value), "body" if k.body_only else None)
+            elif isinstance(k, c.SearchHeader) and k.value:
+                spec = (fold(k.value), "headers")
+            else:
+                continue
+            if spec not in answers:
+                answers[spec] = await account.text_search(sel.name, *spec)
         text_index = srch.TextIndex(answers)
-        unindexed = [m.id for m in rows
-                     if not any(m.id in got[0] for got in answers.values())]
-        summaries = await account.summaries(unindexed)
+        if srch.needs_body(key):
+            unindexed = [m.id for m in rows
+                         if not any(m.id in got[0] for got in answers.values())]
+            summaries = await account.summaries(unindexed)
     saved = frozenset(conn.saved_uids)
     now = time.time()
     out = []

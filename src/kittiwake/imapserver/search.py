@@ -38,17 +38,27 @@ HEADERS: LRU[MessageKey, dict[str, list[str]]] = LRU(50_000)
 class TextIndex:
     """Answers of the store's substring index for the text keys of one search.
 
-    ``answers`` maps (folded needle, body only) to (indexed ids, matching ids);
-    :meth:`lookup` says None for a message not in the index (decode it).
+    ``answers`` maps (folded needle, column: "body", "headers" or None for both)
+    to (indexed ids, matching ids). For a message not in the index the lookups
+    say None (decode it).
     """
 
-    answers: dict[tuple[str, bool], tuple[set[int], set[int]]]
+    answers: dict[tuple[str, str | None], tuple[set[int], set[int]]]
 
     def lookup(self, key: c.SearchText, message_id: int) -> bool | None:
-        got = self.answers.get((fold(key.value), key.body_only))
+        """BODY/TEXT: the answer itself (the index holds exactly that text)."""
+        got = self.answers.get((fold(key.value), "body" if key.body_only else None))
         if got is None or message_id not in got[0]:
             return None
         return message_id in got[1]
+
+    def rules_out(self, key: c.SearchHeader, message_id: int) -> bool:
+        """HEADER/SUBJECT/FROM/...: True when no header of the message holds the string
+        (then the key is false); False means the field must be checked."""
+        if not key.value:
+            return False
+        got = self.answers.get((fold(key.value), "headers"))
+        return got is not None and message_id in got[0] and message_id not in got[1]
 
 
 @dataclass
@@ -206,6 +216,8 @@ def matches(key: c.SearchKey, m: Candidate) -> bool:
     if isinstance(key, c.SearchSaveDateSupported):
         return True  # RFC 8514 §4.3: every mailbox here keeps SAVEDATE
     if isinstance(key, c.SearchHeader):
+        if m.text_index is not None and m.text_index.rules_out(key, msg.id):
+            return False
         # The same test as MessageText.header_contains, on cached folded values.
         values = m.folded_headers().get(key.field.lower(), [])
         if not key.value:
