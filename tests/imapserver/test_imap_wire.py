@@ -450,3 +450,24 @@ async def test_a_new_keyword_is_announced_in_flags(imap_server: IMAPServer) -> N
     assert seen_by_b[1].startswith(b"* 1 FETCH (UID 1 FLAGS ($Important)")
     again = await a.cmd(b"STORE 1 +FLAGS ($Important)")
     assert not any(line.startswith(b"* FLAGS") for line in again)  # known now
+
+
+async def test_text_search_straight_from_the_index(imap_server: IMAPServer) -> None:
+    """Once delivered mail is indexed, BODY/TEXT are answered from the substring index."""
+    for body in (b"puffins nest", b"KITTIWAKES NEST", b"gulls fly", b"Kittiwake chick"):
+        await imap_server.deliver(b"Subject: s\r\n\r\n" + body + b"\r\n")
+    account = await imap_server.store.account("alice")
+    for _ in range(1000):
+        if not account.core.to_index and account._indexer is None:
+            break
+        await asyncio.sleep(0.01)
+    indexed, _hits = await account.text_search("Inbox", "nest", "body")
+    assert len(indexed) == 4  # the direct path applies
+    w = await Wire.open(imap_server.port)
+    await w.login()
+    await w.cmd(b"SELECT INBOX")
+    assert (await w.cmd(b"SEARCH BODY kittiwake"))[0] == b"* SEARCH 2 4\r\n"
+    assert (await w.cmd(b"UID SEARCH TEXT NEST"))[0] == b"* SEARCH 1 2\r\n"
+    await w.cmd(b"SEARCH RETURN (SAVE) BODY gulls")
+    assert (await w.cmd(b"FETCH $ (UID)"))[0] == b"* 3 FETCH (UID 3)\r\n"
+    assert (await w.cmd(b"SEARCH RETURN (COUNT) BODY zz"))[0].endswith(b"COUNT 0\r\n")

@@ -557,20 +557,49 @@ async def _matching(conn: IMAPConnection, tag: str, key: c.SearchKey,
     return hits
 
 
+async def _indexed_text_search(conn: IMAPConnection, key: c.SearchKey
+                               ) -> list[tuple[int, int]] | None:
+    """The (seq, UID) hits of a lone BODY/TEXT key straight from the substring index,
+    when every message of the view is in it (the common case); else None."""
+    if not isinstance(key, c.SearchText):
+        return None
+    assert conn.account is not None and conn.selected is not None
+    sel = conn.selected
+    ids = await conn.account.uid_ids(sel.name)
+    indexed, matching = await conn.account.text_search(
+        sel.name, fold(key.value), "body" if key.body_only else None)
+    hits = []
+    for seq, uid in enumerate(sel.view.uids, 1):
+        mid = ids.get(uid)
+        if mid is None:
+            continue  # expunged meanwhile, not yet announced
+        if mid not in indexed:
+            return None
+        if mid in matching:
+            hits.append((seq, uid))
+    return hits
+
+
 async def _search(conn: IMAPConnection, tag: str, cmd: c.Search) -> Answer:
     _check_charset(cmd.charset)
-    cands = await _candidates(conn, cmd.criteria)
-    hits = await _matching(conn, tag, cmd.criteria, cands)
-    numbers = [m.message.uid if cmd.uid else m.seq for m in hits]
-    modseq = max((m.message.modseq for m in hits), default=None) \
-        if _uses_modseq(cmd.criteria) else None
+    direct = await _indexed_text_search(conn, cmd.criteria)
+    if direct is not None:
+        numbers = [uid if cmd.uid else seq for seq, uid in direct]
+        modseq = None
+    else:
+        cands = await _candidates(conn, cmd.criteria)
+        hits = await _matching(conn, tag, cmd.criteria, cands)
+        numbers = [m.message.uid if cmd.uid else m.seq for m in hits]
+        modseq = max((m.message.modseq for m in hits), default=None) \
+            if _uses_modseq(cmd.criteria) else None
+        direct = [(m.seq, m.message.uid) for m in hits]
     s = conn.session
     if cmd.returns is None:
         s.send(r.search(numbers, modseq))
         return _answer()
     returns = {x.upper() for x in cmd.returns} or {"ALL"}
     if "SAVE" in returns:
-        conn.saved_uids = [m.message.uid for m in hits]
+        conn.saved_uids = [uid for _seq, uid in direct]
         returns.discard("SAVE")
         if not returns:
             return _answer()

@@ -592,6 +592,13 @@ class AccountStore:
                     or (column != "headers" and needle in body)}
         return indexed, matching
 
+    def uid_ids(self, mailbox_name: str) -> dict[int, int]:
+        """UID -> message id of every message of a mailbox."""
+        with self.lock:
+            mailbox = self._mailbox_by_name(self.db, mailbox_name)
+            return dict(self.db.execute("SELECT uid, id FROM message WHERE mailbox_id = ?",
+                                        (mailbox.id,)))
+
     def summaries(self, message_ids: Iterable[int]) -> dict[int, str]:
         """The stored summary JSON (part tree, envelope) of each message id."""
         ids = list(message_ids)

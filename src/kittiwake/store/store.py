@@ -141,6 +141,9 @@ class Account:
                           ) -> tuple[set[int], set[int]]:
         return await self._run(self.core.text_search, mailbox, needle, column)
 
+    async def uid_ids(self, mailbox: str) -> dict[int, int]:
+        return await self._run(self.core.uid_ids, mailbox)
+
     async def summaries(self, message_ids: Iterable[int]) -> dict[int, str]:
         return await self._run(self.core.summaries, list(message_ids))
 
