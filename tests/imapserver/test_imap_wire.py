@@ -471,3 +471,23 @@ async def test_text_search_straight_from_the_index(imap_server: IMAPServer) -> N
     await w.cmd(b"SEARCH RETURN (SAVE) BODY gulls")
     assert (await w.cmd(b"FETCH $ (UID)"))[0] == b"* 3 FETCH (UID 3)\r\n"
     assert (await w.cmd(b"SEARCH RETURN (COUNT) BODY zz"))[0].endswith(b"COUNT 0\r\n")
+
+
+async def test_header_search_straight_from_the_index(imap_server: IMAPServer) -> None:
+    """A header key rules messages out through the index; the field decides the rest."""
+    for subject, frm in ((b"Kittiwake colony", b"amy"), (b"gulls", b"kittiwake-fan"),
+                         (b"=?utf-8?q?Kittiwake_K=C3=BCken?=", b"bob")):
+        await imap_server.deliver(b"From: " + frm + b"@x\r\nSubject: " + subject +
+                                  b"\r\n\r\nbody\r\n")
+    account = await imap_server.store.account("alice")
+    for _ in range(1000):
+        if not account.core.to_index and account._indexer is None:
+            break
+        await asyncio.sleep(0.01)
+    w = await Wire.open(imap_server.port)
+    await w.login()
+    await w.cmd(b"SELECT INBOX")
+    assert (await w.cmd(b"SEARCH SUBJECT kittiwake"))[0] == b"* SEARCH 1 3\r\n"
+    assert (await w.cmd(b"SEARCH FROM kittiwake"))[0] == b"* SEARCH 2\r\n"
+    assert (await w.cmd(b"SEARCH HEADER Subject k\xc3\xbcken".replace(
+        b"k\xc3\xbcken", b"{6+}\r\nk\xc3\xbcken")))[0] == b"* SEARCH 3\r\n"

@@ -559,15 +559,24 @@ async def _matching(conn: IMAPConnection, tag: str, key: c.SearchKey,
 
 async def _indexed_text_search(conn: IMAPConnection, key: c.SearchKey
                                ) -> list[tuple[int, int]] | None:
-    """The (seq, UID) hits of a lone BODY/TEXT key straight from the substring index,
-    when every message of the view is in it (the common case); else None."""
-    if not isinstance(key, c.SearchText):
+    """The (seq, UID) hits of a lone text key straight from the substring index, when
+    every message of the view is in it (the common case); else None.
+
+    BODY/TEXT: the index holds exactly the text they match. A header key: the
+    index rules out the messages whose header section lacks the string, and the
+    field itself is checked for the few left.
+    """
+    if isinstance(key, c.SearchText):
+        column: str | None = "body" if key.body_only else None
+    elif isinstance(key, c.SearchHeader) and key.value:
+        column = "headers"
+    else:
         return None
     assert conn.account is not None and conn.selected is not None
     sel = conn.selected
-    ids = await conn.account.uid_ids(sel.name)
-    indexed, matching = await conn.account.text_search(
-        sel.name, fold(key.value), "body" if key.body_only else None)
+    account = conn.account
+    ids = await account.uid_ids(sel.name)
+    indexed, matching = await account.text_search(sel.name, fold(key.value), column)
     hits = []
     for seq, uid in enumerate(sel.view.uids, 1):
         mid = ids.get(uid)
@@ -577,7 +586,22 @@ async def _indexed_text_search(conn: IMAPConnection, key: c.SearchKey
             return None
         if mid in matching:
             hits.append((seq, uid))
-    return hits
+    if column != "headers" or not hits:
+        return hits
+    rows = {m.uid: m for m in await account.messages(sel.name, 0, [u for _, u in hits])}
+    root = str(account.core.root)
+
+    def confirm() -> list[tuple[int, int]]:
+        out = []
+        for seq, uid in hits:
+            m = rows.get(uid)
+            if m is not None and srch.matches(key, srch.Candidate(
+                    m, seq, account.core.path(m.id), partial(account.core.summary_json, m.id),
+                    account=root)):
+                out.append((seq, uid))
+        return out
+
+    return await asyncio.to_thread(confirm)
 
 
 async def _search(conn: IMAPConnection, tag: str, cmd: c.Search) -> Answer:
