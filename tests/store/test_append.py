@@ -110,3 +110,25 @@ async def test_delivered_mail_reaches_the_substring_index_after_the_ack(tmp_path
     indexed, hits = await account.text_search("Inbox", fold("COLONY"), "body")
     assert indexed == hits == {delivered.message_id}
     store.close()
+
+
+async def test_mail_stored_before_the_index_is_indexed_when_the_account_opens(
+        tmp_path: Path) -> None:
+    from kittiwake.store.account import AccountStore
+    from kittiwake.store.store import account_dir
+
+    core = AccountStore("fay", account_dir(tmp_path, "fay"))
+    core.ensure_mailboxes([])
+    old = core.deliver("Inbox", b"Subject: old\r\n\r\nancient albatross\r\n")[0]
+    core.to_index.clear()  # as if stored by a version without the index
+    core.close()
+    store = Store(tmp_path)
+    account = await store.account("fay")
+    assert account.core.to_index == [old.message_id]
+    for _ in range(1000):
+        if not account.core.to_index and account._indexer is None:
+            break
+        await asyncio.sleep(0.01)
+    indexed, hits = await account.text_search("Inbox", "albatross", "body")
+    assert indexed == hits == {old.message_id}
+    store.close()

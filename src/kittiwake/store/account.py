@@ -515,6 +515,17 @@ class AccountStore:
                 " ORDER BY uid LIMIT 1", (mailbox.id, SEEN)).fetchone()
         return mailbox, uids, sorted(words.values(), key=str.lower), row[0] if row else None
 
+    def find_unindexed(self) -> int:
+        """Queue every message not in the substring index (mail stored before it
+        existed, or whose indexing a stop interrupted); how many were queued."""
+        with self.lock:
+            missing = [r[0] for r in self.db.execute(
+                "SELECT id FROM message WHERE id NOT IN (SELECT id FROM textindex_docsize)"
+                " ORDER BY id DESC")]  # newest first: the mail searched most
+            queued = set(self.to_index)
+            self.to_index.extend(i for i in missing if i not in queued)
+            return len(missing)
+
     def index_pending(self, limit: int = 200) -> int:
         """Put delivered messages' search text into the substring index; how many left.
 

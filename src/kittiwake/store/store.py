@@ -68,7 +68,12 @@ class Account:
     def _publish(self, changes: list[Change]) -> None:
         if changes:
             self.hub.publish(self.name, changes)
-        if self.core.to_index and self._indexer is None:
+        if self.core.to_index:
+            self.start_indexing()
+
+    def start_indexing(self) -> None:
+        """Run the background indexer if it is not running and there is work."""
+        if self._indexer is None and self.core.to_index:
             self._indexer = asyncio.get_running_loop().create_task(self._index())
 
     async def _index(self) -> None:
@@ -221,6 +226,10 @@ class Store:
             account = Account(core, self.changes)
             await account.ensure_mailboxes(default_mailboxes)
             self._accounts[name] = account
+            # Mail stored before the substring index (or not indexed before a stop)
+            # is indexed in the background; until then SEARCH decodes it.
+            if await asyncio.to_thread(core.find_unindexed):
+                account.start_indexing()
             return account
 
     def close(self) -> None:
