@@ -20,17 +20,16 @@ from kittiwake.imap.events import AppendStart
 from kittiwake.imapserver.listing import store_name
 from kittiwake.imapserver.mailboxes import uid_set
 from kittiwake.imapserver.metrics import APPENDED
+from kittiwake.imapserver.state import Answer, HandlerError, PendingAppend
 from kittiwake.store import Appended
 from kittiwake.store.model import Change, Flags, MailboxNotFound
 
 if TYPE_CHECKING:
-    from kittiwake.imapserver.connection import Answer, IMAPConnection
+    from kittiwake.imapserver.connection import IMAPConnection
 
 
 async def append_start(conn: IMAPConnection, event: AppendStart) -> None:
     """Decide on a message literal before its octets come (RFC 7888 §4)."""
-    from kittiwake.imapserver.connection import PendingAppend
-
     s = conn.session
     assert conn.account is not None
     pending = conn.appends.get(event.tag)
@@ -64,8 +63,6 @@ async def append_start(conn: IMAPConnection, event: AppendStart) -> None:
 
 
 async def _append(conn: IMAPConnection, tag: str, cmd: c.Append) -> Answer:
-    from kittiwake.imapserver.connection import Answer
-
     assert conn.account is not None
     pending = conn.appends.pop(tag, None)
     conn._append_tag = None
@@ -86,8 +83,6 @@ async def _append(conn: IMAPConnection, tag: str, cmd: c.Append) -> Answer:
         for spool in pending.spools:
             spool.discard()
         raise
-    if conn.selected is not None and conn.selected.name == pending.mailbox:
-        pass  # the store's broadcast adds them to the view (EXISTS before the OK)
     APPENDED.inc(len(delivered))
     first = delivered[0]
     code = r.ResponseCode.appenduid(first.uidvalidity, uid_set([d.uid for d in delivered]))
@@ -103,7 +98,6 @@ async def _replace(conn: IMAPConnection, tag: str, cmd: c.Replace) -> Answer:
     message is in the selected mailbox, the old one's EXPUNGE (VANISHED under
     QRESYNC), then the tagged OK.
     """
-    from kittiwake.imapserver.connection import Answer, HandlerError
     from kittiwake.imapserver.messages import resolve, send_own_expunges
 
     assert conn.account is not None and conn.selected is not None

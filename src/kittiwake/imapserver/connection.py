@@ -31,7 +31,7 @@ import socket
 import ssl
 import time
 import zlib
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 from kittiwake import log, metrics
@@ -55,7 +55,7 @@ from kittiwake.imap.server import ServerConfig, ServerSession, State
 from kittiwake.imap.values import FileLiteral
 from kittiwake.imapserver import metrics as m
 from kittiwake.imapserver.context import AUTH_MECHANISMS, IMAPContext
-from kittiwake.imapserver.view import SelectedView
+from kittiwake.imapserver.state import Answer, HandlerError, PendingAppend, Selected
 from kittiwake.sasl import (
     Challenge,
     Failure,
@@ -65,7 +65,7 @@ from kittiwake.sasl import (
     connection_channel_bindings,
     new_server,
 )
-from kittiwake.store import Account, SpoolFile, StoreError, Subscription
+from kittiwake.store import Account, StoreError, Subscription
 from kittiwake.store.model import MailboxNotFound, OverQuota
 
 READ_SIZE = 65536
@@ -84,48 +84,6 @@ EXTENSIONS = (
 # UIDONLY, QUOTA=RES-MESSAGE.
 
 log_ = log.get_logger("imapserver")
-
-
-@dataclass
-class Answer:
-    """A handler's tagged answer; the dispatcher adds pending updates before it."""
-
-    status: str = "OK"  # OK, NO, BAD
-    text: str = ""
-    code: Code | r.ResponseCode | None = None
-
-
-class HandlerError(Exception):
-    """A handler refuses the command: NO (or BAD) with a response code."""
-
-    def __init__(self, text: str, code: Code | None = None, status: str = "NO") -> None:
-        super().__init__(text)
-        self.text = text
-        self.code = code
-        self.status = status
-
-
-@dataclass
-class Selected:
-    """The selected mailbox of a session (RFC 9051 §3.3)."""
-
-    name: str  # store name ("Inbox", not INBOX)
-    mailbox_id: int
-    uidvalidity: int
-    readonly: bool
-    view: SelectedView
-    qresync: bool = False
-    keywords: set[str] = field(default_factory=set)  # announced in FLAGS, lower case
-    keyword_names: dict[str, str] = field(default_factory=dict)  # lower case -> as written
-
-
-@dataclass
-class PendingAppend:
-    """Messages of one APPEND/MULTIAPPEND command being spooled."""
-
-    mailbox: str
-    spools: list[SpoolFile] = field(default_factory=list)
-    starts: list[AppendStart] = field(default_factory=list)
 
 
 def session_config(ctx: IMAPContext, kind: str) -> ServerConfig:

@@ -24,26 +24,17 @@ from kittiwake.imapserver.listing import (
     lsub,
     store_name,
 )
+from kittiwake.imapserver.state import Answer, HandlerError, Selected
 from kittiwake.imapserver.view import SelectedView
 from kittiwake.store.model import Mailbox, MailboxExists, MailboxNotFound, Message
 
 if TYPE_CHECKING:
-    from kittiwake.imapserver.connection import Answer, IMAPConnection
+    from kittiwake.imapserver.connection import IMAPConnection
 
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 SPECIAL_USES = ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash")
 
 
-def _answer(status: str = "OK", text: str = "", code: Any = None) -> Answer:
-    from kittiwake.imapserver.connection import Answer
-
-    return Answer(status, text, code)
-
-
-def _error(text: str, code: Code | None = None, status: str = "NO") -> Exception:
-    from kittiwake.imapserver.connection import HandlerError
-
-    return HandlerError(text, code, status)
 
 
 def uid_set(uids: list[int]) -> SequenceSet:
@@ -60,7 +51,6 @@ def uid_set(uids: list[int]) -> SequenceSet:
 # --- SELECT / EXAMINE (RFC 9051 §6.3.2-§6.3.3, RFC 7162 §3.1.8, §3.2.5) ----------
 
 async def _select(conn: IMAPConnection, tag: str, cmd: c.Select) -> Answer:
-    from kittiwake.imapserver.connection import Selected
     from kittiwake.imapserver.messages import fetch_flags_line
 
     assert conn.account is not None
@@ -101,12 +91,11 @@ async def _select(conn: IMAPConnection, tag: str, cmd: c.Select) -> Answer:
     s.send(r.untagged_status("OK", "highest", r.ResponseCode.highestmodseq(
         mailbox.highestmodseq)))
     conn.selected = Selected(name, mailbox.id, mailbox.uidvalidity, readonly, view,
-                             qresync=qresync, keywords={k.lower() for k in keywords},
-                             keyword_names={k.lower(): k for k in keywords})
+                             qresync=qresync, keyword_names={k.lower(): k for k in keywords})
     if cmd.qresync is not None and cmd.qresync.uidvalidity == mailbox.uidvalidity:
         changed = await conn.account.messages(name, cmd.qresync.modseq)
         await _qresync(conn, cmd.qresync, changed, fetch_flags_line)
-    return _answer("OK", "EXAMINE completed" if readonly else "SELECT completed",
+    return Answer("OK", "EXAMINE completed" if readonly else "SELECT completed",
                    Code.READ_ONLY if readonly else Code.READ_WRITE)
 
 
@@ -156,13 +145,13 @@ async def _close(conn: IMAPConnection, tag: str, cmd: c.Close) -> Answer:
     if sel is not None and not sel.readonly:
         await conn.account.expunge(sel.name)
     conn.selected = None
-    return _answer()
+    return Answer()
 
 
 async def _unselect(conn: IMAPConnection, tag: str, cmd: c.Unselect) -> Answer:
     """UNSELECT (RFC 3691): deselect without expunging."""
     conn.selected = None
-    return _answer()
+    return Answer()
 
 
 # --- LIST / LSUB (RFC 9051 §6.3.9, RFC 5258, RFC 5819, RFC 6154) ------------------
@@ -198,7 +187,7 @@ async def _list(conn: IMAPConnection, tag: str, cmd: c.List) -> Answer:
         if cmd.status is not None and box is not None and "\\NonExistent" not in item.attributes:
             conn.session.send(r.status_response(item.name, _status_items(conn, box, cmd.status),
                                                 utf8=utf8))
-    return _answer()
+    return Answer()
 
 
 async def _lsub(conn: IMAPConnection, tag: str, cmd: c.Lsub) -> Answer:
@@ -207,13 +196,13 @@ async def _lsub(conn: IMAPConnection, tag: str, cmd: c.Lsub) -> Answer:
     for item in lsub(boxes, await conn.account.subscriptions(), cmd.reference, cmd.pattern):
         conn.session.send(r.list_response(item.attributes, SEPARATOR, item.name,
                                           utf8=conn.session.utf8, verb="LSUB"))
-    return _answer()
+    return Answer()
 
 
 async def _namespace(conn: IMAPConnection, tag: str, cmd: c.Namespace) -> Answer:
     """NAMESPACE (RFC 2342, RFC 9051 §6.3.10): one personal namespace, "/" separated."""
     conn.session.send(r.namespace([("", SEPARATOR)], None, None, utf8=conn.session.utf8))
-    return _answer()
+    return Answer()
 
 
 # --- STATUS (RFC 9051 §6.3.11, RFC 7162, RFC 8438 STATUS=SIZE, RFC 8474) ---------
@@ -246,7 +235,7 @@ async def _status(conn: IMAPConnection, tag: str, cmd: c.Status) -> Answer:
     box = await conn.account.mailbox(store_name(cmd.mailbox))
     conn.session.send(r.status_response(imap_name(box.name), _status_items(conn, box, cmd.items),
                                         utf8=conn.session.utf8))
-    return _answer()
+    return Answer()
 
 
 # --- CREATE / DELETE / RENAME / SUBSCRIBE (RFC 9051 §6.3.4-§6.3.8, RFC 6154 §3) ----
@@ -258,14 +247,14 @@ async def _create(conn: IMAPConnection, tag: str, cmd: c.Create) -> Answer:
     for attr in cmd.special_use:
         canon = next((u for u in SPECIAL_USES if u.lower() == attr.lower()), None)
         if canon is None:
-            raise _error(f"{attr} is not a special use this server knows", Code.USEATTR)
+            raise HandlerError(f"{attr} is not a special use this server knows", Code.USEATTR)
         use = canon
     try:
         box = await conn.account.create_mailbox(name, use)
     except MailboxExists:
-        raise _error(f"mailbox {cmd.mailbox} exists already", Code.ALREADYEXISTS) from None
+        raise HandlerError(f"mailbox {cmd.mailbox} exists already", Code.ALREADYEXISTS) from None
     # RFC 8474 §4.1: the new mailbox's id in the tagged OK.
-    return _answer("OK", "CREATE completed", r.ResponseCode(Code.MAILBOXID,
+    return Answer("OK", "CREATE completed", r.ResponseCode(Code.MAILBOXID,
                                                              f"({mailbox_id(box)})"))
 
 
@@ -275,7 +264,7 @@ async def _delete(conn: IMAPConnection, tag: str, cmd: c.Delete) -> Answer:
     if conn.selected is not None and conn.selected.name == name:
         conn.selected = None
     await conn.account.delete_mailbox(name)
-    return _answer()
+    return Answer()
 
 
 async def _rename(conn: IMAPConnection, tag: str, cmd: c.Rename) -> Answer:
@@ -283,15 +272,15 @@ async def _rename(conn: IMAPConnection, tag: str, cmd: c.Rename) -> Answer:
     try:
         await conn.account.rename_mailbox(store_name(cmd.mailbox), store_name(cmd.new_name))
     except MailboxExists:
-        raise _error(f"mailbox {cmd.new_name} exists already", Code.ALREADYEXISTS) from None
-    return _answer()
+        raise HandlerError(f"mailbox {cmd.new_name} exists already", Code.ALREADYEXISTS) from None
+    return Answer()
 
 
 async def _subscribe(conn: IMAPConnection, tag: str, cmd: c.Subscribe | c.Unsubscribe
                      ) -> Answer:
     assert conn.account is not None
     await conn.account.subscribe(store_name(cmd.mailbox), isinstance(cmd, c.Subscribe))
-    return _answer()
+    return Answer()
 
 
 # --- QUOTA (RFC 9208) -------------------------------------------------------------
@@ -309,9 +298,9 @@ async def _quota_lines(conn: IMAPConnection) -> bytes | None:
 async def _getquota(conn: IMAPConnection, tag: str, cmd: c.GetQuota) -> Answer:
     line = await _quota_lines(conn) if cmd.root == "" else None
     if line is None:
-        raise _error(f"no quota root {cmd.root!r}", Code.NONEXISTENT)
+        raise HandlerError(f"no quota root {cmd.root!r}", Code.NONEXISTENT)
     conn.session.send(line)
-    return _answer()
+    return Answer()
 
 
 async def _getquotaroot(conn: IMAPConnection, tag: str, cmd: c.GetQuotaRoot) -> Answer:
@@ -321,11 +310,12 @@ async def _getquotaroot(conn: IMAPConnection, tag: str, cmd: c.GetQuotaRoot) -> 
     conn.session.send(r.quotaroot(cmd.mailbox, [""] if line else [], utf8=conn.session.utf8))
     if line:
         conn.session.send(line)
-    return _answer()
+    return Answer()
 
 
 async def _setquota(conn: IMAPConnection, tag: str, cmd: c.SetQuota) -> Answer:
-    raise _error("quotas are set by the administrator (domains.conf quota_bytes)", Code.NOPERM)
+    raise HandlerError("quotas are set by the administrator (domains.conf quota_bytes)",
+                       Code.NOPERM)
 
 
 # --- METADATA (RFC 5464) ----------------------------------------------------------
@@ -341,7 +331,7 @@ def _check_entry(entry: str, root_ok: bool = False) -> None:
     below_root = low.startswith("/private/") or low.startswith("/shared/")
     if not (below_root or (root_ok and low in ("/private", "/shared"))) or "//" in entry \
             or entry.endswith("/") or "*" in entry or "%" in entry:
-        raise _error(f"not a metadata entry name: {entry!r}", None, "BAD")
+        raise HandlerError(f"not a metadata entry name: {entry!r}", None, "BAD")
 
 
 async def _getmetadata(conn: IMAPConnection, tag: str, cmd: c.GetMetadata) -> Answer:
@@ -359,9 +349,9 @@ async def _getmetadata(conn: IMAPConnection, tag: str, cmd: c.GetMetadata) -> An
         conn.session.send(r.metadata(cmd.mailbox, found, utf8=conn.session.utf8))
     if longest:
         # RFC 5464 §4.2.1: some values were left out for MAXSIZE; the longest's size.
-        return _answer("OK", "GETMETADATA completed",
+        return Answer("OK", "GETMETADATA completed",
                        r.ResponseCode(Code.METADATA, f"LONGENTRIES {longest}"))
-    return _answer()
+    return Answer()
 
 
 async def _setmetadata(conn: IMAPConnection, tag: str, cmd: c.SetMetadata) -> Answer:
@@ -375,8 +365,8 @@ async def _setmetadata(conn: IMAPConnection, tag: str, cmd: c.SetMetadata) -> An
         await conn.account.set_metadata(_metadata_target(cmd.mailbox), cmd.entries)
     except MetadataLimit as exc:
         detail = "TOOMANY" if exc.too_many else f"MAXSIZE {exc.max_size}"
-        return _answer("NO", str(exc), r.ResponseCode(Code.METADATA, detail))
-    return _answer()
+        return Answer("NO", str(exc), r.ResponseCode(Code.METADATA, detail))
+    return Answer()
 
 
 HANDLERS: dict[type[c.Command], Any] = {

@@ -35,13 +35,14 @@ from kittiwake.imapserver import sorting
 from kittiwake.imapserver.cache import LRU, MessageKey, read_head
 from kittiwake.imapserver.listing import store_name
 from kittiwake.imapserver.mailboxes import uid_set
+from kittiwake.imapserver.state import Answer, HandlerError
 from kittiwake.imapserver.view import Exists, Expunge, FlagsChanged, Update, Vanished
 from kittiwake.message.part import Part
 from kittiwake.message.searchtext import fold
 from kittiwake.store.model import Flags, MailboxNotFound, Message
 
 if TYPE_CHECKING:
-    from kittiwake.imapserver.connection import Answer, IMAPConnection
+    from kittiwake.imapserver.connection import IMAPConnection
 
 BATCH = 200
 SEARCH_SLICE = 500
@@ -72,16 +73,6 @@ STRUCTURES: LRU[tuple[MessageKey, bool, str], bytes] = LRU(50_000)
 _STRUCTURE_ITEMS = frozenset({"ENVELOPE", "BODYSTRUCTURE", "BODY"})
 
 
-def _answer(status: str = "OK", text: str = "", code: Any = None) -> Answer:
-    from kittiwake.imapserver.connection import Answer
-
-    return Answer(status, text, code)
-
-
-def _error(text: str, code: Code | None = None, status: str = "NO") -> Exception:
-    from kittiwake.imapserver.connection import HandlerError
-
-    return HandlerError(text, code, status)
 
 
 # --- numbers -------------------------------------------------------------------
@@ -109,8 +100,8 @@ def resolve(conn: IMAPConnection, numbers: SequenceSet, uid: bool) -> list[tuple
         return [(i + 1, uids[i]) for i in sorted(picked)]
     top = len(view)
     if numbers.max_number() > top or (numbers.has_star() and top == 0):
-        raise _error("no such message sequence number", Code.CLIENTBUG, "BAD") \
-            if numbers.max_number() > top else _error("the mailbox is empty", None, "BAD")
+        raise HandlerError("no such message sequence number", Code.CLIENTBUG, "BAD") \
+            if numbers.max_number() > top else HandlerError("the mailbox is empty", None, "BAD")
     return [(q, uids[q - 1]) for q in numbers.values(top)]
 
 
@@ -134,10 +125,10 @@ def note_keywords(conn: IMAPConnection, flags: Iterable[Flags]) -> None:
     sel = conn.selected
     if sel is None:
         return
-    new = {k.lower(): k for f in flags for k in f.keywords if k.lower() not in sel.keywords}
+    new = {k.lower(): k for f in flags for k in f.keywords
+           if k.lower() not in sel.keyword_names}
     if not new:
         return
-    sel.keywords.update(new)
     sel.keyword_names.update(new)
     conn.session.send(r.flags([*SYSTEM_FLAGS, *sorted(sel.keyword_names.values(),
                                                         key=str.lower)]))
@@ -376,11 +367,11 @@ async def _fetch(conn: IMAPConnection, tag: str, cmd: c.Fetch) -> Answer:
         s.send(pieces)
         await conn.flush()
         if unknown is not None:
-            raise _error("a part has an unknown Content-Transfer-Encoding", Code.UNKNOWN_CTE)
+            raise HandlerError("a part has an unknown Content-Transfer-Encoding", Code.UNKNOWN_CTE)
     if missing:
         # RFC 9051 §7.5.1 / RFC 5530: some were expunged by another session meanwhile.
-        return _answer("NO", "some messages were expunged meanwhile", Code.EXPUNGEISSUED)
-    return _answer()
+        return Answer("NO", "some messages were expunged meanwhile", Code.EXPUNGEISSUED)
+    return Answer()
 
 
 # --- STORE (RFC 9051 §6.4.6, RFC 7162 §3.1.3) -----------------------------------------
@@ -389,7 +380,7 @@ async def _store(conn: IMAPConnection, tag: str, cmd: c.Store) -> Answer:
     assert conn.account is not None and conn.selected is not None
     sel = conn.selected
     if sel.readonly:
-        raise _error("the mailbox is read-only (EXAMINE)", Code.READ_ONLY)
+        raise HandlerError("the mailbox is read-only (EXAMINE)", Code.READ_ONLY)
     pairs = resolve(conn, cmd.sequence, cmd.uid)
     if cmd.unchanged_since is not None:
         conn.session.condstore = True
@@ -421,9 +412,9 @@ async def _store(conn: IMAPConnection, tag: str, cmd: c.Store) -> Answer:
             conn.session.send(r.fetch(seq_of[m.uid], items, utf8=conn.session.utf8))
     if failed:
         numbers = sorted(failed) if cmd.uid else sorted(seq_of[u] for u in failed)
-        return _answer("OK", "some messages were modified meanwhile",
+        return Answer("OK", "some messages were modified meanwhile",
                        r.ResponseCode.modified(uid_set(numbers)))
-    return _answer()
+    return Answer()
 
 
 # --- COPY / MOVE (RFC 9051 §6.4.7-§6.4.8, RFC 6851, RFC 4315) ---------------------------
@@ -433,27 +424,27 @@ async def _copy(conn: IMAPConnection, tag: str, cmd: c.Copy | c.Move) -> Answer:
     sel = conn.selected
     move = isinstance(cmd, c.Move)
     if move and sel.readonly:
-        raise _error("the mailbox is read-only (EXAMINE)", Code.READ_ONLY)
+        raise HandlerError("the mailbox is read-only (EXAMINE)", Code.READ_ONLY)
     pairs = resolve(conn, cmd.sequence, cmd.uid)
     target = store_name(cmd.mailbox)
     try:
         target_box = await conn.account.mailbox(target)
     except MailboxNotFound:
-        raise _error(f"no mailbox {cmd.mailbox}", Code.TRYCREATE) from None
+        raise HandlerError(f"no mailbox {cmd.mailbox}", Code.TRYCREATE) from None
     uids = [u for _, u in pairs]
     if not uids:
-        return _answer("OK", "nothing to do")
+        return Answer("OK", "nothing to do")
     result = await (conn.account.move if move else conn.account.copy)(sel.name, uids, target)
     if not result:
-        return _answer()
+        return Answer()
     code = r.ResponseCode.copyuid(target_box.uidvalidity, uid_set([a for a, _ in result]),
                                   uid_set([b for _, b in result]))
     if not move:
-        return _answer("OK", "COPY completed", code)
+        return Answer("OK", "COPY completed", code)
     # RFC 6851 §4.3: COPYUID in an untagged OK, then the expunges, then the tagged OK.
     conn.session.send(r.untagged_status("OK", "moved", code))
     send_own_expunges(conn, [a for a, _ in result])
-    return _answer("OK", "MOVE completed")
+    return Answer("OK", "MOVE completed")
 
 
 def send_own_expunges(conn: IMAPConnection, uids: list[int]) -> None:
@@ -475,13 +466,13 @@ async def _expunge(conn: IMAPConnection, tag: str, cmd: c.Expunge) -> Answer:
     assert conn.account is not None and conn.selected is not None
     sel = conn.selected
     if sel.readonly:
-        raise _error("the mailbox is read-only (EXAMINE)", Code.READ_ONLY)
+        raise HandlerError("the mailbox is read-only (EXAMINE)", Code.READ_ONLY)
     limit = None
     if cmd.uids is not None:
         limit = [u for _, u in resolve(conn, cmd.uids, True)]
     gone = await conn.account.expunge(sel.name, limit)
     send_own_expunges(conn, gone)
-    return _answer()
+    return Answer()
 
 
 # --- SEARCH (RFC 9051 §6.4.4, ESEARCH RFC 4731, SEARCHRES RFC 5182) ---------------------
@@ -537,7 +528,7 @@ async def _candidates(conn: IMAPConnection, key: c.SearchKey | None = None
 
 def _check_charset(charset: str | None) -> None:
     if charset is not None and charset.upper() not in ("UTF-8", "US-ASCII"):
-        raise _error(f"charset {charset} is not supported",
+        raise HandlerError(f"charset {charset} is not supported",
                      None)  # the parser answers BADCHARSET before this
 
 
@@ -620,13 +611,13 @@ async def _search(conn: IMAPConnection, tag: str, cmd: c.Search) -> Answer:
     s = conn.session
     if cmd.returns is None:
         s.send(r.search(numbers, modseq))
-        return _answer()
+        return Answer()
     returns = {x.upper() for x in cmd.returns} or {"ALL"}
     if "SAVE" in returns:
         conn.saved_uids = [uid for _seq, uid in direct]
         returns.discard("SAVE")
         if not returns:
-            return _answer()
+            return Answer()
     results: list[tuple[str, Any]] = []
     if numbers:
         if "MIN" in returns:
@@ -640,7 +631,7 @@ async def _search(conn: IMAPConnection, tag: str, cmd: c.Search) -> Answer:
     if modseq is not None and numbers:
         results.append(("MODSEQ", modseq))
     s.send(r.esearch(tag, cmd.uid, results))
-    return _answer()
+    return Answer()
 
 
 def _uses_modseq(key: c.SearchKey) -> bool:
@@ -702,7 +693,7 @@ async def _sort(conn: IMAPConnection, tag: str, cmd: c.Sort) -> Answer:
         if "COUNT" in returns:
             results.append(("COUNT", len(numbers)))
         conn.session.send(r.esearch(tag, cmd.uid, results))
-    return _answer()
+    return Answer()
 
 
 async def _thread(conn: IMAPConnection, tag: str, cmd: c.Thread) -> Answer:
@@ -710,7 +701,7 @@ async def _thread(conn: IMAPConnection, tag: str, cmd: c.Thread) -> Answer:
     cands = await _candidates(conn)
     algorithm = cmd.algorithm.upper()
     if algorithm not in ("REFERENCES", "ORDEREDSUBJECT"):
-        raise _error(f"threading algorithm {cmd.algorithm} is not supported", None, "BAD")
+        raise HandlerError(f"threading algorithm {cmd.algorithm} is not supported", None, "BAD")
 
     def work() -> list[Any]:
         infos = [_sort_info(m, cmd.uid) for m in cands if srch.matches(cmd.search, m)]
@@ -719,7 +710,7 @@ async def _thread(conn: IMAPConnection, tag: str, cmd: c.Thread) -> Answer:
         return sorting.thread_orderedsubject(infos)
 
     conn.session.send(r.thread(await asyncio.to_thread(work)))
-    return _answer()
+    return Answer()
 
 
 HANDLERS: dict[type[c.Command], Any] = {
