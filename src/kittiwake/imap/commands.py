@@ -120,7 +120,8 @@ class SequenceSet:
         """A set of single numbers (a convenience for drivers and tests)."""
         return cls(tuple((n, n) for n in numbers))
 
-    def _bounds(self, top: int) -> Iterator[tuple[int, int]]:
+    def bounds(self, top: int) -> Iterator[tuple[int, int]]:
+        """Each range as (low, high), ``*`` being ``top`` (RFC 9051 §9)."""
         for a, b in self.ranges:
             lo = top if a is None else a
             hi = top if b is None else b
@@ -132,7 +133,7 @@ class SequenceSet:
         """Whether ``n`` is in the set, ``*`` being ``top`` (the largest in use)."""
         if self.saved:
             raise ValueError("'$' stands for a saved result; resolve it first")
-        return any(lo <= n <= hi for lo, hi in self._bounds(top))
+        return any(lo <= n <= hi for lo, hi in self.bounds(top))
 
     def values(self, top: int) -> list[int]:
         """The distinct numbers of the set, ascending, ``*`` being ``top``.
@@ -146,7 +147,7 @@ class SequenceSet:
         if self.saved:
             raise ValueError("'$' stands for a saved result; resolve it first")
         out: set[int] = set()
-        for lo, hi in self._bounds(top):
+        for lo, hi in self.bounds(top):
             out.update(range(lo, min(hi, top) + 1))
         return sorted(out)
 

@@ -95,7 +95,7 @@ def resolve(conn: IMAPConnection, numbers: SequenceSet, uid: bool) -> list[tuple
     if uid:
         top = view.max_uid
         picked: set[int] = set()
-        for lo, hi in _bounds(numbers, top):
+        for lo, hi in numbers.bounds(top):
             picked.update(range(bisect_left(uids, lo), bisect_right(uids, hi)))
         return [(i + 1, uids[i]) for i in sorted(picked)]
     top = len(view)
@@ -103,16 +103,6 @@ def resolve(conn: IMAPConnection, numbers: SequenceSet, uid: bool) -> list[tuple
         raise HandlerError("no such message sequence number", Code.CLIENTBUG, "BAD") \
             if numbers.max_number() > top else HandlerError("the mailbox is empty", None, "BAD")
     return [(q, uids[q - 1]) for q in numbers.values(top)]
-
-
-def _bounds(numbers: SequenceSet, top: int) -> list[tuple[int, int]]:
-    """The set's ranges as (low, high), ``*`` being ``top`` (RFC 9051 §9)."""
-    out = []
-    for a, b in numbers.ranges:
-        lo = top if a is None else a
-        hi = top if b is None else b
-        out.append((min(lo, hi), max(lo, hi)))
-    return out
 
 
 # --- untagged updates ---------------------------------------------------------------

@@ -12,24 +12,19 @@ from kittiwake.imapserver import metrics as m
 from kittiwake.imapserver.connection import IMAPConnection
 from kittiwake.imapserver.context import IMAPContext
 from kittiwake.limits import Refusal, Slot
+from kittiwake.listener import Listener
 
 _REFUSED = b"* BYE [UNAVAILABLE] too many connections, try again later\r\n"
 
 
-class IMAPService:
+class IMAPService(Listener):
     """Accepts connections on some IPs and runs each session in a task."""
 
     def __init__(self, ctx: IMAPContext, kind: str, ips: list[str], port: int,
                  backlog: int = 1024) -> None:
+        super().__init__(kind, ips, port, backlog)
         self.ctx = ctx
         self.kind = kind
-        self.name = kind
-        self.ips = ips
-        self.port = port
-        self.backlog = backlog
-        self._servers: list[asyncio.Server] = []
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._bound: list[str] = []
 
     async def start(self) -> None:
         tls: ssl.SSLContext | None = None
@@ -37,23 +32,9 @@ class IMAPService:
             if self.ctx.tls_context is None:
                 raise OSError("imaps needs TLS certificates on the listener")
             tls = self.ctx.tls_context
-        for ip in self.ips:
-            server = await asyncio.start_server(self._accept, ip, self.port, ssl=tls,
-                                                reuse_address=True, limit=1 << 20,
-                                                backlog=self.backlog,
-                                                ssl_handshake_timeout=30 if tls else None)
-            self._servers.append(server)
-            for sock in server.sockets:
-                host, port = sock.getsockname()[:2]
-                self._bound.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+        await self.listen(tls)
 
-    def open_sessions(self) -> int:
-        return len(self._tasks)
-
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         ip = str((writer.get_extra_info("peername") or ("?",))[0])
         sock = writer.get_extra_info("socket")
         if sock is not None:
@@ -85,20 +66,3 @@ class IMAPService:
         finally:
             if slot is not None:
                 slot.release()
-            self._tasks.discard(task)
-
-    async def close(self, grace: float) -> None:
-        for server in self._servers:
-            server.close()
-        if self._tasks:
-            _done, pending = await asyncio.wait(list(self._tasks), timeout=grace)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending, timeout=2)
-        for server in self._servers:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(server.wait_closed(), 1)
-
-    def addresses(self) -> list[str]:
-        return list(self._bound)

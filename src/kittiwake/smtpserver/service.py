@@ -16,6 +16,7 @@ import ssl
 
 from kittiwake import log
 from kittiwake.limits import Refusal, Slot
+from kittiwake.listener import Listener
 from kittiwake.smtpserver import metrics as smtp_metrics
 from kittiwake.smtpserver.connection import SMTPConnection
 from kittiwake.smtpserver.context import ServerContext
@@ -28,18 +29,13 @@ REFUSALS = {
 }
 
 
-class SMTPService:
+class SMTPService(Listener):
     """smtp (25), submission (587) or submissions (465, implicit TLS) on some IPs."""
 
     def __init__(self, ctx: ServerContext, kind: str, ips: list[str], port: int) -> None:
+        super().__init__(kind, ips, port)
         self.ctx = ctx
         self.kind = kind
-        self.name = kind
-        self.ips = ips
-        self.port = port
-        self._servers: list[asyncio.Server] = []
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._bound: list[str] = []
 
     async def start(self) -> None:
         tls: ssl.SSLContext | None = None
@@ -47,20 +43,10 @@ class SMTPService:
             if self.ctx.tls_context is None:
                 raise OSError("submissions needs TLS certificates on the listener")
             tls = self.ctx.tls_context
-        for ip in self.ips:
-            server = await asyncio.start_server(self._accept, ip, self.port, ssl=tls,
-                                                reuse_address=True, limit=1 << 20,
-                                                backlog=self.ctx.limits.listen_backlog,
-                                                ssl_handshake_timeout=30 if tls else None)
-            self._servers.append(server)
-            for sock in server.sockets:
-                host, port = sock.getsockname()[:2]
-                self._bound.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+        self.backlog = self.ctx.limits.listen_backlog
+        await self.listen(tls)
 
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        task = asyncio.current_task()
-        assert task is not None
-        self._tasks.add(task)
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         ip = str((writer.get_extra_info("peername") or ("?",))[0])
         slot: Slot | None = None
         try:
@@ -80,11 +66,6 @@ class SMTPService:
         finally:
             if slot is not None:
                 slot.release()
-            self._tasks.discard(task)
-
-    def open_sessions(self) -> int:
-        """Connections being served (refused ones are gone at once)."""
-        return len(self._tasks)
 
     async def _refuse(self, writer: asyncio.StreamWriter, ip: str, why: Refusal) -> None:
         log.get_logger("smtpserver").debug("connection refused", ip=ip, limit=str(why),
@@ -93,19 +74,3 @@ class SMTPService:
         with contextlib.suppress(ConnectionError, TimeoutError):
             await asyncio.wait_for(writer.drain(), 10)
         writer.close()
-
-    async def close(self, grace: float) -> None:
-        for server in self._servers:
-            server.close()
-        if self._tasks:
-            _done, pending = await asyncio.wait(list(self._tasks), timeout=grace)
-            for task in pending:
-                task.cancel()
-            if pending:
-                await asyncio.wait(pending, timeout=2)
-        for server in self._servers:
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(server.wait_closed(), 1)
-
-    def addresses(self) -> list[str]:
-        return list(self._bound)
