@@ -515,8 +515,7 @@ class IMAPConnection:
             name, self.ctx.quota_of(name), self.ctx.mailboxes_of(name))
         self.sub = self.ctx.store.changes.subscribe(name)
         self.logger.info("authenticated", account=name, mechanism=mechanism)
-        caps = [x for x in self._caps_after_login()]
-        return Answer("OK", "logged in", r.ResponseCode.capability(caps))
+        return Answer("OK", "logged in", r.ResponseCode.capability(self._caps_after_login()))
 
     def _caps_after_login(self) -> list[str]:
         state = self.session.state
