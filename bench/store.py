@@ -24,8 +24,8 @@ import time
 from pathlib import Path
 
 from bench.corpus import mbox, message, varied
+from kittiwake.durable import fsync_dir, sync_files
 from kittiwake.store import AccountStore, Store
-from kittiwake.store.files import fsync_dir, sync_files
 from kittiwake.store.importer import import_path
 
 

@@ -168,7 +168,8 @@ async def test_unparseable_message_is_stored_byte_exact(account) -> None:  # typ
 def test_second_opener_leaves_in_flight_files_alone(tmp_path: Path) -> None:
     """Opening an account that is already open (CLI while the server runs) must not
     clean up a delivery in progress; opening it alone cleans leftovers."""
-    from kittiwake.store import AccountStore, files
+    from kittiwake import durable as files
+    from kittiwake.store import AccountStore
 
     root = tmp_path / "acc"
     first = AccountStore("a", root)
@@ -189,7 +190,7 @@ async def test_disk_full_fails_cleanly(account, tmp_path: Path, monkeypatch,  # 
     import errno
     import os
 
-    from kittiwake.store import files
+    from kittiwake import durable as files
 
     await account.deliver("Inbox", msg("before", "b"))
     before = await account.mailbox("Inbox")

@@ -27,9 +27,10 @@ from types import SimpleNamespace
 
 import pytest
 
+from kittiwake import durable as files
 from kittiwake.queue.model import Envelope, NewRecipient
 from kittiwake.queue.store import QueueStore
-from kittiwake.store import AccountStore, files
+from kittiwake.store import AccountStore
 from kittiwake.store.account import NewMessage
 from kittiwake.store.importer import import_path
 from kittiwake.store.summary import summarize
@@ -45,7 +46,7 @@ class Recorder:
     fds: dict[int, str] = field(default_factory=dict)
 
     def os_shim(self) -> SimpleNamespace:
-        """A stand-in for the ``os`` module as ``kittiwake.store.files`` uses it."""
+        """A stand-in for the ``os`` module as ``kittiwake.durable`` uses it."""
         real = os
 
         def open_(path: object, flags: int, *args: object) -> int:

@@ -23,7 +23,7 @@ from kittiwake.config.limits import LimitsConfig
 from kittiwake.config.transports import Transport, TransportName
 
 # Services that start with a TLS handshake (RFC 8314 §3.3): no certificate, no service.
-IMPLICIT_TLS = ("submissions", "imaps")
+IMPLICIT_TLS = ("submissions", "imaps", "https")
 
 
 class ServiceConfig(Section):
@@ -63,6 +63,15 @@ class IMAPServiceConfig(ServiceConfig):
     """Allow LOGIN and AUTHENTICATE without TLS (only for testing: passwords go in clear)."""
 
 
+class HTTPService(ServiceConfig):
+    """Plain HTTP on port 80."""
+
+    reverse_proxied: bool = False
+    """Serve the HTTPS content (MTA-STS policy, autoconfig) over plain HTTP here too,
+    for a web server in front that terminates TLS and proxies to this port (set up
+    by ``quickstart --existing-webserver``); listen on an internal address only."""
+
+
 class TLSCertificate(Section):
     """A certificate and its key, both PEM files."""
 
@@ -74,10 +83,19 @@ class TLSCertificate(Section):
 
 
 class TLSConfig(Section):
-    """TLS for a listener."""
+    """TLS for a listener: certificate files, or certificates from ACME, or both."""
 
     certificates: list[TLSCertificate] = []
     """Certificates to use; picked by SNI name, the first one is the default."""
+
+    acme: str = ""
+    """Name of an [acme.NAME] section: get and renew certificates for this listener's
+    host names (the host name, and mta-sts./autoconfig. of each domain) from it."""
+
+    host_private_key_files: list[str] = []
+    """Pre-generated private keys (PEM, ECDSA P-256 and RSA-2048) for the ACME
+    certificates: they stay the same across renewals, so TLSA records (DANE, RFC 7672)
+    published for them keep matching. Written by ``kittiwake quickstart``."""
 
     min_version: Literal["TLSv1.2", "TLSv1.3"] = "TLSv1.2"
     """Oldest TLS version accepted (RFC 8996: TLS 1.0 and 1.1 are deprecated)."""
@@ -112,6 +130,14 @@ class Listener(Section):
 
     metrics: ServiceConfig = ServiceConfig()
     """Prometheus metrics at /metrics over plain HTTP (port 8010); keep it internal."""
+
+    http: HTTPService = HTTPService()
+    """Plain HTTP, port 80: ACME http-01 challenges and redirects to HTTPS."""
+
+    https: ServiceConfig = ServiceConfig()
+    """HTTPS, port 443: the MTA-STS policy (RFC 8461 §3.3), client autoconfiguration
+    (Thunderbird autoconfig, Microsoft autodiscover, Apple profiles) and ACME
+    tls-alpn-01 (RFC 8737)."""
 
     @field_validator("ips")
     @classmethod
@@ -170,6 +196,38 @@ class QueueConfig(Section):
     """How long delivered/failed recipients are remembered, in days."""
 
 
+class ACMEConfig(Section):
+    """An ACME certificate authority (RFC 8555), e.g. Let's Encrypt."""
+
+    directory_url: str
+    """The directory URL, e.g. "https://acme-v02.api.letsencrypt.org/directory"."""
+
+    contact_email: str = ""
+    """Address the authority may write to about the account (expiry, problems)."""
+
+    challenge: Literal["tls-alpn-01", "http-01"] = "tls-alpn-01"
+    """How we prove control of a name: tls-alpn-01 (RFC 8737) on the https port, or
+    http-01 (RFC 8555 §8.3) on the http port (also through a web server in front)."""
+
+    renew_before_days: int = Field(30, ge=1, le=60)
+    """Renew a certificate this many days before it expires (earlier when the
+    authority's renewal information, RFC 9773, suggests a window)."""
+
+    issuer_domain_names: list[DomainName] = []
+    """The authority's CAA issuer names (RFC 8659), for CAA records and checks, e.g.
+    ["letsencrypt.org"]; empty: known for well-known directories."""
+
+    ca_file: str = ""
+    """Extra CA certificate(s) to trust the directory's HTTPS with (a private or test
+    authority such as pebble); empty: the system's CAs."""
+
+    eab_key_id: str = ""
+    """External account binding key id (RFC 8555 §7.3.4), when the authority needs one."""
+
+    eab_hmac_key_file: str = ""
+    """File holding the external account binding HMAC key (base64url)."""
+
+
 class StaticConfig(Section):
     """kittiwake.conf: settings read at start."""
 
@@ -188,6 +246,10 @@ class StaticConfig(Section):
     """Strict protocol behaviour: refuse to send 8-bit mail to a server that does not
     announce 8BITMIME (RFC 6152) instead of sending it anyway as most servers cope."""
 
+    user: str = ""
+    """Unprivileged user to run as: started as root, ``serve`` binds its ports and then
+    drops to this user (and refuses to keep running as root without it)."""
+
     shutdown_grace_seconds: float = Field(5.0, ge=0, le=300)
     """On SIGTERM/SIGINT, how long open sessions get to finish before they are closed."""
 
@@ -205,6 +267,9 @@ class StaticConfig(Section):
 
     listeners: dict[str, Listener] = {}
     """Named listeners, e.g. [listeners.public] and [listeners.internal]."""
+
+    acme: dict[str, ACMEConfig] = {}
+    """Named ACME certificate authorities, referred to by listeners' tls.acme."""
 
     # Annotated so `describe-static` shows `transports = {}` rather than an example
     # [transports.NAME] table: a transport needs exactly one kind, so an example with every
@@ -225,13 +290,23 @@ class StaticConfig(Section):
     @model_validator(mode="after")
     def _implicit_tls_has_certificate(self) -> StaticConfig:
         for name, listener in self.listeners.items():
-            has_certificate = bool(listener.tls and listener.tls.certificates)
+            has_certificate = bool(listener.tls and (listener.tls.certificates
+                                                     or listener.tls.acme))
             for service in IMPLICIT_TLS:
                 if getattr(listener, service).enabled and not has_certificate:
                     where = f"listeners.{name}"
                     raise ValueError(f"{where}.{service}: enabled, but {where}.tls has no"
                                      " certificates: implicit TLS (RFC 8314 §3.3) needs one;"
                                      f" add [[{where}.tls.certificates]] or disable {service}")
+        return self
+
+    @model_validator(mode="after")
+    def _acme_known(self) -> StaticConfig:
+        for name, listener in self.listeners.items():
+            if listener.tls and listener.tls.acme and listener.tls.acme not in self.acme:
+                known = ", ".join(sorted(self.acme)) or "none configured"
+                raise ValueError(f"listeners.{name}.tls.acme: no [acme.{listener.tls.acme}]"
+                                 f" section (known: {known})")
         return self
 
     @model_validator(mode="after")
@@ -252,7 +327,7 @@ class StaticConfig(Section):
 
 DEFAULT_PORTS = {
     "smtp": 25, "submission": 587, "submissions": 465, "imap": 143, "imaps": 993,
-    "metrics": 8010,
+    "metrics": 8010, "http": 80, "https": 443,
 }
 
 

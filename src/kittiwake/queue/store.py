@@ -24,6 +24,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from kittiwake import durable
 from kittiwake.dns.names import domain_key
 from kittiwake.queue import schedule as sched
 from kittiwake.queue.metrics import LastError, QueueSummary
@@ -46,7 +47,6 @@ from kittiwake.queue.model import (
 )
 from kittiwake.queue.schema import connect, connect_readonly
 from kittiwake.smtp.params import Notify, ORcpt, Ret
-from kittiwake.store import files
 
 HISTORY_KEEP = 1000
 HISTORY_AGE = timedelta(days=7)
@@ -100,7 +100,7 @@ class QueueStore:
             self.db = connect_readonly(root / "index.db")
             return
         self.db = connect(root / "index.db")
-        files.clean_tmp(root)
+        durable.clean_tmp(root)
         self._remove_orphans()
 
     def close(self) -> None:
@@ -137,13 +137,13 @@ class QueueStore:
                 raise
 
     def path(self, message_id: int) -> Path:
-        return files.message_path(self.root, message_id)
+        return durable.message_path(self.root, message_id)
 
     # --- enqueue ------------------------------------------------------------
 
     def write_temp(self, chunks: Iterable[bytes]) -> tuple[Path, int]:
         """Write message data to an fsynced temporary file; (path, size)."""
-        return files.write_temp(self.root, chunks, sync=True)
+        return durable.write_temp(self.root, chunks, sync=True)
 
     def enqueue(self, envelope: Envelope, data: bytes | Iterable[bytes],
                 now: datetime | None = None) -> QueuedMessage:
@@ -193,7 +193,7 @@ class QueueStore:
                          rcpt.orcpt.addr_type if rcpt.orcpt else None,
                          rcpt.orcpt.address if rcpt.orcpt else None,
                          to_ms(first), int(held)))
-                placed = files.move_into_place(self.root, tmp, message_id, sync=True)
+                placed = durable.move_into_place(self.root, tmp, message_id, sync=True)
                 message = self._message(db, message_id)
         except BaseException:
             if placed is not None:
@@ -452,7 +452,7 @@ class QueueStore:
     def remove_files(self, message_ids: Iterable[int]) -> None:
         """Remove files of messages whose rows are gone."""
         ids = list(message_ids)
-        files.remove(self.root, ids)
+        durable.remove(self.root, ids)
 
     def needs_delay_dsn(self) -> list[Recipient]:
         """Queued recipients due a "delayed" DSN (5+ failed attempts, none sent yet).

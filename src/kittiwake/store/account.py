@@ -20,8 +20,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from kittiwake import durable
 from kittiwake.message.part import Part
-from kittiwake.store import files
 from kittiwake.store.model import (
     Change,
     Delivered,
@@ -85,7 +85,7 @@ class AccountStore:
         if self._lock_fd.exclusive:
             # Nobody else (no other process, no other AccountStore here) has the
             # account open, so leftovers cannot belong to a delivery in progress.
-            files.clean_tmp(root)
+            durable.clean_tmp(root)
             self._remove_interrupted()
         self._lock_fd.share()
 
@@ -101,7 +101,7 @@ class AccountStore:
             return
         for shard in msg_dir.iterdir():
             try:
-                if int(shard.name, 16) < max_id // files.SHARD_SIZE:
+                if int(shard.name, 16) < max_id // durable.SHARD_SIZE:
                     continue
             except ValueError:
                 continue
@@ -263,7 +263,7 @@ class AccountStore:
             db.execute("DELETE FROM expunged WHERE mailbox_id = ?", (mailbox.id,))
             db.execute("DELETE FROM metadata WHERE mailbox_id = ?", (mailbox.id,))
             db.execute("DELETE FROM mailbox WHERE id = ?", (mailbox.id,))
-        files.remove(self.root, ids)
+        durable.remove(self.root, ids)
         return [Change("mailbox-removed", mailbox.id, name, modseq=modseq)], ids
 
     def subscribe(self, name: str, subscribed: bool = True) -> None:
@@ -289,7 +289,7 @@ class AccountStore:
         ``sync=True``: each file is already fsynced; the directories it is
         renamed into are fsynced here. ``sync="batch"`` (import): the files were
         written without fsync; after they are renamed into place one
-        ``files.sync_files`` (syncfs) makes their data and names durable. Either
+        ``durable.sync_files`` (syncfs) makes their data and names durable. Either
         way that happens before the commit. On any failure nothing is committed
         and no new file stays visible.
 
@@ -378,11 +378,11 @@ class AccountStore:
                         placer.join()  # files in place and durable (or its error raised)
                 if placer is None:
                     for tmp, message_id in moves:
-                        placed.append(files.move_into_place(self.root, tmp, message_id,
+                        placed.append(durable.move_into_place(self.root, tmp, message_id,
                                                             sync=False))
                     if sync:
                         for directory in {p.parent for p in placed}:
-                            files.fsync_dir(directory)
+                            durable.fsync_dir(directory)
         except BaseException:
             for path in placed:
                 path.unlink(missing_ok=True)
@@ -395,7 +395,7 @@ class AccountStore:
             with self.lock:
                 self.to_index.extend(pending_ids)
         if removed:
-            files.remove(self.root, removed)
+            durable.remove(self.root, removed)
         change = Change("added", mailbox.id, mailbox.name,
                         tuple(d.uid for d in delivered), modseq,
                         tuple(m.flags for m in messages))
@@ -405,7 +405,7 @@ class AccountStore:
                 received: int = 0, mailfrom: str = "",
                 rcptto: str = "") -> tuple[Delivered, list[Change]]:
         """Store one message durably: write+fsync file, rename, fsync dir, commit."""
-        tmp, size = files.write_temp(self.root, [data], sync=True)
+        tmp, size = durable.write_temp(self.root, [data], sync=True)
         new = NewMessage(tmp, size, summarize(data), flags, received, mailfrom, rcptto)
         delivered, changes = self.add(mailbox_name, [new], sync=True)
         return delivered[0], changes
@@ -543,7 +543,7 @@ class AccountStore:
             if summary is None:
                 continue  # expunged meanwhile
             try:
-                data = files.message_path(self.root, message_id).read_bytes()
+                data = durable.message_path(self.root, message_id).read_bytes()
                 root = Part.from_dict(json.loads(summary)["part"], data)
             except (OSError, ValueError, KeyError, TypeError):
                 continue
@@ -640,7 +640,7 @@ class AccountStore:
         return row[0]
 
     def path(self, message_id: int) -> Path:
-        return files.message_path(self.root, message_id)
+        return durable.message_path(self.root, message_id)
 
     def read(self, message_id: int) -> bytes:
         return self.path(message_id).read_bytes()
@@ -776,7 +776,7 @@ class AccountStore:
                         db.execute("INSERT INTO textindex (rowid, headers, body) SELECT ?,"
                                    " headers, body FROM textindex WHERE rowid = ?",
                                    (new_id, message_id))
-                        files.link_copy(self.root, message_id, new_id, sync=False)
+                        durable.link_copy(self.root, message_id, new_id, sync=False)
                         linked.append(new_id)
                     pairs.append((old_uid, uid))
                     uid += 1
@@ -793,10 +793,10 @@ class AccountStore:
                                " deleted = deleted - ?, size = size - ?, highestmodseq = ?"
                                " WHERE id = ?", (n, unseen, deleted, size, modseq, source.id))
                 if linked:
-                    for directory in {files.message_path(self.root, i).parent for i in linked}:
-                        files.fsync_dir(directory)
+                    for directory in {durable.message_path(self.root, i).parent for i in linked}:
+                        durable.fsync_dir(directory)
         except BaseException:
-            files.remove(self.root, linked)
+            durable.remove(self.root, linked)
             raise
         changes = [Change("added", target.id, target.name, tuple(p[1] for p in pairs), modseq)]
         if move:
@@ -822,7 +822,7 @@ class AccountStore:
             if not rows:
                 raise _NothingChanged(([], []))
             ids = _remove_rows(db, mailbox.id, rows, modseq)
-        files.remove(self.root, ids)
+        durable.remove(self.root, ids)
         uids_gone = [r[1] for r in rows]
         return uids_gone, [Change("expunged", mailbox.id, mailbox.name, tuple(uids_gone), modseq)]
 
@@ -840,7 +840,7 @@ class AccountStore:
 
 
 class _Placer(threading.Thread):
-    """Renames a batch's files into place, then syncs them all (``files.sync_files``)."""
+    """Renames a batch's files into place, then syncs them all (``durable.sync_files``)."""
 
     def __init__(self, root: Path, moves: list[tuple[Path, int]], placed: list[Path]) -> None:
         super().__init__(name="kittiwake-place", daemon=True)
@@ -853,9 +853,9 @@ class _Placer(threading.Thread):
     def run(self) -> None:
         try:
             for tmp, message_id in self.moves:
-                self.placed.append(files.move_into_place(self.root, tmp, message_id,
+                self.placed.append(durable.move_into_place(self.root, tmp, message_id,
                                                          sync=False))
-            files.sync_files(self.placed)
+            durable.sync_files(self.placed)
         except BaseException as exc:  # handed to the transaction's thread
             self.error = exc
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from kittiwake.store import files
+from kittiwake import durable
 from kittiwake.store.account import AccountStore
 from kittiwake.store.schema import DELETED, SEEN
 
@@ -60,7 +60,7 @@ def check(store: AccountStore, repair: bool = False) -> list[str]:
         for message_id, size in db.execute("SELECT id, size FROM message"):
             ids[message_id] = size
         for message_id, size in ids.items():
-            path = files.message_path(store.root, message_id)
+            path = durable.message_path(store.root, message_id)
             try:
                 on_disk = os.stat(path).st_size
             except FileNotFoundError:
@@ -88,7 +88,7 @@ def check(store: AccountStore, repair: bool = False) -> list[str]:
 
                 for message_id in missing:
                     try:
-                        summary = summarize(files.message_path(store.root, message_id)
+                        summary = summarize(durable.message_path(store.root, message_id)
                                             .read_bytes())
                     except FileNotFoundError:
                         continue

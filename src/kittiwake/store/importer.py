@@ -31,7 +31,7 @@ from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from kittiwake.store import files
+from kittiwake import durable
 from kittiwake.store.account import SEPARATOR, AccountStore, NewMessage, normalize_mailbox_name
 from kittiwake.store.mailfile import MailItem, mbox_item, mbox_spans, read_maildir, read_mbox
 from kittiwake.store.model import Flags, MailboxNotFound, StoreError
@@ -277,7 +277,7 @@ def _prepare(root: Path, units: list[Unit]) -> list[_Prepared]:
                 out.append(_Prepared(item.source, skipped="empty or too large message"))
                 continue
             summary = summarize(item.data, search_text=True)
-            tmp, size = files.write_temp(root, [item.data], sync=False,
+            tmp, size = durable.write_temp(root, [item.data], sync=False,
                                          subdir=f"import-{os.getpid()}")
             out.append(_Prepared(item.source, str(tmp), size, summary, item.flags,
                                  item.received))

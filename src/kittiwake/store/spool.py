@@ -17,7 +17,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from kittiwake.store import files
+from kittiwake import durable
 
 __all__ = ["SpoolFile"]
 
@@ -28,7 +28,7 @@ class SpoolFile:
     def __init__(self, account_root: Path) -> None:
         tmp_dir = account_root / "tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)
-        fd, name = files._mkstemp(tmp_dir)
+        fd, name = durable._mkstemp(tmp_dir)
         self.path = Path(name)
         self._file = os.fdopen(fd, "wb", buffering=256 * 1024)
         self.size = 0

@@ -1,4 +1,6 @@
-"""Message files on disk, written so that no acknowledged message is ever lost.
+"""Durable files: written so that no acknowledged message is ever lost.
+
+Shared by the store and the queue (DESIGN.md layout: ``durable``).
 
 DESIGN.md "Storage": a message is written to a temporary file, fsynced,
 renamed into place, and its directory fsynced; only then is the database row
