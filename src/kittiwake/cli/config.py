@@ -63,3 +63,51 @@ def describe_alerts() -> None:
     from kittiwake.monitoring import alert_rules_yaml
 
     click.echo(alert_rules_yaml(), nl=False)
+
+
+def _load_for_domain(ctx: click.Context, domain: str):  # type: ignore[no-untyped-def]
+    """The loaded config and ``domain`` in A-labels, or one line saying what is wrong."""
+    from kittiwake.config import ConfigError, load
+    from kittiwake.dns import InvalidName, mail_domain
+
+    try:
+        ascii_domain = mail_domain(domain).ascii
+    except InvalidName as exc:
+        raise UserError(str(exc)) from None
+    try:
+        config = load(ctx.find_root().obj["config_dir"])
+    except ConfigError as exc:
+        for problem in exc.problems[:-1]:
+            click.echo(problem, err=True)
+        raise UserError(exc.problems[-1]) from None
+    return config, ascii_domain
+
+
+def _facts(config, domain: str):  # type: ignore[no-untyped-def]
+    from kittiwake.setup import FactsError, domain_facts
+
+    try:
+        return domain_facts(config, domain)
+    except FactsError as exc:
+        raise UserError(str(exc)) from None
+
+
+@config_group.command("dnsrecords")
+@click.argument("domain")
+@click.option("--json", "as_json", is_flag=True, help="Print the records as JSON.")
+@click.option("--words", is_flag=True, help="Explain each record in words after the zone.")
+@click.pass_context
+def dnsrecords_command(ctx: click.Context, domain: str, as_json: bool, words: bool) -> None:
+    """Print the DNS records DOMAIN needs, as a zone-file snippet (from the config files)."""
+    from kittiwake.setup import records_for, render_json, render_words, render_zone
+
+    config, ascii_domain = _load_for_domain(ctx, domain)
+    facts = _facts(config, ascii_domain)
+    records = records_for(facts)
+    if as_json:
+        click.echo(render_json(records, facts))
+        return
+    click.echo(render_zone(records, facts), nl=False)
+    if words:
+        click.echo("")
+        click.echo(render_words(records, facts), nl=False)
