@@ -111,3 +111,49 @@ def dnsrecords_command(ctx: click.Context, domain: str, as_json: bool, words: bo
     if words:
         click.echo("")
         click.echo(render_words(records, facts), nl=False)
+
+
+EXIT_DNS_ERRORS = 2
+
+
+def dnscheck_resolver(ctx: click.Context):  # type: ignore[no-untyped-def]
+    """The resolver dnscheck uses (one injected in ``ctx.obj["resolver"]`` by tests,
+    else KITTIWAKE_DNS, the config's resolvers, resolv.conf)."""
+    from kittiwake.cli.common import make_resolver
+
+    state = ctx.find_root().obj or {}
+    injected = state.get("resolver")
+    return injected if injected is not None else make_resolver(ctx)
+
+
+@config_group.command("dnscheck")
+@click.argument("domain")
+@click.option("--json", "as_json", is_flag=True, help="Print the results as JSON.")
+@click.option("--ca-file", default=None, type=click.Path(dir_okay=False, exists=True),
+              help="Extra CA certificates to trust for the MTA-STS policy's HTTPS (test CAs).")
+@click.pass_context
+def dnscheck_command(ctx: click.Context, domain: str, as_json: bool,
+                     ca_file: str | None) -> None:
+    """Check DOMAIN's published DNS records against the configuration.
+
+    One line per check: OK, WARN or ERROR, with the fix. The server's SMTP
+    port is connected to (STARTTLS) to compare the served certificate with
+    the TLSA records, and the MTA-STS policy is fetched over HTTPS.
+    Exit status 2 when some check is an ERROR.
+    """
+    from kittiwake.cli.common import print_json, run
+    from kittiwake.dnscheck import Level, default_probes, render, run_checks
+
+    config, ascii_domain = _load_for_domain(ctx, domain)
+    ctx.find_root().obj["static_config"] = config.static
+    facts = _facts(config, ascii_domain)
+    resolver = dnscheck_resolver(ctx)
+    probe = config.static.dns.dnssec_probe
+    results = run(lambda: run_checks(facts, resolver, default_probes(resolver, ca_file), probe))
+    if as_json:
+        print_json({"domain": ascii_domain, "hostname": facts.hostname,
+                    "results": [r.to_json() for r in results]})
+    else:
+        click.echo(render(results), nl=False)
+    if any(r.level is Level.ERROR for r in results):
+        ctx.exit(EXIT_DNS_ERRORS)
