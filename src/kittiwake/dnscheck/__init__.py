@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 
 from kittiwake.dns.resolver import Resolver
-from kittiwake.dnscheck.checks import CHECKS, Check, Environment, LookupFailed
+from kittiwake.dnscheck.checks import CHECKS, Environment
 from kittiwake.dnscheck.probes import Probes, ServedCertificate, default_probes
 from kittiwake.dnscheck.results import CheckResult, Level, render
 from kittiwake.setup.facts import DomainFacts
@@ -47,14 +47,7 @@ async def run_checks(facts: DomainFacts, resolver: Resolver, probes: Probes | No
     if any(r.level is Level.ERROR for r in first):
         return first
     env = Environment(facts, resolver, probes or default_probes(resolver))
-
-    async def one(name: str, check: Check) -> list[CheckResult]:
-        try:
-            return list(await check(env))
-        except LookupFailed as exc:
-            return [CheckResult(name, Level.ERROR, str(exc))]
-
-    groups = await asyncio.gather(*(one(name, check) for name, check in CHECKS))
+    groups = await asyncio.gather(*(check(env) for _name, check in CHECKS))
     return first + [line for group in groups for line in group]
 
 

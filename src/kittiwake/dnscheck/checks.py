@@ -9,6 +9,7 @@ The expected values come from :mod:`kittiwake.setup.records`, so
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -41,6 +42,9 @@ class Environment:
         return [r for r in self.records if r.check == check]
 
 
+Check = Callable[["Environment"], Awaitable[list[CheckResult]]]
+
+
 class LookupFailed(Exception):
     """A lookup failed temporarily; the message names it."""
 
@@ -55,6 +59,19 @@ async def _lookup(what: Callable[[], Awaitable[Answer[T]]], rtype: str, name: st
         raise LookupFailed(f"{name}: {exc}") from None
 
 
+def never_raises(name: str) -> Callable[[Check], Check]:
+    """Make a check turn a failed lookup into its ERROR line instead of raising."""
+    def wrap(check: Check) -> Check:
+        @functools.wraps(check)
+        async def checked(env: Environment) -> list[CheckResult]:
+            try:
+                return await check(env)
+            except LookupFailed as exc:
+                return [error(name, str(exc))]
+        return checked
+    return wrap
+
+
 def _publish(records: list[DNSRecord]) -> str:
     return "publish " + ", ".join(f"{r.name} {r.rtype.value} {r.rdata()}" for r in records)
 
@@ -63,6 +80,7 @@ def _ip_set(ips: tuple[str, ...] | list[str]) -> set[ipaddress.IPv4Address | ipa
     return {ipaddress.ip_address(ip) for ip in ips}
 
 
+@never_raises("mx")
 async def check_mx(env: Environment) -> list[CheckResult]:
     """MX of the domain names this host (RFC 5321 §5.1); not a null MX (RFC 7505)."""
     f = env.facts
@@ -85,6 +103,7 @@ async def check_mx(env: Environment) -> list[CheckResult]:
     return [ok("mx", f"MX of {f.domain} is {f.hostname}")]
 
 
+@never_raises("spf")
 async def check_spf(env: Environment) -> list[CheckResult]:
     """SPF (RFC 7208): every sending address passes, ``-all``/``~all`` at the end, and
     fewer than the 10 DNS-querying terms of §4.6.4."""
@@ -138,6 +157,7 @@ async def check_spf(env: Environment) -> list[CheckResult]:
     return out
 
 
+@never_raises("dkim")
 async def check_dkim(env: Environment) -> list[CheckResult]:
     """Each selector's TXT record holds the public key of its private key (RFC 6376 §3.6.2.1)."""
     from kittiwake.dkim import dns_record
@@ -178,6 +198,7 @@ async def check_dkim(env: Environment) -> list[CheckResult]:
     return out
 
 
+@never_raises("dmarc")
 async def check_dmarc(env: Environment) -> list[CheckResult]:
     """A valid DMARC record of the domain itself (RFC 7489 §6.3), with our rua address."""
     from kittiwake.dmarc import Disposition, LookupStatus, lookup
@@ -209,6 +230,7 @@ async def check_dmarc(env: Environment) -> list[CheckResult]:
     return out
 
 
+@never_raises("mta-sts")
 async def check_mta_sts(env: Environment) -> list[CheckResult]:
     """The ``_mta-sts`` TXT record's id is the configured policy id (RFC 8461 §3.1)."""
     from kittiwake.mtasts import lookup_record
@@ -233,6 +255,7 @@ async def check_mta_sts(env: Environment) -> list[CheckResult]:
     return [ok("mta-sts", f"_mta-sts.{f.domain} has id={found.record.id}")]
 
 
+@never_raises("mta-sts-policy")
 async def check_mta_sts_policy(env: Environment) -> list[CheckResult]:
     """The policy served at https://mta-sts.DOMAIN/.well-known/mta-sts.txt (RFC 8461 §3.3)
     is the configured one and allows this host."""
@@ -261,6 +284,7 @@ async def check_mta_sts_policy(env: Environment) -> list[CheckResult]:
     return out
 
 
+@never_raises("tlsrpt")
 async def check_tlsrpt(env: Environment) -> list[CheckResult]:
     """A TLSRPT record at ``_smtp._tls`` (RFC 8460 §3) sending reports to us."""
     from kittiwake.tlsrpt import RecordError, is_tlsrpt_record, parse_record
@@ -294,6 +318,7 @@ async def _tlsa_records(env: Environment) -> Answer[object]:
     return await _lookup(lambda: env.resolver.tlsa(name), "TLSA", name)
 
 
+@never_raises("tlsa")
 async def check_tlsa(env: Environment) -> list[CheckResult]:
     """TLSA ``3 1 1`` at ``_25._tcp.HOST`` for every host key, DNSSEC-signed
     (RFC 7672 §2.2: without DNSSEC, senders ignore TLSA)."""
@@ -328,6 +353,7 @@ async def check_tlsa(env: Environment) -> list[CheckResult]:
     return out
 
 
+@never_raises("tlsa-served")
 async def check_tlsa_served(env: Environment) -> list[CheckResult]:
     """The certificate served after STARTTLS on each address matches a published TLSA
     record (RFC 7672 §3.1) and one of the host keys (renewals keep it)."""
@@ -408,6 +434,7 @@ def _caa_issuer(value: str) -> tuple[str, dict[str, str]]:
     return issuer.strip().lower(), params
 
 
+@never_raises("caa")
 async def check_caa(env: Environment) -> list[CheckResult]:
     """CAA (RFC 8659) lets the configured ACME issuer issue for our names, and names our
     account when it says accounturi (RFC 8657 §3)."""
@@ -452,6 +479,7 @@ async def check_caa(env: Environment) -> list[CheckResult]:
     return out
 
 
+@never_raises("dnssec")
 async def check_dnssec(env: Environment) -> list[CheckResult]:
     """The domain's zone and the MX host's are DNSSEC-signed: the resolver's AD bit
     (RFC 4035 §3.2.3) on their answers. DANE needs it (RFC 7672 §2.2)."""
@@ -476,6 +504,7 @@ async def check_dnssec(env: Environment) -> list[CheckResult]:
     return out
 
 
+@never_raises("host-address")
 async def check_host_address(env: Environment) -> list[CheckResult]:
     """A/AAAA of the host are the listener addresses."""
     f = env.facts
@@ -502,6 +531,7 @@ async def check_host_address(env: Environment) -> list[CheckResult]:
     return [ok("host-address", f"{f.hostname} is at {', '.join(f.ips)}")]
 
 
+@never_raises("reverse-dns")
 async def check_reverse_dns(env: Environment) -> list[CheckResult]:
     """Each sending address has a PTR name whose A/AAAA leads back (FCrDNS, RFC 8601 §3),
     and the name is the one announced in EHLO."""
@@ -528,6 +558,7 @@ async def check_reverse_dns(env: Environment) -> list[CheckResult]:
     return out
 
 
+@never_raises("clients")
 async def check_clients(env: Environment) -> list[CheckResult]:
     """SRV records (RFC 6186 §3.1, RFC 8314 §5.1) and the autoconfig/autodiscover names."""
     out: list[CheckResult] = []
@@ -556,8 +587,6 @@ async def check_clients(env: Environment) -> list[CheckResult]:
         out.append(ok("clients", "SRV records and autoconfig/autodiscover names are published"))
     return out
 
-
-Check = Callable[[Environment], Awaitable[list[CheckResult]]]
 
 CHECKS: tuple[tuple[str, Check], ...] = (
     ("mx", check_mx),
