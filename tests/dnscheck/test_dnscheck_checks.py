@@ -356,3 +356,22 @@ def _no_network(monkeypatch: pytest.MonkeyPatch) -> None:
         raise AssertionError("network probe used in a unit test")
 
     monkeypatch.setattr("kittiwake.dnscheck.probes.smtp_certificate", refuse)
+
+
+async def test_served_certificate_found_through_dns_when_listening_on_any_address() -> None:
+    f = facts(ips=(), listens_on_any=True)
+    r = published(facts())  # the DNS has the host's address
+    server = FakeServer()
+    results = await run(c.check_tlsa_served, f, r, server)
+    assert levels(results) == [Level.OK] and server.asked == [(HOST, IP, 25)]
+    nowhere = await run(c.check_tlsa_served, f, published(facts(), {(HOST, "A")}), server)
+    assert levels(nowhere) == [Level.ERROR] and "no address" in nowhere[0].message
+
+
+async def test_helo_spf_record_that_refuses_our_address_is_a_warning() -> None:
+    f = facts()
+    r = published(f, {(HOST, "TXT")})
+    r.add("TXT", HOST, "v=spf1 ip4:192.0.2.1 -all")
+    results = await run(c.check_spf, f, r)
+    assert levels(results) == [Level.OK, Level.WARN]
+    assert f"HELO name {HOST} does not authorise {IP} (fail)" in results[1].message

@@ -150,10 +150,22 @@ async def check_spf(env: Environment) -> list[CheckResult]:
                       f" and ends in {qualifier} ({probe.lookups} of 10 DNS lookups)"))
     if f.hostname != f.domain:
         host = await lookup_record(env.resolver, f.hostname)
+        host_fix = f"publish {f.hostname} TXT \"v=spf1 a -all\""
         if host.record is None and host.status is not Status.TEMPERROR:
             out.append(warn("spf", f"the HELO name {f.hostname} has no SPF record: bounces"
-                            " (empty MAIL FROM) are checked against it",
-                            f"publish {f.hostname} TXT \"v=spf1 a -all\""))
+                            " (empty MAIL FROM) are checked against it", host_fix))
+        elif host.record is not None:
+            # RFC 7208 §2.3: the HELO identity, checked for bounces (empty MAIL FROM).
+            refused = []
+            for ip in f.ips:
+                helo = await check_host(env.resolver, ip, f.hostname,
+                                        f"postmaster@{f.hostname}", f.hostname,
+                                        identity="helo")
+                if helo.status is not Status.PASS:
+                    refused.append(f"{ip} ({helo.status})")
+            if refused:
+                out.append(warn("spf", f"the SPF record of the HELO name {f.hostname} does"
+                                f" not authorise {', '.join(refused)}", host_fix))
     return out
 
 
@@ -360,18 +372,20 @@ async def check_tlsa_served(env: Environment) -> list[CheckResult]:
     from kittiwake.dane import matches, record_for, usable_for_smtp
 
     f = env.facts
-    if not f.ips:
-        return [warn("tlsa-served", "the public listener has no specific address, so dnscheck"
-                     " cannot tell where to connect", "set listeners.NAME.ips to the public"
-                     " addresses")]
-    try:
-        answer = await _tlsa_records(env)
-    except LookupFailed as exc:
-        return [error("tlsa-served", str(exc))]
+    answer = await _tlsa_records(env)
+    addresses = list(f.ips)
+    if not addresses:
+        # Listening on all addresses: connect where senders do, the host's A/AAAA.
+        found = await _lookup(lambda: env.resolver.ips(f.hostname), "A/AAAA", f.hostname)
+        addresses = [str(a) for a in found.records]
+        if not addresses:
+            return [error("tlsa-served", f"{f.hostname} has no address to connect to",
+                          _publish(env.expected("host-address")) or
+                          f"publish A/AAAA records for {f.hostname}")]
     records = [r for r in answer.records if usable_for_smtp(r)]
     host_key_data = {k.tlsa_data for k in f.host_keys}
     out: list[CheckResult] = []
-    for ip in f.ips:
+    for ip in addresses:
         served = await env.probes.smtp_certificate(f.hostname, ip, f.smtp_port)
         where = f"{ip} port {f.smtp_port}"
         if served.leaf_der is None:
