@@ -176,3 +176,15 @@ def test_bad_input_is_one_line(tmp_path: Path, args: list[str], message: str) ->
     assert result.exit_code == 1, result.output
     assert message in result.output and len(result.output.strip().splitlines()) == 1
     assert not (tmp_path / "config").exists()
+
+
+def test_other_acme_authority_without_known_issuer_says_so(tmp_path: Path) -> None:
+    output = run_quickstart(tmp_path, "--acme-directory", "https://acme.test/dir")
+    static = tomllib.loads((tmp_path / "config/kittiwake.conf").read_text())
+    assert static["acme"]["acme"]["directory_url"] == "https://acme.test/dir"
+    assert static["listeners"]["public"]["tls"]["acme"] == "acme"
+    assert "\tCAA\t" not in output
+    assert "no CAA record: the CAA issuer name of [acme.acme] is not known" in output
+    with_issuer = run_quickstart(tmp_path / "second", "--acme-directory",
+                                 "https://acme.test/dir", "--acme-issuer", "ca.test")
+    assert 'example.org.\t3600\tIN\tCAA\t0 issue "ca.test"' in with_issuer

@@ -110,7 +110,8 @@ def _ips(given: tuple[str, ...]) -> list[str]:
               help="Directory for config/ and data/ (and the systemd unit).")
 @click.option("--acme-directory", default=None, metavar="URL",
               help="ACME directory URL (default: Let's Encrypt).")
-@click.option("--acme-ca-file", default="", metavar="FILE",
+@click.option("--acme-ca-file", default=None, metavar="FILE",
+              type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Extra CA certificate to trust the ACME directory's HTTPS with (test CAs).")
 @click.option("--acme-issuer", "acme_issuers", multiple=True, metavar="DOMAIN",
               help="CAA issuer domain of the ACME authority (known for Let's Encrypt).")
@@ -120,7 +121,7 @@ def _ips(given: tuple[str, ...]) -> list[str]:
               help="Print the records (and password) as JSON instead of text.")
 def quickstart_command(address: str, hostname: str | None, ips: tuple[str, ...],
                        existing_webserver: bool, directory: Path, acme_directory: str | None,
-                       acme_ca_file: str, acme_issuers: tuple[str, ...], user: str,
+                       acme_ca_file: Path | None, acme_issuers: tuple[str, ...], user: str,
                        as_json: bool) -> None:
     """Set up kittiwake for ADDRESS's domain: config, keys, account, DNS records."""
     from kittiwake.setup import domain_facts, records_for, render_json
@@ -132,7 +133,8 @@ def quickstart_command(address: str, hostname: str | None, ips: tuple[str, ...],
     issuers = [_hostname(i) for i in acme_issuers]
     opts = Options(address=clean, hostname=host, directory=directory.resolve(),
                    ips=_ips(ips), existing_webserver=existing_webserver,
-                   acme_directory=acme_directory or LETS_ENCRYPT, acme_ca_file=acme_ca_file,
+                   acme_directory=acme_directory or LETS_ENCRYPT,
+                   acme_ca_file=str(acme_ca_file.resolve()) if acme_ca_file else "",
                    acme_issuers=issuers, user=user, executable=_executable())
     try:
         outcome = quickstart(opts)
@@ -201,6 +203,15 @@ def report(opts, outcome, facts, records) -> str:  # type: ignore[no-untyped-def
             " autodiscover)",
             "  With the web server in front, point mta-sts., autoconfig. and autodiscover. at"
             " the web server's address rather than CNAMEs to the mail host if they differ.",
+            "  For nginx, e.g.:",
+            f"    server {{ listen 80; server_name {facts.hostname} mta-sts.{d} autoconfig.{d};",
+            f"      location /.well-known/acme-challenge/ {{ proxy_pass {backend};"
+            " proxy_set_header Host $host; } }",
+            f"    server {{ listen 443 ssl; server_name mta-sts.{d} autoconfig.{d}"
+            f" autodiscover.{d}; (ssl_certificate ...)",
+            f"      location / {{ proxy_pass {backend}; proxy_set_header Host $host;"
+            " proxy_set_header X-Forwarded-For $remote_addr;"
+            " proxy_set_header X-Forwarded-Proto https; } }",
             ""]
     lines += ["Next steps:"]
     step = 1

@@ -112,8 +112,17 @@ def existing_config(config_dir: Path) -> Path | None:
     return None
 
 
+def acme_name(directory_url: str) -> str:
+    """The [acme.NAME] section name: "letsencrypt" for Let's Encrypt, else "acme"."""
+    from urllib.parse import urlsplit
+
+    host = (urlsplit(directory_url).hostname or "").lower()
+    return ACME_NAME if host.endswith(".letsencrypt.org") else "acme"
+
+
 def static_config(opts: Options, host_key_files: list[str]) -> StaticConfig:
     """kittiwake.conf: a public listener for mail and web, an internal one for metrics."""
+    name = acme_name(opts.acme_directory)
     challenge = "http-01" if opts.existing_webserver else "tls-alpn-01"
     acme = ACMEConfig(directory_url=opts.acme_directory, contact_email=opts.address,
                       challenge=challenge, ca_file=opts.acme_ca_file,
@@ -121,7 +130,7 @@ def static_config(opts: Options, host_key_files: list[str]) -> StaticConfig:
     on = {"enabled": True}
     public = Listener(
         ips=list(opts.ips),
-        tls=TLSConfig(acme=ACME_NAME, host_private_key_files=host_key_files),
+        tls=TLSConfig(acme=name, host_private_key_files=host_key_files),
         smtp=SMTPService(**on), submission=SubmissionService(**on),
         submissions=ServiceConfig(**on), imap=IMAPServiceConfig(**on),
         imaps=ServiceConfig(**on),
@@ -134,7 +143,7 @@ def static_config(opts: Options, host_key_files: list[str]) -> StaticConfig:
     return StaticConfig(hostname=opts.hostname, data_dir="../data",
                         postmaster_account=opts.localpart, user=opts.user,
                         listeners={PUBLIC: public, INTERNAL: internal},
-                        acme={ACME_NAME: acme})
+                        acme={name: acme})
 
 
 def domains_config(opts: Options, selectors: dict[str, str], now: dt.datetime) -> DomainsConfig:
