@@ -1,10 +1,18 @@
-"""``kittiwake config test|describe-static|describe-domains|describe-alerts``."""
+"""``kittiwake config test|describe-static|describe-domains|describe-alerts``, and
+``config dnsrecords|dnscheck`` (the DNS records of a domain, published or not)."""
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 import click
 
 from kittiwake.cli.common import UserError
+
+if TYPE_CHECKING:
+    from kittiwake.config import Config
+    from kittiwake.dns import Resolver
+    from kittiwake.setup import DomainFacts
 
 
 @click.group(name="config")
@@ -65,7 +73,7 @@ def describe_alerts() -> None:
     click.echo(alert_rules_yaml(), nl=False)
 
 
-def _load_for_domain(ctx: click.Context, domain: str):  # type: ignore[no-untyped-def]
+def _load_for_domain(ctx: click.Context, domain: str) -> tuple[Config, str]:
     """The loaded config and ``domain`` in A-labels, or one line saying what is wrong."""
     from kittiwake.config import ConfigError, load
     from kittiwake.dns import InvalidName, mail_domain
@@ -83,7 +91,7 @@ def _load_for_domain(ctx: click.Context, domain: str):  # type: ignore[no-untype
     return config, ascii_domain
 
 
-def _facts(config, domain: str):  # type: ignore[no-untyped-def]
+def _facts(config: Config, domain: str) -> DomainFacts:
     from kittiwake.setup import FactsError, domain_facts
 
     try:
@@ -116,7 +124,7 @@ def dnsrecords_command(ctx: click.Context, domain: str, as_json: bool, words: bo
 EXIT_DNS_ERRORS = 2
 
 
-def dnscheck_resolver(ctx: click.Context):  # type: ignore[no-untyped-def]
+def dnscheck_resolver(ctx: click.Context) -> Resolver:
     """The resolver dnscheck uses (one injected in ``ctx.obj["resolver"]`` by tests,
     else KITTIWAKE_DNS, the config's resolvers, resolv.conf)."""
     from kittiwake.cli.common import make_resolver

@@ -12,10 +12,15 @@ import pwd
 import socket
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from kittiwake.cli.common import UserError
+
+if TYPE_CHECKING:
+    from kittiwake.setup import DNSRecord, DomainFacts
+    from kittiwake.setup.quickstart import Options, Outcome
 
 
 def _address(address: str) -> str:
@@ -164,7 +169,8 @@ def _executable() -> str:
     return shutil.which("kittiwake") or "kittiwake"
 
 
-def report(opts, outcome, facts, records) -> str:  # type: ignore[no-untyped-def]
+def report(opts: Options, outcome: Outcome, facts: DomainFacts,
+           records: list[DNSRecord]) -> str:
     """Everything quickstart tells the user, in the order they need it."""
     from kittiwake.setup import render_words, render_zone
     from kittiwake.setup.quickstart import INTERNAL_HTTP_PORT, INTERNAL_IP

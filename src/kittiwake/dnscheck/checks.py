@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import TypeVar
 
 from kittiwake.dns.resolver import Resolver
-from kittiwake.dns.types import Answer, DNSTemporaryError, InvalidName, RRType
+from kittiwake.dns.types import CAA, TLSA, Answer, DNSTemporaryError, InvalidName, RRType
 from kittiwake.dnscheck.probes import Probes
 from kittiwake.dnscheck.results import CheckResult, error, ok, warn
 from kittiwake.setup.facts import DomainFacts
@@ -325,7 +325,7 @@ async def check_tlsrpt(env: Environment) -> list[CheckResult]:
     return [ok("tlsrpt", f"TLS reports go to {f.tlsrpt_rua}")]
 
 
-async def _tlsa_records(env: Environment) -> Answer[object]:
+async def _tlsa_records(env: Environment) -> Answer[TLSA]:
     name = f"_25._tcp.{env.facts.hostname}"
     return await _lookup(lambda: env.resolver.tlsa(name), "TLSA", name)
 
@@ -424,7 +424,7 @@ def _caa_names(f: DomainFacts) -> list[str]:
     return names
 
 
-async def relevant_caa(resolver: Resolver, name: str) -> tuple[str, list[object]]:
+async def relevant_caa(resolver: Resolver, name: str) -> tuple[str, list[CAA]]:
     """The relevant CAA RRset of ``name`` (RFC 8659 §3): the first non-empty set found at
     the name or, climbing one label at a time, its parents (not the root). Returns the
     name it was found at and the records ("" and [] when there are none)."""
@@ -472,8 +472,7 @@ async def check_caa(env: Environment) -> list[CheckResult]:
                             f" [acme.{f.acme_name}] is unknown, so it cannot be checked",
                             "set issuer_domain_names in kittiwake.conf"))
             continue
-        issue = [getattr(r, "value", "") for r in records
-                 if getattr(r, "tag", "").lower() == "issue"]
+        issue = [r.value for r in records if r.tag.lower() == "issue"]
         allowed = [_caa_issuer(v) for v in issue]
         ours = [(i, p) for i, p in allowed if i in f.caa_issuers]
         if not ours:
