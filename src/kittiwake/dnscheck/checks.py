@@ -573,7 +573,7 @@ async def check_reverse_dns(env: Environment) -> list[CheckResult]:
 
 @never_raises("clients")
 async def check_clients(env: Environment) -> list[CheckResult]:
-    """SRV records (RFC 6186 §3.1, RFC 8314 §5.1) and the autoconfig/autodiscover names."""
+    """SRV records (RFC 6186 §3, RFC 8314 §5.1) and the autoconfig/autodiscover names."""
     out: list[CheckResult] = []
     for record in env.expected("clients"):
         try:

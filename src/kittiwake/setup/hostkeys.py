@@ -1,11 +1,12 @@
 """Host private keys for ACME certificates, made before the first certificate.
 
-A TLSA ``3 1 1`` record (DANE-EE, SubjectPublicKeyInfo, SHA-256; RFC 7671
-§5.1) names the public key, not the certificate. When every certificate the
-ACME client gets is for one of these keys, the records published once stay
-valid across renewals (RFC 7671 §8.1: "... the simplest approach is to reuse
-the same key"). Two keys, ECDSA P-256 and RSA-2048, so that clients that do
-not do ECDSA still find a certificate; a TLSA record is published for each.
+A TLSA ``3 1 1`` record (DANE-EE, SubjectPublicKeyInfo, SHA-256; the form
+RFC 7671 §10.1.2 recommends) names the public key, not the certificate.
+When every certificate the ACME client gets is for one of these keys, the
+records published once stay valid across renewals, and no rollover of TLSA
+records (RFC 7671 §10.1) is needed. Two keys, ECDSA P-256 and RSA-2048, so
+that clients that do not do ECDSA still find a certificate; a TLSA record is
+published for each.
 """
 
 from __future__ import annotations

@@ -2,8 +2,8 @@
 
 Writes, in a new directory: ``config/kittiwake.conf`` and
 ``config/domains.conf`` (through the config package's writers, then loaded
-back to validate), DKIM keys (Ed25519 and RSA-2048, both signing; RFC 8463
-§4 recommends signing with both while verifiers catch up), ACME host keys
+back to validate), DKIM keys (Ed25519 of RFC 8463 and RSA-2048, both signing,
+for verifiers that do not know Ed25519 yet), ACME host keys
 (ECDSA P-256 and RSA-2048, PKCS#8 PEM, mode 0600) for TLSA records that
 survive renewals, the account with a generated password (only SCRAM/CRAM
 secrets are stored, never the password), and a systemd unit. It returns

@@ -17,14 +17,14 @@ The records, with the standard each follows:
 - MTA-STS (RFC 8461 §3.1) ``_mta-sts`` TXT, and the ``mta-sts.`` host that
   serves the policy over HTTPS (§3.3).
 - TLSRPT (RFC 8460 §3) at ``_smtp._tls``.
-- TLSA ``3 1 1`` at ``_25._tcp.HOST`` (RFC 7672 §3.1, RFC 7671 §5.1) for
+- TLSA ``3 1 1`` at ``_25._tcp.HOST`` (RFC 7672 §3.1, RFC 7671 §10.1.2) for
   every pre-generated host key, so renewals keep the records valid.
 - CAA (RFC 8659 §4) for the ACME issuer, with ``accounturi`` (RFC 8657 §3)
   once the account exists.
 - Client configuration: autoconfig/autodiscover hosts, SRV records of
-  RFC 6186 §3.1 (``_submission``, ``_imap``) and RFC 8314 §5.1
+  RFC 6186 §3 (``_submission``, ``_imap``) and RFC 8314 §5.1
   (``_submissions``, ``_imaps``), with ``.`` targets for POP3 to say there is
-  none (RFC 6186 §4, RFC 2782).
+  none (RFC 2782: the service is decidedly not available).
 - PTR (reverse DNS) of every address, to ask the hosting provider for.
 """
 
