@@ -128,13 +128,10 @@ def tlsrpt_value(facts: DomainFacts) -> str:
     return f"v=TLSRPTv1; rua=mailto:{facts.tlsrpt_rua}"
 
 
-def caa_values(facts: DomainFacts) -> list[str]:
-    """``0 issue "ISSUER[; accounturi=URI]"`` per issuer (RFC 8659 §4.2, RFC 8657 §3)."""
-    out = []
-    for issuer in facts.caa_issuers:
-        extra = f"; accounturi={facts.acme_account_uri}" if facts.acme_account_uri else ""
-        out.append(f'0 issue "{issuer}{extra}"')
-    return out
+def caa_value(facts: DomainFacts, issuer: str) -> str:
+    """``0 issue "ISSUER[; accounturi=URI]"`` (RFC 8659 §4.2, RFC 8657 §3)."""
+    extra = f"; accounturi={facts.acme_account_uri}" if facts.acme_account_uri else ""
+    return f'0 issue "{issuer}{extra}"'
 
 
 def records_for(facts: DomainFacts) -> list[DNSRecord]:
@@ -180,13 +177,11 @@ def records_for(facts: DomainFacts) -> list[DNSRecord]:
             f"DANE: senders require TLS with the {key.description} host key ({key.file});"
             " renewed certificates keep the key", "tlsa")
     caa_names = [d] + ([host] if not _below(host, d) else [])
+    account = " and only for kittiwake's ACME account" if facts.acme_account_uri else ""
     for name in caa_names:
-        for value in caa_values(facts):
-            account = " and only for kittiwake's ACME account" if facts.acme_account_uri \
-                else ""
-            add(t, name, RRType.CAA, value,
-                f"CAA: only {value.split(chr(34))[1].split(';')[0]} may issue certificates"
-                f" for {name}{account}", "caa")
+        for issuer in facts.caa_issuers:
+            add(t, name, RRType.CAA, caa_value(facts, issuer),
+                f"CAA: only {issuer} may issue certificates for {name}{account}", "caa")
 
     for prefix in ("autoconfig", "autodiscover"):
         if f"{prefix}.{d}" != host:
