@@ -188,3 +188,19 @@ def test_other_acme_authority_without_known_issuer_says_so(tmp_path: Path) -> No
     with_issuer = run_quickstart(tmp_path / "second", "--acme-directory",
                                  "https://acme.test/dir", "--acme-issuer", "ca.test")
     assert 'example.org.\t3600\tIN\tCAA\t0 issue "ca.test"' in with_issuer
+
+
+def test_dnsrecords_names_the_acme_account_in_caa_once_registered(tmp_path: Path) -> None:
+    from kittiwake.acme.paths import account_file
+
+    run_quickstart(tmp_path)
+    config = load(tmp_path / "config")
+    args = ["--config", str(tmp_path / "config"), "config", "dnsrecords", "example.org"]
+    before = CliRunner().invoke(cli, args)
+    assert "CAA\t0 issue \"letsencrypt.org\"" in before.output, before.output
+    path = account_file(config.data_dir, "letsencrypt")
+    path.parent.mkdir(parents=True)
+    path.write_text(json.dumps({"uri": "https://acme.example/acct/42"}))
+    after = CliRunner().invoke(cli, args)
+    assert "CAA\t0 issue \"letsencrypt.org; accounturi=https://acme.example/acct/42\"" \
+        in after.output, after.output

@@ -103,14 +103,10 @@ def public_listeners(config: Config) -> list[tuple[str, Listener]]:
 
 
 def _account_uri(data_dir: Path, acme_name: str) -> str | None:
-    # TODO(acme): kittiwake.acme.account_uri lands with the ACME package; until
-    # then there is no account to name in CAA accounturi (RFC 8657 §3).
-    try:
-        from kittiwake.acme import account_uri  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    uri: str | None = account_uri(data_dir, acme_name)
-    return uri
+    """The ACME account to name in CAA accounturi (RFC 8657 §3), once registered."""
+    from kittiwake.acme import account_uri
+
+    return account_uri(data_dir, acme_name)
 
 
 def domain_facts(config: Config, domain: str) -> DomainFacts:
