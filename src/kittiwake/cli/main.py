@@ -36,6 +36,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "dane": ("kittiwake.cli.dial", "dane_group"),
     "admin": ("kittiwake.cli.admin", "admin_group"),
     "status": ("kittiwake.cli.status", "status_command"),
+    "junk": ("kittiwake.cli.junk", "junk_group"),
 }
 
 

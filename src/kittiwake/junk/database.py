@@ -196,6 +196,18 @@ class JunkDatabase:
                     db.execute("DELETE FROM word WHERE ham = 0 AND junk = 0 AND word IN"
                                f" ({','.join('?' * len(chunk))})", chunk)
 
+    def train_batch(self, items: Iterable[tuple[list[str], Class, int | None]]) -> int:
+        """Count many messages in one transaction (a full training); returns how many."""
+        n = 0
+        with self._write() as db:
+            for words, cls, message_id in items:
+                self._add(db, words, cls, +1)
+                if message_id is not None:
+                    db.execute("UPDATE message SET trained = ? WHERE id = ?",
+                               (cls.value, message_id))
+                n += 1
+        return n
+
     def reset_words(self) -> None:
         """Forget the word counts (before a full retraining)."""
         with self._write() as db:
@@ -283,7 +295,7 @@ class JunkDatabase:
 
     def flags_changed(self, mailbox: str, changes: list[tuple[int, int, tuple[str, ...]]]
                       ) -> tuple[list[Retrain], list[int]]:
-        """New flags for (uid, flags, keywords) in ``mailbox``; returns retrains and unknown uids."""
+        """New (uid, flags, keywords) in ``mailbox``; returns retrains and unknown uids."""
         retrains: list[Retrain] = []
         unknown: list[int] = []
         with self._write() as db:

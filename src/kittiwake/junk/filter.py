@@ -84,6 +84,11 @@ def reject_reply(settings: JunkConfig) -> Reject:
     return Reject(550, "5.7.1", "message refused as junk")
 
 
+def rejects(settings: JunkConfig, probability: float) -> bool:
+    """A content score refused in SMTP (a reject_threshold of 1.0 never rejects)."""
+    return settings.reject_threshold < 1.0 and probability >= settings.reject_threshold
+
+
 class JunkFilter:
     """Per-account junk decisions and learning; one per server process."""
 
@@ -190,7 +195,7 @@ class JunkFilter:
         result = score(words, db.counts(words), ham_total, junk_total)
         verdict = replace(base, reason=Reason.CONTENT, score=result.probability,
                           words=result.words[:10])
-        if result.probability >= settings.reject_threshold:
+        if rejects(settings, result.probability):
             return self._junk(db, settings, verdict, reject=True)
         if result.probability >= settings.junk_threshold:
             return self._junk(db, settings, verdict, reject=False)
@@ -408,14 +413,22 @@ class JunkFilter:
                                             m.received)
                 if r is not None:
                     retrains.append(r)
+        batch: list[tuple[list[str], Class, int | None]] = []
         for done, r in enumerate(retrains, 1):
             try:
                 data = await acc.read(r.message_id)
             except (StoreError, OSError):
                 continue
-            await asyncio.to_thread(self._train_one, db, data, r)
+            batch.append((await asyncio.to_thread(message_words, data), r.new, r.message_id))
+            junk_metrics.TRAINING_EVENTS.labels(**{"class": str(r.new), "direction": "add"}).inc()
+            if len(batch) >= 200 or done == len(retrains):
+                await asyncio.to_thread(db.train_batch, batch)
+                batch = []
             if progress is not None:
                 progress(done, len(retrains))
+        if batch:
+            await asyncio.to_thread(db.train_batch, batch)
+        logger.info("junk trained from mailboxes", account=account, messages=len(retrains))
         return await asyncio.to_thread(db.stats)
 
     async def check(self, account: str, message: bytes) -> CheckResult:
@@ -429,7 +442,7 @@ class JunkFilter:
             result = score(words, db.counts(words), ham, junk)
             trained = min(ham, junk) >= settings.min_training_messages
             action = Action.ACCEPT
-            if trained and result.probability >= settings.reject_threshold:
+            if trained and rejects(settings, result.probability):
                 action = Action.REJECT
             elif trained and result.probability >= settings.junk_threshold:
                 action = Action.JUNK
