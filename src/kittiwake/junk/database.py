@@ -99,11 +99,17 @@ class Tally:
 
 @dataclass(frozen=True)
 class Retrain:
-    """A message whose contribution to the word counts must change."""
+    """A message whose contribution to the word counts must change.
+
+    ``detached``: take back ``old`` once, reading the words from ``message_id``
+    (a copy with the same content), without touching that message's own count:
+    what an expunged original leaves behind when its copy lives on.
+    """
 
     message_id: int
     old: Class
     new: Class
+    detached: bool = False
 
 
 @dataclass(frozen=True)
@@ -312,21 +318,31 @@ class JunkDatabase:
                     retrains.append(retrain)
         return retrains, unknown
 
-    def expunged(self, mailbox: str, uids: Iterable[int]) -> None:
-        """Messages left ``mailbox`` for good (a move updated the row before this)."""
+    def expunged(self, mailbox: str, uids: Iterable[int]) -> list[Retrain]:
+        """Messages left ``mailbox`` for good (a move updated the row before this).
+
+        Deleted mail keeps its place in the sender's history and the word counts,
+        unless a copy of it lives on (COPY + EXPUNGE is how clients without MOVE
+        move mail): then the copy alone counts, and the original's training is
+        taken back with the copy's words (returned as detached retrains).
+        """
+        retrains: list[Retrain] = []
         with self._write() as db:
             for uid in uids:
-                row = db.execute("SELECT id, msgid FROM message WHERE mailbox = ? AND uid = ?"
-                                 " AND expunged = 0", (mailbox, uid)).fetchone()
+                row = db.execute("SELECT id, msgid, trained FROM message WHERE mailbox = ?"
+                                 " AND uid = ? AND expunged = 0", (mailbox, uid)).fetchone()
                 if row is None:
                     continue
-                copy = db.execute("SELECT 1 FROM message WHERE msgid = ? AND msgid != ''"
+                copy = db.execute("SELECT id FROM message WHERE msgid = ? AND msgid != ''"
                                   " AND id != ? AND expunged = 0", (row[1], row[0])).fetchone()
-                # Deleted mail keeps its place in the sender's history, unless a copy of
-                # it lives on (COPY + EXPUNGE is how clients without MOVE move mail).
                 db.execute("UPDATE message SET expunged = 1 WHERE id = ?", (row[0],))
                 if copy is not None:
-                    db.execute("UPDATE message SET class = '' WHERE id = ?", (row[0],))
+                    db.execute("UPDATE message SET class = '', trained = '' WHERE id = ?",
+                               (row[0],))
+                    if row[2]:
+                        retrains.append(Retrain(copy[0], Class(row[2]), Class.UNKNOWN,
+                                                detached=True))
+        return retrains
 
     def renamed(self, old: str, new: str) -> None:
         with self._write() as db:

@@ -159,8 +159,10 @@ class JunkFilter:
                                   evidence=(("error", "classification-failed"),))
         junk_metrics.CLASSIFY_SECONDS.observe(time.monotonic() - started)
         junk_metrics.VERDICTS.labels(action=str(verdict.action), reason=str(verdict.reason)).inc()
-        logger.info("junk verdict", account=account, ip=identities.ip,
-                    address=identities.address or None, **verdict.fields())
+        fields: dict[str, str | None] = {"ip": identities.ip,
+                                         "sender": identities.address or None}
+        fields.update(verdict.fields())  # the evidence (ip=, address=, ...) has the last word
+        logger.info("junk verdict", account=account, **fields)
         return verdict
 
     def _decide(self, db: JunkDatabase, settings: JunkConfig, identities: SenderIdentities,
@@ -205,8 +207,8 @@ class JunkFilter:
     def _signals(db: JunkDatabase, who: SenderIdentities, since: int
                  ) -> list[reputation.Signal]:
         wanted = [
-            (Reason.DMARC_DOMAIN, "domain", "dmarc_domain", who.dmarc_domain),
             (Reason.ADDRESS, "address", "address", who.address),
+            (Reason.DMARC_DOMAIN, "domain", "dmarc_domain", who.dmarc_domain),
         ]
         signals = [reputation.Signal(reason, key, value, db.tally(column, value, since))
                    for reason, key, column, value in wanted if value]
@@ -370,7 +372,8 @@ class JunkFilter:
                         retrains.append(r)
             await self._retrain(account, db, retrains)
         elif change.kind == "expunged" and change.uids:
-            await asyncio.to_thread(db.expunged, change.mailbox, change.uids)
+            await self._retrain(account, db, await asyncio.to_thread(
+                db.expunged, change.mailbox, change.uids))
         elif change.kind == "mailbox-renamed" and change.old_name:
             await asyncio.to_thread(db.renamed, change.old_name, change.mailbox)
 
@@ -392,7 +395,10 @@ class JunkFilter:
     @staticmethod
     def _train_one(db: JunkDatabase, data: bytes, r: Retrain) -> None:
         words = message_words(data)
-        db.train(words, r.new, message_id=r.message_id)
+        if r.detached:
+            db.train(words, Class.UNKNOWN, untrain=r.old)
+        else:
+            db.train(words, r.new, message_id=r.message_id)
         if r.old is not Class.UNKNOWN:
             junk_metrics.TRAINING_EVENTS.labels(**{"class": str(r.old),
                                                    "direction": "remove"}).inc()

@@ -1,12 +1,14 @@
 """Sender reputation from the account's own history (pure: tallies in, decision out).
 
 The identities of a message are looked at from the most to the least
-specific that a sender controls: an address the account wrote to, the
-DMARC-aligned From domain (RFC 7489 §3.1), the verified sender address,
-the SPF/DKIM-verified domains (RFC 7208 §2.6.3, RFC 6376 §6.1), the
-connecting IP, and its /24 (IPv4) or /48 (IPv6). The first identity whose
-past messages the user classified clearly one way decides; one with mixed
-history passes the question on to the next.
+specific: an address the account wrote to, the verified sender address,
+the DMARC-aligned From domain (RFC 7489 §3.1), the SPF/DKIM-verified
+domains (RFC 7208 §2.6.3, RFC 6376 §6.1), the connecting IP, and its /24
+(IPv4) or /48 (IPv6). The first identity whose past messages the user
+classified clearly one way decides; one with mixed history passes the
+question on to the next. Identities many senders share (a domain, a
+network) need two classified messages before they decide: one rescued
+message from a big provider's domain should not vouch for all its users.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from kittiwake.junk.model import Reason
 CLEAR_SHARE = 0.75
 # Classified messages needed before an identity decides (a network is shared
 # by more senders than an address, so it needs more).
-MIN_CLASSIFIED = {Reason.NETWORK: 2}
+MIN_CLASSIFIED = {Reason.DMARC_DOMAIN: 2, Reason.VERIFIED_DOMAIN: 2, Reason.NETWORK: 2}
 
 
 @dataclass(frozen=True)
