@@ -189,3 +189,17 @@ async def test_metrics_count_verdicts_training_and_latency(store: Store) -> None
     assert value(after, verdicts) == value(before, verdicts) + 1
     assert value(after, latency) == value(before, latency) + 1
     await junk.close()
+
+
+async def test_mail_from_before_the_filter_is_trained_once(store: Store) -> None:
+    conf = two_accounts({"enabled": False})
+    alice = await store.account("alice", default_mailboxes=["Junk", "Archive"])
+    await alice.deliver("Junk", b"Subject: prize\r\n\r\ncasino\r\n")
+    await alice.deliver("Archive", b"Subject: notes\r\n\r\nagenda\r\n",
+                        flags=Flags.parse(["\\Seen"]))
+    junk = JunkFilter(store, lambda: conf)
+    assert await junk.train_untrained() == ["alice"]  # bob has the filter off
+    stats = await junk.stats("alice")
+    assert (stats.ham_messages, stats.junk_messages) == (1, 1)
+    assert await junk.train_untrained() == []
+    await junk.close()

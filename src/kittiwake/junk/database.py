@@ -214,11 +214,22 @@ class JunkDatabase:
                 n += 1
         return n
 
+    def mark_trained(self) -> None:
+        """Record that the counts were made from all of the account's mailboxes."""
+        with self._write() as db:
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('trained', ?)",
+                       (_now_ms(),))
+
+    def is_trained(self) -> bool:
+        with self.lock:
+            return self.db.execute("SELECT 1 FROM meta WHERE key = 'trained'").fetchone() \
+                is not None
+
     def reset_words(self) -> None:
         """Forget the word counts (before a full retraining)."""
         with self._write() as db:
             db.execute("DELETE FROM word")
-            db.execute("UPDATE meta SET value = 0")
+            db.execute("UPDATE meta SET value = 0 WHERE key IN ('ham', 'junk')")
             db.execute("UPDATE message SET trained = ''")
 
     # --- the history ----------------------------------------------------------

@@ -106,6 +106,7 @@ class JunkFilter:
         self._sweeper: asyncio.Task[None] | None = None
         self._dnsbl_cache: dict[tuple[str, str], tuple[float, bool]] = {}
         self._subscriptions: dict[str, Subscription] = {}
+        self._learning: dict[str, asyncio.Lock] = {}  # one learner per account at a time
         self._busy = 0
 
     # --- settings and databases ------------------------------------------------
@@ -325,11 +326,17 @@ class JunkFilter:
                 self._busy += 1
                 try:
                     with guard("junk", "learning from a change failed", account=account):
-                        await self.learn(account, change)
+                        async with self._lock(account):
+                            await self.learn(account, change)
+                except MailboxNotFound:
+                    pass  # the mailbox went away before we looked: nothing left to learn
                 finally:
                     self._busy -= 1
         finally:
             sub.close()
+
+    def _lock(self, account: str) -> asyncio.Lock:
+        return self._learning.setdefault(account, asyncio.Lock())
 
     async def settled(self, timeout: float = 10.0) -> None:
         """Wait until every change published so far has been learnt from (tests, CLI)."""
@@ -408,6 +415,11 @@ class JunkFilter:
     async def train_all(self, account: str,
                         progress: Callable[[int, int], None] | None = None) -> Stats:
         """Retrain from scratch from the account's mailboxes (``kittiwake junk train``)."""
+        async with self._lock(account):
+            return await self._train_all(account, progress)
+
+    async def _train_all(self, account: str,
+                         progress: Callable[[int, int], None] | None) -> Stats:
         db = await self.database(account)
         acc = await self._account(account)
         await asyncio.to_thread(db.reset_words)
@@ -434,6 +446,7 @@ class JunkFilter:
                 progress(done, len(retrains))
         if batch:
             await asyncio.to_thread(db.train_batch, batch)
+        await asyncio.to_thread(db.mark_trained)
         logger.info("junk trained from mailboxes", account=account, messages=len(retrains))
         return await asyncio.to_thread(db.stats)
 
@@ -486,9 +499,26 @@ class JunkFilter:
                         messages=len(gone), older_than_days=conf.junk.rejects_days)
         return removed
 
+    async def train_untrained(self) -> list[str]:
+        """Train, from their mailboxes, the accounts never trained as a whole before
+        (new accounts, or accounts that had mail before the filter)."""
+        trained = []
+        for name, conf in self.domains().accounts.items():
+            if not conf.junk.enabled:
+                continue
+            db = await self.database(name)
+            if await asyncio.to_thread(db.is_trained):
+                continue
+            await self.train_all(name)
+            trained.append(name)
+        return trained
+
     async def _sweep_rejects(self) -> None:
-        """Hourly, the first time a minute after start (start-up touches no account)."""
+        """Hourly, the first time a minute after start (start-up touches no account);
+        then, too, accounts never trained are trained from their mailboxes."""
         await asyncio.sleep(REJECTS_FIRST_SWEEP_SECONDS)
+        with guard("junk", "training from the mailboxes failed"):
+            await self.train_untrained()
         while True:
             with guard("junk", "expunging old rejects failed"):
                 await self.expunge_old_rejects()
