@@ -55,7 +55,7 @@ async def test_dnsbl_listing_files_unknown_senders_as_junk(store: Store) -> None
     assert (verdict.action, verdict.reason, verdict.mailbox) == (Action.JUNK, Reason.DNSBL, "Junk")
     assert verdict.header() == b"X-Kittiwake-Junk: junk; reason=dnsbl; zone=bl.example\r\n"
     clean = await junk.classify("alice", SenderIdentities("192.0.2.10"), b"Subject: x\r\n\r\n")
-    assert clean.action is Action.ACCEPT and clean.first_time
+    assert clean.action is Action.ACCEPT and clean.reason is Reason.UNTRAINED
     await junk.close()
 
 
@@ -202,4 +202,17 @@ async def test_mail_from_before_the_filter_is_trained_once(store: Store) -> None
     stats = await junk.stats("alice")
     assert (stats.ham_messages, stats.junk_messages) == (1, 1)
     assert await junk.train_untrained() == []
+    await junk.close()
+
+
+async def test_no_first_time_pause_while_the_account_has_no_history(store: Store) -> None:
+    conf = two_accounts({"min_training_messages": 2})
+    junk = JunkFilter(store, lambda: conf)
+    new = await junk.classify("bob", CAROL, b"Subject: x\r\n\r\ny\r\n")
+    assert not new.first_time and new.delay == 0
+    db = await junk.database("bob")
+    for i in (1, 2):
+        await asyncio.to_thread(db.located, i, "Inbox", i, 0, (), f"<{i}@x>", 0)
+    later = await junk.classify("bob", CAROL, b"Subject: x\r\n\r\ny\r\n")
+    assert later.first_time and later.delay == 15.0
     await junk.close()

@@ -197,7 +197,8 @@ class JunkConfig(Section):
 
     first_time_delay_seconds: float = Field(15.0, ge=0.0, le=240.0)
     """Pause before the reply to DATA for a sender never seen before (spam senders often
-    give up); 0 turns it off."""
+    give up); 0 turns it off. Not while the account's history holds fewer than
+    min_training_messages messages (then every sender is new)."""
 
     history_days: int = Field(365, ge=1)
     """How far back the sender history counts."""

@@ -411,6 +411,12 @@ class JunkDatabase:
                 (since_ms, *wanted)).fetchone()
         return Tally(*row)
 
+    def knows_at_least(self, n: int) -> bool:
+        """Whether the history holds at least ``n`` messages (cheap: stops at the n-th)."""
+        with self.lock:
+            return self.db.execute("SELECT 1 FROM message LIMIT 1 OFFSET ?",
+                                   (max(n - 1, 0),)).fetchone() is not None
+
     def stats(self) -> Stats:
         ham, junk = self.totals()
         with self.lock:

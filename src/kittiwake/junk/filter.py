@@ -175,7 +175,9 @@ class JunkFilter:
         signals = self._signals(db, identities, since)
         sent_to = identities.address if identities.address and db.sent_to(
             identities.address) else ""
-        first = not sent_to and reputation.first_time(signals)
+        # In an account with (almost) no history every sender is new: no pause then.
+        first = not sent_to and reputation.first_time(signals) and db.knows_at_least(
+            settings.min_training_messages)
         base = JunkVerdict(Action.ACCEPT, Reason.UNTRAINED, identities=identities,
                            message_id=msgid, first_time=first,
                            delay=settings.first_time_delay_seconds if first else 0.0)
