@@ -216,3 +216,18 @@ async def test_no_first_time_pause_while_the_account_has_no_history(store: Store
     later = await junk.classify("bob", CAROL, b"Subject: x\r\n\r\ny\r\n")
     assert later.first_time and later.delay == 15.0
     await junk.close()
+
+
+async def test_each_decision_is_one_log_line_with_fields(
+        store: Store, caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    conf = two_accounts({})
+    junk = JunkFilter(store, lambda: conf)
+    with caplog.at_level(logging.INFO, logger="kittiwake.junk"):
+        await junk.classify("bob", CAROL, b"Subject: x\r\n\r\ny\r\n")
+    [line] = [r for r in caplog.records if r.getMessage() == "junk verdict"]
+    assert line.kw_fields == {  # type: ignore[attr-defined]
+        "account": "bob", "ip": "192.0.2.9", "sender": "carol@sender.example",
+        "verdict": "ham", "action": "accept", "reason": "content-untrained"}
+    await junk.close()
