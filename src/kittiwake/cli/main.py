@@ -37,6 +37,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "admin": ("kittiwake.cli.admin", "admin_group"),
     "status": ("kittiwake.cli.status", "status_command"),
     "quickstart": ("kittiwake.cli.quickstart", "quickstart_command"),
+    "junk": ("kittiwake.cli.junk", "junk_group"),
 }
 
 

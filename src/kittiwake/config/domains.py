@@ -171,6 +171,64 @@ class Destination(Section):
     """Display name used when sending from this address."""
 
 
+class JunkConfig(Section):
+    """The junk filter of an account: sender reputation first, then a content classifier
+    trained from the account's Junk and other mailboxes (``kittiwake junk``)."""
+
+    enabled: bool = True
+    """Filter incoming (MX) mail for this account."""
+
+    junk_threshold: float = Field(0.9, gt=0.0, lt=1.0)
+    """Content score (0 ham .. 1 junk) from which a message goes to the Junk mailbox."""
+
+    reject_threshold: float = Field(0.99, gt=0.0, le=1.0)
+    """Content score from which the message is refused in SMTP (kept in Rejects);
+    1.0 never rejects on content."""
+
+    reject_code: Literal[451, 550] = 451
+    """SMTP reply for a rejected message: 451 (the sender retries, so a rescue from Rejects
+    can still let it in) or 550 (refused for good)."""
+
+    known_junk: Literal["junk", "reject"] = "junk"
+    """What happens to mail from a sender the user marked as junk before."""
+
+    rejects_days: int = Field(14, ge=1)
+    """Days a rejected message stays in the Rejects mailbox before it is removed."""
+
+    first_time_delay_seconds: float = Field(15.0, ge=0.0, le=240.0)
+    """Pause before the reply to DATA for a sender never seen before (spam senders often
+    give up); 0 turns it off. Not while the account's history holds fewer than
+    min_training_messages messages (then every sender is new)."""
+
+    history_days: int = Field(365, ge=1)
+    """How far back the sender history counts."""
+
+    min_training_messages: int = Field(25, ge=1)
+    """Ham and junk messages each needed in the training before the content classifier
+    decides; until then mail from unknown senders is accepted."""
+
+    dnsbl_zones: list[DomainName] = []
+    """DNS block lists (RFC 5782) whose listing of the connecting IP counts as a junk
+    signal for senders without a good history."""
+
+    junk_mailbox: str = "Junk"
+    """Mailbox for junk; moving mail into or out of it trains the filter."""
+
+    rejects_mailbox: str = "Rejects"
+    """Mailbox keeping rejected messages for rescue (moving one out trains the filter)."""
+
+    @model_validator(mode="after")
+    def _thresholds(self) -> JunkConfig:
+        if self.reject_threshold < self.junk_threshold:
+            raise ValueError(f"reject_threshold {self.reject_threshold} is below junk_threshold"
+                             f" {self.junk_threshold}; expected reject >= junk")
+        if self.junk_mailbox.lower() == self.rejects_mailbox.lower():
+            raise ValueError("junk_mailbox and rejects_mailbox must be different mailboxes")
+        if self.junk_mailbox.lower() == "inbox" or self.rejects_mailbox.lower() == "inbox":
+            raise ValueError("the Inbox cannot be the junk or rejects mailbox")
+        return self
+
+
 class Account(Section):
     """A user's account: one mail store, one password, many addresses."""
 
@@ -193,6 +251,9 @@ class Account(Section):
     routes: list[Route] = []
     """Routes for mail this account sends, tried in order before the sender domain's
     routes and the global routes; the first match picks the transport."""
+
+    junk: JunkConfig = JunkConfig()
+    """Junk filtering of incoming mail (reputation, content classifier, Rejects)."""
 
     @field_validator("destinations")
     @classmethod

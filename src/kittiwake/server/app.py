@@ -19,8 +19,10 @@ from kittiwake.server.control import SOCKET_NAME, ControlError, ControlServer, P
 from kittiwake.server.service import Service
 
 if TYPE_CHECKING:
+    from kittiwake.junk import JunkFilter
     from kittiwake.queue.metrics import QueueCollector
     from kittiwake.server.monitor import Monitor
+    from kittiwake.smtpserver.context import Outbox
 
 logger = get_logger("server")
 
@@ -48,6 +50,25 @@ def _shared_limits(limits: LimitsConfig) -> tuple[ConnectionSlots, LoginLimiter]
             LoginLimiter(policy))
 
 
+class JunkNotingOutbox:
+    """The outgoing queue, telling the junk filter whom each account writes to
+    (a correspondent of the account is a known good sender)."""
+
+    def __init__(self, outbox: Outbox, junk: JunkFilter) -> None:
+        self.outbox = outbox
+        self.junk = junk
+
+    async def enqueue(self, *, account: str | None, mailfrom: str, recipients: list[str],
+                      data: bytes, smtputf8: bool, requiretls: bool | None,
+                      **dsn: Any) -> list[int]:
+        ids = await self.outbox.enqueue(account=account, mailfrom=mailfrom,
+                                        recipients=recipients, data=data, smtputf8=smtputf8,
+                                        requiretls=requiretls, **dsn)
+        if account is not None:
+            await self.junk.record_sent(account, recipients, data)
+        return ids
+
+
 class StartupError(Exception):
     """The server could not start (port taken, data directory unusable, ...)."""
 
@@ -63,6 +84,7 @@ class Server:
         self.resolver = resolver
         self.localserve = localserve
         self.store = Store(self.data_dir)
+        self.junk = self._junk_filter()
         self.queue: Any = None
         self.outbox: Any = None
         self.scheduler: Any = None
@@ -90,6 +112,16 @@ class Server:
             ctx.reload(domains)
         for imap_ctx in self.imap_contexts:
             imap_ctx.reload(domains)
+        if self._junk_started:
+            self.junk.reload(domains)
+
+    def _junk_filter(self) -> JunkFilter:
+        """The junk filter of every account, judging MX mail (smtpserver) and learning
+        from the store's changes; its SQLite files are named by the store."""
+        from kittiwake.junk import JunkFilter
+
+        self._junk_started = False
+        return JunkFilter(self.store, lambda: self.watcher.current, self.resolver)
 
     def _listener_tls(self, listener: Any) -> tuple[Any, bytes | None]:
         """The TLS context of a listener's certificates (and the first one's DER)."""
@@ -134,7 +166,8 @@ class Server:
             tls_context=tls, server_cert_der=cert_der, localserve=self.localserve,
             postmaster_account=self.config.static.postmaster_account,
             config_dir=self.config.config_dir, listener=listener,
-            connections=self.connection_slots, login_limiter=self.login_limiter)
+            connections=self.connection_slots, login_limiter=self.login_limiter,
+            junk=None if self.localserve else self.junk)
         ctx.limits.listen_backlog = self.config.static.limits.listen_backlog
         from kittiwake.smtpserver.metrics import preinit_zones
 
@@ -155,7 +188,7 @@ class Server:
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.queue = Queue.from_config(self.data_dir, self.config.static.queue)
-        self.outbox = QueueOutbox(self.queue)
+        self.outbox = JunkNotingOutbox(QueueOutbox(self.queue), self.junk)
         self.address_index = AddressIndex(self.watcher.current)
         self.dsn = DSNSender(hostname=self.config.static.hostname, store=self.store,
                              queue=self.queue, index=lambda: self.address_index)
@@ -260,6 +293,9 @@ class Server:
             logger.info("listening", service=service.name,
                         addresses=",".join(service.addresses()))
         self.watcher.start()
+        if not self.localserve:
+            await self.junk.start()
+            self._junk_started = True
         self.start_delivery()
         self._log_config_warnings()
         self.monitor.check_certificates()
@@ -374,6 +410,7 @@ class Server:
             await self.scheduler.close(grace)
             await self.deliverer.close()
         await asyncio.gather(*(s.close(grace) for s in self.services), return_exceptions=True)
+        await self.junk.close()
         await self.control.close()
         if self.queue is not None:
             self.queue.close()

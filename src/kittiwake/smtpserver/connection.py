@@ -632,6 +632,7 @@ class SMTPConnection:
             return tx.data_trigger
         conn = self._conn()
         verified: frozenset[str] = frozenset()
+        sender = None  # the verified identities of MX mail, for the junk filter
         if self.kind in ("submission", "submissions") or self.ctx.localserve:
             if self.account is not None and not self.ctx.localserve:
                 try:
@@ -653,6 +654,7 @@ class SMTPConnection:
                 return Reply(550, "5.7.1", ["rejected by the sender domain's DMARC policy"])
             data = analysis.headers + data
             verified = analysis.verified_domains
+            sender = analysis.identities(self.ip, tx.mailfrom)
         if tx.remote:
             if self.ctx.outbox is None:
                 return Reply(451, "4.3.0", ["outgoing delivery is not configured"])
@@ -665,9 +667,11 @@ class SMTPConnection:
                 metrics.panic("smtpserver", exc, msg="queueing failed")
                 return Reply(451, "4.3.0", ["could not queue the message, try again"])
             self.logger.info("queued", rcpts=",".join(tx.remote), ids=",".join(map(str, ids)))
-        failures = await deliver_local(self.ctx, tx.local, data, tx.mailfrom, verified)
+        failures = await deliver_local(self.ctx, tx.local, data, tx.mailfrom, verified, sender)
         if failures and len(failures) == len(tx.local) and not tx.remote:
             first = failures[0]
+            if first.code:
+                return Reply(first.code, first.enhanced, [first.reason])
             if first.temporary:
                 return Reply(451, "4.3.0", [first.reason])
             return Reply(552, "5.2.2", [first.reason])

@@ -10,6 +10,7 @@ from typing import Any, Protocol
 
 from kittiwake.config.domains import DomainsConfig
 from kittiwake.config.lookup import AddressIndex
+from kittiwake.junk import JunkFilter
 from kittiwake.limits import ConnectionSlots, LoginLimiter
 from kittiwake.smtpserver.ratelimit import Limiter
 from kittiwake.store import Store
@@ -103,6 +104,7 @@ class ServerContext:
     login_limiter: LoginLimiter = field(default_factory=LoginLimiter)
     clock: Callable[[], float] = time.monotonic  # for the connection and message rates
     dkim_keys: dict[str, Any] = field(default_factory=dict)
+    junk: JunkFilter | None = None  # judges MX mail per account (server/app.py builds it)
 
     def __post_init__(self) -> None:
         self.index = AddressIndex(self.domains)

@@ -22,6 +22,7 @@ from typing import Any
 
 from kittiwake import log
 from kittiwake.config.lookup import AccountRecipient, pick_mailbox
+from kittiwake.junk import JunkVerdict, SenderIdentities
 from kittiwake.message.headers import parse_header_section
 from kittiwake.smtpserver import metrics as smtp_metrics
 from kittiwake.smtpserver.context import ServerContext
@@ -42,33 +43,60 @@ class DeliveryFailure:
     temporary: bool
     reason: str
     account: str = ""
+    code: int = 0  # the SMTP reply when the failure chose one (a junk reject)
+    enhanced: str = ""
 
 
 async def deliver_local(ctx: ServerContext, deliveries: list[LocalDelivery], data: bytes,
-                        mailfrom: str, verified_domains: frozenset[str] = frozenset()
-                        ) -> list[DeliveryFailure]:
-    """Store the message once per (account, mailbox); returns the failures."""
+                        mailfrom: str, verified_domains: frozenset[str] = frozenset(),
+                        sender: SenderIdentities | None = None) -> list[DeliveryFailure]:
+    """Store the message once per (account, mailbox); returns the failures.
+
+    ``sender`` (MX mail only) has the junk filter judge the message per account:
+    its verdict picks the mailbox and adds the X-Kittiwake-Junk header. A rejected
+    message is kept in the account's Rejects mailbox; it is refused in SMTP only
+    when no other recipient took it (a 250 for the others stands, and a junk
+    sender gets no DSN).
+    """
     headers, _ = parse_header_section(data)
     header_pairs = [(h.name.lower(), h.decoded) for h in headers]
     msg_from = headers.decoded("from") or ""
     done: dict[tuple[str, str], int] = {}
     failures: list[DeliveryFailure] = []
+    verdicts: dict[str, JunkVerdict] = {}
+    rejected: list[DeliveryFailure] = []
+    accepted = False
     for item in deliveries:
         account_name = item.target.account
-        mailbox = pick_mailbox(item.target.destination, mailfrom=mailfrom, msg_from=msg_from,
-                               verified_domains=verified_domains, headers=header_pairs)
+        verdict = None
+        if ctx.junk is not None and sender is not None:
+            verdict = verdicts.get(account_name)
+            if verdict is None:
+                verdict = verdicts[account_name] = await ctx.junk.classify(account_name, sender,
+                                                                           data)
+        mailbox = (verdict.mailbox if verdict is not None and verdict.mailbox else
+                   pick_mailbox(item.target.destination, mailfrom=mailfrom, msg_from=msg_from,
+                                verified_domains=verified_domains, headers=header_pairs))
         key = (account_name, mailbox)
+        if verdict is not None and verdict.reject is not None:
+            r = verdict.reject
+            rejected.append(DeliveryFailure(item.recipient, r.code < 500, r.text, account_name,
+                                            r.code, r.enhanced))
+            if verdict.already_kept:
+                continue
         if key in done:
             logger.info("delivered", rcpt=item.recipient, account=account_name,
                         mailbox=mailbox, uid=done[key], copy="shared")
+            accepted = accepted or verdict is None or verdict.reject is None
             continue
         conf = ctx.domains.accounts.get(account_name)
         started = time.monotonic()
+        stored = (verdict.header() if verdict is not None else b"") + data
         try:
             account = await ctx.store.account(
                 account_name, conf.quota_bytes if conf else 0, conf.mailboxes if conf else ())
             try:
-                delivered = await account.deliver(mailbox, data, mailfrom=mailfrom,
+                delivered = await account.deliver(mailbox, stored, mailfrom=mailfrom,
                                                   rcptto=item.recipient)
             except MailboxNotFound:
                 # A configured mailbox that does not exist yet (or was deleted) is
@@ -76,11 +104,14 @@ async def deliver_local(ctx: ServerContext, deliveries: list[LocalDelivery], dat
                 logger.info("creating mailbox for delivery", account=account_name,
                             mailbox=mailbox)
                 await account.ensure_mailboxes([mailbox])
-                delivered = await account.deliver(mailbox, data, mailfrom=mailfrom,
+                delivered = await account.deliver(mailbox, stored, mailfrom=mailfrom,
                                                   rcptto=item.recipient)
             logger.info("delivered", rcpt=item.recipient, account=account_name,
                         mailbox=delivered.mailbox, uid=delivered.uid, size=delivered.size)
             done[key] = delivered.uid
+            accepted = accepted or verdict is None or verdict.reject is None
+            if verdict is not None and ctx.junk is not None:
+                await ctx.junk.record_delivery(account_name, verdict, delivered)
             smtp_metrics.LOCAL_DELIVERIES.labels(result="delivered").inc()
             smtp_metrics.LOCAL_DELIVERY_SECONDS.observe(time.monotonic() - started)
         except OverQuota as exc:
@@ -94,6 +125,11 @@ async def deliver_local(ctx: ServerContext, deliveries: list[LocalDelivery], dat
                          reason=str(exc))
             failures.append(DeliveryFailure(item.recipient, True, "local delivery failed",
                                             account_name))
+    if ctx.junk is not None and verdicts:
+        await ctx.junk.pause(max(v.delay for v in verdicts.values()))
+    if rejected and not accepted:
+        return rejected + [f for f in failures if f.recipient not in
+                           {r.recipient for r in rejected}]
     return failures
 
 

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kittiwake import dkim, dmarc, iprev, spf
+from kittiwake.junk import SenderIdentities
 from kittiwake.message.authres import MethodResult, authentication_results
 from kittiwake.message.received import received_header, with_protocol
 
@@ -47,6 +48,23 @@ class Analysis:
     @property
     def reject(self) -> bool:
         return bool(self.dmarc and self.dmarc.reject)
+
+    def identities(self, ip: str, mailfrom: str) -> SenderIdentities:
+        """The verified identities the junk filter judges the sender by.
+
+        The From address counts when DMARC passed (RFC 7489 §3.1: it is aligned),
+        else the MAIL FROM address when SPF passed for its domain (RFC 7208 §2.4).
+        """
+        dmarc_pass = self.dmarc is not None and self.dmarc.status == dmarc.Status.PASS
+        address = ""
+        if dmarc_pass and self.author is not None and len(self.author.addresses) == 1:
+            address = self.author.addresses[0]
+        elif self.spf is not None and self.spf.status == spf.Status.PASS and \
+                self.spf.identity == "mailfrom" and mailfrom:
+            address = mailfrom
+        return SenderIdentities(
+            ip=ip, dmarc_domain=self.dmarc.domain if dmarc_pass and self.dmarc else "",
+            verified_domains=self.verified_domains, address=address)
 
 
 @dataclass

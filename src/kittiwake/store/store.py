@@ -232,6 +232,14 @@ class Store:
                 account.start_indexing()
             return account
 
+    def feature_path(self, account: str, feature: str) -> Path:
+        """Where a feature keeps its own per-account database: ``<feature>.db`` in the
+        account's directory (e.g. the junk filter's word counts). The feature owns
+        the file; the store only names it, so no other package knows the layout."""
+        if not feature.isascii() or not feature.isalpha() or not feature.islower():
+            raise ValueError(f"feature name {feature!r}: expected lower-case letters")
+        return account_dir(self.data_dir, account) / f"{feature}.db"
+
     def close(self) -> None:
         for account in self._accounts.values():
             account.core.close()

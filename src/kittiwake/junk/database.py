@@ -1,0 +1,438 @@
+"""The junk filter's per-account database: the word counts and the sender history.
+
+One SQLite file per account, at the path the store names for the "junk"
+feature (:meth:`kittiwake.store.Store.feature_path`), WAL with
+``synchronous=FULL`` like every kittiwake database. Synchronous and
+thread-safe (one lock); the filter calls it from worker threads only.
+
+Tables:
+
+- ``word``: per word, how many ham and junk messages of the training
+  contain it; ``meta`` holds the two totals.
+- ``message``: one row per message of the account the filter knows, keyed
+  by the store's message id (a move keeps it): where it is (mailbox, uid),
+  its flags, the verified identities it arrived with (empty for mail that
+  did not come through the MX), its class as the user left it, and what
+  the word counts include it as (``trained``), so that a change of class
+  untrains the old and trains the new.
+- ``verified``: the SPF/DKIM-verified domains of each message.
+- ``sent``: addresses the account sent mail to; ``sent_ref``: Message-IDs
+  its sent mail referred to (replies).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from sqlite3 import Connection
+
+from kittiwake.junk.bayes import WordCounts
+from kittiwake.junk.history import Class, MailboxKind, MailboxNames, MessageState, rescued_by_move
+from kittiwake.junk.model import SenderIdentities
+from kittiwake.sqlitedb import open_database
+
+SCHEMA_VERSION = 1
+
+DDL = """
+CREATE TABLE meta (
+  key TEXT PRIMARY KEY,
+  value INTEGER NOT NULL
+);
+CREATE TABLE word (
+  word TEXT PRIMARY KEY,
+  ham INTEGER NOT NULL DEFAULT 0,
+  junk INTEGER NOT NULL DEFAULT 0
+) WITHOUT ROWID;
+CREATE TABLE message (
+  id INTEGER PRIMARY KEY,
+  mailbox TEXT NOT NULL DEFAULT '',
+  uid INTEGER NOT NULL DEFAULT 0,
+  received INTEGER NOT NULL DEFAULT 0,
+  msgid TEXT NOT NULL DEFAULT '',
+  flags INTEGER NOT NULL DEFAULT 0,
+  keywords TEXT NOT NULL DEFAULT '',
+  rescued INTEGER NOT NULL DEFAULT 0,
+  replied INTEGER NOT NULL DEFAULT 0,
+  ip TEXT NOT NULL DEFAULT '',
+  net TEXT NOT NULL DEFAULT '',
+  dmarc_domain TEXT NOT NULL DEFAULT '',
+  address TEXT NOT NULL DEFAULT '',
+  class TEXT NOT NULL DEFAULT '',
+  trained TEXT NOT NULL DEFAULT '',
+  expunged INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX message_location ON message (mailbox, uid);
+CREATE INDEX message_msgid ON message (msgid);
+CREATE INDEX message_ip ON message (ip);
+CREATE INDEX message_net ON message (net);
+CREATE INDEX message_dmarc_domain ON message (dmarc_domain);
+CREATE INDEX message_address ON message (address);
+CREATE TABLE verified (
+  domain TEXT NOT NULL,
+  message INTEGER NOT NULL,
+  PRIMARY KEY (domain, message)
+) WITHOUT ROWID;
+CREATE TABLE sent (
+  address TEXT PRIMARY KEY,
+  count INTEGER NOT NULL,
+  last INTEGER NOT NULL
+);
+CREATE TABLE sent_ref (
+  msgid TEXT PRIMARY KEY
+);
+INSERT INTO meta (key, value) VALUES ('ham', 0), ('junk', 0);
+"""
+
+
+@dataclass(frozen=True)
+class Tally:
+    """Messages from one identity: how many in all, how many the user called ham or junk."""
+
+    total: int = 0
+    ham: int = 0
+    junk: int = 0
+
+
+@dataclass(frozen=True)
+class Retrain:
+    """A message whose contribution to the word counts must change.
+
+    ``detached``: take back ``old`` once, reading the words from ``message_id``
+    (a copy with the same content), without touching that message's own count:
+    what an expunged original leaves behind when its copy lives on.
+    """
+
+    message_id: int
+    old: Class
+    new: Class
+    detached: bool = False
+
+
+@dataclass(frozen=True)
+class Stats:
+    ham_messages: int
+    junk_messages: int
+    words: int
+    known_messages: int
+    delivered_messages: int
+    ham_known: int
+    junk_known: int
+    sent_addresses: int
+
+
+def _now_ms() -> int:
+    return int(time.time() * 1000)
+
+
+class JunkDatabase:
+    """The database of one account; every method is one transaction (or one read)."""
+
+    def __init__(self, path: Path, names: MailboxNames = MailboxNames()) -> None:
+        self.path = path
+        self.names = names
+        self.lock = threading.RLock()
+        self.db: Connection = open_database(path, DDL, SCHEMA_VERSION, "junk filter database")
+
+    def close(self) -> None:
+        with self.lock:
+            self.db.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[Connection]:
+        with self.lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield self.db
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+
+    # --- the word counts ------------------------------------------------------
+
+    def totals(self) -> tuple[int, int]:
+        with self.lock:
+            rows = dict(self.db.execute("SELECT key, value FROM meta"))
+        return rows.get("ham", 0), rows.get("junk", 0)
+
+    def counts(self, words: Iterable[str]) -> dict[str, WordCounts]:
+        wanted = list(dict.fromkeys(words))
+        out: dict[str, WordCounts] = {}
+        with self.lock:
+            for i in range(0, len(wanted), 500):
+                chunk = wanted[i:i + 500]
+                marks = ",".join("?" * len(chunk))
+                for word, ham, junk in self.db.execute(
+                        f"SELECT word, ham, junk FROM word WHERE word IN ({marks})", chunk):
+                    out[word] = WordCounts(ham, junk)
+        return out
+
+    @staticmethod
+    def _add(db: Connection, words: list[str], cls: Class, sign: int) -> None:
+        if cls is Class.UNKNOWN:
+            return
+        column = "ham" if cls is Class.HAM else "junk"
+        if sign > 0:
+            db.executemany(f"INSERT INTO word (word, {column}) VALUES (?, 1) ON CONFLICT (word)"
+                           f" DO UPDATE SET {column} = {column} + 1", [(w,) for w in words])
+        else:
+            db.executemany(f"UPDATE word SET {column} = MAX({column} - 1, 0) WHERE word = ?",
+                           [(w,) for w in words])
+        db.execute(f"UPDATE meta SET value = MAX(value + ?, 0) WHERE key = '{column}'", (sign,))
+
+    def train(self, words: list[str], cls: Class, message_id: int | None = None,
+              untrain: Class = Class.UNKNOWN) -> None:
+        """Count ``words`` as one ``cls`` message (after removing its ``untrain`` count)."""
+        with self._write() as db:
+            if message_id is not None:
+                row = db.execute("SELECT trained FROM message WHERE id = ?",
+                                 (message_id,)).fetchone()
+                untrain = Class(row[0]) if row else untrain
+            self._add(db, words, untrain, -1)
+            self._add(db, words, cls, +1)
+            if message_id is not None:
+                db.execute("UPDATE message SET trained = ? WHERE id = ?", (cls.value, message_id))
+            if untrain is not Class.UNKNOWN:
+                for i in range(0, len(words), 500):
+                    chunk = words[i:i + 500]
+                    db.execute("DELETE FROM word WHERE ham = 0 AND junk = 0 AND word IN"
+                               f" ({','.join('?' * len(chunk))})", chunk)
+
+    def train_batch(self, items: Iterable[tuple[list[str], Class, int | None]]) -> int:
+        """Count many messages in one transaction (a full training); returns how many."""
+        n = 0
+        with self._write() as db:
+            for words, cls, message_id in items:
+                self._add(db, words, cls, +1)
+                if message_id is not None:
+                    db.execute("UPDATE message SET trained = ? WHERE id = ?",
+                               (cls.value, message_id))
+                n += 1
+        return n
+
+    def mark_trained(self) -> None:
+        """Record that the counts were made from all of the account's mailboxes."""
+        with self._write() as db:
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('trained', ?)",
+                       (_now_ms(),))
+
+    def is_trained(self) -> bool:
+        with self.lock:
+            return self.db.execute("SELECT 1 FROM meta WHERE key = 'trained'").fetchone() \
+                is not None
+
+    def reset_words(self) -> None:
+        """Forget the word counts (before a full retraining)."""
+        with self._write() as db:
+            db.execute("DELETE FROM word")
+            db.execute("UPDATE meta SET value = 0 WHERE key IN ('ham', 'junk')")
+            db.execute("UPDATE message SET trained = ''")
+
+    # --- the history ----------------------------------------------------------
+
+    def _state(self, row: tuple[str, int, str, int, int]) -> MessageState:
+        mailbox, flags, keywords, rescued, replied = row
+        return MessageState(self.names.kind(mailbox), flags, tuple(keywords.split()),
+                            bool(rescued), bool(replied))
+
+    def _reclassify(self, db: Connection, message_id: int) -> Retrain | None:
+        row = db.execute("SELECT mailbox, flags, keywords, rescued, replied, class, trained"
+                         " FROM message WHERE id = ?", (message_id,)).fetchone()
+        if row is None:
+            return None
+        new = self._state(row[:5]).user_class()
+        if new.value != row[5]:
+            db.execute("UPDATE message SET class = ? WHERE id = ?", (new.value, message_id))
+        trained = Class(row[6])
+        return Retrain(message_id, trained, new) if trained is not new else None
+
+    def record_delivery(self, message_id: int, mailbox: str, uid: int, msgid: str,
+                        identities: SenderIdentities) -> None:
+        """A message the MX delivered: remember who sent it (verified identities)."""
+        with self._write() as db:
+            db.execute(
+                "INSERT INTO message (id, mailbox, uid, received, msgid, ip, net, dmarc_domain,"
+                " address) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+                " received = excluded.received, msgid = excluded.msgid, ip = excluded.ip,"
+                " net = excluded.net, dmarc_domain = excluded.dmarc_domain,"
+                " address = excluded.address",
+                (message_id, mailbox, uid, _now_ms(), msgid, identities.ip, identities.network,
+                 identities.dmarc_domain.lower(), identities.address.lower()))
+            db.executemany("INSERT OR IGNORE INTO verified (domain, message) VALUES (?, ?)",
+                           [(d.lower(), message_id) for d in identities.verified_domains])
+            if msgid and db.execute("SELECT 1 FROM sent_ref WHERE msgid = ?",
+                                    (msgid,)).fetchone():
+                db.execute("UPDATE message SET replied = 1 WHERE id = ?", (message_id,))
+            self._reclassify(db, message_id)
+
+    def in_rejects(self, msgid: str) -> bool:
+        """Whether a message with this Message-ID is already kept in Rejects (a retry)."""
+        if not msgid:
+            return False
+        with self.lock:
+            return self.db.execute(
+                "SELECT 1 FROM message WHERE msgid = ? AND mailbox = ? COLLATE NOCASE"
+                " AND expunged = 0", (msgid, self.names.rejects)).fetchone() is not None
+
+    def located(self, message_id: int, mailbox: str, uid: int, flags: int,
+                keywords: tuple[str, ...], msgid: str, received: int) -> Retrain | None:
+        """A message appeared in ``mailbox`` (delivered, appended, moved or copied)."""
+        with self._write() as db:
+            row = db.execute("SELECT mailbox, rescued FROM message WHERE id = ?",
+                             (message_id,)).fetchone()
+            if row is None:
+                # Not known: a copy of a known message (COPY keeps Message-ID and
+                # INTERNALDATE) inherits its identities and its history.
+                origin = db.execute(
+                    "SELECT id, mailbox, rescued FROM message WHERE msgid = ? AND msgid != ''"
+                    " ORDER BY expunged, id DESC LIMIT 1", (msgid,)).fetchone() if msgid else None
+                db.execute("INSERT INTO message (id, mailbox, uid, received, msgid)"
+                           " VALUES (?, ?, ?, ?, ?)", (message_id, mailbox, uid, received, msgid))
+                if origin is not None:
+                    db.execute(
+                        "UPDATE message SET (ip, net, dmarc_domain, address, replied) = (SELECT"
+                        " ip, net, dmarc_domain, address, replied FROM message WHERE id = ?)"
+                        " WHERE id = ?", (origin[0], message_id))
+                    db.execute("INSERT OR IGNORE INTO verified (domain, message) SELECT domain, ?"
+                               " FROM verified WHERE message = ?", (message_id, origin[0]))
+                    row = (origin[1], origin[2])
+            rescued = False
+            if row is not None:
+                old_kind = self.names.kind(row[0]) if row[0] != mailbox else None
+                rescued = bool(row[1]) if old_kind is None else rescued_by_move(
+                    old_kind, self.names.kind(mailbox), bool(row[1]))
+            db.execute("UPDATE message SET mailbox = ?, uid = ?, flags = ?, keywords = ?,"
+                       " rescued = ?, expunged = 0 WHERE id = ?",
+                       (mailbox, uid, flags, " ".join(keywords), int(rescued), message_id))
+            return self._reclassify(db, message_id)
+
+    def flags_changed(self, mailbox: str, changes: list[tuple[int, int, tuple[str, ...]]]
+                      ) -> tuple[list[Retrain], list[int]]:
+        """New (uid, flags, keywords) in ``mailbox``; returns retrains and unknown uids."""
+        retrains: list[Retrain] = []
+        unknown: list[int] = []
+        with self._write() as db:
+            for uid, flags, keywords in changes:
+                row = db.execute("SELECT id FROM message WHERE mailbox = ? AND uid = ?"
+                                 " AND expunged = 0", (mailbox, uid)).fetchone()
+                if row is None:
+                    unknown.append(uid)
+                    continue
+                db.execute("UPDATE message SET flags = ?, keywords = ? WHERE id = ?",
+                           (flags, " ".join(keywords), row[0]))
+                retrain = self._reclassify(db, row[0])
+                if retrain is not None:
+                    retrains.append(retrain)
+        return retrains, unknown
+
+    def expunged(self, mailbox: str, uids: Iterable[int]) -> list[Retrain]:
+        """Messages left ``mailbox`` for good (a move updated the row before this).
+
+        Deleted mail keeps its place in the sender's history and the word counts,
+        unless a copy of it lives on (COPY + EXPUNGE is how clients without MOVE
+        move mail): then the copy alone counts, and the original's training is
+        taken back with the copy's words (returned as detached retrains).
+        """
+        retrains: list[Retrain] = []
+        with self._write() as db:
+            for uid in uids:
+                row = db.execute("SELECT id, msgid, trained FROM message WHERE mailbox = ?"
+                                 " AND uid = ? AND expunged = 0", (mailbox, uid)).fetchone()
+                if row is None:
+                    continue
+                copy = db.execute("SELECT id FROM message WHERE msgid = ? AND msgid != ''"
+                                  " AND id != ? AND expunged = 0", (row[1], row[0])).fetchone()
+                db.execute("UPDATE message SET expunged = 1 WHERE id = ?", (row[0],))
+                if copy is not None:
+                    db.execute("UPDATE message SET class = '', trained = '' WHERE id = ?",
+                               (row[0],))
+                    if row[2]:
+                        retrains.append(Retrain(copy[0], Class(row[2]), Class.UNKNOWN,
+                                                detached=True))
+        return retrains
+
+    def renamed(self, old: str, new: str) -> None:
+        with self._write() as db:
+            db.execute("UPDATE message SET mailbox = ? WHERE mailbox = ?", (new, old))
+
+    def record_sent(self, addresses: Iterable[str], references: Iterable[str]
+                    ) -> list[Retrain]:
+        """Mail the account sent: to ``addresses``, in reply to ``references``."""
+        retrains: list[Retrain] = []
+        now = _now_ms()
+        with self._write() as db:
+            for address in {a.lower() for a in addresses if a}:
+                db.execute("INSERT INTO sent (address, count, last) VALUES (?, 1, ?)"
+                           " ON CONFLICT (address) DO UPDATE SET count = count + 1,"
+                           " last = excluded.last", (address, now))
+            for msgid in set(references):
+                db.execute("INSERT OR IGNORE INTO sent_ref (msgid) VALUES (?)", (msgid,))
+                for (message_id,) in db.execute("SELECT id FROM message WHERE msgid = ?"
+                                                " AND replied = 0", (msgid,)).fetchall():
+                    db.execute("UPDATE message SET replied = 1 WHERE id = ?", (message_id,))
+                    retrain = self._reclassify(db, message_id)
+                    if retrain is not None:
+                        retrains.append(retrain)
+        return retrains
+
+    # --- reputation -----------------------------------------------------------
+
+    def sent_to(self, address: str) -> int:
+        with self.lock:
+            row = self.db.execute("SELECT count FROM sent WHERE address = ?",
+                                  (address.lower(),)).fetchone()
+        return row[0] if row else 0
+
+    def tally(self, column: str, value: str, since_ms: int) -> Tally:
+        """Messages received since ``since_ms`` whose ``column`` (an identity) is ``value``."""
+        if column not in ("ip", "net", "dmarc_domain", "address") or not value:
+            return Tally()
+        with self.lock:
+            row = self.db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(class = 'ham'), 0), COALESCE(SUM(class = 'junk'), 0)"
+                f" FROM message WHERE {column} = ? AND received >= ?",
+                (value.lower(), since_ms)).fetchone()
+        return Tally(*row)
+
+    def tally_verified(self, domains: Iterable[str], since_ms: int) -> Tally:
+        wanted = sorted({d.lower() for d in domains})
+        if not wanted:
+            return Tally()
+        marks = ",".join("?" * len(wanted))
+        with self.lock:
+            row = self.db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(m.class = 'ham'), 0),"
+                " COALESCE(SUM(m.class = 'junk'), 0) FROM message m WHERE m.received >= ? AND"
+                f" m.id IN (SELECT message FROM verified WHERE domain IN ({marks}))",
+                (since_ms, *wanted)).fetchone()
+        return Tally(*row)
+
+    def knows_at_least(self, n: int) -> bool:
+        """Whether the history holds at least ``n`` messages (cheap: stops at the n-th)."""
+        with self.lock:
+            return self.db.execute("SELECT 1 FROM message LIMIT 1 OFFSET ?",
+                                   (max(n - 1, 0),)).fetchone() is not None
+
+    def stats(self) -> Stats:
+        ham, junk = self.totals()
+        with self.lock:
+            words = self.db.execute("SELECT COUNT(*) FROM word").fetchone()[0]
+            known, delivered, ham_known, junk_known = self.db.execute(
+                "SELECT COUNT(*), COALESCE(SUM(ip != ''), 0), COALESCE(SUM(class = 'ham'), 0),"
+                " COALESCE(SUM(class = 'junk'), 0) FROM message").fetchone()
+            sent = self.db.execute("SELECT COUNT(*) FROM sent").fetchone()[0]
+        return Stats(ham, junk, words, known, delivered, ham_known, junk_known, sent)
+
+    def message_class(self, message_id: int) -> tuple[Class, Class] | None:
+        """(class, trained) of a message, for tests and the CLI."""
+        with self.lock:
+            row = self.db.execute("SELECT class, trained FROM message WHERE id = ?",
+                                  (message_id,)).fetchone()
+        return (Class(row[0]), Class(row[1])) if row else None
+
+
+__all__ = ["JunkDatabase", "MailboxKind", "Retrain", "Stats", "Tally"]

@@ -1,0 +1,541 @@
+"""The junk filter of every account: decide on incoming mail, learn from the user.
+
+    junk = JunkFilter(store, lambda: domains, resolver)
+    await junk.start()                      # follows every account's changes
+    verdict = await junk.classify("alice", identities, data)
+    ... store verdict.header() + data in verdict.mailbox or the destination's ...
+    await junk.record_delivery("alice", verdict, delivered)
+
+Invariants:
+
+- Reputation comes first (:mod:`kittiwake.junk.reputation`): a known good
+  sender is accepted without looking at the words, a known bad one is filed
+  as junk or rejected. The content classifier only judges senders without a
+  clear history.
+- SQLite work, message parsing and training run in worker threads, never on
+  the event loop; each account's changes are handled in order by one task.
+- A change of a message's class (moved into or out of Junk, ``$Junk`` /
+  ``$NotJunk`` set by any client, answered, rescued from Rejects) untrains
+  its old contribution to the word counts before training the new one, so
+  the counts always equal the training set the user's mailboxes describe.
+- Errors in learning are reported (``kittiwake_panic_total{origin="junk"}``)
+  and never reach delivery; an error while classifying accepts the message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, replace
+
+from kittiwake import dnsbl, log
+from kittiwake.config.domains import DomainsConfig, JunkConfig
+from kittiwake.dns import Resolver
+from kittiwake.junk import metrics as junk_metrics
+from kittiwake.junk import reputation
+from kittiwake.junk.bayes import score
+from kittiwake.junk.database import JunkDatabase, Retrain, Stats
+from kittiwake.junk.history import Class, MailboxKind, MailboxNames
+from kittiwake.junk.model import Action, JunkVerdict, Reason, Reject, SenderIdentities
+from kittiwake.junk.tokens import message_words
+from kittiwake.message import parse_addresses, parse_header_section, parse_msgids
+from kittiwake.metrics import guard, panic
+from kittiwake.store import (
+    Change,
+    Delivered,
+    Flags,
+    MailboxNotFound,
+    Store,
+    StoreError,
+    Subscription,
+)
+from kittiwake.store.store import Account
+
+logger = log.get_logger("junk")
+
+DAY_MS = 86_400_000
+REJECTS_SWEEP_SECONDS = 3600.0
+REJECTS_FIRST_SWEEP_SECONDS = 60.0
+DNSBL_CACHE_SECONDS = 300.0
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """``kittiwake junk check``: the content score of a message and its deciding words."""
+
+    probability: float | None  # None while the training is too small
+    words: tuple[tuple[str, float], ...]
+    ham_messages: int
+    junk_messages: int
+    verdict: Action
+
+
+def names_of(settings: JunkConfig) -> MailboxNames:
+    return MailboxNames(junk=settings.junk_mailbox, rejects=settings.rejects_mailbox)
+
+
+def reject_reply(settings: JunkConfig) -> Reject:
+    """RFC 3463 §3.8: X.7.1, delivery not authorized (message refused)."""
+    if settings.reject_code == 451:
+        return Reject(451, "4.7.1", "message looks like junk, try again later")
+    return Reject(550, "5.7.1", "message refused as junk")
+
+
+def rejects(settings: JunkConfig, probability: float) -> bool:
+    """A content score refused in SMTP (a reject_threshold of 1.0 never rejects)."""
+    return settings.reject_threshold < 1.0 and probability >= settings.reject_threshold
+
+
+class JunkFilter:
+    """Per-account junk decisions and learning; one per server process."""
+
+    def __init__(self, store: Store, domains: Callable[[], DomainsConfig],
+                 resolver: Resolver | None = None, sleep: Sleep = asyncio.sleep,
+                 clock: Callable[[], float] = time.time) -> None:
+        self.store = store
+        self.domains = domains
+        self.resolver = resolver
+        self.sleep = sleep
+        self.clock = clock
+        self._dbs: dict[str, JunkDatabase] = {}
+        self._open_lock = asyncio.Lock()
+        self._followers: dict[str, asyncio.Task[None]] = {}
+        self._sweeper: asyncio.Task[None] | None = None
+        self._dnsbl_cache: dict[tuple[str, str], tuple[float, bool]] = {}
+        self._subscriptions: dict[str, Subscription] = {}
+        self._learning: dict[str, asyncio.Lock] = {}  # one learner per account at a time
+        self._busy = 0
+
+    # --- settings and databases ------------------------------------------------
+
+    def settings(self, account: str) -> JunkConfig | None:
+        """The account's junk settings, or None when it has none or they are off."""
+        conf = self.domains().accounts.get(account)
+        if conf is None or not conf.junk.enabled:
+            return None
+        return conf.junk
+
+    async def database(self, account: str) -> JunkDatabase:
+        db = self._dbs.get(account)
+        if db is not None:
+            return db
+        async with self._open_lock:
+            db = self._dbs.get(account)
+            if db is None:
+                settings = self.settings(account) or JunkConfig()
+                path = self.store.feature_path(account, "junk")
+                db = await asyncio.to_thread(JunkDatabase, path, names_of(settings))
+                self._dbs[account] = db
+            return db
+
+    async def _account(self, name: str) -> Account:
+        conf = self.domains().accounts.get(name)
+        return await self.store.account(name, conf.quota_bytes if conf else 0,
+                                        conf.mailboxes if conf else ())
+
+    # --- deciding ----------------------------------------------------------------
+
+    async def classify(self, account: str, identities: SenderIdentities,
+                       message: bytes) -> JunkVerdict:
+        """The verdict on one incoming message for ``account``; never raises."""
+        settings = self.settings(account)
+        if settings is None:
+            return JunkVerdict(Action.ACCEPT, Reason.DISABLED, identities=identities)
+        started = time.monotonic()
+        try:
+            listed = await self._dnsbl(settings, identities)
+            if listed:
+                identities = replace(identities, dnsbl_listed=tuple(
+                    dict.fromkeys((*identities.dnsbl_listed, *listed))))
+            db = await self.database(account)
+            since = int(self.clock() * 1000) - settings.history_days * DAY_MS
+            verdict = await asyncio.to_thread(self._decide, db, settings, identities, message,
+                                              since)
+        except Exception as exc:
+            panic("junk", exc, msg="junk classification failed; accepting", account=account)
+            verdict = JunkVerdict(Action.ACCEPT, Reason.UNTRAINED, identities=identities,
+                                  evidence=(("error", "classification-failed"),))
+        junk_metrics.CLASSIFY_SECONDS.observe(time.monotonic() - started)
+        junk_metrics.VERDICTS.labels(action=str(verdict.action), reason=str(verdict.reason)).inc()
+        fields: dict[str, str | None] = {"ip": identities.ip,
+                                         "sender": identities.address or None}
+        fields.update(verdict.fields())  # the evidence (ip=, address=, ...) has the last word
+        logger.info("junk verdict", account=account, **fields)
+        return verdict
+
+    def _decide(self, db: JunkDatabase, settings: JunkConfig, identities: SenderIdentities,
+                message: bytes, since: int) -> JunkVerdict:
+        """In a worker thread: history first, then block lists, then the words."""
+        headers, _ = parse_header_section(message)
+        ids = parse_msgids(headers.get("message-id"))
+        msgid = ids[0] if ids else ""
+        signals = self._signals(db, identities, since)
+        sent_to = identities.address if identities.address and db.sent_to(
+            identities.address) else ""
+        # In an account with (almost) no history every sender is new: no pause then.
+        first = not sent_to and reputation.first_time(signals) and db.knows_at_least(
+            settings.min_training_messages)
+        base = JunkVerdict(Action.ACCEPT, Reason.UNTRAINED, identities=identities,
+                           message_id=msgid, first_time=first,
+                           delay=settings.first_time_delay_seconds if first else 0.0)
+        decision = reputation.decide(sent_to, signals)
+        if decision is not None:
+            evidence = ((decision.signal.key, decision.signal.value),)
+            if decision.cls is Class.HAM:
+                return replace(base, reason=decision.signal.reason, evidence=evidence)
+            return self._junk(db, settings, replace(base, reason=decision.signal.reason,
+                                                    evidence=evidence),
+                              reject=settings.known_junk == "reject")
+        if identities.dnsbl_listed:
+            return self._junk(db, settings, replace(
+                base, reason=Reason.DNSBL, evidence=(("zone", identities.dnsbl_listed[0]),)),
+                reject=False)
+        ham_total, junk_total = db.totals()
+        if min(ham_total, junk_total) < settings.min_training_messages:
+            return base
+        words = message_words(message)
+        result = score(words, db.counts(words), ham_total, junk_total)
+        verdict = replace(base, reason=Reason.CONTENT, score=result.probability,
+                          words=result.words[:10])
+        if rejects(settings, result.probability):
+            return self._junk(db, settings, verdict, reject=True)
+        if result.probability >= settings.junk_threshold:
+            return self._junk(db, settings, verdict, reject=False)
+        return verdict
+
+    @staticmethod
+    def _signals(db: JunkDatabase, who: SenderIdentities, since: int
+                 ) -> list[reputation.Signal]:
+        wanted = [
+            (Reason.ADDRESS, "address", "address", who.address),
+            (Reason.DMARC_DOMAIN, "domain", "dmarc_domain", who.dmarc_domain),
+        ]
+        signals = [reputation.Signal(reason, key, value, db.tally(column, value, since))
+                   for reason, key, column, value in wanted if value]
+        if who.verified_domains:
+            signals.append(reputation.Signal(
+                Reason.VERIFIED_DOMAIN, "domain", ",".join(sorted(who.verified_domains)),
+                db.tally_verified(who.verified_domains, since)))
+        for reason, key, column, value in ((Reason.IP, "ip", "ip", who.ip),
+                                           (Reason.NETWORK, "net", "net", who.network)):
+            if value:
+                signals.append(reputation.Signal(reason, key, value,
+                                                 db.tally(column, value, since)))
+        return signals
+
+    @staticmethod
+    def _junk(db: JunkDatabase, settings: JunkConfig, verdict: JunkVerdict,
+              reject: bool) -> JunkVerdict:
+        if not reject:
+            return replace(verdict, action=Action.JUNK, mailbox=settings.junk_mailbox)
+        return replace(verdict, action=Action.REJECT, mailbox=settings.rejects_mailbox,
+                       reject=reject_reply(settings),
+                       already_kept=db.in_rejects(verdict.message_id))
+
+    async def _dnsbl(self, settings: JunkConfig, who: SenderIdentities) -> list[str]:
+        """Zones of the account's junk block lists that list the connecting IP (RFC 5782)."""
+        if not settings.dnsbl_zones or self.resolver is None or not who.ip:
+            return []
+        now = time.monotonic()
+        listed: list[str] = []
+        todo: list[str] = []
+        for zone in settings.dnsbl_zones:
+            cached = self._dnsbl_cache.get((who.ip, zone))
+            if cached is not None and now - cached[0] < DNSBL_CACHE_SECONDS:
+                if cached[1]:
+                    listed.append(zone)
+            else:
+                todo.append(zone)
+        for result in await dnsbl.check_all(self.resolver, who.ip, todo) if todo else []:
+            if result.status is dnsbl.Status.TEMPERROR:
+                continue
+            hit = result.status is dnsbl.Status.FAIL
+            self._dnsbl_cache[(who.ip, result.zone)] = (now, hit)
+            if hit:
+                listed.append(result.zone)
+        return listed
+
+    async def pause(self, seconds: float) -> None:
+        """The first-time sender's pause before the DATA reply."""
+        if seconds > 0:
+            await self.sleep(seconds)
+
+    async def record_delivery(self, account: str, verdict: JunkVerdict,
+                              delivered: Delivered) -> None:
+        """Remember who sent a stored message (its verified identities); never raises."""
+        if verdict.reason is Reason.DISABLED or verdict.identities is None:
+            return
+        try:
+            db = await self.database(account)
+            await asyncio.to_thread(db.record_delivery, delivered.message_id, delivered.mailbox,
+                                    delivered.uid, verdict.message_id, verdict.identities)
+        except Exception as exc:
+            panic("junk", exc, msg="recording the sender failed", account=account)
+
+    async def record_sent(self, account: str, recipients: list[str], message: bytes) -> None:
+        """Mail the account submitted: its recipients and the messages it answers."""
+        if self.settings(account) is None:
+            return
+        try:
+            db = await self.database(account)
+            retrains = await asyncio.to_thread(self._sent, db, recipients, message)
+            await self._retrain(account, db, retrains)
+        except Exception as exc:
+            panic("junk", exc, msg="recording sent mail failed", account=account)
+
+    @staticmethod
+    def _sent(db: JunkDatabase, recipients: list[str], message: bytes) -> list[Retrain]:
+        headers, _ = parse_header_section(message)
+        addresses = list(recipients)
+        for name in ("to", "cc", "bcc"):
+            for value in headers.get_all(name):
+                addresses += [a.addr for a in parse_addresses(value) if a.domain]
+        refs = parse_msgids(headers.get("in-reply-to")) + parse_msgids(headers.get("references"))
+        return db.record_sent(addresses, refs)
+
+    # --- learning ------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Follow the changes of every account with junk filtering on; sweep Rejects."""
+        self.reload(self.domains())
+        if self._sweeper is None:
+            self._sweeper = asyncio.get_running_loop().create_task(self._sweep_rejects())
+
+    def reload(self, domains: DomainsConfig) -> None:
+        """Follow accounts added by a domains.conf reload (and stop following removed ones)."""
+        wanted = {name for name, conf in domains.accounts.items() if conf.junk.enabled}
+        for name in list(self._followers):
+            if name not in wanted:
+                self._followers.pop(name).cancel()
+                self._subscriptions.pop(name).close()
+        for name in wanted - set(self._followers):
+            sub = self.store.changes.subscribe(name)
+            self._subscriptions[name] = sub
+            self._followers[name] = asyncio.get_running_loop().create_task(
+                self._follow(name, sub))
+        for name, db in self._dbs.items():
+            conf = domains.accounts.get(name)
+            if conf is not None:
+                db.names = names_of(conf.junk)
+
+    async def _follow(self, account: str, sub: Subscription) -> None:
+        try:
+            while True:
+                change = await sub.get()
+                self._busy += 1
+                try:
+                    with guard("junk", "learning from a change failed", account=account):
+                        async with self._lock(account):
+                            await self.learn(account, change)
+                except MailboxNotFound:
+                    pass  # the mailbox went away before we looked: nothing left to learn
+                finally:
+                    self._busy -= 1
+        finally:
+            sub.close()
+
+    def _lock(self, account: str) -> asyncio.Lock:
+        return self._learning.setdefault(account, asyncio.Lock())
+
+    async def settled(self, timeout: float = 10.0) -> None:
+        """Wait until every change published so far has been learnt from (tests, CLI)."""
+        deadline = time.monotonic() + timeout
+        while self._busy or any(not s.queue.empty() for s in self._subscriptions.values()):
+            if time.monotonic() > deadline:
+                raise TimeoutError("junk filter still learning")
+            await asyncio.sleep(0.005)
+
+    async def learn(self, account: str, change: Change) -> None:
+        """Bring the history and the word counts up to date with one store change."""
+        db = await self.database(account)
+        kind = db.names.kind(change.mailbox)
+        if change.kind == "added" and change.uids:
+            acc = await self._account(account)
+            messages = await acc.messages(change.mailbox, uids=change.uids)
+            retrains: list[Retrain] = []
+            for m in messages:
+                r = await asyncio.to_thread(db.located, m.id, change.mailbox, m.uid,
+                                            m.flags.system, m.flags.keywords, m.message_id,
+                                            m.received)
+                if r is not None:
+                    retrains.append(r)
+                if kind is MailboxKind.SENT:
+                    data = await acc.read(m.id)
+                    retrains += await asyncio.to_thread(self._sent, db, [], data)
+            await self._retrain(account, db, retrains)
+        elif change.kind == "flags" and change.uids:
+            items = [(uid, f.system, f.keywords) for uid, f in
+                     zip(change.uids, change.flags or (Flags(),) * len(change.uids),
+                         strict=False)]
+            retrains, unknown = await asyncio.to_thread(db.flags_changed, change.mailbox, items)
+            if unknown:
+                acc = await self._account(account)
+                for m in await acc.messages(change.mailbox, uids=unknown):
+                    r = await asyncio.to_thread(db.located, m.id, change.mailbox, m.uid,
+                                                m.flags.system, m.flags.keywords, m.message_id,
+                                                m.received)
+                    if r is not None:
+                        retrains.append(r)
+            await self._retrain(account, db, retrains)
+        elif change.kind == "expunged" and change.uids:
+            await self._retrain(account, db, await asyncio.to_thread(
+                db.expunged, change.mailbox, change.uids))
+        elif change.kind == "mailbox-renamed" and change.old_name:
+            await asyncio.to_thread(db.renamed, change.old_name, change.mailbox)
+
+    async def _retrain(self, account: str, db: JunkDatabase, retrains: list[Retrain]) -> None:
+        if not retrains:
+            return
+        acc = await self._account(account)
+        for r in retrains:
+            started = time.monotonic()
+            try:
+                data = await acc.read(r.message_id)
+            except (StoreError, OSError):
+                continue  # gone meanwhile: nothing to learn from
+            await asyncio.to_thread(self._train_one, db, data, r)
+            junk_metrics.TRAIN_SECONDS.observe(time.monotonic() - started)
+            logger.debug("junk trained", account=account, message=r.message_id,
+                         old=str(r.old) or "none", new=str(r.new) or "none")
+
+    @staticmethod
+    def _train_one(db: JunkDatabase, data: bytes, r: Retrain) -> None:
+        words = message_words(data)
+        if r.detached:
+            db.train(words, Class.UNKNOWN, untrain=r.old)
+        else:
+            db.train(words, r.new, message_id=r.message_id)
+        if r.old is not Class.UNKNOWN:
+            junk_metrics.TRAINING_EVENTS.labels(**{"class": str(r.old),
+                                                   "direction": "remove"}).inc()
+        if r.new is not Class.UNKNOWN:
+            junk_metrics.TRAINING_EVENTS.labels(**{"class": str(r.new), "direction": "add"}).inc()
+
+    async def train_all(self, account: str,
+                        progress: Callable[[int, int], None] | None = None) -> Stats:
+        """Retrain from scratch from the account's mailboxes (``kittiwake junk train``)."""
+        async with self._lock(account):
+            return await self._train_all(account, progress)
+
+    async def _train_all(self, account: str,
+                         progress: Callable[[int, int], None] | None) -> Stats:
+        db = await self.database(account)
+        acc = await self._account(account)
+        await asyncio.to_thread(db.reset_words)
+        retrains: list[Retrain] = []
+        for mailbox in await acc.mailboxes():
+            for m in await acc.messages(mailbox.name):
+                r = await asyncio.to_thread(db.located, m.id, mailbox.name, m.uid,
+                                            m.flags.system, m.flags.keywords, m.message_id,
+                                            m.received)
+                if r is not None:
+                    retrains.append(r)
+        batch: list[tuple[list[str], Class, int | None]] = []
+        for done, r in enumerate(retrains, 1):
+            try:
+                data = await acc.read(r.message_id)
+            except (StoreError, OSError):
+                continue
+            batch.append((await asyncio.to_thread(message_words, data), r.new, r.message_id))
+            junk_metrics.TRAINING_EVENTS.labels(**{"class": str(r.new), "direction": "add"}).inc()
+            if len(batch) >= 200 or done == len(retrains):
+                await asyncio.to_thread(db.train_batch, batch)
+                batch = []
+            if progress is not None:
+                progress(done, len(retrains))
+        if batch:
+            await asyncio.to_thread(db.train_batch, batch)
+        await asyncio.to_thread(db.mark_trained)
+        logger.info("junk trained from mailboxes", account=account, messages=len(retrains))
+        return await asyncio.to_thread(db.stats)
+
+    async def check(self, account: str, message: bytes) -> CheckResult:
+        """The content score of a message against the account's training (no history)."""
+        settings = self.settings(account) or JunkConfig()
+        db = await self.database(account)
+
+        def run() -> CheckResult:
+            ham, junk = db.totals()
+            words = message_words(message)
+            result = score(words, db.counts(words), ham, junk)
+            trained = min(ham, junk) >= settings.min_training_messages
+            action = Action.ACCEPT
+            if trained and rejects(settings, result.probability):
+                action = Action.REJECT
+            elif trained and result.probability >= settings.junk_threshold:
+                action = Action.JUNK
+            return CheckResult(result.probability if trained else None, result.words[:20],
+                               ham, junk, action)
+
+        return await asyncio.to_thread(run)
+
+    async def stats(self, account: str) -> Stats:
+        db = await self.database(account)
+        return await asyncio.to_thread(db.stats)
+
+    # --- the Rejects mailbox ---------------------------------------------------------
+
+    async def expunge_old_rejects(self) -> int:
+        """Remove messages older than ``rejects_days`` from every account's Rejects."""
+        removed = 0
+        for name, conf in self.domains().accounts.items():
+            if not conf.junk.enabled:
+                continue
+            cutoff = int(self.clock() * 1000) - conf.junk.rejects_days * DAY_MS
+            acc = await self._account(name)
+            try:
+                old = [m.uid for m in await acc.messages(conf.junk.rejects_mailbox)
+                       if m.received < cutoff]
+            except MailboxNotFound:
+                continue
+            if not old:
+                continue
+            await acc.store_flags(conf.junk.rejects_mailbox, old, "add", Flags.parse(["\\Deleted"]))
+            gone = await acc.expunge(conf.junk.rejects_mailbox, old)
+            removed += len(gone)
+            junk_metrics.REJECTS_EXPUNGED.inc(len(gone))
+            logger.info("rejects expunged", account=name, mailbox=conf.junk.rejects_mailbox,
+                        messages=len(gone), older_than_days=conf.junk.rejects_days)
+        return removed
+
+    async def train_untrained(self) -> list[str]:
+        """Train, from their mailboxes, the accounts never trained as a whole before
+        (new accounts, or accounts that had mail before the filter)."""
+        trained = []
+        for name, conf in self.domains().accounts.items():
+            if not conf.junk.enabled:
+                continue
+            db = await self.database(name)
+            if await asyncio.to_thread(db.is_trained):
+                continue
+            await self.train_all(name)
+            trained.append(name)
+        return trained
+
+    async def _sweep_rejects(self) -> None:
+        """Hourly, the first time a minute after start (start-up touches no account);
+        then, too, accounts never trained are trained from their mailboxes."""
+        await asyncio.sleep(REJECTS_FIRST_SWEEP_SECONDS)
+        with guard("junk", "training from the mailboxes failed"):
+            await self.train_untrained()
+        while True:
+            with guard("junk", "expunging old rejects failed"):
+                await self.expunge_old_rejects()
+            await asyncio.sleep(REJECTS_SWEEP_SECONDS)
+
+    async def close(self) -> None:
+        tasks = [*self._followers.values(), *([self._sweeper] if self._sweeper else [])]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        self._followers.clear()
+        for sub in self._subscriptions.values():
+            sub.close()
+        self._subscriptions.clear()
+        self._sweeper = None
+        for db in self._dbs.values():
+            db.close()
+        self._dbs.clear()
