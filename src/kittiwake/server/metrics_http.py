@@ -19,6 +19,7 @@ METRIC_MODULES = (
     "kittiwake.mtasts.cache",
     "kittiwake.server.monitor",
     "kittiwake.store.metrics",
+    "kittiwake.http.metrics",
 )
 
 
