@@ -171,7 +171,11 @@ async def serve_autoconfig(request: web.Request, ctx: HTTPContext,
 async def serve_autodiscover(request: web.Request, ctx: HTTPContext,
                              match: SiteMatch) -> web.StreamResponse:
     """Outlook's POX autodiscover: 400 for what is no request, 404 for foreign addresses."""
-    body = await request.read()  # bounded by client_max_size: 413 beyond
+    if (request.content_length or 0) > ctx.limits.max_body:
+        refused = _text(413, f"a request body is at most {ctx.limits.max_body} bytes")
+        refused.force_close()  # do not read (or wait for) the rest of it
+        return refused
+    body = await request.read()  # bounded by client_max_size too (chunked bodies): 413
     try:
         asked = autodiscover.parse_request(body)
     except autodiscover.BadRequest as exc:
@@ -263,7 +267,8 @@ _BY_PATH = _routes_by_path()
 async def dispatch(request: web.Request) -> web.StreamResponse:
     """Pick the route by Host and path, check method and query, run its handler."""
     ctx = request.app[CTX_KEY]
-    host = host_name(request.host or "")
+    # The Host header itself: aiohttp's request.host falls back to this machine's name.
+    host = host_name(request.headers.get("Host", ""))
     matches = sites_for(host, ctx.lookup(), ctx.hostname) if host else []
     candidates = _BY_PATH.get(request.path.lower(), [])
     for route in candidates:
@@ -298,7 +303,9 @@ def runner_options() -> dict[str, Any]:
 
     aiohttp's own access log is off (the middleware logs each request with its
     ids); request lines and header fields are bounded at 8 KiB, 100 fields; an
-    idle keep-alive connection is closed after 15 seconds.
+    idle keep-alive connection is closed after 15 seconds; after an answer that
+    closes the connection (a refused body) unread input is drained for at most 2
+    seconds (so the client sees the answer, not a reset).
     """
     return {"access_log": None, "keepalive_timeout": 15.0, "max_line_size": 8190,
-            "max_field_size": 8190, "max_headers": 100}
+            "max_field_size": 8190, "max_headers": 100, "lingering_time": 2.0}

@@ -88,6 +88,10 @@ def make_observe(clock: Callable[[], float]) -> Callable[[web.Request, Handler],
                 response = await handler(request)
             except web.HTTPException as exc:
                 response = _from_exception(exc)
+            except ConnectionResetError:
+                # The client went away while we read its body: no bug, nobody to answer.
+                logger.debug("http client gone", method=request.method, path=request.path)
+                raise
             except Exception as exc:
                 panic("http", exc, "http handler failed", method=request.method,
                       path=request.path)
