@@ -5,10 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import trustme
 from httphelpers import HOSTNAME, ServeFactory, domains_config, make_config, static_config
 
-from kittiwake.config import DomainsConfig
+from kittiwake.config import DomainsConfig, load, write_domains, write_static
 from kittiwake.config.load import cross_checks
+from kittiwake.config.reload import DomainsWatcher
 from kittiwake.http import HTTPContext, published_policy
 from kittiwake.mtasts import parse_policy, parse_record, policy_id_for
 
@@ -65,6 +67,30 @@ async def test_reloaded_domains_conf_is_served_by_the_next_request(
     assert "mode: testing" in first.text and "mode: enforce" in second.text
     assert first.headers["ETag"] != second.headers["ETag"]
     assert third.status == 404
+
+
+async def test_domains_conf_edited_on_disk_changes_policy_and_id(
+        serve: ServeFactory, tmp_path: Path, ca: trustme.CA) -> None:
+    """The server's wiring: the reload watcher's current config, read per request."""
+    leaf = ca.issue_cert(HOSTNAME)
+    leaf.cert_chain_pems[0].write_to_path(str(tmp_path / "cert.pem"))
+    leaf.private_key_pem.write_to_path(str(tmp_path / "key.pem"))
+    write_static(tmp_path, static_config())
+    write_domains(tmp_path, domains_config({"mode": "testing"}))
+    config = load(tmp_path)
+    watcher = DomainsWatcher(tmp_path, config.domains, static=config.static)
+    ctx = HTTPContext.from_config(config, "public", domains=lambda: watcher.current)
+    async with serve(ctx) as served:
+        before = await served.get(STS_HOST, POLICY_PATH)
+        write_domains(tmp_path, domains_config({"mode": "enforce", "mx": ["*.example.net"]}))
+        assert watcher.check()
+        after = await served.get(STS_HOST, POLICY_PATH)
+    assert parse_policy(before.text).mode == "testing"
+    assert parse_policy(after.text).mx == (HOSTNAME, "*.example.net")
+    settings = watcher.current.domains["example.org"].mta_sts
+    assert settings is not None
+    assert after.headers["ETag"] == f'"{published_policy(settings, [HOSTNAME]).id}"' \
+        != before.headers["ETag"]
 
 
 async def test_only_mta_sts_hosts_of_our_domains_serve_a_policy(serve: ServeFactory,
