@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import io
 from collections.abc import AsyncIterator
 
 import pytest
 from aiohttp import web
 
+from kittiwake import log
 from kittiwake.http import HTTPContext, content_app, runner_options
 
 
@@ -46,7 +48,37 @@ GOOD = (b"GET /.well-known/mta-sts.txt HTTP/1.1\r\nHost: mta-sts.example.org\r\n
 
 
 async def test_bad_requests_get_400_and_the_server_goes_on(port: int) -> None:
-    answers = {
+    stream = io.StringIO()
+    log.setup("info", stream=stream)
+    try:
+        answers = await bad_requests(port)
+    finally:
+        log.reset()
+    for name, answer in answers.items():
+        assert answer.startswith(b"HTTP/1.") and 400 <= status_of(answer) < 500, \
+            (name, answer[:80])
+    assert status_of(answers["long line"]) in (400, 414)
+    assert status_of(answers["long header"]) in (400, 431)
+    good = await exchange(port, GOOD)
+    assert status_of(good) == 200 and b"version: STSv1" in good
+    # The client's mistakes are no errors of ours: nothing at info level or above.
+    assert "Traceback" not in stream.getvalue() and "level=error" not in stream.getvalue()
+
+
+async def test_malformed_requests_are_logged_at_debug(port: int) -> None:
+    stream = io.StringIO()
+    log.setup("info", {"http": "debug"}, stream=stream)
+    try:
+        await bad_requests(port)
+    finally:
+        log.reset()
+    lines = [line for line in stream.getvalue().splitlines() if "Error handling" in line]
+    assert lines and all("level=debug" in line for line in lines)
+    assert "Traceback" not in stream.getvalue()
+
+
+async def bad_requests(port: int) -> dict[str, bytes]:
+    return {
         "garbage": await exchange(port, b"\x16\x03\x01\x02\x00garbage\r\n\r\n"),
         "long line": await exchange(port, b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\n\r\n"),
         "long header": await exchange(port, b"GET / HTTP/1.1\r\nHost: x\r\nX-A: "
@@ -55,13 +87,6 @@ async def test_bad_requests_get_400_and_the_server_goes_on(port: int) -> None:
                                        + b"".join(b"X-%d: v\r\n" % i for i in range(200))
                                        + b"\r\n"),
     }
-    for name, answer in answers.items():
-        assert answer.startswith(b"HTTP/1.") and 400 <= status_of(answer) < 500, \
-            (name, answer[:80])
-    assert status_of(answers["long line"]) in (400, 414)
-    assert status_of(answers["long header"]) in (400, 431)
-    good = await exchange(port, GOOD)
-    assert status_of(good) == 200 and b"version: STSv1" in good
 
 
 async def test_a_request_without_host_names_no_site(port: int) -> None:

@@ -6,17 +6,16 @@ are routed by ``Host`` first, then by path, through one table
 (:data:`ROUTES`): each route names the sites (kinds of host) it is served
 on and its methods.
 
-=====================  ==============================================  ======  ============
-site (Host)            path                                            method  route
-=====================  ==============================================  ======  ============
-``mta-sts.DOMAIN``     ``/.well-known/mta-sts.txt`` (RFC 8461 §3.3)     GET     mta-sts
-``autoconfig.DOMAIN``  ``/mail/config-v1.1.xml``                        GET     autoconfig
-``autoconfig.DOMAIN``  ``/.well-known/autoconfig/mail/config-v1.1.xml`` GET     autoconfig
-``DOMAIN``             ``/.well-known/autoconfig/mail/config-v1.1.xml`` GET     autoconfig
-``autodiscover.D``     ``/autodiscover/autodiscover.xml`` (any case)    POST    autodiscover
-``DOMAIN``             ``/autodiscover/autodiscover.xml`` (any case)    POST    autodiscover
-mail host name         ``/profile.mobileconfig?address=ADDRESS``        GET     mobileconfig
-=====================  ==============================================  ======  ============
+- ``mta-sts.DOMAIN``: GET ``/.well-known/mta-sts.txt``, the MTA-STS policy
+  (RFC 8461 §3.3), route ``mta-sts``;
+- ``autoconfig.DOMAIN``: GET ``/mail/config-v1.1.xml`` and
+  ``/.well-known/autoconfig/mail/config-v1.1.xml``, Thunderbird autoconfig,
+  route ``autoconfig``;
+- ``autodiscover.DOMAIN``: POST ``/autodiscover/autodiscover.xml`` (any case),
+  Outlook's autodiscover, route ``autodiscover``;
+- ``DOMAIN`` itself: the ``.well-known`` autoconfig and the autodiscover path;
+- the mail host name: GET ``/profile.mobileconfig?address=ADDRESS``, an Apple
+  profile, route ``mobileconfig``.
 
 DOMAIN is any domain of domains.conf (read per request: a domain added while
 running is served at once). Any other host or path is 404, another method
@@ -33,6 +32,7 @@ listener passes :func:`runner_options` to :class:`aiohttp.web.AppRunner`.
 from __future__ import annotations
 
 import ipaddress
+import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from enum import StrEnum
@@ -49,6 +49,7 @@ from kittiwake.http.metrics import PROFILES_REFUSED
 from kittiwake.http.middleware import ROUTE_KEY, make_observe
 from kittiwake.http.mtasts import PolicyUnavailable, published_policy
 from kittiwake.http.ratelimit import RequestBudget
+from kittiwake.log.logger import logger_name
 
 logger = log.get_logger("http")
 
@@ -298,6 +299,24 @@ def content_app(ctx: HTTPContext) -> web.Application:
     return app
 
 
+class _ClientErrorsAtDebug(logging.Filter):
+    """aiohttp logs a malformed request ("Error handling request", a request line
+    too long, too many header fields) at error level with a traceback. That is
+    the client's error, answered 400: it becomes one debug line, no traceback."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+        if record.exc_info and record.exc_info[1] is not None:
+            reason = str(record.exc_info[1]).replace("\n", " ").replace("%", "%%")
+            record.msg = f"{record.msg}: {reason}"
+        record.exc_info, record.exc_text = None, None
+        return WIRE_LOGGER.isEnabledFor(logging.DEBUG)
+
+
+WIRE_LOGGER = logging.getLogger(logger_name("http") + ".wire")
+WIRE_LOGGER.addFilter(_ClientErrorsAtDebug())
+
+
 def runner_options() -> dict[str, Any]:
     """Keyword arguments for :class:`aiohttp.web.AppRunner` serving :func:`content_app`.
 
@@ -305,7 +324,9 @@ def runner_options() -> dict[str, Any]:
     ids); request lines and header fields are bounded at 8 KiB, 100 fields; an
     idle keep-alive connection is closed after 15 seconds; after an answer that
     closes the connection (a refused body) unread input is drained for at most 2
-    seconds (so the client sees the answer, not a reset).
+    seconds (so the client sees the answer, not a reset). aiohttp's reports of
+    malformed requests go to ``kittiwake.http.wire`` at debug level.
     """
     return {"access_log": None, "keepalive_timeout": 15.0, "max_line_size": 8190,
-            "max_field_size": 8190, "max_headers": 100, "lingering_time": 2.0}
+            "max_field_size": 8190, "max_headers": 100, "lingering_time": 2.0,
+            "logger": WIRE_LOGGER}

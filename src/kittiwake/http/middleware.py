@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import weakref
 from collections.abc import Awaitable, Callable
-from typing import Any
 
 from aiohttp import web
 
@@ -33,8 +32,8 @@ from kittiwake.metrics import panic
 logger = log.get_logger("http")
 
 # request[ROUTE_KEY]: the route name, for metrics (typed keys since aiohttp 3.12).
-ROUTE_KEY: Any = (web.RequestKey("kittiwake_route", str) if hasattr(web, "RequestKey")
-                  else "kittiwake.route")
+ROUTE_KEY: web.RequestKey[str] | str = (
+    web.RequestKey("kittiwake_route", str) if hasattr(web, "RequestKey") else "kittiwake.route")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 # Every response (RFC 9110 leaves these to the application; OWASP's secure headers):
