@@ -152,6 +152,8 @@ async def test_outlook_autodiscover(serve: ServeFactory, ctx: HTTPContext) -> No
         # Outlook's own spelling, and the same path on the domain itself.
         cased = await served.request("POST", "example.org", "/Autodiscover/Autodiscover.xml",
                                      data=body, headers=headers)
+        # Where the _autodiscover._tcp SRV record points: the mail host.
+        via_srv = await served.request("POST", HOSTNAME, AUTODISCOVER, data=body)
     assert reply.status == 200
     protocols = outlook_read(reply.body)
     assert set(protocols) == {"IMAP", "SMTP"}
@@ -163,6 +165,7 @@ async def test_outlook_autodiscover(serve: ServeFactory, ctx: HTTPContext) -> No
     assert imap["LoginName"] == smtp["LoginName"] == "alice@example.org"
     assert imap["SPA"] == "off" and imap["AuthRequired"] == "on"
     assert cased.status == 200 and cased.body == reply.body
+    assert via_srv.status == 200 and via_srv.body == reply.body
 
 
 async def test_autodiscover_with_starttls_only(serve: ServeFactory, tmp_path: Path) -> None:

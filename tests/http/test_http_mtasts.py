@@ -138,7 +138,7 @@ def test_config_test_refuses_a_policy_without_any_mx(tmp_path: Path) -> None:
     static = static_config(smtp={"enabled": False})
     problems = cross_checks(tmp_path, static, domains_config({"mode": "enforce"}))
     assert len(problems) == 1
-    assert "domains.example.org.mta_sts.mx: mode enforce needs an MX host" in problems[0]
+    assert 'domains."example.org".mta_sts.mx: mode enforce needs an MX host' in problems[0]
     assert cross_checks(tmp_path, static, domains_config({"mode": "none"})) == []
     assert cross_checks(tmp_path, static, domains_config(
         {"mode": "enforce", "mx": ["mx.example.net"]})) == []

@@ -174,7 +174,8 @@ def check_mta_sts_mx(static: StaticConfig, domains: DomainsConfig) -> list[str]:
     """
     if any(listener.smtp.enabled for listener in static.listeners.values()):
         return []
-    return [f"domains.{name}.mta_sts.mx: mode {domain.mta_sts.mode} needs an MX host, and"
+    return [f"{_location(('domains', name, 'mta_sts', 'mx'))}: mode {domain.mta_sts.mode}"
+            " needs an MX host, and"
             " no listener serves smtp: list the MX hosts (e.g. mx = [\"mail.example.org\"])"
             " or set mode = \"none\""
             for name, domain in domains.domains.items()

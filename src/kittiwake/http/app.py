@@ -15,7 +15,8 @@ on and its methods.
   Outlook's autodiscover, route ``autodiscover``;
 - ``DOMAIN`` itself: the ``.well-known`` autoconfig and the autodiscover path;
 - the mail host name: GET ``/profile.mobileconfig?address=ADDRESS``, an Apple
-  profile, route ``mobileconfig``.
+  profile, route ``mobileconfig``; and the autodiscover path, where the
+  ``_autodiscover._tcp.DOMAIN`` SRV record sends Outlook.
 
 DOMAIN is any domain of domains.conf (read per request: a domain added while
 running is served at once). Any other host or path is 404, another method
@@ -248,8 +249,11 @@ ROUTES: tuple[Route, ...] = (
           serve_autoconfig),
     Route("autoconfig", "/.well-known/autoconfig/mail/config-v1.1.xml",
           frozenset({Site.AUTOCONFIG, Site.DOMAIN}), GET, serve_autoconfig),
+    # The mail host too: the _autodiscover._tcp SRV record points Outlook there, whose
+    # certificate it is (autodiscover.DOMAIN needs a certificate name of its own).
     Route("autodiscover", "/autodiscover/autodiscover.xml",
-          frozenset({Site.AUTODISCOVER, Site.DOMAIN}), frozenset({"POST"}), serve_autodiscover),
+          frozenset({Site.AUTODISCOVER, Site.DOMAIN, Site.MAIL_HOST}), frozenset({"POST"}),
+          serve_autodiscover),
     Route("mobileconfig", "/profile.mobileconfig", frozenset({Site.MAIL_HOST}), GET,
           serve_mobileconfig),
 )
