@@ -49,6 +49,8 @@ def test_policy_id_changes_exactly_when_the_policy_does() -> None:
     assert published(mode="testing", mx=["*.example.net"])[1] != ident
     # RFC 8461 §3.1: id is 1*32(ALPHA / DIGIT); our own record parser accepts it.
     assert parse_record(f"v=STSv1; id={ident}").id == ident and len(ident) == 32
+    # Our own host listed again (in any case) is one mx line, not two.
+    assert published(mode="testing", mx=[HOSTNAME.upper()])[0].count("mx: ") == 1
     # A configured id is kept as it is.
     assert published(mode="testing", policy_id="2026a")[1] == "2026a"
 
