@@ -50,7 +50,6 @@ from kittiwake.http.metrics import PROFILES_REFUSED
 from kittiwake.http.middleware import ROUTE_KEY, make_observe
 from kittiwake.http.mtasts import PolicyUnavailable, published_policy
 from kittiwake.http.ratelimit import RequestBudget
-from kittiwake.log.logger import logger_name
 
 logger = log.get_logger("http")
 
@@ -317,7 +316,8 @@ class _ClientErrorsAtDebug(logging.Filter):
         return WIRE_LOGGER.isEnabledFor(logging.DEBUG)
 
 
-WIRE_LOGGER = logging.getLogger(logger_name("http") + ".wire")
+# The stdlib logger aiohttp writes to: below the http package's, so its level follows.
+WIRE_LOGGER = log.get_logger("http").logger.getChild("wire")
 WIRE_LOGGER.addFilter(_ClientErrorsAtDebug())
 
 
