@@ -73,8 +73,12 @@ class DMARCReports(Section):
 class MTASTSPolicy(Section):
     """The MTA-STS policy (RFC 8461) this server publishes for the domain."""
 
-    policy_id: str
-    """The id= in the _mta-sts TXT record; change it when the policy changes."""
+    policy_id: str = ""
+    """The id= in the _mta-sts TXT record (RFC 8461 §3.1: 1 to 32 letters and digits).
+    Empty (the default): derived from a hash of the served policy text, so it changes
+    exactly when the policy does; ``kittiwake config dnsrecords`` prints the TXT
+    record to publish. Set it only to keep an id you published by hand, and change it
+    whenever the policy changes."""
 
     mode: Literal["enforce", "testing", "none"] = "testing"
     """enforce, testing or none (RFC 8461 §3.2)."""
@@ -83,7 +87,31 @@ class MTASTSPolicy(Section):
     """How long senders may cache the policy."""
 
     mx: list[str] = []
-    """Extra MX host patterns besides this host (e.g. "*.example.org")."""
+    """Extra MX host patterns besides this host (e.g. "*.example.org"): the policy's
+    mx lines are the host name of the listener that serves smtp, then these."""
+
+    @field_validator("policy_id")
+    @classmethod
+    def _policy_id(cls, value: str) -> str:
+        # RFC 8461 §3.1: sts-id = %s"id=" 1*32(ALPHA / DIGIT)
+        if value and not re.fullmatch(r"[A-Za-z0-9]{1,32}", value):
+            raise ValueError(f"{value!r} is not an MTA-STS id: 1 to 32 letters and digits"
+                             " (RFC 8461 §3.1); leave it empty to derive it from the policy")
+        return value
+
+    @field_validator("mx")
+    @classmethod
+    def _mx_patterns(cls, value: list[str]) -> list[str]:
+        from kittiwake.mtasts.policy import PolicyError
+        from kittiwake.mtasts.publish import mx_pattern
+
+        try:
+            for pattern in value:
+                mx_pattern(pattern)
+        except PolicyError as exc:
+            raise ValueError(f"{exc} (RFC 8461 §3.2: a host name, or *. and a domain)") \
+                from None
+        return value
 
 
 class Domain(Section):

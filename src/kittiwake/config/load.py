@@ -161,7 +161,25 @@ def cross_checks(directory: Path, static: StaticConfig, domains: DomainsConfig) 
                 for problem in check_routes(static, domains)]
     problems += [f"{directory / STATIC_FILE}: {problem}"
                  for problem in check_postmaster(static, domains)]
+    problems += [f"{directory / DOMAINS_FILE}: {problem}"
+                 for problem in check_mta_sts_mx(static, domains)]
     return problems
+
+
+def check_mta_sts_mx(static: StaticConfig, domains: DomainsConfig) -> list[str]:
+    """An MTA-STS policy in testing or enforce mode needs an mx line (RFC 8461 §3.2).
+
+    Its mx lines are the host names of the listeners serving smtp, then
+    ``mta_sts.mx``: with neither, no valid policy can be served.
+    """
+    if any(listener.smtp.enabled for listener in static.listeners.values()):
+        return []
+    return [f"{_location(('domains', name, 'mta_sts', 'mx'))}: mode {domain.mta_sts.mode}"
+            " needs an MX host, and"
+            " no listener serves smtp: list the MX hosts (e.g. mx = [\"mail.example.org\"])"
+            " or set mode = \"none\""
+            for name, domain in domains.domains.items()
+            if domain.mta_sts and domain.mta_sts.mode != "none" and not domain.mta_sts.mx]
 
 
 def check_postmaster(static: StaticConfig, domains: DomainsConfig) -> list[str]:

@@ -19,6 +19,7 @@ from kittiwake.mtasts.fetch import (
     policy_url,
 )
 from kittiwake.mtasts.policy import MAX_MAX_AGE, Mode, Policy, PolicyError, mx_allowed, parse_policy
+from kittiwake.mtasts.publish import build_policy, mx_pattern, policy_id_for
 from kittiwake.mtasts.record import (
     RecordError,
     RecordLookup,
@@ -30,8 +31,8 @@ from kittiwake.mtasts.record import (
 
 __all__ = [
     "MAX_MAX_AGE", "MAX_POLICY_SIZE", "CachedPolicy", "DNSResolver", "FailureType",
-    "FetchResult", "HostMap",
-    "Mode", "Policy", "PolicyCache", "PolicyError", "PolicyResult", "RecordError",
-    "RecordLookup", "STSRecord", "fetch_policy", "lookup_record", "make_session",
-    "mx_allowed", "parse_policy", "parse_record", "policy_url", "select_record",
+    "FetchResult", "HostMap", "Mode", "Policy", "PolicyCache", "PolicyError", "PolicyResult",
+    "RecordError", "RecordLookup", "STSRecord", "build_policy", "fetch_policy",
+    "lookup_record", "make_session", "mx_allowed", "mx_pattern", "parse_policy",
+    "parse_record", "policy_id_for", "policy_url", "select_record",
 ]

@@ -20,6 +20,7 @@ METRIC_MODULES = (
     "kittiwake.server.monitor",
     "kittiwake.store.metrics",
     "kittiwake.junk.metrics",
+    "kittiwake.http.metrics",
 )
 
 

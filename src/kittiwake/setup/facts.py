@@ -151,9 +151,17 @@ def domain_facts(config: Config, domain: str) -> DomainFacts:
     tlsrpt_rua = _tlsrpt_address(config, domain) or dmarc_rua or f"postmaster@{domain}"
     mta_sts = None
     if settings.mta_sts is not None:
+        # The id and mx lines of exactly the policy the https listener serves.
+        from kittiwake.http.context import mx_hosts
+        from kittiwake.http.mtasts import PolicyUnavailable, published_policy
+
         policy = settings.mta_sts
-        mta_sts = MTASTS(policy.policy_id, policy.mode, policy.max_age_seconds,
-                         (hostname, *[m for m in policy.mx if m != hostname]))
+        try:
+            published = published_policy(policy, mx_hosts(config.static))
+        except PolicyUnavailable as exc:
+            raise FactsError(f"domains.conf: domains.{domain}.mta_sts: {exc}") from None
+        mta_sts = MTASTS(published.id, policy.mode, policy.max_age_seconds,
+                         tuple(published.policy.mx))
     host_keys: list[HostKey] = []
     caa: tuple[str, ...] = ()
     acme_name = ""

@@ -155,8 +155,8 @@ def domains_config(opts: Options, selectors: dict[str, str], now: dt.datetime) -
                         sign=list(selectors)),
         dmarc_reports=DMARCReports(localpart=DMARC_LOCALPART, account=opts.localpart,
                                    mailbox="DMARC"),
-        mta_sts=MTASTSPolicy(policy_id=now.strftime("%Y%m%dT%H%M%S"), mode="enforce",
-                             max_age_seconds=86400))
+        # No policy_id: it is derived from the policy text, so it changes with it.
+        mta_sts=MTASTSPolicy(mode="enforce", max_age_seconds=86400))
     account = Account(domain=d, mailboxes=list(MAILBOXES), destinations={
         opts.address: Destination(),
         f"{TLSRPT_LOCALPART}@{d}": Destination(mailbox="TLSRPT")})
