@@ -1,0 +1,1 @@
+"""HTTP(S) listeners (aiohttp): ACME http-01 and tls-alpn-01 transport, redirects, content."""
