@@ -280,6 +280,20 @@ class _Listener:
                 connection.arm()
 
 
+def _close_cleanly(sock: socket.socket) -> None:
+    """Close with a FIN, not a reset: read away what the client sent that we leave unread."""
+    try:
+        while sock.recv(MAX_PEEK):
+            pass
+    except OSError:  # BlockingIOError once drained; a reset peer
+        pass
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass
+    sock.close()
+
+
 async def _readable(loop: asyncio.AbstractEventLoop, sock: socket.socket) -> None:
     ready: asyncio.Future[None] = loop.create_future()
 
@@ -409,7 +423,7 @@ class HTTPSListener(_Listener):
               server_name: str | None = None) -> None:
         m.HANDSHAKES.labels(result=result).inc()
         logger.debug("https connection closed", result=result, server_name=server_name)
-        sock.close()
+        _close_cleanly(sock)
         release()
 
     async def _peek_hello(self, sock: socket.socket) -> HelloView:

@@ -19,6 +19,8 @@ METRIC_MODULES = (
     "kittiwake.mtasts.cache",
     "kittiwake.server.monitor",
     "kittiwake.store.metrics",
+    "kittiwake.acme.metrics",
+    "kittiwake.http.listener_metrics",
 )
 
 
