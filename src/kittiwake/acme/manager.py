@@ -76,6 +76,7 @@ class _Slot:
     retry_at: dt.datetime | None = None
     last_error: str = ""
     listeners: list[str] = field(default_factory=list)
+    loaded: bool = False  # the stored chain was looked for
 
 
 class CertificateManager:
@@ -121,6 +122,24 @@ class CertificateManager:
             slots.append(slot)
         self._listeners[listener] = slots
 
+    def set_names(self, listener: str, names: list[str]) -> bool:
+        """The listener's names changed (domains.conf reloaded): keep certificates for these.
+
+        A stored certificate that covers them is kept; otherwise the next check orders.
+        Returns whether anything changed."""
+        slots = self._listeners.get(listener, [])
+        wanted = tuple(dict.fromkeys(n.lower().rstrip(".") for n in names))
+        if not slots or slots[0].names == wanted:
+            return False
+        for slot in slots:
+            slot.listeners.remove(listener)
+            if not slot.listeners:
+                del self._slots[(slot.names, slot.key.path)]
+        self.add_listener(listener, list(wanted), [s.key for s in slots])
+        self.log.info("host names changed", listener=listener, names=",".join(wanted))
+        self.wake()
+        return True
+
     def subscribe(self, listener: str, callback: CertificatesCallback) -> None:
         """Call ``callback(current files)`` after each new certificate of ``listener``."""
         self._callbacks.setdefault(listener, []).append(callback)
@@ -138,18 +157,25 @@ class CertificateManager:
     async def start(self, background: bool = True) -> None:
         """Load stored certificates (reused when still good), then keep them renewed."""
         for slot in self._slots.values():
-            slot.current = await asyncio.to_thread(certstore.load, slot.path, slot.key)
-            if slot.current is not None:
-                self._set_expiry(slot)
-                self.log.info("stored certificate", names=",".join(slot.names),
-                              key_type=slot.key.key_type.value,
-                              not_after=slot.current.not_after.isoformat(),
-                              covers=slot.current.covers(slot.names))
+            await self._load(slot)
         for listener in self._listeners:
             if self.certificates(listener):
                 self._publish(listener)
         if background:
             self._task = asyncio.get_running_loop().create_task(self._run())
+
+    async def _load(self, slot: _Slot) -> None:
+        """Look for the slot's stored chain (once)."""
+        if slot.loaded:
+            return
+        slot.loaded = True
+        slot.current = await asyncio.to_thread(certstore.load, slot.path, slot.key)
+        if slot.current is not None:
+            self._set_expiry(slot)
+            self.log.info("stored certificate", names=",".join(slot.names),
+                          key_type=slot.key.key_type.value,
+                          not_after=slot.current.not_after.isoformat(),
+                          covers=slot.current.covers(slot.names))
 
     async def close(self) -> None:
         self.client.stop()
@@ -194,7 +220,8 @@ class CertificateManager:
         """Obtain every certificate that is due now; the number obtained."""
         async with self._lock:
             obtained = 0
-            for slot in self._slots.values():
+            for slot in list(self._slots.values()):
+                await self._load(slot)
                 await self._refresh_renewal_info(slot)
                 if self.due_at(slot) <= self.clock():
                     obtained += await self._obtain(slot)

@@ -121,6 +121,15 @@ class ACMEServices:
             self.tls[name] = tls
             manager.subscribe(name, tls.update)
 
+    def domains_changed(self, domains: list[str]) -> None:
+        """domains.conf was reloaded: a new or removed domain changes the name sets."""
+        static = self.config.static
+        for name, listener in static.listeners.items():
+            if listener.tls and listener.tls.acme and listener.tls.acme in self.managers:
+                hostname = str(listener.hostname or static.hostname)
+                self.managers[listener.tls.acme].set_names(name,
+                                                           listener_names(hostname, domains))
+
     def _manager(self, authority_name: str) -> CertificateManager:
         if authority_name in self.managers:
             return self.managers[authority_name]

@@ -96,6 +96,7 @@ class Server:
             ctx.reload(domains)
         for imap_ctx in self.imap_contexts:
             imap_ctx.reload(domains)
+        self.acme.domains_changed([str(d) for d in domains.domains])
 
     def _listener_tls(self, listener: Any) -> tuple[Any, bytes | None]:
         """The TLS context of a listener's certificates (and the first one's DER)."""
