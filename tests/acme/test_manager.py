@@ -34,6 +34,7 @@ class Authority_:
         self.fail = False
         self.suggest: dt.datetime | None = None
         self.account_uri = "https://ca.example/acct/1"
+        self.replaced: list[bytes | None] = []
 
     def connect(self) -> None:
         pass
@@ -41,8 +42,9 @@ class Authority_:
     def stop(self) -> None:
         pass
 
-    def obtain(self, names: list[str], key: HostKey) -> str:
+    def obtain(self, names: list[str], key: HostKey, replaces: bytes | None = None) -> str:
         self.orders += 1
+        self.replaced.append(replaces)
         if self.fail:
             raise ACMEError("order for x (validating): connection refused")
         private = serialization.load_pem_private_key(key.pem, password=None)
@@ -91,8 +93,10 @@ async def test_renewal_30_days_before_expiry(tmp_path: Path, clock: list[dt.date
     clock[0] = NOW + dt.timedelta(days=59)
     assert await m.renew_due() == 0
     clock[0] = NOW + dt.timedelta(days=60, seconds=1)
+    old = [f.cert_file.read_bytes() for f in m.certificates("public")]
     assert await m.renew_due() == 2
     assert fake.orders == 4
+    assert fake.replaced == [None, None, *old]  # a renewal names the certificate it replaces
     expiry = REGISTRY.get_sample_value("kittiwake_acme_certificate_expiry_timestamp_seconds",
                                        {"name": "mta-sts.example.org", "key_type": "rsa"})
     assert expiry == (clock[0] + dt.timedelta(days=90)).timestamp()

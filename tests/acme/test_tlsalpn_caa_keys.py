@@ -95,3 +95,26 @@ def test_host_key_errors_name_the_file(tmp_path: Path) -> None:
     keys, _ = generated_host_keys(tmp_path / "k")
     with pytest.raises(HostKeyError, match="a second ecdsa key"):
         load_host_keys([keys[0].path, keys[0].path])
+
+
+def test_ari_certificate_id_of_rfc9773_example() -> None:
+    """RFC 9773 §4.1's example: AKI 69:88:5B:..:D4 and serial 0x87654321."""
+    import datetime as dt
+
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.x509.oid import NameOID
+
+    from kittiwake.acme.client import ari_certificate_id
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "x")])
+    aki = bytes.fromhex("69885B6B87464041E1B37B847BA0AE2CDE01C8D4")
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(0x87654321)
+            .not_valid_before(dt.datetime(2030, 1, 1)).not_valid_after(dt.datetime(2030, 2, 1))
+            .add_extension(x509.AuthorityKeyIdentifier(aki, None, None), critical=False)
+            .sign(key, hashes.SHA256()))
+    from cryptography.hazmat.primitives import serialization
+
+    pem = cert.public_bytes(serialization.Encoding.PEM)
+    assert ari_certificate_id(pem) == "aYhba4dGQEHhs3uEe6CuLN4ByNQ.AIdlQyE"

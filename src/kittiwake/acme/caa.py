@@ -7,7 +7,7 @@ issue. Otherwise only ``issue`` properties count for a non-wildcard name
 (§4.2, §4.3); the authority may issue when one of them names one of its
 issuer domain names (§4.2: the value before the first ``;``). A property with
 the issuer critical flag (bit 0 of the flags, value 128, §4.1) and a tag we
-do not know forbids issuance (§5.1). An ``accounturi`` parameter (RFC 8657
+do not know forbids issuance (§4.1). An ``accounturi`` parameter (RFC 8657
 §3) restricts the record to that account.
 
 The CA checks this itself; checking before ordering gives a clear error
@@ -60,7 +60,7 @@ def allows(records: tuple[CAA, ...], issuers: list[str], account_uri: str | None
     """Whether the relevant RRset lets one of ``issuers`` issue a non-wildcard certificate."""
     for record in records:
         if record.flags & CRITICAL_FLAG and record.tag.lower() not in KNOWN_TAGS:
-            return False  # §5.1: unknown critical property
+            return False  # §4.1: unknown property with the issuer critical flag
     issue = [r for r in records if r.tag.lower() == "issue"]
     if not issue:
         return True  # §4.2: no issue property: unrestricted (for this kind of certificate)
@@ -91,7 +91,7 @@ async def check_issuer(resolver: Resolver, names: list[str], issuers: list[str],
         try:
             result = await find_relevant(resolver, name)
         except DNSError as exc:
-            # §3: an issuer must not issue when the lookup fails; so neither do we order.
+            # A failed lookup (not NXDOMAIN or an empty answer): the CA would not issue either.
             raise CAAForbidden(f"{name}: CAA lookup failed ({exc}); the authority will"
                                " refuse too, retrying later") from None
         if not allows(result.records, issuers, account_uri):

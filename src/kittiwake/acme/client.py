@@ -88,7 +88,7 @@ class Authority:
 
 @dataclass(frozen=True)
 class RenewalInfo:
-    """RFC 9773 §4.2: when the authority suggests renewing, and when to ask again."""
+    """RFC 9773 §4: when the authority suggests renewing, and when to ask again."""
 
     suggested: dt.datetime | None
     ask_again: dt.datetime
@@ -103,6 +103,40 @@ class _ReadyForValidation(jose.JSONDeSerializable):
     @classmethod
     def from_json(cls, jobj: Any) -> _ReadyForValidation:
         return cls()
+
+
+class _NewOrder(jose.JSONDeSerializable):
+    """newOrder (RFC 8555 §7.4) with RFC 9773 §5's ``replaces``, which acme's NewOrder lacks."""
+
+    def __init__(self, names: tuple[str, ...], replaces: str | None) -> None:
+        self.names = names
+        self.replaces = replaces
+
+    def to_partial_json(self) -> dict[str, Any]:
+        body: dict[str, Any] = {"identifiers": [{"type": "dns", "value": n}
+                                                for n in self.names]}
+        if self.replaces:
+            body["replaces"] = self.replaces
+        return body
+
+    @classmethod
+    def from_json(cls, jobj: Any) -> _NewOrder:
+        return cls(tuple(i["value"] for i in jobj["identifiers"]), jobj.get("replaces"))
+
+
+def ari_certificate_id(cert_pem: bytes) -> str | None:
+    """RFC 9773 §4.1: base64url(AKI keyIdentifier) "." base64url(DER serial number bytes)."""
+    cert = x509.load_pem_x509_certificates(cert_pem)[0]
+    try:
+        aki = cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier).value
+    except x509.ExtensionNotFound:
+        return None
+    if aki.key_identifier is None:
+        return None
+    serial = cert.serial_number
+    serial_bytes = serial.to_bytes(serial.bit_length() // 8 + 1, "big")  # DER INTEGER content
+    return (f"{jose.b64encode(aki.key_identifier).decode()}."
+            f"{jose.b64encode(serial_bytes).decode()}")
 
 
 def _problem(value: Any) -> str | None:
@@ -230,11 +264,16 @@ class ACMEClient:
 
     # -- orders ---------------------------------------------------------------------------
 
-    def obtain(self, names: list[str], key: HostKey) -> str:
-        """A certificate chain (PEM, leaf first) for ``names`` with the public key of ``key``."""
+    def obtain(self, names: list[str], key: HostKey, replaces: bytes | None = None) -> str:
+        """A certificate chain (PEM, leaf first) for ``names`` with the public key of ``key``.
+
+        ``replaces``: the certificate (PEM) this one renews; named in the order (RFC 9773
+        §5) when the authority offers renewal information."""
         client = self.connect()
         csr = crypto_util.make_csr(key.pem, names)
-        flow = OrderFlow(tuple(names), self.authority.challenge)
+        replaced = ari_certificate_id(replaces) if replaces and self.has_renewal_info() \
+            else None
+        flow = OrderFlow(tuple(names), self.authority.challenge, replaced)
         log = self.log.with_fields(names=",".join(names), key_type=key.key_type.value)
         try:
             while True:
@@ -253,10 +292,9 @@ class ACMEClient:
 
     def _perform(self, client: acme_client.ClientV2, action: Any, csr: bytes) -> Result:
         match action:
-            case CreateOrder(names=names):
-                order = messages.NewOrder(identifiers=[
-                    messages.Identifier(typ=messages.IDENTIFIER_FQDN, value=n) for n in names])
-                return _order(self._post(client, client.directory["newOrder"], order))
+            case CreateOrder(names=names, replaces=replaces):
+                return _order(self._post(client, client.directory["newOrder"],
+                                         _NewOrder(names, replaces)))
             case FetchAuthorization(url=url):
                 return _authorization(self._post(client, url, None), url)
             case Provide():
@@ -305,12 +343,18 @@ class ACMEClient:
 
     # -- renewal information (RFC 9773) -------------------------------------------------
 
+    def has_renewal_info(self) -> bool:
+        """Whether the directory offers ``renewalInfo`` (RFC 9773 §3)."""
+        try:
+            self.connect().directory["renewalInfo"]
+        except KeyError:
+            return False
+        return True
+
     def renewal_info(self, cert_pem: bytes) -> RenewalInfo | None:
         """The authority's suggested renewal time, or None when it offers no renewalInfo."""
         client = self.connect()
-        try:
-            client.directory["renewalInfo"]
-        except KeyError:
+        if not self.has_renewal_info():
             return None
         try:
             suggested, ask_again = client.renewal_time(cert_pem)

@@ -10,7 +10,7 @@ served without a restart).
 When a certificate is due (RFC 8555 leaves this to the client):
 - none stored, or the stored one misses a name or is for another key: now;
 - else ``renew_before`` before its notAfter, or earlier when the authority's
-  renewal information (RFC 9773 §4.2, where the directory has
+  renewal information (RFC 9773 §4, where the directory has
   ``renewalInfo``) suggests an earlier time;
 - after a failure: with exponential backoff (``backoff_first`` doubling up
   to ``backoff_max``), whatever the certificate says.
@@ -248,7 +248,11 @@ class CertificateManager:
             if self.resolver is not None and self.issuers:
                 await check_issuer(self.resolver, list(slot.names), list(self.issuers),
                                    self.client.account_uri)
-            chain = await asyncio.to_thread(self.client.obtain, list(slot.names), slot.key)
+            # RFC 9773 §5: name the certificate being replaced, on the first try only (an
+            # authority refusing the replacement must not make every retry fail).
+            replaces = slot.current.pem if slot.current and not slot.failures else None
+            chain = await asyncio.to_thread(self.client.obtain, list(slot.names), slot.key,
+                                            replaces)
             stored = await asyncio.to_thread(certstore.save, slot.path, chain, slot.key)
         except Stopped:
             return 0

@@ -79,6 +79,7 @@ class Order:
 @dataclass(frozen=True)
 class CreateOrder:
     names: tuple[str, ...]
+    replaces: str | None = None  # RFC 9773 §5: the ARI certificate ID being renewed
 
 
 @dataclass(frozen=True)
@@ -155,6 +156,7 @@ class OrderFlow:
 
     names: tuple[str, ...]
     challenge_type: str
+    replaces: str | None = None
     max_polls: int = 60
     first_wait: float = 0.25
     max_wait: float = 5.0
@@ -182,7 +184,7 @@ class OrderFlow:
     # -- the steps: the action asked for, and the handler of its result ---------------
 
     def _ask_order(self) -> Action:
-        return CreateOrder(self.names)
+        return CreateOrder(self.names, self.replaces)
 
     def _got_order(self, result: Result) -> None:
         order = self._expect(result, Order)
