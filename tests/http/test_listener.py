@@ -111,11 +111,37 @@ async def test_slow_request_head_is_closed(http: tuple[HTTPListener, Challenges]
 
 async def test_too_many_headers_is_refused(http: tuple[HTTPListener, Challenges]) -> None:
     listener, _ = http
+    before = counter("kittiwake_http_listener_requests_total", service="http",
+                     kind="bad-request")
     headers = b"".join(b"X-%d: y\r\n" % i for i in range(200))
     reply = await request(listener.bound_port, b"GET / HTTP/1.1\r\nHost: x\r\n" + headers +
                           b"\r\n")
     assert reply.startswith(b"HTTP/1.0 400")
     assert reply.endswith(b"Too many headers received")
+    assert counter("kittiwake_http_listener_requests_total", service="http",
+                   kind="bad-request") == before + 1
+
+
+async def test_handler_error_is_a_panic_and_a_500() -> None:
+    def broken() -> web.Application:
+        async def fail(request: web.Request) -> web.Response:
+            raise RuntimeError("bug")
+
+        app = web.Application()
+        app.router.add_get("/", fail)
+        return app
+
+    before = counter("kittiwake_panic_total", origin="http")
+    listener = HTTPListener(["127.0.0.1"], 0, Challenges(), "mail.example.org",
+                            reverse_proxied_content=broken, limits=FAST)
+    await listener.start()
+    try:
+        reply = await request(listener.bound_port, b"GET / HTTP/1.1\r\nHost: x\r\n"
+                              b"Connection: close\r\n\r\n")
+    finally:
+        await listener.close(0)
+    assert reply.startswith(b"HTTP/1.1 500")
+    assert counter("kittiwake_panic_total", origin="http") == before + 1
 
 
 async def test_connection_limit() -> None:

@@ -37,11 +37,13 @@ import asyncio
 import contextlib
 import socket
 import ssl
+import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from kittiwake.http import listener_metrics as m
 from kittiwake.limits import ConnectionSlots
@@ -99,6 +101,35 @@ class TransportLimits:
 def not_found_app() -> web.Application:
     """Content until there is some: 404 for everything."""
     return web.Application()
+
+
+class _AiohttpLog:
+    """aiohttp's server log: a malformed request is the client's doing (debug, counted), any
+    other error reaching aiohttp is a panic (traceback, ``kittiwake_panic_total``)."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+
+    def exception(self, msg: str, *args: object, exc_info: Any = None, **kw: Any) -> None:
+        exc = exc_info if isinstance(exc_info, BaseException) else sys.exc_info()[1]
+        if isinstance(exc, HttpProcessingError):
+            m.REQUESTS.labels(service=self.service, kind="bad-request").inc()
+            logger.debug("bad request", service=self.service, error=str(exc))
+            return
+        from kittiwake.metrics import panic
+
+        if exc is not None:
+            panic("http", exc, "unhandled error in an HTTP handler", service=self.service)
+
+    def debug(self, msg: str, *args: object, **kw: Any) -> None:
+        if logger.is_enabled("debug"):
+            logger.debug("aiohttp", service=self.service, detail=msg % args if args else msg)
+
+    def warning(self, msg: str, *args: object, **kw: Any) -> None:
+        logger.warn("aiohttp", service=self.service, detail=msg % args if args else msg)
+
+    error = warning
+    info = debug
 
 
 class _Connection(asyncio.Protocol):
@@ -184,7 +215,7 @@ class _Listener:
             app, access_log=None, handle_signals=False,
             keepalive_timeout=self.limits.keepalive_seconds,
             max_line_size=self.limits.max_line_size, max_field_size=self.limits.max_field_size,
-            max_headers=self.limits.max_headers)
+            max_headers=self.limits.max_headers, logger=_AiohttpLog(self.name))
         await self._runner.setup()
         loop = asyncio.get_running_loop()
         try:

@@ -2,9 +2,9 @@
 
 Requests by service (``http``, ``https``) and what was answered
 (``acme-challenge``, ``acme-unknown``: no such token, ``redirect``,
-``content``); TLS connections on the HTTPS port by outcome; connections
-refused by the connection limits; connections closed for a slow request
-head (slowloris).
+``content``, ``bad-request``: refused by the parser's limits or syntax);
+TLS connections on the HTTPS port by outcome; connections refused by the
+connection limits; connections closed for a slow request head (slowloris).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 from kittiwake import metrics
 
 SERVICES = ("http", "https")
-REQUEST_KINDS = ("acme-challenge", "acme-unknown", "redirect", "content")
+REQUEST_KINDS = ("acme-challenge", "acme-unknown", "redirect", "content", "bad-request")
 # ok: handshake done, content served; acme-challenge: tls-alpn-01 answered; acme-unknown: a
 # client offering acme-tls/1 for a name without a pending challenge; not-tls: bytes that are
 # no ClientHello; no-certificate: none obtained yet; timeout: no ClientHello in time;
