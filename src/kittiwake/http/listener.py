@@ -270,12 +270,27 @@ class _Listener:
                 m.REFUSED.labels(service=self.name, limit=slot.value).inc()
                 sock.close()
                 continue
-            task = loop.create_task(self._connection(sock, slot.release))
+            task = loop.create_task(self._guarded(sock, slot.release))
             self._handshakes.add(task)
             task.add_done_callback(self._handshakes.discard)
 
     async def _connection(self, sock: socket.socket, release: Callable[[], None]) -> None:
         raise NotImplementedError
+
+    async def _guarded(self, sock: socket.socket, release: Callable[[], None]) -> None:
+        """The top of a connection before aiohttp owns it: an error ends only this one."""
+        try:
+            await self._connection(sock, release)
+        except asyncio.CancelledError:  # closing: drop the half-accepted connection
+            sock.close()
+            release()
+            raise
+        except Exception as exc:
+            from kittiwake.metrics import panic
+
+            panic("http", exc, "unhandled error accepting a connection", service=self.name)
+            sock.close()
+            release()
 
     async def _serve_http(self, sock: socket.socket, release: Callable[[], None],
                           context: ssl.SSLContext | None) -> bool:
