@@ -52,6 +52,7 @@ from kittiwake.acme.order import (
     Provide,
     Respond,
     Result,
+    Step,
     Wait,
 )
 from kittiwake.acme.tlsalpn import CHALLENGE_TYPE as TLS_ALPN_01
@@ -163,6 +164,19 @@ def _authorization(response: requests.Response, url: str) -> Authorization:
         for c in body.get("challenges", ()))
     return Authorization(url=url, name=str(body["identifier"]["value"]),
                          status=str(body["status"]), challenges=challenges)
+
+
+def _action_fields(action: Any) -> dict[str, str]:
+    """What to log of an order action: URLs and names, never key authorizations."""
+    match action:
+        case Provide(name=name, challenge=challenge):
+            return {"name": name, "challenge": challenge.type}
+        case Respond(challenge=challenge):
+            return {"challenge": challenge.type, "url": challenge.url}
+        case FetchAuthorization(url=url) | Finalize(url=url) | FetchOrder(url=url) \
+                | Download(url=url):
+            return {"url": url}
+    return {}
 
 
 class ACMEClient:
@@ -281,7 +295,11 @@ class ACMEClient:
                 if isinstance(action, Done):
                     log.info("certificate issued", order=flow.order.url if flow.order else "")
                     return action.chain_pem
-                log.debug("order step", step=flow.step.value, action=type(action).__name__)
+                # The order's milestones at info, its polling at debug.
+                level = "debug" if isinstance(action, Wait | FetchOrder) or \
+                    flow.step is Step.VALIDATING else "info"
+                log.log(level, "order step", step=flow.step.value,
+                        action=type(action).__name__, **_action_fields(action))
                 flow.receive(self._perform(client, action, csr))
         except (requests.RequestException, errors.Error, messages.Error, KeyError,
                 ValueError) as exc:
