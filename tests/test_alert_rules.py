@@ -69,6 +69,18 @@ CASES = [
         f'kittiwake_tls_certificate_unreadable{{{INST},file="/etc/kittiwake/cert.pem"}}':
             "0x5 1x5"},
          "7m", [{"instance": "mx1", "file": "/etc/kittiwake/cert.pem"}], "3m"),
+    Case("KittiwakeACMERenewalFailing", {
+        f'kittiwake_acme_renewal_errors_total{{{INST},authority="letsencrypt"}}':
+            "0x30 1x30 2x30",
+        f'kittiwake_acme_renewal_errors_total{{{INST},authority="other"}}': "0x90"},
+         "75m", [{"instance": "mx1", "authority": "letsencrypt"}], "45m"),
+    # time() is 0 at the start: expiry 21 days out, then 19 days.
+    Case("KittiwakeACMECertificateExpiring", {
+        f'kittiwake_acme_certificate_expiry_timestamp_seconds{{{INST},name="mail.example.org",'
+        'key_type="rsa"}': "1814400x5 1641600x5",
+        f'kittiwake_acme_certificate_expiry_timestamp_seconds{{{INST},name="mail.example.org",'
+        'key_type="ecdsa"}': "7776000x10"},
+         "8m", [{"instance": "mx1", "name": "mail.example.org", "key_type": "rsa"}], "2m"),
     Case("KittiwakeIPOnBlocklist", {
         f'kittiwake_dns_dnsbl_listed{{{INST},ip="192.0.2.10",zone="bl.example"}}': "0x5 1x5",
         f'kittiwake_dns_dnsbl_listed{{{INST},ip="192.0.2.11",zone="bl.example"}}': "0x10"},

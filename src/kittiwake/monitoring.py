@@ -55,6 +55,19 @@ ALERTS: tuple[Alert, ...] = (
           "A renewed certificate may have been written wrongly; kittiwake keeps serving the"
           " one it loaded at start until then.",
           "critical"),
+    Alert("KittiwakeACMERenewalFailing",
+          "increase(kittiwake_acme_renewal_errors_total[3h]) > 1",
+          "Getting a certificate from ACME authority {{ $labels.authority }} keeps failing",
+          "kittiwake retries with backoff; the log line \"certificate order failed\" says"
+          " why (challenge not reachable on port 80/443, CAA, rate limit). The current"
+          " certificate is served until it expires."),
+    Alert("KittiwakeACMECertificateExpiring",
+          "kittiwake_acme_certificate_expiry_timestamp_seconds - time() < 20 * 86400",
+          "The ACME certificate for {{ $labels.name }} ({{ $labels.key_type }}) expires within"
+          " 20 days",
+          "Renewal starts 30 days before expiry (acme.NAME.renew_before_days), so it has been"
+          " failing for days; see KittiwakeACMERenewalFailing and the log.",
+          "critical"),
     Alert("KittiwakeIPOnBlocklist",
           "kittiwake_dns_dnsbl_listed == 1",
           "Our IP {{ $labels.ip }} is listed in {{ $labels.zone }}",

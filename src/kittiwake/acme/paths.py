@@ -30,3 +30,13 @@ def account_uri(data_dir: Path, name: str) -> str | None:
         return None
     uri = data.get("uri") if isinstance(data, dict) else None
     return uri if isinstance(uri, str) and uri else None
+
+
+def certificates_dir(data_dir: Path, name: str) -> Path:
+    """Issued certificate chains (leaf first), one PEM file per name set and key type."""
+    return acme_dir(data_dir, name) / "certs"
+
+
+def generated_keys_dir(data_dir: Path, name: str) -> Path:
+    """Host keys made here when the listener has no ``tls.host_private_key_files``."""
+    return acme_dir(data_dir, name) / "hostkeys"

@@ -21,6 +21,7 @@ from kittiwake.server.service import Service
 if TYPE_CHECKING:
     from kittiwake.junk import JunkFilter
     from kittiwake.queue.metrics import QueueCollector
+    from kittiwake.server.acmewiring import ContentFactory
     from kittiwake.server.monitor import Monitor
     from kittiwake.smtpserver.context import Outbox
 
@@ -76,7 +77,9 @@ class StartupError(Exception):
 class Server:
     """One kittiwake process."""
 
-    def __init__(self, config: Config, resolver: Any = None, localserve: bool = False) -> None:
+    def __init__(self, config: Config, resolver: Any = None, localserve: bool = False,
+                 web_content: ContentFactory | None = None) -> None:
+        from kittiwake.server.acmewiring import ACMEServices
         from kittiwake.store import Store
 
         self.config = config
@@ -103,6 +106,18 @@ class Server:
         self._monitor_task: asyncio.Task[None] | None = None
         self.queue_collector: QueueCollector | None = None
         self.watcher.subscribe(self._domains_reloaded)
+        # ACME certificates and the http/https listeners (kittiwake.server.acmewiring);
+        # web_content builds the HTTPS content app of a listener (kittiwake.http).
+        self.acme = ACMEServices(config, resolver,
+                                 content=web_content or self._web_content)
+
+    def _web_content(self, listener_name: str) -> Any:
+        """The HTTPS content (MTA-STS policy, autoconfig, autodiscover, profiles) of a
+        listener, reading the current domains.conf on each request."""
+        from kittiwake.http import HTTPContext, content_app
+
+        return content_app(HTTPContext.from_config(self.config, listener_name,
+                                                   domains=lambda: self.watcher.current))
 
     def _domains_reloaded(self, domains: Any) -> None:
         from kittiwake.config.lookup import AddressIndex
@@ -114,6 +129,7 @@ class Server:
             imap_ctx.reload(domains)
         if self._junk_started:
             self.junk.reload(domains)
+        self.acme.domains_changed([str(d) for d in domains.domains])
 
     def _junk_filter(self) -> JunkFilter:
         """The junk filter of every account, judging MX mail (smtpserver) and learning
@@ -131,7 +147,10 @@ class Server:
         if key not in self._tls_by_listener:
             tls = None
             cert_der = None
-            if listener.tls and listener.tls.certificates:
+            acme_tls = self._acme_tls(listener)
+            if acme_tls is not None:
+                tls, cert_der = acme_tls.context, acme_tls.cert_der
+            elif listener.tls and listener.tls.certificates:
                 certs = [CertificateFiles(self.config.path(c.cert_file),
                                           self.config.path(c.key_file))
                          for c in listener.tls.certificates]
@@ -139,6 +158,22 @@ class Server:
                 cert_der = _first_cert_der(certs[0].cert_file)
             self._tls_by_listener[key] = (tls, cert_der)
         return self._tls_by_listener[key]
+
+    def _acme_tls(self, listener: Any) -> Any:
+        """The live TLS context of an ACME listener (None for other listeners)."""
+        for name, candidate in self.config.static.listeners.items():
+            if candidate is listener:
+                return self.acme.listener_tls(name)
+        return None
+
+    def _follow_acme_certificates(self, listener: Any, ctx: Any) -> None:
+        """Keep a service context's channel-binding certificate current after renewals."""
+        acme_tls = self._acme_tls(listener)
+        if acme_tls is not None:
+            def changed(context: Any, cert_der: bytes | None) -> None:
+                ctx.tls_context, ctx.server_cert_der = context, cert_der
+
+            acme_tls.on_change.append(changed)
 
     def _imap_context(self, listener: Any) -> Any:
         """Shared state for the IMAP services of one listener."""
@@ -152,6 +187,7 @@ class Server:
             plaintext_login=self.localserve or listener.imap.no_require_starttls,
             connections=self.connection_slots, login_limiter=self.login_limiter)
         ctx.limits.max_per_account = self.config.static.limits.max_imap_sessions_per_account
+        self._follow_acme_certificates(listener, ctx)
         self.imap_contexts.append(ctx)
         return ctx
 
@@ -172,8 +208,19 @@ class Server:
         from kittiwake.smtpserver.metrics import preinit_zones
 
         preinit_zones(list(listener.smtp.dnsbl_zones))
+        self._follow_acme_certificates(listener, ctx)
         self.smtp_contexts.append(ctx)
         return ctx
+
+    def _web_service(self, name: str, listener: Any, service: str, port: int) -> Any:
+        """Port 80 (http-01, redirects) or 443 (tls-alpn-01, content): kittiwake.http.listener."""
+        if service == "http":
+            https_port = listener.https.port or 443
+            return self.acme.http_service(name, listener, port, self.connection_slots,
+                                          https_port)
+        static_context, _ = self._listener_tls(listener)
+        return self.acme.https_service(name, listener, port, static_context,
+                                       self.connection_slots)
 
     def add_service(self, service: Service) -> None:
         self.services.append(service)
@@ -249,9 +296,14 @@ class Server:
         """Instantiate the services the static config enables."""
         if self.queue is None:
             self.open_queue()
+        from kittiwake.server.acmewiring import ACMESetupError
         from kittiwake.server.metrics_http import MetricsService
         from kittiwake.smtpserver.service import SMTPService
 
+        try:
+            self.acme.setup()
+        except ACMESetupError as exc:
+            raise StartupError(str(exc)) from None
         out: list[Service] = []
         for name, listener in self.config.static.listeners.items():
             smtp_ctx = None
@@ -268,6 +320,8 @@ class Server:
                     imap_ctx = imap_ctx or self._imap_context(listener)
                     out.append(IMAPService(imap_ctx, service, list(listener.ips), port,
                                            backlog=self.config.static.limits.listen_backlog))
+                elif service in ("http", "https"):
+                    out.append(self._web_service(name, listener, service, port))
                 else:
                     logger.warning("service not available in this version", listener=name,
                                    service=service)
@@ -296,6 +350,7 @@ class Server:
         if not self.localserve:
             await self.junk.start()
             self._junk_started = True
+        await self.acme.start()
         self.start_delivery()
         self._log_config_warnings()
         self.monitor.check_certificates()
@@ -397,6 +452,7 @@ class Server:
 
     async def close(self, grace: float) -> None:
         await self.watcher.stop()
+        await self.acme.close()
         refresher = getattr(self, "_sts_refresher", None)
         if refresher is not None:
             refresher.cancel()

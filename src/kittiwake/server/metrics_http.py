@@ -21,6 +21,8 @@ METRIC_MODULES = (
     "kittiwake.store.metrics",
     "kittiwake.junk.metrics",
     "kittiwake.http.metrics",
+    "kittiwake.acme.metrics",
+    "kittiwake.http.listener_metrics",
 )
 
 
