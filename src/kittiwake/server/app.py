@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import os
 import signal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kittiwake.config import Config, enabled_services
@@ -134,13 +135,19 @@ class Server:
             tls_context=tls, server_cert_der=cert_der, localserve=self.localserve,
             postmaster_account=self.config.static.postmaster_account,
             config_dir=self.config.config_dir, listener=listener,
-            connections=self.connection_slots, login_limiter=self.login_limiter)
+            connections=self.connection_slots, login_limiter=self.login_limiter,
+            spool_dir=self.spool_dir)
         ctx.limits.listen_backlog = self.config.static.limits.listen_backlog
         from kittiwake.smtpserver.metrics import preinit_zones
 
         preinit_zones(list(listener.smtp.dnsbl_zones))
         self.smtp_contexts.append(ctx)
         return ctx
+
+    @property
+    def spool_dir(self) -> Path:
+        """Incoming messages are spooled here, beside the store and the queue."""
+        return self.data_dir / "spool"
 
     def add_service(self, service: Service) -> None:
         self.services.append(service)
@@ -246,6 +253,10 @@ class Server:
             os.chmod(self.data_dir, 0o750)
         except OSError as exc:
             raise StartupError(f"data directory {self.data_dir}: {exc.strerror}") from None
+        from kittiwake.smtpserver.spool import clean_spool
+
+        if removed := clean_spool(self.spool_dir):
+            logger.info("removed unacknowledged spool files", count=removed)
         try:
             await self.control.start()
         except ControlError as exc:
@@ -343,7 +354,8 @@ class Server:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self._on_signal, sig)
         await self.start()
-        logger.info("kittiwake started", pid=os.getpid(), data_dir=self.data_dir)
+        logger.info("kittiwake started", pid=os.getpid(), data_dir=self.data_dir,
+                    event_loop=type(loop).__module__.split(".")[0])
         if on_started is not None:
             on_started(self)
         await self._stopping.wait()

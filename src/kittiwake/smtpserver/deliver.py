@@ -25,6 +25,7 @@ from kittiwake.config.lookup import AccountRecipient, pick_mailbox
 from kittiwake.message.headers import parse_header_section
 from kittiwake.smtpserver import metrics as smtp_metrics
 from kittiwake.smtpserver.context import ServerContext
+from kittiwake.smtpserver.spool import MessageHead
 from kittiwake.store import MailboxNotFound, OverQuota, StoreError
 
 logger = log.get_logger("smtpserver")
@@ -45,10 +46,13 @@ class DeliveryFailure:
 
 
 async def deliver_local(ctx: ServerContext, deliveries: list[LocalDelivery], data: bytes,
-                        mailfrom: str, verified_domains: frozenset[str] = frozenset()
-                        ) -> list[DeliveryFailure]:
-    """Store the message once per (account, mailbox); returns the failures."""
-    headers, _ = parse_header_section(data)
+                        mailfrom: str, verified_domains: frozenset[str] = frozenset(),
+                        head: MessageHead | None = None) -> list[DeliveryFailure]:
+    """Store the message once per (account, mailbox); returns the failures.
+
+    ``head`` is the received header section, parsed once (rulesets match on it;
+    the fields we prepended are not matched)."""
+    headers = head.headers if head is not None else parse_header_section(data)[0]
     header_pairs = [(h.name.lower(), h.decoded) for h in headers]
     msg_from = headers.decoded("from") or ""
     done: dict[tuple[str, str], int] = {}
