@@ -126,10 +126,14 @@ class Server:
 
     def _smtp_context(self, listener: Any) -> Any:
         """Shared state for the SMTP services of one listener (TLS from its certificates)."""
-        from kittiwake.smtpserver.context import ServerContext
+        from kittiwake.smtpserver.context import Limits, ServerContext
 
         tls, cert_der = self._listener_tls(listener)
+        limits = self.config.static.limits
         ctx = ServerContext(
+            limits=Limits(listen_backlog=limits.listen_backlog,
+                          connections_per_minute=_three(limits.smtp_connections_per_minute),
+                          messages_per_minute=_three(limits.smtp_messages_per_minute)),
             hostname=listener.hostname or self.config.static.hostname, store=self.store,
             domains=self.watcher.current, resolver=self.resolver, outbox=self.outbox,
             tls_context=tls, server_cert_der=cert_der, localserve=self.localserve,
@@ -137,7 +141,6 @@ class Server:
             config_dir=self.config.config_dir, listener=listener,
             connections=self.connection_slots, login_limiter=self.login_limiter,
             spool_dir=self.spool_dir)
-        ctx.limits.listen_backlog = self.config.static.limits.listen_backlog
         from kittiwake.smtpserver.metrics import preinit_zones
 
         preinit_zones(list(listener.smtp.dnsbl_zones))
@@ -417,3 +420,9 @@ class Server:
             except ValueError as exc:
                 raise ControlError(str(exc)) from None
         return log.current_levels()
+
+
+def _three(rates: list[int]) -> tuple[int, int, int]:
+    """A validated [limits] rate list (three numbers) as the SMTP limiter takes it."""
+    first, second, third = rates
+    return first, second, third
