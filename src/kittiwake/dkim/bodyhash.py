@@ -21,7 +21,9 @@ from kittiwake.dkim.canon import Canon
 
 CRLF = b"\r\n"
 _BARE_LF = re.compile(rb"(?<!\r)\n")
-_WSP_RUN = re.compile(rb"[ \t]+")
+# WSP runs that relaxed canonicalization changes: two or more, or a tab. A single
+# space stays as it is, so matching it would only replace it with itself (slow).
+_WSP_RUN = re.compile(rb"\t[ \t]*| [ \t]+")
 _TRAILING_WSP = re.compile(rb"[ \t]+(?=\r\n)")
 
 
@@ -52,11 +54,16 @@ class BodyHasher:
 
     def _lines(self, block: bytes) -> None:
         """Canonicalize and hash complete lines (``block`` ends with a line end)."""
-        block = _BARE_LF.sub(CRLF, block)
+        # The substitutions only where they would change something: the searches
+        # are much cheaper than the regular expressions on typical text.
+        if block.count(b"\n") != block.count(CRLF):
+            block = _BARE_LF.sub(CRLF, block)
         if self.canon is Canon.RELAXED:
             # §3.4.4: delete WSP at line ends, reduce WSP runs to one SP.
-            block = _TRAILING_WSP.sub(b"", block)
-            block = _WSP_RUN.sub(b" ", block)
+            if b" \r\n" in block or b"\t\r\n" in block:
+                block = _TRAILING_WSP.sub(b"", block)
+            if b"\t" in block or b"  " in block:
+                block = _WSP_RUN.sub(b" ", block)
         end = len(block)
         while end >= 2 and block[end - 2:end] == CRLF:
             end -= 2

@@ -303,11 +303,11 @@ class SMTPConnection:
                 if path is not None:
                     self.tx.rcpt_params[str(path)] = params
             case DataStart():
-                self._new_spool()
+                await self._new_spool()
                 s.accept()
             case DataChunk(data=chunk):
                 if self.tx.spool is None:  # the first BDAT chunk
-                    self._new_spool()
+                    await self._new_spool()
                 assert self.tx.spool is not None
                 self.tx.spool.write(chunk)
             case MessageRejected():
@@ -595,12 +595,14 @@ class SMTPConnection:
     def _sender(self) -> pipeline.Sender:
         return pipeline.Sender(self.kind, self.account, self._conn())
 
-    def _new_spool(self) -> None:
+    async def _new_spool(self) -> None:
+        """Open the spool file (in a worker thread: creating a file waits for the
+        file system's journal when the disk is busy)."""
         self.tx.discard()
         sender = self._sender()
-        self.tx.spool = Spool(self.ctx.spool_directory,
-                              on_head=lambda head: pipeline.body_hashes_needed(
-                                  self.ctx, sender, head))
+        self.tx.spool = await asyncio.to_thread(
+            Spool, self.ctx.spool_directory,
+            lambda head: pipeline.body_hashes_needed(self.ctx, sender, head))
 
     def _reset(self) -> None:
         self.tx.discard()
@@ -613,11 +615,11 @@ class SMTPConnection:
             self._trigger(None, self.ctx.limits.data_timeout)
             return
         if tx.spool is None:  # BDAT 0 LAST as the only chunk: an empty message
-            self._new_spool()
+            await self._new_spool()
         assert tx.spool is not None
         spool, tx.spool = tx.spool, None
         try:
-            message = spool.finish()
+            message = await asyncio.to_thread(spool.finish)
         except HeaderTooLarge:
             reply = Reply(552, "5.3.4", ["message header section too large"])
         else:
@@ -626,7 +628,7 @@ class SMTPConnection:
                     reply = await pipeline.process(self.ctx, self._sender(), tx, message,
                                                    self.logger)
             finally:
-                message.discard()
+                await asyncio.to_thread(message.discard)
         self._reset()
         if reply.code < 400:
             MESSAGES.labels(service=self.kind, result="delivered").inc()
