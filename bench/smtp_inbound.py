@@ -1,6 +1,6 @@
 """Inbound SMTP benchmark: kittiwake against Postfix, fed by Postfix's smtp-source.
 
-    .venv/bin/python -m bench.smtp_inbound [--quick] [--messages N] [--size BYTES]
+    .venv/bin/python -m bench.smtp_inbound [--quick] [--messages N] [--size BYTES] [--mx]
 
 ``smtp-source`` (Debian ``postfix``) sends the same messages, 20 sessions in
 parallel, one message per connection (RFC 5321 SMTP over loopback only), to:
@@ -17,6 +17,15 @@ Prints messages/second for each (median of alternating rounds, each with
 fresh servers and an empty mailbox), the ratio, and kittiwake's peak
 resident memory (VmHWM of the server process). Not a timed test: these
 machines are shared and noisy, so compare the two numbers of one run.
+
+``--mx`` adds the full MX path: ``kittiwake serve`` as an MX does every
+check on every message (iprev, SPF, DKIM, DMARC) against a sending domain
+whose records a real DNSSEC world serves (bind9 + validating unbound,
+:mod:`integration.dnsworld`); the messages are DKIM-signed (RSA-2048) by that
+domain. Postfix, delivering into a Maildir, does none of these checks. Both
+are fed by :mod:`bench.smtpload` with 20 and then 100 concurrent sessions from
+64 loopback addresses in distinct /21 networks, so kittiwake's per-network
+rate limits (raised in its config) do not decide the result.
 """
 
 from __future__ import annotations
@@ -147,6 +156,165 @@ def bench_postfix(base: Path, messages: int, size: int) -> tuple[float, float]:
     return messages / delivered, messages / accepted
 
 
+MX_DOMAIN = "sender.signed.test"
+MX_SOURCES = 64
+
+
+def mx_world(sources: list[str], key_pem: bytes):  # type: ignore[no-untyped-def]
+    """The DNS world of the sending domain: SPF, DKIM key, DMARC, FCrDNS of the sources."""
+    from integration.dnsworld import DNSWorld
+    from kittiwake import dkim
+
+    world = DNSWorld()
+    world.add(MX_DOMAIN, "TXT", '"v=spf1 ip4:127.0.0.0/8 -all"')
+    record = dkim.dns_record(dkim.load_private_key(key_pem))
+    world.add(f"sel._domainkey.{MX_DOMAIN}", "TXT",
+              " ".join(f'"{record[i:i + 200]}"' for i in range(0, len(record), 200)))
+    world.add(f"_dmarc.{MX_DOMAIN}", "TXT", '"v=DMARC1; p=reject"')
+    for n, ip in enumerate(sources):
+        world.add(f"client{n}.signed.test", "A", ip)
+        world.add_ptr(ip, f"client{n}.signed.test")
+    return world
+
+
+def mx_messages(count: int, size: int, key_pem: bytes) -> list[bytes]:
+    """Distinct messages of about ``size`` bytes, DKIM-signed by the sending domain."""
+    from kittiwake import dkim
+
+    key = dkim.load_private_key(key_pem)
+    line = b"All work and no play makes a benchmark a dull message, line %06d.\r\n"
+    out = []
+    for i in range(count):
+        body = b"".join(line % n for n in range(max(1, size // len(line % 0))))
+        message = (f"From: Sender <news@{MX_DOMAIN}>\r\nTo: bench@bench.test\r\n"
+                   f"Subject: benchmark message {i}\r\n"
+                   f"Message-ID: <{i}.bench@{MX_DOMAIN}>\r\n"
+                   "Date: Tue, 01 Dec 2026 12:00:00 +0000\r\n\r\n").encode() + body
+        out.append(dkim.sign_message(message, MX_DOMAIN, "sel", key))
+    return out
+
+
+def bench_kittiwake_mx(base: Path, world, messages: list[bytes],  # type: ignore[no-untyped-def]
+                       concurrency: int, sources: list[str]) -> tuple[float, int]:
+    """Messages/second through ``kittiwake serve``'s full MX checks; peak RSS (KiB)."""
+    from bench.smtpload import send_all
+
+    ip = free_loopback()
+    port = free_port(ip)
+    config = base / "kw-config"
+    config.mkdir()
+    (config / "kittiwake.conf").write_text(f"""# bench.smtp_inbound --mx
+hostname = "mx.bench.test"
+data_dir = "{base / 'kw-data'}"
+shutdown_grace_seconds = 1
+[log]
+level = "warn"
+[limits]
+max_connections = 5000
+max_connections_per_ip = 1000
+smtp_connections_per_minute = [100000, 200000, 400000]
+smtp_messages_per_minute = [100000, 200000, 400000]
+[listeners.mx]
+ips = ["{ip}"]
+smtp = {{ enabled = true, port = {port} }}
+""")
+    (config / "domains.conf").write_text("")
+    exe = str(Path(sys.executable).parent / "kittiwake")
+    for args in (["domain", "add", "bench.test"], ["account", "add", "bench", "bench@bench.test"]):
+        done = subprocess.run([exe, "--config", str(config), *args], capture_output=True,
+                              text=True, timeout=60)
+        if done.returncode != 0:
+            raise SystemExit(f"kittiwake {' '.join(args)} failed: {done.stderr}")
+    log = base / "serve.log"
+    env = {**os.environ, **world.env}
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([exe, "--config", str(config), "serve"], env=env,
+                                stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        wait_port(ip, port, proc, log=log)
+        took = send_all(ip, port, messages, mailfrom=f"news@{MX_DOMAIN}",
+                        rcpt="bench@bench.test", concurrency=concurrency, sources=sources)
+        rss = peak_rss_kib(proc.pid)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    stored = count_messages(config)
+    if stored != len(messages):
+        raise SystemExit(f"kittiwake stored {stored} of {len(messages)} messages; log {log}")
+    return len(messages) / took, rss
+
+
+def bench_postfix_mx(base: Path, messages: list[bytes], concurrency: int,
+                     sources: list[str]) -> float:
+    """Messages/second into Postfix's Maildir (no checks), fed by the same client."""
+    from bench.smtpload import send_all
+
+    ip = "127.0.0.1"
+    port = free_port(ip)
+    vmail = base / "vmail"
+    vmail.mkdir()
+    os.chown(vmail, NOBODY, NOBODY)
+    main = {
+        "virtual_mailbox_domains": "bench.test",
+        "virtual_mailbox_base": str(vmail),
+        "virtual_mailbox_maps": "static:box/",
+        "virtual_uid_maps": f"static:{NOBODY}",
+        "virtual_gid_maps": f"static:{NOBODY}",
+        "mynetworks": "127.0.0.0/8",
+        "smtpd_recipient_restrictions": "permit_mynetworks, reject",
+        "smtpd_client_connection_count_limit": "0",
+        "smtpd_client_connection_rate_limit": "0",
+        "default_process_limit": "200",
+    }
+    new = vmail / "box" / "new"
+    with Postfix(ip=ip, port=port, main=main, hostname="sink.bench.test",
+                 directory=base / "postfix") as pf:
+        start = time.perf_counter()
+        send_all(ip, port, messages, mailfrom=f"news@{MX_DOMAIN}", rcpt="bench@bench.test",
+                 concurrency=concurrency, sources=sources)
+        deadline = time.monotonic() + 300
+        while (len(os.listdir(new)) if new.exists() else 0) < len(messages):
+            if time.monotonic() > deadline:
+                raise SystemExit(f"Postfix delivered only {len(os.listdir(new))} of "
+                                 f"{len(messages)}:\n{pf.maillog()[-3000:]}")
+            time.sleep(0.02)
+        return len(messages) / (time.perf_counter() - start)
+
+
+def main_mx(count: int, size: int, rounds: int) -> None:
+    from bench.smtpload import loopback_sources
+    from kittiwake import dkim
+
+    sources = loopback_sources(MX_SOURCES)
+    key_pem = dkim.generate_key("rsa", bits=2048)
+    messages = mx_messages(count, size, key_pem)
+    print(f"full MX path: {count} DKIM-signed messages of ~{size} bytes per round, one per"
+          f" connection, from {len(sources)} loopback addresses, {rounds} round(s)")
+    with mx_world(sources, key_pem) as world:
+        for concurrency in (20, 100):
+            ours: list[float] = []
+            theirs: list[float] = []
+            rss = 0
+            for _ in range(rounds):
+                base = Path(tempfile.mkdtemp(prefix="kw-bench-mx-"))
+                base.chmod(0o755)
+                try:
+                    rate, peak = bench_kittiwake_mx(base, world, messages, concurrency, sources)
+                    ours.append(rate)
+                    rss = max(rss, peak)
+                    theirs.append(bench_postfix_mx(base, messages, concurrency, sources))
+                finally:
+                    shutil.rmtree(base, ignore_errors=True)
+            kw, pf = statistics.median(ours), statistics.median(theirs)
+            print(f"  {concurrency:3d} sessions: kittiwake serve (iprev+SPF+DKIM+DMARC, stored)"
+                  f" {kw:7.1f} msg/s, Postfix (no checks, Maildir) {pf:7.1f} msg/s,"
+                  f" ratio {kw / pf:.2f}, kittiwake peak RSS {rss / 1024:.1f} MiB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small counts (under a minute)")
@@ -154,9 +322,15 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=10 * 1024, help="message size in bytes")
     parser.add_argument("--rounds", type=int, default=0,
                         help="alternating rounds (fresh servers each); medians are compared")
+    parser.add_argument("--mx", action="store_true",
+                        help="also the full MX path (checks against a DNSSEC world)")
+    parser.add_argument("--mx-only", action="store_true", help="only the full MX path")
     args = parser.parse_args()
     messages = args.messages or (300 if args.quick else 2000)
     rounds = args.rounds or 3
+    if args.mx_only:
+        main_mx(messages, args.size, args.rounds or (1 if args.quick else 3))
+        return
     try:
         tool("smtp-source")
     except PostfixError as exc:
@@ -188,6 +362,8 @@ def main() -> None:
           f"   (accepted into its queue: {statistics.median(queued):.1f} msg/s)")
     print(f"ratio kittiwake / Postfix: {kw / pf:.2f}")
     print(f"kittiwake peak resident memory (VmHWM): {rss / 1024:.1f} MiB")
+    if args.mx:
+        main_mx(messages, args.size, args.rounds or (1 if args.quick else 3))
 
 
 if __name__ == "__main__":

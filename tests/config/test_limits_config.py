@@ -67,3 +67,29 @@ def test_config_test_reports_bad_login_limits_in_one_line(tmp_path: Path) -> Non
     lines = config_test(tmp_path, "ip_failures_before_delay = 20\nip_max_failures = 10\n")
     assert any("kittiwake.conf: limits.login:" in line and "ip_failures_before_delay (20) is "
                "more than ip_max_failures (10)" in line for line in lines), lines
+
+
+def test_smtp_rates_are_configurable_and_checked(tmp_path: Path) -> None:
+    (tmp_path / "kittiwake.conf").write_text(STATIC + """
+[limits]
+smtp_connections_per_minute = [1000, 5000, 20000]
+""")
+    (tmp_path / "domains.conf").write_text("")
+    from kittiwake.config import load
+    from kittiwake.server.app import Server
+
+    config = load(tmp_path)
+    assert config.static.limits.smtp_connections_per_minute == [1000, 5000, 20000]
+    server = Server(config)
+    ctx = server._smtp_context(config.static.listeners["internal"])
+    assert ctx.limits.connections_per_minute == (1000, 5000, 20000)
+    assert ctx.limits.messages_per_minute == (60, 300, 1500)
+    server.store.close()
+    (tmp_path / "kittiwake.conf").write_text(STATIC + """
+[limits]
+smtp_messages_per_minute = [300, 60, 1500]
+""")
+    result = CliRunner().invoke(cli, ["--config", str(tmp_path), "config", "test"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert "smtp_messages_per_minute: [300, 60, 1500]: expected three positive numbers" \
+        in result.output, result.output

@@ -37,8 +37,9 @@ def print_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
 
 
-def make_resolver(ctx: click.Context | None = None) -> Any:
-    """The resolver for a command: KITTIWAKE_DNS, then config, then resolv.conf."""
+def make_resolver(ctx: click.Context | None = None, cache: bool = False) -> Any:
+    """The resolver for a command: KITTIWAKE_DNS, then config, then resolv.conf;
+    ``cache`` keeps answers within their TTL (for the long-running server)."""
     from kittiwake.dns import ResolverConfigError, default_resolver
 
     explicit: list[str] | None = None
@@ -47,7 +48,7 @@ def make_resolver(ctx: click.Context | None = None) -> Any:
     if static is not None:
         explicit = list(static.dns.resolvers) or None
     try:
-        return default_resolver(explicit)
+        return default_resolver(explicit, cache=cache)
     except ResolverConfigError as exc:
         raise UserError(str(exc)) from None
 

@@ -39,12 +39,13 @@ def serve_command(ctx: click.Context) -> None:
     config = load_config(ctx)
     ctx.obj["static_config"] = config.static
     setup_logging(ctx, config)
-    run_server(config, make_resolver(ctx))
+    run_server(config, make_resolver(ctx, cache=True))
 
 
 def run_server(config, resolver, localserve: bool = False,  # type: ignore[no-untyped-def]
                on_started=None) -> None:
     """Build the server from the config and run it until SIGTERM/SIGINT."""
+    from kittiwake.server import eventloop
     from kittiwake.server.app import Server, StartupError
     from kittiwake.server.tls import TLSConfigError
 
@@ -52,7 +53,7 @@ def run_server(config, resolver, localserve: bool = False,  # type: ignore[no-un
         server = Server(config, resolver=resolver, localserve=localserve)
         for service in server.services_from_config():
             server.add_service(service)
-        asyncio.run(server.run(on_started))
+        eventloop.run(server.run(on_started))
     except (StartupError, TLSConfigError) as exc:
         raise UserError(str(exc)) from None
 

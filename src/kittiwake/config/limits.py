@@ -69,5 +69,23 @@ class LimitsConfig(Section):
     capped by net.core.somaxconn). Too small a queue costs clients a retransmission
     (about a second) during a burst."""
 
+    smtp_connections_per_minute: list[int] = [120, 600, 3000]
+    """New SMTP connections per minute from one IPv4 /32, /26 and /21 (IPv6 /64, /48,
+    /32); more get 421 and retry later. Raise them for a server that takes much mail
+    from few networks."""
+
+    smtp_messages_per_minute: list[int] = [60, 300, 1500]
+    """Messages per minute from one IPv4 /32, /26 and /21 (IPv6 /64, /48, /32)."""
+
     login: LoginLimits = LoginLimits()
     """Failed-login limits."""
+
+    @model_validator(mode="after")
+    def _rates_widen(self) -> LimitsConfig:
+        for name in ("smtp_connections_per_minute", "smtp_messages_per_minute"):
+            rates = getattr(self, name)
+            if len(rates) != 3 or any(r < 1 for r in rates) or list(rates) != sorted(rates):
+                raise ValueError(f"{name}: {list(rates)}: expected three positive numbers,"
+                                 " for the address and its two wider networks, each at least"
+                                 " the one before")
+        return self

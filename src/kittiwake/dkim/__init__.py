@@ -16,6 +16,7 @@ verification must be async and report DNSSEC status per signature
 (DESIGN.md); dkimpy and opendkim serve as test oracles.
 """
 
+from kittiwake.dkim.bodyhash import BodyHasher
 from kittiwake.dkim.canon import Canon, HeaderField, split_message
 from kittiwake.dkim.keys import (
     Algorithm,
@@ -27,15 +28,55 @@ from kittiwake.dkim.keys import (
     load_public_key,
     parse_key_record,
 )
-from kittiwake.dkim.sign import DEFAULT_HEADERS, OVERSIGNED, default_headers, sign, sign_message
+from kittiwake.dkim.sign import (
+    DEFAULT_HEADERS,
+    OVERSIGNED,
+    default_headers,
+    sign,
+    sign_fields,
+    sign_message,
+)
 from kittiwake.dkim.signature import Signature, SignatureError, parse_signature
 from kittiwake.dkim.tags import TagListError, parse_tag_list
-from kittiwake.dkim.verify import MAX_SIGNATURES, Result, Status, verify
+from kittiwake.dkim.verify import (
+    MAX_SIGNATURES,
+    BodyHashKey,
+    Result,
+    Status,
+    body_hash_keys,
+    verify,
+    verify_parsed,
+)
 
 __all__ = [
-    "DEFAULT_HEADERS", "MAX_SIGNATURES", "OVERSIGNED", "Algorithm", "Canon", "HeaderField",
-    "KeyRecord", "KeyRecordError", "Result", "Signature", "SignatureError", "Status",
-    "TagListError", "default_headers", "dns_record", "generate_key", "load_private_key",
-    "load_public_key", "parse_key_record", "parse_signature", "parse_tag_list", "sign",
-    "sign_message", "split_message", "verify",
+    "DEFAULT_HEADERS",
+    "MAX_SIGNATURES",
+    "OVERSIGNED",
+    "Algorithm",
+    "BodyHashKey",
+    "BodyHasher",
+    "Canon",
+    "HeaderField",
+    "KeyRecord",
+    "KeyRecordError",
+    "Result",
+    "Signature",
+    "SignatureError",
+    "Status",
+    "TagListError",
+    "body_hash_keys",
+    "default_headers",
+    "dns_record",
+    "generate_key",
+    "load_private_key",
+    "load_public_key",
+    "parse_key_record",
+    "parse_signature",
+    "parse_tag_list",
+    "sign",
+    "sign_fields",
+    "sign_message",
+    "split_message",
+    "verify",
+    "verify_parsed",
 ]

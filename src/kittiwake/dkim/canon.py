@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 CRLF = b"\r\n"
 _BARE_LF = re.compile(rb"(?<!\r)\n")
-_WSP_RUN = re.compile(rb"[ \t]+")
+# WSP runs that relaxed canonicalization changes (a single space stays as it is).
+_WSP_RUN = re.compile(rb"\t[ \t]*| [ \t]+")
 _TRAILING_WSP = re.compile(rb"[ \t]+(?=\r\n)")
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import enum
+import functools
 import hashlib
 from dataclasses import dataclass, field
 
@@ -86,6 +87,7 @@ class KeyRecord:
         return 256 if self.public_key is not None else 0
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_key_record(text: str) -> KeyRecord:
     """Parse a TXT key record; KeyRecordError says what is wrong (§3.6.1)."""
     try:

@@ -76,6 +76,29 @@ def sign(message: bytes, domain: str, selector: str, private_key: PrivateKey | b
     sets l= to sign only the first octets of the canonical body; avoid it
     (§8.2). Raises ValueError for unusable arguments.
     """
+    fields, body = split_message(message)
+    try:
+        body_canon = Canon(canonicalization[1])
+    except (ValueError, IndexError):
+        raise ValueError(f"unknown canonicalization {canonicalization!r} "
+                         "(known: simple, relaxed)") from None
+    if body_length is not None and body_length < 0:
+        raise ValueError("body_length must not be negative")
+    digest, _ = body_hash(body, body_canon, body_length)
+    return sign_fields(fields, digest, domain, selector, private_key, headers=headers,
+                       canonicalization=canonicalization, identity=identity,
+                       expiration=expiration, now=now, body_length=body_length)
+
+
+def sign_fields(fields: Sequence[HeaderField], body_digest: bytes, domain: str, selector: str,
+                private_key: PrivateKey | bytes | str, *,
+                headers: Sequence[str] | None = None,
+                canonicalization: tuple[str, str] = ("relaxed", "relaxed"),
+                identity: str | None = None, expiration: int | None = None,
+                now: float | None = None, body_length: int | None = None) -> bytes:
+    """:func:`sign` for a parsed header and a body hash computed as the body arrived
+    (:class:`~kittiwake.dkim.bodyhash.BodyHasher` with the body canonicalization and
+    ``body_length``)."""
     key = load_private_key(private_key) if isinstance(private_key, bytes | str) else private_key
     domain = domain.strip().rstrip(".").lower()
     if not domain or _BAD_DOMAIN_CHARS.search(domain):
@@ -92,7 +115,6 @@ def sign(message: bytes, domain: str, selector: str, private_key: PrivateKey | b
         if "@" not in identity or _BAD_DOMAIN_CHARS.search(identity.replace("@", "", 1)) or (
                 idomain != domain and not idomain.endswith("." + domain)):
             raise ValueError(f"identity {identity!r} is not an address within {domain}")
-    fields, body = split_message(message)
     if not any(f.lname == "from" for f in fields):
         raise ValueError("message has no From header field (RFC 6376 §5.4 requires signing it)")
     names = list(headers) if headers is not None else default_headers(fields)
@@ -107,7 +129,7 @@ def sign(message: bytes, domain: str, selector: str, private_key: PrivateKey | b
         raise ValueError("expiration must be a positive number of seconds")
 
     timestamp = int(time.time() if now is None else now)
-    digest, _ = body_hash(body, body_canon, body_length)
+    digest = body_digest
     algorithm = "ed25519-sha256" if isinstance(key, ed25519.Ed25519PrivateKey) else "rsa-sha256"
     tags = ["v=1;", f"a={algorithm};", f"c={header_canon}/{body_canon};", f"d={domain};",
             f"s={selector};"]

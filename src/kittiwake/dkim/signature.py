@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -116,6 +117,7 @@ def _int(tags: dict[str, Tag], name: str, max_digits: int) -> int | None:
     return int(value)
 
 
+@functools.lru_cache(maxsize=256)  # a message's signatures are parsed by each step
 def parse_signature(field: HeaderField) -> Signature:
     """Parse and check the tags of one DKIM-Signature field (§3.5, §6.1.1).
 

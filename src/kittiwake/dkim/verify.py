@@ -72,7 +72,9 @@ HEADER_B_MIN = 8  # RFC 6008 §4: header.b carries at least 8 characters of b=
 # thread, so that the event loop is never blocked for long (DESIGN.md).
 THREAD_THRESHOLD = 256 * 1024
 
-_BodyCache = dict[tuple[Canon, int | None], "asyncio.Task[tuple[bytes, int]]"]
+_BodyCache = dict[tuple[Canon, int | None], "asyncio.Future[tuple[bytes, int]]"]
+BodyHashKey = tuple[Canon, int | None]
+"""(body canonicalization, l=): signatures that share it share one body hash."""
 
 
 class Status(enum.StrEnum):
@@ -126,15 +128,48 @@ class _Failure(Exception):
 async def verify(resolver: Resolver, message: bytes, now: float | None = None) -> list[Result]:
     """Verify every DKIM-Signature of ``message`` (RFC 6376 §6.1); never raises
     for any message content. An unsigned message gives an empty list."""
-    clock = time.time() if now is None else now
     if len(message) >= THREAD_THRESHOLD:
         fields, body = await asyncio.to_thread(split_message, message)
     else:
         fields, body = split_message(message)
+    return await _verify(resolver, fields, body, {}, now)
+
+
+def body_hash_keys(fields: list[HeaderField]) -> set[BodyHashKey]:
+    """The body hashes the signatures among ``fields`` need (for :class:`BodyHasher`s
+    fed while the body arrives); unparsable signatures need none."""
+    keys: set[BodyHashKey] = set()
+    signatures = [f for f in fields if f.lname == HEADER_NAME.lower()][:MAX_SIGNATURES]
+    for field in signatures:
+        try:
+            sig = parse_signature(field)
+        except SignatureError:
+            continue
+        keys.add((sig.body_canon, sig.length))
+    return keys
+
+
+async def verify_parsed(resolver: Resolver, fields: list[HeaderField],
+                        body_hashes: dict[BodyHashKey, tuple[bytes, int]],
+                        now: float | None = None) -> list[Result]:
+    """:func:`verify` for a message whose header was parsed and whose body hashes were
+    computed as it arrived (one per key of :func:`body_hash_keys`: digest and
+    canonical length, as :meth:`BodyHasher.digest` gives them)."""
+    cache: _BodyCache = {}
+    loop = asyncio.get_running_loop()
+    for key, value in body_hashes.items():
+        future: asyncio.Future[tuple[bytes, int]] = loop.create_future()
+        future.set_result(value)
+        cache[key] = future
+    return await _verify(resolver, fields, None, cache, now)
+
+
+async def _verify(resolver: Resolver, fields: list[HeaderField], body: bytes | None,
+                  body_cache: _BodyCache, now: float | None) -> list[Result]:
+    clock = time.time() if now is None else now
     indexes = [i for i, f in enumerate(fields) if f.lname == HEADER_NAME.lower()]
     if not indexes:
         return []
-    body_cache: _BodyCache = {}
 
     async def one(index: int) -> Result:
         try:
@@ -155,7 +190,8 @@ async def verify(resolver: Resolver, message: bytes, now: float | None = None) -
     return _shorten_header_b(results, [partial_info(fields[i]).b_text for i in indexes])
 
 
-async def _verify_one(resolver: Resolver, fields: list[HeaderField], index: int, body: bytes,
+async def _verify_one(resolver: Resolver, fields: list[HeaderField], index: int,
+                      body: bytes | None,
                       body_cache: _BodyCache, now: float) -> Result:
     field = fields[index]
     try:
@@ -178,7 +214,8 @@ async def _verify_one(resolver: Resolver, fields: list[HeaderField], index: int,
                   testing=key.testing, key_bits=key.bits, **base)
 
 
-async def _check(resolver: Resolver, fields: list[HeaderField], index: int, body: bytes,
+async def _check(resolver: Resolver, fields: list[HeaderField], index: int,
+                 body: bytes | None,
                  body_cache: _BodyCache, now: float,
                  sig: Signature) -> tuple[bool, KeyRecord, bool]:
     """The steps of §6.1.1-§6.1.3 after parsing; raises _Failure with the verdict."""
@@ -231,11 +268,13 @@ async def _check(resolver: Resolver, fields: list[HeaderField], index: int, body
     return limited, key, authentic
 
 
-async def _body_hash(cache: _BodyCache, body: bytes, canon: Canon,
+async def _body_hash(cache: _BodyCache, body: bytes | None, canon: Canon,
                      length: int | None) -> tuple[bytes, int]:
     """The body hash, computed once per (canonicalization, l=) for all signatures."""
     key = (canon, length)
     if key not in cache:
+        if body is None:  # verify_parsed was not given this hash: a caller's bug
+            raise RuntimeError(f"no body hash for {canon} l={length}")
         if len(body) >= THREAD_THRESHOLD:
             coro = asyncio.to_thread(body_hash, body, canon, length)
         else:

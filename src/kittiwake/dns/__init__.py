@@ -5,6 +5,7 @@ DNS errors (RFC 8914). Use :func:`default_resolver` in servers and commands:
 it honours ``KITTIWAKE_DNS``. Tests use :class:`MockResolver`.
 """
 
+from kittiwake.dns.cache import AnswerCache
 from kittiwake.dns.mock import MockResolver
 from kittiwake.dns.names import (
     DisallowedName,
@@ -43,13 +44,16 @@ from kittiwake.dns.types import (
 )
 
 
-def default_resolver(explicit: list[str] | None = None, timeout: float = 3.0) -> StubResolver:
-    """The resolver for servers and CLI commands: KITTIWAKE_DNS, config, resolv.conf."""
-    return StubResolver(configured_nameservers(explicit), timeout=timeout)
+def default_resolver(explicit: list[str] | None = None, timeout: float = 3.0,
+                     cache: bool = False) -> StubResolver:
+    """The resolver for servers and CLI commands: KITTIWAKE_DNS, config, resolv.conf.
+    With ``cache`` answers are kept within their TTL (:mod:`kittiwake.dns.cache`)."""
+    return StubResolver(configured_nameservers(explicit), timeout=timeout,
+                        cache=AnswerCache() if cache else None)
 
 
 __all__ = [
-    "CAA", "MX", "SRV", "TLSA", "Answer", "DNSError", "DNSSECProbe", "DNSSECSupport",
+    "CAA", "MX", "SRV", "TLSA", "Answer", "AnswerCache", "DNSError", "DNSSECProbe", "DNSSECSupport",
     "DNSTemporaryError", "DisallowedName", "ExtendedError", "IPAddress", "InvalidName",
     "MailDomain", "MockResolver", "Nameserver", "RRType", "Resolver", "ResolverConfigError",
     "Status", "StubResolver", "configured_nameservers", "default_resolver", "domain_key",

@@ -27,6 +27,12 @@ QUERY_SECONDS = metrics.histogram(
     ["type"], buckets=(0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5))
 metrics.preinit(QUERY_SECONDS, type=tuple(t.value for t in RRType))
 
+CACHE_LOOKUPS = metrics.counter(
+    "dns_cache_lookups",
+    "Lookups answered from the in-process cache (hit), by a query already under way"
+    " (shared), or by asking the resolver (miss).",
+    {"result": ("hit", "shared", "miss")})
+
 DNSSEC_STATUS = metrics.gauge(
     "dns_resolver_dnssec_status",
     "What the last probe found about the resolver and DNSSEC: 1 for the current status"

@@ -36,6 +36,7 @@ import dns.rdatatype
 import dns.rrset
 
 from kittiwake.dns import metrics as dns_metrics
+from kittiwake.dns.cache import AnswerCache
 from kittiwake.dns.resolver import Resolver
 from kittiwake.dns.types import (
     CAA,
@@ -145,12 +146,19 @@ class StubResolver(Resolver):
         nameservers: list[Nameserver] | None = None,
         timeout: float = 3.0,
         attempts: int = 2,
+        cache: AnswerCache | None = None,
     ) -> None:
         self.nameservers = nameservers if nameservers is not None else configured_nameservers()
         self.timeout = timeout
         self.attempts = attempts
+        self.cache = cache
 
     async def _query(self, rdtype: RRType, name: str) -> Answer[Any]:
+        if self.cache is None:
+            return await self._resolve(rdtype, name)
+        return await self.cache.get(rdtype, name, lambda: self._resolve(rdtype, name))
+
+    async def _resolve(self, rdtype: RRType, name: str) -> Answer[Any]:
         chain: list[str] = []
         authentic = True
         extended: list[ExtendedError] = []

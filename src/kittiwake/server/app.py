@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import os
 import signal
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from kittiwake.config import Config, enabled_services
@@ -193,18 +194,21 @@ class Server:
 
     def _smtp_context(self, listener: Any) -> Any:
         """Shared state for the SMTP services of one listener (TLS from its certificates)."""
-        from kittiwake.smtpserver.context import ServerContext
+        from kittiwake.smtpserver.context import Limits, ServerContext
 
         tls, cert_der = self._listener_tls(listener)
+        limits = self.config.static.limits
         ctx = ServerContext(
+            limits=Limits(listen_backlog=limits.listen_backlog,
+                          connections_per_minute=_three(limits.smtp_connections_per_minute),
+                          messages_per_minute=_three(limits.smtp_messages_per_minute)),
             hostname=listener.hostname or self.config.static.hostname, store=self.store,
             domains=self.watcher.current, resolver=self.resolver, outbox=self.outbox,
             tls_context=tls, server_cert_der=cert_der, localserve=self.localserve,
             postmaster_account=self.config.static.postmaster_account,
             config_dir=self.config.config_dir, listener=listener,
             connections=self.connection_slots, login_limiter=self.login_limiter,
-            junk=None if self.localserve else self.junk)
-        ctx.limits.listen_backlog = self.config.static.limits.listen_backlog
+            junk=None if self.localserve else self.junk, spool_dir=self.spool_dir)
         from kittiwake.smtpserver.metrics import preinit_zones
 
         preinit_zones(list(listener.smtp.dnsbl_zones))
@@ -221,6 +225,11 @@ class Server:
         static_context, _ = self._listener_tls(listener)
         return self.acme.https_service(name, listener, port, static_context,
                                        self.connection_slots)
+
+    @property
+    def spool_dir(self) -> Path:
+        """Incoming messages are spooled here, beside the store and the queue."""
+        return self.data_dir / "spool"
 
     def add_service(self, service: Service) -> None:
         self.services.append(service)
@@ -333,6 +342,10 @@ class Server:
             os.chmod(self.data_dir, 0o750)
         except OSError as exc:
             raise StartupError(f"data directory {self.data_dir}: {exc.strerror}") from None
+        from kittiwake.smtpserver.spool import clean_spool
+
+        if removed := clean_spool(self.spool_dir):
+            logger.info("removed unacknowledged spool files", count=removed)
         try:
             await self.control.start()
         except ControlError as exc:
@@ -434,7 +447,8 @@ class Server:
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self._on_signal, sig)
         await self.start()
-        logger.info("kittiwake started", pid=os.getpid(), data_dir=self.data_dir)
+        logger.info("kittiwake started", pid=os.getpid(), data_dir=self.data_dir,
+                    event_loop=type(loop).__module__.split(".")[0])
         if on_started is not None:
             on_started(self)
         await self._stopping.wait()
@@ -498,3 +512,9 @@ class Server:
             except ValueError as exc:
                 raise ControlError(str(exc)) from None
         return log.current_levels()
+
+
+def _three(rates: list[int]) -> tuple[int, int, int]:
+    """A validated [limits] rate list (three numbers) as the SMTP limiter takes it."""
+    first, second, third = rates
+    return first, second, third

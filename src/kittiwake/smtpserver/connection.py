@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import json
 import ssl
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from typing import Any
 
 from kittiwake import log, metrics
@@ -52,10 +52,12 @@ from kittiwake.smtp import (
     ServerSession,
     StartTLS,
 )
-from kittiwake.smtpserver import incoming, localserve_rules, submission
+from kittiwake.smtpserver import incoming, localserve_rules, pipeline, submission
 from kittiwake.smtpserver import metrics as smtp_metrics
 from kittiwake.smtpserver.context import ServerContext
-from kittiwake.smtpserver.deliver import LocalDelivery, deliver_local, notify_failures
+from kittiwake.smtpserver.deliver import LocalDelivery
+from kittiwake.smtpserver.pipeline import Transaction
+from kittiwake.smtpserver.spool import HeaderTooLarge, Spool
 from kittiwake.store.store import account_dir
 
 READ_SIZE = 65536
@@ -93,23 +95,6 @@ def session_config(ctx: ServerContext, kind: str) -> ServerConfig:
         require_tls=require_tls,
         dsn=True,  # RFC 3461: parameters are carried to the queue and its notices
     )
-
-
-@dataclass
-class Transaction:
-    """One mail transaction (MAIL FROM to end of data)."""
-
-    mailfrom: str = ""
-    smtputf8: bool = False
-    requiretls: bool = False
-    ret: Any = None  # RFC 3461 RET and ENVID from MAIL FROM
-    envid: str | None = None
-    rcpt_params: dict[str, Any] = field(default_factory=dict)  # address -> RcptParams
-    local: list[LocalDelivery] = field(default_factory=list)
-    remote: list[str] = field(default_factory=list)
-    rcpts: list[str] = field(default_factory=list)
-    data_trigger: Reply | bool | None = False  # localserve: reply after DATA; None = hang
-    body: bytearray = field(default_factory=bytearray)
 
 
 class SMTPConnection:
@@ -198,6 +183,7 @@ class SMTPConnection:
                 with contextlib.suppress(Exception):
                     self.writer.write(Reply(421, "4.3.0", ["internal error, closing"]).to_bytes())
             finally:
+                self.tx.discard()  # a message cut off by the connection's end
                 self.writer.close()
                 with contextlib.suppress(Exception):
                     await asyncio.wait_for(self.writer.wait_closed(), 2)
@@ -317,12 +303,15 @@ class SMTPConnection:
                 if path is not None:
                     self.tx.rcpt_params[str(path)] = params
             case DataStart():
-                self.tx.body = bytearray()
+                await self._new_spool()
                 s.accept()
             case DataChunk(data=chunk):
-                self.tx.body += chunk
+                if self.tx.spool is None:  # the first BDAT chunk
+                    await self._new_spool()
+                assert self.tx.spool is not None
+                self.tx.spool.write(chunk)
             case MessageRejected():
-                self.tx = Transaction()
+                self._reset()
                 MESSAGES.labels(service=self.kind, result="rejected").inc()
             case DataEnd():
                 await self._message()
@@ -332,7 +321,7 @@ class SMTPConnection:
                 else:
                     s.accept()
             case Reset():
-                self.tx = Transaction()
+                self._reset()
             case Quit() | Close():
                 return True
             case _ if getattr(event, "needs_reply", False):
@@ -603,16 +592,44 @@ class SMTPConnection:
             tls_cipher=self.tls_cipher, authenticated=self.session.authenticated,
             smtputf8=self.tx.smtputf8, esmtp=self.session.esmtp, session_id=self.cid)
 
+    def _sender(self) -> pipeline.Sender:
+        return pipeline.Sender(self.kind, self.account, self._conn())
+
+    async def _new_spool(self) -> None:
+        """Open the spool file (in a worker thread: creating a file waits for the
+        file system's journal when the disk is busy)."""
+        self.tx.discard()
+        sender = self._sender()
+        self.tx.spool = await asyncio.to_thread(
+            Spool, self.ctx.spool_directory,
+            lambda head: pipeline.body_hashes_needed(self.ctx, sender, head))
+
+    def _reset(self) -> None:
+        self.tx.discard()
+        self.tx = Transaction()
+
     async def _message(self) -> None:
         tx = self.tx
         if tx.data_trigger is None:  # localserve "timeout" after the data
-            self.tx = Transaction()
+            self._reset()
             self._trigger(None, self.ctx.limits.data_timeout)
             return
-        data = bytes(tx.body)
-        with smtp_metrics.DELIVERY_SECONDS.labels(service=self.kind).time():
-            reply = await self._process(tx, data)
-        self.tx = Transaction()
+        if tx.spool is None:  # BDAT 0 LAST as the only chunk: an empty message
+            await self._new_spool()
+        assert tx.spool is not None
+        spool, tx.spool = tx.spool, None
+        try:
+            message = await asyncio.to_thread(spool.finish)
+        except HeaderTooLarge:
+            reply = Reply(552, "5.3.4", ["message header section too large"])
+        else:
+            try:
+                with smtp_metrics.DELIVERY_SECONDS.labels(service=self.kind).time():
+                    reply = await pipeline.process(self.ctx, self._sender(), tx, message,
+                                                   self.logger)
+            finally:
+                await asyncio.to_thread(message.discard)
+        self._reset()
         if reply.code < 400:
             MESSAGES.labels(service=self.kind, result="delivered").inc()
             smtp_metrics.TODAY.add(self.kind)
@@ -621,69 +638,3 @@ class SMTPConnection:
             MESSAGES.labels(service=self.kind,
                             result="rejected" if reply.code >= 500 else "failed").inc()
             self.session.reject(reply)
-
-    async def _process(self, tx: Transaction, data: bytes) -> Reply:
-        from kittiwake.message.headers import parse_header_section
-
-        headers, _ = parse_header_section(data)
-        if headers.count("received") > self.ctx.limits.max_received_headers:
-            return Reply(554, "5.4.6", ["too many Received headers: mail loop?"])
-        if isinstance(tx.data_trigger, Reply):
-            return tx.data_trigger
-        conn = self._conn()
-        verified: frozenset[str] = frozenset()
-        sender = None  # the verified identities of MX mail, for the junk filter
-        if self.kind in ("submission", "submissions") or self.ctx.localserve:
-            if self.account is not None and not self.ctx.localserve:
-                try:
-                    from_domain = submission.check_sender(self.ctx, self.account, tx.mailfrom,
-                                                          data)
-                except submission.SubmissionRejected as exc:
-                    return exc.reply
-                data = submission.add_missing_headers(self.ctx.hostname, data)
-                data = submission.dkim_sign(self.ctx, from_domain, data)
-            data = incoming.submission_received(conn, tx.rcpts) + data
-        else:
-            analysis = await incoming.analyze(self.ctx.resolver, conn, tx.mailfrom, data,
-                                              tx.rcpts)
-            self.logger.info("checks", spf=str(analysis.spf.status) if analysis.spf else "",
-                             dkim=",".join(str(d.status) for d in analysis.dkim) or "none",
-                             dmarc=str(analysis.dmarc.status) if analysis.dmarc else "none")
-            smtp_metrics.count_analysis(analysis)
-            if analysis.reject:
-                return Reply(550, "5.7.1", ["rejected by the sender domain's DMARC policy"])
-            data = analysis.headers + data
-            verified = analysis.verified_domains
-            sender = analysis.identities(self.ip, tx.mailfrom)
-        if tx.remote:
-            if self.ctx.outbox is None:
-                return Reply(451, "4.3.0", ["outgoing delivery is not configured"])
-            try:
-                ids = await self.ctx.outbox.enqueue(
-                    account=self.account, mailfrom=tx.mailfrom, recipients=tx.remote, data=data,
-                    smtputf8=tx.smtputf8, requiretls=True if tx.requiretls else None,
-                    ret=tx.ret, envid=tx.envid, rcpt_params=tx.rcpt_params)
-            except Exception as exc:
-                metrics.panic("smtpserver", exc, msg="queueing failed")
-                return Reply(451, "4.3.0", ["could not queue the message, try again"])
-            self.logger.info("queued", rcpts=",".join(tx.remote), ids=",".join(map(str, ids)))
-        failures = await deliver_local(self.ctx, tx.local, data, tx.mailfrom, verified, sender)
-        if failures and len(failures) == len(tx.local) and not tx.remote:
-            first = failures[0]
-            if first.code:
-                return Reply(first.code, first.enhanced, [first.reason])
-            if first.temporary:
-                return Reply(451, "4.3.0", [first.reason])
-            return Reply(552, "5.2.2", [first.reason])
-        if failures:
-            # Others are delivered, so the message is acknowledged: the recipients that
-            # failed go into a DSN to the sender, never nowhere (RFC 3464).
-            sent = await notify_failures(
-                self.ctx, failures, mailfrom=tx.mailfrom, data=data, smtputf8=tx.smtputf8,
-                envid=tx.envid, ret=tx.ret, rcpt_params=tx.rcpt_params)
-            if not sent:
-                return Reply(451, "4.3.0", ["local delivery failed for some recipients,"
-                                            " try again"])
-        self.logger.info("message accepted", size=len(data), recipients=len(tx.rcpts),
-                         mailfrom=tx.mailfrom)
-        return Reply(250, "2.0.0", [f"message accepted (id {self.cid})"])

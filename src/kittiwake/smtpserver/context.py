@@ -6,6 +6,7 @@ import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 from kittiwake.config.domains import DomainsConfig
@@ -105,11 +106,19 @@ class ServerContext:
     clock: Callable[[], float] = time.monotonic  # for the connection and message rates
     dkim_keys: dict[str, Any] = field(default_factory=dict)
     junk: JunkFilter | None = None  # judges MX mail per account (server/app.py builds it)
+    spool_dir: Path | None = None  # where messages arrive; default: the data dir's spool/
 
     def __post_init__(self) -> None:
         self.index = AddressIndex(self.domains)
         self.connection_rate = Limiter(60.0, self.limits.connections_per_minute, self.clock)
         self.message_rate = Limiter(60.0, self.limits.messages_per_minute, self.clock)
+
+    @property
+    def spool_directory(self) -> Path:
+        """Where incoming messages are spooled: on the store's file system, so the
+        store and the queue can take the files by link or rename."""
+        return self.spool_dir if self.spool_dir is not None else \
+            Path(self.store.data_dir) / "spool"
 
     def reload(self, domains: DomainsConfig) -> None:
         """Take a new domains.conf (called by the reload watcher)."""

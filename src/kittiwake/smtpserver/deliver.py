@@ -26,6 +26,7 @@ from kittiwake.junk import JunkVerdict, SenderIdentities
 from kittiwake.message.headers import parse_header_section
 from kittiwake.smtpserver import metrics as smtp_metrics
 from kittiwake.smtpserver.context import ServerContext
+from kittiwake.smtpserver.spool import MessageHead
 from kittiwake.store import MailboxNotFound, OverQuota, StoreError
 
 logger = log.get_logger("smtpserver")
@@ -49,16 +50,18 @@ class DeliveryFailure:
 
 async def deliver_local(ctx: ServerContext, deliveries: list[LocalDelivery], data: bytes,
                         mailfrom: str, verified_domains: frozenset[str] = frozenset(),
-                        sender: SenderIdentities | None = None) -> list[DeliveryFailure]:
+                        sender: SenderIdentities | None = None,
+                        head: MessageHead | None = None) -> list[DeliveryFailure]:
     """Store the message once per (account, mailbox); returns the failures.
 
     ``sender`` (MX mail only) has the junk filter judge the message per account:
     its verdict picks the mailbox and adds the X-Kittiwake-Junk header. A rejected
     message is kept in the account's Rejects mailbox; it is refused in SMTP only
     when no other recipient took it (a 250 for the others stands, and a junk
-    sender gets no DSN).
+    sender gets no DSN). ``head`` is the received header section, parsed once
+    (rulesets match on it; the fields we prepended are not matched).
     """
-    headers, _ = parse_header_section(data)
+    headers = head.headers if head is not None else parse_header_section(data)[0]
     header_pairs = [(h.name.lower(), h.decoded) for h in headers]
     msg_from = headers.decoded("from") or ""
     done: dict[tuple[str, str], int] = {}

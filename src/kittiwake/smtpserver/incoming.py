@@ -19,6 +19,7 @@ from kittiwake import dkim, dmarc, iprev, spf
 from kittiwake.junk import SenderIdentities
 from kittiwake.message.authres import MethodResult, authentication_results
 from kittiwake.message.received import received_header, with_protocol
+from kittiwake.smtpserver.spool import MessageHead
 
 CHECK_TIMEOUT = 30.0
 
@@ -89,15 +90,17 @@ async def _guard(coro: Any) -> Any:
         return None
 
 
-async def analyze(resolver: Any, conn: Connection, mailfrom: str, data: bytes,
+async def analyze(resolver: Any, conn: Connection, mailfrom: str, head: MessageHead,
+                  body_hashes: dict[dkim.BodyHashKey, tuple[bytes, int]],
                   recipients: list[str]) -> Analysis:
-    """Run the checks and build the headers to prepend."""
+    """Run the checks on the parsed header and the body hashes computed while the
+    body arrived; build the headers to prepend."""
     result = Analysis()
-    result.author = dmarc.from_domain(data)
+    result.author = dmarc.from_domain([(h.name, h.value) for h in head.headers.fields("from")])
     ip_check, spf_check, dkim_check = await asyncio.gather(
         _guard(iprev.check(resolver, conn.ip)),
         _guard(spf.verify(resolver, conn.ip, mailfrom, conn.helo, receiver=conn.hostname)),
-        _guard(dkim.verify(resolver, data)),
+        _guard(dkim.verify_parsed(resolver, head.dkim_fields, body_hashes)),
     )
     result.iprev = ip_check
     result.spf = spf_check

@@ -20,9 +20,9 @@ from typing import Any
 
 from kittiwake import dkim, dmarc
 from kittiwake.log import get_logger
-from kittiwake.message.headers import parse_header_section
 from kittiwake.smtp import Reply
 from kittiwake.smtpserver.context import ServerContext
+from kittiwake.smtpserver.spool import MessageHead
 
 logger = get_logger("smtpserver")
 
@@ -46,12 +46,17 @@ def check_mailfrom(ctx: ServerContext, account: str, mailfrom: str) -> Reply | N
     return Reply(550, "5.7.1", [f"MAIL FROM {mailfrom} is not an address of account {account}"])
 
 
-def check_sender(ctx: ServerContext, account: str, mailfrom: str, data: bytes) -> str:
+def author_of(head: MessageHead) -> dmarc.AuthorDomain:
+    """The From addresses and domain (RFC 7489 §6.6.1) of a parsed header."""
+    return dmarc.from_domain([(h.name, h.value) for h in head.headers.fields("from")])
+
+
+def check_sender(ctx: ServerContext, account: str, mailfrom: str, head: MessageHead) -> str:
     """The From domain, after checking the account may use From and MAIL FROM."""
     refusal = check_mailfrom(ctx, account, mailfrom)
     if refusal is not None:
         raise SubmissionRejected(refusal)
-    author = dmarc.from_domain(data)
+    author = author_of(head)
     if not author.ok or not author.addresses:
         raise SubmissionRejected(Reply(550, "5.6.0", [
             f"message needs exactly one From address ({author.detail or 'none found'})"]))
@@ -63,16 +68,15 @@ def check_sender(ctx: ServerContext, account: str, mailfrom: str, data: bytes) -
     return author.domain or ""
 
 
-def add_missing_headers(hostname: str, data: bytes) -> bytes:
-    """Add Message-ID and Date when the client left them out."""
-    headers, _ = parse_header_section(data)
+def missing_headers(hostname: str, head: MessageHead) -> bytes:
+    """Message-ID and Date fields for a message whose client left them out."""
     extra = b""
-    if headers.first("message-id") is None:
+    if head.headers.first("message-id") is None:
         ident = f"{int(time.time())}.{os.urandom(8).hex()}@{hostname}"
         extra += f"Message-ID: <{ident}>\r\n".encode()
-    if headers.first("date") is None:
+    if head.headers.first("date") is None:
         extra += f"Date: {message_date(time.time())}\r\n".encode()
-    return extra + data
+    return extra
 
 
 def message_date(timestamp: float) -> str:
@@ -91,23 +95,48 @@ def _key(ctx: ServerContext, domain: str, selector: str, key_file: str) -> Any:
     return key
 
 
-def dkim_sign(ctx: ServerContext, from_domain: str, data: bytes) -> bytes:
-    """Prepend DKIM-Signature headers for the From domain's configured selectors."""
+def _signing(ctx: ServerContext, from_domain: str) -> list[tuple[str, Any]]:
+    """(selector, its config) the From domain signs with."""
     domain = ctx.domains.domains.get(from_domain)
     if domain is None:
-        return data
+        return []
+    return [(selector, domain.dkim.selectors[selector]) for selector in domain.dkim.sign]
+
+
+def _body_canon(conf: Any) -> dkim.Canon:
+    return dkim.Canon(conf.canonicalization.split("/")[1])
+
+
+def signing_body_hashes(ctx: ServerContext, head: MessageHead) -> set[dkim.BodyHashKey]:
+    """The body hashes signing will need, known once the header is (for the spool)."""
+    author = author_of(head)
+    if not author.ok or not author.domain:
+        return set()
+    return {(_body_canon(conf), None) for _, conf in _signing(ctx, author.domain)}
+
+
+def dkim_signatures(ctx: ServerContext, from_domain: str, head: MessageHead, prefix: bytes,
+                    body_hashes: dict[dkim.BodyHashKey, tuple[bytes, int]]) -> bytes:
+    """DKIM-Signature fields for the From domain's configured selectors (RFC 6376 §5),
+    over ``prefix`` (fields we add) and the received header. Blocking (key loading,
+    signing): run in a worker thread."""
+    fields = (dkim.split_message(prefix)[0] if prefix else []) + head.dkim_fields
     signatures = b""
-    for selector in domain.dkim.sign:
-        conf = domain.dkim.selectors[selector]
+    for selector, conf in _signing(ctx, from_domain):
         try:
             key = _key(ctx, from_domain, selector, conf.private_key_file)
         except (OSError, ValueError) as exc:
             logger.error("dkim key not loaded", domain=from_domain, selector=selector,
                          path=conf.private_key_file, error=exc)
             continue
+        digest = body_hashes.get((_body_canon(conf), None))
+        if digest is None:  # the From domain changed its selectors meanwhile
+            logger.warn("dkim body hash missing, not signed", domain=from_domain,
+                        selector=selector)
+            continue
         header_canon, body_canon = conf.canonicalization.split("/")
-        signatures += dkim.sign(data, from_domain, selector, key,
-                                headers=conf.headers or None,
-                                canonicalization=(header_canon, body_canon),
-                                expiration=conf.expiration_seconds or None)
-    return signatures + data
+        signatures += dkim.sign_fields(fields, digest[0], from_domain, selector, key,
+                                       headers=conf.headers or None,
+                                       canonicalization=(header_canon, body_canon),
+                                       expiration=conf.expiration_seconds or None)
+    return signatures

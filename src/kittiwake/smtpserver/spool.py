@@ -1,0 +1,202 @@
+"""An incoming message as it arrives: the body to a spool file, the header in memory.
+
+DESIGN.md "The mail path": DATA and BDAT chunks go to a spool file as they
+arrive, so memory per connection is bounded whatever the message size: the
+header section (up to :data:`MAX_HEADER_SECTION`) and one write buffer. When
+the header section is complete it is parsed once (:class:`MessageHead`) and
+``on_head`` decides which DKIM body hashes to compute; the body is then
+hashed chunk by chunk as it is written (:class:`kittiwake.dkim.BodyHasher`),
+so no check reads the body again.
+
+The spool file lives in the data directory (``spool/``), on the file system
+of the store and the queue, which take it by link or rename. Files left by a
+crash were never acknowledged: :func:`clean_spool` removes them at start.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from kittiwake import dkim
+from kittiwake.message.headers import Headers, scan_header_section
+
+MAX_HEADER_SECTION = 1024 * 1024
+"""A header section larger than this is refused (552 5.3.4) rather than kept in memory."""
+WRITE_BUFFER = 256 * 1024
+
+
+@dataclass(frozen=True)
+class MessageHead:
+    """The header section of a received message, parsed once (RFC 5322 §2.2)."""
+
+    raw: bytes                     # the header section, with the empty line ending it
+    headers: Headers
+    dkim_fields: list[dkim.HeaderField]  # the same fields as DKIM sees them (CRLF form)
+
+    @classmethod
+    def parse(cls, raw: bytes) -> MessageHead:
+        headers, _, _ = scan_header_section(raw)
+        fields, _ = dkim.split_message(raw)
+        return cls(raw, headers, fields)
+
+
+@dataclass
+class SpooledMessage:
+    """A whole received message: header section in memory, all bytes in ``path``."""
+
+    path: Path
+    size: int
+    head: MessageHead
+    body_hashes: dict[dkim.BodyHashKey, tuple[bytes, int]] = field(default_factory=dict)
+
+    def read(self) -> bytes:
+        """The whole message (for consumers that still take bytes)."""
+        return self.path.read_bytes()
+
+    def discard(self) -> None:
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+
+class HeaderTooLarge(Exception):
+    """The header section did not end within :data:`MAX_HEADER_SECTION`."""
+
+
+OnHead = Callable[[MessageHead], set[dkim.BodyHashKey]]
+
+
+class Spool:
+    """Receives one message's bytes (already dot-unstuffed) into a file."""
+
+    def __init__(self, directory: Path, on_head: OnHead | None = None,
+                 max_header: int = MAX_HEADER_SECTION) -> None:
+        self.directory = directory
+        self.on_head = on_head
+        self.max_header = max_header
+        self.size = 0
+        self._head = bytearray()
+        self.head: MessageHead | None = None
+        self.too_large_header = False
+        self._hashers: dict[dkim.BodyHashKey, dkim.BodyHasher] = {}
+        try:
+            fd, self.path = _create(directory)
+        except FileNotFoundError:
+            directory.mkdir(parents=True, exist_ok=True)
+            fd, self.path = _create(directory)
+        self._file = os.fdopen(fd, "wb", buffering=WRITE_BUFFER)
+        self._closed = False
+
+    def write(self, chunk: bytes) -> None:
+        """Append message bytes; parse the header once its end has arrived."""
+        if not chunk:
+            return
+        self._file.write(chunk)
+        self.size += len(chunk)
+        if self.head is not None:
+            for hasher in self._hashers.values():
+                hasher.update(chunk)
+            return
+        if self.too_large_header:
+            return
+        start = max(0, len(self._head) - 3)  # the empty line may straddle chunks
+        self._head += chunk
+        end = _header_end(self._head, start)
+        if end < 0:
+            if len(self._head) > self.max_header:
+                self.too_large_header = True
+                self._head = bytearray()
+            return
+        body_start = bytes(self._head[end:])
+        self._head_done(bytes(self._head[:end]))
+        if body_start:
+            for hasher in self._hashers.values():
+                hasher.update(body_start)
+
+    def _head_done(self, raw: bytes) -> None:
+        self._head = bytearray()
+        self.head = MessageHead.parse(raw)
+        keys = self.on_head(self.head) if self.on_head is not None else set()
+        self._hashers = {key: dkim.BodyHasher(*key) for key in keys}
+
+    def finish(self) -> SpooledMessage:
+        """The message, written to the file (not yet fsynced: the store or queue
+        taking it makes it durable). Raises :class:`HeaderTooLarge`."""
+        self._file.flush()
+        self._file.close()
+        self._closed = True
+        if self.too_large_header:
+            self.discard()
+            raise HeaderTooLarge(f"header section larger than {self.max_header} octets")
+        if self.head is None:  # no empty line: all header, empty body (RFC 5322 §2.1)
+            self._head_done(bytes(self._head))
+        assert self.head is not None
+        return SpooledMessage(self.path, self.size, self.head,
+                              {key: h.digest() for key, h in self._hashers.items()})
+
+    def discard(self) -> None:
+        """Drop the message (rejected, reset, connection lost)."""
+        if not self._closed:
+            self._closed = True
+            try:
+                self._file.close()
+            except OSError:
+                pass
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+
+def _header_end(data: bytearray, start: int) -> int:
+    """Offset just after the empty line ending the header section, or -1.
+
+    A message starting with an empty line has an empty header section.
+    Bare LF line ends count too (as :func:`kittiwake.dkim.split_message` reads them).
+    """
+    if data[:2] == b"\r\n":
+        return 2
+    if data[:1] == b"\n":
+        return 1
+    crlf = data.find(b"\r\n\r\n", start)
+    lf = data.find(b"\n\n", start)
+    candidates = [pos + 4 for pos in (crlf,) if pos >= 0] + [pos + 2 for pos in (lf,) if pos >= 0]
+    mixed = data.find(b"\n\r\n", start)
+    if mixed >= 0:
+        candidates.append(mixed + 3)
+    return min(candidates) if candidates else -1
+
+
+_counter = 0
+
+
+def _create(directory: Path) -> tuple[int, Path]:
+    global _counter
+    while True:
+        _counter += 1
+        path = directory / f"{os.getpid()}.{_counter}.{os.urandom(4).hex()}"
+        try:
+            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640), path
+        except FileExistsError:
+            continue
+
+
+def clean_spool(directory: Path) -> int:
+    """Remove spool files a crash left behind (never acknowledged); how many."""
+    count = 0
+    try:
+        entries = list(directory.iterdir())
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        if entry.is_file():
+            try:
+                entry.unlink()
+                count += 1
+            except FileNotFoundError:
+                pass
+    return count

@@ -1,0 +1,172 @@
+"""The message pipeline driven without sockets: spool, checks, prefix, delivery.
+
+Each test feeds a message through :class:`Spool` in uneven chunks (as a
+network delivers it), then :func:`pipeline.process`, and looks at what a user
+sees: the stored message, its headers, the reply.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from pathlib import Path
+
+import pytest
+
+from kittiwake import dkim
+from kittiwake.config import DomainsConfig
+from kittiwake.config.domains import Destination
+from kittiwake.config.lookup import AccountRecipient
+from kittiwake.dns import MockResolver
+from kittiwake.log import get_logger
+from kittiwake.message.headers import parse_header_section
+from kittiwake.sasl import derive_credentials
+from kittiwake.smtpserver import incoming, pipeline
+from kittiwake.smtpserver.context import ServerContext
+from kittiwake.smtpserver.deliver import LocalDelivery
+from kittiwake.smtpserver.spool import HeaderTooLarge, Spool, clean_spool
+from kittiwake.store import AccountStore, Store
+from kittiwake.store.store import account_dir
+
+LOG = get_logger("smtpserver")
+BODY = b"".join(b"line %d with  some   spaces \r\n" % i for i in range(3000)) + b"\r\n\r\n"
+
+
+@pytest.fixture
+def ctx(tmp_path: Path) -> ServerContext:
+    key_pem = dkim.generate_key("ed25519")
+    (tmp_path / "dkim.pem").write_bytes(key_pem)
+    domains = DomainsConfig.model_validate({
+        "domains": {"example.org": {"dkim": {
+            "selectors": {"s1": {"private_key_file": "dkim.pem",
+                                 "canonicalization": "relaxed/simple"}}, "sign": ["s1"]}}},
+        "accounts": {"alice": {"domain": "example.org",
+                               "destinations": {"alice@example.org": {}}}},
+    })
+    data_dir = tmp_path / "data"
+    store = AccountStore("alice", account_dir(data_dir, "alice"))
+    store.ensure_mailboxes(["Inbox"])
+    store.set_credentials(json.dumps(derive_credentials("pw").to_dict()))
+    store.close()
+    resolver = MockResolver()
+    resolver.add("TXT", "s1._domainkey.example.org",
+                 dkim.dns_record(dkim.load_private_key(key_pem)))
+    return ServerContext(hostname="mx.example.org", store=Store(data_dir), domains=domains,
+                         resolver=resolver, config_dir=tmp_path)
+
+
+def spooled(ctx: ServerContext, sender: pipeline.Sender, message: bytes, seed: int = 1):
+    spool = Spool(ctx.spool_directory,
+                  on_head=lambda head: pipeline.body_hashes_needed(ctx, sender, head))
+    rng = random.Random(seed)
+    pos = 0
+    while pos < len(message):
+        n = rng.choice([1, 2, 3, 7, 100, 4096, 65536])
+        spool.write(message[pos:pos + n])
+        pos += n
+    return spool.finish()
+
+
+def alice_tx(mailfrom: str) -> pipeline.Transaction:
+    tx = pipeline.Transaction(mailfrom=mailfrom)
+    tx.local.append(LocalDelivery("alice@example.org",
+                                  AccountRecipient("alice", "alice@example.org",
+                                                   Destination())))
+    tx.rcpts.append("alice@example.org")
+    return tx
+
+
+def inbox(ctx: ServerContext) -> list[bytes]:
+    store = AccountStore("alice", account_dir(ctx.store.data_dir, "alice"))
+    try:
+        return [store.read(m.id) for m in store.messages("Inbox")]
+    finally:
+        store.close()
+
+
+def conn(authenticated: bool = False) -> incoming.Connection:
+    return incoming.Connection(ip="127.0.0.1", helo="client.example.net",
+                               hostname="mx.example.org", authenticated=authenticated,
+                               session_id="abc")
+
+
+async def test_submission_is_signed_from_streamed_hashes_and_verifies(
+        ctx: ServerContext) -> None:
+    sender = pipeline.Sender("submission", "alice", conn(authenticated=True))
+    message = b"From: alice@example.org\r\nTo: alice@example.org\r\nSubject: hi\r\n\r\n" + BODY
+    reply = await pipeline.process(ctx, sender, alice_tx("alice@example.org"),
+                                   spooled(ctx, sender, message), LOG)
+    assert reply.code == 250
+    [stored] = inbox(ctx)
+    headers, _ = parse_header_section(stored)
+    assert headers.first("message-id") and headers.first("date")  # added (RFC 6409 §8)
+    assert stored.endswith(message)                                # the body untouched
+    [result] = await dkim.verify(ctx.resolver, stored)
+    assert result.status is dkim.Status.PASS, result.error
+
+
+async def test_mx_checks_use_the_parsed_header_and_streamed_body_hashes(
+        ctx: ServerContext) -> None:
+    key = dkim.load_private_key(dkim.generate_key("ed25519"))
+    assert isinstance(ctx.resolver, MockResolver)
+    ctx.resolver.add("TXT", "sel._domainkey.sender.example", dkim.dns_record(key))
+    original = b"From: bob@sender.example\r\nTo: alice@example.org\r\nSubject: x\r\n\r\n" + BODY
+    signed = dkim.sign_message(original, "sender.example", "sel", key)
+    tampered = signed.replace(b"line 2999", b"line 2998")
+    sender = pipeline.Sender("smtp", None, conn())
+    for data, status in ((signed, "pass"), (tampered, "fail")):
+        reply = await pipeline.process(ctx, sender, alice_tx("bob@sender.example"),
+                                       spooled(ctx, sender, data, seed=len(data)), LOG)
+        assert reply.code == 250
+        stored = inbox(ctx)[-1]
+        assert stored.endswith(data)
+        headers, _ = parse_header_section(stored)
+        assert f"dkim={status}" in headers.decoded("authentication-results", "")
+
+
+async def test_loop_detection_reads_the_parsed_header(ctx: ServerContext) -> None:
+    sender = pipeline.Sender("smtp", None, conn())
+    message = b"Received: from x\r\n" * 60 + b"From: a@b.example\r\n\r\nbody\r\n"
+    reply = await pipeline.process(ctx, sender, alice_tx("a@b.example"),
+                                   spooled(ctx, sender, message), LOG)
+    assert (reply.code, reply.enhanced) == (554, "5.4.6")
+    assert inbox(ctx) == []
+
+
+def test_header_section_too_large_is_refused_and_leaves_no_file(ctx: ServerContext) -> None:
+    spool = Spool(ctx.spool_directory, max_header=1000)
+    for _ in range(100):
+        spool.write(b"X-Filler: " + b"x" * 90 + b"\r\n")
+    spool.write(b"\r\nbody\r\n")
+    with pytest.raises(HeaderTooLarge):
+        spool.finish()
+    assert list(ctx.spool_directory.iterdir()) == []
+
+
+def test_header_end_found_across_chunk_boundaries(ctx: ServerContext) -> None:
+    message = b"From: a@b.example\r\nSubject: s\r\n\r\nbody\r\n"
+    for cut in range(1, len(message)):
+        spool = Spool(ctx.spool_directory)
+        spool.write(message[:cut])
+        spool.write(message[cut:])
+        done = spool.finish()
+        assert done.head.raw == b"From: a@b.example\r\nSubject: s\r\n\r\n"
+        assert done.head.headers.get("subject") == "s"
+        assert done.read() == message
+        done.discard()
+    assert clean_spool(ctx.spool_directory) == 0
+
+
+def test_message_without_empty_line_is_all_header(ctx: ServerContext) -> None:
+    spool = Spool(ctx.spool_directory)
+    spool.write(b"From: a@b.example\r\nSubject: s\r\n")
+    done = spool.finish()
+    assert done.head.headers.get("from") == "a@b.example"
+    done.discard()
+
+
+def test_leftover_spool_files_are_cleaned(ctx: ServerContext) -> None:
+    spool = Spool(ctx.spool_directory)
+    spool.write(b"From: a@b.example\r\n\r\nhalf a mess")
+    assert clean_spool(ctx.spool_directory) == 1
+    assert list(ctx.spool_directory.iterdir()) == []
