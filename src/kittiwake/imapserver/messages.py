@@ -26,6 +26,7 @@ from kittiwake.imap.binary import UnknownCTE, binary_size, binary_value
 from kittiwake.imap.codes import Code
 from kittiwake.imap.commands import SequenceSet
 from kittiwake.imap.encode import Piece, encode_bytes
+from kittiwake.imap.parser import SEARCH_CHARSETS
 from kittiwake.imap.preview import preview
 from kittiwake.imap.section import Section, SectionText
 from kittiwake.imap.sections import Span, fetch_value, literal_safe, read_span
@@ -517,9 +518,10 @@ async def _candidates(conn: IMAPConnection, key: c.SearchKey | None = None
 
 
 def _check_charset(charset: str | None) -> None:
-    if charset is not None and charset.upper() not in ("UTF-8", "US-ASCII"):
+    """RFC 9051 §6.4.4: the parser refuses other charsets already; kept as a guard."""
+    if charset is not None and charset.upper() not in SEARCH_CHARSETS:
         raise HandlerError(f"charset {charset} is not supported",
-                     None)  # the parser answers BADCHARSET before this
+                           r.ResponseCode(Code.BADCHARSET, "(" + " ".join(SEARCH_CHARSETS) + ")"))
 
 
 async def _matching(conn: IMAPConnection, tag: str, key: c.SearchKey,
