@@ -74,6 +74,11 @@ class IMAPContext:
         conf = self.domains.accounts.get(account)
         return conf.quota_bytes if conf else 0
 
+    def message_quota_of(self, account: str) -> int:
+        """The account's limit on stored messages (RFC 9208 §5.2), 0 for none."""
+        conf = self.domains.accounts.get(account)
+        return conf.quota_messages if conf else 0
+
     def mailboxes_of(self, account: str) -> list[str]:
         conf = self.domains.accounts.get(account)
         return list(conf.mailboxes) if conf else []

@@ -15,6 +15,7 @@ from kittiwake.imap import commands as c
 from kittiwake.imap import responses as r
 from kittiwake.imap.codes import Code
 from kittiwake.imap.commands import SequenceSet
+from kittiwake.imapserver import quota
 from kittiwake.imapserver.cache import LRU
 from kittiwake.imapserver.listing import (
     SEPARATOR,
@@ -286,13 +287,8 @@ async def _subscribe(conn: IMAPConnection, tag: str, cmd: c.Subscribe | c.Unsubs
 # --- QUOTA (RFC 9208) -------------------------------------------------------------
 
 async def _quota_lines(conn: IMAPConnection) -> bytes | None:
-    assert conn.account is not None
-    limit = conn.ctx.quota_of(conn.account_name)
-    if not limit:
-        return None
-    used = await conn.account.total_size()
-    # RFC 9208 §5.1: STORAGE in units of 1024 octets.
-    return r.quota("", [("STORAGE", (used + 1023) // 1024, limit // 1024)])
+    found = await quota.resources(conn)
+    return r.quota("", found) if found else None
 
 
 async def _getquota(conn: IMAPConnection, tag: str, cmd: c.GetQuota) -> Answer:
@@ -314,7 +310,8 @@ async def _getquotaroot(conn: IMAPConnection, tag: str, cmd: c.GetQuotaRoot) -> 
 
 
 async def _setquota(conn: IMAPConnection, tag: str, cmd: c.SetQuota) -> Answer:
-    raise HandlerError("quotas are set by the administrator (domains.conf quota_bytes)",
+    raise HandlerError("quotas are set by the administrator (domains.conf quota_bytes, "
+                       "quota_messages)",
                        Code.NOPERM)
 
 

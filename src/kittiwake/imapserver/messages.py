@@ -31,8 +31,8 @@ from kittiwake.imap.preview import preview
 from kittiwake.imap.section import Section, SectionText
 from kittiwake.imap.sections import Span, fetch_value, literal_safe, read_span
 from kittiwake.imap.values import Atom, FileLiteral, Literal, Raw, Value
+from kittiwake.imapserver import quota, sorting
 from kittiwake.imapserver import search as srch
-from kittiwake.imapserver import sorting
 from kittiwake.imapserver.cache import LRU, MessageKey, read_head
 from kittiwake.imapserver.listing import store_name
 from kittiwake.imapserver.mailboxes import uid_set
@@ -425,6 +425,8 @@ async def _copy(conn: IMAPConnection, tag: str, cmd: c.Copy | c.Move) -> Answer:
     uids = [u for _, u in pairs]
     if not uids:
         return Answer("OK", "nothing to do")
+    if not move:
+        await quota.check_messages(conn, len(uids))
     result = await (conn.account.move if move else conn.account.copy)(sel.name, uids, target)
     if not result:
         return Answer()
