@@ -298,15 +298,18 @@ def fetch_name(item: FetchItem) -> str:
 
 
 def fetch(number: int, items: Sequence[tuple[str, Value]], *,
-          utf8: bool = False) -> list[Piece]:
+          utf8: bool = False, uidfetch: bool = False) -> list[Piece]:
     """``* n FETCH (name value ...)`` (RFC 9051 §7.5.2). Names are written
     as they are (``BODY[1.2]<0>``, ``UID``); values are serialised, and a
-    :class:`FileLiteral` becomes its own piece for the driver to stream."""
+    :class:`FileLiteral` becomes its own piece for the driver to stream.
+
+    With ``uidfetch``, ``number`` is the UID and the response is
+    ``* uid UIDFETCH (...)`` (RFC 9586 §3.3, after ENABLE UIDONLY)."""
     flat: list[Value] = []
     for name, value in items:
         flat.append(Raw(name.encode("ascii")))
         flat.append(value)
-    out: list[Piece] = [b"* %d FETCH " % number]
+    out: list[Piece] = [b"* %d %s " % (number, b"UIDFETCH" if uidfetch else b"FETCH")]
     out.extend(encode(flat, utf8))
     out.append(b"\r\n")
     return _join(out)

@@ -78,10 +78,9 @@ EXTENSIONS = (
     "CHILDREN", "NAMESPACE", "ID", "MULTIAPPEND", "CONDSTORE", "QRESYNC", "STATUS=SIZE",
     "QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", "SAVEDATE", "WITHIN", "PREVIEW",
     "SORT", "SORT=DISPLAY", "ESORT", "THREAD=REFERENCES", "THREAD=ORDEREDSUBJECT", "OBJECTID",
-    "COMPRESS=DEFLATE", "METADATA", "METADATA-SERVER", "REPLACE", "INPROGRESS",
+    "COMPRESS=DEFLATE", "METADATA", "METADATA-SERVER", "REPLACE", "INPROGRESS", "UIDONLY",
 )
-# Not yet (parsed by the protocol core, not offered until answered in full): NOTIFY,
-# UIDONLY.
+# Not yet (parsed by the protocol core, not offered until answered in full): NOTIFY.
 
 log_ = log.get_logger("imapserver")
 
@@ -420,7 +419,8 @@ class IMAPConnection:
                 self.on_change(change)
         if self.selected is not None and not self.session.closed:
             send_updates(self, self.selected.view.announce(
-                expunges_allowed=expunges_allowed, qresync=self.selected.qresync))
+                expunges_allowed=expunges_allowed,
+                qresync=self.selected.qresync or self.session.uid_only))
 
     # --- authentication (RFC 9051 §6.2) --------------------------------------
 
@@ -619,7 +619,7 @@ async def _authenticate(conn: IMAPConnection, tag: str, cmd: c.Authenticate) -> 
 
 async def _enable(conn: IMAPConnection, tag: str, cmd: c.Enable) -> None:
     """ENABLE (RFC 5161): what we know; unknown names are ignored (§3.1)."""
-    known = {"CONDSTORE", "QRESYNC", "UTF8=ACCEPT", "IMAP4REV2"}
+    known = {"CONDSTORE", "QRESYNC", "UTF8=ACCEPT", "IMAP4REV2", "UIDONLY"}
     conn.session.enabled([x for x in cmd.capabilities if x.upper() in known])
     return None
 

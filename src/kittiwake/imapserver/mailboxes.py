@@ -80,7 +80,9 @@ async def _select(conn: IMAPConnection, tag: str, cmd: c.Select) -> Answer:
     rev2 = "IMAP4REV2" in s.enabled_caps
     if not rev2:
         s.send(b"* 0 RECENT\r\n")  # RFC 3501 §7.3.2 (no \Recent kept, RFC 9051 App. E)
-        first_unseen = view.seq_of(unseen_uid) if unseen_uid is not None else None
+        # [UNSEEN n] is a message number: none after ENABLE UIDONLY (RFC 9586 §3).
+        first_unseen = view.seq_of(unseen_uid) if unseen_uid is not None and \
+            not s.uid_only else None
         if first_unseen is not None:
             s.send(r.untagged_status("OK", "first unseen",
                                      r.ResponseCode(Code.UNSEEN, str(first_unseen))))

@@ -136,17 +136,27 @@ def send_updates(conn: IMAPConnection, updates: Sequence[Update]) -> None:
         elif isinstance(u, Exists):
             s.send(r.exists(u.count))
         elif isinstance(u, FlagsChanged):
-            items: list[tuple[str, Value]] = [("UID", u.uid), ("FLAGS", _flags(u.flags))]
+            items: list[tuple[str, Value]] = [("FLAGS", _flags(u.flags))]
             if s.condstore:
                 items.append(("MODSEQ", [u.modseq]))
-            s.send(r.fetch(u.seq, items, utf8=s.utf8))
+            s.send(fetch_line(conn, u.seq, u.uid, items))
+
+
+def fetch_line(conn: IMAPConnection, seq: int, uid: int, items: list[tuple[str, Value]],
+               ) -> list[Piece]:
+    """An unsolicited ``* seq FETCH (UID uid ...)``, or ``* uid UIDFETCH (...)``
+    after ENABLE UIDONLY (RFC 9586 §3.3; the UID is the response's number there)."""
+    s = conn.session
+    if s.uid_only:
+        return r.fetch(uid, items, utf8=s.utf8, uidfetch=True)
+    return r.fetch(seq, [("UID", uid), *items], utf8=s.utf8)
 
 
 def fetch_flags_line(conn: IMAPConnection, seq: int, m: Message) -> list[Piece]:
-    items: list[tuple[str, Value]] = [("UID", m.uid), ("FLAGS", _flags(m.flags))]
+    items: list[tuple[str, Value]] = [("FLAGS", _flags(m.flags))]
     if conn.session.condstore:
         items.append(("MODSEQ", [m.modseq]))
-    return r.fetch(seq, items, utf8=conn.session.utf8)
+    return fetch_line(conn, seq, m.uid, items)
 
 
 def _flags(flags: Flags) -> list[Value]:
@@ -265,8 +275,10 @@ def _item_values(conn_utf8: bool, condstore: bool, m: Message, seq: int,
 
 def _build(utf8: bool, condstore: bool, batch: list[tuple[int, Message]],
            summaries: Callable[[], dict[int, str]], paths: dict[int, str],
-           items: Sequence[c.FetchItem], uid_first: bool, account: str
-           ) -> tuple[list[Piece], UnknownCTE | None]:
+           items: Sequence[c.FetchItem], uid_first: bool, account: str,
+           uidfetch: bool = False) -> tuple[list[Piece], UnknownCTE | None]:
+    """FETCH responses of one batch; with ``uidfetch`` (RFC 9586 §3.3) they are
+    ``* uid UIDFETCH``, and UID is there only when the client asked for it."""
     pieces: list[Piece] = []
     loaded: list[dict[int, str]] = []
 
@@ -284,10 +296,12 @@ def _build(utf8: bool, condstore: bool, batch: list[tuple[int, Message]],
     budget = [PREREAD_BUDGET]
     for seq, m in batch:
         values = _item_values(utf8, condstore, m, seq, partial(tree_of, m), paths[m.id], items,
-                              uid_first, account)
+                              uid_first and not uidfetch, account)
         if isinstance(values, UnknownCTE):
             return pieces, values
-        pieces.extend(r.fetch(seq, [(n, _preread(v, budget)) for n, v in values], utf8=utf8))
+        pieces.extend(r.fetch(m.uid if uidfetch else seq,
+                              [(n, _preread(v, budget)) for n, v in values], utf8=utf8,
+                              uidfetch=uidfetch))
     return pieces, None
 
 
@@ -354,7 +368,7 @@ async def _fetch(conn: IMAPConnection, tag: str, cmd: c.Fetch) -> Answer:
         paths = {m.id: str(core.path(m.id)) for _, m in batch}
         pieces, unknown = await asyncio.to_thread(
             _build, s.utf8, s.condstore, batch, partial(core.summaries, ids), paths, items,
-            cmd.uid, str(core.root))
+            cmd.uid, str(core.root), s.uid_only)
         s.send(pieces)
         await conn.flush()
         if unknown is not None:
@@ -393,14 +407,15 @@ async def _store(conn: IMAPConnection, tag: str, cmd: c.Store) -> Answer:
             if cmd.silent and m.uid not in changed_uids:
                 continue
             items: list[tuple[str, Value]] = []
-            if cmd.uid:
-                items.append(("UID", m.uid))
             if not cmd.silent:
                 items.append(("FLAGS", _flags(m.flags)))
             if conn.session.condstore:
                 # RFC 7162 §3.1.3: the new MODSEQ, even with .SILENT.
                 items.append(("MODSEQ", [m.modseq]))
-            conn.session.send(r.fetch(seq_of[m.uid], items, utf8=conn.session.utf8))
+            if cmd.uid:
+                conn.session.send(fetch_line(conn, seq_of[m.uid], m.uid, items))
+            else:
+                conn.session.send(r.fetch(seq_of[m.uid], items, utf8=conn.session.utf8))
     if failed:
         numbers = sorted(failed) if cmd.uid else sorted(seq_of[u] for u in failed)
         return Answer("OK", "some messages were modified meanwhile",
@@ -443,7 +458,7 @@ async def _copy(conn: IMAPConnection, tag: str, cmd: c.Copy | c.Move) -> Answer:
 def send_own_expunges(conn: IMAPConnection, uids: list[int]) -> None:
     sel = conn.selected
     assert sel is not None
-    if sel.qresync:
+    if sel.qresync or conn.session.uid_only:  # RFC 7162 §3.2.10, RFC 9586 §3.2
         present = [u for u in uids if sel.view.seq_of(u) is not None]
         sel.view.forget_own_expunge(present)
         if present:
