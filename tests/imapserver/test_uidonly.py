@@ -99,7 +99,7 @@ async def test_qresync_with_sequence_match_refused(imap_server: IMAPServer) -> N
     await w.cmd(b"ENABLE UIDONLY QRESYNC")
     answer = await w.cmd(b"SELECT INBOX (QRESYNC (1 1 1:2 (1 1)))")
     assert answer[-1].startswith(b"a BAD [UIDREQUIRED] "), answer
-    uv = [ln for ln in await w.cmd(b"SELECT INBOX") if b"UIDVALIDITY" in ln][0]
+    uv = next(ln for ln in await w.cmd(b"SELECT INBOX") if b"UIDVALIDITY" in ln)
     value = uv.split(b"UIDVALIDITY ")[1].split(b"]")[0]
     await w.cmd(b"UID STORE 1 +FLAGS (\\Seen)")
     answer = await w.cmd(b"SELECT INBOX (QRESYNC (" + value + b" 1))")
