@@ -50,6 +50,7 @@ __all__ = [
     "list_response",
     "mailbox_name",
     "metadata",
+    "metadata_changed",
     "namespace",
     "quota",
     "quotaroot",
@@ -360,6 +361,15 @@ def metadata(mailbox: str, entries: Sequence[tuple[str, bytes | None]], *,
         flat += [e, v]
     name = b'""' if mailbox == "" else mailbox_name(mailbox, utf8)
     return b"* METADATA " + name + b" " + encode_bytes(flat, utf8) + b"\r\n"
+
+
+def metadata_changed(mailbox: str, entries: Sequence[str], *, utf8: bool = False) -> bytes:
+    """``* METADATA mailbox entry ...``, unsolicited: these entries changed (RFC
+    5464 §4.4.2 ``entry-list``, no parentheses; sent for NOTIFY's metadata
+    events, RFC 5465 §5.6-§5.7)."""
+    name = b'""' if mailbox == "" else mailbox_name(mailbox, utf8)
+    return b"* METADATA " + name + b"".join(b" " + encode_bytes(e, utf8) for e in entries) \
+        + b"\r\n"
 
 
 def sort(numbers: Iterable[int], modseq: int | None = None) -> bytes:

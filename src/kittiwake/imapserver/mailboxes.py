@@ -25,6 +25,7 @@ from kittiwake.imapserver.listing import (
     lsub,
     store_name,
 )
+from kittiwake.imapserver.notify import publish_metadata, publish_subscription
 from kittiwake.imapserver.state import Answer, HandlerError, Selected
 from kittiwake.imapserver.view import SelectedView
 from kittiwake.store.model import Mailbox, MailboxExists, MailboxNotFound, Message
@@ -63,7 +64,9 @@ async def _select(conn: IMAPConnection, tag: str, cmd: c.Select) -> Answer:
     name = store_name(cmd.mailbox)
     # Changes committed before the snapshot below are in it; drop them, or a stale
     # change of a deleted mailbox whose id was reused would reach this view.
-    if conn.sub is not None:
+    if conn.notify is not None:
+        conn.announce_others()  # NOTIFY: other mailboxes' changes are still told
+    elif conn.sub is not None:
         conn.sub.pending()
     mailbox, uids, keywords, unseen_uid = await _selection(conn, name)
     readonly = cmd.readonly
@@ -282,7 +285,9 @@ async def _rename(conn: IMAPConnection, tag: str, cmd: c.Rename) -> Answer:
 async def _subscribe(conn: IMAPConnection, tag: str, cmd: c.Subscribe | c.Unsubscribe
                      ) -> Answer:
     assert conn.account is not None
-    await conn.account.subscribe(store_name(cmd.mailbox), isinstance(cmd, c.Subscribe))
+    name = store_name(cmd.mailbox)
+    await conn.account.subscribe(name, isinstance(cmd, c.Subscribe))
+    publish_subscription(conn, name, isinstance(cmd, c.Subscribe))  # NOTIFY, RFC 5465 §5.5
     return Answer()
 
 
@@ -365,6 +370,8 @@ async def _setmetadata(conn: IMAPConnection, tag: str, cmd: c.SetMetadata) -> An
     except MetadataLimit as exc:
         detail = "TOOMANY" if exc.too_many else f"MAXSIZE {exc.max_size}"
         return Answer("NO", str(exc), r.ResponseCode(Code.METADATA, detail))
+    # NOTIFY MailboxMetadataChange / ServerMetadataChange (RFC 5465 §5.6, §5.7).
+    publish_metadata(conn, _metadata_target(cmd.mailbox), [e for e, _ in cmd.entries])
     return Answer()
 
 

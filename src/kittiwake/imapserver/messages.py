@@ -15,6 +15,7 @@ import json
 import time
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -359,24 +360,59 @@ async def _fetch(conn: IMAPConnection, tag: str, cmd: c.Fetch) -> Answer:
         items = tuple(cmd.items)
     todo = [(seq, by_uid[u]) for seq, u in pairs if u in by_uid]
     missing = cmd.changed_since is None and len(todo) < len(pairs)
+    unknown = await _send_fetched(conn, tag, todo, items, cmd.uid)
+    if unknown:
+        raise HandlerError("a part has an unknown Content-Transfer-Encoding", Code.UNKNOWN_CTE)
+    if missing:
+        # RFC 9051 §7.5.1 / RFC 5530: some were expunged by another session meanwhile.
+        return Answer("NO", "some messages were expunged meanwhile", Code.EXPUNGEISSUED)
+    return Answer()
+
+
+async def _send_fetched(conn: IMAPConnection, tag: str | None, todo: list[tuple[int, Message]],
+                        items: Sequence[c.FetchItem], uid_first: bool) -> bool:
+    """Send the FETCH responses of ``todo`` in batches; True if a part had an unknown
+    Content-Transfer-Encoding (the responses before it were sent)."""
+    assert conn.account is not None
+    s = conn.session
     core = conn.account.core
-    progress = Progress(conn, tag, len(todo))
+    progress = Progress(conn, tag, len(todo)) if tag is not None else None
     for i in range(0, len(todo), BATCH):
-        progress.tell(i)
+        if progress is not None:
+            progress.tell(i)
         batch = todo[i:i + BATCH]
         ids = [m.id for _, m in batch]
         paths = {m.id: str(core.path(m.id)) for _, m in batch}
         pieces, unknown = await asyncio.to_thread(
             _build, s.utf8, s.condstore, batch, partial(core.summaries, ids), paths, items,
-            cmd.uid, str(core.root), s.uid_only)
+            uid_first, str(core.root), s.uid_only)
         s.send(pieces)
         await conn.flush()
         if unknown is not None:
-            raise HandlerError("a part has an unknown Content-Transfer-Encoding", Code.UNKNOWN_CTE)
-    if missing:
-        # RFC 9051 §7.5.1 / RFC 5530: some were expunged by another session meanwhile.
-        return Answer("NO", "some messages were expunged meanwhile", Code.EXPUNGEISSUED)
-    return Answer()
+            return True
+    return False
+
+
+async def fetch_unsolicited(conn: IMAPConnection, uids: Sequence[int],
+                            items: Sequence[c.FetchItem]) -> None:
+    """FETCH responses for new messages of the selected mailbox, with the items a
+    NOTIFY MessageNew asked for (RFC 5465 §5.2): UID first, and \\Seen never set
+    (every section is read as its .PEEK form)."""
+    assert conn.account is not None and conn.selected is not None
+    sel = conn.selected
+    pairs = [(seq, u) for u in uids if (seq := sel.view.seq_of(u)) is not None]
+    if not pairs:
+        return
+    rows = await conn.account.messages(sel.name, 0, [u for _, u in pairs])
+    by_uid = {m.uid: m for m in rows}
+    todo = [(seq, by_uid[u]) for seq, u in pairs if u in by_uid]
+    await _send_fetched(conn, None, todo, [_peek(i) for i in items], True)
+
+
+def _peek(item: c.FetchItem) -> c.FetchItem:
+    if isinstance(item, c.BodySection | c.BinarySection) and not item.peek:
+        return replace(item, peek=True)
+    return item
 
 
 # --- STORE (RFC 9051 §6.4.6, RFC 7162 §3.1.3) -----------------------------------------
