@@ -14,8 +14,9 @@ from the store's change hub (``IMAPConnection.announce``):
   client's numbers in step with the mailbox, RFC 9051 §7.3.1);
 - everything else waits in :attr:`NotifyState.backlog` for :func:`tell`,
   which sends STATUS for other mailboxes' messages (§5.1-§5.3: MESSAGES,
-  UIDNEXT, UNSEEN, HIGHESTMODSEQ under CONDSTORE; a flag change only when
-  UNSEEN changed, or always under CONDSTORE), LIST for mailbox names (§5.4:
+  UIDNEXT, UNSEEN; HIGHESTMODSEQ under CONDSTORE or with FlagChange; a flag
+  change as UNSEEN if that changed, else as HIGHESTMODSEQ alone where it is
+  reported), LIST for mailbox names (§5.4:
   ``\\NonExistent`` when deleted, ``OLDNAME`` when renamed) and
   subscriptions (§5.5), METADATA for metadata entries (§5.6, §5.7).
 
@@ -112,14 +113,15 @@ async def notify_command(conn: IMAPConnection, tag: str, cmd: c.Notify) -> Answe
     if p.status or any(g.events & {"FlagChange"} for g in p.others):
         selected_id = conn.selected.mailbox_id if conn.selected is not None else None
         for box in await conn.account.mailboxes():
-            if box.id == selected_id or not state.events_for(box.name) & MESSAGE_EVENTS:
+            events = state.events_for(box.name)
+            if box.id == selected_id or not events & MESSAGE_EVENTS:
                 continue
             state.unseen[box.id] = box.unseen
             if p.status:
                 # RFC 5465 §3.1: a STATUS for each such mailbox before the OK.
                 items = [("MESSAGES", box.messages), ("UIDNEXT", box.uidnext),
                          ("UIDVALIDITY", box.uidvalidity), ("UNSEEN", box.unseen)]
-                if conn.session.condstore:
+                if _reports_modseq(conn, events):
                     items.append(("HIGHESTMODSEQ", box.highestmodseq))
                 conn.session.send(r.status_response(imap_name(box.name), items,
                                                     utf8=conn.session.utf8))
@@ -200,21 +202,30 @@ async def _status(conn: IMAPConnection, state: NotifyState, name: str, kinds: se
         box: Mailbox = await conn.account.mailbox(name)
     except MailboxNotFound:
         return  # deleted meanwhile; MailboxName says so if asked
-    condstore = conn.session.condstore
+    modseq = _reports_modseq(conn, wanted)
     before = state.unseen.get(box.id)
     state.unseen[box.id] = box.unseen
     items: list[tuple[str, int | str]]
     if events & {"MessageNew", "MessageExpunge"}:
         items = [("MESSAGES", box.messages), ("UIDNEXT", box.uidnext), ("UNSEEN", box.unseen)]
-    elif before != box.unseen or condstore:
+    elif before != box.unseen:
         items = [("UNSEEN", box.unseen)]
+    elif modseq:
+        items = []  # only the flags changed: HIGHESTMODSEQ tells it (as Dovecot)
     else:
         return
-    if condstore:
+    if modseq:
         items.append(("HIGHESTMODSEQ", box.highestmodseq))
     conn.session.send(r.status_response(imap_name(name), items, utf8=conn.session.utf8))
     for event in events:
         m.NOTIFICATIONS.labels(event=event).inc()
+
+
+def _reports_modseq(conn: IMAPConnection, events: frozenset[str]) -> bool:
+    """STATUS carries HIGHESTMODSEQ under CONDSTORE (RFC 7162 §3.1.1), and where
+    FlagChange is asked for (a flag change that leaves UNSEEN alone is seen only
+    there; Dovecot does the same)."""
+    return conn.session.condstore or "FlagChange" in events
 
 
 def _mailbox_name(conn: IMAPConnection, state: NotifyState, change: Change) -> None:
