@@ -193,3 +193,12 @@ async def test_uidonly_new_messages_as_uidfetch(imap_server: IMAPServer) -> None
     uid = await imap_server.deliver(MSG % 1)
     assert await a.line() == b"* 1 EXISTS\r\n"
     assert await a.line() == b"* %d UIDFETCH (FLAGS ())\r\n" % uid
+
+
+async def test_flag_changes_not_asked_are_not_told(imap_server: IMAPServer) -> None:
+    await imap_server.deliver(MSG % 1, "Archive")
+    a = await session(imap_server, b"NOTIFY SET (personal (MessageNew MessageExpunge))")
+    b = await session(imap_server, b"SELECT Archive")
+    await ok(b, b"STORE 1 +FLAGS.SILENT (\\Seen)")  # UNSEEN changes, but no FlagChange
+    await imap_server.deliver(MSG % 2, "Archive")  # the fence
+    assert await a.line() == b'* STATUS "Archive" (MESSAGES 2 UIDNEXT 3 UNSEEN 1)\r\n'
