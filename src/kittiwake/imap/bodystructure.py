@@ -119,7 +119,8 @@ def _structure(part: Part, ext: bool, utf8: bool) -> Value:
     elif part.type == "text":
         out.append(part.lines)
     if ext:
-        out += [text(part.md5 or None), _disposition(part, utf8), _language(part), text(part.location or None)]
+        out += [text(part.md5 or None), _disposition(part, utf8), _language(part),
+                text(part.location or None)]
     return out
 
 
