@@ -140,7 +140,8 @@ async def tell(conn: IMAPConnection) -> None:
     state = conn.notify
     if state is None or conn.session.closed:
         return
-    if len(state.backlog) > conn.ctx.limits.notify_max_backlog or \
+    waiting = len(state.backlog) + (conn.sub.queue.qsize() if conn.sub is not None else 0)
+    if waiting > conn.ctx.limits.notify_max_backlog or \
             _unsent(conn) > conn.ctx.limits.notify_max_unsent:
         _overflow(conn)
         return
