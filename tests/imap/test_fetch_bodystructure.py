@@ -86,3 +86,13 @@ def test_bodies_and_addresses_follow_each_other_without_space() -> None:
     root = parse(CORPUS["plain"])
     env = encode_bytes(list(envelope_of_part(root)))
     assert b'(("Bob" NIL "bob" "example.net")(NIL NIL "carol" "example.net"))' in env
+
+
+def test_empty_fields_are_nil_before_and_after_storing() -> None:
+    from kittiwake.message.part import Part
+
+    root = parse(b"Content-Type: text/plain\r\nContent-Description: \r\nContent-ID: \r\n"
+                 b"Content-Location: \r\n\r\nhi\r\n")
+    fresh = encode_bytes(bodystructure(root))
+    assert fresh == b'("text" "plain" ("charset" "us-ascii") NIL NIL "7bit" 4 1 NIL NIL NIL NIL)'
+    assert encode_bytes(bodystructure(Part.from_dict(root.to_dict()))) == fresh

@@ -154,10 +154,26 @@ def test_bad_searches(line: bytes, match: str) -> None:
     bad(line, match)
 
 
-def test_unknown_charset_is_no_badcharset() -> None:
-    # RFC 9051 §6.4.4: an unsupported charset gets NO [BADCHARSET], not BAD.
-    e = bad(b"t SEARCH CHARSET X-KLINGON TEXT x", "unknown charset")
-    assert (e.status, e.code, e.tag) == ("NO", Code.BADCHARSET, "t")
+@pytest.mark.parametrize("line", [
+    b"t SEARCH CHARSET X-KLINGON TEXT x",
+    b"t SEARCH CHARSET ISO-8859-1 TEXT x",  # Python has a codec; we do not offer it
+    b"t UID SEARCH RETURN (COUNT) CHARSET koi8-r SUBJECT x",
+    b"t SORT (DATE) ISO-8859-1 ALL",
+    b"t THREAD REFERENCES WINDOWS-1252 ALL",
+])
+def test_unsupported_charset_is_no_badcharset(line: bytes) -> None:
+    # RFC 9051 §6.4.4 / §7.1: NO [BADCHARSET (the charsets we take)], not BAD.
+    e = bad(line, "is not supported")
+    assert (e.status, e.code, e.tag, e.code_args) == ("NO", Code.BADCHARSET, "t",
+                                                      "(UTF-8 US-ASCII)")
+
+
+@pytest.mark.parametrize("charset", [b"UTF-8", b"utf-8", b"US-ASCII", b"us-ascii"])
+def test_supported_charsets(charset: bytes) -> None:
+    cmd = p(b"t SEARCH CHARSET " + charset + b" SUBJECT \"caf\xc3\xa9\"")
+    assert isinstance(cmd, c.Search) and cmd.criteria == c.SearchHeader("SUBJECT", "café")
+    sort = p(b"t SORT (DATE) " + charset + b" ALL")
+    assert isinstance(sort, c.Sort) and sort.charset == charset.decode()
 
 
 # --- FETCH items ---
@@ -385,7 +401,11 @@ def test_notify_set() -> None:  # RFC 5465 §3
     assert sub == c.NotifyGroup("SUBTREE", ("Lists",), (
         c.NotifyEvent("MAILBOXNAME"), c.NotifyEvent("SUBSCRIPTIONCHANGE")))
     assert mbx == c.NotifyGroup("MAILBOXES", ("INBOX", "Sent"), ())
-    assert bad(b"a NOTIFY SET (selected (Bogus))", "unknown NOTIFY event").code == Code.BADEVENT
+    # An unknown event is syntactically an event-ext (RFC 5465 §8): the driver says BADEVENT.
+    bogus = p(b"a NOTIFY SET (selected (Bogus))")
+    assert isinstance(bogus, c.Notify) and bogus.groups is not None
+    assert bogus.groups[0].events == (c.NotifyEvent("BOGUS"),)
+    bad(b"a NOTIFY SET (elsewhere (MessageNew MessageExpunge))", "unknown NOTIFY filter")
 
 
 # --- general syntax errors ---

@@ -370,7 +370,7 @@ def test_nul_and_empty_lines() -> None:
 def test_search_with_unknown_charset_is_no() -> None:
     s = new_session(state=SELECTED)
     _, out = drive(s, b"a SEARCH CHARSET X-FOO ALL\r\n")
-    assert out == b"a NO [BADCHARSET (UTF-8 US-ASCII)] unknown charset X-FOO\r\n"
+    assert out == b"a NO [BADCHARSET (UTF-8 US-ASCII)] charset X-FOO is not supported\r\n"
 
 
 def test_starttls_discards_injected_commands() -> None:

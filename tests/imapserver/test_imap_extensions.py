@@ -39,8 +39,8 @@ async def test_capabilities_namespace_id_enable(imap_server: IMAPServer) -> None
         for cap in (b"OBJECTID", b"COMPRESS=DEFLATE", b"METADATA", b"METADATA-SERVER",
                     b"REPLACE", b"INPROGRESS"):
             assert cap in caps, cap
-        for cap in (b"NOTIFY", b"UIDONLY"):
-            assert cap not in caps, cap  # offered only once answered in full
+        for cap in (b"NOTIFY", b"UIDONLY", b"QUOTA=RES-MESSAGE"):
+            assert cap in caps, cap
         assert c.namespace().personal == (("", "/"),)
         typ, _data = c._imap._simple_command("ID", '("name" "test")')
         assert typ == "OK"

@@ -157,3 +157,14 @@ def test_uid_sets_resolve_like_membership(uids: list[int], ranges: list) -> None
     numbers = SequenceSet(tuple(ranges))
     want = [(i, u) for i, u in enumerate(view.uids, 1) if numbers.contains(u, view.max_uid)]
     assert resolve(conn, numbers, True) == want  # type: ignore[arg-type]
+
+
+def test_flag_changes_dropped_when_not_wanted() -> None:
+    # NOTIFY without FlagChange (RFC 5465 §5.1): flags are never told, other updates are.
+    view = SelectedView(1, [1, 2])
+    view.apply(Change("flags", 1, uids=(1,), modseq=2, flags=(SEEN,)))
+    view.apply(Change("added", 1, uids=(3,), modseq=3))
+    assert view.announce(expunges_allowed=True, flags=False) == [Exists(3)]
+    assert view.announce(expunges_allowed=True) == []  # gone, not kept for later
+    view.apply(Change("flags", 1, uids=(2,), modseq=4, flags=(SEEN,)))
+    assert view.announce(expunges_allowed=True) == [FlagsChanged(2, 2, SEEN, 4)]

@@ -273,6 +273,11 @@ class Account(Section):
     quota_bytes: int = Field(0, ge=0)
     """Total size of stored messages allowed; 0 means no limit."""
 
+    quota_messages: int = Field(0, ge=0)
+    """Number of stored messages allowed, all mailboxes together (IMAP QUOTA
+    resource MESSAGE, RFC 9208 §5.2; enforced on IMAP APPEND and COPY); 0 means
+    no limit."""
+
     mailboxes: list[str] = ["Inbox", "Sent", "Drafts", "Trash", "Archive", "Junk"]
     """Mailboxes created for a new account (special-use flags by name, RFC 6154)."""
 

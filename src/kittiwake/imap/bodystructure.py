@@ -25,6 +25,9 @@ see tests/imap/test_fetch_dovecot.py):
 - a non-ASCII parameter value is sent as UTF-8 when the session has UTF-8
   on, and otherwise as an RFC 2231 §4 extended parameter (``name*`` with
   ``utf-8''`` and percent-encoding), which stays 7-bit;
+- an empty Content-ID, -Description, -Location or -MD5 is NIL, as an absent
+  one: the stored part tree keeps no empty values, so a message answers the
+  same before and after it is stored;
 - a multipart without any part (no boundary, boundary not found) still
   needs one body (``1*body``): it is given an empty text/plain part, as
   Dovecot does;
@@ -100,10 +103,11 @@ def _structure(part: Part, ext: bool, utf8: bool) -> Value:
         tail: list[Value] = [text(part.subtype)]
         if ext:
             tail += [params_value(part.params, utf8), _disposition(part, utf8),
-                     _language(part), text(part.location)]
+                     _language(part), text(part.location or None)]
         return Raw(b"(" + b"".join(kids) + b" " + encode_bytes(tail, utf8)[1:])
     out: list[Value] = [text(part.type), text(part.subtype), _text_params(part, utf8),
-                        text(part.id), text(part.description), text(part.encoding),
+                        text(part.id or None), text(part.description or None),
+                        text(part.encoding),
                         part.body_size]
     if part.is_message:
         if part.message is not None:
@@ -115,7 +119,8 @@ def _structure(part: Part, ext: bool, utf8: bool) -> Value:
     elif part.type == "text":
         out.append(part.lines)
     if ext:
-        out += [text(part.md5), _disposition(part, utf8), _language(part), text(part.location)]
+        out += [text(part.md5 or None), _disposition(part, utf8), _language(part),
+                text(part.location or None)]
     return out
 
 

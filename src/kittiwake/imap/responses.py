@@ -50,6 +50,7 @@ __all__ = [
     "list_response",
     "mailbox_name",
     "metadata",
+    "metadata_changed",
     "namespace",
     "quota",
     "quotaroot",
@@ -298,15 +299,18 @@ def fetch_name(item: FetchItem) -> str:
 
 
 def fetch(number: int, items: Sequence[tuple[str, Value]], *,
-          utf8: bool = False) -> list[Piece]:
+          utf8: bool = False, uidfetch: bool = False) -> list[Piece]:
     """``* n FETCH (name value ...)`` (RFC 9051 §7.5.2). Names are written
     as they are (``BODY[1.2]<0>``, ``UID``); values are serialised, and a
-    :class:`FileLiteral` becomes its own piece for the driver to stream."""
+    :class:`FileLiteral` becomes its own piece for the driver to stream.
+
+    With ``uidfetch``, ``number`` is the UID and the response is
+    ``* uid UIDFETCH (...)`` (RFC 9586 §3.3, after ENABLE UIDONLY)."""
     flat: list[Value] = []
     for name, value in items:
         flat.append(Raw(name.encode("ascii")))
         flat.append(value)
-    out: list[Piece] = [b"* %d FETCH " % number]
+    out: list[Piece] = [b"* %d %s " % (number, b"UIDFETCH" if uidfetch else b"FETCH")]
     out.extend(encode(flat, utf8))
     out.append(b"\r\n")
     return _join(out)
@@ -357,6 +361,15 @@ def metadata(mailbox: str, entries: Sequence[tuple[str, bytes | None]], *,
         flat += [e, v]
     name = b'""' if mailbox == "" else mailbox_name(mailbox, utf8)
     return b"* METADATA " + name + b" " + encode_bytes(flat, utf8) + b"\r\n"
+
+
+def metadata_changed(mailbox: str, entries: Sequence[str], *, utf8: bool = False) -> bytes:
+    """``* METADATA mailbox entry ...``, unsolicited: these entries changed (RFC
+    5464 §4.4.2 ``entry-list``, no parentheses; sent for NOTIFY's metadata
+    events, RFC 5465 §5.6-§5.7)."""
+    name = b'""' if mailbox == "" else mailbox_name(mailbox, utf8)
+    return b"* METADATA " + name + b"".join(b" " + encode_bytes(e, utf8) for e in entries) \
+        + b"\r\n"
 
 
 def sort(numbers: Iterable[int], modseq: int | None = None) -> bytes:

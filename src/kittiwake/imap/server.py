@@ -205,6 +205,11 @@ class ServerSession:
     def closed(self) -> bool:
         return self._closed
 
+    @property
+    def uid_only(self) -> bool:
+        """ENABLE UIDONLY was accepted (RFC 9586 §3): no message numbers either way."""
+        return "UIDONLY" in self.enabled_caps
+
     def capabilities(self) -> list[str]:
         """What CAPABILITY announces now (RFC 9051 §7.2.2)."""
         cfg = self.config
@@ -691,7 +696,7 @@ class ServerSession:
         if reason is not None:
             self._reject(tag, reason, events)
             return
-        if "UIDONLY" in self.enabled_caps and _uses_message_numbers(cmd):
+        if self.uid_only and _uses_message_numbers(cmd):
             # RFC 9586 §3: after ENABLE UIDONLY, message numbers are refused.
             self._reject(tag, f"{cmd.name} with message numbers after ENABLE UIDONLY; "
                          "use UIDs", events, code=Code.UIDREQUIRED)
@@ -744,7 +749,10 @@ _NUMBERED = (c.Fetch, c.Store, c.Copy, c.Move, c.Search, c.Sort, c.Thread, c.Rep
 
 
 def _uses_message_numbers(cmd: c.Command) -> bool:
-    """Whether a command names messages by sequence number (RFC 9586 §3)."""
+    """Whether a command names messages by sequence number (RFC 9586 §3), the
+    QRESYNC sequence match data of SELECT/EXAMINE included."""
+    if isinstance(cmd, c.Select):
+        return cmd.qresync is not None and cmd.qresync.seq_match is not None
     if not isinstance(cmd, _NUMBERED):
         return False
     if not cmd.uid:

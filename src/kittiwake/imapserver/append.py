@@ -20,6 +20,7 @@ from kittiwake.imap.events import AppendStart
 from kittiwake.imapserver.listing import store_name
 from kittiwake.imapserver.mailboxes import uid_set
 from kittiwake.imapserver.metrics import APPENDED
+from kittiwake.imapserver.quota import check_messages
 from kittiwake.imapserver.state import Answer, HandlerError, PendingAppend
 from kittiwake.store import Appended
 from kittiwake.store.model import Change, Flags, MailboxNotFound
@@ -54,6 +55,13 @@ async def append_start(conn: IMAPConnection, event: AppendStart) -> None:
         if used + spooled + event.size > quota:
             conn._drop_append(event.tag)
             s.no("the account is over its quota", Code.OVERQUOTA)
+            return
+    if event.command == "APPEND":  # REPLACE (RFC 8508) takes one message for one
+        try:
+            await check_messages(conn, len(pending.spools) + 1)
+        except HandlerError as exc:
+            conn._drop_append(event.tag)
+            s.no(exc.text, exc.code)
             return
     pending.spools.append(conn.account.spool())
     pending.starts.append(event)

@@ -21,6 +21,10 @@ Invariants every handler keeps (mox's list, adapted):
 5. Transcripts go through :class:`kittiwake.log.IMAPTranscript`, so LOGIN
    and AUTHENTICATE arguments show only at traceauth, message data only at
    tracedata.
+6. Changes reach the client only through :meth:`IMAPConnection.announce`
+   (the selected mailbox's view) and, after NOTIFY SET, ``notify.tell`` (all
+   else); both run between commands, at a command's end or during IDLE,
+   never in the middle of a response.
 """
 
 from __future__ import annotations
@@ -54,6 +58,7 @@ from kittiwake.imap.sections import literal_safe
 from kittiwake.imap.server import ServerConfig, ServerSession, State
 from kittiwake.imap.values import FileLiteral
 from kittiwake.imapserver import metrics as m
+from kittiwake.imapserver import notify
 from kittiwake.imapserver.context import AUTH_MECHANISMS, IMAPContext
 from kittiwake.imapserver.state import Answer, HandlerError, PendingAppend, Selected
 from kittiwake.sasl import (
@@ -76,12 +81,11 @@ EXTENSIONS = (
     "ENABLE", "IDLE", "SASL-IR", "BINARY", "UNSELECT", "UIDPLUS", "ESEARCH", "SEARCHRES",
     "MOVE", "UTF8=ACCEPT", "LIST-EXTENDED", "LIST-STATUS", "SPECIAL-USE", "CREATE-SPECIAL-USE",
     "CHILDREN", "NAMESPACE", "ID", "MULTIAPPEND", "CONDSTORE", "QRESYNC", "STATUS=SIZE",
-    "QUOTA", "QUOTA=RES-STORAGE", "SAVEDATE", "WITHIN", "PREVIEW",
+    "QUOTA", "QUOTA=RES-STORAGE", "QUOTA=RES-MESSAGE", "SAVEDATE", "WITHIN", "PREVIEW",
     "SORT", "SORT=DISPLAY", "ESORT", "THREAD=REFERENCES", "THREAD=ORDEREDSUBJECT", "OBJECTID",
-    "COMPRESS=DEFLATE", "METADATA", "METADATA-SERVER", "REPLACE", "INPROGRESS",
+    "COMPRESS=DEFLATE", "METADATA", "METADATA-SERVER", "REPLACE", "INPROGRESS", "UIDONLY",
+    "NOTIFY",
 )
-# Not yet (parsed by the protocol core, not offered until answered in full): NOTIFY,
-# UIDONLY, QUOTA=RES-MESSAGE.
 
 log_ = log.get_logger("imapserver")
 
@@ -121,6 +125,7 @@ class IMAPConnection:
         self.sasl_success: Success | None = None
         self.channel_bindings: tuple[Any, ...] = ()
         self.idle_tag: str | None = None
+        self.notify: notify.NotifyState | None = None  # after NOTIFY SET (RFC 5465)
         self.saved_uids: list[int] = []  # SEARCHRES "$" (RFC 5182), as UIDs
         self._read_task: asyncio.Task[bytes] | None = None
         if kind == "imaps":
@@ -228,7 +233,8 @@ class IMAPConnection:
         while True:
             waits: set[asyncio.Future[Any]] = {self._read_task}
             change_task = None
-            if self.idle_tag is not None and self.sub is not None:
+            # RFC 2177 IDLE, RFC 5465 §3.1 NOTIFY: changes are told without a command.
+            if (self.idle_tag is not None or self.notify is not None) and self.sub is not None:
                 change_task = asyncio.ensure_future(self.sub.get())
                 waits.add(change_task)
             left = deadline - loop.time()
@@ -238,9 +244,7 @@ class IMAPConnection:
                                          return_when=asyncio.FIRST_COMPLETED)
             if change_task is not None:
                 if change_task in done:
-                    self.on_change(change_task.result())
-                    self.announce(expunges_allowed=True)
-                    await self.flush()
+                    await self._unprompted(change_task.result())
                 else:
                     change_task.cancel()
             if self._read_task in done:
@@ -249,6 +253,25 @@ class IMAPConnection:
                 return data or None
             if not done:
                 raise TimeoutError
+
+    async def _unprompted(self, change: Any) -> None:
+        """A change arrived while no command runs (IDLE or NOTIFY): tell what may be told."""
+        idle = self.idle_tag is not None
+        n = self.notify
+        if n is None:
+            self.on_change(change)
+            self.announce(expunges_allowed=True)
+        else:
+            self._route(change)
+            if n.pushes_selected:
+                # RFC 5465 §6.1: "selected" may always send EXPUNGE, "selected-delayed"
+                # only when RFC 9051 §7.5.1 allows it (during IDLE, not between commands).
+                self.announce(expunges_allowed=idle or not n.plan.delayed)
+            else:
+                # RFC 5465 §3.2: during IDLE too, only what NOTIFY asked for (as Dovecot).
+                self.announce_others()
+            await notify.tell(self)
+        await self.flush()
 
     async def run(self) -> None:
         with log.bind(cid=self.cid, service=self.kind, ip=self.ip):
@@ -274,6 +297,7 @@ class IMAPConnection:
                 await self._cleanup()
 
     async def _cleanup(self) -> None:
+        notify.stop(self)
         if self.idle_tag is not None:
             self.idle_tag = None
             m.IDLE_SESSIONS.dec()
@@ -345,6 +369,7 @@ class IMAPConnection:
                 self.idle_tag = None
                 m.IDLE_SESSIONS.dec()
                 self.announce(expunges_allowed=True)
+                await notify.tell(self)
                 self.session.ok()
             case Rejected(tag=tag, reason=reason):
                 self.logger.debug("command rejected", tag=tag or "", reason=reason)
@@ -387,6 +412,9 @@ class IMAPConnection:
         m.COMMAND_SECONDS.labels(command=label).observe(time.monotonic() - started)
         if self.selected is not None and answer.status != "BAD":
             self.announce(expunges_allowed=_may_expunge(command))
+        if self.notify is not None:
+            self.announce_others()
+            await notify.tell(self)
         if self.session.closed:
             return  # an update ended the session (its mailbox was deleted): BYE was sent
         if answer.status == "OK":
@@ -411,16 +439,55 @@ class IMAPConnection:
             return
         sel.view.apply(change)
 
+    def _route(self, change: Any) -> None:
+        """To the selected mailbox's view, or (NOTIFY on) to the backlog for notify.tell;
+        a rename or deletion of the selected mailbox goes to both."""
+        n = self.notify
+        sel = self.selected
+        if n is None:
+            self.on_change(change)
+            return
+        if sel is not None and change.mailbox_id == sel.mailbox_id:
+            self.on_change(change)
+            if change.kind in ("added", "expunged", "flags"):
+                return
+        n.backlog.append(change)
+
+    def announce_others(self) -> None:
+        """Take pending changes while the selected mailbox's updates must wait (NOTIFY on,
+        its messages not pushed): they are routed, its own stay in its view."""
+        if self.sub is not None:
+            for change in self.sub.pending():
+                self._route(change)
+
     def announce(self, *, expunges_allowed: bool) -> None:
         """Tell the client what changed in the selected mailbox (RFC 9051 §7.5.1)."""
         from kittiwake.imapserver.messages import send_updates
 
         if self.sub is not None:
             for change in self.sub.pending():
-                self.on_change(change)
-        if self.selected is not None and not self.session.closed:
-            send_updates(self, self.selected.view.announce(
-                expunges_allowed=expunges_allowed, qresync=self.selected.qresync))
+                self._route(change)
+        sel = self.selected
+        if sel is None or self.session.closed:
+            return
+        n = self.notify
+        flags = True
+        if n is not None and n.pushes_selected:
+            assert n.plan.selected is not None
+            flags = "FlagChange" in n.plan.selected  # RFC 5465 §5.1
+            if not n.plan.delayed:
+                expunges_allowed = True  # RFC 5465 §6.1 "selected"
+        before = sel.view.max_uid
+        updates = sel.view.announce(expunges_allowed=expunges_allowed,
+                                    qresync=sel.qresync or self.session.uid_only, flags=flags)
+        send_updates(self, updates)
+        if n is not None and n.pushes_selected and n.plan.fetch and sel.view.max_uid > before:
+            # New messages: fetched with the MessageNew attributes by notify.tell (§5.2).
+            uids = sel.view.uids
+            i = len(uids)
+            while i > 0 and uids[i - 1] > before:
+                i -= 1
+            n.new_uids.extend(uids[i:])
 
     # --- authentication (RFC 9051 §6.2) --------------------------------------
 
@@ -619,7 +686,7 @@ async def _authenticate(conn: IMAPConnection, tag: str, cmd: c.Authenticate) -> 
 
 async def _enable(conn: IMAPConnection, tag: str, cmd: c.Enable) -> None:
     """ENABLE (RFC 5161): what we know; unknown names are ignored (§3.1)."""
-    known = {"CONDSTORE", "QRESYNC", "UTF8=ACCEPT", "IMAP4REV2"}
+    known = {"CONDSTORE", "QRESYNC", "UTF8=ACCEPT", "IMAP4REV2", "UIDONLY"}
     conn.session.enabled([x for x in cmd.capabilities if x.upper() in known])
     return None
 
@@ -648,5 +715,5 @@ async def _idle(conn: IMAPConnection, tag: str, cmd: c.Idle) -> None:
 _HANDLERS: dict[type[c.Command], Any] = {
     c.Capability: _capability, c.Noop: _noop, c.Check: _noop, c.Logout: _logout, c.Id: _id,
     c.StartTLS: _starttls, c.Login: _login, c.Authenticate: _authenticate,
-    c.Enable: _enable, c.Idle: _idle, c.Compress: _compress,
+    c.Enable: _enable, c.Idle: _idle, c.Compress: _compress, c.Notify: notify.notify_command,
 }

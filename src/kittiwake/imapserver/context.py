@@ -28,6 +28,10 @@ class IMAPLimits:
     max_per_account: int = 100  # open sessions of one account
     max_append: int = 100 * 1024 * 1024  # APPENDLIMIT (RFC 7889), also capped by quota
     bad_commands: int = 20  # BAD replies in a row before BYE
+    # NOTIFY (RFC 5465 §5.8): more changes waiting than this, or more octets unread
+    # by the client, and the session gets [NOTIFICATIONOVERFLOW] and NOTIFY NONE.
+    notify_max_backlog: int = 10_000
+    notify_max_unsent: int = 4 * 1024 * 1024
 
 
 @dataclass
@@ -73,6 +77,21 @@ class IMAPContext:
     def quota_of(self, account: str) -> int:
         conf = self.domains.accounts.get(account)
         return conf.quota_bytes if conf else 0
+
+    def message_quota_of(self, account: str) -> int:
+        """The account's limit on stored messages (RFC 9208 §5.2), 0 for none."""
+        conf = self.domains.accounts.get(account)
+        return conf.quota_messages if conf else 0
+
+    def inboxes_of(self, account: str) -> set[str]:
+        """Mailboxes mail is delivered to (NOTIFY "inboxes", RFC 5465 §6.3): Inbox, each
+        destination's mailbox and its rulesets' mailboxes."""
+        found = {"Inbox"}
+        conf = self.domains.accounts.get(account)
+        for dest in conf.destinations.values() if conf else ():
+            found.add(dest.mailbox)
+            found.update(rs.mailbox for rs in dest.rulesets)
+        return found
 
     def mailboxes_of(self, account: str) -> list[str]:
         conf = self.domains.accounts.get(account)

@@ -15,6 +15,7 @@ from kittiwake.imap import commands as c
 from kittiwake.imap import responses as r
 from kittiwake.imap.codes import Code
 from kittiwake.imap.commands import SequenceSet
+from kittiwake.imapserver import quota
 from kittiwake.imapserver.cache import LRU
 from kittiwake.imapserver.listing import (
     SEPARATOR,
@@ -24,6 +25,7 @@ from kittiwake.imapserver.listing import (
     lsub,
     store_name,
 )
+from kittiwake.imapserver.notify import publish_metadata, publish_subscription
 from kittiwake.imapserver.state import Answer, HandlerError, Selected
 from kittiwake.imapserver.view import SelectedView
 from kittiwake.store.model import Mailbox, MailboxExists, MailboxNotFound, Message
@@ -62,7 +64,9 @@ async def _select(conn: IMAPConnection, tag: str, cmd: c.Select) -> Answer:
     name = store_name(cmd.mailbox)
     # Changes committed before the snapshot below are in it; drop them, or a stale
     # change of a deleted mailbox whose id was reused would reach this view.
-    if conn.sub is not None:
+    if conn.notify is not None:
+        conn.announce_others()  # NOTIFY: other mailboxes' changes are still told
+    elif conn.sub is not None:
         conn.sub.pending()
     mailbox, uids, keywords, unseen_uid = await _selection(conn, name)
     readonly = cmd.readonly
@@ -79,7 +83,9 @@ async def _select(conn: IMAPConnection, tag: str, cmd: c.Select) -> Answer:
     rev2 = "IMAP4REV2" in s.enabled_caps
     if not rev2:
         s.send(b"* 0 RECENT\r\n")  # RFC 3501 §7.3.2 (no \Recent kept, RFC 9051 App. E)
-        first_unseen = view.seq_of(unseen_uid) if unseen_uid is not None else None
+        # [UNSEEN n] is a message number: none after ENABLE UIDONLY (RFC 9586 §3).
+        first_unseen = view.seq_of(unseen_uid) if unseen_uid is not None and \
+            not s.uid_only else None
         if first_unseen is not None:
             s.send(r.untagged_status("OK", "first unseen",
                                      r.ResponseCode(Code.UNSEEN, str(first_unseen))))
@@ -279,20 +285,17 @@ async def _rename(conn: IMAPConnection, tag: str, cmd: c.Rename) -> Answer:
 async def _subscribe(conn: IMAPConnection, tag: str, cmd: c.Subscribe | c.Unsubscribe
                      ) -> Answer:
     assert conn.account is not None
-    await conn.account.subscribe(store_name(cmd.mailbox), isinstance(cmd, c.Subscribe))
+    name = store_name(cmd.mailbox)
+    await conn.account.subscribe(name, isinstance(cmd, c.Subscribe))
+    publish_subscription(conn, name, isinstance(cmd, c.Subscribe))  # NOTIFY, RFC 5465 §5.5
     return Answer()
 
 
 # --- QUOTA (RFC 9208) -------------------------------------------------------------
 
 async def _quota_lines(conn: IMAPConnection) -> bytes | None:
-    assert conn.account is not None
-    limit = conn.ctx.quota_of(conn.account_name)
-    if not limit:
-        return None
-    used = await conn.account.total_size()
-    # RFC 9208 §5.1: STORAGE in units of 1024 octets.
-    return r.quota("", [("STORAGE", (used + 1023) // 1024, limit // 1024)])
+    found = await quota.resources(conn)
+    return r.quota("", found) if found else None
 
 
 async def _getquota(conn: IMAPConnection, tag: str, cmd: c.GetQuota) -> Answer:
@@ -314,7 +317,8 @@ async def _getquotaroot(conn: IMAPConnection, tag: str, cmd: c.GetQuotaRoot) -> 
 
 
 async def _setquota(conn: IMAPConnection, tag: str, cmd: c.SetQuota) -> Answer:
-    raise HandlerError("quotas are set by the administrator (domains.conf quota_bytes)",
+    raise HandlerError("quotas are set by the administrator (domains.conf quota_bytes, "
+                       "quota_messages)",
                        Code.NOPERM)
 
 
@@ -366,6 +370,8 @@ async def _setmetadata(conn: IMAPConnection, tag: str, cmd: c.SetMetadata) -> An
     except MetadataLimit as exc:
         detail = "TOOMANY" if exc.too_many else f"MAXSIZE {exc.max_size}"
         return Answer("NO", str(exc), r.ResponseCode(Code.METADATA, detail))
+    # NOTIFY MailboxMetadataChange / ServerMetadataChange (RFC 5465 §5.6, §5.7).
+    publish_metadata(conn, _metadata_target(cmd.mailbox), [e for e, _ in cmd.entries])
     return Answer()
 
 

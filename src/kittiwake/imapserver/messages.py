@@ -15,6 +15,7 @@ import json
 import time
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 from functools import partial
 from typing import TYPE_CHECKING, Any
 
@@ -26,12 +27,13 @@ from kittiwake.imap.binary import UnknownCTE, binary_size, binary_value
 from kittiwake.imap.codes import Code
 from kittiwake.imap.commands import SequenceSet
 from kittiwake.imap.encode import Piece, encode_bytes
+from kittiwake.imap.parser import SEARCH_CHARSETS
 from kittiwake.imap.preview import preview
 from kittiwake.imap.section import Section, SectionText
 from kittiwake.imap.sections import Span, fetch_value, literal_safe, read_span
 from kittiwake.imap.values import Atom, FileLiteral, Literal, Raw, Value
+from kittiwake.imapserver import quota, sorting
 from kittiwake.imapserver import search as srch
-from kittiwake.imapserver import sorting
 from kittiwake.imapserver.cache import LRU, MessageKey, read_head
 from kittiwake.imapserver.listing import store_name
 from kittiwake.imapserver.mailboxes import uid_set
@@ -135,17 +137,27 @@ def send_updates(conn: IMAPConnection, updates: Sequence[Update]) -> None:
         elif isinstance(u, Exists):
             s.send(r.exists(u.count))
         elif isinstance(u, FlagsChanged):
-            items: list[tuple[str, Value]] = [("UID", u.uid), ("FLAGS", _flags(u.flags))]
+            items: list[tuple[str, Value]] = [("FLAGS", _flags(u.flags))]
             if s.condstore:
                 items.append(("MODSEQ", [u.modseq]))
-            s.send(r.fetch(u.seq, items, utf8=s.utf8))
+            s.send(fetch_line(conn, u.seq, u.uid, items))
+
+
+def fetch_line(conn: IMAPConnection, seq: int, uid: int, items: list[tuple[str, Value]],
+               ) -> list[Piece]:
+    """An unsolicited ``* seq FETCH (UID uid ...)``, or ``* uid UIDFETCH (...)``
+    after ENABLE UIDONLY (RFC 9586 §3.3; the UID is the response's number there)."""
+    s = conn.session
+    if s.uid_only:
+        return r.fetch(uid, items, utf8=s.utf8, uidfetch=True)
+    return r.fetch(seq, [("UID", uid), *items], utf8=s.utf8)
 
 
 def fetch_flags_line(conn: IMAPConnection, seq: int, m: Message) -> list[Piece]:
-    items: list[tuple[str, Value]] = [("UID", m.uid), ("FLAGS", _flags(m.flags))]
+    items: list[tuple[str, Value]] = [("FLAGS", _flags(m.flags))]
     if conn.session.condstore:
         items.append(("MODSEQ", [m.modseq]))
-    return r.fetch(seq, items, utf8=conn.session.utf8)
+    return fetch_line(conn, seq, m.uid, items)
 
 
 def _flags(flags: Flags) -> list[Value]:
@@ -264,8 +276,10 @@ def _item_values(conn_utf8: bool, condstore: bool, m: Message, seq: int,
 
 def _build(utf8: bool, condstore: bool, batch: list[tuple[int, Message]],
            summaries: Callable[[], dict[int, str]], paths: dict[int, str],
-           items: Sequence[c.FetchItem], uid_first: bool, account: str
-           ) -> tuple[list[Piece], UnknownCTE | None]:
+           items: Sequence[c.FetchItem], uid_first: bool, account: str,
+           uidfetch: bool = False) -> tuple[list[Piece], UnknownCTE | None]:
+    """FETCH responses of one batch; with ``uidfetch`` (RFC 9586 §3.3) they are
+    ``* uid UIDFETCH``, and UID is there only when the client asked for it."""
     pieces: list[Piece] = []
     loaded: list[dict[int, str]] = []
 
@@ -283,10 +297,12 @@ def _build(utf8: bool, condstore: bool, batch: list[tuple[int, Message]],
     budget = [PREREAD_BUDGET]
     for seq, m in batch:
         values = _item_values(utf8, condstore, m, seq, partial(tree_of, m), paths[m.id], items,
-                              uid_first, account)
+                              uid_first and not uidfetch, account)
         if isinstance(values, UnknownCTE):
             return pieces, values
-        pieces.extend(r.fetch(seq, [(n, _preread(v, budget)) for n, v in values], utf8=utf8))
+        pieces.extend(r.fetch(m.uid if uidfetch else seq,
+                              [(n, _preread(v, budget)) for n, v in values], utf8=utf8,
+                              uidfetch=uidfetch))
     return pieces, None
 
 
@@ -344,24 +360,59 @@ async def _fetch(conn: IMAPConnection, tag: str, cmd: c.Fetch) -> Answer:
         items = tuple(cmd.items)
     todo = [(seq, by_uid[u]) for seq, u in pairs if u in by_uid]
     missing = cmd.changed_since is None and len(todo) < len(pairs)
+    unknown = await _send_fetched(conn, tag, todo, items, cmd.uid)
+    if unknown:
+        raise HandlerError("a part has an unknown Content-Transfer-Encoding", Code.UNKNOWN_CTE)
+    if missing:
+        # RFC 9051 §7.5.1 / RFC 5530: some were expunged by another session meanwhile.
+        return Answer("NO", "some messages were expunged meanwhile", Code.EXPUNGEISSUED)
+    return Answer()
+
+
+async def _send_fetched(conn: IMAPConnection, tag: str | None, todo: list[tuple[int, Message]],
+                        items: Sequence[c.FetchItem], uid_first: bool) -> bool:
+    """Send the FETCH responses of ``todo`` in batches; True if a part had an unknown
+    Content-Transfer-Encoding (the responses before it were sent)."""
+    assert conn.account is not None
+    s = conn.session
     core = conn.account.core
-    progress = Progress(conn, tag, len(todo))
+    progress = Progress(conn, tag, len(todo)) if tag is not None else None
     for i in range(0, len(todo), BATCH):
-        progress.tell(i)
+        if progress is not None:
+            progress.tell(i)
         batch = todo[i:i + BATCH]
         ids = [m.id for _, m in batch]
         paths = {m.id: str(core.path(m.id)) for _, m in batch}
         pieces, unknown = await asyncio.to_thread(
             _build, s.utf8, s.condstore, batch, partial(core.summaries, ids), paths, items,
-            cmd.uid, str(core.root))
+            uid_first, str(core.root), s.uid_only)
         s.send(pieces)
         await conn.flush()
         if unknown is not None:
-            raise HandlerError("a part has an unknown Content-Transfer-Encoding", Code.UNKNOWN_CTE)
-    if missing:
-        # RFC 9051 §7.5.1 / RFC 5530: some were expunged by another session meanwhile.
-        return Answer("NO", "some messages were expunged meanwhile", Code.EXPUNGEISSUED)
-    return Answer()
+            return True
+    return False
+
+
+async def fetch_unsolicited(conn: IMAPConnection, uids: Sequence[int],
+                            items: Sequence[c.FetchItem]) -> None:
+    """FETCH responses for new messages of the selected mailbox, with the items a
+    NOTIFY MessageNew asked for (RFC 5465 §5.2): UID first, and \\Seen never set
+    (every section is read as its .PEEK form)."""
+    assert conn.account is not None and conn.selected is not None
+    sel = conn.selected
+    pairs = [(seq, u) for u in uids if (seq := sel.view.seq_of(u)) is not None]
+    if not pairs:
+        return
+    rows = await conn.account.messages(sel.name, 0, [u for _, u in pairs])
+    by_uid = {m.uid: m for m in rows}
+    todo = [(seq, by_uid[u]) for seq, u in pairs if u in by_uid]
+    await _send_fetched(conn, None, todo, [_peek(i) for i in items], True)
+
+
+def _peek(item: c.FetchItem) -> c.FetchItem:
+    if isinstance(item, c.BodySection | c.BinarySection) and not item.peek:
+        return replace(item, peek=True)
+    return item
 
 
 # --- STORE (RFC 9051 §6.4.6, RFC 7162 §3.1.3) -----------------------------------------
@@ -392,14 +443,15 @@ async def _store(conn: IMAPConnection, tag: str, cmd: c.Store) -> Answer:
             if cmd.silent and m.uid not in changed_uids:
                 continue
             items: list[tuple[str, Value]] = []
-            if cmd.uid:
-                items.append(("UID", m.uid))
             if not cmd.silent:
                 items.append(("FLAGS", _flags(m.flags)))
             if conn.session.condstore:
                 # RFC 7162 §3.1.3: the new MODSEQ, even with .SILENT.
                 items.append(("MODSEQ", [m.modseq]))
-            conn.session.send(r.fetch(seq_of[m.uid], items, utf8=conn.session.utf8))
+            if cmd.uid:
+                conn.session.send(fetch_line(conn, seq_of[m.uid], m.uid, items))
+            else:
+                conn.session.send(r.fetch(seq_of[m.uid], items, utf8=conn.session.utf8))
     if failed:
         numbers = sorted(failed) if cmd.uid else sorted(seq_of[u] for u in failed)
         return Answer("OK", "some messages were modified meanwhile",
@@ -424,6 +476,8 @@ async def _copy(conn: IMAPConnection, tag: str, cmd: c.Copy | c.Move) -> Answer:
     uids = [u for _, u in pairs]
     if not uids:
         return Answer("OK", "nothing to do")
+    if not move:
+        await quota.check_messages(conn, len(uids))
     result = await (conn.account.move if move else conn.account.copy)(sel.name, uids, target)
     if not result:
         return Answer()
@@ -440,7 +494,7 @@ async def _copy(conn: IMAPConnection, tag: str, cmd: c.Copy | c.Move) -> Answer:
 def send_own_expunges(conn: IMAPConnection, uids: list[int]) -> None:
     sel = conn.selected
     assert sel is not None
-    if sel.qresync:
+    if sel.qresync or conn.session.uid_only:  # RFC 7162 §3.2.10, RFC 9586 §3.2
         present = [u for u in uids if sel.view.seq_of(u) is not None]
         sel.view.forget_own_expunge(present)
         if present:
@@ -517,9 +571,10 @@ async def _candidates(conn: IMAPConnection, key: c.SearchKey | None = None
 
 
 def _check_charset(charset: str | None) -> None:
-    if charset is not None and charset.upper() not in ("UTF-8", "US-ASCII"):
+    """RFC 9051 §6.4.4: the parser refuses other charsets already; kept as a guard."""
+    if charset is not None and charset.upper() not in SEARCH_CHARSETS:
         raise HandlerError(f"charset {charset} is not supported",
-                     None)  # the parser answers BADCHARSET before this
+                           r.ResponseCode(Code.BADCHARSET, "(" + " ".join(SEARCH_CHARSETS) + ")"))
 
 
 async def _matching(conn: IMAPConnection, tag: str, key: c.SearchKey,

@@ -8,6 +8,7 @@ for none), never mailbox names, accounts or addresses.
 from __future__ import annotations
 
 from kittiwake import metrics
+from kittiwake.imap.notify import EVENTS
 from kittiwake.imap.server import ALLOWED
 
 SERVICES = ("imap", "imaps")
@@ -55,3 +56,16 @@ def command_label(name: str) -> str:
 
 def mechanism_label(name: str) -> str:
     return name if name in MECHANISMS else "other"
+
+NOTIFY_SESSIONS = metrics.gauge(
+    "imapserver_notify_sessions", "IMAP sessions with a NOTIFY SET in force now (RFC 5465).")
+
+NOTIFICATIONS = metrics.counter(
+    "imapserver_notifications",
+    "Changes told to NOTIFY sessions unasked (RFC 5465 §5), by event type; the selected "
+    "mailbox's EXISTS/EXPUNGE/FETCH count as MessageNew only for fetched new messages.",
+    {"event": tuple(e for e in EVENTS if e != "AnnotationChange")})
+
+NOTIFY_OVERFLOWS = metrics.counter(
+    "imapserver_notify_overflows",
+    "NOTIFY sessions switched off with NOTIFICATIONOVERFLOW (RFC 5465 §5.8).")

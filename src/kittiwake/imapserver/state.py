@@ -29,7 +29,8 @@ class Answer:
 class HandlerError(Exception):
     """A handler refuses the command: NO (or BAD) with a response code."""
 
-    def __init__(self, text: str, code: Code | None = None, status: str = "NO") -> None:
+    def __init__(self, text: str, code: Code | r.ResponseCode | None = None,
+                 status: str = "NO") -> None:
         super().__init__(text)
         self.text = text
         self.code = code

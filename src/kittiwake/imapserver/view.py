@@ -162,12 +162,14 @@ class SelectedView:
             self.uids = array("I", self.uids)
             self._shared = False
 
-    def announce(self, *, expunges_allowed: bool, qresync: bool = False) -> list[Update]:
+    def announce(self, *, expunges_allowed: bool, qresync: bool = False,
+                 flags: bool = True) -> list[Update]:
         """The untagged updates to send now, in the order to send them.
 
         Expunges first (so the numbers of FETCH and EXISTS that follow are the
         new ones), when allowed; then EXISTS for additions; then flag changes
-        of messages the client knows.
+        of messages the client knows, unless ``flags`` is False (a NOTIFY
+        without FlagChange, RFC 5465 §5.1): those are dropped.
         """
         out: list[Update] = []
         if (expunges_allowed and self._expunged) or self._added:
@@ -193,6 +195,8 @@ class SelectedView:
             else:  # out of order (never from the store, but stay correct)
                 self.uids = array("I", sorted(set(self.uids) | set(new)))
             out.append(Exists(len(self.uids)))
+        if self._flags and not flags:
+            self._flags.clear()
         if self._flags:
             for uid in sorted(self._flags):
                 seq = self.seq_of(uid)
