@@ -38,6 +38,7 @@ from kittiwake.smtpclient import (
     AuthError,
     Client,
     ConnectError,
+    MessageSource,
     ProtocolError,
     SMTPClientError,
     TLSError,
@@ -134,7 +135,7 @@ def _tls_failure_type(reason: str) -> ResultType:
     return ResultType.VALIDATION_FAILURE
 
 
-async def deliver_direct(batch: Batch, data: bytes, resolver: Resolver, options: DirectOptions,
+async def deliver_direct(batch: Batch, data: MessageSource, resolver: Resolver, options: DirectOptions,
                          sts_cache: Any = None) -> tuple[list[DeliveryResult], Attempt]:
     """Deliver one batch to its domain's MX hosts; results per recipient."""
     attempt = Attempt()
@@ -194,11 +195,13 @@ async def deliver_direct(batch: Batch, data: bytes, resolver: Resolver, options:
 
 
 def _all(batch: Batch, attempt: Attempt) -> list[DeliveryResult]:
+    """Every recipient gets the destination's failure (no host took the message)."""
     outcome = Outcome.PERMANENT if attempt.permanent else Outcome.TEMPORARY
-    return [DeliveryResult(r.id, outcome, attempt.error) for r in batch.recipients]
+    return [DeliveryResult(r.id, outcome, attempt.error,
+                           destination=outcome is Outcome.TEMPORARY) for r in batch.recipients]
 
 
-async def _deliver_host(batch: Batch, data: bytes, rcpts: list[str], host: str,
+async def _deliver_host(batch: Batch, data: MessageSource, rcpts: list[str], host: str,
                         mx_authentic: bool, resolver: Resolver, options: DirectOptions,
                         attempt: Attempt, enforce_sts: bool,
                         has_sts: bool, testing_pkix: bool = False) -> list[DeliveryResult]:
@@ -317,7 +320,7 @@ def _status_of(exc: SMTPClientError) -> str:
     return "4.4.2"  # bad connection (lost, timed out)
 
 
-async def _session(batch: Batch, data: bytes, rcpts: list[str], host: str, ip: str,
+async def _session(batch: Batch, data: MessageSource, rcpts: list[str], host: str, ip: str,
                    mode: TLSMode, context: ssl.SSLContext | None,
                    verify: Callable[[Any], str | None] | None, options: DirectOptions,
                    attempt: Attempt, policy_type: PolicyType) -> list[DeliveryResult]:

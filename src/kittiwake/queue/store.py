@@ -15,10 +15,11 @@ is the async face).
 
 from __future__ import annotations
 
+import os
 import random
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -76,11 +77,12 @@ def normalize_domain(domain: str) -> str:
 
 
 _MESSAGE_COLUMNS = ("m.id, m.account, m.mail_from, m.smtputf8, m.eightbit, m.requiretls,"
-                    " m.tls_required_no, m.ret, m.envid, m.size, m.created, m.release_at")
+                    " m.tls_required_no, m.ret, m.envid, m.size, m.created, m.release_at,"
+                    " m.prefix")
 _RECIPIENT_COLUMNS = ("r.id, r.message_id, r.address, r.domain, r.notify, r.orcpt_type, r.orcpt,"
                       " r.attempts, r.next_attempt, r.last_attempt, r.err_code, r.err_enhanced,"
                       " r.err_text, r.err_host, r.status, r.held, r.dsn_delayed_sent")
-_N_MESSAGE = 12
+_N_MESSAGE = 13
 
 
 class QueueStore:
@@ -98,6 +100,10 @@ class QueueStore:
         self.lock = threading.RLock()
         if readonly:
             self.db = connect_readonly(root / "index.db")
+            if self.db.execute("PRAGMA user_version").fetchone()[0] < 2:
+                # A stopped server's older queue (no prefix column): read it as it is.
+                self.db.execute("CREATE TEMP VIEW message AS SELECT *, NULL AS prefix"
+                                " FROM main.message")
             return
         self.db = connect(root / "index.db")
         durable.clean_tmp(root)
@@ -154,6 +160,53 @@ class QueueStore:
     def enqueue_temp(self, envelope: Envelope, tmp: Path, size: int,
                      now: datetime | None = None) -> QueuedMessage:
         """Queue a message whose fsynced temporary file (from :meth:`write_temp`) exists."""
+        def place(message_id: int) -> Path:
+            return durable.move_into_place(self.root, tmp, message_id, sync=True)
+
+        try:
+            return self._add(envelope, place, size, b"", now)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+    def add_file(self, path: Path, prefix: bytes, envelope: Envelope,
+                 now: datetime | None = None, *, link: bool = False,
+                 sync: bool = True) -> QueuedMessage:
+        """Queue a spooled message file without copying it (DESIGN.md "spool once").
+
+        The file becomes the queue's message file by rename (or, with ``link``,
+        by hard link, so the caller may hand the same spool file to the store
+        too); it must be on the queue's file system. ``prefix`` (header lines
+        kittiwake added: Received, DKIM-Signature, ...) is kept in the message
+        row and sent before the file. With ``sync`` the file is fsynced first
+        (skip only when the spooler already did). Durable when this returns,
+        as :meth:`enqueue`; on failure the spool file is left where it was.
+        """
+        path = Path(path)
+        if sync:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        size = len(prefix) + path.stat().st_size
+
+        def place(message_id: int) -> Path:
+            final = durable.message_path(self.root, message_id)
+            if not final.parent.is_dir():
+                final.parent.mkdir(parents=True, exist_ok=True)
+                durable.fsync_dir(final.parent.parent)
+            if link:
+                os.link(path, final)
+            else:
+                os.rename(path, final)
+            durable.fsync_dir(final.parent)
+            return final
+
+        return self._add(envelope, place, size, bytes(prefix), now)
+
+    def _add(self, envelope: Envelope, place: Callable[[int], Path], size: int,
+             prefix: bytes, now: datetime | None) -> QueuedMessage:
+        """Insert the rows, ``place`` the file under the new id, then commit."""
         now = now or utcnow()
         placed: Path | None = None
         try:
@@ -172,15 +225,16 @@ class QueueStore:
                 rules = self._hold_rules(db)
                 cur = db.execute(
                     "INSERT INTO message (account, mail_from, from_domain, smtputf8, eightbit,"
-                    " requiretls, tls_required_no, ret, envid, size, created, release_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    " requiretls, tls_required_no, ret, envid, size, created, release_at,"
+                    " prefix) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (envelope.account, envelope.mail_from, from_domain, int(envelope.smtputf8),
                      int(envelope.eightbit),
                      None if envelope.requiretls is None else int(envelope.requiretls),
                      int(envelope.tls_required_no),
                      None if envelope.ret is None else str(envelope.ret), envelope.envid,
                      size, to_ms(now),
-                     None if envelope.release_at is None else to_ms(envelope.release_at)))
+                     None if envelope.release_at is None else to_ms(envelope.release_at),
+                     prefix or None))
                 message_id = cur.lastrowid or 0
                 for rcpt, domain in rcpts:
                     held = any(rule.matches(envelope.account, from_domain, domain)
@@ -193,12 +247,11 @@ class QueueStore:
                          rcpt.orcpt.addr_type if rcpt.orcpt else None,
                          rcpt.orcpt.address if rcpt.orcpt else None,
                          to_ms(first), int(held)))
-                placed = durable.move_into_place(self.root, tmp, message_id, sync=True)
+                placed = place(message_id)
                 message = self._message(db, message_id)
         except BaseException:
             if placed is not None:
                 placed.unlink(missing_ok=True)
-            tmp.unlink(missing_ok=True)
             raise
         return message
 
@@ -221,7 +274,7 @@ class QueueStore:
             eightbit=bool(row[4]), requiretls=None if row[5] is None else bool(row[5]),
             tls_required_no=bool(row[6]), ret=None if row[7] is None else Ret(row[7]),
             envid=row[8], size=row[9], created=from_ms(row[10]) or utcnow(),
-            release_at=from_ms(row[11]), path=self.path(row[0]))
+            release_at=from_ms(row[11]), path=self.path(row[0]), prefix=row[12] or b"")
 
     def recipients(self, message_id: int) -> list[Recipient]:
         with self.lock:
@@ -232,8 +285,8 @@ class QueueStore:
     def read(self, message_id: int) -> bytes:
         """The raw bytes of a queued message (``queue dump``)."""
         with self.lock:
-            self._message(self.db, message_id)
-            return self.path(message_id).read_bytes()
+            message = self._message(self.db, message_id)
+            return message.prefix + self.path(message_id).read_bytes()
 
     def list(self, where: Filter = Filter()) -> list[tuple[QueuedMessage, Recipient]]:
         """Queued recipients with their messages, oldest message first."""
@@ -280,20 +333,38 @@ class QueueStore:
             exclude_domains: Iterable[str] = ()) -> list[Batch]:
         """Due, non-held recipients grouped by (destination domain, message).
 
-        At most ``limit`` batches; recipients whose domain is in
-        ``exclude_domains`` (being delivered right now) are left out.
+        At most ``limit`` batches, the longest-due first; recipients whose
+        domain is in ``exclude_domains`` (being delivered right now) are left
+        out. The rows come from the ``recipient_due`` index in its order
+        (next attempt, id), read only as far as needed: the cost of a pick
+        grows with ``limit``, not with the size of the queue.
         """
         excluded = list(exclude_domains)
-        not_in = f" AND domain NOT IN ({','.join('?' * len(excluded))})" if excluded else ""
-        due_ms = to_ms(now)
+        return self._batches(_pick_sql(len(excluded)), (to_ms(now), *excluded), limit,
+                             to_ms(now))
+
+    def due_for_domain(self, domain: str, now: datetime, limit: int = 100) -> list[Batch]:
+        """Like :meth:`due` for one destination domain (index ``recipient_domain_due``):
+        the next messages a connection to that destination can carry."""
+        return self._batches(_PICK_DOMAIN_SQL, (normalize_domain(domain), to_ms(now)), limit,
+                             to_ms(now))
+
+    def _batches(self, sql: str, params: tuple[Any, ...], limit: int, due_ms: int
+                 ) -> list[Batch]:
+        """Batches of the first ``limit`` (domain, message) pairs ``sql`` yields."""
         with self.lock:
-            # Pick the batches in SQL first, so a large backlog costs one indexed
-            # query per call instead of building every due row in Python.
-            pairs = self.db.execute(
-                "SELECT domain, message_id FROM recipient WHERE status = 'queued'"
-                f" AND held = 0 AND next_attempt <= ?{not_in} GROUP BY domain, message_id"
-                " ORDER BY MIN(next_attempt), MIN(id) LIMIT ?",
-                (due_ms, *excluded, limit)).fetchall()
+            pairs: dict[tuple[str, int], None] = {}
+            offset = 0
+            window = max(limit, 1) * 2
+            while len(pairs) < limit:
+                rows = self.db.execute(sql, (*params, window, offset)).fetchall()
+                for domain, message_id in rows:
+                    pairs.setdefault((domain, message_id), None)
+                    if len(pairs) >= limit:
+                        break
+                if len(rows) < window:
+                    break
+                offset += window  # many recipients per message: read on
             batches = []
             for domain, message_id in pairs:
                 rows = self.db.execute(
@@ -301,8 +372,19 @@ class QueueStore:
                     " AND r.domain = ? AND r.status = 'queued' AND r.held = 0"
                     " AND r.next_attempt <= ? ORDER BY r.id", (message_id, domain, due_ms))
                 recipients = tuple(_recipient(row) for row in rows)
-                batches.append(Batch(self._message(self.db, message_id), domain, recipients))
+                if recipients:
+                    batches.append(Batch(self._message(self.db, message_id), domain,
+                                         recipients))
         return batches
+
+    def pick_plan(self, exclude_domains: int = 0, domain: bool = False) -> list[str]:
+        """SQLite's plan for the pick query (EXPLAIN QUERY PLAN details), for tests and
+        ``queue`` diagnostics: it must walk an index, never sort the whole queue."""
+        sql = _PICK_DOMAIN_SQL if domain else _pick_sql(exclude_domains)
+        params: tuple[Any, ...] = ("x", 0, 1, 0) if domain else \
+            (0, *(["x"] * exclude_domains), 1, 0)
+        with self.lock:
+            return [row[3] for row in self.db.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
 
     def next_due(self, exclude_domains: Iterable[str] = ()) -> datetime | None:
         """When the next non-held recipient becomes due (None: nothing queued)."""
@@ -570,6 +652,21 @@ class QueueStore:
                 raise QueueError(f"no hold rule with id {rule_id}")
             db.execute("DELETE FROM holdrule WHERE id = ?", (rule_id,))
             return HoldRule(*row)
+
+
+# The pick queries walk an index in (next_attempt, id) order and stop after
+# LIMIT rows: no GROUP BY or sort over the whole queue (see pick_plan).
+_PICK_DOMAIN_SQL = (
+    "SELECT domain, message_id FROM recipient INDEXED BY recipient_domain_due"
+    " WHERE domain = ? AND status = 'queued' AND held = 0 AND next_attempt <= ?"
+    " ORDER BY next_attempt, id LIMIT ? OFFSET ?")
+
+
+def _pick_sql(excluded: int) -> str:
+    not_in = f" AND domain NOT IN ({','.join('?' * excluded)})" if excluded else ""
+    return ("SELECT domain, message_id FROM recipient INDEXED BY recipient_due"
+            f" WHERE status = 'queued' AND held = 0 AND next_attempt <= ?{not_in}"
+            " ORDER BY next_attempt, id LIMIT ? OFFSET ?")
 
 
 def wants_delay_dsn(message: QueuedMessage, rcpt: Recipient) -> bool:

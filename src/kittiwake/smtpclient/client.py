@@ -25,6 +25,7 @@ import base64
 import binascii
 import contextlib
 import enum
+import os
 import socket
 import ssl
 import time
@@ -32,6 +33,7 @@ from collections import deque
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from types import TracebackType
+from typing import BinaryIO
 
 from kittiwake import log
 from kittiwake.dns import Resolver
@@ -60,6 +62,7 @@ from kittiwake.smtpclient.results import (
     RecipientResult,
     Stage,
 )
+from kittiwake.smtpclient.stream import CHUNK_SIZE, DotStuffer, MessageSource
 from kittiwake.smtpclient.tlsinfo import TLSInfo, tls_info
 from kittiwake.smtpclient.transaction import Recipient, Send, Transaction, plan_delivery
 
@@ -165,6 +168,13 @@ async def _open_first(remote: str, ips: Sequence[str], port: int,
     if len(problems) == 1:
         raise ConnectError(problems[0], stage=Stage.CONNECT)
     raise ConnectError("; ".join(problems), stage=Stage.CONNECT)
+
+
+def _open_range(path: str | os.PathLike[str], offset: int) -> BinaryIO:
+    handle = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the caller
+    if offset:
+        handle.seek(offset)
+    return handle
 
 
 def _b64(data: bytes) -> str:
@@ -466,7 +476,7 @@ class Client:
         self,
         mailfrom: str | Address | None,
         recipients: Sequence[str | Address | Recipient],
-        data: bytes,
+        data: bytes | MessageSource,
         *,
         smtputf8: bool = False,
         eightbit: bool = False,
@@ -482,7 +492,9 @@ class Client:
 
         ``mailfrom``: "" / None for the null reverse-path. ``recipients``: addresses
         or :class:`Recipient` with DSN NOTIFY/ORCPT. ``data``: the message, CRLF
-        line ends (bare LF is converted for DATA). ``smtputf8``: the message
+        line ends (bare LF is converted for DATA): bytes, or a
+        :class:`MessageSource` (prefix plus a file range) that is read from
+        the file in chunks while it is sent. ``smtputf8``: the message
         needs SMTPUTF8 (also implied by a non-ASCII local-part). ``eightbit``:
         8-bit body (BODY=8BITMIME when offered; without 8BITMIME sent anyway
         unless ``strict``). ``binarymime``: BODY=BINARYMIME via BDAT.
@@ -502,7 +514,7 @@ class Client:
                              envid=envid, auth=auth_identity)
         result = DeliveryResult(dsn_relayed=plan.dsn_relayed)
         decided: dict[int, RecipientResult] = dict(plan.refused)
-        for tx in plan.transactions(data, caps.pipelining):
+        for tx in plan.transactions(data, caps.pipelining, reset=self.transactions > 0):
             reason = None
             if self.closed:
                 reason = f"connection to {self.remote} closed before the transaction"
@@ -521,7 +533,7 @@ class Client:
 
     async def _run(self, tx: Transaction) -> None:
         try:
-            if self._needs_rset:
+            if self._needs_rset and not tx.reset:
                 reply = await self._command("RSET", Stage.RSET)
                 if reply.code != 250:
                     raise ReplyError(f"{self.remote} refused RSET: {reply}", stage=Stage.RSET,
@@ -594,21 +606,78 @@ class Client:
             raise ConnectionLost(f"connection to {self.remote} is closed", stage=Stage.CONNECT)
         for cmd in send.commands:
             self.transcript.client(cmd)
+        stage = send.expects[0][0] if send.expects else Stage.CONNECT
         if send.body:
             self.transcript.data(log.Direction.CLIENT, send.body)
             if not send.commands:
                 self.transcript.client(".")
-        try:
-            self.writer.write(send.data)
-        except (OSError, RuntimeError) as exc:
-            await self.close()
-            raise ConnectionLost(f"writing to {self.remote}: {exc}",
-                                 stage=send.expects[0][0] if send.expects else Stage.CONNECT
-                                 ) from None
-        if send.body:
-            await self._drain(send.expects[0][0] if send.expects else Stage.DATA)
+        if send.data:
+            self._put(send.data, stage)
+        if send.stream is not None:
+            await self._stream(send.stream, send.stuff, stage)
+            if send.stuff:
+                self.transcript.client(".")
+        elif send.body:
+            await self._drain(stage)
         # Commands are not drained here: with PIPELINING the replies are read
         # while the transport sends (RFC 2920 §3.1: avoid a write/read deadlock).
+
+    def _put(self, data: bytes, stage: Stage) -> None:
+        try:
+            self.writer.write(data)
+        except (OSError, RuntimeError) as exc:
+            self.closed = True
+            self.writer.close()
+            raise ConnectionLost(f"writing to {self.remote}: {exc}", stage=stage) from None
+
+    async def _stream(self, source: MessageSource, stuff: bool, stage: Stage) -> None:
+        """Send ``source``: its prefix, then its file range in chunks of CHUNK_SIZE,
+        each written and drained before the next is read (bounded memory)."""
+        stuffer = DotStuffer() if stuff else None
+        logged = 0
+        chunks = [source.prefix] if source.prefix else []
+        file = source.file
+        handle = None
+        try:
+            if file is not None:
+                try:
+                    handle = await asyncio.to_thread(_open_range, file.path, file.offset)
+                    # The first chunk comes with the open (one thread hop for most messages).
+                    first = await asyncio.to_thread(handle.read, min(CHUNK_SIZE, file.length))
+                except OSError as exc:
+                    await self.close()
+                    raise ConnectionLost(f"reading the message for {self.remote}: {exc}",
+                                         stage=stage) from None
+                chunks.append(first)
+            left = file.length if file is not None else 0
+            left -= len(chunks[-1]) if file is not None else 0
+            while chunks:
+                chunk = chunks.pop(0)
+                logged += len(chunk)
+                if self.transcript.enabled():
+                    self.transcript.data(log.Direction.CLIENT, chunk)
+                self._put(stuffer.feed(chunk) if stuffer is not None else chunk, stage)
+                await self._drain(stage)
+                if not chunks and handle is not None and left > 0:
+                    try:
+                        more = await asyncio.to_thread(handle.read, min(CHUNK_SIZE, left))
+                    except OSError as exc:
+                        await self.close()
+                        raise ConnectionLost(f"reading the message for {self.remote}: {exc}",
+                                             stage=stage) from None
+                    if not more:
+                        # The file is shorter than promised (BDAT size already sent).
+                        await self.close()
+                        raise ConnectionLost(f"message file for {self.remote} ended"
+                                             f" {left} bytes early", stage=stage)
+                    left -= len(more)
+                    chunks.append(more)
+        finally:
+            if handle is not None:
+                handle.close()
+        if stuffer is not None:
+            self._put(stuffer.finish(), stage)
+            await self._drain(stage)
 
     async def _drain(self, stage: Stage) -> None:
         """Wait for the message data to go out; each data_block period must make progress."""
