@@ -135,8 +135,9 @@ def _tls_failure_type(reason: str) -> ResultType:
     return ResultType.VALIDATION_FAILURE
 
 
-async def deliver_direct(batch: Batch, data: MessageSource, resolver: Resolver, options: DirectOptions,
-                         sts_cache: Any = None) -> tuple[list[DeliveryResult], Attempt]:
+async def deliver_direct(batch: Batch, data: MessageSource, resolver: Resolver,
+                         options: DirectOptions, sts_cache: Any = None
+                         ) -> tuple[list[DeliveryResult], Attempt]:
     """Deliver one batch to its domain's MX hosts; results per recipient."""
     attempt = Attempt()
     domain = batch.domain

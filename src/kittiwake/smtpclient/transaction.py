@@ -174,7 +174,7 @@ class Transaction:
         if self._unsent:
             # Without pipelining (or after a failure) nothing more is sent once
             # the MAIL reply said no, or before the previous reply arrived.
-            if self._mail_ok is False or self._reset_failed and not self.pipelining:
+            if self._mail_ok is False or (self._reset_failed and not self.pipelining):
                 return False
             stage = self._unsent[0][0]
             return not (stage is Stage.DATA and not self.pipelining and not self._accepted
