@@ -146,6 +146,7 @@ class Deliverer:
                     tls_context=plan.tls_context, tls_server_name=relay.host,
                     tls_verify=plan.tls_verify, remote_name=relay.host,
                     addresses=plan.addresses)
+                self.pool.opened()
                 if relay.username is not None:
                     await client.auth(relay.username, relay.password or "",
                                       relay.mechanisms or None)

@@ -101,14 +101,27 @@ class Queue:
                   exclude_domains: Iterable[str] = ()) -> list[Batch]:
         return await self._run(self.store.due, now, limit, list(exclude_domains))
 
+    async def due_for_domain(self, domain: str, now: datetime, limit: int = 100) -> list[Batch]:
+        return await self._run(self.store.due_for_domain, domain, now, limit)
+
+    async def add_file(self, path: Path, prefix: bytes, envelope: Envelope,
+                       now: datetime | None = None, *, link: bool = False,
+                       sync: bool = True) -> QueuedMessage:
+        """Take a spooled file by rename or hard link (see :meth:`QueueStore.add_file`)."""
+        message = await self._run(self.store.add_file, path, prefix, envelope,
+                                  now or self.clock(), link=link, sync=sync)
+        self._notify()
+        return message
+
     async def next_due(self, exclude_domains: Iterable[str] = ()) -> datetime | None:
         return await self._run(self.store.next_due, list(exclude_domains))
 
     async def record_result(self, recipient_ids: Iterable[int], outcome: Outcome,
                             error: DeliveryError | None = None, host: str = "",
-                            now: datetime | None = None, keep_files: bool = False) -> Recorded:
+                            now: datetime | None = None, keep_files: bool = False,
+                            not_before: datetime | None = None) -> Recorded:
         return await self._run(self.store.record_result, list(recipient_ids), outcome, error,
-                               host, now or self.clock(), keep_files)
+                               host, now or self.clock(), keep_files, not_before)
 
     async def remove_files(self, message_ids: Iterable[int]) -> None:
         await self._run(self.store.remove_files, list(message_ids))

@@ -441,7 +441,8 @@ class QueueStore:
 
     def record_result(self, recipient_ids: Iterable[int], outcome: Outcome,
                       error: DeliveryError | None = None, host: str = "",
-                      now: datetime | None = None, keep_files: bool = False) -> Recorded:
+                      now: datetime | None = None, keep_files: bool = False,
+                      not_before: datetime | None = None) -> Recorded:
         """Record one attempt for recipients (all with the same outcome).
 
         OK: delivered. PERMANENT (5xx, RFC 5321 §4.2.1): failed at once.
@@ -451,6 +452,8 @@ class QueueStore:
         with no queued recipient left is removed (its file too, unless
         ``keep_files``: then the caller calls :meth:`remove_files` after it
         built its DSNs). Unknown ids (dropped meanwhile) are ignored.
+        ``not_before``: a retry is not scheduled earlier than this (the
+        destination is paused until then, see the scheduler's pacing).
         """
         now = now or utcnow()
         ids = list(recipient_ids)
@@ -478,6 +481,8 @@ class QueueStore:
                     status = Status.QUEUED
                 next_at = now + sched.schedule(attempts, self.rng) \
                     if status is Status.QUEUED else now
+                if not_before is not None and status is Status.QUEUED:
+                    next_at = max(next_at, not_before)
                 db.execute(
                     "UPDATE recipient SET attempts = ?, last_attempt = ?, next_attempt = ?,"
                     " err_code = ?, err_enhanced = ?, err_text = ?, err_host = ?, status = ?"

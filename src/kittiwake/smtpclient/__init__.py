@@ -20,6 +20,7 @@ from kittiwake.smtpclient.errors import (
     SMTPClientError,
     SMTPTimeout,
     TLSError,
+    TLSRejection,
 )
 from kittiwake.smtpclient.results import (
     CommandReply,
@@ -63,6 +64,7 @@ __all__ = [
     "TLSError",
     "TLSInfo",
     "TLSMode",
+    "TLSRejection",
     "TLSVerify",
     "Timeouts",
     "Transaction",

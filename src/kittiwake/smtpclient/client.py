@@ -55,6 +55,8 @@ from kittiwake.smtpclient.errors import (
     SMTPClientError,
     SMTPTimeout,
     TLSError,
+    TLSRejection,
+    tlsrpt_result_of_verify_code,
 )
 from kittiwake.smtpclient.results import (
     CommandReply,
@@ -97,8 +99,9 @@ class Timeouts:
 
 
 # Called after every TLS handshake; returns None to accept, or why the server is
-# rejected (DANE, MTA-STS). The connection is then closed with a TLSError.
-TLSVerify = Callable[[TLSInfo], "str | None"]
+# rejected (DANE, MTA-STS): text, or a TLSRejection that also names the RFC 8460
+# result type. The connection is then closed with a TLSError.
+TLSVerify = Callable[[TLSInfo], "str | TLSRejection | None"]
 
 
 def unverified_context() -> ssl.SSLContext:
@@ -372,8 +375,10 @@ class Client:
             await self.close()
             reason = getattr(exc, "verify_message", None) or getattr(exc, "reason", None) \
                 or str(exc) or type(exc).__name__
+            result_type = tlsrpt_result_of_verify_code(exc.verify_code) \
+                if isinstance(exc, ssl.SSLCertVerificationError) else None
             raise TLSError(f"TLS handshake with {self.remote} failed: {reason}",
-                           stage=stage) from None
+                           stage=stage, tlsrpt_result_type=result_type) from None
         ssl_object = self.writer.get_extra_info("ssl_object")
         verified = ctx.verify_mode != ssl.CERT_NONE
         self.tls = tls_info(ssl_object, server_name, verified)
@@ -386,7 +391,9 @@ class Client:
                 # RFC 7672 §2.2: an unauthenticated server gets QUIT, nothing else.
                 await self.quit()
                 raise TLSError(f"TLS certificate of {self.remote} rejected: {problem}",
-                               stage=stage)
+                               stage=stage,
+                               tlsrpt_result_type=problem.tlsrpt_result_type
+                               if isinstance(problem, TLSRejection) else None)
 
     # --- AUTH --------------------------------------------------------------------
 
