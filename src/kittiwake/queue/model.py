@@ -189,6 +189,19 @@ class DeliveryResult:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordRequest:
+    """One :meth:`QueueStore.record_result` call, for recording several at once."""
+
+    ids: list[int]
+    outcome: Outcome
+    error: DeliveryError | None = None
+    host: str = ""
+    now: datetime | None = None
+    keep_files: bool = False
+    not_before: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Recorded:
     """What :meth:`QueueStore.record_result` changed.
 

@@ -19,7 +19,7 @@ import os
 import random
 import sqlite3
 import threading
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -42,6 +42,7 @@ from kittiwake.queue.model import (
     QueueError,
     Recipient,
     Recorded,
+    RecordRequest,
     Retired,
     Status,
     domain_of,
@@ -97,6 +98,7 @@ class QueueStore:
         self.rng = rng or random.Random()
         self.history_keep = history_keep
         self.history_age = history_age
+        self._retired_count: int | None = None  # rows in ``retired`` (None: count again)
         self.lock = threading.RLock()
         if readonly:
             self.db = connect_readonly(root / "index.db")
@@ -140,6 +142,7 @@ class QueueStore:
                 self.db.execute("COMMIT")
             except BaseException:
                 self.db.execute("ROLLBACK")
+                self._retired_count = None
                 raise
 
     def path(self, message_id: int) -> Path:
@@ -455,53 +458,68 @@ class QueueStore:
         ``not_before``: a retry is not scheduled earlier than this (the
         destination is paused until then, see the scheduler's pacing).
         """
-        now = now or utcnow()
-        ids = list(recipient_ids)
+        return self.record_results([RecordRequest(list(recipient_ids), outcome, error, host,
+                                                  now, keep_files, not_before)])[0]
+
+    def record_results(self, requests: Sequence[RecordRequest]) -> list[Recorded]:
+        """Several :meth:`record_result` calls in one transaction (one commit, one
+        fsync: the async :class:`~kittiwake.queue.Queue` groups concurrent ones)."""
+        out = []
+        with self._write() as db:
+            for request in requests:
+                out.append(self._record(db, request))
+            self._prune_history(db, max((r.now or utcnow() for r in requests),
+                                        default=utcnow()))
+        for request, recorded in zip(requests, out, strict=True):
+            if not request.keep_files:
+                self.remove_files(recorded.removed_messages)
+        return out
+
+    def _record(self, db: sqlite3.Connection, request: RecordRequest) -> Recorded:
+        now = request.now or utcnow()
+        ids, outcome, error, host = request.ids, request.outcome, request.error, request.host
+        not_before = request.not_before
         if error is not None and host and not error.host:
             error = DeliveryError(error.code, error.enhanced, error.text, host)
         finished: list[Recipient] = []
         delayed: list[Recipient] = []
         touched: set[int] = set()
-        with self._write() as db:
-            for rid in ids:
-                row = db.execute(f"SELECT {_RECIPIENT_COLUMNS} FROM recipient r WHERE r.id = ?"
-                                 " AND r.status = 'queued'", (rid,)).fetchone()
-                if row is None:
-                    continue
-                rcpt = _recipient(row)
-                touched.add(rcpt.message_id)
-                attempts = rcpt.attempts + 1
-                err = (error.code, error.enhanced, error.text, error.host) if error else \
-                    (None, None, None, host or None)
-                if outcome is Outcome.OK:
-                    status = Status.DELIVERED
-                elif outcome is Outcome.PERMANENT or sched.gives_up(attempts):
-                    status = Status.FAILED
-                else:
-                    status = Status.QUEUED
-                next_at = now + sched.schedule(attempts, self.rng) \
-                    if status is Status.QUEUED else now
-                if not_before is not None and status is Status.QUEUED:
-                    next_at = max(next_at, not_before)
-                db.execute(
-                    "UPDATE recipient SET attempts = ?, last_attempt = ?, next_attempt = ?,"
-                    " err_code = ?, err_enhanced = ?, err_text = ?, err_host = ?, status = ?"
-                    " WHERE id = ?", (attempts, to_ms(now), to_ms(next_at), *err, str(status),
-                                      rid))
-                updated = _recipient(db.execute(
-                    f"SELECT {_RECIPIENT_COLUMNS} FROM recipient r WHERE r.id = ?",
-                    (rid,)).fetchone())
-                if status is Status.QUEUED:
-                    if sched.delay_dsn_due(attempts) and not updated.dsn_delayed_sent and \
-                            wants_delay_dsn(self._message(db, rcpt.message_id), updated):
-                        delayed.append(updated)
-                else:
-                    finished.append(updated)
-                    self._retire(db, updated, now)
-            removed = self._remove_finished_messages(db, touched)
-            self._prune_history(db, now)
-        if not keep_files:
-            self.remove_files(removed)
+        for rid in ids:
+            row = db.execute(f"SELECT {_RECIPIENT_COLUMNS} FROM recipient r WHERE r.id = ?"
+                             " AND r.status = 'queued'", (rid,)).fetchone()
+            if row is None:
+                continue
+            rcpt = _recipient(row)
+            touched.add(rcpt.message_id)
+            attempts = rcpt.attempts + 1
+            err = (error.code, error.enhanced, error.text, error.host) if error else \
+                (None, None, None, host or None)
+            if outcome is Outcome.OK:
+                status = Status.DELIVERED
+            elif outcome is Outcome.PERMANENT or sched.gives_up(attempts):
+                status = Status.FAILED
+            else:
+                status = Status.QUEUED
+            next_at = now + sched.schedule(attempts, self.rng) \
+                if status is Status.QUEUED else now
+            if not_before is not None and status is Status.QUEUED:
+                next_at = max(next_at, not_before)
+            db.execute(
+                "UPDATE recipient SET attempts = ?, last_attempt = ?, next_attempt = ?,"
+                " err_code = ?, err_enhanced = ?, err_text = ?, err_host = ?, status = ?"
+                " WHERE id = ?", (attempts, to_ms(now), to_ms(next_at), *err, str(status),
+                                  rid))
+            updated = _recipient(db.execute(
+                f"SELECT {_RECIPIENT_COLUMNS} FROM recipient r WHERE r.id = ?",
+                (rid,)).fetchone())
+            if status is Status.QUEUED:
+                if sched.delay_dsn_due(attempts) and not updated.dsn_delayed_sent and \
+                        wants_delay_dsn(self._message(db, rcpt.message_id), updated):
+                    delayed.append(updated)
+            else:
+                finished.append(updated)
+                self._retire(db, updated, now)
+        removed = self._remove_finished_messages(db, touched)
         return Recorded(tuple(finished), tuple(delayed), tuple(removed))
 
     def _retire(self, db: sqlite3.Connection, rcpt: Recipient, now: datetime) -> None:
@@ -517,6 +535,8 @@ class QueueStore:
              err.code if err else None, err.enhanced if err else None,
              err.text if err else None, err.host if err else None,
              to_ms(message.created), to_ms(now)))
+        if self._retired_count is not None:
+            self._retired_count += 1
         db.execute("DELETE FROM recipient WHERE id = ?", (rcpt.id,))
 
     def _remove_finished_messages(self, db: sqlite3.Connection, message_ids: set[int]
@@ -531,10 +551,24 @@ class QueueStore:
         return removed
 
     def _prune_history(self, db: sqlite3.Connection, now: datetime) -> None:
-        db.execute("DELETE FROM retired WHERE retired < ?", (to_ms(now - self.history_age),))
-        db.execute("DELETE FROM retired WHERE recipient_id NOT IN (SELECT recipient_id FROM"
-                   " retired ORDER BY retired DESC, recipient_id DESC LIMIT ?)",
-                   (self.history_keep,))
+        """Keep the history short: nothing older than ``history_age``, and about
+        ``history_keep`` rows (up to 10% more between prunes). Both deletes walk
+        the ``retired_time`` index from the old end, so a prune costs what it
+        removes, not the size of the history."""
+        cur = db.execute("DELETE FROM retired WHERE retired < ?",
+                         (to_ms(now - self.history_age),))
+        if self._retired_count is None:
+            self._retired_count = db.execute("SELECT COUNT(*) FROM retired").fetchone()[0]
+        elif cur.rowcount > 0:
+            self._retired_count = max(self._retired_count - cur.rowcount, 0)
+        if self._retired_count <= self.history_keep + self.history_keep // 10:
+            return
+        self._retired_count = db.execute("SELECT COUNT(*) FROM retired").fetchone()[0]
+        excess = self._retired_count - self.history_keep
+        if excess > 0:
+            db.execute("DELETE FROM retired WHERE recipient_id IN (SELECT recipient_id FROM"
+                       " retired ORDER BY retired, recipient_id LIMIT ?)", (excess,))
+            self._retired_count = self.history_keep
 
     def remove_files(self, message_ids: Iterable[int]) -> None:
         """Remove files of messages whose rows are gone."""
