@@ -692,7 +692,10 @@ class Client:
         last = transport.get_write_buffer_size()
         while True:
             try:
-                await asyncio.wait_for(self.writer.drain(), self.timeouts.data_block)
+                if transport.get_write_buffer_size() == 0 and not transport.is_closing():
+                    return  # all handed to the kernel already: nothing to wait for
+                async with asyncio.timeout(self.timeouts.data_block):
+                    await self.writer.drain()
                 return
             except TimeoutError:
                 now = transport.get_write_buffer_size()
@@ -715,7 +718,9 @@ class Client:
             try:
                 if remaining <= 0:
                     raise TimeoutError
-                data = await asyncio.wait_for(self.reader.read(READ_SIZE), remaining)
+                # asyncio.timeout, not wait_for: no extra task per read (3.11).
+                async with asyncio.timeout(remaining):
+                    data = await self.reader.read(READ_SIZE)
             except TimeoutError:
                 await self.close()
                 raise SMTPTimeout(f"no reply from {self.remote} to {stage} within "
@@ -734,9 +739,11 @@ class Client:
                 await self.close()
                 raise ProtocolError(f"{self.remote} sent a malformed reply: {exc}",
                                     stage=stage) from None
+            logging = self.transcript.enabled()
             for reply in replies:
-                for raw in reply.to_bytes().split(b"\r\n")[:-1]:
-                    self.transcript.server(raw)
+                if logging:
+                    for raw in reply.to_bytes().split(b"\r\n")[:-1]:
+                        self.transcript.server(raw)
                 self._replies.append(reply)
         return self._replies.popleft()
 
