@@ -12,6 +12,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from queue_helpers import T0, Clock, envelope
+from tests.smtpclient.sink import SinkServer
 
 from kittiwake.dns import MockResolver
 from kittiwake.queue import Filter, Queue, Scheduler, Status
@@ -19,7 +20,6 @@ from kittiwake.queue import metrics as queue_metrics
 from kittiwake.queue.deliver import Deliverer, Relay
 from kittiwake.queue.model import Batch
 from kittiwake.smtpclient import TLSMode
-from tests.smtpclient.sink import SinkServer
 
 FAILING, WORKING = "down.test", "up.test"
 

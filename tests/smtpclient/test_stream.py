@@ -8,6 +8,8 @@ import random
 import tracemalloc
 from pathlib import Path
 
+from tests.smtpclient.sink import SinkServer
+
 from kittiwake.smtp import Reply, dot_stuff
 from kittiwake.smtpclient import (
     Client,
@@ -19,7 +21,6 @@ from kittiwake.smtpclient import (
     Transaction,
 )
 from kittiwake.smtpclient.stream import CHUNK_SIZE, crlf
-from tests.smtpclient.sink import SinkServer
 
 TRICKY = (b"Subject: dots\r\n\r\n.leading dot\r\nbare lf\nbare cr\rmixed\r\r\n..two\r\n"
           b"\r\n.\r\nend without crlf.")
