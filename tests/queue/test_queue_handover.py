@@ -10,6 +10,7 @@ import sqlite3
 from pathlib import Path
 
 from queue_helpers import T0, Clock, envelope
+from tests.smtpclient.sink import SinkServer
 
 from kittiwake.dns import MockResolver
 from kittiwake.queue import Queue, QueueStore, Scheduler
@@ -18,7 +19,6 @@ from kittiwake.queue.deliver import Deliverer, Relay
 from kittiwake.queue.pool import ConnectionPool
 from kittiwake.queue.schema import DDL
 from kittiwake.smtpclient import TLSMode
-from tests.smtpclient.sink import SinkServer
 
 PREFIX = (b"DKIM-Signature: v=1; a=ed25519-sha256; d=example.org; s=k; b=abc\r\n"
           b"Received: from client by mail.example.org; Tue, 1 Dec 2026 12:00:00 +0000\r\n")

@@ -21,6 +21,7 @@ import sqlite3
 import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -542,9 +543,9 @@ class QueueStore:
                 " err_code = ?, err_enhanced = ?, err_text = ?, err_host = ?, status = ?"
                 " WHERE id = ?", (attempts, to_ms(now), to_ms(next_at), *err, str(status),
                                   rid))
-            updated = _recipient(db.execute(
-                f"SELECT {_RECIPIENT_COLUMNS} FROM recipient r WHERE r.id = ?",
-                (rid,)).fetchone())
+            updated = replace(rcpt, attempts=attempts, last_attempt=from_ms(to_ms(now)),
+                              next_attempt=from_ms(to_ms(next_at)) or next_at,
+                              last_error=_error(err), status=status)
             if status is Status.QUEUED:
                 if sched.delay_dsn_due(attempts) and not updated.dsn_delayed_sent and \
                         wants_delay_dsn(self._message(db, rcpt.message_id), updated):

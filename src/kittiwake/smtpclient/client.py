@@ -33,7 +33,7 @@ from collections import deque
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from types import TracebackType
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 from kittiwake import log
 from kittiwake.dns import Resolver
@@ -71,6 +71,7 @@ from kittiwake.smtpclient.transaction import Recipient, Send, Transaction, plan_
 __all__ = ["Client", "TLSMode", "TLSVerify", "Timeouts", "unverified_context"]
 
 READ_SIZE = 65536
+T = TypeVar("T")
 
 
 class TLSMode(enum.StrEnum):
@@ -173,11 +174,17 @@ async def _open_first(remote: str, ips: Sequence[str], port: int,
     raise ConnectError("; ".join(problems), stage=Stage.CONNECT)
 
 
-def _open_range(path: str | os.PathLike[str], offset: int) -> BinaryIO:
+def _open_range(path: str | os.PathLike[str], offset: int, size: int
+                ) -> tuple[BinaryIO, bytes]:
+    """Open the file at ``offset`` and read its first ``size`` bytes (one thread hop)."""
     handle = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the caller
-    if offset:
-        handle.seek(offset)
-    return handle
+    try:
+        if offset:
+            handle.seek(offset)
+        return handle, handle.read(size)
+    except BaseException:
+        handle.close()
+        raise
 
 
 def _b64(data: bytes) -> str:
@@ -639,52 +646,51 @@ class Client:
 
     async def _stream(self, source: MessageSource, stuff: bool, stage: Stage) -> None:
         """Send ``source``: its prefix, then its file range in chunks of CHUNK_SIZE,
-        each written and drained before the next is read (bounded memory)."""
+        each written and drained before the next is read (bounded memory). The
+        end of the data goes out with the last chunk (one write for most messages)."""
         stuffer = DotStuffer() if stuff else None
-        logged = 0
-        chunks = [source.prefix] if source.prefix else []
         file = source.file
+        left = file.length if file is not None else 0
         handle = None
         try:
+            chunk = source.prefix
             if file is not None:
-                try:
-                    handle = await asyncio.to_thread(_open_range, file.path, file.offset)
-                    # The first chunk comes with the open (one thread hop for most messages).
-                    first = await asyncio.to_thread(handle.read, min(CHUNK_SIZE, file.length))
-                except OSError as exc:
-                    await self.close()
-                    raise ConnectionLost(f"reading the message for {self.remote}: {exc}",
-                                         stage=stage) from None
-                chunks.append(first)
-            left = file.length if file is not None else 0
-            left -= len(chunks[-1]) if file is not None else 0
-            while chunks:
-                chunk = chunks.pop(0)
-                logged += len(chunk)
+                # The first chunk comes with the open, and goes out with the prefix.
+                handle, first = await self._read_file(stage, _open_range, file.path,
+                                                      file.offset, min(CHUNK_SIZE, left))
+                chunk = chunk + first if chunk else first
+                left -= len(first)
+            while True:
                 if self.transcript.enabled():
                     self.transcript.data(log.Direction.CLIENT, chunk)
-                self._put(stuffer.feed(chunk) if stuffer is not None else chunk, stage)
+                out = stuffer.feed(chunk) if stuffer is not None else chunk
+                last = left <= 0 or handle is None
+                if last and stuffer is not None:
+                    out += stuffer.finish()
+                self._put(out, stage)
                 await self._drain(stage)
-                if not chunks and handle is not None and left > 0:
-                    try:
-                        more = await asyncio.to_thread(handle.read, min(CHUNK_SIZE, left))
-                    except OSError as exc:
-                        await self.close()
-                        raise ConnectionLost(f"reading the message for {self.remote}: {exc}",
-                                             stage=stage) from None
-                    if not more:
-                        # The file is shorter than promised (BDAT size already sent).
-                        await self.close()
-                        raise ConnectionLost(f"message file for {self.remote} ended"
-                                             f" {left} bytes early", stage=stage)
-                    left -= len(more)
-                    chunks.append(more)
+                if last:
+                    return
+                assert handle is not None
+                chunk = await self._read_file(stage, handle.read, min(CHUNK_SIZE, left))
+                if not chunk:
+                    # The file is shorter than promised (the BDAT size was sent already).
+                    await self.close()
+                    raise ConnectionLost(f"message file for {self.remote} ended {left}"
+                                         " bytes early", stage=stage)
+                left -= len(chunk)
         finally:
             if handle is not None:
                 handle.close()
-        if stuffer is not None:
-            self._put(stuffer.finish(), stage)
-            await self._drain(stage)
+
+    async def _read_file(self, stage: Stage, fn: Callable[..., T], *args: object) -> T:
+        """Run a file operation in a worker thread; an OSError ends the session."""
+        try:
+            return await asyncio.to_thread(fn, *args)
+        except OSError as exc:
+            await self.close()
+            raise ConnectionLost(f"reading the message for {self.remote}: {exc}",
+                                 stage=stage) from None
 
     async def _drain(self, stage: Stage) -> None:
         """Wait for the message data to go out; each data_block period must make progress."""

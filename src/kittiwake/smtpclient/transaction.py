@@ -32,6 +32,7 @@ extra round trip. A refused RSET makes every recipient temporary.
 from __future__ import annotations
 
 import enum
+import functools
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -338,6 +339,12 @@ def _parse(addr: str | Address | None) -> Address | None:
     if addr in ("", "<>"):
         return None
     text = addr[1:-1] if addr.startswith("<") and addr.endswith(">") else addr
+    return _parse_text(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_text(text: str) -> Address:
+    """Parsed addresses are immutable: a queue run sends from the same few senders."""
     return parse_address(text, smtputf8=True)
 
 
