@@ -98,6 +98,7 @@ class Scheduler:
         self._wake = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._workers: dict[str, asyncio.Task[None]] = {}
+        self._recording: set[asyncio.Task[None]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
         self._closing = False
@@ -136,6 +137,8 @@ class Scheduler:
         for task in workers:
             task.cancel()
         await asyncio.gather(*workers, return_exceptions=True)
+        if self._recording:  # results of finished deliveries still being committed
+            await asyncio.gather(*self._recording, return_exceptions=True)
 
     async def wait_idle(self) -> None:
         """Wait until no delivery is running (tests)."""
@@ -200,16 +203,26 @@ class Scheduler:
         return started
 
     async def _work(self, domain: str, batches: list[Batch]) -> None:
+        # The results of one batch are committed while the next batch is sent (the
+        # commit's fsync overlaps the SMTP round trips); before picking more work
+        # the worker waits for its commits, so a pick never sees a stale row.
+        pending: list[asyncio.Task[None]] = []
         try:
             done = 0
             while batches and not self._closing:
                 for batch in batches:
                     pause = self.paused.get(domain)
                     if pause is not None and self.clock() < pause.until:
+                        await self._settle(pending)
                         await self._defer_paused(domain, pause)
                         return
-                    await self._deliver_one(batch)
+                    by_id = await self._attempt(batch)
+                    task = asyncio.create_task(self._record_safely(batch, by_id))
+                    self._recording.add(task)
+                    task.add_done_callback(self._recording.discard)
+                    pending.append(task)
                     done += 1
+                await self._settle(pending)
                 if done >= self.turn_limit:
                     break
                 batches = await self.queue.due_for_domain(domain, self.clock(),
@@ -220,12 +233,33 @@ class Scheduler:
 
             panic("queue", exc)
         finally:
+            if pending and not self._closing:
+                await asyncio.gather(*pending, return_exceptions=True)
             self._workers.pop(domain, None)
             if not self._workers:
                 self._idle.set()
             self.kick()
 
+    @staticmethod
+    async def _settle(pending: list[asyncio.Task[None]]) -> None:
+        if pending:
+            await asyncio.gather(*pending)
+            pending.clear()
+
+    async def _record_safely(self, batch: Batch, by_id: dict[int, DeliveryResult]) -> None:
+        try:
+            await self._record(batch, by_id)
+        except Exception as exc:  # recording failed (disk?): log; the recipients stay due
+            from kittiwake.metrics import panic
+
+            panic("queue", exc)
+
     async def _deliver_one(self, batch: Batch) -> None:
+        """Deliver one batch and record its results (tests and simple callers)."""
+        await self._record(batch, await self._attempt(batch))
+
+    async def _attempt(self, batch: Batch) -> dict[int, DeliveryResult]:
+        """Run the deliver callback for ``batch``: one result per recipient, paced."""
         wanted = {r.id for r in batch.recipients}
         try:
             results = list(await self.deliver(batch))
@@ -246,7 +280,7 @@ class Scheduler:
             by_id[rid] = DeliveryResult(rid, Outcome.TEMPORARY,
                                         DeliveryError(text="delivery gave no result"))
         self._pace(batch.domain, list(by_id.values()))
-        await self._record(batch, by_id)
+        return by_id
 
     def _pace(self, domain: str, results: list[DeliveryResult]) -> None:
         """Pause ``domain`` when the destination failed as a whole; a success resumes it."""
