@@ -47,6 +47,7 @@ from pathlib import Path
 from kittiwake.dns import MockResolver
 from kittiwake.queue import Envelope, NewRecipient, Queue, Scheduler, Status
 from kittiwake.queue.deliver import Deliverer, Relay
+from kittiwake.queue.scheduler import DEFAULT_CONCURRENCY
 from kittiwake.smtpclient import TLSMode
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,13 +131,15 @@ class Sink:
                 self.proc.wait()
 
 
-async def _kittiwake(base: Path, sink: Sink, messages: Corpus) -> float:
+async def _kittiwake(base: Path, sink: Sink, messages: Corpus,
+                     concurrency: int = DEFAULT_CONCURRENCY) -> float:
     queue = Queue(base / "kw", history_keep=len(messages) + 10)  # to count them after
     relay = Relay(sink.ip, sink.port, TLSMode.NONE)
     deliverer = Deliverer(resolver=MockResolver(), hostname=HOSTNAME, select=lambda b: relay)
-    for rcpt, data in messages:
+    for i in range(len(messages)):
+        rcpt, data = messages[i]
         await queue.enqueue(Envelope(SENDER, (NewRecipient(rcpt),)), data)
-    scheduler = Scheduler(queue, deliverer)
+    scheduler = Scheduler(queue, deliverer, concurrency=concurrency)
     start = time.perf_counter()
     scheduler.start()
     deadline = time.monotonic() + 600
@@ -158,8 +161,9 @@ async def _kittiwake(base: Path, sink: Sink, messages: Corpus) -> float:
     return len(messages) / took
 
 
-def bench_kittiwake(base: Path, sink: Sink, messages: Corpus) -> float:
-    return asyncio.run(_kittiwake(base, sink, messages))
+def bench_kittiwake(base: Path, sink: Sink, messages: Corpus,
+                    concurrency: int = DEFAULT_CONCURRENCY) -> float:
+    return asyncio.run(_kittiwake(base, sink, messages, concurrency))
 
 
 def _count(log: Path, needle: str) -> int:
@@ -211,6 +215,9 @@ def main() -> None:
     parser.add_argument("--messages", type=int, default=0, help="messages per queue and round")
     parser.add_argument("--size", type=int, default=10 * 1024, help="message size in bytes")
     parser.add_argument("--rounds", type=int, default=0, help="alternating rounds; medians")
+    parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY,
+                        help="domains kittiwake delivers to in parallel (default: the"
+                             " server's)")
     args = parser.parse_args()
     count = args.messages or (300 if args.quick else 10_000 if args.tenk else 2000)
     rounds = args.rounds or (1 if args.tenk else 3)
@@ -232,7 +239,7 @@ def main() -> None:
         base.chmod(0o755)  # Postfix daemons must reach their directories
         sink = Sink()
         try:
-            ours.append(bench_kittiwake(base, sink, messages))
+            ours.append(bench_kittiwake(base, sink, messages, args.concurrency))
             rss_kittiwake = peak_rss_mib()
             theirs.append(bench_postfix(base, sink, messages))
         finally:
@@ -242,7 +249,8 @@ def main() -> None:
             print(f"  round {n + 1}: kittiwake {ours[-1]:7.1f} msg/s,"
                   f" Postfix {theirs[-1]:7.1f} msg/s")
     kw, pf = statistics.median(ours), statistics.median(theirs)
-    print(f"kittiwake queue (Scheduler + Deliverer, relay):  {kw:8.1f} msg/s")
+    print(f"kittiwake queue (Scheduler + Deliverer, relay, concurrency {args.concurrency}):"
+          f" {kw:8.1f} msg/s")
     print(f"Postfix 3 (qmgr + smtp(8), relayhost):          {pf:8.1f} msg/s")
     print(f"ratio kittiwake / Postfix: {kw / pf:.2f}")
     print(f"peak RSS of this process: {rss_kittiwake:.1f} MiB after kittiwake's queue"

@@ -174,6 +174,31 @@ async def _open_first(remote: str, ips: Sequence[str], port: int,
     raise ConnectError("; ".join(problems), stage=Stage.CONNECT)
 
 
+def _read_cached(path: str | os.PathLike[str], offset: int, size: int
+                 ) -> tuple[BinaryIO, bytes] | None:
+    """Open and read the first ``size`` bytes only if they are in the page cache
+    (``preadv2`` with RWF_NOWAIT, Linux 4.14+): then the event loop does not wait
+    for a thread. None when the read would block (or the system cannot say)."""
+    nowait = getattr(os, "RWF_NOWAIT", None)
+    if nowait is None or size <= 0:
+        return None
+    try:
+        handle = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the caller
+    except OSError:
+        return None  # the thread path reports it
+    try:
+        buffer = bytearray(size)
+        got = os.preadv(handle.fileno(), [buffer], offset, nowait)
+        if got <= 0:
+            handle.close()
+            return None
+        handle.seek(offset + got)
+        return handle, bytes(memoryview(buffer)[:got])
+    except OSError:  # EAGAIN: not cached; EOPNOTSUPP: no RWF_NOWAIT on this file system
+        handle.close()
+        return None
+
+
 def _open_range(path: str | os.PathLike[str], offset: int, size: int
                 ) -> tuple[BinaryIO, bytes]:
     """Open the file at ``offset`` and read its first ``size`` bytes (one thread hop)."""
@@ -656,8 +681,9 @@ class Client:
             chunk = source.prefix
             if file is not None:
                 # The first chunk comes with the open, and goes out with the prefix.
-                handle, first = await self._read_file(stage, _open_range, file.path,
-                                                      file.offset, min(CHUNK_SIZE, left))
+                cached = _read_cached(file.path, file.offset, min(CHUNK_SIZE, left))
+                handle, first = cached if cached is not None else await self._read_file(
+                    stage, _open_range, file.path, file.offset, min(CHUNK_SIZE, left))
                 chunk = chunk + first if chunk else first
                 left -= len(first)
             while True:
