@@ -9,11 +9,11 @@ import ssl
 
 import pytest
 import trustme
+from tests.smtpclient.conftest import FakeServers, Peer
 
 from kittiwake.smtpclient import Client, Timeouts, TLSError, TLSMode, TLSRejection
 from kittiwake.smtpclient.client import unverified_context
 from kittiwake.smtpclient.errors import tlsrpt_result_of_verify_code
-from tests.smtpclient.conftest import FakeServers, Peer
 
 FAST = Timeouts.uniform(3)
 
