@@ -64,6 +64,7 @@ def measure(tmp_path: Path, count: int) -> dict[str, int]:
             "due_busy": steps(store, lambda: store.due(now, 100, busy)),
             "domain": steps(store, lambda: store.due_for_domain("d7.test", now, 10)),
             "next_due": steps(store, lambda: store.next_due()),
+            "next_due_busy": steps(store, lambda: store.next_due(busy)),
         }
     finally:
         store.close()

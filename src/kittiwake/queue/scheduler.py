@@ -44,7 +44,7 @@ import asyncio
 import contextlib
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from kittiwake.log import get_logger
 from kittiwake.queue.metrics import DESTINATION_PAUSES, PACED_DEFERRALS
@@ -64,6 +64,7 @@ logger = get_logger("queue")
 DEFAULT_CONCURRENCY = 10  # domains delivered in parallel (see the module docstring)
 TURN_LIMIT = 100  # batches a domain's worker delivers before making room for others
 DEFER_CHUNK = 500  # batches deferred per database transaction while paused
+PAUSE_MEMORY = timedelta(days=1)  # an ended pause still counts for the backoff this long
 
 
 @dataclass(frozen=True)
@@ -186,6 +187,9 @@ class Scheduler:
         free = self.concurrency - len(self._workers)
         if free <= 0 or self._closing:
             return 0
+        now = self.clock()
+        for domain in [d for d, p in self.paused.items() if p.until < now - PAUSE_MEMORY]:
+            del self.paused[domain]  # long over and not needed again: forget it
         batches = await self.queue.due(self.clock(), self.batch_limit, self._workers)
         by_domain: dict[str, list[Batch]] = {}
         for batch in batches:

@@ -426,11 +426,14 @@ class QueueStore:
     def next_due(self, exclude_domains: Iterable[str] = ()) -> datetime | None:
         """When the next non-held recipient becomes due (None: nothing queued)."""
         excluded = list(exclude_domains)
-        sql = ("SELECT MIN(next_attempt) FROM recipient WHERE status = 'queued' AND held = 0")
-        if excluded:
-            sql += f" AND domain NOT IN ({','.join('?' * len(excluded))})"
+        # The index in next_attempt order, stopping at the first row not excluded
+        # (MIN() with the NOT IN would look at every queued row).
+        not_in = f" AND domain NOT IN ({','.join('?' * len(excluded))})" if excluded else ""
+        sql = ("SELECT next_attempt FROM recipient INDEXED BY recipient_due WHERE status ="
+               f" 'queued' AND held = 0{not_in} ORDER BY next_attempt LIMIT 1")
         with self.lock:
-            return from_ms(self.db.execute(sql, excluded).fetchone()[0])
+            row = self.db.execute(sql, excluded).fetchone()
+        return from_ms(row[0]) if row is not None else None
 
     def summary(self, failing_domains: int = 10, last_errors: int = 5,
                 since: datetime | None = None) -> QueueSummary:
