@@ -94,6 +94,9 @@ def corpus(count: int, size: int) -> Corpus:
     return Corpus(count, size)
 
 
+DELIVERY_RSS: list[float] = []  # peak RSS when each kittiwake round had delivered everything
+
+
 def peak_rss_mib() -> float:
     """Peak resident set size of this process so far (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -150,6 +153,7 @@ async def _kittiwake(base: Path, sink: Sink, messages: Corpus,
                 raise SystemExit("kittiwake did not deliver everything in 600 s")
             await asyncio.sleep(0.02)
         took = time.perf_counter() - start
+        DELIVERY_RSS.append(peak_rss_mib())  # before the check below reads the history
     finally:
         await scheduler.close()
     done = await queue.history(limit=len(messages) + 10)
@@ -229,7 +233,8 @@ def main() -> None:
     messages = corpus(count, args.size)
     mode = "quick" if args.quick else "10k" if args.tenk else "full"
     print(f"outgoing queue benchmark: {count} messages of ~{args.size} bytes to {DOMAINS}"
-          f" domains, relayed to smtp-sink on loopback, {rounds} round(s) ({mode} run)")
+          f" domains, relayed to smtp-sink on loopback, {rounds} round(s) ({mode} run)",
+          flush=True)
     rss_before = peak_rss_mib()
     rss_kittiwake = rss_before
     ours: list[float] = []
@@ -240,21 +245,20 @@ def main() -> None:
         sink = Sink()
         try:
             ours.append(bench_kittiwake(base, sink, messages, args.concurrency))
-            rss_kittiwake = peak_rss_mib()
+            rss_kittiwake = DELIVERY_RSS[-1]
+            print(f"  round {n + 1}: kittiwake {ours[-1]:7.1f} msg/s", flush=True)
             theirs.append(bench_postfix(base, sink, messages))
         finally:
             sink.close()
             shutil.rmtree(base, ignore_errors=True)
-        if rounds > 1:
-            print(f"  round {n + 1}: kittiwake {ours[-1]:7.1f} msg/s,"
-                  f" Postfix {theirs[-1]:7.1f} msg/s")
+        print(f"  round {n + 1}: Postfix {theirs[-1]:7.1f} msg/s", flush=True)
     kw, pf = statistics.median(ours), statistics.median(theirs)
     print(f"kittiwake queue (Scheduler + Deliverer, relay, concurrency {args.concurrency}):"
           f" {kw:8.1f} msg/s")
     print(f"Postfix 3 (qmgr + smtp(8), relayhost):          {pf:8.1f} msg/s")
     print(f"ratio kittiwake / Postfix: {kw / pf:.2f}")
-    print(f"peak RSS of this process: {rss_kittiwake:.1f} MiB after kittiwake's queue"
-          f" ({rss_before:.1f} MiB before it ran)")
+    print(f"peak RSS of this process: {rss_kittiwake:.1f} MiB when kittiwake's queue had"
+          f" delivered everything ({rss_before:.1f} MiB before it ran)")
 
 
 if __name__ == "__main__":

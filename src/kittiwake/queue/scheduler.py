@@ -19,7 +19,10 @@ messages over 20 domains, 10 and 20 parallel domains gave the same rate
 within noise and 5 was slower; more parallel sessions only add memory and
 remote load, so 10 stays.
 
-Pacing (RFC 5321 §4.5.4.1: retries must not hammer a destination): when a
+Pacing (RFC 5321 §4.5.4.1: "the sender MUST delay retrying a particular
+destination after one attempt has failed"; RFC 1123 §5.3.1.1: keep "a list
+of hosts it cannot reach and corresponding timeouts, rather than just
+retrying queued mail items"): when a
 delivery fails for the destination as a whole (no MX host or relay
 reachable, DNS, TLS, greeting refused: :attr:`DeliveryResult.destination`),
 the domain is paused with backoff (the retry schedule, by consecutive

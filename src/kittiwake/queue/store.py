@@ -170,8 +170,9 @@ class QueueStore:
 
         try:
             return self._add(envelope, place, size, b"", now)
-        finally:
+        except BaseException:
             tmp.unlink(missing_ok=True)
+            raise
 
     def add_file(self, path: Path, prefix: bytes, envelope: Envelope,
                  now: datetime | None = None, *, link: bool = False,
