@@ -66,6 +66,12 @@ class Verification:
     def __bool__(self) -> bool:
         return self.ok
 
+    @property
+    def tlsrpt_result_type(self) -> str | None:
+        """RFC 8460 §4.3.1 result type of a failed check (None when it succeeded):
+        no TLSA record matched the presented chain, a "validation-failure"."""
+        return None if self.ok else "validation-failure"
+
     def to_json(self) -> dict[str, Any]:
         return {
             "matched": str(self.matched) if self.matched else None,

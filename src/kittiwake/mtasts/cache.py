@@ -88,6 +88,11 @@ class PolicyResult:
     expires: float | None = None
 
     @property
+    def tlsrpt_result_type(self) -> str | None:
+        """The RFC 8460 §4.3.2.2 result type of the failure (None: none)."""
+        return self.failure.value if self.failure is not None else None
+
+    @property
     def enforce(self) -> bool:
         """True when delivery must only go to MX hosts the policy allows, over valid TLS."""
         return self.policy is not None and self.policy.enforce

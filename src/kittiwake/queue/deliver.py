@@ -10,7 +10,6 @@ own SMTP port, so its failure addresses exercise the queue too.
 
 from __future__ import annotations
 
-import asyncio
 import ipaddress
 import ssl
 import time
@@ -33,6 +32,8 @@ from kittiwake.queue.model import Batch, DeliveryError, DeliveryResult, Outcome
 from kittiwake.smtpclient import (
     AuthError,
     Client,
+    FileRange,
+    MessageSource,
     SMTPClientError,
     TLSMode,
     TLSVerify,
@@ -96,7 +97,7 @@ class Deliverer:
                                                               strict_8bitmime=strict)
 
     async def __call__(self, batch: Batch) -> list[DeliveryResult]:
-        data = await asyncio.to_thread(batch.path.read_bytes)
+        data = message_source(batch)
         started = time.monotonic()
         choice: Any = self.localserve_relay
         if choice is None and self.select is not None:
@@ -127,7 +128,8 @@ class Deliverer:
                             code=r.error.code, enhanced=r.error.enhanced, error=r.error.text)
         return results
 
-    async def relay(self, batch: Batch, data: bytes, relay: Relay) -> list[DeliveryResult]:
+    async def relay(self, batch: Batch, data: MessageSource, relay: Relay
+                    ) -> list[DeliveryResult]:
         message = batch.message
         rcpts = [r.address for r in batch.recipients]
         key = ("relay", relay.host, relay.port, str(relay.tls), relay.username)
@@ -137,13 +139,14 @@ class Deliverer:
                 try:
                     plan = await self.relay_plan(relay)
                 except HostFailed as exc:
-                    return [DeliveryResult(r.id, Outcome.TEMPORARY, exc.error)
+                    return [DeliveryResult(r.id, Outcome.TEMPORARY, exc.error, destination=True)
                             for r in batch.recipients]
                 client = await Client.connect(
                     relay.host, relay.port, local_hostname=self.hostname, tls=plan.tls,
                     tls_context=plan.tls_context, tls_server_name=relay.host,
                     tls_verify=plan.tls_verify, remote_name=relay.host,
                     addresses=plan.addresses)
+                self.pool.opened()
                 if relay.username is not None:
                     await client.auth(relay.username, relay.password or "",
                                       relay.mechanisms or None)
@@ -160,18 +163,22 @@ class Deliverer:
             error = _relay_auth_error(exc, relay)
             logger.warning("relay authentication failed; will retry", host=relay.host,
                            port=relay.port, error=error.text)
-            return [DeliveryResult(r.id, Outcome.TEMPORARY, error) for r in batch.recipients]
+            return [DeliveryResult(r.id, Outcome.TEMPORARY, error, destination=True)
+                    for r in batch.recipients]
         except SMTPClientError as exc:
             if client is not None:
                 await client.close()
             failed: HostFailed = _host_failed(exc, relay.host)
             outcome = Outcome.PERMANENT if failed.permanent else Outcome.TEMPORARY
-            return [DeliveryResult(r.id, outcome, failed.error) for r in batch.recipients]
+            return [DeliveryResult(r.id, outcome, failed.error,
+                                   destination=outcome is Outcome.TEMPORARY)
+                    for r in batch.recipients]
         if client.closed:
             await client.close()
         else:
             self.pool.give(key, client)
         return results_for(batch, result, relay.host)
+
 
     async def relay_plan(self, relay: Relay) -> RelayPlan:
         """Resolve the relay's name with kittiwake's resolver and pick its TLS check.
@@ -220,6 +227,12 @@ class Deliverer:
         """Close parked connections (QUIT)."""
         await self.pool.close()
 
+
+def message_source(batch: Batch) -> MessageSource:
+    """The batch's message as the SMTP client streams it: the prefix kept in the
+    queue row (headers added at hand-over), then the message file."""
+    message = batch.message
+    return MessageSource(message.prefix, FileRange(message.path, 0, message.file_size))
 
 def _relay_auth_error(exc: AuthError, relay: Relay) -> DeliveryError:
     """``relay authentication failed: 535 5.7.8 ...`` as kittiwake's own temporary error.

@@ -38,11 +38,13 @@ from kittiwake.smtpclient import (
     AuthError,
     Client,
     ConnectError,
+    MessageSource,
     ProtocolError,
     SMTPClientError,
     TLSError,
     TLSInfo,
     TLSMode,
+    TLSRejection,
     TLSVerify,
     unverified_context,
 )
@@ -123,19 +125,9 @@ async def mx_hosts(resolver: Resolver, domain: str) -> tuple[list[str], bool]:
     return hosts, answer.authentic
 
 
-def _tls_failure_type(reason: str) -> ResultType:
-    text = reason.lower()
-    if "expired" in text:
-        return ResultType.CERTIFICATE_EXPIRED
-    if "hostname" in text or "host name" in text or "mismatch" in text:
-        return ResultType.CERTIFICATE_HOST_MISMATCH
-    if "not trusted" in text or "verify failed" in text or "unable to get" in text:
-        return ResultType.CERTIFICATE_NOT_TRUSTED
-    return ResultType.VALIDATION_FAILURE
-
-
-async def deliver_direct(batch: Batch, data: bytes, resolver: Resolver, options: DirectOptions,
-                         sts_cache: Any = None) -> tuple[list[DeliveryResult], Attempt]:
+async def deliver_direct(batch: Batch, data: MessageSource, resolver: Resolver,
+                         options: DirectOptions, sts_cache: Any = None
+                         ) -> tuple[list[DeliveryResult], Attempt]:
     """Deliver one batch to its domain's MX hosts; results per recipient."""
     attempt = Attempt()
     domain = batch.domain
@@ -156,8 +148,8 @@ async def deliver_direct(batch: Batch, data: bytes, resolver: Resolver, options:
     sts_policy = sts.policy if sts is not None else None
     enforce_sts = bool(sts is not None and sts.enforce) and not message.tls_required_no
     if sts is not None and sts.failure is not None:
-        attempt.tls_results.append(TLSResult(domain, PolicyType.STS, ResultType(str(
-            sts.failure)), reason=sts.reason))
+        attempt.tls_results.append(TLSResult(domain, PolicyType.STS, ResultType(
+            sts.tlsrpt_result_type), reason=sts.reason))
 
     testing_sts = bool(sts is not None and sts_policy is not None and not sts.enforce
                        and str(sts_policy.mode) == "testing")
@@ -194,11 +186,13 @@ async def deliver_direct(batch: Batch, data: bytes, resolver: Resolver, options:
 
 
 def _all(batch: Batch, attempt: Attempt) -> list[DeliveryResult]:
+    """Every recipient gets the destination's failure (no host took the message)."""
     outcome = Outcome.PERMANENT if attempt.permanent else Outcome.TEMPORARY
-    return [DeliveryResult(r.id, outcome, attempt.error) for r in batch.recipients]
+    return [DeliveryResult(r.id, outcome, attempt.error,
+                           destination=outcome is Outcome.TEMPORARY) for r in batch.recipients]
 
 
-async def _deliver_host(batch: Batch, data: bytes, rcpts: list[str], host: str,
+async def _deliver_host(batch: Batch, data: MessageSource, rcpts: list[str], host: str,
                         mx_authentic: bool, resolver: Resolver, options: DirectOptions,
                         attempt: Attempt, enforce_sts: bool,
                         has_sts: bool, testing_pkix: bool = False) -> list[DeliveryResult]:
@@ -230,7 +224,7 @@ async def _deliver_host(batch: Batch, data: bytes, rcpts: list[str], host: str,
     requiretls = bool(message.requiretls)
 
     # Decide the TLS mode and how the certificate is checked.
-    verify: Callable[[Any], str | None] | None = None
+    verify: TLSVerify | None = None
     context: ssl.SSLContext | None = None
     if tlsa is not None and tlsa.dane_required and not message.tls_required_no:
         verify = dane_verifier(tlsa, host)
@@ -255,9 +249,9 @@ async def _deliver_host(batch: Batch, data: bytes, rcpts: list[str], host: str,
                                   attempt, policy_type)
         except TLSError as exc:
             reason = str(exc)
+            # The client's typed error says what failed (RFC 8460 §4.3), not its text.
             attempt.tls_results.append(TLSResult(
-                domain, policy_type, ResultType.STARTTLS_NOT_SUPPORTED if not exc.handshake
-                else _tls_failure_type(reason), host, ip, reason))
+                domain, policy_type, ResultType(exc.tlsrpt_result_type), host, ip, reason))
             if mode is TLSMode.OPPORTUNISTIC and exc.handshake and not requiretls:
                 retry_mode, retry_context = TLSMode.NONE, None
                 if testing_pkix:
@@ -286,9 +280,12 @@ def dane_verifier(tlsa: dane.TLSALookup, host: str) -> TLSVerify:
     names = dane.reference_identifiers(host, tlsa.base_domain)
     records: Sequence[Any] = tlsa.usable
 
-    def verify(info: TLSInfo) -> str | None:
+    def verify(info: TLSInfo) -> TLSRejection | None:
         result = dane.verify(records, info.chain_der, names)
-        return None if result.ok else f"DANE: {result.reason}"
+        if result.ok:
+            return None
+        return TLSRejection(f"DANE: {result.reason}",
+                            result.tlsrpt_result_type or "validation-failure")
 
     return verify
 
@@ -317,9 +314,9 @@ def _status_of(exc: SMTPClientError) -> str:
     return "4.4.2"  # bad connection (lost, timed out)
 
 
-async def _session(batch: Batch, data: bytes, rcpts: list[str], host: str, ip: str,
+async def _session(batch: Batch, data: MessageSource, rcpts: list[str], host: str, ip: str,
                    mode: TLSMode, context: ssl.SSLContext | None,
-                   verify: Callable[[Any], str | None] | None, options: DirectOptions,
+                   verify: TLSVerify | None, options: DirectOptions,
                    attempt: Attempt, policy_type: PolicyType) -> list[DeliveryResult]:
     connect = options.connect or Client.connect
     message = batch.message
@@ -331,6 +328,8 @@ async def _session(batch: Batch, data: bytes, rcpts: list[str], host: str, ip: s
         client = await connect(ip, options.port, local_hostname=options.hostname,
                                timeouts=options.timeout, tls=mode, tls_context=context,
                                tls_server_name=host, tls_verify=verify, remote_name=host)
+        if pool is not None:
+            pool.opened()
     try:
         if client.tls is not None:
             attempt.tls_results.append(TLSResult(batch.domain, policy_type, ResultType.SUCCESS,

@@ -46,6 +46,25 @@ TLS_OUTCOMES = metrics.counter(
     " result (success, or failure: the connection was not used because TLS did not hold).",
     {"policy": TLS_POLICIES, "result": ("success", "failure")})
 
+# Connections: "new" was opened for a message, "reused" carried one more message of
+# the same destination (queue.pool); "retired" were closed after the per-connection
+# message limit.
+CONNECTIONS = metrics.counter(
+    "queue_connections",
+    "Outgoing SMTP connections by use: new (opened for a message), reused (a further"
+    " message on an open connection), retired (closed at the per-connection message limit).",
+    {"use": ("new", "reused", "retired")})
+
+# Pacing (queue.scheduler): a destination that failed is paused; its other due
+# recipients are deferred with it (counted as attempts, not sent).
+DESTINATION_PAUSES = metrics.counter(
+    "queue_destination_pauses",
+    "Destinations paused after a failed attempt (connect, DNS, TLS, greeting), with backoff.",
+    {})
+PACED_DEFERRALS = metrics.counter(
+    "queue_paced_deferrals",
+    "Recipients deferred without a connection because their destination is paused.", {})
+
 metrics.preinit(DELIVERY_SECONDS, transport=TRANSPORTS)
 
 

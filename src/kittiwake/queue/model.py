@@ -127,10 +127,16 @@ class QueuedMessage:
     created: datetime
     release_at: datetime | None
     path: Path
+    prefix: bytes = b""  # header lines sent before the file (QueueStore.add_file)
 
     @property
     def from_domain(self) -> str:
         return domain_of(self.mail_from)
+
+    @property
+    def file_size(self) -> int:
+        """Bytes of the message file (``size`` counts the prefix too)."""
+        return self.size - len(self.prefix)
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,6 +182,23 @@ class DeliveryResult:
     recipient_id: int
     outcome: Outcome
     error: DeliveryError | None = None
+    # True when the destination itself failed (DNS, no MX host or relay reachable,
+    # TLS, greeting or EHLO refused): no server took part of the transaction, so
+    # the other messages for the destination are paused with it (Scheduler).
+    destination: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class RecordRequest:
+    """One :meth:`QueueStore.record_result` call, for recording several at once."""
+
+    ids: list[int]
+    outcome: Outcome
+    error: DeliveryError | None = None
+    host: str = ""
+    now: datetime | None = None
+    keep_files: bool = False
+    not_before: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -204,6 +204,8 @@ class DSNSender:
         if not message.mail_from:
             return None  # RFC 5321 §6.1: never a DSN to the null reverse-path
         original = await _read(path or message.path)
+        if original is not None and message.prefix:
+            original = message.prefix + original  # headers added at hand-over (add_file)
         dsn = compose(hostname=self.hostname, mail_from=message.mail_from, recipients=reports,
                       original=original, now=self.clock(), arrival=message.created,
                       envid=message.envid, ret=message.ret, smtputf8=message.smtputf8,

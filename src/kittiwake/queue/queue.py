@@ -6,6 +6,12 @@
 Listeners (the :class:`~kittiwake.queue.scheduler.Scheduler` registers
 itself) are told when work may have become due: after enqueue, release and
 kick. SQLite work and fsyncs run in threads (DESIGN.md principle 4).
+
+Results are group-committed: :meth:`Queue.record_result` calls that arrive
+while a commit is running wait for the next one and share it (one
+transaction, one fsync for all the deliveries that finished meanwhile), so
+parallel deliveries do not queue behind each other's fsyncs. Each caller
+still returns only after its own result is committed.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ from kittiwake.queue.model import (
     QueuedMessage,
     Recipient,
     Recorded,
+    RecordRequest,
     Retired,
 )
 from kittiwake.queue.store import QueueStore, utcnow
@@ -48,6 +55,8 @@ class Queue:
         self.store = store
         self.clock: Callable[[], datetime] = clock or utcnow
         self.listeners: list[Callable[[], None]] = []
+        self._records: list[tuple[RecordRequest, asyncio.Future[Recorded]]] = []
+        self._committer: asyncio.Task[None] | None = None
 
     @classmethod
     def from_config(cls, data_dir: Path, config: QueueConfig,
@@ -101,14 +110,59 @@ class Queue:
                   exclude_domains: Iterable[str] = ()) -> list[Batch]:
         return await self._run(self.store.due, now, limit, list(exclude_domains))
 
+    async def due_for_domain(self, domain: str, now: datetime, limit: int = 100) -> list[Batch]:
+        return await self._run(self.store.due_for_domain, domain, now, limit)
+
+    async def add_file(self, path: Path, prefix: bytes, envelope: Envelope,
+                       now: datetime | None = None, *, link: bool = False,
+                       sync: bool = True) -> QueuedMessage:
+        """Take a spooled file by rename or hard link (see :meth:`QueueStore.add_file`)."""
+        message = await self._run(self.store.add_file, path, prefix, envelope,
+                                  now or self.clock(), link=link, sync=sync)
+        self._notify()
+        return message
+
     async def next_due(self, exclude_domains: Iterable[str] = ()) -> datetime | None:
         return await self._run(self.store.next_due, list(exclude_domains))
 
     async def record_result(self, recipient_ids: Iterable[int], outcome: Outcome,
                             error: DeliveryError | None = None, host: str = "",
-                            now: datetime | None = None, keep_files: bool = False) -> Recorded:
-        return await self._run(self.store.record_result, list(recipient_ids), outcome, error,
-                               host, now or self.clock(), keep_files)
+                            now: datetime | None = None, keep_files: bool = False,
+                            not_before: datetime | None = None) -> Recorded:
+        request = RecordRequest(list(recipient_ids), outcome, error, host, now or self.clock(),
+                                keep_files, not_before)
+        future: asyncio.Future[Recorded] = asyncio.get_running_loop().create_future()
+        self._records.append((request, future))
+        if self._committer is None:
+            self._committer = asyncio.create_task(self._commit_records(),
+                                                  name="queue-record-commit")
+        # shield: a cancelled caller (scheduler closing) does not cancel the others' commit.
+        return await asyncio.shield(future)
+
+    async def _commit_records(self) -> None:
+        try:
+            while self._records:
+                group, self._records = self._records, []
+                try:
+                    recorded = await self._run(self.store.record_results,
+                                               [request for request, _ in group])
+                except Exception:
+                    # One bad request must not fail the others: record them one by one.
+                    for request, future in group:
+                        try:
+                            one = await self._run(self.store.record_results, [request])
+                        except Exception as exc:
+                            if not future.done():
+                                future.set_exception(exc)
+                        else:
+                            if not future.done():
+                                future.set_result(one[0])
+                    continue
+                for (_, future), result in zip(group, recorded, strict=True):
+                    if not future.done():
+                        future.set_result(result)
+        finally:
+            self._committer = None
 
     async def remove_files(self, message_ids: Iterable[int]) -> None:
         await self._run(self.store.remove_files, list(message_ids))

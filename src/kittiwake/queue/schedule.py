@@ -45,6 +45,9 @@ def schedule(attempts: int, rng: random.Random | None = None,
     return base * (1 + rng.uniform(-jitter, jitter))
 
 
+retry_delay = schedule  # the same, under a name the queue package does not shadow
+
+
 def gives_up(attempts: int) -> bool:
     """True when ``attempts`` failed attempts mean permanent failure."""
     return attempts >= MAX_ATTEMPTS

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from kittiwake.sqlitedb import open_database
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 DDL = """
 CREATE TABLE message (
@@ -29,7 +29,8 @@ CREATE TABLE message (
   envid TEXT,
   size INTEGER NOT NULL,
   created INTEGER NOT NULL,
-  release_at INTEGER
+  release_at INTEGER,
+  prefix BLOB
 );
 CREATE TABLE recipient (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -52,6 +53,7 @@ CREATE TABLE recipient (
 );
 CREATE INDEX recipient_due ON recipient (status, held, next_attempt);
 CREATE INDEX recipient_message ON recipient (message_id);
+CREATE INDEX recipient_domain_due ON recipient (domain, status, held, next_attempt);
 CREATE TABLE holdrule (
   id INTEGER PRIMARY KEY AUTOINCREMENT,
   account TEXT NOT NULL,
@@ -79,9 +81,20 @@ CREATE INDEX retired_time ON retired (retired);
 """
 
 
+# Version 2: a message may have a prefix (headers added when a spool file is
+# handed over, QueueStore.add_file); picking a destination's next due
+# recipients uses an index (the scheduler keeps a connection busy with them).
+MIGRATIONS = {
+    2: """
+ALTER TABLE message ADD COLUMN prefix BLOB;
+CREATE INDEX recipient_domain_due ON recipient (domain, status, held, next_attempt);
+""",
+}
+
+
 def connect(path: Path) -> sqlite3.Connection:
     """Open (creating if needed) the queue database with durable settings."""
-    return open_database(path, DDL, SCHEMA_VERSION, "queue database")
+    return open_database(path, DDL, SCHEMA_VERSION, "queue database", MIGRATIONS)
 
 
 def connect_readonly(path: Path) -> sqlite3.Connection:

@@ -15,11 +15,13 @@ is the async face).
 
 from __future__ import annotations
 
+import os
 import random
 import sqlite3
 import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -36,11 +38,13 @@ from kittiwake.queue.model import (
     Filter,
     HoldRule,
     MessageNotFound,
+    NewRecipient,
     Outcome,
     QueuedMessage,
     QueueError,
     Recipient,
     Recorded,
+    RecordRequest,
     Retired,
     Status,
     domain_of,
@@ -76,11 +80,12 @@ def normalize_domain(domain: str) -> str:
 
 
 _MESSAGE_COLUMNS = ("m.id, m.account, m.mail_from, m.smtputf8, m.eightbit, m.requiretls,"
-                    " m.tls_required_no, m.ret, m.envid, m.size, m.created, m.release_at")
+                    " m.tls_required_no, m.ret, m.envid, m.size, m.created, m.release_at,"
+                    " m.prefix")
 _RECIPIENT_COLUMNS = ("r.id, r.message_id, r.address, r.domain, r.notify, r.orcpt_type, r.orcpt,"
                       " r.attempts, r.next_attempt, r.last_attempt, r.err_code, r.err_enhanced,"
                       " r.err_text, r.err_host, r.status, r.held, r.dsn_delayed_sent")
-_N_MESSAGE = 12
+_N_MESSAGE = 13
 
 
 class QueueStore:
@@ -95,9 +100,14 @@ class QueueStore:
         self.rng = rng or random.Random()
         self.history_keep = history_keep
         self.history_age = history_age
+        self._retired_count: int | None = None  # rows in ``retired`` (None: count again)
         self.lock = threading.RLock()
         if readonly:
             self.db = connect_readonly(root / "index.db")
+            if self.db.execute("PRAGMA user_version").fetchone()[0] < 2:
+                # A stopped server's older queue (no prefix column): read it as it is.
+                self.db.execute("CREATE TEMP VIEW message AS SELECT *, NULL AS prefix"
+                                " FROM main.message")
             return
         self.db = connect(root / "index.db")
         durable.clean_tmp(root)
@@ -134,6 +144,7 @@ class QueueStore:
                 self.db.execute("COMMIT")
             except BaseException:
                 self.db.execute("ROLLBACK")
+                self._retired_count = None
                 raise
 
     def path(self, message_id: int) -> Path:
@@ -154,53 +165,131 @@ class QueueStore:
     def enqueue_temp(self, envelope: Envelope, tmp: Path, size: int,
                      now: datetime | None = None) -> QueuedMessage:
         """Queue a message whose fsynced temporary file (from :meth:`write_temp`) exists."""
+        def place(message_id: int) -> Path:
+            return durable.move_into_place(self.root, tmp, message_id, sync=True)
+
+        try:
+            return self._add(envelope, place, size, b"", now)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    def add_file(self, path: Path, prefix: bytes, envelope: Envelope,
+                 now: datetime | None = None, *, link: bool = False,
+                 sync: bool = True) -> QueuedMessage:
+        """Queue a spooled message file without copying it (DESIGN.md "spool once").
+
+        The file becomes the queue's message file by rename (or, with ``link``,
+        by hard link, so the caller may hand the same spool file to the store
+        too); it must be on the queue's file system. ``prefix`` (header lines
+        kittiwake added: Received, DKIM-Signature, ...) is kept in the message
+        row and sent before the file. With ``sync`` the file is fsynced first
+        (skip only when the spooler already did). Durable when this returns,
+        as :meth:`enqueue`; on failure the spool file is left where it was.
+        """
+        path = Path(path)
+        if sync:
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+        size = len(prefix) + path.stat().st_size
+
+        def place(message_id: int) -> Path:
+            final = durable.message_path(self.root, message_id)
+            if not final.parent.is_dir():
+                final.parent.mkdir(parents=True, exist_ok=True)
+                durable.fsync_dir(final.parent.parent)
+            if link:
+                os.link(path, final)
+            else:
+                os.rename(path, final)
+            durable.fsync_dir(final.parent)
+            return final
+
+        return self._add(envelope, place, size, bytes(prefix), now)
+
+    def _add(self, envelope: Envelope, place: Callable[[int], Path], size: int,
+             prefix: bytes, now: datetime | None) -> QueuedMessage:
+        """Insert the rows, ``place`` the file under the new id, then commit."""
         now = now or utcnow()
         placed: Path | None = None
         try:
-            if not envelope.recipients:
-                raise QueueError("a message needs at least one recipient")
-            from_domain = domain_of(envelope.mail_from)
-            rcpts = []
-            for rcpt in envelope.recipients:
-                if "@" not in rcpt.address:
-                    raise QueueError(f"recipient {rcpt.address!r} has no domain")
-                rcpts.append((rcpt, domain_of(rcpt.address)))
-            first = now
-            if envelope.release_at is not None and envelope.release_at > now:
-                first = envelope.release_at  # RFC 4865 §3: hold until the release time
+            rcpts = _checked_recipients(envelope)
             with self._write() as db:
-                rules = self._hold_rules(db)
-                cur = db.execute(
-                    "INSERT INTO message (account, mail_from, from_domain, smtputf8, eightbit,"
-                    " requiretls, tls_required_no, ret, envid, size, created, release_at)"
-                    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                    (envelope.account, envelope.mail_from, from_domain, int(envelope.smtputf8),
-                     int(envelope.eightbit),
-                     None if envelope.requiretls is None else int(envelope.requiretls),
-                     int(envelope.tls_required_no),
-                     None if envelope.ret is None else str(envelope.ret), envelope.envid,
-                     size, to_ms(now),
-                     None if envelope.release_at is None else to_ms(envelope.release_at)))
-                message_id = cur.lastrowid or 0
-                for rcpt, domain in rcpts:
-                    held = any(rule.matches(envelope.account, from_domain, domain)
-                               for rule in rules)
-                    db.execute(
-                        "INSERT INTO recipient (message_id, address, domain, notify, orcpt_type,"
-                        " orcpt, next_attempt, held) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                        (message_id, rcpt.address, domain,
-                         None if rcpt.notify is None else ",".join(sorted(rcpt.notify)),
-                         rcpt.orcpt.addr_type if rcpt.orcpt else None,
-                         rcpt.orcpt.address if rcpt.orcpt else None,
-                         to_ms(first), int(held)))
-                placed = durable.move_into_place(self.root, tmp, message_id, sync=True)
+                message_id = self._insert(db, envelope, rcpts, size, prefix, now,
+                                          self._hold_rules(db))
+                placed = place(message_id)
                 message = self._message(db, message_id)
         except BaseException:
             if placed is not None:
                 placed.unlink(missing_ok=True)
-            tmp.unlink(missing_ok=True)
             raise
         return message
+
+    def enqueue_many(self, items: Sequence[tuple[Envelope, bytes]],
+                     now: datetime | None = None) -> list[QueuedMessage]:
+        """Queue many messages at once, durably, with one sync of the file system and
+        one commit (imports, tests of large backlogs): all of them or none."""
+        now = now or utcnow()
+        checked = [(envelope, _checked_recipients(envelope), data) for envelope, data in items]
+        temps: list[tuple[Path, int]] = []
+        placed: list[Path] = []
+        try:
+            for _, _, data in checked:
+                temps.append(durable.write_temp(self.root, [data], sync=False))
+            durable.sync_files([path for path, _ in temps])
+            with self._write() as db:
+                rules = self._hold_rules(db)
+                ids = []
+                for (envelope, rcpts, _), (tmp, size) in zip(checked, temps, strict=True):
+                    message_id = self._insert(db, envelope, rcpts, size, b"", now, rules)
+                    placed.append(durable.move_into_place(self.root, tmp, message_id,
+                                                          sync=False))
+                    ids.append(message_id)
+                for directory in {path.parent for path in placed}:
+                    durable.fsync_dir(directory)
+                messages = [self._message(db, message_id) for message_id in ids]
+        except BaseException:
+            for path in placed:
+                path.unlink(missing_ok=True)
+            for path, _ in temps:
+                path.unlink(missing_ok=True)
+            raise
+        return messages
+
+    def _insert(self, db: sqlite3.Connection, envelope: Envelope,
+                rcpts: list[tuple[NewRecipient, str]], size: int, prefix: bytes,
+                now: datetime, rules: list[HoldRule]) -> int:
+        from_domain = domain_of(envelope.mail_from)
+        first = now
+        if envelope.release_at is not None and envelope.release_at > now:
+            first = envelope.release_at  # RFC 4865 §3: hold until the release time
+        cur = db.execute(
+            "INSERT INTO message (account, mail_from, from_domain, smtputf8, eightbit,"
+            " requiretls, tls_required_no, ret, envid, size, created, release_at,"
+            " prefix) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (envelope.account, envelope.mail_from, from_domain, int(envelope.smtputf8),
+             int(envelope.eightbit),
+             None if envelope.requiretls is None else int(envelope.requiretls),
+             int(envelope.tls_required_no),
+             None if envelope.ret is None else str(envelope.ret), envelope.envid,
+             size, to_ms(now),
+             None if envelope.release_at is None else to_ms(envelope.release_at),
+             prefix or None))
+        message_id = cur.lastrowid or 0
+        for rcpt, domain in rcpts:
+            held = any(rule.matches(envelope.account, from_domain, domain) for rule in rules)
+            db.execute(
+                "INSERT INTO recipient (message_id, address, domain, notify, orcpt_type,"
+                " orcpt, next_attempt, held) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (message_id, rcpt.address, domain,
+                 None if rcpt.notify is None else ",".join(sorted(rcpt.notify)),
+                 rcpt.orcpt.addr_type if rcpt.orcpt else None,
+                 rcpt.orcpt.address if rcpt.orcpt else None,
+                 to_ms(first), int(held)))
+        return message_id
 
     # --- reading ------------------------------------------------------------
 
@@ -221,7 +310,7 @@ class QueueStore:
             eightbit=bool(row[4]), requiretls=None if row[5] is None else bool(row[5]),
             tls_required_no=bool(row[6]), ret=None if row[7] is None else Ret(row[7]),
             envid=row[8], size=row[9], created=from_ms(row[10]) or utcnow(),
-            release_at=from_ms(row[11]), path=self.path(row[0]))
+            release_at=from_ms(row[11]), path=self.path(row[0]), prefix=row[12] or b"")
 
     def recipients(self, message_id: int) -> list[Recipient]:
         with self.lock:
@@ -232,8 +321,8 @@ class QueueStore:
     def read(self, message_id: int) -> bytes:
         """The raw bytes of a queued message (``queue dump``)."""
         with self.lock:
-            self._message(self.db, message_id)
-            return self.path(message_id).read_bytes()
+            message = self._message(self.db, message_id)
+            return message.prefix + self.path(message_id).read_bytes()
 
     def list(self, where: Filter = Filter()) -> list[tuple[QueuedMessage, Recipient]]:
         """Queued recipients with their messages, oldest message first."""
@@ -280,38 +369,72 @@ class QueueStore:
             exclude_domains: Iterable[str] = ()) -> list[Batch]:
         """Due, non-held recipients grouped by (destination domain, message).
 
-        At most ``limit`` batches; recipients whose domain is in
-        ``exclude_domains`` (being delivered right now) are left out.
+        At most ``limit`` batches, the longest-due first; recipients whose
+        domain is in ``exclude_domains`` (being delivered right now) are left
+        out. The rows come from the ``recipient_due`` index in its order
+        (next attempt, id), read only as far as needed: the cost of a pick
+        grows with ``limit``, not with the size of the queue.
         """
         excluded = list(exclude_domains)
-        not_in = f" AND domain NOT IN ({','.join('?' * len(excluded))})" if excluded else ""
-        due_ms = to_ms(now)
+        return self._batches(_pick_sql(len(excluded)), (to_ms(now), *excluded), limit,
+                             to_ms(now))
+
+    def due_for_domain(self, domain: str, now: datetime, limit: int = 100) -> list[Batch]:
+        """Like :meth:`due` for one destination domain (index ``recipient_domain_due``):
+        the next messages a connection to that destination can carry."""
+        return self._batches(_PICK_DOMAIN_SQL, (normalize_domain(domain), to_ms(now)), limit,
+                             to_ms(now))
+
+    def _batches(self, sql: str, params: tuple[Any, ...], limit: int, due_ms: int
+                 ) -> list[Batch]:
+        """Batches of the first ``limit`` (domain, message) pairs ``sql`` yields."""
         with self.lock:
-            # Pick the batches in SQL first, so a large backlog costs one indexed
-            # query per call instead of building every due row in Python.
-            pairs = self.db.execute(
-                "SELECT domain, message_id FROM recipient WHERE status = 'queued'"
-                f" AND held = 0 AND next_attempt <= ?{not_in} GROUP BY domain, message_id"
-                " ORDER BY MIN(next_attempt), MIN(id) LIMIT ?",
-                (due_ms, *excluded, limit)).fetchall()
+            pairs: dict[tuple[str, int], None] = {}
+            offset = 0
+            window = max(limit, 1) * 2
+            while len(pairs) < limit:
+                rows = self.db.execute(sql, (*params, window, offset)).fetchall()
+                for domain, message_id in rows:
+                    pairs.setdefault((domain, message_id), None)
+                    if len(pairs) >= limit:
+                        break
+                if len(rows) < window:
+                    break
+                offset += window  # many recipients per message: read on
             batches = []
             for domain, message_id in pairs:
+                # INDEXED BY: the planner would otherwise walk the domain's rows.
                 rows = self.db.execute(
-                    f"SELECT {_RECIPIENT_COLUMNS} FROM recipient r WHERE r.message_id = ?"
-                    " AND r.domain = ? AND r.status = 'queued' AND r.held = 0"
+                    f"SELECT {_RECIPIENT_COLUMNS} FROM recipient r INDEXED BY recipient_message"
+                    " WHERE r.message_id = ? AND r.domain = ? AND r.status = 'queued'"
+                    " AND r.held = 0"
                     " AND r.next_attempt <= ? ORDER BY r.id", (message_id, domain, due_ms))
                 recipients = tuple(_recipient(row) for row in rows)
-                batches.append(Batch(self._message(self.db, message_id), domain, recipients))
+                if recipients:
+                    batches.append(Batch(self._message(self.db, message_id), domain,
+                                         recipients))
         return batches
+
+    def pick_plan(self, exclude_domains: int = 0, domain: bool = False) -> list[str]:
+        """SQLite's plan for the pick query (EXPLAIN QUERY PLAN details), for tests and
+        ``queue`` diagnostics: it must walk an index, never sort the whole queue."""
+        sql = _PICK_DOMAIN_SQL if domain else _pick_sql(exclude_domains)
+        params: tuple[Any, ...] = ("x", 0, 1, 0) if domain else \
+            (0, *(["x"] * exclude_domains), 1, 0)
+        with self.lock:
+            return [row[3] for row in self.db.execute(f"EXPLAIN QUERY PLAN {sql}", params)]
 
     def next_due(self, exclude_domains: Iterable[str] = ()) -> datetime | None:
         """When the next non-held recipient becomes due (None: nothing queued)."""
         excluded = list(exclude_domains)
-        sql = ("SELECT MIN(next_attempt) FROM recipient WHERE status = 'queued' AND held = 0")
-        if excluded:
-            sql += f" AND domain NOT IN ({','.join('?' * len(excluded))})"
+        # The index in next_attempt order, stopping at the first row not excluded
+        # (MIN() with the NOT IN would look at every queued row).
+        not_in = f" AND domain NOT IN ({','.join('?' * len(excluded))})" if excluded else ""
+        sql = ("SELECT next_attempt FROM recipient INDEXED BY recipient_due WHERE status ="
+               f" 'queued' AND held = 0{not_in} ORDER BY next_attempt LIMIT 1")
         with self.lock:
-            return from_ms(self.db.execute(sql, excluded).fetchone()[0])
+            row = self.db.execute(sql, excluded).fetchone()
+        return from_ms(row[0]) if row is not None else None
 
     def summary(self, failing_domains: int = 10, last_errors: int = 5,
                 since: datetime | None = None) -> QueueSummary:
@@ -359,7 +482,8 @@ class QueueStore:
 
     def record_result(self, recipient_ids: Iterable[int], outcome: Outcome,
                       error: DeliveryError | None = None, host: str = "",
-                      now: datetime | None = None, keep_files: bool = False) -> Recorded:
+                      now: datetime | None = None, keep_files: bool = False,
+                      not_before: datetime | None = None) -> Recorded:
         """Record one attempt for recipients (all with the same outcome).
 
         OK: delivered. PERMANENT (5xx, RFC 5321 §4.2.1): failed at once.
@@ -369,52 +493,71 @@ class QueueStore:
         with no queued recipient left is removed (its file too, unless
         ``keep_files``: then the caller calls :meth:`remove_files` after it
         built its DSNs). Unknown ids (dropped meanwhile) are ignored.
+        ``not_before``: a retry is not scheduled earlier than this (the
+        destination is paused until then, see the scheduler's pacing).
         """
-        now = now or utcnow()
-        ids = list(recipient_ids)
+        return self.record_results([RecordRequest(list(recipient_ids), outcome, error, host,
+                                                  now, keep_files, not_before)])[0]
+
+    def record_results(self, requests: Sequence[RecordRequest]) -> list[Recorded]:
+        """Several :meth:`record_result` calls in one transaction (one commit, one
+        fsync: the async :class:`~kittiwake.queue.Queue` groups concurrent ones)."""
+        out = []
+        with self._write() as db:
+            for request in requests:
+                out.append(self._record(db, request))
+            self._prune_history(db, max((r.now or utcnow() for r in requests),
+                                        default=utcnow()))
+        for request, recorded in zip(requests, out, strict=True):
+            if not request.keep_files:
+                self.remove_files(recorded.removed_messages)
+        return out
+
+    def _record(self, db: sqlite3.Connection, request: RecordRequest) -> Recorded:
+        now = request.now or utcnow()
+        ids, outcome, error, host = request.ids, request.outcome, request.error, request.host
+        not_before = request.not_before
         if error is not None and host and not error.host:
             error = DeliveryError(error.code, error.enhanced, error.text, host)
         finished: list[Recipient] = []
         delayed: list[Recipient] = []
         touched: set[int] = set()
-        with self._write() as db:
-            for rid in ids:
-                row = db.execute(f"SELECT {_RECIPIENT_COLUMNS} FROM recipient r WHERE r.id = ?"
-                                 " AND r.status = 'queued'", (rid,)).fetchone()
-                if row is None:
-                    continue
-                rcpt = _recipient(row)
-                touched.add(rcpt.message_id)
-                attempts = rcpt.attempts + 1
-                err = (error.code, error.enhanced, error.text, error.host) if error else \
-                    (None, None, None, host or None)
-                if outcome is Outcome.OK:
-                    status = Status.DELIVERED
-                elif outcome is Outcome.PERMANENT or sched.gives_up(attempts):
-                    status = Status.FAILED
-                else:
-                    status = Status.QUEUED
-                next_at = now + sched.schedule(attempts, self.rng) \
-                    if status is Status.QUEUED else now
-                db.execute(
-                    "UPDATE recipient SET attempts = ?, last_attempt = ?, next_attempt = ?,"
-                    " err_code = ?, err_enhanced = ?, err_text = ?, err_host = ?, status = ?"
-                    " WHERE id = ?", (attempts, to_ms(now), to_ms(next_at), *err, str(status),
-                                      rid))
-                updated = _recipient(db.execute(
-                    f"SELECT {_RECIPIENT_COLUMNS} FROM recipient r WHERE r.id = ?",
-                    (rid,)).fetchone())
-                if status is Status.QUEUED:
-                    if sched.delay_dsn_due(attempts) and not updated.dsn_delayed_sent and \
-                            wants_delay_dsn(self._message(db, rcpt.message_id), updated):
-                        delayed.append(updated)
-                else:
-                    finished.append(updated)
-                    self._retire(db, updated, now)
-            removed = self._remove_finished_messages(db, touched)
-            self._prune_history(db, now)
-        if not keep_files:
-            self.remove_files(removed)
+        for rid in ids:
+            row = db.execute(f"SELECT {_RECIPIENT_COLUMNS} FROM recipient r WHERE r.id = ?"
+                             " AND r.status = 'queued'", (rid,)).fetchone()
+            if row is None:
+                continue
+            rcpt = _recipient(row)
+            touched.add(rcpt.message_id)
+            attempts = rcpt.attempts + 1
+            err = (error.code, error.enhanced, error.text, error.host) if error else \
+                (None, None, None, host or None)
+            if outcome is Outcome.OK:
+                status = Status.DELIVERED
+            elif outcome is Outcome.PERMANENT or sched.gives_up(attempts):
+                status = Status.FAILED
+            else:
+                status = Status.QUEUED
+            next_at = now + sched.schedule(attempts, self.rng) \
+                if status is Status.QUEUED else now
+            if not_before is not None and status is Status.QUEUED:
+                next_at = max(next_at, not_before)
+            db.execute(
+                "UPDATE recipient SET attempts = ?, last_attempt = ?, next_attempt = ?,"
+                " err_code = ?, err_enhanced = ?, err_text = ?, err_host = ?, status = ?"
+                " WHERE id = ?", (attempts, to_ms(now), to_ms(next_at), *err, str(status),
+                                  rid))
+            updated = replace(rcpt, attempts=attempts, last_attempt=from_ms(to_ms(now)),
+                              next_attempt=from_ms(to_ms(next_at)) or next_at,
+                              last_error=_error(err), status=status)
+            if status is Status.QUEUED:
+                if sched.delay_dsn_due(attempts) and not updated.dsn_delayed_sent and \
+                        wants_delay_dsn(self._message(db, rcpt.message_id), updated):
+                    delayed.append(updated)
+            else:
+                finished.append(updated)
+                self._retire(db, updated, now)
+        removed = self._remove_finished_messages(db, touched)
         return Recorded(tuple(finished), tuple(delayed), tuple(removed))
 
     def _retire(self, db: sqlite3.Connection, rcpt: Recipient, now: datetime) -> None:
@@ -430,6 +573,8 @@ class QueueStore:
              err.code if err else None, err.enhanced if err else None,
              err.text if err else None, err.host if err else None,
              to_ms(message.created), to_ms(now)))
+        if self._retired_count is not None:
+            self._retired_count += 1
         db.execute("DELETE FROM recipient WHERE id = ?", (rcpt.id,))
 
     def _remove_finished_messages(self, db: sqlite3.Connection, message_ids: set[int]
@@ -444,10 +589,24 @@ class QueueStore:
         return removed
 
     def _prune_history(self, db: sqlite3.Connection, now: datetime) -> None:
-        db.execute("DELETE FROM retired WHERE retired < ?", (to_ms(now - self.history_age),))
-        db.execute("DELETE FROM retired WHERE recipient_id NOT IN (SELECT recipient_id FROM"
-                   " retired ORDER BY retired DESC, recipient_id DESC LIMIT ?)",
-                   (self.history_keep,))
+        """Keep the history short: nothing older than ``history_age``, and about
+        ``history_keep`` rows (up to 10% more between prunes). Both deletes walk
+        the ``retired_time`` index from the old end, so a prune costs what it
+        removes, not the size of the history."""
+        cur = db.execute("DELETE FROM retired WHERE retired < ?",
+                         (to_ms(now - self.history_age),))
+        if self._retired_count is None:
+            self._retired_count = db.execute("SELECT COUNT(*) FROM retired").fetchone()[0]
+        elif cur.rowcount > 0:
+            self._retired_count = max(self._retired_count - cur.rowcount, 0)
+        if self._retired_count <= self.history_keep + self.history_keep // 10:
+            return
+        self._retired_count = db.execute("SELECT COUNT(*) FROM retired").fetchone()[0]
+        excess = self._retired_count - self.history_keep
+        if excess > 0:
+            db.execute("DELETE FROM retired WHERE recipient_id IN (SELECT recipient_id FROM"
+                       " retired ORDER BY retired, recipient_id LIMIT ?)", (excess,))
+            self._retired_count = self.history_keep
 
     def remove_files(self, message_ids: Iterable[int]) -> None:
         """Remove files of messages whose rows are gone."""
@@ -570,6 +729,33 @@ class QueueStore:
                 raise QueueError(f"no hold rule with id {rule_id}")
             db.execute("DELETE FROM holdrule WHERE id = ?", (rule_id,))
             return HoldRule(*row)
+
+
+# The pick queries walk an index in (next_attempt, id) order and stop after
+# LIMIT rows: no GROUP BY or sort over the whole queue (see pick_plan).
+_PICK_DOMAIN_SQL = (
+    "SELECT domain, message_id FROM recipient INDEXED BY recipient_domain_due"
+    " WHERE domain = ? AND status = 'queued' AND held = 0 AND next_attempt <= ?"
+    " ORDER BY next_attempt, id LIMIT ? OFFSET ?")
+
+
+def _pick_sql(excluded: int) -> str:
+    not_in = f" AND domain NOT IN ({','.join('?' * excluded)})" if excluded else ""
+    return ("SELECT domain, message_id FROM recipient INDEXED BY recipient_due"
+            f" WHERE status = 'queued' AND held = 0 AND next_attempt <= ?{not_in}"
+            " ORDER BY next_attempt, id LIMIT ? OFFSET ?")
+
+
+def _checked_recipients(envelope: Envelope) -> list[tuple[NewRecipient, str]]:
+    """The envelope's recipients with their domains; QueueError for a bad envelope."""
+    if not envelope.recipients:
+        raise QueueError("a message needs at least one recipient")
+    rcpts = []
+    for rcpt in envelope.recipients:
+        if "@" not in rcpt.address:
+            raise QueueError(f"recipient {rcpt.address!r} has no domain")
+        rcpts.append((rcpt, domain_of(rcpt.address)))
+    return rcpts
 
 
 def wants_delay_dsn(message: QueuedMessage, rcpt: Recipient) -> bool:

@@ -4,6 +4,7 @@
 - ``transaction``: sans-I/O planning and running of MAIL transactions
   (pipelining, BDAT, RCPTMAX splitting, SMTPUTF8/8BITMIME/REQUIRETLS checks).
 - ``results``: per-recipient outcomes with the remote replies, for DSNs.
+- ``stream``: messages as prefix + file range, DATA dot-stuffing chunk by chunk.
 - ``tlsinfo``: TLS version, cipher and the peer's certificate chain (DANE).
 - ``client``: the asyncio driver, :class:`Client`.
 """
@@ -19,6 +20,7 @@ from kittiwake.smtpclient.errors import (
     SMTPClientError,
     SMTPTimeout,
     TLSError,
+    TLSRejection,
 )
 from kittiwake.smtpclient.results import (
     CommandReply,
@@ -27,6 +29,7 @@ from kittiwake.smtpclient.results import (
     RecipientResult,
     Stage,
 )
+from kittiwake.smtpclient.stream import DotStuffer, FileRange, MessageSource
 from kittiwake.smtpclient.tlsinfo import TLSInfo, peer_chain, tls_info
 from kittiwake.smtpclient.transaction import (
     DeliveryPlan,
@@ -46,6 +49,9 @@ __all__ = [
     "ConnectionLost",
     "DeliveryPlan",
     "DeliveryResult",
+    "DotStuffer",
+    "FileRange",
+    "MessageSource",
     "Outcome",
     "ProtocolError",
     "Recipient",
@@ -58,6 +64,7 @@ __all__ = [
     "TLSError",
     "TLSInfo",
     "TLSMode",
+    "TLSRejection",
     "TLSVerify",
     "Timeouts",
     "Transaction",

@@ -25,6 +25,7 @@ import base64
 import binascii
 import contextlib
 import enum
+import os
 import socket
 import ssl
 import time
@@ -32,6 +33,7 @@ from collections import deque
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from types import TracebackType
+from typing import BinaryIO, TypeVar
 
 from kittiwake import log
 from kittiwake.dns import Resolver
@@ -53,6 +55,8 @@ from kittiwake.smtpclient.errors import (
     SMTPClientError,
     SMTPTimeout,
     TLSError,
+    TLSRejection,
+    tlsrpt_result_of_verify_code,
 )
 from kittiwake.smtpclient.results import (
     CommandReply,
@@ -60,12 +64,14 @@ from kittiwake.smtpclient.results import (
     RecipientResult,
     Stage,
 )
+from kittiwake.smtpclient.stream import CHUNK_SIZE, DotStuffer, MessageSource
 from kittiwake.smtpclient.tlsinfo import TLSInfo, tls_info
 from kittiwake.smtpclient.transaction import Recipient, Send, Transaction, plan_delivery
 
 __all__ = ["Client", "TLSMode", "TLSVerify", "Timeouts", "unverified_context"]
 
 READ_SIZE = 65536
+T = TypeVar("T")
 
 
 class TLSMode(enum.StrEnum):
@@ -94,8 +100,9 @@ class Timeouts:
 
 
 # Called after every TLS handshake; returns None to accept, or why the server is
-# rejected (DANE, MTA-STS). The connection is then closed with a TLSError.
-TLSVerify = Callable[[TLSInfo], "str | None"]
+# rejected (DANE, MTA-STS): text, or a TLSRejection that also names the RFC 8460
+# result type. The connection is then closed with a TLSError.
+TLSVerify = Callable[[TLSInfo], "str | TLSRejection | None"]
 
 
 def unverified_context() -> ssl.SSLContext:
@@ -165,6 +172,44 @@ async def _open_first(remote: str, ips: Sequence[str], port: int,
     if len(problems) == 1:
         raise ConnectError(problems[0], stage=Stage.CONNECT)
     raise ConnectError("; ".join(problems), stage=Stage.CONNECT)
+
+
+def _read_cached(path: str | os.PathLike[str], offset: int, size: int
+                 ) -> tuple[BinaryIO, bytes] | None:
+    """Open and read the first ``size`` bytes only if they are in the page cache
+    (``preadv2`` with RWF_NOWAIT, Linux 4.14+): then the event loop does not wait
+    for a thread. None when the read would block (or the system cannot say)."""
+    nowait = getattr(os, "RWF_NOWAIT", None)
+    if nowait is None or size <= 0:
+        return None
+    try:
+        handle = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the caller
+    except OSError:
+        return None  # the thread path reports it
+    try:
+        buffer = bytearray(size)
+        got = os.preadv(handle.fileno(), [buffer], offset, nowait)
+        if got <= 0:
+            handle.close()
+            return None
+        handle.seek(offset + got)
+        return handle, bytes(memoryview(buffer)[:got])
+    except OSError:  # EAGAIN: not cached; EOPNOTSUPP: no RWF_NOWAIT on this file system
+        handle.close()
+        return None
+
+
+def _open_range(path: str | os.PathLike[str], offset: int, size: int
+                ) -> tuple[BinaryIO, bytes]:
+    """Open the file at ``offset`` and read its first ``size`` bytes (one thread hop)."""
+    handle = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the caller
+    try:
+        if offset:
+            handle.seek(offset)
+        return handle, handle.read(size)
+    except BaseException:
+        handle.close()
+        raise
 
 
 def _b64(data: bytes) -> str:
@@ -362,8 +407,10 @@ class Client:
             await self.close()
             reason = getattr(exc, "verify_message", None) or getattr(exc, "reason", None) \
                 or str(exc) or type(exc).__name__
+            result_type = tlsrpt_result_of_verify_code(exc.verify_code) \
+                if isinstance(exc, ssl.SSLCertVerificationError) else None
             raise TLSError(f"TLS handshake with {self.remote} failed: {reason}",
-                           stage=stage) from None
+                           stage=stage, tlsrpt_result_type=result_type) from None
         ssl_object = self.writer.get_extra_info("ssl_object")
         verified = ctx.verify_mode != ssl.CERT_NONE
         self.tls = tls_info(ssl_object, server_name, verified)
@@ -376,7 +423,9 @@ class Client:
                 # RFC 7672 §2.2: an unauthenticated server gets QUIT, nothing else.
                 await self.quit()
                 raise TLSError(f"TLS certificate of {self.remote} rejected: {problem}",
-                               stage=stage)
+                               stage=stage,
+                               tlsrpt_result_type=problem.tlsrpt_result_type
+                               if isinstance(problem, TLSRejection) else None)
 
     # --- AUTH --------------------------------------------------------------------
 
@@ -466,7 +515,7 @@ class Client:
         self,
         mailfrom: str | Address | None,
         recipients: Sequence[str | Address | Recipient],
-        data: bytes,
+        data: bytes | MessageSource,
         *,
         smtputf8: bool = False,
         eightbit: bool = False,
@@ -482,7 +531,9 @@ class Client:
 
         ``mailfrom``: "" / None for the null reverse-path. ``recipients``: addresses
         or :class:`Recipient` with DSN NOTIFY/ORCPT. ``data``: the message, CRLF
-        line ends (bare LF is converted for DATA). ``smtputf8``: the message
+        line ends (bare LF is converted for DATA): bytes, or a
+        :class:`MessageSource` (prefix plus a file range) that is read from
+        the file in chunks while it is sent. ``smtputf8``: the message
         needs SMTPUTF8 (also implied by a non-ASCII local-part). ``eightbit``:
         8-bit body (BODY=8BITMIME when offered; without 8BITMIME sent anyway
         unless ``strict``). ``binarymime``: BODY=BINARYMIME via BDAT.
@@ -502,7 +553,7 @@ class Client:
                              envid=envid, auth=auth_identity)
         result = DeliveryResult(dsn_relayed=plan.dsn_relayed)
         decided: dict[int, RecipientResult] = dict(plan.refused)
-        for tx in plan.transactions(data, caps.pipelining):
+        for tx in plan.transactions(data, caps.pipelining, reset=self.transactions > 0):
             reason = None
             if self.closed:
                 reason = f"connection to {self.remote} closed before the transaction"
@@ -521,7 +572,7 @@ class Client:
 
     async def _run(self, tx: Transaction) -> None:
         try:
-            if self._needs_rset:
+            if self._needs_rset and not tx.reset:
                 reply = await self._command("RSET", Stage.RSET)
                 if reply.code != 250:
                     raise ReplyError(f"{self.remote} refused RSET: {reply}", stage=Stage.RSET,
@@ -594,21 +645,78 @@ class Client:
             raise ConnectionLost(f"connection to {self.remote} is closed", stage=Stage.CONNECT)
         for cmd in send.commands:
             self.transcript.client(cmd)
+        stage = send.expects[0][0] if send.expects else Stage.CONNECT
         if send.body:
             self.transcript.data(log.Direction.CLIENT, send.body)
             if not send.commands:
                 self.transcript.client(".")
-        try:
-            self.writer.write(send.data)
-        except (OSError, RuntimeError) as exc:
-            await self.close()
-            raise ConnectionLost(f"writing to {self.remote}: {exc}",
-                                 stage=send.expects[0][0] if send.expects else Stage.CONNECT
-                                 ) from None
-        if send.body:
-            await self._drain(send.expects[0][0] if send.expects else Stage.DATA)
+        if send.data:
+            self._put(send.data, stage)
+        if send.stream is not None:
+            await self._stream(send.stream, send.stuff, stage)
+            if send.stuff:
+                self.transcript.client(".")
+        elif send.body:
+            await self._drain(stage)
         # Commands are not drained here: with PIPELINING the replies are read
         # while the transport sends (RFC 2920 §3.1: avoid a write/read deadlock).
+
+    def _put(self, data: bytes, stage: Stage) -> None:
+        try:
+            self.writer.write(data)
+        except (OSError, RuntimeError) as exc:
+            self.closed = True
+            self.writer.close()
+            raise ConnectionLost(f"writing to {self.remote}: {exc}", stage=stage) from None
+
+    async def _stream(self, source: MessageSource, stuff: bool, stage: Stage) -> None:
+        """Send ``source``: its prefix, then its file range in chunks of CHUNK_SIZE,
+        each written and drained before the next is read (bounded memory). The
+        end of the data goes out with the last chunk (one write for most messages)."""
+        stuffer = DotStuffer() if stuff else None
+        file = source.file
+        left = file.length if file is not None else 0
+        handle = None
+        try:
+            chunk = source.prefix
+            if file is not None:
+                # The first chunk comes with the open, and goes out with the prefix.
+                cached = _read_cached(file.path, file.offset, min(CHUNK_SIZE, left))
+                handle, first = cached if cached is not None else await self._read_file(
+                    stage, _open_range, file.path, file.offset, min(CHUNK_SIZE, left))
+                chunk = chunk + first if chunk else first
+                left -= len(first)
+            while True:
+                if self.transcript.enabled():
+                    self.transcript.data(log.Direction.CLIENT, chunk)
+                out = stuffer.feed(chunk) if stuffer is not None else chunk
+                last = left <= 0 or handle is None
+                if last and stuffer is not None:
+                    out += stuffer.finish()
+                self._put(out, stage)
+                await self._drain(stage)
+                if last:
+                    return
+                assert handle is not None
+                chunk = await self._read_file(stage, handle.read, min(CHUNK_SIZE, left))
+                if not chunk:
+                    # The file is shorter than promised (the BDAT size was sent already).
+                    await self.close()
+                    raise ConnectionLost(f"message file for {self.remote} ended {left}"
+                                         " bytes early", stage=stage)
+                left -= len(chunk)
+        finally:
+            if handle is not None:
+                handle.close()
+
+    async def _read_file(self, stage: Stage, fn: Callable[..., T], *args: object) -> T:
+        """Run a file operation in a worker thread; an OSError ends the session."""
+        try:
+            return await asyncio.to_thread(fn, *args)
+        except OSError as exc:
+            await self.close()
+            raise ConnectionLost(f"reading the message for {self.remote}: {exc}",
+                                 stage=stage) from None
 
     async def _drain(self, stage: Stage) -> None:
         """Wait for the message data to go out; each data_block period must make progress."""
@@ -616,7 +724,10 @@ class Client:
         last = transport.get_write_buffer_size()
         while True:
             try:
-                await asyncio.wait_for(self.writer.drain(), self.timeouts.data_block)
+                if transport.get_write_buffer_size() == 0 and not transport.is_closing():
+                    return  # all handed to the kernel already: nothing to wait for
+                async with asyncio.timeout(self.timeouts.data_block):
+                    await self.writer.drain()
                 return
             except TimeoutError:
                 now = transport.get_write_buffer_size()
@@ -639,7 +750,9 @@ class Client:
             try:
                 if remaining <= 0:
                     raise TimeoutError
-                data = await asyncio.wait_for(self.reader.read(READ_SIZE), remaining)
+                # asyncio.timeout, not wait_for: no extra task per read (3.11).
+                async with asyncio.timeout(remaining):
+                    data = await self.reader.read(READ_SIZE)
             except TimeoutError:
                 await self.close()
                 raise SMTPTimeout(f"no reply from {self.remote} to {stage} within "
@@ -658,9 +771,11 @@ class Client:
                 await self.close()
                 raise ProtocolError(f"{self.remote} sent a malformed reply: {exc}",
                                     stage=stage) from None
+            logging = self.transcript.enabled()
             for reply in replies:
-                for raw in reply.to_bytes().split(b"\r\n")[:-1]:
-                    self.transcript.server(raw)
+                if logging:
+                    for raw in reply.to_bytes().split(b"\r\n")[:-1]:
+                        self.transcript.server(raw)
                 self._replies.append(reply)
         return self._replies.popleft()
 

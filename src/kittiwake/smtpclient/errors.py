@@ -8,10 +8,24 @@ evidence (RFC 3464 §2.3.6).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from kittiwake.smtp import Reply
 from kittiwake.smtpclient.results import Stage
 
+# RFC 8460 §4.3.1 negotiation failure result types (the TLSRPT "result-type").
+TLSRPT_STARTTLS_NOT_SUPPORTED = "starttls-not-supported"
+TLSRPT_HOST_MISMATCH = "certificate-host-mismatch"
+TLSRPT_CERTIFICATE_EXPIRED = "certificate-expired"
+TLSRPT_NOT_TRUSTED = "certificate-not-trusted"
+TLSRPT_VALIDATION_FAILURE = "validation-failure"
+
 __all__ = [
+    "TLSRPT_CERTIFICATE_EXPIRED",
+    "TLSRPT_HOST_MISMATCH",
+    "TLSRPT_NOT_TRUSTED",
+    "TLSRPT_STARTTLS_NOT_SUPPORTED",
+    "TLSRPT_VALIDATION_FAILURE",
     "AuthError",
     "ConnectError",
     "ConnectionLost",
@@ -70,12 +84,52 @@ class TLSError(SMTPClientError):
     RFC 8461 §5, RFC 8689 §4.2.1). ``handshake`` is True when the TLS handshake
     itself (or certificate verification) failed, False when STARTTLS was not
     offered or was refused.
+
+    ``tlsrpt_result_type`` is the RFC 8460 §4.3 result type for a TLS report:
+    ``starttls-not-supported`` without a handshake, else what the certificate
+    check found (OpenSSL's verify code, or the ``tls_verify`` callback's
+    :class:`TLSRejection`), ``validation-failure`` when nothing more is known.
     """
 
     def __init__(self, message: str, *, stage: Stage = Stage.TLS, handshake: bool = True,
-                 reply: Reply | None = None, command: str | None = None) -> None:
+                 reply: Reply | None = None, command: str | None = None,
+                 tlsrpt_result_type: str | None = None) -> None:
         super().__init__(message, stage=stage, temporary=True, reply=reply, command=command)
         self.handshake = handshake
+        self.tlsrpt_result_type = tlsrpt_result_type or (
+            TLSRPT_VALIDATION_FAILURE if handshake else TLSRPT_STARTTLS_NOT_SUPPORTED)
+
+
+@dataclass(frozen=True)
+class TLSRejection:
+    """Why a ``tls_verify`` callback rejected the server, with the RFC 8460 §4.3
+    result type to report (DANE: :attr:`kittiwake.dane.Verification.tlsrpt_result_type`)."""
+
+    reason: str
+    tlsrpt_result_type: str = TLSRPT_VALIDATION_FAILURE
+
+    def __str__(self) -> str:
+        return self.reason
+
+
+# OpenSSL X509_V_ERR_* verify codes (x509_vfy.h) and their RFC 8460 §4.3.1 result types.
+_VERIFY_CODES = {
+    10: TLSRPT_CERTIFICATE_EXPIRED,  # CERT_HAS_EXPIRED
+    62: TLSRPT_HOST_MISMATCH,  # HOSTNAME_MISMATCH
+    64: TLSRPT_HOST_MISMATCH,  # IP_ADDRESS_MISMATCH
+    2: TLSRPT_NOT_TRUSTED,  # UNABLE_TO_GET_ISSUER_CERT
+    18: TLSRPT_NOT_TRUSTED,  # DEPTH_ZERO_SELF_SIGNED_CERT
+    19: TLSRPT_NOT_TRUSTED,  # SELF_SIGNED_CERT_IN_CHAIN
+    20: TLSRPT_NOT_TRUSTED,  # UNABLE_TO_GET_ISSUER_CERT_LOCALLY
+    21: TLSRPT_NOT_TRUSTED,  # UNABLE_TO_VERIFY_LEAF_SIGNATURE
+    27: TLSRPT_NOT_TRUSTED,  # CERT_UNTRUSTED
+    28: TLSRPT_NOT_TRUSTED,  # CERT_REJECTED
+}
+
+
+def tlsrpt_result_of_verify_code(code: int | None) -> str:
+    """The RFC 8460 §4.3.1 result type of an OpenSSL certificate verify error."""
+    return _VERIFY_CODES.get(code or 0, TLSRPT_VALIDATION_FAILURE)
 
 
 class AuthError(SMTPClientError):

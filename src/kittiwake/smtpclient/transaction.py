@@ -15,12 +15,24 @@ a server that closes after ``550`` to MAIL is not an error); DATA is only
 followed by the message when some RCPT was accepted (RFC 2920 §3.1: else
 only the ``.`` is sent). BDAT (RFC 3030) sends the message as one ``LAST``
 chunk, after the RCPT replies.
+
+The message is a :class:`MessageSource` (a prefix in memory and a file
+range); the transaction never reads it. A message that is all in memory is
+returned dot-stuffed in :attr:`Send.data`; one with a file part comes back
+as :attr:`Send.stream`, which the driver reads in chunks and writes
+(dot-stuffed with :class:`DotStuffer` when :attr:`Send.stuff`), so no copy
+of the whole message is ever made.
+
+On a session that already carried a transaction, ``reset`` puts RSET
+(RFC 5321 §4.1.1.5) in front of MAIL: in the same pipelined group (RFC 2920
+§3.1 allows RSET anywhere in a group), so reusing a connection costs no
+extra round trip. A refused RSET makes every recipient temporary.
 """
 
 from __future__ import annotations
 
 import enum
-import re
+import functools
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -34,12 +46,12 @@ from kittiwake.smtp import (
     RcptParams,
     Reply,
     Ret,
-    dot_stuff,
     format_path,
     parse_address,
 )
 from kittiwake.smtpclient.capabilities import Capabilities
 from kittiwake.smtpclient.results import CommandReply, Outcome, RecipientResult, Stage
+from kittiwake.smtpclient.stream import DotStuffer, MessageSource
 
 __all__ = ["DeliveryPlan", "Recipient", "Send", "Transaction", "outcome_of", "plan_delivery"]
 
@@ -59,13 +71,17 @@ class Send:
     ``commands`` are the command lines in ``data`` (no CRLF); ``body`` is the
     message data that follows them (already dot-stuffed or BDAT-framed), for
     the transcript's data logging; ``expects`` are the commands whose replies
-    become due, in order.
+    become due, in order. ``stream``: message data the driver sends after
+    ``data``, reading it chunk by chunk, dot-stuffed (and ended with the
+    ``.`` line) when ``stuff``, else as it is (a BDAT chunk).
     """
 
     data: bytes
     commands: tuple[str, ...] = ()
     body: bytes = b""
     expects: tuple[tuple[Stage, str], ...] = ()
+    stream: MessageSource | None = None
+    stuff: bool = False
 
 
 def outcome_of(reply: Reply, stage: Stage) -> Outcome:
@@ -86,17 +102,6 @@ class _Mode(enum.Enum):
     BDAT = "BDAT"
 
 
-_BARE_LF = re.compile(rb"(?<!\r)\n")
-_BARE_CR = re.compile(rb"\r(?!\n)")
-
-
-def _crlf(data: bytes) -> bytes:
-    """RFC 5321 §2.3.8: lines end in CRLF; bare CR/LF become CRLF before DATA."""
-    if data.count(b"\n") == data.count(b"\r\n") == data.count(b"\r"):
-        return data
-    return _BARE_CR.sub(b"\r\n", _BARE_LF.sub(b"\r\n", data))
-
-
 class Transaction:
     """One MAIL transaction on an open session (sans-I/O).
 
@@ -105,15 +110,20 @@ class Transaction:
     """
 
     def __init__(self, mail_command: str, recipients: Sequence[tuple[int, str, str]],
-                 data: bytes, *, pipelining: bool, bdat: bool) -> None:
+                 data: bytes | MessageSource, *, pipelining: bool, bdat: bool,
+                 reset: bool = False) -> None:
         self.mail_command = mail_command
         self.recipients = list(recipients)
-        self.data = data
+        self.message = MessageSource.of(data)
         self.pipelining = pipelining
         self.mode = _Mode.BDAT if bdat else _Mode.DATA
         self.replies: list[CommandReply] = []
         self._unsent: deque[tuple[Stage, str]] = deque(
             [(Stage.MAIL, mail_command)] + [(Stage.RCPT, cmd) for _, _, cmd in self.recipients])
+        self.reset = reset
+        if reset:
+            self._unsent.appendleft((Stage.RSET, "RSET"))
+        self._reset_failed = False
         if self.mode is _Mode.DATA:
             self._unsent.append((Stage.DATA, "DATA"))
         self._pending: deque[tuple[Stage, str]] = deque()
@@ -165,7 +175,7 @@ class Transaction:
         if self._unsent:
             # Without pipelining (or after a failure) nothing more is sent once
             # the MAIL reply said no, or before the previous reply arrived.
-            if self._mail_ok is False:
+            if self._mail_ok is False or (self._reset_failed and not self.pipelining):
                 return False
             stage = self._unsent[0][0]
             return not (stage is Stage.DATA and not self.pipelining and not self._accepted
@@ -177,9 +187,12 @@ class Transaction:
         """The next bytes to write, or None while waiting for replies (or when done)."""
         if self._body_due:
             self._body_due = False
-            body = dot_stuff(_crlf(self.data))
             self._pending.append((Stage.DATA_END, "."))
-            return Send(body + DATA_TERMINATOR, (), body, ((Stage.DATA_END, "."),))
+            expects = ((Stage.DATA_END, "."),)
+            if self.message.file is not None:
+                return Send(b"", (), b"", expects, self.message, stuff=True)
+            stuffed = DotStuffer.stuff(self.message.prefix)
+            return Send(stuffed, (), stuffed[:-len(DATA_TERMINATOR)], expects)
         if self._end_only:
             self._end_only = False
             self._pending.append((Stage.DATA_END, "."))
@@ -202,10 +215,13 @@ class Transaction:
         if self._next_available() and self.mode is _Mode.BDAT and not self._pending:
             self._bdat_sent = True
             # RFC 3030 §2: "BDAT" SP chunk-size SP "LAST"; the octets follow as they are.
-            cmd = f"BDAT {len(self.data)} LAST"
+            cmd = f"BDAT {self.message.size} LAST"
             self._pending.append((Stage.BDAT, cmd))
-            return Send(cmd.encode() + b"\r\n" + self.data, (cmd,), self.data,
-                        ((Stage.BDAT, cmd),))
+            if self.message.file is not None:
+                return Send(cmd.encode() + b"\r\n", (cmd,), b"", ((Stage.BDAT, cmd),),
+                            self.message)
+            data = self.message.prefix
+            return Send(cmd.encode() + b"\r\n" + data, (cmd,), data, ((Stage.BDAT, cmd),))
         return None
 
     # --- input ---------------------------------------------------------------
@@ -230,8 +246,16 @@ class Transaction:
             return  # unsolicited: ignored (the driver logs it)
         stage, command = self._pending.popleft()
         self.replies.append(CommandReply(stage, command, reply))
-        if stage is Stage.MAIL:
-            self._mail_ok = reply.code // 100 == 2
+        if stage is Stage.RSET:
+            if reply.code // 100 != 2:
+                # The session is in an unknown state: nothing goes in this transaction.
+                self._reset_failed = True
+                for pos in range(len(self.recipients)):
+                    self._decide(pos, reply, stage, command, Outcome.TEMPORARY)
+                if not self.pipelining:
+                    self._unsent.clear()
+        elif stage is Stage.MAIL:
+            self._mail_ok = reply.code // 100 == 2 and not self._reset_failed
             if not self._mail_ok:
                 # Every recipient shares the MAIL failure; RCPT/DATA replies that
                 # may follow in a pipelined group are optional.
@@ -297,9 +321,12 @@ class DeliveryPlan:
     bdat: bool = False
     dsn_relayed: bool = False
 
-    def transactions(self, data: bytes, pipelining: bool) -> list[Transaction]:
+    def transactions(self, data: bytes | MessageSource, pipelining: bool,
+                     reset: bool = False) -> list[Transaction]:
+        """One transaction per batch; ``reset``: the session carried one before."""
         return [Transaction(self.mail_command, batch, data, pipelining=pipelining,
-                            bdat=self.bdat) for batch in self.batches]
+                            bdat=self.bdat, reset=reset or n > 0)
+                for n, batch in enumerate(self.batches)]
 
 
 def _label(addr: str | Address) -> str:
@@ -312,6 +339,12 @@ def _parse(addr: str | Address | None) -> Address | None:
     if addr in ("", "<>"):
         return None
     text = addr[1:-1] if addr.startswith("<") and addr.endswith(">") else addr
+    return _parse_text(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_text(text: str) -> Address:
+    """Parsed addresses are immutable: a queue run sends from the same few senders."""
     return parse_address(text, smtputf8=True)
 
 
@@ -322,7 +355,7 @@ def plan_delivery(
     tls: bool,
     mailfrom: str | Address | None,
     recipients: Sequence[str | Address | Recipient],
-    data: bytes,
+    data: bytes | MessageSource,
     smtputf8: bool = False,
     eightbit: bool = False,
     binarymime: bool = False,
@@ -343,6 +376,7 @@ def plan_delivery(
     8BITMIME unlabelled, as most MTAs do.
     """
     plan = DeliveryPlan()
+    size = MessageSource.of(data).size
     items = [r if isinstance(r, Recipient) else Recipient(r) for r in recipients]
     labels = [_label(r.address) for r in items]
 
@@ -393,9 +427,9 @@ def plan_delivery(
         # RFC 3463 X.6.3: conversion required but not supported.
         return refuse_all(f"BINARYMIME content but {remote} does not support BINARYMIME",
                           "5.6.3")
-    if caps.size and len(data) > caps.size:
+    if caps.size and size > caps.size:
         # RFC 1870 §6 with RFC 3463 X.3.4: message too big for system.
-        return refuse_all(f"message of {len(data)} bytes is larger than the maximum "
+        return refuse_all(f"message of {size} bytes is larger than the maximum "
                           f"{caps.size} of {remote}", "5.3.4")
     body: Body | None = None
     if binarymime:
@@ -411,7 +445,7 @@ def plan_delivery(
         r.params != RcptParams() for r in items)
     plan.dsn_relayed = dsn_wanted and not caps.dsn
     params = MailParams(
-        size=len(data) if caps.size is not None or "SIZE" in caps.keywords else None,
+        size=size if caps.size is not None or "SIZE" in caps.keywords else None,
         body=body,
         smtputf8=needs_utf8,
         requiretls=requiretls,
@@ -428,6 +462,6 @@ def plan_delivery(
                                          f"{rparams.format()}"))
     # RFC 9422 §4.1: at most RCPTMAX recipients per transaction; the rest in
     # further transactions on the same session.
-    size = caps.rcptmax or len(rcpt_lines) or 1
-    plan.batches = [rcpt_lines[k:k + size] for k in range(0, len(rcpt_lines), size)]
+    per = caps.rcptmax or len(rcpt_lines) or 1
+    plan.batches = [rcpt_lines[k:k + per] for k in range(0, len(rcpt_lines), per)]
     return plan
