@@ -100,6 +100,37 @@ def move_into_place(root: Path, tmp: Path, message_id: int, sync: bool = True) -
     return final
 
 
+def link_into_place(root: Path, source: Path, message_id: int, sync: bool = True) -> Path:
+    """Give a spooled file (kept by its owner) its final name by hard link, no copy.
+
+    The spool stays where it is (the SMTP server hands one spool to several
+    accounts and removes it after the last); only a link is added here.
+    """
+    final = message_path(root, message_id)
+    try:
+        os.link(source, final)
+    except FileNotFoundError:  # the shard's first message
+        if not os.path.exists(source):
+            raise
+        _ensure_dir(final.parent)
+        os.link(source, final)
+    except FileExistsError:  # left by a delivery that crashed before its commit
+        os.unlink(final)
+        os.link(source, final)
+    if sync:
+        fsync_dir(final.parent)
+    return final
+
+
+def fsync_file(path: Path) -> None:
+    """Make a file's data durable (for a file written by someone else, e.g. a spool)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
 def link_copy(root: Path, source_id: int, target_id: int, sync: bool = True) -> Path:
     """Give a copied message its own name by hard link (same bytes, no copy)."""
     source = message_path(root, source_id)

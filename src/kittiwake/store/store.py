@@ -7,19 +7,37 @@
 
 SQLite work and fsyncs run in worker threads (DESIGN.md principle 4), so the
 event loop is never blocked by disk. Changes are published after commit.
+
+Group commit. Deliveries into one account (``deliver``, ``deliver_spool``,
+``append``, from any number of sessions) each write and fsync their own file
+in their own worker thread, then queue for the account's committer, which
+commits everything queued in one transaction: renames, one fsync per
+directory, one COMMIT (one WAL fsync), then wakes every caller. A lone
+delivery does not wait for company: the committer starts at once when idle,
+and a group is whatever queued while the previous commit ran. Invariants:
+
+- a caller's await returns only after its rows are committed (durable);
+- one delivery's error (over quota, mailbox gone) fails only that delivery;
+- changes are published to the :class:`ChangeHub` only after the commit;
+- indexing (full-text and substring) is never on this path: it follows in the
+  background within about :data:`INDEX_DELAY` and is durable as a step (the
+  rows say what is pending; the account's next open resumes it).
 """
 
 from __future__ import annotations
 
 import asyncio
+import fcntl
+import os
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, TypeVar
 
 from kittiwake.store import metrics as store_metrics
-from kittiwake.store.account import AccountStore, Appended
+from kittiwake.store.account import AccountStore, Appended, Delivery, NewMessage
 from kittiwake.store.changes import ChangeHub
+from kittiwake.store.messagefile import MessageFile
 from kittiwake.store.model import (
     AccountNotFound,
     Change,
@@ -51,6 +69,8 @@ class Account:
         self.name = core.name
         self.hub = hub
         self._indexer: asyncio.Task[None] | None = None
+        self._queued: list[tuple[Delivery, asyncio.Future[None]]] = []
+        self._committer: asyncio.Task[None] | None = None
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         op = getattr(fn, "__name__", "other")  # a method of AccountStore
@@ -115,11 +135,47 @@ class Account:
         await self._run(self.core.subscribe, name, subscribed)
 
     async def deliver(self, mailbox: str, data: bytes, flags: Flags = Flags(),
-                      received: int = 0, mailfrom: str = "", rcptto: str = "") -> Delivered:
-        """Store a message; returns only once file and row are durably on disk."""
-        delivered, changes = await self._run(self.core.deliver, mailbox, data, flags, received,
-                                             mailfrom, rcptto)
-        self._publish(changes)
+                      received: int = 0, mailfrom: str = "", rcptto: str = "",
+                      prefix: bytes = b"") -> Delivered:
+        """Store a message; returns only once file and row are durably on disk.
+
+        ``prefix`` (headers added here) is kept in the row; the message is
+        ``prefix + data``. Commits in a group with concurrent deliveries.
+        """
+        started = time.monotonic()
+        new = await self._run(self.core.prepare, data, flags, received, mailfrom, rcptto, prefix)
+        [delivered] = await self._commit("deliver", started, mailbox, [new])
+        return delivered
+
+    async def deliver_spool(self, mailbox: str, spool: SpoolFile | Path, prefix: bytes = b"",
+                            flags: Flags = Flags(), received: int = 0, mailfrom: str = "",
+                            rcptto: str = "", keep: bool = False) -> Delivered:
+        """Deliver a spooled message without copying it; durable when this returns.
+
+        ``spool`` is a :class:`SpoolFile` (finished here if it is not) or the path
+        of a file on the store's file system (the account's or the data
+        directory's ``tmp/``, see :meth:`Store.spool`). The message is ``prefix +
+        file``: ``prefix`` holds the headers added at delivery (Received,
+        Authentication-Results, DKIM-Signature) and is kept in the row. The file
+        is renamed into place, or with ``keep`` hard-linked (its owner keeps it
+        for further recipients and removes it after the last). Without ``keep``
+        the store owns the file from this call on: it is gone when this returns
+        or raises.
+        """
+        started = time.monotonic()
+        if isinstance(spool, SpoolFile):
+            path = spool.path if spool.finished else (await self._run(spool.finish))[0]
+            synced = True
+        else:
+            path, synced = Path(spool), False
+        try:
+            new = await self._run(self.core.prepare_spool, path, prefix, flags, received,
+                                  mailfrom, rcptto, keep, synced)
+        except BaseException:
+            if not keep:
+                path.unlink(missing_ok=True)
+            raise
+        [delivered] = await self._commit("deliver_spool", started, mailbox, [new])
         return delivered
 
     def spool(self) -> SpoolFile:
@@ -130,9 +186,60 @@ class Account:
                      replaces: tuple[str, int] | None = None) -> list[Delivered]:
         """Add spooled messages in one transaction; durable when this returns.
         ``replaces=(mailbox, uid)`` removes that message in the same transaction."""
-        delivered, changes = await self._run(self.core.append, mailbox, items, replaces)
-        self._publish(changes)
-        return delivered
+        started = time.monotonic()
+        news = await self._run(self.core.prepare_appended, items)
+        return await self._commit("append", started, mailbox, news, replaces)
+
+    async def _commit(self, op: str, started: float, mailbox: str, news: list[NewMessage],
+                      replaces: tuple[str, int] | None = None) -> list[Delivered]:
+        """Queue a delivery for the group commit and wait for its outcome."""
+        delivery = Delivery(mailbox, news, replaces)
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queued.append((delivery, future))
+        if self._committer is None:
+            self._committer = asyncio.get_running_loop().create_task(self._commit_queued())
+        # Shielded: a caller that goes away (connection dropped) does not undo a
+        # commit in progress; its files belong to the group until the group ends.
+        await asyncio.shield(future)
+        store_metrics.OPERATION_SECONDS.labels(op=op).observe(time.monotonic() - started)
+        if delivery.error is not None:
+            store_metrics.OPERATIONS_TOTAL.labels(op=op, result="error").inc()
+            raise delivery.error
+        store_metrics.OPERATIONS_TOTAL.labels(op=op, result="ok").inc()
+        return delivery.delivered
+
+    async def _commit_queued(self) -> None:
+        """The account's committer: one transaction for all queued deliveries, until
+        none is queued. Changes go to the hub after the commit, then callers wake."""
+        try:
+            while self._queued:
+                group, self._queued = self._queued, []
+                deliveries = [d for d, _ in group]
+                started = time.monotonic()
+                try:
+                    await asyncio.to_thread(self.core.commit_group, deliveries)
+                except BaseException as exc:  # not an Exception: the process is stopping
+                    for delivery in deliveries:
+                        if delivery.error is None and not delivery.delivered:
+                            delivery.error = StoreError(f"delivery interrupted: {exc!r}")
+                    raise
+                finally:
+                    store_metrics.GROUP_COMMIT_SECONDS.observe(time.monotonic() - started)
+                    store_metrics.GROUP_COMMIT_SIZE.observe(len(deliveries))
+                    changes = [c for d in deliveries if d.error is None for c in d.changes]
+                    if changes:
+                        self.hub.publish(self.name, changes)
+                    for _, future in group:
+                        if not future.done():
+                            future.set_result(None)
+                if self.core.to_index:
+                    self.start_indexing()
+        finally:
+            self._committer = None
+            for delivery, future in self._queued:  # only if the loop is going away
+                delivery.error = StoreError("the store is closing")
+                if not future.done():
+                    future.set_result(None)
 
     async def messages(self, mailbox: str, changed_since: int = 0,
                        uids: Iterable[int] | None = None) -> list[Message]:
@@ -167,7 +274,12 @@ class Account:
         return await self._run(self.core.subscriptions)
 
     async def read(self, message_id: int) -> bytes:
+        """The whole message: prefix and file."""
         return await self._run(self.core.read, message_id)
+
+    async def message_files(self, message_ids: Iterable[int]) -> dict[int, MessageFile]:
+        """Where each message's octets are (prefix, file), for readers that stream."""
+        return await self._run(self.core.message_files, list(message_ids))
 
     async def store_flags(self, mailbox: str, uids: Iterable[int], mode: str, flags: Flags,
                           unchanged_since: int | None = None
@@ -209,6 +321,14 @@ class Store:
         self.changes = ChangeHub()
         self._accounts: dict[str, Account] = {}
         self._lock = asyncio.Lock()
+        self._spool_lock = _hold_spool_lock(self.data_dir)
+
+    def spool(self) -> SpoolFile:
+        """A new spool file in the data directory's ``tmp/`` (same file system as
+        every account), for a message whose accounts are not known yet (SMTP);
+        hand it to :meth:`Account.deliver_spool` (``keep=True`` for all but the
+        last recipient account, or for all and discard it after)."""
+        return SpoolFile(self.data_dir)
 
     async def account(self, name: str, quota_bytes: int = 0,
                       default_mailboxes: Iterable[str] = ()) -> Account:
@@ -236,6 +356,27 @@ class Store:
         for account in self._accounts.values():
             account.core.close()
         self._accounts.clear()
+        if self._spool_lock >= 0:
+            os.close(self._spool_lock)
+            self._spool_lock = -1
+
+
+def _hold_spool_lock(data_dir: Path) -> int:
+    """Lock ``data_dir/tmp/lock`` shared; first clean ``tmp/`` if no other process
+    holds it (leftover spools of a crash were never acknowledged)."""
+    tmp = data_dir / "tmp"
+    tmp.mkdir(parents=True, exist_ok=True)
+    fd = os.open(tmp / "lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        pass
+    else:
+        for entry in tmp.iterdir():
+            if entry.name != "lock" and entry.is_file():
+                entry.unlink(missing_ok=True)
+    fcntl.flock(fd, fcntl.LOCK_SH)
+    return fd
 
 
 __all__ = ["Account", "Appended", "SpoolFile", "Store", "StoreError"]
