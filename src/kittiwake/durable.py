@@ -13,7 +13,9 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import threading
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 SHARD_SIZE = 4096
@@ -129,6 +131,33 @@ def fsync_file(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+_fsync_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def fsync_placed(paths: Iterable[Path]) -> None:
+    """Make files just moved into place durable: each file and each directory once.
+
+    The fsyncs run concurrently (all done when this returns): a journaling
+    file system (ext4's jbd2, XFS) merges concurrent fsyncs into one journal
+    commit, where one after the other would cost a commit each. A directory's
+    fsync covers the entries made before it, whatever the files' state.
+    """
+    global _fsync_pool
+    paths = list(paths)
+    jobs: list[tuple[Callable[[Path], None], Path]] = [(fsync_file, p) for p in paths]
+    jobs += [(fsync_dir, d) for d in {p.parent for p in paths}]
+    if len(jobs) <= 2:  # one file and its directory: no thread hand-off
+        for fn, path in jobs:
+            fn(path)
+        return
+    with _pool_lock:
+        if _fsync_pool is None:
+            _fsync_pool = ThreadPoolExecutor(32, thread_name_prefix="kittiwake-fsync")
+    for _ in _fsync_pool.map(lambda job: job[0](job[1]), jobs):
+        pass
 
 
 def link_copy(root: Path, source_id: int, target_id: int, sync: bool = True) -> Path:

@@ -51,6 +51,8 @@ from kittiwake.store.summary import MAX_INDEX_CHARS, Summary, search_text_of, su
 logger = get_logger("store")
 
 SEPARATOR = "/"
+# Message ids reserved at a time for group commits (see AccountStore._reserve_ids).
+ID_BLOCK = 1024
 # RFC 6154 §2: special-use attributes of the default mailboxes, by name.
 SPECIAL_USE = {
     "sent": "\\Sent", "drafts": "\\Drafts", "trash": "\\Trash", "archive": "\\Archive",
@@ -96,6 +98,8 @@ class Delivery:
     delivered: list[Delivered] = field(default_factory=list)
     changes: list[Change] = field(default_factory=list)
     error: Exception | None = None
+    ids: list[int] = field(default_factory=list)  # message ids, given by place_group
+    placed: list[Path] = field(default_factory=list)  # the files at their final names
 
 
 @dataclass
@@ -117,6 +121,8 @@ class AccountStore:
         self.lock = threading.RLock()
         self.to_index: list[int] = []  # message ids waiting for index_pending
         self.db = connect(root / "index.db")
+        self._id_lock = threading.Lock()
+        self._next_id = self._id_limit = 0  # the reserved block of ids (see _reserve_ids)
         self._lock_fd = _hold_open_lock(root)
         if self._lock_fd.exclusive:
             # Nobody else (no other process, no other AccountStore here) has the
@@ -126,29 +132,83 @@ class AccountStore:
         self._lock_fd.share()
 
     def _remove_interrupted(self) -> None:
-        """Remove files of deliveries that crashed between rename and commit.
+        """Remove files of deliveries that crashed between placing a file and its commit.
 
-        Such a file has an id above every committed row; it was never
-        acknowledged. Only the shards at or above the highest id are read.
+        Such a file has no row; it was never acknowledged. Its id was reserved
+        recently (:meth:`_reserve_ids`), so it is among the top ids: only the
+        shards that hold ids from a few blocks below the highest row are read.
         """
-        max_id = self.db.execute("SELECT COALESCE(MAX(id), 0) FROM message").fetchone()[0]
+        top = self.db.execute("SELECT COALESCE(MAX(id), 0) FROM message").fetchone()[0]
+        lowest = max(0, top - 4 * ID_BLOCK)
         msg_dir = self.root / "msg"
         if not msg_dir.is_dir():
             return
+        rows = {r[0] for r in self.db.execute("SELECT id FROM message WHERE id >= ?",
+                                              (lowest,))}
         for shard in msg_dir.iterdir():
             try:
-                if int(shard.name, 16) < max_id // durable.SHARD_SIZE:
+                if int(shard.name, 16) < lowest // durable.SHARD_SIZE:
                     continue
             except ValueError:
                 continue
             for entry in shard.iterdir():
-                if entry.name.isdigit() and int(entry.name) > max_id:
+                if entry.name.isdigit() and int(entry.name) >= lowest \
+                        and int(entry.name) not in rows:
                     entry.unlink(missing_ok=True)
 
     def close(self) -> None:
         with self.lock:
             self.db.close()
             self._lock_fd.release()
+
+    # --- message ids --------------------------------------------------------
+
+    def _reserve_ids(self, n: int) -> int:
+        """The first of ``n`` new message ids, never used before in this account
+        (for :meth:`place_group`, outside any transaction).
+
+        Ids name message files and are the IMAP EMAILID (RFC 8474 §5.1: never
+        reused), so an expunged message's id is not handed out again. A group's
+        files get their ids before its transaction, so ids come from a block
+        reserved in the database (``meta.next_message_id`` is set past it, so
+        another process opening the account allocates above it); a new block
+        is reserved when this one runs out. Ids of a block left unused at a stop
+        are skipped, never reused.
+        """
+        with self._id_lock:
+            if self._next_id + n <= self._id_limit:
+                first = self._next_id
+                self._next_id += n
+                return first
+        # A new block, in a transaction of its own. Lock order: the account's lock,
+        # then the id lock (as in _take_ids, which runs inside a transaction).
+        with self.lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                with self._id_lock:
+                    if self._next_id + n > self._id_limit:
+                        self._next_id = max(self._next_id, _first_free_id(self.db))
+                        self._id_limit = self._next_id + max(n, ID_BLOCK)
+                        _note_ids(self.db, self._id_limit)
+                    first = self._next_id
+                    self._next_id += n
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                with self._id_lock:
+                    self._id_limit = 0  # not recorded: the next reservation starts a block
+                raise
+            return first
+
+    def _take_ids(self, db: sqlite3.Connection, n: int) -> int:
+        """The first of ``n`` new ids, inside an open write transaction (copy, import):
+        above the database's counter and this store's block, recorded in it."""
+        with self._id_lock:
+            first = max(self._next_id, _first_free_id(db))
+            self._next_id = first + n
+            self._id_limit = max(self._id_limit, self._next_id)
+            _note_ids(db, self._id_limit)
+            return first
 
     # --- transactions -------------------------------------------------------
 
@@ -365,48 +425,87 @@ class AccountStore:
         return delivered, changes
 
     def commit_group(self, group: list[Delivery]) -> None:
-        """Commit deliveries of several callers in one transaction (group commit).
+        """Commit deliveries of several callers together: :meth:`place_group`, then
+        :meth:`commit_placed` (the async face runs the two as a pipeline)."""
+        self.place_group(group)
+        self.commit_placed(group)
 
-        Every message file was written and fsynced by its caller. Here, in one
-        write transaction: each delivery's rows are added inside a savepoint and
-        its files moved into place (rename, or hard link for a kept spool); then
-        each directory that got a file is fsynced once, and the one COMMIT (one
-        WAL fsync) makes all of them durable. A delivery that fails (over quota,
-        mailbox gone, its spool missing) is rolled back to its savepoint and gets
-        its ``error``; the others go on. If the directory fsync or the COMMIT
-        fails, every delivery gets that error and no new file stays visible.
-        Results are set on each :class:`Delivery`; nothing is raised for them.
+    def place_group(self, group: list[Delivery]) -> None:
+        """Stage 1 of a group commit: the files of every delivery, made durable.
+
+        Every message file was written by its caller (not yet fsynced). Each
+        delivery gets its message ids (from a counter that never goes back, see
+        :meth:`_take_ids`) and its files are moved to their final names (rename,
+        or hard link for a kept spool); then every placed file and each
+        directory that got one are fsynced, concurrently (one journal commit
+        for all). No database work: this runs while the previous group's
+        COMMIT does. A file is at its final name before it is durable and
+        before its row exists, but no row names it until the COMMIT, and an
+        unreferenced file is removed at the next open (:meth:`_remove_interrupted`).
+
+        A delivery whose file cannot be placed (its spool is gone) gets its
+        ``error``; if an fsync fails, every delivery of the group does.
         """
-        done: list[tuple[Delivery, list[Path], list[int]]] = []
+        placed_all: list[Path] = []
+        for delivery in group:
+            if delivery.error is not None:
+                continue
+            first = self._reserve_ids(len(delivery.messages))
+            delivery.ids = list(range(first, first + len(delivery.messages)))
+            try:
+                for new, message_id in zip(delivery.messages, delivery.ids, strict=True):
+                    delivery.placed.append(self._place(new, message_id))
+            except Exception as exc:
+                _discard(delivery.placed, delivery.messages)
+                delivery.placed = []
+                delivery.error = exc
+                continue
+            placed_all += delivery.placed
+        try:
+            durable.fsync_placed(placed_all)
+        except Exception as exc:
+            for delivery in group:
+                if delivery.error is None:
+                    _discard(delivery.placed, delivery.messages)
+                    delivery.placed = []
+                    delivery.error = exc
+
+    def commit_placed(self, group: list[Delivery]) -> None:
+        """Stage 2 of a group commit: all rows in one transaction, one COMMIT.
+
+        Each delivery's rows go in inside a savepoint; one that fails (over
+        quota, mailbox gone) is rolled back to it, its files removed, and gets
+        its ``error``; the others go on. The COMMIT (one WAL fsync) makes all
+        the rest durable; if it fails, every delivery gets that error and no new
+        file stays visible. Results are set on each :class:`Delivery`.
+        """
+        done: list[tuple[Delivery, list[int]]] = []
         try:
             with self._write() as (db, modseq):
                 for delivery in group:
-                    placed: list[Path] = []
+                    if delivery.error is not None:
+                        continue
                     db.execute("SAVEPOINT delivery")
                     try:
                         delivered, changes, removed = self._insert(
                             db, modseq, delivery.mailbox, delivery.messages, delivery.replaces,
-                            indexed_now=False)
-                        for new, d in zip(delivery.messages, delivered, strict=True):
-                            placed.append(self._place(new, d.message_id))
+                            indexed_now=False, ids=delivery.ids)
                         db.execute("RELEASE delivery")
                     except Exception as exc:
                         db.execute("ROLLBACK TO delivery")
                         db.execute("RELEASE delivery")
-                        _discard(placed, delivery.messages)
+                        _discard(delivery.placed, delivery.messages)
                         delivery.error = exc
                         continue
                     delivery.delivered, delivery.changes = delivered, changes
-                    done.append((delivery, placed, removed))
+                    done.append((delivery, removed))
                 if not done:
                     raise _NothingChanged(None)
-                for directory in {p.parent for _, placed, _ in done for p in placed}:
-                    durable.fsync_dir(directory)
         except _NothingChanged:
             return
         except BaseException as exc:
-            for delivery, placed, _ in done:
-                _discard(placed, delivery.messages)
+            for delivery, _ in done:
+                _discard(delivery.placed, delivery.messages)
                 delivery.delivered, delivery.changes = [], []
                 delivery.error = exc if isinstance(exc, Exception) else \
                     StoreError(f"delivery interrupted: {exc!r}")
@@ -414,7 +513,7 @@ class AccountStore:
                 raise
             return
         pending: list[int] = []
-        for delivery, _placed, removed in done:
+        for delivery, removed in done:
             for new in delivery.messages:
                 if not new.keep_source:
                     new.tmp_path.unlink(missing_ok=True)  # a rename left nothing; a copy did
@@ -445,9 +544,11 @@ class AccountStore:
 
     def _insert(self, db: sqlite3.Connection, modseq: int, mailbox_name: str,
                 messages: list[NewMessage], replaces: tuple[str, int] | None,
-                indexed_now: bool) -> tuple[list[Delivered], list[Change], list[int]]:
+                indexed_now: bool, ids: list[int] | None = None
+                ) -> tuple[list[Delivered], list[Change], list[int]]:
         """Rows of new messages in the open transaction: (delivered, changes, ids of
-        replaced messages whose files go after the commit)."""
+        replaced messages whose files go after the commit). ``ids``: taken already
+        (:meth:`place_group`); else taken here."""
         removed: list[int] = []
         replaced_change: Change | None = None
         if replaces is not None:
@@ -467,9 +568,11 @@ class AccountStore:
             if used + added_size > self.quota_bytes:
                 raise OverQuota(f"account {self.name} is over its quota"
                                 f" ({used + added_size} > {self.quota_bytes} bytes)")
-        # Row ids are assigned here, in the transaction that holds the write
-        # lock, from a counter that never goes back (see _take_ids).
-        first_id = _take_ids(db, len(messages))
+        if ids is None:
+            first_id = self._take_ids(db, len(messages))
+        else:
+            first_id = ids[0] if ids else 0
+            _note_ids(db, first_id + len(messages))
         uid = mailbox.uidnext
         saved = now_ms()
         unseen = deleted = 0
@@ -525,21 +628,20 @@ class AccountStore:
 
     def prepare(self, data: bytes, flags: Flags = Flags(), received: int = 0,
                 mailfrom: str = "", rcptto: str = "", prefix: bytes = b"") -> NewMessage:
-        """Write and fsync a message's file under tmp/ and summarize it (a caller's
-        share of the work, in its own worker thread, before the group commit)."""
-        tmp, size = durable.write_temp(self.root, [data], sync=True)
+        """Write a message's file under tmp/ and summarize it (a caller's share of
+        the work, in its own worker thread, before the group commit, which fsyncs
+        the file in place)."""
+        tmp, size = durable.write_temp(self.root, [data], sync=False)
         return NewMessage(tmp, len(prefix) + size, summarize(prefix + data if prefix else data,
                                                             index_text=False),
                           flags, received, mailfrom, rcptto, prefix)
 
     def prepare_spool(self, path: Path, prefix: bytes = b"", flags: Flags = Flags(),
                       received: int = 0, mailfrom: str = "", rcptto: str = "",
-                      keep: bool = False, synced: bool = False) -> NewMessage:
-        """A spooled file for the group commit: fsynced (unless ``synced``), summarized
+                      keep: bool = False) -> NewMessage:
+        """A spooled file for the group commit (which fsyncs it in place), summarized
         as ``prefix + file``. ``keep``: hard-link it (its owner keeps and removes it)
         rather than rename it."""
-        if not synced:
-            durable.fsync_file(path)
         body = path.read_bytes()
         return NewMessage(path, len(prefix) + len(body),
                           summarize(prefix + body if prefix else body, index_text=False),
@@ -567,8 +669,8 @@ class AccountStore:
 
     def prepare_appended(self, items: list[Appended]) -> list[NewMessage]:
         try:
-            return [self.prepare_spool(item.path, flags=item.flags, received=item.received,
-                                       synced=True) for item in items]
+            return [self.prepare_spool(item.path, flags=item.flags, received=item.received)
+                    for item in items]
         except BaseException:
             for item in items:
                 item.path.unlink(missing_ok=True)
@@ -968,7 +1070,7 @@ class AccountStore:
                         db.execute("INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq)"
                                    " VALUES (?, ?, ?)", (source.id, old_uid, modseq))
                     else:
-                        new_id = _take_ids(db, 1)
+                        new_id = self._take_ids(db, 1)
                         db.execute(
                             "INSERT INTO message (id, mailbox_id, uid, modseq, created_modseq,"
                             " flags, keywords, size, received, saved, message_id, thread_id,"
@@ -1150,19 +1252,18 @@ def _remove_rows(db: sqlite3.Connection, mailbox_id: int,
     return ids
 
 
-def _take_ids(db: sqlite3.Connection, n: int) -> int:
-    """The first of ``n`` new message ids, never used before in this account.
-
-    Ids name message files and are the IMAP EMAILID (RFC 8474 §5.1: never
-    reused), so an expunged message's id is not handed out again: the next
-    id is kept in ``meta`` (databases from before it start after the largest).
-    """
+def _first_free_id(db: sqlite3.Connection) -> int:
+    """The lowest message id never used in this account (see AccountStore._take_ids)."""
     row = db.execute("SELECT value FROM meta WHERE key = 'next_message_id'").fetchone()
     largest = db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM message").fetchone()[0]
-    first = max(row[0] if row else 0, largest)
+    return int(max(row[0] if row else 0, largest))
+
+
+def _note_ids(db: sqlite3.Connection, next_id: int) -> None:
+    """Record in the open transaction that ids below ``next_id`` are used."""
     db.execute("INSERT INTO meta (key, value) VALUES ('next_message_id', ?)"
-               " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (first + n,))
-    return int(first)
+               " ON CONFLICT (key) DO UPDATE SET value = MAX(value, excluded.value)",
+               (next_id,))
 
 
 def normalize_mailbox_name(name: str) -> str:

@@ -47,11 +47,14 @@ class SpoolFile:
         self._file.write(chunk)
         self.size += len(chunk)
 
-    def finish(self) -> tuple[Path, int]:
-        """Flush and fsync the file, close it; blocking, for a worker thread."""
+    def finish(self, sync: bool = True) -> tuple[Path, int]:
+        """Flush and (with ``sync``) fsync the file, close it; blocking, for a worker
+        thread. The store's group commit fsyncs what it takes once it is in place,
+        so a spool handed to ``Account.deliver_spool`` need not be synced first."""
         try:
             self._file.flush()
-            os.fsync(self._file.fileno())
+            if sync:
+                os.fsync(self._file.fileno())
         finally:
             self._file.close()
         return self.path, self.size

@@ -9,10 +9,12 @@ SQLite work and fsyncs run in worker threads (DESIGN.md principle 4), so the
 event loop is never blocked by disk. Changes are published after commit.
 
 Group commit. Deliveries into one account (``deliver``, ``deliver_spool``,
-``append``, from any number of sessions) each write and fsync their own file
+``append``, from any number of sessions) each write and parse their own file
 in their own worker thread, then queue for the account's committer, which
-commits everything queued in one transaction: renames, one fsync per
-directory, one COMMIT (one WAL fsync), then wakes every caller. A lone
+commits everything queued in one transaction: renames, the files' and their
+directories' fsyncs (concurrent: one journal commit), one COMMIT (one WAL
+fsync), then wakes every caller. The file stage of a group overlaps the
+COMMIT of the group before it (a two-stage pipeline). A lone
 delivery does not wait for company: the committer starts at once when idle,
 and a group is whatever queued while the previous commit ran. Invariants:
 
@@ -31,6 +33,8 @@ import fcntl
 import os
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -71,6 +75,9 @@ class Account:
         self._indexer: asyncio.Task[None] | None = None
         self._queued: list[tuple[Delivery, asyncio.Future[None]]] = []
         self._committer: asyncio.Task[None] | None = None
+        # The committer's two stages run in threads of their own, not behind the
+        # callers' work in the loop's default executor.
+        self._commit_threads = ThreadPoolExecutor(2, thread_name_prefix="kittiwake-commit")
 
     async def _run(self, fn: Callable[..., T], *args: Any) -> T:
         op = getattr(fn, "__name__", "other")  # a method of AccountStore
@@ -164,13 +171,14 @@ class Account:
         """
         started = time.monotonic()
         if isinstance(spool, SpoolFile):
-            path = spool.path if spool.finished else (await self._run(spool.finish))[0]
-            synced = True
+            # Flushed, not fsynced: the group commit fsyncs it once it is in place.
+            path = spool.path if spool.finished else \
+                (await self._run(partial(spool.finish, sync=False)))[0]
         else:
-            path, synced = Path(spool), False
+            path = Path(spool)
         try:
             new = await self._run(self.core.prepare_spool, path, prefix, flags, received,
-                                  mailfrom, rcptto, keep, synced)
+                                  mailfrom, rcptto, keep)
         except BaseException:
             if not keep:
                 path.unlink(missing_ok=True)
@@ -209,37 +217,64 @@ class Account:
         return delivery.delivered
 
     async def _commit_queued(self) -> None:
-        """The account's committer: one transaction for all queued deliveries, until
-        none is queued. Changes go to the hub after the commit, then callers wake."""
+        """The account's committer: a two-stage pipeline over groups of deliveries.
+
+        A group is everything queued when the committer takes it. Stage 1
+        (``place_group``: files to their final names, fsynced) of a group runs
+        while stage 2 (``commit_placed``: rows, one COMMIT) of the group before
+        it does; commits stay in order. Runs until nothing is queued or in flight.
+        """
+        committing: asyncio.Task[None] | None = None
         try:
-            while self._queued:
+            while self._queued or committing is not None:
+                if not self._queued:
+                    assert committing is not None
+                    await committing
+                    committing = None
+                    continue
                 group, self._queued = self._queued, []
-                deliveries = [d for d, _ in group]
                 started = time.monotonic()
                 try:
-                    await asyncio.to_thread(self.core.commit_group, deliveries)
-                except BaseException as exc:  # not an Exception: the process is stopping
-                    for delivery in deliveries:
-                        if delivery.error is None and not delivery.delivered:
-                            delivery.error = StoreError(f"delivery interrupted: {exc!r}")
-                    raise
+                    await asyncio.get_running_loop().run_in_executor(
+                        self._commit_threads, self.core.place_group, [d for d, _ in group])
                 finally:
-                    store_metrics.GROUP_COMMIT_SECONDS.observe(time.monotonic() - started)
-                    store_metrics.GROUP_COMMIT_SIZE.observe(len(deliveries))
-                    changes = [c for d in deliveries if d.error is None for c in d.changes]
-                    if changes:
-                        self.hub.publish(self.name, changes)
-                    for _, future in group:
-                        if not future.done():
-                            future.set_result(None)
-                if self.core.to_index:
-                    self.start_indexing()
+                    if committing is not None:  # the previous group first, in order
+                        await committing
+                        committing = None
+                committing = asyncio.get_running_loop().create_task(
+                    self._commit_placed(group, started))
         finally:
+            if committing is not None and not committing.done():
+                committing.cancel()
             self._committer = None
             for delivery, future in self._queued:  # only if the loop is going away
                 delivery.error = StoreError("the store is closing")
                 if not future.done():
                     future.set_result(None)
+
+    async def _commit_placed(self, group: list[tuple[Delivery, asyncio.Future[None]]],
+                             started: float) -> None:
+        """Stage 2 of a group; then its changes go to the hub and its callers wake."""
+        deliveries = [d for d, _ in group]
+        try:
+            await asyncio.get_running_loop().run_in_executor(
+                self._commit_threads, self.core.commit_placed, deliveries)
+        except BaseException as exc:  # not an Exception: the process is stopping
+            for delivery in deliveries:
+                if delivery.error is None and not delivery.delivered:
+                    delivery.error = StoreError(f"delivery interrupted: {exc!r}")
+            raise
+        finally:
+            store_metrics.GROUP_COMMIT_SECONDS.observe(time.monotonic() - started)
+            store_metrics.GROUP_COMMIT_SIZE.observe(len(deliveries))
+            changes = [c for d in deliveries if d.error is None for c in d.changes]
+            if changes:
+                self.hub.publish(self.name, changes)
+            for _, future in group:
+                if not future.done():
+                    future.set_result(None)
+        if self.core.to_index:
+            self.start_indexing()
 
     async def messages(self, mailbox: str, changed_since: int = 0,
                        uids: Iterable[int] | None = None) -> list[Message]:
@@ -354,6 +389,7 @@ class Store:
 
     def close(self) -> None:
         for account in self._accounts.values():
+            account._commit_threads.shutdown(wait=True)
             account.core.close()
         self._accounts.clear()
         if self._spool_lock >= 0:
