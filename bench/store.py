@@ -7,9 +7,10 @@ Prints, each against the physical limit measured in the same run:
   (10 KiB messages; ``Account.deliver`` and the SMTP path ``deliver_spool``
   with a prefix), each against as many threads doing write + fsync(file) +
   rename + fsync(dir) per message with nothing else; the peak resident memory
-  of each kittiwake run (a process of its own), and where the time goes
-  (caller's share: write, fsync, parse; the group commit: renames, directory
-  fsync, COMMIT) with the average group size;
+  of each kittiwake run (a process of its own), and where the time goes: CPU
+  per message, the caller's share (write, parse, rename, fsync of the file
+  and, shared with concurrent callers, of its directory) and the group
+  commit (one transaction, one COMMIT) with the average group size;
 - delivery throughput (10 KiB and 100 KiB messages, fsync on) vs writing and
   fsyncing the same files (file + directory fsync) with nothing else;
 - import throughput of a varied mbox (1-200 KiB: text, HTML alternatives,

@@ -160,6 +160,56 @@ def fsync_placed(paths: Iterable[Path]) -> None:
         pass
 
 
+class _SharedDirSync:
+    """fsyncs of one directory shared by concurrent callers (a group fsync).
+
+    A caller's entries (renamed before it asks) are covered by any fsync of the
+    directory that starts after it asked: while one runs, callers that come
+    meanwhile wait for it to end and then share the next one.
+    """
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.asked = 0  # tickets handed out
+        self.done = 0  # every ticket up to this is covered by a finished fsync
+        self.running = False
+
+    def sync(self, path: Path) -> None:
+        with self.cond:
+            self.asked += 1
+            mine = self.asked
+            while self.done < mine:
+                if not self.running:
+                    self.running = True
+                    covers = self.asked
+                    break
+                self.cond.wait()
+            else:
+                return
+        ok = False
+        try:
+            fsync_dir(path)
+            ok = True
+        finally:
+            with self.cond:
+                self.running = False
+                if ok:
+                    self.done = max(self.done, covers)
+                self.cond.notify_all()
+
+
+_dir_syncs: dict[Path, _SharedDirSync] = {}
+
+
+def fsync_dir_shared(path: Path) -> None:
+    """fsync a directory, sharing the fsync with concurrent callers of the same one."""
+    with _pool_lock:
+        shared = _dir_syncs.get(path)
+        if shared is None:
+            shared = _dir_syncs[path] = _SharedDirSync()
+    shared.sync(path)
+
+
 def link_copy(root: Path, source_id: int, target_id: int, sync: bool = True) -> Path:
     """Give a copied message its own name by hard link (same bytes, no copy)."""
     source = message_path(root, source_id)

@@ -1,16 +1,16 @@
 """Group commit: concurrent deliveries into one account share one transaction.
 
-The committer is held inside its first commit (a gate in ``commit_group``)
-while more deliveries queue; they must then go in together, as one COMMIT
-with one fsync per directory, each caller woken only after it, each failure
-its own.
+The committer is held inside its first commit (a gate in ``commit_placed``)
+while more deliveries queue; they must then go in together, as one COMMIT,
+each caller woken only after it, each failure its own. Concurrent callers
+share their directory fsyncs.
 """
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import Iterator
+import time
 from pathlib import Path
 
 import pytest
@@ -29,14 +29,12 @@ def msg(n: int) -> bytes:
 
 
 class Gate:
-    """Wraps the two stages of the group commit: holds the first group in its file
-    stage (``place_group``) until opened, and records each group that reaches its
-    transaction (``commit_placed``)."""
+    """Wraps the committer's transaction (``commit_placed``): records each group and
+    holds the first one until opened."""
 
     def __init__(self, core: AccountStore, hold_first: bool = True) -> None:
         self.core = core
         self.real = core.commit_placed
-        self.real_place = core.place_group
         self.groups: list[list[Delivery]] = []
         self.entered = threading.Event()
         self.release = threading.Event()
@@ -46,36 +44,19 @@ class Gate:
         self.dir_syncs: list[int] = []
         core.db.set_trace_callback(self._trace)
         core.commit_placed = self  # type: ignore[method-assign]
-        core.place_group = self.place  # type: ignore[method-assign]
 
     def _trace(self, sql: str) -> None:
         if sql.strip().upper().startswith("COMMIT"):
             self.commits += 1
 
-    def place(self, group: list[Delivery]) -> None:
-        self.entered.set()
-        self.release.wait(10)
-        self.real_place(group)
-
     def __call__(self, group: list[Delivery]) -> None:
         self.groups.append(list(group))
+        self.entered.set()
+        self.release.wait(10)
         self.real(group)
 
     def sizes(self) -> list[int]:
         return [len(g) for g in self.groups]
-
-
-@pytest.fixture
-def counted_dir_syncs(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Path]]:
-    synced: list[Path] = []
-    real = durable.fsync_dir
-
-    def fsync_dir(path: Path) -> None:
-        synced.append(Path(path))
-        real(path)
-
-    monkeypatch.setattr(durable, "fsync_dir", fsync_dir)
-    yield synced
 
 
 async def _held(gate: Gate) -> None:
@@ -84,13 +65,11 @@ async def _held(gate: Gate) -> None:
     assert gate.entered.is_set()
 
 
-async def test_concurrent_deliveries_share_one_commit(tmp_path: Path,
-                                                      counted_dir_syncs: list[Path]) -> None:
+async def test_concurrent_deliveries_share_one_commit(tmp_path: Path) -> None:
     store = Store(tmp_path)
     account = await store.account("alice")
     await account.deliver("Inbox", msg(0))  # the shard directory exists from here on
     gate = Gate(account.core)
-    counted_dir_syncs.clear()
     first = asyncio.create_task(account.deliver("Inbox", msg(1)))
     await _held(gate)
     spools = []
@@ -113,8 +92,6 @@ async def test_concurrent_deliveries_share_one_commit(tmp_path: Path,
     results = await asyncio.gather(first, *more)
     assert gate.sizes() == [1, len(more)]
     assert gate.commits == 2  # one COMMIT (one WAL fsync) for the whole second group
-    shard = durable.message_path(account.core.root, 1).parent
-    assert counted_dir_syncs == [shard, shard]  # one per group and directory
     uids = sorted(r.uid if not isinstance(r, list) else r[0].uid for r in results)
     assert uids == list(range(2, 2 + 1 + len(more)))
     mailbox = await account.mailbox("Inbox")
@@ -122,6 +99,37 @@ async def test_concurrent_deliveries_share_one_commit(tmp_path: Path,
     assert check(account.core) == []
     assert list((account.core.root / "tmp").iterdir()) == []
     store.close()
+
+
+def test_concurrent_callers_share_a_directory_fsync(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """While one fsync of a directory runs, callers that come meanwhile share the next."""
+    synced: list[Path] = []
+    running = threading.Event()
+    release = threading.Event()
+    real = durable.fsync_dir
+
+    def fsync_dir(path: Path) -> None:
+        synced.append(path)
+        if len(synced) == 1:
+            running.set()
+            release.wait(10)
+        real(path)
+
+    monkeypatch.setattr(durable, "fsync_dir", fsync_dir)
+    first = threading.Thread(target=durable.fsync_dir_shared, args=(tmp_path,))
+    first.start()
+    assert running.wait(10)
+    waiters = [threading.Thread(target=durable.fsync_dir_shared, args=(tmp_path,))
+               for _ in range(5)]
+    for t in waiters:
+        t.start()
+    while durable._dir_syncs[tmp_path].asked < 6:  # all five have asked
+        time.sleep(0.001)
+    release.set()
+    for t in [first, *waiters]:
+        t.join(10)
+    assert synced == [tmp_path, tmp_path]  # the held one, and one for the five
 
 
 async def test_a_lone_delivery_is_committed_alone_at_once(tmp_path: Path) -> None:

@@ -470,6 +470,30 @@ class AccountStore:
                     delivery.placed = []
                     delivery.error = exc
 
+    def place(self, delivery: Delivery) -> None:
+        """A caller's own stage 1 (the async face's path), in the caller's thread.
+
+        As :meth:`place_group` for one delivery, raising its error: ids, files to
+        their final names, each file fsynced; the directory fsync is shared with
+        concurrent callers (``durable.fsync_dir_shared``: one fsync covers every
+        entry made before it started). Callers do this concurrently, so their
+        fsyncs merge into few journal commits, as plain concurrent writers' do;
+        only the COMMIT is serial, one per group (:meth:`commit_placed`).
+        """
+        first = self._reserve_ids(len(delivery.messages))
+        delivery.ids = list(range(first, first + len(delivery.messages)))
+        try:
+            for new, message_id in zip(delivery.messages, delivery.ids, strict=True):
+                delivery.placed.append(self._place(new, message_id))
+            for path in delivery.placed:
+                durable.fsync_file(path)
+            for directory in {path.parent for path in delivery.placed}:
+                durable.fsync_dir_shared(directory)
+        except BaseException:
+            _discard(delivery.placed, delivery.messages)
+            delivery.placed = []
+            raise
+
     def commit_placed(self, group: list[Delivery]) -> None:
         """Stage 2 of a group commit: all rows in one transaction, one COMMIT.
 
@@ -646,6 +670,14 @@ class AccountStore:
         return NewMessage(path, len(prefix) + len(body),
                           summarize(prefix + body if prefix else body, index_text=False),
                           flags, received, mailfrom, rcptto, prefix, keep)
+
+    def prepared(self, mailbox_name: str, news: list[NewMessage],
+                 replaces: tuple[str, int] | None = None) -> Delivery:
+        """A delivery of prepared messages, placed and durable, ready for the group
+        commit (:meth:`place`)."""
+        delivery = Delivery(mailbox_name, news, replaces)
+        self.place(delivery)
+        return delivery
 
     def deliver(self, mailbox_name: str, data: bytes, flags: Flags = Flags(),
                 received: int = 0, mailfrom: str = "", rcptto: str = "",

@@ -9,12 +9,13 @@ SQLite work and fsyncs run in worker threads (DESIGN.md principle 4), so the
 event loop is never blocked by disk. Changes are published after commit.
 
 Group commit. Deliveries into one account (``deliver``, ``deliver_spool``,
-``append``, from any number of sessions) each write and parse their own file
-in their own worker thread, then queue for the account's committer, which
-commits everything queued in one transaction: renames, the files' and their
-directories' fsyncs (concurrent: one journal commit), one COMMIT (one WAL
-fsync), then wakes every caller. The file stage of a group overlaps the
-COMMIT of the group before it (a two-stage pipeline). A lone
+``append``, from any number of sessions) each do their own file work in
+their own worker thread: write (or take the spool), parse, rename or link to
+the final name, fsync the file, and fsync the directory, that last shared
+with every concurrent caller (one fsync covers all entries made before it
+started). Concurrent callers' fsyncs merge into few journal commits. Then
+they queue for the account's committer, which commits everything queued in
+one transaction, one COMMIT (one WAL fsync), then wakes every caller. A lone
 delivery does not wait for company: the committer starts at once when idle,
 and a group is whatever queued while the previous commit ran. Invariants:
 
@@ -39,7 +40,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from kittiwake.store import metrics as store_metrics
-from kittiwake.store.account import AccountStore, Appended, Delivery, NewMessage
+from kittiwake.store.account import AccountStore, Appended, Delivery
 from kittiwake.store.changes import ChangeHub
 from kittiwake.store.messagefile import MessageFile
 from kittiwake.store.model import (
@@ -59,6 +60,20 @@ T = TypeVar("T")
 INDEX_DELAY = 1.0
 
 
+# Deliveries' own file work (write, parse, rename, fsync) runs in these threads,
+# many at once: concurrent fsyncs merge into few journal commits, so more in
+# flight means fewer, fuller commits (the loop's default executor has few threads).
+FILE_THREADS = 32
+_file_pool: ThreadPoolExecutor | None = None
+
+
+def _file_threads() -> ThreadPoolExecutor:
+    global _file_pool
+    if _file_pool is None:
+        _file_pool = ThreadPoolExecutor(FILE_THREADS, thread_name_prefix="kittiwake-deliver")
+    return _file_pool
+
+
 def account_dir(data_dir: Path, name: str) -> Path:
     if not name or "/" in name or name.startswith(".") or "\x00" in name:
         raise AccountNotFound(f"invalid account name {name!r}")
@@ -75,15 +90,19 @@ class Account:
         self._indexer: asyncio.Task[None] | None = None
         self._queued: list[tuple[Delivery, asyncio.Future[None]]] = []
         self._committer: asyncio.Task[None] | None = None
-        # The committer's two stages run in threads of their own, not behind the
-        # callers' work in the loop's default executor.
-        self._commit_threads = ThreadPoolExecutor(2, thread_name_prefix="kittiwake-commit")
+        # The committer runs in a thread of its own, not behind the callers' work
+        # in the loop's default executor.
+        self._commit_threads = ThreadPoolExecutor(1, thread_name_prefix="kittiwake-commit")
 
-    async def _run(self, fn: Callable[..., T], *args: Any) -> T:
-        op = getattr(fn, "__name__", "other")  # a method of AccountStore
+    async def _run(self, fn: Callable[..., T], *args: Any, op: str | None = None,
+                   executor: ThreadPoolExecutor | None = None) -> T:
+        op = op or getattr(fn, "__name__", "other")  # a method of AccountStore
         started = time.monotonic()
         try:
-            result = await asyncio.to_thread(fn, *args)
+            if executor is None:
+                result = await asyncio.to_thread(fn, *args)
+            else:
+                result = await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
         except BaseException:
             store_metrics.OPERATIONS_TOTAL.labels(op=op, result="error").inc()
             raise
@@ -150,8 +169,10 @@ class Account:
         ``prefix + data``. Commits in a group with concurrent deliveries.
         """
         started = time.monotonic()
-        new = await self._run(self.core.prepare, data, flags, received, mailfrom, rcptto, prefix)
-        [delivered] = await self._commit("deliver", started, mailbox, [new])
+        delivery = await self._run(self._prepare_bytes, mailbox, data, flags, received,
+                                   mailfrom, rcptto, prefix, op="prepare",
+                                   executor=_file_threads())
+        [delivered] = await self._commit("deliver", started, delivery)
         return delivered
 
     async def deliver_spool(self, mailbox: str, spool: SpoolFile | Path, prefix: bytes = b"",
@@ -177,13 +198,14 @@ class Account:
         else:
             path = Path(spool)
         try:
-            new = await self._run(self.core.prepare_spool, path, prefix, flags, received,
-                                  mailfrom, rcptto, keep)
+            delivery = await self._run(self._prepare_spool, mailbox, path, prefix, flags,
+                                       received, mailfrom, rcptto, keep, op="prepare_spool",
+                                       executor=_file_threads())
         except BaseException:
             if not keep:
                 path.unlink(missing_ok=True)
             raise
-        [delivered] = await self._commit("deliver_spool", started, mailbox, [new])
+        [delivered] = await self._commit("deliver_spool", started, delivery)
         return delivered
 
     def spool(self) -> SpoolFile:
@@ -195,13 +217,29 @@ class Account:
         """Add spooled messages in one transaction; durable when this returns.
         ``replaces=(mailbox, uid)`` removes that message in the same transaction."""
         started = time.monotonic()
-        news = await self._run(self.core.prepare_appended, items)
-        return await self._commit("append", started, mailbox, news, replaces)
+        delivery = await self._run(self._prepare_appended, mailbox, items, replaces,
+                                   op="prepare_appended", executor=_file_threads())
+        return await self._commit("append", started, delivery)
 
-    async def _commit(self, op: str, started: float, mailbox: str, news: list[NewMessage],
-                      replaces: tuple[str, int] | None = None) -> list[Delivered]:
-        """Queue a delivery for the group commit and wait for its outcome."""
-        delivery = Delivery(mailbox, news, replaces)
+    # A caller's own share, in its worker thread: write (or take) the file, parse it,
+    # place it under its final name and fsync it. Then it queues for the COMMIT.
+
+    def _prepare_bytes(self, mailbox: str, data: bytes, flags: Flags, received: int,
+                       mailfrom: str, rcptto: str, prefix: bytes) -> Delivery:
+        new = self.core.prepare(data, flags, received, mailfrom, rcptto, prefix)
+        return self.core.prepared(mailbox, [new])
+
+    def _prepare_spool(self, mailbox: str, path: Path, prefix: bytes, flags: Flags,
+                       received: int, mailfrom: str, rcptto: str, keep: bool) -> Delivery:
+        new = self.core.prepare_spool(path, prefix, flags, received, mailfrom, rcptto, keep)
+        return self.core.prepared(mailbox, [new])
+
+    def _prepare_appended(self, mailbox: str, items: list[Appended],
+                          replaces: tuple[str, int] | None) -> Delivery:
+        return self.core.prepared(mailbox, self.core.prepare_appended(items), replaces)
+
+    async def _commit(self, op: str, started: float, delivery: Delivery) -> list[Delivered]:
+        """Queue a placed delivery for the group commit and wait for its outcome."""
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         self._queued.append((delivery, future))
         if self._committer is None:
@@ -217,35 +255,13 @@ class Account:
         return delivery.delivered
 
     async def _commit_queued(self) -> None:
-        """The account's committer: a two-stage pipeline over groups of deliveries.
-
-        A group is everything queued when the committer takes it. Stage 1
-        (``place_group``: files to their final names, fsynced) of a group runs
-        while stage 2 (``commit_placed``: rows, one COMMIT) of the group before
-        it does; commits stay in order. Runs until nothing is queued or in flight.
-        """
-        committing: asyncio.Task[None] | None = None
+        """The account's committer: one transaction for everything queued, until
+        nothing is. A group is whatever queued while the previous COMMIT ran."""
         try:
-            while self._queued or committing is not None:
-                if not self._queued:
-                    assert committing is not None
-                    await committing
-                    committing = None
-                    continue
+            while self._queued:
                 group, self._queued = self._queued, []
-                started = time.monotonic()
-                try:
-                    await asyncio.get_running_loop().run_in_executor(
-                        self._commit_threads, self.core.place_group, [d for d, _ in group])
-                finally:
-                    if committing is not None:  # the previous group first, in order
-                        await committing
-                        committing = None
-                committing = asyncio.get_running_loop().create_task(
-                    self._commit_placed(group, started))
+                await self._commit_placed(group, time.monotonic())
         finally:
-            if committing is not None and not committing.done():
-                committing.cancel()
             self._committer = None
             for delivery, future in self._queued:  # only if the loop is going away
                 delivery.error = StoreError("the store is closing")
@@ -254,7 +270,7 @@ class Account:
 
     async def _commit_placed(self, group: list[tuple[Delivery, asyncio.Future[None]]],
                              started: float) -> None:
-        """Stage 2 of a group; then its changes go to the hub and its callers wake."""
+        """A group's COMMIT; then its changes go to the hub and its callers wake."""
         deliveries = [d for d, _ in group]
         try:
             await asyncio.get_running_loop().run_in_executor(
