@@ -223,3 +223,39 @@ async def test_group_commit_metrics(tmp_path: Path) -> None:
              sample("kittiwake_store_group_commit_duration_seconds_count"))
     assert [a - b for a, b in zip(after, before, strict=True)] == [2, 5, 2]
     store.close()
+
+
+async def test_a_caller_gone_before_the_commit_leaves_no_file(tmp_path: Path) -> None:
+    """A delivery cancelled (its connection dropped) while its file is being placed is
+    not committed, and the file it placed goes when that work ends."""
+    store = Store(tmp_path)
+    account = await store.account("alice")
+    placing = threading.Event()
+    release = threading.Event()
+    done = threading.Event()
+    real = account.core.prepared
+
+    def slow_prepared(*args, **kwargs):  # type: ignore[no-untyped-def]
+        delivery = real(*args, **kwargs)  # the file is at its final name, fsynced
+        placing.set()
+        release.wait(10)
+        done.set()
+        return delivery
+
+    account.core.prepared = slow_prepared  # type: ignore[method-assign]
+    task = asyncio.create_task(account.deliver("Inbox", msg(1)))
+    assert await asyncio.to_thread(placing.wait, 10)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    release.set()
+    await asyncio.to_thread(done.wait, 10)
+    shard = durable.message_path(account.core.root, 1).parent
+    for _ in range(1000):  # the clean-up runs when the worker's result arrives
+        if not any(shard.iterdir()):
+            break
+        await asyncio.sleep(0.01)
+    assert list(shard.iterdir()) == []
+    assert (await account.mailbox("Inbox")).messages == 0
+    assert check(account.core) == []
+    store.close()

@@ -1256,6 +1256,12 @@ class _NothingChanged(Exception):
         self.result = result
 
 
+def discard(delivery: Delivery) -> None:
+    """Remove the files of a placed delivery that will not be committed."""
+    _discard(delivery.placed, delivery.messages)
+    delivery.placed = []
+
+
 def _discard(placed: list[Path], messages: list[NewMessage]) -> None:
     """Undo a failed delivery's files: those placed, and the temporary ones it owns."""
     for path in placed:

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from kittiwake.store import metrics as store_metrics
-from kittiwake.store.account import AccountStore, Appended, Delivery
+from kittiwake.store.account import AccountStore, Appended, Delivery, discard
 from kittiwake.store.changes import ChangeHub
 from kittiwake.store.messagefile import MessageFile
 from kittiwake.store.model import (
@@ -72,6 +72,11 @@ def _file_threads() -> ThreadPoolExecutor:
     if _file_pool is None:
         _file_pool = ThreadPoolExecutor(FILE_THREADS, thread_name_prefix="kittiwake-deliver")
     return _file_pool
+
+
+def _discard_placed(task: asyncio.Future[Delivery]) -> None:
+    if not task.cancelled() and task.exception() is None:
+        discard(task.result())
 
 
 def account_dir(data_dir: Path, name: str) -> Path:
@@ -169,9 +174,8 @@ class Account:
         ``prefix + data``. Commits in a group with concurrent deliveries.
         """
         started = time.monotonic()
-        delivery = await self._run(self._prepare_bytes, mailbox, data, flags, received,
-                                   mailfrom, rcptto, prefix, op="prepare",
-                                   executor=_file_threads())
+        delivery = await self._placed(self._prepare_bytes, mailbox, data, flags, received,
+                                      mailfrom, rcptto, prefix, op="prepare")
         [delivered] = await self._commit("deliver", started, delivery)
         return delivered
 
@@ -198,9 +202,8 @@ class Account:
         else:
             path = Path(spool)
         try:
-            delivery = await self._run(self._prepare_spool, mailbox, path, prefix, flags,
-                                       received, mailfrom, rcptto, keep, op="prepare_spool",
-                                       executor=_file_threads())
+            delivery = await self._placed(self._prepare_spool, mailbox, path, prefix, flags,
+                                          received, mailfrom, rcptto, keep, op="prepare_spool")
         except BaseException:
             if not keep:
                 path.unlink(missing_ok=True)
@@ -217,9 +220,20 @@ class Account:
         """Add spooled messages in one transaction; durable when this returns.
         ``replaces=(mailbox, uid)`` removes that message in the same transaction."""
         started = time.monotonic()
-        delivery = await self._run(self._prepare_appended, mailbox, items, replaces,
-                                   op="prepare_appended", executor=_file_threads())
+        delivery = await self._placed(self._prepare_appended, mailbox, items, replaces,
+                                      op="prepare_appended")
         return await self._commit("append", started, delivery)
+
+    async def _placed(self, fn: Callable[..., Delivery], *args: Any, op: str) -> Delivery:
+        """Run a caller's file work in the delivery threads. A caller that goes away
+        meanwhile (its connection dropped) is not acknowledged: the files it placed
+        are removed when the work ends, so no file without a row stays behind."""
+        task = asyncio.ensure_future(self._run(fn, *args, op=op, executor=_file_threads()))
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            task.add_done_callback(_discard_placed)
+            raise
 
     # A caller's own share, in its worker thread: write (or take) the file, parse it,
     # place it under its final name and fsync it. Then it queues for the COMMIT.
