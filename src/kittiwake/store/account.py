@@ -804,9 +804,9 @@ class AccountStore:
         queued again.
         """
         with self.lock:
+            # The literal 0 (INDEX_PENDING) lets SQLite use the partial index.
             missing = [r[0] for r in self.db.execute(
-                "SELECT id FROM message WHERE indexed = ? ORDER BY id DESC",
-                (INDEX_PENDING,))]  # newest first: the mail searched most
+                "SELECT id FROM message WHERE indexed = 0 ORDER BY id DESC")]  # newest first
             queued = set(self.to_index)
             self.to_index.extend(i for i in missing if i not in queued)
             return len(missing)
