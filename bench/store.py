@@ -3,6 +3,14 @@
     .venv/bin/python -m bench.store [--quick]
 
 Prints, each against the physical limit measured in the same run:
+- delivery throughput with 1, 4 and 20 concurrent writers into one account
+  (10 KiB messages; ``Account.deliver`` and the SMTP path ``deliver_spool``
+  with a prefix), each against as many threads doing write + fsync(file) +
+  rename + fsync(dir) per message with nothing else; the peak resident memory
+  of each kittiwake run (a process of its own), and where the time goes: CPU
+  per message, the caller's share (write, parse, rename, fsync of the file
+  and, shared with concurrent callers, of its directory) and the group
+  commit (one transaction, one COMMIT) with the average group size;
 - delivery throughput (10 KiB and 100 KiB messages, fsync on) vs writing and
   fsyncing the same files (file + directory fsync) with nothing else;
 - import throughput of a varied mbox (1-200 KiB: text, HTML alternatives,
@@ -56,6 +64,140 @@ def raw_batch(directory: Path, messages: list[bytes], batch: int = 500) -> float
             paths.append(path)
         sync_files(paths)  # the same syncing the import uses: syncfs(2) per batch
     return len(messages) / (time.perf_counter() - start)
+
+
+def raw_concurrent(directory: Path, messages: list[bytes], writers: int) -> float:
+    """Messages/second for ``writers`` threads each doing write + fsync(file) + rename +
+    fsync(dir) per message into one directory (the physical limit of delivery)."""
+    import threading
+
+    directory.mkdir(parents=True)
+    tmp = directory / "tmp"
+    tmp.mkdir()
+    next_index = iter(range(len(messages)))
+    lock = threading.Lock()
+
+    def work() -> None:
+        while True:
+            with lock:
+                i = next(next_index, None)
+            if i is None:
+                return
+            path = tmp / f"t{i}"
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+            try:
+                os.write(fd, messages[i])
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            os.rename(path, directory / str(i))
+            fsync_dir(directory)
+
+    threads = [threading.Thread(target=work) for _ in range(writers)]
+    start = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return len(messages) / (time.perf_counter() - start)
+
+
+CONCURRENT = """
+import asyncio, json, resource, sys, time
+from pathlib import Path
+from bench.corpus import message
+from kittiwake import metrics
+from kittiwake.store import Store
+import random
+
+root, writers, count, size, how = Path(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), \
+    int(sys.argv[4]), sys.argv[5]
+rng = random.Random(11)
+msgs = [message(rng, i, size) for i in range(count)]
+PREFIX = b"Received: from mx.example.net by mail.example.org; Tue, 1 Dec 2026 10:00:00 +0000\\r\\n"
+
+def sample(name, labels=None):
+    return metrics.REGISTRY.get_sample_value(name, labels or {}) or 0.0
+
+async def main():
+    store = Store(root)
+    account = await store.account("bench")
+    todo = iter(msgs)
+
+    async def writer():
+        for data in todo:
+            if how == "spool":
+                spool = account.spool()
+                spool.write(data)
+                await account.deliver_spool("Inbox", spool, PREFIX)
+            else:
+                await account.deliver("Inbox", data)
+
+    start = time.perf_counter()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    cpu0 = usage.ru_utime + usage.ru_stime
+    await asyncio.gather(*(writer() for _ in range(writers)))
+    elapsed = time.perf_counter() - start
+    op = "prepare_spool" if how == "spool" else "prepare"
+    out = {
+        "rate": count / elapsed,
+        "rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        "cpu_ms": 1000 * (resource.getrusage(resource.RUSAGE_SELF).ru_utime
+                          + resource.getrusage(resource.RUSAGE_SELF).ru_stime - cpu0) / count,
+        "prepare_ms": 1000 * sample("kittiwake_store_operation_duration_seconds_sum",
+                                    {"op": op}) / count,
+        "commit_ms": 1000 * sample("kittiwake_store_group_commit_duration_seconds_sum")
+        / max(sample("kittiwake_store_group_commit_duration_seconds_count"), 1),
+        "groups": sample("kittiwake_store_group_commit_deliveries_count"),
+        "deliveries": sample("kittiwake_store_group_commit_deliveries_sum"),
+    }
+    store.close()
+    print(json.dumps(out))
+
+asyncio.run(main())
+"""
+
+
+def concurrent_rate(root: Path, writers: int, count: int, size: int,
+                    how: str) -> dict[str, float]:
+    """Deliveries by ``writers`` concurrent tasks in a process of their own."""
+    import json
+    import subprocess
+    import sys
+
+    done = subprocess.run([sys.executable, "-c", CONCURRENT, str(root), str(writers),
+                           str(count), str(size), how], capture_output=True, text=True,
+                          cwd=Path(__file__).resolve().parent.parent)
+    if done.returncode:
+        raise SystemExit(f"concurrent delivery run failed:\n{done.stderr}")
+    return json.loads(done.stdout)
+
+
+def concurrency(base: Path, count: int, rounds: int = 1) -> None:
+    """Delivery against raw write+fsync at 1, 4 and 20 writers (best of ``rounds``)."""
+    import random
+
+    size = 10 * 1024
+    rng = random.Random(11)
+    msgs = [message(rng, i, size) for i in range(count)]
+    for writers in (1, 4, 20):
+        for how in ("deliver", "spool"):
+            best_raw = 0.0
+            best: dict[str, float] = {}
+            for r in range(rounds):  # interleaved, so both see the same machine load
+                tag = f"{writers}-{how}-{r}"
+                best_raw = max(best_raw, raw_concurrent(base / f"raw-{tag}", msgs, writers))
+                got = concurrent_rate(base / f"kw-{tag}", writers, count, size, how)
+                if got["rate"] > best.get("rate", 0.0):
+                    best = got
+            name = "deliver" if how == "deliver" else "deliver_spool+prefix"
+            print(f"{writers:>2} writers, {name:<21}: kittiwake {best['rate']:7.1f} msg/s,"
+                  f" raw write+fsync {best_raw:7.1f} msg/s, ratio {best['rate'] / best_raw:.2f}"
+                  f" (goal >= 0.8); peak RSS {best['rss_mib']:.0f} MiB; per message"
+                  f" {best['cpu_ms']:.2f} ms CPU, {best['prepare_ms']:.2f} ms caller's share,"
+                  f" group commit"
+                  f" {best['commit_ms']:.2f} ms for"
+                  f" {best['deliveries'] / max(best['groups'], 1):.1f} deliveries on average")
 
 
 async def deliver_rate(root: Path, messages: list[bytes]) -> float:
@@ -113,6 +255,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small counts, for a smoke run")
     parser.add_argument("--dir", default=None, help="where to write (default: a temp dir)")
+    parser.add_argument("--concurrency-only", action="store_true",
+                        help="only the 1/4/20 concurrent writers comparison")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="rounds of each concurrency measurement (the best counts)")
     args = parser.parse_args()
     n_deliver = 100 if args.quick else 1000
     n_import = 1000 if args.quick else 20000
@@ -122,6 +268,9 @@ def main() -> None:
     try:
         import random
 
+        concurrency(base, 200 if args.quick else 1000, 1 if args.quick else args.rounds)
+        if args.concurrency_only:
+            return
         rng = random.Random(7)
         for size in (10 * 1024, 100 * 1024):
             msgs = [message(rng, i, size) for i in range(n_deliver)]

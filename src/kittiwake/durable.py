@@ -13,7 +13,9 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import os
+import threading
 from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 SHARD_SIZE = 4096
@@ -98,6 +100,114 @@ def move_into_place(root: Path, tmp: Path, message_id: int, sync: bool = True) -
     if sync:
         fsync_dir(final.parent)
     return final
+
+
+def link_into_place(root: Path, source: Path, message_id: int, sync: bool = True) -> Path:
+    """Give a spooled file (kept by its owner) its final name by hard link, no copy.
+
+    The spool stays where it is (the SMTP server hands one spool to several
+    accounts and removes it after the last); only a link is added here.
+    """
+    final = message_path(root, message_id)
+    try:
+        os.link(source, final)
+    except FileNotFoundError:  # the shard's first message
+        if not os.path.exists(source):
+            raise
+        _ensure_dir(final.parent)
+        os.link(source, final)
+    except FileExistsError:  # left by a delivery that crashed before its commit
+        os.unlink(final)
+        os.link(source, final)
+    if sync:
+        fsync_dir(final.parent)
+    return final
+
+
+def fsync_file(path: Path) -> None:
+    """Make a file's data durable (for a file written by someone else, e.g. a spool)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+_fsync_pool: ThreadPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def fsync_placed(paths: Iterable[Path]) -> None:
+    """Make files just moved into place durable: each file and each directory once.
+
+    The fsyncs run concurrently (all done when this returns): a journaling
+    file system (ext4's jbd2, XFS) merges concurrent fsyncs into one journal
+    commit, where one after the other would cost a commit each. A directory's
+    fsync covers the entries made before it, whatever the files' state.
+    """
+    global _fsync_pool
+    paths = list(paths)
+    jobs: list[tuple[Callable[[Path], None], Path]] = [(fsync_file, p) for p in paths]
+    jobs += [(fsync_dir, d) for d in {p.parent for p in paths}]
+    if len(jobs) <= 2:  # one file and its directory: no thread hand-off
+        for fn, path in jobs:
+            fn(path)
+        return
+    with _pool_lock:
+        if _fsync_pool is None:
+            _fsync_pool = ThreadPoolExecutor(32, thread_name_prefix="kittiwake-fsync")
+    for _ in _fsync_pool.map(lambda job: job[0](job[1]), jobs):
+        pass
+
+
+class _SharedDirSync:
+    """fsyncs of one directory shared by concurrent callers (a group fsync).
+
+    A caller's entries (renamed before it asks) are covered by any fsync of the
+    directory that starts after it asked: while one runs, callers that come
+    meanwhile wait for it to end and then share the next one.
+    """
+
+    def __init__(self) -> None:
+        self.cond = threading.Condition()
+        self.asked = 0  # tickets handed out
+        self.done = 0  # every ticket up to this is covered by a finished fsync
+        self.running = False
+
+    def sync(self, path: Path) -> None:
+        with self.cond:
+            self.asked += 1
+            mine = self.asked
+            while self.done < mine:
+                if not self.running:
+                    self.running = True
+                    covers = self.asked
+                    break
+                self.cond.wait()
+            else:
+                return
+        ok = False
+        try:
+            fsync_dir(path)
+            ok = True
+        finally:
+            with self.cond:
+                self.running = False
+                if ok:
+                    self.done = max(self.done, covers)
+                self.cond.notify_all()
+
+
+_dir_syncs: dict[Path, _SharedDirSync] = {}
+
+
+def fsync_dir_shared(path: Path) -> None:
+    """fsync a directory, sharing the fsync with concurrent callers of the same one."""
+    with _pool_lock:
+        shared = _dir_syncs.get(path)
+        if shared is None:
+            shared = _dir_syncs[path] = _SharedDirSync()
+    shared.sync(path)
 
 
 def link_copy(root: Path, source_id: int, target_id: int, sync: bool = True) -> Path:

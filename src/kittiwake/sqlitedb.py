@@ -9,7 +9,12 @@ refused with a clear message.
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Callable
 from pathlib import Path
+
+# A schema step: DDL statements, or a function run in the migration's transaction
+# (for steps that depend on what is there, e.g. a column that may exist already).
+Migration = str | Callable[[sqlite3.Connection], None]
 
 
 def statements(script: str) -> list[str]:
@@ -24,7 +29,7 @@ def statements(script: str) -> list[str]:
 
 
 def open_database(path: Path, ddl: str, version: int, what: str,
-                  migrations: dict[int, str] | None = None) -> sqlite3.Connection:
+                  migrations: dict[int, Migration] | None = None) -> sqlite3.Connection:
     """Open (creating if needed) a database; ``what`` names it in errors.
 
     A database of an older schema is brought up to ``version`` with
@@ -50,7 +55,11 @@ def open_database(path: Path, ddl: str, version: int, what: str,
         conn.execute("BEGIN IMMEDIATE")
         try:
             for v in range(current + 1, version + 1):
-                for statement in statements((migrations or {}).get(v, "")):
+                step = (migrations or {}).get(v, "")
+                if callable(step):
+                    step(conn)
+                    continue
+                for statement in statements(step):
                     conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {version}")
             conn.execute("COMMIT")

@@ -2,65 +2,150 @@
 
 A child process delivers messages and acknowledges each on stdout; we kill it
 with SIGKILL at a random moment, reopen the store and check that every
-acknowledged message is there byte-exact, counts match, and the consistency
-check finds nothing but leftovers of the interrupted (unacknowledged) write.
+acknowledged message is there byte-exact and exactly once, counts match, no
+spool or temporary file is left, and the consistency check finds nothing to
+repair. Serially, and with concurrent writers whose deliveries share group
+commits (bytes, APPEND spools, spool hand-over with a prefix, kept spools).
 """
 
 from __future__ import annotations
 
+import asyncio
 import os
 import random
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
+from collections import Counter
 from pathlib import Path
 
-from kittiwake.store import AccountStore
+from kittiwake.store import AccountStore, Store
 from kittiwake.store.check import check
+from kittiwake.store.store import account_dir
 
 sys.path.insert(0, str(Path(__file__).parent))
-from crash_child import message
+from crash_child import expected
 
-ROUNDS = 20
+CHILD = str(Path(__file__).parent / "crash_child.py")
+
+
+def run_child(data_dir: Path, seed: int, mode: str, seconds: float | None,
+              until: str | None = None) -> list[str]:
+    """Run the child until ``seconds`` have passed (or it printed ``until``), SIGKILL it,
+    and return its acknowledgement lines."""
+    child = subprocess.Popen([sys.executable, CHILD, str(data_dir), str(seed), mode],
+                             stdout=subprocess.PIPE, text=True,
+                             env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert child.stdout is not None
+    deadline = time.monotonic() + (seconds if seconds is not None else 60)
+    lines: list[str] = []
+    while time.monotonic() < deadline:
+        line = child.stdout.readline()
+        if not line or line.strip() == until:
+            break
+        lines.append(line)
+    child.send_signal(signal.SIGKILL)
+    rest, _ = child.communicate()
+    lines += [line for line in rest.splitlines() if line.startswith("ok ")]
+    assert child.returncode == -signal.SIGKILL
+    return lines
+
+
+def verify(data_dir: Path, acknowledged: dict[int, tuple[int, int, str]], what: str) -> None:
+    """Every acknowledged message is there once, byte-exact; nothing half-written."""
+    root = account_dir(data_dir, "crash")
+    Store(data_dir).close()  # alone: the data dir's spool leftovers go
+    store = AccountStore("crash", root)  # alone: the account's leftovers go
+    try:
+        for mid, (size, seed, kind) in acknowledged.items():
+            data = expected(seed, kind)
+            assert store.read(mid) == data, f"{what}: message {mid} ({kind}) lost"
+            assert size == len(data)
+        rows = store.messages("Inbox")
+        inbox = store.mailbox("Inbox")
+        assert inbox.messages == len(rows) >= len(acknowledged)
+        assert inbox.size == sum(m.size for m in rows)
+        twice = [k for k, n in Counter(m.message_id for m in rows).items() if n > 1]
+        assert twice == [], f"{what}: stored more than once: {twice}"
+        assert check(store) == [], what
+        assert [p.name for p in (root / "tmp").iterdir()] == [], f"{what}: account tmp/"
+        assert [p.name for p in (data_dir / "tmp").iterdir()] == ["lock"], \
+            f"{what}: data dir tmp/"
+    finally:
+        store.close()
 
 
 def test_sigkill_during_delivery_loses_no_acknowledged_message(tmp_path: Path) -> None:
     rng = random.Random()
-    acknowledged: dict[int, tuple[int, int]] = {}
-    seed = 0
-    for round_ in range(ROUNDS):
-        child = subprocess.Popen(
-            [sys.executable, str(Path(__file__).parent / "crash_child.py"), str(tmp_path),
-             str(seed)],
-            stdout=subprocess.PIPE, text=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
-        assert child.stdout is not None
-        deadline = time.monotonic() + rng.uniform(0.3, 1.2)
-        lines: list[str] = []
-        while time.monotonic() < deadline:
-            line = child.stdout.readline()
-            if not line:
-                break
-            lines.append(line)
-        child.send_signal(signal.SIGKILL)
-        rest, _ = child.communicate()
-        lines += rest.splitlines()
-        for line in lines:
-            _, mid, size, s = line.split()
-            acknowledged[int(mid)] = (int(size), int(s))
-            seed = max(seed, int(s) + 1)
-        assert child.returncode == -signal.SIGKILL
+    acknowledged: dict[int, tuple[int, int, str]] = {}
+    for round_ in range(12):
+        lines = run_child(tmp_path, round_ * 100_000, "serial", rng.uniform(0.3, 1.2))
         assert lines, f"round {round_}: the child acknowledged nothing before it was killed"
+        for line in lines:
+            _, mid, size, seed, kind = line.split()
+            acknowledged[int(mid)] = (int(size), int(seed), kind)
+        verify(tmp_path, acknowledged, f"round {round_}")
 
-        store = AccountStore("crash", tmp_path / "accounts" / "crash")
-        try:
-            for mid, (_size, s) in acknowledged.items():
-                assert store.read(mid) == message(s), f"round {round_}: message {mid} lost"
-            inbox = store.mailbox("Inbox")
-            rows = store.messages("Inbox")
-            assert inbox.messages == len(rows) >= len(acknowledged)
-            assert inbox.size == sum(m.size for m in rows)
-            problems = check(store)
-            assert problems == [], f"round {round_}: {problems}"
-        finally:
-            store.close()
+
+def test_sigkill_during_group_commits_loses_no_acknowledged_message(tmp_path: Path) -> None:
+    """Concurrent writers: every acknowledged member of a group survives exactly once,
+    the unacknowledged rest of a group in flight leaves no file behind."""
+    rng = random.Random()
+    acknowledged: dict[int, tuple[int, int, str]] = {}
+    kinds: Counter[str] = Counter()
+    for round_ in range(12):
+        lines = run_child(tmp_path, round_ * 100_000, "group", rng.uniform(0.4, 1.4))
+        assert lines, f"round {round_}: the child acknowledged nothing before it was killed"
+        for line in lines:
+            _, mid, size, seed, kind = line.split()
+            assert int(mid) not in acknowledged, f"round {round_}: id {mid} given twice"
+            acknowledged[int(mid)] = (int(size), int(seed), kind)
+            kinds[kind] += 1
+        verify(tmp_path, acknowledged, f"round {round_}")
+    assert set(kinds) == {"deliver", "append", "spool", "shared"}, kinds
+
+
+async def _indexed(data_dir: Path) -> None:
+    store = Store(data_dir)
+    try:
+        account = await store.account("crash")
+        assert len(account.core.to_index) == 5  # found again at open
+        for _ in range(1000):  # the indexer starts after store.INDEX_DELAY
+            if not account.core.to_index and account._indexer is None:
+                break
+            await asyncio.sleep(0.01)
+        rows = await account.messages("Inbox")
+        # The substring index (IMAP SEARCH) and the full-text index (search) both have
+        # them, text of the prefix included.
+        indexed, hits = await account.text_search("Inbox", "crash-100002", "headers")
+        assert indexed == {m.id for m in rows}
+        assert hits == {m.id for m in rows if m.subject == "crash test 100002"}
+        assert {m.subject for m in await account.search("crash")} == \
+            {f"crash test {s}" for s in range(100_000, 100_005)}
+    finally:
+        store.close()
+    store = Store(data_dir)  # nothing is queued again once done
+    try:
+        account = await store.account("crash")
+        assert account.core.to_index == []
+    finally:
+        store.close()
+
+
+def test_index_rows_lost_in_a_crash_are_rebuilt_at_open(tmp_path: Path) -> None:
+    lines = run_child(tmp_path, 100_000, "index", None, until="done")
+    assert len(lines) == 5
+    db = sqlite3.connect(account_dir(tmp_path, "crash") / "index.db")
+    try:  # committed and acknowledged, but the child died before indexing them
+        assert db.execute("SELECT COUNT(*), SUM(indexed) FROM message").fetchone() == (5, 0)
+        assert db.execute("SELECT COUNT(*) FROM textindex").fetchone() == (0,)
+    finally:
+        db.close()
+    asyncio.run(_indexed(tmp_path))
+    acknowledged = {}
+    for line in lines:
+        _, mid, size, seed, kind = line.split()
+        acknowledged[int(mid)] = (int(size), int(seed), kind)
+    verify(tmp_path, acknowledged, "after indexing")

@@ -11,6 +11,8 @@ import threading
 from collections import OrderedDict
 from typing import Generic, TypeVar
 
+from kittiwake.store.messagefile import MessageFile
+
 __all__ = ["LRU", "MessageKey"]
 
 K = TypeVar("K")
@@ -51,13 +53,12 @@ class LRU(Generic[K, V]):
 HEADS: LRU[MessageKey, bytes] = LRU(20_000)
 
 
-def read_head(key: MessageKey, path: str, length: int) -> bytes:
-    """The first ``length`` octets of the message file, from :data:`HEADS` if there."""
+def read_head(key: MessageKey, source: MessageFile, length: int) -> bytes:
+    """The first ``length`` octets of the message, from :data:`HEADS` if there."""
     cached = HEADS.get(key)
     if cached is not None and len(cached) >= length:
         return cached[:length]
-    with open(path, "rb") as f:
-        data = f.read(length)
+    data = source.read(0, length)
     if len(data) == length and length <= 64 * 1024:
         HEADS.put(key, data)
     return data

@@ -30,7 +30,7 @@ from kittiwake.imap.encode import Piece, encode_bytes
 from kittiwake.imap.parser import SEARCH_CHARSETS
 from kittiwake.imap.preview import preview
 from kittiwake.imap.section import Section, SectionText
-from kittiwake.imap.sections import Span, fetch_value, literal_safe, read_span
+from kittiwake.imap.sections import Span, fetch_value, literal_safe
 from kittiwake.imap.values import Atom, FileLiteral, Literal, Raw, Value
 from kittiwake.imapserver import quota, sorting
 from kittiwake.imapserver import search as srch
@@ -41,6 +41,7 @@ from kittiwake.imapserver.state import Answer, HandlerError
 from kittiwake.imapserver.view import Exists, Expunge, FlagsChanged, Update, Vanished
 from kittiwake.message.part import Part
 from kittiwake.message.searchtext import fold
+from kittiwake.store.messagefile import MessageFile
 from kittiwake.store.model import Flags, MailboxNotFound, Message
 
 if TYPE_CHECKING:
@@ -186,9 +187,12 @@ def _sets_seen(item: c.FetchItem) -> bool:
 
 
 def _item_values(conn_utf8: bool, condstore: bool, m: Message, seq: int,
-                 tree: Callable[[], Part], path: str, items: Sequence[c.FetchItem],
+                 tree: Callable[[], Part], file: MessageFile, items: Sequence[c.FetchItem],
                  uid_first: bool, account: str = "") -> list[tuple[str, Value]] | UnknownCTE:
     """The (name, value) pairs of one FETCH response; runs in a worker thread.
+
+    File literals are spans of the whole message (``file``: the store's
+    prefix, then the file); :func:`_file_pieces` maps them onto the file.
 
     ``tree`` gives the message's part tree (parsed on first call only);
     structures come from :data:`STRUCTURES` when they were built before.
@@ -196,6 +200,7 @@ def _item_values(conn_utf8: bool, condstore: bool, m: Message, seq: int,
     out: list[tuple[str, Value]] = []
     parsed: list[Part] = []
     key: MessageKey = (account, m.id, m.saved, m.size)
+    path = str(file.path)
 
     def root_() -> Part:
         if not parsed:
@@ -219,8 +224,8 @@ def _item_values(conn_utf8: bool, condstore: bool, m: Message, seq: int,
     def read(span: Span) -> bytes:
         # Spans from the file's start (the message header) come from the head cache.
         if span.offset == 0:
-            return read_head(key, path, span.length)
-        return read_span(path, span)
+            return read_head(key, file, span.length)
+        return file.read(span.offset, span.length)
 
     def add(name: str, value: Value) -> None:
         if name not in seen_names:
@@ -275,13 +280,15 @@ def _item_values(conn_utf8: bool, condstore: bool, m: Message, seq: int,
 
 
 def _build(utf8: bool, condstore: bool, batch: list[tuple[int, Message]],
-           summaries: Callable[[], dict[int, str]], paths: dict[int, str],
+           summaries: Callable[[], dict[int, str]],
+           message_files: Callable[[], dict[int, MessageFile]],
            items: Sequence[c.FetchItem], uid_first: bool, account: str,
            uidfetch: bool = False) -> tuple[list[Piece], UnknownCTE | None]:
     """FETCH responses of one batch; with ``uidfetch`` (RFC 9586 §3.3) they are
     ``* uid UIDFETCH``, and UID is there only when the client asked for it."""
     pieces: list[Piece] = []
     loaded: list[dict[int, str]] = []
+    files = message_files()
 
     def tree_of(m: Message) -> Part:
         if not loaded:
@@ -291,19 +298,38 @@ def _build(utf8: bool, condstore: bool, batch: list[tuple[int, Message]],
         except (KeyError, ValueError, TypeError):
             from kittiwake.message import parse
 
-            with open(paths[m.id], "rb") as f:
-                return parse(f.read())
+            return parse(files[m.id].read())
 
     budget = [PREREAD_BUDGET]
     for seq, m in batch:
-        values = _item_values(utf8, condstore, m, seq, partial(tree_of, m), paths[m.id], items,
+        file = files[m.id]
+        values = _item_values(utf8, condstore, m, seq, partial(tree_of, m), file, items,
                               uid_first and not uidfetch, account)
         if isinstance(values, UnknownCTE):
             return pieces, values
-        pieces.extend(r.fetch(m.uid if uidfetch else seq,
-                              [(n, _preread(v, budget)) for n, v in values], utf8=utf8,
-                              uidfetch=uidfetch))
+        pieces.extend(_file_pieces(
+            r.fetch(m.uid if uidfetch else seq,
+                    [(n, _preread(v, budget, file)) for n, v in values], utf8=utf8,
+                    uidfetch=uidfetch), file))
     return pieces, None
+
+
+def _file_pieces(pieces: list[Piece], file: MessageFile) -> list[Piece]:
+    """Map file literals (spans of the whole message) onto the message file: the
+    part in the store's prefix is sent as octets, the rest copied from the file."""
+    if not file.prefix:
+        return pieces
+    out: list[Piece] = []
+    for piece in pieces:
+        if isinstance(piece, FileLiteral):
+            head, offset, length = file.file_spans(piece.offset, piece.length)
+            if head:
+                out.append(head if piece.binary else literal_safe(head))
+            if length:
+                out.append(FileLiteral(piece.path, offset, length, piece.binary))
+        else:
+            out.append(piece)
+    return out
 
 
 # Small file spans are read here, in the worker thread, rather than one thread hop
@@ -312,14 +338,12 @@ PREREAD_BUDGET = 2 * 1024 * 1024
 PREREAD_MAX = 64 * 1024
 
 
-def _preread(value: Value, budget: list[int]) -> Value:
+def _preread(value: Value, budget: list[int], file: MessageFile) -> Value:
     if not isinstance(value, FileLiteral) or value.length > PREREAD_MAX \
             or value.length > budget[0]:
         return value
     try:
-        with open(value.path, "rb") as f:
-            f.seek(value.offset)
-            data = f.read(value.length)
+        data = file.read(value.offset, value.length)
     except OSError:
         return value  # the driver copes (the message went away meanwhile)
     if len(data) != value.length:
@@ -382,10 +406,9 @@ async def _send_fetched(conn: IMAPConnection, tag: str | None, todo: list[tuple[
             progress.tell(i)
         batch = todo[i:i + BATCH]
         ids = [m.id for _, m in batch]
-        paths = {m.id: str(core.path(m.id)) for _, m in batch}
         pieces, unknown = await asyncio.to_thread(
-            _build, s.utf8, s.condstore, batch, partial(core.summaries, ids), paths, items,
-            uid_first, str(core.root), s.uid_only)
+            _build, s.utf8, s.condstore, batch, partial(core.summaries, ids),
+            partial(core.message_files, ids), items, uid_first, str(core.root), s.uid_only)
         s.send(pieces)
         await conn.flush()
         if unknown is not None:
@@ -565,7 +588,8 @@ async def _candidates(conn: IMAPConnection, key: c.SearchKey | None = None
         summary = summaries.get(m.id)
         getter = (lambda s=summary: s) if summary is not None else \
             partial(account.core.summary_json, m.id)
-        out.append(srch.Candidate(m, seq, account.core.path(m.id), getter, saved, now,
+        out.append(srch.Candidate(m, seq, partial(account.core.message_file, m.id), getter,
+                                  saved, now,
                                   max_seq, max_uid, str(account.core.root), text_index))
     return out
 
@@ -632,7 +656,8 @@ async def _indexed_text_search(conn: IMAPConnection, key: c.SearchKey
         for seq, uid in hits:
             m = rows.get(uid)
             if m is not None and srch.matches(key, srch.Candidate(
-                    m, seq, account.core.path(m.id), partial(account.core.summary_json, m.id),
+                    m, seq, partial(account.core.message_file, m.id),
+                    partial(account.core.summary_json, m.id),
                     account=root)):
                 out.append((seq, uid))
         return out

@@ -20,6 +20,7 @@ from kittiwake.imap import commands as c
 from kittiwake.imapserver.cache import LRU, MessageKey, read_head
 from kittiwake.message.part import Part
 from kittiwake.message.searchtext import MessageText, fold
+from kittiwake.store.messagefile import MessageFile
 from kittiwake.store.model import Flags, Message
 from kittiwake.store.schema import SYSTEM_FLAGS
 
@@ -67,7 +68,9 @@ class Candidate:
 
     message: Message
     seq: int
-    path: Path
+    # The message's octets: a MessageFile (prefix and file), a function giving it
+    # (looked up when the text is read), or a bare path (no prefix).
+    path: Path | MessageFile | Callable[[], MessageFile]
     summary: Callable[[], str]
     saved_uids: frozenset[int] = frozenset()
     now: float = 0.0  # seconds since the epoch, for OLDER/YOUNGER
@@ -102,22 +105,30 @@ class Candidate:
         m = self.message
         key = (self.account, m.id, m.saved, m.size)
         try:
-            head = read_head(key, str(self.path), min(HEAD_GUESS, m.size))
+            head = read_head(key, self.source, min(HEAD_GUESS, m.size))
             if not head.startswith(b"From "):
                 headers, body = parse_header_section(head)
                 if body < len(head) or len(head) == m.size:
                     root = Part(0, body, len(head), headers=headers)
                     return MessageText(root, head)
             root = Part.from_dict(json.loads(self.summary())["part"])
-            head = read_head(key, str(self.path), root.body_start)
+            head = read_head(key, self.source, root.body_start)
             root.headers = parse_header_section(head, root.header_start, root.body_start)[0]
             return MessageText(root, head)
         except (OSError, ValueError, KeyError, TypeError):
             return self.text
 
     @cached_property
+    def source(self) -> MessageFile:
+        if isinstance(self.path, MessageFile):
+            return self.path
+        if isinstance(self.path, Path):
+            return MessageFile(self.path)
+        return self.path()
+
+    @cached_property
     def text(self) -> MessageText:
-        data = self.path.read_bytes()
+        data = self.source.read()
         try:
             d = json.loads(self.summary())
             root = Part.from_dict(d["part"], data)

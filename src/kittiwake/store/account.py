@@ -9,6 +9,7 @@ place, its directory fsynced, and only then is the transaction committed.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -21,7 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kittiwake import durable
+from kittiwake.log import get_logger
+from kittiwake.message import searchable_text
 from kittiwake.message.part import Part
+from kittiwake.store.messagefile import MessageFile
 from kittiwake.store.model import (
     Change,
     Delivered,
@@ -34,10 +38,21 @@ from kittiwake.store.model import (
     OverQuota,
     StoreError,
 )
-from kittiwake.store.schema import DELETED, SEEN, connect
-from kittiwake.store.summary import Summary, search_text_of, summarize
+from kittiwake.store.schema import (
+    DELETED,
+    INDEX_DONE,
+    INDEX_IMPOSSIBLE,
+    INDEX_PENDING,
+    SEEN,
+    connect,
+)
+from kittiwake.store.summary import MAX_INDEX_CHARS, Summary, search_text_of, summarize
+
+logger = get_logger("store")
 
 SEPARATOR = "/"
+# Message ids reserved at a time for group commits (see AccountStore._reserve_ids).
+ID_BLOCK = 1024
 # RFC 6154 §2: special-use attributes of the default mailboxes, by name.
 SPECIAL_USE = {
     "sent": "\\Sent", "drafts": "\\Drafts", "trash": "\\Trash", "archive": "\\Archive",
@@ -51,7 +66,12 @@ def now_ms() -> int:
 
 @dataclass
 class NewMessage:
-    """A message to add: a temporary file already written (and fsynced for delivery)."""
+    """A message to add: a file already written (and fsynced for delivery).
+
+    ``size`` counts the whole message, ``prefix`` (kept in the row) included.
+    With ``keep_source`` the file is hard-linked into place and stays its
+    owner's (a spool shared by several recipients); else it is renamed.
+    """
 
     tmp_path: Path
     size: int
@@ -60,6 +80,26 @@ class NewMessage:
     received: int = 0
     mailfrom: str = ""
     rcptto: str = ""
+    prefix: bytes = b""
+    keep_source: bool = False
+
+
+@dataclass
+class Delivery:
+    """One caller's share of a group commit: messages for one mailbox, all or none.
+
+    :meth:`AccountStore.commit_group` sets ``delivered`` and ``changes``, or
+    ``error`` when this delivery failed (the others of the group are not affected).
+    """
+
+    mailbox: str
+    messages: list[NewMessage]
+    replaces: tuple[str, int] | None = None
+    delivered: list[Delivered] = field(default_factory=list)
+    changes: list[Change] = field(default_factory=list)
+    error: Exception | None = None
+    ids: list[int] = field(default_factory=list)  # message ids, given by place_group
+    placed: list[Path] = field(default_factory=list)  # the files at their final names
 
 
 @dataclass
@@ -81,6 +121,8 @@ class AccountStore:
         self.lock = threading.RLock()
         self.to_index: list[int] = []  # message ids waiting for index_pending
         self.db = connect(root / "index.db")
+        self._id_lock = threading.Lock()
+        self._next_id = self._id_limit = 0  # the reserved block of ids (see _reserve_ids)
         self._lock_fd = _hold_open_lock(root)
         if self._lock_fd.exclusive:
             # Nobody else (no other process, no other AccountStore here) has the
@@ -90,29 +132,83 @@ class AccountStore:
         self._lock_fd.share()
 
     def _remove_interrupted(self) -> None:
-        """Remove files of deliveries that crashed between rename and commit.
+        """Remove files of deliveries that crashed between placing a file and its commit.
 
-        Such a file has an id above every committed row; it was never
-        acknowledged. Only the shards at or above the highest id are read.
+        Such a file has no row; it was never acknowledged. Its id was reserved
+        recently (:meth:`_reserve_ids`), so it is among the top ids: only the
+        shards that hold ids from a few blocks below the highest row are read.
         """
-        max_id = self.db.execute("SELECT COALESCE(MAX(id), 0) FROM message").fetchone()[0]
+        top = self.db.execute("SELECT COALESCE(MAX(id), 0) FROM message").fetchone()[0]
+        lowest = max(0, top - 4 * ID_BLOCK)
         msg_dir = self.root / "msg"
         if not msg_dir.is_dir():
             return
+        rows = {r[0] for r in self.db.execute("SELECT id FROM message WHERE id >= ?",
+                                              (lowest,))}
         for shard in msg_dir.iterdir():
             try:
-                if int(shard.name, 16) < max_id // durable.SHARD_SIZE:
+                if int(shard.name, 16) < lowest // durable.SHARD_SIZE:
                     continue
             except ValueError:
                 continue
             for entry in shard.iterdir():
-                if entry.name.isdigit() and int(entry.name) > max_id:
+                if entry.name.isdigit() and int(entry.name) >= lowest \
+                        and int(entry.name) not in rows:
                     entry.unlink(missing_ok=True)
 
     def close(self) -> None:
         with self.lock:
             self.db.close()
             self._lock_fd.release()
+
+    # --- message ids --------------------------------------------------------
+
+    def _reserve_ids(self, n: int) -> int:
+        """The first of ``n`` new message ids, never used before in this account
+        (for :meth:`place_group`, outside any transaction).
+
+        Ids name message files and are the IMAP EMAILID (RFC 8474 §5.1: never
+        reused), so an expunged message's id is not handed out again. A group's
+        files get their ids before its transaction, so ids come from a block
+        reserved in the database (``meta.next_message_id`` is set past it, so
+        another process opening the account allocates above it); a new block
+        is reserved when this one runs out. Ids of a block left unused at a stop
+        are skipped, never reused.
+        """
+        with self._id_lock:
+            if self._next_id + n <= self._id_limit:
+                first = self._next_id
+                self._next_id += n
+                return first
+        # A new block, in a transaction of its own. Lock order: the account's lock,
+        # then the id lock (as in _take_ids, which runs inside a transaction).
+        with self.lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                with self._id_lock:
+                    if self._next_id + n > self._id_limit:
+                        self._next_id = max(self._next_id, _first_free_id(self.db))
+                        self._id_limit = self._next_id + max(n, ID_BLOCK)
+                        _note_ids(self.db, self._id_limit)
+                    first = self._next_id
+                    self._next_id += n
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                with self._id_lock:
+                    self._id_limit = 0  # not recorded: the next reservation starts a block
+                raise
+            return first
+
+    def _take_ids(self, db: sqlite3.Connection, n: int) -> int:
+        """The first of ``n`` new ids, inside an open write transaction (copy, import):
+        above the database's counter and this store's block, recorded in it."""
+        with self._id_lock:
+            first = max(self._next_id, _first_free_id(db))
+            self._next_id = first + n
+            self._id_limit = max(self._id_limit, self._next_id)
+            _note_ids(db, self._id_limit)
+            return first
 
     # --- transactions -------------------------------------------------------
 
@@ -286,127 +382,308 @@ class AccountStore:
             ) -> tuple[list[Delivered], list[Change]]:
         """Add messages whose temporary files exist; one transaction for all.
 
-        ``sync=True``: each file is already fsynced; the directories it is
-        renamed into are fsynced here. ``sync="batch"`` (import): the files were
-        written without fsync; after they are renamed into place one
-        ``durable.sync_files`` (syncfs) makes their data and names durable. Either
-        way that happens before the commit. On any failure nothing is committed
-        and no new file stays visible.
+        ``sync=True`` (delivery, APPEND): each file is already fsynced; this is a
+        group commit of one (:meth:`commit_group`). ``sync="batch"`` (import):
+        the files were written without fsync; after they are renamed into place
+        one ``durable.sync_files`` (syncfs) makes their data and names durable,
+        and their summaries carry their search text (indexed in the same
+        transaction). Either way that happens before the commit. On any failure
+        nothing is committed and no new file stays visible.
 
         ``replaces=(mailbox, uid)`` removes that message in the same transaction
         (IMAP REPLACE, RFC 8508 §3: the new message and the old one's removal are
         one atomic step); a missing message raises StoreError and adds nothing.
         """
+        if sync is True:
+            delivery = Delivery(mailbox_name, messages, replaces)
+            self.commit_group([delivery])
+            if delivery.error is not None:
+                raise delivery.error
+            return delivery.delivered, delivery.changes
         placed: list[Path] = []
-        delivered: list[Delivered] = []
-        removed: list[int] = []
-        replaced_change: Change | None = None
         try:
             with self._write() as (db, modseq):
-                if replaces is not None:
-                    old_box = self._mailbox_by_name(db, replaces[0])
-                    row = db.execute("SELECT id, uid, flags, size FROM message"
-                                     " WHERE mailbox_id = ? AND uid = ?",
-                                     (old_box.id, replaces[1])).fetchone()
-                    if row is None:
-                        raise StoreError(f"no message with UID {replaces[1]} to replace")
-                    removed = _remove_rows(db, old_box.id, [row], modseq)
-                    replaced_change = Change("expunged", old_box.id, old_box.name,
-                                             (replaces[1],), modseq)
-                mailbox = self._mailbox_by_name(db, mailbox_name)
-                added_size = sum(m.size for m in messages)
-                if self.quota_bytes:
-                    used = db.execute("SELECT COALESCE(SUM(size), 0) FROM mailbox").fetchone()[0]
-                    if used + added_size > self.quota_bytes:
-                        raise OverQuota(f"account {self.name} is over its quota"
-                                        f" ({used + added_size} > {self.quota_bytes} bytes)")
-                # Row ids are assigned here, in the transaction that holds the write
-                # lock, from a counter that never goes back (see _take_ids).
-                first_id = _take_ids(db, len(messages))
-                uid = mailbox.uidnext
-                saved = now_ms()
-                unseen = deleted = 0
-                rows = []
-                fts_rows = []
-                text_rows = []
-                pending_ids: list[int] = []
-                threads: dict[str, int] = {}  # message-id -> thread, of this batch
-                for message_id, new in enumerate(messages, first_id):
-                    s = new.summary
-                    thread_id = _thread_id(db, s, message_id, threads)
-                    if s.message_id:
-                        threads.setdefault(s.message_id, thread_id)
-                    rows.append((message_id, mailbox.id, uid, modseq, modseq, new.flags.system,
-                                 new.flags.keyword_text(), new.size, new.received or saved,
-                                 saved, s.message_id, thread_id, s.subject, new.mailfrom,
-                                 new.rcptto, s.json))
-                    fts_rows.append((message_id, s.header_text, s.body_text))
-                    if s.search_headers is not None:
-                        text_rows.append((message_id, s.search_headers, s.search_body))
-                    elif sync != "batch":
-                        pending_ids.append(message_id)
-                    if not new.flags.system & SEEN:
-                        unseen += 1
-                    if new.flags.system & DELETED:
-                        deleted += 1
-                    delivered.append(Delivered(message_id, mailbox.name, uid,
-                                               mailbox.uidvalidity, new.size))
-                    uid += 1
+                delivered, changes, removed = self._insert(db, modseq, mailbox_name, messages,
+                                                           replaces, indexed_now=True)
                 moves = [(new.tmp_path, d.message_id) for new, d in zip(messages, delivered,
                                                                          strict=True)]
-                # A batch's files are renamed and synced (system calls, no GIL) in a
+                # The batch's files are renamed and synced (system calls, no GIL) in a
                 # thread while SQLite (which releases the GIL too) indexes the text.
-                placer = _Placer(self.root, moves, placed) if sync == "batch" else None
+                placer = _Placer(self.root, moves, placed)
                 try:
-                    db.executemany(
-                        "INSERT INTO message (id, mailbox_id, uid, modseq, created_modseq,"
-                        " flags, keywords, size, received, saved, message_id, thread_id,"
-                        " subject, mailfrom, rcptto, summary)"
-                        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
-                    db.executemany("INSERT INTO fts (rowid, headers, body) VALUES (?, ?, ?)",
-                                   fts_rows)
-                    # Imports bring their search text (computed in their workers).
-                    db.executemany("INSERT INTO textindex (rowid, headers, body)"
-                                   " VALUES (?, ?, ?)", text_rows)
-                    db.execute(
-                        "UPDATE mailbox SET uidnext = ?, messages = messages + ?,"
-                        " unseen = unseen + ?, deleted = deleted + ?, size = size + ?,"
-                        " highestmodseq = ? WHERE id = ?",
-                        (uid, len(messages), unseen, deleted, added_size, modseq, mailbox.id))
+                    self._insert_text(db, messages, delivered)
                 finally:
-                    if placer is not None:
-                        placer.join()  # files in place and durable (or its error raised)
-                if placer is None:
-                    for tmp, message_id in moves:
-                        placed.append(durable.move_into_place(self.root, tmp, message_id,
-                                                            sync=False))
-                    if sync:
-                        for directory in {p.parent for p in placed}:
-                            durable.fsync_dir(directory)
+                    placer.join()  # files in place and durable (or its error raised)
         except BaseException:
             for path in placed:
                 path.unlink(missing_ok=True)
             for new in messages:
                 new.tmp_path.unlink(missing_ok=True)
             raise
-        if pending_ids:
-            # Deliveries are acknowledged without waiting for the substring index:
-            # index_pending() adds them soon after (until then, search decodes them).
-            with self.lock:
-                self.to_index.extend(pending_ids)
         if removed:
             durable.remove(self.root, removed)
+        return delivered, changes
+
+    def commit_group(self, group: list[Delivery]) -> None:
+        """Commit deliveries of several callers together: :meth:`place_group`, then
+        :meth:`commit_placed` (the async face runs the two as a pipeline)."""
+        self.place_group(group)
+        self.commit_placed(group)
+
+    def place_group(self, group: list[Delivery]) -> None:
+        """Stage 1 of a group commit: the files of every delivery, made durable.
+
+        Every message file was written by its caller (not yet fsynced). Each
+        delivery gets its message ids (from a counter that never goes back, see
+        :meth:`_take_ids`) and its files are moved to their final names (rename,
+        or hard link for a kept spool); then every placed file and each
+        directory that got one are fsynced, concurrently (one journal commit
+        for all). No database work: this runs while the previous group's
+        COMMIT does. A file is at its final name before it is durable and
+        before its row exists, but no row names it until the COMMIT, and an
+        unreferenced file is removed at the next open (:meth:`_remove_interrupted`).
+
+        A delivery whose file cannot be placed (its spool is gone) gets its
+        ``error``; if an fsync fails, every delivery of the group does.
+        """
+        placed_all: list[Path] = []
+        for delivery in group:
+            if delivery.error is not None:
+                continue
+            first = self._reserve_ids(len(delivery.messages))
+            delivery.ids = list(range(first, first + len(delivery.messages)))
+            try:
+                for new, message_id in zip(delivery.messages, delivery.ids, strict=True):
+                    delivery.placed.append(self._place(new, message_id))
+            except Exception as exc:
+                _discard(delivery.placed, delivery.messages)
+                delivery.placed = []
+                delivery.error = exc
+                continue
+            placed_all += delivery.placed
+        try:
+            durable.fsync_placed(placed_all)
+        except Exception as exc:
+            for delivery in group:
+                if delivery.error is None:
+                    _discard(delivery.placed, delivery.messages)
+                    delivery.placed = []
+                    delivery.error = exc
+
+    def place(self, delivery: Delivery) -> None:
+        """A caller's own stage 1 (the async face's path), in the caller's thread.
+
+        As :meth:`place_group` for one delivery, raising its error: ids, files to
+        their final names, each file fsynced; the directory fsync is shared with
+        concurrent callers (``durable.fsync_dir_shared``: one fsync covers every
+        entry made before it started). Callers do this concurrently, so their
+        fsyncs merge into few journal commits, as plain concurrent writers' do;
+        only the COMMIT is serial, one per group (:meth:`commit_placed`).
+        """
+        first = self._reserve_ids(len(delivery.messages))
+        delivery.ids = list(range(first, first + len(delivery.messages)))
+        try:
+            for new, message_id in zip(delivery.messages, delivery.ids, strict=True):
+                delivery.placed.append(self._place(new, message_id))
+            for path in delivery.placed:
+                durable.fsync_file(path)
+            for directory in {path.parent for path in delivery.placed}:
+                durable.fsync_dir_shared(directory)
+        except BaseException:
+            _discard(delivery.placed, delivery.messages)
+            delivery.placed = []
+            raise
+
+    def commit_placed(self, group: list[Delivery]) -> None:
+        """Stage 2 of a group commit: all rows in one transaction, one COMMIT.
+
+        Each delivery's rows go in inside a savepoint; one that fails (over
+        quota, mailbox gone) is rolled back to it, its files removed, and gets
+        its ``error``; the others go on. The COMMIT (one WAL fsync) makes all
+        the rest durable; if it fails, every delivery gets that error and no new
+        file stays visible. Results are set on each :class:`Delivery`.
+        """
+        done: list[tuple[Delivery, list[int]]] = []
+        try:
+            with self._write() as (db, modseq):
+                for delivery in group:
+                    if delivery.error is not None:
+                        continue
+                    db.execute("SAVEPOINT delivery")
+                    try:
+                        delivered, changes, removed = self._insert(
+                            db, modseq, delivery.mailbox, delivery.messages, delivery.replaces,
+                            indexed_now=False, ids=delivery.ids)
+                        db.execute("RELEASE delivery")
+                    except Exception as exc:
+                        db.execute("ROLLBACK TO delivery")
+                        db.execute("RELEASE delivery")
+                        _discard(delivery.placed, delivery.messages)
+                        delivery.error = exc
+                        continue
+                    delivery.delivered, delivery.changes = delivered, changes
+                    done.append((delivery, removed))
+                if not done:
+                    raise _NothingChanged(None)
+        except _NothingChanged:
+            return
+        except BaseException as exc:
+            for delivery, _ in done:
+                _discard(delivery.placed, delivery.messages)
+                delivery.delivered, delivery.changes = [], []
+                delivery.error = exc if isinstance(exc, Exception) else \
+                    StoreError(f"delivery interrupted: {exc!r}")
+            if not isinstance(exc, Exception):
+                raise
+            return
+        pending: list[int] = []
+        for delivery, removed in done:
+            for new in delivery.messages:
+                if not new.keep_source:
+                    new.tmp_path.unlink(missing_ok=True)  # a rename left nothing; a copy did
+            pending += [d.message_id for d in delivery.delivered]
+            if removed:
+                durable.remove(self.root, removed)
+        with self.lock:
+            # The substring and full-text index follow in the background
+            # (index_pending); the rows say so (indexed = 0), so a crash first
+            # only delays them to the next open.
+            self.to_index.extend(pending)
+
+    def _place(self, new: NewMessage, message_id: int) -> Path:
+        """Give a message file its final name: rename, or hard link for a kept spool."""
+        try:
+            if new.keep_source:
+                return durable.link_into_place(self.root, new.tmp_path, message_id, sync=False)
+            return durable.move_into_place(self.root, new.tmp_path, message_id, sync=False)
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+        # A spool on another file system: one copy, fsynced (the spool should live
+        # beside the store to avoid this).
+        logger.warning("spool on another file system; copying", spool=str(new.tmp_path))
+        with open(new.tmp_path, "rb") as f:
+            tmp, _size = durable.write_temp(self.root, iter(lambda: f.read(1 << 20), b""))
+        return durable.move_into_place(self.root, tmp, message_id, sync=False)
+
+    def _insert(self, db: sqlite3.Connection, modseq: int, mailbox_name: str,
+                messages: list[NewMessage], replaces: tuple[str, int] | None,
+                indexed_now: bool, ids: list[int] | None = None
+                ) -> tuple[list[Delivered], list[Change], list[int]]:
+        """Rows of new messages in the open transaction: (delivered, changes, ids of
+        replaced messages whose files go after the commit). ``ids``: taken already
+        (:meth:`place_group`); else taken here."""
+        removed: list[int] = []
+        replaced_change: Change | None = None
+        if replaces is not None:
+            old_box = self._mailbox_by_name(db, replaces[0])
+            row = db.execute("SELECT id, uid, flags, size FROM message"
+                             " WHERE mailbox_id = ? AND uid = ?",
+                             (old_box.id, replaces[1])).fetchone()
+            if row is None:
+                raise StoreError(f"no message with UID {replaces[1]} to replace")
+            removed = _remove_rows(db, old_box.id, [row], modseq)
+            replaced_change = Change("expunged", old_box.id, old_box.name,
+                                     (replaces[1],), modseq)
+        mailbox = self._mailbox_by_name(db, mailbox_name)
+        added_size = sum(m.size for m in messages)
+        if self.quota_bytes:
+            used = db.execute("SELECT COALESCE(SUM(size), 0) FROM mailbox").fetchone()[0]
+            if used + added_size > self.quota_bytes:
+                raise OverQuota(f"account {self.name} is over its quota"
+                                f" ({used + added_size} > {self.quota_bytes} bytes)")
+        if ids is None:
+            first_id = self._take_ids(db, len(messages))
+        else:
+            first_id = ids[0] if ids else 0
+            _note_ids(db, first_id + len(messages))
+        uid = mailbox.uidnext
+        saved = now_ms()
+        unseen = deleted = 0
+        rows = []
+        delivered: list[Delivered] = []
+        threads: dict[str, int] = {}  # message-id -> thread, of this batch
+        for message_id, new in enumerate(messages, first_id):
+            s = new.summary
+            thread_id = _thread_id(db, s, message_id, threads)
+            if s.message_id:
+                threads.setdefault(s.message_id, thread_id)
+            state = INDEX_PENDING
+            if indexed_now:
+                state = INDEX_DONE if s.search_headers is not None else INDEX_IMPOSSIBLE
+            rows.append((message_id, mailbox.id, uid, modseq, modseq, new.flags.system,
+                         new.flags.keyword_text(), new.size, new.received or saved,
+                         saved, s.message_id, thread_id, s.subject, new.mailfrom,
+                         new.rcptto, s.json, new.prefix, state))
+            if not new.flags.system & SEEN:
+                unseen += 1
+            if new.flags.system & DELETED:
+                deleted += 1
+            delivered.append(Delivered(message_id, mailbox.name, uid, mailbox.uidvalidity,
+                                       new.size))
+            uid += 1
+        db.executemany(
+            "INSERT INTO message (id, mailbox_id, uid, modseq, created_modseq,"
+            " flags, keywords, size, received, saved, message_id, thread_id,"
+            " subject, mailfrom, rcptto, summary, prefix, indexed)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        db.execute(
+            "UPDATE mailbox SET uidnext = ?, messages = messages + ?,"
+            " unseen = unseen + ?, deleted = deleted + ?, size = size + ?,"
+            " highestmodseq = ? WHERE id = ?",
+            (uid, len(messages), unseen, deleted, added_size, modseq, mailbox.id))
         change = Change("added", mailbox.id, mailbox.name,
                         tuple(d.uid for d in delivered), modseq,
                         tuple(m.flags for m in messages))
-        return delivered, [change] if replaced_change is None else [change, replaced_change]
+        return delivered, [change] if replaced_change is None else [change, replaced_change], \
+            removed
+
+    @staticmethod
+    def _insert_text(db: sqlite3.Connection, messages: list[NewMessage],
+                     delivered: list[Delivered]) -> None:
+        """Full-text and substring index rows that came with the messages (imports)."""
+        pairs = list(zip(messages, delivered, strict=True))
+        db.executemany("INSERT INTO fts (rowid, headers, body) VALUES (?, ?, ?)",
+                       [(d.message_id, n.summary.header_text, n.summary.body_text)
+                        for n, d in pairs])
+        db.executemany("INSERT INTO textindex (rowid, headers, body) VALUES (?, ?, ?)",
+                       [(d.message_id, n.summary.search_headers, n.summary.search_body)
+                        for n, d in pairs if n.summary.search_headers is not None])
+
+    def prepare(self, data: bytes, flags: Flags = Flags(), received: int = 0,
+                mailfrom: str = "", rcptto: str = "", prefix: bytes = b"") -> NewMessage:
+        """Write a message's file under tmp/ and summarize it (a caller's share of
+        the work, in its own worker thread, before the group commit, which fsyncs
+        the file in place)."""
+        tmp, size = durable.write_temp(self.root, [data], sync=False)
+        return NewMessage(tmp, len(prefix) + size, summarize(prefix + data if prefix else data,
+                                                            index_text=False),
+                          flags, received, mailfrom, rcptto, prefix)
+
+    def prepare_spool(self, path: Path, prefix: bytes = b"", flags: Flags = Flags(),
+                      received: int = 0, mailfrom: str = "", rcptto: str = "",
+                      keep: bool = False) -> NewMessage:
+        """A spooled file for the group commit (which fsyncs it in place), summarized
+        as ``prefix + file``. ``keep``: hard-link it (its owner keeps and removes it)
+        rather than rename it."""
+        body = path.read_bytes()
+        return NewMessage(path, len(prefix) + len(body),
+                          summarize(prefix + body if prefix else body, index_text=False),
+                          flags, received, mailfrom, rcptto, prefix, keep)
+
+    def prepared(self, mailbox_name: str, news: list[NewMessage],
+                 replaces: tuple[str, int] | None = None) -> Delivery:
+        """A delivery of prepared messages, placed and durable, ready for the group
+        commit (:meth:`place`)."""
+        delivery = Delivery(mailbox_name, news, replaces)
+        self.place(delivery)
+        return delivery
 
     def deliver(self, mailbox_name: str, data: bytes, flags: Flags = Flags(),
-                received: int = 0, mailfrom: str = "",
-                rcptto: str = "") -> tuple[Delivered, list[Change]]:
+                received: int = 0, mailfrom: str = "", rcptto: str = "",
+                prefix: bytes = b"") -> tuple[Delivered, list[Change]]:
         """Store one message durably: write+fsync file, rename, fsync dir, commit."""
-        tmp, size = durable.write_temp(self.root, [data], sync=True)
-        new = NewMessage(tmp, size, summarize(data), flags, received, mailfrom, rcptto)
+        new = self.prepare(data, flags, received, mailfrom, rcptto, prefix)
         delivered, changes = self.add(mailbox_name, [new], sync=True)
         return delivered[0], changes
 
@@ -417,15 +694,19 @@ class AccountStore:
 
         Each file was fsynced by :meth:`SpoolFile.finish`; all messages go in
         one transaction (MULTIAPPEND is all or nothing, RFC 3502 §3) through
-        :meth:`add`, so APPEND gets every durability guarantee of delivery
-        and any future batching of :meth:`add` without change.
+        :meth:`add`, so APPEND gets every durability guarantee of delivery.
         """
-        news = []
-        for item in items:
-            data = item.path.read_bytes()
-            news.append(NewMessage(item.path, len(data), summarize(data), item.flags,
-                                   item.received))
+        news = self.prepare_appended(items)
         return self.add(mailbox_name, news, sync=True, replaces=replaces)
+
+    def prepare_appended(self, items: list[Appended]) -> list[NewMessage]:
+        try:
+            return [self.prepare_spool(item.path, flags=item.flags, received=item.received)
+                    for item in items]
+        except BaseException:
+            for item in items:
+                item.path.unlink(missing_ok=True)
+            raise
 
     # --- metadata (IMAP METADATA, RFC 5464) ----------------------------------
 
@@ -516,53 +797,81 @@ class AccountStore:
         return mailbox, uids, sorted(words.values(), key=str.lower), row[0] if row else None
 
     def find_unindexed(self) -> int:
-        """Queue every message not in the substring index (mail stored before it
-        existed, or whose indexing a stop interrupted); how many were queued."""
+        """Queue every message the background indexer has not done (delivered just
+        before a stop or crash, or stored before the index existed); how many.
+
+        Messages it could not index carry a marker (``indexed = 2``) and are not
+        queued again.
+        """
         with self.lock:
+            # The literal 0 (INDEX_PENDING) lets SQLite use the partial index.
             missing = [r[0] for r in self.db.execute(
-                "SELECT id FROM message WHERE id NOT IN (SELECT id FROM textindex_docsize)"
-                " ORDER BY id DESC")]  # newest first: the mail searched most
+                "SELECT id FROM message WHERE indexed = 0 ORDER BY id DESC")]  # newest first
             queued = set(self.to_index)
             self.to_index.extend(i for i in missing if i not in queued)
             return len(missing)
 
     def index_pending(self, limit: int = 200) -> int:
-        """Put delivered messages' search text into the substring index; how many left.
+        """Put delivered messages' text into the full-text and substring indexes;
+        how many are left.
 
         Runs after delivery (not before the 250), in a worker thread: each message
-        is read and decoded here (the stored part tree saves the parse). A
-        message expunged meanwhile is skipped. If the process ends first, those
-        messages stay unindexed and SEARCH decodes them, so results stay exact.
+        is read and decoded here (the stored part tree saves the parse). Its row
+        is marked indexed in the same transaction as its index rows, so the work
+        queue is the rows themselves: a crash before this commit leaves the
+        message pending, and :meth:`find_unindexed` queues it at the next open.
+        A message too long for the substring index, or that cannot be read, is
+        marked impossible instead. A message expunged meanwhile is skipped.
         """
         with self.lock:
             batch, self.to_index = self.to_index[:limit], self.to_index[limit:]
-            summaries = self.summaries(batch) if batch else {}
-        rows = []
+            rows = {}
+            for i in range(0, len(batch), 500):
+                chunk = batch[i:i + 500]
+                marks = ",".join("?" * len(chunk))
+                rows.update((r[0], r[1:]) for r in self.db.execute(
+                    f"SELECT id, summary, prefix FROM message WHERE id IN ({marks})"
+                    " AND indexed = ?", [*chunk, INDEX_PENDING]))
+        fts_rows = []
+        text_rows = []
+        states = []
         for message_id in batch:
-            summary = summaries.get(message_id)
-            if summary is None:
-                continue  # expunged meanwhile
+            row = rows.get(message_id)
+            if row is None:
+                continue  # expunged meanwhile, or indexed already
+            summary, prefix = row
+            state = INDEX_DONE
             try:
-                data = durable.message_path(self.root, message_id).read_bytes()
+                data = MessageFile(self.path(message_id), prefix).read()
                 root = Part.from_dict(json.loads(summary)["part"], data)
-            except (OSError, ValueError, KeyError, TypeError):
+                header_text, body_text = searchable_text(root, data, max_chars=MAX_INDEX_CHARS)
+                headers, body = search_text_of(root, data)
+            except Exception:  # unreadable: marked, not retried at every open
+                logger.warning("message cannot be indexed", message=message_id, exc_info=True)
+                states.append((INDEX_IMPOSSIBLE, message_id))
                 continue
-            headers, body = search_text_of(root, data)
-            if headers is not None:
-                rows.append((message_id, headers, body, message_id))
+            fts_rows.append((message_id, header_text, body_text, message_id))
+            if headers is None:
+                state = INDEX_IMPOSSIBLE  # too long for the substring index: decoded at search
+            else:
+                text_rows.append((message_id, headers, body, message_id))
+            states.append((state, message_id))
         with self.lock:
-            if rows:
+            if states:
                 db = self.db
                 # The index can always be rebuilt, so its commit need not wait for an
-                # fsync (WAL with synchronous=NORMAL stays consistent; the next durable
-                # commit syncs these frames too).
+                # fsync (WAL with synchronous=NORMAL stays consistent: a lost commit
+                # leaves the rows pending; the next durable commit syncs it too).
                 db.execute("PRAGMA synchronous = NORMAL")
                 try:
                     db.execute("BEGIN IMMEDIATE")
                     try:
-                        db.executemany(
-                            "INSERT OR REPLACE INTO textindex (rowid, headers, body) SELECT"
-                            " ?, ?, ? WHERE EXISTS (SELECT 1 FROM message WHERE id = ?)", rows)
+                        exists = " WHERE EXISTS (SELECT 1 FROM message WHERE id = ?)"
+                        db.executemany("INSERT OR REPLACE INTO fts (rowid, headers, body)"
+                                       " SELECT ?, ?, ?" + exists, fts_rows)
+                        db.executemany("INSERT OR REPLACE INTO textindex (rowid, headers, body)"
+                                       " SELECT ?, ?, ?" + exists, text_rows)
+                        db.executemany("UPDATE message SET indexed = ? WHERE id = ?", states)
                         db.execute("COMMIT")
                     except BaseException:
                         db.execute("ROLLBACK")
@@ -570,6 +879,11 @@ class AccountStore:
                 finally:
                     db.execute("PRAGMA synchronous = FULL")
             return len(self.to_index)
+
+    def index_all_pending(self) -> None:
+        """Index everything queued now (a full-text search must see every message)."""
+        while self.to_index and self.index_pending(1000):
+            pass
 
     def text_search(self, mailbox_name: str, needle: str, column: str | None
                     ) -> tuple[set[int], set[int]]:
@@ -640,10 +954,34 @@ class AccountStore:
         return row[0]
 
     def path(self, message_id: int) -> Path:
+        """The file of a message: its octets after the prefix (see :meth:`message_file`)."""
         return durable.message_path(self.root, message_id)
 
+    def message_file(self, message_id: int) -> MessageFile:
+        """Where a message's octets are: its row's prefix, then its file."""
+        return self.message_files([message_id])[message_id]
+
+    def message_files(self, message_ids: Iterable[int]) -> dict[int, MessageFile]:
+        """:class:`MessageFile` of each message id (one query per 500 ids). An id
+        without a row (expunged meanwhile) gets its bare path, which may be gone."""
+        ids = list(message_ids)
+        out: dict[int, MessageFile] = {i: MessageFile(self.path(i)) for i in ids}
+        with self.lock:
+            for i in range(0, len(ids), 500):
+                chunk = ids[i:i + 500]
+                marks = ",".join("?" * len(chunk))
+                for mid, prefix in self.db.execute(
+                        f"SELECT id, prefix FROM message WHERE id IN ({marks})", chunk):
+                    out[mid] = MessageFile(self.path(mid), bytes(prefix))
+        return out
+
     def read(self, message_id: int) -> bytes:
-        return self.path(message_id).read_bytes()
+        """The whole message as delivered: prefix and file."""
+        with self.lock:
+            row = self.db.execute("SELECT prefix FROM message WHERE id = ?",
+                                  (message_id,)).fetchone()
+        prefix = bytes(row[0]) if row else b""
+        return prefix + self.path(message_id).read_bytes()
 
     def vanished(self, mailbox_name: str, since_modseq: int) -> list[int]:
         """UIDs expunged after ``since_modseq`` (RFC 7162 §3.2.10 VANISHED)."""
@@ -662,6 +1000,7 @@ class AccountStore:
         match = fts_query(query)
         if not match:
             return []
+        self.index_all_pending()  # mail delivered in the last second is searchable too
         sql = (f"SELECT {_MESSAGE_COLUMNS_M} FROM fts JOIN message m ON m.id = fts.rowid"
                " WHERE fts MATCH ?")
         args: list[object] = [match]
@@ -763,13 +1102,14 @@ class AccountStore:
                         db.execute("INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq)"
                                    " VALUES (?, ?, ?)", (source.id, old_uid, modseq))
                     else:
-                        new_id = _take_ids(db, 1)
+                        new_id = self._take_ids(db, 1)
                         db.execute(
                             "INSERT INTO message (id, mailbox_id, uid, modseq, created_modseq,"
                             " flags, keywords, size, received, saved, message_id, thread_id,"
-                            " subject, mailfrom, rcptto, summary) SELECT ?, ?, ?, ?, ?, flags,"
-                            " keywords, size, received, ?, message_id, thread_id, subject,"
-                            " mailfrom, rcptto, summary FROM message WHERE id = ?",
+                            " subject, mailfrom, rcptto, summary, prefix, indexed) SELECT ?, ?,"
+                            " ?, ?, ?, flags, keywords, size, received, ?, message_id,"
+                            " thread_id, subject, mailfrom, rcptto, summary, prefix, indexed"
+                            " FROM message WHERE id = ?",
                             (new_id, target.id, uid, modseq, modseq, now_ms(), message_id))
                         db.execute("INSERT INTO fts (rowid, headers, body) SELECT ?, headers,"
                                    " body FROM fts WHERE rowid = ?", (new_id, message_id))
@@ -798,6 +1138,9 @@ class AccountStore:
         except BaseException:
             durable.remove(self.root, linked)
             raise
+        if linked:
+            with self.lock:  # copies of messages not indexed yet (skipped if they are)
+                self.to_index.extend(linked)
         changes = [Change("added", target.id, target.name, tuple(p[1] for p in pairs), modseq)]
         if move:
             changes.append(Change("expunged", source.id, source.name,
@@ -913,6 +1256,21 @@ class _NothingChanged(Exception):
         self.result = result
 
 
+def discard(delivery: Delivery) -> None:
+    """Remove the files of a placed delivery that will not be committed."""
+    _discard(delivery.placed, delivery.messages)
+    delivery.placed = []
+
+
+def _discard(placed: list[Path], messages: list[NewMessage]) -> None:
+    """Undo a failed delivery's files: those placed, and the temporary ones it owns."""
+    for path in placed:
+        path.unlink(missing_ok=True)
+    for new in messages:
+        if not new.keep_source:
+            new.tmp_path.unlink(missing_ok=True)
+
+
 def _remove_rows(db: sqlite3.Connection, mailbox_id: int,
                  rows: list[tuple[int, int, int, int]], modseq: int) -> list[int]:
     """Delete messages (id, uid, flags, size) of a mailbox in the open transaction:
@@ -932,19 +1290,18 @@ def _remove_rows(db: sqlite3.Connection, mailbox_id: int,
     return ids
 
 
-def _take_ids(db: sqlite3.Connection, n: int) -> int:
-    """The first of ``n`` new message ids, never used before in this account.
-
-    Ids name message files and are the IMAP EMAILID (RFC 8474 §5.1: never
-    reused), so an expunged message's id is not handed out again: the next
-    id is kept in ``meta`` (databases from before it start after the largest).
-    """
+def _first_free_id(db: sqlite3.Connection) -> int:
+    """The lowest message id never used in this account (see AccountStore._take_ids)."""
     row = db.execute("SELECT value FROM meta WHERE key = 'next_message_id'").fetchone()
     largest = db.execute("SELECT COALESCE(MAX(id), 0) + 1 FROM message").fetchone()[0]
-    first = max(row[0] if row else 0, largest)
+    return int(max(row[0] if row else 0, largest))
+
+
+def _note_ids(db: sqlite3.Connection, next_id: int) -> None:
+    """Record in the open transaction that ids below ``next_id`` are used."""
     db.execute("INSERT INTO meta (key, value) VALUES ('next_message_id', ?)"
-               " ON CONFLICT (key) DO UPDATE SET value = excluded.value", (first + n,))
-    return int(first)
+               " ON CONFLICT (key) DO UPDATE SET value = MAX(value, excluded.value)",
+               (next_id,))
 
 
 def normalize_mailbox_name(name: str) -> str:

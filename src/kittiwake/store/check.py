@@ -3,7 +3,7 @@
 ``kittiwake account check NAME [--repair]``. Every problem is one line a
 person can act on. With repair, counts are recomputed, orphan files (written
 by an interrupted delivery, never acknowledged) are removed, and missing
-full-text entries are rebuilt; rows whose file is gone are reported only, as
+full-text entries are queued again and rebuilt; rows whose file is gone are reported only, as
 their content cannot be recovered.
 """
 
@@ -14,12 +14,13 @@ from pathlib import Path
 
 from kittiwake import durable
 from kittiwake.store.account import AccountStore
-from kittiwake.store.schema import DELETED, SEEN
+from kittiwake.store.schema import DELETED, INDEX_DONE, INDEX_PENDING, SEEN
 
 
 def check(store: AccountStore, repair: bool = False) -> list[str]:
     """Problems found (and, with ``repair``, fixed where possible)."""
     problems: list[str] = []
+    missing: set[int] = set()
     with store.lock:
         db = store.db
         modseq = db.execute("SELECT value FROM meta WHERE key = 'modseq'").fetchone()[0]
@@ -56,18 +57,20 @@ def check(store: AccountStore, repair: bool = False) -> list[str]:
             if max_modseq > modseq:
                 problems.append(f"mailbox {name}: modseq {max_modseq} is above the account's"
                                 f" counter {modseq}")
-        ids = {}
-        for message_id, size in db.execute("SELECT id, size FROM message"):
-            ids[message_id] = size
-        for message_id, size in ids.items():
+        ids: dict[int, tuple[int, int, int]] = {}  # id -> size, prefix length, index state
+        for message_id, size, prefix_len, state in db.execute(
+                "SELECT id, size, length(prefix), indexed FROM message"):
+            ids[message_id] = (size, prefix_len, state)
+        for message_id, (size, prefix_len, _state) in ids.items():
             path = durable.message_path(store.root, message_id)
             try:
                 on_disk = os.stat(path).st_size
             except FileNotFoundError:
                 problems.append(f"message {message_id}: file {path} is missing")
                 continue
-            if on_disk != size:
-                problems.append(f"message {message_id}: file has {on_disk} bytes, row says {size}")
+            if on_disk + prefix_len != size:
+                problems.append(f"message {message_id}: file has {on_disk} bytes"
+                                f" (+{prefix_len} of prefix), row says {size}")
         for path in _message_files(store.root):
             try:
                 message_id = int(path.name)
@@ -78,26 +81,26 @@ def check(store: AccountStore, repair: bool = False) -> list[str]:
                 problems.append(f"file {path} has no message row (interrupted delivery)")
                 if repair:
                     path.unlink(missing_ok=True)
+        # Messages still pending (indexed = 0) are the background indexer's; those
+        # marked done must be in both indexes.
+        done = {i for i, (_s, _p, state) in ids.items() if state == INDEX_DONE}
         fts_ids = {r[0] for r in db.execute("SELECT rowid FROM fts")}
-        missing = set(ids) - fts_ids
+        text_ids = {r[0] for r in db.execute("SELECT id FROM textindex_docsize")}
+        missing = (done - fts_ids) | (done - text_ids)
         extra = fts_ids - set(ids)
         if missing:
             problems.append(f"{len(missing)} messages are missing from the full-text index")
-            if repair:
-                from kittiwake.store.summary import summarize
-
-                for message_id in missing:
-                    try:
-                        summary = summarize(durable.message_path(store.root, message_id)
-                                            .read_bytes())
-                    except FileNotFoundError:
-                        continue
-                    db.execute("INSERT INTO fts (rowid, headers, body) VALUES (?, ?, ?)",
-                               (message_id, summary.header_text, summary.body_text))
+            if repair:  # queued again for the indexer, which runs here
+                db.executemany("UPDATE message SET indexed = ? WHERE id = ?",
+                               [(INDEX_PENDING, i) for i in missing])
         if extra:
             problems.append(f"{len(extra)} full-text entries belong to no message")
             if repair:
                 db.executemany("DELETE FROM fts WHERE rowid = ?", [(i,) for i in extra])
+                db.executemany("DELETE FROM textindex WHERE rowid = ?", [(i,) for i in extra])
+    if repair and missing:
+        store.find_unindexed()
+        store.index_all_pending()
     return problems
 
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 from kittiwake import metrics
 
 OPERATIONS = ("mailboxes", "mailbox", "create_mailbox", "ensure_mailboxes", "rename_mailbox",
-              "delete_mailbox", "subscribe", "deliver", "append", "messages", "read",
+              "delete_mailbox", "subscribe", "deliver", "deliver_spool", "append", "prepare",
+              "prepare_spool", "prepare_appended", "messages", "read",
               "store_flags", "copy", "move", "expunge", "vanished", "search")
 
 OPERATIONS_TOTAL = metrics.counter(
@@ -24,3 +25,15 @@ OPERATION_SECONDS = metrics.histogram(
     "Time of one account operation (its transaction, fsyncs included), by name.",
     ["op"], buckets=(0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10))
 metrics.preinit(OPERATION_SECONDS, op=OPERATIONS)
+
+# Group commit (kittiwake.store.store): deliveries of one account that queued
+# while the previous commit ran share one transaction and one WAL fsync.
+GROUP_COMMIT_SIZE = metrics.histogram(
+    "store_group_commit_deliveries",
+    "Deliveries (deliver, deliver_spool, append) committed together in one transaction.",
+    buckets=(1, 2, 4, 8, 16, 32, 64, 128))
+
+GROUP_COMMIT_SECONDS = metrics.histogram(
+    "store_group_commit_duration_seconds",
+    "Time of one group commit: renames, directory fsyncs and the COMMIT (WAL fsync).",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1))

@@ -20,9 +20,9 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
-from kittiwake.sqlitedb import open_database
+from kittiwake.sqlitedb import Migration, open_database
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 
 # System flags as bits (RFC 9051 §2.3.2); keywords are stored as text.
 SEEN, ANSWERED, FLAGGED, DELETED, DRAFT = 1, 2, 4, 8, 16
@@ -90,8 +90,11 @@ CREATE TABLE message (
   mailfrom TEXT NOT NULL DEFAULT '',
   rcptto TEXT NOT NULL DEFAULT '',
   summary TEXT NOT NULL DEFAULT '{}',
+  prefix BLOB NOT NULL DEFAULT x'',
+  indexed INTEGER NOT NULL DEFAULT 0,
   UNIQUE (mailbox_id, uid)
 );
+CREATE INDEX message_unindexed ON message (id) WHERE indexed = 0;
 CREATE INDEX message_mailbox_modseq ON message (mailbox_id, modseq);
 CREATE INDEX message_message_id ON message (message_id);
 CREATE TABLE expunged (
@@ -110,10 +113,31 @@ CREATE VIRTUAL TABLE fts USING fts5 (
 INSERT INTO meta (key, value) VALUES ('modseq', 1), ('uidvalidity', 0);
 """ + _METADATA + _TEXTINDEX
 
+# The prefix: headers added at delivery (Received, Authentication-Results,
+# DKIM-Signature), kept here so the spooled body is moved into place, not copied;
+# the message is prefix + file (kittiwake.store.messagefile). ``indexed``: whether
+# the background indexer has done the message (the queue of its work, durable
+# with the delivery's own commit).
+def _add_prefix_and_indexed(db: sqlite3.Connection) -> None:
+    columns = {r[1] for r in db.execute("PRAGMA table_info(message)")}
+    if "prefix" not in columns:
+        db.execute("ALTER TABLE message ADD COLUMN prefix BLOB NOT NULL DEFAULT x''")
+    if "indexed" not in columns:
+        db.execute("ALTER TABLE message ADD COLUMN indexed INTEGER NOT NULL DEFAULT 0")
+        db.execute("UPDATE message SET indexed = 1 WHERE id IN"
+                   " (SELECT id FROM textindex_docsize) AND id IN (SELECT rowid FROM fts)")
+    db.execute("CREATE INDEX IF NOT EXISTS message_unindexed ON message (id)"
+               " WHERE indexed = 0")
+
+
+# Index states of a message (message.indexed).
+INDEX_PENDING, INDEX_DONE, INDEX_IMPOSSIBLE = 0, 1, 2
+
 # Schema changes for databases made by older versions: version -> DDL.
 # 2: IMAP METADATA entries (RFC 5464); mailbox_id 0 holds the server entries.
 # 3: the substring index of SEARCH text (existing messages are not in it).
-MIGRATIONS = {2: _METADATA, 3: _TEXTINDEX}
+# 4: the delivery prefix and the index state of each message.
+MIGRATIONS: dict[int, Migration] = {2: _METADATA, 3: _TEXTINDEX, 4: _add_prefix_and_indexed}
 
 
 def connect(path: Path) -> sqlite3.Connection:

@@ -49,19 +49,22 @@ def search_text_of(root: Part, data: bytes) -> tuple[str | None, str | None]:
     return headers, body
 
 
-def summarize(data: bytes, search_text: bool = False) -> Summary:
+def summarize(data: bytes, search_text: bool = False, index_text: bool = True) -> Summary:
     """Summary of a message; best effort on malformed input, never raises.
 
     ``search_text`` also computes the folded SEARCH text for the substring index
-    (imports, in their worker processes); a delivery leaves that to the
-    background indexer so that its acknowledgement does not wait for it.
+    (imports, in their worker processes). A delivery passes ``index_text=False``:
+    it leaves both the full-text and the substring index to the background
+    indexer, so that its acknowledgement does not wait for them.
     """
     try:
         root = parse(data)
         headers = root.headers
         ids = parse_msgids(headers.get("message-id"))
         envelope = root.envelope
-        header_text, body_text = searchable_text(root, data, max_chars=MAX_INDEX_CHARS)
+        header_text = body_text = ""
+        if index_text:
+            header_text, body_text = searchable_text(root, data, max_chars=MAX_INDEX_CHARS)
         search_headers = search_body = None
         if search_text:
             search_headers, search_body = search_text_of(root, data)

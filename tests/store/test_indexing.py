@@ -1,0 +1,99 @@
+"""The background indexer as a durable step: its work queue is the rows' index state."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from kittiwake.store import Store, summary
+from kittiwake.store.account import AccountStore
+from kittiwake.store.schema import INDEX_DONE, INDEX_IMPOSSIBLE, INDEX_PENDING
+from kittiwake.store.store import account_dir
+
+
+def states(core: AccountStore) -> dict[int, int]:
+    return dict(core.db.execute("SELECT id, indexed FROM message"))
+
+
+async def settled(account) -> None:  # type: ignore[no-untyped-def]
+    for _ in range(1000):  # the indexer starts after store.INDEX_DELAY
+        if not account.core.to_index and account._indexer is None:
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("the indexer did not finish")
+
+
+async def test_a_message_too_long_to_index_is_marked_not_requeued(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(summary, "MAX_INDEX_CHARS", 200)
+    monkeypatch.setattr("kittiwake.store.account.MAX_INDEX_CHARS", 200)
+    store = Store(tmp_path)
+    account = await store.account("alice")
+    short = await account.deliver("Inbox", b"Subject: short\r\n\r\npuffin\r\n")
+    long = await account.deliver("Inbox", b"Subject: long\r\n\r\n" + b"gannet " * 100 + b"\r\n")
+    assert states(account.core) == {short.message_id: INDEX_PENDING,
+                                    long.message_id: INDEX_PENDING}
+    await settled(account)
+    assert states(account.core) == {short.message_id: INDEX_DONE,
+                                    long.message_id: INDEX_IMPOSSIBLE}
+    # Not in the substring index: IMAP SEARCH decodes it instead (the caller's part).
+    indexed, hits = await account.text_search("Inbox", "gannet", "body")
+    assert (indexed, hits) == ({short.message_id}, set())
+    store.close()
+    store = Store(tmp_path)
+    account = await store.account("alice")
+    assert account.core.to_index == []  # neither is queued again at the next open
+    store.close()
+
+
+async def test_an_unreadable_message_is_marked_not_retried(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    account = await store.account("alice")
+    lost = await account.deliver("Inbox", b"Subject: lost\r\n\r\nskua\r\n")
+    account.core.db.execute("UPDATE message SET summary = 'not json' WHERE id = ?",
+                            (lost.message_id,))
+    await settled(account)
+    assert states(account.core) == {lost.message_id: INDEX_IMPOSSIBLE}
+    store.close()
+
+
+async def test_a_copy_of_a_message_not_yet_indexed_is_indexed(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    account = await store.account("alice", default_mailboxes=["Archive"])
+    await account.deliver("Inbox", b"Subject: copied\r\n\r\nshearwater\r\n")
+    [(_, new_uid)] = await account.copy("Inbox", [1], "Archive")
+    await settled(account)
+    assert set(states(account.core).values()) == {INDEX_DONE}
+    ids = await account.uid_ids("Archive")
+    indexed, hits = await account.text_search("Archive", "shearwater", "body")
+    assert indexed == hits == {ids[new_uid]}
+    store.close()
+
+
+def test_schema_3_messages_in_the_index_are_marked_done(tmp_path: Path) -> None:
+    """Migration 4: a message already in both indexes is done, others are queued."""
+    root = account_dir(tmp_path, "old")
+    core = AccountStore("old", root)
+    core.ensure_mailboxes([])
+    done, _ = core.deliver("Inbox", b"Subject: a\r\n\r\nold\r\n")
+    todo, _ = core.deliver("Inbox", b"Subject: b\r\n\r\nolder\r\n")
+    core.index_all_pending()
+    core.close()
+    db = sqlite3.connect(root / "index.db")
+    db.execute("DELETE FROM textindex WHERE rowid = ?", (todo.message_id,))
+    db.execute("DROP INDEX message_unindexed")
+    db.execute("ALTER TABLE message DROP COLUMN indexed")
+    db.execute("ALTER TABLE message DROP COLUMN prefix")
+    db.execute("PRAGMA user_version = 3")
+    db.commit()
+    db.close()
+    core = AccountStore("old", root)
+    try:
+        assert states(core) == {done.message_id: INDEX_DONE, todo.message_id: INDEX_PENDING}
+        assert core.find_unindexed() == 1
+        assert core.read(done.message_id) == b"Subject: a\r\n\r\nold\r\n"
+    finally:
+        core.close()
