@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 import trustme
+from tests.recording_outbox import RecordingOutbox
 
 from kittiwake.config import DomainsConfig
 from kittiwake.dns import MockResolver
@@ -25,14 +26,6 @@ from kittiwake.store.store import account_dir
 
 PASSWORD = "correct horse battery"
 
-
-class FakeOutbox:
-    def __init__(self, sink: list[dict[str, object]]) -> None:
-        self.sink = sink
-
-    async def enqueue(self, **kwargs: object) -> list[int]:
-        self.sink.append(kwargs)
-        return [len(self.sink)]
 
 
 @dataclass
@@ -114,7 +107,7 @@ async def submission(tmp_path: Path) -> AsyncIterator[Submission]:
     outbox: list[dict[str, object]] = []
     ctx = ServerContext(hostname="mail.example.org", store=Store(data_dir), domains=domains,
                         resolver=MockResolver(), tls_context=server_tls, config_dir=tmp_path,
-                        outbox=FakeOutbox(outbox))
+                        outbox=RecordingOutbox(outbox))
     ctx.limits.command_timeout = 10
     services = [SMTPService(ctx, kind, ["127.0.0.1"], 0)
                 for kind in ("submission", "submissions")]

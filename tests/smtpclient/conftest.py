@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import trustme
+from tests.recording_outbox import RecordingOutbox
 
 from kittiwake.config import DomainsConfig
 from kittiwake.dns import MockResolver
@@ -164,14 +165,6 @@ class Running:
             store.close()
 
 
-class _Outbox:
-    def __init__(self) -> None:
-        self.queued: list[dict[str, object]] = []
-
-    async def enqueue(self, **kwargs: object) -> list[int]:
-        self.queued.append(kwargs)
-        return [len(self.queued)]
-
 
 @pytest.fixture
 async def kittiwake_server(tmp_path: Path, ca: CA) -> AsyncIterator[Running]:
@@ -189,7 +182,7 @@ async def kittiwake_server(tmp_path: Path, ca: CA) -> AsyncIterator[Running]:
         store.close()
     ctx = ServerContext(hostname="mx.example.org", store=Store(data_dir), domains=domains,
                         resolver=MockResolver(), tls_context=ca.server, config_dir=tmp_path,
-                        outbox=_Outbox())
+                        outbox=RecordingOutbox())
     ctx.limits.command_timeout = 10
     services = [SMTPService(ctx, kind, ["127.0.0.1"], 0)
                 for kind in ("smtp", "submission", "submissions")]

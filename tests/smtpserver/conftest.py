@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import trustme
+from tests.recording_outbox import RecordingOutbox
 
 from kittiwake import dkim
 from kittiwake.config import DomainsConfig
@@ -39,14 +40,6 @@ class Running:
         finally:
             store.close()
 
-
-class FakeOutbox:
-    def __init__(self, sink: list[dict[str, object]]) -> None:
-        self.sink = sink
-
-    async def enqueue(self, **kwargs: object) -> list[int]:
-        self.sink.append(kwargs)
-        return [len(self.sink)]
 
 
 @pytest.fixture
@@ -78,7 +71,7 @@ async def smtp_server(tmp_path: Path) -> AsyncIterator[Running]:
     outbox: list[dict[str, object]] = []
     ctx = ServerContext(hostname="mx.example.org", store=Store(data_dir), domains=domains,
                         resolver=resolver, tls_context=server_tls, config_dir=tmp_path,
-                        outbox=FakeOutbox(outbox))
+                        outbox=RecordingOutbox(outbox))
     ctx.limits.command_timeout = 10
     services = [SMTPService(ctx, kind, ["127.0.0.1"], 0)
                 for kind in ("smtp", "submission", "submissions")]

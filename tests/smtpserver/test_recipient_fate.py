@@ -27,6 +27,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
+from tests.recording_outbox import RecordingOutbox
 
 from kittiwake.config import Account, Alias, Destination, Domain, DomainsConfig
 from kittiwake.config.domains import Ruleset
@@ -42,16 +43,6 @@ LOCALS = ("x", "y", "team", "postmaster")
 ACCOUNTS = ("u1", "u2", "u3")
 MAILBOXES = ("Inbox", "Work", "Deep/Sub", "inbox")
 
-
-class FakeOutbox:
-    """The outgoing queue as the SMTP server sees it: what was enqueued."""
-
-    def __init__(self, sink: list[dict[str, object]]) -> None:
-        self.sink = sink
-
-    async def enqueue(self, **kwargs: object) -> list[int]:
-        self.sink.append(kwargs)
-        return [len(self.sink)]
 
 
 # --- a small SMTP client on asyncio streams ----------------------------------------------
@@ -117,7 +108,7 @@ async def server(data_dir: Path, domains: DomainsConfig,
                  postmaster: str = "") -> AsyncIterator[tuple[int, ServerContext, list]]:
     outbox: list[dict[str, object]] = []
     ctx = ServerContext(hostname="mx.example.org", store=Store(data_dir), domains=domains,
-                        resolver=MockResolver(), outbox=FakeOutbox(outbox),
+                        resolver=MockResolver(), outbox=RecordingOutbox(outbox),
                         postmaster_account=postmaster)
     ctx.limits.command_timeout = 10
     service = SMTPService(ctx, "smtp", ["127.0.0.1"], 0)

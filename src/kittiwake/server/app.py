@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from kittiwake.server.acmewiring import ContentFactory
     from kittiwake.server.monitor import Monitor
     from kittiwake.smtpserver.context import Outbox
+    from kittiwake.smtpserver.spool import SpooledMessage
 
 logger = get_logger("server")
 
@@ -68,6 +69,17 @@ class JunkNotingOutbox:
                                         requiretls=requiretls, **dsn)
         if account is not None:
             await self.junk.record_sent(account, recipients, data)
+        return ids
+
+    async def enqueue_spooled(self, *, account: str | None, mailfrom: str,
+                              recipients: list[str], message: SpooledMessage, smtputf8: bool,
+                              requiretls: bool | None, **dsn: Any) -> list[int]:
+        ids = await self.outbox.enqueue_spooled(account=account, mailfrom=mailfrom,
+                                                recipients=recipients, message=message,
+                                                smtputf8=smtputf8, requiretls=requiretls,
+                                                **dsn)
+        if account is not None:  # the header says whom it is for and what it answers
+            await self.junk.record_sent(account, recipients, message.header_bytes)
         return ids
 
 

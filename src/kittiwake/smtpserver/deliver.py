@@ -14,6 +14,7 @@ Invariants (DESIGN.md "Durability"; a 250 is a promise):
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,8 +27,10 @@ from kittiwake.junk import JunkVerdict, SenderIdentities
 from kittiwake.message.headers import parse_header_section
 from kittiwake.smtpserver import metrics as smtp_metrics
 from kittiwake.smtpserver.context import ServerContext
-from kittiwake.smtpserver.spool import MessageHead
+from kittiwake.smtpserver.spool import MessageHead, SpooledMessage
 from kittiwake.store import MailboxNotFound, OverQuota, StoreError
+from kittiwake.store.model import Delivered
+from kittiwake.store.store import Account
 
 logger = log.get_logger("smtpserver")
 
@@ -48,11 +51,20 @@ class DeliveryFailure:
     enhanced: str = ""
 
 
-async def deliver_local(ctx: ServerContext, deliveries: list[LocalDelivery], data: bytes,
+JUNK_READ_LIMIT = 1024 * 1024
+"""The junk filter judges the header and the first MiB of a message's text."""
+
+
+async def deliver_local(ctx: ServerContext, deliveries: list[LocalDelivery],
+                        message: bytes | SpooledMessage,
                         mailfrom: str, verified_domains: frozenset[str] = frozenset(),
                         sender: SenderIdentities | None = None,
                         head: MessageHead | None = None) -> list[DeliveryFailure]:
     """Store the message once per (account, mailbox); returns the failures.
+
+    A :class:`SpooledMessage` (received over SMTP) is handed to the store by
+    hard link with its prefix, so concurrent deliveries share the store's group
+    commit and no body is copied; bytes (notices) are stored as they are.
 
     ``sender`` (MX mail only) has the junk filter judge the message per account:
     its verdict picks the mailbox and adds the X-Kittiwake-Junk header. A rejected
@@ -61,7 +73,12 @@ async def deliver_local(ctx: ServerContext, deliveries: list[LocalDelivery], dat
     sender gets no DSN). ``head`` is the received header section, parsed once
     (rulesets match on it; the fields we prepended are not matched).
     """
+    spooled = message if isinstance(message, SpooledMessage) else None
+    if spooled is not None:
+        head = spooled.head
+    data = message if isinstance(message, bytes) else b""
     headers = head.headers if head is not None else parse_header_section(data)[0]
+    judged: bytes | None = None  # what the junk filter reads, read once
     header_pairs = [(h.name.lower(), h.decoded) for h in headers]
     msg_from = headers.decoded("from") or ""
     done: dict[tuple[str, str], int] = {}
@@ -75,8 +92,11 @@ async def deliver_local(ctx: ServerContext, deliveries: list[LocalDelivery], dat
         if ctx.junk is not None and sender is not None:
             verdict = verdicts.get(account_name)
             if verdict is None:
+                if judged is None:
+                    judged = data if spooled is None else await asyncio.to_thread(
+                        spooled.read_start, JUNK_READ_LIMIT)
                 verdict = verdicts[account_name] = await ctx.junk.classify(account_name, sender,
-                                                                           data)
+                                                                           judged)
         mailbox = (verdict.mailbox if verdict is not None and verdict.mailbox else
                    pick_mailbox(item.target.destination, mailfrom=mailfrom, msg_from=msg_from,
                                 verified_domains=verified_domains, headers=header_pairs))
@@ -94,21 +114,21 @@ async def deliver_local(ctx: ServerContext, deliveries: list[LocalDelivery], dat
             continue
         conf = ctx.domains.accounts.get(account_name)
         started = time.monotonic()
-        stored = (verdict.header() if verdict is not None else b"") + data
+        added = verdict.header() if verdict is not None else b""
         try:
             account = await ctx.store.account(
                 account_name, conf.quota_bytes if conf else 0, conf.mailboxes if conf else ())
             try:
-                delivered = await account.deliver(mailbox, stored, mailfrom=mailfrom,
-                                                  rcptto=item.recipient)
+                delivered = await _store(account, mailbox, message, added, mailfrom,
+                                         item.recipient)
             except MailboxNotFound:
                 # A configured mailbox that does not exist yet (or was deleted) is
                 # created: the configuration says where this mail goes.
                 logger.info("creating mailbox for delivery", account=account_name,
                             mailbox=mailbox)
                 await account.ensure_mailboxes([mailbox])
-                delivered = await account.deliver(mailbox, stored, mailfrom=mailfrom,
-                                                  rcptto=item.recipient)
+                delivered = await _store(account, mailbox, message, added, mailfrom,
+                                         item.recipient)
             logger.info("delivered", rcpt=item.recipient, account=account_name,
                         mailbox=delivered.mailbox, uid=delivered.uid, size=delivered.size)
             done[key] = delivered.uid
@@ -134,6 +154,16 @@ async def deliver_local(ctx: ServerContext, deliveries: list[LocalDelivery], dat
         return rejected + [f for f in failures if f.recipient not in
                            {r.recipient for r in rejected}]
     return failures
+
+
+async def _store(account: Account, mailbox: str, message: bytes | SpooledMessage,
+                 added: bytes, mailfrom: str, rcptto: str) -> Delivered:
+    """One copy into one mailbox: a spooled message by hard link (the connection
+    removes its spool file afterwards), bytes as they are."""
+    if isinstance(message, SpooledMessage):
+        return await account.deliver_spool(mailbox, message.path, prefix=added + message.prefix,
+                                           mailfrom=mailfrom, rcptto=rcptto, keep=True)
+    return await account.deliver(mailbox, added + message, mailfrom=mailfrom, rcptto=rcptto)
 
 
 async def notify_failures(ctx: ServerContext, failures: list[DeliveryFailure], *,

@@ -118,23 +118,22 @@ async def process(ctx: ServerContext, sender: Sender, tx: Transaction,
         prefix = analysis.headers
         verified = analysis.verified_domains
         identities = analysis.identities(sender.conn.ip, tx.mailfrom)
-    # The store and the queue still take the message as bytes; they read the
-    # spool file in a worker thread (the hand-over by link replaces this).
-    data = prefix + await asyncio.to_thread(message.read)
+    # The store and the queue take the spool file by hard link, the prefix beside it.
+    message.prefix = prefix
     if tx.remote:
         if ctx.outbox is None:
             return Reply(451, "4.3.0", ["outgoing delivery is not configured"])
         try:
-            ids = await ctx.outbox.enqueue(
-                account=sender.account, mailfrom=tx.mailfrom, recipients=tx.remote, data=data,
-                smtputf8=tx.smtputf8, requiretls=True if tx.requiretls else None,
+            ids = await ctx.outbox.enqueue_spooled(
+                account=sender.account, mailfrom=tx.mailfrom, recipients=tx.remote,
+                message=message, smtputf8=tx.smtputf8,
+                requiretls=True if tx.requiretls else None,
                 ret=tx.ret, envid=tx.envid, rcpt_params=tx.rcpt_params)
         except Exception as exc:
             metrics.panic("smtpserver", exc, msg="queueing failed")
             return Reply(451, "4.3.0", ["could not queue the message, try again"])
         logger.info("queued", rcpts=",".join(tx.remote), ids=",".join(map(str, ids)))
-    failures = await deliver_local(ctx, tx.local, data, tx.mailfrom, verified, identities,
-                                   head=head)
+    failures = await deliver_local(ctx, tx.local, message, tx.mailfrom, verified, identities)
     if failures and len(failures) == len(tx.local) and not tx.remote:
         first = failures[0]
         if first.code:  # the failure chose its reply (a junk reject)
@@ -145,12 +144,13 @@ async def process(ctx: ServerContext, sender: Sender, tx: Transaction,
     if failures:
         # Others are delivered, so the message is acknowledged: the recipients that
         # failed go into a DSN to the sender, never nowhere (RFC 3464).
+        data = await asyncio.to_thread(message.read)  # the DSN may return it (RFC 3461)
         sent = await notify_failures(
             ctx, failures, mailfrom=tx.mailfrom, data=data, smtputf8=tx.smtputf8,
             envid=tx.envid, ret=tx.ret, rcpt_params=tx.rcpt_params)
         if not sent:
             return Reply(451, "4.3.0", ["local delivery failed for some recipients,"
                                         " try again"])
-    logger.info("message accepted", size=len(data), recipients=len(tx.rcpts),
+    logger.info("message accepted", size=message.total_size, recipients=len(tx.rcpts),
                 mailfrom=tx.mailfrom)
     return Reply(250, "2.0.0", [f"message accepted (id {sender.conn.session_id})"])

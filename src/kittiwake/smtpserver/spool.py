@@ -45,16 +45,37 @@ class MessageHead:
 
 @dataclass
 class SpooledMessage:
-    """A whole received message: header section in memory, all bytes in ``path``."""
+    """A whole received message: header section in memory, all bytes in ``path``.
+
+    ``prefix`` holds the header fields we add (Received, Authentication-Results,
+    DKIM-Signature, ...): the message as stored and sent is ``prefix`` + the
+    file, which the store and the queue take by hard link, never by copy."""
 
     path: Path
     size: int
     head: MessageHead
     body_hashes: dict[dkim.BodyHashKey, tuple[bytes, int]] = field(default_factory=dict)
+    eightbit: bool = False  # a byte above 127 anywhere (RFC 6152 8BITMIME is needed)
+    prefix: bytes = b""
+
+    @property
+    def total_size(self) -> int:
+        return len(self.prefix) + self.size
+
+    @property
+    def header_bytes(self) -> bytes:
+        """The prefix and the received header section (no body)."""
+        return self.prefix + self.head.raw
 
     def read(self) -> bytes:
-        """The whole message (for consumers that still take bytes)."""
-        return self.path.read_bytes()
+        """The whole message, prefix included (blocking: the rare consumers that need
+        it all in memory, such as a DSN returning it, run this in a worker thread)."""
+        return self.prefix + self.path.read_bytes()
+
+    def read_start(self, limit: int) -> bytes:
+        """The prefix and the first ``limit`` octets (blocking)."""
+        with open(self.path, "rb") as f:
+            return self.prefix + f.read(limit)
 
     def discard(self) -> None:
         try:
@@ -83,6 +104,7 @@ class Spool:
         self.head: MessageHead | None = None
         self.too_large_header = False
         self._hashers: dict[dkim.BodyHashKey, dkim.BodyHasher] = {}
+        self.eightbit = False
         try:
             fd, self.path = _create(directory)
         except FileNotFoundError:
@@ -97,6 +119,8 @@ class Spool:
             return
         self._file.write(chunk)
         self.size += len(chunk)
+        if not self.eightbit and not chunk.isascii():
+            self.eightbit = True
         if self.head is not None:
             for hasher in self._hashers.values():
                 hasher.update(chunk)
@@ -136,7 +160,8 @@ class Spool:
             self._head_done(bytes(self._head))
         assert self.head is not None
         return SpooledMessage(self.path, self.size, self.head,
-                              {key: h.digest() for key, h in self._hashers.items()})
+                              {key: h.digest() for key, h in self._hashers.items()},
+                              eightbit=self.eightbit)
 
     def discard(self) -> None:
         """Drop the message (rejected, reset, connection lost)."""

@@ -111,6 +111,22 @@ class Appended:
     received: int = 0  # INTERNALDATE in ms; 0: now
 
 
+LARGE_MESSAGE = 8 * 1024 * 1024
+_large_parses = threading.Semaphore(1)
+
+
+@contextmanager
+def _parsing(size: int) -> Iterator[None]:
+    """Summarizing a spooled message reads it whole (the MIME parser works on one
+    buffer); messages above :data:`LARGE_MESSAGE` take turns, process-wide, so ten
+    concurrent 90 MiB deliveries hold one of them in memory at a time, not ten."""
+    if size <= LARGE_MESSAGE:
+        yield
+        return
+    with _large_parses:
+        yield
+
+
 class AccountStore:
     """Synchronous store of one account. Thread-safe through one lock."""
 
@@ -666,10 +682,13 @@ class AccountStore:
         """A spooled file for the group commit (which fsyncs it in place), summarized
         as ``prefix + file``. ``keep``: hard-link it (its owner keeps and removes it)
         rather than rename it."""
-        body = path.read_bytes()
-        return NewMessage(path, len(prefix) + len(body),
-                          summarize(prefix + body if prefix else body, index_text=False),
-                          flags, received, mailfrom, rcptto, prefix, keep)
+        size = path.stat().st_size
+        with _parsing(size):
+            data = prefix + path.read_bytes() if prefix else path.read_bytes()
+            summary = summarize(data, index_text=False)
+            del data
+        return NewMessage(path, len(prefix) + size, summary, flags, received, mailfrom, rcptto,
+                          prefix, keep)
 
     def prepared(self, mailbox_name: str, news: list[NewMessage],
                  replaces: tuple[str, int] | None = None) -> Delivery:
