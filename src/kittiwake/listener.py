@@ -93,6 +93,7 @@ class ListenSockets:
         self._sockets: dict[tuple[str, int], socket.socket] = {}
         self._inherited = False
         self.holding = False  # set for a restart: closed listeners keep their sockets
+        self._claimed: set[tuple[str, int]] = set()
 
     def socket(self, ip: str, port: int, backlog: int = 1024) -> socket.socket:
         """The listening socket for ``ip``:``port``, bound now if not yet; OSError if taken.
@@ -101,7 +102,9 @@ class ListenSockets:
         """
         self._inherit()
         sock = self._sockets.get((ip, port)) if port else None
-        if sock is None:
+        if sock is not None:
+            self._claimed.add((ip, port))
+        else:
             family = socket.AF_INET6 if ":" in ip else socket.AF_INET
             sock = socket.socket(family, socket.SOCK_STREAM)
             try:
@@ -114,14 +117,22 @@ class ListenSockets:
                 sock.close()
                 raise
             sock.setblocking(False)
-            self._sockets[(ip, int(sock.getsockname()[1]))] = sock
+            key = (ip, int(sock.getsockname()[1]))
+            self._sockets[key] = sock
+            self._claimed.add(key)
         return sock
+
+    def close_unclaimed(self) -> None:
+        """Close sockets bound or inherited that no service took (e.g. a port removed)."""
+        for key in [k for k in self._sockets if k not in self._claimed]:
+            self._sockets.pop(key).close()
 
     def release(self, ip: str, port: int) -> None:
         """Close the socket of a listener that closed, unless :attr:`holding` (restart)."""
         if self.holding:
             return
         sock = self._sockets.pop((ip, port), None)
+        self._claimed.discard((ip, port))
         if sock is not None:
             sock.close()
 

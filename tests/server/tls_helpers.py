@@ -13,7 +13,10 @@ import ipaddress
 import socket
 import subprocess
 import sys
+import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -201,3 +204,44 @@ def start_tls_serve(directory: Path, certificates: list[CertificateFiles], resol
         if "cannot listen" not in log.read_text(errors="replace"):
             raise AssertionError(f"serve exited {proc.returncode}:\n{log.read_text()}")
     raise AssertionError(f"no free ports after {attempts} attempts:\n{log.read_text()}")
+
+
+@contextmanager
+def nxdomain_resolver() -> Iterator[str]:
+    """``127.0.0.1:PORT`` of a DNS server that answers every query at once with NXDOMAIN.
+
+    Mail then passes its checks quickly (SPF none, no DKIM, DMARC none) instead of
+    waiting for DNS timeouts.
+    """
+    import dns.message
+    import dns.rcode
+
+    udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    udp.bind(("127.0.0.1", 0))
+    stop = threading.Event()
+
+    def answer() -> None:
+        udp.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                data, peer = udp.recvfrom(65535)
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            try:
+                query = dns.message.from_wire(data)
+            except Exception:
+                continue
+            response = dns.message.make_response(query)
+            response.set_rcode(dns.rcode.NXDOMAIN)
+            udp.sendto(response.to_wire(), peer)
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    try:
+        yield f"127.0.0.1:{udp.getsockname()[1]}"
+    finally:
+        stop.set()
+        thread.join(timeout=2)
+        udp.close()

@@ -267,6 +267,9 @@ class Server:
                                    ) from None
             logger.info("listening", service=service.name,
                         addresses=",".join(service.addresses()))
+        from kittiwake.listener import SOCKETS
+
+        SOCKETS.close_unclaimed()
         self.watcher.start()
         self.start_delivery()
         self._log_config_warnings()

@@ -57,7 +57,8 @@ LimitNOFILE=65536
 UMask=0027
 
 # serve starts as root, binds its ports and drops to user = "{static.user}" itself.
-CapabilityBoundingSet=CAP_NET_BIND_SERVICE CAP_SETUID CAP_SETGID CAP_CHOWN CAP_FOWNER CAP_DAC_OVERRIDE
+CapabilityBoundingSet=CAP_NET_BIND_SERVICE CAP_SETUID CAP_SETGID
+CapabilityBoundingSet=CAP_CHOWN CAP_FOWNER CAP_DAC_OVERRIDE
 NoNewPrivileges=yes
 ProtectSystem=strict
 ReadWritePaths={data_dir} {config_dir}
