@@ -20,6 +20,8 @@ PACKAGES=(
   microsocks dante-server pebble
   # TLS configuration scanner (tests/integration/test_testssl.py)
   testssl.sh
+  # systemd-analyze verify (the unit of kittiwake.server.systemd)
+  systemd
   # misc tools the tests call
   sqlite3 openssl procps util-linux iproute2 ca-certificates
 )
