@@ -6,12 +6,19 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import time
 from pathlib import Path
 
 import pytest
-from tests.server.tls_helpers import KITTIWAKE, PKI, nxdomain_resolver, start_tls_serve
+from tests.server.tls_helpers import (
+    KITTIWAKE,
+    PKI,
+    leaf_der,
+    nxdomain_resolver,
+    start_tls_serve,
+)
 
 from kittiwake.server import sdnotify
 from kittiwake.server.systemd import unit_text
@@ -51,10 +58,26 @@ def test_serve_notifies_ready_reloading_and_stopping(tmp_path: Path) -> None:
             ready = _receive(sock)
             assert ready["READY"] == "1", ready
             assert "listening" in server.text(), "READY=1 comes after the listeners are bound"
-            server.proc.send_signal(signal.SIGHUP)
-            reloading = _receive(sock)
-            assert reloading["RELOADING"] == "1" and int(reloading["MONOTONIC_USEC"]) > 0
-            assert _receive(sock)["READY"] == "1"
+            port = server.ports["imaps"]
+            context = ssl.create_default_context(cafile=str(ca.ca_file))
+            with socket.create_connection(("127.0.0.1", port), timeout=10) as raw, \
+                    context.wrap_socket(raw, server_hostname="localhost") as before:
+                assert before.getpeercert(True) == leaf_der(certificate)
+                # SIGHUP with changed certificate files: new handshakes get the new one.
+                renewed = ca.issue(["localhost"], "ecdsa", label="renewed")
+                certificate.cert_file.write_bytes(renewed.cert_file.read_bytes())
+                certificate.key_file.write_bytes(renewed.key_file.read_bytes())
+                server.proc.send_signal(signal.SIGHUP)
+                reloading = _receive(sock)
+                assert reloading["RELOADING"] == "1" and int(reloading["MONOTONIC_USEC"]) > 0
+                assert _receive(sock)["READY"] == "1"
+                with socket.create_connection(("127.0.0.1", port), timeout=10) as raw2, \
+                        context.wrap_socket(raw2, server_hostname="localhost") as after:
+                    assert after.getpeercert(True) == leaf_der(renewed)
+                    assert after.recv(100).startswith(b"* OK")
+                assert before.recv(4096).startswith(b"* OK")
+                before.sendall(b"a NOOP\r\n")
+                assert b"a OK" in before.recv(4096), "the open connection goes on"
             subprocess.run([*KITTIWAKE, "--config", str(server.config_dir), "restart"],
                            check=True, capture_output=True, timeout=60)
             assert _receive(sock)["RELOADING"] == "1", "restart: reloading, then ready"
