@@ -77,7 +77,14 @@ def run_server(config, resolver, localserve: bool = False,  # type: ignore[no-un
     it execs itself with the listening sockets (:func:`exec_restart`).
     """
     from kittiwake.server.app import Server, StartupError
-    from kittiwake.server.privileges import UMASK, PrivilegeError, drop, prepare_files, run_as
+    from kittiwake.server.privileges import (
+        UMASK,
+        PrivilegeError,
+        config_files,
+        drop,
+        prepare_files,
+        run_as,
+    )
     from kittiwake.server.tls import TLSConfigError
 
     os.umask(UMASK)
@@ -85,7 +92,8 @@ def run_server(config, resolver, localserve: bool = False,  # type: ignore[no-un
         user = None if localserve else run_as(config.static.user)
         if user is not None:
             bind_listeners(config)
-            prepare_files(config.data_dir, config.config_dir, user)
+            prepare_files(config.data_dir, config.config_dir, user,
+                          config_files(config.config_dir, config.static, config.domains))
             drop(user)
             from kittiwake import log
 

@@ -10,10 +10,14 @@ File ownership after :func:`prepare_files`:
 
 - data directory: everything owned by user:group; directories 0750, files
   without any world permission (umask 027 for new ones);
-- config directory: kittiwake.conf, domains.conf and other config files
-  stay owned by their owner, group is the user's group, readable by the group
-  and not by others; private keys and password files (PEM "PRIVATE KEY", or
-  a name ending in .key, .password or .secret) are owned by the user, 0600.
+- config directory: only the files the configuration names are touched
+  (never a whole tree: ``--config /etc`` must not regroup /etc).
+  kittiwake.conf, domains.conf, certificates: owner unchanged, group the
+  user's, group-readable, nothing for others; private keys and password
+  files (``*key_file``, ``*key_files``, ``password_file`` fields): owned by
+  the user, 0600; the config directory and the directories on the way to
+  those files: the user's group may enter, others not. Files named outside
+  the config directory are left alone: the user must be able to read them.
 
 Refusal: started as root with ``user`` empty, serve stops with one line
 unless ``KITTIWAKE_ALLOW_ROOT=1`` says running as root is intended (e.g.
@@ -27,12 +31,15 @@ from __future__ import annotations
 import os
 import pwd
 import stat
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from pydantic import BaseModel
+
 ALLOW_ROOT_ENV = "KITTIWAKE_ALLOW_ROOT"
 UMASK = 0o027
-_SECRET_SUFFIXES = (".key", ".password", ".secret")
+_SECRET_FIELDS = ("key_file", "key_files", "password_file")
 
 
 class PrivilegeError(Exception):
@@ -71,15 +78,39 @@ def run_as(user: str, euid: int | None = None,
     return RunAs(user, entry.pw_uid, entry.pw_gid)
 
 
-def _is_secret(path: Path) -> bool:
-    if path.name.endswith(_SECRET_SUFFIXES):
-        return True
-    try:
-        with open(path, "rb") as f:
-            head = f.read(65536)
-    except OSError:
-        return False
-    return b"PRIVATE KEY-----" in head
+def _file_fields(value: object, name: str = "") -> Iterator[tuple[str, str]]:
+    """(field name, path) of every ``*_file``/``*_files`` field in a config model."""
+    if isinstance(value, BaseModel):
+        for field_name in type(value).model_fields:
+            yield from _file_fields(getattr(value, field_name), field_name)
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _file_fields(item, name)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            yield from _file_fields(item, name)
+    elif isinstance(value, str) and value and name.endswith(("_file", "_files")):
+        yield name, value
+
+
+def config_files(config_dir: Path, *models: BaseModel) -> list[tuple[Path, bool]]:
+    """The files the config names, inside ``config_dir``, with whether each is a secret.
+
+    Secrets are keys and passwords (fields ``*key_file``, ``*key_files``,
+    ``password_file``); certificates and CA files are not. kittiwake.conf and
+    domains.conf are included. Files outside the config directory are left as
+    they are (serve then needs to be able to read them as its user).
+    """
+    config_dir = config_dir.resolve()
+    out: dict[Path, bool] = {config_dir / "kittiwake.conf": False,
+                             config_dir / "domains.conf": False}
+    for model in models:
+        for name, value in _file_fields(model):
+            path = (config_dir / value).resolve()
+            if path.is_relative_to(config_dir) and path.is_file():
+                secret = name.endswith(_SECRET_FIELDS)
+                out[path] = out.get(path, False) or secret
+    return [(path, secret) for path, secret in out.items() if path.is_file()]
 
 
 def _fix(path: Path, st: os.stat_result, uid: int, gid: int, mode: int) -> None:
@@ -89,43 +120,39 @@ def _fix(path: Path, st: os.stat_result, uid: int, gid: int, mode: int) -> None:
         os.chmod(path, mode)
 
 
-def _walk(top: Path, skip: Path | None = None) -> list[tuple[Path, os.stat_result]]:
-    out: list[tuple[Path, os.stat_result]] = []
-    for root, dirs, files in os.walk(top):
-        base = Path(root)
-        if skip is not None:
-            dirs[:] = [d for d in dirs if (base / d).resolve() != skip]
-        for name in [*dirs, *files]:
-            path = base / name
-            out.append((path, os.lstat(path)))
-    return out
-
-
-def prepare_files(data_dir: Path, config_dir: Path, user: RunAs) -> None:
-    """Give the data directory to ``user`` and the config directory to its group (see above)."""
+def prepare_files(data_dir: Path, config_dir: Path, user: RunAs,
+                  files: list[tuple[Path, bool]]) -> None:
+    """Give the data directory to ``user``, and ``files`` (from :func:`config_files`) to it
+    (secrets) or its group (the rest); see the module docstring."""
     data_dir = data_dir.resolve()
     config_dir = config_dir.resolve()
+    if len(data_dir.parts) < 3 or config_dir.is_relative_to(data_dir):
+        raise PrivilegeError(f"kittiwake.conf: data_dir: {data_dir} is not a directory of its"
+                             f" own; serve would give all of it to user {user.name!r}; use"
+                             " e.g. /var/lib/kittiwake")
     data_dir.mkdir(parents=True, exist_ok=True)
     _fix(data_dir, data_dir.stat(), user.uid, user.gid, 0o750)
-    for path, st in _walk(data_dir):
-        if stat.S_ISLNK(st.st_mode):
-            if st.st_uid != user.uid:
-                os.lchown(path, user.uid, user.gid)
-            continue
-        mode = 0o750 if stat.S_ISDIR(st.st_mode) else stat.S_IMODE(st.st_mode) & 0o770
-        _fix(path, st, user.uid, user.gid, mode)
-    inside = data_dir if data_dir.is_relative_to(config_dir) else None
-    st = config_dir.stat()
-    _fix(config_dir, st, st.st_uid, user.gid, (stat.S_IMODE(st.st_mode) & 0o770) | 0o750)
-    for path, st in _walk(config_dir, skip=inside):
-        if stat.S_ISLNK(st.st_mode):
-            continue
-        if stat.S_ISDIR(st.st_mode):
-            _fix(path, st, st.st_uid, user.gid, (stat.S_IMODE(st.st_mode) & 0o770) | 0o750)
-        elif _is_secret(path):
+    for root, dirs, names in os.walk(data_dir):
+        for name in [*dirs, *names]:
+            path = Path(root) / name
+            st = os.lstat(path)
+            if stat.S_ISLNK(st.st_mode):
+                if st.st_uid != user.uid:
+                    os.lchown(path, user.uid, user.gid)
+                continue
+            mode = 0o750 if stat.S_ISDIR(st.st_mode) else stat.S_IMODE(st.st_mode) & 0o770
+            _fix(path, st, user.uid, user.gid, mode)
+    directories = {config_dir}
+    for path, secret in files:
+        st = path.stat()
+        if secret:
             _fix(path, st, user.uid, user.gid, 0o600)
         else:
             _fix(path, st, st.st_uid, user.gid, (stat.S_IMODE(st.st_mode) & 0o760) | 0o040)
+        directories.update(p for p in path.parents if p.is_relative_to(config_dir))
+    for directory in directories:
+        st = directory.stat()
+        _fix(directory, st, st.st_uid, user.gid, (stat.S_IMODE(st.st_mode) & 0o770) | 0o050)
 
 
 def drop(user: RunAs) -> None:
