@@ -210,3 +210,14 @@ def test_a_second_certificate_of_one_key_type_for_the_same_names_is_refused(pki)
     again = ca.issue(["mail.example.org", "mta-sts.example.org"], "ecdsa", label="again")
     with pytest.raises(TLSConfigError, match="second ECDSA certificate"):
         ServerTLS([ecdsa, again])
+
+
+async def test_without_the_group_call_only_p256_is_offered(pki, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    import kittiwake.server.tls as tls_module
+
+    ca, ecdsa, _ = pki
+    monkeypatch.setattr(tls_module, "_ssl_ctx_pointer", lambda context, lib: None)
+    async with listening(ServerTLS([ecdsa])) as port:
+        await handshake(port, client(ca, curve="prime256v1"))
+        with pytest.raises((ssl.SSLError, ConnectionError)):
+            await handshake(port, client(ca, curve="X25519"))

@@ -133,6 +133,7 @@ class _OpenSSL:
 
 _openssl: _OpenSSL | None = None
 _openssl_failed = False
+_fallback_warned = False
 _openssl_lock = threading.Lock()
 
 
@@ -162,9 +163,10 @@ def _set_groups(context: ssl.SSLContext) -> bool:
     if lib is not None and pointer is not None and \
             lib.ctrl(pointer, _SSL_CTRL_SET_GROUPS_LIST, 0, GROUPS.encode()) == 1:
         return True
+    global _fallback_warned
     context.set_ecdh_curve("prime256v1")
-    if not getattr(_set_groups, "warned", False):
-        _set_groups.warned = True  # type: ignore[attr-defined]
+    if not _fallback_warned:
+        _fallback_warned = True
         logger.warning("cannot set the TLS key exchange groups; using P-256 only",
                        groups=GROUPS, openssl=ssl.OPENSSL_VERSION)
     return False
