@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import os
 import socket
 import ssl
@@ -45,22 +44,6 @@ TLS_HANDSHAKE_FAILURES = metrics.counter(
     " cipher or group), certificate (the client rejected our certificate), plaintext"
     " (the client spoke without TLS), other.",
     {"service": TLS_SERVICES, "reason": HANDSHAKE_FAILURE_REASONS})
-
-
-class _QuietEOFUnderTLS(logging.Filter):
-    """Drop asyncio's "returning true from eof_received() has no effect when using ssl".
-
-    A stream upgraded with ``start_tls`` (implicit TLS here, STARTTLS in the
-    services) logs it when the client closes during or right after the
-    handshake, before the stream knows it is over TLS; the connection is closed
-    either way, so the warning says nothing about kittiwake or the client.
-    """
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith("returning true from eof_received()")
-
-
-logging.getLogger("asyncio").addFilter(_QuietEOFUnderTLS())
 
 
 def _reason(exc: BaseException) -> str:

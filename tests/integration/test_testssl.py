@@ -32,7 +32,9 @@ from tests.server.tls_helpers import PKI, TLSServe, start_tls_serve
 # defaults, certificates) runs for one implicit-TLS target to see both certificates.
 TESTSSL_CHECKS = ["-p", "-s", "-f", "-P", "-R", "-C"]
 CERTIFICATE_CHECK = "-S"
-BAD_SEVERITIES = {"MEDIUM", "HIGH", "CRITICAL", "WARN", "FATAL"}
+# WARN is testssl's "this check could not run" (e.g. a connection timed out on a busy
+# machine): not a rating. The checks this test relies on are asserted by value below.
+BAD_SEVERITIES = {"MEDIUM", "HIGH", "CRITICAL", "FATAL"}
 OLD_PROTOCOLS = ("SSLv2", "SSLv3", "TLS1", "TLS1_1")
 WEAK_CIPHER_LISTS = ("cipherlist_NULL", "cipherlist_aNULL", "cipherlist_EXPORT",
                      "cipherlist_LOW", "cipherlist_3DES_IDEA", "cipherlist_AVERAGE")
