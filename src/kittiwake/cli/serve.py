@@ -126,7 +126,11 @@ def exec_restart() -> None:
     argv = [sys.executable, *sys.orig_argv[1:]]
     logging.shutdown()
     sys.stderr.flush()
-    os.execve(sys.executable, argv, env)
+    try:
+        os.execve(sys.executable, argv, env)
+    except OSError as exc:
+        raise UserError(f"restart: cannot run {sys.executable}: {exc.strerror or exc};"
+                        " the server stopped, start it again") from None
 
 
 def control_socket(ctx: click.Context) -> Path:

@@ -31,7 +31,7 @@ from __future__ import annotations
 import os
 import pwd
 import stat
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,10 +54,10 @@ class RunAs:
 
 
 def run_as(user: str, euid: int | None = None,
-           environ: dict[str, str] | None = None) -> RunAs | None:
+           environ: Mapping[str, str] | None = None) -> RunAs | None:
     """The user to drop to, or None to stay as we are; PrivilegeError when refused."""
     euid = os.geteuid() if euid is None else euid
-    env = os.environ if environ is None else environ
+    env: Mapping[str, str] = os.environ if environ is None else environ
     if euid != 0:
         return None
     if not user:
