@@ -18,6 +18,10 @@ PACKAGES=(
   python3-spf python3-dkim python3-nacl python3-authres opendkim opendkim-tools publicsuffix
   # SOCKS proxy, ACME test server
   microsocks dante-server pebble
+  # TLS configuration scanner (tests/integration/test_testssl.py)
+  testssl.sh
+  # systemd-analyze verify (the unit of kittiwake.server.systemd)
+  systemd
   # misc tools the tests call
   sqlite3 openssl procps util-linux iproute2 ca-certificates
 )

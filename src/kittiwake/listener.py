@@ -1,19 +1,169 @@
 """A TCP listener on some IPs that runs each connection in a task of its own.
 
 :class:`Listener` does what every service (SMTP, IMAP) needs around its
-sessions: bind with the configured backlog (and TLS for implicit-TLS
-services), keep the tasks of open sessions, and on close stop accepting, give
-the sessions ``grace`` seconds, then cancel the rest. Subclasses implement
+sessions: take its listening sockets from :data:`SOCKETS`, do the TLS
+handshake of implicit-TLS services (RFC 8314 §3.3) and count the failures,
+keep the tasks of open sessions, and on close stop accepting, give the
+sessions ``grace`` seconds, then cancel the rest. Subclasses implement
 :meth:`Listener.serve`, which owns one connection.
+
+**Listening sockets outlive the listeners.** :class:`ListenSockets` binds
+each address once per process and keeps the socket: ``kittiwake serve``
+started as root binds every port there before it drops to its user, and
+``kittiwake restart`` hands the same sockets to the new program across
+``exec`` (the kernel keeps queueing connections meanwhile, so none is
+refused). A listener serves a duplicate of the socket; closing the listener
+stops accepting without closing the kernel socket. Any service that
+listens (the HTTP listeners too) takes its sockets from
+``SOCKETS.socket(ip, port)``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import socket
 import ssl
 
-__all__ = ["Listener"]
+from kittiwake import metrics
+
+__all__ = ["SOCKETS", "ListenSockets", "Listener", "handshake_failed", "tls_handshake"]
+
+# Environment variable naming inherited listening sockets: "IP,PORT,FD;IP,PORT,FD".
+INHERIT_ENV = "KITTIWAKE_LISTEN_FDS"
+
+TLS_SERVICES = ("smtp", "submission", "submissions", "imap", "imaps", "https")
+HANDSHAKE_FAILURE_REASONS = ("timeout", "closed", "version", "cipher", "certificate",
+                             "plaintext", "other")
+
+TLS_HANDSHAKE_FAILURES = metrics.counter(
+    "tls_handshake_failures",
+    "TLS handshakes (implicit TLS and STARTTLS) that failed, by service and reason: timeout,"
+    " closed (the client went away), version (no common TLS version), cipher (no common"
+    " cipher or group), certificate (the client rejected our certificate), plaintext"
+    " (the client spoke without TLS), other.",
+    {"service": TLS_SERVICES, "reason": HANDSHAKE_FAILURE_REASONS})
+
+
+def _reason(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, ssl.SSLError):
+        text = f"{exc.reason or ''} {exc}".upper()
+        if "HTTP_REQUEST" in text:
+            return "plaintext"
+        if "VERSION" in text or "PROTOCOL" in text:
+            return "version"
+        if "CIPHER" in text or "GROUP" in text or "KEY_SHARE" in text or "SIGALG" in text \
+                or "SIGNATURE" in text:
+            return "cipher"
+        if "CERTIFICATE" in text or "UNKNOWN_CA" in text:
+            return "certificate"
+        if "EOF" in text:
+            return "closed"
+        return "other"
+    if isinstance(exc, (ConnectionError, EOFError, asyncio.IncompleteReadError)):
+        return "closed"
+    return "other"
+
+
+def handshake_failed(service: str, exc: BaseException) -> str:
+    """Count a failed TLS handshake of ``service`` and return its reason label."""
+    reason = _reason(exc)
+    label = service if service in TLS_SERVICES else "https"
+    TLS_HANDSHAKE_FAILURES.labels(service=label, reason=reason).inc()
+    return reason
+
+
+async def tls_handshake(writer: asyncio.StreamWriter, context: ssl.SSLContext, service: str,
+                        timeout: float = 30) -> str | None:
+    """Upgrade ``writer`` to TLS as the server; None when done, else the failure's reason."""
+    try:
+        await writer.start_tls(context, ssl_handshake_timeout=timeout)
+    except (ssl.SSLError, ConnectionError, OSError, TimeoutError, EOFError) as exc:
+        return handshake_failed(service, exc)
+    return None
+
+
+class ListenSockets:
+    """The process's listening sockets by (ip, port): bound once, kept, passed on at exec."""
+
+    def __init__(self) -> None:
+        self._sockets: dict[tuple[str, int], socket.socket] = {}
+        self._inherited = False
+        self.holding = False  # set for a restart: closed listeners keep their sockets
+        self._claimed: set[tuple[str, int]] = set()
+
+    def socket(self, ip: str, port: int, backlog: int = 1024) -> socket.socket:
+        """The listening socket for ``ip``:``port``, bound now if not yet; OSError if taken.
+
+        Port 0 binds a new socket on a free port each time (tests).
+        """
+        self._inherit()
+        sock = self._sockets.get((ip, port)) if port else None
+        if sock is not None:
+            self._claimed.add((ip, port))
+        else:
+            family = socket.AF_INET6 if ":" in ip else socket.AF_INET
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            try:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+                if family == socket.AF_INET6:
+                    sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+                sock.bind((ip, port))
+                sock.listen(backlog)
+            except OSError:
+                sock.close()
+                raise
+            sock.setblocking(False)
+            key = (ip, int(sock.getsockname()[1]))
+            self._sockets[key] = sock
+            self._claimed.add(key)
+        return sock
+
+    def close_unclaimed(self) -> None:
+        """Close sockets bound or inherited that no service took (e.g. a port removed)."""
+        for key in [k for k in self._sockets if k not in self._claimed]:
+            self._sockets.pop(key).close()
+
+    def release(self, ip: str, port: int) -> None:
+        """Close the socket of a listener that closed, unless :attr:`holding` (restart)."""
+        if self.holding:
+            return
+        sock = self._sockets.pop((ip, port), None)
+        self._claimed.discard((ip, port))
+        if sock is not None:
+            sock.close()
+
+    def _inherit(self) -> None:
+        """Adopt the sockets a previous program of this process passed on (restart)."""
+        if self._inherited:
+            return
+        self._inherited = True
+        spec = os.environ.pop(INHERIT_ENV, "")
+        for item in filter(None, spec.split(";")):
+            ip, port, fd = item.rsplit(",", 2)
+            sock = socket.socket(fileno=int(fd))
+            sock.set_inheritable(False)
+            sock.setblocking(False)
+            self._sockets[(ip, int(port))] = sock
+
+    def pass_on(self) -> dict[str, str]:
+        """Make the sockets survive ``exec``; the environment entry that names them."""
+        items = []
+        for (ip, port), sock in self._sockets.items():
+            sock.set_inheritable(True)
+            items.append(f"{ip},{port},{sock.fileno()}")
+        return {INHERIT_ENV: ";".join(items)}
+
+    def close_all(self) -> None:
+        for sock in self._sockets.values():
+            sock.close()
+        self._sockets.clear()
+
+
+SOCKETS = ListenSockets()
 
 
 class Listener:
@@ -27,17 +177,25 @@ class Listener:
         self._servers: list[asyncio.Server] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._bound: list[str] = []
+        self._tls: ssl.SSLContext | None = None
+        self._keys: list[tuple[str, int]] = []
 
     async def listen(self, tls: ssl.SSLContext | None = None) -> None:
-        """Bind every address; OSError when one is taken."""
+        """Accept on every address, TLS first when ``tls`` is given; OSError when one is taken."""
+        self._tls = tls
         for ip in self.ips:
-            server = await asyncio.start_server(self._accept, ip, self.port, ssl=tls,
-                                                reuse_address=True, limit=1 << 20,
-                                                backlog=self.backlog,
-                                                ssl_handshake_timeout=30 if tls else None)
+            listening = SOCKETS.socket(ip, self.port, self.backlog)
+            self._keys.append((ip, int(listening.getsockname()[1])))
+            sock = listening.dup()
+            try:
+                server = await asyncio.start_server(self._accept, sock=sock, limit=1 << 20,
+                                                    backlog=self.backlog)
+            except BaseException:
+                sock.close()
+                raise
             self._servers.append(server)
-            for sock in server.sockets:
-                host, port = sock.getsockname()[:2]
+            for bound in server.sockets:
+                host, port = bound.getsockname()[:2]
                 self._bound.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -45,6 +203,12 @@ class Listener:
         assert task is not None
         self._tasks.add(task)
         try:
+            if self._tls is not None and \
+                    await tls_handshake(writer, self._tls, self.name) is not None:
+                writer.close()
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(writer.wait_closed(), 2)
+                return
             await self.serve(reader, writer)
         finally:
             self._tasks.discard(task)
@@ -68,6 +232,9 @@ class Listener:
         for server in self._servers:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(server.wait_closed(), 1)
+        for ip, port in self._keys:
+            SOCKETS.release(ip, port)
+        self._keys.clear()
 
     def addresses(self) -> list[str]:
         """Where it listens, for the start-up log (e.g. "127.0.0.1:25")."""

@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "serve": ("kittiwake.cli.serve", "serve_command"),
     "localserve": ("kittiwake.cli.localserve", "localserve_command"),
     "loglevels": ("kittiwake.cli.serve", "loglevels_command"),
+    "stop": ("kittiwake.cli.serve", "stop_command"),
+    "restart": ("kittiwake.cli.serve", "restart_command"),
     "dkim": ("kittiwake.cli.dkim", "dkim_group"),
     "account": ("kittiwake.cli.account", "account_group"),
     "address": ("kittiwake.cli.account", "address_group"),

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sys
+import time
 from pathlib import Path
 
 import click
@@ -33,7 +36,13 @@ def setup_logging(ctx: click.Context, config) -> None:  # type: ignore[no-untype
 @click.command(name="serve")
 @click.pass_context
 def serve_command(ctx: click.Context) -> None:
-    """Run the mail server with the configuration in --config."""
+    """Run the mail server with the configuration in --config.
+
+    Started as root, it binds its ports, gives the data directory to the
+    configured ``user`` and runs as that user. SIGTERM/SIGINT (or
+    ``kittiwake stop``): graceful stop; SIGHUP: reload certificate files;
+    ``kittiwake restart``: new program, same listening sockets.
+    """
     from kittiwake.cli.common import make_resolver
 
     config = load_config(ctx)
@@ -42,20 +51,87 @@ def serve_command(ctx: click.Context) -> None:
     run_server(config, make_resolver(ctx, cache=True))
 
 
+def bind_listeners(config) -> None:  # type: ignore[no-untyped-def]
+    """Bind every enabled service's sockets now (as root, before dropping privileges)."""
+    from kittiwake.config import enabled_services
+    from kittiwake.listener import SOCKETS
+
+    backlog = config.static.limits.listen_backlog
+    for name, listener in config.static.listeners.items():
+        for service, port in enabled_services(listener):
+            for ip in listener.ips:
+                try:
+                    SOCKETS.socket(ip, port, backlog)
+                except OSError as exc:
+                    SOCKETS.close_all()
+                    raise UserError(f"listeners.{name}.{service}: cannot listen on"
+                                    f" {ip}:{port}: {exc.strerror or exc}") from None
+
+
 def run_server(config, resolver, localserve: bool = False,  # type: ignore[no-untyped-def]
                on_started=None) -> None:
-    """Build the server from the config and run it until SIGTERM/SIGINT."""
+    """Build the server from the config and run it until SIGTERM/SIGINT.
+
+    ``serve`` (not ``localserve``) started as root binds first and drops to
+    ``user`` (:mod:`kittiwake.server.privileges`); after a ``restart`` request
+    it execs itself with the listening sockets (:func:`exec_restart`).
+    """
     from kittiwake.server import eventloop
     from kittiwake.server.app import Server, StartupError
+    from kittiwake.server.privileges import (
+        UMASK,
+        PrivilegeError,
+        config_files,
+        drop,
+        prepare_files,
+        run_as,
+    )
     from kittiwake.server.tls import TLSConfigError
 
+    os.umask(UMASK)
     try:
+        user = None if localserve else run_as(config.static.user)
+        if user is not None:
+            bind_listeners(config)
+            prepare_files(config.data_dir, config.config_dir, user,
+                          config_files(config.config_dir, config.static, config.domains))
+            drop(user)
+            from kittiwake import log
+
+            log.get_logger("server").info("running as", user=user.name, uid=user.uid,
+                                          gid=user.gid)
         server = Server(config, resolver=resolver, localserve=localserve)
         for service in server.services_from_config():
             server.add_service(service)
         eventloop.run(server.run(on_started))
-    except (StartupError, TLSConfigError) as exc:
+    except (StartupError, TLSConfigError, PrivilegeError) as exc:
         raise UserError(str(exc)) from None
+    except OSError as exc:
+        raise UserError(f"{getattr(exc, 'filename', None) or 'serve'}:"
+                        f" {exc.strerror or exc}") from None
+    if server.restart_requested:
+        exec_restart()
+
+
+def exec_restart() -> None:
+    """Replace this program by a new ``kittiwake serve``, passing the listening sockets on.
+
+    The process (and its pid, which systemd watches) stays; connections that
+    arrive meanwhile wait in the listening sockets' queues.
+    """
+    import logging
+
+    from kittiwake.listener import SOCKETS
+
+    env = {**os.environ, **SOCKETS.pass_on()}
+    argv = [sys.executable, *sys.orig_argv[1:]]
+    logging.shutdown()
+    sys.stderr.flush()
+    try:
+        os.execve(sys.executable, argv, env)
+    except OSError as exc:
+        raise UserError(f"restart: cannot run {sys.executable}: {exc.strerror or exc};"
+                        " the server stopped, start it again") from None
 
 
 def control_socket(ctx: click.Context) -> Path:
@@ -136,3 +212,63 @@ def _packages() -> str:
     import kittiwake
 
     return ", ".join(sorted(m.name for m in pkgutil.iter_modules(kittiwake.__path__)))
+
+
+@click.command(name="stop")
+@click.option("--timeout", default=60.0, show_default=True,
+              help="Seconds to wait for the server to exit.")
+@click.pass_context
+def stop_command(ctx: click.Context, timeout: float) -> None:
+    """Stop the running server gracefully (as SIGTERM does) and wait until it is gone."""
+    answer = call_server(ctx, "stop")
+    pid = int(answer["pid"])
+    deadline = time.monotonic() + timeout
+    while _alive(pid):
+        if time.monotonic() > deadline:
+            raise UserError(f"server (pid {pid}) still running after {timeout:g} s")
+        time.sleep(0.1)
+    click.echo(f"kittiwake stopped (pid {pid})")
+
+
+@click.command(name="restart")
+@click.option("--timeout", default=60.0, show_default=True,
+              help="Seconds to wait for the new program to answer.")
+@click.pass_context
+def restart_command(ctx: click.Context, timeout: float) -> None:
+    """Restart the running server without refusing connections.
+
+    Open sessions get the shutdown grace time to finish (unfinished SMTP
+    transactions get a temporary 421, never a lost 250); the queue is on disk;
+    the new program takes over the same listening sockets.
+    """
+    from kittiwake.server.control import ControlClientError, request
+
+    before = call_server(ctx, "restart")
+    path = control_socket(ctx)
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            now = asyncio.run(request(path, "ping"))
+            if now.get("started") != before.get("started"):
+                click.echo(f"kittiwake restarted (pid {now['pid']})")
+                return
+        except ControlClientError:
+            pass
+        if time.monotonic() > deadline:
+            raise UserError(f"server did not come back within {timeout:g} s; see its log")
+        time.sleep(0.1)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    # A zombie child of ours counts as gone; others are checked through /proc.
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split(") ", 1)[1][:1] != "Z"
+    except (OSError, IndexError):
+        return True

@@ -48,6 +48,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from kittiwake.http import listener_metrics as m
 from kittiwake.limits import ConnectionSlots
 from kittiwake.limits.connections import Refusal
+from kittiwake.listener import SOCKETS
 from kittiwake.log import get_logger
 
 logger = get_logger("http")
@@ -203,6 +204,7 @@ class _Listener:
         self._connections: dict[asyncio.BaseTransport, _Connection] = {}
         self._runner: web.AppRunner | None = None
         self._bound: list[str] = []
+        self._keys: list[tuple[str, int]] = []
 
     def _app(self) -> web.Application:
         raise NotImplementedError
@@ -220,9 +222,11 @@ class _Listener:
         loop = asyncio.get_running_loop()
         try:
             for ip in self.ips:
-                family = socket.AF_INET6 if ":" in ip else socket.AF_INET
-                sock = socket.create_server((ip, self.port), family=family, backlog=self.backlog,
-                                            reuse_port=False)
+                # From the process's listening sockets: bound before serve drops root,
+                # and handed on to the next program at a restart (kittiwake.listener).
+                listening = SOCKETS.socket(ip, self.port, self.backlog)
+                self._keys.append((ip, int(listening.getsockname()[1])))
+                sock = listening.dup()
                 sock.setblocking(False)
                 self._sockets.append(sock)
                 host, port = sock.getsockname()[:2]
@@ -246,6 +250,9 @@ class _Listener:
             task.cancel()
         for sock in self._sockets:
             sock.close()
+        for ip, port in self._keys:
+            SOCKETS.release(ip, port)
+        self._keys.clear()
         for task in list(self._handshakes):
             task.cancel()
         if self._runner is not None:

@@ -61,6 +61,7 @@ from kittiwake.imapserver import metrics as m
 from kittiwake.imapserver import notify
 from kittiwake.imapserver.context import AUTH_MECHANISMS, IMAPContext
 from kittiwake.imapserver.state import Answer, HandlerError, PendingAppend, Selected
+from kittiwake.listener import handshake_failed
 from kittiwake.sasl import (
     Challenge,
     Failure,
@@ -140,7 +141,9 @@ class IMAPConnection:
             return
         version = ssl_object.version()
         self.channel_bindings = () if version == "TLSv1.3" else \
-            connection_channel_bindings(ssl_object, server_certificate_der=self.ctx.server_cert_der)
+            connection_channel_bindings(
+                ssl_object, server_certificate_der=(self.ctx.served_certificate(ssl_object)
+                                                    if self.ctx.served_certificate else None))
         if self.channel_bindings:
             self.session.config = replace(self.session.config, auth_mechanisms=AUTH_MECHANISMS)
 
@@ -600,7 +603,12 @@ class IMAPConnection:
             self._read_task.cancel()
             self._read_task = None
         assert self.ctx.tls_context is not None
-        await self.writer.start_tls(self.ctx.tls_context)
+        try:
+            await self.writer.start_tls(self.ctx.tls_context)
+        except (ssl.SSLError, ConnectionError, OSError) as exc:
+            self.logger.info("tls handshake failed", error=str(exc),
+                             reason=handshake_failed(self.kind, exc))
+            raise ConnectionError("TLS handshake failed") from None
         self.session.tls_started()
         self._note_tls()
         self.logger.debug("tls started")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from kittiwake.config.domains import DomainsConfig
@@ -42,7 +43,8 @@ class IMAPContext:
     store: Store
     domains: DomainsConfig
     tls_context: ssl.SSLContext | None = None
-    server_cert_der: bytes | None = None
+    # DER of the certificate a connection was served, for tls-server-end-point (RFC 5929).
+    served_certificate: Callable[[ssl.SSLObject], bytes | None] | None = None
     localserve: bool = False
     # Plain-text LOGIN/AUTHENTICATE without TLS (localserve, or a listener that says so).
     plaintext_login: bool = False

@@ -21,6 +21,14 @@ from kittiwake.log.formatting import JSONFormatter, LogfmtFormatter
 from kittiwake.log.levels import INFO, WARN, Level, parse_level
 from kittiwake.log.logger import logger_name
 
+# asyncio says this when a client closes just after a TLS handshake begun with start_tls
+# (implicit TLS in kittiwake.listener, STARTTLS): the connection is closed either way.
+_BENIGN_ASYNCIO = "returning true from eof_received() has no effect when using ssl"
+
+
+def _not_benign(record: logging.LogRecord) -> bool:
+    return not (record.name == "asyncio" and record.msg == _BENIGN_ASYNCIO)
+
 
 class Format(enum.StrEnum):
     """Output format of log lines."""
@@ -63,6 +71,7 @@ def setup(
     other = parse_level(other_level)
     handler = logging.StreamHandler(stream if stream is not None else sys.stderr)
     handler.setFormatter(formatter)
+    handler.addFilter(_not_benign)
     with _lock:
         set_levels(levels)  # validates before anything is changed
         root = logging.getLogger()

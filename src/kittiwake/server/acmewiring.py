@@ -7,11 +7,11 @@ domain in domains.conf) and its host keys (``tls.host_private_key_files``, or
 keys generated in the data directory, with a warning: their TLSA records
 cannot be published before the first start).
 
-The listener's TLS context is one live ``SSLContext`` shared by its SMTP,
-IMAP and HTTPS services: each new certificate (ECDSA and RSA, one slot each
-in the context, so OpenSSL serves what the client prefers) is loaded into it,
-and new connections get it without a restart. (The reloadable ``ServerTLS``
-of :mod:`kittiwake.server.tls` is to replace this holder.)
+The listener's TLS is its one :class:`kittiwake.server.tls.ServerTLS`, shared
+by its SMTP, IMAP and HTTPS services: each new certificate set (ECDSA and RSA
+of the same names, one slot each in a context, so OpenSSL serves what the
+client prefers) replaces the issued part of what it serves, and new
+connections get it without a restart.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ from __future__ import annotations
 import datetime as dt
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from kittiwake.acme.challenges import Challenges
@@ -29,6 +28,7 @@ from kittiwake.acme.keys import HostKey, HostKeyError, generated_host_keys, load
 from kittiwake.acme.manager import CertificateManager, CertificatePaths
 from kittiwake.acme.paths import generated_keys_dir
 from kittiwake.log import get_logger
+from kittiwake.server.tls import CertificateFiles
 
 if TYPE_CHECKING:
     from aiohttp import web
@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from kittiwake.config.static import Listener
     from kittiwake.dns.resolver import Resolver
     from kittiwake.limits import ConnectionSlots
+    from kittiwake.server.tls import ServerTLS
 
 logger = get_logger("server")
 
@@ -57,40 +58,6 @@ def listener_names(hostname: str, domains: list[str]) -> list[str]:
     return list(dict.fromkeys(names))
 
 
-@dataclass
-class ListenerTLS:
-    """The live TLS context of one ACME listener, and who must hear of new certificates."""
-
-    min_version: str
-    context: ssl.SSLContext = field(init=False)
-    has_certificate: bool = False
-    cert_der: bytes | None = None
-    on_change: list[Callable[[ssl.SSLContext, bytes | None], None]] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.context.minimum_version = (ssl.TLSVersion.TLSv1_3 if self.min_version == "TLSv1.3"
-                                        else ssl.TLSVersion.TLSv1_2)
-        self.context.options |= ssl.OP_NO_COMPRESSION | ssl.OP_CIPHER_SERVER_PREFERENCE
-
-    def current(self) -> ssl.SSLContext | None:
-        return self.context if self.has_certificate else None
-
-    def update(self, files: list[CertificatePaths]) -> None:
-        """Load each certificate into its key type's slot of the context."""
-        from cryptography import x509
-        from cryptography.hazmat.primitives.serialization import Encoding
-
-        for f in files:
-            self.context.load_cert_chain(f.cert_file, f.key_file)
-        if files:
-            self.has_certificate = True
-            first = x509.load_pem_x509_certificates(files[0].cert_file.read_bytes())[0]
-            self.cert_der = first.public_bytes(Encoding.DER)
-        for callback in self.on_change:
-            callback(self.context, self.cert_der)
-
-
 class ACMEServices:
     """The certificate managers and the http/https services of one server process."""
 
@@ -101,11 +68,14 @@ class ACMEServices:
         self.content = content
         self.challenges = Challenges()
         self.managers: dict[str, CertificateManager] = {}
-        self.tls: dict[str, ListenerTLS] = {}
         self._set_up = False
 
-    def setup(self) -> None:
-        """Build a manager per authority in use and register each ACME listener (once)."""
+    def setup(self, tls_for: Callable[[str], ServerTLS | None]) -> None:
+        """Build a manager per authority in use and register each ACME listener (once).
+
+        ``tls_for`` gives a listener's :class:`ServerTLS` (the server's one object per
+        listener, shared by its SMTP, IMAP and HTTPS services): each new certificate
+        set replaces the ACME part of what it serves, beside configured files."""
         if self._set_up:
             return
         self._set_up = True
@@ -118,9 +88,9 @@ class ACMEServices:
             keys = self._host_keys(name, listener)
             hostname = str(listener.hostname or static.hostname)
             manager.add_listener(name, listener_names(hostname, domains), keys)
-            tls = ListenerTLS(listener.tls.min_version)
-            self.tls[name] = tls
-            manager.subscribe(name, tls.update)
+            server_tls = tls_for(name)
+            assert server_tls is not None  # a listener with tls.acme always has one
+            manager.subscribe(name, _serve_issued(server_tls, server_tls.certificates))
 
     def domains_changed(self, domains: list[str]) -> None:
         """domains.conf was reloaded: a new or removed domain changes the name sets."""
@@ -176,9 +146,6 @@ class ACMEServices:
                            " writes them) and publish TLSA 3 1 1 for them")
         return keys
 
-    def listener_tls(self, name: str) -> ListenerTLS | None:
-        return self.tls.get(name)
-
     def http_service(self, name: str, listener: Listener, port: int,
                      slots: ConnectionSlots, https_port: int) -> object:
         from kittiwake.http.listener import HTTPListener
@@ -190,14 +157,14 @@ class ACMEServices:
                             backlog=self.config.static.limits.listen_backlog)
 
     def https_service(self, name: str, listener: Listener, port: int,
-                      static_context: ssl.SSLContext | None, slots: ConnectionSlots) -> object:
+                      tls: ServerTLS | None, slots: ConnectionSlots) -> object:
         from kittiwake.http.listener import HTTPSListener
 
-        tls = self.tls.get(name)
-        source: Callable[[], ssl.SSLContext | None] = (tls.current if tls is not None
-                                                        else lambda: static_context)
+        def context() -> ssl.SSLContext | None:
+            return tls.context if tls is not None and tls.has_certificates() else None
+
         return HTTPSListener(list(listener.ips), port, self.challenges, parse_client_hello,
-                             source, content=self._content_for(name), slots=slots,
+                             context, content=self._content_for(name), slots=slots,
                              backlog=self.config.static.limits.listen_backlog)
 
     def _content_for(self, name: str) -> Callable[[], web.Application] | None:
@@ -215,3 +182,11 @@ class ACMEServices:
             await manager.close()
 
 
+def _serve_issued(tls: ServerTLS, configured: list[CertificateFiles]
+                  ) -> Callable[[list[CertificatePaths]], None]:
+    """The manager's callback: serve the configured files plus the issued certificates
+    (ECDSA and RSA of the same names share one context, clients pick)."""
+    def update(issued: list[CertificatePaths]) -> None:
+        tls.update([*configured, *(CertificateFiles(p.cert_file, p.key_file) for p in issued)])
+
+    return update

@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import os
 import signal
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,20 +25,11 @@ if TYPE_CHECKING:
     from kittiwake.queue.metrics import QueueCollector
     from kittiwake.server.acmewiring import ContentFactory
     from kittiwake.server.monitor import Monitor
+    from kittiwake.server.tls import ServerTLS
     from kittiwake.smtpserver.context import Outbox
     from kittiwake.smtpserver.spool import SpooledMessage
 
 logger = get_logger("server")
-
-
-def _first_cert_der(path: Any) -> bytes | None:
-    from cryptography import x509
-    from cryptography.hazmat.primitives.serialization import Encoding
-
-    try:
-        return x509.load_pem_x509_certificate(path.read_bytes()).public_bytes(Encoding.DER)
-    except (OSError, ValueError):
-        return None
 
 
 def _shared_limits(limits: LimitsConfig) -> tuple[ConnectionSlots, LoginLimiter]:
@@ -107,14 +99,19 @@ class Server:
         self.services: list[Service] = []
         self.smtp_contexts: list[Any] = []
         self.imap_contexts: list[Any] = []
-        self._tls_by_listener: dict[int, tuple[Any, bytes | None]] = {}
+        self.tls_by_listener: dict[str, ServerTLS | None] = {}
+        self.restart_requested = False
+        self._reloading: asyncio.Task[None] | None = None
         self.connection_slots, self.login_limiter = _shared_limits(config.static.limits)
         self.control = ControlServer(self.data_dir / SOCKET_NAME)
         self.watcher = DomainsWatcher(config.config_dir, config.domains, static=config.static)
         self._stopping = asyncio.Event()
+        self.started_at = time.time()
         self.control.register("loglevels", self._loglevels)
         self.control.register("ping", self._ping)
         self.control.register("status", self._status)
+        self.control.register("stop", self._stop)
+        self.control.register("restart", self._restart)
         self.monitor = self._monitor()
         self._monitor_task: asyncio.Task[None] | None = None
         self.queue_collector: QueueCollector | None = None
@@ -152,55 +149,44 @@ class Server:
         self._junk_started = False
         return JunkFilter(self.store, lambda: self.watcher.current, self.resolver)
 
-    def _listener_tls(self, listener: Any) -> tuple[Any, bytes | None]:
-        """The TLS context of a listener's certificates (and the first one's DER)."""
-        from kittiwake.server.tls import CertificateFiles, server_context
+    def listener_tls(self, name: str) -> ServerTLS | None:
+        """The reloadable TLS of listener ``name`` (None: no certificates, no ACME).
 
-        key = id(listener)
-        if key not in self._tls_by_listener:
+        The ACME client calls ``.update(certificates)`` on it after each renewal;
+        see :mod:`kittiwake.server.tls`.
+        """
+        from kittiwake.server.tls import CertificateFiles, ServerTLS
+
+        if name not in self.tls_by_listener:
+            listener = self.config.static.listeners[name]
             tls = None
-            cert_der = None
-            acme_tls = self._acme_tls(listener)
-            if acme_tls is not None:
-                tls, cert_der = acme_tls.context, acme_tls.cert_der
-            elif listener.tls and listener.tls.certificates:
+            if listener.tls and (listener.tls.certificates or listener.tls.acme):
                 certs = [CertificateFiles(self.config.path(c.cert_file),
                                           self.config.path(c.key_file))
                          for c in listener.tls.certificates]
-                tls = server_context(certs, listener.tls.min_version)
-                cert_der = _first_cert_der(certs[0].cert_file)
-            self._tls_by_listener[key] = (tls, cert_der)
-        return self._tls_by_listener[key]
+                tls = ServerTLS(certs, listener.tls.min_version, name=name)
+            self.tls_by_listener[name] = tls
+        return self.tls_by_listener[name]
 
-    def _acme_tls(self, listener: Any) -> Any:
-        """The live TLS context of an ACME listener (None for other listeners)."""
+    def _listener_name(self, listener: Any) -> str:
         for name, candidate in self.config.static.listeners.items():
             if candidate is listener:
-                return self.acme.listener_tls(name)
-        return None
-
-    def _follow_acme_certificates(self, listener: Any, ctx: Any) -> None:
-        """Keep a service context's channel-binding certificate current after renewals."""
-        acme_tls = self._acme_tls(listener)
-        if acme_tls is not None:
-            def changed(context: Any, cert_der: bytes | None) -> None:
-                ctx.tls_context, ctx.server_cert_der = context, cert_der
-
-            acme_tls.on_change.append(changed)
+                return name
+        raise KeyError("listener not in the config")
 
     def _imap_context(self, listener: Any) -> Any:
         """Shared state for the IMAP services of one listener."""
         from kittiwake.imapserver.context import IMAPContext
 
-        tls, cert_der = self._listener_tls(listener)
+        tls = self.listener_tls(self._listener_name(listener))
         ctx = IMAPContext(
             hostname=listener.hostname or self.config.static.hostname, store=self.store,
-            domains=self.watcher.current, tls_context=tls, server_cert_der=cert_der,
+            domains=self.watcher.current, tls_context=tls.context if tls else None,
+            served_certificate=tls.served_certificate if tls else None,
             localserve=self.localserve,
             plaintext_login=self.localserve or listener.imap.no_require_starttls,
             connections=self.connection_slots, login_limiter=self.login_limiter)
         ctx.limits.max_per_account = self.config.static.limits.max_imap_sessions_per_account
-        self._follow_acme_certificates(listener, ctx)
         self.imap_contexts.append(ctx)
         return ctx
 
@@ -208,7 +194,7 @@ class Server:
         """Shared state for the SMTP services of one listener (TLS from its certificates)."""
         from kittiwake.smtpserver.context import Limits, ServerContext
 
-        tls, cert_der = self._listener_tls(listener)
+        tls = self.listener_tls(self._listener_name(listener))
         limits = self.config.static.limits
         ctx = ServerContext(
             limits=Limits(listen_backlog=limits.listen_backlog,
@@ -216,7 +202,9 @@ class Server:
                           messages_per_minute=_three(limits.smtp_messages_per_minute)),
             hostname=listener.hostname or self.config.static.hostname, store=self.store,
             domains=self.watcher.current, resolver=self.resolver, outbox=self.outbox,
-            tls_context=tls, server_cert_der=cert_der, localserve=self.localserve,
+            tls_context=tls.context if tls else None,
+            served_certificate=tls.served_certificate if tls else None,
+            localserve=self.localserve,
             postmaster_account=self.config.static.postmaster_account,
             config_dir=self.config.config_dir, listener=listener,
             connections=self.connection_slots, login_limiter=self.login_limiter,
@@ -224,7 +212,6 @@ class Server:
         from kittiwake.smtpserver.metrics import preinit_zones
 
         preinit_zones(list(listener.smtp.dnsbl_zones))
-        self._follow_acme_certificates(listener, ctx)
         self.smtp_contexts.append(ctx)
         return ctx
 
@@ -234,8 +221,7 @@ class Server:
             https_port = listener.https.port or 443
             return self.acme.http_service(name, listener, port, self.connection_slots,
                                           https_port)
-        static_context, _ = self._listener_tls(listener)
-        return self.acme.https_service(name, listener, port, static_context,
+        return self.acme.https_service(name, listener, port, self.listener_tls(name),
                                        self.connection_slots)
 
     @property
@@ -322,7 +308,7 @@ class Server:
         from kittiwake.smtpserver.service import SMTPService
 
         try:
-            self.acme.setup()
+            self.acme.setup(self.listener_tls)
         except ACMESetupError as exc:
             raise StartupError(str(exc)) from None
         out: list[Service] = []
@@ -371,6 +357,9 @@ class Server:
                                    ) from None
             logger.info("listening", service=service.name,
                         addresses=",".join(service.addresses()))
+        from kittiwake.listener import SOCKETS
+
+        SOCKETS.close_unclaimed()
         self.watcher.start()
         if not self.localserve:
             await self.junk.start()
@@ -453,24 +442,68 @@ class Server:
         self._stopping.set()
 
     async def run(self, on_started: Any = None) -> None:
-        """Start, wait for SIGTERM/SIGINT (or :meth:`request_stop`), shut down."""
+        """Start, wait for SIGTERM/SIGINT (or :meth:`request_stop`), shut down.
+
+        Tells systemd (``$NOTIFY_SOCKET``, Type=notify) READY=1 once every
+        listener is bound, RELOADING=1/READY=1 around a SIGHUP reload, and
+        STOPPING=1 when shutting down.
+        """
+        from kittiwake.listener import SOCKETS
+        from kittiwake.server import sdnotify
+
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.add_signal_handler(sig, self._on_signal, sig)
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGHUP, self._on_hangup)
         await self.start()
         logger.info("kittiwake started", pid=os.getpid(), data_dir=self.data_dir,
                     event_loop=type(loop).__module__.split(".")[0])
+        sdnotify.notify(sdnotify.ready(f"serving as pid {os.getpid()}"))
         if on_started is not None:
             on_started(self)
         await self._stopping.wait()
         grace = self.config.static.shutdown_grace_seconds
-        logger.info("shutting down", grace_seconds=grace)
+        if self.restart_requested:
+            # The listening sockets stay open for the next program (kittiwake restart):
+            # connections wait in the kernel's queue instead of being refused.
+            SOCKETS.holding = True
+            sdnotify.notify(sdnotify.reloading("restarting"))
+        else:
+            sdnotify.notify(sdnotify.stopping())
+        logger.info("shutting down", grace_seconds=grace, restart=self.restart_requested)
         await self.close(grace)
-        for sig in (signal.SIGTERM, signal.SIGINT):
+        for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
             with contextlib.suppress(NotImplementedError, RuntimeError):
                 loop.remove_signal_handler(sig)
         logger.info("kittiwake stopped")
+
+    def _on_hangup(self) -> None:
+        logger.info("signal received", signal="SIGHUP")
+        if self._reloading is None or self._reloading.done():
+            self._reloading = asyncio.get_running_loop().create_task(self.reload())
+
+    async def reload(self) -> None:
+        """SIGHUP: read the certificate files of every listener again.
+
+        A listener whose files fail to load keeps serving its previous
+        certificates (the error is logged). domains.conf reloads on its own.
+        """
+        from kittiwake.server import sdnotify
+        from kittiwake.server.tls import TLSConfigError
+
+        sdnotify.notify(sdnotify.reloading("reloading certificates"))
+        for name, tls in self.tls_by_listener.items():
+            if tls is None:
+                continue
+            try:
+                await asyncio.to_thread(tls.reload)
+            except TLSConfigError as exc:
+                logger.error("certificates not reloaded, keeping the previous ones",
+                             listener=name, error=str(exc))
+        self.monitor.check_certificates()
+        sdnotify.notify(sdnotify.ready("reloaded"))
 
     def _on_signal(self, sig: signal.Signals) -> None:
         logger.info("signal received", signal=sig.name)
@@ -502,7 +535,22 @@ class Server:
         self.store.close()
 
     async def _ping(self, args: dict[str, Any], progress: Progress) -> Any:
+        return {"pid": os.getpid(), "started": self.started_at}
+
+    async def _stop(self, args: dict[str, Any], progress: Progress) -> Any:
+        """``kittiwake stop``: a graceful shutdown, as on SIGTERM."""
+        logger.info("stop requested")
+        asyncio.get_running_loop().call_soon(self._stopping.set)
         return {"pid": os.getpid()}
+
+    async def _restart(self, args: dict[str, Any], progress: Progress) -> Any:
+        """``kittiwake restart``: shut down gracefully, then exec a new program (cli/serve)."""
+        if self.localserve:
+            raise ControlError("localserve does not restart itself; stop it and start it again")
+        logger.info("restart requested")
+        self.restart_requested = True
+        asyncio.get_running_loop().call_soon(self._stopping.set)
+        return {"pid": os.getpid(), "started": self.started_at}
 
     async def _status(self, args: dict[str, Any], progress: Progress) -> Any:
         """``kittiwake status``: see :mod:`kittiwake.server.status`."""

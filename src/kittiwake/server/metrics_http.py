@@ -23,6 +23,7 @@ METRIC_MODULES = (
     "kittiwake.http.metrics",
     "kittiwake.acme.metrics",
     "kittiwake.http.listener_metrics",
+    "kittiwake.listener",
 )
 
 
@@ -40,24 +41,32 @@ class MetricsService:
         self.port = port
         self._runner: web.AppRunner | None = None
         self._bound: list[str] = []
+        self._keys: list[tuple[str, int]] = []
 
     async def start(self) -> None:
+        from kittiwake.listener import SOCKETS
         from kittiwake.metrics import metrics_app
 
         load_metric_modules()
         self._runner = web.AppRunner(metrics_app(), access_log=None)
         await self._runner.setup()
         for ip in self.ips:
-            site = web.TCPSite(self._runner, ip, self.port, reuse_address=True)
+            listening = SOCKETS.socket(ip, self.port)
+            host, port = listening.getsockname()[:2]
+            self._keys.append((ip, int(port)))
+            site = web.SockSite(self._runner, listening.dup())
             await site.start()
-            for sock in site._server.sockets if site._server else []:  # type: ignore[union-attr]
-                host, port = sock.getsockname()[:2]
-                self._bound.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+            self._bound.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
 
     async def close(self, grace: float) -> None:
+        from kittiwake.listener import SOCKETS
+
         if self._runner:
             await self._runner.shutdown()
             await self._runner.cleanup()
+        for ip, port in self._keys:
+            SOCKETS.release(ip, port)
+        self._keys.clear()
 
     def addresses(self) -> list[str]:
         return list(self._bound)

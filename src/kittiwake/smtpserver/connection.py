@@ -19,6 +19,7 @@ from typing import Any
 
 from kittiwake import log, metrics
 from kittiwake.config.lookup import AccountRecipient, AliasRecipient
+from kittiwake.listener import handshake_failed
 from kittiwake.message.received import address_literal
 from kittiwake.sasl import (
     Challenge,
@@ -129,6 +130,10 @@ class SMTPConnection:
 
     # --- I/O ---------------------------------------------------------------
 
+    def _served_certificate(self, ssl_object: ssl.SSLObject) -> bytes | None:
+        served = self.ctx.served_certificate
+        return served(ssl_object) if served is not None else None
+
     def _note_tls(self) -> None:
         """Record TLS details; decide which channel bindings SCRAM-PLUS can use.
 
@@ -147,7 +152,7 @@ class SMTPConnection:
                                            cipher=self.tls_cipher or "unknown").inc()
         self.channel_bindings = () if self.tls_version == "TLSv1.3" else \
             connection_channel_bindings(ssl_object,
-                                        server_certificate_der=self.ctx.server_cert_der)
+                                        server_certificate_der=self._served_certificate(ssl_object))
         config = self.session.config
         if not self.channel_bindings:
             self.session.config = replace(config, auth_mechanisms=tuple(
@@ -337,7 +342,8 @@ class SMTPConnection:
         try:
             await self.writer.start_tls(self.ctx.tls_context)
         except (ssl.SSLError, ConnectionError, OSError) as exc:
-            self.logger.info("tls handshake failed", error=str(exc))
+            self.logger.info("tls handshake failed", error=str(exc),
+                             reason=handshake_failed(self.kind, exc))
             smtp_metrics.TLS_FAILURES.labels(service=self.kind).inc()
             raise ConnectionError("TLS handshake failed") from None
         self.session.tls_started()

@@ -119,7 +119,8 @@ class ServerContext:
     resolver: Any = None
     outbox: Outbox | None = None
     tls_context: ssl.SSLContext | None = None
-    server_cert_der: bytes | None = None  # for tls-server-end-point channel binding
+    # DER of the certificate a connection was served, for tls-server-end-point (RFC 5929).
+    served_certificate: Callable[[ssl.SSLObject], bytes | None] | None = None
     limits: Limits = field(default_factory=Limits)
     localserve: bool = False
     postmaster_account: str = ""
