@@ -23,6 +23,7 @@ METRIC_MODULES = (
     "kittiwake.http.metrics",
     "kittiwake.acme.metrics",
     "kittiwake.http.listener_metrics",
+    "kittiwake.reports.tlsrpt_metrics",
 )
 
 
