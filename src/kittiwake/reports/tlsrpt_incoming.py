@@ -143,8 +143,10 @@ class TLSRPTCollector:
             await asyncio.sleep(0.005)
 
     async def close(self) -> None:
-        for task in [*self._followers.values(), *self._scans]:
+        tasks = [*self._followers.values(), *self._scans]
+        for task in tasks:
             task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
         for sub in self._subscriptions.values():
             sub.close()
         self._followers.clear()
