@@ -159,3 +159,25 @@ async def test_reports_that_arrived_while_stopped_are_read_at_start(mx: MX) -> N
     rows = await asyncio.to_thread(mx.db.policies, "example.org")
     assert {r.organization for r in rows} == {"Microsoft Corporation"}
     await collector.close()
+
+
+def test_sent_reports_are_listed(tmp_path: Path) -> None:
+    """``kittiwake tlsrpt sent`` shows the outgoing state the daily run keeps."""
+    from kittiwake.reports.tlsrptdb import Pending
+
+    conf = tmp_path / "config"
+    conf.mkdir()
+    (conf / "kittiwake.conf").write_text('hostname = "mail.example.org"\ndata_dir = "../data"\n')
+    (conf / "domains.conf").write_text("")
+    assert kittiwake(conf, "tlsrpt", "sent").output == "no TLS reports made yet\n"
+    db = TLSRPTDatabase(tmp_path / "data")
+    db.plan_day("2026-11-30", [("domain", "example.net"), ("host", "mx.dane.example")])
+    db.finish(Pending("2026-11-30", "domain", "example.net", 0), "sent")
+    db.finish(Pending("2026-11-30", "host", "mx.dane.example", 0), "pending",
+              "https://r.example/: HTTP status 503")
+    db.close()
+    lines = kittiwake(conf, "tlsrpt", "sent").output.splitlines()
+    assert lines[0].split() == ["DAY", "POLICY", "DOMAIN", "KIND", "STATE", "ATTEMPTS", "ERROR"]
+    assert lines[1].split() == ["2026-11-30", "example.net", "domain", "sent", "1", "-"]
+    assert lines[2].split()[:5] == ["2026-11-30", "mx.dane.example", "host", "pending", "1"]
+    assert lines[2].endswith("HTTP status 503")

@@ -248,3 +248,13 @@ async def test_no_signing_domain_sends_nothing(world: World) -> None:
     summary = await world.sender().run_once()
     assert summary.planned_days == [] and await world.queued() == []
     assert world.db.last_planned_day() is None  # the day is still to be done later
+
+
+async def test_reported_results_are_pruned_later(world: World) -> None:
+    world.resolver.add("TXT", "_smtp._tls.example.net", "v=TLSRPTv1; rua=mailto:t@example.net")
+    world.record(*deliveries("example.net"))
+    await world.sender().run_once()
+    assert len(world.results.between(0, DEC1)) == 5  # kept while a retry may need them
+    world.clock.at = DEC1 + 30 * 86400
+    await world.sender().run_once()
+    assert world.results.between(0, DEC1) == []

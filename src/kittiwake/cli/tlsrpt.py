@@ -96,3 +96,30 @@ def reports_command(ctx: click.Context, domain: str | None, since: str | None,
     total_failed = sum(r.failed for r in rows)
     reports = len({(r.organization, r.report_id) for r in rows})
     click.echo(f"{reports} report(s): {total_ok} successful, {total_failed} failed sessions")
+
+
+@tlsrpt_group.command("sent")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON for scripts.")
+@click.pass_context
+def sent_command(ctx: click.Context, as_json: bool) -> None:
+    """Our daily TLS reports: per day and policy domain, sent, pending (tried again at
+    the next daily run), failed, or no-record (the domain publishes no TLSRPT record)."""
+    from kittiwake.reports.tlsrptdb import FILENAME, TLSRPTDatabase
+
+    data_dir = _data_dir(ctx)
+    states: list[tuple[str, str, str, str, int, str]] = []
+    if (data_dir / FILENAME).exists():
+        db = TLSRPTDatabase(data_dir)
+        try:
+            states = db.outgoing_states()
+        finally:
+            db.close()
+    if as_json:
+        print_json([{"day": d, "kind": k, "policy_domain": p, "state": s, "attempts": a,
+                     "error": e} for d, k, p, s, a, e in states])
+        return
+    if not states:
+        click.echo("no TLS reports made yet")
+        return
+    click.echo(table([[d, p, k, s, str(a), e or "-"] for d, k, p, s, a, e in states],
+                     ["DAY", "POLICY DOMAIN", "KIND", "STATE", "ATTEMPTS", "ERROR"]))

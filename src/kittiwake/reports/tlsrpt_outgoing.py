@@ -48,6 +48,7 @@ logger = get_logger("reports")
 
 MAX_ATTEMPTS = 3  # daily runs a report is tried before it is given up
 MAX_BACKLOG_DAYS = 7  # after a long stop, days older than this are not reported
+KEEP_RESULTS_DAYS = MAX_BACKLOG_DAYS + MAX_ATTEMPTS + 1  # recorded results kept this long
 RUN_AT = dt.timedelta(minutes=15)  # after 00:00 UTC, when the day's results are complete
 
 
@@ -182,6 +183,10 @@ class TLSRPTSender:
         await asyncio.to_thread(self._plan, today, summary)
         for item in await asyncio.to_thread(self.db.pending):
             await self._send_pending(item, signer, summary)
+        # Results older than any report still to be made or retried are not needed.
+        keep = dt.datetime.combine(today - dt.timedelta(days=KEEP_RESULTS_DAYS), dt.time(),
+                                   dt.UTC)
+        await asyncio.to_thread(self.results.prune, keep.timestamp())
         if summary.planned_days or summary.sent or summary.errors:
             logger.info("tls reports run", days=",".join(summary.planned_days),
                         sent=len(summary.sent), errors=len(summary.errors))

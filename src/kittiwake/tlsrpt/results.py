@@ -118,6 +118,11 @@ class TLSResults:
         return [TLSResult(r[0], PolicyType(r[1]), ResultType(r[2]), r[3], r[4], r[5], r[6])
                 for r in rows]
 
+    def prune(self, before: float) -> int:
+        """Remove results older than ``before`` (already reported); returns how many."""
+        with self.lock:
+            return self.db.execute("DELETE FROM result WHERE time < ?", (before,)).rowcount
+
     def close(self) -> None:
         with self.lock:
             self.db.close()
