@@ -193,7 +193,7 @@ async def test_dane_report_goes_to_the_mx_host(world: World) -> None:
 def tls() -> tuple[ssl.SSLContext, ssl.SSLContext]:
     ca = trustme.CA()
     server = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    ca.issue_cert("127.0.0.1").configure_cert(server)
+    ca.issue_cert("tlsrpt.example.net").configure_cert(server)
     client = ssl.create_default_context()
     ca.configure_trust(client)
     return server, client
@@ -216,10 +216,15 @@ async def test_https_rua_post_and_retry(world: World,
     await site.start()
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     try:
-        world.ssl_context = tls[1]
         world.resolver.add("TXT", "_smtp._tls.example.net",
-                           f"v=TLSRPTv1; rua=https://127.0.0.1:{port}/tlsrpt")
+                           f"v=TLSRPTv1; rua=https://tlsrpt.example.net:{port}/tlsrpt")
+        world.resolver.add("A", "tlsrpt.example.net", "127.0.0.1")  # our resolver, not the OS's
         world.record(*deliveries("example.net"))
+        # The system trust store does not know the test CA: refused, not sent.
+        untrusted = await world.sender().run_once()
+        assert untrusted.sent == [] and "certificate" in untrusted.errors[0][2].lower()
+        assert posted == []
+        world.ssl_context = tls[1]
         errors_before = SENT.labels(method="https", result="error")._value.get()
         first = await world.sender().run_once()
         assert first.sent == [] and "HTTP status 503" in first.errors[0][2]
@@ -227,7 +232,7 @@ async def test_https_rua_post_and_retry(world: World,
         assert world.db.pending()[0].policy_domain == "example.net"
 
         second = await world.sender().run_once()  # the next run (a restart) tries again
-        assert second.sent == [("example.net", f"https://127.0.0.1:{port}/tlsrpt")]
+        assert second.sent == [("example.net", f"https://tlsrpt.example.net:{port}/tlsrpt")]
         assert world.db.pending() == []
         content_type, body = posted[-1]
         assert content_type == "application/tlsrpt+gzip"

@@ -280,15 +280,20 @@ class TLSRPTSender:
                                   data=data, smtputf8=False, requiretls=None)
 
     async def _post(self, uri: str, report: Report) -> None:
-        """§5.2: POST the gzipped report; a 2xx status is success."""
+        """§5.2: POST the gzipped report; a 2xx status is success. The host name is
+        resolved by kittiwake's resolver (as for MTA-STS fetches), PKIX-verified."""
         import aiohttp
+
+        from kittiwake.mtasts.fetch import DNSResolver
 
         body = await asyncio.to_thread(compose_gzip, report)
         timeout = aiohttp.ClientTimeout(total=self.settings.https_timeout_seconds)
-        async with aiohttp.ClientSession(timeout=timeout) as session, session.post(
-                uri, data=body, headers={"Content-Type": GZIP_TYPE},
-                ssl=self.ssl_context if self.ssl_context is not None else True,
-                allow_redirects=False) as response:
+        connector = aiohttp.TCPConnector(
+            ssl=self.ssl_context or ssl.create_default_context(),
+            resolver=DNSResolver(self.resolver), use_dns_cache=False)  # type: ignore[arg-type]
+        async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session, \
+                session.post(uri, data=body, headers={"Content-Type": GZIP_TYPE},
+                             allow_redirects=False) as response:
             if not 200 <= response.status < 300:
                 raise RuntimeError(f"HTTP status {response.status}")
 
