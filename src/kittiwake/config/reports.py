@@ -26,7 +26,7 @@ class TLSRPTSending(Section):
     """The report's organization-name; empty: the host name."""
 
     https_timeout_seconds: float = Field(30.0, gt=0, le=300)
-    """Timeout of a report POST to an https: rua (RFC 8460 §5.2); a failed POST is
+    """Timeout of a report POST to an https: rua (RFC 8460 §5.4); a failed POST is
     logged and tried again at the next daily run."""
 
 

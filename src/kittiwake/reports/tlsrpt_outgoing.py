@@ -6,7 +6,7 @@ domain, and one per MX host with DANE results (RFC 8460 §3: a DANE policy
 belongs to the MX host name), each sent to the ``rua`` URIs of that name's
 ``_smtp._tls`` TXT record: ``mailto:`` as the §5.3 multipart/report message,
 DKIM-signed, through the outbox (the queue); ``https:`` POSTed as
-``application/tlsrpt+gzip`` (§5.2).
+``application/tlsrpt+gzip`` (§5.4, gzipped per §5.2).
 
 Invariants (the state lives in :class:`~kittiwake.reports.tlsrptdb.TLSRPTDatabase`):
 
@@ -280,7 +280,7 @@ class TLSRPTSender:
                                   data=data, smtputf8=False, requiretls=None)
 
     async def _post(self, uri: str, report: Report) -> None:
-        """§5.2: POST the gzipped report; a 2xx status is success. The host name is
+        """§5.4: POST the gzipped report; a 2xx status is success. The host name is
         resolved by kittiwake's resolver (as for MTA-STS fetches), PKIX-verified."""
         import aiohttp
 

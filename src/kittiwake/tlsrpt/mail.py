@@ -72,8 +72,8 @@ def compose_message(report: Report, *, policy_domain: str, submitter: str, mail_
 
 
 def _report_parts(root: Part) -> list[Part]:
-    """Parts holding a report: of the §6.4/§6.5 media types, preferring those inside a
-    multipart/report with report-type=tlsrpt (§5.3)."""
+    """Parts holding a report: of the two media types (RFC 8460 §6) anywhere; failing
+    that, a part named *.json(.gz) inside a tlsrpt multipart/report (§5.3)."""
     found = [p for p in root.walk() if p.media_type in (GZIP_TYPE, JSON_TYPE)]
     # Some senders label the gzip as application/gzip or octet-stream with a
     # .json.gz name; accept those inside a tlsrpt multipart/report only.

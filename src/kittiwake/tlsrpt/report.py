@@ -3,7 +3,8 @@
 A report (§4.4) says, for one reporting organization and one date range, how
 many TLS sessions to each policy domain succeeded and which failed why. It is
 JSON (§4.4), sent gzipped as ``application/tlsrpt+gzip`` or plain as
-``application/tlsrpt+json`` (§5.3, §6.4, §6.5).
+``application/tlsrpt+json`` (§5.2 compression, §5.3 mail, §5.4 HTTPS; media types
+registered in §6).
 
 :func:`parse_report` takes bytes from the network: it refuses oversized input,
 stops gzip decompression at a limit (bombs), and checks every field's type; a
@@ -22,8 +23,8 @@ from dataclasses import dataclass, field
 
 from kittiwake.tlsrpt.results import PolicyType
 
-JSON_TYPE = "application/tlsrpt+json"  # RFC 8460 §6.4
-GZIP_TYPE = "application/tlsrpt+gzip"  # RFC 8460 §6.5
+JSON_TYPE = "application/tlsrpt+json"  # RFC 8460 §6 (IANA media types)
+GZIP_TYPE = "application/tlsrpt+gzip"  # RFC 8460 §6 (IANA media types)
 
 MAX_COMPRESSED = 10 * 1024 * 1024  # bytes of a gzip attachment we look at
 MAX_JSON = 20 * 1024 * 1024  # bytes of JSON after decompression (bomb limit)
@@ -162,7 +163,7 @@ def compose_json(report: Report) -> bytes:
 
 
 def compose_gzip(report: Report) -> bytes:
-    """The report gzipped, for ``application/tlsrpt+gzip`` (RFC 8460 §5.2, §6.5).
+    """The report gzipped, for ``application/tlsrpt+gzip`` (RFC 8460 §5.2).
     ``mtime=0`` keeps the output a function of the report alone."""
     return gzip.compress(compose_json(report), mtime=0)
 
