@@ -194,3 +194,14 @@ def test_wrong_types_say_where(changes: dict[str, object], why: str) -> None:
 def test_message_without_report() -> None:
     with pytest.raises(NoReport):
         report_from_message(b"Subject: hello\r\n\r\nno report here\r\n")
+
+
+def test_gzip_labelled_octet_stream_inside_a_tlsrpt_report() -> None:
+    """Some senders label the attachment application/octet-stream; its .json.gz name inside
+    a tlsrpt multipart/report still finds it, and only there."""
+    relabelled = google_message().replace(b"application/tlsrpt+gzip",
+                                          b"application/octet-stream")
+    assert report_from_message(relabelled).organization_name == "Google Inc."
+    mixed = relabelled.replace(b"multipart/report;", b"multipart/mixed;")
+    with pytest.raises(NoReport):
+        report_from_message(mixed)
