@@ -124,6 +124,7 @@ def test_our_message_parses_back() -> None:
     assert ("Subject: Report Domain: example.net Submitter: mail.example.org Report-ID:"
             " <2026-11-30.example.net@mail.example.org>") in head
     assert 'multipart/report; report-type="tlsrpt"' in head
+    assert "\r\nAuto-Submitted: auto-generated\r\n" in head
     assert b"mail.example.org!example.net!1795996800!1796083200.json.gz" in message
     assert report_from_message(message) == report
 

@@ -53,6 +53,7 @@ def compose_message(report: Report, *, policy_domain: str, submitter: str, mail_
         f" Report-ID: <{report.report_id}>",
         f"Date: {email.utils.format_datetime(now.astimezone(dt.UTC))}",
         f"Message-ID: <{secrets.token_hex(16)}@{msgid_domain}>",
+        "Auto-Submitted: auto-generated",  # RFC 3834 §5: no automatic replies to it
         f"TLS-Report-Domain: {policy_domain}",
         f"TLS-Report-Submitter: {submitter}",
         "MIME-Version: 1.0",
