@@ -23,7 +23,7 @@ from kittiwake.log import get_logger
 from kittiwake.metrics import guard
 from kittiwake.reports.tlsrpt_metrics import count_incoming
 from kittiwake.reports.tlsrptdb import TLSRPTDatabase
-from kittiwake.store import MailboxNotFound, Store
+from kittiwake.store import MailboxNotFound, Store, normalize_mailbox_name
 from kittiwake.store.changes import Subscription
 from kittiwake.tlsrpt.mail import report_from_message
 from kittiwake.tlsrpt.report import ReportError
@@ -37,7 +37,7 @@ def report_mailboxes(domains: DomainsConfig) -> dict[str, set[str]]:
     for settings in domains.domains.values():
         r = settings.tlsrpt_reports
         if r is not None and r.account in domains.accounts:
-            out.setdefault(r.account, set()).add(r.mailbox)
+            out.setdefault(r.account, set()).add(normalize_mailbox_name(r.mailbox))
     return out
 
 
