@@ -54,6 +54,8 @@ def test_every_record_a_domain_needs() -> None:
     assert find(records, "mta-sts.example.org", RRType.CNAME) == ["mail.example.org."]
     assert find(records, "_smtp._tls.example.org", RRType.TXT) == [
         "v=TLSRPTv1; rua=mailto:tls-reports@example.org"]
+    assert find(records, "_smtp._tls.mail.example.org", RRType.TXT) == [
+        "v=TLSRPTv1; rua=mailto:tls-reports@example.org"]  # DANE's policy domain (RFC 8460 §3)
     assert find(records, "_25._tcp.mail.example.org", RRType.TLSA) == [
         f"3 1 1 {KEY_A}", f"3 1 1 {KEY_B}"]
     assert find(records, "example.org", RRType.CAA) == ['0 issue "letsencrypt.org"']

@@ -40,6 +40,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "status": ("kittiwake.cli.status", "status_command"),
     "quickstart": ("kittiwake.cli.quickstart", "quickstart_command"),
     "junk": ("kittiwake.cli.junk", "junk_group"),
+    "tlsrpt": ("kittiwake.cli.tlsrpt", "tlsrpt_group"),
 }
 
 

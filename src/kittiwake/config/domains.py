@@ -70,6 +70,22 @@ class DMARCReports(Section):
     """Mailbox they are stored in."""
 
 
+class TLSRPTReports(Section):
+    """Where TLS reports (RFC 8460) about mail delivered to this domain arrive: the
+    address published in _smtp._tls.DOMAIN (rua=mailto:LOCALPART@DOMAIN). Mail to it
+    goes to the account's mailbox, and the server reads the reports into its reports
+    database (``kittiwake tlsrpt reports``)."""
+
+    localpart: str
+    """Local part of the rua address, e.g. "tls-reports"."""
+
+    account: str
+    """Account that receives them."""
+
+    mailbox: str = "TLSRPT"
+    """Mailbox they are stored in."""
+
+
 class MTASTSPolicy(Section):
     """The MTA-STS policy (RFC 8461) this server publishes for the domain."""
 
@@ -131,6 +147,9 @@ class Domain(Section):
 
     dmarc_reports: DMARCReports | None = None
     """Receive DMARC aggregate reports."""
+
+    tlsrpt_reports: TLSRPTReports | None = None
+    """Receive TLS reports (RFC 8460)."""
 
     mta_sts: MTASTSPolicy | None = None
     """Publish an MTA-STS policy."""

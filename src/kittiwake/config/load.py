@@ -163,7 +163,26 @@ def cross_checks(directory: Path, static: StaticConfig, domains: DomainsConfig) 
                  for problem in check_postmaster(static, domains)]
     problems += [f"{directory / DOMAINS_FILE}: {problem}"
                  for problem in check_mta_sts_mx(static, domains)]
+    problems += [f"{directory / STATIC_FILE}: {problem}"
+                 for problem in check_tlsrpt_from_domain(static, domains)]
     return problems
+
+
+def check_tlsrpt_from_domain(static: StaticConfig, domains: DomainsConfig) -> list[str]:
+    """``reports.tlsrpt.from_domain`` must be a domain here that signs with DKIM: the
+    reports are sent from postmaster@ it, signed with its keys."""
+    name = static.reports.tlsrpt.from_domain
+    if not name:
+        return []
+    where = _location(("reports", "tlsrpt", "from_domain"))
+    domain = domains.domains.get(name)
+    if domain is None:
+        known = ", ".join(sorted(domains.domains)) or "none"
+        return [f"{where}: domain {name!r} is not in domains.conf (known: {known})"]
+    if not domain.dkim.sign:
+        return [f"{where}: domain {name!r} has no DKIM signing (domains.{name}.dkim.sign is"
+                " empty); TLS reports are sent DKIM-signed"]
+    return []
 
 
 def check_mta_sts_mx(static: StaticConfig, domains: DomainsConfig) -> list[str]:

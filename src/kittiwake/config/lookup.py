@@ -69,6 +69,16 @@ class AddressIndex:
                     self._catchall[domain] = recipient
                 else:
                     self._exact[(self._fold(local, domain), domain)] = recipient
+        for domain_name, settings in config.domains.items():
+            # The TLS report address delivers to its account unless a destination
+            # of that address says otherwise.
+            tlsrpt = settings.tlsrpt_reports
+            if tlsrpt is not None and tlsrpt.account in config.accounts:
+                domain = _ascii_domain(domain_name)
+                key = f"{tlsrpt.localpart}@{domain}"
+                self._exact.setdefault((self._fold(tlsrpt.localpart, domain), domain),
+                                       AccountRecipient(tlsrpt.account, key,
+                                                        Destination(mailbox=tlsrpt.mailbox)))
         for key in config.aliases:
             local, _, domain = key.rpartition("@")
             domain = _ascii_domain(domain)

@@ -194,4 +194,17 @@ def _domains(config: DomainsConfig) -> list[Problem]:
             why = mailbox_name_problem(reports.mailbox)
             if why:
                 problems.append((("domains", name, "dmarc_reports", "mailbox"), why))
+        tlsrpt = domain.tlsrpt_reports
+        if tlsrpt:
+            where = ("domains", name, "tlsrpt_reports")
+            if tlsrpt.account not in config.accounts:
+                problems.append(((*where, "account"), f"no account {tlsrpt.account!r}"
+                                 f" (known: {_known(config.accounts)})"))
+            why = mailbox_name_problem(tlsrpt.mailbox)
+            if why:
+                problems.append(((*where, "mailbox"), why))
+            if not tlsrpt.localpart or "@" in tlsrpt.localpart or \
+                    any(c.isspace() for c in tlsrpt.localpart):
+                problems.append(((*where, "localpart"), f"{tlsrpt.localpart!r} is not a"
+                                 " local part (expected e.g. \"tls-reports\")"))
     return problems

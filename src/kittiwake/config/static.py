@@ -20,6 +20,7 @@ from kittiwake.config.base import (
     Section,
 )
 from kittiwake.config.limits import LimitsConfig
+from kittiwake.config.reports import ReportsConfig
 from kittiwake.config.transports import Transport, TransportName
 
 # Services that start with a TLS handshake (RFC 8314 §3.3): no certificate, no service.
@@ -264,6 +265,9 @@ class StaticConfig(Section):
 
     limits: LimitsConfig = LimitsConfig()
     """Connection and failed-login limits against abuse."""
+
+    reports: ReportsConfig = ReportsConfig()
+    """Reports this server sends about its outgoing mail (TLSRPT)."""
 
     listeners: dict[str, Listener] = {}
     """Named listeners, e.g. [listeners.public] and [listeners.internal]."""

@@ -23,6 +23,9 @@ from kittiwake.server.service import Service
 if TYPE_CHECKING:
     from kittiwake.junk import JunkFilter
     from kittiwake.queue.metrics import QueueCollector
+    from kittiwake.reports.tlsrpt_incoming import TLSRPTCollector
+    from kittiwake.reports.tlsrpt_outgoing import TLSRPTSender
+    from kittiwake.reports.tlsrptdb import TLSRPTDatabase
     from kittiwake.server.acmewiring import ContentFactory
     from kittiwake.server.monitor import Monitor
     from kittiwake.server.tls import ServerTLS
@@ -115,6 +118,9 @@ class Server:
         self.monitor = self._monitor()
         self._monitor_task: asyncio.Task[None] | None = None
         self.queue_collector: QueueCollector | None = None
+        self.tlsrpt_db: TLSRPTDatabase | None = None
+        self.tlsrpt_collector: TLSRPTCollector | None = None
+        self.tlsrpt_sender: TLSRPTSender | None = None
         self.watcher.subscribe(self._domains_reloaded)
         # ACME certificates and the http/https listeners (kittiwake.server.acmewiring);
         # web_content builds the HTTPS content app of a listener (kittiwake.http).
@@ -139,6 +145,8 @@ class Server:
             imap_ctx.reload(domains)
         if self._junk_started:
             self.junk.reload(domains)
+        if self.tlsrpt_collector is not None:
+            self.tlsrpt_collector.reload(domains)
         self.acme.domains_changed([str(d) for d in domains.domains])
 
     def _junk_filter(self) -> JunkFilter:
@@ -287,6 +295,29 @@ class Server:
         self._pending_dsns = loop.create_task(self.dsn.send_pending_delays())
         self._sts_refresher = loop.create_task(self._refresh_sts_policies())
 
+    async def start_tls_reports(self) -> None:
+        """TLS reports (RFC 8460): read those arriving at our report addresses
+        (kittiwake.reports.tlsrpt_incoming); send ours daily, except in localserve."""
+        from kittiwake.reports.tlsrpt_incoming import TLSRPTCollector
+        from kittiwake.reports.tlsrptdb import TLSRPTDatabase
+
+        self.tlsrpt_db = await asyncio.to_thread(TLSRPTDatabase, self.data_dir)
+        self.tlsrpt_collector = TLSRPTCollector(self.store, self.tlsrpt_db,
+                                                lambda: self.watcher.current)
+        await self.tlsrpt_collector.start()
+        if self.localserve or self.outbox is None or self.resolver is None or \
+                getattr(self, "tls_results", None) is None:
+            return
+        from kittiwake.reports.tlsrpt_outgoing import TLSRPTSender
+
+        self.tlsrpt_sender = TLSRPTSender(
+            results=self.tls_results, db=self.tlsrpt_db, resolver=self.resolver,
+            outbox=self.outbox, hostname=self.config.static.hostname,
+            settings=self.config.static.reports.tlsrpt, domains=lambda: self.watcher.current,
+            key_path=self.config.path)
+        if self.config.static.reports.tlsrpt.send:
+            self.tlsrpt_sender.start()
+
     async def _refresh_sts_policies(self, interval: float = 3600.0) -> None:
         """Refresh cached MTA-STS policies before they expire (RFC 8461 §5.1)."""
         while True:
@@ -366,6 +397,7 @@ class Server:
             self._junk_started = True
         await self.acme.start()
         self.start_delivery()
+        await self.start_tls_reports()
         self._log_config_warnings()
         self.monitor.check_certificates()
         await self._log_dnssec()
@@ -526,6 +558,12 @@ class Server:
             await self.deliverer.close()
         await asyncio.gather(*(s.close(grace) for s in self.services), return_exceptions=True)
         await self.junk.close()
+        if self.tlsrpt_sender is not None:
+            await self.tlsrpt_sender.close()
+        if self.tlsrpt_collector is not None:
+            await self.tlsrpt_collector.close()
+        if self.tlsrpt_db is not None:
+            self.tlsrpt_db.close()
         await self.control.close()
         if self.queue is not None:
             self.queue.close()

@@ -24,6 +24,7 @@ METRIC_MODULES = (
     "kittiwake.acme.metrics",
     "kittiwake.http.listener_metrics",
     "kittiwake.listener",
+    "kittiwake.reports.tlsrpt_metrics",
 )
 
 

@@ -193,7 +193,11 @@ def domain_facts(config: Config, domain: str) -> DomainFacts:
 
 
 def _tlsrpt_address(config: Config, domain: str) -> str | None:
-    """A tls-reports@DOMAIN (or tlsrpt@) destination of some account, if configured."""
+    """The domain's tlsrpt_reports address; else (older configs) a tls-reports@DOMAIN
+    (or tlsrpt@) destination of some account, if configured."""
+    reports = config.domains.domains[domain].tlsrpt_reports
+    if reports is not None:
+        return f"{reports.localpart}@{domain}".lower()
     wanted = {f"tls-reports@{domain}", f"tlsrpt@{domain}"}
     for account in config.domains.accounts.values():
         for address in account.destinations:

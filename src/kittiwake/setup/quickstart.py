@@ -37,7 +37,13 @@ from kittiwake.config import (
     write_domains,
     write_static,
 )
-from kittiwake.config.domains import DKIMConfig, DKIMSelector, DMARCReports, MTASTSPolicy
+from kittiwake.config.domains import (
+    DKIMConfig,
+    DKIMSelector,
+    DMARCReports,
+    MTASTSPolicy,
+    TLSRPTReports,
+)
 from kittiwake.config.static import (
     ACMEConfig,
     HTTPService,
@@ -155,11 +161,12 @@ def domains_config(opts: Options, selectors: dict[str, str], now: dt.datetime) -
                         sign=list(selectors)),
         dmarc_reports=DMARCReports(localpart=DMARC_LOCALPART, account=opts.localpart,
                                    mailbox="DMARC"),
+        tlsrpt_reports=TLSRPTReports(localpart=TLSRPT_LOCALPART, account=opts.localpart,
+                                     mailbox="TLSRPT"),
         # No policy_id: it is derived from the policy text, so it changes with it.
         mta_sts=MTASTSPolicy(mode="enforce", max_age_seconds=86400))
     account = Account(domain=d, mailboxes=list(MAILBOXES), destinations={
-        opts.address: Destination(),
-        f"{TLSRPT_LOCALPART}@{d}": Destination(mailbox="TLSRPT")})
+        opts.address: Destination()})
     return DomainsConfig(domains={d: domain}, accounts={opts.localpart: account})
 
 

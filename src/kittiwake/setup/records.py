@@ -172,6 +172,12 @@ def records_for(facts: DomainFacts) -> list[DNSRecord]:
             "mta-sts-policy")
     add(t, f"_smtp._tls.{d}", RRType.TXT, tlsrpt_value(facts),
         f"TLS reports (RFC 8460) about delivery to {d} go to {facts.tlsrpt_rua}", "tlsrpt")
+    if facts.host_keys and host != d:
+        # RFC 8460 §3: for DANE the policy domain is the MX host, so senders look for
+        # the TLSRPT record of the host name to report DANE results.
+        add(t, f"_smtp._tls.{host}", RRType.TXT, tlsrpt_value(facts),
+            f"TLS reports (RFC 8460) about DANE for {host} go to {facts.tlsrpt_rua}",
+            "tlsrpt")
     for key in facts.host_keys:
         add(t, f"_25._tcp.{host}", RRType.TLSA, f"3 1 1 {key.tlsa_data}",
             f"DANE: senders require TLS with the {key.description} host key ({key.file});"

@@ -1,7 +1,8 @@
 """SMTP TLS Reporting (RFC 8460): recording each delivery attempt's TLS outcome.
 
-Sending the aggregate reports is a later step; this package keeps the data
-they are made from.
+The report (:mod:`.report`), its aggregation from recorded results
+(:mod:`.aggregate`) and its mail form (:mod:`.mail`); sending and receiving
+is the server's (``kittiwake.reports``).
 """
 
 from kittiwake.tlsrpt.record import RecordError, TLSRPTRecord, is_tlsrpt_record, parse_record

@@ -109,6 +109,20 @@ class TLSResults:
         return [TLSResult(r[0], PolicyType(r[1]), ResultType(r[2]), r[3], r[4], r[5], r[6])
                 for r in rows]
 
+    def between(self, start: float, end: float) -> list[TLSResult]:
+        """Every result with ``start <= time < end`` (a report's date range, RFC 8460 §4.1)."""
+        with self.lock:
+            rows = self.db.execute(
+                "SELECT policy_domain, policy_type, result, mx_host, ip, reason, time FROM result"
+                " WHERE time >= ? AND time < ? ORDER BY id", (start, end)).fetchall()
+        return [TLSResult(r[0], PolicyType(r[1]), ResultType(r[2]), r[3], r[4], r[5], r[6])
+                for r in rows]
+
+    def prune(self, before: float) -> int:
+        """Remove results older than ``before`` (already reported); returns how many."""
+        with self.lock:
+            return self.db.execute("DELETE FROM result WHERE time < ?", (before,)).rowcount
+
     def close(self) -> None:
         with self.lock:
             self.db.close()
