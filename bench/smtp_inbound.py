@@ -79,6 +79,16 @@ def smtp_source(ip: str, port: int, messages: int, size: int, rcpt: str) -> floa
     return took
 
 
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL after 15 s."""
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
 def peak_rss_kib(pid: int) -> int:
     """VmHWM (peak resident set) of a process, in KiB."""
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
@@ -112,12 +122,7 @@ def bench_kittiwake(base: Path, messages: int, size: int) -> tuple[float, int]:
         took = smtp_source(ip, LOCALSERVE_PORT, messages, size, "bench@localhost")
         rss = peak_rss_kib(proc.pid)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
     stored = count_messages(base / "kw" / "config")
     if stored != messages:
         raise SystemExit(f"kittiwake stored {stored} of {messages} messages; log {log}")
@@ -236,12 +241,7 @@ smtp = {{ enabled = true, port = {port} }}
                         rcpt="bench@bench.test", concurrency=concurrency, sources=sources)
         rss = peak_rss_kib(proc.pid)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop(proc)
     stored = count_messages(config)
     if stored != len(messages):
         raise SystemExit(f"kittiwake stored {stored} of {len(messages)} messages; log {log}")

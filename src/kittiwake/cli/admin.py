@@ -15,8 +15,7 @@ import sys
 
 import click
 
-from kittiwake.cli.common import UserError
-from kittiwake.cli.serve import load_config
+from kittiwake.cli.common import UserError, load_config
 
 
 @click.group(name="admin")

@@ -11,9 +11,13 @@ import asyncio
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+
+if TYPE_CHECKING:
+    from kittiwake.config import Config
 
 T = TypeVar("T")
 
@@ -35,6 +39,18 @@ def run(coro_fn: Callable[[], Awaitable[T]]) -> T:
 def print_json(value: Any) -> None:
     """One JSON document on stdout, for scripts."""
     click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+def load_config(ctx: click.Context) -> Config:
+    """Load both config files of ``--config`` or fail with every problem, one per line."""
+    from kittiwake.config import ConfigError, load
+
+    try:
+        return load(Path(ctx.find_root().obj["config_dir"]))
+    except ConfigError as exc:
+        for problem in exc.problems[:-1]:
+            click.echo(problem, err=True)
+        raise UserError(exc.problems[-1]) from None
 
 
 def make_resolver(ctx: click.Context | None = None, cache: bool = False) -> Any:

@@ -9,23 +9,15 @@ junk database directly (SQLite allows this while the server runs).
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import click
 
-from kittiwake.cli.common import UserError, print_json, read_input, run, table
+from kittiwake.cli.common import UserError, load_config, print_json, read_input, run, table
 
 
 def _config(ctx: click.Context, account: str) -> Any:
-    from kittiwake.config import ConfigError, load
-
-    try:
-        config = load(Path(ctx.find_root().obj["config_dir"]))
-    except ConfigError as exc:
-        for problem in exc.problems[:-1]:
-            click.echo(problem, err=True)
-        raise UserError(exc.problems[-1]) from None
+    config = load_config(ctx)
     if account not in config.domains.accounts:
         known = ", ".join(sorted(config.domains.accounts)) or "none"
         raise UserError(f"no account {account!r} in domains.conf (known: {known})")

@@ -10,19 +10,7 @@ from pathlib import Path
 
 import click
 
-from kittiwake.cli.common import UserError, print_json, table
-
-
-def load_config(ctx: click.Context):  # type: ignore[no-untyped-def]
-    """Load both config files or fail with every problem, one per line."""
-    from kittiwake.config import ConfigError, load
-
-    try:
-        return load(ctx.find_root().obj["config_dir"])
-    except ConfigError as exc:
-        for problem in exc.problems[:-1]:
-            click.echo(problem, err=True)
-        raise UserError(exc.problems[-1]) from None
+from kittiwake.cli.common import UserError, load_config, print_json, table
 
 
 def setup_logging(ctx: click.Context, config) -> None:  # type: ignore[no-untyped-def]

@@ -13,19 +13,11 @@ from pathlib import Path
 
 import click
 
-from kittiwake.cli.common import UserError, print_json, table
+from kittiwake.cli.common import UserError, load_config, print_json, table
 
 
 def _data_dir(ctx: click.Context) -> Path:
-    from kittiwake.config import ConfigError, load
-
-    try:
-        config = load(Path(ctx.find_root().obj["config_dir"]))
-    except ConfigError as exc:
-        for problem in exc.problems[:-1]:
-            click.echo(problem, err=True)
-        raise UserError(exc.problems[-1]) from None
-    return config.data_dir
+    return load_config(ctx).data_dir
 
 
 def _since(text: str | None) -> float | None:
