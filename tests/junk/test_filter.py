@@ -17,7 +17,7 @@ from kittiwake.config import DomainsConfig
 from kittiwake.config.domains import JunkConfig
 from kittiwake.dns import MockResolver
 from kittiwake.junk import Action, JunkFilter, Reason, SenderIdentities
-from kittiwake.server.app import JunkNotingOutbox
+from kittiwake.server.outbox import JunkNotingOutbox
 from kittiwake.smtpserver.context import ServerContext
 from kittiwake.smtpserver.deliver import LocalDelivery, deliver_local
 from kittiwake.store import Flags, Store

@@ -27,7 +27,7 @@ from kittiwake.queue import Queue
 from kittiwake.reports.tlsrpt_metrics import SENT
 from kittiwake.reports.tlsrpt_outgoing import TLSRPTSender
 from kittiwake.reports.tlsrptdb import TLSRPTDatabase
-from kittiwake.smtpserver.context import QueueOutbox
+from kittiwake.server.outbox import QueueOutbox
 from kittiwake.tlsrpt.mail import report_from_message
 from kittiwake.tlsrpt.report import parse_report
 from kittiwake.tlsrpt.results import PolicyType, ResultType, TLSResult, TLSResults

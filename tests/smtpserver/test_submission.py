@@ -110,8 +110,8 @@ async def test_dsn_parameters_reach_the_queue(smtp_server) -> None:  # type: ign
 
 async def test_queue_outbox_keeps_dsn_parameters(tmp_path) -> None:  # type: ignore[no-untyped-def]
     from kittiwake.queue import Queue
+    from kittiwake.server.outbox import QueueOutbox
     from kittiwake.smtp.params import Notify, RcptParams, Ret
-    from kittiwake.smtpserver.context import QueueOutbox
 
     queue = Queue(tmp_path)
     [mid] = await QueueOutbox(queue).enqueue(

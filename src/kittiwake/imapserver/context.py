@@ -12,8 +12,6 @@ from kittiwake.config.lookup import AddressIndex
 from kittiwake.limits import ConnectionSlots, LoginLimiter
 from kittiwake.sasl import Credentials
 from kittiwake.store import Store
-from kittiwake.store.account import read_credentials
-from kittiwake.store.store import account_dir
 
 # SASL mechanisms offered, strongest first (the SMTP server offers the same).
 AUTH_MECHANISMS = ("SCRAM-SHA-256-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-1",
@@ -73,7 +71,7 @@ class IMAPContext:
         account = self.account_for_login(username)
         if account is None:
             return None
-        stored = read_credentials(account_dir(self.store.data_dir, account))
+        stored = self.store.credentials(account)
         return Credentials.from_dict(json.loads(stored)) if stored else None
 
     def quota_of(self, account: str) -> int:

@@ -29,8 +29,6 @@ if TYPE_CHECKING:
     from kittiwake.server.acmewiring import ContentFactory
     from kittiwake.server.monitor import Monitor
     from kittiwake.server.tls import ServerTLS
-    from kittiwake.smtpserver.context import Outbox
-    from kittiwake.smtpserver.spool import SpooledMessage
 
 logger = get_logger("server")
 
@@ -46,36 +44,6 @@ def _shared_limits(limits: LimitsConfig) -> tuple[ConnectionSlots, LoginLimiter]
     return (ConnectionSlots(max_total=limits.max_connections,
                             max_per_ip=limits.max_connections_per_ip),
             LoginLimiter(policy))
-
-
-class JunkNotingOutbox:
-    """The outgoing queue, telling the junk filter whom each account writes to
-    (a correspondent of the account is a known good sender)."""
-
-    def __init__(self, outbox: Outbox, junk: JunkFilter) -> None:
-        self.outbox = outbox
-        self.junk = junk
-
-    async def enqueue(self, *, account: str | None, mailfrom: str, recipients: list[str],
-                      data: bytes, smtputf8: bool, requiretls: bool | None,
-                      **dsn: Any) -> list[int]:
-        ids = await self.outbox.enqueue(account=account, mailfrom=mailfrom,
-                                        recipients=recipients, data=data, smtputf8=smtputf8,
-                                        requiretls=requiretls, **dsn)
-        if account is not None:
-            await self.junk.record_sent(account, recipients, data)
-        return ids
-
-    async def enqueue_spooled(self, *, account: str | None, mailfrom: str,
-                              recipients: list[str], message: SpooledMessage, smtputf8: bool,
-                              requiretls: bool | None, **dsn: Any) -> list[int]:
-        ids = await self.outbox.enqueue_spooled(account=account, mailfrom=mailfrom,
-                                                recipients=recipients, message=message,
-                                                smtputf8=smtputf8, requiretls=requiretls,
-                                                **dsn)
-        if account is not None:  # the header says whom it is for and what it answers
-            await self.junk.record_sent(account, recipients, message.header_bytes)
-        return ids
 
 
 class StartupError(Exception):
@@ -245,8 +213,8 @@ class Server:
         from kittiwake.config.lookup import AddressIndex
         from kittiwake.queue import Queue
         from kittiwake.queue.notices import DSNSender
+        from kittiwake.server.outbox import JunkNotingOutbox, QueueOutbox
         from kittiwake.server.queuecontrol import register_control
-        from kittiwake.smtpserver.context import QueueOutbox
 
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.queue = Queue.from_config(self.data_dir, self.config.static.queue)

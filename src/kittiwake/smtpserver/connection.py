@@ -59,7 +59,6 @@ from kittiwake.smtpserver.context import ServerContext
 from kittiwake.smtpserver.deliver import LocalDelivery
 from kittiwake.smtpserver.pipeline import Transaction
 from kittiwake.smtpserver.spool import HeaderTooLarge, Spool
-from kittiwake.store.store import account_dir
 
 READ_SIZE = 65536
 AUTH_MECHANISMS = ("SCRAM-SHA-256-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-1",
@@ -353,12 +352,10 @@ class SMTPConnection:
     # --- AUTH (RFC 4954) -----------------------------------------------------
 
     def _credentials(self, username: str) -> Credentials | None:
-        from kittiwake.store.account import read_credentials
-
         account = self.ctx.account_for_login(username)
         if account is None:
             return None
-        stored = read_credentials(account_dir(self.ctx.store.data_dir, account))
+        stored = self.ctx.store.credentials(account)
         return Credentials.from_dict(json.loads(stored)) if stored else None
 
     async def _auth_start(self, mechanism: str, initial: bytes | None) -> None:

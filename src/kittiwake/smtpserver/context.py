@@ -13,7 +13,6 @@ from kittiwake.config.domains import DomainsConfig
 from kittiwake.config.lookup import AddressIndex
 from kittiwake.junk import JunkFilter
 from kittiwake.limits import ConnectionSlots, LoginLimiter
-from kittiwake.message.headers import Headers
 from kittiwake.smtpserver.ratelimit import Limiter
 from kittiwake.smtpserver.spool import SpooledMessage
 from kittiwake.store import Store
@@ -34,65 +33,6 @@ class Outbox(Protocol):
         """:meth:`enqueue` for a received message: the spool file is taken by hard
         link (its owner removes it after), ``message.prefix`` kept beside it."""
         ...
-
-
-class QueueOutbox:
-    """Hands submitted mail for remote recipients to the outgoing queue (durably)."""
-
-    def __init__(self, queue: Any) -> None:
-        self.queue = queue
-
-    async def enqueue(self, *, account: str | None, mailfrom: str, recipients: list[str],
-                      data: bytes, smtputf8: bool, requiretls: bool | None,
-                      **dsn: Any) -> list[int]:
-        envelope = self._envelope(account, mailfrom, recipients, smtputf8, requiretls,
-                                  _has_8bit(data), _tls_required_no(data), dsn)
-        message = await self.queue.enqueue(envelope, data)
-        return [message.id]
-
-    async def enqueue_spooled(self, *, account: str | None, mailfrom: str,
-                              recipients: list[str], message: SpooledMessage, smtputf8: bool,
-                              requiretls: bool | None, **dsn: Any) -> list[int]:
-        envelope = self._envelope(account, mailfrom, recipients, smtputf8, requiretls,
-                                  message.eightbit or not message.prefix.isascii(),
-                                  _tls_required_no_in(message.head.headers), dsn)
-        queued = await self.queue.add_file(message.path, message.prefix, envelope, link=True)
-        return [queued.id]
-
-    @staticmethod
-    def _envelope(account: str | None, mailfrom: str, recipients: list[str], smtputf8: bool,
-                  requiretls: bool | None, eightbit: bool, tls_required_no: bool,
-                  dsn: dict[str, Any]) -> Any:
-        from kittiwake.queue import Envelope, NewRecipient
-
-        params = dsn.get("rcpt_params") or {}
-
-        def recipient(address: str) -> NewRecipient:
-            p = params.get(address)
-            return NewRecipient(address, notify=getattr(p, "notify", None),
-                                orcpt=getattr(p, "orcpt", None))
-
-        return Envelope(
-            mail_from=mailfrom, recipients=tuple(recipient(r) for r in recipients),
-            account=account, smtputf8=smtputf8, eightbit=eightbit, requiretls=requiretls,
-            tls_required_no=tls_required_no, ret=dsn.get("ret"), envid=dsn.get("envid"))
-
-
-def _has_8bit(data: bytes) -> bool:
-    return not data.isascii()
-
-
-def _tls_required_no(data: bytes) -> bool:
-    """RFC 8689 §5: a "TLS-Required: No" header field."""
-    from kittiwake.message.headers import parse_header_section
-
-    headers, _ = parse_header_section(data)
-    return _tls_required_no_in(headers)
-
-
-def _tls_required_no_in(headers: Headers) -> bool:
-    value = headers.get("tls-required")
-    return value is not None and value.strip().lower() == "no"
 
 
 @dataclass

@@ -166,6 +166,17 @@ async def _store(account: Account, mailbox: str, message: bytes | SpooledMessage
     return await account.deliver(mailbox, added + message, mailfrom=mailfrom, rcptto=rcptto)
 
 
+@dataclass(frozen=True)
+class LocalError:
+    """Why a local delivery failed, as a DSN reports it (:class:`kittiwake.dsn.report.
+    DeliveryError`): our own reply, ``host`` being this server."""
+
+    code: int
+    enhanced: str
+    text: str
+    host: str
+
+
 async def notify_failures(ctx: ServerContext, failures: list[DeliveryFailure], *,
                           mailfrom: str, data: bytes, smtputf8: bool, envid: str | None,
                           ret: Any, rcpt_params: Mapping[str, Any]) -> bool:
@@ -181,7 +192,6 @@ async def notify_failures(ctx: ServerContext, failures: list[DeliveryFailure], *
     """
     from kittiwake.dsn.compose import compose
     from kittiwake.dsn.report import Action, RecipientReport
-    from kittiwake.queue.model import DeliveryError
 
     reports = []
     for failure in failures:
@@ -189,7 +199,7 @@ async def notify_failures(ctx: ServerContext, failures: list[DeliveryFailure], *
         code, enhanced = (451, "4.3.0") if failure.temporary else (552, "5.2.2")
         reports.append(RecipientReport(
             address=failure.recipient, action=Action.FAILED,
-            error=DeliveryError(code, enhanced, failure.reason, ctx.hostname),
+            error=LocalError(code, enhanced, failure.reason, ctx.hostname),
             status="5.2.2" if not failure.temporary else "4.3.0",
             notify=getattr(params, "notify", None), orcpt=getattr(params, "orcpt", None),
             attempts=1, last_attempt=datetime.now(UTC)))

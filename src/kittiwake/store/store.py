@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from kittiwake.store import metrics as store_metrics
-from kittiwake.store.account import AccountStore, Appended, Delivery, discard
+from kittiwake.store.account import AccountStore, Appended, Delivery, discard, read_credentials
 from kittiwake.store.changes import ChangeHub
 from kittiwake.store.messagefile import MessageFile
 from kittiwake.store.model import (
@@ -394,6 +394,13 @@ class Store:
         hand it to :meth:`Account.deliver_spool` (``keep=True`` for all but the
         last recipient account, or for all and discard it after)."""
         return SpoolFile(self.data_dir)
+
+    def credentials(self, name: str) -> str | None:
+        """Account ``name``'s stored credentials (JSON of SCRAM/CRAM keys), or None.
+
+        Blocking (a read-only SQLite query, no side effects on the account): for
+        the SASL servers' worker threads."""
+        return read_credentials(account_dir(self.data_dir, name))
 
     async def account(self, name: str, quota_bytes: int = 0,
                       default_mailboxes: Iterable[str] = ()) -> Account:
