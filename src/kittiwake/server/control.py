@@ -98,6 +98,10 @@ class ControlServer:
                 await send({"ok": True, "result": result})
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
+        except asyncio.CancelledError:
+            # The server is shutting down (or restarting) while a client waits: end
+            # this connection quietly; the client sees the socket close and retries.
+            pass
         finally:
             writer.close()
             with contextlib.suppress(Exception):
@@ -147,13 +151,22 @@ async def stream(socket_path: Path, command: str,
         raise ControlClientError(f"no permission to use {socket_path} (run as the server's user)"
                                  ) from None
     try:
-        writer.write(json.dumps({"command": command, "args": args or {}}).encode() + b"\n")
-        await writer.drain()
+        try:
+            writer.write(json.dumps({"command": command, "args": args or {}}).encode() + b"\n")
+            await writer.drain()
+        except OSError as exc:  # the server went away meanwhile (stopping, restarting)
+            raise ControlClientError(f"the control connection was lost ({exc})") from None
         while True:
-            line = await reader.readline()
+            try:
+                line = await reader.readline()
+            except (OSError, ValueError) as exc:
+                raise ControlClientError(f"the control connection was lost ({exc})") from None
             if not line:
                 return
-            obj = json.loads(line)
+            try:
+                obj = json.loads(line)
+            except ValueError:
+                raise ControlClientError("the server sent an unreadable answer") from None
             if "progress" in obj:
                 yield "progress", obj["progress"]
             elif obj.get("ok"):

@@ -861,10 +861,14 @@ class AccountStore:
             summary, prefix = row
             state = INDEX_DONE
             try:
-                data = MessageFile(self.path(message_id), prefix).read()
-                root = Part.from_dict(json.loads(summary)["part"], data)
-                header_text, body_text = searchable_text(root, data, max_chars=MAX_INDEX_CHARS)
-                headers, body = search_text_of(root, data)
+                path = self.path(message_id)
+                with _parsing(path.stat().st_size):  # large messages take turns (memory)
+                    data = MessageFile(path, prefix).read()
+                    root = Part.from_dict(json.loads(summary)["part"], data)
+                    header_text, body_text = searchable_text(root, data,
+                                                             max_chars=MAX_INDEX_CHARS)
+                    headers, body = search_text_of(root, data)
+                    del data, root
             except Exception:  # unreadable: marked, not retried at every open
                 logger.warning("message cannot be indexed", message=message_id, exc_info=True)
                 states.append((INDEX_IMPOSSIBLE, message_id))
