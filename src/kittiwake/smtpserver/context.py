@@ -27,6 +27,15 @@ class Outbox(Protocol):
         ...
 
 
+class DMARCRecorder(Protocol):
+    """Takes the DMARC verdict of each incoming message for the aggregate reports we send
+    (RFC 7489 §7.2; :class:`kittiwake.reports.dmarc_outgoing.EvaluationRecorder`).
+    Called on the event loop: it must only buffer, never block."""
+
+    def record(self, result: Any, spf_result: Any, dkim_results: list[Any], *, ip: str,
+               mailfrom: str, recipient_domain: str) -> bool: ...
+
+
 class QueueOutbox:
     """Hands submitted mail for remote recipients to the outgoing queue (durably)."""
 
@@ -107,6 +116,7 @@ class ServerContext:
     dkim_keys: dict[str, Any] = field(default_factory=dict)
     junk: JunkFilter | None = None  # judges MX mail per account (server/app.py builds it)
     spool_dir: Path | None = None  # where messages arrive; default: the data dir's spool/
+    dmarc_recorder: DMARCRecorder | None = None  # DMARC verdicts for outgoing rua reports
 
     def __post_init__(self) -> None:
         self.index = AddressIndex(self.domains)
