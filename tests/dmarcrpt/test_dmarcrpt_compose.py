@@ -135,6 +135,6 @@ def test_report_message_per_rfc7489_7_2_1_1() -> None:
     # the attachment is gzip of the XML
     import email
 
-    part = [p for p in email.message_from_bytes(message).walk()
-            if p.get_content_type() == "application/gzip"][0]
+    part = next(p for p in email.message_from_bytes(message).walk()
+            if p.get_content_type() == "application/gzip")
     assert gzip.decompress(part.get_payload(decode=True)) == compose_report(REPORT)
