@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from kittiwake import dkim, dmarc, spf
-from kittiwake.dmarcrpt import DMARCResult, DispositionType, report_from_message
+from kittiwake.dmarcrpt import DispositionType, DMARCResult, report_from_message
 from kittiwake.dns import MockResolver
 from kittiwake.reports.dmarc_outgoing import (
     DAY,
