@@ -223,3 +223,30 @@ def test_reports_cli_filters_and_errors(config_dir: Path, tmp_path: Path) -> Non
     assert "Traceback" not in out.output
     out = kittiwake(config_dir, "dmarc", "report", "nope")
     assert out.exit_code == 1 and "no DMARC report 'nope'" in out.output
+
+
+async def test_collector_catches_up_at_start_and_never_counts_twice(config_dir: Path,
+                                                                    tmp_path: Path) -> None:
+    from kittiwake.store import AccountStore
+    from kittiwake.store.store import account_dir
+
+    config = load(config_dir)
+    acc = AccountStore("alice", account_dir(config.data_dir, "alice"))
+    acc.ensure_mailboxes(["DMARC"])
+    acc.deliver("DMARC", report_mail((FIXTURES / "yahoo.xml").read_bytes()))
+    acc.deliver("DMARC", b"From: x@y.example\r\nSubject: not a report\r\n\r\nhi\r\n")
+    acc.close()
+    good = dmarc_metrics.INCOMING.labels(result="good")
+    bad = dmarc_metrics.INCOMING.labels(result="bad")
+    before = (good._value.get(), bad._value.get())
+    for _ in range(2):  # the second start (a restart) finds nothing new
+        store = Store(config.data_dir)
+        db = DMARCDatabase(database_path(config.data_dir))
+        collector = DMARCReportCollector(store, lambda: config.domains, db)
+        await collector.start()
+        await collector.settled()
+        await collector.close()
+        assert [r.org_name for r in db.reports()] == ["Yahoo"]
+        db.close()
+        store.close()
+    assert (good._value.get(), bad._value.get()) == (before[0] + 1, before[1] + 1)

@@ -7,7 +7,10 @@ added to a reports mailbox is read, its report extracted and parsed in a
 worker thread (:mod:`kittiwake.dmarcrpt`: gzip/zip/XML, bomb limits, no
 entities) and stored in the reports database, once per reporter and
 report id. Refused messages stay in the mailbox for the user to look at;
-they are logged with why and counted as bad or hostile.
+they are logged with why and counted as bad or hostile. Which messages were
+looked at is remembered, so that at start the collector catches up with
+what arrived while it was not running (a crash between delivery and
+collection), and never looks at a message twice.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from kittiwake.log import get_logger
 from kittiwake.metrics import guard
 from kittiwake.reports import dmarc_metrics
 from kittiwake.reports.dmarcdb import DMARCDatabase
-from kittiwake.store import Store
+from kittiwake.store import Store, StoreError
 from kittiwake.store.changes import Subscription
 
 __all__ = ["DMARCReportCollector", "ImportOutcome", "import_report"]
@@ -69,6 +72,7 @@ class DMARCReportCollector:
         self._subscriptions: dict[str, Subscription] = {}
         self._followers: dict[str, asyncio.Task[None]] = {}
         self._busy = 0
+        self._catch_up: asyncio.Task[None] | None = None
 
     def watched(self, domains: DomainsConfig) -> dict[str, dict[str, str]]:
         """account -> {mailbox: our domain} of every dmarc_reports setting."""
@@ -80,7 +84,20 @@ class DMARCReportCollector:
         return out
 
     async def start(self) -> None:
+        """Follow the reports mailboxes, and collect (in the background) what arrived in
+        them while the collector was not running."""
         self.reload(self.domains())
+        self._busy += 1  # until the scan is done (settled() waits for it)
+        self._catch_up = asyncio.get_running_loop().create_task(self._scan())
+
+    async def _scan(self) -> None:
+        try:
+            for account, boxes in self.watched(self.domains()).items():
+                for mailbox in boxes:
+                    with guard("reports", "collecting DMARC reports failed", account=account):
+                        await self._collect(account, mailbox, None)
+        finally:
+            self._busy -= 1
 
     def reload(self, domains: DomainsConfig) -> None:
         """Follow the accounts domains.conf names now (after a reload, too)."""
@@ -104,23 +121,33 @@ class DMARCReportCollector:
                     with guard("reports", "collecting a DMARC report failed",
                                account=account):
                         if change.kind == "added" and change.uids:
-                            await self._added(account, change.mailbox, change.uids)
+                            await self._collect(account, change.mailbox, change.uids)
                 finally:
                     self._busy -= 1
         finally:
             sub.close()
 
-    async def _added(self, account: str, mailbox: str, uids: tuple[int, ...]) -> None:
+    async def _collect(self, account: str, mailbox: str,
+                       uids: tuple[int, ...] | None) -> None:
+        """Import the reports among ``uids`` (all when None) not looked at before."""
         our_domain = self.watched(self.domains()).get(account, {}).get(mailbox)
         if our_domain is None:
             return
         conf = self.domains().accounts.get(account)
         acc = await self.store.account(account, conf.quota_bytes if conf else 0,
                                        conf.mailboxes if conf else ())
-        for m in await acc.messages(mailbox, uids=list(uids)):
+        try:
+            messages = await acc.messages(mailbox, uids=None if uids is None else list(uids))
+        except StoreError:
+            return  # no such mailbox (yet): nothing arrived
+        done = await asyncio.to_thread(self.db.collected, account, [m.id for m in messages])
+        for m in messages:
+            if m.id in done:
+                continue
             data = await acc.read(m.id)
             outcome = await asyncio.to_thread(import_report, self.db, data, our_domain,
                                               int(self.clock()))
+            await asyncio.to_thread(self.db.mark_collected, account, m.id, outcome.result)
             log = logger.info if outcome.result in ("good", "duplicate") else logger.warn
             log("dmarc report " + outcome.result, account=account, mailbox=mailbox,
                 uid=m.uid, domain=our_domain, detail=outcome.detail)
@@ -134,6 +161,12 @@ class DMARCReportCollector:
             await asyncio.sleep(0.005)
 
     async def close(self) -> None:
+        if self._catch_up is not None:
+            self._catch_up.cancel()
+            try:
+                await self._catch_up
+            except asyncio.CancelledError:
+                pass
         for task in self._followers.values():
             task.cancel()
         for task in self._followers.values():

@@ -6,7 +6,9 @@ threads.
 
 Received reports (``report``, ``report_row``) are unique per reporting
 organization and report id (§7.2.1.1: the id is unique per reporter), so
-a report sent twice is stored once.
+a report sent twice is stored once. ``collected`` remembers which store
+messages the collector has looked at, so that a restart picks up what
+arrived while it was not looking, and nothing twice.
 
 Evaluations of incoming mail are counted per UTC day, policy domain and
 row key (the fields an aggregate record groups by: source IP, From domain,
@@ -58,6 +60,12 @@ CREATE TABLE report_row (
   header_from TEXT NOT NULL
 );
 CREATE INDEX report_row_report ON report_row (report);
+CREATE TABLE collected (
+  account TEXT NOT NULL,
+  message INTEGER NOT NULL,
+  result TEXT NOT NULL,
+  PRIMARY KEY (account, message)
+);
 CREATE TABLE evaluation (
   day INTEGER NOT NULL,
   policy_domain TEXT NOT NULL,
@@ -155,6 +163,23 @@ class DMARCDatabase:
                   str(r.row.policy_evaluated.spf), r.identifiers.header_from)
                  for r in report.records])
             return report_key
+
+    def collected(self, account: str, message_ids: Iterable[int]) -> set[int]:
+        """Which of an account's messages were already looked at by the collector."""
+        ids = list(message_ids)
+        found: set[int] = set()
+        with self._lock:
+            for i in range(0, len(ids), 500):
+                chunk = ids[i:i + 500]
+                found |= {r[0] for r in self._db.execute(
+                    "SELECT message FROM collected WHERE account = ? AND message IN"
+                    f" ({','.join('?' * len(chunk))})", [account, *chunk])}
+        return found
+
+    def mark_collected(self, account: str, message_id: int, result: str) -> None:
+        with self._tx() as db:
+            db.execute("INSERT OR REPLACE INTO collected (account, message, result)"
+                       " VALUES (?, ?, ?)", (account, message_id, result))
 
     def reports(self, domain: str | None = None, since: int | None = None) -> list[StoredReport]:
         """Received reports, oldest period first; about ``domain`` and ending after ``since``."""
