@@ -194,6 +194,8 @@ async def test_reports_both_ways_through_the_mx(config_dir: Path, tmp_path: Path
     assert sources[2].split()[:5] == ["203.0.113.9", "example.org", "1", "0", "1"]
     as_json = json.loads(kittiwake(config_dir, "dmarc", "reports", "--json").output)
     assert as_json["reports"][0]["report_metadata"]["org_name"] == "google.com"
+    sent = kittiwake(config_dir, "dmarc", "sent").output.splitlines()
+    assert sent[1].split()[:3] == ["2025-11-30", "sender.example", "queued"]
     one = kittiwake(config_dir, "dmarc", "report", "4871238456723984512")
     assert one.exit_code == 0 and "209.85.220.41" in one.output
     assert "example.org=pass" in one.output

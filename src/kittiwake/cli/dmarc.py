@@ -283,3 +283,32 @@ def report_command(ctx: click.Context, report_id: str, as_json: bool) -> None:
             ",".join(x["type"] for x in ev["reasons"]) or "-"])
     click.echo(table(rows, ["SOURCE IP", "COUNT", "DISPOSITION", "DKIM", "SPF", "FROM",
                             "DKIM RESULTS", "SPF RESULTS", "OVERRIDE"]))
+
+
+@dmarc_group.command("sent")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+def sent_command(ctx: click.Context, as_json: bool) -> None:
+    """The aggregate reports we sent (RFC 7489 §7.2): per day and policy domain, whether
+    the report was queued, and the destinations skipped with why."""
+    import datetime as dt
+
+    from kittiwake.cli.common import table
+
+    db = _reports_db(ctx)
+    rows = db.sent() if db else []
+    if db:
+        db.close()
+    out = [{"day": dt.datetime.fromtimestamp(day * 86400, dt.UTC).strftime("%Y-%m-%d"),
+            "domain": domain, "report_id": rid, "outcome": outcome,
+            "skipped": detail.split(",") if detail else [], "at": at}
+           for day, domain, rid, outcome, detail, at in rows]
+    if as_json:
+        print_json({"sent": out})
+        return
+    if not out:
+        click.echo("no DMARC reports sent")
+        return
+    click.echo(table([[o["day"], o["domain"], o["outcome"], o["report_id"],
+                       " ".join(o["skipped"]) or "-"] for o in out],
+                     ["DAY (UTC)", "DOMAIN", "OUTCOME", "REPORT-ID", "SKIPPED"]))

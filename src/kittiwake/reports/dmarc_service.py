@@ -9,6 +9,7 @@ from typing import Any
 
 from kittiwake.config.domains import DomainsConfig
 from kittiwake.config.static import StaticConfig
+from kittiwake.log import get_logger
 from kittiwake.publicsuffix import organizational_domain
 from kittiwake.reports.dmarc_incoming import DMARCReportCollector
 from kittiwake.reports.dmarc_outgoing import (
@@ -22,6 +23,8 @@ from kittiwake.reports.dmarcdb import DMARCDatabase, database_path
 from kittiwake.store import Store
 
 __all__ = ["DMARCReporting", "report_settings"]
+
+logger = get_logger("reports")
 
 
 def default_from_address(hostname: str, domains: DomainsConfig) -> str:
@@ -42,6 +45,9 @@ def report_settings(static: StaticConfig, domains: DomainsConfig,
     organization = conf.organization or organizational_domain(hostname)
     from_address = conf.from_address or default_from_address(hostname, domains)
     signing = signing_for(domains, config_dir, from_address.rpartition("@")[2].lower())
+    if signing is None and conf.enabled and domains.domains:
+        logger.warn("dmarc reports will not be DKIM-signed: no domain has a signing key",
+                    from_address=from_address)
     return ReportSettings(hostname=hostname, organization=organization,
                           from_address=from_address, signing=signing)
 
