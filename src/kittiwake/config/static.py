@@ -242,8 +242,8 @@ class DMARCReportingConfig(Section):
 
     from_address: str = ""
     """From address of the reports (and their contact email); empty: postmaster@ the
-    host name's organizational domain when it is one of our domains, else of the first
-    domain in domains.conf. Reports are DKIM-signed with its domain's key (or, if it has
+    host name (or its organizational domain) when it is one of our domains, else of the
+    first domain in domains.conf. Reports are DKIM-signed with its domain's key (or, if it has
     none, another of our domains')."""
 
     @field_validator("from_address")
