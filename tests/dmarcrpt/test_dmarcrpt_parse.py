@@ -97,6 +97,11 @@ def test_report_without_records_parses() -> None:
      b"</feedback>", Problem.MALFORMED, "report_metadata"),
     (_minimal("").replace(b"<p>none</p>", b""), Problem.MALFORMED, "<p>"),
     (b"", Problem.MALFORMED, "not well-formed"),
+    (b'<?xml version="1.0" encoding="bogus"?><feedback/>', Problem.MALFORMED, "unreadable"),
+    (_minimal("<record><row><source_ip>192.0.2.1</source_ip><count>99999999999999999999"
+              "</count></row></record>"), Problem.MALFORMED, "out of range"),
+    (_minimal("<record><row><source_ip>192.0.2.1</source_ip><count>-3</count>"
+              "</row></record>"), Problem.MALFORMED, "out of range"),
 ])
 def test_broken_reports_are_refused_with_the_reason(data: bytes, problem: Problem,
                                                    words: str) -> None:

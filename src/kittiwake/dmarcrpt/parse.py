@@ -52,6 +52,7 @@ __all__ = ["MAX_DEPTH", "MAX_ELEMENTS", "MAX_XML_SIZE", "parse_report"]
 MAX_XML_SIZE = 32 * 1024 * 1024  # far above the largest daily reports of big receivers
 MAX_DEPTH = 16  # a report nests 5 deep (feedback/record/auth_results/dkim/domain)
 MAX_ELEMENTS = 2_000_000
+MAX_NUMBER = 2**63 - 1  # counts and timestamps: what SQLite's INTEGER holds
 
 E = TypeVar("E", bound=StrEnum)
 
@@ -127,10 +128,14 @@ def _tree(data: bytes) -> _Node:
     parser.CharacterDataHandler = chars
     try:
         parser.Parse(data, True)
+    except ReportError:
+        raise
     except xml.parsers.expat.ExpatError as exc:
         raise ReportError(Problem.MALFORMED, f"not well-formed XML: {exc}") from None
     except RecursionError:
         raise ReportError(Problem.TOO_DEEP, "nesting too deep") from None
+    except (LookupError, ValueError) as exc:  # e.g. encoding="bogus"
+        raise ReportError(Problem.MALFORMED, f"unreadable XML: {exc}") from None
     if not root:
         raise ReportError(Problem.MALFORMED, "no document element")
     return root[0]
@@ -154,8 +159,8 @@ def _int(text: str | None, where: str) -> int:
         except ValueError:
             raise ReportError(Problem.MALFORMED, f"{where}: not a number: {text[:40]!r}") \
                 from None
-    if number < 0:
-        raise ReportError(Problem.MALFORMED, f"{where}: negative number {number}")
+    if number < 0 or number > MAX_NUMBER:
+        raise ReportError(Problem.MALFORMED, f"{where}: number out of range: {text[:40]}")
     return number
 
 
