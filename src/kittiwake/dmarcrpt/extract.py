@@ -131,6 +131,15 @@ def extract_report_xml(message: bytes) -> bytes:
     if len(message) > MAX_MESSAGE_SIZE:
         raise ReportError(Problem.TOO_LARGE, f"message of {len(message)} bytes"
                           f" (limit {MAX_MESSAGE_SIZE})")
+    try:
+        return _find(message)
+    except ReportError:
+        raise
+    except (ValueError, LookupError, TypeError, IndexError) as exc:  # odd MIME headers
+        raise ReportError(Problem.MALFORMED, f"unreadable message: {exc}") from None
+
+
+def _find(message: bytes) -> bytes:
     parsed = email.parser.BytesParser(policy=email.policy.compat32).parsebytes(message)
     for part in parsed.walk():
         if part.is_multipart():
