@@ -140,3 +140,175 @@ def verify_command(ctx: click.Context, ip: str, mailfrom: str, helo: str, as_jso
             click.echo(f"  reason: {out['reason']}")
     status = out["result"]
     ctx.exit(0 if status == "pass" else 3 if status == "temperror" else 2)
+
+
+# --- aggregate reports received (kittiwake.reports.dmarcdb) ---------------------------
+
+
+def _reports_db(ctx: click.Context) -> Any:
+    """The reports database of the configured data dir, or None when none exists yet."""
+    from pathlib import Path
+
+    from kittiwake.config import ConfigError, load
+    from kittiwake.reports.dmarcdb import DMARCDatabase, database_path
+
+    try:
+        config = load(Path(ctx.find_root().obj["config_dir"]))
+    except ConfigError as exc:
+        for problem in exc.problems[:-1]:
+            click.echo(problem, err=True)
+        raise UserError(exc.problems[-1]) from None
+    path = database_path(config.data_dir)
+    return DMARCDatabase(path) if path.exists() else None
+
+
+def _since(text: str | None) -> int | None:
+    import datetime as dt
+
+    if not text:
+        return None
+    try:
+        day = dt.date.fromisoformat(text)
+    except ValueError:
+        raise UserError(f"--since {text!r}: expected a date YYYY-MM-DD (UTC)") from None
+    return int(dt.datetime(day.year, day.month, day.day, tzinfo=dt.UTC).timestamp())
+
+
+def _date(ts: int) -> str:
+    import datetime as dt
+
+    return dt.datetime.fromtimestamp(ts, dt.UTC).strftime("%Y-%m-%d %H:%M")
+
+
+def _row_counts(feedback: dict[str, Any]) -> tuple[int, int]:
+    """(messages with an aligned pass, messages without) of a stored report."""
+    ok = bad = 0
+    for r in feedback["records"]:
+        ev = r["row"]["policy_evaluated"]
+        if "pass" in (ev["dkim"], ev["spf"]):
+            ok += r["row"]["count"]
+        else:
+            bad += r["row"]["count"]
+    return ok, bad
+
+
+@dmarc_group.command("reports")
+@click.option("--domain", help="Only reports about this domain (or received for it).")
+@click.option("--since", help="Only reports whose period ends on or after DATE (YYYY-MM-DD).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+def reports_command(ctx: click.Context, domain: str | None, since: str | None,
+                    as_json: bool) -> None:
+    """DMARC aggregate reports received for our domains (RFC 7489 §7.2).
+
+    One line per report (reporter, period, messages passing/failing DMARC),
+    then the totals per source IP and From domain.
+    """
+    from kittiwake.cli.common import table
+
+    start = _since(since)
+    domain = domain.lower().rstrip(".") if domain else None
+    db = _reports_db(ctx)
+    stored = db.reports(domain, start) if db else []
+    sources = db.sources(domain, start) if db else []
+    if db:
+        db.close()
+    if as_json:
+        print_json({
+            "reports": [{"id": r.id, "received_for": r.our_domain, "received": r.received,
+                         **r.feedback} for r in stored],
+            "sources": [{"source_ip": s[0], "header_from": s[1], "messages": s[2],
+                         "dkim_pass": s[3], "spf_pass": s[4], "dmarc_pass": s[5],
+                         "dmarc_fail": s[2] - s[5], "policy_applied": s[6]}
+                        for s in sources]})
+        return
+    if not stored:
+        click.echo("no DMARC reports" + (f" for {domain}" if domain else "")
+                   + (f" since {since}" if since else ""))
+        return
+    rows = []
+    for r in stored:
+        f = r.feedback
+        m = f["report_metadata"]
+        ok, bad = _row_counts(f)
+        rows.append([str(r.id), m["org_name"], m["report_id"], f["policy_published"]["domain"],
+                     _date(m["date_range"]["begin"]), _date(m["date_range"]["end"]),
+                     str(ok + bad), str(ok), str(bad)])
+    click.echo(table(rows, ["ID", "REPORTER", "REPORT-ID", "DOMAIN", "BEGIN (UTC)",
+                            "END (UTC)", "MESSAGES", "PASS", "FAIL"]))
+    click.echo("")
+    click.echo(table([[s[0], s[1], str(s[2]), str(s[5]), str(s[2] - s[5]), str(s[3]),
+                       str(s[4]), str(s[6])] for s in sources],
+                     ["SOURCE IP", "FROM DOMAIN", "MESSAGES", "DMARC PASS", "DMARC FAIL",
+                      "DKIM PASS", "SPF PASS", "QUARANTINED/REJECTED"]))
+
+
+@dmarc_group.command("report")
+@click.argument("report_id")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+def report_command(ctx: click.Context, report_id: str, as_json: bool) -> None:
+    """One received DMARC report, by the ID `dmarc reports` shows or by its report id."""
+    from kittiwake.cli.common import table
+
+    db = _reports_db(ctx)
+    found = db.report(report_id) if db else None
+    if db:
+        db.close()
+    if found is None:
+        raise UserError(f"no DMARC report {report_id!r} (see kittiwake dmarc reports)")
+    f = found.feedback
+    if as_json:
+        print_json({"id": found.id, "received_for": found.our_domain,
+                    "received": found.received, **f})
+        return
+    m, p = f["report_metadata"], f["policy_published"]
+    click.echo(f"report {m['report_id']} from {m['org_name']} <{m['email']}>")
+    click.echo(f"  period: {_date(m['date_range']['begin'])} to"
+               f" {_date(m['date_range']['end'])} UTC")
+    click.echo(f"  policy: {p['domain']} p={p['p']} sp={p['sp'] or '-'}"
+               f" pct={p['pct'] if p['pct'] is not None else '-'}"
+               f" adkim={p['adkim'] or '-'} aspf={p['aspf'] or '-'}")
+    for error in m["errors"]:
+        click.echo(f"  error: {error}")
+    rows = []
+    for r in f["records"]:
+        ev = r["row"]["policy_evaluated"]
+        auth = r["auth_results"]
+        rows.append([
+            r["row"]["source_ip"], str(r["row"]["count"]), ev["disposition"], ev["dkim"],
+            ev["spf"], r["identifiers"]["header_from"],
+            " ".join(f"{d['domain']}={d['result']}" for d in auth["dkim"]) or "-",
+            " ".join(f"{s['domain']}={s['result']}" for s in auth["spf"]) or "-",
+            ",".join(x["type"] for x in ev["reasons"]) or "-"])
+    click.echo(table(rows, ["SOURCE IP", "COUNT", "DISPOSITION", "DKIM", "SPF", "FROM",
+                            "DKIM RESULTS", "SPF RESULTS", "OVERRIDE"]))
+
+
+@dmarc_group.command("sent")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.pass_context
+def sent_command(ctx: click.Context, as_json: bool) -> None:
+    """The aggregate reports we sent (RFC 7489 §7.2): per day and policy domain, whether
+    the report was queued, and the destinations skipped with why."""
+    import datetime as dt
+
+    from kittiwake.cli.common import table
+
+    db = _reports_db(ctx)
+    rows = db.sent() if db else []
+    if db:
+        db.close()
+    out = [{"day": dt.datetime.fromtimestamp(day * 86400, dt.UTC).strftime("%Y-%m-%d"),
+            "domain": domain, "report_id": rid, "outcome": outcome,
+            "skipped": detail.split(",") if detail else [], "at": at}
+           for day, domain, rid, outcome, detail, at in rows]
+    if as_json:
+        print_json({"sent": out})
+        return
+    if not out:
+        click.echo("no DMARC reports sent")
+        return
+    click.echo(table([[o["day"], o["domain"], o["outcome"], o["report_id"],
+                       " ".join(o["skipped"]) or "-"] for o in out],
+                     ["DAY (UTC)", "DOMAIN", "OUTCOME", "REPORT-ID", "SKIPPED"]))

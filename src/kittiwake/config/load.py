@@ -165,6 +165,8 @@ def cross_checks(directory: Path, static: StaticConfig, domains: DomainsConfig) 
                  for problem in check_mta_sts_mx(static, domains)]
     problems += [f"{directory / STATIC_FILE}: {problem}"
                  for problem in check_tlsrpt_from_domain(static, domains)]
+    problems += [f"{directory / STATIC_FILE}: {problem}"
+                 for problem in check_dmarc_reporting(static, domains)]
     return problems
 
 
@@ -183,6 +185,20 @@ def check_tlsrpt_from_domain(static: StaticConfig, domains: DomainsConfig) -> li
         return [f"{where}: domain {name!r} has no DKIM signing (domains.{name}.dkim.sign is"
                 " empty); TLS reports are sent DKIM-signed"]
     return []
+
+
+def check_dmarc_reporting(static: StaticConfig, domains: DomainsConfig) -> list[str]:
+    """``dmarc_reporting.from_address`` must be in one of our domains: reports are
+    DKIM-signed with its domain's key, and receivers check its DMARC (RFC 7489 §7.2.1.1)."""
+    address = static.dmarc_reporting.from_address
+    if not address or not domains.domains:
+        return []
+    domain = address.rpartition("@")[2].lower().rstrip(".")
+    if domain in domains.domains:
+        return []
+    known = ", ".join(sorted(domains.domains))
+    return [f"dmarc_reporting.from_address: {address!r} is not in one of our domains"
+            f" (known: {known}); reports are signed with its domain's DKIM key"]
 
 
 def check_mta_sts_mx(static: StaticConfig, domains: DomainsConfig) -> list[str]:

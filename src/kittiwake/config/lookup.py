@@ -79,6 +79,18 @@ class AddressIndex:
                 self._exact.setdefault((self._fold(tlsrpt.localpart, domain), domain),
                                        AccountRecipient(tlsrpt.account, key,
                                                         Destination(mailbox=tlsrpt.mailbox)))
+        # A domain's DMARC report address (domains.conf dmarc_reports) delivers into the
+        # named account and mailbox, unless a destination of that address says otherwise.
+        for domain_name, settings in config.domains.items():
+            reports = settings.dmarc_reports
+            if reports is None or reports.account not in config.accounts:
+                continue
+            domain = _ascii_domain(domain_name)
+            key = (self._fold(reports.localpart, domain), domain)
+            if key not in self._exact:
+                self._exact[key] = AccountRecipient(
+                    reports.account, f"{reports.localpart}@{domain_name}",
+                    Destination(mailbox=reports.mailbox))
         for key in config.aliases:
             local, _, domain = key.rpartition("@")
             domain = _ascii_domain(domain)

@@ -18,6 +18,7 @@ from kittiwake.config.base import (
     LogLevel,
     ResolverText,
     Section,
+    _check_domain,
 )
 from kittiwake.config.limits import LimitsConfig
 from kittiwake.config.reports import ReportsConfig
@@ -229,6 +230,34 @@ class ACMEConfig(Section):
     """File holding the external account binding HMAC key (base64url)."""
 
 
+class DMARCReportingConfig(Section):
+    """Sending DMARC aggregate reports (RFC 7489 §7.2) about the mail we receive."""
+
+    enabled: bool = True
+    """Record the DMARC evaluations of incoming mail and send, once a day, a report of
+    the previous UTC day to each From domain whose DMARC record asks for one (rua=)."""
+
+    organization: str = ""
+    """Our name in the reports (org_name, Submitter); empty: the host name's
+    organizational domain."""
+
+    from_address: str = ""
+    """From address of the reports (and their contact email); empty: postmaster@ the
+    host name (or its organizational domain) when it is one of our domains, else of the
+    first domain in domains.conf. Reports are DKIM-signed with its domain's key (or, if it has
+    none, another of our domains')."""
+
+    @field_validator("from_address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if value:
+            local, at, domain = value.rpartition("@")
+            if not at or not local or not domain or " " in value or "<" in value:
+                raise ValueError(f"{value!r} is not a mail address (localpart@domain)")
+            _check_domain(domain)
+        return value
+
+
 class StaticConfig(Section):
     """kittiwake.conf: settings read at start."""
 
@@ -268,6 +297,9 @@ class StaticConfig(Section):
 
     reports: ReportsConfig = ReportsConfig()
     """Reports this server sends about its outgoing mail (TLSRPT)."""
+
+    dmarc_reporting: DMARCReportingConfig = DMARCReportingConfig()
+    """Outgoing DMARC aggregate reports."""
 
     listeners: dict[str, Listener] = {}
     """Named listeners, e.g. [listeners.public] and [listeners.internal]."""

@@ -64,6 +64,7 @@ class Server:
         self.localserve = localserve
         self.store = Store(self.data_dir)
         self.junk = self._junk_filter()
+        self.dmarc_reports = self._dmarc_reporting()
         self.queue: Any = None
         self.outbox: Any = None
         self.scheduler: Any = None
@@ -115,7 +116,17 @@ class Server:
             self.junk.reload(domains)
         if self.tlsrpt_collector is not None:
             self.tlsrpt_collector.reload(domains)
+        self.dmarc_reports.reload(domains)
         self.acme.domains_changed([str(d) for d in domains.domains])
+
+    def _dmarc_reporting(self) -> Any:
+        """DMARC aggregate reports: collecting those we receive, recording evaluations
+        and sending ours daily (kittiwake.reports, RFC 7489 §7.2)."""
+        from kittiwake.reports.dmarc_service import DMARCReporting
+
+        return DMARCReporting(self.store, self.data_dir, self.config.static,
+                              lambda: self.watcher.current, self.config.config_dir,
+                              self.resolver, lambda: self.outbox)
 
     def _junk_filter(self) -> JunkFilter:
         """The junk filter of every account, judging MX mail (smtpserver) and learning
@@ -185,6 +196,9 @@ class Server:
             config_dir=self.config.config_dir, listener=listener,
             connections=self.connection_slots, login_limiter=self.login_limiter,
             junk=None if self.localserve else self.junk, spool_dir=self.spool_dir)
+        if not self.localserve:
+            self.dmarc_reports.open()
+            ctx.dmarc_recorder = self.dmarc_reports.recorder
         from kittiwake.smtpserver.metrics import preinit_zones
 
         preinit_zones(list(listener.smtp.dnsbl_zones))
@@ -363,6 +377,7 @@ class Server:
         if not self.localserve:
             await self.junk.start()
             self._junk_started = True
+            await self.dmarc_reports.start()
         await self.acme.start()
         self.start_delivery()
         await self.start_tls_reports()
@@ -532,6 +547,7 @@ class Server:
             await self.tlsrpt_collector.close()
         if self.tlsrpt_db is not None:
             self.tlsrpt_db.close()
+        await self.dmarc_reports.close()
         await self.control.close()
         if self.queue is not None:
             self.queue.close()

@@ -20,6 +20,7 @@ METRIC_MODULES = (
     "kittiwake.server.monitor",
     "kittiwake.store.metrics",
     "kittiwake.junk.metrics",
+    "kittiwake.reports.dmarc_metrics",
     "kittiwake.http.metrics",
     "kittiwake.acme.metrics",
     "kittiwake.http.listener_metrics",

@@ -35,6 +35,15 @@ class Outbox(Protocol):
         ...
 
 
+class DMARCRecorder(Protocol):
+    """Takes the DMARC verdict of each incoming message for the aggregate reports we send
+    (RFC 7489 §7.2; :class:`kittiwake.reports.dmarc_outgoing.EvaluationRecorder`).
+    Called on the event loop: it must only buffer, never block."""
+
+    def record(self, result: Any, spf_result: Any, dkim_results: list[Any], *, ip: str,
+               mailfrom: str, recipient_domain: str) -> bool: ...
+
+
 @dataclass
 class Limits:
     """Message and session limits of one listener."""
@@ -76,6 +85,7 @@ class ServerContext:
     dkim_keys: dict[str, Any] = field(default_factory=dict)
     junk: JunkFilter | None = None  # judges MX mail per account (server/app.py builds it)
     spool_dir: Path | None = None  # where messages arrive; default: the data dir's spool/
+    dmarc_recorder: DMARCRecorder | None = None  # DMARC verdicts for outgoing rua reports
 
     def __post_init__(self) -> None:
         self.index = AddressIndex(self.domains)

@@ -33,7 +33,7 @@ from kittiwake.log import Logger
 from kittiwake.smtp import Reply
 from kittiwake.smtpserver import incoming, submission
 from kittiwake.smtpserver import metrics as smtp_metrics
-from kittiwake.smtpserver.context import ServerContext
+from kittiwake.smtpserver.context import DMARCRecorder, ServerContext
 from kittiwake.smtpserver.deliver import LocalDelivery, deliver_local, notify_failures
 from kittiwake.smtpserver.spool import MessageHead, Spool, SpooledMessage
 
@@ -85,6 +85,19 @@ def body_hashes_needed(ctx: ServerContext, sender: Sender, head: MessageHead
     return dkim.body_hash_keys(head.dkim_fields)
 
 
+def record_dmarc(recorder: DMARCRecorder, analysis: incoming.Analysis, ip: str,
+                 tx: Transaction) -> None:
+    """Hand the DMARC verdict to the aggregate-report recorder (RFC 7489 §7.2): an
+    in-memory append; the recorder writes batches in a worker thread."""
+    assert analysis.dmarc is not None
+    rcpt = tx.rcpts[0] if tx.rcpts else ""
+    try:
+        recorder.record(analysis.dmarc, analysis.spf, analysis.dkim, ip=ip,
+                        mailfrom=tx.mailfrom, recipient_domain=rcpt.rpartition("@")[2])
+    except Exception as exc:  # reporting never costs a message
+        metrics.panic("smtpserver", exc, msg="recording the DMARC evaluation failed")
+
+
 async def process(ctx: ServerContext, sender: Sender, tx: Transaction,
                   message: SpooledMessage, logger: Logger) -> Reply:
     """Check, decide and deliver one received message; the reply to its data."""
@@ -113,6 +126,8 @@ async def process(ctx: ServerContext, sender: Sender, tx: Transaction,
                     dkim=",".join(str(d.status) for d in analysis.dkim) or "none",
                     dmarc=str(analysis.dmarc.status) if analysis.dmarc else "none")
         smtp_metrics.count_analysis(analysis)
+        if analysis.dmarc is not None and ctx.dmarc_recorder is not None:
+            record_dmarc(ctx.dmarc_recorder, analysis, sender.conn.ip, tx)
         if analysis.reject:
             return Reply(550, "5.7.1", ["rejected by the sender domain's DMARC policy"])
         prefix = analysis.headers
