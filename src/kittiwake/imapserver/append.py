@@ -82,7 +82,8 @@ async def _append(conn: IMAPConnection, tag: str, cmd: c.Append) -> Answer:
     items: list[Appended] = []
     try:
         for spool, msg in zip(pending.spools, cmd.messages, strict=True):
-            path, _size = await asyncio.to_thread(spool.finish)
+            # Not fsynced here: the store fsyncs each file once it is in place (place()).
+            path, _size = await asyncio.to_thread(spool.finish, False)
             received = int(msg.internal_date.timestamp() * 1000) if msg.internal_date else 0
             flags = Flags.parse([f for f in msg.flags if f.lower() != "\\recent"])
             items.append(Appended(path, flags, received))
@@ -125,7 +126,8 @@ async def _replace(conn: IMAPConnection, tag: str, cmd: c.Replace) -> Answer:
         if not found:
             raise HandlerError(f"no message {cmd.number} to replace", Code.NONEXISTENT)
         old_uid = found[0][1]
-        path, _size = await asyncio.to_thread(spool.finish)
+        # Not fsynced here: the store fsyncs each file once it is in place (place()).
+        path, _size = await asyncio.to_thread(spool.finish, False)
         msg = cmd.message
         received = int(msg.internal_date.timestamp() * 1000) if msg.internal_date else 0
         flags = Flags.parse([f for f in msg.flags if f.lower() != "\\recent"])
