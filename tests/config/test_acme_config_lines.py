@@ -194,3 +194,13 @@ def test_user_root_and_existing_users() -> None:
     assert check_user(StaticConfig(hostname="mail.example.org", user=others[0])) == []
     assert check_user(StaticConfig(hostname="mail.example.org")) == []
     assert os.path.exists("/etc/passwd")
+
+
+@pytest.mark.parametrize("extra", [[], ["--existing-webserver"]], ids=["own-web", "proxied"])
+def test_fresh_quickstart_config_has_no_warning(tmp_path: Path, extra: list[str]) -> None:
+    """tls-alpn-01 on its own https (443), or http-01 behind the existing web server."""
+    made = CliRunner().invoke(cli, ["quickstart", "admin@example.org", "--ip", "198.51.100.7",
+                                    "--dir", str(tmp_path), "--user", "nobody", *extra])
+    assert made.exit_code == 0, made.output
+    code, lines, stdout = config_test(tmp_path / "config")
+    assert (code, lines) == (0, []) and stdout.startswith("config OK"), lines
