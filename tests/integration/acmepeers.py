@@ -3,12 +3,14 @@
 :class:`Pebble` starts ``/usr/bin/pebble`` with its own API certificate
 (trustme), validation ports of our choosing (``httpPort``/``tlsPort``: where
 our HTTP and HTTPS listeners run) and ``-dnsserver`` pointing at
-:class:`LoopbackDNS`, which answers A 127.0.0.1 for every name, nothing
+:class:`LoopbackDNS` (or any resolver: :attr:`Pebble.dns_port` may be set
+after construction, before the start), which answers A 127.0.0.1 for every name, nothing
 for AAAA, and the CAA records a test sets. A missing pebble fails the test.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import socket
@@ -79,7 +81,8 @@ class Pebble:
     """A pebble process; :attr:`directory_url`, :attr:`ca_file` (trust for its API)."""
 
     def __init__(self, workdir: Path, dns_port: int, http_port: int, tls_port: int,
-                 eab_keys: dict[str, str] | None = None) -> None:
+                 eab_keys: dict[str, str] | None = None,
+                 certificate_validity: dt.timedelta | None = None) -> None:
         if not Path(PEBBLE).exists():
             raise RuntimeError(f"{PEBBLE} is missing: install Debian's pebble"
                                " (scripts/install-peers.sh)")
@@ -92,7 +95,7 @@ class Pebble:
         server.private_key_pem.write_to_path(str(workdir / "pebble-api.key"))
         self.port = free_port()
         self.management_port = free_port()
-        config = {"pebble": {
+        config: dict[str, dict[str, object]] = {"pebble": {
             "listenAddress": f"127.0.0.1:{self.port}",
             "managementListenAddress": f"127.0.0.1:{self.management_port}",
             "certificate": str(workdir / "pebble-api.pem"),
@@ -101,6 +104,9 @@ class Pebble:
             "externalAccountBindingRequired": bool(eab_keys),
             "externalAccountMACKeys": eab_keys or {},
         }}
+        if certificate_validity is not None:  # pebble's default: 5 years
+            config["pebble"]["certificateValidityPeriod"] = int(
+                certificate_validity.total_seconds())
         (workdir / "pebble.json").write_text(json.dumps(config))
         self.dns_port = dns_port
         self.directory_url = f"https://127.0.0.1:{self.port}/dir"

@@ -1,9 +1,11 @@
 """testssl.sh (Debian ``testssl.sh``) against every TLS service of a real ``kittiwake serve``.
 
-SMTP STARTTLS (ports 25 and 587), submissions (465), IMAP STARTTLS (143) and
-IMAPS (993) on loopback, served with an ECDSA and an RSA certificate of a test
-CA that testssl is told to trust. Each service must have: no protocol below
-TLS 1.2, no cipher category below "strong" (AEAD), forward secrecy with
+SMTP STARTTLS (ports 25 and 587), submissions (465), IMAP STARTTLS (143),
+IMAPS (993) and HTTPS (443: the MTA-STS policy, autoconfig and the ACME
+tls-alpn-01 listener, whose ClientHello peek must not weaken anything) on
+loopback, served with an ECDSA and an RSA certificate of a test CA that
+testssl is told to trust. Each service must have: no protocol below TLS 1.2,
+no cipher category below "strong" (AEAD), forward secrecy with
 exactly the groups of :mod:`kittiwake.server.tls`, both certificates served,
 and no finding of severity MEDIUM, HIGH or CRITICAL (nor a scan problem).
 
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from tests.server.tls_helpers import PKI, TLSServe, start_tls_serve
+from tests.server.tls_helpers import PKI, SERVICES, TLSServe, start_tls_serve
 
 # Protocols, cipher categories, forward secrecy (with the groups), server preference,
 # renegotiation, compression (CRIME). The vulnerability checks left out (-U) need
@@ -122,7 +124,8 @@ def served(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped
     certificates = [ca.issue(["localhost"], "ecdsa"), ca.issue(["localhost"], "rsa")]
     with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:  # a resolver that is silent
         udp.bind(("127.0.0.1", 0))
-        server = start_tls_serve(directory, certificates, f"127.0.0.1:{udp.getsockname()[1]}")
+        server = start_tls_serve(directory, certificates, f"127.0.0.1:{udp.getsockname()[1]}",
+                                 services=(*SERVICES, "https"))
         try:
             yield server, ca, directory
         finally:
@@ -134,18 +137,20 @@ def findings(served) -> dict[str, list[dict[str, str]]]:  # type: ignore[no-unty
     server, ca, directory = served
     assert isinstance(server, TLSServe)
     starttls = {"smtp": "smtp", "submission": "smtp", "imap": "imap"}
-    targets = [Target(service, port, starttls.get(service), service == "submissions")
+    with_certificates = {"submissions", "https"}  # -S once per kind of implicit TLS
+    targets = [Target(service, port, starttls.get(service), service in with_certificates)
                for service, port in server.ports.items()]
     return run_testssl(targets, ca.ca_file, directory)
 
 
 @pytest.mark.timeout(600)
-@pytest.mark.parametrize("service", ["smtp", "submission", "submissions", "imap", "imaps"])
+@pytest.mark.parametrize("service", ["smtp", "submission", "submissions", "imap", "imaps",
+                                     "https"])
 def test_testssl_rates_the_service_good(findings, served, service: str) -> None:  # type: ignore[no-untyped-def]
     server, _ca, _directory = served
     found = findings[service]
     assert found, f"testssl found nothing on {service}"
-    bad = problems(found, certificates=service == "submissions")
+    bad = problems(found, certificates=service in ("submissions", "https"))
     assert bad == [], f"{service}: testssl findings:\n" + "\n".join(bad)
     assert server.proc.poll() is None, server.text()
     assert "Traceback" not in server.text()

@@ -29,18 +29,24 @@ def test_command(ctx: click.Context) -> None:
     too but leave the exit status 0.
     """
     from kittiwake.config import ConfigError, load
+    from kittiwake.config.load import STATIC_FILE, check_user
 
     config_dir = ctx.find_root().obj["config_dir"]
     try:
         config = load(config_dir)
+        # Checked here, not by every command that loads the config: the user only
+        # matters to serve started as root (on this machine).
+        problems = [f"{config.config_dir / STATIC_FILE}: {p}" for p in check_user(config.static)]
+        if problems:
+            raise ConfigError(problems)
     except ConfigError as exc:
         for problem in exc.problems:
             click.echo(problem, err=True)
         n = len(exc.problems)
         raise UserError(f"{n} problem{'s' if n != 1 else ''} in the configuration") from None
-    from kittiwake.config.warnings import tls_warnings
+    from kittiwake.config.warnings import config_warnings
 
-    for warning in tls_warnings(config.static):
+    for warning in config_warnings(config.static):
         click.echo(warning.text(str(config.config_dir / "kittiwake.conf")), err=True)
     d = config.domains
     click.echo(f"config OK: {config.config_dir}: {len(config.static.listeners)} listeners, "

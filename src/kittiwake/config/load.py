@@ -265,6 +265,10 @@ def check_files(directory: Path, static: StaticConfig, domains: DomainsConfig) -
                     why = _tls_problem(directory / cert.cert_file, directory / cert.key_file)
                     if why:
                         problems.append(f"{where}: {why}")
+        if listener.tls:
+            where = f"{directory / STATIC_FILE}: listeners.{_key(name)}.tls"
+            problems += [f"{where}.{problem}" for problem in
+                         host_key_problems(directory, listener.tls.host_private_key_files)]
     for dname, domain in domains.domains.items():
         for sel, selector in domain.dkim.selectors.items():
             where = (f"{directory / DOMAINS_FILE}: domains.{_key(dname)}.dkim.selectors."
@@ -278,6 +282,74 @@ def check_files(directory: Path, static: StaticConfig, domains: DomainsConfig) -
             if why:
                 problems.append(f"{where}: {target}: {why}")
     return problems
+
+
+def host_key_problems(directory: Path, files: list[str]) -> list[str]:
+    """``host_private_key_files[i]: why`` for each pre-generated ACME host key that the
+    certificate manager could not use: missing, not an unencrypted PEM private key, not
+    ECDSA P-256/P-384 or RSA of 2048 bits or more, or a second key of one type (one
+    certificate per key type is served)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
+    problems: list[str] = []
+    seen: dict[str, int] = {}
+    for i, relative in enumerate(files):
+        where = f"host_private_key_files[{i}]"
+        target = directory / relative
+        if not target.is_file():
+            problems.append(f"{where}: no file {target} (`kittiwake quickstart` writes"
+                            " ECDSA and RSA keys; or make one with `openssl genpkey`)")
+            continue
+        try:
+            key = serialization.load_pem_private_key(target.read_bytes(), password=None)
+        except OSError as exc:
+            problems.append(f"{where}: cannot read {target}: {exc.strerror}")
+            continue
+        except (TypeError, ValueError):
+            problems.append(f"{where}: {target} is not an unencrypted PEM private key")
+            continue
+        if isinstance(key, ec.EllipticCurvePrivateKey):
+            kind = "ECDSA"
+            if key.curve.name not in ("secp256r1", "secp384r1"):
+                problems.append(f"{where}: {target}: ECDSA curve {key.curve.name}; expected"
+                                " P-256 (secp256r1) or P-384")
+                continue
+        elif isinstance(key, rsa.RSAPrivateKey):
+            kind = "RSA"
+            if key.key_size < 2048:
+                problems.append(f"{where}: {target}: RSA key of {key.key_size} bits;"
+                                " expected 2048 or more")
+                continue
+        else:
+            problems.append(f"{where}: {target}: a {type(key).__name__.lstrip('_')}; expected"
+                            " an ECDSA or RSA private key (what certificate authorities sign)")
+            continue
+        if kind in seen:
+            problems.append(f"{where}: {target}: a second {kind} key (the first is"
+                            f" host_private_key_files[{seen[kind]}]); give one per type")
+            continue
+        seen[kind] = i
+    return problems
+
+
+def check_user(static: StaticConfig) -> list[str]:
+    """``user`` must name an existing unprivileged account: serve started as root drops
+    to it after binding its ports, and refuses to start otherwise."""
+    import pwd
+
+    if not static.user:
+        return []
+    try:
+        entry = pwd.getpwnam(static.user)
+    except KeyError:
+        return [f"user: no user {static.user!r} on this system; serve started as root would"
+                f" refuse to start (create it, e.g. `useradd --system {static.user}`, or"
+                " name another)"]
+    if entry.pw_uid == 0:
+        return [f"user: {static.user!r} is root; name an unprivileged user (serve started as"
+                " root runs as it after binding its ports)"]
+    return []
 
 
 def _tls_problem(cert_file: Path, key_file: Path) -> str | None:

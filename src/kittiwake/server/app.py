@@ -413,10 +413,10 @@ class Server:
         if self.localserve:
             return  # localserve makes its own certificate and allows AUTH without TLS
         from kittiwake import log
-        from kittiwake.config.warnings import tls_warnings
+        from kittiwake.config.warnings import config_warnings
 
         startup = log.get_logger("server")
-        for warning in tls_warnings(self.config.static):
+        for warning in config_warnings(self.config.static):
             startup.warning("config warning", where=warning.where, off=warning.off,
                             consequence=warning.consequence, fix=warning.fix)
 
