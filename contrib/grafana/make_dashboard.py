@@ -305,6 +305,9 @@ def build() -> dict[str, Any]:
     d.panel("timeseries", "TLSRPT reports received by outcome",
             [(rate("kittiwake_tlsrpt_reports_received_total", "outcome", fn="increase")
               + " > 0", "{{outcome}}")])
+    d.panel("timeseries", "TLS sessions to us in received reports",
+            [(rate("kittiwake_tlsrpt_received_sessions_total", "policy_type, result",
+                   fn="increase") + " > 0", "{{policy_type}} {{result}}")])
     d.panel("timeseries", "TLSRPT reports sent by method and result",
             [(rate("kittiwake_tlsrpt_reports_sent_total", "method, result", fn="increase")
               + " > 0", "{{method}} {{result}}")])
