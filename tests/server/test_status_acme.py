@@ -115,3 +115,37 @@ def test_status_shows_acme_certificates_failing_to_renew(served: tuple[Served, P
             assert row[column - 2:column] == "  " and row[column] != " ", (heading, row)
     assert {row.split()[2] for row in rows} == {"ecdsa", "rsa"}
     assert "certificates:\n  none from files\n" in screen, screen
+
+
+class FakeManager:
+    """A unit-test stand-in for CertificateManager.status()."""
+
+    def __init__(self, certs: list[dict[str, str | int | None]]) -> None:
+        self.certs = certs
+
+    def status(self) -> list[dict[str, str | int | None]]:
+        return self.certs
+
+
+def test_acme_entries_missing_first_then_by_expiry() -> None:
+    from kittiwake.server.status import acme_certificates
+
+    now = 1_800_000_000.0
+    managers = {"le": FakeManager([
+        {"names": "b.example,mta-sts.b.example", "key_type": "rsa",
+         "not_after": "2027-03-01T00:00:00+00:00", "renew_at": "2027-01-30T00:00:00+00:00",
+         "failures": 0, "last_error": None},
+        {"names": "a.example", "key_type": "ecdsa", "not_after": "2027-02-01T00:00:00+00:00",
+         # Names changed: the stored certificate no longer covers them, due at once.
+         "renew_at": "0001-01-01T00:00:00+00:00", "failures": 0, "last_error": None}]),
+        "other": FakeManager([
+            {"names": "c.example", "key_type": "ecdsa", "not_after": None, "renew_at": "now",
+             "failures": 3, "last_error": "refused"}])}
+    out = acme_certificates(managers, now)
+    assert [(c["authority"], c["names"][0]) for c in out] == [
+        ("other", "c.example"), ("le", "a.example"), ("le", "b.example")]
+    assert out[0]["renew_at"] == now and out[0]["expires_in_seconds"] is None
+    assert out[1]["renew_at"] == now
+    assert out[2]["names"] == ["b.example", "mta-sts.b.example"]
+    assert out[2]["not_after"] == 1803859200.0
+    assert out[2]["expires_in_seconds"] == round(1803859200.0 - now)

@@ -67,6 +67,8 @@ def acme_certificates(managers: Mapping[str, CertificateStatus], now: float
         for cert in manager.status():
             not_after = _timestamp(cert["not_after"])
             renew_at = now if cert["renew_at"] == "now" else _timestamp(cert["renew_at"])
+            if renew_at is not None and renew_at < 0:  # "due since ever": a new name set
+                renew_at = now
             out.append({
                 "authority": authority, "names": str(cert["names"]).split(","),
                 "key_type": cert["key_type"], "not_after": not_after,
