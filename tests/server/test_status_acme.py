@@ -9,6 +9,7 @@ connection is refused at once and no other process can answer there.
 from __future__ import annotations
 
 import json
+import shutil
 import socket
 import subprocess
 import time
@@ -24,6 +25,11 @@ from tests.server.serve_helpers import KITTIWAKE, Served, silent_resolver, start
 def scrape(port: int) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as resp:
         text = resp.read().decode()
+    promtool = shutil.which("promtool")
+    assert promtool, "promtool missing: install the Debian package prometheus"
+    check = subprocess.run([promtool, "check", "metrics"], input=text.encode(),
+                           capture_output=True)
+    assert check.returncode == 0, check.stdout.decode() + check.stderr.decode()
     return {(s.name, tuple(sorted(s.labels.items()))): s.value
             for family in text_string_to_metric_families(text) for s in family.samples}
 
