@@ -38,6 +38,7 @@ class Case:
     fired: list[dict[str, str]]
     quiet_at: str
     extra: dict[str, str] = field(default_factory=dict)
+    also_quiet: list[str] = field(default_factory=list)
 
 
 INST = 'instance="mx1"'
@@ -69,15 +70,24 @@ CASES = [
         f'kittiwake_tls_certificate_unreadable{{{INST},file="/etc/kittiwake/cert.pem"}}':
             "0x5 1x5"},
          "7m", [{"instance": "mx1", "file": "/etc/kittiwake/cert.pem"}], "3m"),
+    # Errors at 1h and 2h and then every 6 hours (the backoff's cap): the alert holds
+    # through the long gaps (28h); an order succeeds at 2300m: it ends although errors
+    # are still in the window (39h). The "other" authority's one error is followed by a
+    # success within minutes: no alert.
     Case("KittiwakeACMERenewalFailing", {
         f'kittiwake_acme_renewal_errors_total{{{INST},authority="letsencrypt"}}':
-            "0x30 1x30 2x30",
-        f'kittiwake_acme_renewal_errors_total{{{INST},authority="other"}}': "0x90"},
-         "75m", [{"instance": "mx1", "authority": "letsencrypt"}], "45m"),
-    # time() is 0 at the start: expiry 21 days out, then 19 days.
+            "0x60 1x60 2x360 3x360 4x360 5x360 6x360 7x360 8x840",
+        f'kittiwake_acme_orders_total{{{INST},authority="letsencrypt",result="ok"}}':
+            "0x2300 1x900",
+        f'kittiwake_acme_renewal_errors_total{{{INST},authority="other"}}': "0x60 1x3100",
+        f'kittiwake_acme_orders_total{{{INST},authority="other",result="ok"}}':
+            "0x70 1x3100"},
+         "28h", [{"instance": "mx1", "authority": "letsencrypt"}], "39h",
+         also_quiet=["75m", "20m"]),
+    # time() is 0 at the start: expiry 15 days out, then 13 days.
     Case("KittiwakeACMECertificateExpiring", {
         f'kittiwake_acme_certificate_expiry_timestamp_seconds{{{INST},name="mail.example.org",'
-        'key_type="rsa"}': "1814400x5 1641600x5",
+        'key_type="rsa"}': "1296000x5 1123200x5",
         f'kittiwake_acme_certificate_expiry_timestamp_seconds{{{INST},name="mail.example.org",'
         'key_type="ecdsa"}': "7776000x10"},
          "8m", [{"instance": "mx1", "name": "mail.example.org", "key_type": "rsa"}], "2m"),
@@ -104,6 +114,43 @@ CASES = [
             "0+1x40",
         f'kittiwake_smtpserver_auth_total{{{INST},mechanism="PLAIN",result="ok"}}': "0+100x40"},
          "35m", [{"instance": "mx1"}], "15m"),
+    Case("KittiwakeIMAPAuthenticationFailureSpike", {
+        f'kittiwake_imapserver_logins_total{{{INST},mechanism="PLAIN",result="badcreds"}}':
+            "0+1x20 20+10x20",
+        f'kittiwake_imapserver_logins_total{{{INST},mechanism="PLAIN",result="ok"}}':
+            "0+100x40"},
+         "35m", [{"instance": "mx1"}], "15m"),
+    # smtp: one failure per 10 minutes for a day, then 2 a minute; imaps: 2 a minute all
+    # along (a steady scanner), never "rising".
+    Case("KittiwakeTLSHandshakeFailuresRising", {
+        f'kittiwake_tls_handshake_failures_total{{{INST},service="smtp",reason="closed"}}':
+            "0+0.1x1440 144+2x120",
+        f'kittiwake_tls_handshake_failures_total{{{INST},service="smtp",reason="version"}}':
+            "0x1560",
+        f'kittiwake_tls_handshake_failures_total{{{INST},service="imaps",reason="closed"}}':
+            "0+2x1560"},
+         "1500m", [{"instance": "mx1", "service": "smtp"}], "1440m"),
+    Case("KittiwakeTLSClientsRejectOurCertificate", {
+        f'kittiwake_tls_handshake_failures_total{{{INST},service="submissions",'
+        'reason="certificate"}': "0x30 0+1x30",
+        f'kittiwake_tls_handshake_failures_total{{{INST},service="smtp",reason="closed"}}':
+            "0+5x60"},
+         "50m", [{"instance": "mx1", "service": "submissions"}], "33m"),
+    Case("KittiwakeTLSReportsShowFailuresToUs", {
+        f'kittiwake_tlsrpt_received_sessions_total{{{INST},policy_type="sts",'
+        'result="failed"}': "0x60 3x60",
+        f'kittiwake_tlsrpt_received_sessions_total{{{INST},policy_type="sts",'
+        'result="successful"}': "0x60 118x60",
+        f'kittiwake_tlsrpt_received_sessions_total{{{INST},policy_type="tlsa",'
+        'result="failed"}': "0x120"},
+         "90m", [{"instance": "mx1", "policy_type": "sts"}], "50m"),
+    # 20 queries a minute; from 30m on, 15 of them time out.
+    Case("KittiwakeResolverFailing", {
+        f'kittiwake_dns_queries_total{{{INST},type="MX",result="NOERROR"}}':
+            "0+20x30 600+5x40",
+        f'kittiwake_dns_queries_total{{{INST},type="MX",result="timeout"}}':
+            "0x30 0+15x40"},
+         "55m", [{"instance": "mx1"}], "42m"),
 ]
 
 
@@ -127,7 +174,8 @@ def render_tests() -> str:
             "interval": "1m",
             "input_series": [{"series": s, "values": v} for s, v in case.series.items()],
             "alert_rule_test": [
-                {"eval_time": case.quiet_at, "alertname": case.alert, "exp_alerts": []},
+                *({"eval_time": t, "alertname": case.alert, "exp_alerts": []}
+                  for t in (case.quiet_at, *case.also_quiet)),
                 {"eval_time": case.fires_at, "alertname": case.alert, "exp_alerts": fired},
             ],
         })

@@ -94,6 +94,21 @@ def build() -> dict[str, Any]:
               " / 86400", "{{host}}")], h=6, unit="d")
     d.panel("table", "Own IPs on block lists (1 = listed)",
             [(gauge("kittiwake_dns_dnsbl_listed"), "{{ip}} {{zone}}")], h=6)
+    d.panel("table", "Unreadable certificate files (1 = unreadable)",
+            [(gauge("kittiwake_tls_certificate_unreadable") + " == 1", "{{file}}")],
+            w=24, h=4)
+    d.panel("stat", "ACME certificate expiring first",
+            [(f"min(({gauge('kittiwake_acme_certificate_expiry_timestamp_seconds')} - time())"
+              " / 86400)", "")], w=6, h=4, unit="d")
+    d.panel("stat", "TLS handshake failures (24h)",
+            [(f"sum(increase({gauge('kittiwake_tls_handshake_failures_total')}[24h]))", "")],
+            w=6, h=4)
+    d.panel("stat", "Mail judged junk or rejected (24h)",
+            [("sum(increase(" + gauge("kittiwake_junk_verdicts_total", 'action!="accept"')
+              + "[24h]))", "")], w=6, h=4)
+    d.panel("stat", "ACME renewal errors (24h)",
+            [(f"sum(increase({gauge('kittiwake_acme_renewal_errors_total')}[24h]))", "")],
+            w=6, h=4)
 
     d.row("SMTP server")
     d.panel("timeseries", "Connections",
@@ -111,9 +126,11 @@ def build() -> dict[str, Any]:
     d.panel("timeseries", "Time to accept a message (p50, p95)",
             [(quantile(q, "kittiwake_smtpserver_delivery_duration_seconds", "service"),
               f"p{int(q * 100)} {{{{service}}}}") for q in (0.5, 0.95)], unit="s")
-    d.panel("timeseries", "AUTH attempts",
-            [(rate("kittiwake_smtpserver_auth_total", "mechanism, result") + " > 0",
-              "{{mechanism}} {{result}}")], unit="reqps")
+    d.panel("timeseries", "AUTH attempts", [
+        (rate("kittiwake_smtpserver_auth_total", "mechanism, result") + " > 0",
+         "{{mechanism}} {{result}}"),
+        (rate("kittiwake_smtpserver_logins_limited_total", "result") + " > 0",
+         "login limiter {{result}}")], unit="reqps")
     d.panel("timeseries", "TLS versions and ciphers", [
         (rate("kittiwake_smtpserver_tls_handshakes_total", "version, cipher"),
          "{{version}} {{cipher}}"),
@@ -138,10 +155,23 @@ def build() -> dict[str, Any]:
             [(quantile(0.95, "kittiwake_smtpserver_local_delivery_duration_seconds"), "p95")],
             unit="s")
 
+    d.row("TLS on our listeners")
+    d.panel("timeseries", "TLS handshake failures by service and reason",
+            [(rate("kittiwake_tls_handshake_failures_total", "service, reason") + " > 0",
+              "{{service}} {{reason}}")], unit="reqps")
+    d.panel("timeseries", "HTTPS ClientHello and handshake outcomes",
+            [(rate("kittiwake_http_listener_tls_handshakes_total", "result") + " > 0",
+              "{{result}}")], unit="reqps")
+
     d.row("IMAP server")
     d.panel("timeseries", "IMAP sessions", [
         (gauge("kittiwake_imapserver_open_connections"), "{{service}} open"),
         (gauge("kittiwake_imapserver_idle_sessions"), "in IDLE")])
+    d.panel("timeseries", "IMAP connections and APPENDed messages", [
+        (rate("kittiwake_imapserver_connections_total", "service, result"),
+         "{{service}} {{result}}"),
+        (rate("kittiwake_imapserver_appended_messages_total", "instance"), "appended")],
+        unit="reqps")
     d.panel("timeseries", "IMAP commands", [
         (rate("kittiwake_imapserver_commands_total", "command, status") + " > 0",
          "{{command}} {{status}}")], unit="reqps")
@@ -151,6 +181,13 @@ def build() -> dict[str, Any]:
     d.panel("timeseries", "IMAP logins", [
         (rate("kittiwake_imapserver_logins_total", "mechanism, result") + " > 0",
          "{{mechanism}} {{result}}")], unit="reqps")
+    d.panel("timeseries", "IMAP NOTIFY sessions", [
+        (gauge("kittiwake_imapserver_notify_sessions"), "NOTIFY in force"),
+        (rate("kittiwake_imapserver_notify_overflows_total", "instance", fn="increase"),
+         "overflows")])
+    d.panel("timeseries", "IMAP NOTIFY notifications by event", [
+        (rate("kittiwake_imapserver_notifications_total", "event") + " > 0", "{{event}}")],
+        unit="reqps")
 
     d.row("Store")
     d.panel("timeseries", "Account operations",
@@ -159,6 +196,14 @@ def build() -> dict[str, Any]:
     d.panel("timeseries", "Account operation time (p95)",
             [(quantile(0.95, "kittiwake_store_operation_duration_seconds", "op"), "{{op}}")],
             unit="s")
+    d.panel("timeseries", "Deliveries per group commit", [
+        (quantile(0.5, "kittiwake_store_group_commit_deliveries"), "p50"),
+        (quantile(0.95, "kittiwake_store_group_commit_deliveries"), "p95"),
+        (rate("kittiwake_store_group_commit_deliveries_sum", "instance") + " / "
+         + rate("kittiwake_store_group_commit_deliveries_count", "instance"), "mean")])
+    d.panel("timeseries", "Group commit time (p50, p95)",
+            [(quantile(q, "kittiwake_store_group_commit_duration_seconds"),
+              f"p{int(q * 100)}") for q in (0.5, 0.95)], unit="s")
 
     d.row("Queue")
     d.panel("timeseries", "Queue size", [
@@ -186,6 +231,14 @@ def build() -> dict[str, Any]:
             [(rate("kittiwake_mtasts_policy_fetches_total", "result", fn="increase"),
               "{{result}}")])
 
+    d.panel("timeseries", "Outgoing connections: new, reused, retired",
+            [(rate("kittiwake_queue_connections_total", "use"), "{{use}}")], unit="reqps")
+    d.panel("timeseries", "Destination pauses and paced deferrals", [
+        (rate("kittiwake_queue_destination_pauses_total", "instance", fn="increase"),
+         "destinations paused"),
+        (rate("kittiwake_queue_paced_deferrals_total", "instance", fn="increase"),
+         "recipients deferred (paused destination)")])
+
     d.row("DNS")
     d.panel("timeseries", "Queries by result",
             [(rate("kittiwake_dns_queries_total", "result"), "{{result}}")], unit="reqps")
@@ -196,11 +249,74 @@ def build() -> dict[str, Any]:
             [(rate("kittiwake_dns_queries_total", "type"), "{{type}}")], unit="reqps")
     d.panel("timeseries", "Resolver DNSSEC status",
             [(gauge("kittiwake_dns_resolver_dnssec_status") + " == 1", "{{status}}")])
+    d.panel("timeseries", "Cache: lookups not sent to the resolver (hit or shared)",
+            [(rate("kittiwake_dns_cache_lookups_total", "instance", 'result=~"hit|shared"')
+              + " / " + rate("kittiwake_dns_cache_lookups_total", "instance"),
+              "{{instance}}")], unit="percentunit")
+    d.panel("timeseries", "Cache lookups by result",
+            [(rate("kittiwake_dns_cache_lookups_total", "result"), "{{result}}")],
+            unit="reqps")
+
+    d.row("Certificates (ACME)")
+    d.panel("table", "ACME certificate expiry per name and key type (days)",
+            [(f"({gauge('kittiwake_acme_certificate_expiry_timestamp_seconds')} - time())"
+              " / 86400", "{{name}} {{key_type}}")], w=24, h=6, unit="d")
+    d.panel("timeseries", "ACME orders by result",
+            [(rate("kittiwake_acme_orders_total", "authority, result", fn="increase"),
+              "{{authority}} {{result}}")])
+    d.panel("timeseries", "ACME renewal errors",
+            [(rate("kittiwake_acme_renewal_errors_total", "authority", fn="increase"),
+              "{{authority}}")])
+
+    d.row("HTTP")
+    d.panel("timeseries", "Content requests by route and status",
+            [(rate("kittiwake_http_requests_total", "route, status") + " > 0",
+              "{{route}} {{status}}")], unit="reqps")
+    d.panel("timeseries", "Content request time (p50, p95)",
+            [(quantile(q, "kittiwake_http_request_duration_seconds", "route"),
+              f"p{int(q * 100)} {{{{route}}}}") for q in (0.5, 0.95)], unit="s")
+    d.panel("timeseries", "Listener requests by service and answer",
+            [(rate("kittiwake_http_listener_requests_total", "service, kind") + " > 0",
+              "{{service}} {{kind}}")], unit="reqps")
+    d.panel("timeseries", "Refused and closed connections", [
+        (rate("kittiwake_http_listener_connections_refused_total", "service, limit",
+              fn="increase"), "refused {{service}} {{limit}}"),
+        (rate("kittiwake_http_listener_slow_requests_closed_total", "service", fn="increase"),
+         "slow request head {{service}}"),
+        (rate("kittiwake_http_profile_requests_refused_total", "instance", fn="increase"),
+         "profile requests refused")])
+
+    d.row("Junk filter")
+    d.panel("timeseries", "Verdicts by action and reason",
+            [(rate("kittiwake_junk_verdicts_total", "action, reason") + " > 0",
+              "{{action}} {{reason}}")], unit="reqps")
+    d.panel("timeseries", "Training events",
+            [(rate("kittiwake_junk_training_events_total", "class, direction", fn="increase")
+              + " > 0", "{{class}} {{direction}}")])
+    d.panel("timeseries", "Classify and train time (p95)", [
+        (quantile(0.95, "kittiwake_junk_classify_duration_seconds"), "classify p95"),
+        (quantile(0.5, "kittiwake_junk_classify_duration_seconds"), "classify p50"),
+        (quantile(0.95, "kittiwake_junk_train_duration_seconds"), "train p95")], unit="s")
+    d.panel("timeseries", "Rejected messages expunged after retention",
+            [(rate("kittiwake_junk_rejects_expunged_total", "instance", fn="increase"),
+              "expunged")])
+
+    d.row("Reports")
+    d.panel("timeseries", "TLSRPT reports received by outcome",
+            [(rate("kittiwake_tlsrpt_reports_received_total", "outcome", fn="increase")
+              + " > 0", "{{outcome}}")])
+    d.panel("timeseries", "TLS sessions to us in received reports",
+            [(rate("kittiwake_tlsrpt_received_sessions_total", "policy_type, result",
+                   fn="increase") + " > 0", "{{policy_type}} {{result}}")])
+    d.panel("timeseries", "TLSRPT reports sent by method and result",
+            [(rate("kittiwake_tlsrpt_reports_sent_total", "method, result", fn="increase")
+              + " > 0", "{{method}} {{result}}")])
 
     instance_query = "label_values(kittiwake_panic_total, instance)"
     return {
         "title": "kittiwake", "uid": "kittiwake", "tags": ["kittiwake", "mail"],
-        "description": "kittiwake mail server: SMTP, queue, DNS, certificates, block lists.",
+        "description": ("kittiwake mail server: SMTP, IMAP, queue, store, DNS, certificates"
+                        " (ACME), HTTP, junk filter, TLS reports, block lists."),
         "timezone": "utc", "schemaVersion": 39, "version": 1, "editable": True,
         "refresh": "1m", "time": {"from": "now-24h", "to": "now"},
         "templating": {"list": [

@@ -21,7 +21,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
 from aiohttp import web
@@ -142,6 +143,34 @@ def guard(origin: str, msg: str = "unhandled error", **fields: Any) -> Iterator[
         yield
     except Exception as exc:
         panic(origin, exc, msg, **fields)
+
+
+class DayCounts:
+    """Events per key since midnight UTC (for ``kittiwake status``; no metric).
+
+    Kept in memory: after a restart it counts from the start. ``keys`` start at 0.
+    """
+
+    def __init__(self, keys: Iterable[str] = (),
+                 clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
+        self.keys = tuple(keys)
+        self.clock = clock
+        self.day = clock().date()
+        self.counts: dict[str, int] = dict.fromkeys(self.keys, 0)
+
+    def _roll(self) -> None:
+        today = self.clock().date()
+        if today != self.day:
+            self.day = today
+            self.counts = dict.fromkeys(self.keys, 0)
+
+    def add(self, key: str) -> None:
+        self._roll()
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+    def today(self) -> dict[str, int]:
+        self._roll()
+        return dict(self.counts)
 
 
 def render(registry: CollectorRegistry = REGISTRY) -> tuple[bytes, str]:

@@ -55,18 +55,24 @@ ALERTS: tuple[Alert, ...] = (
           "A renewed certificate may have been written wrongly; kittiwake keeps serving the"
           " one it loaded at start until then.",
           "critical"),
+    # Failed orders are retried with backoff growing to 6 hours: over 12 hours a failing
+    # renewal has at least one error; a successful order of the authority ends the alert.
     Alert("KittiwakeACMERenewalFailing",
-          "increase(kittiwake_acme_renewal_errors_total[3h]) > 1",
+          "sum by (instance, authority) (increase(kittiwake_acme_renewal_errors_total[12h]))"
+          " > 0 unless on (instance, authority) sum by (instance, authority)"
+          ' (increase(kittiwake_acme_orders_total{result="ok"}[12h])) > 0',
           "Getting a certificate from ACME authority {{ $labels.authority }} keeps failing",
-          "kittiwake retries with backoff; the log line \"certificate order failed\" says"
-          " why (challenge not reachable on port 80/443, CAA, rate limit). The current"
-          " certificate is served until it expires."),
+          "kittiwake retries with backoff; the log line \"certificate order failed\" and"
+          " `kittiwake status` say why (challenge not reachable on port 80/443, CAA, rate"
+          " limit). The current certificate is served until it expires.",
+          for_="30m"),
     Alert("KittiwakeACMECertificateExpiring",
-          "kittiwake_acme_certificate_expiry_timestamp_seconds - time() < 20 * 86400",
+          "kittiwake_acme_certificate_expiry_timestamp_seconds - time() < 14 * 86400",
           "The ACME certificate for {{ $labels.name }} ({{ $labels.key_type }}) expires within"
-          " 20 days",
-          "Renewal starts 30 days before expiry (acme.NAME.renew_before_days), so it has been"
-          " failing for days; see KittiwakeACMERenewalFailing and the log.",
+          " 14 days",
+          "Renewal starts acme.NAME.renew_before_days (default 30) before expiry, so it has"
+          " been failing for days; see KittiwakeACMERenewalFailing, `kittiwake status` and"
+          " the log.",
           "critical"),
     Alert("KittiwakeIPOnBlocklist",
           "kittiwake_dns_dnsbl_listed == 1",
@@ -92,6 +98,47 @@ ALERTS: tuple[Alert, ...] = (
           "Many failed SMTP logins",
           "More than 30 failed AUTH attempts in 10 minutes: password guessing, or a client"
           " with an old password."),
+    Alert("KittiwakeIMAPAuthenticationFailureSpike",
+          'sum by (instance) (increase(kittiwake_imapserver_logins_total'
+          '{result=~"badcreds|refused"}[10m])) > 30',
+          "Many failed IMAP logins",
+          "More than 30 failed LOGIN/AUTHENTICATE attempts in 10 minutes: password guessing,"
+          " or a client with an old password."),
+    # Scanners cause a steady background of failed handshakes; compare with the day before.
+    Alert("KittiwakeTLSHandshakeFailuresRising",
+          "sum by (instance, service) (rate(kittiwake_tls_handshake_failures_total[1h]))"
+          " > 3 * sum by (instance, service)"
+          " (rate(kittiwake_tls_handshake_failures_total[1d] offset 1h))"
+          " and sum by (instance, service)"
+          " (increase(kittiwake_tls_handshake_failures_total[1h])) > 20",
+          "Failed TLS handshakes on {{ $labels.service }} tripled",
+          "Clients fail to set up TLS with us far more often than the day before: a changed"
+          " certificate, TLS version or cipher settings, or a scan. The reason label of"
+          " kittiwake_tls_handshake_failures_total and the log (\"tls handshake failed\")"
+          " tell which."),
+    Alert("KittiwakeTLSClientsRejectOurCertificate",
+          'sum by (instance, service) (increase(kittiwake_tls_handshake_failures_total'
+          '{reason="certificate"}[1h])) > 5',
+          "Clients reject our certificate on {{ $labels.service }}",
+          "TLS clients ended the handshake with a certificate alert: the certificate is"
+          " expired, lacks the name they asked for, or its chain is incomplete."
+          " `kittiwake status` shows the certificates in use."),
+    Alert("KittiwakeTLSReportsShowFailuresToUs",
+          'sum by (instance, policy_type) (increase(kittiwake_tlsrpt_received_sessions_total'
+          '{result="failed"}[1d])) > 0',
+          "TLS reports from other servers count failed sessions to us ({{ $labels.policy_type"
+          " }} policy)",
+          "Senders could not set up TLS to our MX as our policy demands (sts: MTA-STS, tlsa:"
+          " DANE) or at all; with a policy, their mail is not delivered. `kittiwake tlsrpt"
+          " reports` shows which hosts and failure types."),
+    Alert("KittiwakeResolverFailing",
+          'sum by (instance) (rate(kittiwake_dns_queries_total{result=~"timeout|error|SERVFAIL"}'
+          "[10m])) > 0.5 * sum by (instance) (rate(kittiwake_dns_queries_total[10m]))"
+          " and sum by (instance) (increase(kittiwake_dns_queries_total[10m])) > 10",
+          "Most DNS queries fail",
+          "More than half of the queries to the resolvers time out or fail: incoming mail"
+          " gets temporary errors, deliveries wait. Check dns.resolvers and the resolver.",
+          "critical", for_="10m"),
 )
 
 

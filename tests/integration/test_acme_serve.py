@@ -9,9 +9,14 @@ HTTPS (and on SMTP STARTTLS, the same live context).
 from __future__ import annotations
 
 import asyncio
+import json
 import ssl
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
@@ -98,5 +103,31 @@ port = {https_port}
             der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
             assert spki(x509.load_der_x509_certificate(der)) in keys
             writer.close()
+
+            # `kittiwake status` of the running server: both certificates, with their
+            # expiry and the renewal 30 days (renew_before_days) before it.
+            def status(*args: str) -> str:
+                return subprocess.run(
+                    [sys.executable, "-m", "kittiwake.cli.main", "--config", str(conf),
+                     "status", *args], capture_output=True, text=True, check=True,
+                    timeout=30).stdout
+
+            st = json.loads(await asyncio.to_thread(status, "--json"))
+            certs = st["acme_certificates"]
+            assert sorted(c["key_type"] for c in certs) == ["ecdsa", "rsa"]
+            for cert in certs:
+                assert cert["authority"] == "pebble" and cert["failures"] == 0
+                assert cert["names"][0] == "mail.example.test"
+                assert set(cert["names"]) == {"mail.example.test", "mta-sts.example.test",
+                                              "autoconfig.example.test"}
+                assert cert["not_after"] > time.time() + 30 * 86400
+                assert cert["expires_in_seconds"] == pytest.approx(
+                    cert["not_after"] - time.time(), abs=60)
+                assert cert["last_error"] is None
+                assert cert["renew_at"] <= cert["not_after"] - 30 * 86400 + 1
+            screen = await asyncio.to_thread(status)
+            rows = [line for line in screen.splitlines()
+                    if line.startswith("  mail.example.test (+2)")]
+            assert len(rows) == 2 and all("pebble" in r and "none yet" not in r for r in rows)
         finally:
             await server.close(0)

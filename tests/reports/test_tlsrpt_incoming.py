@@ -19,7 +19,7 @@ from kittiwake.cli.main import cli
 from kittiwake.config import Config, load
 from kittiwake.dns import MockResolver
 from kittiwake.reports.tlsrpt_incoming import TLSRPTCollector
-from kittiwake.reports.tlsrpt_metrics import INCOMING
+from kittiwake.reports.tlsrpt_metrics import INCOMING, RECEIVED_SESSIONS
 from kittiwake.reports.tlsrptdb import TLSRPTDatabase
 from kittiwake.smtpserver.context import ServerContext
 from kittiwake.smtpserver.service import SMTPService
@@ -46,6 +46,11 @@ def kittiwake(config_dir: Path, *args: str) -> Result:
 
 def received(outcome: str) -> float:
     return INCOMING.labels(outcome=outcome)._value.get()  # type: ignore[no-any-return]
+
+
+def sessions(policy_type: str, result: str) -> float:
+    return RECEIVED_SESSIONS.labels(  # type: ignore[no-any-return]
+        policy_type=policy_type, result=result)._value.get()
 
 
 @dataclass
@@ -94,6 +99,8 @@ async def mx_close(collector: TLSRPTCollector, db: TLSRPTDatabase, store: Store)
 
 async def test_reports_arriving_by_mail_show_in_the_cli(mx: MX) -> None:
     before = {o: received(o) for o in ("stored", "duplicate", "too-large", "bad-json")}
+    kinds = [(t, r) for t in ("sts", "tlsa", "no-policy-found") for r in ("successful", "failed")]
+    sessions_before = {k: sessions(*k) for k in kinds}
     await mx.send(google_message())
     await mx.send(microsoft_message())
     await mx.send(google_message())  # the same report again: stored once
@@ -104,6 +111,11 @@ async def test_reports_arriving_by_mail_show_in_the_cli(mx: MX) -> None:
     assert received("duplicate") == before["duplicate"] + 1
     assert received("too-large") == before["too-large"] + 1
     assert received("bad-json") == before["bad-json"] + 1
+    # The sessions of the two stored reports, the duplicate not counted again.
+    assert {k: sessions(*k) - sessions_before[k] for k in kinds} == {
+        ("sts", "successful"): 158, ("sts", "failed"): 3, ("tlsa", "successful"): 0,
+        ("tlsa", "failed"): 0, ("no-policy-found", "successful"): 5,
+        ("no-policy-found", "failed"): 2}
     # Every message is still in the mailbox for a person to look at.
     account = await mx.store.account("alice")
     assert len(await account.uid_ids("TLSRPT")) == 5

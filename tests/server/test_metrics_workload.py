@@ -26,7 +26,11 @@ import pytest
 import trustme
 from prometheus_client.parser import text_string_to_metric_families
 
+from kittiwake import listener as listener_metrics
 from kittiwake.dns import metrics as dns_metrics
+from kittiwake.http import listener_metrics as http_listener_metrics
+from kittiwake.http import metrics as http_metrics
+from kittiwake.imapserver import metrics as imap_metrics
 from kittiwake.queue import metrics as queue_metrics
 from kittiwake.smtpserver import metrics as smtp_metrics
 from kittiwake.store import metrics as store_metrics
@@ -183,6 +187,63 @@ def test_fresh_server_has_every_known_label_set_at_zero(running: Running) -> Non
         "kittiwake_dns_queries_total": [
             {"type": t, "result": r} for t in ("A", "AAAA", "MX", "TXT", "PTR", "TLSA")
             for r in dns_metrics.RESULTS],
+        # The parts added since: TLS on our listeners, HTTP, junk, TLS reports, DNS cache,
+        # queue connections and pacing, IMAP (NOTIFY too).
+        "kittiwake_tls_handshake_failures_total": [
+            {"service": sv, "reason": r} for sv in listener_metrics.TLS_SERVICES
+            for r in listener_metrics.HANDSHAKE_FAILURE_REASONS],
+        "kittiwake_http_requests_total": [
+            {"route": r, "status": st} for r in http_metrics.ROUTES
+            for st in http_metrics.STATUSES],
+        "kittiwake_http_listener_requests_total": [
+            {"service": sv, "kind": k} for sv in http_listener_metrics.SERVICES
+            for k in http_listener_metrics.REQUEST_KINDS],
+        "kittiwake_http_listener_tls_handshakes_total": [
+            {"result": r} for r in http_listener_metrics.HANDSHAKE_RESULTS],
+        "kittiwake_http_listener_connections_refused_total": [
+            {"service": sv, "limit": lim} for sv in http_listener_metrics.SERVICES
+            for lim in ("per-ip", "total")],
+        "kittiwake_http_listener_slow_requests_closed_total": [
+            {"service": sv} for sv in http_listener_metrics.SERVICES],
+        "kittiwake_http_profile_requests_refused_total": [{}],
+        "kittiwake_junk_verdicts_total": [
+            {"action": a, "reason": r} for a in ("accept", "junk", "reject")
+            for r in ("sent-to-address", "dmarc-domain-reputation", "address-reputation",
+                      "verified-domain-reputation", "ip-reputation", "network-reputation",
+                      "dnsbl", "content", "content-untrained", "disabled")],
+        "kittiwake_junk_training_events_total": [
+            {"class": c, "direction": d} for c in ("ham", "junk") for d in ("add", "remove")],
+        "kittiwake_junk_rejects_expunged_total": [{}],
+        "kittiwake_tlsrpt_reports_received_total": [
+            {"outcome": o} for o in ("stored", "duplicate", "no-report", "malformed",
+                                     "bad-json", "bad-field", "too-large", "bad-gzip")],
+        "kittiwake_tlsrpt_reports_sent_total": [
+            {"method": m, "result": r} for m in ("mailto", "https") for r in ("ok", "error")],
+        "kittiwake_tlsrpt_received_sessions_total": [
+            {"policy_type": t, "result": r} for t in ("sts", "tlsa", "no-policy-found")
+            for r in ("successful", "failed")],
+        "kittiwake_dns_cache_lookups_total": [
+            {"result": r} for r in ("hit", "shared", "miss")],
+        "kittiwake_queue_connections_total": [
+            {"use": u} for u in ("new", "reused", "retired")],
+        "kittiwake_queue_destination_pauses_total": [{}],
+        "kittiwake_queue_paced_deferrals_total": [{}],
+        "kittiwake_imapserver_connections_total": [
+            {"service": sv, "result": r} for sv in imap_metrics.SERVICES
+            for r in ("accepted", "refused")],
+        "kittiwake_imapserver_commands_total": [
+            {"command": c, "status": st} for c in imap_metrics.COMMAND_NAMES
+            for st in imap_metrics.STATUSES],
+        "kittiwake_imapserver_logins_total": [
+            {"mechanism": m, "result": r} for m in imap_metrics.MECHANISMS
+            for r in ("ok", "badcreds", "malformed", "refused")],
+        "kittiwake_imapserver_notifications_total": [
+            {"event": e} for e in ("MessageNew", "MessageExpunge", "FlagChange",
+                                   "MailboxName", "SubscriptionChange", "MailboxMetadataChange",
+                                   "ServerMetadataChange")],
+        "kittiwake_imapserver_notify_overflows_total": [{}],
+        "kittiwake_smtpserver_logins_limited_total": [
+            {"result": r} for r in ("delayed", "refused")],
     }
     for name, label_sets in expected.items():
         for labels in label_sets:
@@ -202,9 +263,29 @@ def test_fresh_server_has_every_known_label_set_at_zero(running: Running) -> Non
         for v in values:
             assert (name, ((label, v),)) in s and value(s, name, **{label: v}) == 0, (name, v)
     assert ("kittiwake_smtpserver_local_delivery_duration_seconds_count", ()) in s
-    for service in smtp_metrics.SERVICES:
-        assert value(s, "kittiwake_smtpserver_open_connections", service=service) == 0
-        assert ("kittiwake_smtpserver_open_connections", (("service", service),)) in s
+    for name in ("kittiwake_junk_classify_duration_seconds_count",
+                 "kittiwake_junk_train_duration_seconds_count",
+                 "kittiwake_store_group_commit_deliveries_count",
+                 "kittiwake_store_group_commit_duration_seconds_count"):
+        assert (name, ()) in s and value(s, name) == 0, name
+    for route in http_metrics.ROUTES:
+        assert value(s, "kittiwake_http_request_duration_seconds_count", route=route) == 0
+        assert ("kittiwake_http_request_duration_seconds_count", (("route", route),)) in s
+    for name in ("kittiwake_imapserver_notify_sessions", "kittiwake_imapserver_idle_sessions"):
+        assert (name, ()) in s and value(s, name) == 0, name
+    # Every series that METRIC_MODULES create at import is exposed (a fresh interpreter:
+    # this process's other tests have added series of their own).
+    fresh = subprocess.run([sys.executable, "-c", (
+        "from kittiwake import metrics\n"
+        "from kittiwake.server.metrics_http import load_metric_modules\n"
+        "load_metric_modules()\n"
+        "for f in metrics.REGISTRY.collect():\n"
+        "    for x in f.samples:\n"
+        "        if x.name.startswith('kittiwake_'): print(x.name, sorted(x.labels.items()))\n")],
+        capture_output=True, text=True, check=True, timeout=60).stdout.splitlines()
+    exposed = {f"{n} {sorted(ls)}" for n, ls in s}
+    assert len(fresh) > 1000
+    assert not [line for line in fresh if line not in exposed and "_created " not in line]
     # The probe found no resolver: one-hot status, no-answer.
     assert value(s, "kittiwake_dns_resolver_dnssec_status", status="no-answer") == 1
     assert total(s, "kittiwake_dns_resolver_dnssec_status") == 1
@@ -307,6 +388,30 @@ def test_workload_changes_exactly_the_counters_it_should(running: Running) -> No
     for result in ("NOERROR", "NXDOMAIN", "SERVFAIL"):
         assert total(after, "kittiwake_dns_queries_total", result=result) == 0
     assert total(after, "kittiwake_panic_total") == 0
+    # The junk filter judged the inbound message for alice (a new sender: accepted).
+    assert total(after, "kittiwake_junk_verdicts_total", action="accept") - total(
+        before, "kittiwake_junk_verdicts_total", action="accept") == 1
+    assert total(after, "kittiwake_junk_verdicts_total") - total(
+        before, "kittiwake_junk_verdicts_total") == 1
+    assert delta("kittiwake_junk_classify_duration_seconds_count") == 1
+    assert total(after, "kittiwake_tls_handshake_failures_total") == 0
+
+    # 4. A client that asks for STARTTLS and goes away: one failed handshake.
+    with socket.create_connection(("127.0.0.1", running.submission_port), timeout=10) as raw:
+        reply = raw.makefile("rb")
+        assert reply.readline().startswith(b"220")
+        raw.sendall(b"EHLO client.example\r\n")
+        while not reply.readline().startswith(b"250 "):
+            pass
+        raw.sendall(b"STARTTLS\r\n")
+        assert reply.readline().startswith(b"220")
+        reply.close()
+    failed = running.wait_for(
+        lambda s: total(s, "kittiwake_tls_handshake_failures_total") == 1, "the failed handshake")
+    assert value(failed, "kittiwake_tls_handshake_failures_total", service="submission",
+                 reason="closed") == 1
+    assert value(failed, "kittiwake_smtpserver_tls_handshake_failures_total",
+                 service="submission") == 1
 
     # `kittiwake status` tells the same story.
     st = running.status()
@@ -327,12 +432,19 @@ def test_workload_changes_exactly_the_counters_it_should(running: Running) -> No
     assert st["messages_today"] == {"received": 1, "submitted": 1, "delivered": 0,
                                     "failed": 1}
     assert st["panics"] == {}
+    assert st["tls_handshake_failures"] == {"submission": {"closed": 1}}
+    assert st["junk"] == {"accounts_filtered": 1,
+                          "verdicts_today": {"accept": 1, "junk": 0, "reject": 0}}
+    assert st["acme_certificates"] == []
     screen = subprocess.run([*running.base, "status"], capture_output=True, text=True,
                             check=True, timeout=30).stdout
     assert "queue: 1 messages (1 recipients)" in screen
     assert "failing domains: unreachable.example (1)" in screen
     assert "mail.example.org" in screen and "panics since start: none" in screen
     assert "today (UTC): received 1, submitted 1, delivered 0, failed 1" in screen
+    assert "junk filter: 1 accounts filtered; today: accept 1, junk 0, reject 0" in screen
+    assert "TLS handshake failures since start: 1 (submission: closed 1)" in screen
+    assert "ACME certificates:" not in screen
 
 
 def test_status_without_a_running_server_is_one_line(tmp_path: Path) -> None:

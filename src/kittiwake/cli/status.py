@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
 import click
 
-from kittiwake.cli.common import print_json
+from kittiwake.cli.common import print_json, table
 from kittiwake.cli.queue import duration
 from kittiwake.cli.serve import call_server
 
@@ -29,8 +30,42 @@ def _error_line(e: dict[str, Any]) -> str:
             f" {code}{enhanced}{text}{host}")
 
 
-def render(s: dict[str, Any]) -> str:
+def _acme_rows(certs: list[dict[str, Any]], now: float) -> list[str]:
+    """The ACME certificates as an aligned table, indented under their heading."""
+    rows = []
+    for c in certs:
+        names = c["names"][0] + (f" (+{len(c['names']) - 1})" if len(c["names"]) > 1 else "")
+        left = c["expires_in_seconds"]
+        if left is None:
+            expires = "none yet"
+        else:
+            expires = f"{_when(c['not_after'])} ({'EXPIRED' if left <= 0 else duration(left)})"
+        if c["renew_at"] is None or c["renew_at"] <= now:
+            renews = "due now"
+        else:
+            renews = ("retry " if c["failures"] else "") + _when(c["renew_at"])
+        error = " ".join(str(c["last_error"] or "-").split())
+        if len(error) > 80:  # the start says what failed, the end why
+            error = error[:40] + "…" + error[-39:]
+        rows.append([names, c["key_type"], c["authority"], expires, renews,
+                     str(c["failures"]), error])
+    text = table(rows, ["NAME", "KEY", "AUTHORITY", "EXPIRES", "RENEWAL", "FAILURES",
+                        "LAST ERROR"])
+    return ["  " + line for line in text.splitlines()]
+
+
+def _tls_failures(failures: dict[str, dict[str, int]]) -> str:
+    total = sum(n for reasons in failures.values() for n in reasons.values())
+    if not total:
+        return "none"
+    return f"{total} (" + "; ".join(
+        f"{service}: " + ", ".join(f"{reason} {n}" for reason, n in sorted(reasons.items()))
+        for service, reasons in sorted(failures.items())) + ")"
+
+
+def render(s: dict[str, Any], now: float | None = None) -> str:
     """The one-screen text of a ``status`` result."""
+    now = time.time() if now is None else now
     lines = [f"kittiwake on {s['hostname']} (pid {s['pid']}), up {duration(s['uptime_seconds'])}"
              f" since {_when(s['started'])}"]
     lines.append("listeners:")
@@ -50,7 +85,10 @@ def render(s: dict[str, Any]) -> str:
     for file, error in s["certificate_errors"].items():
         lines.append(f"  {file}: unreadable: {error}")
     if not s["certificates"] and not s["certificate_errors"]:
-        lines.append("  none configured")
+        lines.append("  none from files" if s["acme_certificates"] else "  none configured")
+    if s["acme_certificates"]:
+        lines.append("ACME certificates:")
+        lines.extend(_acme_rows(s["acme_certificates"], now))
     if s["dnsbl_listed"]:
         lines.append("blocklisted: " + ", ".join(s["dnsbl_listed"]))
     q = s["queue"]
@@ -71,6 +109,15 @@ def render(s: dict[str, Any]) -> str:
            if "delivered" in today else "")
     lines.append(f"today (UTC): received {today['received']}, submitted {today['submitted']}"
                  f"{out}")
+    junk = s["junk"]
+    if junk is None:
+        lines.append("junk filter: not running")
+    else:
+        verdicts = ", ".join(f"{action} {n}" for action, n in junk["verdicts_today"].items())
+        lines.append(f"junk filter: {junk['accounts_filtered']} accounts filtered;"
+                     f" today: {verdicts}")
+    lines.append("TLS handshake failures since start: "
+                 + _tls_failures(s["tls_handshake_failures"]))
     panics = s["panics"]
     lines.append("panics since start: " + (", ".join(f"{origin} {n}" for origin, n in
                                                        sorted(panics.items())) or "none"))
@@ -81,7 +128,8 @@ def render(s: dict[str, Any]) -> str:
 @click.option("--json", "as_json", is_flag=True, help="Print the status as JSON.")
 @click.pass_context
 def status_command(ctx: click.Context, as_json: bool) -> None:
-    """Show the running server: uptime, listeners, DNSSEC, certificates, queue, errors."""
+    """Show the running server: uptime, listeners, DNSSEC, certificates (ACME too), queue,
+    errors, junk filter, TLS failures."""
     result = call_server(ctx, "status")
     if as_json:
         print_json(result)

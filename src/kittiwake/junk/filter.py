@@ -160,6 +160,7 @@ class JunkFilter:
                                   evidence=(("error", "classification-failed"),))
         junk_metrics.CLASSIFY_SECONDS.observe(time.monotonic() - started)
         junk_metrics.VERDICTS.labels(action=str(verdict.action), reason=str(verdict.reason)).inc()
+        junk_metrics.VERDICTS_TODAY.add(str(verdict.action))
         fields: dict[str, str | None] = {"ip": identities.ip,
                                          "sender": identities.address or None}
         fields.update(verdict.fields())  # the evidence (ip=, address=, ...) has the last word

@@ -26,6 +26,9 @@ TRAIN_SECONDS = metrics.histogram(
     "Time to train one reclassified message (read, words, counts).",
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
 
+# Verdicts per action since midnight UTC (``kittiwake status``), counted with VERDICTS.
+VERDICTS_TODAY = metrics.DayCounts(ACTIONS)
+
 REJECTS_EXPUNGED = metrics.counter(
     "junk_rejects_expunged",
     "Messages removed from Rejects mailboxes after their retention period.")

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from kittiwake.config.domains import DomainsConfig
 from kittiwake.log import get_logger
 from kittiwake.metrics import guard
-from kittiwake.reports.tlsrpt_metrics import count_incoming
+from kittiwake.reports.tlsrpt_metrics import count_incoming, count_sessions
 from kittiwake.reports.tlsrptdb import TLSRPTDatabase
 from kittiwake.store import MailboxNotFound, Store, normalize_mailbox_name
 from kittiwake.store.changes import Subscription
@@ -128,6 +128,8 @@ class TLSRPTCollector:
         stored = await asyncio.to_thread(self.db.add_report, report, account)
         outcome = "stored" if stored else "duplicate"
         count_incoming(outcome)
+        if stored:
+            count_sessions(report.policies)
         logger.info("tls report received", account=account, message=where, outcome=outcome,
                     organization=report.organization_name, report_id=report.report_id,
                     successful=report.total_successful, failed=report.total_failure)

@@ -580,9 +580,12 @@ class Server:
         from kittiwake.smtpserver.metrics import TODAY
 
         summary = await self.queue.summary() if self.queue is not None else None
+        junk_accounts = sum(1 for a in self.watcher.current.accounts.values()
+                            if a.junk.enabled) if self._junk_started else None
         return status_report(hostname=self.config.static.hostname, monitor=self.monitor,
                              services=self.services, queue=summary,
-                             received_today=TODAY.today())
+                             received_today=TODAY.today(), acme=self.acme.managers,
+                             junk_accounts=junk_accounts)
 
     async def _loglevels(self, args: dict[str, Any], progress: Progress) -> Any:
         from kittiwake import log

@@ -8,8 +8,6 @@ the offered list as ``other``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from kittiwake import dkim, dmarc, iprev, metrics, spf
@@ -152,30 +150,5 @@ def count_analysis(analysis: Analysis) -> None:
                              dnssec=dnssec_label(analysis.dmarc.authentic)).inc()
 
 
-class DayCounts:
-    """Messages accepted per service since midnight UTC (for ``kittiwake status``).
-
-    Kept in memory: after a restart it counts from the start.
-    """
-
-    def __init__(self, clock: Callable[[], datetime] = lambda: datetime.now(UTC)) -> None:
-        self.clock = clock
-        self.day = clock().date()
-        self.counts: dict[str, int] = dict.fromkeys(SERVICES, 0)
-
-    def _roll(self) -> None:
-        today = self.clock().date()
-        if today != self.day:
-            self.day = today
-            self.counts = dict.fromkeys(SERVICES, 0)
-
-    def add(self, service: str) -> None:
-        self._roll()
-        self.counts[service] = self.counts.get(service, 0) + 1
-
-    def today(self) -> dict[str, int]:
-        self._roll()
-        return dict(self.counts)
-
-
-TODAY = DayCounts()
+# Messages accepted per service since midnight UTC (for ``kittiwake status``).
+TODAY = metrics.DayCounts(SERVICES)
