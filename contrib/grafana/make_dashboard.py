@@ -311,6 +311,19 @@ def build() -> dict[str, Any]:
     d.panel("timeseries", "TLSRPT reports sent by method and result",
             [(rate("kittiwake_tlsrpt_reports_sent_total", "method, result", fn="increase")
               + " > 0", "{{method}} {{result}}")])
+    d.panel("timeseries", "DMARC reports received by result",
+            [(rate("kittiwake_dmarc_reports_received_total", "result", fn="increase")
+              + " > 0", "{{result}}"),
+             (rate("kittiwake_dmarc_reports_refused_total", "problem", fn="increase")
+              + " > 0", "refused: {{problem}}")])
+    d.panel("timeseries", "DMARC reports sent by outcome",
+            [(rate("kittiwake_dmarc_reports_sent_total", "outcome", fn="increase")
+              + " > 0", "{{outcome}}")])
+    d.panel("timeseries", "DMARC evaluations recorded for reports",
+            [(rate("kittiwake_dmarc_reports_evaluations_recorded_total", "instance"),
+              "recorded"),
+             (rate("kittiwake_dmarc_reports_evaluations_dropped_total", "instance"),
+              "dropped (buffer full)")])
 
     instance_query = "label_values(kittiwake_panic_total, instance)"
     return {
