@@ -15,6 +15,8 @@ import asyncio
 import time
 from collections.abc import Sequence
 
+from kittiwake.smtpclient.stream import DotStuffer
+
 
 class LoadError(Exception):
     """A server answered something unexpected; the benchmark result is void."""
@@ -45,12 +47,9 @@ async def _expect(reader: asyncio.StreamReader, code: bytes, what: str) -> None:
 
 
 def _dot_stuff(message: bytes) -> bytes:
-    data = message.replace(b"\r\n.", b"\r\n..")
-    if data.startswith(b"."):
-        data = b"." + data
-    if not data.endswith(b"\r\n"):
-        data += b"\r\n"
-    return data + b".\r\n"
+    """The DATA form of ``message`` (RFC 5321 §4.5.2), as kittiwake's client sends it."""
+    stuffer = DotStuffer()
+    return stuffer.feed(message) + stuffer.finish()
 
 
 async def _send(host: str, port: int, source: str, helo: str, mailfrom: str, rcpt: str,

@@ -54,10 +54,10 @@ def write_temp(root: Path, chunks: Iterable[bytes], sync: bool = True,
     """
     tmp_dir = root / "tmp" / subdir if subdir else root / "tmp"
     try:
-        fd, name = _mkstemp(tmp_dir)
+        fd, name = new_file(tmp_dir)
     except FileNotFoundError:  # the first write (no stat per message otherwise)
         _ensure_dir(tmp_dir)
-        fd, name = _mkstemp(tmp_dir)
+        fd, name = new_file(tmp_dir)
     size = 0
     try:
         with os.fdopen(fd, "wb") as f:
@@ -76,7 +76,8 @@ def write_temp(root: Path, chunks: Iterable[bytes], sync: bool = True,
 _counter = 0
 
 
-def _mkstemp(directory: Path) -> tuple[int, str]:
+def new_file(directory: Path) -> tuple[int, str]:
+    """A new file of our own in ``directory`` (O_EXCL, mode 0640): its descriptor and name."""
     global _counter
     while True:
         _counter += 1

@@ -9,7 +9,8 @@ refused with a clear message.
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 # A schema step: DDL statements, or a function run in the migration's transaction
@@ -28,6 +29,19 @@ def statements(script: str) -> list[str]:
     return out
 
 
+@contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """``BEGIN IMMEDIATE`` … ``COMMIT``, rolled back on any exception (the connection
+    is opened in autocommit mode, ``isolation_level=None``)."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+
+
 def open_database(path: Path, ddl: str, version: int, what: str,
                   migrations: dict[int, Migration] | None = None) -> sqlite3.Connection:
     """Open (creating if needed) a database; ``what`` names it in errors.
@@ -42,18 +56,12 @@ def open_database(path: Path, ddl: str, version: int, what: str,
     conn.execute("PRAGMA foreign_keys = ON")
     current = conn.execute("PRAGMA user_version").fetchone()[0]
     if current == 0:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(conn):
             for statement in statements(ddl):
                 conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {version}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
     elif current < version:
-        conn.execute("BEGIN IMMEDIATE")
-        try:
+        with transaction(conn):
             for v in range(current + 1, version + 1):
                 step = (migrations or {}).get(v, "")
                 if callable(step):
@@ -62,10 +70,6 @@ def open_database(path: Path, ddl: str, version: int, what: str,
                 for statement in statements(step):
                     conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {version}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
     elif current > version:
         conn.close()
         raise RuntimeError(f"{path}: {what} schema {current} is newer than this kittiwake"

@@ -199,7 +199,7 @@ async def test_disk_full_fails_cleanly(account, tmp_path: Path, monkeypatch,  # 
         raise OSError(errno.ENOSPC, "No space left on device")
 
     if where == "write":
-        monkeypatch.setattr(files, "_mkstemp", full)
+        monkeypatch.setattr(files, "new_file", full)
     else:
         monkeypatch.setattr(os, "replace", full)
     with pytest.raises(OSError, match="No space left"):

@@ -15,16 +15,8 @@ treats them.
 from __future__ import annotations
 
 import hashlib
-import re
 
-from kittiwake.dkim.canon import Canon
-
-CRLF = b"\r\n"
-_BARE_LF = re.compile(rb"(?<!\r)\n")
-# WSP runs that relaxed canonicalization changes: two or more, or a tab. A single
-# space stays as it is, so matching it would only replace it with itself (slow).
-_WSP_RUN = re.compile(rb"\t[ \t]*| [ \t]+")
-_TRAILING_WSP = re.compile(rb"[ \t]+(?=\r\n)")
+from kittiwake.dkim.canon import _BARE_LF, _TRAILING_WSP, _WSP_RUN, CRLF, Canon
 
 
 class BodyHasher:

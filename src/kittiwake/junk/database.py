@@ -33,7 +33,7 @@ from sqlite3 import Connection
 from kittiwake.junk.bayes import WordCounts
 from kittiwake.junk.history import Class, MailboxKind, MailboxNames, MessageState, rescued_by_move
 from kittiwake.junk.model import SenderIdentities
-from kittiwake.sqlitedb import open_database
+from kittiwake.sqlitedb import open_database, transaction
 
 SCHEMA_VERSION = 1
 
@@ -143,14 +143,8 @@ class JunkDatabase:
 
     @contextmanager
     def _write(self) -> Iterator[Connection]:
-        with self.lock:
-            self.db.execute("BEGIN IMMEDIATE")
-            try:
-                yield self.db
-                self.db.execute("COMMIT")
-            except BaseException:
-                self.db.execute("ROLLBACK")
-                raise
+        with self.lock, transaction(self.db) as db:
+            yield db
 
     # --- the word counts ------------------------------------------------------
 

@@ -50,6 +50,7 @@ from kittiwake.store import (
     StoreError,
     Subscription,
 )
+from kittiwake.store.changes import AccountFollowers
 from kittiwake.store.store import Account
 
 logger = log.get_logger("junk")
@@ -102,10 +103,9 @@ class JunkFilter:
         self.clock = clock
         self._dbs: dict[str, JunkDatabase] = {}
         self._open_lock = asyncio.Lock()
-        self._followers: dict[str, asyncio.Task[None]] = {}
+        self._followers = AccountFollowers(store.changes, self._follow)
         self._sweeper: asyncio.Task[None] | None = None
         self._dnsbl_cache: dict[tuple[str, str], tuple[float, bool]] = {}
-        self._subscriptions: dict[str, Subscription] = {}
         self._learning: dict[str, asyncio.Lock] = {}  # one learner per account at a time
         self._busy = 0
 
@@ -307,16 +307,8 @@ class JunkFilter:
 
     def reload(self, domains: DomainsConfig) -> None:
         """Follow accounts added by a domains.conf reload (and stop following removed ones)."""
-        wanted = {name for name, conf in domains.accounts.items() if conf.junk.enabled}
-        for name in list(self._followers):
-            if name not in wanted:
-                self._followers.pop(name).cancel()
-                self._subscriptions.pop(name).close()
-        for name in wanted - set(self._followers):
-            sub = self.store.changes.subscribe(name)
-            self._subscriptions[name] = sub
-            self._followers[name] = asyncio.get_running_loop().create_task(
-                self._follow(name, sub))
+        self._followers.follow_only(
+            name for name, conf in domains.accounts.items() if conf.junk.enabled)
         for name, db in self._dbs.items():
             conf = domains.accounts.get(name)
             if conf is not None:
@@ -344,7 +336,7 @@ class JunkFilter:
     async def settled(self, timeout: float = 10.0) -> None:
         """Wait until every change published so far has been learnt from (tests, CLI)."""
         deadline = time.monotonic() + timeout
-        while self._busy or any(not s.queue.empty() for s in self._subscriptions.values()):
+        while self._busy or self._followers.queued():
             if time.monotonic() > deadline:
                 raise TimeoutError("junk filter still learning")
             await asyncio.sleep(0.005)
@@ -528,15 +520,11 @@ class JunkFilter:
             await asyncio.sleep(REJECTS_SWEEP_SECONDS)
 
     async def close(self) -> None:
-        tasks = [*self._followers.values(), *([self._sweeper] if self._sweeper else [])]
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        self._followers.clear()
-        for sub in self._subscriptions.values():
-            sub.close()
-        self._subscriptions.clear()
-        self._sweeper = None
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            await asyncio.gather(self._sweeper, return_exceptions=True)
+            self._sweeper = None
+        await self._followers.close()
         for db in self._dbs.values():
             db.close()
         self._dbs.clear()

@@ -27,7 +27,7 @@ from kittiwake.metrics import guard
 from kittiwake.reports import dmarc_metrics
 from kittiwake.reports.dmarcdb import DMARCDatabase
 from kittiwake.store import Store, StoreError
-from kittiwake.store.changes import Subscription
+from kittiwake.store.changes import AccountFollowers, Subscription
 
 __all__ = ["DMARCReportCollector", "ImportOutcome", "import_report"]
 
@@ -69,8 +69,7 @@ class DMARCReportCollector:
         self.domains = domains
         self.db = db
         self.clock = clock
-        self._subscriptions: dict[str, Subscription] = {}
-        self._followers: dict[str, asyncio.Task[None]] = {}
+        self._followers = AccountFollowers(store.changes, self._follow)
         self._busy = 0
         self._catch_up: asyncio.Task[None] | None = None
 
@@ -101,16 +100,7 @@ class DMARCReportCollector:
 
     def reload(self, domains: DomainsConfig) -> None:
         """Follow the accounts domains.conf names now (after a reload, too)."""
-        wanted = set(self.watched(domains))
-        for name in list(self._followers):
-            if name not in wanted:
-                self._followers.pop(name).cancel()
-                self._subscriptions.pop(name).close()
-        for name in wanted - set(self._followers):
-            sub = self.store.changes.subscribe(name)
-            self._subscriptions[name] = sub
-            self._followers[name] = asyncio.get_running_loop().create_task(
-                self._follow(name, sub))
+        self._followers.follow_only(self.watched(domains))
 
     async def _follow(self, account: str, sub: Subscription) -> None:
         try:
@@ -155,7 +145,7 @@ class DMARCReportCollector:
     async def settled(self, timeout: float = 10.0) -> None:
         """Wait until every change published so far has been handled (tests, CLI)."""
         deadline = time.monotonic() + timeout
-        while self._busy or any(not s.queue.empty() for s in self._subscriptions.values()):
+        while self._busy or self._followers.queued():
             if time.monotonic() > deadline:
                 raise TimeoutError("DMARC report collector still busy")
             await asyncio.sleep(0.005)
@@ -167,14 +157,4 @@ class DMARCReportCollector:
                 await self._catch_up
             except asyncio.CancelledError:
                 pass
-        for task in self._followers.values():
-            task.cancel()
-        for task in self._followers.values():
-            try:
-                await task
-            except asyncio.CancelledError:
-                pass
-        self._followers.clear()
-        for sub in self._subscriptions.values():
-            sub.close()
-        self._subscriptions.clear()
+        await self._followers.close()

@@ -23,13 +23,14 @@ from __future__ import annotations
 import json
 import sqlite3
 import threading
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from kittiwake.dmarcrpt import Feedback
-from kittiwake.sqlitedb import open_database
+from kittiwake.sqlitedb import open_database, transaction
 
 __all__ = ["DMARCDatabase", "EvaluationRow", "StoredReport", "database_path"]
 
@@ -135,8 +136,11 @@ class DMARCDatabase:
         with self._lock:
             self._db.close()
 
-    def _tx(self) -> _Tx:
-        return _Tx(self._db, self._lock)
+    @contextmanager
+    def _tx(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction, holding the database's lock."""
+        with self._lock, transaction(self._db) as db:
+            yield db
 
     # --- received reports --------------------------------------------------------
 
@@ -289,20 +293,3 @@ class DMARCDatabase:
                        " (SELECT day, policy_domain FROM sent)", (day,))
             db.execute("DELETE FROM evaluation_policy WHERE day < ? AND (day, policy_domain)"
                        " IN (SELECT day, policy_domain FROM sent)", (day,))
-
-
-class _Tx:
-    def __init__(self, db: sqlite3.Connection, lock: threading.Lock) -> None:
-        self.db = db
-        self.lock = lock
-
-    def __enter__(self) -> sqlite3.Connection:
-        self.lock.acquire()
-        self.db.execute("BEGIN IMMEDIATE")
-        return self.db
-
-    def __exit__(self, exc_type: object, *_: object) -> None:
-        try:
-            self.db.execute("ROLLBACK" if exc_type else "COMMIT")
-        finally:
-            self.lock.release()

@@ -24,7 +24,7 @@ from kittiwake.metrics import guard
 from kittiwake.reports.tlsrpt_metrics import count_incoming, count_sessions
 from kittiwake.reports.tlsrptdb import TLSRPTDatabase
 from kittiwake.store import MailboxNotFound, Store, normalize_mailbox_name
-from kittiwake.store.changes import Subscription
+from kittiwake.store.changes import AccountFollowers, Subscription
 from kittiwake.tlsrpt.mail import report_from_message
 from kittiwake.tlsrpt.report import ReportError
 
@@ -49,8 +49,7 @@ class TLSRPTCollector:
         self.store = store
         self.db = db
         self.domains = domains
-        self._subscriptions: dict[str, Subscription] = {}
-        self._followers: dict[str, asyncio.Task[None]] = {}
+        self._followers = AccountFollowers(store.changes, self._follow)
         self._locks: dict[str, asyncio.Lock] = {}
         self._busy = 0
         self._scans: set[asyncio.Task[None]] = set()
@@ -62,16 +61,9 @@ class TLSRPTCollector:
         """Follow the accounts that receive reports after a domains.conf (re)load, and
         read what arrived meanwhile."""
         wanted = report_mailboxes(domains)
-        for name in list(self._followers):
-            if name not in wanted:
-                self._followers.pop(name).cancel()
-                self._subscriptions.pop(name).close()
+        self._followers.follow_only(wanted)
         loop = asyncio.get_running_loop()
         for name in wanted:
-            if name not in self._followers:
-                sub = self.store.changes.subscribe(name)
-                self._subscriptions[name] = sub
-                self._followers[name] = loop.create_task(self._follow(name, sub))
             for mailbox in wanted[name]:
                 self._busy += 1
                 task = loop.create_task(self._scan_guarded(name, mailbox))
@@ -139,17 +131,14 @@ class TLSRPTCollector:
         """Wait until every change published so far has been read (tests)."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout
-        while self._busy or any(not s.queue.empty() for s in self._subscriptions.values()):
+        while self._busy or self._followers.queued():
             if loop.time() > deadline:
                 raise TimeoutError("tls report collector still busy")
             await asyncio.sleep(0.005)
 
     async def close(self) -> None:
-        tasks = [*self._followers.values(), *self._scans]
-        for task in tasks:
+        scans = list(self._scans)
+        for task in scans:
             task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for sub in self._subscriptions.values():
-            sub.close()
-        self._followers.clear()
-        self._subscriptions.clear()
+        await asyncio.gather(*scans, return_exceptions=True)
+        await self._followers.close()

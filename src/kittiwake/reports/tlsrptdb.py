@@ -15,6 +15,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from kittiwake.sqlitedb import transaction
 from kittiwake.tlsrpt.report import Report, compose_json
 
 FILENAME = "tlsrptreports.db"
@@ -130,8 +131,7 @@ class TLSRPTDatabase:
 
     def add_report(self, report: Report, account: str, received: float | None = None) -> bool:
         """Store a report; False when this organization's report-id is already stored."""
-        with self.lock, self.db:
-            self.db.execute("BEGIN IMMEDIATE")
+        with self.lock, transaction(self.db):
             try:
                 cur = self.db.execute(
                     "INSERT INTO report (organization, report_id, start, end, contact, received,"
@@ -195,8 +195,7 @@ class TLSRPTDatabase:
     def plan_day(self, day: str, targets: list[tuple[str, str]]) -> None:
         """Record, in one transaction, the reports of ``day`` (kind, policy domain) and
         that the day is planned."""
-        with self.lock, self.db:
-            self.db.execute("BEGIN IMMEDIATE")
+        with self.lock, transaction(self.db):
             self.db.executemany(
                 "INSERT OR IGNORE INTO outgoing (day, kind, policy_domain, state)"
                 " VALUES (?, ?, ?, 'pending')", [(day, k, d) for k, d in targets])

@@ -20,7 +20,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kittiwake import dkim
+from kittiwake import dkim, durable
 from kittiwake.message.headers import Headers, scan_header_section
 
 MAX_HEADER_SECTION = 1024 * 1024
@@ -196,18 +196,9 @@ def _header_end(data: bytearray, start: int) -> int:
     return min(candidates) if candidates else -1
 
 
-_counter = 0
-
-
 def _create(directory: Path) -> tuple[int, Path]:
-    global _counter
-    while True:
-        _counter += 1
-        path = directory / f"{os.getpid()}.{_counter}.{os.urandom(4).hex()}"
-        try:
-            return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640), path
-        except FileExistsError:
-            continue
+    fd, name = durable.new_file(directory)
+    return fd, Path(name)
 
 
 def clean_spool(directory: Path) -> int:

@@ -32,7 +32,7 @@ class SpoolFile:
     def __init__(self, root: Path) -> None:
         tmp_dir = root / "tmp"
         tmp_dir.mkdir(parents=True, exist_ok=True)
-        fd, name = durable._mkstemp(tmp_dir)
+        fd, name = durable.new_file(tmp_dir)
         self.path = Path(name)
         self._file = os.fdopen(fd, "wb", buffering=256 * 1024)
         self.size = 0
