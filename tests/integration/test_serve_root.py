@@ -4,7 +4,9 @@ CI runs as root; anywhere else these tests fail saying so (they are not skipped)
 The interpreter of the test run may live where the unprivileged user cannot read
 (pyenv under /root, mode 0700): the server then runs in a mount namespace
 (``unshare -m``) in which that directory is traversable, so that what is tested
-is kittiwake's privilege drop, not the test machine's home directory modes.
+is kittiwake's privilege drop, not the test machine's home directory modes. A
+checkout in a directory others cannot traverse (``mktemp -d`` makes 0700 ones) is
+opened to them (o+x) for the test and closed again after.
 """
 
 from __future__ import annotations
@@ -74,13 +76,36 @@ def _command(base: Path, args: list[str]) -> list[str]:
             str(child), str(holder), str(directory), *args]
 
 
+def _hidden_checkout_dirs() -> list[Path]:
+    """Directories on the way to the checkout and its venv that others cannot traverse
+    (the interpreter's own hidden directory is handled by :func:`_command`)."""
+    import kittiwake
+
+    interpreter = _hidden_ancestor(Path(sys.base_prefix))
+    out: list[Path] = []
+    for target in (Path(kittiwake.__file__), Path(sys.prefix)):
+        parts = target.resolve().parts
+        for i in range(1, len(parts)):
+            directory = Path(*parts[:i])
+            if interpreter is not None and directory == interpreter[0]:
+                break
+            if not directory.stat().st_mode & stat.S_IXOTH and directory not in out:
+                out.append(directory)
+    return out
+
+
 @pytest.fixture
 def base() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="kittiwake-root-", dir="/tmp"))
     path.chmod(0o755)
+    opened = [(d, d.stat().st_mode) for d in _hidden_checkout_dirs()]
+    for directory, mode in opened:
+        directory.chmod(mode | stat.S_IXOTH)
     try:
         yield path
     finally:
+        for directory, mode in opened:
+            directory.chmod(mode)
         shutil.rmtree(path, ignore_errors=True)
 
 
