@@ -134,7 +134,7 @@ def build() -> dict[str, Any]:
     d.panel("timeseries", "TLS versions and ciphers", [
         (rate("kittiwake_smtpserver_tls_handshakes_total", "version, cipher"),
          "{{version}} {{cipher}}"),
-        (rate("kittiwake_smtpserver_tls_handshake_failures_total", "service"),
+        (rate("kittiwake_tls_handshake_failures_total", "service"),
          "failed {{service}}")], unit="reqps")
     d.panel("timeseries", "SPF and DMARC results", [
         (rate(f"kittiwake_smtpserver_{check}_results_total", "result, dnssec") + " > 0",

@@ -56,6 +56,7 @@ class World:
     clock: Clock
     domains: DomainsConfig
     ssl_context: ssl.SSLContext | None = None
+    internal_addresses: bool = True  # the test peers listen on loopback
     senders: list[TLSRPTSender] = field(default_factory=list)
 
     def sender(self) -> TLSRPTSender:
@@ -64,7 +65,8 @@ class World:
                          outbox=QueueOutbox(self.queue), hostname=HOST,
                          settings=TLSRPTSending(), domains=lambda: self.domains,
                          key_path=lambda p: self.tmp / p, clock=self.clock,
-                         ssl_context=self.ssl_context)
+                         ssl_context=self.ssl_context,
+                         internal_addresses=self.internal_addresses)
         self.senders.append(s)
         return s
 
@@ -263,3 +265,21 @@ async def test_reported_results_are_pruned_later(world: World) -> None:
     world.clock.at = DEC1 + 30 * 86400
     await world.sender().run_once()
     assert world.results.between(0, DEC1) == []
+
+
+async def test_https_rua_to_internal_addresses_is_refused(world: World) -> None:
+    """A domain's rua must not make us POST into our own network (SSRF): a name that
+    resolves to loopback, and an IP-literal host, are refused; nothing is sent."""
+    world.internal_addresses = False  # as the server runs
+    world.resolver.add("TXT", "_smtp._tls.example.net",
+                       "v=TLSRPTv1; rua=https://tlsrpt.example.net:8443/tlsrpt")
+    world.resolver.add("A", "tlsrpt.example.net", "127.0.0.1")
+    world.resolver.add("TXT", "_smtp._tls.example.com",
+                       "v=TLSRPTv1; rua=https://10.1.2.3/tlsrpt")
+    world.record(*deliveries("example.net"), *deliveries("example.com"))
+    run = await world.sender().run_once()
+    assert run.sent == []
+    errors = {domain: error for domain, _, error in run.errors}
+    assert "resolves only to internal addresses (127.0.0.1): refused" in errors["example.net"]
+    assert "10.1.2.3 is an IP address, not a name: refused" in errors["example.com"]
+    assert {p.policy_domain for p in world.db.pending()} == {"example.net", "example.com"}

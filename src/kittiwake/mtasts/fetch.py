@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import errno
 import socket
 import ssl
 from collections.abc import Mapping
@@ -95,13 +96,17 @@ class HostMap(AbstractResolver):
 class DNSResolver(AbstractResolver):
     """An aiohttp resolver asking a :class:`kittiwake.dns.Resolver` (A and AAAA).
 
-    IPv6 addresses come first, as in direct delivery. ``authentic`` of the
+    IPv6 addresses come first, as in direct delivery. With ``public_only``,
+    addresses that are not globally routable (loopback, RFC 1918, link-local,
+    unique local, shared, reserved) are dropped, so that a name chosen by
+    another domain cannot make us send requests into our own network. ``authentic`` of the
     last lookup is kept per host in :attr:`authentic` (HTTPS relies on PKIX,
     so it is informative only).
     """
 
-    def __init__(self, resolver: Resolver) -> None:
+    def __init__(self, resolver: Resolver, public_only: bool = False) -> None:
         self.resolver = resolver
+        self.public_only = public_only
         self.authentic: dict[str, bool] = {}
 
     async def resolve(self, host: str, port: int = 0,
@@ -109,17 +114,24 @@ class DNSResolver(AbstractResolver):
         try:
             answer = await self.resolver.ips(host)
         except (DNSTemporaryError, InvalidName) as exc:
-            raise OSError(f"address lookup of {host} failed: {exc}") from None
+            raise OSError(errno.EHOSTUNREACH, f"address lookup of {host} failed: {exc}") from None
         self.authentic[host.lower().rstrip(".")] = answer.authentic
         out: list[ResolveResult] = []
+        refused: list[str] = []
         for address in answer.records:
             fam = socket.AF_INET6 if address.version == 6 else socket.AF_INET
             if family not in (socket.AF_UNSPEC, fam):
                 continue
+            if self.public_only and not address.is_global:
+                refused.append(str(address))
+                continue
             out.append(ResolveResult(hostname=host, host=str(address), port=port, family=fam,
                                      proto=0, flags=socket.AI_NUMERICHOST))
+        if not out and refused:
+            raise OSError(errno.EACCES, f"{host} resolves only to internal addresses"
+                          f" ({', '.join(refused)}): refused")
         if not out:
-            raise OSError(f"{host} has no address ({answer.status})")
+            raise OSError(errno.EHOSTUNREACH, f"{host} has no address ({answer.status})")
         return out
 
     async def close(self) -> None:

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import ipaddress
 import ssl
 import time
 import urllib.parse
@@ -125,7 +126,8 @@ class TLSRPTSender:
                  outbox: Outbox, hostname: str, settings: TLSRPTSending,
                  domains: Callable[[], DomainsConfig], key_path: Callable[[str], Path],
                  clock: Callable[[], float] = time.time,
-                 ssl_context: ssl.SSLContext | None = None) -> None:
+                 ssl_context: ssl.SSLContext | None = None,
+                 internal_addresses: bool = False) -> None:
         self.results = results
         self.db = db
         self.resolver = resolver
@@ -136,6 +138,8 @@ class TLSRPTSender:
         self.key_path = key_path
         self.clock = clock
         self.ssl_context = ssl_context
+        # POSTs to internal addresses are refused (see _post); tests on loopback allow them.
+        self.internal_addresses = internal_addresses
         self._task: asyncio.Task[None] | None = None
 
     # --- planning -------------------------------------------------------------------
@@ -281,16 +285,29 @@ class TLSRPTSender:
 
     async def _post(self, uri: str, report: Report) -> None:
         """§5.4: POST the gzipped report; a 2xx status is success. The host name is
-        resolved by kittiwake's resolver (as for MTA-STS fetches), PKIX-verified."""
+        resolved by kittiwake's resolver (as for MTA-STS fetches), PKIX-verified.
+
+        The URI comes from another domain's DNS, so it must not reach into our own
+        network (server-side request forgery): an IP-literal host and names that
+        resolve to addresses that are not globally routable are refused."""
         import aiohttp
 
         from kittiwake.mtasts.fetch import DNSResolver
 
+        host = urllib.parse.urlsplit(uri).hostname or ""
+        try:
+            literal = ipaddress.ip_address(host)
+        except ValueError:
+            literal = None
+        if literal is not None and not self.internal_addresses:
+            raise RuntimeError(f"rua host {host} is an IP address, not a name: refused")
         body = await asyncio.to_thread(compose_gzip, report)
         timeout = aiohttp.ClientTimeout(total=self.settings.https_timeout_seconds)
         connector = aiohttp.TCPConnector(
             ssl=self.ssl_context or ssl.create_default_context(),
-            resolver=DNSResolver(self.resolver), use_dns_cache=False)  # type: ignore[arg-type]
+            resolver=DNSResolver(self.resolver,  # type: ignore[arg-type]
+                                 public_only=not self.internal_addresses),
+            use_dns_cache=False)
         async with aiohttp.ClientSession(connector=connector, timeout=timeout) as session, \
                 session.post(uri, data=body, headers={"Content-Type": GZIP_TYPE},
                              allow_redirects=False) as response:

@@ -343,7 +343,6 @@ class SMTPConnection:
         except (ssl.SSLError, ConnectionError, OSError) as exc:
             self.logger.info("tls handshake failed", error=str(exc),
                              reason=handshake_failed(self.kind, exc))
-            smtp_metrics.TLS_FAILURES.labels(service=self.kind).inc()
             raise ConnectionError("TLS handshake failed") from None
         self.session.tls_started()
         self._note_tls()

@@ -58,11 +58,6 @@ TLS_HANDSHAKES = metrics.counter(
     "TLS sessions started (STARTTLS or implicit TLS) by protocol version and cipher.",
     ["version", "cipher"])
 
-TLS_FAILURES = metrics.counter(
-    "smtpserver_tls_handshake_failures",
-    "TLS handshakes that failed, by service.",
-    {"service": SERVICES})
-
 SPF_RESULTS = metrics.counter(
     "smtpserver_spf_results", "SPF verdicts on incoming mail (RFC 7208 §2.6), by DNSSEC.",
     {"result": tuple(str(s) for s in spf.Status), "dnssec": DNSSEC})
