@@ -204,3 +204,43 @@ def test_fresh_quickstart_config_has_no_warning(tmp_path: Path, extra: list[str]
     assert made.exit_code == 0, made.output
     code, lines, stdout = config_test(tmp_path / "config")
     assert (code, lines) == (0, []) and stdout.startswith("config OK"), lines
+
+
+@pytest.mark.parametrize(("extra", "files", "expected"), [
+    ('eab_key_id = "kid-1"\n', {}, "acme.le.eab_key_id: set, but eab_hmac_key_file is not"),
+    ('eab_key_id = "kid-1"\neab_hmac_key_file = "eab.key"\n', {},
+     "acme.le.eab_hmac_key_file: cannot read {dir}/eab.key (No such file or directory)"),
+    ('eab_key_id = "kid-1"\neab_hmac_key_file = "eab.key"\n', {"eab.key": "not base64!\n"},
+     "acme.le.eab_hmac_key_file: {dir}/eab.key does not hold a base64url key"),
+    ('eab_hmac_key_file = "eab.key"\n', {"eab.key": "c2VjcmV0LWhtYWMta2V5\n"},
+     "acme.le.eab_hmac_key_file: set, but eab_key_id is not"),
+    ('ca_file = "ca.pem"\n', {}, "acme.le.ca_file: no file {dir}/ca.pem"),
+    ('ca_file = "ca.pem"\n', {"ca.pem": "-----BEGIN CERTIFICATE-----\nAAAA\n"},
+     "acme.le.ca_file: {dir}/ca.pem is not a PEM CA certificate"),
+])
+def test_acme_authority_files_are_checked(tmp_path: Path, extra: str, files: dict[str, str],
+                                          expected: str) -> None:
+    """What `serve` would stop on (the EAB key, RFC 8555 §7.3.4; the directory's CA),
+    `config test` reports first: one line naming the setting, the file and the fix."""
+    write(tmp_path, web="https = { enabled = true }")
+    conf = tmp_path / "kittiwake.conf"
+    conf.write_text(conf.read_text().replace(
+        'challenge = "tls-alpn-01"\n', 'challenge = "tls-alpn-01"\n' + extra))
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    code, lines, _ = config_test(tmp_path)
+    assert code != 0
+    wanted = expected.format(dir=tmp_path)
+    assert any(wanted in line for line in lines), lines
+
+
+def test_acme_eab_that_is_right_passes(tmp_path: Path) -> None:
+    write(tmp_path, web="https = { enabled = true }")
+    conf = tmp_path / "kittiwake.conf"
+    conf.write_text(conf.read_text().replace(
+        'challenge = "tls-alpn-01"\n',
+        'challenge = "tls-alpn-01"\neab_key_id = "kid-1"\neab_hmac_key_file = "eab.key"\n'))
+    (tmp_path / "eab.key").write_text(
+        "zWNDZM6eQGHWpSRTPal5eIUYFTu7EajVIoguysqZ9wG44nMEtx3MUAsUDkMTQ12W\n")
+    code, lines, stdout = config_test(tmp_path)
+    assert code == 0 and lines == [] and stdout.startswith("config OK"), lines

@@ -18,7 +18,7 @@ import tomli_w
 from pydantic import BaseModel, ValidationError
 
 from kittiwake.config.domains import DomainsConfig
-from kittiwake.config.static import StaticConfig
+from kittiwake.config.static import ACMEConfig, StaticConfig
 from kittiwake.config.transports import check_routes, check_transport_files
 
 STATIC_FILE = "kittiwake.conf"
@@ -269,6 +269,9 @@ def check_files(directory: Path, static: StaticConfig, domains: DomainsConfig) -
             where = f"{directory / STATIC_FILE}: listeners.{_key(name)}.tls"
             problems += [f"{where}.{problem}" for problem in
                          host_key_problems(directory, listener.tls.host_private_key_files)]
+    for authority, section in static.acme.items():
+        where = f"{directory / STATIC_FILE}: acme.{_key(authority)}"
+        problems += [f"{where}.{problem}" for problem in acme_file_problems(directory, section)]
     for dname, domain in domains.domains.items():
         for sel, selector in domain.dkim.selectors.items():
             where = (f"{directory / DOMAINS_FILE}: domains.{_key(dname)}.dkim.selectors."
@@ -281,6 +284,46 @@ def check_files(directory: Path, static: StaticConfig, domains: DomainsConfig) -
             why = _dkim_key_problem(target)
             if why:
                 problems.append(f"{where}: {target}: {why}")
+    return problems
+
+
+def acme_file_problems(directory: Path, section: ACMEConfig) -> list[str]:
+    """``field: why`` for the files of one ACME authority that ``serve`` could not use:
+    the external account binding key (RFC 8555 §7.3.4: a base64url HMAC key, given
+    together with its key id) and the extra CA certificates for the directory."""
+    import base64
+    import binascii
+    import ssl
+
+    problems: list[str] = []
+    if section.eab_key_id and not section.eab_hmac_key_file:
+        problems.append("eab_key_id: set, but eab_hmac_key_file is not; the two go together")
+    if section.eab_hmac_key_file:
+        target = directory / section.eab_hmac_key_file
+        try:
+            text = target.read_text().strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            why = exc.strerror if isinstance(exc, OSError) else "not text"
+            problems.append(f"eab_hmac_key_file: cannot read {target} ({why})")
+        else:
+            try:
+                key = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+            except (binascii.Error, ValueError):
+                key = b""
+            if not key or any(ch in text for ch in "+/= \t\n"):
+                problems.append(f"eab_hmac_key_file: {target} does not hold a base64url key"
+                                " (the HMAC key the authority gave with the key id)")
+            if not section.eab_key_id:
+                problems.append("eab_hmac_key_file: set, but eab_key_id is not; the two go"
+                                " together")
+    if section.ca_file:
+        target = directory / section.ca_file
+        try:
+            ssl.create_default_context().load_verify_locations(cafile=str(target))
+        except FileNotFoundError:
+            problems.append(f"ca_file: no file {target}")
+        except (ssl.SSLError, OSError, ValueError) as exc:
+            problems.append(f"ca_file: {target} is not a PEM CA certificate ({exc})")
     return problems
 
 
