@@ -8,6 +8,7 @@ domains (known: example.org)``. :class:`ConfigError` carries all problems found.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 import tomllib
 from dataclasses import dataclass
@@ -310,7 +311,7 @@ def acme_file_problems(directory: Path, section: ACMEConfig) -> list[str]:
                 key = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
             except (binascii.Error, ValueError):
                 key = b""
-            if not key or any(ch in text for ch in "+/= \t\n"):
+            if not key or not re.fullmatch(r"[A-Za-z0-9_-]+={0,2}", text):
                 problems.append(f"eab_hmac_key_file: {target} does not hold a base64url key"
                                 " (the HMAC key the authority gave with the key id)")
             if not section.eab_key_id:
