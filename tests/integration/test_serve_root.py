@@ -239,3 +239,28 @@ def test_serve_as_root_drops_to_user_and_restarts_on_its_low_ports(base: Path) -
             if proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def test_an_installation_the_user_cannot_read_is_one_line(base: Path) -> None:
+    """After dropping to ``user``, serve checks that it can still read its own code:
+    a checkout in a directory only root may enter stops it with one line naming the
+    directory, instead of an import error later."""
+    _require_root()
+    closed = base / "home"
+    package = closed / "checkout" / "kittiwake"
+    package.mkdir(parents=True)
+    closed.chmod(0o700)
+    entry = pwd.getpwnam(USER)
+    script = (
+        "import os, sys\n"
+        "from pathlib import Path\n"
+        "from kittiwake.server.privileges import unreadable_install\n"
+        f"os.setgroups([]); os.setgid({entry.pw_gid}); os.setuid({entry.pw_uid})\n"
+        f"print(unreadable_install({USER!r}, [Path(sys.argv[1]), Path(sys.argv[2])]))\n")
+    done = subprocess.run([sys.executable, "-c", script, str(base), str(package)],
+                          capture_output=True, text=True, env=_env(), timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == (
+        f"user {USER!r} cannot read the kittiwake installation at {package}: {closed}"
+        f" (mode 0700) does not let it in; make it readable (chmod o+rx {closed}) or"
+        f" install kittiwake where {USER!r} can read it")

@@ -170,3 +170,43 @@ def drop(user: RunAs) -> None:
         raise PrivilegeError(f"still able to become root after dropping to {user.name!r}")
     os.environ["HOME"] = pwd.getpwuid(user.uid).pw_dir
     os.environ["USER"] = os.environ["LOGNAME"] = user.name
+    problem = unreadable_install(user.name, install_directories())
+    if problem:
+        raise PrivilegeError(problem)
+
+
+def install_directories() -> list[Path]:
+    """Where the program's code is: kittiwake's package and the installed libraries
+    (modules imported later, e.g. at the first ACME order, are read from there)."""
+    import sys
+
+    import pydantic
+
+    import kittiwake
+
+    return [Path(kittiwake.__file__).resolve().parent,
+            Path(pydantic.__file__).resolve().parent.parent, Path(sys.prefix).resolve()]
+
+
+def unreadable_install(user: str, directories: list[Path]) -> str:
+    """A line saying which directory of the installation the current (dropped) user
+    cannot read, or "" when it can read them all.
+
+    Checked right after the drop so that a checkout or virtual environment that only
+    root may enter (a home directory of mode 0700) stops serve with one line now,
+    not with an import error at the first lazily loaded module hours later.
+    """
+    for directory in directories:
+        if os.access(directory, os.R_OK | os.X_OK):
+            continue
+        blocking = directory
+        for ancestor in reversed([directory, *directory.parents]):
+            if not os.access(ancestor, os.R_OK | os.X_OK if ancestor == directory
+                             else os.X_OK):
+                blocking = ancestor
+                break
+        mode = stat.S_IMODE(blocking.stat().st_mode) if blocking.exists() else 0
+        return (f"user {user!r} cannot read the kittiwake installation at {directory}:"
+                f" {blocking} (mode {mode:04o}) does not let it in; make it readable"
+                f" (chmod o+rx {blocking}) or install kittiwake where {user!r} can read it")
+    return ""
