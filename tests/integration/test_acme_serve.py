@@ -131,3 +131,63 @@ port = {https_port}
             assert len(rows) == 2 and all("pebble" in r and "none yet" not in r for r in rows)
         finally:
             await server.close(0)
+
+
+async def test_no_starttls_before_the_first_certificate(tmp_path: Path) -> None:
+    """An ACME listener whose authority has not issued a certificate yet (here: a
+    directory that never answers) does not offer STARTTLS on SMTP or IMAP, rather
+    than offering a handshake that must fail; IMAP keeps LOGINDISABLED."""
+    smtp_port, imap_port, dead_port = free_port(), free_port(), free_port()
+    conf = tmp_path / "config"
+    conf.mkdir()
+    for key_type in (KeyType.ECDSA, KeyType.RSA):
+        (conf / f"host-{key_type.value}.pem").write_bytes(new_key_pem(key_type))
+    (conf / "kittiwake.conf").write_text(f'''
+hostname = "mail.example.test"
+data_dir = "../data"
+[acme.nowhere]
+directory_url = "https://127.0.0.1:{dead_port}/dir"
+challenge = "tls-alpn-01"
+[listeners.public]
+ips = ["127.0.0.1"]
+[listeners.public.tls]
+acme = "nowhere"
+host_private_key_files = ["host-ecdsa.pem", "host-rsa.pem"]
+[listeners.public.smtp]
+enabled = true
+port = {smtp_port}
+[listeners.public.imap]
+enabled = true
+port = {imap_port}
+''')
+    (conf / "domains.conf").write_text('[domains."example.test"]\n')
+    with LoopbackDNS() as dns_server:
+        resolver = StubResolver([Nameserver("127.0.0.1", dns_server.port)], timeout=2)
+        server = Server(load(conf), resolver=resolver)
+        for service in server.services_from_config():
+            server.add_service(service)
+        await server.start()
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", smtp_port)
+            assert (await reader.readline()).startswith(b"220")
+            writer.write(b"EHLO client.example\r\n")
+            lines = [await reader.readline()]
+            while not lines[-1].startswith(b"250 "):
+                lines.append(await reader.readline())
+            assert not any(b"STARTTLS" in line for line in lines), lines
+            writer.write(b"STARTTLS\r\n")
+            assert (await reader.readline()).startswith(b"502 5.5.1")  # not offered
+            writer.close()
+
+            reader, writer = await asyncio.open_connection("127.0.0.1", imap_port)
+            greeting = await reader.readline()
+            assert greeting.startswith(b"* OK"), greeting
+            writer.write(b"a CAPABILITY\r\n")
+            capability = await reader.readline()
+            assert b"LOGINDISABLED" in capability and b"STARTTLS" not in capability
+            assert (await reader.readline()).startswith(b"a OK")
+            writer.write(b"b STARTTLS\r\n")
+            assert (await reader.readline()).startswith(b"b BAD")
+            writer.close()
+        finally:
+            await server.close(0)

@@ -92,7 +92,7 @@ log_ = log.get_logger("imapserver")
 
 
 def session_config(ctx: IMAPContext, kind: str) -> ServerConfig:
-    tls_capable = ctx.tls_context is not None
+    tls_capable = ctx.tls_context is not None and ctx.tls_ready()
     return ServerConfig(
         ctx.hostname, greeting_text="kittiwake IMAP4rev2 ready",
         max_append=ctx.limits.max_append, max_bad_commands=ctx.limits.bad_commands,
@@ -678,7 +678,8 @@ async def _id(conn: IMAPConnection, tag: str, cmd: c.Id) -> Answer:
 
 
 async def _starttls(conn: IMAPConnection, tag: str, cmd: c.StartTLS) -> Answer | None:
-    if conn.ctx.tls_context is None or conn.kind != "imap" or conn.session.tls:
+    if conn.ctx.tls_context is None or not conn.ctx.tls_ready() or conn.kind != "imap" \
+            or conn.session.tls:
         return Answer("BAD", "STARTTLS is not available here")
     await conn.start_tls()
     return None

@@ -41,6 +41,9 @@ class IMAPContext:
     store: Store
     domains: DomainsConfig
     tls_context: ssl.SSLContext | None = None
+    # Whether tls_context has a certificate yet (an ACME listener before its first
+    # certificate has none): STARTTLS is offered only then.
+    tls_ready: Callable[[], bool] = lambda: True
     # DER of the certificate a connection was served, for tls-server-end-point (RFC 5929).
     served_certificate: Callable[[ssl.SSLObject], bytes | None] | None = None
     localserve: bool = False

@@ -169,6 +169,7 @@ class Server:
         ctx = IMAPContext(
             hostname=listener.hostname or self.config.static.hostname, store=self.store,
             domains=self.watcher.current, tls_context=tls.context if tls else None,
+            tls_ready=tls.has_certificates if tls else lambda: True,
             served_certificate=tls.served_certificate if tls else None,
             localserve=self.localserve,
             plaintext_login=self.localserve or listener.imap.no_require_starttls,
@@ -190,6 +191,7 @@ class Server:
             hostname=listener.hostname or self.config.static.hostname, store=self.store,
             domains=self.watcher.current, resolver=self.resolver, outbox=self.outbox,
             tls_context=tls.context if tls else None,
+            tls_ready=tls.has_certificates if tls else lambda: True,
             served_certificate=tls.served_certificate if tls else None,
             localserve=self.localserve,
             postmaster_account=self.config.static.postmaster_account,

@@ -88,7 +88,8 @@ def session_config(ctx: ServerContext, kind: str) -> ServerConfig:
         hostname=ctx.hostname,
         max_message_size=ctx.limits.max_message_size,
         max_recipients=ctx.limits.max_recipients,
-        starttls=ctx.tls_context is not None and kind != "submissions" and not no_starttls,
+        starttls=ctx.tls_context is not None and ctx.tls_ready() and kind != "submissions"
+        and not no_starttls,
         auth_mechanisms=mechanisms,
         auth_requires_tls=not plaintext_auth,
         require_auth=is_submission,
@@ -333,7 +334,7 @@ class SMTPConnection:
         return False
 
     async def _starttls(self) -> None:
-        if self.ctx.tls_context is None:
+        if self.ctx.tls_context is None or not self.ctx.tls_ready():
             self.session.reject(Reply(454, "4.7.0", ["TLS not available"]))
             return
         self.session.accept()

@@ -68,6 +68,9 @@ class ServerContext:
     resolver: Any = None
     outbox: Outbox | None = None
     tls_context: ssl.SSLContext | None = None
+    # Whether tls_context has a certificate yet (an ACME listener before its first
+    # certificate has none): STARTTLS is offered only then.
+    tls_ready: Callable[[], bool] = lambda: True
     # DER of the certificate a connection was served, for tls-server-end-point (RFC 5929).
     served_certificate: Callable[[ssl.SSLObject], bytes | None] | None = None
     limits: Limits = field(default_factory=Limits)
