@@ -70,20 +70,18 @@ CASES = [
         f'kittiwake_tls_certificate_unreadable{{{INST},file="/etc/kittiwake/cert.pem"}}':
             "0x5 1x5"},
          "7m", [{"instance": "mx1", "file": "/etc/kittiwake/cert.pem"}], "3m"),
-    # Errors at 1h and 2h and then every 6 hours (the backoff's cap): the alert holds
-    # through the long gaps (28h); an order succeeds at 2300m: it ends although errors
-    # are still in the window (39h). The "other" authority's one error is followed by a
-    # success within minutes: no alert.
+    # time() is 0 at the start. mail.example.org's RSA orders fail from 1h on (the gauge
+    # holds 3600) until one succeeds at 2300m: the alert fires once they have failed
+    # for 6 hours (7h), not before (6h), and ends at the success (39h). The ECDSA
+    # certificate of other.example.org fails once and succeeds 10 minutes later: no
+    # alert, and its success does not end the other's.
     Case("KittiwakeACMERenewalFailing", {
-        f'kittiwake_acme_renewal_errors_total{{{INST},authority="letsencrypt"}}':
-            "0x60 1x60 2x360 3x360 4x360 5x360 6x360 7x360 8x840",
-        f'kittiwake_acme_orders_total{{{INST},authority="letsencrypt",result="ok"}}':
-            "0x2300 1x900",
-        f'kittiwake_acme_renewal_errors_total{{{INST},authority="other"}}': "0x60 1x3100",
-        f'kittiwake_acme_orders_total{{{INST},authority="other",result="ok"}}':
-            "0x70 1x3100"},
-         "28h", [{"instance": "mx1", "authority": "letsencrypt"}], "39h",
-         also_quiet=["75m", "20m"]),
+        f'kittiwake_acme_certificate_failing_since_timestamp_seconds{{{INST},'
+        'name="mail.example.org",key_type="rsa"}': "0x59 3600x2240 0x100",
+        f'kittiwake_acme_certificate_failing_since_timestamp_seconds{{{INST},'
+        'name="other.example.org",key_type="ecdsa"}': "0x59 3600x10 0x2300"},
+         "8h", [{"instance": "mx1", "name": "mail.example.org", "key_type": "rsa"}], "39h",
+         also_quiet=["6h", "65m"]),
     # time() is 0 at the start: expiry 15 days out, then 13 days.
     Case("KittiwakeACMECertificateExpiring", {
         f'kittiwake_acme_certificate_expiry_timestamp_seconds{{{INST},name="mail.example.org",'

@@ -267,6 +267,10 @@ def build() -> dict[str, Any]:
     d.panel("timeseries", "ACME renewal errors",
             [(rate("kittiwake_acme_renewal_errors_total", "authority", fn="increase"),
               "{{authority}}")])
+    d.panel("table", "ACME certificates failing for (hours)",
+            [("(time() - ("
+              f"{gauge('kittiwake_acme_certificate_failing_since_timestamp_seconds')} > 0))"
+              " / 3600", "{{name}} {{key_type}}")], w=24, h=5, unit="h")
 
     d.row("HTTP")
     d.panel("timeseries", "Content requests by route and status",

@@ -55,17 +55,19 @@ ALERTS: tuple[Alert, ...] = (
           "A renewed certificate may have been written wrongly; kittiwake keeps serving the"
           " one it loaded at start until then.",
           "critical"),
-    # Failed orders are retried with backoff growing to 6 hours: over 12 hours a failing
-    # renewal has at least one error; a successful order of the authority ends the alert.
+    # One gauge per certificate (first name, key type): set when its orders start
+    # failing, back to 0 at its next successful order. Retries back off up to 6 hours,
+    # so 6 hours of failing is more than a passing outage of the authority or the
+    # network; another name set's success does not end it.
     Alert("KittiwakeACMERenewalFailing",
-          "sum by (instance, authority) (increase(kittiwake_acme_renewal_errors_total[12h]))"
-          " > 0 unless on (instance, authority) sum by (instance, authority)"
-          ' (increase(kittiwake_acme_orders_total{result="ok"}[12h])) > 0',
-          "Getting a certificate from ACME authority {{ $labels.authority }} keeps failing",
+          "kittiwake_acme_certificate_failing_since_timestamp_seconds > 0"
+          " and time() - kittiwake_acme_certificate_failing_since_timestamp_seconds"
+          " > 6 * 3600",
+          "Getting the ACME certificate for {{ $labels.name }} ({{ $labels.key_type }})"
+          " keeps failing",
           "kittiwake retries with backoff; the log line \"certificate order failed\" and"
           " `kittiwake status` say why (challenge not reachable on port 80/443, CAA, rate"
-          " limit). The current certificate is served until it expires.",
-          for_="30m"),
+          " limit). The current certificate is served until it expires."),
     Alert("KittiwakeACMECertificateExpiring",
           "kittiwake_acme_certificate_expiry_timestamp_seconds - time() < 14 * 86400",
           "The ACME certificate for {{ $labels.name }} ({{ $labels.key_type }}) expires within"

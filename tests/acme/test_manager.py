@@ -126,11 +126,21 @@ async def test_failures_back_off_exponentially(tmp_path: Path, clock: list[dt.da
     assert fake.orders == 2
     status = m.status()[0]
     assert status["failures"] == 1 and "connection refused" in str(status["last_error"])
+    started = clock[0].timestamp()
+
+    def failing_since() -> dict[str, float]:
+        return {s.labels["key_type"]: s.value
+                for family in REGISTRY.collect() for s in family.samples
+                if s.name == "kittiwake_acme_certificate_failing_since_timestamp_seconds"
+                and s.labels["name"] == "mail.example.org"}
+
+    assert failing_since() == {"ecdsa": started, "rsa": started}
     clock[0] += dt.timedelta(seconds=59)
     assert await m.renew_due() == 0 and fake.orders == 2  # not before the backoff
     clock[0] += dt.timedelta(seconds=2)
     await m.renew_due()
     assert fake.orders == 4 and m.status()[0]["failures"] == 2
+    assert failing_since() == {"ecdsa": started, "rsa": started}  # since the first failure
     clock[0] += dt.timedelta(seconds=100)  # the second wait is 120 s
     await m.renew_due()
     assert fake.orders == 4
@@ -138,6 +148,7 @@ async def test_failures_back_off_exponentially(tmp_path: Path, clock: list[dt.da
     clock[0] += dt.timedelta(seconds=21)
     assert await m.renew_due() == 2
     assert m.status()[0]["failures"] == 0
+    assert failing_since() == {"ecdsa": 0, "rsa": 0}  # the alert ends with the success
     assert REGISTRY.get_sample_value("kittiwake_acme_renewal_errors_total",
                                      {"authority": "fake"}) == errors + 4
     assert published[-1] == m.certificates("public")

@@ -120,6 +120,7 @@ class CertificateManager:
                 _Slot(wanted, key, certstore.chain_path(certs_dir, wanted, key)))
             slot.listeners.append(listener)
             slots.append(slot)
+            metrics.FAILING_SINCE.labels(name=wanted[0], key_type=key.key_type.value)  # at 0
         self._listeners[listener] = slots
 
     def set_names(self, listener: str, names: list[str]) -> bool:
@@ -263,6 +264,8 @@ class CertificateManager:
             self._failed(slot, str(exc), "failed")
             return 0
         metrics.ORDERS.labels(authority=self.authority.name, result="ok").inc()
+        metrics.FAILING_SINCE.labels(name=slot.names[0],
+                                     key_type=slot.key.key_type.value).set(0)
         slot.current, slot.ari = stored, None
         slot.failures, slot.retry_at, slot.last_error = 0, None, ""
         self._set_expiry(slot)
@@ -274,6 +277,9 @@ class CertificateManager:
 
     def _failed(self, slot: _Slot, error: str, result: str) -> None:
         metrics.ORDERS.labels(authority=self.authority.name, result=result).inc()
+        if not slot.failures:
+            metrics.FAILING_SINCE.labels(name=slot.names[0], key_type=slot.key.key_type.value
+                                         ).set(self.clock().timestamp())
         slot.failures += 1
         delay = min(self.backoff_first * 2 ** (slot.failures - 1), self.backoff_max)
         slot.retry_at = self.clock() + dt.timedelta(seconds=delay)

@@ -1,7 +1,9 @@
 """Metrics of ACME certificates, all ``kittiwake_acme_*``.
 
 Orders by authority and result (``ok``, ``failed``, ``caa-forbidden``);
-renewal errors (every failed attempt, whatever the step); the expiry time of
+renewal errors (every failed attempt, whatever the step); per certificate
+(first name and key type) since when its orders keep failing, so that one
+name set's failure is not hidden by another's success; the expiry time of
 the certificate being served per host name and key type, which an alert
 compares with ``time()`` (contrib/prometheus).
 """
@@ -21,6 +23,12 @@ RENEWAL_ERRORS = metrics.counter(
     "acme_renewal_errors",
     "Failed attempts to obtain or renew a certificate (retried with backoff), by authority.",
     ["authority"])
+
+FAILING_SINCE = metrics.gauge(
+    "acme_certificate_failing_since_timestamp_seconds",
+    "When the orders for a certificate started failing without a success since (Unix"
+    " time), by its first host name and key type; 0 while the last order succeeded.",
+    ["name", "key_type"])
 
 CERTIFICATE_EXPIRY = metrics.gauge(
     "acme_certificate_expiry_timestamp_seconds",
