@@ -29,11 +29,11 @@ from typing import Any
 
 import josepy as jose
 import requests
+from acme import client as acme_client
+from acme import crypto_util, errors, messages
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec
 
-from acme import client as acme_client
-from acme import crypto_util, errors, messages
 from kittiwake.acme import paths
 from kittiwake.acme.challenges import Challenges
 from kittiwake.acme.files import private_dir, write_private
