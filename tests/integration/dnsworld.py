@@ -65,6 +65,7 @@ from kittiwake.dns import Nameserver, StubResolver
 
 ROOT = "test"
 REVERSE_V4 = "127.in-addr.arpa"
+REVERSE_V6 = ipaddress.ip_address("::1").reverse_pointer  # on demand (add_ptr)
 SIGNED, UNSIGNED, BOGUS = "signed", "unsigned", "bogus"
 MODES = (SIGNED, UNSIGNED, BOGUS)
 DEFAULT_TTL = 60
@@ -227,10 +228,14 @@ class DNSWorld:
         zone.records.append((fqdn, self.ttl if ttl is None else ttl, rtype, rdata))
 
     def add_ptr(self, ip: str, target: str, ttl: int | None = None) -> None:
-        """A PTR record for a loopback IPv4 address (127.0.0.0/8) pointing at ``target``."""
+        """A PTR record for a loopback address (127.0.0.0/8, or ::1 whose signed reverse
+        zone, its own top zone, is made on first use) pointing at ``target``."""
         address = ipaddress.ip_address(ip)
-        if not (isinstance(address, ipaddress.IPv4Address) and address.is_loopback):
-            raise ValueError(f"{ip}: only 127.0.0.0/8 has a reverse zone in the world")
+        if isinstance(address, ipaddress.IPv6Address) and address.is_loopback:
+            if REVERSE_V6 not in self.zones:
+                self.add_zone(REVERSE_V6, SIGNED)
+        elif not (isinstance(address, ipaddress.IPv4Address) and address.is_loopback):
+            raise ValueError(f"{ip}: only 127.0.0.0/8 and ::1 have a reverse zone in the world")
         self.add(address.reverse_pointer, "PTR", _norm(target) + ".", ttl=ttl)
 
     def zone_for(self, name: str) -> Zone:

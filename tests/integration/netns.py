@@ -8,7 +8,8 @@ namespace with only its own loopback, and a private ``/etc/resolv.conf``
 saying ``nameserver 127.0.0.1``), where this script, run as the namespace's
 first process, listens on 127.0.0.1 and forwards:
 
-- TCP port P (``--tcp P=SOCKET``) to the UNIX socket SOCKET;
+- TCP port P (``--tcp P=SOCKET``) to the UNIX socket SOCKET, and on ::1
+  (``--tcp6 P=SOCKET``) likewise;
 - DNS on port 53, UDP and TCP (``--dns SOCKET``), to the UNIX socket SOCKET
   as DNS over TCP (RFC 1035 §4.2.2: a two-byte length, then the message).
 
@@ -108,12 +109,14 @@ async def serve_unix_to_tcp(path: str, host: str, port: int) -> asyncio.Abstract
 
 
 def command_line(resolv: Path, dns_socket: str, tcp: dict[int, str],
-                 command: list[str]) -> list[str]:
+                 command: list[str], tcp6: dict[int, str] | None = None) -> list[str]:
     """The ``unshare`` command line running ``command`` in a fresh namespace."""
     unshare = shutil.which(UNSHARE)
     if unshare is None:
         raise RuntimeError("unshare is missing: install the Debian package util-linux")
     forwards = [arg for port, path in tcp.items() for arg in ("--tcp", f"{port}={path}")]
+    forwards += [arg for port, path in (tcp6 or {}).items()
+                 for arg in ("--tcp6", f"{port}={path}")]
     return [unshare, "--net", "--mount", "--", sys.executable, __file__,
             "--resolv", str(resolv), "--dns", dns_socket, *forwards, "--", *command]
 
@@ -128,6 +131,9 @@ async def _main(args: argparse.Namespace) -> int:
     for forward in args.tcp:
         port, _, path = forward.partition("=")
         servers.append(await asyncio.start_server(tcp_to_unix(path), "127.0.0.1", int(port)))
+    for forward in args.tcp6:
+        port, _, path = forward.partition("=")
+        servers.append(await asyncio.start_server(tcp_to_unix(path), "::1", int(port)))
     process = await asyncio.create_subprocess_exec(*args.command)
     return await process.wait()
 
@@ -137,6 +143,7 @@ def main() -> None:
     parser.add_argument("--resolv", required=True)
     parser.add_argument("--dns", required=True)
     parser.add_argument("--tcp", action="append", default=[])
+    parser.add_argument("--tcp6", action="append", default=[])
     parser.add_argument("command", nargs=argparse.REMAINDER)
     args = parser.parse_args()
     if args.command[:1] == ["--"]:

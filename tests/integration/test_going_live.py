@@ -3,13 +3,14 @@ DANE (posttls-finger), ``config dnscheck`` and a forced renewal.
 
 The self-hoster's path of issue 10, on loopback, with real peers only:
 
-1. ``kittiwake quickstart`` in a temporary directory, its ACME directory being
+1. ``kittiwake quickstart`` for 127.0.0.1 and ::1 (IPv4 and IPv6, as
+   internet.nl wants) in a temporary directory, its ACME directory being
    Debian's ``pebble`` (``--acme-directory``, ``--acme-ca-file`` for pebble's API
    certificate, ``--acme-issuer`` for CAA); the listeners then get ephemeral
    ports (a test cannot take 25/80/443 on the machine).
 2. Every record ``config dnsrecords --json`` prints is served in the signed DNS
-   world (bind9 + validating unbound, :mod:`.dnsworld`), PTR in its signed
-   reverse zone.
+   world (bind9 + validating unbound, :mod:`.dnsworld`): A and AAAA of the
+   host, the PTR of each address in its signed reverse zone.
 3. ``kittiwake serve`` gets its certificates from pebble for the
    **pre-generated** host keys. pebble resolves the names through the world's
    unbound (``-dnsserver``) and validates tls-alpn-01 (the challenge quickstart
@@ -22,10 +23,12 @@ The self-hoster's path of issue 10, on loopback, with real peers only:
    (:mod:`.netns`): there 127.0.0.1:53 leads to the world's unbound (with
    ``options trust-ad`` in the namespace's resolv.conf, else glibc drops the
    AD bit and Postfix sees no DNSSEC), 127.0.0.1:25 and the configured SMTP
-   port to our SMTP listener, 127.0.0.1:443 to our HTTPS listener.
+   port to our SMTP listener, 127.0.0.1:443 to our HTTPS listener, and the
+   same ports on the namespace's ::1 to our listeners on ::1.
    posttls-finger must report a DANE-verified connection, once preferring
-   the ECDSA certificate and once forced to the RSA one (TLS 1.2, aRSA
-   ciphers): the printed TLSA of both keys work. dnscheck must say OK on every
+   the ECDSA certificate, once forced to the RSA one (TLS 1.2, aRSA
+   ciphers), and once over IPv6 only (the AAAA, to our ::1 listener): the
+   printed TLSA of both keys work. dnscheck must say OK on every
    line, mta-sts-policy (fetched over HTTPS, trusting pebble's root) and
    tlsa-served included.
 5. Forced renewal: pebble issues certificates valid 45 days; serve is
@@ -41,6 +44,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import ipaddress
 import json
 import os
 import re
@@ -149,15 +153,18 @@ class Serve:
 class Namespace:
     """Runs commands in a network namespace whose 53, 25, 443 (and more) lead to us."""
 
-    def __init__(self, workdir: Path, world: DNSWorld, tcp: dict[int, int]) -> None:
+    def __init__(self, workdir: Path, world: DNSWorld, tcp: dict[int, int],
+                 tcp6: dict[int, int] | None = None) -> None:
         self.workdir = workdir
         self.world = world
         self.tcp = tcp  # port inside -> port on the machine's 127.0.0.1
+        self.tcp6 = tcp6 or {}  # port on the namespace's ::1 -> port on the machine's ::1
         self.resolv = workdir / "resolv.conf"
         # trust-ad: glibc passes the AD bit on only when told (PEERS.md).
         self.resolv.write_text("nameserver 127.0.0.1\noptions trust-ad attempts:2 timeout:3\n")
         self.relays: list[asyncio.AbstractServer] = []
         self.sockets: dict[int, str] = {}
+        self.sockets6: dict[int, str] = {}
 
     async def __aenter__(self) -> Namespace:
         host, port = self.world.resolver
@@ -168,6 +175,11 @@ class Namespace:
             self.relays.append(await serve_unix_to_tcp(path, "127.0.0.1", outside))
         self.sockets = {inside: str(self.workdir / f"ns-{outside}.sock")
                         for inside, outside in self.tcp.items()}
+        for outside in set(self.tcp6.values()):
+            path = str(self.workdir / f"ns6-{outside}.sock")
+            self.relays.append(await serve_unix_to_tcp(path, "::1", outside))
+        self.sockets6 = {inside: str(self.workdir / f"ns6-{outside}.sock")
+                         for inside, outside in self.tcp6.items()}
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -179,7 +191,8 @@ class Namespace:
         environment = {k: v for k, v in (env or os.environ).items()
                        if "proxy" not in k.lower() and k != "KITTIWAKE_DNS"}
         process = await asyncio.create_subprocess_exec(
-            *command_line(self.resolv, self.dns_socket, self.sockets, list(command)),
+            *command_line(self.resolv, self.dns_socket, self.sockets, list(command),
+                          self.sockets6),
             stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=environment)
         stdout, stderr = await asyncio.wait_for(process.communicate(), timeout)
         assert process.returncode is not None
@@ -187,11 +200,12 @@ class Namespace:
             errors="replace")
 
 
-def postfix_config(workdir: Path) -> dict[str, str]:
-    """The environment for posttls-finger: its own main.cf (MAIL_CONFIG), DNSSEC on."""
-    directory = workdir / "postfix"
+def postfix_config(workdir: Path, protocols: str = "ipv4") -> dict[str, str]:
+    """The environment for posttls-finger: its own main.cf (MAIL_CONFIG), DNSSEC on,
+    connecting over ``protocols`` (ipv4 or ipv6) only."""
+    directory = workdir / f"postfix-{protocols}"
     directory.mkdir(exist_ok=True)
-    (directory / "main.cf").write_text("compatibility_level = 3.6\ninet_protocols = ipv4\n"
+    (directory / "main.cf").write_text(f"compatibility_level = 3.6\ninet_protocols = {protocols}\n"
                                        "smtp_dns_support_level = dnssec\n")
     return {**os.environ, "MAIL_CONFIG": str(directory)}
 
@@ -230,7 +244,8 @@ async def test_going_live(tmp_path: Path, make_dns_world: MakeDNSWorld) -> None:
     # 1. quickstart, as the README says, with pebble as the authority.
     runner = CliRunner()
     made = runner.invoke(cli, ["quickstart", f"admin@{DOMAIN}", "--hostname", HOST,
-                               "--ip", "127.0.0.1", "--dir", str(tmp_path / "server"),
+                               "--ip", "127.0.0.1", "--ip", "::1",
+                               "--dir", str(tmp_path / "server"),
                                "--acme-directory", pebble.directory_url,
                                "--acme-ca-file", str(pebble.ca_file),
                                "--acme-issuer", ISSUER, "--user", "nobody"])
@@ -247,9 +262,13 @@ async def test_going_live(tmp_path: Path, make_dns_world: MakeDNSWorld) -> None:
     assert listed.exit_code == 0, listed.output
     records = json.loads(listed.output)["records"]
     world = make_dns_world(start=False)
+    reverse = {ipaddress.ip_address(ip).reverse_pointer: ip for ip in ("127.0.0.1", "::1")}
+    assert {r["name"].rstrip(".") for r in records if r["type"] == "PTR"} == set(reverse)
+    assert {r["rdata"] for r in records if r["name"].rstrip(".") == HOST
+            and r["type"] in ("A", "AAAA")} == {"127.0.0.1", "::1"}
     for record in records:
         if record["type"] == "PTR":
-            world.add_ptr("127.0.0.1", record["value"])
+            world.add_ptr(reverse[record["name"].rstrip(".")], record["value"])
         else:
             world.add(record["name"], record["type"], record["rdata"])
     world.start()
@@ -260,6 +279,7 @@ async def test_going_live(tmp_path: Path, make_dns_world: MakeDNSWorld) -> None:
     assert tlsa == set(key_tlsa.values()), (tlsa, key_tlsa)
     pebble.dns_port = world.resolver[1]
     postfix = postfix_config(tmp_path)
+    postfix6 = postfix_config(tmp_path, "ipv6")
 
     with pebble:
         root = tmp_path / "pebble-root.pem"
@@ -269,16 +289,19 @@ async def test_going_live(tmp_path: Path, make_dns_world: MakeDNSWorld) -> None:
         try:
             await serve.wait_for("certificate obtained", 2)
             inside = {25: ports["smtp"], ports["smtp"]: ports["smtp"], 443: https_port}
-            async with Namespace(tmp_path, world, inside) as ns:
-                # 4. DANE with both keys, and dnscheck, at once.
-                ecdsa, rsa, checked = await asyncio.gather(
+            async with Namespace(tmp_path, world, inside, inside) as ns:
+                # 4. DANE with both keys (and over IPv6), and dnscheck, at once.
+                ecdsa, rsa, ipv6, checked = await asyncio.gather(
                     ns.run(*posttls_finger(), env=postfix),
                     ns.run(*posttls_finger(*RSA_ONLY), env=postfix),
+                    ns.run(*posttls_finger(), env=postfix6),
                     ns.run(*kittiwake(config_dir, "config", "dnscheck", DOMAIN, "--json",
                                       "--ca-file", str(root))))
             ecdsa_line, ecdsa_cert = assert_dane_verified(ecdsa, key_tlsa["ecdsa-p256"])
             rsa_line, rsa_cert = assert_dane_verified(rsa, key_tlsa["rsa2048"])
             assert "server-signature ECDSA" in ecdsa_line, ecdsa_line
+            ipv6_line, _ = assert_dane_verified(ipv6, key_tlsa["ecdsa-p256"])
+            assert f"{HOST}[::1]:25" in ipv6_line, ipv6_line  # the AAAA, on kittiwake's ::1
             assert "TLSv1.2 with cipher ECDHE-RSA-" in rsa_line, rsa_line
             status, stdout, stderr = checked
             results = json.loads(stdout)["results"]
