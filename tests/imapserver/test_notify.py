@@ -202,3 +202,23 @@ async def test_flag_changes_not_asked_are_not_told(imap_server: IMAPServer) -> N
     await ok(b, b"STORE 1 +FLAGS.SILENT (\\Seen)")  # UNSEEN changes, but no FlagChange
     await imap_server.deliver(MSG % 2, "Archive")  # the fence
     assert await a.line() == b'* STATUS "Archive" (MESSAGES 2 UIDNEXT 3 UNSEEN 1)\r\n'
+
+
+async def test_a_session_that_stopped_reading_is_ended_not_grown(
+        imap_server: IMAPServer) -> None:
+    """Changes pile up for a session whose client reads nothing (no command, no IDLE):
+    past the limit it gets BYE and is closed, so its queue cannot grow without
+    bound; another session of the account carries on and hears everything."""
+    imap_server.ctx.limits.max_unread_changes = 5
+    imap_server.ctx.limits.unread_changes_seconds = 0.0
+    overflows = m.CHANGE_OVERFLOWS._value.get()
+    stuck = await session(imap_server, b"SELECT INBOX")
+    imap_server.ctx.limits.max_unread_changes = 1_000_000  # for the next session
+    reading = await session(imap_server, b"SELECT INBOX")
+    for i in range(1, 8):
+        await imap_server.deliver(MSG % i)
+    assert await stuck.line() == b"* BYE too many changes waiting unread; reconnect\r\n"
+    assert await stuck.line() == b""  # closed
+    assert m.CHANGE_OVERFLOWS._value.get() == overflows + 1
+    answer = await reading.cmd(b"NOOP")
+    assert b"* 7 EXISTS\r\n" in answer and answer[-1].startswith(b"a OK"), answer

@@ -583,9 +583,24 @@ class IMAPConnection:
         self.account_name = name
         self.account = await self.ctx.store.account(
             name, self.ctx.quota_of(name), self.ctx.mailboxes_of(name))
-        self.sub = self.ctx.store.changes.subscribe(name)
+        self.sub = self.ctx.store.changes.subscribe(
+            name, limit=self.ctx.limits.max_unread_changes,
+            stale_after=self.ctx.limits.unread_changes_seconds,
+            on_overflow=self._changes_overflowed)
         self.logger.info("authenticated", account=name, mechanism=mechanism)
         return Answer("OK", "logged in", r.ResponseCode.capability(self._caps_after_login()))
+
+    def _changes_overflowed(self) -> None:
+        """The client stopped reading while changes piled up (store.changes): end the
+        session rather than hold them; it resynchronises when it reconnects."""
+        self.logger.info("session closed: changes piled up unread",
+                         limit=self.ctx.limits.max_unread_changes)
+        m.CHANGE_OVERFLOWS.inc()
+        transport = self.writer.transport
+        if not transport.is_closing():
+            with contextlib.suppress(Exception):
+                transport.write(b"* BYE too many changes waiting unread; reconnect\r\n")
+            transport.abort()
 
     def _caps_after_login(self) -> list[str]:
         state = self.session.state

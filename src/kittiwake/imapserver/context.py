@@ -31,6 +31,11 @@ class IMAPLimits:
     # by the client, and the session gets [NOTIFICATIONOVERFLOW] and NOTIFY NONE.
     notify_max_backlog: int = 10_000
     notify_max_unsent: int = 4 * 1024 * 1024
+    # Changes of the account waiting for a session that has not read them for
+    # unread_changes_seconds (its client stopped reading): above this, the session
+    # ends with BYE (kittiwake.store.changes), so a stuck client cannot grow memory.
+    max_unread_changes: int = 50_000
+    unread_changes_seconds: float = 120.0
 
 
 @dataclass

@@ -66,6 +66,10 @@ NOTIFICATIONS = metrics.counter(
     "mailbox's EXISTS/EXPUNGE/FETCH count as MessageNew only for fetched new messages.",
     {"event": tuple(e for e in EVENTS if e != "AnnotationChange")})
 
+CHANGE_OVERFLOWS = metrics.counter(
+    "imapserver_change_overflows",
+    "Sessions ended with BYE because changes piled up while the client did not read.")
+
 NOTIFY_OVERFLOWS = metrics.counter(
     "imapserver_notify_overflows",
     "NOTIFY sessions switched off with NOTIFICATIONOVERFLOW (RFC 5465 §5.8).")

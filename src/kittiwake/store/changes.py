@@ -2,13 +2,19 @@
 
 IMAP IDLE/NOTIFY and webmail subscribe to an account; the store publishes
 :class:`~kittiwake.store.model.Change` lists right after their transaction
-committed. Each subscriber has its own unbounded queue, so a slow session
-never blocks delivery.
+committed. Each subscriber has its own queue, so a slow session never blocks
+delivery. A subscriber may bound it: a session that has not read its queue for
+``stale_after`` seconds while more than ``limit`` changes wait (a client that
+stopped reading, its writes stuck) is told once through ``on_overflow`` and
+hears nothing more; it must end (an IMAP session says BYE, and the client
+resynchronises when it reconnects). A burst (one STORE on a huge mailbox) to a
+session that keeps reading is never an overflow.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable
 
@@ -18,20 +24,46 @@ from kittiwake.store.model import Change
 class Subscription:
     """Changes for one subscriber; iterate or ``await get()``."""
 
-    def __init__(self, hub: ChangeHub, account: str) -> None:
+    def __init__(self, hub: ChangeHub, account: str, limit: int = 0,
+                 stale_after: float = 120.0,
+                 on_overflow: Callable[[], None] | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.hub = hub
         self.account = account
         self.queue: asyncio.Queue[Change] = asyncio.Queue()
+        self.limit = limit  # 0: unbounded
+        self.stale_after = stale_after
+        self.on_overflow = on_overflow
+        self.clock = clock
+        self.last_read = clock()
+        self.overflowed = False
 
     async def get(self) -> Change:
-        return await self.queue.get()
+        change = await self.queue.get()
+        self.last_read = self.clock()
+        return change
 
     def pending(self) -> list[Change]:
         """Everything queued now, without waiting."""
+        self.last_read = self.clock()
         out = []
         while not self.queue.empty():
             out.append(self.queue.get_nowait())
         return out
+
+    def _put(self, changes: list[Change]) -> None:
+        if self.overflowed:
+            return
+        if self.limit and self.queue.qsize() + len(changes) > self.limit \
+                and self.clock() - self.last_read > self.stale_after:
+            self.overflowed = True
+            while not self.queue.empty():  # free what the reader will never get
+                self.queue.get_nowait()
+            if self.on_overflow is not None:
+                self.on_overflow()
+            return
+        for change in changes:
+            self.queue.put_nowait(change)
 
     def close(self) -> None:
         self.hub._subscribers[self.account].discard(self)
@@ -49,16 +81,17 @@ class ChangeHub:
     def __init__(self) -> None:
         self._subscribers: dict[str, set[Subscription]] = defaultdict(set)
 
-    def subscribe(self, account: str) -> Subscription:
-        sub = Subscription(self, account)
+    def subscribe(self, account: str, limit: int = 0, stale_after: float = 120.0,
+                  on_overflow: Callable[[], None] | None = None) -> Subscription:
+        """A new subscription; ``limit`` > 0 bounds what waits unread (module docstring)."""
+        sub = Subscription(self, account, limit, stale_after, on_overflow)
         self._subscribers[account].add(sub)
         return sub
 
     def publish(self, account: str, changes: list[Change]) -> None:
         """Called on the event loop after a commit."""
         for sub in list(self._subscribers.get(account, ())):
-            for change in changes:
-                sub.queue.put_nowait(change)
+            sub._put(changes)
 
 
 class AccountFollowers:
