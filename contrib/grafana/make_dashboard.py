@@ -184,7 +184,9 @@ def build() -> dict[str, Any]:
     d.panel("timeseries", "IMAP NOTIFY sessions", [
         (gauge("kittiwake_imapserver_notify_sessions"), "NOTIFY in force"),
         (rate("kittiwake_imapserver_notify_overflows_total", "instance", fn="increase"),
-         "overflows")])
+         "overflows"),
+        (rate("kittiwake_imapserver_change_overflows_total", "instance", fn="increase"),
+         "sessions closed: not reading")])
     d.panel("timeseries", "IMAP NOTIFY notifications by event", [
         (rate("kittiwake_imapserver_notifications_total", "event") + " > 0", "{{event}}")],
         unit="reqps")
