@@ -222,3 +222,18 @@ async def test_a_session_that_stopped_reading_is_ended_not_grown(
     assert m.CHANGE_OVERFLOWS._value.get() == overflows + 1
     answer = await reading.cmd(b"NOOP")
     assert b"* 7 EXISTS\r\n" in answer and answer[-1].startswith(b"a OK"), answer
+
+
+async def test_subscriptions_and_metadata_changed_outside_imap_are_told(
+        imap_server: IMAPServer) -> None:
+    """The store publishes SUBSCRIBE and SETMETADATA changes itself, so a change made
+    by another part of the server (not an IMAP session) reaches NOTIFY sessions."""
+    a = await session(imap_server, b"NOTIFY SET (personal (SubscriptionChange "
+                      b"MailboxMetadataChange ServerMetadataChange))")
+    acc = await imap_server.store.account("alice")
+    await acc.subscribe("Archive", False)
+    assert await a.line() == b'* LIST () "/" "Archive"\r\n'
+    await acc.set_metadata("Archive", [("/private/comment", b"x")])
+    assert await a.line() == b'* METADATA "Archive" "/private/comment"\r\n'
+    await acc.set_metadata(None, [("/shared/admin", b"mailto:x@example.org")])
+    assert await a.line() == b'* METADATA "" "/shared/admin"\r\n'

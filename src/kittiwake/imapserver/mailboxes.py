@@ -25,7 +25,6 @@ from kittiwake.imapserver.listing import (
     lsub,
     store_name,
 )
-from kittiwake.imapserver.notify import publish_metadata, publish_subscription
 from kittiwake.imapserver.state import Answer, HandlerError, Selected
 from kittiwake.imapserver.view import SelectedView
 from kittiwake.store.model import Mailbox, MailboxExists, MailboxNotFound, Message
@@ -286,8 +285,7 @@ async def _subscribe(conn: IMAPConnection, tag: str, cmd: c.Subscribe | c.Unsubs
                      ) -> Answer:
     assert conn.account is not None
     name = store_name(cmd.mailbox)
-    await conn.account.subscribe(name, isinstance(cmd, c.Subscribe))
-    publish_subscription(conn, name, isinstance(cmd, c.Subscribe))  # NOTIFY, RFC 5465 §5.5
+    await conn.account.subscribe(name, isinstance(cmd, c.Subscribe))  # tells NOTIFY sessions
     return Answer()
 
 
@@ -370,9 +368,7 @@ async def _setmetadata(conn: IMAPConnection, tag: str, cmd: c.SetMetadata) -> An
     except MetadataLimit as exc:
         detail = "TOOMANY" if exc.too_many else f"MAXSIZE {exc.max_size}"
         return Answer("NO", str(exc), r.ResponseCode(Code.METADATA, detail))
-    # NOTIFY MailboxMetadataChange / ServerMetadataChange (RFC 5465 §5.6, §5.7).
-    publish_metadata(conn, _metadata_target(cmd.mailbox), [e for e, _ in cmd.entries])
-    return Answer()
+    return Answer()  # the store told NOTIFY sessions (RFC 5465 §5.6, §5.7)
 
 
 HANDLERS: dict[type[c.Command], Any] = {

@@ -24,11 +24,9 @@ The session's own changes are told as well, as Dovecot does. When more
 changes wait than the limit, or the client leaves too much unread, the
 session gets ``* OK [NOTIFICATIONOVERFLOW]`` and NOTIFY is off (§5.8).
 
-SUBSCRIBE/UNSUBSCRIBE and SETMETADATA have no change of their own in the
-store; their handlers publish one on the change hub after the store call
-returned (:func:`publish_subscription`, :func:`publish_metadata`), so every
-session of the account hears of them. Changes made outside IMAP (none today)
-would not be told.
+SUBSCRIBE/UNSUBSCRIBE and SETMETADATA are published by the store (Change
+kinds ``subscription`` and ``metadata``), whoever made them, so every session
+of the account hears of them.
 
 Memory: a session without NOTIFY carries only an attribute ``None``;
 NOTIFY sessions hold their plan, their subscriptions (only when a group is
@@ -48,17 +46,15 @@ from kittiwake.imap.notify import EVENTS, MESSAGE_EVENTS, NotifyError, NotifyPla
 from kittiwake.imapserver import metrics as m
 from kittiwake.imapserver.listing import SEPARATOR, imap_name, store_name
 from kittiwake.imapserver.state import Answer
-from kittiwake.store.model import Change, Mailbox, MailboxNotFound
+from kittiwake.store.model import METADATA, SUBSCRIPTION, Change, Mailbox, MailboxNotFound
 
 if TYPE_CHECKING:
     from kittiwake.imapserver.connection import IMAPConnection
 
-__all__ = ["SUPPORTED", "NotifyState", "publish_metadata", "publish_subscription", "tell"]
+__all__ = ["SUPPORTED", "NotifyState", "tell"]
 
 # ANNOTATE (RFC 5257) is not implemented, so AnnotationChange is refused (BADEVENT).
 SUPPORTED = tuple(e for e in EVENTS if e != "AnnotationChange")
-SUBSCRIPTION = "subscription"  # change kinds published by the IMAP handlers
-METADATA = "metadata"
 
 log_ = log.get_logger("imapserver")
 
@@ -284,15 +280,3 @@ def _metadata(conn: IMAPConnection, state: NotifyState, change: Change) -> None:
     conn.session.send(r.metadata_changed("" if name == "" else imap_name(name),
                                          [str(e) for e in entries], utf8=conn.session.utf8))
     m.NOTIFICATIONS.labels(event=event).inc()
-
-
-def publish_subscription(conn: IMAPConnection, mailbox: str, subscribed: bool) -> None:
-    """After SUBSCRIBE/UNSUBSCRIBE returned: tell every session of the account."""
-    conn.ctx.store.changes.publish(conn.account_name, [
-        Change(SUBSCRIPTION, 0, mailbox, extra={"subscribed": subscribed})])
-
-
-def publish_metadata(conn: IMAPConnection, mailbox: str | None, entries: list[str]) -> None:
-    """After SETMETADATA returned: tell every session of the account (mailbox None: server)."""
-    conn.ctx.store.changes.publish(conn.account_name, [
-        Change(METADATA, 0, mailbox or "", extra={"entries": tuple(entries)})])

@@ -112,12 +112,17 @@ class Delivered:
     size: int
 
 
+SUBSCRIPTION = "subscription"  # Change kinds without a mailbox row of their own
+METADATA = "metadata"
+
+
 @dataclass(frozen=True)
 class Change:
     """A committed change, broadcast to every open session of the account.
 
     kind: "added", "flags", "expunged", "mailbox-added", "mailbox-renamed",
-    "mailbox-removed", "mailbox-counts".
+    "mailbox-removed", "mailbox-counts", "subscription" (``extra["subscribed"]``),
+    "metadata" (``extra["entries"]``; ``mailbox`` "" for server entries).
     """
 
     kind: str

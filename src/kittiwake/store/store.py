@@ -44,6 +44,8 @@ from kittiwake.store.account import AccountStore, Appended, Delivery, discard, r
 from kittiwake.store.changes import ChangeHub
 from kittiwake.store.messagefile import MessageFile
 from kittiwake.store.model import (
+    METADATA,
+    SUBSCRIPTION,
     AccountNotFound,
     Change,
     Delivered,
@@ -163,7 +165,10 @@ class Account:
         self._publish(changes)
 
     async def subscribe(self, name: str, subscribed: bool = True) -> None:
+        """SUBSCRIBE/UNSUBSCRIBE; every session of the account is told (a Change of
+        kind ``subscription``, e.g. for IMAP NOTIFY, RFC 5465 §5.5)."""
         await self._run(self.core.subscribe, name, subscribed)
+        self._publish([Change(SUBSCRIPTION, 0, name, extra={"subscribed": subscribed})])
 
     async def deliver(self, mailbox: str, data: bytes, flags: Flags = Flags(),
                       received: int = 0, mailfrom: str = "", rcptto: str = "",
@@ -330,7 +335,12 @@ class Account:
 
     async def set_metadata(self, mailbox: str | None,
                            items: Iterable[tuple[str, bytes | None]]) -> None:
-        await self._run(self.core.set_metadata, mailbox, list(items))
+        """Set (None: remove) metadata entries (RFC 5464), all or none; every session
+        is told (a Change of kind ``metadata``; RFC 5465 §5.6, §5.7)."""
+        entries = list(items)
+        await self._run(self.core.set_metadata, mailbox, entries)
+        self._publish([Change(METADATA, 0, mailbox or "",
+                              extra={"entries": tuple(e for e, _ in entries)})])
 
     async def total_size(self) -> int:
         return await self._run(self.core.total_size)
