@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import overload
 
 from kittiwake.message.charset import decode_legacy
+from kittiwake.message.filebytes import FileBytes
 from kittiwake.message.rfc2047 import decode_words
 
 # RFC 5322 §3.6.8: field-name = 1*ftext, ftext = %d33-57 / %d59-126;
@@ -144,11 +145,13 @@ def parse_header_section(
 
 
 def scan_header_section(
-    data: bytes, start: int = 0, end: int | None = None
+    data: bytes | FileBytes, start: int = 0, end: int | None = None
 ) -> tuple[Headers, int, str]:
     """Like :func:`parse_header_section`, plus how the section ended:
     ``"blank"`` (an empty line), ``"line"`` (a line that is not a field) or
-    ``"end"`` (the end of the range)."""
+    ``"end"`` (the end of the range). ``data`` may be a
+    :class:`~kittiwake.message.filebytes.FileBytes` (a message on disk)."""
+    in_memory = isinstance(data, bytes)
     if end is None or end > len(data):
         end = len(data)
     start = max(0, min(start, end))
@@ -167,7 +170,8 @@ def scan_header_section(
         if first in b" \t" and cur_start >= 0:
             pos = line_end  # RFC 5322 §2.2.3: a folded continuation line
             continue
-        m = _FIELD_START.match(data, pos, line_end)
+        m = _FIELD_START.match(data, pos, line_end) if in_memory else \
+            _FIELD_START.match(data[pos:line_end])
         if m is None:
             if cur_start >= 0:
                 fields.append(Header(cur_name, data[cur_start:pos]))

@@ -23,6 +23,7 @@ from typing import Any
 
 from kittiwake.log import get_logger
 from kittiwake.message.envelope import Envelope, envelope_of
+from kittiwake.message.filebytes import FileBytes
 from kittiwake.message.headers import Headers, parse_header_section, scan_header_section
 from kittiwake.message.params import parse_content_type, parse_disposition, strip_comments
 
@@ -212,7 +213,7 @@ class Part:
         return p
 
 
-def _count_lines(data: bytes, start: int, end: int) -> int:
+def _count_lines(data: bytes | FileBytes, start: int, end: int) -> int:
     """Text lines in ``data[start:end]``: line ends, plus an unterminated last line."""
     if end <= start:
         return 0
@@ -225,7 +226,7 @@ def _count_lines(data: bytes, start: int, end: int) -> int:
 class _Parser:
     __slots__ = ("data", "max_depth", "max_parts", "nparts")
 
-    def __init__(self, data: bytes, max_depth: int, max_parts: int) -> None:
+    def __init__(self, data: bytes | FileBytes, max_depth: int, max_parts: int) -> None:
         self.data = data
         self.max_depth = max_depth
         self.max_parts = max_parts
@@ -309,10 +310,10 @@ class _Parser:
             # delimiter, transport padding, then the line end (or the end of the data).
             if i > start and data[i - 1] != 0x0A:
                 continue
-            m = _DELIM_TAIL.match(data, i + len(needle), end)
+            m = _delim_tail(data, i + len(needle), end)
             if m is None:
                 continue
-            pos = m.end()
+            pos = m[0]
             if child_start >= 0:
                 child_end = i
                 if child_end > start and data[child_end - 1] == 0x0A:
@@ -321,21 +322,40 @@ class _Parser:
                         child_end -= 1
                 child_end = max(child_end, child_start)
                 p.parts.append(self.part(child_start, child_end, depth + 1, digest, False))
-            if m.group(1):
+            if m[1]:
                 closed = True
                 break
             if self.nparts >= self.max_parts:
                 p.defects.append(Defect.PARTS_LIMIT)
                 closed = True
                 break
-            child_start = m.end()
+            child_start = m[0]
         if not closed and child_start >= 0:
             p.parts.append(self.part(child_start, end, depth + 1, digest, False))
         if not closed:
             p.defects.append(Defect.NO_CLOSE_DELIMITER if p.parts else Defect.BOUNDARY_NOT_FOUND)
 
 
-def _boundary_bytes(boundary: str, data: bytes, start: int, end: int) -> bytes:
+def _delim_tail(data: bytes | FileBytes, pos: int, end: int) -> tuple[int, bool] | None:
+    """After ``--boundary`` at ``pos``: where the delimiter line ends and whether it is
+    the close delimiter (RFC 2046 §5.1.1), or None when it is no delimiter line. On a
+    :class:`FileBytes` only the line's tail is read (longer while padding goes on)."""
+    if isinstance(data, bytes):
+        m = _DELIM_TAIL.match(data, pos, end)
+        return None if m is None else (m.end(), bool(m.group(1)))
+    size = 256
+    while True:
+        stop = min(end, pos + size)
+        tail = data[pos:stop]
+        m = _DELIM_TAIL.match(tail)
+        if m is None:
+            return None
+        if m.end() < len(tail) or stop >= end:
+            return pos + m.end(), bool(m.group(1))
+        size *= 4  # the match ran to the window's end: padding may go on
+
+
+def _boundary_bytes(boundary: str, data: bytes | FileBytes, start: int, end: int) -> bytes:
     """``--boundary`` as bytes in the body: UTF-8 (RFC 6532), else as a legacy header had it."""
     first = b""
     for codec in ("utf-8", "cp1252", "latin-1"):
@@ -350,7 +370,7 @@ def _boundary_bytes(boundary: str, data: bytes, start: int, end: int) -> bytes:
 
 
 def parse(
-    data: bytes,
+    data: bytes | FileBytes,
     *,
     max_depth: int = DEFAULT_MAX_DEPTH,
     max_parts: int = DEFAULT_MAX_PARTS,
@@ -363,13 +383,13 @@ def parse(
     parts; beyond them parts are not split further (their bytes are still
     in the enclosing part's body).
     """
-    if not isinstance(data, bytes):
+    if not isinstance(data, bytes | FileBytes):
         data = bytes(data)
     parser = _Parser(data, max(0, max_depth), max(1, max_parts))
     try:
         start = 0
         # RFC 4155 mbox separator left in by an import (but not "From :" obs-syntax).
-        if data.startswith(b"From ") and not _OBS_FROM.match(data):
+        if data.startswith(b"From ") and not _OBS_FROM.match(data[:64]):
             nl = data.find(b"\n")
             start = len(data) if nl < 0 else nl + 1
         root = parser.part(start, len(data), 0, False, True)

@@ -24,6 +24,7 @@ from pathlib import Path
 from kittiwake import durable
 from kittiwake.log import get_logger
 from kittiwake.message import searchable_text
+from kittiwake.message.filebytes import FileBytes
 from kittiwake.message.part import Part
 from kittiwake.store.messagefile import MessageFile
 from kittiwake.store.model import (
@@ -117,9 +118,10 @@ _large_parses = threading.Semaphore(1)
 
 @contextmanager
 def _parsing(size: int) -> Iterator[None]:
-    """Summarizing a spooled message reads it whole (the MIME parser works on one
-    buffer); messages above :data:`LARGE_MESSAGE` take turns, process-wide, so ten
-    concurrent 90 MiB deliveries hold one of them in memory at a time, not ten."""
+    """Indexing a message reads it whole (the text is decoded from one buffer);
+    messages above :data:`LARGE_MESSAGE` take turns, process-wide, so ten 90 MiB
+    messages hold one of them in memory at a time, not ten. (A spooled delivery's
+    summary reads a large message through a window instead: FileBytes.)"""
     if size <= LARGE_MESSAGE:
         yield
         return
@@ -683,7 +685,10 @@ class AccountStore:
         as ``prefix + file``. ``keep``: hard-link it (its owner keeps and removes it)
         rather than rename it."""
         size = path.stat().st_size
-        with _parsing(size):
+        if size > LARGE_MESSAGE:  # parsed from the file, a window at a time
+            with FileBytes(path, prefix) as view:
+                summary = summarize(view, index_text=False)
+        else:
             data = prefix + path.read_bytes() if prefix else path.read_bytes()
             summary = summarize(data, index_text=False)
             del data

@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 
 from kittiwake.log import get_logger
 from kittiwake.message import parse, parse_msgids, searchable_text
+from kittiwake.message.filebytes import FileBytes
 from kittiwake.message.part import Part
 from kittiwake.message.searchtext import MessageText
 
@@ -49,15 +50,19 @@ def search_text_of(root: Part, data: bytes) -> tuple[str | None, str | None]:
     return headers, body
 
 
-def summarize(data: bytes, search_text: bool = False, index_text: bool = True) -> Summary:
+def summarize(data: bytes | FileBytes, search_text: bool = False,
+              index_text: bool = True) -> Summary:
     """Summary of a message; best effort on malformed input, never raises.
 
     ``search_text`` also computes the folded SEARCH text for the substring index
     (imports, in their worker processes). A delivery passes ``index_text=False``:
     it leaves both the full-text and the substring index to the background
-    indexer, so that its acknowledgement does not wait for them.
+    indexer, so that its acknowledgement does not wait for them. ``data`` may be a
+    :class:`FileBytes` (a large message parsed from its file) only then.
     """
     try:
+        if not isinstance(data, bytes) and (index_text or search_text):
+            data = data[0:len(data)]  # the text is decoded from one buffer
         root = parse(data)
         headers = root.headers
         ids = parse_msgids(headers.get("message-id"))
