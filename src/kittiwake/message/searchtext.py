@@ -15,15 +15,18 @@ narrow the candidates, but the result must be exactly what this gives.
 
 from __future__ import annotations
 
+import json
 import unicodedata
 from functools import cached_property
+from typing import NamedTuple
 
 from kittiwake.message.body import text_of
 from kittiwake.message.headers import Headers
 from kittiwake.message.html import html_to_text
 from kittiwake.message.part import Part
+from kittiwake.message.search import searchable_text
 
-__all__ = ["MessageText", "contains", "fold"]
+__all__ = ["IndexJob", "IndexText", "MessageText", "contains", "fold", "index_texts"]
 
 # Text subtypes whose decoded body is searched as text.
 _TEXT_LIKE = frozenset({"plain", "enriched", "markdown", "calendar", "csv", "x-vcard", "vcard",
@@ -93,3 +96,50 @@ class MessageText:
     def text_contains(self, needle: str) -> bool:
         """TEXT: the header or the body (RFC 9051 §6.4.4)."""
         return contains(self.headers_folded, needle) or contains(self.body_folded, needle)
+
+
+class IndexJob(NamedTuple):
+    """A stored message to extract index text from: ``prefix`` + the file at ``path``,
+    and its part tree as stored (the summary JSON, ``{"part": ...}``)."""
+
+    message_id: int
+    path: str
+    prefix: bytes
+    summary: str
+    max_chars: int
+
+
+class IndexText(NamedTuple):
+    """What the full-text index (``header_text``, ``body_text``) and the substring
+    index (folded text; None when longer than ``max_chars``) get for one message.
+    ``error`` is set when the message could not be read or decoded."""
+
+    message_id: int
+    header_text: str = ""
+    body_text: str = ""
+    search_headers: str | None = None
+    search_body: str | None = None
+    error: str = ""
+
+
+def index_text(job: IndexJob) -> IndexText:
+    """The index text of one stored message; never raises (``error`` says why not)."""
+    try:
+        with open(job.path, "rb") as f:
+            data = job.prefix + f.read() if job.prefix else f.read()
+        root = Part.from_dict(json.loads(job.summary)["part"], data)
+        header_text, body_text = searchable_text(root, data, max_chars=job.max_chars)
+        text = MessageText(root, data)
+        headers: str | None = text.headers_folded
+        body: str | None = text.body_folded
+        if len(headers or "") + len(body or "") > job.max_chars:
+            headers = body = None
+        return IndexText(job.message_id, header_text, body_text, headers, body)
+    except Exception as exc:  # unreadable or undecodable: the indexer marks it
+        return IndexText(job.message_id, error=f"{type(exc).__name__}: {exc}")
+
+
+def index_texts(jobs: list[IndexJob]) -> list[IndexText]:
+    """:func:`index_text` of each job: the unit of work sent to a CPU worker process
+    (:mod:`kittiwake.cpupool`), pure apart from reading the files."""
+    return [index_text(job) for job in jobs]
