@@ -16,6 +16,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -845,18 +846,28 @@ class AccountStore:
         that cannot be read, is marked impossible instead. A message expunged
         meanwhile is skipped.
         """
+        return self._write_index(self._extract_index_text(self._take_index_jobs(limit), runner))
+
+    def _take_index_jobs(self, limit: int) -> list[tuple[IndexJob, int]]:
+        """The next ``limit`` queued messages still pending, as jobs (with their sizes)."""
         with self.lock:
             batch, self.to_index = self.to_index[:limit], self.to_index[limit:]
-            rows: dict[int, tuple[str, bytes, int]] = {}
+            rows: dict[int, tuple[str, bytes | None, int]] = {}
             for i in range(0, len(batch), 500):
                 chunk = batch[i:i + 500]
                 marks = ",".join("?" * len(chunk))
                 rows.update((r[0], r[1:]) for r in self.db.execute(
                     f"SELECT id, summary, prefix, size FROM message WHERE id IN ({marks})"
                     " AND indexed = ?", [*chunk, INDEX_PENDING]))
-        jobs = [(IndexJob(message_id, str(self.path(message_id)), bytes(row[1] or b""),
+        # Expunged meanwhile, or indexed already: no row, no job.
+        return [(IndexJob(message_id, str(self.path(message_id)), bytes(row[1] or b""),
                           row[0], MAX_INDEX_CHARS), row[2])
                 for message_id in batch if (row := rows.get(message_id)) is not None]
+
+    @staticmethod
+    def _extract_index_text(jobs: list[tuple[IndexJob, int]], runner: CpuRunner
+                            ) -> list[IndexText]:
+        """The jobs' text, by ``runner``, in chunks; no lock held (no database work)."""
         chunks = list(_index_chunks(jobs))
         texts: list[IndexText] = [text for part in runner.map(
             index_texts, [c for c, largest in chunks if largest <= LARGE_MESSAGE])
@@ -865,6 +876,11 @@ class AccountStore:
             if largest > LARGE_MESSAGE:
                 with _parsing(largest):  # large messages take turns (memory)
                     texts += runner.call(index_texts, chunk)
+        return texts
+
+    def _write_index(self, texts: list[IndexText]) -> int:
+        """The index rows of ``texts`` and their rows' states, one transaction; how
+        many messages are still queued."""
         fts_rows = []
         text_rows = []
         states = []
@@ -908,18 +924,31 @@ class AccountStore:
             return len(self.to_index)
 
     def index_all_pending(self, runner: CpuRunner = INLINE,
-                          progress: Callable[[int], None] | None = None) -> None:
+                          progress: Callable[[int], None] | None = None,
+                          batch: int = 1000) -> None:
         """Index everything queued now (a full-text search must see every message).
 
-        ``progress`` gets the number of messages still queued after each batch.
+        A pipeline: while one batch's rows are written (SQLite, which releases
+        the GIL), the next batch's text is extracted in a helper thread (by
+        ``runner``: worker processes, or that thread). ``progress`` gets the
+        number of messages done so far after each batch.
         """
-        while self.to_index:
-            left = self.index_pending(1000, runner)
-            if progress is not None:
-                progress(left)
-            if not left:
-                break
-
+        if not self.to_index:
+            return
+        done = 0
+        with ThreadPoolExecutor(1, thread_name_prefix="kittiwake-index") as extractor:
+            following: Future[list[IndexText]] | None = extractor.submit(
+                self._extract_index_text, self._take_index_jobs(batch), runner)
+            while following is not None:
+                texts = following.result()
+                following = None
+                if self.to_index:
+                    following = extractor.submit(self._extract_index_text,
+                                                 self._take_index_jobs(batch), runner)
+                self._write_index(texts)
+                done += len(texts)
+                if progress is not None:
+                    progress(done)
     def text_search(self, mailbox_name: str, needle: str, column: str | None
                     ) -> tuple[set[int], set[int]]:
         """IMAP SEARCH text through the substring index: (indexed ids, matching ids).

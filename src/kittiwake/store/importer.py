@@ -507,5 +507,5 @@ def index_pending(store: AccountStore, runner: CpuRunner = INLINE,
     total = store.find_unindexed()
     if total:
         store.index_all_pending(runner, None if progress is None else
-                                lambda left: progress(total - left, total))
+                                lambda done: progress(done, total))
     return total

@@ -24,7 +24,9 @@ and a group is whatever queued while the previous commit ran. Invariants:
 - changes are published to the :class:`ChangeHub` only after the commit;
 - indexing (full-text and substring) is never on this path: it follows in the
   background within about :data:`INDEX_DELAY` and is durable as a step (the
-  rows say what is pending; the account's next open resumes it).
+  rows say what is pending; the account's next open resumes it). Its text
+  extraction runs in :attr:`Store.cpu` (the server's worker processes,
+  :mod:`kittiwake.cpupool`); its rows are written by the indexer's thread.
 """
 
 from __future__ import annotations
