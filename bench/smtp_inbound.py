@@ -15,8 +15,12 @@ parallel, one message per connection (RFC 5321 SMTP over loopback only), to:
 
 Prints messages/second for each (median of alternating rounds, each with
 fresh servers and an empty mailbox), the ratio, and kittiwake's peak
-resident memory (VmHWM of the server process). Not a timed test: these
-machines are shared and noisy, so compare the two numbers of one run.
+resident memory (VmHWM of the server process, and of its CPU pool's
+processes, :mod:`kittiwake.cpupool`) and CPU time per message (server and
+pool, at the end of the load and once the background indexer is done;
+``KITTIWAKE_CPU_WORKERS=0`` in the environment measures without a pool).
+Not a timed test: these machines are shared and noisy, so compare the two
+numbers of one run.
 
 ``--mx`` adds the full MX path: ``kittiwake serve`` as an MX does every
 check on every message (iprev, SPF, DKIM, DMARC) against a sending domain
@@ -97,6 +101,96 @@ def peak_rss_kib(pid: int) -> int:
     return 0
 
 
+def descendants(pid: int) -> list[int]:
+    """Child processes of ``pid`` and theirs (the CPU pool's fork server and workers)."""
+    out: list[int] = []
+    todo = [pid]
+    while todo:
+        parent = todo.pop()
+        for task in Path(f"/proc/{parent}/task").glob("*"):
+            with contextlib.suppress(OSError):
+                children = [int(c) for c in (task / "children").read_text().split()]
+                out += children
+                todo += children
+    return out
+
+
+def pss_kib(pid: int) -> int:
+    """Proportional set size of a process in KiB (shared pages counted by share)."""
+    with contextlib.suppress(OSError):
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1])
+    return 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    with contextlib.suppress(OSError):
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return 0.0
+
+
+class Figures:
+    """Peak memory and CPU time of a server and its worker processes (read while alive).
+
+    ``rss`` is the server's VmHWM, ``worker_rss`` the sum of its pool processes'
+    (fork server, resource tracker, workers: an upper bound, as a forked worker
+    shares the fork server's pages; ``worker_pss`` counts shared pages by
+    share). CPU is read when the load ends (``cpu_*``) and again once the
+    server is idle (``idle_cpu_*``: the background indexer, which follows the
+    deliveries, done too).
+    """
+
+    def __init__(self, pid: int) -> None:
+        """Before the load (the server is listening: its start-up CPU is not counted)."""
+        self.pid = pid
+        self.rss = self.worker_rss = self.worker_pss = 0
+        self.workers = 0
+        self.cpu_server = self.cpu_workers = 0.0
+        self.idle_cpu_server = self.idle_cpu_workers = 0.0
+        self.start_server, self.start_workers = self._read()
+
+    def _read(self) -> tuple[float, float]:
+        kids = descendants(self.pid)
+        self.workers = len(kids)
+        self.worker_rss = sum(peak_rss_kib(k) for k in kids if Path(f"/proc/{k}").exists())
+        self.worker_pss = sum(pss_kib(k) for k in kids)
+        self.rss = peak_rss_kib(self.pid)
+        return cpu_seconds(self.pid), sum(cpu_seconds(k) for k in kids)
+
+    def _used(self) -> tuple[float, float]:
+        server, workers = self._read()
+        return server - self.start_server, workers - self.start_workers
+
+    def at_end_of_load(self) -> None:
+        self.cpu_server, self.cpu_workers = self._used()
+        self.idle_cpu_server, self.idle_cpu_workers = self.cpu_server, self.cpu_workers
+
+    def when_idle(self, timeout: float = 20.0) -> None:
+        """Wait until the server used no CPU for 1.5 s (its indexer ran after a 1 s delay)."""
+        deadline = time.monotonic() + timeout
+        last = sum(self._read())
+        quiet_since = time.monotonic()
+        while time.monotonic() < deadline and time.monotonic() - quiet_since < 1.5:
+            time.sleep(0.25)
+            now = sum(self._read())
+            if now - last > 0.02:
+                quiet_since = time.monotonic()
+            last = now
+        self.idle_cpu_server, self.idle_cpu_workers = self._used()
+
+    def text(self, messages: int) -> str:
+        ms = 1000 / messages
+        return (f"peak RSS {self.rss / 1024:.1f} MiB + {self.worker_rss / 1024:.1f} MiB in"
+                f" {self.workers} pool process(es) (their PSS {self.worker_pss / 1024:.1f}"
+                f" MiB: forked workers share pages); CPU per message {self.cpu_server * ms:.2f}"
+                f" ms server + {self.cpu_workers * ms:.2f} ms pool during the load,"
+                f" {self.idle_cpu_server * ms:.2f} + {self.idle_cpu_workers * ms:.2f} ms"
+                f" with the background indexer done")
+
+
 def count_messages(config_dir: Path) -> int:
     import json
 
@@ -108,8 +202,8 @@ def count_messages(config_dir: Path) -> int:
     return int(json.loads(done.stdout)[0]["messages"])
 
 
-def bench_kittiwake(base: Path, messages: int, size: int) -> tuple[float, int]:
-    """Messages/second into localserve's account, and the server's peak RSS (KiB)."""
+def bench_kittiwake(base: Path, messages: int, size: int) -> tuple[float, Figures]:
+    """Messages/second into localserve's account, and the server's figures."""
     ip = free_loopback()
     log = base / "localserve.log"
     with open(log, "wb") as out:
@@ -119,14 +213,16 @@ def bench_kittiwake(base: Path, messages: int, size: int) -> tuple[float, int]:
                                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         wait_port(ip, LOCALSERVE_PORT, proc, log=log)
+        figures = Figures(proc.pid)
         took = smtp_source(ip, LOCALSERVE_PORT, messages, size, "bench@localhost")
-        rss = peak_rss_kib(proc.pid)
+        figures.at_end_of_load()
+        figures.when_idle()
     finally:
         stop(proc)
     stored = count_messages(base / "kw" / "config")
     if stored != messages:
         raise SystemExit(f"kittiwake stored {stored} of {messages} messages; log {log}")
-    return messages / took, rss
+    return messages / took, figures
 
 
 def bench_postfix(base: Path, messages: int, size: int) -> tuple[float, float]:
@@ -200,8 +296,8 @@ def mx_messages(count: int, size: int, key_pem: bytes) -> list[bytes]:
 
 
 def bench_kittiwake_mx(base: Path, world, messages: list[bytes],  # type: ignore[no-untyped-def]
-                       concurrency: int, sources: list[str]) -> tuple[float, int]:
-    """Messages/second through ``kittiwake serve``'s full MX checks; peak RSS (KiB)."""
+                       concurrency: int, sources: list[str]) -> tuple[float, Figures]:
+    """Messages/second through ``kittiwake serve``'s full MX checks; the server's figures."""
     from bench.smtpload import send_all
 
     ip = free_loopback()
@@ -239,15 +335,17 @@ smtp = {{ enabled = true, port = {port} }}
                                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         wait_port(ip, port, proc, log=log)
+        figures = Figures(proc.pid)
         took = send_all(ip, port, messages, mailfrom=f"news@{MX_DOMAIN}",
                         rcpt="bench@bench.test", concurrency=concurrency, sources=sources)
-        rss = peak_rss_kib(proc.pid)
+        figures.at_end_of_load()
+        figures.when_idle()
     finally:
         stop(proc)
     stored = count_messages(config)
     if stored != len(messages):
         raise SystemExit(f"kittiwake stored {stored} of {len(messages)} messages; log {log}")
-    return len(messages) / took, rss
+    return len(messages) / took, figures
 
 
 def bench_postfix_mx(base: Path, messages: list[bytes], concurrency: int,
@@ -300,21 +398,22 @@ def main_mx(count: int, size: int, rounds: int) -> None:
         for concurrency in (20, 100):
             ours: list[float] = []
             theirs: list[float] = []
-            rss = 0
+            figures: list[Figures] = []
             for _ in range(rounds):
                 base = Path(tempfile.mkdtemp(prefix="kw-bench-mx-"))
                 base.chmod(0o755)
                 try:
-                    rate, peak = bench_kittiwake_mx(base, world, messages, concurrency, sources)
+                    rate, got = bench_kittiwake_mx(base, world, messages, concurrency, sources)
                     ours.append(rate)
-                    rss = max(rss, peak)
+                    figures.append(got)
                     theirs.append(bench_postfix_mx(base, messages, concurrency, sources))
                 finally:
                     shutil.rmtree(base, ignore_errors=True)
             kw, pf = statistics.median(ours), statistics.median(theirs)
             print(f"  {concurrency:3d} sessions: kittiwake serve (iprev+SPF+DKIM+DMARC, stored)"
                   f" {kw:7.1f} msg/s, Postfix (no checks, Maildir) {pf:7.1f} msg/s,"
-                  f" ratio {kw / pf:.2f}, kittiwake peak RSS {rss / 1024:.1f} MiB")
+                  f" ratio {kw / pf:.2f}")
+            print(f"       kittiwake {max(figures, key=lambda f: f.rss).text(len(messages))}")
 
 
 def main() -> None:
@@ -343,14 +442,14 @@ def main() -> None:
     ours: list[float] = []
     theirs: list[float] = []
     queued: list[float] = []
-    rss = 0
+    figures: list[Figures] = []
     for n in range(rounds):
         base = Path(tempfile.mkdtemp(prefix="kw-bench-smtp-"))
         base.chmod(0o755)  # Postfix daemons (user postfix, nobody) must reach their dirs
         try:
-            rate, peak = bench_kittiwake(base, messages, args.size)
+            rate, got = bench_kittiwake(base, messages, args.size)
             ours.append(rate)
-            rss = max(rss, peak)
+            figures.append(got)
             delivered, accepted = bench_postfix(base, messages, args.size)
             theirs.append(delivered)
             queued.append(accepted)
@@ -363,7 +462,7 @@ def main() -> None:
     print(f"Postfix 3 (queued + virtual(8) Maildir, fsync): {pf:8.1f} msg/s"
           f"   (accepted into its queue: {statistics.median(queued):.1f} msg/s)")
     print(f"ratio kittiwake / Postfix: {kw / pf:.2f}")
-    print(f"kittiwake peak resident memory (VmHWM): {rss / 1024:.1f} MiB")
+    print(f"kittiwake {max(figures, key=lambda f: f.rss).text(messages)}")
     if args.mx:
         main_mx(messages, args.size, args.rounds or (1 if args.quick else 3))
 

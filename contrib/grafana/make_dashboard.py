@@ -207,6 +207,19 @@ def build() -> dict[str, Any]:
             [(quantile(q, "kittiwake_store_group_commit_duration_seconds"),
               f"p{int(q * 100)}") for q in (0.5, 0.95)], unit="s")
 
+    d.row("CPU workers")
+    d.panel("timeseries", "CPU jobs by where they ran, inline fallbacks", [
+        (rate("kittiwake_cpu_jobs_total", "where"), "{{where}}"),
+        (rate("kittiwake_cpu_inline_fallbacks_total", "reason") + " > 0",
+         "fallback {{reason}}")], w=8, unit="reqps")
+    d.panel("timeseries", "CPU job time (p50, p95)",
+            [(quantile(q, "kittiwake_cpu_job_duration_seconds"), f"p{int(q * 100)}")
+             for q in (0.5, 0.95)], w=8, unit="s")
+    d.panel("timeseries", "CPU worker processes, restarts", [
+        (gauge("kittiwake_cpu_workers"), "workers {{instance}}"),
+        (rate("kittiwake_cpu_worker_restarts_total", "instance", fn="increase"),
+         "restarts")], w=8)
+
     d.row("Queue")
     d.panel("timeseries", "Queue size", [
         (gauge("kittiwake_queue_messages"), "messages"),

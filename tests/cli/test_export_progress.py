@@ -65,6 +65,22 @@ def test_import_prints_one_final_progress_line(config_dir: Path, tmp_path: Path)
     assert result.exit_code == 0, result.output
     lines = [line for line in result.stderr.splitlines() if line.startswith("imported")]
     assert len(lines) == 1 and lines[0].startswith("imported 2 messages ("), result.stderr
+    # Then the search index, with a progress line of its own: the messages are committed
+    # first (pending for the index), so an interrupted indexing loses none of them.
+    indexing = [line for line in result.stderr.splitlines() if line.startswith("indexed")]
+    assert len(indexing) == 1 and indexing[0].startswith("indexed for search 2 messages"), \
+        result.stderr
+    assert re.fullmatch(r"indexed 2 messages for search in [\d.]+ s",
+                        result.stdout.splitlines()[-1]), result.stdout
+    from kittiwake.store import AccountStore
+    from kittiwake.store.schema import INDEX_DONE
+
+    store = AccountStore("alice", tmp_path / "data" / "accounts" / "alice")
+    try:
+        assert {r[0] for r in store.db.execute("SELECT indexed FROM message")} == {INDEX_DONE}
+        assert [m.subject for m in store.search("two")] == ["second", "second"]
+    finally:
+        store.close()
 
 
 class FakeTime:

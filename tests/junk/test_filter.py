@@ -231,3 +231,37 @@ async def test_each_decision_is_one_log_line_with_fields(
         "account": "bob", "ip": "192.0.2.9", "sender": "carol@sender.example",
         "verdict": "ham", "action": "accept", "reason": "content-untrained"}
     await junk.close()
+
+
+async def test_words_are_computed_in_a_cpu_worker_process(store: Store) -> None:
+    """In the server the words of training and incoming mail come from kittiwake.cpupool."""
+    from kittiwake import metrics
+    from kittiwake.cpupool import CpuPool
+
+    def in_workers() -> float:
+        return metrics.REGISTRY.get_sample_value("kittiwake_cpu_jobs_total",
+                                                 {"where": "worker"}) or 0.0
+
+    conf = two_accounts({"min_training_messages": 2})
+    bob = await store.account("bob", default_mailboxes=["Junk", "Archive"])
+    for i in range(2):
+        await bob.deliver("Junk", f"Subject: prize {i}\r\n\r\ncasino winner pills\r\n".encode())
+        await bob.deliver("Archive", f"Subject: notes {i}\r\n\r\nagenda budget\r\n".encode(),
+                          flags=Flags.parse(["\\Seen"]))
+    pool = CpuPool(1, preload=["kittiwake.junk.tokens"])
+    pool.start()
+    junk = JunkFilter(store, lambda: conf, cpu=pool)
+    try:
+        before = in_workers()
+        assert await junk.train_untrained() == ["alice", "bob"]
+        trained = in_workers()
+        assert trained >= before + 4  # the four messages' words
+        verdict = await junk.classify("bob", SenderIdentities("192.0.2.7"),
+                                      b"Subject: prize\r\n\r\ncasino winner\r\n")
+        stats = await junk.stats("bob")
+        assert (stats.ham_messages, stats.junk_messages) == (2, 2)
+        assert (verdict.action, verdict.reason) == (Action.JUNK, Reason.CONTENT)
+        assert in_workers() == trained + 1
+    finally:
+        await junk.close()
+        pool.close()

@@ -75,3 +75,58 @@ def test_a_large_message_is_parsed_without_reading_it_whole(tmp_path: Path) -> N
     with view:
         assert _tree(view) == _tree(data)
     assert max(reads) <= 64 * 1024
+
+
+def test_index_text_of_a_large_message_reads_only_what_the_index_takes(
+        tmp_path: Path, monkeypatch: object) -> None:
+    """A 20 MiB message: a long text part is read only as far as the full-text index
+    takes (its start is found), the substring index is skipped (SEARCH decodes such a
+    message), and a large attachment is never read."""
+    import json
+
+    from kittiwake.message import searchtext
+    from kittiwake.message.searchtext import IndexJob, index_text
+
+    text = b"kittiwakestart " + b"word " * (4 * 1024 * 1024)  # 20 MiB of text/plain
+    data = (b"Subject: big\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n"
+            b"--b\r\nContent-Type: text/plain\r\n\r\n" + text + b"\r\n"
+            b"--b\r\nContent-Type: application/octet-stream\r\n\r\n" + b"\0" * 1024 + b"\r\n"
+            b"--b--\r\n")
+    path = tmp_path / "msg"
+    path.write_bytes(data)
+    summary = json.dumps({"part": parse(data).to_dict()})
+    largest: list[int] = []
+    real = FileBytes._read
+
+    def counting(self: FileBytes, start: int, end: int) -> bytes:
+        out = real(self, start, end)
+        largest.append(len(out))
+        return out
+
+    monkeypatch.setattr(FileBytes, "_read", counting)  # type: ignore[attr-defined]
+    result = index_text(IndexJob(1, str(path), b"", summary, 1_000_000))
+    assert result.error == ""
+    assert result.body_text.startswith("kittiwakestart word") and len(result.body_text) == 1_000_000
+    assert result.search_headers is None and result.search_body is None
+    assert max(largest) <= 4 * 1_000_000 + 1  # one text part's start, never the whole
+    assert len(data) > searchtext.LARGE_MESSAGE
+
+
+def test_index_text_of_a_large_message_with_small_text_equals_the_whole_read(
+        tmp_path: Path, monkeypatch: object) -> None:
+    """Small text beside a 10 MiB attachment: read through the window, the index text
+    (both indexes) is what reading the message whole gives."""
+    import json
+
+    from kittiwake.message import searchtext
+    from kittiwake.message.searchtext import IndexJob, index_text
+
+    data = SAMPLE.replace(b"JVBERi0xLjQK", b"QUFB\r\n" * (10 * 1024 * 1024 // 6))
+    path = tmp_path / "msg"
+    path.write_bytes(data[100:])
+    summary = json.dumps({"part": parse(data).to_dict()})
+    job = IndexJob(7, str(path), data[:100], summary, 1_000_000)
+    windowed = index_text(job)
+    monkeypatch.setattr(searchtext, "LARGE_MESSAGE", len(data) + 1)  # type: ignore[attr-defined]
+    whole = index_text(job)
+    assert windowed == whole and whole.search_body is not None and "café" in whole.body_text

@@ -97,3 +97,63 @@ def test_schema_3_messages_in_the_index_are_marked_done(tmp_path: Path) -> None:
         assert core.read(done.message_id) == b"Subject: a\r\n\r\nold\r\n"
     finally:
         core.close()
+
+
+async def test_text_is_extracted_in_a_worker_process_and_survives_its_death(
+        tmp_path: Path) -> None:
+    """The server's pool (kittiwake.cpupool) decodes; the indexer thread writes the rows."""
+    import os
+    import signal
+
+    from kittiwake import metrics
+    from kittiwake.cpupool import CpuPool
+
+    def in_workers() -> float:
+        return metrics.REGISTRY.get_sample_value("kittiwake_cpu_jobs_total",
+                                                 {"where": "worker"}) or 0.0
+
+    pool = CpuPool(1, preload=["kittiwake.message.searchtext"])
+    pool.start()
+    store = Store(tmp_path, cpu=pool)
+    try:
+        account = await store.account("alice")
+        first = await account.deliver("Inbox", b"Subject: fulmar\r\n\r\nkittiwake colony\r\n")
+        before = in_workers()
+        await settled(account)
+        assert in_workers() > before
+        assert await account.text_search("Inbox", "colony", "body") == (
+            {first.message_id}, {first.message_id})
+        [worker] = pool.worker_pids()
+        os.kill(worker, signal.SIGKILL)
+        second = await account.deliver("Inbox", b"Subject: gull\r\n\r\nrazorbill ledge\r\n")
+        await settled(account)  # the job meant for the dead worker ran in this process
+        assert states(account.core) == {first.message_id: INDEX_DONE,
+                                        second.message_id: INDEX_DONE}
+        assert await account.text_search("Inbox", "razorbill", "body") == (
+            {first.message_id, second.message_id}, {second.message_id})
+    finally:
+        store.close()
+        pool.close()
+
+
+def test_an_import_leaves_the_index_to_index_pending(tmp_path: Path) -> None:
+    """`kittiwake import`: messages committed first (pending), then indexed."""
+    from kittiwake.store.importer import import_path, index_pending
+
+    mbox = tmp_path / "in.mbox"
+    mbox.write_bytes(b"".join(
+        b"From a@example.org Mon Jan  1 00:00:00 2024\n"
+        b"Subject: m%d\nFrom: a@example.org\n\nstorm petrel %d\n\n" % (i, i) for i in range(5)))
+    core = AccountStore("imp", account_dir(tmp_path, "imp"))
+    try:
+        result = import_path(core, "Inbox", mbox, workers=1)
+        assert result.imported == 5
+        assert set(states(core).values()) == {INDEX_PENDING}
+        seen: list[tuple[int, int]] = []
+        assert index_pending(core, progress=lambda done, total: seen.append((done, total))) == 5
+        assert seen[-1] == (5, 5)
+        assert set(states(core).values()) == {INDEX_DONE}
+        indexed, hits = core.text_search("Inbox", "petrel 3", "body")
+        assert len(indexed) == 5 and len(hits) == 1
+    finally:
+        core.close()

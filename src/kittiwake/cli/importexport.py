@@ -43,14 +43,17 @@ def import_command(ctx: click.Context, fmt: str, account: str, mailbox: str, pat
     store = _open_account(config, account)
     progress = Progress("imported", _source_size(path))
     try:
-        result = import_path(store, mailbox, path, progress.update)
+        try:
+            result = import_path(store, mailbox, path, progress.update)
+        finally:
+            elapsed = progress.done()
+        indexed, index_seconds = _index(store)
     except StoreError as exc:
         raise UserError(str(exc)) from None
     except OSError as exc:
         raise UserError(f"import failed: {exc}") from None
     finally:
         store.close()
-    elapsed = progress.done()
     rows = [[name, f"{n:,}"] for name, n in sorted(result.mailboxes.items())]
     if rows:
         click.echo(table(rows, ["mailbox", "imported"]))
@@ -61,6 +64,29 @@ def import_command(ctx: click.Context, fmt: str, account: str, mailbox: str, pat
         click.echo(f"  skipped {source}: {reason}")
     if len(result.skipped) > 50:
         click.echo(f"  ... and {len(result.skipped) - 50} more")
+    if indexed:
+        click.echo(f"indexed {indexed:,} messages for search in {index_seconds:.1f} s")
+
+
+def _index(store) -> tuple[int, float]:  # type: ignore[no-untyped-def]
+    """Index what the import added (and anything else pending), with a progress line.
+
+    Interrupted (Ctrl-C), the imported messages stay; the rest of the index is
+    done by the server's background indexer when it opens the account, or by
+    the next import. Text extraction runs in worker processes (one per core
+    beyond the first); the index rows are written here.
+    """
+    from kittiwake.cpupool import CpuPool, default_workers
+    from kittiwake.store.importer import index_pending
+
+    progress = Progress("indexed for search")
+    pool = CpuPool(default_workers(), preload=["kittiwake.message.searchtext"])
+    try:
+        pool.start()
+        count = index_pending(store, pool, lambda done, _total: progress.update(done))
+    finally:
+        pool.close()
+    return count, progress.done() if count else 0.0
 
 
 @click.command(name="export")

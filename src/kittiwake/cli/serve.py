@@ -88,7 +88,10 @@ def run_server(config, resolver, localserve: bool = False,  # type: ignore[no-un
 
             log.get_logger("server").info("running as", user=user.name, uid=user.uid,
                                           gid=user.gid)
-        server = Server(config, resolver=resolver, localserve=localserve)
+        from kittiwake.cpupool import default_workers
+
+        server = Server(config, resolver=resolver, localserve=localserve,
+                        cpu_workers=default_workers())
         for service in server.services_from_config():
             server.add_service(service)
         eventloop.run(server.run(on_started))

@@ -31,6 +31,7 @@ from dataclasses import dataclass, replace
 
 from kittiwake import dnsbl, log
 from kittiwake.config.domains import DomainsConfig, JunkConfig
+from kittiwake.cpupool import INLINE, CpuRunner
 from kittiwake.dns import Resolver
 from kittiwake.junk import metrics as junk_metrics
 from kittiwake.junk import reputation
@@ -95,8 +96,11 @@ class JunkFilter:
 
     def __init__(self, store: Store, domains: Callable[[], DomainsConfig],
                  resolver: Resolver | None = None, sleep: Sleep = asyncio.sleep,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, cpu: CpuRunner = INLINE) -> None:
         self.store = store
+        # Where a message's words are computed (kittiwake.cpupool): pure-Python work
+        # of milliseconds per message, in a worker process in the server.
+        self.cpu = cpu
         self.domains = domains
         self.resolver = resolver
         self.sleep = sleep
@@ -197,7 +201,7 @@ class JunkFilter:
         ham_total, junk_total = db.totals()
         if min(ham_total, junk_total) < settings.min_training_messages:
             return base
-        words = message_words(message)
+        words = self.cpu.call(message_words, message)
         result = score(words, db.counts(words), ham_total, junk_total)
         verdict = replace(base, reason=Reason.CONTENT, score=result.probability,
                           words=result.words[:10])
@@ -394,9 +398,8 @@ class JunkFilter:
             logger.debug("junk trained", account=account, message=r.message_id,
                          old=str(r.old) or "none", new=str(r.new) or "none")
 
-    @staticmethod
-    def _train_one(db: JunkDatabase, data: bytes, r: Retrain) -> None:
-        words = message_words(data)
+    def _train_one(self, db: JunkDatabase, data: bytes, r: Retrain) -> None:
+        words = self.cpu.call(message_words, data)
         if r.detached:
             db.train(words, Class.UNKNOWN, untrain=r.old)
         else:
@@ -432,7 +435,8 @@ class JunkFilter:
                 data = await acc.read(r.message_id)
             except (StoreError, OSError):
                 continue
-            batch.append((await asyncio.to_thread(message_words, data), r.new, r.message_id))
+            batch.append((await asyncio.to_thread(self.cpu.call, message_words, data), r.new,
+                          r.message_id))
             junk_metrics.TRAINING_EVENTS.labels(**{"class": str(r.new), "direction": "add"}).inc()
             if len(batch) >= 200 or done == len(retrains):
                 await asyncio.to_thread(db.train_batch, batch)
@@ -452,7 +456,7 @@ class JunkFilter:
 
         def run() -> CheckResult:
             ham, junk = db.totals()
-            words = message_words(message)
+            words = self.cpu.call(message_words, message)
             result = score(words, db.counts(words), ham, junk)
             trained = min(ham, junk) >= settings.min_training_messages
             action = Action.ACCEPT

@@ -8,8 +8,11 @@ text to the body text.
 
 from __future__ import annotations
 
+import dataclasses
+
 from kittiwake.message.address import Group, parse_address_list
 from kittiwake.message.body import text_of
+from kittiwake.message.filebytes import FileBytes
 from kittiwake.message.headers import Headers
 from kittiwake.message.html import html_to_text
 from kittiwake.message.part import Part
@@ -41,9 +44,13 @@ def header_text(headers: Headers) -> str:
     return "\n".join(lines)
 
 
-def _leaf_text(part: Part, data: bytes) -> str | None:
+def _leaf_text(part: Part, data: bytes | FileBytes, max_octets: int | None = None
+               ) -> str | None:
     if part.type != "text":
         return None
+    if max_octets is not None and part.end - part.body_start > max_octets:
+        # Only the start counts (the text is cut at max_chars anyway): read no more.
+        part = dataclasses.replace(part, end=part.body_start + max_octets)
     if part.subtype == "html":
         return html_to_text(text_of(part, data))
     if part.subtype in ("plain", "enriched", "markdown", "calendar", "csv", "x-vcard",
@@ -63,7 +70,8 @@ def _choose(alternatives: list[Part]) -> list[Part]:
     return []
 
 
-def _body_texts(part: Part, data: bytes, out: list[str], budget: list[int]) -> None:
+def _body_texts(part: Part, data: bytes | FileBytes, out: list[str], budget: list[int],
+                max_octets: int | None = None) -> None:
     stack = [part]
     while stack and budget[0] > 0:
         p = stack.pop()
@@ -78,19 +86,22 @@ def _body_texts(part: Part, data: bytes, out: list[str], budget: list[int]) -> N
                 budget[0] -= len(inner)
             stack.append(p.message)
             continue
-        text = _leaf_text(p, data)
+        text = _leaf_text(p, data, max_octets)
         if text:
             text = text[: budget[0]]
             out.append(text)
             budget[0] -= len(text)
 
 
-def searchable_text(root: Part, data: bytes, *, max_chars: int = 4_000_000) -> tuple[str, str]:
+def searchable_text(root: Part, data: bytes | FileBytes, *, max_chars: int = 4_000_000,
+                    max_part_octets: int | None = None) -> tuple[str, str]:
     """``(header_text, body_text)`` of the message parsed into ``root`` from ``data``.
 
     ``root`` must carry its header fields (from :func:`parse`, or
-    ``Part.from_dict(d, data)``). Body text stops after ``max_chars``.
+    ``Part.from_dict(d, data)``). Body text stops after ``max_chars``; with
+    ``max_part_octets`` no more than that of a text part's body is read and
+    decoded (a large message read through :class:`FileBytes`).
     """
     out: list[str] = []
-    _body_texts(root, data, out, [max_chars])
+    _body_texts(root, data, out, [max_chars], max_part_octets)
     return header_text(root.headers), "\n\n".join(out)

@@ -15,15 +15,20 @@ narrow the candidates, but the result must be exactly what this gives.
 
 from __future__ import annotations
 
+import json
+import os
 import unicodedata
 from functools import cached_property
+from typing import NamedTuple
 
 from kittiwake.message.body import text_of
+from kittiwake.message.filebytes import FileBytes
 from kittiwake.message.headers import Headers
 from kittiwake.message.html import html_to_text
 from kittiwake.message.part import Part
+from kittiwake.message.search import searchable_text
 
-__all__ = ["MessageText", "contains", "fold"]
+__all__ = ["IndexJob", "IndexText", "MessageText", "contains", "fold", "index_texts"]
 
 # Text subtypes whose decoded body is searched as text.
 _TEXT_LIKE = frozenset({"plain", "enriched", "markdown", "calendar", "csv", "x-vcard", "vcard",
@@ -47,7 +52,7 @@ def _header_lines(headers: Headers) -> list[str]:
 class MessageText:
     """Decoded header fields and body text of one message, computed on first use."""
 
-    def __init__(self, root: Part, data: bytes) -> None:
+    def __init__(self, root: Part, data: bytes | FileBytes) -> None:
         self.root = root
         self.data = data
 
@@ -93,3 +98,83 @@ class MessageText:
     def text_contains(self, needle: str) -> bool:
         """TEXT: the header or the body (RFC 9051 §6.4.4)."""
         return contains(self.headers_folded, needle) or contains(self.body_folded, needle)
+
+
+class IndexJob(NamedTuple):
+    """A stored message to extract index text from: ``prefix`` + the file at ``path``,
+    and its part tree as stored (the summary JSON, ``{"part": ...}``)."""
+
+    message_id: int
+    path: str
+    prefix: bytes
+    summary: str
+    max_chars: int
+
+
+class IndexText(NamedTuple):
+    """What the full-text index (``header_text``, ``body_text``) and the substring
+    index (folded text; None when longer than ``max_chars``) get for one message.
+    ``error`` is set when the message could not be read or decoded."""
+
+    message_id: int
+    header_text: str = ""
+    body_text: str = ""
+    search_headers: str | None = None
+    search_body: str | None = None
+    error: str = ""
+
+
+# Messages larger than this are read through a window (FileBytes), not whole.
+LARGE_MESSAGE = 8 * 1024 * 1024
+# Per character of text an index may take, the octets of a text part read for it.
+OCTETS_PER_CHAR = 4
+
+
+def index_text(job: IndexJob) -> IndexText:
+    """The index text of one stored message; never raises (``error`` says why not).
+
+    A large message is read through a window: its text parts only, and of each
+    no more than the full-text index can take; when its text parts together are
+    longer than the substring index takes, that index is skipped (None: SEARCH
+    decodes such a message instead, so results stay exact) without decoding them.
+    """
+    try:
+        size = os.path.getsize(job.path) + len(job.prefix)
+        if size > LARGE_MESSAGE:
+            return _large_index_text(job)
+        with open(job.path, "rb") as f:
+            data = job.prefix + f.read() if job.prefix else f.read()
+        root = Part.from_dict(json.loads(job.summary)["part"], data)
+        header_text, body_text = searchable_text(root, data, max_chars=job.max_chars)
+        text = MessageText(root, data)
+        headers: str | None = text.headers_folded
+        body: str | None = text.body_folded
+        if len(headers or "") + len(body or "") > job.max_chars:
+            headers = body = None
+        return IndexText(job.message_id, header_text, body_text, headers, body)
+    except Exception as exc:  # unreadable or undecodable: the indexer marks it
+        return IndexText(job.message_id, error=f"{type(exc).__name__}: {exc}")
+
+
+def _large_index_text(job: IndexJob) -> IndexText:
+    limit = job.max_chars * OCTETS_PER_CHAR
+    with FileBytes(job.path, job.prefix) as view:
+        root = Part.from_dict(json.loads(job.summary)["part"], view)
+        header_text, body_text = searchable_text(root, view, max_chars=job.max_chars,
+                                                 max_part_octets=limit)
+        text_octets = sum(p.end - p.body_start for p in root.walk()
+                          if p.type == "text" and not p.is_multipart)
+        headers: str | None = None
+        body: str | None = None
+        if text_octets <= limit:
+            text = MessageText(root, view)  # reads the text parts only
+            headers, body = text.headers_folded, text.body_folded
+            if len(headers) + len(body) > job.max_chars:
+                headers = body = None
+    return IndexText(job.message_id, header_text, body_text, headers, body)
+
+
+def index_texts(jobs: list[IndexJob]) -> list[IndexText]:
+    """:func:`index_text` of each job: the unit of work sent to a CPU worker process
+    (:mod:`kittiwake.cpupool`), pure apart from reading the files."""
+    return [index_text(job) for job in jobs]

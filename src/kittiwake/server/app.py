@@ -32,6 +32,10 @@ if TYPE_CHECKING:
 
 logger = get_logger("server")
 
+# Modules the CPU workers import once, in their fork server (kittiwake.cpupool): those
+# of the jobs the server sends them.
+CPU_PRELOAD = ("kittiwake.message.searchtext", "kittiwake.junk.tokens")
+
 
 def _shared_limits(limits: LimitsConfig) -> tuple[ConnectionSlots, LoginLimiter]:
     """The connection slots and login limiter every listener of the process shares."""
@@ -54,7 +58,8 @@ class Server:
     """One kittiwake process."""
 
     def __init__(self, config: Config, resolver: Any = None, localserve: bool = False,
-                 web_content: ContentFactory | None = None) -> None:
+                 web_content: ContentFactory | None = None, cpu_workers: int = 0) -> None:
+        from kittiwake.cpupool import CpuPool
         from kittiwake.server.acmewiring import ACMEServices
         from kittiwake.store import Store
 
@@ -62,7 +67,10 @@ class Server:
         self.data_dir = config.data_dir
         self.resolver = resolver
         self.localserve = localserve
-        self.store = Store(self.data_dir)
+        # Worker processes for the CPU-bound work of the mail path (kittiwake.cpupool):
+        # search text extraction and junk words; 0 (tests, one core): inline.
+        self.cpu = CpuPool(cpu_workers, preload=CPU_PRELOAD)
+        self.store = Store(self.data_dir, cpu=self.cpu)
         self.junk = self._junk_filter()
         self.dmarc_reports = self._dmarc_reporting()
         self.queue: Any = None
@@ -134,7 +142,8 @@ class Server:
         from kittiwake.junk import JunkFilter
 
         self._junk_started = False
-        return JunkFilter(self.store, lambda: self.watcher.current, self.resolver)
+        return JunkFilter(self.store, lambda: self.watcher.current, self.resolver,
+                          cpu=self.cpu)
 
     def listener_tls(self, name: str) -> ServerTLS | None:
         """The reloadable TLS of listener ``name`` (None: no certificates, no ACME).
@@ -359,6 +368,7 @@ class Server:
 
         if removed := clean_spool(self.spool_dir):
             logger.info("removed unacknowledged spool files", count=removed)
+        await self._start_cpu_workers()
         try:
             await self.control.start()
         except ControlError as exc:
@@ -557,6 +567,16 @@ class Server:
             if closable is not None:
                 closable.close()
         self.store.close()
+        await asyncio.to_thread(self.cpu.close)
+
+    async def _start_cpu_workers(self) -> None:
+        """Start the CPU worker processes; without them (cannot fork) work runs inline."""
+        try:
+            await asyncio.to_thread(self.cpu.start)
+        except Exception as exc:  # the mail path works without them, slower
+            logger.error("cpu workers did not start; their work runs in this process",
+                         error=str(exc) or type(exc).__name__)
+            await asyncio.to_thread(self.cpu.close)
 
     async def _ping(self, args: dict[str, Any], progress: Progress) -> Any:
         return {"pid": os.getpid(), "started": self.started_at}

@@ -10,6 +10,7 @@ from aiohttp import web
 # each known label set is there at 0 even before the part is first used.
 METRIC_MODULES = (
     "kittiwake.metrics",
+    "kittiwake.cpupool.metrics",
     "kittiwake.dns.metrics",
     "kittiwake.smtpserver.metrics",
     "kittiwake.imapserver.metrics",

@@ -11,21 +11,21 @@ from __future__ import annotations
 
 import errno
 import fcntl
-import json
 import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from kittiwake import durable
+from kittiwake.cpupool import INLINE, CpuRunner
 from kittiwake.log import get_logger
-from kittiwake.message import searchable_text
 from kittiwake.message.filebytes import FileBytes
-from kittiwake.message.part import Part
+from kittiwake.message.searchtext import LARGE_MESSAGE, IndexJob, IndexText, index_texts
 from kittiwake.store.messagefile import MessageFile
 from kittiwake.store.model import (
     Change,
@@ -47,7 +47,7 @@ from kittiwake.store.schema import (
     SEEN,
     connect,
 )
-from kittiwake.store.summary import MAX_INDEX_CHARS, Summary, search_text_of, summarize
+from kittiwake.store.summary import MAX_INDEX_CHARS, Summary, summarize
 
 logger = get_logger("store")
 
@@ -112,16 +112,14 @@ class Appended:
     received: int = 0  # INTERNALDATE in ms; 0: now
 
 
-LARGE_MESSAGE = 8 * 1024 * 1024
 _large_parses = threading.Semaphore(1)
 
 
 @contextmanager
 def _parsing(size: int) -> Iterator[None]:
-    """Indexing a message reads it whole (the text is decoded from one buffer);
-    messages above :data:`LARGE_MESSAGE` take turns, process-wide, so ten 90 MiB
-    messages hold one of them in memory at a time, not ten. (A spooled delivery's
-    summary reads a large message through a window instead: FileBytes.)"""
+    """Indexing messages above :data:`LARGE_MESSAGE` take turns, process-wide. Each
+    is read through a window (message.searchtext.index_text), but may still decode
+    a text part of a few MiB, so ten such messages hold one of those at a time."""
     if size <= LARGE_MESSAGE:
         yield
         return
@@ -835,55 +833,75 @@ class AccountStore:
             self.to_index.extend(i for i in missing if i not in queued)
             return len(missing)
 
-    def index_pending(self, limit: int = 200) -> int:
+    def index_pending(self, limit: int = 200, runner: CpuRunner = INLINE) -> int:
         """Put delivered messages' text into the full-text and substring indexes;
         how many are left.
 
-        Runs after delivery (not before the 250), in a worker thread: each message
-        is read and decoded here (the stored part tree saves the parse). Its row
-        is marked indexed in the same transaction as its index rows, so the work
-        queue is the rows themselves: a crash before this commit leaves the
-        message pending, and :meth:`find_unindexed` queues it at the next open.
-        A message too long for the substring index, or that cannot be read, is
-        marked impossible instead. A message expunged meanwhile is skipped.
+        Runs after delivery (not before the 250), in a worker thread. Each
+        message is read and decoded by ``runner`` (:mod:`kittiwake.cpupool`: in
+        the server, a worker process, so that this pure-Python work does not
+        hold the server's GIL; the stored part tree saves the parse), in
+        chunks; the rows are inserted here, so the account keeps one writer. A
+        message's row is marked indexed in the same transaction as its index
+        rows, so the work queue is the rows themselves: a crash before this
+        commit leaves the message pending, and :meth:`find_unindexed` queues
+        it at the next open. A message too long for the substring index, or
+        that cannot be read, is marked impossible instead. A message expunged
+        meanwhile is skipped.
         """
+        return self._write_index(self._extract_index_text(self._take_index_jobs(limit), runner))
+
+    def _take_index_jobs(self, limit: int) -> list[tuple[IndexJob, int]]:
+        """The next ``limit`` queued messages still pending, as jobs (with their sizes)."""
         with self.lock:
             batch, self.to_index = self.to_index[:limit], self.to_index[limit:]
-            rows = {}
+            rows: dict[int, tuple[str, bytes | None, int]] = {}
             for i in range(0, len(batch), 500):
                 chunk = batch[i:i + 500]
                 marks = ",".join("?" * len(chunk))
                 rows.update((r[0], r[1:]) for r in self.db.execute(
-                    f"SELECT id, summary, prefix FROM message WHERE id IN ({marks})"
+                    f"SELECT id, summary, prefix, size FROM message WHERE id IN ({marks})"
                     " AND indexed = ?", [*chunk, INDEX_PENDING]))
+        # Expunged meanwhile, or indexed already: no row, no job.
+        return [(IndexJob(message_id, str(self.path(message_id)), bytes(row[1] or b""),
+                          row[0], MAX_INDEX_CHARS), row[2])
+                for message_id in batch if (row := rows.get(message_id)) is not None]
+
+    @staticmethod
+    def _extract_index_text(jobs: list[tuple[IndexJob, int]], runner: CpuRunner
+                            ) -> list[IndexText]:
+        """The jobs' text, by ``runner``, in chunks; no lock held (no database work)."""
+        chunks = list(_index_chunks(jobs))
+        texts: list[IndexText] = [text for part in runner.map(
+            index_texts, [c for c, largest in chunks if largest <= LARGE_MESSAGE])
+            for text in part]
+        for chunk, largest in chunks:
+            if largest > LARGE_MESSAGE:
+                with _parsing(largest):  # large messages take turns (memory)
+                    texts += runner.call(index_texts, chunk)
+        return texts
+
+    def _write_index(self, texts: list[IndexText]) -> int:
+        """The index rows of ``texts`` and their rows' states, one transaction; how
+        many messages are still queued."""
         fts_rows = []
         text_rows = []
         states = []
-        for message_id in batch:
-            row = rows.get(message_id)
-            if row is None:
-                continue  # expunged meanwhile, or indexed already
-            summary, prefix = row
-            state = INDEX_DONE
-            try:
-                path = self.path(message_id)
-                with _parsing(path.stat().st_size):  # large messages take turns (memory)
-                    data = MessageFile(path, prefix).read()
-                    root = Part.from_dict(json.loads(summary)["part"], data)
-                    header_text, body_text = searchable_text(root, data,
-                                                             max_chars=MAX_INDEX_CHARS)
-                    headers, body = search_text_of(root, data)
-                    del data, root
-            except Exception:  # unreadable: marked, not retried at every open
-                logger.warning("message cannot be indexed", message=message_id, exc_info=True)
+        for text in texts:
+            message_id = text.message_id
+            if text.error:  # unreadable: marked, not retried at every open
+                logger.warning("message cannot be indexed", message=message_id,
+                               error=text.error)
                 states.append((INDEX_IMPOSSIBLE, message_id))
                 continue
-            fts_rows.append((message_id, header_text, body_text, message_id))
-            if headers is None:
-                state = INDEX_IMPOSSIBLE  # too long for the substring index: decoded at search
+            fts_rows.append((message_id, text.header_text, text.body_text, message_id))
+            if text.search_headers is None:
+                # too long for the substring index: decoded at search
+                states.append((INDEX_IMPOSSIBLE, message_id))
             else:
-                text_rows.append((message_id, headers, body, message_id))
-            states.append((state, message_id))
+                text_rows.append((message_id, text.search_headers, text.search_body,
+                                  message_id))
+                states.append((INDEX_DONE, message_id))
         with self.lock:
             if states:
                 db = self.db
@@ -908,11 +926,32 @@ class AccountStore:
                     db.execute("PRAGMA synchronous = FULL")
             return len(self.to_index)
 
-    def index_all_pending(self) -> None:
-        """Index everything queued now (a full-text search must see every message)."""
-        while self.to_index and self.index_pending(1000):
-            pass
+    def index_all_pending(self, runner: CpuRunner = INLINE,
+                          progress: Callable[[int], None] | None = None,
+                          batch: int = 1000) -> None:
+        """Index everything queued now (a full-text search must see every message).
 
+        A pipeline: while one batch's rows are written (SQLite, which releases
+        the GIL), the next batch's text is extracted in a helper thread (by
+        ``runner``: worker processes, or that thread). ``progress`` gets the
+        number of messages done so far after each batch.
+        """
+        if not self.to_index:
+            return
+        done = 0
+        with ThreadPoolExecutor(1, thread_name_prefix="kittiwake-index") as extractor:
+            following: Future[list[IndexText]] | None = extractor.submit(
+                self._extract_index_text, self._take_index_jobs(batch), runner)
+            while following is not None:
+                texts = following.result()
+                following = None
+                if self.to_index:
+                    following = extractor.submit(self._extract_index_text,
+                                                 self._take_index_jobs(batch), runner)
+                self._write_index(texts)
+                done += len(texts)
+                if progress is not None:
+                    progress(done)
     def text_search(self, mailbox_name: str, needle: str, column: str | None
                     ) -> tuple[set[int], set[int]]:
         """IMAP SEARCH text through the substring index: (indexed ids, matching ids).
@@ -1208,6 +1247,27 @@ class AccountStore:
         with self.lock:
             row = self.db.execute("SELECT data FROM credentials WHERE id = 1").fetchone()
         return row[0] if row else None
+
+
+# Index text extraction is sent to the CPU workers in chunks of at most this many
+# messages or bytes (fewer round trips; a large message goes alone).
+INDEX_CHUNK_MESSAGES = 32
+INDEX_CHUNK_BYTES = 4 << 20
+
+
+def _index_chunks(jobs: list[tuple[IndexJob, int]]) -> Iterator[tuple[list[IndexJob], int]]:
+    """Jobs (with their sizes) grouped for the workers: (chunk, largest size in it)."""
+    chunk: list[IndexJob] = []
+    size = largest = 0
+    for job, job_size in jobs:
+        if chunk and (len(chunk) >= INDEX_CHUNK_MESSAGES or size + job_size > INDEX_CHUNK_BYTES):
+            yield chunk, largest
+            chunk, size, largest = [], 0, 0
+        chunk.append(job)
+        size += job_size
+        largest = max(largest, job_size)
+    if chunk:
+        yield chunk, largest
 
 
 class _Placer(threading.Thread):

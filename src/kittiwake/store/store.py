@@ -24,7 +24,9 @@ and a group is whatever queued while the previous commit ran. Invariants:
 - changes are published to the :class:`ChangeHub` only after the commit;
 - indexing (full-text and substring) is never on this path: it follows in the
   background within about :data:`INDEX_DELAY` and is durable as a step (the
-  rows say what is pending; the account's next open resumes it).
+  rows say what is pending; the account's next open resumes it). Its text
+  extraction runs in :attr:`Store.cpu` (the server's worker processes,
+  :mod:`kittiwake.cpupool`); its rows are written by the indexer's thread.
 """
 
 from __future__ import annotations
@@ -39,6 +41,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
+from kittiwake.cpupool import INLINE, CpuRunner
 from kittiwake.store import metrics as store_metrics
 from kittiwake.store.account import AccountStore, Appended, Delivery, discard, read_credentials
 from kittiwake.store.changes import ChangeHub
@@ -60,6 +63,8 @@ T = TypeVar("T")
 
 # Seconds between a delivery and the indexing of its search text (batches bursts).
 INDEX_DELAY = 1.0
+# Messages indexed per transaction of the background indexer.
+INDEX_BATCH = 200
 
 
 # Deliveries' own file work (write, parse, rename, fsync) runs in these threads,
@@ -90,10 +95,12 @@ def account_dir(data_dir: Path, name: str) -> Path:
 class Account:
     """Async operations on one account; each runs its transaction in a thread."""
 
-    def __init__(self, core: AccountStore, hub: ChangeHub) -> None:
+    def __init__(self, core: AccountStore, hub: ChangeHub,
+                 cpu: Callable[[], CpuRunner] = lambda: INLINE) -> None:
         self.core = core
         self.name = core.name
         self.hub = hub
+        self._cpu = cpu
         self._indexer: asyncio.Task[None] | None = None
         self._queued: list[tuple[Delivery, asyncio.Future[None]]] = []
         self._committer: asyncio.Task[None] | None = None
@@ -134,7 +141,8 @@ class Account:
         try:
             while True:
                 await asyncio.sleep(INDEX_DELAY)  # let a burst of deliveries batch up
-                if not await asyncio.to_thread(self.core.index_pending):
+                if not await asyncio.to_thread(self.core.index_pending, INDEX_BATCH,
+                                               self._cpu()):
                     break
         except Exception as exc:  # the index is an optimisation: search decodes instead
             from kittiwake import metrics
@@ -391,9 +399,12 @@ class Account:
 class Store:
     """All accounts under ``data_dir/accounts``; opened once, shared by all sessions."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, cpu: CpuRunner = INLINE) -> None:
         self.data_dir = Path(data_dir)
         self.changes = ChangeHub()
+        # Where the background indexer's text extraction runs (kittiwake.cpupool);
+        # the server sets its worker pool here before opening accounts.
+        self.cpu = cpu
         self._accounts: dict[str, Account] = {}
         self._lock = asyncio.Lock()
         self._spool_lock = _hold_spool_lock(self.data_dir)
@@ -425,7 +436,7 @@ class Store:
                 return existing
             root = account_dir(self.data_dir, name)
             core = await asyncio.to_thread(AccountStore, name, root, quota_bytes)
-            account = Account(core, self.changes)
+            account = Account(core, self.changes, lambda: self.cpu)
             await account.ensure_mailboxes(default_mailboxes)
             self._accounts[name] = account
             # Mail stored before the substring index (or not indexed before a stop)
