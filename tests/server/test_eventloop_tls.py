@@ -16,8 +16,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.server.tls_helpers import PKI, SERVICES, TLSServe, leaf_der, nxdomain_resolver, \
-    start_tls_serve
+from tests.server.tls_helpers import (
+    PKI,
+    SERVICES,
+    TLSServe,
+    leaf_der,
+    nxdomain_resolver,
+    start_tls_serve,
+)
 
 from kittiwake.server.tls import CertificateFiles
 

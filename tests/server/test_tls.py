@@ -11,8 +11,13 @@ from pathlib import Path
 import pytest
 from tests.server.tls_helpers import PKI, leaf_der
 
-from kittiwake.listener import TLS_HANDSHAKE_FAILURES, Listener, SentBeforeHandshake, \
-    handshake_failed, starttls
+from kittiwake.listener import (
+    TLS_HANDSHAKE_FAILURES,
+    Listener,
+    SentBeforeHandshake,
+    handshake_failed,
+    starttls,
+)
 from kittiwake.server.tls import CertificateFiles, ServerTLS, TLSConfigError
 
 
@@ -117,7 +122,7 @@ async def test_starttls_upgrades_after_the_go_ahead(pki) -> None:  # type: ignor
 @pytest.mark.asyncio(loop_factories=["uvloop", "asyncio"])
 async def test_starttls_refuses_what_was_sent_before_the_go_ahead(pki) -> None:  # type: ignore[no-untyped-def]
     """RFC 3207 §5: plain text pipelined after STARTTLS is never read as if sent over TLS."""
-    ca, ecdsa, _ = pki
+    _ca, ecdsa, _ = pki
     outcome: asyncio.Future[object] = asyncio.get_running_loop().create_future()
     server = await _upgrade_server(ServerTLS([ecdsa]).context, outcome)
     port = server.sockets[0].getsockname()[1]
