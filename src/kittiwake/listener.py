@@ -18,7 +18,7 @@ to nearly every handshake, which then hung until its timeout (uvloop issue
 707, CPython gh-142352, fixed only in newer CPython). For STARTTLS,
 :func:`starttls` upgrades a stream after the server's go-ahead and refuses
 a client that sent anything after the command (its ClientHello too early,
-or plain text that must not be acted on: RFC 3207 §5, RFC 9051 §11.1).
+or plain text that must not be acted on: RFC 3207 §4.2, RFC 9051 §6.2.1).
 
 **Listening sockets outlive the listeners.** :class:`ListenSockets` binds
 each address once per process and keeps the socket: ``kittiwake serve``
@@ -109,7 +109,7 @@ async def starttls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
 
     SentBeforeHandshake when the client sent anything after its STARTTLS
     command that the stream already holds: plain text pipelined after
-    STARTTLS must never be read as if it came through TLS (RFC 3207 §5,
+    STARTTLS must never be read as if it came through TLS (RFC 3207 §4.2,
     CVE-2011-0411), and a ClientHello sent before the go-ahead would be lost
     to the TLS layer (the handshake would hang). Raises what ``start_tls``
     raises (ssl.SSLError, ConnectionError, OSError, TimeoutError) otherwise.

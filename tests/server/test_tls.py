@@ -121,7 +121,7 @@ async def test_starttls_upgrades_after_the_go_ahead(pki) -> None:  # type: ignor
 
 @pytest.mark.asyncio(loop_factories=["uvloop", "asyncio"])
 async def test_starttls_refuses_what_was_sent_before_the_go_ahead(pki) -> None:  # type: ignore[no-untyped-def]
-    """RFC 3207 §5: plain text pipelined after STARTTLS is never read as if sent over TLS."""
+    """RFC 3207 §4.2: plain text pipelined after STARTTLS is never read as if sent over TLS."""
     _ca, ecdsa, _ = pki
     outcome: asyncio.Future[object] = asyncio.get_running_loop().create_future()
     server = await _upgrade_server(ServerTLS([ecdsa]).context, outcome)
