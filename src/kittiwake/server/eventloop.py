@@ -61,6 +61,11 @@ def check_choice() -> str | None:
 
 def run(main: Coroutine[Any, Any, T]) -> T:
     """Run ``main`` to completion on the chosen loop (as :func:`asyncio.run`)."""
-    _name, factory = loop_factory()
+    name, factory = loop_factory()
+    if name == "asyncio" and os.environ.get(ENV_VAR, "").strip().lower() != "asyncio":
+        from kittiwake.log import get_logger
+
+        get_logger("server").warning("uvloop is not installed: running on asyncio's loop",
+                                     fix="install kittiwake's dependencies (uvloop)")
     with asyncio.Runner(loop_factory=factory) as runner:
         return runner.run(main)
