@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Creates .venv (Python >= 3.11) and installs kittiwake with its test tools.
+# Creates .venv (Python >= 3.11) and installs kittiwake (uvloop included) with its test tools.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-}
@@ -20,5 +20,6 @@ if [ ! -x .venv/bin/python ]; then
   fi
 fi
 .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[${EXTRAS:-test,fast}]"
-echo "setup: .venv ready ($(.venv/bin/python --version))"
+.venv/bin/python -m pip install -q --disable-pip-version-check -e ".[${EXTRAS:-test}]"
+loop=$(.venv/bin/python -c 'from kittiwake.server.eventloop import loop_factory; print(loop_factory()[0])')
+echo "setup: .venv ready ($(.venv/bin/python --version), event loop: $loop)"

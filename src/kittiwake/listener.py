@@ -7,6 +7,19 @@ keep the tasks of open sessions, and on close stop accepting, give the
 sessions ``grace`` seconds, then cancel the rest. Subclasses implement
 :meth:`Listener.serve`, which owns one connection.
 
+**TLS before any stream reads.** An implicit-TLS connection is accepted as a
+bare socket and handed to the loop with its TLS context
+(``connect_accepted_socket(ssl=...)``), so the TLS layer sees the client's
+first byte. Accepting it as a stream and then calling ``start_tls`` loses
+whatever the stream protocol already read, and the ClientHello of an
+implicit-TLS client is there at once: under uvloop (which starts reading as
+soon as the connection is made, before the session task runs) that happened
+to nearly every handshake, which then hung until its timeout (uvloop issue
+707, CPython gh-142352, fixed only in newer CPython). For STARTTLS,
+:func:`starttls` upgrades a stream after the server's go-ahead and refuses
+a client that sent anything after the command (its ClientHello too early,
+or plain text that must not be acted on: RFC 3207 §4.2, RFC 9051 §6.2.1).
+
 **Listening sockets outlive the listeners.** :class:`ListenSockets` binds
 each address once per process and keeps the socket: ``kittiwake serve``
 started as root binds every port there before it drops to its user, and
@@ -27,13 +40,19 @@ import socket
 import ssl
 
 from kittiwake import metrics
+from kittiwake.log import get_logger
 
-__all__ = ["SOCKETS", "ListenSockets", "Listener", "handshake_failed", "tls_handshake"]
+logger = get_logger("server")
+
+__all__ = ["SOCKETS", "ListenSockets", "Listener", "SentBeforeHandshake", "handshake_failed",
+           "starttls"]
 
 # Environment variable naming inherited listening sockets: "IP,PORT,FD;IP,PORT,FD".
 INHERIT_ENV = "KITTIWAKE_LISTEN_FDS"
 
+STREAM_LIMIT = 1 << 20  # the StreamReader's buffer limit for one connection
 TLS_SERVICES = ("smtp", "submission", "submissions", "imap", "imaps", "https")
+HANDSHAKE_TIMEOUT = 30.0  # seconds for a TLS handshake, implicit TLS and STARTTLS
 HANDSHAKE_FAILURE_REASONS = ("timeout", "closed", "version", "cipher", "certificate",
                              "plaintext", "other")
 
@@ -46,9 +65,17 @@ TLS_HANDSHAKE_FAILURES = metrics.counter(
     {"service": TLS_SERVICES, "reason": HANDSHAKE_FAILURE_REASONS})
 
 
+class SentBeforeHandshake(ConnectionError):
+    """The client sent bytes after STARTTLS before it could have seen the go-ahead."""
+
+
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return "timeout"
+    if isinstance(exc, SentBeforeHandshake):
+        return "plaintext"
+    if isinstance(exc, ConnectionAbortedError) and "longer than" in str(exc):
+        return "timeout"  # both loops' SSLProtocol: "SSL handshake is taking longer than N s"
     if isinstance(exc, ssl.SSLError):
         text = f"{exc.reason or ''} {exc}".upper()
         if "HTTP_REQUEST" in text:
@@ -76,14 +103,24 @@ def handshake_failed(service: str, exc: BaseException) -> str:
     return reason
 
 
-async def tls_handshake(writer: asyncio.StreamWriter, context: ssl.SSLContext, service: str,
-                        timeout: float = 30) -> str | None:
-    """Upgrade ``writer`` to TLS as the server; None when done, else the failure's reason."""
-    try:
-        await writer.start_tls(context, ssl_handshake_timeout=timeout)
-    except (ssl.SSLError, ConnectionError, OSError, TimeoutError, EOFError) as exc:
-        return handshake_failed(service, exc)
-    return None
+async def starttls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
+                   context: ssl.SSLContext, timeout: float = HANDSHAKE_TIMEOUT) -> None:
+    """Upgrade a stream to TLS as the server, after the go-ahead reply was written.
+
+    SentBeforeHandshake when the client sent anything after its STARTTLS
+    command that the stream already holds: plain text pipelined after
+    STARTTLS must never be read as if it came through TLS (RFC 3207 §4.2,
+    CVE-2011-0411), and a ClientHello sent before the go-ahead would be lost
+    to the TLS layer (the handshake would hang). Raises what ``start_tls``
+    raises (ssl.SSLError, ConnectionError, OSError, TimeoutError) otherwise.
+    """
+    await writer.drain()
+    # No await between this check and start_tls taking the transport (its own
+    # drain returns at once now), so nothing can arrive into the buffer between.
+    if reader._buffer:  # type: ignore[attr-defined]  # the stream's read-ahead (no API)
+        raise SentBeforeHandshake(f"{len(reader._buffer)} bytes sent"  # type: ignore[attr-defined]
+                                  " after STARTTLS, before the TLS handshake")
+    await writer.start_tls(context, ssl_handshake_timeout=timeout)
 
 
 class ListenSockets:
@@ -169,49 +206,87 @@ SOCKETS = ListenSockets()
 class Listener:
     """Accepts on ``ips``:``port``; :meth:`serve` handles each connection."""
 
-    def __init__(self, name: str, ips: list[str], port: int, backlog: int = 1024) -> None:
+    def __init__(self, name: str, ips: list[str], port: int, backlog: int = 1024,
+                 handshake_timeout: float = HANDSHAKE_TIMEOUT) -> None:
         self.name = name
         self.ips = ips
         self.port = port
         self.backlog = backlog
+        self.handshake_timeout = handshake_timeout
         self._servers: list[asyncio.Server] = []
+        self._tls_sockets: list[socket.socket] = []
+        self._accepting: list[asyncio.Task[None]] = []
         self._tasks: set[asyncio.Task[None]] = set()
         self._bound: list[str] = []
-        self._tls: ssl.SSLContext | None = None
         self._keys: list[tuple[str, int]] = []
 
     async def listen(self, tls: ssl.SSLContext | None = None) -> None:
         """Accept on every address, TLS first when ``tls`` is given; OSError when one is taken."""
-        self._tls = tls
+        loop = asyncio.get_running_loop()
         for ip in self.ips:
             listening = SOCKETS.socket(ip, self.port, self.backlog)
             self._keys.append((ip, int(listening.getsockname()[1])))
             sock = listening.dup()
+            if tls is not None:
+                sock.setblocking(False)
+                self._tls_sockets.append(sock)
+                self._note_bound(sock)
+                self._accepting.append(loop.create_task(self._accept_tls(sock, tls)))
+                continue
             try:
-                server = await asyncio.start_server(self._accept, sock=sock, limit=1 << 20,
+                server = await asyncio.start_server(self._accept, sock=sock, limit=STREAM_LIMIT,
                                                     backlog=self.backlog)
             except BaseException:
                 sock.close()
                 raise
             self._servers.append(server)
             for bound in server.sockets:
-                host, port = bound.getsockname()[:2]
-                self._bound.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
+                self._note_bound(bound)
+
+    def _note_bound(self, sock: socket.socket) -> None:
+        host, port = sock.getsockname()[:2]
+        self._bound.append(f"[{host}]:{port}" if ":" in host else f"{host}:{port}")
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
         try:
-            if self._tls is not None and \
-                    await tls_handshake(writer, self._tls, self.name) is not None:
-                writer.close()
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(writer.wait_closed(), 2)
-                return
             await self.serve(reader, writer)
         finally:
             self._tasks.discard(task)
+
+    async def _accept_tls(self, listening: socket.socket, context: ssl.SSLContext) -> None:
+        """Accept bare sockets; each gets a task that does the handshake, then :meth:`serve`."""
+        loop = asyncio.get_running_loop()
+        while True:
+            try:
+                sock, _peer = await loop.sock_accept(listening)
+            except OSError as exc:  # EMFILE and the like: do not spin
+                logger.warning("accept failed", service=self.name, error=str(exc))
+                await asyncio.sleep(0.1)
+                continue
+            task = loop.create_task(self._serve_tls(sock, context))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _serve_tls(self, sock: socket.socket, context: ssl.SSLContext) -> None:
+        """RFC 8314 §3.3: the TLS handshake first (counted when it fails), then the session."""
+        loop = asyncio.get_running_loop()
+        reader = asyncio.StreamReader(limit=STREAM_LIMIT, loop=loop)
+        protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+        try:
+            transport, _ = await loop.connect_accepted_socket(
+                lambda: protocol, sock, ssl=context, ssl_handshake_timeout=self.handshake_timeout)
+        except (ssl.SSLError, ConnectionError, OSError, TimeoutError, EOFError) as exc:
+            handshake_failed(self.name, exc)
+            sock.close()
+            return
+        except BaseException:
+            sock.close()
+            raise
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
+        await self.serve(reader, writer)
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         raise NotImplementedError
@@ -223,6 +298,14 @@ class Listener:
     async def close(self, grace: float) -> None:
         for server in self._servers:
             server.close()
+        for accepting in self._accepting:
+            accepting.cancel()
+        if self._accepting:  # their sock_accept stops watching the socket before it closes
+            await asyncio.wait(self._accepting, timeout=1)
+        for sock in self._tls_sockets:
+            sock.close()
+        self._accepting.clear()
+        self._tls_sockets.clear()
         if self._tasks:
             _done, pending = await asyncio.wait(list(self._tasks), timeout=grace)
             for task in pending:

@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 from tests.server.tls_helpers import PKI, leaf_der
 
-from kittiwake.listener import TLS_HANDSHAKE_FAILURES, Listener
+from kittiwake.listener import (
+    TLS_HANDSHAKE_FAILURES,
+    Listener,
+    SentBeforeHandshake,
+    handshake_failed,
+    starttls,
+)
 from kittiwake.server.tls import CertificateFiles, ServerTLS, TLSConfigError
 
 
@@ -66,6 +72,96 @@ def pki(tmp_path: Path) -> tuple[PKI, CertificateFiles, CertificateFiles]:
     ca = PKI.create(tmp_path)
     names = ["mail.example.org", "mta-sts.example.org"]
     return ca, ca.issue(names, "ecdsa"), ca.issue(names, "rsa")
+
+
+@pytest.mark.asyncio(loop_factories=["uvloop", "asyncio"])
+async def test_implicit_tls_client_speaking_first_is_served_on_both_loops(pki) -> None:  # type: ignore[no-untyped-def]
+    """The ClientHello arrives with the connection; no stream may read it before TLS."""
+    ca, ecdsa, rsa = pki
+    async with listening(ServerTLS([ecdsa, rsa])) as port:
+        results = await asyncio.wait_for(asyncio.gather(
+            *(handshake(port, client(ca)) for _ in range(20))), 10)
+    assert {version for version, _, _ in results} == {"TLSv1.3"}
+
+
+async def _upgrade_server(context: ssl.SSLContext, outcome: asyncio.Future[object]
+                          ) -> asyncio.Server:
+    """A STARTTLS-like server: reads "STARTTLS", answers, upgrades with :func:`starttls`."""
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"STARTTLS\r\n")
+        writer.write(b"220 go ahead\r\n")
+        try:
+            await starttls(reader, writer, context, timeout=5)
+            writer.write(await reader.readline())
+            await writer.drain()
+            outcome.set_result("tls")
+        except Exception as exc:
+            outcome.set_result(exc)
+        writer.close()
+
+    return await asyncio.start_server(handle, "127.0.0.1", 0)
+
+
+@pytest.mark.asyncio(loop_factories=["uvloop", "asyncio"])
+async def test_starttls_upgrades_after_the_go_ahead(pki) -> None:  # type: ignore[no-untyped-def]
+    ca, ecdsa, _ = pki
+    outcome: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+    server = await _upgrade_server(ServerTLS([ecdsa]).context, outcome)
+    port = server.sockets[0].getsockname()[1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"STARTTLS\r\n")
+    assert await reader.readline() == b"220 go ahead\r\n"
+    await writer.start_tls(client(ca), server_hostname="mail.example.org")
+    writer.write(b"over tls\n")
+    assert await reader.readline() == b"over tls\n"
+    assert await outcome == "tls"
+    writer.close()
+    server.close()
+
+
+@pytest.mark.asyncio(loop_factories=["uvloop", "asyncio"])
+async def test_starttls_refuses_what_was_sent_before_the_go_ahead(pki) -> None:  # type: ignore[no-untyped-def]
+    """RFC 3207 §4.2: plain text pipelined after STARTTLS is never read as if sent over TLS."""
+    _ca, ecdsa, _ = pki
+    outcome: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+    server = await _upgrade_server(ServerTLS([ecdsa]).context, outcome)
+    port = server.sockets[0].getsockname()[1]
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(b"STARTTLS\r\nRCPT TO:<injected@example.org>\r\n")
+    assert await reader.readline() == b"220 go ahead\r\n"
+    refused = await outcome
+    assert isinstance(refused, SentBeforeHandshake), refused
+    assert await reader.read() == b"", "the connection is closed, nothing answered"
+    before = TLS_HANDSHAKE_FAILURES.labels(service="smtp", reason="plaintext")._value.get()
+    assert handshake_failed("smtp", refused) == "plaintext"
+    assert TLS_HANDSHAKE_FAILURES.labels(service="smtp", reason="plaintext")._value.get() \
+        == before + 1
+    writer.close()
+    server.close()
+
+
+@pytest.mark.asyncio(loop_factories=["uvloop", "asyncio"])
+async def test_a_handshake_that_never_comes_is_counted_as_a_timeout(pki) -> None:  # type: ignore[no-untyped-def]
+    _ca, ecdsa, _ = pki
+
+    def count() -> float:
+        return TLS_HANDSHAKE_FAILURES.labels(service="imaps", reason="timeout")._value.get()
+
+    before = count()
+    listener = Echo("imaps", ["127.0.0.1"], 0, handshake_timeout=0.3)
+    await listener.listen(ServerTLS([ecdsa]).context)
+    port = int(listener.addresses()[0].rsplit(":", 1)[1])
+    try:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        assert await asyncio.wait_for(reader.read(), 10) == b"", "closed at the deadline"
+        writer.close()
+        for _ in range(100):  # the count follows the close in the server's task
+            if count() == before + 1:
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        await listener.close(1)
+    assert count() == before + 1
 
 
 async def test_tls12_and_13_only_with_forward_secret_aead(pki) -> None:  # type: ignore[no-untyped-def]

@@ -77,6 +77,8 @@ def run_server(config, resolver, localserve: bool = False,  # type: ignore[no-un
     from kittiwake.server.tls import TLSConfigError
 
     os.umask(UMASK)
+    if problem := eventloop.check_choice():
+        raise UserError(problem)
     try:
         user = None if localserve else run_as(config.static.user)
         if user is not None:

@@ -55,10 +55,19 @@ def connection_id(request: web.Request) -> str:
     transport = request.transport  # one per connection (aiohttp's handler takes no weakref)
     if transport is None:
         return log.new_connection_id()
-    cid = _connection_ids.get(transport)
-    if cid is None:
-        cid = _connection_ids[transport] = log.new_connection_id()
-    return cid
+    # uvloop's TLS transport takes no weakref either: then the connection's SSLObject
+    # (one per connection, a plain Python object) stands for it.
+    for key in (transport, transport.get_extra_info("ssl_object")):
+        if key is None:
+            continue
+        try:
+            cid = _connection_ids.get(key)
+            if cid is None:
+                cid = _connection_ids[key] = log.new_connection_id()
+            return cid
+        except TypeError:
+            continue
+    return log.new_connection_id()
 
 
 def _from_exception(exc: web.HTTPException) -> web.Response:

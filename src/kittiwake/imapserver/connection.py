@@ -61,7 +61,7 @@ from kittiwake.imapserver import metrics as m
 from kittiwake.imapserver import notify
 from kittiwake.imapserver.context import AUTH_MECHANISMS, IMAPContext
 from kittiwake.imapserver.state import Answer, HandlerError, PendingAppend, Selected
-from kittiwake.listener import handshake_failed
+from kittiwake.listener import handshake_failed, starttls
 from kittiwake.sasl import (
     Challenge,
     Failure,
@@ -619,7 +619,7 @@ class IMAPConnection:
             self._read_task = None
         assert self.ctx.tls_context is not None
         try:
-            await self.writer.start_tls(self.ctx.tls_context)
+            await starttls(self.reader, self.writer, self.ctx.tls_context)
         except (ssl.SSLError, ConnectionError, OSError) as exc:
             self.logger.info("tls handshake failed", error=str(exc),
                              reason=handshake_failed(self.kind, exc))

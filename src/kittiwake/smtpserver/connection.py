@@ -19,7 +19,7 @@ from typing import Any
 
 from kittiwake import log, metrics
 from kittiwake.config.lookup import AccountRecipient, AliasRecipient
-from kittiwake.listener import handshake_failed
+from kittiwake.listener import handshake_failed, starttls
 from kittiwake.message.received import address_literal
 from kittiwake.sasl import (
     Challenge,
@@ -340,7 +340,7 @@ class SMTPConnection:
         self.session.accept()
         await self._flush()
         try:
-            await self.writer.start_tls(self.ctx.tls_context)
+            await starttls(self.reader, self.writer, self.ctx.tls_context)
         except (ssl.SSLError, ConnectionError, OSError) as exc:
             self.logger.info("tls handshake failed", error=str(exc),
                              reason=handshake_failed(self.kind, exc))
