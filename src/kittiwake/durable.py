@@ -88,6 +88,35 @@ def new_file(directory: Path) -> tuple[int, str]:
             continue
 
 
+def write_new(root: Path, message_id: int, data: bytes) -> Path:
+    """Write a message straight to its final name (not fsynced: the caller syncs it).
+
+    For a store that commits the row only after the file is durable, and removes
+    files without a row at its next open: no temporary file, no rename. A file
+    left at that name by an interrupted delivery is replaced.
+    """
+    final = message_path(root, message_id)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    try:
+        fd = os.open(final, flags, 0o640)
+    except FileNotFoundError:  # the shard's first message (no stat per message otherwise)
+        _ensure_dir(final.parent)
+        fd = os.open(final, flags, 0o640)
+    except FileExistsError:
+        os.unlink(final)
+        fd = os.open(final, flags, 0o640)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    except BaseException:
+        os.close(fd)
+        _unlink_quiet(final)
+        raise
+    os.close(fd)
+    return final
+
+
 def move_into_place(root: Path, tmp: Path, message_id: int, sync: bool = True) -> Path:
     """Rename a temporary file to its final name; fsync the directory when ``sync``."""
     final = message_path(root, message_id)
