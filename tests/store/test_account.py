@@ -195,6 +195,7 @@ async def test_disk_full_fails_cleanly(account, tmp_path: Path, monkeypatch,  # 
     from types import SimpleNamespace
 
     from kittiwake import durable as files
+    from kittiwake.store import SpoolFile
 
     await account.deliver("Inbox", msg("before", "b"))
     before = await account.mailbox("Inbox")
@@ -209,7 +210,7 @@ async def test_disk_full_fails_cleanly(account, tmp_path: Path, monkeypatch,  # 
         if where == "write":
             await account.deliver("Inbox", msg("lost", "l"))
         else:
-            spool = account.spool()
+            spool = SpoolFile(account.core.root)  # in tmp/: renamed into place
             spool.write(msg("lost", "l"))
             await account.deliver_spool("Inbox", spool)
     monkeypatch.undo()

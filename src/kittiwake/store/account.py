@@ -587,15 +587,43 @@ class AccountStore:
         (:meth:`sync_staged`). No row names them until the COMMIT, and an
         unreferenced file is removed at the next open (:meth:`_remove_interrupted`).
         On an error the delivery's files are removed and the error raised."""
-        first = self._reserve_ids(len(delivery.messages))
-        delivery.ids = list(range(first, first + len(delivery.messages)))
+        # A spool written at a final name already (Account.spool) stays where it is.
+        in_place = [None if new.keep_source else self._own_id(new.tmp_path)
+                    for new in delivery.messages]
+        wanted = in_place.count(None)
+        first = self._reserve_ids(wanted) if wanted else 0
+        fresh = iter(range(first, first + wanted))
+        delivery.ids = [next(fresh) if i is None else i for i in in_place]
         try:
-            for new, message_id in zip(delivery.messages, delivery.ids, strict=True):
-                delivery.placed.append(self._place(new, message_id))
+            for new, message_id, own in zip(delivery.messages, delivery.ids, in_place,
+                                            strict=True):
+                delivery.placed.append(new.tmp_path if own is not None
+                                       else self._place(new, message_id))
         except BaseException:
             _discard(delivery.placed, delivery.messages)
             delivery.placed = []
             raise
+
+    def try_reserve_id(self) -> int | None:
+        """A new message id from the reserved block, without waiting (for the event
+        loop: :meth:`kittiwake.store.store.Account.spool`); None when the block is used
+        up or another thread is reserving."""
+        if not self._id_lock.acquire(blocking=False):
+            return None
+        try:
+            if self._next_id >= self._id_limit:
+                return None
+            self._next_id += 1
+            return self._next_id - 1
+        finally:
+            self._id_lock.release()
+
+    def _own_id(self, path: Path) -> int | None:
+        """The message id whose final name ``path`` is (a spool written in place)."""
+        name = path.name
+        if not name.isdigit() or durable.message_path(self.root, int(name)) != path:
+            return None
+        return int(name)
 
     def sync_staged(self, delivery: Delivery) -> None:
         """Make a staged delivery's files durable: each file fsynced, and each
@@ -846,16 +874,16 @@ class AccountStore:
                                 f" ({used + added_size} > {self.quota_bytes} bytes)")
         if ids is None:
             first_id = self._take_ids(db, len(messages))
-        else:
-            first_id = ids[0] if ids else 0
-            _note_ids(db, first_id + len(messages))
+            ids = list(range(first_id, first_id + len(messages)))
+        elif ids:
+            _note_ids(db, max(ids) + 1)
         uid = mailbox.uidnext
         saved = now_ms()
         unseen = deleted = 0
         rows = []
         delivered: list[Delivered] = []
         threads: dict[str, int] = {}  # message-id -> thread, of this batch
-        for message_id, new in enumerate(messages, first_id):
+        for message_id, new in zip(ids, messages, strict=True):
             s = new.summary
             thread_id = _thread_id(db, s, message_id, threads)
             if s.message_id:

@@ -42,6 +42,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar, cast
 
+from kittiwake import durable
 from kittiwake.store import metrics as store_metrics
 from kittiwake.store.account import AccountStore, Appended, Delivery, discard, read_credentials
 from kittiwake.store.changes import ChangeHub
@@ -226,7 +227,22 @@ class Account:
         return delivered
 
     def spool(self) -> SpoolFile:
-        """A new spool file for a message arriving in pieces (IMAP APPEND)."""
+        """A new spool file for a message arriving in pieces (IMAP APPEND), for
+        :meth:`append` or :meth:`deliver_spool` of this account.
+
+        Written at the final name of a message id reserved now, where the store
+        then takes it as it is: the message is written once, no copy, no rename.
+        If that cannot be had without waiting (the block of reserved ids is used
+        up, or its shard directory is not there yet), it goes to ``tmp/``.
+        A spool never delivered is removed by :meth:`SpoolFile.discard`, or at the
+        next open after a crash (a file without a row)."""
+        message_id = self.core.try_reserve_id()
+        if message_id is not None:
+            try:
+                return SpoolFile(self.core.root, durable.message_path(self.core.root,
+                                                                      message_id))
+            except (FileNotFoundError, FileExistsError):  # no shard directory yet
+                pass
         return SpoolFile(self.core.root)
 
     async def append(self, mailbox: str, items: list[Appended],
