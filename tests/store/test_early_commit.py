@@ -29,6 +29,11 @@ def msg(n: int) -> bytes:
     return MSG % (n, n)
 
 
+def rows(core: AccountStore) -> int:
+    with core.lock:
+        return int(core.db.execute("SELECT COUNT(*) FROM message").fetchone()[0])
+
+
 def markers(core: AccountStore) -> list[str]:
     with core.lock:
         return [k for (k,) in core.db.execute(
@@ -70,8 +75,9 @@ async def test_the_answer_and_the_change_wait_for_the_fsync(tmp_path: Path) -> N
         task = asyncio.create_task(account.deliver("Inbox", msg(1)))
         await asyncio.to_thread(held.entered.wait, 10)
         # Committed (the row is there, with its marker) while the fsync is held...
-        await _until(lambda: len(markers(account.core)) == 1, "the early COMMIT")
+        await _until(lambda: rows(account.core) == 2, "the early COMMIT")
         assert (await account.mailbox("Inbox")).messages == 2
+        assert f"unsynced:{(await account.messages('Inbox'))[-1].id}" in markers(account.core)
         await asyncio.sleep(0.05)
         # ...but nobody has been told.
         assert not task.done()
@@ -97,7 +103,7 @@ async def test_a_failed_fsync_takes_the_commit_back(tmp_path: Path) -> None:
     held = HeldSync(account.core, fail=True)
     with store.changes.subscribe("alice") as sub:
         task = asyncio.create_task(account.deliver("Inbox", msg(1)))
-        await _until(lambda: len(markers(account.core)) == 1, "the early COMMIT")
+        await _until(lambda: rows(account.core) == 2, "the early COMMIT")
         held.release.set()
         with pytest.raises(StoreError, match="not durable"):
             await task

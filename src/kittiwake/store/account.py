@@ -112,6 +112,9 @@ class Delivery:
     # committed and durable, or failed. The submitter's own handle rides in ``token``.
     on_done: Callable[[list[Delivery]], None] | None = None
     token: object = None
+    # Descriptors of placed files still open from their writing (stage_bytes), so
+    # their fsync needs no second open; sync_staged or discard closes them.
+    fds: dict[Path, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -631,8 +634,17 @@ class AccountStore:
         (``durable.fsync_dir_shared``: one covers every entry made before it
         started). Callers do this concurrently, so their fsyncs merge into few
         journal commits, as plain concurrent writers' do."""
-        for path in delivery.placed:
-            durable.fsync_file(path)
+        fds, delivery.fds = delivery.fds, {}
+        try:
+            for path in delivery.placed:
+                fd = fds.pop(path, None)
+                if fd is None:
+                    durable.fsync_file(path)
+                else:
+                    durable.fsync_close(fd)
+        finally:
+            for fd in fds.values():
+                os.close(fd)
         for directory in {path.parent for path in delivery.placed}:
             durable.fsync_dir_shared(directory)
 
@@ -958,15 +970,16 @@ class AccountStore:
         fsynced, see :meth:`sync_staged`), and the message summarized as ``prefix +
         data``. The staged delivery goes to the group commit next."""
         [message_id] = ids = [self._reserve_ids(1)]
-        path = durable.write_new(self.root, message_id, data)
+        path, fd = durable.write_new(self.root, message_id, data, keep_open=True)
         try:
             summary = summarize(prefix + data if prefix else data, index_text=False)
         except BaseException:
+            os.close(fd)
             path.unlink(missing_ok=True)
             raise
         new = NewMessage(path, len(prefix) + len(data), summary, flags, received, mailfrom,
                          rcptto, prefix)
-        return Delivery(mailbox_name, [new], ids=ids, placed=[path])
+        return Delivery(mailbox_name, [new], ids=ids, placed=[path], fds={path: fd})
 
     def stage_spool(self, mailbox_name: str, path: Path, prefix: bytes = b"",
                     flags: Flags = Flags(), received: int = 0, mailfrom: str = "",
@@ -1603,6 +1616,9 @@ class _NothingChanged(Exception):
 
 def discard(delivery: Delivery) -> None:
     """Remove the files of a placed delivery that will not be committed."""
+    fds, delivery.fds = delivery.fds, {}
+    for fd in fds.values():
+        os.close(fd)
     _discard(delivery.placed, delivery.messages)
     delivery.placed = []
 
