@@ -225,3 +225,28 @@ async def test_disk_full_fails_cleanly(account, tmp_path: Path, monkeypatch,  # 
     from kittiwake.store.check import check
 
     assert check(account.core) == []
+
+
+async def test_check_beside_a_running_server_leaves_an_append_in_progress(tmp_path: Path
+                                                                          ) -> None:
+    """An APPEND's spool is written at its final name; ``account check --repair`` run
+    while the server has the account open must not take it for a leftover."""
+    from kittiwake.store import AccountStore, Appended
+
+    store = Store(tmp_path)
+    account = await store.account("alice")
+    await account.deliver("Inbox", msg("first", "f"))
+    spool = account.spool()  # the literal is still arriving
+    spool.write(msg("appended", "a"))
+    assert spool.path.parent.parent == account.core.root / "msg"  # at its final name
+    cli = AccountStore("alice", account.core.root)
+    try:
+        assert not cli.opened_alone
+        assert check(cli, repair=True) == []
+    finally:
+        cli.close()
+    assert spool.path.exists()
+    path, _ = spool.finish(sync=False)
+    [appended] = await account.append("Inbox", [Appended(path)])
+    assert await account.read(appended.message_id) == msg("appended", "a")
+    store.close()

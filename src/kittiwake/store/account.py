@@ -169,6 +169,12 @@ class AccountStore:
         self._lock_fd.share()
 
     @property
+    def opened_alone(self) -> bool:
+        """Whether nobody else had the account open when this store opened it (then
+        files without a row are leftovers of a crash, and were removed)."""
+        return self._lock_fd.exclusive
+
+    @property
     def committer(self) -> GroupCommitter:
         """The account's group committer (a thread of its own, started on first use)."""
         committer = self._committer
