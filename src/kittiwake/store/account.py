@@ -160,6 +160,7 @@ class AccountStore:
         self._synced_markers: list[int] = []
         self._markers_lock = threading.Lock()
         self._committer: GroupCommitter | None = None
+        self._closed = False
         if self._lock_fd.exclusive:
             # Nobody else (no other process, no other AccountStore here) has the
             # account open, so leftovers cannot belong to a delivery in progress.
@@ -180,6 +181,8 @@ class AccountStore:
         committer = self._committer
         if committer is None:
             with self._markers_lock:
+                if self._closed:
+                    raise StoreError(f"account {self.name} is closed")
                 if self._committer is None:
                     self._committer = GroupCommitter(self)
                 committer = self._committer
@@ -267,7 +270,9 @@ class AccountStore:
                     entry.unlink(missing_ok=True)
 
     def close(self) -> None:
-        committer, self._committer = self._committer, None
+        with self._markers_lock:
+            self._closed = True
+            committer, self._committer = self._committer, None
         if committer is not None:
             committer.close()  # what is queued is committed first
         with self.lock:
