@@ -8,9 +8,10 @@ Prints, each against the physical limit measured in the same run:
   with a prefix), each against as many threads doing write + fsync(file) +
   rename + fsync(dir) per message with nothing else; the peak resident memory
   of each kittiwake run (a process of its own), and where the time goes: CPU
-  per message, the caller's share (write, parse, rename, fsync of the file
-  and, shared with concurrent callers, of its directory) and the group
-  commit (one transaction, one COMMIT) with the average group size;
+  per message, the caller's share (write the file at its final name or take
+  the spool, parse, fsync of the file and, shared with concurrent callers,
+  of its directory; the COMMIT runs meanwhile) and the group commit (one
+  transaction, one COMMIT) with the average group size;
 - delivery throughput (10 KiB and 100 KiB messages, fsync on) vs writing and
   fsyncing the same files (file + directory fsync) with nothing else;
 - import throughput of a varied mbox (1-200 KiB: text, HTML alternatives,

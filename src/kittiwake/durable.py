@@ -17,6 +17,7 @@ import threading
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Literal, overload
 
 SHARD_SIZE = 4096
 
@@ -88,6 +89,49 @@ def new_file(directory: Path) -> tuple[int, str]:
             continue
 
 
+@overload
+def write_new(root: Path, message_id: int, data: bytes,
+              keep_open: Literal[False] = False) -> Path: ...
+
+
+@overload
+def write_new(root: Path, message_id: int, data: bytes,
+              keep_open: Literal[True]) -> tuple[Path, int]: ...
+
+
+def write_new(root: Path, message_id: int, data: bytes,
+              keep_open: bool = False) -> Path | tuple[Path, int]:
+    """Write a message straight to its final name (not fsynced: the caller syncs it).
+
+    For a store whose rows name only files it made durable, and that removes
+    files without a row at its next open: no temporary file, no rename. A file
+    left at that name by an interrupted delivery is replaced. With ``keep_open``
+    the descriptor is returned too, still open (for the caller's fsync).
+    """
+    final = message_path(root, message_id)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    try:
+        fd = os.open(final, flags, 0o640)
+    except FileNotFoundError:  # the shard's first message (no stat per message otherwise)
+        _ensure_dir(final.parent)
+        fd = os.open(final, flags, 0o640)
+    except FileExistsError:
+        os.unlink(final)
+        fd = os.open(final, flags, 0o640)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view):]
+    except BaseException:
+        os.close(fd)
+        _unlink_quiet(final)
+        raise
+    if keep_open:
+        return final, fd
+    os.close(fd)
+    return final
+
+
 def move_into_place(root: Path, tmp: Path, message_id: int, sync: bool = True) -> Path:
     """Rename a temporary file to its final name; fsync the directory when ``sync``."""
     final = message_path(root, message_id)
@@ -128,6 +172,14 @@ def link_into_place(root: Path, source: Path, message_id: int, sync: bool = True
 def fsync_file(path: Path) -> None:
     """Make a file's data durable (for a file written by someone else, e.g. a spool)."""
     fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def fsync_close(fd: int) -> None:
+    """fsync an open file (one written here, :func:`write_new`) and close it."""
     try:
         os.fsync(fd)
     finally:

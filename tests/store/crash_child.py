@@ -1,6 +1,6 @@
 """Child process of the crash tests: delivers messages forever, acknowledging each.
 
-    crash_child.py DATA_DIR FIRST_SEED [serial|group|index]
+    crash_child.py DATA_DIR FIRST_SEED [serial|group|index|early]
 
 Prints "ok MESSAGE_ID SIZE SEED KIND" after the delivery returned (that is the
 acknowledgement a client would get), flushing stdout each time.
@@ -13,6 +13,9 @@ acknowledgement a client would get), flushing stdout each time.
   link; the owner removes it after the acknowledgement, as SMTP does).
 - index: delivers a few messages with the background indexer held off, prints
   "done" and waits to be killed: committed, acknowledged, not indexed.
+- early: as group, with each file fsync slowed down (a few milliseconds), so that
+  the kill often lands after a COMMIT and before the fsyncs that overlap it
+  ended: rows committed, files not known durable, nothing acknowledged.
 """
 
 from __future__ import annotations
@@ -21,8 +24,10 @@ import asyncio
 import os
 import random
 import sys
+import time
 from pathlib import Path
 
+from kittiwake import durable
 from kittiwake.store import Appended, Store
 from kittiwake.store import store as store_module
 
@@ -107,9 +112,22 @@ async def index(store: Store, start: int) -> None:
     await asyncio.Event().wait()
 
 
+async def early(store: Store, start: int) -> None:
+    real = durable.fsync_file
+    rng = random.Random(start)
+
+    def slow_fsync(path: Path) -> None:
+        time.sleep(rng.uniform(0.002, 0.02))
+        real(path)
+
+    durable.fsync_file = slow_fsync  # type: ignore[assignment]
+    await group(store, start)
+
+
 async def main(data_dir: Path, start: int, mode: str) -> None:
     store = Store(data_dir)
-    await {"serial": serial, "group": group, "index": index}[mode](store, start)
+    modes = {"serial": serial, "group": group, "index": index, "early": early}
+    await modes[mode](store, start)
 
 
 if __name__ == "__main__":

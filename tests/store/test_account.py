@@ -14,6 +14,7 @@ from kittiwake.store import (
     Store,
     StoreError,
 )
+from kittiwake.store.check import check
 
 MSG = b"From: a@example.org\r\nSubject: %s\r\nMessage-ID: <%s@example.org>\r\n\r\nHello\r\n"
 
@@ -136,7 +137,8 @@ async def test_quota(tmp_path: Path) -> None:
     with pytest.raises(OverQuota, match="over its quota"):
         await acc.deliver("Inbox", b"y" * 60)
     assert (await acc.mailbox("Inbox")).messages == 1
-    assert list((tmp_path / "accounts/bob/tmp").iterdir()) == []
+    assert list((tmp_path / "accounts/bob/tmp").glob("*")) == []
+    assert check(acc.core) == []  # the refused message left no file
     store.close()
 
 
@@ -185,12 +187,15 @@ def test_second_opener_leaves_in_flight_files_alone(tmp_path: Path) -> None:
 @pytest.mark.parametrize("where", ["write", "rename"])
 async def test_disk_full_fails_cleanly(account, tmp_path: Path, monkeypatch,  # type: ignore[no-untyped-def]
                                        where: str) -> None:
-    """ENOSPC while writing or placing the file: the delivery fails with the OS error,
-    nothing is committed, no file or row is left, and the next delivery works."""
+    """ENOSPC while writing the file (deliver) or placing it (a spool's rename): the
+    delivery fails with the OS error, nothing is committed, no file or row is left,
+    and the next delivery works."""
     import errno
     import os
+    from types import SimpleNamespace
 
     from kittiwake import durable as files
+    from kittiwake.store import SpoolFile
 
     await account.deliver("Inbox", msg("before", "b"))
     before = await account.mailbox("Inbox")
@@ -198,21 +203,50 @@ async def test_disk_full_fails_cleanly(account, tmp_path: Path, monkeypatch,  # 
     def full(*args, **kwargs):  # type: ignore[no-untyped-def]
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    if where == "write":
-        monkeypatch.setattr(files, "new_file", full)
-    else:
-        monkeypatch.setattr(os, "replace", full)
+    shim = SimpleNamespace(**{n: getattr(os, n) for n in dir(os) if not n.startswith("__")})
+    setattr(shim, "write" if where == "write" else "replace", full)
+    monkeypatch.setattr(files, "os", shim)
     with pytest.raises(OSError, match="No space left"):
-        await account.deliver("Inbox", msg("lost", "l"))
+        if where == "write":
+            await account.deliver("Inbox", msg("lost", "l"))
+        else:
+            spool = SpoolFile(account.core.root)  # in tmp/: renamed into place
+            spool.write(msg("lost", "l"))
+            await account.deliver_spool("Inbox", spool)
     monkeypatch.undo()
     after = await account.mailbox("Inbox")
     assert (after.messages, after.uidnext, after.size) == \
         (before.messages, before.uidnext, before.size)
     root = tmp_path / "accounts" / "alice"
-    assert list((root / "tmp").iterdir()) == []
+    assert list((root / "tmp").glob("*")) == []
     assert sorted(p.name for p in (root / "msg" / "0").iterdir()) == ["1"]
     again = await account.deliver("Inbox", msg("after", "a"))
     assert again.uid == before.uidnext
     from kittiwake.store.check import check
 
     assert check(account.core) == []
+
+
+async def test_check_beside_a_running_server_leaves_an_append_in_progress(tmp_path: Path
+                                                                          ) -> None:
+    """An APPEND's spool is written at its final name; ``account check --repair`` run
+    while the server has the account open must not take it for a leftover."""
+    from kittiwake.store import AccountStore, Appended
+
+    store = Store(tmp_path)
+    account = await store.account("alice")
+    await account.deliver("Inbox", msg("first", "f"))
+    spool = account.spool()  # the literal is still arriving
+    spool.write(msg("appended", "a"))
+    assert spool.path.parent.parent == account.core.root / "msg"  # at its final name
+    cli = AccountStore("alice", account.core.root)
+    try:
+        assert not cli.opened_alone
+        assert check(cli, repair=True) == []
+    finally:
+        cli.close()
+    assert spool.path.exists()
+    path, _ = spool.finish(sync=False)
+    [appended] = await account.append("Inbox", [Appended(path)])
+    assert await account.read(appended.message_id) == msg("appended", "a")
+    store.close()

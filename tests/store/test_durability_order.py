@@ -171,6 +171,44 @@ def test_append_of_one_message_has_the_delivery_order(tmp_path: Path,
         account.close()
 
 
+@pytest.mark.parametrize("how", ["deliver", "spool"])
+def test_async_delivery_is_durable_before_the_answer(tmp_path: Path, recorder: Recorder,
+                                                     how: str) -> None:
+    """The async face commits a one-message delivery while its fsyncs run: the file's
+    fsync, its directory's and the COMMIT may come in any order, but all of them
+    before the caller gets its answer (DESIGN.md principle 5)."""
+    import asyncio
+
+    from kittiwake.store import Store
+
+    async def run() -> list[Path]:
+        store = Store(tmp_path / "data")
+        account = await store.account("alice")
+        recorder.watch(account.core.db)
+        finals = []
+        try:
+            for n in (1, 2, 3):
+                recorder.events.clear()
+                if how == "deliver":
+                    delivered = await account.deliver("Inbox", MSG % (n, n))
+                else:
+                    spool = account.spool()
+                    spool.write(MSG % (n, n))
+                    delivered = await account.deliver_spool("Inbox", spool, b"X-A: 1\r\n")
+                answer = len(recorder.events)
+                final = account.core.path(delivered.message_id)
+                finals.append(final)
+                done = recorder.events[:answer]
+                assert ("fsync", str(final.resolve())) in done, recorder.events
+                assert ("fsync", str(final.parent.resolve())) in done, recorder.events
+                assert ("commit",) in done, recorder.events
+        finally:
+            store.close()
+        return finals
+
+    assert len(asyncio.run(run())) == 3
+
+
 @pytest.mark.parametrize("count", [3, files.SYNCFS_THRESHOLD + 4],
                          ids=["fsync-per-file", "syncfs"])
 def test_import_syncs_its_batch_before_the_commit(tmp_path: Path, recorder: Recorder,

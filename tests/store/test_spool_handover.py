@@ -78,7 +78,7 @@ async def test_a_missing_spool_fails_and_commits_nothing(tmp_path: Path) -> None
     with pytest.raises(StoreError):
         await account.deliver_spool("Nowhere", spool, PREFIX)
     assert not spool.path.exists()  # the store owned it: removed on failure too
-    assert list((account.core.root / "tmp").iterdir()) == []
+    assert list((account.core.root / "tmp").glob("*")) == []
     store.close()
 
 

@@ -9,6 +9,7 @@ place, its directory fsynced, and only then is the transaction committed.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import fcntl
 import os
@@ -26,6 +27,7 @@ from kittiwake.cpupool import INLINE, CpuRunner
 from kittiwake.log import get_logger
 from kittiwake.message.filebytes import FileBytes
 from kittiwake.message.searchtext import LARGE_MESSAGE, IndexJob, IndexText, index_texts
+from kittiwake.store.groupcommit import GroupCommitter
 from kittiwake.store.messagefile import MessageFile
 from kittiwake.store.model import (
     Change,
@@ -101,6 +103,19 @@ class Delivery:
     error: Exception | None = None
     ids: list[int] = field(default_factory=list)  # message ids, given by place_group
     placed: list[Path] = field(default_factory=list)  # the files at their final names
+    # Committed while its files are still being fsynced (see GroupCommitter): its
+    # ids carry an "unsynced" marker in the transaction, for the open-time recovery.
+    early: bool = False
+    committed: bool = False  # its rows are in a committed transaction
+    synced: bool = True  # its files are durable (an early one: once its caller says so)
+    sync_error: Exception | None = None
+    # Called (by the committer's thread, must not block) once the delivery is settled:
+    # committed and durable, or failed. The submitter's own handle rides in ``token``.
+    on_done: Callable[[list[Delivery]], None] | None = None
+    token: object = None
+    # Descriptors of placed files still open from their writing (stage_bytes), so
+    # their fsync needs no second open; sync_staged or discard closes them.
+    fds: dict[Path, int] = field(default_factory=dict)
 
 
 @dataclass
@@ -140,12 +155,94 @@ class AccountStore:
         self._id_lock = threading.Lock()
         self._next_id = self._id_limit = 0  # the reserved block of ids (see _reserve_ids)
         self._lock_fd = _hold_open_lock(root)
+        # Markers of early-committed ids whose files are durable now, removed by the
+        # next transaction (commit_placed); and the committer thread (started on use).
+        self._synced_markers: list[int] = []
+        self._markers_lock = threading.Lock()
+        self._committer: GroupCommitter | None = None
+        self._closed = False
         if self._lock_fd.exclusive:
             # Nobody else (no other process, no other AccountStore here) has the
             # account open, so leftovers cannot belong to a delivery in progress.
             durable.clean_tmp(root)
+            self._recover_unsynced()
             self._remove_interrupted()
         self._lock_fd.share()
+
+    @property
+    def opened_alone(self) -> bool:
+        """Whether nobody else had the account open when this store opened it (then
+        files without a row are leftovers of a crash, and were removed)."""
+        return self._lock_fd.exclusive
+
+    @property
+    def committer(self) -> GroupCommitter:
+        """The account's group committer (a thread of its own, started on first use)."""
+        committer = self._committer
+        if committer is None:
+            with self._markers_lock:
+                if self._closed:
+                    raise StoreError(f"account {self.name} is closed")
+                if self._committer is None:
+                    self._committer = GroupCommitter(self)
+                committer = self._committer
+        return committer
+
+    def _recover_unsynced(self) -> None:
+        """Remove committed rows whose file did not become durable (a crash, power loss).
+
+        A delivery may be committed while its file's fsync still runs
+        (:class:`GroupCommitter`); it is acknowledged only once both are done, and
+        its transaction leaves an ``unsynced:<id>`` marker in ``meta`` (value: the
+        delivery's first id), cleared by a later transaction. Here, with the
+        account to ourselves, each marked message's file is checked: missing, or
+        shorter than its row says (on Linux file systems the size on disk never
+        runs ahead of the data written: ext4 ordered mode, XFS and btrfs update it
+        only once the data is written), and the delivery was never acknowledged:
+        all its rows go, as an expunge (a tombstone, counts updated, the UIDs not
+        used again), in case a session saw them before the crash.
+        """
+        db = self.db
+        markers = db.execute("SELECT key, value FROM meta WHERE key LIKE 'unsynced:%'").fetchall()
+        if not markers:
+            return
+        deliveries: dict[int, list[int]] = {}
+        for key, first in markers:
+            deliveries.setdefault(int(first), []).append(int(key.partition(":")[2]))
+        bad: list[int] = []
+        for ids in deliveries.values():
+            for message_id in ids:
+                row = db.execute("SELECT size - length(prefix) FROM message WHERE id = ?",
+                                 (message_id,)).fetchone()
+                if row is None:
+                    continue  # expunged meanwhile
+                try:
+                    on_disk = os.stat(durable.message_path(self.root, message_id)).st_size
+                except FileNotFoundError:
+                    on_disk = -1
+                if on_disk != row[0]:
+                    bad += ids
+                    break
+        with self._write() as (db, modseq):
+            if bad:
+                self._remove_ids(db, bad, modseq)
+            db.executemany("DELETE FROM meta WHERE key = ?", [(k,) for k, _ in markers])
+        if bad:
+            durable.remove(self.root, bad)
+            logger.warning("removed messages whose files were not durable at a crash"
+                           " (never acknowledged)", messages=len(bad))
+
+    def _remove_ids(self, db: sqlite3.Connection, ids: list[int], modseq: int) -> None:
+        """Remove the rows of these message ids as an expunge, in the open transaction."""
+        rows: dict[int, list[tuple[int, int, int, int]]] = {}
+        for i in range(0, len(ids), 500):
+            chunk = ids[i:i + 500]
+            for mailbox_id, *row in db.execute(
+                    "SELECT mailbox_id, id, uid, flags, size FROM message WHERE id IN"
+                    f" ({','.join('?' * len(chunk))})", chunk):
+                rows.setdefault(mailbox_id, []).append(tuple(row))  # type: ignore[arg-type]
+        for mailbox_id, mailbox_rows in rows.items():
+            _remove_rows(db, mailbox_id, mailbox_rows, modseq)
 
     def _remove_interrupted(self) -> None:
         """Remove files of deliveries that crashed between placing a file and its commit.
@@ -173,7 +270,15 @@ class AccountStore:
                     entry.unlink(missing_ok=True)
 
     def close(self) -> None:
+        with self._markers_lock:
+            self._closed = True
+            committer, self._committer = self._committer, None
+        if committer is not None:
+            committer.close()  # what is queued is committed first
         with self.lock:
+            if self._synced_markers:
+                with contextlib.suppress(sqlite3.Error):
+                    self._clear_markers()
             self.db.close()
             self._lock_fd.release()
 
@@ -235,9 +340,8 @@ class AccountStore:
             db = self.db
             db.execute("BEGIN IMMEDIATE")
             try:
-                modseq = db.execute("SELECT value FROM meta WHERE key = 'modseq'").fetchone()[0]
-                modseq += 1
-                db.execute("UPDATE meta SET value = ? WHERE key = 'modseq'", (modseq,))
+                modseq = db.execute("UPDATE meta SET value = value + 1 WHERE key = 'modseq'"
+                                    " RETURNING value").fetchone()[0]
                 yield db, modseq
                 db.execute("COMMIT")
             except BaseException:
@@ -260,15 +364,20 @@ class AccountStore:
         with self.lock:
             return self._mailbox_by_name(self.db, name)
 
-    def _mailbox_by_name(self, db: sqlite3.Connection, name: str) -> Mailbox:
+    def _mailbox_by_name(self, db: sqlite3.Connection, name: str,
+                         subscribed: bool = True) -> Mailbox:
+        """The mailbox; with ``subscribed=False`` its subscription is not looked up
+        (reported as not subscribed: for the write path, which does not need it)."""
         name = normalize_mailbox_name(name)
         row = db.execute(f"SELECT {_MAILBOX_COLUMNS} FROM mailbox WHERE name = ?",
                          (name,)).fetchone()
         if row is None:
             known = ", ".join(r[0] for r in db.execute("SELECT name FROM mailbox ORDER BY name"))
             raise MailboxNotFound(f"mailbox {name!r} does not exist (known: {known or 'none'})")
-        subscribed = db.execute("SELECT 1 FROM subscription WHERE name = ?", (name,)).fetchone()
-        return _mailbox(row, {name} if subscribed else set())
+        if not subscribed:
+            return _mailbox(row, set())
+        listed = db.execute("SELECT 1 FROM subscription WHERE name = ?", (name,)).fetchone()
+        return _mailbox(row, {name} if listed else set())
 
     def create_mailbox(self, name: str, special_use: str | None = None,
                        subscribe: bool = True) -> tuple[Mailbox, list[Change]]:
@@ -486,25 +595,76 @@ class AccountStore:
                     delivery.placed = []
                     delivery.error = exc
 
-    def place(self, delivery: Delivery) -> None:
-        """A caller's own stage 1 (the async face's path), in the caller's thread.
-
-        As :meth:`place_group` for one delivery, raising its error: ids, files to
-        their final names, each file fsynced; the directory fsync is shared with
-        concurrent callers (``durable.fsync_dir_shared``: one fsync covers every
-        entry made before it started). Callers do this concurrently, so their
-        fsyncs merge into few journal commits, as plain concurrent writers' do;
-        only the COMMIT is serial, one per group (:meth:`commit_placed`).
-        """
-        first = self._reserve_ids(len(delivery.messages))
-        delivery.ids = list(range(first, first + len(delivery.messages)))
+    def stage(self, delivery: Delivery) -> None:
+        """A caller's own stage 1, in its thread: ids, and the files at their final
+        names (rename, or hard link for a kept spool), not yet fsynced
+        (:meth:`sync_staged`). No row names them until the COMMIT, and an
+        unreferenced file is removed at the next open (:meth:`_remove_interrupted`).
+        On an error the delivery's files are removed and the error raised."""
+        # A spool written at a final name already (Account.spool) stays where it is.
+        in_place = [None if new.keep_source else self._own_id(new.tmp_path)
+                    for new in delivery.messages]
+        wanted = in_place.count(None)
+        first = self._reserve_ids(wanted) if wanted else 0
+        fresh = iter(range(first, first + wanted))
+        delivery.ids = [next(fresh) if i is None else i for i in in_place]
         try:
-            for new, message_id in zip(delivery.messages, delivery.ids, strict=True):
-                delivery.placed.append(self._place(new, message_id))
+            for new, message_id, own in zip(delivery.messages, delivery.ids, in_place,
+                                            strict=True):
+                delivery.placed.append(new.tmp_path if own is not None
+                                       else self._place(new, message_id))
+        except BaseException:
+            _discard(delivery.placed, delivery.messages)
+            delivery.placed = []
+            raise
+
+    def try_reserve_id(self) -> int | None:
+        """A new message id from the reserved block, without waiting (for the event
+        loop: :meth:`kittiwake.store.store.Account.spool`); None when the block is used
+        up or another thread is reserving."""
+        if not self._id_lock.acquire(blocking=False):
+            return None
+        try:
+            if self._next_id >= self._id_limit:
+                return None
+            self._next_id += 1
+            return self._next_id - 1
+        finally:
+            self._id_lock.release()
+
+    def _own_id(self, path: Path) -> int | None:
+        """The message id whose final name ``path`` is (a spool written in place)."""
+        name = path.name
+        if not name.isdigit() or durable.message_path(self.root, int(name)) != path:
+            return None
+        return int(name)
+
+    def sync_staged(self, delivery: Delivery) -> None:
+        """Make a staged delivery's files durable: each file fsynced, and each
+        directory, that fsync shared with concurrent callers
+        (``durable.fsync_dir_shared``: one covers every entry made before it
+        started). Callers do this concurrently, so their fsyncs merge into few
+        journal commits, as plain concurrent writers' do."""
+        fds, delivery.fds = delivery.fds, {}
+        try:
             for path in delivery.placed:
-                durable.fsync_file(path)
-            for directory in {path.parent for path in delivery.placed}:
-                durable.fsync_dir_shared(directory)
+                fd = fds.pop(path, None)
+                if fd is None:
+                    durable.fsync_file(path)
+                else:
+                    durable.fsync_close(fd)
+        finally:
+            for fd in fds.values():
+                os.close(fd)
+        for directory in {path.parent for path in delivery.placed}:
+            durable.fsync_dir_shared(directory)
+
+    def place(self, delivery: Delivery) -> None:
+        """:meth:`stage` and :meth:`sync_staged`: the files placed and durable, ready
+        for a COMMIT (:meth:`commit_placed`); on an error none stays."""
+        self.stage(delivery)
+        try:
+            self.sync_staged(delivery)
         except BaseException:
             _discard(delivery.placed, delivery.messages)
             delivery.placed = []
@@ -513,17 +673,26 @@ class AccountStore:
     def commit_placed(self, group: list[Delivery]) -> None:
         """Stage 2 of a group commit: all rows in one transaction, one COMMIT.
 
-        Each delivery's rows go in inside a savepoint; one that fails (over
-        quota, mailbox gone) is rolled back to it, its files removed, and gets
-        its ``error``; the others go on. The COMMIT (one WAL fsync) makes all
-        the rest durable; if it fails, every delivery gets that error and no new
-        file stays visible. Results are set on each :class:`Delivery`.
+        Each delivery is checked before anything of it is written (its mailbox
+        exists, the quota holds, a message it replaces exists); one that fails
+        gets its ``error`` and its files are removed; the others go on. The rows
+        of the rest go in together: one lookup and one counter update per
+        mailbox, one INSERT statement for all. A delivery that replaces a message
+        (IMAP REPLACE) has a savepoint of its own. An ``early`` delivery (its
+        files not yet durable, see :class:`GroupCommitter`) leaves markers for the
+        open-time recovery (:meth:`_recover_unsynced`); markers of deliveries
+        durable since are removed here. The COMMIT (one WAL fsync) makes it all
+        durable; if it fails, every delivery gets that error and no new file stays
+        visible. Results are set on each :class:`Delivery`.
         """
+        todo = [d for d in group if d.error is None]
         done: list[tuple[Delivery, list[int]]] = []
+        with self._markers_lock:
+            clearing, self._synced_markers = self._synced_markers, []
         try:
             with self._write() as (db, modseq):
-                for delivery in group:
-                    if delivery.error is not None:
+                for delivery in todo:
+                    if delivery.replaces is None:
                         continue
                     db.execute("SAVEPOINT delivery")
                     try:
@@ -539,11 +708,23 @@ class AccountStore:
                         continue
                     delivery.delivered, delivery.changes = delivered, changes
                     done.append((delivery, removed))
-                if not done:
+                batch = [d for d in todo if d.replaces is None]
+                done += [(d, []) for d in self._insert_group(db, modseq, batch)]
+                markers = [(f"unsynced:{i}", d.ids[0]) for d, _ in done if d.early
+                           for i in d.ids]
+                if markers:
+                    db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                                   markers)
+                if clearing:
+                    db.executemany("DELETE FROM meta WHERE key = ?",
+                                   [(f"unsynced:{i}",) for i in clearing])
+                if not done and not clearing:
                     raise _NothingChanged(None)
         except _NothingChanged:
             return
         except BaseException as exc:
+            with self._markers_lock:
+                self._synced_markers += clearing  # not removed: the next commit tries again
             for delivery, _ in done:
                 _discard(delivery.placed, delivery.messages)
                 delivery.delivered, delivery.changes = [], []
@@ -554,8 +735,9 @@ class AccountStore:
             return
         pending: list[int] = []
         for delivery, removed in done:
+            delivery.committed = True
             for new in delivery.messages:
-                if not new.keep_source:
+                if not new.keep_source and new.tmp_path not in delivery.placed:
                     new.tmp_path.unlink(missing_ok=True)  # a rename left nothing; a copy did
             pending += [d.message_id for d in delivery.delivered]
             if removed:
@@ -565,6 +747,111 @@ class AccountStore:
             # (index_pending); the rows say so (indexed = 0), so a crash first
             # only delays them to the next open.
             self.to_index.extend(pending)
+
+    def _insert_group(self, db: sqlite3.Connection, modseq: int,
+                      group: list[Delivery]) -> list[Delivery]:
+        """The rows of deliveries (none replacing a message) in the open transaction;
+        those that cannot go in get their ``error`` (and lose their files) before
+        anything of theirs is written. Returns those that went in."""
+        boxes: dict[str, _BoxTally | StoreError] = {}
+        used = db.execute("SELECT COALESCE(SUM(size), 0) FROM mailbox").fetchone()[0] \
+            if self.quota_bytes else 0
+        saved = now_ms()
+        rows: list[tuple[object, ...]] = []
+        threads: dict[str, int] = {}  # message-id -> thread, of this group
+        done: list[Delivery] = []
+        for delivery in group:
+            tally = boxes.get(delivery.mailbox)
+            if tally is None:
+                try:
+                    tally = _BoxTally(self._mailbox_by_name(db, delivery.mailbox,
+                                                            subscribed=False))
+                except StoreError as exc:
+                    tally = exc
+                boxes[delivery.mailbox] = tally
+            added_size = sum(m.size for m in delivery.messages)
+            error: Exception | None = tally if isinstance(tally, StoreError) else None
+            if error is None and self.quota_bytes and used + added_size > self.quota_bytes:
+                error = OverQuota(f"account {self.name} is over its quota"
+                                  f" ({used + added_size} > {self.quota_bytes} bytes)")
+            if error is not None or isinstance(tally, StoreError):
+                _discard(delivery.placed, delivery.messages)
+                delivery.placed = []
+                delivery.error = error
+                continue
+            used += added_size
+            mailbox = tally.mailbox
+            delivered: list[Delivered] = []
+            for message_id, new in zip(delivery.ids, delivery.messages, strict=True):
+                s = new.summary
+                thread_id = _thread_id(db, s, message_id, threads) \
+                    if s.in_reply_to or s.references else message_id
+                if s.message_id:
+                    threads.setdefault(s.message_id, thread_id)
+                uid = tally.uidnext
+                tally.uidnext += 1
+                rows.append((message_id, mailbox.id, uid, modseq, modseq, new.flags.system,
+                             new.flags.keyword_text(), new.size, new.received or saved,
+                             saved, s.message_id, thread_id, s.subject, new.mailfrom,
+                             new.rcptto, s.json, new.prefix, INDEX_PENDING))
+                tally.count(new)
+                delivered.append(Delivered(message_id, mailbox.name, uid, mailbox.uidvalidity,
+                                           new.size))
+            delivery.delivered = delivered
+            delivery.changes = [Change("added", mailbox.id, mailbox.name,
+                                       tuple(d.uid for d in delivered), modseq,
+                                       tuple(m.flags for m in delivery.messages))]
+            done.append(delivery)
+        if rows:
+            db.executemany(_INSERT_MESSAGE, rows)
+        for tally in boxes.values():
+            if isinstance(tally, _BoxTally) and tally.messages:
+                db.execute(
+                    "UPDATE mailbox SET uidnext = ?, messages = messages + ?,"
+                    " unseen = unseen + ?, deleted = deleted + ?, size = size + ?,"
+                    " highestmodseq = ? WHERE id = ?",
+                    (tally.uidnext, tally.messages, tally.unseen, tally.deleted, tally.size,
+                     modseq, tally.mailbox.id))
+        return done
+
+    def undo_committed(self, group: list[Delivery]) -> None:
+        """Take back committed deliveries whose files could not be made durable (an
+        fsync failed after an early COMMIT): their rows go as an expunge (sessions
+        were not told of them, but one may have looked), their files too, and each
+        gets an error; none was acknowledged."""
+        ids = [d.message_id for delivery in group for d in delivery.delivered]
+        try:
+            with self._write() as (db, modseq):
+                self._remove_ids(db, ids, modseq)
+                db.executemany("DELETE FROM meta WHERE key = ?",
+                               [(f"unsynced:{i}",) for i in ids])
+        except sqlite3.Error:  # the markers stay: the next open removes the rows
+            logger.error("could not take back deliveries whose files are not durable",
+                         messages=len(ids), exc_info=True)
+        for delivery in group:
+            _discard(delivery.placed, delivery.messages)
+            delivery.placed = []
+            delivery.error = StoreError(f"message file not durable: {delivery.sync_error}")
+            delivery.delivered, delivery.changes, delivery.committed = [], [], False
+
+    def markers_synced(self, ids: Iterable[int]) -> None:
+        """These early-committed ids are durable now: their markers go at the next
+        transaction (or at close)."""
+        with self._markers_lock:
+            self._synced_markers.extend(ids)
+
+    def _clear_markers(self) -> None:
+        with self.lock:
+            with self._markers_lock:
+                clearing, self._synced_markers = self._synced_markers, []
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                self.db.executemany("DELETE FROM meta WHERE key = ?",
+                                    [(f"unsynced:{i}",) for i in clearing])
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
 
     def _place(self, new: NewMessage, message_id: int) -> Path:
         """Give a message file its final name: rename, or hard link for a kept spool."""
@@ -610,16 +897,16 @@ class AccountStore:
                                 f" ({used + added_size} > {self.quota_bytes} bytes)")
         if ids is None:
             first_id = self._take_ids(db, len(messages))
-        else:
-            first_id = ids[0] if ids else 0
-            _note_ids(db, first_id + len(messages))
+            ids = list(range(first_id, first_id + len(messages)))
+        elif ids:
+            _note_ids(db, max(ids) + 1)
         uid = mailbox.uidnext
         saved = now_ms()
         unseen = deleted = 0
         rows = []
         delivered: list[Delivered] = []
         threads: dict[str, int] = {}  # message-id -> thread, of this batch
-        for message_id, new in enumerate(messages, first_id):
+        for message_id, new in zip(ids, messages, strict=True):
             s = new.summary
             thread_id = _thread_id(db, s, message_id, threads)
             if s.message_id:
@@ -638,11 +925,7 @@ class AccountStore:
             delivered.append(Delivered(message_id, mailbox.name, uid, mailbox.uidvalidity,
                                        new.size))
             uid += 1
-        db.executemany(
-            "INSERT INTO message (id, mailbox_id, uid, modseq, created_modseq,"
-            " flags, keywords, size, received, saved, message_id, thread_id,"
-            " subject, mailfrom, rcptto, summary, prefix, indexed)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+        db.executemany(_INSERT_MESSAGE, rows)
         db.execute(
             "UPDATE mailbox SET uidnext = ?, messages = messages + ?,"
             " unseen = unseen + ?, deleted = deleted + ?, size = size + ?,"
@@ -692,6 +975,43 @@ class AccountStore:
             del data
         return NewMessage(path, len(prefix) + size, summary, flags, received, mailfrom, rcptto,
                           prefix, keep)
+
+    def stage_bytes(self, mailbox_name: str, data: bytes, flags: Flags = Flags(),
+                    received: int = 0, mailfrom: str = "", rcptto: str = "",
+                    prefix: bytes = b"") -> Delivery:
+        """A caller's share of delivering bytes, in its own worker thread: the file
+        written once, straight at its final name (no temporary file, no rename; not
+        fsynced, see :meth:`sync_staged`), and the message summarized as ``prefix +
+        data``. The staged delivery goes to the group commit next."""
+        [message_id] = ids = [self._reserve_ids(1)]
+        path, fd = durable.write_new(self.root, message_id, data, keep_open=True)
+        try:
+            summary = summarize(prefix + data if prefix else data, index_text=False)
+        except BaseException:
+            os.close(fd)
+            path.unlink(missing_ok=True)
+            raise
+        new = NewMessage(path, len(prefix) + len(data), summary, flags, received, mailfrom,
+                         rcptto, prefix)
+        return Delivery(mailbox_name, [new], ids=ids, placed=[path], fds={path: fd})
+
+    def stage_spool(self, mailbox_name: str, path: Path, prefix: bytes = b"",
+                    flags: Flags = Flags(), received: int = 0, mailfrom: str = "",
+                    rcptto: str = "", keep: bool = False) -> Delivery:
+        """A caller's share of delivering a spooled file: summarized, then renamed
+        (or with ``keep`` hard-linked) to its final name (:meth:`stage`)."""
+        delivery = Delivery(mailbox_name, [self.prepare_spool(path, prefix, flags, received,
+                                                              mailfrom, rcptto, keep)])
+        self.stage(delivery)
+        return delivery
+
+    def stage_appended(self, mailbox_name: str, items: list[Appended],
+                       replaces: tuple[str, int] | None = None) -> Delivery:
+        """A caller's share of IMAP APPEND: the spooled files summarized and moved to
+        their final names (:meth:`stage`); they were written once, there is no copy."""
+        delivery = Delivery(mailbox_name, self.prepare_appended(items), replaces)
+        self.stage(delivery)
+        return delivery
 
     def prepared(self, mailbox_name: str, news: list[NewMessage],
                  replaces: tuple[str, int] | None = None) -> Delivery:
@@ -1296,6 +1616,32 @@ class _Placer(threading.Thread):
             raise self.error
 
 
+class _BoxTally:
+    """A mailbox's next UID and what a group adds to its counts (one UPDATE per group)."""
+
+    __slots__ = ("deleted", "mailbox", "messages", "size", "uidnext", "unseen")
+
+    def __init__(self, mailbox: Mailbox) -> None:
+        self.mailbox = mailbox
+        self.uidnext = mailbox.uidnext
+        self.messages = self.unseen = self.deleted = self.size = 0
+
+    def count(self, new: NewMessage) -> None:
+        self.messages += 1
+        self.size += new.size
+        if not new.flags.system & SEEN:
+            self.unseen += 1
+        if new.flags.system & DELETED:
+            self.deleted += 1
+
+
+_INSERT_MESSAGE = (
+    "INSERT INTO message (id, mailbox_id, uid, modseq, created_modseq,"
+    " flags, keywords, size, received, saved, message_id, thread_id,"
+    " subject, mailfrom, rcptto, summary, prefix, indexed)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)")
+
+
 class _OpenLock:
     """A flock on ``root/lock``: exclusive at open when we are alone, then shared."""
 
@@ -1346,6 +1692,9 @@ class _NothingChanged(Exception):
 
 def discard(delivery: Delivery) -> None:
     """Remove the files of a placed delivery that will not be committed."""
+    fds, delivery.fds = delivery.fds, {}
+    for fd in fds.values():
+        os.close(fd)
     _discard(delivery.placed, delivery.messages)
     delivery.placed = []
 

@@ -26,7 +26,7 @@ OPERATION_SECONDS = metrics.histogram(
     ["op"], buckets=(0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10))
 metrics.preinit(OPERATION_SECONDS, op=OPERATIONS)
 
-# Group commit (kittiwake.store.store): deliveries of one account that queued
+# Group commit (kittiwake.store.groupcommit): deliveries of one account that queued
 # while the previous commit ran share one transaction and one WAL fsync.
 GROUP_COMMIT_SIZE = metrics.histogram(
     "store_group_commit_deliveries",
@@ -35,5 +35,5 @@ GROUP_COMMIT_SIZE = metrics.histogram(
 
 GROUP_COMMIT_SECONDS = metrics.histogram(
     "store_group_commit_duration_seconds",
-    "Time of one group commit: renames, directory fsyncs and the COMMIT (WAL fsync).",
+    "Time of one group commit's transaction, its COMMIT (WAL fsync) included.",
     buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1))

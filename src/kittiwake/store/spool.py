@@ -2,18 +2,19 @@
 
 IMAP APPEND literals (RFC 9051 §6.3.12) and SMTP DATA/BDAT stream into a
 spool file chunk by chunk, so a session's memory stays bounded whatever the
-message size; the store then takes the file by rename or hard link (no copy,
-``Account.deliver_spool``). The file lives in the account's ``tmp/``
-directory (``Account.spool``) or the data directory's ``tmp/``
-(``Store.spool``, for SMTP before the recipients' accounts are known), on
-the same filesystem as the message files, and is fsynced by
-:meth:`SpoolFile.finish` (run that in a worker thread) before the store
-moves it into place and commits.
+message size; the store then takes the file as it is, by rename or hard link
+(no copy, ``Account.deliver_spool``, ``Account.append``). An account's spool
+(``Account.spool``) is written at the final name of a message id reserved for
+it (or in the account's ``tmp/``); the data directory's (``Store.spool``, for
+SMTP before the recipients' accounts are known) is in its ``tmp/``, on the
+same file system as the message files. :meth:`SpoolFile.finish` flushes and
+closes it; the store fsyncs it once it is in place, before it acknowledges.
 
 A spool file not finished is removed by :meth:`SpoolFile.discard`; one left
 behind by a crash is removed when the account is next opened (the store
-clears its ``tmp/``, the :class:`~kittiwake.store.store.Store` the data
-directory's when no other process has it open).
+clears its ``tmp/`` and files without a row, the
+:class:`~kittiwake.store.store.Store` the data directory's ``tmp/`` when no
+other process has it open).
 """
 
 from __future__ import annotations
@@ -29,11 +30,17 @@ __all__ = ["SpoolFile"]
 class SpoolFile:
     """A temporary message file being written; not thread-safe."""
 
-    def __init__(self, root: Path) -> None:
-        tmp_dir = root / "tmp"
-        tmp_dir.mkdir(parents=True, exist_ok=True)
-        fd, name = durable.new_file(tmp_dir)
-        self.path = Path(name)
+    def __init__(self, root: Path, at: Path | None = None) -> None:
+        """A spool under ``root/tmp``, or with ``at`` at that name (a message's final
+        name in the store, the file then written once where it stays)."""
+        if at is not None:
+            fd = os.open(at, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+            self.path = at
+        else:
+            tmp_dir = root / "tmp"
+            tmp_dir.mkdir(parents=True, exist_ok=True)
+            fd, name = durable.new_file(tmp_dir)
+            self.path = Path(name)
         self._file = os.fdopen(fd, "wb", buffering=256 * 1024)
         self.size = 0
 

@@ -8,20 +8,24 @@
 SQLite work and fsyncs run in worker threads (DESIGN.md principle 4), so the
 event loop is never blocked by disk. Changes are published after commit.
 
-Group commit. Deliveries into one account (``deliver``, ``deliver_spool``,
-``append``, from any number of sessions) each do their own file work in
-their own worker thread: write (or take the spool), parse, rename or link to
-the final name, fsync the file, and fsync the directory, that last shared
-with every concurrent caller (one fsync covers all entries made before it
-started). Concurrent callers' fsyncs merge into few journal commits. Then
-they queue for the account's committer, which commits everything queued in
-one transaction, one COMMIT (one WAL fsync), then wakes every caller. A lone
+Group commit (:mod:`kittiwake.store.groupcommit`). Deliveries into one
+account (``deliver``, ``deliver_spool``, ``append``, from any number of
+sessions) each do their own file work in a delivery thread: write the file
+once at its final name (or take the spool by rename or hard link), parse it,
+and fsync the file and, shared with every concurrent caller, its directory.
+They queue for the account's committer thread, which commits everything
+queued in one transaction, one COMMIT (one WAL fsync). A one-message delivery
+queues before its fsyncs, so they run while its transaction commits. A lone
 delivery does not wait for company: the committer starts at once when idle,
 and a group is whatever queued while the previous commit ran. Invariants:
 
-- a caller's await returns only after its rows are committed (durable);
+- a caller's await returns only after its rows are committed and its files
+  durable (both fsynced);
 - one delivery's error (over quota, mailbox gone) fails only that delivery;
-- changes are published to the :class:`ChangeHub` only after the commit;
+- changes are published to the :class:`ChangeHub` only then, after the
+  commit and the fsyncs, in commit order;
+- one hand-off to a delivery thread per delivery, one wake-up of the loop per
+  group;
 - indexing (full-text and substring) is never on this path: it follows in the
   background within about :data:`INDEX_DELAY` and is durable as a step (the
   rows say what is pending; the account's next open resumes it). Its text
@@ -37,10 +41,10 @@ import os
 import time
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
-from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
+from kittiwake import durable
 from kittiwake.cpupool import INLINE, CpuRunner
 from kittiwake.store import metrics as store_metrics
 from kittiwake.store.account import AccountStore, Appended, Delivery, discard, read_credentials
@@ -81,9 +85,38 @@ def _file_threads() -> ThreadPoolExecutor:
     return _file_pool
 
 
-def _discard_placed(task: asyncio.Future[Delivery]) -> None:
-    if not task.cancelled() and task.exception() is None:
-        discard(task.result())
+class _Ticket:
+    """A caller waiting for its delivery: the future the committer settles (with the
+    :class:`Delivery`), and whether the caller went away meanwhile."""
+
+    __slots__ = ("abandoned", "future")
+
+    def __init__(self, future: asyncio.Future[Delivery]) -> None:
+        self.future = future
+        self.abandoned = False
+
+    def fail(self, exc: BaseException) -> None:
+        """From a delivery thread: the caller's share failed."""
+        def fail() -> None:
+            if self.future.done():
+                return
+            if self.abandoned or isinstance(exc, asyncio.CancelledError):
+                self.future.cancel()  # nobody will look at the exception
+            else:
+                self.future.set_exception(exc)
+        try:
+            self.future.get_loop().call_soon_threadsafe(fail)
+        except RuntimeError:  # the loop is closed
+            pass
+
+
+# The delivery operations' metric children, looked up once (not per delivery).
+_DELIVERY_OPS = ("deliver", "deliver_spool", "append", "prepare", "prepare_spool",
+                 "prepare_appended")
+_OP_SECONDS = {op: store_metrics.OPERATION_SECONDS.labels(op=op) for op in _DELIVERY_OPS}
+_OP_OK = {op: store_metrics.OPERATIONS_TOTAL.labels(op=op, result="ok") for op in _DELIVERY_OPS}
+_OP_ERROR = {op: store_metrics.OPERATIONS_TOTAL.labels(op=op, result="error")
+             for op in _DELIVERY_OPS}
 
 
 def account_dir(data_dir: Path, name: str) -> Path:
@@ -102,11 +135,6 @@ class Account:
         self.hub = hub
         self._cpu = cpu
         self._indexer: asyncio.Task[None] | None = None
-        self._queued: list[tuple[Delivery, asyncio.Future[None]]] = []
-        self._committer: asyncio.Task[None] | None = None
-        # The committer runs in a thread of its own, not behind the callers' work
-        # in the loop's default executor.
-        self._commit_threads = ThreadPoolExecutor(1, thread_name_prefix="kittiwake-commit")
 
     async def _run(self, fn: Callable[..., T], *args: Any, op: str | None = None,
                    executor: ThreadPoolExecutor | None = None) -> T:
@@ -186,10 +214,9 @@ class Account:
         ``prefix`` (headers added here) is kept in the row; the message is
         ``prefix + data``. Commits in a group with concurrent deliveries.
         """
-        started = time.monotonic()
-        delivery = await self._placed(self._prepare_bytes, mailbox, data, flags, received,
-                                      mailfrom, rcptto, prefix, op="prepare")
-        [delivered] = await self._commit("deliver", started, delivery)
+        [delivered] = await self._deliver("deliver", "prepare", self.core.stage_bytes,
+                                          mailbox, data, flags, received, mailfrom, rcptto,
+                                          prefix)
         return delivered
 
     async def deliver_spool(self, mailbox: str, spool: SpoolFile | Path, prefix: bytes = b"",
@@ -207,115 +234,139 @@ class Account:
         the store owns the file from this call on: it is gone when this returns
         or raises.
         """
-        started = time.monotonic()
-        if isinstance(spool, SpoolFile):
-            # Flushed, not fsynced: the group commit fsyncs it once it is in place.
-            path = spool.path if spool.finished else \
-                (await self._run(partial(spool.finish, sync=False)))[0]
-        else:
-            path = Path(spool)
-        try:
-            delivery = await self._placed(self._prepare_spool, mailbox, path, prefix, flags,
-                                          received, mailfrom, rcptto, keep, op="prepare_spool")
-        except BaseException:
-            if not keep:
-                path.unlink(missing_ok=True)
-            raise
-        [delivered] = await self._commit("deliver_spool", started, delivery)
+        [delivered] = await self._deliver("deliver_spool", "prepare_spool", self._stage_spool,
+                                          mailbox, spool, prefix, flags, received, mailfrom,
+                                          rcptto, keep)
         return delivered
 
     def spool(self) -> SpoolFile:
-        """A new spool file for a message arriving in pieces (IMAP APPEND)."""
+        """A new spool file for a message arriving in pieces (IMAP APPEND), for
+        :meth:`append` or :meth:`deliver_spool` of this account.
+
+        Written at the final name of a message id reserved now, where the store
+        then takes it as it is: the message is written once, no copy, no rename.
+        If that cannot be had without waiting (the block of reserved ids is used
+        up, or its shard directory is not there yet), it goes to ``tmp/``.
+        A spool never delivered is removed by :meth:`SpoolFile.discard`, or at the
+        next open after a crash (a file without a row)."""
+        message_id = self.core.try_reserve_id()
+        if message_id is not None:
+            try:
+                return SpoolFile(self.core.root, durable.message_path(self.core.root,
+                                                                      message_id))
+            except (FileNotFoundError, FileExistsError):  # no shard directory yet
+                pass
         return SpoolFile(self.core.root)
 
     async def append(self, mailbox: str, items: list[Appended],
                      replaces: tuple[str, int] | None = None) -> list[Delivered]:
         """Add spooled messages in one transaction; durable when this returns.
-        ``replaces=(mailbox, uid)`` removes that message in the same transaction."""
-        started = time.monotonic()
-        delivery = await self._placed(self._prepare_appended, mailbox, items, replaces,
-                                      op="prepare_appended")
-        return await self._commit("append", started, delivery)
+        ``replaces=(mailbox, uid)`` removes that message in the same transaction.
+        The files need not be fsynced: the store syncs them at their final names."""
+        return await self._deliver("append", "prepare_appended", self.core.stage_appended,
+                                   mailbox, items, replaces)
 
-    async def _placed(self, fn: Callable[..., Delivery], *args: Any, op: str) -> Delivery:
-        """Run a caller's file work in the delivery threads. A caller that goes away
-        meanwhile (its connection dropped) is not acknowledged: the files it placed
-        are removed when the work ends, so no file without a row stays behind."""
-        task = asyncio.ensure_future(self._run(fn, *args, op=op, executor=_file_threads()))
+    def _stage_spool(self, mailbox: str, spool: SpoolFile | Path, prefix: bytes, flags: Flags,
+                     received: int, mailfrom: str, rcptto: str, keep: bool) -> Delivery:
+        if isinstance(spool, SpoolFile):
+            # Flushed, not fsynced: it is synced once it is in place.
+            path = spool.path if spool.finished else spool.finish(sync=False)[0]
+        else:
+            path = Path(spool)
         try:
-            return await asyncio.shield(task)
-        except asyncio.CancelledError:
-            task.add_done_callback(_discard_placed)
+            return self.core.stage_spool(mailbox, path, prefix, flags, received, mailfrom,
+                                         rcptto, keep)
+        except BaseException:
+            if not keep:
+                path.unlink(missing_ok=True)
             raise
 
-    # A caller's own share, in its worker thread: write (or take) the file, parse it,
-    # place it under its final name and fsync it. Then it queues for the COMMIT.
+    async def _deliver(self, op: str, share: str, stage: Callable[..., Delivery],
+                       *args: object) -> list[Delivered]:
+        """Run a caller's share in the delivery threads (:meth:`_work`) and wait for
+        its group commit to settle it (:mod:`kittiwake.store.groupcommit`).
 
-    def _prepare_bytes(self, mailbox: str, data: bytes, flags: Flags, received: int,
-                       mailfrom: str, rcptto: str, prefix: bytes) -> Delivery:
-        new = self.core.prepare(data, flags, received, mailfrom, rcptto, prefix)
-        return self.core.prepared(mailbox, [new])
-
-    def _prepare_spool(self, mailbox: str, path: Path, prefix: bytes, flags: Flags,
-                       received: int, mailfrom: str, rcptto: str, keep: bool) -> Delivery:
-        new = self.core.prepare_spool(path, prefix, flags, received, mailfrom, rcptto, keep)
-        return self.core.prepared(mailbox, [new])
-
-    def _prepare_appended(self, mailbox: str, items: list[Appended],
-                          replaces: tuple[str, int] | None) -> Delivery:
-        return self.core.prepared(mailbox, self.core.prepare_appended(items), replaces)
-
-    async def _commit(self, op: str, started: float, delivery: Delivery) -> list[Delivered]:
-        """Queue a placed delivery for the group commit and wait for its outcome."""
-        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queued.append((delivery, future))
-        if self._committer is None:
-            self._committer = asyncio.get_running_loop().create_task(self._commit_queued())
-        # Shielded: a caller that goes away (connection dropped) does not undo a
-        # commit in progress; its files belong to the group until the group ends.
-        await asyncio.shield(future)
-        store_metrics.OPERATION_SECONDS.labels(op=op).observe(time.monotonic() - started)
+        A caller that goes away meanwhile (its connection dropped) is not
+        committed if its share is not done yet: its files are removed then, so no
+        file without a row stays behind; once queued, it is committed (shielded)
+        but nobody is told, as when the connection drops after the commit.
+        """
+        started = time.monotonic()
+        ticket = _Ticket(asyncio.get_running_loop().create_future())
+        _file_threads().submit(self._work, ticket, share, stage, args)
+        try:
+            delivery = await asyncio.shield(ticket.future)
+        except asyncio.CancelledError:
+            ticket.abandoned = True
+            raise
+        except Exception:
+            _OP_ERROR[op].inc()
+            raise
+        finally:
+            _OP_SECONDS[op].observe(time.monotonic() - started)
         if delivery.error is not None:
-            store_metrics.OPERATIONS_TOTAL.labels(op=op, result="error").inc()
+            _OP_ERROR[op].inc()
             raise delivery.error
-        store_metrics.OPERATIONS_TOTAL.labels(op=op, result="ok").inc()
+        _OP_OK[op].inc()
         return delivery.delivered
 
-    async def _commit_queued(self) -> None:
-        """The account's committer: one transaction for everything queued, until
-        nothing is. A group is whatever queued while the previous COMMIT ran."""
+    def _work(self, ticket: _Ticket, share: str, stage: Callable[..., Delivery],
+              args: tuple[object, ...]) -> None:
+        """A caller's share, in its delivery thread: stage the files (written or
+        taken, summarized, at their final names), submit them to the group commit,
+        fsync them meanwhile. A one-message delivery is submitted before its fsyncs
+        (they overlap the COMMIT); others after."""
+        started = time.monotonic()
         try:
-            while self._queued:
-                group, self._queued = self._queued, []
-                await self._commit_placed(group, time.monotonic())
-        finally:
-            self._committer = None
-            for delivery, future in self._queued:  # only if the loop is going away
-                delivery.error = StoreError("the store is closing")
-                if not future.done():
-                    future.set_result(None)
+            delivery = stage(*args)
+        except BaseException as exc:
+            _OP_ERROR[share].inc()
+            _OP_SECONDS[share].observe(time.monotonic() - started)
+            ticket.fail(exc)
+            return
+        delivery.on_done, delivery.token = self._settled, ticket
+        early = len(delivery.messages) == 1 and delivery.replaces is None
+        try:
+            if not early:
+                self.core.sync_staged(delivery)
+            if ticket.abandoned:
+                raise asyncio.CancelledError
+            self.core.committer.submit(delivery, early)
+        except BaseException as exc:
+            discard(delivery)
+            _OP_ERROR[share].inc()
+            _OP_SECONDS[share].observe(time.monotonic() - started)
+            ticket.fail(exc)
+            return
+        if early:
+            error: Exception | None = None
+            try:
+                self.core.sync_staged(delivery)
+            except Exception as exc:
+                error = exc
+            self.core.committer.synced(delivery, error)
+        _OP_OK[share].inc()
+        _OP_SECONDS[share].observe(time.monotonic() - started)
 
-    async def _commit_placed(self, group: list[tuple[Delivery, asyncio.Future[None]]],
-                             started: float) -> None:
-        """A group's COMMIT; then its changes go to the hub and its callers wake."""
-        deliveries = [d for d, _ in group]
+    def _settled(self, deliveries: list[Delivery]) -> None:
+        """The committer's word that deliveries are settled (its thread): one call on
+        the loop for the lot."""
+        loop = cast(_Ticket, deliveries[0].token).future.get_loop()
         try:
-            await asyncio.get_running_loop().run_in_executor(
-                self._commit_threads, self.core.commit_placed, deliveries)
-        except BaseException as exc:  # not an Exception: the process is stopping
-            for delivery in deliveries:
-                if delivery.error is None and not delivery.delivered:
-                    delivery.error = StoreError(f"delivery interrupted: {exc!r}")
-            raise
-        finally:
-            store_metrics.GROUP_COMMIT_SECONDS.observe(time.monotonic() - started)
-            store_metrics.GROUP_COMMIT_SIZE.observe(len(deliveries))
-            changes = [c for d in deliveries if d.error is None for c in d.changes]
-            if changes:
-                self.hub.publish(self.name, changes)
-            for _, future in group:
-                if not future.done():
-                    future.set_result(None)
+            loop.call_soon_threadsafe(self._wake, deliveries)
+        except RuntimeError:  # the loop is closed: nobody is waiting any more
+            pass
+
+    def _wake(self, deliveries: list[Delivery]) -> None:
+        """On the loop: publish the settled deliveries' changes (committed and
+        durable), then wake their callers."""
+        changes = [c for d in deliveries if d.error is None for c in d.changes]
+        if changes:
+            self.hub.publish(self.name, changes)
+        for delivery in deliveries:
+            future = cast(_Ticket, delivery.token).future
+            if not future.done():
+                future.set_result(delivery)
         if self.core.to_index:
             self.start_indexing()
 
@@ -455,8 +506,7 @@ class Store:
 
     def close(self) -> None:
         for account in self._accounts.values():
-            account._commit_threads.shutdown(wait=True)
-            account.core.close()
+            account.core.close()  # its committer commits what is queued first
         self._accounts.clear()
         if self._spool_lock >= 0:
             os.close(self._spool_lock)
