@@ -324,6 +324,24 @@ async def test_recipient_over_quota_gets_a_dsn_when_others_are_delivered(
     assert b"Action: failed" in data and b"Status: 5.2.2" in data
 
 
+async def test_recipient_over_its_message_quota_gets_a_dsn(tmp_path: Path) -> None:
+    """quota_messages (RFC 9208 §5.2 MESSAGE) holds for SMTP deliveries as for APPEND:
+    bob may hold 2 messages; the third is refused with a DSN, alice still gets hers."""
+    config = _config()
+    config.accounts["bob"].quota_messages = 2
+    async with server(tmp_path, config) as (port, _ctx, outbox):
+        for i in range(2):
+            assert (await transaction(port, ["bob@kw.example"], f"q{i}")).data_reply == 250
+        outcome = await transaction(port, ["alice@kw.example", "bob@kw.example"], "third")
+    assert outcome.data_reply == 250
+    assert len(stored(tmp_path, "alice")) == 1 and len(stored(tmp_path, "bob")) == 2
+    [dsn] = outbox
+    data = bytes(dsn["data"])  # type: ignore[call-overload]
+    assert b"Final-Recipient: rfc822; bob@kw.example" in data
+    assert b"Action: failed" in data and b"Status: 5.2.2" in data
+    assert b"would hold 3 messages, more than its quota of 2" in data
+
+
 async def test_destination_mailbox_that_does_not_exist_is_created(tmp_path: Path) -> None:
     config = _config()
     config.accounts["alice"].destinations["alice@kw.example"].mailbox = "Nonexistent"

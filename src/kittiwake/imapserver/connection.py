@@ -582,7 +582,8 @@ class IMAPConnection:
         self.ctx.sessions_per_account[name] = open_now + 1
         self.account_name = name
         self.account = await self.ctx.store.account(
-            name, self.ctx.quota_of(name), self.ctx.mailboxes_of(name))
+            name, self.ctx.quota_of(name), self.ctx.mailboxes_of(name),
+            quota_messages=self.ctx.message_quota_of(name))
         self.sub = self.ctx.store.changes.subscribe(
             name, limit=self.ctx.limits.max_unread_changes,
             stale_after=self.ctx.limits.unread_changes_seconds,

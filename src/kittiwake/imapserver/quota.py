@@ -7,9 +7,9 @@ of the account. Resources:
   limit is ``quota_bytes`` in domains.conf, enforced by the store on every
   write (IMAP and SMTP alike).
 - MESSAGE (§5.2): the number of messages in all mailboxes; the limit is
-  ``quota_messages``, enforced here on APPEND and COPY (MOVE and REPLACE do
-  not add messages). Deliveries by SMTP are not counted against it yet: the
-  store has no message limit of its own.
+  ``quota_messages``, enforced by the store on every delivery and APPEND
+  (SMTP alike: the message is refused, and the sender told), and here on
+  APPEND and COPY before any work (MOVE and REPLACE do not add messages).
 
 A resource without a limit (0) is not reported; an account with neither has
 no quota root.

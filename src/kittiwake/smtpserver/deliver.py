@@ -117,7 +117,8 @@ async def deliver_local(ctx: ServerContext, deliveries: list[LocalDelivery],
         added = verdict.header() if verdict is not None else b""
         try:
             account = await ctx.store.account(
-                account_name, conf.quota_bytes if conf else 0, conf.mailboxes if conf else ())
+                account_name, conf.quota_bytes if conf else 0, conf.mailboxes if conf else (),
+                quota_messages=conf.quota_messages if conf else 0)
             try:
                 delivered = await _store(account, mailbox, message, added, mailfrom,
                                          item.recipient)

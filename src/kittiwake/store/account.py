@@ -145,10 +145,13 @@ def _parsing(size: int) -> Iterator[None]:
 class AccountStore:
     """Synchronous store of one account. Thread-safe through one lock."""
 
-    def __init__(self, name: str, root: Path, quota_bytes: int = 0) -> None:
+    def __init__(self, name: str, root: Path, quota_bytes: int = 0,
+                 quota_messages: int = 0) -> None:
         self.name = name
         self.root = root
         self.quota_bytes = quota_bytes
+        # At most this many messages in all mailboxes (RFC 9208 §5.2 MESSAGE); 0: none.
+        self.quota_messages = quota_messages
         self.lock = threading.RLock()
         self.to_index: list[int] = []  # message ids waiting for index_pending
         self.db = connect(root / "index.db")
@@ -748,6 +751,13 @@ class AccountStore:
             # only delays them to the next open.
             self.to_index.extend(pending)
 
+    def _message_quota_error(self, count: int, adding: int) -> OverQuota | None:
+        """RFC 9208 §5.2: over the MESSAGE limit with ``adding`` more than ``count``?"""
+        if self.quota_messages and count + adding > self.quota_messages:
+            return OverQuota(f"account {self.name} would hold {count + adding} messages, more"
+                             f" than its quota of {self.quota_messages}")
+        return None
+
     def _insert_group(self, db: sqlite3.Connection, modseq: int,
                       group: list[Delivery]) -> list[Delivery]:
         """The rows of deliveries (none replacing a message) in the open transaction;
@@ -756,6 +766,8 @@ class AccountStore:
         boxes: dict[str, _BoxTally | StoreError] = {}
         used = db.execute("SELECT COALESCE(SUM(size), 0) FROM mailbox").fetchone()[0] \
             if self.quota_bytes else 0
+        count = db.execute("SELECT COALESCE(SUM(messages), 0) FROM mailbox").fetchone()[0] \
+            if self.quota_messages else 0
         saved = now_ms()
         rows: list[tuple[object, ...]] = []
         threads: dict[str, int] = {}  # message-id -> thread, of this group
@@ -774,12 +786,15 @@ class AccountStore:
             if error is None and self.quota_bytes and used + added_size > self.quota_bytes:
                 error = OverQuota(f"account {self.name} is over its quota"
                                   f" ({used + added_size} > {self.quota_bytes} bytes)")
+            if error is None:
+                error = self._message_quota_error(count, len(delivery.messages))
             if error is not None or isinstance(tally, StoreError):
                 _discard(delivery.placed, delivery.messages)
                 delivery.placed = []
                 delivery.error = error
                 continue
             used += added_size
+            count += len(delivery.messages)
             mailbox = tally.mailbox
             delivered: list[Delivered] = []
             for message_id, new in zip(delivery.ids, delivery.messages, strict=True):
@@ -895,6 +910,12 @@ class AccountStore:
             if used + added_size > self.quota_bytes:
                 raise OverQuota(f"account {self.name} is over its quota"
                                 f" ({used + added_size} > {self.quota_bytes} bytes)")
+        if self.quota_messages:
+            count = db.execute("SELECT COALESCE(SUM(messages), 0) FROM mailbox").fetchone()[0]
+            # (a replaced message's row is gone already: _remove_rows fixed the counts)
+            error = self._message_quota_error(count, len(messages))
+            if error is not None:
+                raise error
         if ids is None:
             first_id = self._take_ids(db, len(messages))
             ids = list(range(first_id, first_id + len(messages)))

@@ -475,18 +475,23 @@ class Store:
         return read_credentials(account_dir(self.data_dir, name))
 
     async def account(self, name: str, quota_bytes: int = 0,
-                      default_mailboxes: Iterable[str] = ()) -> Account:
-        """Open (and on first use create) an account's store."""
+                      default_mailboxes: Iterable[str] = (),
+                      quota_messages: int | None = None) -> Account:
+        """Open (and on first use create) an account's store. ``quota_messages`` (None:
+        leave as it is) limits the messages of all its mailboxes (RFC 9208 §5.2)."""
         existing = self._accounts.get(name)
         if existing is not None:
             existing.core.quota_bytes = quota_bytes
+            if quota_messages is not None:
+                existing.core.quota_messages = quota_messages
             return existing
         async with self._lock:
             existing = self._accounts.get(name)
             if existing is not None:
                 return existing
             root = account_dir(self.data_dir, name)
-            core = await asyncio.to_thread(AccountStore, name, root, quota_bytes)
+            core = await asyncio.to_thread(AccountStore, name, root, quota_bytes,
+                                           quota_messages or 0)
             account = Account(core, self.changes, lambda: self.cpu)
             await account.ensure_mailboxes(default_mailboxes)
             self._accounts[name] = account
