@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from kittiwake.cpupool import INLINE
 from kittiwake.store import Store, summary
 from kittiwake.store.account import AccountStore
 from kittiwake.store.schema import INDEX_DONE, INDEX_IMPOSSIBLE, INDEX_PENDING
@@ -157,3 +158,27 @@ def test_an_import_leaves_the_index_to_index_pending(tmp_path: Path) -> None:
         assert len(indexed) == 5 and len(hits) == 1
     finally:
         core.close()
+
+
+async def test_closing_the_store_while_a_batch_is_extracted_loses_nothing(
+        tmp_path: Path) -> None:
+    """A stop while the indexer's text extraction runs: its write finds the account
+    closed and leaves the rows pending (no error on a closed database); the next
+    open indexes them."""
+    store = Store(tmp_path)
+    account = await store.account("alice")
+    for i in range(3):
+        await account.deliver("Inbox", b"Subject: s%d\r\n\r\npuffin %d\r\n" % (i, i))
+    core = account.core
+    jobs = core._take_index_jobs(10)  # the batch on its way (extraction running)
+    assert len(jobs) == 3
+    store.close()
+    assert core._write_index(core._extract_index_text(jobs, INLINE)) == 0
+    assert core._take_index_jobs(10) == []
+    again = Store(tmp_path)
+    try:
+        reopened = await again.account("alice")
+        await settled(reopened)
+        assert set(states(reopened.core).values()) == {INDEX_DONE}
+    finally:
+        again.close()

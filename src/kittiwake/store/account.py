@@ -1195,6 +1195,8 @@ class AccountStore:
     def _take_index_jobs(self, limit: int) -> list[tuple[IndexJob, int]]:
         """The next ``limit`` queued messages still pending, as jobs (with their sizes)."""
         with self.lock:
+            if self._closed:  # the store closed while the indexer was on its way
+                return []
             batch, self.to_index = self.to_index[:limit], self.to_index[limit:]
             rows: dict[int, tuple[str, bytes | None, int]] = {}
             for i in range(0, len(batch), 500):
@@ -1244,6 +1246,8 @@ class AccountStore:
                                   message_id))
                 states.append((INDEX_DONE, message_id))
         with self.lock:
+            if self._closed:  # closed meanwhile: the rows stay pending
+                return 0
             if states:
                 db = self.db
                 # The index can always be rebuilt, so its commit need not wait for an

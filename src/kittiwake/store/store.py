@@ -511,6 +511,8 @@ class Store:
 
     def close(self) -> None:
         for account in self._accounts.values():
+            if account._indexer is not None:  # a batch in its thread stops at the lock
+                account._indexer.cancel()
             account.core.close()  # its committer commits what is queued first
         self._accounts.clear()
         if self._spool_lock >= 0:
