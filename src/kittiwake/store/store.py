@@ -48,6 +48,7 @@ from kittiwake.store.model import (
     Change,
     Delivered,
     Flags,
+    FlagsStored,
     Mailbox,
     Message,
     StoreError,
@@ -353,6 +354,14 @@ class Account:
                                                    mode, flags, unchanged_since)
         self._publish(changes)
         return changed, failed
+
+    async def update_flags(self, mailbox: str, uids: Iterable[int], mode: str, flags: Flags,
+                           unchanged_since: int | None = None) -> FlagsStored:
+        """:meth:`store_flags` that also gives the flags of the messages left as they were."""
+        stored, changes = await self._run(self.core.update_flags, mailbox, list(uids), mode,
+                                          flags, unchanged_since, op="store_flags")
+        self._publish(changes)
+        return stored
 
     async def copy(self, mailbox: str, uids: Iterable[int], target: str) -> list[tuple[int, int]]:
         pairs, changes = await self._run(self.core.copy, mailbox, list(uids), target)
