@@ -651,17 +651,14 @@ async def _indexed_text_search(conn: IMAPConnection, key: c.SearchKey
     checked on those few (its decoded values, cached). Messages not indexed yet
     (just delivered) are decoded.
     """
-    if isinstance(key, c.SearchText):
-        column: str | None = "body" if key.body_only else None
-    elif isinstance(key, c.SearchHeader) and key.value:
-        column = "headers"
-    else:
+    query = srch.index_query(key)
+    if query is None:
         return None
+    needle, column = query
     assert conn.account is not None and conn.selected is not None
     sel = conn.selected
     core = conn.account.core
     root = str(core.root)
-    needle = fold(key.value)
 
     def candidate(m: Message) -> srch.Candidate:
         return srch.Candidate(m, 0, partial(core.message_file, m.id),
@@ -671,9 +668,7 @@ async def _indexed_text_search(conn: IMAPConnection, key: c.SearchKey
         hits, unindexed = core.text_matches(sel.name, needle, column)
         if len(unindexed) > SEARCH_SLICE:
             return None
-        found = [m for m in hits if column != "headers" or srch.matches(key, candidate(m))]
-        found += [m for m in unindexed if srch.matches(key, candidate(m))]
-        return sorted(m.uid for m in found)
+        return srch.indexed_hits(key, hits, unindexed, candidate)
 
     uids = await asyncio.to_thread(work)
     if uids is None:
