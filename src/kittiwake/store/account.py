@@ -19,6 +19,7 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from kittiwake import durable
@@ -1460,7 +1461,6 @@ class _FlagChange:
         self.mode = mode
         self.change = change
         self._results: dict[tuple[int, str], tuple[int, str] | None] = {}
-        self._flags: dict[tuple[int, str], Flags] = {}
 
     def __call__(self, bits: int, keywords: str) -> tuple[int, str] | None:
         """The new (bits, keyword text), or None when the flags stay as they are."""
@@ -1474,11 +1474,7 @@ class _FlagChange:
         return got
 
     def flags(self, bits: int, keywords: str) -> Flags:
-        key = (bits, keywords)
-        got = self._flags.get(key)
-        if got is None:
-            got = self._flags[key] = Flags.from_row(bits, keywords)
-        return got
+        return _flags(bits, keywords)
 
     def message(self, row: tuple, modseq: int, bits: int,  # type: ignore[type-arg]
                 keywords: str) -> Message:
@@ -1533,8 +1529,14 @@ def _mailbox(row: tuple, subscribed: set[str]) -> Mailbox:  # type: ignore[type-
     return Mailbox(*row, subscribed=row[1] in subscribed)
 
 
+@lru_cache(maxsize=4096)
+def _flags(bits: int, keywords: str) -> Flags:
+    """Stored flags as a value; a mailbox has few distinct ones (Flags is immutable)."""
+    return Flags.from_row(bits, keywords)
+
+
 def _message(row: tuple) -> Message:  # type: ignore[type-arg]
     (id_, mailbox_id, uid, modseq, bits, keywords, size, received, saved, message_id,
      thread_id, subject) = row
-    return Message(id_, mailbox_id, uid, modseq, Flags.from_row(bits, keywords), size, received,
+    return Message(id_, mailbox_id, uid, modseq, _flags(bits, keywords), size, received,
                    saved, message_id, thread_id, subject)
