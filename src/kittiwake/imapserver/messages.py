@@ -664,13 +664,12 @@ async def _indexed_text_search(conn: IMAPConnection, key: c.SearchKey
         return srch.Candidate(m, 0, partial(core.message_file, m.id),
                               partial(core.summary_json, m.id), account=root)
 
-    def work() -> list[int] | None:
-        hits, unindexed = core.text_matches(sel.name, needle, column)
+    def decide(hits: list[Message], unindexed: list[Message]) -> list[int] | None:
         if len(unindexed) > SEARCH_SLICE:
             return None
         return srch.indexed_hits(key, hits, unindexed, candidate)
 
-    uids = await asyncio.to_thread(work)
+    uids = await conn.account.text_matches(sel.name, needle, column, decide)
     if uids is None:
         return None
     view = sel.view

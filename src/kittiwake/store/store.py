@@ -319,6 +319,15 @@ class Account:
                           ) -> tuple[set[int], set[int]]:
         return await self._run(self.core.text_search, mailbox, needle, column)
 
+    async def text_matches(self, mailbox: str, needle: str, column: str | None,
+                           then: Callable[[list[Message], list[Message]], T]) -> T:
+        """:meth:`AccountStore.text_matches`, handed in the same worker thread to
+        ``then`` (which may read message files: a header key checks its field)."""
+        def work() -> T:
+            return then(*self.core.text_matches(mailbox, needle, column))
+
+        return await self._run(work, op="text_matches")
+
     async def uid_ids(self, mailbox: str) -> dict[int, int]:
         return await self._run(self.core.uid_ids, mailbox)
 
