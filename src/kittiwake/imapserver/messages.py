@@ -17,6 +17,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from functools import partial
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 from kittiwake.imap import bodystructure as bs
@@ -97,9 +98,15 @@ def resolve(conn: IMAPConnection, numbers: SequenceSet, uid: bool) -> list[tuple
         return [(i, u) for i, u in enumerate(uids, 1) if u in wanted]
     if uid:
         top = view.max_uid
+        spans = sorted((bisect_left(uids, lo), bisect_right(uids, hi))
+                       for lo, hi in numbers.bounds(top))
+        if all(a[1] <= b[0] for a, b in pairwise(spans)):
+            # Ranges that do not overlap (``1:*``, ``1:9,20:*``): cut out as they are.
+            return [pair for a, b in spans
+                    for pair in zip(range(a + 1, b + 1), uids[a:b], strict=True)]
         picked: set[int] = set()
-        for lo, hi in numbers.bounds(top):
-            picked.update(range(bisect_left(uids, lo), bisect_right(uids, hi)))
+        for a, b in spans:
+            picked.update(range(a, b))
         return [(i + 1, uids[i]) for i in sorted(picked)]
     top = len(view)
     if numbers.max_number() > top or (numbers.has_star() and top == 0):
