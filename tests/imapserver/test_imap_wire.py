@@ -491,3 +491,40 @@ async def test_header_search_straight_from_the_index(imap_server: IMAPServer) ->
     assert (await w.cmd(b"SEARCH FROM kittiwake"))[0] == b"* SEARCH 2\r\n"
     assert (await w.cmd(b"SEARCH HEADER Subject k\xc3\xbcken".replace(
         b"k\xc3\xbcken", b"{6+}\r\nk\xc3\xbcken")))[0] == b"* SEARCH 3\r\n"
+
+
+async def test_header_search_on_encoded_folded_and_unindexed_headers(
+        imap_server: IMAPServer) -> None:
+    """SUBJECT/FROM/HEADER match decoded, unfolded values (RFC 9051 §6.4.4), whether
+    the message is in the substring index or not yet; a line break inside an encoded
+    word is no field of its own."""
+    indexed = (
+        b"From: =?utf-8?b?S2l0dGl3YWtlIEZhbg==?= <fan@x>\r\nSubject: gulls\r\n\r\nb\r\n",
+        b"From: amy@x\r\nSubject: the\r\n kittiwake\r\n colony\r\n\r\nb\r\n",
+        b"From: bob@x\r\nSubject: none\r\nX-Note: =?utf-8?q?x=0Asubject:_kittiwake?=\r\n\r\nb\r\n",
+    )
+    for data in indexed:
+        await imap_server.deliver(data)
+    account = await imap_server.store.account("alice")
+    for _ in range(1000):
+        if not account.core.to_index and account._indexer is None:
+            break
+        await asyncio.sleep(0.01)
+    # Two more straight into the store: not indexed (nothing runs the indexer).
+    for data in (b"From: cy@x\r\nSubject: =?iso-8859-1?q?K=EFttiwake?= eggs\r\n\r\nb\r\n",
+                 b"From: =?utf-8?q?Kittiwake_Two?= <two@x>\r\nSubject: s\r\n\r\nb\r\n"):
+        await asyncio.to_thread(account.core.deliver, "Inbox", data)
+    _hits, unindexed = await asyncio.to_thread(account.core.text_matches, "Inbox",
+                                               "kittiwake", "headers")
+    assert [m.uid for m in unindexed] == [4, 5]
+    w = await Wire.open(imap_server.port)
+    await w.login()
+    await w.cmd(b"SELECT INBOX")
+    assert (await w.cmd(b"SEARCH SUBJECT kittiwake"))[0] == b"* SEARCH 2\r\n"
+    assert (await w.cmd(b"SEARCH SUBJECT \"kittiwake colony\""))[0] == b"* SEARCH 2\r\n"
+    assert (await w.cmd(b"SEARCH SUBJECT {7+}\r\nk\xc3\xafttiw"))[0] == b"* SEARCH 4\r\n"
+    assert (await w.cmd(b"UID SEARCH FROM KITTIWAKE"))[0] == b"* SEARCH 1 5\r\n"
+    assert (await w.cmd(b"SEARCH HEADER X-Note kittiwake"))[0] == b"* SEARCH 3\r\n"
+    assert (await w.cmd(b"SEARCH HEADER X-Note \"x subject\""))[0] == b"* SEARCH\r\n"
+    assert (await w.cmd(b"SEARCH TO kittiwake"))[0] == b"* SEARCH\r\n"
+    assert (await w.cmd(b"SEARCH FROM ki"))[0] == b"* SEARCH 1 5\r\n"  # below a trigram

@@ -71,6 +71,35 @@ async def test_unchangedsince_reports_modified(account) -> None:  # type: ignore
     assert changed == [] and failed == [d.uid]
 
 
+async def test_update_flags_gives_every_message_and_keeps_counts(account) -> None:  # type: ignore[no-untyped-def]
+    """A STORE on a set: the messages it left alone come back with their old flags
+    and modseq, the changed ones with the new modseq; unseen/deleted stay right."""
+    for i in range(6):
+        await account.deliver("Inbox", msg(str(i), str(i)),
+                              flags=Flags.parse(["\\Seen"] if i % 2 else []))
+    old = {m.uid: m for m in await account.messages("Inbox")}
+    stored = await account.update_flags("Inbox", [1, 2, 3, 4, 9], "add",
+                                        Flags.parse(["\\Seen", "\\Deleted"]))
+    assert [m.uid for m in stored.messages] == [1, 2, 3, 4] and stored.failed == []
+    assert [m.uid for m in stored.changed] == [1, 2, 3, 4]  # \Deleted is new to all
+    modseq = stored.changed[0].modseq
+    assert all(m.modseq == modseq and m.flags.names() == ["\\Seen", "\\Deleted"]
+               for m in stored.changed)
+    again = await account.update_flags("Inbox", [2, 4, 5], "remove",
+                                       Flags.parse(["\\Deleted", "$Nothing"]),
+                                       unchanged_since=modseq)
+    assert [m.uid for m in again.changed] == [2, 4] and again.failed == []
+    assert [(m.uid, m.modseq) for m in again.messages if m.uid == 5] == [(5, old[5].modseq)]
+    stale = await account.update_flags("Inbox", [1, 2], "replace", Flags.parse(["$A"]),
+                                       unchanged_since=modseq)
+    assert stale.failed == [2] and [m.uid for m in stale.messages] == [1]
+    rows = await account.messages("Inbox")
+    inbox = await account.mailbox("Inbox")
+    assert inbox.unseen == sum(1 for m in rows if "\\Seen" not in m.flags.names()) == 2
+    assert inbox.deleted == sum(1 for m in rows if "\\Deleted" in m.flags.names()) == 1
+    assert inbox.highestmodseq == max(m.modseq for m in rows)
+
+
 async def test_keywords_case_insensitive(account) -> None:  # type: ignore[no-untyped-def]
     d = await account.deliver("Inbox", msg(), flags=Flags.parse(["$Junk"]))
     changed, _ = await account.store_flags("Inbox", [d.uid], "remove", Flags.parse(["$junk"]))

@@ -17,6 +17,7 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from functools import partial
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 from kittiwake.imap import bodystructure as bs
@@ -97,9 +98,15 @@ def resolve(conn: IMAPConnection, numbers: SequenceSet, uid: bool) -> list[tuple
         return [(i, u) for i, u in enumerate(uids, 1) if u in wanted]
     if uid:
         top = view.max_uid
+        spans = sorted((bisect_left(uids, lo), bisect_right(uids, hi))
+                       for lo, hi in numbers.bounds(top))
+        if all(a[1] <= b[0] for a, b in pairwise(spans)):
+            # Ranges that do not overlap (``1:*``, ``1:9,20:*``): cut out as they are.
+            return [pair for a, b in spans
+                    for pair in zip(range(a + 1, b + 1), uids[a:b], strict=True)]
         picked: set[int] = set()
-        for lo, hi in numbers.bounds(top):
-            picked.update(range(bisect_left(uids, lo), bisect_right(uids, hi)))
+        for a, b in spans:
+            picked.update(range(a, b))
         return [(i + 1, uids[i]) for i in sorted(picked)]
     top = len(view)
     if numbers.max_number() > top or (numbers.has_star() and top == 0):
@@ -446,40 +453,61 @@ async def _store(conn: IMAPConnection, tag: str, cmd: c.Store) -> Answer:
     if sel.readonly:
         raise HandlerError("the mailbox is read-only (EXAMINE)", Code.READ_ONLY)
     pairs = resolve(conn, cmd.sequence, cmd.uid)
+    s = conn.session
     if cmd.unchanged_since is not None:
-        conn.session.condstore = True
+        s.condstore = True
     mode = {"+": "add", "-": "remove"}.get(str(cmd.mode.value), "replace")
     flags = Flags.parse([f for f in cmd.flags if f.lower() != "\\recent"])
-    uids = [u for _, u in pairs]
-    changed, failed = await conn.account.store_flags(sel.name, uids, mode, flags,
-                                                     cmd.unchanged_since)
-    for m in changed:
-        sel.view.note_own_modseq(m.modseq)
-    seq_of = dict((u, q) for q, u in pairs)
+    stored = await conn.account.update_flags(sel.name, [u for _, u in pairs], mode, flags,
+                                             cmd.unchanged_since)
+    for modseq in {m.modseq for m in stored.changed}:
+        sel.view.note_own_modseq(modseq)
     note_keywords(conn, [flags])
-    if not cmd.silent or conn.session.condstore:
-        rows = await conn.account.messages(sel.name, 0, uids) if uids else []
-        changed_uids = {m.uid for m in changed}
-        for m in rows:
-            if m.uid in failed:
-                continue
-            if cmd.silent and m.uid not in changed_uids:
-                continue
-            items: list[tuple[str, Value]] = []
-            if not cmd.silent:
-                items.append(("FLAGS", _flags(m.flags)))
-            if conn.session.condstore:
-                # RFC 7162 §3.1.3: the new MODSEQ, even with .SILENT.
-                items.append(("MODSEQ", [m.modseq]))
-            if cmd.uid:
-                conn.session.send(fetch_line(conn, seq_of[m.uid], m.uid, items))
-            else:
-                conn.session.send(r.fetch(seq_of[m.uid], items, utf8=conn.session.utf8))
-    if failed:
-        numbers = sorted(failed) if cmd.uid else sorted(seq_of[u] for u in failed)
+    seq_of = {u: q for q, u in pairs}
+    if not cmd.silent or s.condstore:
+        # .SILENT: only the changed messages, for their MODSEQ (RFC 7162 §3.1.3).
+        shown = stored.changed if cmd.silent else stored.messages
+        if shown:
+            s.send(flags_fetch_lines(conn, [(seq_of[m.uid], m) for m in shown], uid=cmd.uid,
+                                     flags=not cmd.silent))
+    if stored.failed:
+        numbers = sorted(stored.failed) if cmd.uid else sorted(seq_of[u] for u in stored.failed)
         return Answer("OK", "some messages were modified meanwhile",
                        r.ResponseCode.modified(uid_set(numbers)))
     return Answer()
+
+
+def flags_fetch_lines(conn: IMAPConnection, todo: Sequence[tuple[int, Message]], *,
+                      uid: bool, flags: bool = True) -> bytes:
+    """The FETCH responses of a STORE (RFC 9051 §7.5.2), one per (seq, message):
+    ``* seq FETCH (UID u FLAGS (...) MODSEQ (m))``, UID for UID STORE, MODSEQ under
+    CONDSTORE (RFC 7162 §3.1.3), ``* uid UIDFETCH (...)`` after ENABLE UIDONLY
+    (RFC 9586 §3.3).
+
+    The octets :func:`fetch_line` / ``responses.fetch`` give for these items
+    (flags are atoms, written as they are), formatted directly: a STORE on a
+    big mailbox answers thousands of lines, and most share a few flag values.
+    """
+    s = conn.session
+    modseq = s.condstore
+    uidfetch = uid and s.uid_only
+    verb = b"UIDFETCH" if uidfetch else b"FETCH"
+    flag_items: dict[Flags, bytes] = {}
+    out = []
+    for seq, m in todo:
+        parts = []
+        if uid and not uidfetch:
+            parts.append(b"UID %d" % m.uid)
+        if flags:
+            item = flag_items.get(m.flags)
+            if item is None:
+                item = flag_items[m.flags] = \
+                    b"FLAGS (" + " ".join(m.flags.names()).encode("utf-8") + b")"
+            parts.append(item)
+        if modseq:
+            parts.append(b"MODSEQ (%d)" % m.modseq)
+        out.append(b"* %d %s (%s)\r\n" % (m.uid if uidfetch else seq, verb, b" ".join(parts)))
+    return b"".join(out)
 
 
 # --- COPY / MOVE (RFC 9051 §6.4.7-§6.4.8, RFC 6851, RFC 4315) ---------------------------
@@ -619,50 +647,41 @@ async def _matching(conn: IMAPConnection, tag: str, key: c.SearchKey,
 
 async def _indexed_text_search(conn: IMAPConnection, key: c.SearchKey
                                ) -> list[tuple[int, int]] | None:
-    """The (seq, UID) hits of a lone text key straight from the substring index, when
-    every message of the view is in it (the common case); else None.
+    """The (seq, UID) hits of a lone text key from the substring index, in one step
+    in a worker thread; None when more messages of the mailbox than one slice
+    (:data:`SEARCH_SLICE`) are not in the index (then the sliced search decodes
+    them, telling its progress).
 
-    BODY/TEXT: the index holds exactly the text they match. A header key: the
-    index rules out the messages whose header section lacks the string, and the
-    field itself is checked for the few left.
+    BODY/TEXT: the index holds exactly the text they match. A header key
+    (SUBJECT, FROM, TO, CC, BCC, HEADER; RFC 9051 §6.4.4): the index finds the
+    messages whose header section holds the string, and the field itself is
+    checked on those few (its decoded values, cached). Messages not indexed yet
+    (just delivered) are decoded.
     """
-    if isinstance(key, c.SearchText):
-        column: str | None = "body" if key.body_only else None
-    elif isinstance(key, c.SearchHeader) and key.value:
-        column = "headers"
-    else:
+    query = srch.index_query(key)
+    if query is None:
         return None
+    needle, column = query
     assert conn.account is not None and conn.selected is not None
     sel = conn.selected
-    account = conn.account
-    ids = await account.uid_ids(sel.name)
-    indexed, matching = await account.text_search(sel.name, fold(key.value), column)
-    hits = []
-    for seq, uid in enumerate(sel.view.uids, 1):
-        mid = ids.get(uid)
-        if mid is None:
-            continue  # expunged meanwhile, not yet announced
-        if mid not in indexed:
+    core = conn.account.core
+    root = str(core.root)
+
+    def candidate(m: Message) -> srch.Candidate:
+        return srch.Candidate(m, 0, partial(core.message_file, m.id),
+                              partial(core.summary_json, m.id), account=root)
+
+    def decide(hits: list[Message], unindexed: list[Message]) -> list[int] | None:
+        if len(unindexed) > SEARCH_SLICE:
             return None
-        if mid in matching:
-            hits.append((seq, uid))
-    if column != "headers" or not hits:
-        return hits
-    rows = {m.uid: m for m in await account.messages(sel.name, 0, [u for _, u in hits])}
-    root = str(account.core.root)
+        return srch.indexed_hits(key, hits, unindexed, candidate)
 
-    def confirm() -> list[tuple[int, int]]:
-        out = []
-        for seq, uid in hits:
-            m = rows.get(uid)
-            if m is not None and srch.matches(key, srch.Candidate(
-                    m, seq, partial(account.core.message_file, m.id),
-                    partial(account.core.summary_json, m.id),
-                    account=root)):
-                out.append((seq, uid))
-        return out
-
-    return await asyncio.to_thread(confirm)
+    uids = await conn.account.text_matches(sel.name, needle, column, decide)
+    if uids is None:
+        return None
+    view = sel.view
+    # Messages not in the view (new, not announced yet) are left out.
+    return [(seq, uid) for uid in uids if (seq := view.seq_of(uid)) is not None]
 
 
 async def _search(conn: IMAPConnection, tag: str, cmd: c.Search) -> Answer:

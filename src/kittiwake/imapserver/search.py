@@ -17,21 +17,23 @@ from functools import cached_property
 from pathlib import Path
 
 from kittiwake.imap import commands as c
-from kittiwake.imapserver.cache import LRU, MessageKey, read_head
+from kittiwake.imapserver.cache import HEADS, LRU, MessageKey, read_head
 from kittiwake.message.part import Part
 from kittiwake.message.searchtext import MessageText, fold
 from kittiwake.store.messagefile import MessageFile
 from kittiwake.store.model import Flags, Message
 from kittiwake.store.schema import SYSTEM_FLAGS
 
-__all__ = ["Candidate", "TextIndex", "matches", "needs_body", "needs_text"]
+__all__ = ["Candidate", "TextIndex", "index_query", "indexed_hits", "matches", "needs_body",
+           "needs_text"]
 
 _RFC_TIME = dt.UTC
 
 # Octets read from a message's start when looking for its header section.
 HEAD_GUESS = 16 * 1024
 
-# Decoded, folded top-level header values of recently searched messages.
+# Decoded, folded values of top-level header fields of recently searched messages:
+# field name (lower case) -> its values, each field filled when a key first asks.
 HEADERS: LRU[MessageKey, dict[str, list[str]]] = LRU(50_000)
 
 
@@ -79,16 +81,27 @@ class Candidate:
     account: str = ""
     text_index: TextIndex | None = None
 
-    def folded_headers(self) -> dict[str, list[str]]:
-        """Top-level field name (lower case) -> its decoded, folded values; cached."""
+    @property
+    def key(self) -> MessageKey:
         m = self.message
-        key = (self.account, m.id, m.saved, m.size)
-        got = HEADERS.get(key)
+        return (self.account, m.id, m.saved, m.size)
+
+    def folded_values(self, field: str) -> list[str]:
+        """Decoded, folded values of the top-level fields called ``field``; cached.
+
+        Only the field asked for is decoded (a SUBJECT search need not decode
+        every Received line of every candidate).
+        """
+        name = field.lower()
+        key = self.key
+        fields = HEADERS.get(key)
+        if fields is None:
+            fields = {}
+            HEADERS.put(key, fields)
+        got = fields.get(name)
         if got is None:
-            got = {}
-            for h in self.header_text.root.headers:
-                got.setdefault(h.key, []).append(fold(h.decoded))
-            HEADERS.put(key, got)
+            got = fields[name] = [fold(h.decoded)
+                                  for h in self.header_text.root.headers.fields(name)]
         return got
 
     @cached_property
@@ -97,26 +110,33 @@ class Candidate:
 
         Most headers end within :data:`HEAD_GUESS` octets; then no part tree is
         needed. Longer ones, and mbox-style files, use the stored tree's offsets.
+        The file is not opened (nor its row read) when the head cache has them.
         """
         if "text" in self.__dict__:
             return self.text
         from kittiwake.message.headers import parse_header_section
 
         m = self.message
-        key = (self.account, m.id, m.saved, m.size)
+        key = self.key
         try:
-            head = read_head(key, self.source, min(HEAD_GUESS, m.size))
+            head = self._head(key, min(HEAD_GUESS, m.size))
             if not head.startswith(b"From "):
                 headers, body = parse_header_section(head)
                 if body < len(head) or len(head) == m.size:
                     root = Part(0, body, len(head), headers=headers)
                     return MessageText(root, head)
             root = Part.from_dict(json.loads(self.summary())["part"])
-            head = read_head(key, self.source, root.body_start)
+            head = self._head(key, root.body_start)
             root.headers = parse_header_section(head, root.header_start, root.body_start)[0]
             return MessageText(root, head)
         except (OSError, ValueError, KeyError, TypeError):
             return self.text
+
+    def _head(self, key: MessageKey, length: int) -> bytes:
+        cached = HEADS.get(key)
+        if cached is not None and len(cached) >= length:
+            return cached[:length]
+        return read_head(key, self.source, length)
 
     @cached_property
     def source(self) -> MessageFile:
@@ -146,6 +166,34 @@ class Candidate:
         values = self.header_text.header_values("Date")
         parsed = parse_date(values[0]) if values else None
         return parsed.date() if parsed else None
+
+
+def index_query(key: c.SearchKey) -> tuple[str, str | None] | None:
+    """What the substring index is asked for a lone text key: (its folded string,
+    the column: "body" for BODY, None for TEXT, "headers" for a header key with a
+    string); None for any other key."""
+    if isinstance(key, c.SearchText):
+        return fold(key.value), "body" if key.body_only else None
+    if isinstance(key, c.SearchHeader) and key.value:
+        return fold(key.value), "headers"
+    return None
+
+
+def indexed_hits(key: c.SearchKey, hits: list[Message], unindexed: list[Message],
+                 candidate: Callable[[Message], Candidate]) -> list[int]:
+    """UIDs of the messages matching a lone text key (:func:`index_query`), ascending,
+    from the store's ``text_matches`` answer: ``hits``, whose indexed text holds the
+    folded string, and ``unindexed``, the messages not in the index.
+
+    BODY/TEXT: the index holds exactly the text they match, so the hits are the
+    answer. A header key (RFC 9051 §6.4.4 SUBJECT, FROM, TO, CC, BCC, HEADER): a
+    hit has the string somewhere in its header section; the field itself is
+    checked (its decoded values). Unindexed messages are decoded.
+    """
+    header = isinstance(key, c.SearchHeader)
+    found = [m.uid for m in hits if not header or matches(key, candidate(m))]
+    found += [m.uid for m in unindexed if matches(key, candidate(m))]
+    return sorted(found)
 
 
 def needs_text(key: c.SearchKey) -> bool:
@@ -230,7 +278,7 @@ def matches(key: c.SearchKey, m: Candidate) -> bool:
         if m.text_index is not None and m.text_index.rules_out(key, msg.id):
             return False
         # The same test as MessageText.header_contains, on cached folded values.
-        values = m.folded_headers().get(key.field.lower(), [])
+        values = m.folded_values(key.field)
         if not key.value:
             return bool(values)
         needle = fold(key.value)

@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from kittiwake import durable
@@ -33,6 +34,7 @@ from kittiwake.store.model import (
     Change,
     Delivered,
     Flags,
+    FlagsStored,
     Mailbox,
     MailboxExists,
     MailboxNotFound,
@@ -1125,20 +1127,56 @@ class AccountStore:
                  uids: Iterable[int] | None = None) -> list[Message]:
         """Messages of a mailbox in UID order; only those with modseq > changed_since
         and, when ``uids`` is given, only those UIDs."""
-        wanted = None if uids is None else sorted(set(uids))
         with self.lock:
             mailbox = self._mailbox_by_name(self.db, mailbox_name)
-            sql = f"SELECT {_MESSAGE_COLUMNS} FROM message WHERE mailbox_id = ? AND modseq > ?"
-            args: list[object] = [mailbox.id, changed_since]
-            if wanted is not None:
-                if not wanted:
-                    return []
-                sql += " AND uid BETWEEN ? AND ?"
-                args += [wanted[0], wanted[-1]]
-            rows = [_message(r) for r in self.db.execute(sql + " ORDER BY uid", args)]
-        if wanted is not None and len(wanted) < wanted[-1] - wanted[0] + 1:
-            keep = set(wanted)
-            rows = [m for m in rows if m.uid in keep]
+            rows = self._message_rows(mailbox.id, changed_since, uids)
+        return [_message(r) for r in rows]
+
+    def _message_rows(self, mailbox_id: int, changed_since: int,
+                      uids: Iterable[int] | None) -> list[tuple]:  # type: ignore[type-arg]
+        """The rows (:data:`_MESSAGE_COLUMNS`) for :meth:`messages`, in UID order.
+
+        Each shape of request takes the index that finds its rows without
+        reading the others: CHANGEDSINCE (RFC 7162 §3.1.4) the (mailbox, modseq)
+        index, whose few rows are then matched against the UID set here (a
+        client's ``1:*`` names every message; passing those to SQL would read
+        them all); a sparse UID set (SEARCH hits) looks each UID up; a dense one
+        reads its UID range. Rows are filtered as tuples, before any object is made.
+        """
+        db = self.db
+        keep: set[int] | frozenset[int] | None = None
+        if uids is not None:
+            keep = uids if isinstance(uids, set | frozenset) else set(uids)
+            if not keep:
+                return []
+        if changed_since > 0:
+            # No ORDER BY: it would make SQLite walk the UID index instead.
+            rows = db.execute(f"SELECT {_MESSAGE_COLUMNS} FROM message"
+                              " WHERE mailbox_id = ? AND modseq > ?",
+                              (mailbox_id, changed_since)).fetchall()
+            if keep is not None:
+                rows = [r for r in rows if r[2] in keep]
+            rows.sort(key=_uid_of_row)
+            return rows
+        if keep is None:
+            return db.execute(f"SELECT {_MESSAGE_COLUMNS} FROM message WHERE mailbox_id = ?"
+                              " ORDER BY uid", (mailbox_id,)).fetchall()
+        low, high = min(keep), max(keep)
+        if len(keep) * _SPARSE_FACTOR < high - low + 1:
+            wanted = sorted(keep)
+            rows = []
+            for i in range(0, len(wanted), _CHUNK):
+                chunk = wanted[i:i + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                rows += db.execute(f"SELECT {_MESSAGE_COLUMNS} FROM message"
+                                   f" WHERE mailbox_id = ? AND uid IN ({marks}) ORDER BY uid",
+                                   (mailbox_id, *chunk))
+            return rows
+        rows = db.execute(f"SELECT {_MESSAGE_COLUMNS} FROM message WHERE mailbox_id = ?"
+                          " AND uid BETWEEN ? AND ? ORDER BY uid",
+                          (mailbox_id, low, high)).fetchall()
+        if len(keep) < high - low + 1:
+            rows = [r for r in rows if r[2] in keep]
         return rows
 
     def selection(self, mailbox_name: str) -> tuple[Mailbox, list[int], list[str], int | None]:
@@ -1307,27 +1345,68 @@ class AccountStore:
         is confirmed on the stored folded text, so the answer is exactly the
         substring test; messages not in the index are the caller's to decode.
         """
-        if column not in ("headers", "body", None):
-            raise ValueError(column)
+        _check_column(column)
         with self.lock:
             mailbox = self._mailbox_by_name(self.db, mailbox_name)
-            ids = {r[0] for r in self.db.execute(
-                "SELECT id FROM message WHERE mailbox_id = ?", (mailbox.id,))}
             # The index's own list of documents (FTS5 docsize table): no text read.
-            indexed = ids.intersection(
-                r[0] for r in self.db.execute("SELECT id FROM textindex_docsize"))
-            if len(needle) >= 3:
-                phrase = '"' + needle.replace('"', '""') + '"'
-                rows = [r for r in self.db.execute(
-                    "SELECT rowid, headers, body FROM textindex WHERE textindex MATCH ?",
-                    (f"{column} : {phrase}" if column else phrase,)) if r[0] in indexed]
-            else:
-                rows = [r for r in self.db.execute(
-                    "SELECT rowid, headers, body FROM textindex") if r[0] in indexed]
-        matching = {rowid for rowid, headers, body in rows
-                    if (column != "body" and needle in headers)
-                    or (column != "headers" and needle in body)}
-        return indexed, matching
+            indexed = {r[0] for r in self.db.execute(
+                "SELECT id FROM message WHERE mailbox_id = ?"
+                " AND id IN (SELECT id FROM textindex_docsize)", (mailbox.id,))}
+            rows = self._text_hits(mailbox.id, needle, column)
+        return indexed, {r[0] for r in rows}
+
+    def text_matches(self, mailbox_name: str, needle: str, column: str | None
+                     ) -> tuple[list[Message], list[Message]]:
+        """IMAP SEARCH text of one mailbox through the substring index, in one
+        transaction: (messages whose indexed text holds ``needle``, messages not
+        in the index), both in UID order.
+
+        As :meth:`text_search` (``needle`` folded, ``column`` "headers", "body" or
+        None, the substring test exact on the indexed text), but only the hits'
+        rows and the unindexed ones are read, not every message of the mailbox.
+        """
+        _check_column(column)
+        with self.lock:
+            mailbox = self._mailbox_by_name(self.db, mailbox_name)
+            hits = self._text_hits(mailbox.id, needle, column)
+            unindexed = self.db.execute(
+                f"SELECT {_MESSAGE_COLUMNS} FROM message WHERE mailbox_id = ?"
+                " AND id NOT IN (SELECT id FROM textindex_docsize) ORDER BY uid",
+                (mailbox.id,)).fetchall()
+        return [_message(r) for r in hits], [_message(r) for r in unindexed]
+
+    def _text_hits(self, mailbox_id: int, needle: str, column: str | None
+                   ) -> list[tuple]:  # type: ignore[type-arg]
+        """Rows (:data:`_MESSAGE_COLUMNS`) of the mailbox's indexed messages whose
+        folded text holds ``needle``, in UID order (under the lock).
+
+        The trigram index finds the documents of the whole account (its phrase
+        query matches a superset: the tokenizer folds case its own way); they are
+        cut to the mailbox by row id and confirmed by ``instr`` on the stored
+        text, which is the exact substring test (code points of valid UTF-8),
+        in SQLite: the text is not copied out.
+        """
+        db = self.db
+        test = {"headers": "instr(t.headers, ?1) > 0", "body": "instr(t.body, ?1) > 0"}.get(
+            column or "", "(instr(t.headers, ?1) > 0 OR instr(t.body, ?1) > 0)")
+        select = (f"SELECT {_MESSAGE_COLUMNS_M} FROM message m"
+                  f" JOIN textindex t ON t.rowid = m.id WHERE {test} AND")
+        if len(needle) < 3:  # too short for trigrams: every indexed message of the mailbox
+            return db.execute(f"{select} m.mailbox_id = ?2 ORDER BY m.uid",
+                              (needle, mailbox_id)).fetchall()
+        phrase = '"' + needle.replace('"', '""') + '"'
+        found = [r[0] for r in db.execute(
+            "SELECT rowid FROM textindex WHERE textindex MATCH ?",
+            (f"{column} : {phrase}" if column else phrase,))]
+        rows = []
+        for i in range(0, len(found), _CHUNK):
+            chunk = found[i:i + _CHUNK]
+            marks = ",".join("?" * len(chunk))
+            # "+m.mailbox_id": the ids are looked up by key, not the mailbox's rows read.
+            rows += db.execute(f"{select} +m.mailbox_id = ?2 AND m.id IN ({marks})",
+                               (needle, mailbox_id, *chunk))
+        rows.sort(key=_uid_of_row)
+        return rows
 
     def uid_ids(self, mailbox_name: str) -> dict[int, int]:
         """UID -> message id of every message of a mailbox."""
@@ -1435,50 +1514,61 @@ class AccountStore:
         Returns (changed messages, uids that failed the UNCHANGEDSINCE test, changes).
         Messages whose flags end up the same are not changed (no new modseq).
         """
+        stored, changes = self.update_flags(mailbox_name, uids, mode, flags, unchanged_since)
+        return stored.changed, stored.failed, changes
+
+    def update_flags(self, mailbox_name: str, uids: Iterable[int], mode: str, flags: Flags,
+                     unchanged_since: int | None = None) -> tuple[FlagsStored, list[Change]]:
+        """As :meth:`store_flags`, also giving the flags of the messages it left as
+        they were (IMAP STORE answers with every message's FLAGS)."""
         if mode not in ("add", "remove", "replace"):
             raise ValueError(mode)
         try:
-            return self._store_flags(mailbox_name, set(uids), mode, flags, unchanged_since)
+            return self._store_flags(mailbox_name, uids, mode, flags, unchanged_since)
         except _NothingChanged as nothing:
-            changed, failed = nothing.result  # type: ignore[misc]
-            return changed, failed, []
+            stored = nothing.result
+            assert isinstance(stored, FlagsStored)
+            return stored, []
 
-    def _store_flags(self, mailbox_name: str, wanted: set[int], mode: str, flags: Flags,
-                     unchanged_since: int | None
-                     ) -> tuple[list[Message], list[int], list[Change]]:
+    def _store_flags(self, mailbox_name: str, uids: Iterable[int], mode: str, flags: Flags,
+                     unchanged_since: int | None) -> tuple[FlagsStored, list[Change]]:
+        """One transaction: the rows of the set read as tuples, the new flags worked
+        out once per distinct old value, and one statement for all the updates."""
+        messages: list[Message] = []
         changed: list[Message] = []
         failed: list[int] = []
+        new_flags = _FlagChange(mode, flags)
         with self._write() as (db, modseq):
             mailbox = self._mailbox_by_name(db, mailbox_name)
-            rows = db.execute(f"SELECT {_MESSAGE_COLUMNS} FROM message WHERE mailbox_id = ?"
-                              " ORDER BY uid", (mailbox.id,)).fetchall()
+            updates = []
             d_unseen = d_deleted = 0
-            for row in rows:
-                message = _message(row)
-                if message.uid not in wanted:
+            for row in self._message_rows(mailbox.id, 0, uids):
+                uid, old_modseq, bits, keywords = row[2], row[3], row[4], row[5]
+                if unchanged_since is not None and old_modseq > unchanged_since:
+                    failed.append(uid)
                     continue
-                if unchanged_since is not None and message.modseq > unchanged_since:
-                    failed.append(message.uid)
+                new = new_flags(bits, keywords)
+                if new is None:
+                    messages.append(new_flags.message(row, old_modseq, bits, keywords))
                     continue
-                new = _apply(message.flags, mode, flags)
-                if new == message.flags:
-                    continue
-                db.execute("UPDATE message SET flags = ?, keywords = ?, modseq = ? WHERE id = ?",
-                           (new.system, new.keyword_text(), modseq, message.id))
-                d_unseen += _bit(message.flags, SEEN) - _bit(new, SEEN)
-                d_deleted += _bit(new, DELETED) - _bit(message.flags, DELETED)
-                changed.append(Message(message.id, message.mailbox_id, message.uid, modseq, new,
-                                       message.size, message.received, message.saved,
-                                       message.message_id, message.thread_id, message.subject))
-            if changed:
-                db.execute("UPDATE mailbox SET unseen = unseen + ?, deleted = deleted + ?,"
-                           " highestmodseq = ? WHERE id = ?",
-                           (d_unseen, d_deleted, modseq, mailbox.id))
-            else:
-                raise _NothingChanged((changed, failed))
+                new_bits, new_keywords = new
+                updates.append((new_bits, new_keywords, modseq, row[0]))
+                d_unseen += (1 if bits & SEEN else 0) - (1 if new_bits & SEEN else 0)
+                d_deleted += (1 if new_bits & DELETED else 0) - (1 if bits & DELETED else 0)
+                message = new_flags.message(row, modseq, new_bits, new_keywords)
+                messages.append(message)
+                changed.append(message)
+            stored = FlagsStored(messages, changed, failed)
+            if not updates:
+                raise _NothingChanged(stored)
+            db.executemany("UPDATE message SET flags = ?, keywords = ?, modseq = ? WHERE id = ?",
+                           updates)
+            db.execute("UPDATE mailbox SET unseen = unseen + ?, deleted = deleted + ?,"
+                       " highestmodseq = ? WHERE id = ?",
+                       (d_unseen, d_deleted, modseq, mailbox.id))
         change = Change("flags", mailbox.id, mailbox.name, tuple(m.uid for m in changed), modseq,
                         tuple(m.flags for m in changed))
-        return changed, failed, [change]
+        return stored, [change]
 
     def copy(self, mailbox_name: str, uids: Iterable[int], target_name: str
              ) -> tuple[list[tuple[int, int]], list[Change]]:
@@ -1799,8 +1889,37 @@ def _apply(current: Flags, mode: str, change: Flags) -> Flags:
     return Flags(current.system & ~change.system, tuple(sorted(lower.values(), key=str.lower)))
 
 
-def _bit(flags: Flags, bit: int) -> int:
-    return 1 if flags.system & bit else 0
+class _FlagChange:
+    """A STORE's change applied to stored (bits, keyword text) values.
+
+    Most messages of a mailbox share a few flag values, so each distinct old
+    value is worked out once (:func:`_apply`).
+    """
+
+    def __init__(self, mode: str, change: Flags) -> None:
+        self.mode = mode
+        self.change = change
+        self._results: dict[tuple[int, str], tuple[int, str] | None] = {}
+
+    def __call__(self, bits: int, keywords: str) -> tuple[int, str] | None:
+        """The new (bits, keyword text), or None when the flags stay as they are."""
+        key = (bits, keywords)
+        if key in self._results:
+            return self._results[key]
+        old = self.flags(bits, keywords)
+        new = _apply(old, self.mode, self.change)
+        got = None if new == old else (new.system, new.keyword_text())
+        self._results[key] = got
+        return got
+
+    def flags(self, bits: int, keywords: str) -> Flags:
+        return _flags(bits, keywords)
+
+    def message(self, row: tuple, modseq: int, bits: int,  # type: ignore[type-arg]
+                keywords: str) -> Message:
+        """The row (:data:`_MESSAGE_COLUMNS`) as a Message with these flags and modseq."""
+        return Message(row[0], row[1], row[2], modseq, self.flags(bits, keywords), row[6],
+                       row[7], row[8], row[9], row[10], row[11])
 
 
 def _thread_id(db: sqlite3.Connection, summary: Summary, own_id: int,
@@ -1830,15 +1949,33 @@ _MAILBOX_COLUMNS = ("id, name, uidvalidity, uidnext, special_use, messages, unse
                     " size, highestmodseq")
 _MESSAGE_COLUMNS = ("id, mailbox_id, uid, modseq, flags, keywords, size, received, saved,"
                     " message_id, thread_id, subject")
+# UIDs looked up one by one when the set names fewer than 1 in this many of its range.
+_SPARSE_FACTOR = 8
+_CHUNK = 500  # bound parameters per query (SQLite allows 999 on old builds)
 _MESSAGE_COLUMNS_M = ", ".join("m." + c.strip() for c in _MESSAGE_COLUMNS.split(","))
+
+
+def _check_column(column: str | None) -> None:
+    if column not in ("headers", "body", None):
+        raise ValueError(column)
+
+
+def _uid_of_row(row: tuple) -> int:  # type: ignore[type-arg]
+    return int(row[2])
 
 
 def _mailbox(row: tuple, subscribed: set[str]) -> Mailbox:  # type: ignore[type-arg]
     return Mailbox(*row, subscribed=row[1] in subscribed)
 
 
+@lru_cache(maxsize=4096)
+def _flags(bits: int, keywords: str) -> Flags:
+    """Stored flags as a value; a mailbox has few distinct ones (Flags is immutable)."""
+    return Flags.from_row(bits, keywords)
+
+
 def _message(row: tuple) -> Message:  # type: ignore[type-arg]
     (id_, mailbox_id, uid, modseq, bits, keywords, size, received, saved, message_id,
      thread_id, subject) = row
-    return Message(id_, mailbox_id, uid, modseq, Flags.from_row(bits, keywords), size, received,
+    return Message(id_, mailbox_id, uid, modseq, _flags(bits, keywords), size, received,
                    saved, message_id, thread_id, subject)

@@ -101,6 +101,21 @@ class Message:
     subject: str = ""
 
 
+@dataclass
+class FlagsStored:
+    """What a flag change did (RFC 9051 §6.4.6, RFC 7162 §3.1.3).
+
+    ``messages``: every message of the set that exists and passed the
+    UNCHANGEDSINCE test, with its flags and modseq after the transaction, in
+    UID order; ``changed``: those of them whose flags changed (they carry the
+    transaction's modseq); ``failed``: UIDs that failed UNCHANGEDSINCE.
+    """
+
+    messages: list[Message]
+    changed: list[Message]
+    failed: list[int]
+
+
 @dataclass(frozen=True)
 class Delivered:
     """What a successful delivery returns: only after file and row are on disk."""

@@ -57,6 +57,7 @@ from kittiwake.store.model import (
     Change,
     Delivered,
     Flags,
+    FlagsStored,
     Mailbox,
     Message,
     StoreError,
@@ -382,6 +383,15 @@ class Account:
                           ) -> tuple[set[int], set[int]]:
         return await self._run(self.core.text_search, mailbox, needle, column)
 
+    async def text_matches(self, mailbox: str, needle: str, column: str | None,
+                           then: Callable[[list[Message], list[Message]], T]) -> T:
+        """:meth:`AccountStore.text_matches`, handed in the same worker thread to
+        ``then`` (which may read message files: a header key checks its field)."""
+        def work() -> T:
+            return then(*self.core.text_matches(mailbox, needle, column))
+
+        return await self._run(work, op="text_matches")
+
     async def uid_ids(self, mailbox: str) -> dict[int, int]:
         return await self._run(self.core.uid_ids, mailbox)
 
@@ -422,6 +432,14 @@ class Account:
                                                    mode, flags, unchanged_since)
         self._publish(changes)
         return changed, failed
+
+    async def update_flags(self, mailbox: str, uids: Iterable[int], mode: str, flags: Flags,
+                           unchanged_since: int | None = None) -> FlagsStored:
+        """:meth:`store_flags` that also gives the flags of the messages left as they were."""
+        stored, changes = await self._run(self.core.update_flags, mailbox, list(uids), mode,
+                                          flags, unchanged_since, op="store_flags")
+        self._publish(changes)
+        return stored
 
     async def copy(self, mailbox: str, uids: Iterable[int], target: str) -> list[tuple[int, int]]:
         pairs, changes = await self._run(self.core.copy, mailbox, list(uids), target)
