@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from kittiwake.store.messagefile import MessageFile
 
-__all__ = ["LRU", "MessageKey"]
+__all__ = ["LRU", "Bounded", "MessageKey"]
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -42,6 +43,36 @@ class LRU(Generic[K, V]):
             self._data.move_to_end(key)
             if len(self._data) > self.size:
                 self._data.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+class Bounded(Generic[K, V]):
+    """A thread-safe map holding at most about ``max_bytes`` (by ``weight``) of
+    values; the oldest entries go first. Lookups take no lock (a dict lookup is
+    atomic), so it suits a value read once per message of a big FETCH."""
+
+    def __init__(self, max_bytes: int, weight: Callable[[V], int]) -> None:
+        self.max_bytes = max_bytes
+        self._weight = weight
+        self._data: dict[K, V] = {}
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: K) -> V | None:
+        return self._data.get(key)
+
+    def put(self, key: K, value: V) -> None:
+        size = self._weight(value)
+        with self._lock:
+            old = self._data.pop(key, None)
+            if old is not None:
+                self._bytes -= self._weight(old)
+            self._data[key] = value
+            self._bytes += size
+            while self._bytes > self.max_bytes and self._data:
+                self._bytes -= self._weight(self._data.pop(next(iter(self._data))))
 
     def __len__(self) -> int:
         return len(self._data)

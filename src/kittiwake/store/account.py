@@ -16,7 +16,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,10 +25,12 @@ from kittiwake import durable
 from kittiwake.log import get_logger
 from kittiwake.message import searchable_text
 from kittiwake.message.part import Part
+from kittiwake.sqlitedb import transaction
 from kittiwake.store.messagefile import MessageFile
 from kittiwake.store.model import (
     Change,
     Delivered,
+    FetchRow,
     Flags,
     Mailbox,
     MailboxExists,
@@ -371,6 +373,7 @@ class AccountStore:
                                             (mailbox.id,))]
             db.executemany("DELETE FROM fts WHERE rowid = ?", [(i,) for i in ids])
             db.executemany("DELETE FROM textindex WHERE rowid = ?", [(i,) for i in ids])
+            db.executemany("DELETE FROM message_cache WHERE id = ?", [(i,) for i in ids])
             db.execute("DELETE FROM message WHERE mailbox_id = ?", (mailbox.id,))
             db.execute("DELETE FROM expunged WHERE mailbox_id = ?", (mailbox.id,))
             db.execute("DELETE FROM metadata WHERE mailbox_id = ?", (mailbox.id,))
@@ -998,6 +1001,65 @@ class AccountStore:
                     out[mid] = MessageFile(self.path(mid), bytes(prefix))
         return out
 
+    def fetch_rows(self, mailbox_name: str, uids: Sequence[int], changed_since: int = 0
+                   ) -> list[FetchRow]:
+        """The rows of ``uids`` (ascending) of a mailbox with modseq > ``changed_since``,
+        in UID order: what a reader of many messages (IMAP FETCH) needs, in one query,
+        as plain tuples. UIDs without a row (expunged) are simply not there."""
+        if not uids:
+            return []
+        with self.lock:
+            mailbox = self._mailbox_by_name(self.db, mailbox_name)
+            rows = self.db.execute(
+                "SELECT id, uid, modseq, flags, keywords, size, received, saved, thread_id,"
+                " prefix FROM message"
+                " WHERE mailbox_id = ? AND uid BETWEEN ? AND ? AND modseq > ? ORDER BY uid",
+                (mailbox.id, uids[0], uids[-1], changed_since)).fetchall()
+        make = tuple.__new__  # FetchRow._make without its Python-level checks
+        out = [make(FetchRow, r) for r in rows]
+        if len(uids) < uids[-1] - uids[0] + 1:
+            keep = set(uids)
+            out = [r for r in out if r.uid in keep]
+        return out
+
+    def file_name(self, message_id: int) -> str:
+        """:meth:`path` as a string (cheaper, for readers of many files)."""
+        return f"{self.root}/msg/{message_id // durable.SHARD_SIZE:x}/{message_id}"
+
+    def cached(self, message_ids: Iterable[int]) -> dict[int, bytes]:
+        """The reader's blob of each message id that has one (:meth:`put_cache`)."""
+        ids = list(message_ids)
+        out: dict[int, bytes] = {}
+        with self.lock:
+            for i in range(0, len(ids), 500):
+                chunk = ids[i:i + 500]
+                marks = ",".join("?" * len(chunk))
+                out.update(self.db.execute(
+                    f"SELECT id, data FROM message_cache WHERE id IN ({marks})", chunk))
+        return out
+
+    def put_cache(self, items: Iterable[tuple[int, bytes]]) -> None:
+        """Keep a reader's blob for each (message id, data); see ``message_cache`` in
+        :mod:`kittiwake.store.schema`. Best effort: a blob is derived data, so the
+        commit is not fsynced (a crash may lose it, never anything else), a message
+        expunged meanwhile gets none, and a failure is logged, not raised."""
+        rows = [(mid, data, mid) for mid, data in items]
+        if not rows:
+            return
+        with self.lock:
+            db = self.db
+            try:
+                db.execute("PRAGMA synchronous = NORMAL")
+                try:
+                    with transaction(db):
+                        db.executemany(
+                            "INSERT OR REPLACE INTO message_cache (id, data) SELECT ?, ?"
+                            " WHERE EXISTS (SELECT 1 FROM message WHERE id = ?)", rows)
+                finally:
+                    db.execute("PRAGMA synchronous = FULL")
+            except sqlite3.Error as exc:
+                logger.info("message cache not written", error=str(exc), count=len(rows))
+
     def read(self, message_id: int) -> bytes:
         """The whole message as delivered: prefix and file."""
         with self.lock:
@@ -1139,6 +1201,8 @@ class AccountStore:
                         db.execute("INSERT INTO textindex (rowid, headers, body) SELECT ?,"
                                    " headers, body FROM textindex WHERE rowid = ?",
                                    (new_id, message_id))
+                        db.execute("INSERT INTO message_cache (id, data) SELECT ?, data"
+                                   " FROM message_cache WHERE id = ?", (new_id, message_id))
                         durable.link_copy(self.root, message_id, new_id, sync=False)
                         linked.append(new_id)
                     pairs.append((old_uid, uid))
@@ -1302,6 +1366,7 @@ def _remove_rows(db: sqlite3.Connection, mailbox_id: int,
     ids = [r[0] for r in rows]
     db.executemany("DELETE FROM fts WHERE rowid = ?", [(i,) for i in ids])
     db.executemany("DELETE FROM textindex WHERE rowid = ?", [(i,) for i in ids])
+    db.executemany("DELETE FROM message_cache WHERE id = ?", [(i,) for i in ids])
     db.executemany("DELETE FROM message WHERE id = ?", [(i,) for i in ids])
     db.executemany("INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq)"
                    " VALUES (?, ?, ?)", [(mailbox_id, r[1], modseq) for r in rows])
