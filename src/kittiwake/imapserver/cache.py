@@ -74,6 +74,11 @@ class Bounded(Generic[K, V]):
             while self._bytes > self.max_bytes and self._data:
                 self._bytes -= self._weight(self._data.pop(next(iter(self._data))))
 
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()
+            self._bytes = 0
+
     def __len__(self) -> int:
         return len(self._data)
 
