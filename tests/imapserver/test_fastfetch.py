@@ -58,7 +58,7 @@ def _general(core: AccountStore, row: FetchRow, seq: int, items: tuple[c.FetchIt
 def _fast(core: AccountStore, pairs: list[tuple[int, int]], items: tuple[c.FetchItem, ...],
           utf8: bool, condstore: bool, uid_first: bool, uidfetch: bool) -> bytes:
     plan = fastfetch.plan(items, uid_first=uid_first, condstore=condstore, uidfetch=uidfetch,
-                          utf8=utf8)
+                          utf8=utf8, account=str(core.root))
     assert plan is not None
     out, done = [], 0
     while done < len(pairs):
@@ -158,7 +158,8 @@ def test_many_messages_in_batches_with_a_streamed_one(core: AccountStore) -> Non
     rows = {r.uid: r for r in core.fetch_rows("Inbox", uids)}
     want = b"".join(_general(core, rows[u], q, items, False, False, True, False)
                     for q, u in pairs)
-    plan = fastfetch.plan(items, uid_first=True, condstore=False, uidfetch=False, utf8=False)
+    plan = fastfetch.plan(items, uid_first=True, condstore=False, uidfetch=False, utf8=False,
+                          account=str(core.root))
     assert plan is not None
     out, done, batches, streamed = [], 0, 0, 0
     while done < len(pairs):
@@ -170,6 +171,35 @@ def test_many_messages_in_batches_with_a_streamed_one(core: AccountStore) -> Non
         batches += 1
     assert b"".join(out) == want
     assert streamed == 1 and batches > 2
+
+
+def test_a_huge_header_takes_the_general_path(core: AccountStore) -> None:
+    """Facts are not kept for a header section over MAX_HEADER: such a message is
+    written by the general path, between fast ones."""
+    huge = b"".join(b"X-Filler-%06d: %s\r\n" % (i, b"f" * 60)
+                    for i in range(fetchcache.MAX_HEADER // 70 + 10)) + CORPUS["plain"]
+    uids = [core.deliver("Inbox", d, prefix=PREFIX)[0].uid
+            for d in (CORPUS["plain"], huge, CORPUS["groups"])]
+    pairs = [(i + 1, u) for i, u in enumerate(uids)]
+    items = (c.FetchAttr("UID"), c.FetchAttr("ENVELOPE"),
+             c.BodySection(Section((), SectionText.HEADER_FIELDS, ("FROM", "X-FILLER-000003")),
+                           None, True))
+    rows = {r.uid: r for r in core.fetch_rows("Inbox", uids)}
+    want = b"".join(_general(core, rows[u], q, items, False, False, True, False)
+                    for q, u in pairs)
+    plan = fastfetch.plan(items, uid_first=True, condstore=False, uidfetch=False, utf8=False,
+                          account=str(core.root))
+    assert plan is not None and plan.narrow
+    used: list[int] = []
+
+    def general(row: FetchRow, seq: int) -> list[Piece]:
+        used.append(row.uid)
+        assert row.prefix == PREFIX  # the whole row, not the narrow one
+        return messages._general_one(core, False, False, items, True, False, row, seq)
+
+    batch = fastfetch.build_batch(plan, core, "Inbox", pairs, 0, general)
+    assert _octets(batch.pieces) == want
+    assert used == [uids[1]] and batch.found == 3
 
 
 def test_facts_persist_across_a_restart(core: AccountStore, tmp_path: Path,

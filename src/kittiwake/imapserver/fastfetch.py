@@ -54,7 +54,7 @@ from kittiwake.imapserver.cache import Bounded
 from kittiwake.imapserver.fetchcache import Derived
 from kittiwake.message import parse
 from kittiwake.store.account import AccountStore
-from kittiwake.store.model import FetchRow, Flags
+from kittiwake.store.model import FetchRow, Flags, IdRow
 
 __all__ = ["READ_BUDGET", "READ_MAX", "Batch", "FastPlan", "build_batch", "plan"]
 
@@ -66,17 +66,16 @@ BATCH_MAX = 1000  # messages per batch
 class _Out:
     """The pieces of one batch: runs of octets, and file literals the driver copies."""
 
-    __slots__ = ("account", "budget", "file_name", "parts", "pieces")
+    __slots__ = ("budget", "file_name", "parts", "pieces")
 
-    def __init__(self, budget: int, account: str, file_name: Callable[[int], str]) -> None:
+    def __init__(self, budget: int, file_name: Callable[[int], str]) -> None:
         self.parts: list[bytes] = []
         self.pieces: list[Piece] = []
         self.budget = budget
-        self.account = account
         self.file_name = file_name
 
     def file(self, literal: FileLiteral) -> None:
-        self.pieces.append(b"".join(self.parts))
+        self.pieces = self.take()
         self.parts = []
         self.pieces.append(literal)
 
@@ -86,16 +85,19 @@ class _Out:
         return [p for p in self.pieces if p]
 
 
-Writer = Callable[[FetchRow, "Derived | None", _Out], None]
+Row = FetchRow | IdRow  # IdRow for a narrow plan (its writers read id and uid only)
+Writer = Callable[[Row, "Derived | None", _Out], None]
 
 
 @dataclass
 class FastPlan:
-    """The writers of one FETCH command's items, in answer order."""
+    """The writers of one FETCH command's items, in answer order. ``narrow``: they
+    read no row column but id and UID (:meth:`AccountStore.fetch_rows`)."""
 
     writers: list[Writer]
     uidfetch: bool
     needs_derived: bool
+    narrow: bool
     names: list[str] = field(default_factory=list)
 
 
@@ -121,31 +123,48 @@ def _date(ms: int) -> bytes:
     return t.strftime('"%d-%b-%Y %H:%M:%S +0000"').encode("ascii")
 
 
+# Row columns beyond id and UID that a writer reads (see FastPlan.narrow).
+_NARROW_ATTRS = frozenset({"UID", "EMAILID"})
+
+
 def _row_writer(name: str, pre: bytes) -> Writer | None:
     if name == "UID":
-        def w(row: FetchRow, d: Derived | None, out: _Out) -> None:
-            out.parts.append(pre + b"%d" % row.uid)
+        fmt = pre + b"%d"
+
+        def w(row: Row, d: Derived | None, out: _Out) -> None:
+            out.parts.append(fmt % row.uid)
     elif name == "FLAGS":
-        def w(row: FetchRow, d: Derived | None, out: _Out) -> None:
-            out.parts.append(pre + _flags(row.flags, row.keywords))
+        def w(row: Row, d: Derived | None, out: _Out) -> None:
+            out.parts.append(pre)
+            out.parts.append(_flags(row.flags, row.keywords))
     elif name == "INTERNALDATE":
-        def w(row: FetchRow, d: Derived | None, out: _Out) -> None:
-            out.parts.append(pre + _date(row.received))
+        def w(row: Row, d: Derived | None, out: _Out) -> None:
+            out.parts.append(pre)
+            out.parts.append(_date(row.received))
     elif name == "RFC822.SIZE":
-        def w(row: FetchRow, d: Derived | None, out: _Out) -> None:
-            out.parts.append(pre + b"%d" % row.size)
+        fmt = pre + b"%d"
+
+        def w(row: Row, d: Derived | None, out: _Out) -> None:
+            out.parts.append(fmt % row.size)
     elif name == "MODSEQ":
-        def w(row: FetchRow, d: Derived | None, out: _Out) -> None:
-            out.parts.append(pre + b"(%d)" % row.modseq)
+        fmt = pre + b"(%d)"
+
+        def w(row: Row, d: Derived | None, out: _Out) -> None:
+            out.parts.append(fmt % row.modseq)
     elif name == "EMAILID":  # RFC 8474 §5.1 (kittiwake.imapserver.search.email_id)
-        def w(row: FetchRow, d: Derived | None, out: _Out) -> None:
-            out.parts.append(pre + b"(M%d)" % row.id)
+        fmt = pre + b"(M%d)"
+
+        def w(row: Row, d: Derived | None, out: _Out) -> None:
+            out.parts.append(fmt % row.id)
     elif name == "THREADID":  # RFC 8474 §5.2
-        def w(row: FetchRow, d: Derived | None, out: _Out) -> None:
-            out.parts.append(pre + b"(T%d)" % row.thread_id)
+        fmt = pre + b"(T%d)"
+
+        def w(row: Row, d: Derived | None, out: _Out) -> None:
+            out.parts.append(fmt % row.thread_id)
     elif name == "SAVEDATE":  # RFC 8514 §4.3: NIL when the server has none
-        def w(row: FetchRow, d: Derived | None, out: _Out) -> None:
-            out.parts.append(pre + (_date(row.saved) if row.saved else b"NIL"))
+        def w(row: Row, d: Derived | None, out: _Out) -> None:
+            out.parts.append(pre)
+            out.parts.append(_date(row.saved) if row.saved else b"NIL")
     else:
         return None
     return w
@@ -155,9 +174,10 @@ def _structure_writer(name: str, pre: bytes, utf8: bool) -> Writer:
     index = {"ENVELOPE": 7 if utf8 else 6, "BODYSTRUCTURE": 9 if utf8 else 8,
              "BODY": 11 if utf8 else 10}[name]
 
-    def w(row: FetchRow, d: Derived | None, out: _Out) -> None:
+    def w(row: Row, d: Derived | None, out: _Out) -> None:
         assert d is not None
-        out.parts.append(pre + d[index])
+        out.parts.append(pre)
+        out.parts.append(d[index])
     return w
 
 
@@ -205,7 +225,7 @@ def _span_value(row: FetchRow, span: Span, out: _Out) -> bool:
         if data is not None:
             out.budget -= span.length
             out.parts.append(b"{%d}\r\n" % span.length)
-            out.parts.append(literal_safe(data))  # not joined to the rest: no copy
+            out.parts.append(literal_safe(data))
             return True
     return False
 
@@ -223,7 +243,7 @@ def _stream(row: FetchRow, span: Span, out: _Out) -> None:
 
 
 def _span_writer(text: SectionText | None, partial: Partial | None, pre: bytes) -> Writer:
-    def w(row: FetchRow, d: Derived | None, out: _Out) -> None:
+    def w(row: Row, d: Derived | None, out: _Out) -> None:
         assert d is not None
         if text is None:
             span = Span(d.header_start, max(0, d.end - d.header_start))
@@ -244,32 +264,37 @@ def _span_writer(text: SectionText | None, partial: Partial | None, pre: bytes) 
 
 # HEADER.FIELDS answers of recently fetched messages, by (field names, account
 # directory, message id): clients ask for the same fields at every sync. The value
-# is the literal (before any <partial>).
-FIELDS: Bounded[tuple[tuple[str, ...], str, int], bytes] = Bounded(32 * 1024 * 1024,
-                                                                   lambda v: 100 + len(v))
+# is the whole literal, before any <partial>.
+FIELDS: Bounded[tuple[str, ...], bytes] = Bounded(32 * 1024 * 1024, lambda v: 100 + len(v))
 
 
-def _fields_writer(section: Section, partial: Partial | None, pre: bytes) -> Writer:
+def _fields_writer(section: Section, partial: Partial | None, pre: bytes, account: str
+                   ) -> Writer:
     exclude = section.text is SectionText.HEADER_FIELDS_NOT
     picker = None if exclude else FieldPicker(section.fields)
     fields = section.fields
-    names = (section.text.value if section.text else "",
-             *sorted({f.lower() for f in fields}))
+    key = (account, section.text.value if section.text else "",
+           *sorted({f.lower() for f in fields}))
+    known = FIELDS.space(key)
 
-    def w(row: FetchRow, d: Derived | None, out: _Out) -> None:
+    def w(row: Row, d: Derived | None, out: _Out) -> None:
         assert d is not None
-        key = (names, out.account, row.id)
-        data = FIELDS.get(key)
-        if data is None:
+        literal = known.get(row.id)
+        if literal is None:
             blank = not d.truncated
             if picker is not None and d.regular:
                 data = picker.pick(d.header, blank)
             else:
                 data = header_fields(d.header, fields, exclude, blank)
-            FIELDS.put(key, data)
-        if partial is not None:
-            data = partial_bytes(data, partial)
-        out.parts.append(pre + _literal(literal_safe(data)))
+            # NUL made 0x80 octet by octet, so before or after <partial> is the same.
+            literal = _literal(literal_safe(data))
+            FIELDS.put(key, row.id, literal)
+        out.parts.append(pre)
+        if partial is None:
+            out.parts.append(literal)
+        else:
+            out.parts.append(_literal(partial_bytes(literal[literal.index(b"\n") + 1:],
+                                                    partial)))
     return w
 
 
@@ -278,13 +303,15 @@ _ATTR_SECTIONS = {"RFC822": Section(), "RFC822.HEADER": Section((), SectionText.
 
 
 def plan(items: Sequence[c.FetchItem], *, uid_first: bool, condstore: bool, uidfetch: bool,
-         utf8: bool) -> FastPlan | None:
+         utf8: bool, account: str = "") -> FastPlan | None:
     """The fast plan of a FETCH command's items, or None when one of them needs the
     general path. ``uid_first``: UID FETCH (UID is the first item, RFC 9051 §6.4.9,
-    except in a UIDFETCH response, RFC 9586 §3.3)."""
+    except in a UIDFETCH response, RFC 9586 §3.3); ``account``: the account's
+    directory (names its cached answers)."""
     names: list[str] = []
     writers: list[Writer] = []
     needs_derived = False
+    narrow = True
     wanted: list[tuple[str, c.FetchItem | None]] = []
     if uid_first and not uidfetch:
         wanted.append(("UID", None))
@@ -307,6 +334,7 @@ def plan(items: Sequence[c.FetchItem], *, uid_first: bool, condstore: bool, uidf
         w = _row_writer(name, pre)
         if w is not None:
             writers.append(w)
+            narrow = narrow and name in _NARROW_ATTRS
             continue
         needs_derived = True
         if name in ("ENVELOPE", "BODYSTRUCTURE", "BODY"):
@@ -321,10 +349,13 @@ def plan(items: Sequence[c.FetchItem], *, uid_first: bool, condstore: bool, uidf
         if section.part or section.text is SectionText.MIME:
             return None
         if section.text in (SectionText.HEADER_FIELDS, SectionText.HEADER_FIELDS_NOT):
-            writers.append(_fields_writer(section, partial, pre))
-        else:
+            writers.append(_fields_writer(section, partial, pre, account))
+        elif section.text is SectionText.HEADER:  # from the facts
             writers.append(_span_writer(section.text, partial, pre))
-    return FastPlan(writers, uidfetch, needs_derived, names)
+        else:  # octets of the file
+            writers.append(_span_writer(section.text, partial, pre))
+            narrow = False
+    return FastPlan(writers, uidfetch, needs_derived, narrow, names)
 
 
 # --- one batch ----------------------------------------------------------------------------
@@ -339,15 +370,17 @@ class Batch:
     found: int
 
 
-def _facts(core: AccountStore, rows: list[FetchRow]) -> dict[int, Derived | None]:
+def _facts(core: AccountStore, mailbox: str, rows: Sequence[Row], narrow: bool
+           ) -> dict[int, Derived | None]:
     """The facts of each row's message: from memory, else from the store, else made
-    from the stored part tree (and kept in both for next time)."""
+    from the stored part tree (and kept in both for next time). ``narrow``: the rows
+    hold id and UID only."""
     root = str(core.root)
-    get = fetchcache.FACTS.get
+    get = fetchcache.FACTS.space(root).get
     out: dict[int, Derived | None] = {}
-    missing: list[FetchRow] = []
+    missing: list[Row] = []
     for row in rows:
-        d = get((root, row.id))
+        d = get(row.id)
         if d is None:
             missing.append(row)
         out[row.id] = d
@@ -361,9 +394,12 @@ def _facts(core: AccountStore, rows: list[FetchRow]) -> dict[int, Derived | None
             unmade.append(row)
         else:
             out[row.id] = d
-            fetchcache.FACTS.put((root, row.id), d)
+            fetchcache.FACTS.put(root, row.id, d)
     if unmade:
-        out.update(_derive(core, unmade))
+        # The whole rows (prefix, size) of the messages whose facts are to be made.
+        full = [r for r in unmade if isinstance(r, FetchRow)] if not narrow else \
+            core.fetch_rows(mailbox, [row.uid for row in unmade])
+        out.update(_derive(core, full))
     return out
 
 
@@ -390,7 +426,7 @@ def _derive(core: AccountStore, rows: list[FetchRow]) -> dict[int, Derived | Non
         made[row.id] = d
         if d is not None:
             keep.append((row.id, d.to_blob()))
-            fetchcache.FACTS.put((root, row.id), d)
+            fetchcache.FACTS.put(root, row.id, d)
     core.put_cache(keep)
     return made
 
@@ -401,10 +437,13 @@ def build_batch(fast: FastPlan, core: AccountStore, mailbox: str,
                 budget: int = READ_BUDGET) -> Batch:
     """The responses for ``pairs`` (seq, UID; UIDs ascending), in a worker thread;
     it may stop early when ``budget`` octets of messages were read."""
-    rows = core.fetch_rows(mailbox, [u for _, u in pairs], changed_since)
+    narrow = fast.narrow and not changed_since
+    uids = [u for _, u in pairs]
+    rows: Sequence[Row] = core.fetch_ids(mailbox, uids) if narrow else \
+        core.fetch_rows(mailbox, uids, changed_since)
     seq_of = dict((u, q) for q, u in pairs)
-    facts = _facts(core, rows) if fast.needs_derived else {}
-    out = _Out(budget, str(core.root), core.file_name)
+    facts = _facts(core, mailbox, rows, narrow) if fast.needs_derived else {}
+    out = _Out(budget, core.file_name)
     writers = fast.writers
     head = b"* %d UIDFETCH (" if fast.uidfetch else b"* %d FETCH ("
     uidfetch = fast.uidfetch
@@ -417,7 +456,12 @@ def build_batch(fast: FastPlan, core: AccountStore, mailbox: str,
         found += 1
         last_uid = row.uid
         if d is None and needs_derived:
-            for p in general(row, seq):
+            whole = core.fetch_rows(mailbox, [row.uid]) if not isinstance(row, FetchRow) \
+                else [row]
+            if not whole:  # expunged meanwhile
+                found -= 1
+                continue
+            for p in general(whole[0], seq):
                 if isinstance(p, FileLiteral):
                     out.file(p)
                 else:

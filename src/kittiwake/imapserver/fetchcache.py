@@ -118,5 +118,5 @@ def _weight(d: Derived) -> int:
         0 if d.body8 is d.body else len(d.body8))
 
 
-# Facts of recently fetched messages, by (account directory, message id).
-FACTS: Bounded[tuple[str, int], Derived] = Bounded(64 * 1024 * 1024, _weight)
+# Facts of recently fetched messages, by account directory and message id.
+FACTS: Bounded[str, Derived] = Bounded(64 * 1024 * 1024, _weight)

@@ -404,7 +404,7 @@ async def _fetch(conn: IMAPConnection, tag: str, cmd: c.Fetch) -> Answer:
     else:
         items = tuple(cmd.items)
     fast = fastfetch.plan(items, uid_first=cmd.uid, condstore=s.condstore,
-                          uidfetch=s.uid_only, utf8=s.utf8)
+                          uidfetch=s.uid_only, utf8=s.utf8, account=str(conn.account.core.root))
     if fast is not None:
         since = cmd.changed_since or 0
         wanted = pairs
@@ -453,7 +453,7 @@ async def _send_fetched(conn: IMAPConnection, tag: str | None, todo: list[tuple[
     return False
 
 
-FIRST_BATCH = 100  # messages in the first batch of the fast path (the answer starts soon)
+FIRST_BATCH = 25  # messages in the first batch of the fast path (the answer starts soon)
 
 
 async def _send_fast(conn: IMAPConnection, tag: str, pairs: list[tuple[int, int]],

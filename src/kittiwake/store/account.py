@@ -20,6 +20,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from kittiwake import durable
 from kittiwake.log import get_logger
@@ -32,6 +33,7 @@ from kittiwake.store.model import (
     Delivered,
     FetchRow,
     Flags,
+    IdRow,
     Mailbox,
     MailboxExists,
     MailboxNotFound,
@@ -51,6 +53,7 @@ from kittiwake.store.schema import (
 from kittiwake.store.summary import MAX_INDEX_CHARS, Summary, search_text_of, summarize
 
 logger = get_logger("store")
+R = TypeVar("R", FetchRow, IdRow)
 
 SEPARATOR = "/"
 # Message ids reserved at a time for group commits (see AccountStore._reserve_ids).
@@ -1016,11 +1019,20 @@ class AccountStore:
                 " WHERE mailbox_id = ? AND uid BETWEEN ? AND ? AND modseq > ? ORDER BY uid",
                 (mailbox.id, uids[0], uids[-1], changed_since)).fetchall()
         make = tuple.__new__  # FetchRow._make without its Python-level checks
-        out = [make(FetchRow, r) for r in rows]
-        if len(uids) < uids[-1] - uids[0] + 1:
-            keep = set(uids)
-            out = [r for r in out if r.uid in keep]
-        return out
+        return _only(uids, [make(FetchRow, r) for r in rows])
+
+    def fetch_ids(self, mailbox_name: str, uids: Sequence[int]) -> list[IdRow]:
+        """:meth:`fetch_rows` for a reader that needs only the row ids (from the UID
+        index alone, several times cheaper)."""
+        if not uids:
+            return []
+        with self.lock:
+            mailbox = self._mailbox_by_name(self.db, mailbox_name)
+            rows = self.db.execute(
+                "SELECT id, uid FROM message WHERE mailbox_id = ? AND uid BETWEEN ? AND ?"
+                " ORDER BY uid", (mailbox.id, uids[0], uids[-1])).fetchall()
+        make = tuple.__new__
+        return _only(uids, [make(IdRow, r) for r in rows])
 
     def file_name(self, message_id: int) -> str:
         """:meth:`path` as a string (cheaper, for readers of many files)."""
@@ -1376,6 +1388,14 @@ def _remove_rows(db: sqlite3.Connection, mailbox_id: int,
                " deleted = deleted - ?, size = size - ?, highestmodseq = ? WHERE id = ?",
                (len(rows), unseen, deleted, sum(r[3] for r in rows), modseq, mailbox_id))
     return ids
+
+
+def _only(uids: Sequence[int], rows: list[R]) -> list[R]:
+    """The rows (in UID order, of the range of ``uids``) whose UID is in ``uids``."""
+    if len(uids) < uids[-1] - uids[0] + 1:
+        keep = set(uids)
+        return [r for r in rows if r[1] in keep]
+    return rows
 
 
 def _first_free_id(db: sqlite3.Connection) -> int:

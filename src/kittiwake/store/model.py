@@ -130,6 +130,14 @@ class FetchRow(NamedTuple):
                        self.saved, "", self.thread_id)
 
 
+class IdRow(NamedTuple):
+    """A message's row id and UID (:meth:`AccountStore.fetch_ids
+    <kittiwake.store.account.AccountStore.fetch_ids>`), as a :class:`FetchRow` has."""
+
+    id: int
+    uid: int
+
+
 @dataclass(frozen=True)
 class Delivered:
     """What a successful delivery returns: only after file and row are on disk."""
