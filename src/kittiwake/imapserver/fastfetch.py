@@ -50,6 +50,7 @@ from kittiwake.imap.sections import (
 )
 from kittiwake.imap.values import FileLiteral
 from kittiwake.imapserver import fetchcache
+from kittiwake.imapserver import metrics as imap_metrics
 from kittiwake.imapserver.cache import Bounded
 from kittiwake.imapserver.fetchcache import Derived
 from kittiwake.message import parse
@@ -384,6 +385,7 @@ def _facts(core: AccountStore, mailbox: str, rows: Sequence[Row], narrow: bool
         if d is None:
             missing.append(row)
         out[row.id] = d
+    imap_metrics.FETCH_FACTS.labels(source="memory").inc(len(rows) - len(missing))
     if not missing:
         return out
     blobs = core.cached([row.id for row in missing])
@@ -395,7 +397,9 @@ def _facts(core: AccountStore, mailbox: str, rows: Sequence[Row], narrow: bool
         else:
             out[row.id] = d
             fetchcache.FACTS.put(root, row.id, d)
+    imap_metrics.FETCH_FACTS.labels(source="store").inc(len(missing) - len(unmade))
     if unmade:
+        imap_metrics.FETCH_FACTS.labels(source="made").inc(len(unmade))
         # The whole rows (prefix, size) of the messages whose facts are to be made.
         full = [r for r in unmade if isinstance(r, FetchRow)] if not narrow else \
             core.fetch_rows(mailbox, [row.uid for row in unmade])
@@ -448,7 +452,7 @@ def build_batch(fast: FastPlan, core: AccountStore, mailbox: str,
     head = b"* %d UIDFETCH (" if fast.uidfetch else b"* %d FETCH ("
     uidfetch = fast.uidfetch
     needs_derived = fast.needs_derived
-    found = 0
+    found = general_count = 0
     last_uid = None
     for row in rows:
         seq = seq_of[row.uid]
@@ -461,6 +465,7 @@ def build_batch(fast: FastPlan, core: AccountStore, mailbox: str,
             if not whole:  # expunged meanwhile
                 found -= 1
                 continue
+            general_count += 1
             for p in general(whole[0], seq):
                 if isinstance(p, FileLiteral):
                     out.file(p)
@@ -473,6 +478,8 @@ def build_batch(fast: FastPlan, core: AccountStore, mailbox: str,
             out.parts.append(b")\r\n")
         if out.budget <= 0:
             break
+    imap_metrics.FETCHED.labels(path="fast").inc(found - general_count)
+    imap_metrics.FETCHED.labels(path="general").inc(general_count)
     consumed = len(pairs)
     if out.budget <= 0 and last_uid is not None and last_uid != pairs[-1][1]:
         consumed = next(i for i, (_, u) in enumerate(pairs) if u == last_uid) + 1

@@ -3,7 +3,10 @@
 FETCH answers are built in a worker thread from the stored part tree (no
 re-parse) in batches, and body sections stream from the message file
 (FileLiteral), so neither a huge message nor a huge mailbox is held in
-memory. Numbers: message sequence numbers come from the session's
+memory. The items most clients ask for take :mod:`fastfetch` (octets written
+straight from the rows and cached facts, the next batch built while this one
+is written); the general path below answers every other item and is the
+reference the fast one is tested against. Numbers: message sequence numbers come from the session's
 :class:`~kittiwake.imapserver.view.SelectedView`, never from the store.
 """
 
@@ -33,6 +36,7 @@ from kittiwake.imap.section import Section, SectionText
 from kittiwake.imap.sections import Span, fetch_value, literal_safe
 from kittiwake.imap.values import Atom, FileLiteral, Literal, Raw, Value
 from kittiwake.imapserver import fastfetch, quota, sorting
+from kittiwake.imapserver import metrics as imap_metrics
 from kittiwake.imapserver import search as srch
 from kittiwake.imapserver.cache import LRU, MessageKey, read_head
 from kittiwake.imapserver.listing import store_name
@@ -447,6 +451,7 @@ async def _send_fetched(conn: IMAPConnection, tag: str | None, todo: list[tuple[
             _build, s.utf8, s.condstore, batch, partial(core.summaries, ids),
             partial(core.message_files, ids), items, uid_first, str(core.root), s.uid_only)
         s.send(pieces)
+        imap_metrics.FETCHED.labels(path="general").inc(len(batch))
         await conn.flush()
         if unknown is not None:
             return True
