@@ -173,6 +173,33 @@ def test_many_messages_in_batches_with_a_streamed_one(core: AccountStore) -> Non
     assert streamed == 1 and batches > 2
 
 
+def test_changedsince_in_batches_of_changed_messages(core: AccountStore) -> None:
+    """CHANGEDSINCE (RFC 7162 §3.1.4.1): only the messages changed since, ``limit`` of
+    them per batch, whatever the length of the range."""
+    uids = [core.deliver("Inbox", CORPUS["plain"])[0].uid for _ in range(30)]
+    since = max(r.modseq for r in core.fetch_rows("Inbox", uids))
+    changed = uids[3::4]
+    core.store_flags("Inbox", changed, "add", Flags.parse(["\\Answered"]))
+    pairs = [(i + 1, u) for i, u in enumerate(uids)]
+    items = (c.FetchAttr("UID"), c.FetchAttr("FLAGS"), c.FetchAttr("ENVELOPE"))
+    rows = {r.uid: r for r in core.fetch_rows("Inbox", changed)}
+    want = b"".join(_general(core, rows[u], q, items, False, True, True, False)
+                    for q, u in pairs if u in rows)
+    plan = fastfetch.plan(items, uid_first=True, condstore=True, uidfetch=False, utf8=False,
+                          account=str(core.root))
+    assert plan is not None
+    out, done, batches, found = [], 0, 0, 0
+    while done < len(pairs):
+        batch = fastfetch.build_batch(plan, core, "Inbox", pairs[done:], since, _no_general,
+                                      limit=3)
+        out.append(_octets(batch.pieces))
+        done += batch.consumed
+        found += batch.found
+        batches += 1
+    assert b"".join(out) == want and found == len(changed) == 7
+    assert batches == 3
+
+
 def test_a_huge_header_takes_the_general_path(core: AccountStore) -> None:
     """Facts are not kept for a header section over MAX_HEADER: such a message is
     written by the general path, between fast ones."""

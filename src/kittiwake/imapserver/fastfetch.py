@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from bisect import bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -438,13 +439,23 @@ def _derive(core: AccountStore, rows: list[FetchRow]) -> dict[int, Derived | Non
 def build_batch(fast: FastPlan, core: AccountStore, mailbox: str,
                 pairs: Sequence[tuple[int, int]], changed_since: int,
                 general: Callable[[FetchRow, int], list[Piece]],
-                budget: int = READ_BUDGET) -> Batch:
+                budget: int = READ_BUDGET, limit: int = BATCH_MAX) -> Batch:
     """The responses for ``pairs`` (seq, UID; UIDs ascending), in a worker thread;
-    it may stop early when ``budget`` octets of messages were read."""
+    it may stop early when ``budget`` octets of messages were read, or (with
+    ``changed_since``) after ``limit`` messages."""
     narrow = fast.narrow and not changed_since
     uids = [u for _, u in pairs]
-    rows: Sequence[Row] = core.fetch_ids(mailbox, uids) if narrow else \
-        core.fetch_rows(mailbox, uids, changed_since)
+    rows: Sequence[Row]
+    through = len(pairs)  # the pairs the rows answer for
+    if narrow:
+        rows = core.fetch_ids(mailbox, uids)
+    elif changed_since:
+        # RFC 7162 CHANGEDSINCE: few rows of a long range, usually; ``limit`` of them.
+        rows = core.fetch_rows(mailbox, uids, changed_since, limit)
+        if len(rows) == limit:
+            through = bisect_right(uids, rows[-1].uid)
+    else:
+        rows = core.fetch_rows(mailbox, uids)
     seq_of = dict((u, q) for q, u in pairs)
     facts = _facts(core, mailbox, rows, narrow) if fast.needs_derived else {}
     out = _Out(budget, core.file_name)
@@ -480,7 +491,7 @@ def build_batch(fast: FastPlan, core: AccountStore, mailbox: str,
             break
     imap_metrics.FETCHED.labels(path="fast").inc(found - general_count)
     imap_metrics.FETCHED.labels(path="general").inc(general_count)
-    consumed = len(pairs)
-    if out.budget <= 0 and last_uid is not None and last_uid != pairs[-1][1]:
-        consumed = next(i for i, (_, u) in enumerate(pairs) if u == last_uid) + 1
+    consumed = through
+    if out.budget <= 0 and last_uid is not None:
+        consumed = min(through, bisect_right(uids, last_uid))
     return Batch(out.take(), consumed, found)

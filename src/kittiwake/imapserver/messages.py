@@ -474,12 +474,14 @@ async def _send_fast(conn: IMAPConnection, tag: str, pairs: list[tuple[int, int]
     general = partial(_general_one, core, s.utf8, s.condstore, items, uid_first, s.uid_only)
 
     def work(start: int, count: int) -> fastfetch.Batch:
-        return fastfetch.build_batch(fast, core, mailbox, pairs[start:start + count],
-                                     changed_since, general)
+        # CHANGEDSINCE: the rest of the range, of which ``count`` changed messages.
+        chunk = pairs[start:] if changed_since else pairs[start:start + count]
+        return fastfetch.build_batch(fast, core, mailbox, chunk, changed_since, general,
+                                     limit=count)
 
     progress = Progress(conn, tag, len(pairs))
     done = found = 0
-    count = FIRST_BATCH
+    count = fastfetch.BATCH_MAX if changed_since else FIRST_BATCH
     pending = asyncio.ensure_future(asyncio.to_thread(work, 0, count)) if pairs else None
     try:
         while pending is not None:
@@ -489,8 +491,8 @@ async def _send_fast(conn: IMAPConnection, tag: str, pairs: list[tuple[int, int]
             done += batch.consumed
             found += batch.found
             # Grow while batches are done whole (octets read did not end them).
-            count = min(fastfetch.BATCH_MAX, count * 4) if batch.consumed >= count \
-                else max(batch.consumed + 16, FIRST_BATCH)
+            count = min(fastfetch.BATCH_MAX, count * 4) if batch.consumed >= count or \
+                changed_since else max(batch.consumed + 16, FIRST_BATCH)
             if done < len(pairs):
                 pending = asyncio.ensure_future(asyncio.to_thread(work, done, count))
             s.send(batch.pieces)

@@ -1004,11 +1004,13 @@ class AccountStore:
                     out[mid] = MessageFile(self.path(mid), bytes(prefix))
         return out
 
-    def fetch_rows(self, mailbox_name: str, uids: Sequence[int], changed_since: int = 0
-                   ) -> list[FetchRow]:
+    def fetch_rows(self, mailbox_name: str, uids: Sequence[int], changed_since: int = 0,
+                   limit: int = -1) -> list[FetchRow]:
         """The rows of ``uids`` (ascending) of a mailbox with modseq > ``changed_since``,
         in UID order: what a reader of many messages (IMAP FETCH) needs, in one query,
-        as plain tuples. UIDs without a row (expunged) are simply not there."""
+        as plain tuples. UIDs without a row (expunged) are simply not there.
+        ``limit``: at most that many rows of the UID range (-1: all), the rest of the
+        range after the last one given left for another call."""
         if not uids:
             return []
         # With changed_since (RFC 7162 CHANGEDSINCE) the rows come from the modseq
@@ -1019,8 +1021,8 @@ class AccountStore:
             mailbox = self._mailbox_by_name(self.db, mailbox_name)
             rows = self.db.execute(
                 "SELECT id, uid, modseq, flags, keywords, size, received, saved, thread_id,"
-                f" prefix FROM message WHERE mailbox_id = ? AND {where} ORDER BY uid",
-                (mailbox.id, uids[0], uids[-1], changed_since)).fetchall()
+                f" prefix FROM message WHERE mailbox_id = ? AND {where} ORDER BY uid LIMIT ?",
+                (mailbox.id, uids[0], uids[-1], changed_since, limit)).fetchall()
         make = tuple.__new__  # FetchRow._make without its Python-level checks
         return _only(uids, [make(FetchRow, r) for r in rows])
 
@@ -1064,7 +1066,10 @@ class AccountStore:
         with self.lock:
             db = self.db
             try:
+                # Not worth waiting for another process's write (an import, say).
+                timeout = db.execute("PRAGMA busy_timeout").fetchone()[0]
                 db.execute("PRAGMA synchronous = NORMAL")
+                db.execute("PRAGMA busy_timeout = 100")
                 try:
                     with transaction(db):
                         db.executemany(
@@ -1072,6 +1077,7 @@ class AccountStore:
                             " WHERE EXISTS (SELECT 1 FROM message WHERE id = ?)", rows)
                 finally:
                     db.execute("PRAGMA synchronous = FULL")
+                    db.execute(f"PRAGMA busy_timeout = {int(timeout)}")
             except sqlite3.Error as exc:
                 logger.info("message cache not written", error=str(exc), count=len(rows))
 
