@@ -178,6 +178,10 @@ def build() -> dict[str, Any]:
     d.panel("timeseries", "IMAP command time (p95)", [
         (quantile(0.95, "kittiwake_imapserver_command_duration_seconds", "command"),
          "{{command}}")], unit="s")
+    d.panel("timeseries", "IMAP FETCH: messages by path, facts by source", [
+        (rate("kittiwake_imapserver_fetched_messages_total", "path"), "{{path}} path"),
+        (rate("kittiwake_imapserver_fetch_facts_total", "source"), "facts from {{source}}")],
+        unit="reqps")
     d.panel("timeseries", "IMAP logins", [
         (rate("kittiwake_imapserver_logins_total", "mechanism, result") + " > 0",
          "{{mechanism}} {{result}}")], unit="reqps")

@@ -50,6 +50,7 @@ reads a file (callers pass it, or their own reader, to :func:`fetch_value`).
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -58,8 +59,9 @@ from kittiwake.imap.values import FileLiteral, Literal
 from kittiwake.message.headers import parse_header_section
 from kittiwake.message.part import Defect, Part
 
-__all__ = ["EMPTY", "FieldsOf", "Span", "fetch_value", "header_fields", "literal_safe", "locate",
-           "partial_bytes", "partial_span", "read_span", "section_bytes", "section_part"]
+__all__ = ["EMPTY", "FieldPicker", "FieldsOf", "Span", "fetch_value", "header_fields",
+           "literal_safe", "locate", "partial_bytes", "partial_span", "read_span",
+           "regular_header", "section_bytes", "section_part"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,12 +142,62 @@ def header_fields(header: bytes, fields: tuple[str, ...], exclude: bool,
     wanted = {f.lower() for f in fields}
     headers, _ = parse_header_section(header)
     out = [h.raw for h in headers if (h.key in wanted) != exclude]
-    lines = b"".join(out)
+    return _field_lines(b"".join(out), header, blank_line)
+
+
+def _field_lines(lines: bytes, header: bytes, blank_line: bool) -> bytes:
     # The message's own line end: a bare-LF message stays bare LF, as BODY[HEADER] does.
     eol = b"\n" if header.endswith(b"\n") and not header.endswith(b"\r\n") else b"\r\n"
     if lines and not lines.endswith(b"\n"):  # a last field without its line end
         lines += eol
     return lines + eol if blank_line else lines
+
+
+def regular_header(header: bytes) -> bool:
+    """Whether ``header`` (a header section's octets) is field lines, their
+    continuations and at most a final empty line, all of it read as header by
+    :func:`parse_header_section`: then :class:`FieldPicker` answers for it."""
+    _, body = parse_header_section(header)
+    return body == len(header)
+
+
+_FIELD_NAME = re.compile(r"[\x21-\x39\x3b-\x7e]+")
+
+
+class FieldPicker:
+    """:func:`header_fields` for one list of field names (not ``.NOT``), by one
+    regular expression over the header octets instead of a parse per message.
+
+    For a :func:`regular_header` it gives the same octets: a field starts a line
+    with its name (RFC 5322 §2.2: printable US-ASCII but colon), optional white
+    space and a colon, and runs to the next line that does not start with white
+    space (§2.2.3 folding); names compare ASCII-case-insensitively (§1.2.2).
+    """
+
+    __slots__ = ("_after_newline", "_pattern")
+
+    def __init__(self, fields: tuple[str, ...]) -> None:
+        # Lowered as header_fields does; a name no field can have never matches.
+        names = sorted(n for n in {f.lower() for f in fields}
+                       if n.isascii() and _FIELD_NAME.fullmatch(n))
+        alternatives = b"|".join(re.escape(n.encode("ascii")) for n in names)
+        field = rb"(?:" + alternatives + rb")[ \t]*:[^\n]*(?:\n[ \t][^\n]*)*"
+        self._pattern = re.compile(rb"^" + field + rb"(?:\n|\Z)",
+                                   re.IGNORECASE | re.MULTILINE) if names else None
+        # The same fields without their last LF, each after an LF: a search for
+        # that literal first is much faster than trying "^" at every octet.
+        self._after_newline = re.compile(rb"\n(" + field + rb")", re.IGNORECASE) \
+            if names else None
+
+    def pick(self, header: bytes, blank_line: bool = True) -> bytes:
+        if self._pattern is None or self._after_newline is None:
+            lines = b""
+        elif header.endswith(b"\n"):  # so every field line ends with LF
+            found = self._after_newline.findall(b"\n" + header)
+            lines = b"\n".join(found) + b"\n" if found else b""
+        else:
+            lines = b"".join(self._pattern.findall(header))
+        return _field_lines(lines, header, blank_line)
 
 
 def partial_span(span: Span, part: Partial | None) -> Span:

@@ -8,12 +8,13 @@ with the same save time and size). Shared by all sessions, used from worker thre
 from __future__ import annotations
 
 import threading
-from collections import OrderedDict
+from collections import OrderedDict, deque
+from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from kittiwake.store.messagefile import MessageFile
 
-__all__ = ["LRU", "MessageKey"]
+__all__ = ["LRU", "Bounded", "MessageKey"]
 
 K = TypeVar("K")
 V = TypeVar("V")
@@ -45,6 +46,69 @@ class LRU(Generic[K, V]):
 
     def __len__(self) -> int:
         return len(self._data)
+
+
+class Bounded(Generic[K, V]):
+    """A thread-safe map of (space, message id) to values, holding at most about
+    ``max_bytes`` (by ``weight``); the oldest entries go first.
+
+    A space (an account directory, with the field names of a FETCH item) is a
+    plain dict from message id to value: a reader takes it once (:meth:`space`)
+    and looks messages up in it without a lock or a tuple key, as fast as a
+    dict lookup, which suits a value read once per message of a big FETCH.
+    """
+
+    def __init__(self, max_bytes: int, weight: Callable[[V], int]) -> None:
+        self.max_bytes = max_bytes
+        self._weight = weight
+        self._spaces: dict[K, dict[int, V]] = {}
+        self._order: deque[tuple[K, int]] = deque()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    def space(self, key: K) -> dict[int, V]:
+        """The values of one space (read it, do not write it: :meth:`put`)."""
+        found = self._spaces.get(key)
+        if found is None:
+            with self._lock:
+                if len(self._spaces) >= MAX_SPACES:
+                    self._clear()
+                found = self._spaces.setdefault(key, {})
+        return found
+
+    def put(self, key: K, message_id: int, value: V) -> None:
+        size = self._weight(value)
+        space = self.space(key)
+        with self._lock:
+            old = space.get(message_id)
+            if old is not None:
+                self._bytes -= self._weight(old)
+            else:
+                self._order.append((key, message_id))
+            space[message_id] = value
+            self._bytes += size
+            while self._bytes > self.max_bytes and self._order:
+                k, i = self._order.popleft()
+                gone = self._spaces.get(k, {}).pop(i, None)
+                if gone is not None:
+                    self._bytes -= self._weight(gone)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._clear()
+
+    def _clear(self) -> None:
+        for space in self._spaces.values():
+            space.clear()  # readers holding a space see it empty
+        self._spaces.clear()
+        self._order.clear()
+        self._bytes = 0
+
+    def __len__(self) -> int:
+        return sum(len(s) for s in self._spaces.values())
+
+
+MAX_SPACES = 1000  # spaces of a Bounded (more are unlikely: all go then)
 
 
 # The first octets of recently read message files (their header sections):

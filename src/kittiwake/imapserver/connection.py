@@ -76,6 +76,7 @@ from kittiwake.store.model import MailboxNotFound, OverQuota
 
 READ_SIZE = 65536
 FILE_CHUNK = 256 * 1024
+WRITE_VIEW = 64 * 1024  # writes larger than this are handed over as a memoryview
 
 # What this server implements beyond IMAP4rev1/rev2 (each in its handler).
 EXTENSIONS = (
@@ -171,7 +172,11 @@ class IMAPConnection:
             await self.writer.drain()
 
     def _write(self, data: bytes) -> None:
-        self.writer.write(self._deflate.compress(data) if self._deflate is not None else data)
+        if self._deflate is not None:
+            data = self._deflate.compress(data)
+        # A view: what the socket does not take at once is copied into the transport's
+        # buffer once (a bytes object would first be sliced, a second copy).
+        self.writer.write(memoryview(data) if len(data) > WRITE_VIEW else data)
 
     async def _copy_file(self, span: FileLiteral) -> None:
         """Copy a span of a message file to the client in chunks (bounded memory).

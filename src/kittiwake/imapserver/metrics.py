@@ -73,3 +73,14 @@ CHANGE_OVERFLOWS = metrics.counter(
 NOTIFY_OVERFLOWS = metrics.counter(
     "imapserver_notify_overflows",
     "NOTIFY sessions switched off with NOTIFICATIONOVERFLOW (RFC 5465 §5.8).")
+
+FETCHED = metrics.counter(
+    "imapserver_fetched_messages",
+    "FETCH responses written, by path: fast (kittiwake.imapserver.fastfetch) or general.",
+    {"path": ("fast", "general")})
+
+FETCH_FACTS = metrics.counter(
+    "imapserver_fetch_facts",
+    "Facts of messages (ENVELOPE, BODYSTRUCTURE, header octets) the FETCH fast path took,"
+    " by where from: memory, the store's message cache, or made from the part tree.",
+    {"source": ("memory", "store", "made")})

@@ -16,25 +16,29 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
+from typing import TypeVar
 
 from kittiwake import durable
 from kittiwake.cpupool import INLINE, CpuRunner
 from kittiwake.log import get_logger
 from kittiwake.message.filebytes import FileBytes
 from kittiwake.message.searchtext import LARGE_MESSAGE, IndexJob, IndexText, index_texts
+from kittiwake.sqlitedb import transaction
 from kittiwake.store.groupcommit import GroupCommitter
 from kittiwake.store.messagefile import MessageFile
 from kittiwake.store.model import (
     Change,
     Delivered,
+    FetchRow,
     Flags,
     FlagsStored,
+    IdRow,
     Mailbox,
     MailboxExists,
     MailboxNotFound,
@@ -54,6 +58,7 @@ from kittiwake.store.schema import (
 from kittiwake.store.summary import MAX_INDEX_CHARS, Summary, summarize
 
 logger = get_logger("store")
+R = TypeVar("R", FetchRow, IdRow)
 
 SEPARATOR = "/"
 # Message ids reserved at a time for group commits (see AccountStore._reserve_ids).
@@ -485,6 +490,7 @@ class AccountStore:
                                             (mailbox.id,))]
             db.executemany("DELETE FROM fts WHERE rowid = ?", [(i,) for i in ids])
             db.executemany("DELETE FROM textindex WHERE rowid = ?", [(i,) for i in ids])
+            db.executemany("DELETE FROM message_cache WHERE id = ?", [(i,) for i in ids])
             db.execute("DELETE FROM message WHERE mailbox_id = ?", (mailbox.id,))
             db.execute("DELETE FROM expunged WHERE mailbox_id = ?", (mailbox.id,))
             db.execute("DELETE FROM metadata WHERE mailbox_id = ?", (mailbox.id,))
@@ -1466,6 +1472,83 @@ class AccountStore:
                     out[mid] = MessageFile(self.path(mid), bytes(prefix))
         return out
 
+    def fetch_rows(self, mailbox_name: str, uids: Sequence[int], changed_since: int = 0,
+                   limit: int = -1) -> list[FetchRow]:
+        """The rows of ``uids`` (ascending) of a mailbox with modseq > ``changed_since``,
+        in UID order: what a reader of many messages (IMAP FETCH) needs, in one query,
+        as plain tuples. UIDs without a row (expunged) are simply not there.
+        ``limit``: at most that many rows of the UID range (-1: all), the rest of the
+        range after the last one given left for another call."""
+        if not uids:
+            return []
+        # With changed_since (RFC 7162 CHANGEDSINCE) the rows come from the modseq
+        # index ("+uid" keeps the planner off the UID one): few rows changed, usually.
+        where = "+uid BETWEEN ? AND ? AND modseq > ?" if changed_since else \
+            "uid BETWEEN ? AND ? AND modseq > ?"
+        with self.lock:
+            mailbox = self._mailbox_by_name(self.db, mailbox_name)
+            rows = self.db.execute(
+                "SELECT id, uid, modseq, flags, keywords, size, received, saved, thread_id,"
+                f" prefix FROM message WHERE mailbox_id = ? AND {where} ORDER BY uid LIMIT ?",
+                (mailbox.id, uids[0], uids[-1], changed_since, limit)).fetchall()
+        make = tuple.__new__  # FetchRow._make without its Python-level checks
+        return _only(uids, [make(FetchRow, r) for r in rows])
+
+    def fetch_ids(self, mailbox_name: str, uids: Sequence[int]) -> list[IdRow]:
+        """:meth:`fetch_rows` for a reader that needs only the row ids (from the UID
+        index alone, several times cheaper)."""
+        if not uids:
+            return []
+        with self.lock:
+            mailbox = self._mailbox_by_name(self.db, mailbox_name)
+            rows = self.db.execute(
+                "SELECT id, uid FROM message WHERE mailbox_id = ? AND uid BETWEEN ? AND ?"
+                " ORDER BY uid", (mailbox.id, uids[0], uids[-1])).fetchall()
+        make = tuple.__new__
+        return _only(uids, [make(IdRow, r) for r in rows])
+
+    def file_name(self, message_id: int) -> str:
+        """:meth:`path` as a string (cheaper, for readers of many files)."""
+        return f"{self.root}/msg/{message_id // durable.SHARD_SIZE:x}/{message_id}"
+
+    def cached(self, message_ids: Iterable[int]) -> dict[int, bytes]:
+        """The reader's blob of each message id that has one (:meth:`put_cache`)."""
+        ids = list(message_ids)
+        out: dict[int, bytes] = {}
+        with self.lock:
+            for i in range(0, len(ids), 500):
+                chunk = ids[i:i + 500]
+                marks = ",".join("?" * len(chunk))
+                out.update(self.db.execute(
+                    f"SELECT id, data FROM message_cache WHERE id IN ({marks})", chunk))
+        return out
+
+    def put_cache(self, items: Iterable[tuple[int, bytes]]) -> None:
+        """Keep a reader's blob for each (message id, data); see ``message_cache`` in
+        :mod:`kittiwake.store.schema`. Best effort: a blob is derived data, so the
+        commit is not fsynced (a crash may lose it, never anything else), a message
+        expunged meanwhile gets none, and a failure is logged, not raised."""
+        rows = [(mid, data, mid) for mid, data in items]
+        if not rows:
+            return
+        with self.lock:
+            db = self.db
+            try:
+                # Not worth waiting for another process's write (an import, say).
+                timeout = db.execute("PRAGMA busy_timeout").fetchone()[0]
+                db.execute("PRAGMA synchronous = NORMAL")
+                db.execute("PRAGMA busy_timeout = 100")
+                try:
+                    with transaction(db):
+                        db.executemany(
+                            "INSERT OR REPLACE INTO message_cache (id, data) SELECT ?, ?"
+                            " WHERE EXISTS (SELECT 1 FROM message WHERE id = ?)", rows)
+                finally:
+                    db.execute("PRAGMA synchronous = FULL")
+                    db.execute(f"PRAGMA busy_timeout = {int(timeout)}")
+            except sqlite3.Error as exc:
+                logger.info("message cache not written", error=str(exc), count=len(rows))
+
     def read(self, message_id: int) -> bytes:
         """The whole message as delivered: prefix and file."""
         with self.lock:
@@ -1618,6 +1701,8 @@ class AccountStore:
                         db.execute("INSERT INTO textindex (rowid, headers, body) SELECT ?,"
                                    " headers, body FROM textindex WHERE rowid = ?",
                                    (new_id, message_id))
+                        db.execute("INSERT INTO message_cache (id, data) SELECT ?, data"
+                                   " FROM message_cache WHERE id = ?", (new_id, message_id))
                         durable.link_copy(self.root, message_id, new_id, sync=False)
                         linked.append(new_id)
                     pairs.append((old_uid, uid))
@@ -1831,6 +1916,7 @@ def _remove_rows(db: sqlite3.Connection, mailbox_id: int,
     ids = [r[0] for r in rows]
     db.executemany("DELETE FROM fts WHERE rowid = ?", [(i,) for i in ids])
     db.executemany("DELETE FROM textindex WHERE rowid = ?", [(i,) for i in ids])
+    db.executemany("DELETE FROM message_cache WHERE id = ?", [(i,) for i in ids])
     db.executemany("DELETE FROM message WHERE id = ?", [(i,) for i in ids])
     db.executemany("INSERT OR REPLACE INTO expunged (mailbox_id, uid, modseq)"
                    " VALUES (?, ?, ?)", [(mailbox_id, r[1], modseq) for r in rows])
@@ -1840,6 +1926,14 @@ def _remove_rows(db: sqlite3.Connection, mailbox_id: int,
                " deleted = deleted - ?, size = size - ?, highestmodseq = ? WHERE id = ?",
                (len(rows), unseen, deleted, sum(r[3] for r in rows), modseq, mailbox_id))
     return ids
+
+
+def _only(uids: Sequence[int], rows: list[R]) -> list[R]:
+    """The rows (in UID order, of the range of ``uids``) whose UID is in ``uids``."""
+    if len(uids) < uids[-1] - uids[0] + 1:
+        keep = set(uids)
+        return [r for r in rows if r[1] in keep]
+    return rows
 
 
 def _first_free_id(db: sqlite3.Connection) -> int:

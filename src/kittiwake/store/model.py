@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from kittiwake.store.schema import FLAG_NAMES, SYSTEM_FLAGS
 
@@ -114,6 +115,42 @@ class FlagsStored:
     messages: list[Message]
     changed: list[Message]
     failed: list[int]
+
+
+class FetchRow(NamedTuple):
+    """What a reader of many messages needs of each row, as SQLite gives it (no
+    objects built per message): :meth:`AccountStore.fetch_rows
+    <kittiwake.store.account.AccountStore.fetch_rows>`.
+
+    ``flags``/``keywords`` are the stored bits and keyword text
+    (:meth:`Flags.from_row`); ``prefix`` the delivery prefix
+    (:mod:`kittiwake.store.messagefile`).
+    """
+
+    id: int
+    uid: int
+    modseq: int
+    flags: int
+    keywords: str
+    size: int
+    received: int
+    saved: int
+    thread_id: int
+    prefix: bytes
+
+    def message(self, mailbox_id: int = 0) -> Message:
+        """The row as a :class:`Message` (``message_id`` and ``subject`` left empty)."""
+        return Message(self.id, mailbox_id, self.uid, self.modseq,
+                       Flags.from_row(self.flags, self.keywords), self.size, self.received,
+                       self.saved, "", self.thread_id)
+
+
+class IdRow(NamedTuple):
+    """A message's row id and UID (:meth:`AccountStore.fetch_ids
+    <kittiwake.store.account.AccountStore.fetch_ids>`), as a :class:`FetchRow` has."""
+
+    id: int
+    uid: int
 
 
 @dataclass(frozen=True)

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from kittiwake.sqlitedb import Migration, open_database
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 
 # System flags as bits (RFC 9051 §2.3.2); keywords are stored as text.
 SEEN, ANSWERED, FLAGGED, DELETED, DRAFT = 1, 2, 4, 8, 16
@@ -50,6 +50,17 @@ CREATE TABLE IF NOT EXISTS metadata (
 # three or more characters); messages not in it are searched by decoding them.
 _TEXTINDEX = """
 CREATE VIRTUAL TABLE IF NOT EXISTS textindex USING fts5 (headers, body, tokenize = 'trigram');
+"""
+
+# What a protocol layer derives from a message (IMAP: its header octets and serialised
+# ENVELOPE/BODYSTRUCTURE), kept so a later read needs no file and no parse. The
+# store never interprets ``data``: it is filled by its reader (best effort, may be
+# absent) and dropped with the message; messages never change, so neither does it.
+_MESSAGE_CACHE = """
+CREATE TABLE IF NOT EXISTS message_cache (
+  id INTEGER PRIMARY KEY,
+  data BLOB NOT NULL
+);
 """
 
 DDL = """
@@ -111,7 +122,7 @@ CREATE VIRTUAL TABLE fts USING fts5 (
   headers, body, tokenize = 'unicode61 remove_diacritics 2', detail = column
 );
 INSERT INTO meta (key, value) VALUES ('modseq', 1), ('uidvalidity', 0);
-""" + _METADATA + _TEXTINDEX
+""" + _METADATA + _TEXTINDEX + _MESSAGE_CACHE
 
 # The prefix: headers added at delivery (Received, Authentication-Results,
 # DKIM-Signature), kept here so the spooled body is moved into place, not copied;
@@ -137,7 +148,9 @@ INDEX_PENDING, INDEX_DONE, INDEX_IMPOSSIBLE = 0, 1, 2
 # 2: IMAP METADATA entries (RFC 5464); mailbox_id 0 holds the server entries.
 # 3: the substring index of SEARCH text (existing messages are not in it).
 # 4: the delivery prefix and the index state of each message.
-MIGRATIONS: dict[int, Migration] = {2: _METADATA, 3: _TEXTINDEX, 4: _add_prefix_and_indexed}
+# 5: the opaque per-message cache of a reader (empty: filled as messages are read).
+MIGRATIONS: dict[int, Migration] = {2: _METADATA, 3: _TEXTINDEX, 4: _add_prefix_and_indexed,
+                                    5: _MESSAGE_CACHE}
 
 
 def connect(path: Path) -> sqlite3.Connection:
