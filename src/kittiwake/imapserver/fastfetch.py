@@ -33,7 +33,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-from bisect import bisect_right
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
@@ -456,7 +456,10 @@ def build_batch(fast: FastPlan, core: AccountStore, mailbox: str,
             through = bisect_right(uids, rows[-1].uid)
     else:
         rows = core.fetch_rows(mailbox, uids)
-    seq_of = dict((u, q) for q, u in pairs)
+    # Few rows of many pairs (CHANGEDSINCE): find each one's number by bisection
+    # rather than a map of every pair; pairs and uids are both in UID order.
+    few = len(rows) * 8 < len(pairs)
+    seq_of = {} if few else dict((u, q) for q, u in pairs)
     facts = _facts(core, mailbox, rows, narrow) if fast.needs_derived else {}
     out = _Out(budget, core.file_name)
     writers = fast.writers
@@ -466,7 +469,7 @@ def build_batch(fast: FastPlan, core: AccountStore, mailbox: str,
     found = general_count = 0
     last_uid = None
     for row in rows:
-        seq = seq_of[row.uid]
+        seq = pairs[bisect_left(uids, row.uid)][0] if few else seq_of[row.uid]
         d = facts.get(row.id)
         found += 1
         last_uid = row.uid
