@@ -38,6 +38,7 @@ import contextlib
 import os
 import socket
 import ssl
+from collections.abc import Callable
 
 from kittiwake import metrics
 from kittiwake.log import get_logger
@@ -121,6 +122,22 @@ async def starttls(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
         raise SentBeforeHandshake(f"{len(reader._buffer)} bytes sent"  # type: ignore[attr-defined]
                                   " after STARTTLS, before the TLS handshake")
     await writer.start_tls(context, ssl_handshake_timeout=timeout)
+
+
+async def accept_forever(listening: socket.socket, service: str,
+                         accepted: Callable[[socket.socket, tuple[str, int]], None]) -> None:
+    """Accept on a non-blocking listening socket until cancelled, handing each new
+    socket and its peer to ``accepted`` (which must not block). An accept error
+    (EMFILE and the like) is logged and retried after 0.1 s, never spun on."""
+    loop = asyncio.get_running_loop()
+    while True:
+        try:
+            sock, peer = await loop.sock_accept(listening)
+        except OSError as exc:
+            logger.warning("accept failed", service=service, error=str(exc))
+            await asyncio.sleep(0.1)
+            continue
+        accepted(sock, peer)
 
 
 class ListenSockets:
@@ -259,16 +276,13 @@ class Listener:
     async def _accept_tls(self, listening: socket.socket, context: ssl.SSLContext) -> None:
         """Accept bare sockets; each gets a task that does the handshake, then :meth:`serve`."""
         loop = asyncio.get_running_loop()
-        while True:
-            try:
-                sock, _peer = await loop.sock_accept(listening)
-            except OSError as exc:  # EMFILE and the like: do not spin
-                logger.warning("accept failed", service=self.name, error=str(exc))
-                await asyncio.sleep(0.1)
-                continue
+
+        def accepted(sock: socket.socket, _peer: tuple[str, int]) -> None:
             task = loop.create_task(self._serve_tls(sock, context))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
+
+        await accept_forever(listening, self.name, accepted)
 
     async def _serve_tls(self, sock: socket.socket, context: ssl.SSLContext) -> None:
         """RFC 8314 §3.3: the TLS handshake first (counted when it fails), then the session."""

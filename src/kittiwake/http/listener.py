@@ -48,7 +48,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from kittiwake.http import listener_metrics as m
 from kittiwake.limits import ConnectionSlots
 from kittiwake.limits.connections import Refusal
-from kittiwake.listener import SOCKETS
+from kittiwake.listener import SOCKETS, accept_forever
 from kittiwake.log import get_logger
 
 logger = get_logger("http")
@@ -265,21 +265,18 @@ class _Listener:
 
     async def _accept_loop(self, listening: socket.socket) -> None:
         loop = asyncio.get_running_loop()
-        while True:
-            try:
-                sock, peer = await loop.sock_accept(listening)
-            except OSError as exc:  # EMFILE and the like: do not spin
-                logger.warning("accept failed", service=self.name, error=str(exc))
-                await asyncio.sleep(0.1)
-                continue
+
+        def accepted(sock: socket.socket, peer: tuple[str, int]) -> None:
             slot = self.slots.acquire(str(peer[0]))
             if isinstance(slot, Refusal):
                 m.REFUSED.labels(service=self.name, limit=slot.value).inc()
                 sock.close()
-                continue
+                return
             task = loop.create_task(self._guarded(sock, slot.release))
             self._handshakes.add(task)
             task.add_done_callback(self._handshakes.discard)
+
+        await accept_forever(listening, self.name, accepted)
 
     async def _connection(self, sock: socket.socket, release: Callable[[], None]) -> None:
         raise NotImplementedError

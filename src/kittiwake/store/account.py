@@ -245,12 +245,9 @@ class AccountStore:
     def _remove_ids(self, db: sqlite3.Connection, ids: list[int], modseq: int) -> None:
         """Remove the rows of these message ids as an expunge, in the open transaction."""
         rows: dict[int, list[tuple[int, int, int, int]]] = {}
-        for i in range(0, len(ids), 500):
-            chunk = ids[i:i + 500]
-            for mailbox_id, *row in db.execute(
-                    "SELECT mailbox_id, id, uid, flags, size FROM message WHERE id IN"
-                    f" ({','.join('?' * len(chunk))})", chunk):
-                rows.setdefault(mailbox_id, []).append(tuple(row))  # type: ignore[arg-type]
+        for mailbox_id, *row in _select_in(
+                db, "SELECT mailbox_id, id, uid, flags, size FROM message WHERE id IN ({})", ids):
+            rows.setdefault(mailbox_id, []).append(tuple(row))  # type: ignore[arg-type]
         for mailbox_id, mailbox_rows in rows.items():
             _remove_rows(db, mailbox_id, mailbox_rows, modseq)
 
@@ -1169,15 +1166,9 @@ class AccountStore:
                               " ORDER BY uid", (mailbox_id,)).fetchall()
         low, high = min(keep), max(keep)
         if len(keep) * _SPARSE_FACTOR < high - low + 1:
-            wanted = sorted(keep)
-            rows = []
-            for i in range(0, len(wanted), _CHUNK):
-                chunk = wanted[i:i + _CHUNK]
-                marks = ",".join("?" * len(chunk))
-                rows += db.execute(f"SELECT {_MESSAGE_COLUMNS} FROM message"
-                                   f" WHERE mailbox_id = ? AND uid IN ({marks}) ORDER BY uid",
-                                   (mailbox_id, *chunk))
-            return rows
+            return list(_select_in(db, f"SELECT {_MESSAGE_COLUMNS} FROM message"
+                                   " WHERE mailbox_id = ? AND uid IN ({}) ORDER BY uid",
+                                   sorted(keep), before=(mailbox_id,)))
         rows = db.execute(f"SELECT {_MESSAGE_COLUMNS} FROM message WHERE mailbox_id = ?"
                           " AND uid BETWEEN ? AND ? ORDER BY uid",
                           (mailbox_id, low, high)).fetchall()
@@ -1243,12 +1234,9 @@ class AccountStore:
                 return []
             batch, self.to_index = self.to_index[:limit], self.to_index[limit:]
             rows: dict[int, tuple[str, bytes | None, int]] = {}
-            for i in range(0, len(batch), 500):
-                chunk = batch[i:i + 500]
-                marks = ",".join("?" * len(chunk))
-                rows.update((r[0], r[1:]) for r in self.db.execute(
-                    f"SELECT id, summary, prefix, size FROM message WHERE id IN ({marks})"
-                    " AND indexed = ?", [*chunk, INDEX_PENDING]))
+            rows.update((r[0], r[1:]) for r in _select_in(
+                self.db, "SELECT id, summary, prefix, size FROM message WHERE id IN ({})"
+                " AND indexed = ?", batch, INDEX_PENDING))
         # Expunged meanwhile, or indexed already: no row, no job.
         return [(IndexJob(message_id, str(self.path(message_id)), bytes(row[1] or b""),
                           row[0], MAX_INDEX_CHARS), row[2])
@@ -1426,12 +1414,8 @@ class AccountStore:
         ids = list(message_ids)
         out: dict[int, str] = {}
         with self.lock:
-            for i in range(0, len(ids), 500):
-                chunk = ids[i:i + 500]
-                marks = ",".join("?" * len(chunk))
-                for mid, summary in self.db.execute(
-                        f"SELECT id, summary FROM message WHERE id IN ({marks})", chunk):
-                    out[mid] = summary
+            out.update(_select_in(self.db, "SELECT id, summary FROM message WHERE id IN ({})",
+                                  ids))
         return out
 
     def message(self, message_id: int) -> Message:
@@ -1464,12 +1448,9 @@ class AccountStore:
         ids = list(message_ids)
         out: dict[int, MessageFile] = {i: MessageFile(self.path(i)) for i in ids}
         with self.lock:
-            for i in range(0, len(ids), 500):
-                chunk = ids[i:i + 500]
-                marks = ",".join("?" * len(chunk))
-                for mid, prefix in self.db.execute(
-                        f"SELECT id, prefix FROM message WHERE id IN ({marks})", chunk):
-                    out[mid] = MessageFile(self.path(mid), bytes(prefix))
+            for mid, prefix in _select_in(
+                    self.db, "SELECT id, prefix FROM message WHERE id IN ({})", ids):
+                out[mid] = MessageFile(self.path(mid), bytes(prefix))
         return out
 
     def fetch_rows(self, mailbox_name: str, uids: Sequence[int], changed_since: int = 0,
@@ -1516,11 +1497,8 @@ class AccountStore:
         ids = list(message_ids)
         out: dict[int, bytes] = {}
         with self.lock:
-            for i in range(0, len(ids), 500):
-                chunk = ids[i:i + 500]
-                marks = ",".join("?" * len(chunk))
-                out.update(self.db.execute(
-                    f"SELECT id, data FROM message_cache WHERE id IN ({marks})", chunk))
+            out.update(_select_in(self.db, "SELECT id, data FROM message_cache WHERE id IN ({})",
+                                  ids))
         return out
 
     def put_cache(self, items: Iterable[tuple[int, bytes]]) -> None:
@@ -1926,6 +1904,17 @@ def _remove_rows(db: sqlite3.Connection, mailbox_id: int,
                " deleted = deleted - ?, size = size - ?, highestmodseq = ? WHERE id = ?",
                (len(rows), unseen, deleted, sum(r[3] for r in rows), modseq, mailbox_id))
     return ids
+
+
+def _select_in(db: sqlite3.Connection, sql: str, ids: Sequence[int], *extra: object,
+               before: Sequence[object] = ()) -> Iterator[tuple]:  # type: ignore[type-arg]
+    """The rows of ``sql`` (whose ``IN ({})`` is filled with placeholders) for ``ids``,
+    queried :data:`_CHUNK` at a time; ``before``/``extra``: the parameters before and
+    after the ids."""
+    for i in range(0, len(ids), _CHUNK):
+        chunk = ids[i:i + _CHUNK]
+        yield from db.execute(sql.format(",".join("?" * len(chunk))),
+                              [*before, *chunk, *extra])
 
 
 def _only(uids: Sequence[int], rows: list[R]) -> list[R]:
