@@ -265,3 +265,14 @@ async def test_words_are_computed_in_a_cpu_worker_process(store: Store) -> None:
     finally:
         await junk.close()
         pool.close()
+
+
+def test_consecutive_additions_to_one_mailbox_are_learnt_together() -> None:
+    from kittiwake.junk.filter import merge_added
+    from kittiwake.store.model import Change
+
+    changes = [Change("added", 1, "Inbox", (1,), 5), Change("added", 1, "Inbox", (2,), 6),
+               Change("flags", 1, "Inbox", (1,), 7), Change("added", 1, "Inbox", (3,), 8),
+               Change("added", 2, "Junk", (1,), 9)]
+    assert merge_added(changes) == [Change("added", 1, "Inbox", (1, 2), 6), changes[2],
+                                    changes[3], changes[4]]

@@ -247,21 +247,31 @@ class JunkDatabase:
     def record_delivery(self, message_id: int, mailbox: str, uid: int, msgid: str,
                         identities: SenderIdentities) -> None:
         """A message the MX delivered: remember who sent it (verified identities)."""
+        self.record_deliveries([(message_id, mailbox, uid, msgid, identities)])
+
+    def record_deliveries(self, items: list[tuple[int, str, int, str, SenderIdentities]]
+                          ) -> None:
+        """:meth:`record_delivery` of several messages in one transaction (one fsync)."""
         with self._write() as db:
-            db.execute(
-                "INSERT INTO message (id, mailbox, uid, received, msgid, ip, net, dmarc_domain,"
-                " address) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
-                " received = excluded.received, msgid = excluded.msgid, ip = excluded.ip,"
-                " net = excluded.net, dmarc_domain = excluded.dmarc_domain,"
-                " address = excluded.address",
-                (message_id, mailbox, uid, _now_ms(), msgid, identities.ip, identities.network,
-                 identities.dmarc_domain.lower(), identities.address.lower()))
-            db.executemany("INSERT OR IGNORE INTO verified (domain, message) VALUES (?, ?)",
-                           [(d.lower(), message_id) for d in identities.verified_domains])
-            if msgid and db.execute("SELECT 1 FROM sent_ref WHERE msgid = ?",
-                                    (msgid,)).fetchone():
-                db.execute("UPDATE message SET replied = 1 WHERE id = ?", (message_id,))
-            self._reclassify(db, message_id)
+            for item in items:
+                self._record_one(db, *item)
+
+    def _record_one(self, db: Connection, message_id: int, mailbox: str, uid: int, msgid: str,
+                    identities: SenderIdentities) -> None:
+        db.execute(
+            "INSERT INTO message (id, mailbox, uid, received, msgid, ip, net, dmarc_domain,"
+            " address) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
+            " received = excluded.received, msgid = excluded.msgid, ip = excluded.ip,"
+            " net = excluded.net, dmarc_domain = excluded.dmarc_domain,"
+            " address = excluded.address",
+            (message_id, mailbox, uid, _now_ms(), msgid, identities.ip, identities.network,
+             identities.dmarc_domain.lower(), identities.address.lower()))
+        db.executemany("INSERT OR IGNORE INTO verified (domain, message) VALUES (?, ?)",
+                       [(d.lower(), message_id) for d in identities.verified_domains])
+        if msgid and db.execute("SELECT 1 FROM sent_ref WHERE msgid = ?",
+                                (msgid,)).fetchone():
+            db.execute("UPDATE message SET replied = 1 WHERE id = ?", (message_id,))
+        self._reclassify(db, message_id)
 
     def in_rejects(self, msgid: str) -> bool:
         """Whether a message with this Message-ID is already kept in Rejects (a retry)."""
@@ -275,34 +285,44 @@ class JunkDatabase:
     def located(self, message_id: int, mailbox: str, uid: int, flags: int,
                 keywords: tuple[str, ...], msgid: str, received: int) -> Retrain | None:
         """A message appeared in ``mailbox`` (delivered, appended, moved or copied)."""
+        return self.located_many([(message_id, mailbox, uid, flags, keywords, msgid,
+                                   received)])[0]
+
+    def located_many(self, items: list[tuple[int, str, int, int, tuple[str, ...], str, int]]
+                     ) -> list[Retrain | None]:
+        """:meth:`located` of several messages in one transaction (one fsync)."""
         with self._write() as db:
-            row = db.execute("SELECT mailbox, rescued FROM message WHERE id = ?",
-                             (message_id,)).fetchone()
-            if row is None:
-                # Not known: a copy of a known message (COPY keeps Message-ID and
-                # INTERNALDATE) inherits its identities and its history.
-                origin = db.execute(
-                    "SELECT id, mailbox, rescued FROM message WHERE msgid = ? AND msgid != ''"
-                    " ORDER BY expunged, id DESC LIMIT 1", (msgid,)).fetchone() if msgid else None
-                db.execute("INSERT INTO message (id, mailbox, uid, received, msgid)"
-                           " VALUES (?, ?, ?, ?, ?)", (message_id, mailbox, uid, received, msgid))
-                if origin is not None:
-                    db.execute(
-                        "UPDATE message SET (ip, net, dmarc_domain, address, replied) = (SELECT"
-                        " ip, net, dmarc_domain, address, replied FROM message WHERE id = ?)"
-                        " WHERE id = ?", (origin[0], message_id))
-                    db.execute("INSERT OR IGNORE INTO verified (domain, message) SELECT domain, ?"
-                               " FROM verified WHERE message = ?", (message_id, origin[0]))
-                    row = (origin[1], origin[2])
-            rescued = False
-            if row is not None:
-                old_kind = self.names.kind(row[0]) if row[0] != mailbox else None
-                rescued = bool(row[1]) if old_kind is None else rescued_by_move(
-                    old_kind, self.names.kind(mailbox), bool(row[1]))
-            db.execute("UPDATE message SET mailbox = ?, uid = ?, flags = ?, keywords = ?,"
-                       " rescued = ?, expunged = 0 WHERE id = ?",
-                       (mailbox, uid, flags, " ".join(keywords), int(rescued), message_id))
-            return self._reclassify(db, message_id)
+            return [self._locate(db, *item) for item in items]
+
+    def _locate(self, db: Connection, message_id: int, mailbox: str, uid: int, flags: int,
+                keywords: tuple[str, ...], msgid: str, received: int) -> Retrain | None:
+        row = db.execute("SELECT mailbox, rescued FROM message WHERE id = ?",
+                         (message_id,)).fetchone()
+        if row is None:
+            # Not known: a copy of a known message (COPY keeps Message-ID and
+            # INTERNALDATE) inherits its identities and its history.
+            origin = db.execute(
+                "SELECT id, mailbox, rescued FROM message WHERE msgid = ? AND msgid != ''"
+                " ORDER BY expunged, id DESC LIMIT 1", (msgid,)).fetchone() if msgid else None
+            db.execute("INSERT INTO message (id, mailbox, uid, received, msgid)"
+                       " VALUES (?, ?, ?, ?, ?)", (message_id, mailbox, uid, received, msgid))
+            if origin is not None:
+                db.execute(
+                    "UPDATE message SET (ip, net, dmarc_domain, address, replied) = (SELECT"
+                    " ip, net, dmarc_domain, address, replied FROM message WHERE id = ?)"
+                    " WHERE id = ?", (origin[0], message_id))
+                db.execute("INSERT OR IGNORE INTO verified (domain, message) SELECT domain, ?"
+                           " FROM verified WHERE message = ?", (message_id, origin[0]))
+                row = (origin[1], origin[2])
+        rescued = False
+        if row is not None:
+            old_kind = self.names.kind(row[0]) if row[0] != mailbox else None
+            rescued = bool(row[1]) if old_kind is None else rescued_by_move(
+                old_kind, self.names.kind(mailbox), bool(row[1]))
+        db.execute("UPDATE message SET mailbox = ?, uid = ?, flags = ?, keywords = ?,"
+                   " rescued = ?, expunged = 0 WHERE id = ?",
+                   (mailbox, uid, flags, " ".join(keywords), int(rescued), message_id))
+        return self._reclassify(db, message_id)
 
     def flags_changed(self, mailbox: str, changes: list[tuple[int, int, tuple[str, ...]]]
                       ) -> tuple[list[Retrain], list[int]]:

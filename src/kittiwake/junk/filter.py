@@ -25,6 +25,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, replace
@@ -91,6 +92,23 @@ def rejects(settings: JunkConfig, probability: float) -> bool:
     return settings.reject_threshold < 1.0 and probability >= settings.reject_threshold
 
 
+def merge_added(changes: list[Change]) -> list[Change]:
+    """Consecutive "added" changes of one mailbox as one (their UIDs together), so that
+    a burst of deliveries is learnt from in one transaction; the order is kept."""
+    out: list[Change] = []
+    for change in changes:
+        last = out[-1] if out else None
+        if last is not None and change.kind == "added" == last.kind \
+                and change.mailbox_id == last.mailbox_id and change.mailbox == last.mailbox:
+            out[-1] = dataclasses.replace(last, uids=last.uids + change.uids,
+                                          flags=last.flags + change.flags
+                                          if last.flags and change.flags else (),
+                                          modseq=change.modseq)
+        else:
+            out.append(change)
+    return out
+
+
 class JunkFilter:
     """Per-account junk decisions and learning; one per server process."""
 
@@ -112,6 +130,10 @@ class JunkFilter:
         self._dnsbl_cache: dict[tuple[str, str], tuple[float, bool]] = {}
         self._learning: dict[str, asyncio.Lock] = {}  # one learner per account at a time
         self._busy = 0
+        # Senders of delivered messages, per account, waiting for their writer
+        # (record_delivery): written in batches, one transaction each.
+        self._to_record: dict[str, list[tuple[int, str, int, str, SenderIdentities]]] = {}
+        self._recorders: dict[str, asyncio.Task[None]] = {}
 
     # --- settings and databases ------------------------------------------------
 
@@ -270,15 +292,40 @@ class JunkFilter:
 
     async def record_delivery(self, account: str, verdict: JunkVerdict,
                               delivered: Delivered) -> None:
-        """Remember who sent a stored message (its verified identities); never raises."""
+        """Remember who sent a stored message (its verified identities); never raises.
+
+        Not on the acknowledgement path: the sender is queued and the account's
+        writer puts all that queued meanwhile into one transaction (one fsync for
+        many deliveries, where one each capped an account's intake at the disk's
+        fsync rate). The history is the filter's own derived data: a crash before
+        the write loses only the reputation of those few messages.
+        """
         if verdict.reason is Reason.DISABLED or verdict.identities is None:
             return
+        self._to_record.setdefault(account, []).append(
+            (delivered.message_id, delivered.mailbox, delivered.uid, verdict.message_id,
+             verdict.identities))
+        if account not in self._recorders:
+            self._recorders[account] = asyncio.get_running_loop().create_task(
+                self._record_queued(account))
+
+    async def _record_queued(self, account: str) -> None:
         try:
-            db = await self.database(account)
-            await asyncio.to_thread(db.record_delivery, delivered.message_id, delivered.mailbox,
-                                    delivered.uid, verdict.message_id, verdict.identities)
-        except Exception as exc:
-            panic("junk", exc, msg="recording the sender failed", account=account)
+            while items := self._to_record.pop(account, []):
+                try:
+                    db = await self.database(account)
+                    async with self._lock(account):  # ordered with what learn() writes
+                        await asyncio.to_thread(db.record_deliveries, items)
+                except Exception as exc:
+                    panic("junk", exc, msg="recording the sender failed", account=account,
+                          messages=len(items))
+        finally:
+            self._recorders.pop(account, None)
+
+    async def recorded(self) -> None:
+        """Wait until every queued sender is written (tests, close)."""
+        while self._recorders:
+            await asyncio.gather(*list(self._recorders.values()), return_exceptions=True)
 
     async def record_sent(self, account: str, recipients: list[str], message: bytes) -> None:
         """Mail the account submitted: its recipients and the messages it answers."""
@@ -321,14 +368,17 @@ class JunkFilter:
     async def _follow(self, account: str, sub: Subscription) -> None:
         try:
             while True:
-                change = await sub.get()
+                changes = merge_added([await sub.get(), *sub.pending()])
                 self._busy += 1
                 try:
-                    with guard("junk", "learning from a change failed", account=account):
-                        async with self._lock(account):
-                            await self.learn(account, change)
-                except MailboxNotFound:
-                    pass  # the mailbox went away before we looked: nothing left to learn
+                    for change in changes:
+                        try:
+                            with guard("junk", "learning from a change failed",
+                                       account=account):
+                                async with self._lock(account):
+                                    await self.learn(account, change)
+                        except MailboxNotFound:
+                            pass  # the mailbox went away before we looked: nothing to learn
                 finally:
                     self._busy -= 1
         finally:
@@ -340,6 +390,7 @@ class JunkFilter:
     async def settled(self, timeout: float = 10.0) -> None:
         """Wait until every change published so far has been learnt from (tests, CLI)."""
         deadline = time.monotonic() + timeout
+        await asyncio.wait_for(self.recorded(), timeout)
         while self._busy or self._followers.queued():
             if time.monotonic() > deadline:
                 raise TimeoutError("junk filter still learning")
@@ -352,14 +403,12 @@ class JunkFilter:
         if change.kind == "added" and change.uids:
             acc = await self._account(account)
             messages = await acc.messages(change.mailbox, uids=change.uids)
-            retrains: list[Retrain] = []
-            for m in messages:
-                r = await asyncio.to_thread(db.located, m.id, change.mailbox, m.uid,
-                                            m.flags.system, m.flags.keywords, m.message_id,
-                                            m.received)
-                if r is not None:
-                    retrains.append(r)
-                if kind is MailboxKind.SENT:
+            located = await asyncio.to_thread(db.located_many, [
+                (m.id, change.mailbox, m.uid, m.flags.system, m.flags.keywords, m.message_id,
+                 m.received) for m in messages])
+            retrains: list[Retrain] = [r for r in located if r is not None]
+            if kind is MailboxKind.SENT:
+                for m in messages:
                     data = await acc.read(m.id)
                     retrains += await asyncio.to_thread(self._sent, db, [], data)
             await self._retrain(account, db, retrains)
@@ -524,6 +573,7 @@ class JunkFilter:
             await asyncio.sleep(REJECTS_SWEEP_SECONDS)
 
     async def close(self) -> None:
+        await self.recorded()
         if self._sweeper is not None:
             self._sweeper.cancel()
             await asyncio.gather(self._sweeper, return_exceptions=True)
