@@ -57,6 +57,7 @@ The clock and the sleep are injected, so tests need not wait.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import time
 from collections import deque
@@ -82,8 +83,9 @@ class LoginPolicy:
     trust: float = 30 * 86400.0
 
 
+@functools.lru_cache(maxsize=8192)
 def source_keys(ip: str) -> tuple[str, str]:
-    """(address key, network key): IPv4 /32 and /24, IPv6 /64 and /48."""
+    """(address key, network key): IPv4 /32 and /24, IPv6 /64 and /48 (cached)."""
     address = ipaddress.ip_address(ip)
     if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
         address = address.ipv4_mapped

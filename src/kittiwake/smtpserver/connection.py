@@ -164,8 +164,9 @@ class SMTPConnection:
         smtp_metrics.count_replies(self.session.replies)
         out = self.session.data_to_send()
         if out:
-            for line in out.split(b"\r\n")[:-1]:
-                self.transcript.server(line.decode("utf-8", "replace"))
+            if self.transcript.enabled():
+                for line in out.split(b"\r\n")[:-1]:
+                    self.transcript.server(line.decode("utf-8", "replace"))
             self.writer.write(out)
             await self.writer.drain()
 
@@ -209,7 +210,8 @@ class SMTPConnection:
             timeout = self.ctx.limits.data_timeout if self.session.in_transaction \
                 else self.ctx.limits.command_timeout
             try:
-                data = await asyncio.wait_for(self.reader.read(READ_SIZE), timeout)
+                async with asyncio.timeout(timeout):  # no task per read, as wait_for makes
+                    data = await self.reader.read(READ_SIZE)
             except TimeoutError:
                 self.session.close(Reply(421, "4.4.2", ["timeout, closing connection"]))
                 await self._flush()

@@ -8,7 +8,7 @@ the offered list as ``other``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from kittiwake import dkim, dmarc, iprev, metrics, spf
 
@@ -112,12 +112,21 @@ def dnssec_label(authentic: bool) -> str:
     return "yes" if authentic else "no"
 
 
+_COMMAND_CHILDREN: dict[tuple[str, int], Any] = {}  # (verb label, code class) -> child
+
+
 def count_replies(replies: list[tuple[str, int]]) -> None:
-    """Count ``(verb, code)`` pairs the protocol session sent and clear the list."""
+    """Count ``(verb, code)`` pairs the protocol session sent and clear the list (the
+    counters' children are looked up once: ``labels()`` takes a lock each time)."""
     for verb, code in replies:
-        cls = str(code // 100)
-        if cls in REPLY_CLASSES:
-            COMMANDS.labels(verb=verb_label(verb), **{"class": cls}).inc()
+        key = (verb_label(verb), code // 100)  # bounded: client verbs map to VERBS
+        child = _COMMAND_CHILDREN.get(key)
+        if child is None:
+            cls = str(key[1])
+            if cls not in REPLY_CLASSES:
+                continue
+            child = _COMMAND_CHILDREN[key] = COMMANDS.labels(verb=key[0], **{"class": cls})
+        child.inc()
     replies.clear()
 
 

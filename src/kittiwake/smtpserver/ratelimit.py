@@ -11,6 +11,7 @@ The clock is injected so tests run without waiting.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import time
 from collections.abc import Callable
@@ -20,11 +21,13 @@ IPV4_CLASSES = (32, 26, 21)
 IPV6_CLASSES = (64, 48, 32)
 
 
-def ip_classes(ip: str) -> list[str]:
-    """The networks an address belongs to, smallest first."""
+@functools.lru_cache(maxsize=8192)
+def ip_classes(ip: str) -> tuple[str, ...]:
+    """The networks an address belongs to, smallest first (cached: asked several times
+    per message, and parsing addresses is not cheap)."""
     address = ipaddress.ip_address(ip)
     prefixes = IPV4_CLASSES if address.version == 4 else IPV6_CLASSES
-    return [str(ipaddress.ip_network(f"{address}/{p}", strict=False)) for p in prefixes]
+    return tuple(str(ipaddress.ip_network(f"{address}/{p}", strict=False)) for p in prefixes)
 
 
 @dataclass
