@@ -168,3 +168,18 @@ def test_flag_changes_dropped_when_not_wanted() -> None:
     assert view.announce(expunges_allowed=True) == []  # gone, not kept for later
     view.apply(Change("flags", 1, uids=(2,), modseq=4, flags=(SEEN,)))
     assert view.announce(expunges_allowed=True) == [FlagsChanged(2, 2, SEEN, 4)]
+
+
+def test_lru_is_bounded_by_bytes_as_well_as_entries() -> None:
+    """The header and structure caches hold at most about their byte budget, however
+    large the values (a mailbox of big headers must not take the server's memory)."""
+    from kittiwake.imapserver.cache import LRU
+
+    lru: LRU[int, bytes] = LRU(1000, max_bytes=10_000, weight=len)
+    for i in range(50):
+        lru.put(i, b"x" * 1000)
+    assert len(lru) == 10 and lru.get(39) is None and lru.get(49) == b"x" * 1000
+    lru.put(49, b"y" * 5000)  # replacing an entry counts its new size only
+    assert sum(len(lru.get(i) or b"") for i in range(50)) <= 10_000
+    lru.put(100, b"z" * 50_000)  # one value over the budget stays alone
+    assert len(lru) == 1 and lru.get(100) is not None

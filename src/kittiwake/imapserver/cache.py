@@ -23,10 +23,15 @@ MessageKey = tuple[str, int, int, int]  # account directory, message id, saved (
 
 
 class LRU(Generic[K, V]):
-    """A thread-safe least-recently-used map of at most ``size`` entries."""
+    """A thread-safe least-recently-used map of at most ``size`` entries, and with
+    ``weight`` of at most about ``max_bytes`` (the least recently used go first)."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, max_bytes: int = 0,
+                 weight: Callable[[V], int] | None = None) -> None:
         self.size = size
+        self.max_bytes = max_bytes
+        self._weight = weight
+        self._bytes = 0
         self._data: OrderedDict[K, V] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -38,11 +43,18 @@ class LRU(Generic[K, V]):
             return value
 
     def put(self, key: K, value: V) -> None:
+        weigh = self._weight
         with self._lock:
+            old = self._data.get(key)
+            if weigh is not None:
+                self._bytes += weigh(value) - (weigh(old) if old is not None else 0)
             self._data[key] = value
             self._data.move_to_end(key)
-            if len(self._data) > self.size:
-                self._data.popitem(last=False)
+            while len(self._data) > self.size or (
+                    weigh is not None and self._bytes > self.max_bytes and len(self._data) > 1):
+                _key, dropped = self._data.popitem(last=False)
+                if weigh is not None:
+                    self._bytes -= weigh(dropped)
 
     def __len__(self) -> int:
         return len(self._data)
@@ -114,7 +126,7 @@ MAX_SPACES = 1000  # spaces of a Bounded (more are unlikely: all go then)
 # The first octets of recently read message files (their header sections):
 # message key -> octets from the file's start. FETCH HEADER.FIELDS and header
 # SEARCH keys read these again and again.
-HEADS: LRU[MessageKey, bytes] = LRU(20_000)
+HEADS: LRU[MessageKey, bytes] = LRU(20_000, 16 * 1024 * 1024, len)
 
 
 def read_head(key: MessageKey, source: MessageFile, length: int) -> bytes:

@@ -77,7 +77,7 @@ _SEEN = Flags.parse(["\\Seen"])
 
 
 # Serialised ENVELOPE/BODYSTRUCTURE/BODY by (message key, UTF-8 on, item).
-STRUCTURES: LRU[tuple[MessageKey, bool, str], bytes] = LRU(50_000)
+STRUCTURES: LRU[tuple[MessageKey, bool, str], bytes] = LRU(50_000, 16 * 1024 * 1024, len)
 
 _STRUCTURE_ITEMS = frozenset({"ENVELOPE", "BODYSTRUCTURE", "BODY"})
 
