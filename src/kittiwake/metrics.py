@@ -23,9 +23,8 @@ import contextlib
 import itertools
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
 from prometheus_client import (
     CONTENT_TYPE_PLAIN_0_0_4,
     CollectorRegistry,
@@ -39,6 +38,9 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from kittiwake.log import get_logger
+
+if TYPE_CHECKING:
+    from aiohttp import web
 
 PREFIX = "kittiwake_"
 
@@ -178,22 +180,21 @@ def render(registry: CollectorRegistry = REGISTRY) -> tuple[bytes, str]:
     return generate_latest(registry), CONTENT_TYPE_PLAIN_0_0_4
 
 
-async def handle_metrics(request: web.Request) -> web.Response:
-    """aiohttp handler for ``GET /metrics``."""
-    registry = request.app.get(REGISTRY_KEY, REGISTRY)
-    # In a thread: collectors may read databases (the queue's gauges).
-    body, content_type = await asyncio.to_thread(render, registry)
-    resp = web.Response(body=body)
-    resp.headers["Content-Type"] = content_type
-    return resp
-
-
-REGISTRY_KEY: web.AppKey[CollectorRegistry] = web.AppKey("kittiwake_registry", CollectorRegistry)
-
-
 def metrics_app(registry: CollectorRegistry = REGISTRY) -> web.Application:
-    """An aiohttp application serving ``GET /metrics`` (to mount on the metrics listener)."""
+    """An aiohttp application serving ``GET /metrics`` (to mount on the metrics listener).
+
+    aiohttp is imported here, not with this module: every process that counts
+    something imports this module (the CPU workers and the CLIs too), and only the
+    server's metrics listener serves."""
+    from aiohttp import web
+
+    async def handle_metrics(request: web.Request) -> web.Response:
+        # In a thread: collectors may read databases (the queue's gauges).
+        body, content_type = await asyncio.to_thread(render, registry)
+        resp = web.Response(body=body)
+        resp.headers["Content-Type"] = content_type
+        return resp
+
     app = web.Application()
-    app[REGISTRY_KEY] = registry
     app.router.add_get("/metrics", handle_metrics)
     return app
