@@ -71,3 +71,56 @@ smtp = { enabled = true, port = 0 }
         time.sleep(0.01)
     assert not Path(f"/proc/{worker}").exists() or "Z" in Path(
         f"/proc/{worker}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def _children(pid: int) -> set[int]:
+    out = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            out.add(int(stat.parent.name))
+    return out
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def test_the_pool_does_not_outlive_a_killed_server(tmp_path: Path) -> None:
+    """SIGKILL (or the OOM killer) gives the server no chance to stop its pool: the
+    workers notice their owner is gone and exit, and with them the fork server and
+    the resource tracker; nothing is left running."""
+    import signal
+    import subprocess
+    import sys
+
+    log = tmp_path / "log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "kittiwake.cli.main", "localserve", "--dir",
+             str(tmp_path / "ls"), "--ip", "127.0.0.93"],
+            stdout=out, stderr=subprocess.STDOUT,
+            env={**os.environ, "KITTIWAKE_CPU_WORKERS": "1"})
+    try:
+        deadline = time.monotonic() + 60
+        pool: set[int] = set()
+        while time.monotonic() < deadline and "cpu workers started" not in log.read_text():
+            assert proc.poll() is None, log.read_text()
+            time.sleep(0.1)
+        direct = _children(proc.pid)
+        pool = direct | {g for c in direct for g in _children(c)}
+        assert len(pool) >= 3, (pool, log.read_text())  # fork server, tracker, a worker
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline and any(_alive(p) for p in pool):
+        time.sleep(0.2)
+    assert not [p for p in pool if _alive(p)], "pool processes outlived the server"

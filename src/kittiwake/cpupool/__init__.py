@@ -96,6 +96,30 @@ IN_FLIGHT_PER_WORKER = 4
 WORKERS_ENV = "KITTIWAKE_CPU_WORKERS"
 
 
+def _follow_owner(owner: int, interval: float = 1.0) -> None:
+    """In each worker: end it when the server that started the pool is gone.
+
+    A worker is the fork server's child, and both hold ends of the pool's pipes, so
+    neither notices by itself when the server dies without closing the pool (SIGKILL,
+    the OOM killer): without this, the fork server, its workers and the resource
+    tracker would live on as orphans. Once the workers exit, the fork server and the
+    resource tracker see their pipes close and exit too."""
+
+    def watch() -> None:
+        while True:
+            time.sleep(interval)
+            try:
+                os.kill(owner, 0)
+            except ProcessLookupError:
+                os._exit(0)
+            except PermissionError:  # another user's process has that pid now
+                os._exit(0)
+            if os.getppid() == 1:  # the fork server itself is an orphan
+                os._exit(0)
+
+    threading.Thread(target=watch, name="kittiwake-cpu-owner", daemon=True).start()
+
+
 class CpuRunner(Protocol):
     """Runs pure CPU-bound functions: in worker processes, or inline.
 
@@ -181,7 +205,8 @@ class CpuPool:
         context = multiprocessing.get_context("forkserver")
         if self.preload:
             context.set_forkserver_preload(self.preload)
-        self._executor = ProcessPoolExecutor(self.workers, mp_context=context)
+        self._executor = ProcessPoolExecutor(self.workers, mp_context=context,
+                                             initializer=_follow_owner, initargs=(os.getpid(),))
         self._last_start = self.clock()
         if self._started_once:
             cpu_metrics.WORKER_RESTARTS.inc()
