@@ -44,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -225,8 +226,10 @@ def bench_kittiwake(base: Path, messages: int, size: int) -> tuple[float, Figure
     return messages / took, figures
 
 
-def bench_postfix(base: Path, messages: int, size: int) -> tuple[float, float]:
-    """Messages/second into a Maildir (end to end) and accepted by smtpd (queued)."""
+@contextlib.contextmanager
+def postfix_maildir(base: Path, **extra: str) -> Iterator[tuple[str, int, Callable[[int], None]]]:
+    """A private Postfix on loopback delivering bench.test to a Maildir (virtual(8)):
+    its address, port, and a function that waits until N messages are in the Maildir."""
     ip = "127.0.0.1"
     port = free_port(ip)
     vmail = base / "vmail"
@@ -241,20 +244,31 @@ def bench_postfix(base: Path, messages: int, size: int) -> tuple[float, float]:
         "smtpd_recipient_restrictions": "permit_mynetworks, reject",
         "smtpd_client_connection_count_limit": "0",
         "default_process_limit": "200",
+        **extra,
     }
     new = vmail / "box" / "new"
     with Postfix(ip=ip, port=port, main=main, hostname="sink.bench.test",
                  directory=base / "postfix") as pf:
+
+        def delivered(messages: int) -> None:
+            deadline = time.monotonic() + 300
+            while (len(os.listdir(new)) if new.exists() else 0) < messages:
+                if time.monotonic() > deadline:
+                    raise SystemExit(f"Postfix delivered only {len(os.listdir(new))} of "
+                                     f"{messages}:\n{pf.maillog()[-3000:]}")
+                time.sleep(0.02)
+
+        yield ip, port, delivered
+
+
+def bench_postfix(base: Path, messages: int, size: int) -> tuple[float, float]:
+    """Messages/second into a Maildir (end to end) and accepted by smtpd (queued)."""
+    with postfix_maildir(base) as (ip, port, delivered):
         start = time.perf_counter()
         accepted = smtp_source(ip, port, messages, size, "bench@bench.test")
-        deadline = time.monotonic() + 300
-        while (len(os.listdir(new)) if new.exists() else 0) < messages:
-            if time.monotonic() > deadline:
-                raise SystemExit(f"Postfix delivered only {len(os.listdir(new))} of "
-                                 f"{messages}:\n{pf.maillog()[-3000:]}")
-            time.sleep(0.02)
-        delivered = time.perf_counter() - start
-    return messages / delivered, messages / accepted
+        delivered(messages)
+        took = time.perf_counter() - start
+    return messages / took, messages / accepted
 
 
 MX_DOMAIN = "sender.signed.test"
@@ -353,35 +367,12 @@ def bench_postfix_mx(base: Path, messages: list[bytes], concurrency: int,
     """Messages/second into Postfix's Maildir (no checks), fed by the same client."""
     from bench.smtpload import send_all
 
-    ip = "127.0.0.1"
-    port = free_port(ip)
-    vmail = base / "vmail"
-    vmail.mkdir()
-    os.chown(vmail, NOBODY, NOBODY)
-    main = {
-        "virtual_mailbox_domains": "bench.test",
-        "virtual_mailbox_base": str(vmail),
-        "virtual_mailbox_maps": "static:box/",
-        "virtual_uid_maps": f"static:{NOBODY}",
-        "virtual_gid_maps": f"static:{NOBODY}",
-        "mynetworks": "127.0.0.0/8",
-        "smtpd_recipient_restrictions": "permit_mynetworks, reject",
-        "smtpd_client_connection_count_limit": "0",
-        "smtpd_client_connection_rate_limit": "0",
-        "default_process_limit": "200",
-    }
-    new = vmail / "box" / "new"
-    with Postfix(ip=ip, port=port, main=main, hostname="sink.bench.test",
-                 directory=base / "postfix") as pf:
+    with postfix_maildir(base, mynetworks="127.0.0.0/8",
+                         smtpd_client_connection_rate_limit="0") as (ip, port, delivered):
         start = time.perf_counter()
         send_all(ip, port, messages, mailfrom=f"news@{MX_DOMAIN}", rcpt="bench@bench.test",
                  concurrency=concurrency, sources=sources)
-        deadline = time.monotonic() + 300
-        while (len(os.listdir(new)) if new.exists() else 0) < len(messages):
-            if time.monotonic() > deadline:
-                raise SystemExit(f"Postfix delivered only {len(os.listdir(new))} of "
-                                 f"{len(messages)}:\n{pf.maillog()[-3000:]}")
-            time.sleep(0.02)
+        delivered(len(messages))
         return len(messages) / (time.perf_counter() - start)
 
 

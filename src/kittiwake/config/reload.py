@@ -17,6 +17,7 @@ from typing import Any
 from kittiwake.config.domains import DomainsConfig
 from kittiwake.config.load import DOMAINS_FILE, ConfigError, cross_checks, load_domains
 from kittiwake.log import get_logger
+from kittiwake.tasks import cancel_and_wait
 
 logger = get_logger("config")
 
@@ -80,9 +81,4 @@ class DomainsWatcher:
         self._task = asyncio.get_running_loop().create_task(self.run())
 
     async def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._task)

@@ -54,6 +54,7 @@ from kittiwake.store import (
 )
 from kittiwake.store.changes import AccountFollowers
 from kittiwake.store.store import Account
+from kittiwake.tasks import cancel_and_wait
 
 logger = log.get_logger("junk")
 
@@ -574,10 +575,8 @@ class JunkFilter:
 
     async def close(self) -> None:
         await self.recorded()
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            await asyncio.gather(self._sweeper, return_exceptions=True)
-            self._sweeper = None
+        await cancel_and_wait(self._sweeper)
+        self._sweeper = None
         await self._followers.close()
         for db in self._dbs.values():
             db.close()

@@ -28,6 +28,7 @@ from kittiwake.reports import dmarc_metrics
 from kittiwake.reports.dmarcdb import DMARCDatabase
 from kittiwake.store import Store, StoreError
 from kittiwake.store.changes import AccountFollowers, Subscription
+from kittiwake.tasks import cancel_and_wait
 
 __all__ = ["DMARCReportCollector", "ImportOutcome", "import_report"]
 
@@ -151,10 +152,5 @@ class DMARCReportCollector:
             await asyncio.sleep(0.005)
 
     async def close(self) -> None:
-        if self._catch_up is not None:
-            self._catch_up.cancel()
-            try:
-                await self._catch_up
-            except asyncio.CancelledError:
-                pass
+        await cancel_and_wait(self._catch_up)
         await self._followers.close()

@@ -70,6 +70,7 @@ from kittiwake.log import get_logger
 from kittiwake.metrics import guard
 from kittiwake.reports import dmarc_metrics
 from kittiwake.reports.dmarcdb import DMARCDatabase, EvaluationRow
+from kittiwake.tasks import cancel_and_wait
 
 __all__ = ["DMARCReporter", "EvaluationRecorder", "ReportSettings", "SentReport"]
 
@@ -173,13 +174,8 @@ class EvaluationRecorder:
                 await self.flush()
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         with guard("reports", "recording DMARC evaluations failed"):
             await self.flush()
 
@@ -387,13 +383,8 @@ class DMARCReporter:
             await asyncio.sleep(max(60.0, next_run - now))
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            try:
-                await self._task
-            except asyncio.CancelledError:
-                pass
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
 
 def signing_for(domains: Any, config_dir: Path | None, from_domain: str

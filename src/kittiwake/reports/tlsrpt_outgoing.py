@@ -39,6 +39,7 @@ from kittiwake.log import get_logger
 from kittiwake.reports.tlsrpt_metrics import SENT
 from kittiwake.reports.tlsrptdb import Pending, TLSRPTDatabase
 from kittiwake.smtpserver.context import Outbox
+from kittiwake.tasks import cancel_and_wait
 from kittiwake.tlsrpt.aggregate import build_report, by_dane_host, by_domain, day_range
 from kittiwake.tlsrpt.mail import compose_message
 from kittiwake.tlsrpt.record import RecordError, TLSRPTRecord, is_tlsrpt_record, parse_record
@@ -337,6 +338,4 @@ class TLSRPTSender:
         self._task = asyncio.get_running_loop().create_task(self.run_forever())
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            await asyncio.gather(self._task, return_exceptions=True)
+        await cancel_and_wait(self._task)
