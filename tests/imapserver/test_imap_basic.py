@@ -110,3 +110,29 @@ async def test_delivery_shows_in_idle(imap_server: IMAPServer) -> None:
     await asyncio.wait_for(idling.wait(), 10)
     await imap_server.deliver(MSG)
     assert await asyncio.wait_for(task, 10) == b"* 1 EXISTS\r\n"
+
+
+async def test_deleting_the_selected_mailbox_deselects_it(imap_server: IMAPServer) -> None:
+    """DELETE of the selected mailbox (RFC 9051 §6.3.4) leaves the session authenticated:
+    a FETCH then gets BAD (no mailbox selected), the session goes on, and a refused
+    DELETE keeps the selection."""
+    def run() -> None:
+        imap = client(imap_server)
+        assert imap.create("Projects")[0] == "OK"
+        assert imap.append("Projects", None, None, MSG)[0] == "OK"
+        assert imap.select("Projects") == ("OK", [b"1"])
+        assert imap.delete("Projects")[0] == "OK"
+        try:
+            imap.fetch("1", "(FLAGS)")
+        except imaplib.IMAP4.error as exc:
+            assert "needs a selected mailbox" in str(exc)
+        else:
+            raise AssertionError("FETCH after deleting the selected mailbox was answered")
+        assert imap.noop()[0] == "OK"  # still connected, no BYE
+        assert imap.select("INBOX")[0] == "OK"
+        typ, _ = imap.delete("INBOX")  # refused (RFC 9051 §6.3.4): INBOX stays selected
+        assert typ == "NO"
+        assert imap.search(None, "ALL")[0] == "OK"  # still selected
+        imap.logout()
+
+    await asyncio.to_thread(run)

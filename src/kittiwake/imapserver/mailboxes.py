@@ -15,6 +15,7 @@ from kittiwake.imap import commands as c
 from kittiwake.imap import responses as r
 from kittiwake.imap.codes import Code
 from kittiwake.imap.commands import SequenceSet
+from kittiwake.imap.server import State
 from kittiwake.imapserver import quota
 from kittiwake.imapserver.cache import LRU
 from kittiwake.imapserver.listing import (
@@ -264,11 +265,23 @@ async def _create(conn: IMAPConnection, tag: str, cmd: c.Create) -> Answer:
 
 
 async def _delete(conn: IMAPConnection, tag: str, cmd: c.Delete) -> Answer:
+    """DELETE (RFC 9051 §6.3.4). Deleting the selected mailbox deselects it: the session
+    is back in the authenticated state (as after CLOSE), so a following FETCH gets BAD
+    rather than reaching a mailbox that is gone; a refused DELETE keeps the selection."""
     assert conn.account is not None
     name = store_name(cmd.mailbox)
-    if conn.selected is not None and conn.selected.name == name:
-        conn.selected = None
-    await conn.account.delete_mailbox(name)
+    sel = conn.selected
+    deselect = sel is not None and sel.name == name
+    if deselect:
+        conn.selected = None  # its own removal must not end this session with BYE
+    try:
+        await conn.account.delete_mailbox(name)
+    except BaseException:
+        if deselect:
+            conn.selected = sel
+        raise
+    if deselect:
+        conn.session.state = State.AUTHENTICATED
     return Answer()
 
 
