@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import random
+import time
 from pathlib import Path
 
 import pytest
@@ -24,7 +25,7 @@ from kittiwake.sasl import derive_credentials
 from kittiwake.smtpserver import incoming, pipeline
 from kittiwake.smtpserver.context import ServerContext
 from kittiwake.smtpserver.deliver import LocalDelivery
-from kittiwake.smtpserver.spool import HeaderTooLarge, Spool, clean_spool
+from kittiwake.smtpserver.spool import WRITE_BUFFER, HeaderTooLarge, Spool, clean_spool
 from kittiwake.store import AccountStore, Store
 from kittiwake.store.store import account_dir
 
@@ -170,3 +171,59 @@ def test_leftover_spool_files_are_cleaned(ctx: ServerContext) -> None:
     spool.write(b"From: a@b.example\r\n\r\nhalf a mess")
     assert clean_spool(ctx.spool_directory) == 1
     assert list(ctx.spool_directory.iterdir()) == []
+
+
+@pytest.mark.parametrize("size", [10, 5000, WRITE_BUFFER - 1, WRITE_BUFFER + 7, 3 * WRITE_BUFFER])
+def test_spool_without_file_until_needed_gives_the_same_message(ctx: ServerContext,
+                                                                size: int) -> None:
+    rng = random.Random(size)
+    message = b"From: a@b.example\r\nSubject: s\r\n\r\n" + bytes(
+        rng.choice(b"abc \r\n\xe9") for _ in range(size))
+    spools = [Spool(ctx.spool_directory), Spool(ctx.spool_directory, open_file=False)]
+    pos = 0
+    while pos < len(message):
+        step = rng.randint(1, 70000)
+        for spool in spools:
+            spool.write(message[pos:pos + step])
+            if spool.needs_file:
+                spool.open()
+            # Never more than the buffer and one chunk in memory.
+            assert spool._pending_size < WRITE_BUFFER + 70000
+        pos += step
+    eager, lazy = (spool.finish() for spool in spools)
+    assert lazy.read() == eager.read() == message
+    assert (lazy.size, lazy.eightbit, lazy.head.raw) == (eager.size, eager.eightbit,
+                                                         eager.head.raw)
+    eager.discard()
+    lazy.discard()
+    assert list(ctx.spool_directory.iterdir()) == []
+
+
+def test_spool_discarded_before_its_file_exists_leaves_nothing(ctx: ServerContext) -> None:
+    spool = Spool(ctx.spool_directory, open_file=False)
+    spool.write(b"From: a@b.example\r\n\r\nhalf a mess")
+    assert not spool.needs_file
+    spool.discard()
+    assert clean_spool(ctx.spool_directory) == 0
+
+
+def test_lazy_spool_header_section_too_large_leaves_no_file(ctx: ServerContext) -> None:
+    spool = Spool(ctx.spool_directory, max_header=1000, open_file=False)
+    for _ in range(100):
+        spool.write(b"X-Filler: " + b"x" * 90 + b"\r\n")
+    with pytest.raises(HeaderTooLarge):
+        spool.finish()
+    assert not ctx.spool_directory.exists() or list(ctx.spool_directory.iterdir()) == []
+
+
+def test_discard_soon_removes_the_spool_file(ctx: ServerContext) -> None:
+    spool = Spool(ctx.spool_directory, open_file=False)
+    spool.write(b"From: a@b.example\r\n\r\nbody\r\n")
+    done = spool.finish()
+    assert done.path.exists()
+    done.discard_soon()
+    for _ in range(500):
+        if not done.path.exists():
+            break
+        time.sleep(0.01)
+    assert not done.path.exists()

@@ -310,13 +310,15 @@ class SMTPConnection:
                 if path is not None:
                     self.tx.rcpt_params[str(path)] = params
             case DataStart():
-                await self._new_spool()
+                self._new_spool()
                 s.accept()
             case DataChunk(data=chunk):
-                if self.tx.spool is None:  # the first BDAT chunk
-                    await self._new_spool()
-                assert self.tx.spool is not None
-                self.tx.spool.write(chunk)
+                spool = self.tx.spool
+                if spool is None:  # the first BDAT chunk
+                    spool = self._new_spool()
+                spool.write(chunk)
+                if spool.needs_file:  # a big message: to its file from now on
+                    await asyncio.to_thread(spool.open)
             case MessageRejected():
                 self._reset()
                 MESSAGES.labels(service=self.kind, result="rejected").inc()
@@ -600,14 +602,16 @@ class SMTPConnection:
     def _sender(self) -> pipeline.Sender:
         return pipeline.Sender(self.kind, self.account, self._conn())
 
-    async def _new_spool(self) -> None:
-        """Open the spool file (in a worker thread: creating a file waits for the
-        file system's journal when the disk is busy)."""
+    def _new_spool(self) -> Spool:
+        """A spool for the message; its file is created in a worker thread (creating a
+        file waits for the file system's journal when the disk is busy): when the
+        message outgrows the spool's memory buffer, or by ``finish``."""
         self.tx.discard()
         sender = self._sender()
-        self.tx.spool = await asyncio.to_thread(
-            Spool, self.ctx.spool_directory,
-            lambda head: pipeline.body_hashes_needed(self.ctx, sender, head))
+        spool = self.tx.spool = Spool(
+            self.ctx.spool_directory,
+            lambda head: pipeline.body_hashes_needed(self.ctx, sender, head), open_file=False)
+        return spool
 
     def _reset(self) -> None:
         self.tx.discard()
@@ -619,10 +623,8 @@ class SMTPConnection:
             self._reset()
             self._trigger(None, self.ctx.limits.data_timeout)
             return
-        if tx.spool is None:  # BDAT 0 LAST as the only chunk: an empty message
-            await self._new_spool()
-        assert tx.spool is not None
-        spool, tx.spool = tx.spool, None
+        spool = tx.spool or self._new_spool()  # none: BDAT 0 LAST, an empty message
+        tx.spool = None
         try:
             message = await asyncio.to_thread(spool.finish)
         except HeaderTooLarge:
@@ -633,7 +635,7 @@ class SMTPConnection:
                     reply = await pipeline.process(self.ctx, self._sender(), tx, message,
                                                    self.logger)
             finally:
-                await asyncio.to_thread(message.discard)
+                message.discard_soon()  # the store and the queue hold their own links
         self._reset()
         if reply.code < 400:
             MESSAGES.labels(service=self.kind, result="delivered").inc()

@@ -11,14 +11,23 @@ so no check reads the body again.
 The spool file lives in the data directory (``spool/``), on the file system
 of the store and the queue, which take it by link or rename. Files left by a
 crash were never acknowledged: :func:`clean_spool` removes them at start.
+
+A spool made with ``open_file=False`` (the SMTP driver's) keeps the first
+:data:`WRITE_BUFFER` octets in memory and creates its file only when
+:attr:`Spool.needs_file` says so (:meth:`Spool.open`, in a worker thread) or in
+:meth:`Spool.finish`: a small message then costs one worker-thread trip (create,
+write, close) instead of two, and memory stays bounded by that buffer.
 """
 
 from __future__ import annotations
 
 import os
+import queue
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from kittiwake import dkim, durable
 from kittiwake.message.headers import Headers, scan_header_section
@@ -83,6 +92,43 @@ class SpooledMessage:
         except FileNotFoundError:
             pass
 
+    def discard_soon(self) -> None:
+        """Remove the spool file in the background (:func:`unlink_soon`): once the
+        store or the queue holds its own link, nobody waits for this name to go."""
+        unlink_soon(self.path)
+
+
+_unlink_queue: queue.SimpleQueue[Path] = queue.SimpleQueue()
+_unlink_thread: threading.Thread | None = None
+_unlink_pid = 0  # the process that started the thread (a forked child starts its own)
+_unlink_lock = threading.Lock()
+
+
+def _unlinker() -> None:
+    while True:
+        path = _unlink_queue.get()
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+        except OSError:
+            pass  # left for clean_spool at the next start; it was never the only copy
+
+
+def unlink_soon(path: Path) -> None:
+    """Unlink ``path`` in a background thread, without waiting (no worker-thread
+    round trip through the event loop: a queue put). A name still there when the
+    process ends is removed by :func:`clean_spool` at the next start."""
+    global _unlink_thread, _unlink_pid
+    if _unlink_pid != os.getpid():
+        with _unlink_lock:
+            if _unlink_pid != os.getpid():
+                _unlink_thread = threading.Thread(target=_unlinker, name="spool-unlink",
+                                                  daemon=True)
+                _unlink_thread.start()
+                _unlink_pid = os.getpid()
+    _unlink_queue.put(path)
+
 
 class HeaderTooLarge(Exception):
     """The header section did not end within :data:`MAX_HEADER_SECTION`."""
@@ -95,7 +141,7 @@ class Spool:
     """Receives one message's bytes (already dot-unstuffed) into a file."""
 
     def __init__(self, directory: Path, on_head: OnHead | None = None,
-                 max_header: int = MAX_HEADER_SECTION) -> None:
+                 max_header: int = MAX_HEADER_SECTION, *, open_file: bool = True) -> None:
         self.directory = directory
         self.on_head = on_head
         self.max_header = max_header
@@ -105,19 +151,43 @@ class Spool:
         self.too_large_header = False
         self._hashers: dict[dkim.BodyHashKey, dkim.BodyHasher] = {}
         self.eightbit = False
-        try:
-            fd, self.path = _create(directory)
-        except FileNotFoundError:
-            directory.mkdir(parents=True, exist_ok=True)
-            fd, self.path = _create(directory)
-        self._file = os.fdopen(fd, "wb", buffering=WRITE_BUFFER)
+        self.path: Path | None = None
+        self._file: BinaryIO | None = None
+        self._pending: list[bytes] = []  # bytes written before the file exists
+        self._pending_size = 0
         self._closed = False
+        if open_file:
+            self.open()
+
+    @property
+    def needs_file(self) -> bool:
+        """More than :data:`WRITE_BUFFER` octets wait in memory: call :meth:`open` (it
+        blocks on the file system, so a driver runs it in a worker thread)."""
+        return self._file is None and self._pending_size >= WRITE_BUFFER
+
+    def open(self) -> None:
+        """Create the spool file and write what is held in memory (blocking)."""
+        if self._file is not None or self._closed:
+            return
+        try:
+            fd, self.path = _create(self.directory)
+        except FileNotFoundError:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd, self.path = _create(self.directory)
+        self._file = os.fdopen(fd, "wb", buffering=WRITE_BUFFER)
+        pending, self._pending, self._pending_size = self._pending, [], 0
+        for piece in pending:
+            self._file.write(piece)
 
     def write(self, chunk: bytes) -> None:
         """Append message bytes; parse the header once its end has arrived."""
         if not chunk:
             return
-        self._file.write(chunk)
+        if self._file is None:
+            self._pending.append(chunk)
+            self._pending_size += len(chunk)
+        else:
+            self._file.write(chunk)
         self.size += len(chunk)
         if not self.eightbit and not chunk.isascii():
             self.eightbit = True
@@ -149,13 +219,16 @@ class Spool:
 
     def finish(self) -> SpooledMessage:
         """The message, written to the file (not yet fsynced: the store or queue
-        taking it makes it durable). Raises :class:`HeaderTooLarge`."""
-        self._file.flush()
-        self._file.close()
-        self._closed = True
+        taking it makes it durable). Raises :class:`HeaderTooLarge`. Blocking: it
+        creates the file if it does not exist yet."""
         if self.too_large_header:
             self.discard()
             raise HeaderTooLarge(f"header section larger than {self.max_header} octets")
+        self.open()
+        assert self._file is not None and self.path is not None
+        self._file.flush()
+        self._file.close()
+        self._closed = True
         if self.head is None:  # no empty line: all header, empty body (RFC 5322 §2.1)
             self._head_done(bytes(self._head))
         assert self.head is not None
@@ -167,10 +240,14 @@ class Spool:
         """Drop the message (rejected, reset, connection lost)."""
         if not self._closed:
             self._closed = True
-            try:
-                self._file.close()
-            except OSError:
-                pass
+            self._pending, self._pending_size = [], 0
+            if self._file is not None:
+                try:
+                    self._file.close()
+                except OSError:
+                    pass
+        if self.path is None:
+            return
         try:
             os.unlink(self.path)
         except FileNotFoundError:
