@@ -35,6 +35,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+from kittiwake import metrics
 from kittiwake.dns import metrics as dns_metrics
 from kittiwake.dns.cache import AnswerCache
 from kittiwake.dns.resolver import Resolver
@@ -226,8 +227,8 @@ class StubResolver(Resolver):
 
 
 def _counted(rdtype: RRType, result: str, started: float) -> None:
-    dns_metrics.QUERIES.labels(type=rdtype.value, result=result).inc()
-    dns_metrics.QUERY_SECONDS.labels(type=rdtype.value).observe(time.monotonic() - started)
+    metrics.child(dns_metrics.QUERIES, rdtype.value, result).inc()
+    metrics.child(dns_metrics.QUERY_SECONDS, rdtype.value).observe(time.monotonic() - started)
 
 
 async def _udp_with_fallback(

@@ -270,7 +270,7 @@ class SMTPConnection:
                                                     " try again later"]))
             await self._flush()
             return
-        smtp_metrics.CONNECTIONS.labels(service=self.kind, result="accepted").inc()
+        metrics.child(smtp_metrics.CONNECTIONS, self.kind, "accepted").inc()
         self.session.greet()
         await self._flush()
         deadline = ReadDeadline(self.reader)
@@ -399,7 +399,7 @@ class SMTPConnection:
                     await asyncio.to_thread(spool.open)
             case MessageRejected():
                 self._reset()
-                MESSAGES.labels(service=self.kind, result="rejected").inc()
+                metrics.child(MESSAGES, self.kind, "rejected").inc()
             case DataEnd():
                 await self._message()
             case BdatEnd(last=last):
@@ -709,17 +709,17 @@ class SMTPConnection:
             reply = Reply(552, "5.3.4", ["message header section too large"])
         else:
             try:
-                with smtp_metrics.DELIVERY_SECONDS.labels(service=self.kind).time():
+                with metrics.child(smtp_metrics.DELIVERY_SECONDS, self.kind).time():
                     reply = await pipeline.process(self.ctx, self._sender(), tx, message,
                                                    self.logger)
             finally:
                 message.discard_soon()  # the store and the queue hold their own links
         self._reset()
         if reply.code < 400:
-            MESSAGES.labels(service=self.kind, result="delivered").inc()
+            metrics.child(MESSAGES, self.kind, "delivered").inc()
             smtp_metrics.TODAY.add(self.kind)
             self.session.accept(reply.lines[0] if reply.lines else None)
         else:
-            MESSAGES.labels(service=self.kind,
-                            result="rejected" if reply.code >= 500 else "failed").inc()
+            metrics.child(MESSAGES, self.kind,
+                          "rejected" if reply.code >= 500 else "failed").inc()
             self.session.reject(reply)
