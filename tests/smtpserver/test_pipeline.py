@@ -192,6 +192,12 @@ def test_spool_without_file_until_needed_gives_the_same_message(ctx: ServerConte
         pos += step
     eager, lazy = (spool.finish() for spool in spools)
     assert lazy.read() == eager.read() == message
+    assert not eager.in_memory
+    # Held in memory up to the end (its readers need no file system) only when small.
+    assert lazy.in_memory == (len(message) < WRITE_BUFFER)
+    assert lazy.path.read_bytes() == message
+    for limit in (0, 1, 100, len(message) + 1):
+        assert lazy.read_start(limit) == eager.read_start(limit) == message[:limit]
     assert (lazy.size, lazy.eightbit, lazy.head.raw) == (eager.size, eager.eightbit,
                                                          eager.head.raw)
     eager.discard()

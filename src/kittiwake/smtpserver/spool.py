@@ -66,6 +66,9 @@ class SpooledMessage:
     body_hashes: dict[dkim.BodyHashKey, tuple[bytes, int]] = field(default_factory=dict)
     eightbit: bool = False  # a byte above 127 anywhere (RFC 6152 8BITMIME is needed)
     prefix: bytes = b""
+    # The file's bytes, when the message was small enough to be held in memory until
+    # finish (at most WRITE_BUFFER octets and a chunk): read without the file system.
+    content: bytes | None = field(default=None, repr=False)
 
     @property
     def total_size(self) -> int:
@@ -79,10 +82,19 @@ class SpooledMessage:
     def read(self) -> bytes:
         """The whole message, prefix included (blocking: the rare consumers that need
         it all in memory, such as a DSN returning it, run this in a worker thread)."""
+        if self.content is not None:
+            return self.prefix + self.content
         return self.prefix + self.path.read_bytes()
 
+    @property
+    def in_memory(self) -> bool:
+        """Whether :meth:`read` and :meth:`read_start` answer from memory (no blocking)."""
+        return self.content is not None
+
     def read_start(self, limit: int) -> bytes:
-        """The prefix and the first ``limit`` octets (blocking)."""
+        """The prefix and the first ``limit`` octets (blocking unless :attr:`in_memory`)."""
+        if self.content is not None:
+            return self.prefix + self.content[:limit]
         with open(self.path, "rb") as f:
             return self.prefix + f.read(limit)
 
@@ -176,8 +188,10 @@ class Spool:
             fd, self.path = _create(self.directory)
         self._file = os.fdopen(fd, "wb", buffering=WRITE_BUFFER)
         pending, self._pending, self._pending_size = self._pending, [], 0
-        for piece in pending:
-            self._file.write(piece)
+        if len(pending) == 1:
+            self._file.write(pending[0])
+        elif pending:
+            self._file.write(b"".join(pending))
 
     def write(self, chunk: bytes) -> None:
         """Append message bytes; parse the header once its end has arrived."""
@@ -224,6 +238,10 @@ class Spool:
         if self.too_large_header:
             self.discard()
             raise HeaderTooLarge(f"header section larger than {self.max_header} octets")
+        content = None
+        if self._file is None:  # all of it is in memory: keep it for the readers
+            content = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+            self._pending = [content]
         self.open()
         assert self._file is not None and self.path is not None
         self._file.flush()
@@ -234,7 +252,7 @@ class Spool:
         assert self.head is not None
         return SpooledMessage(self.path, self.size, self.head,
                               {key: h.digest() for key, h in self._hashers.items()},
-                              eightbit=self.eightbit)
+                              eightbit=self.eightbit, content=content)
 
     def discard(self) -> None:
         """Drop the message (rejected, reset, connection lost)."""
