@@ -58,7 +58,7 @@ from kittiwake.smtpserver import metrics as smtp_metrics
 from kittiwake.smtpserver.context import ServerContext
 from kittiwake.smtpserver.deliver import LocalDelivery
 from kittiwake.smtpserver.pipeline import Transaction
-from kittiwake.smtpserver.spool import HeaderTooLarge, Spool
+from kittiwake.smtpserver.spool import HeaderTooLarge, Spool, reserve_for
 
 READ_SIZE = 65536
 AUTH_MECHANISMS = ("SCRAM-SHA-256-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-1",
@@ -262,7 +262,8 @@ class SMTPConnection:
                     await asyncio.wait_for(self.writer.wait_closed(), 2)
 
     async def _run(self) -> None:
-        self.logger.info("connection", port=self.writer.get_extra_info("sockname")[1])
+        if self.logger.is_enabled(log.INFO):  # the port costs a getsockname call
+            self.logger.info("connection", port=self.writer.get_extra_info("sockname")[1])
         if not self.ctx.localserve and not self.ctx.connection_rate.take(self.ip):
             smtp_metrics.CONNECTIONS.labels(service=self.kind, result="refused").inc()
             smtp_metrics.RATE_LIMITED.labels(kind="connection-rate").inc()
@@ -704,7 +705,8 @@ class SMTPConnection:
         spool = tx.spool or self._new_spool()  # none: BDAT 0 LAST, an empty message
         tx.spool = None
         try:
-            message = await asyncio.to_thread(spool.finish)
+            message = spool.finish_in_memory(reserve_for(self.ctx.spool_directory)) or \
+                await asyncio.to_thread(spool.finish)
         except HeaderTooLarge:
             reply = Reply(552, "5.3.4", ["message header section too large"])
         else:

@@ -21,6 +21,10 @@ write, close) instead of two, and memory stays bounded by that buffer.
 
 from __future__ import annotations
 
+import atexit
+import collections
+import contextlib
+import functools
 import os
 import queue
 import threading
@@ -110,36 +114,124 @@ class SpooledMessage:
         unlink_soon(self.path)
 
 
-_unlink_queue: queue.SimpleQueue[Path] = queue.SimpleQueue()
-_unlink_thread: threading.Thread | None = None
-_unlink_pid = 0  # the process that started the thread (a forked child starts its own)
-_unlink_lock = threading.Lock()
+_jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+_worker_pid = 0  # the process that started the thread (a forked child starts its own)
+_worker_lock = threading.Lock()
 
 
-def _unlinker() -> None:
+def _background() -> None:
     while True:
-        path = _unlink_queue.get()
+        job = _jobs.get()
         try:
-            os.unlink(path)
-        except FileNotFoundError:
+            job()
+        except Exception:  # a failed unlink or refill is retried by clean_spool or later
             pass
-        except OSError:
-            pass  # left for clean_spool at the next start; it was never the only copy
+
+
+def run_in_background(job: Callable[[], None]) -> None:
+    """Run ``job`` in the spool's background thread, without waiting for it (a queue
+    put: no worker-thread round trip through the event loop)."""
+    global _worker_pid
+    if _worker_pid != os.getpid():
+        with _worker_lock:
+            if _worker_pid != os.getpid():
+                threading.Thread(target=_background, name="spool-files", daemon=True).start()
+                _worker_pid = os.getpid()
+    _jobs.put(job)
+
+
+def _unlink(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
 
 
 def unlink_soon(path: Path) -> None:
-    """Unlink ``path`` in a background thread, without waiting (no worker-thread
-    round trip through the event loop: a queue put). A name still there when the
-    process ends is removed by :func:`clean_spool` at the next start."""
-    global _unlink_thread, _unlink_pid
-    if _unlink_pid != os.getpid():
-        with _unlink_lock:
-            if _unlink_pid != os.getpid():
-                _unlink_thread = threading.Thread(target=_unlinker, name="spool-unlink",
-                                                  daemon=True)
-                _unlink_thread.start()
-                _unlink_pid = os.getpid()
-    _unlink_queue.put(path)
+    """Unlink ``path`` in the background thread, without waiting. A name still there
+    when the process ends is removed by :func:`clean_spool` at the next start."""
+    run_in_background(functools.partial(_unlink, path))
+
+
+RESERVE_DIR = "reserve"
+RESERVE_LOW = 8
+RESERVE_HIGH = 32
+
+
+class SpoolReserve:
+    """Empty spool files made ahead of need, in batches, by the background thread.
+
+    Creating a file can wait for the file system's journal, so it never runs on the
+    event loop; with a file from the reserve a small message (held in memory until
+    its end) is written and closed on the loop instead, without a worker-thread
+    trip per message (:meth:`Spool.finish_in_memory`). The files live in
+    ``<spool>/reserve/`` (same file system: the store and the queue link them like
+    any spool file); left over by a crash or a stop, they are removed by
+    :func:`clean_spool` at the next start, and at the end of the process by an
+    exit handler. A forked child drops its parent's reserve and makes its own.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory / RESERVE_DIR
+        self._files: collections.deque[Path] = collections.deque()
+        self._filling = False
+        self._released = False
+        self._pid = os.getpid()
+
+    def take(self) -> Path | None:
+        """A reserved file (empty) or None; asks for more when low."""
+        if self._pid != os.getpid():  # forked: those files are the parent's
+            self._files = collections.deque()
+            self._filling = False
+            self._pid = os.getpid()
+        got = self._files.popleft() if self._files else None
+        if len(self._files) < RESERVE_LOW and not self._filling and not self._released:
+            self._filling = True
+            run_in_background(self._fill)
+        return got
+
+    def _fill(self) -> None:
+        try:
+            while len(self._files) < RESERVE_HIGH and self._pid == os.getpid():
+                try:
+                    fd, path = _create(self.directory)
+                except FileNotFoundError:
+                    self.directory.mkdir(parents=True, exist_ok=True)
+                    fd, path = _create(self.directory)
+                os.close(fd)  # held by name: no descriptor per reserved file
+                if self._released:
+                    _unlink(path)
+                    return
+                self._files.append(path)
+        finally:
+            self._filling = False
+
+    def release(self) -> None:
+        """Close and remove the files not used (at exit)."""
+        if self._pid != os.getpid():
+            return
+        self._released = True
+        while self._files:
+            _unlink(self._files.popleft())
+
+
+_reserves: dict[Path, SpoolReserve] = {}
+
+
+def reserve_for(directory: Path) -> SpoolReserve:
+    """The process's reserve of spool files for ``directory``."""
+    found = _reserves.get(directory)
+    if found is None:
+        if not _reserves:
+            atexit.register(_release_reserves)
+        found = _reserves[directory] = SpoolReserve(directory)
+    return found
+
+
+def _release_reserves() -> None:
+    for reserve in list(_reserves.values()):
+        with contextlib.suppress(OSError):
+            reserve.release()
 
 
 class HeaderTooLarge(Exception):
@@ -247,6 +339,39 @@ class Spool:
         self._file.flush()
         self._file.close()
         self._closed = True
+        return self._finished(content)
+
+    def finish_in_memory(self, reserve: SpoolReserve) -> SpooledMessage | None:
+        """:meth:`finish` without blocking, when the message is all in memory and the
+        reserve has a file for it: the bytes are written into that file (the page
+        cache; no file is created). None otherwise: then call :meth:`finish` in a
+        worker thread."""
+        if self._file is not None or self._closed or self.too_large_header:
+            return None
+        path = reserve.take()
+        if path is None:
+            return None
+        try:  # opening an existing empty file creates nothing: no wait for the journal
+            fd = os.open(path, os.O_WRONLY)
+        except OSError:  # gone (another process cleaned the spool): the usual way then
+            return None
+        self.path = path
+        content = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+        self._pending, self._pending_size = [], 0
+        self._closed = True
+        try:
+            view = memoryview(content)
+            while view:
+                view = view[os.write(fd, view):]
+        except BaseException:
+            os.close(fd)
+            self.discard()
+            raise
+        os.close(fd)
+        return self._finished(content)
+
+    def _finished(self, content: bytes | None) -> SpooledMessage:
+        assert self.path is not None
         if self.head is None:  # no empty line: all header, empty body (RFC 5322 §2.1)
             self._head_done(bytes(self._head))
         assert self.head is not None
@@ -297,7 +422,12 @@ def _create(directory: Path) -> tuple[int, Path]:
 
 
 def clean_spool(directory: Path) -> int:
-    """Remove spool files a crash left behind (never acknowledged); how many."""
+    """Remove spool files a crash left behind (never acknowledged); how many. The
+    empty files of a :class:`SpoolReserve` go too (not counted)."""
+    with contextlib.suppress(FileNotFoundError):
+        for entry in (directory / RESERVE_DIR).iterdir():
+            with contextlib.suppress(FileNotFoundError):
+                entry.unlink()
     count = 0
     try:
         entries = list(directory.iterdir())
