@@ -87,6 +87,24 @@ def preinit(metric: Any, **label_values: Iterable[str]) -> None:
         metric.labels(**dict(zip(names, combo, strict=True)))
 
 
+_CHILDREN: dict[tuple[Any, ...], Any] = {}
+_MAX_CHILDREN = 10_000
+
+
+def child(metric: Any, *values: str) -> Any:
+    """``metric.labels(*values)`` (values in the metric's label order), looked up once:
+    ``labels()`` checks its arguments and takes a lock on every call, which the hot
+    paths (one call per message or command) need not pay. For label values from a
+    closed set; the cache stops growing at :data:`_MAX_CHILDREN` entries."""
+    key = (id(metric), *values)
+    found = _CHILDREN.get(key)
+    if found is None:
+        found = metric.labels(*values)
+        if len(_CHILDREN) < _MAX_CHILDREN:
+            _CHILDREN[key] = found
+    return found
+
+
 def counter(name: str, documentation: str,
             labels: Mapping[str, Iterable[str]] | Sequence[str] = ()) -> Counter:
     """A counter in :data:`REGISTRY` named ``kittiwake_<name>_total``.

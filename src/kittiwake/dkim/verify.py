@@ -180,8 +180,10 @@ async def _verify(resolver: Resolver, fields: list[HeaderField], body: bytes | N
             return Result(Status.PERMERROR, info.domain, info.selector, info.algorithm,
                           info.identity, f"internal error: {type(exc).__name__}")
 
-    checked = await asyncio.gather(*(one(i) for i in indexes[:MAX_SIGNATURES]))
-    results = list(checked)
+    if len(indexes) == 1:  # the usual case: no task to run one check concurrently with
+        results = [await one(indexes[0])]
+    else:
+        results = list(await asyncio.gather(*(one(i) for i in indexes[:MAX_SIGNATURES])))
     for index in indexes[MAX_SIGNATURES:]:
         info = partial_info(fields[index])
         results.append(Result(Status.POLICY, info.domain, info.selector, info.algorithm,

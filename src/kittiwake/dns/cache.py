@@ -27,6 +27,9 @@ NEGATIVE_TTL = 30.0
 MAX_ENTRIES = 20_000
 
 Key = tuple[RRType, str]
+# The counter's children, looked up once (labels() validates and locks on each call).
+_HIT, _SHARED, _MISS = (dns_metrics.CACHE_LOOKUPS.labels(result=r)
+                        for r in ("hit", "shared", "miss"))
 
 
 class AnswerCache:
@@ -50,16 +53,16 @@ class AnswerCache:
             if entry[0] > self.clock():
                 self._answers.move_to_end(key)
                 self.hits += 1
-                dns_metrics.CACHE_LOOKUPS.labels(result="hit").inc()
+                _HIT.inc()
                 return entry[1]
             del self._answers[key]
         pending = self._pending.get(key)
         if pending is not None:
             self.hits += 1
-            dns_metrics.CACHE_LOOKUPS.labels(result="shared").inc()
+            _SHARED.inc()
             return await asyncio.shield(pending)
         self.misses += 1
-        dns_metrics.CACHE_LOOKUPS.labels(result="miss").inc()
+        _MISS.inc()
         future: asyncio.Future[Answer[Any]] = asyncio.get_running_loop().create_future()
         self._pending[key] = future
         try:

@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-import dns.asyncbackend
 import dns.asyncquery
 import dns.edns
 import dns.exception
@@ -35,6 +34,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
+from kittiwake import metrics
 from kittiwake.dns import metrics as dns_metrics
 from kittiwake.dns.cache import AnswerCache
 from kittiwake.dns.resolver import Resolver
@@ -226,8 +226,8 @@ class StubResolver(Resolver):
 
 
 def _counted(rdtype: RRType, result: str, started: float) -> None:
-    dns_metrics.QUERIES.labels(type=rdtype.value, result=result).inc()
-    dns_metrics.QUERY_SECONDS.labels(type=rdtype.value).observe(time.monotonic() - started)
+    metrics.child(dns_metrics.QUERIES, rdtype.value, result).inc()
+    metrics.child(dns_metrics.QUERY_SECONDS, rdtype.value).observe(time.monotonic() - started)
 
 
 async def _udp_with_fallback(
@@ -242,27 +242,35 @@ async def _udp_with_fallback(
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
-    backend = dns.asyncbackend.get_default_backend()
-    family = dns.inet.af_for_address(server.host)
-    sock = await backend.make_socket(family, socket.SOCK_DGRAM, 0, None,
-                                     (server.host, server.port))
-    async with sock:
-        await sock.sendto(query.to_wire(), None, None)
+    # A fresh socket (a fresh source port, RFC 5452 §9.2) per exchange, used with the
+    # loop's sock_* calls: no datagram transport and protocol to build and tear down.
+    sock = socket.socket(dns.inet.af_for_address(server.host), socket.SOCK_DGRAM)
+    try:
+        sock.setblocking(False)
+        sock.connect((server.host, server.port))  # UDP: no handshake, returns at once
+        sock.send(query.to_wire())  # a datagram never waits for buffer space here
+        query_id = query.id.to_bytes(2, "big")
         while True:
             left = deadline - loop.time()
             if left <= 0:
                 raise dns.exception.Timeout(timeout=timeout)
-            wire, _addr = await sock.recvfrom(65535, left)
+            try:
+                async with asyncio.timeout(left):
+                    wire = await loop.sock_recv(sock, 65535)
+            except TimeoutError:
+                raise dns.exception.Timeout(timeout=timeout) from None
             response = _parse(wire)
             if response is not None and query.is_response(response):
                 truncated = bool(response.flags & dns.flags.TC)
                 break
-            if response is None and wire[:2] == query.id.to_bytes(2, "big"):
+            if response is None and wire[:2] == query_id:
                 if len(wire) > 2 and wire[2] & 0x02:  # TC set, the rest cut short
                     truncated = True
                     break
                 raise dns.exception.FormError("malformed answer")
             # anything else is a stray or forged datagram: keep waiting
+    finally:
+        sock.close()
     if not truncated:
         assert response is not None
         return response

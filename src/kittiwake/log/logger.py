@@ -60,32 +60,47 @@ class Logger:
         extra = {"kw_fields": call, "kw_context": context_fields()}
         self.logger.log(levelno, msg, exc_info=exc_info, extra=extra, stacklevel=3)
 
+    # The level methods test the level first (a plain int): a line that is not
+    # written costs one cached lookup, nothing more.
+
     def error(self, msg: str, /, *, exc_info: ExcInfo = None, **fields: Any) -> None:
-        self.log(ERROR, msg, exc_info=exc_info, **fields)
+        if self.logger.isEnabledFor(_ERROR):
+            self.log(ERROR, msg, exc_info=exc_info, **fields)
 
     def exception(self, msg: str, /, **fields: Any) -> None:
         """error with the traceback of the exception being handled."""
-        self.log(ERROR, msg, exc_info=True, **fields)
+        if self.logger.isEnabledFor(_ERROR):
+            self.log(ERROR, msg, exc_info=True, **fields)
 
     def warn(self, msg: str, /, *, exc_info: ExcInfo = None, **fields: Any) -> None:
-        self.log(WARN, msg, exc_info=exc_info, **fields)
+        if self.logger.isEnabledFor(_WARN):
+            self.log(WARN, msg, exc_info=exc_info, **fields)
 
     warning = warn
 
     def info(self, msg: str, /, **fields: Any) -> None:
-        self.log(INFO, msg, **fields)
+        if self.logger.isEnabledFor(_INFO):
+            self.log(INFO, msg, **fields)
 
     def debug(self, msg: str, /, **fields: Any) -> None:
-        self.log(DEBUG, msg, **fields)
+        if self.logger.isEnabledFor(_DEBUG):
+            self.log(DEBUG, msg, **fields)
 
     def trace(self, msg: str, /, **fields: Any) -> None:
-        self.log(TRACE, msg, **fields)
+        if self.logger.isEnabledFor(_TRACE):
+            self.log(TRACE, msg, **fields)
 
     def traceauth(self, msg: str, /, **fields: Any) -> None:
-        self.log(TRACEAUTH, msg, **fields)
+        if self.logger.isEnabledFor(_TRACEAUTH):
+            self.log(TRACEAUTH, msg, **fields)
 
     def tracedata(self, msg: str, /, **fields: Any) -> None:
-        self.log(TRACEDATA, msg, **fields)
+        if self.logger.isEnabledFor(_TRACEDATA):
+            self.log(TRACEDATA, msg, **fields)
+
+
+_ERROR, _WARN, _INFO, _DEBUG = int(ERROR), int(WARN), int(INFO), int(DEBUG)
+_TRACE, _TRACEAUTH, _TRACEDATA = int(TRACE), int(TRACEAUTH), int(TRACEDATA)
 
 
 def get_logger(pkg: str, **fields: Any) -> Logger:

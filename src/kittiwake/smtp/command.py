@@ -237,7 +237,9 @@ def parse_command(line: bytes, *, smtputf8: bool = False, rcpt_utf8: bool = Fals
         text = line.decode("utf-8")
     except UnicodeDecodeError:
         raise CommandError(Reply(500, "5.5.2", ("invalid UTF-8 in command",))) from None
-    if any(ord(c) < 32 or ord(c) == 127 for c in text):
+    # str.isprintable is False for every control character (and for some non-ASCII
+    # ones, which the exact test below lets through).
+    if not text.isprintable() and any(ord(c) < 32 or ord(c) == 127 for c in text):
         raise CommandError(Reply(500, "5.5.2", ("control character in command",)))
     verb, _, rest = text.partition(" ")
     uverb = verb.upper()

@@ -11,6 +11,7 @@ missing text, and raising :class:`MalformedReply` on garbage.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass, field
 
@@ -34,11 +35,20 @@ _CODE_RE = re.compile(r"[0-9]{3}")
 
 def _clean(text: str) -> list[str]:
     """Split text into reply lines; control characters become ``?``."""
+    if text.isascii() and text.isprintable():  # the usual text: nothing to split or replace
+        return [text]
     lines = []
     for raw in text.replace("\r\n", "\n").replace("\r", "\n").split("\n"):
         line = "".join("?" if ord(c) < 32 or 127 <= ord(c) < 160 else c for c in raw)
         lines.append(line)
     return lines
+
+
+@functools.lru_cache(maxsize=256)
+def _enhanced_class(enhanced: str) -> int | None:
+    """The class digit of a valid RFC 3463 code, else None (replies reuse few codes)."""
+    m = _ENHANCED_RE.fullmatch(enhanced)
+    return None if m is None else int(m.group(1))
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,10 +68,8 @@ class Reply:
     def __post_init__(self) -> None:
         if not 200 <= self.code <= 599:
             raise ValueError(f"reply code {self.code} out of range")
-        if self.enhanced is not None:
-            m = _ENHANCED_RE.fullmatch(self.enhanced)
-            if m is None or int(m.group(1)) != self.code // 100:
-                raise ValueError(f"enhanced code {self.enhanced!r} does not fit {self.code}")
+        if self.enhanced is not None and _enhanced_class(self.enhanced) != self.code // 100:
+            raise ValueError(f"enhanced code {self.enhanced!r} does not fit {self.code}")
         if isinstance(self.lines, str):
             object.__setattr__(self, "lines", tuple(_clean(self.lines)))
         else:

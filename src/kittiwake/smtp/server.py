@@ -132,6 +132,11 @@ class ServerConfig:
 
 _NO_MAIL_PARAMS = MailParams()
 _NO_RCPT_PARAMS = RcptParams()
+# The usual positive replies, built once (a Reply checks and cleans its text).
+_OK = Reply(250, "2.0.0", ("OK",))
+_MAIL_OK = Reply(250, "2.1.0", ("OK",))
+_RCPT_OK = Reply(250, "2.1.5", ("OK",))
+_DATA_GO_AHEAD = Reply(354, None, ("end data with <CR><LF>.<CR><LF>",))
 
 
 class ServerSession:
@@ -309,13 +314,13 @@ class ServerSession:
             first = f"{h} {text}" if text else h
             r = Reply(250, None, (first, *self.capabilities()))
         elif isinstance(ev, MailFrom):
-            r = Reply(250, "2.1.0", (text or "OK",))
+            r = Reply(250, "2.1.0", (text,)) if text else _MAIL_OK
         elif isinstance(ev, RcptTo):
-            r = Reply(250, "2.1.5", (text or "OK",))
+            r = Reply(250, "2.1.5", (text,)) if text else _RCPT_OK
         elif isinstance(ev, DataStart):
-            r = Reply(354, None, (text or "end data with <CR><LF>.<CR><LF>",))
+            r = Reply(354, None, (text,)) if text else _DATA_GO_AHEAD
         elif isinstance(ev, DataEnd):
-            r = Reply(250, "2.0.0", (text or "OK",))
+            r = Reply(250, "2.0.0", (text,)) if text else _OK
         elif isinstance(ev, BdatEnd):
             default = "OK" if ev.last else f"{ev.size} octets received"
             r = Reply(250, "2.0.0", (text or default,))
@@ -587,10 +592,10 @@ class ServerSession:
             self._reset_transaction()
             if self.state in (State.MAIL, State.RCPT):
                 self.state = State.READY
-            self._send(Reply(250, "2.0.0", ("OK",)))
+            self._send(_OK)
             events.append(Reset())
         elif isinstance(cmd, NoopCommand):
-            self._send(Reply(250, "2.0.0", ("OK",)))
+            self._send(_OK)
         elif isinstance(cmd, QuitCommand):
             self._send(Reply(221, "2.0.0", (f"{h} closing connection",)))
             self.state = State.CLOSED

@@ -58,7 +58,7 @@ from kittiwake.smtpserver import metrics as smtp_metrics
 from kittiwake.smtpserver.context import ServerContext
 from kittiwake.smtpserver.deliver import LocalDelivery
 from kittiwake.smtpserver.pipeline import Transaction
-from kittiwake.smtpserver.spool import HeaderTooLarge, Spool
+from kittiwake.smtpserver.spool import HeaderTooLarge, Spool, reserve_for
 
 READ_SIZE = 65536
 AUTH_MECHANISMS = ("SCRAM-SHA-256-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-1-PLUS", "SCRAM-SHA-1",
@@ -80,22 +80,89 @@ def session_config(ctx: ServerContext, kind: str) -> ServerConfig:
     require_tls = bool(listener and kind == "smtp" and listener.smtp.require_starttls)
     plaintext_auth = ctx.localserve or bool(
         listener and kind == "submission" and listener.submission.no_require_starttls)
+    starttls = ctx.tls_context is not None and ctx.tls_ready() and kind != "submissions" \
+        and not no_starttls
+    key = (ctx.hostname, ctx.limits.max_message_size, ctx.limits.max_recipients, kind,
+           starttls, plaintext_auth, require_tls, ctx.localserve)
+    config = _CONFIGS.get(key)
+    if config is not None:
+        return config
     mechanisms = AUTH_MECHANISMS if (is_submission or ctx.localserve) else ()
     if kind != "submissions":
         # -PLUS needs TLS channel binding; they are offered again once TLS is on.
         mechanisms = tuple(m for m in mechanisms if not m.endswith("-PLUS"))
-    return ServerConfig(
+    config = ServerConfig(
         hostname=ctx.hostname,
         max_message_size=ctx.limits.max_message_size,
         max_recipients=ctx.limits.max_recipients,
-        starttls=ctx.tls_context is not None and ctx.tls_ready() and kind != "submissions"
-        and not no_starttls,
+        starttls=starttls,
         auth_mechanisms=mechanisms,
         auth_requires_tls=not plaintext_auth,
         require_auth=is_submission,
         require_tls=require_tls,
         dsn=True,  # RFC 3461: parameters are carried to the queue and its notices
     )
+    if len(_CONFIGS) >= 64:  # a new hostname or limit after a reload: start afresh
+        _CONFIGS.clear()
+    _CONFIGS[key] = config
+    return config
+
+
+# ServerConfig is frozen: one per distinct set of inputs, not one per connection.
+_CONFIGS: dict[tuple[Any, ...], ServerConfig] = {}
+_LOGGER = log.get_logger("smtpserver")
+
+
+class ReadDeadline:
+    """The read timeouts of one connection (RFC 5321 §4.5.3.2) with one timer, not one
+    per read.
+
+    :meth:`reading` is called before each read with its timeout, :meth:`idle` after
+    it. The timer is armed once and, when it fires early (the deadline moved on
+    with the reads since), re-armed for the deadline then current; it fires for
+    real only while a read is waiting past its deadline, and then ends that read
+    with :class:`TimeoutError` (``StreamReader.set_exception``), as a timeout
+    around the read would. While the connection works on a command no read is
+    waiting and nothing fires.
+    """
+
+    __slots__ = ("_armed", "_deadline", "_handle", "_loop", "_reader", "_reading")
+
+    def __init__(self, reader: asyncio.StreamReader) -> None:
+        self._reader = reader
+        self._loop = asyncio.get_running_loop()
+        self._deadline = 0.0
+        self._armed = 0.0  # when the timer fires
+        self._handle: asyncio.TimerHandle | None = None
+        self._reading = False
+
+    def reading(self, timeout: float) -> None:
+        self._deadline = deadline = self._loop.time() + timeout
+        self._reading = True
+        if self._handle is None or deadline < self._armed:
+            self._arm(deadline)
+
+    def idle(self) -> None:
+        self._reading = False
+
+    def cancel(self) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+
+    def _arm(self, when: float) -> None:
+        self.cancel()
+        self._armed = when
+        self._handle = self._loop.call_at(when, self._fire)
+
+    def _fire(self) -> None:
+        self._handle = None
+        if not self._reading:
+            return  # armed again by the next read
+        if self._loop.time() < self._deadline:
+            self._arm(self._deadline)
+            return
+        self._reader.set_exception(TimeoutError("read timed out"))
 
 
 class SMTPConnection:
@@ -110,7 +177,7 @@ class SMTPConnection:
         peer = writer.get_extra_info("peername") or ("127.0.0.1", 0)
         self.ip = str(peer[0])
         self.cid = log.new_connection_id()
-        self.logger = log.get_logger("smtpserver")
+        self.logger = _LOGGER
         self.transcript = log.SMTPTranscript(self.logger)
         self.session = ServerSession(session_config(ctx, kind), tls=kind == "submissions")
         self.account: str | None = None
@@ -195,7 +262,8 @@ class SMTPConnection:
                     await asyncio.wait_for(self.writer.wait_closed(), 2)
 
     async def _run(self) -> None:
-        self.logger.info("connection", port=self.writer.get_extra_info("sockname")[1])
+        if self.logger.is_enabled(log.INFO):  # the port costs a getsockname call
+            self.logger.info("connection", port=self.writer.get_extra_info("sockname")[1])
         if not self.ctx.localserve and not self.ctx.connection_rate.take(self.ip):
             smtp_metrics.CONNECTIONS.labels(service=self.kind, result="refused").inc()
             smtp_metrics.RATE_LIMITED.labels(kind="connection-rate").inc()
@@ -203,19 +271,30 @@ class SMTPConnection:
                                                     " try again later"]))
             await self._flush()
             return
-        smtp_metrics.CONNECTIONS.labels(service=self.kind, result="accepted").inc()
+        metrics.child(smtp_metrics.CONNECTIONS, self.kind, "accepted").inc()
         self.session.greet()
         await self._flush()
+        deadline = ReadDeadline(self.reader)
+        try:
+            await self._serve(deadline)
+        finally:
+            deadline.cancel()
+
+    async def _serve(self, deadline: ReadDeadline) -> None:
+        read = self.reader.read
         while not self.session.closed:
-            timeout = self.ctx.limits.data_timeout if self.session.in_transaction \
-                else self.ctx.limits.command_timeout
+            limits = self.ctx.limits
+            deadline.reading(limits.data_timeout if self.session.in_transaction
+                             else limits.command_timeout)
             try:
-                async with asyncio.timeout(timeout):  # no task per read, as wait_for makes
-                    data = await self.reader.read(READ_SIZE)
+                data = await read(READ_SIZE)
             except TimeoutError:
                 self.session.close(Reply(421, "4.4.2", ["timeout, closing connection"]))
-                await self._flush()
+                with contextlib.suppress(TimeoutError):  # drain re-raises the reader's error
+                    await self._flush()
                 return
+            finally:
+                deadline.idle()
             if data:
                 self._log_client(data)
                 events = self.session.receive(data)
@@ -310,16 +389,18 @@ class SMTPConnection:
                 if path is not None:
                     self.tx.rcpt_params[str(path)] = params
             case DataStart():
-                await self._new_spool()
+                self._new_spool()
                 s.accept()
             case DataChunk(data=chunk):
-                if self.tx.spool is None:  # the first BDAT chunk
-                    await self._new_spool()
-                assert self.tx.spool is not None
-                self.tx.spool.write(chunk)
+                spool = self.tx.spool
+                if spool is None:  # the first BDAT chunk
+                    spool = self._new_spool()
+                spool.write(chunk)
+                if spool.needs_file:  # a big message: to its file from now on
+                    await asyncio.to_thread(spool.open)
             case MessageRejected():
                 self._reset()
-                MESSAGES.labels(service=self.kind, result="rejected").inc()
+                metrics.child(MESSAGES, self.kind, "rejected").inc()
             case DataEnd():
                 await self._message()
             case BdatEnd(last=last):
@@ -600,14 +681,16 @@ class SMTPConnection:
     def _sender(self) -> pipeline.Sender:
         return pipeline.Sender(self.kind, self.account, self._conn())
 
-    async def _new_spool(self) -> None:
-        """Open the spool file (in a worker thread: creating a file waits for the
-        file system's journal when the disk is busy)."""
+    def _new_spool(self) -> Spool:
+        """A spool for the message; its file is created in a worker thread (creating a
+        file waits for the file system's journal when the disk is busy): when the
+        message outgrows the spool's memory buffer, or by ``finish``."""
         self.tx.discard()
         sender = self._sender()
-        self.tx.spool = await asyncio.to_thread(
-            Spool, self.ctx.spool_directory,
-            lambda head: pipeline.body_hashes_needed(self.ctx, sender, head))
+        spool = self.tx.spool = Spool(
+            self.ctx.spool_directory,
+            lambda head: pipeline.body_hashes_needed(self.ctx, sender, head), open_file=False)
+        return spool
 
     def _reset(self) -> None:
         self.tx.discard()
@@ -619,27 +702,26 @@ class SMTPConnection:
             self._reset()
             self._trigger(None, self.ctx.limits.data_timeout)
             return
-        if tx.spool is None:  # BDAT 0 LAST as the only chunk: an empty message
-            await self._new_spool()
-        assert tx.spool is not None
-        spool, tx.spool = tx.spool, None
+        spool = tx.spool or self._new_spool()  # none: BDAT 0 LAST, an empty message
+        tx.spool = None
         try:
-            message = await asyncio.to_thread(spool.finish)
+            message = spool.finish_in_memory(reserve_for(self.ctx.spool_directory)) or \
+                await asyncio.to_thread(spool.finish)
         except HeaderTooLarge:
             reply = Reply(552, "5.3.4", ["message header section too large"])
         else:
             try:
-                with smtp_metrics.DELIVERY_SECONDS.labels(service=self.kind).time():
+                with metrics.child(smtp_metrics.DELIVERY_SECONDS, self.kind).time():
                     reply = await pipeline.process(self.ctx, self._sender(), tx, message,
                                                    self.logger)
             finally:
-                await asyncio.to_thread(message.discard)
+                message.discard_soon()  # the store and the queue hold their own links
         self._reset()
         if reply.code < 400:
-            MESSAGES.labels(service=self.kind, result="delivered").inc()
+            metrics.child(MESSAGES, self.kind, "delivered").inc()
             smtp_metrics.TODAY.add(self.kind)
             self.session.accept(reply.lines[0] if reply.lines else None)
         else:
-            MESSAGES.labels(service=self.kind,
-                            result="rejected" if reply.code >= 500 else "failed").inc()
+            metrics.child(MESSAGES, self.kind,
+                          "rejected" if reply.code >= 500 else "failed").inc()
             self.session.reject(reply)

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from kittiwake import log
+from kittiwake import log, metrics
 from kittiwake.config.lookup import AccountRecipient, pick_mailbox
 from kittiwake.junk import JunkVerdict, SenderIdentities
 from kittiwake.message.headers import parse_header_section
@@ -79,8 +79,10 @@ async def deliver_local(ctx: ServerContext, deliveries: list[LocalDelivery],
     data = message if isinstance(message, bytes) else b""
     headers = head.headers if head is not None else parse_header_section(data)[0]
     judged: bytes | None = None  # what the junk filter reads, read once
-    header_pairs = [(h.name.lower(), h.decoded) for h in headers]
-    msg_from = headers.decoded("from") or ""
+    # What rulesets match on, decoded (RFC 2047) once and only for a destination
+    # that has rulesets.
+    header_pairs: list[tuple[str, str]] | None = None
+    msg_from = ""
     done: dict[tuple[str, str], int] = {}
     failures: list[DeliveryFailure] = []
     verdicts: dict[str, JunkVerdict] = {}
@@ -93,10 +95,17 @@ async def deliver_local(ctx: ServerContext, deliveries: list[LocalDelivery],
             verdict = verdicts.get(account_name)
             if verdict is None:
                 if judged is None:
-                    judged = data if spooled is None else await asyncio.to_thread(
-                        spooled.read_start, JUNK_READ_LIMIT)
+                    if spooled is None:
+                        judged = data
+                    elif spooled.in_memory:
+                        judged = spooled.read_start(JUNK_READ_LIMIT)
+                    else:
+                        judged = await asyncio.to_thread(spooled.read_start, JUNK_READ_LIMIT)
                 verdict = verdicts[account_name] = await ctx.junk.classify(account_name, sender,
                                                                            judged)
+        if header_pairs is None and item.target.destination.rulesets:
+            header_pairs = [(h.name.lower(), h.decoded) for h in headers]
+            msg_from = headers.decoded("from") or ""
         mailbox = (verdict.mailbox if verdict is not None and verdict.mailbox else
                    pick_mailbox(item.target.destination, mailfrom=mailfrom, msg_from=msg_from,
                                 verified_domains=verified_domains, headers=header_pairs))
@@ -136,7 +145,7 @@ async def deliver_local(ctx: ServerContext, deliveries: list[LocalDelivery],
             accepted = accepted or verdict is None or verdict.reject is None
             if verdict is not None and ctx.junk is not None:
                 await ctx.junk.record_delivery(account_name, verdict, delivered)
-            smtp_metrics.LOCAL_DELIVERIES.labels(result="delivered").inc()
+            metrics.child(smtp_metrics.LOCAL_DELIVERIES, "delivered").inc()
             smtp_metrics.LOCAL_DELIVERY_SECONDS.observe(time.monotonic() - started)
         except OverQuota as exc:
             smtp_metrics.LOCAL_DELIVERIES.labels(result="overquota").inc()

@@ -84,8 +84,11 @@ class Connection:
 
 
 async def _guard(coro: Any) -> Any:
+    """The check's result, or None when it takes longer than :data:`CHECK_TIMEOUT`
+    (a timeout scope in the caller's task: no task per check, as wait_for makes)."""
     try:
-        return await asyncio.wait_for(coro, CHECK_TIMEOUT)
+        async with asyncio.timeout(CHECK_TIMEOUT):
+            return await coro
     except TimeoutError:
         return None
 

@@ -139,19 +139,18 @@ def preinit_zones(zones: list[str]) -> None:
 def count_analysis(analysis: Analysis) -> None:
     """Count the SPF, DKIM, DMARC and iprev verdicts of one incoming message."""
     if analysis.iprev is not None:
-        IPREV_RESULTS.labels(result=str(analysis.iprev.status),
-                             dnssec=dnssec_label(analysis.iprev.authentic)).inc()
+        metrics.child(IPREV_RESULTS, str(analysis.iprev.status),
+                      dnssec_label(analysis.iprev.authentic)).inc()
     if analysis.spf is not None:
-        SPF_RESULTS.labels(result=str(analysis.spf.status),
-                           dnssec=dnssec_label(analysis.spf.authentic)).inc()
+        metrics.child(SPF_RESULTS, str(analysis.spf.status),
+                      dnssec_label(analysis.spf.authentic)).inc()
     if not analysis.dkim:
-        DKIM_RESULTS.labels(result=str(dkim.Status.NONE), dnssec="no").inc()
+        metrics.child(DKIM_RESULTS, str(dkim.Status.NONE), "no").inc()
     for result in analysis.dkim:
-        DKIM_RESULTS.labels(result=str(result.status),
-                            dnssec=dnssec_label(result.authentic)).inc()
+        metrics.child(DKIM_RESULTS, str(result.status), dnssec_label(result.authentic)).inc()
     if analysis.dmarc is not None:
-        DMARC_RESULTS.labels(result=str(analysis.dmarc.status),
-                             dnssec=dnssec_label(analysis.dmarc.authentic)).inc()
+        metrics.child(DMARC_RESULTS, str(analysis.dmarc.status),
+                      dnssec_label(analysis.dmarc.authentic)).inc()
 
 
 # Messages accepted per service since midnight UTC (for ``kittiwake status``).

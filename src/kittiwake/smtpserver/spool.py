@@ -11,14 +11,27 @@ so no check reads the body again.
 The spool file lives in the data directory (``spool/``), on the file system
 of the store and the queue, which take it by link or rename. Files left by a
 crash were never acknowledged: :func:`clean_spool` removes them at start.
+
+A spool made with ``open_file=False`` (the SMTP driver's) keeps the first
+:data:`WRITE_BUFFER` octets in memory and creates its file only when
+:attr:`Spool.needs_file` says so (:meth:`Spool.open`, in a worker thread) or in
+:meth:`Spool.finish`: a small message then costs one worker-thread trip (create,
+write, close) instead of two, and memory stays bounded by that buffer.
 """
 
 from __future__ import annotations
 
+import atexit
+import collections
+import contextlib
+import functools
 import os
+import queue
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from kittiwake import dkim, durable
 from kittiwake.message.headers import Headers, scan_header_section
@@ -57,6 +70,9 @@ class SpooledMessage:
     body_hashes: dict[dkim.BodyHashKey, tuple[bytes, int]] = field(default_factory=dict)
     eightbit: bool = False  # a byte above 127 anywhere (RFC 6152 8BITMIME is needed)
     prefix: bytes = b""
+    # The file's bytes, when the message was small enough to be held in memory until
+    # finish (at most WRITE_BUFFER octets and a chunk): read without the file system.
+    content: bytes | None = field(default=None, repr=False)
 
     @property
     def total_size(self) -> int:
@@ -70,10 +86,19 @@ class SpooledMessage:
     def read(self) -> bytes:
         """The whole message, prefix included (blocking: the rare consumers that need
         it all in memory, such as a DSN returning it, run this in a worker thread)."""
+        if self.content is not None:
+            return self.prefix + self.content
         return self.prefix + self.path.read_bytes()
 
+    @property
+    def in_memory(self) -> bool:
+        """Whether :meth:`read` and :meth:`read_start` answer from memory (no blocking)."""
+        return self.content is not None
+
     def read_start(self, limit: int) -> bytes:
-        """The prefix and the first ``limit`` octets (blocking)."""
+        """The prefix and the first ``limit`` octets (blocking unless :attr:`in_memory`)."""
+        if self.content is not None:
+            return self.prefix + self.content[:limit]
         with open(self.path, "rb") as f:
             return self.prefix + f.read(limit)
 
@@ -82,6 +107,131 @@ class SpooledMessage:
             os.unlink(self.path)
         except FileNotFoundError:
             pass
+
+    def discard_soon(self) -> None:
+        """Remove the spool file in the background (:func:`unlink_soon`): once the
+        store or the queue holds its own link, nobody waits for this name to go."""
+        unlink_soon(self.path)
+
+
+_jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
+_worker_pid = 0  # the process that started the thread (a forked child starts its own)
+_worker_lock = threading.Lock()
+
+
+def _background() -> None:
+    while True:
+        job = _jobs.get()
+        try:
+            job()
+        except Exception:  # a failed unlink or refill is retried by clean_spool or later
+            pass
+
+
+def run_in_background(job: Callable[[], None]) -> None:
+    """Run ``job`` in the spool's background thread, without waiting for it (a queue
+    put: no worker-thread round trip through the event loop)."""
+    global _worker_pid
+    if _worker_pid != os.getpid():
+        with _worker_lock:
+            if _worker_pid != os.getpid():
+                threading.Thread(target=_background, name="spool-files", daemon=True).start()
+                _worker_pid = os.getpid()
+    _jobs.put(job)
+
+
+def _unlink(path: Path) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def unlink_soon(path: Path) -> None:
+    """Unlink ``path`` in the background thread, without waiting. A name still there
+    when the process ends is removed by :func:`clean_spool` at the next start."""
+    run_in_background(functools.partial(_unlink, path))
+
+
+RESERVE_DIR = "reserve"
+RESERVE_LOW = 8
+RESERVE_HIGH = 32
+
+
+class SpoolReserve:
+    """Empty spool files made ahead of need, in batches, by the background thread.
+
+    Creating a file can wait for the file system's journal, so it never runs on the
+    event loop; with a file from the reserve a small message (held in memory until
+    its end) is written and closed on the loop instead, without a worker-thread
+    trip per message (:meth:`Spool.finish_in_memory`). The files live in
+    ``<spool>/reserve/`` (same file system: the store and the queue link them like
+    any spool file); left over by a crash or a stop, they are removed by
+    :func:`clean_spool` at the next start, and at the end of the process by an
+    exit handler. A forked child drops its parent's reserve and makes its own.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory / RESERVE_DIR
+        self._files: collections.deque[Path] = collections.deque()
+        self._filling = False
+        self._released = False
+        self._pid = os.getpid()
+
+    def take(self) -> Path | None:
+        """A reserved file (empty) or None; asks for more when low."""
+        if self._pid != os.getpid():  # forked: those files are the parent's
+            self._files = collections.deque()
+            self._filling = False
+            self._pid = os.getpid()
+        got = self._files.popleft() if self._files else None
+        if len(self._files) < RESERVE_LOW and not self._filling and not self._released:
+            self._filling = True
+            run_in_background(self._fill)
+        return got
+
+    def _fill(self) -> None:
+        try:
+            while len(self._files) < RESERVE_HIGH and self._pid == os.getpid():
+                try:
+                    fd, path = _create(self.directory)
+                except FileNotFoundError:
+                    self.directory.mkdir(parents=True, exist_ok=True)
+                    fd, path = _create(self.directory)
+                os.close(fd)  # held by name: no descriptor per reserved file
+                if self._released:
+                    _unlink(path)
+                    return
+                self._files.append(path)
+        finally:
+            self._filling = False
+
+    def release(self) -> None:
+        """Close and remove the files not used (at exit)."""
+        if self._pid != os.getpid():
+            return
+        self._released = True
+        while self._files:
+            _unlink(self._files.popleft())
+
+
+_reserves: dict[Path, SpoolReserve] = {}
+
+
+def reserve_for(directory: Path) -> SpoolReserve:
+    """The process's reserve of spool files for ``directory``."""
+    found = _reserves.get(directory)
+    if found is None:
+        if not _reserves:
+            atexit.register(_release_reserves)
+        found = _reserves[directory] = SpoolReserve(directory)
+    return found
+
+
+def _release_reserves() -> None:
+    for reserve in list(_reserves.values()):
+        with contextlib.suppress(OSError):
+            reserve.release()
 
 
 class HeaderTooLarge(Exception):
@@ -95,7 +245,7 @@ class Spool:
     """Receives one message's bytes (already dot-unstuffed) into a file."""
 
     def __init__(self, directory: Path, on_head: OnHead | None = None,
-                 max_header: int = MAX_HEADER_SECTION) -> None:
+                 max_header: int = MAX_HEADER_SECTION, *, open_file: bool = True) -> None:
         self.directory = directory
         self.on_head = on_head
         self.max_header = max_header
@@ -105,19 +255,45 @@ class Spool:
         self.too_large_header = False
         self._hashers: dict[dkim.BodyHashKey, dkim.BodyHasher] = {}
         self.eightbit = False
-        try:
-            fd, self.path = _create(directory)
-        except FileNotFoundError:
-            directory.mkdir(parents=True, exist_ok=True)
-            fd, self.path = _create(directory)
-        self._file = os.fdopen(fd, "wb", buffering=WRITE_BUFFER)
+        self.path: Path | None = None
+        self._file: BinaryIO | None = None
+        self._pending: list[bytes] = []  # bytes written before the file exists
+        self._pending_size = 0
         self._closed = False
+        if open_file:
+            self.open()
+
+    @property
+    def needs_file(self) -> bool:
+        """More than :data:`WRITE_BUFFER` octets wait in memory: call :meth:`open` (it
+        blocks on the file system, so a driver runs it in a worker thread)."""
+        return self._file is None and self._pending_size >= WRITE_BUFFER
+
+    def open(self) -> None:
+        """Create the spool file and write what is held in memory (blocking)."""
+        if self._file is not None or self._closed:
+            return
+        try:
+            fd, self.path = _create(self.directory)
+        except FileNotFoundError:
+            self.directory.mkdir(parents=True, exist_ok=True)
+            fd, self.path = _create(self.directory)
+        self._file = os.fdopen(fd, "wb", buffering=WRITE_BUFFER)
+        pending, self._pending, self._pending_size = self._pending, [], 0
+        if len(pending) == 1:
+            self._file.write(pending[0])
+        elif pending:
+            self._file.write(b"".join(pending))
 
     def write(self, chunk: bytes) -> None:
         """Append message bytes; parse the header once its end has arrived."""
         if not chunk:
             return
-        self._file.write(chunk)
+        if self._file is None:
+            self._pending.append(chunk)
+            self._pending_size += len(chunk)
+        else:
+            self._file.write(chunk)
         self.size += len(chunk)
         if not self.eightbit and not chunk.isascii():
             self.eightbit = True
@@ -149,28 +325,72 @@ class Spool:
 
     def finish(self) -> SpooledMessage:
         """The message, written to the file (not yet fsynced: the store or queue
-        taking it makes it durable). Raises :class:`HeaderTooLarge`."""
-        self._file.flush()
-        self._file.close()
-        self._closed = True
+        taking it makes it durable). Raises :class:`HeaderTooLarge`. Blocking: it
+        creates the file if it does not exist yet."""
         if self.too_large_header:
             self.discard()
             raise HeaderTooLarge(f"header section larger than {self.max_header} octets")
+        content = None
+        if self._file is None:  # all of it is in memory: keep it for the readers
+            content = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+            self._pending = [content]
+        self.open()
+        assert self._file is not None and self.path is not None
+        self._file.flush()
+        self._file.close()
+        self._closed = True
+        return self._finished(content)
+
+    def finish_in_memory(self, reserve: SpoolReserve) -> SpooledMessage | None:
+        """:meth:`finish` without blocking, when the message is all in memory and the
+        reserve has a file for it: the bytes are written into that file (the page
+        cache; no file is created). None otherwise: then call :meth:`finish` in a
+        worker thread."""
+        if self._file is not None or self._closed or self.too_large_header:
+            return None
+        path = reserve.take()
+        if path is None:
+            return None
+        try:  # opening an existing empty file creates nothing: no wait for the journal
+            fd = os.open(path, os.O_WRONLY)
+        except OSError:  # gone (another process cleaned the spool): the usual way then
+            return None
+        self.path = path
+        content = self._pending[0] if len(self._pending) == 1 else b"".join(self._pending)
+        self._pending, self._pending_size = [], 0
+        self._closed = True
+        try:
+            view = memoryview(content)
+            while view:
+                view = view[os.write(fd, view):]
+        except BaseException:
+            os.close(fd)
+            self.discard()
+            raise
+        os.close(fd)
+        return self._finished(content)
+
+    def _finished(self, content: bytes | None) -> SpooledMessage:
+        assert self.path is not None
         if self.head is None:  # no empty line: all header, empty body (RFC 5322 §2.1)
             self._head_done(bytes(self._head))
         assert self.head is not None
         return SpooledMessage(self.path, self.size, self.head,
                               {key: h.digest() for key, h in self._hashers.items()},
-                              eightbit=self.eightbit)
+                              eightbit=self.eightbit, content=content)
 
     def discard(self) -> None:
         """Drop the message (rejected, reset, connection lost)."""
         if not self._closed:
             self._closed = True
-            try:
-                self._file.close()
-            except OSError:
-                pass
+            self._pending, self._pending_size = [], 0
+            if self._file is not None:
+                try:
+                    self._file.close()
+                except OSError:
+                    pass
+        if self.path is None:
+            return
         try:
             os.unlink(self.path)
         except FileNotFoundError:
@@ -202,7 +422,12 @@ def _create(directory: Path) -> tuple[int, Path]:
 
 
 def clean_spool(directory: Path) -> int:
-    """Remove spool files a crash left behind (never acknowledged); how many."""
+    """Remove spool files a crash left behind (never acknowledged); how many. The
+    empty files of a :class:`SpoolReserve` go too (not counted)."""
+    with contextlib.suppress(FileNotFoundError):
+        for entry in (directory / RESERVE_DIR).iterdir():
+            with contextlib.suppress(FileNotFoundError):
+                entry.unlink()
     count = 0
     try:
         entries = list(directory.iterdir())

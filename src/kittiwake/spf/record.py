@@ -9,6 +9,7 @@ a name's TXT records (§4.5).
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import re
 from dataclasses import dataclass
@@ -123,8 +124,12 @@ def select_record(texts: list[str] | tuple[str, ...]) -> str | None:
     return records[0] if records else None
 
 
+@functools.lru_cache(maxsize=1024)
 def parse_record(text: str) -> Record:
-    """Parse a whole record (RFC 7208 §12); raises :class:`RecordSyntaxError`."""
+    """Parse a whole record (RFC 7208 §12); raises :class:`RecordSyntaxError`.
+
+    Cached (records are immutable values): the mail of one sender brings the
+    same few records again and again."""
     if not is_spf_record(text):
         raise RecordSyntaxError(f"record does not start with {VERSION!r}")
     terms: list[Mechanism | Modifier] = []
