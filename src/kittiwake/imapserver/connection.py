@@ -387,6 +387,7 @@ class IMAPConnection:
                 self.logger.debug("session closed", reason=str(reason))
 
     _append_tag: str | None = None
+    append_mailbox: str | None = None  # the store name last found to exist by APPEND
     _quickack = False
     _inflate: Any = None  # zlib objects once COMPRESS DEFLATE is on
     _deflate: Any = None
