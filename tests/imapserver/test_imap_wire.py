@@ -568,3 +568,25 @@ async def test_append_after_its_mailbox_was_deleted_by_another_session(
     acc = await imap_server.store.account("alice")
     spooled = [p for p in (acc.core.root / "msg").rglob("*") if p.is_file()]
     assert len(spooled) == 1, spooled  # the refused literal left no file
+
+
+def test_store_operations_of_imap_start_at_zero() -> None:
+    """DESIGN.md "Metrics": the store operations only IMAP commands use (SEARCH TEXT's
+    text_matches, ...) are on /metrics at 0 from the start, not from their first use."""
+    import subprocess
+    import sys
+
+    code = (
+        "import kittiwake.imapserver.metrics\n"
+        "from kittiwake.metrics import REGISTRY\n"
+        "for op in ('text_matches', 'selection', 'update_flags'):\n"
+        "    for result in ('ok', 'error'):\n"
+        "        print(op, result, REGISTRY.get_sample_value(\n"
+        "            'kittiwake_store_operations_total', {'op': op, 'result': result}))\n"
+        "    print(op, 'count', REGISTRY.get_sample_value(\n"
+        "        'kittiwake_store_operation_duration_seconds_count', {'op': op}))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split("\n")
+    assert [x for x in out if x] == [f"{op} {r} 0.0" for op in ("text_matches", "selection",
+                                                               "update_flags")
+                                     for r in ("ok", "error", "count")]
