@@ -223,3 +223,20 @@ def test_lru_is_bounded_by_bytes_as_well_as_entries() -> None:
     assert sum(len(lru.get(i) or b"") for i in range(50)) <= 10_000
     lru.put(100, b"z" * 50_000)  # one value over the budget stays alone
     assert len(lru) == 1 and lru.get(100) is not None
+
+
+def test_fetch_caches_shrink_to_a_new_memory_bound_at_once() -> None:
+    """Bounded.resize (limits.imap_fetch_cache_mib): the oldest values go until the rest
+    fit; 0 keeps nothing, and a value put then is not kept either."""
+    from kittiwake.imapserver.cache import Bounded
+
+    b: Bounded[str, bytes] = Bounded(100_000, len)
+    for i in range(50):
+        b.put("acct", i, b"x" * 1000)
+    assert len(b) == 50
+    b.resize(10_000)
+    kept = b.space("acct")
+    assert sorted(kept) == list(range(40, 50))
+    b.resize(0)
+    b.put("acct", 99, b"y")
+    assert len(b) == 0 and b.space("acct").get(99) is None

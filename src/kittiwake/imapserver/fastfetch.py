@@ -52,7 +52,6 @@ from kittiwake.imap.sections import (
 from kittiwake.imap.values import FileLiteral
 from kittiwake.imapserver import fetchcache
 from kittiwake.imapserver import metrics as imap_metrics
-from kittiwake.imapserver.cache import Bounded
 from kittiwake.imapserver.fetchcache import Derived
 from kittiwake.message import parse
 from kittiwake.store.account import AccountStore
@@ -265,10 +264,7 @@ def _span_writer(text: SectionText | None, partial: Partial | None, pre: bytes) 
     return w
 
 
-# HEADER.FIELDS answers of recently fetched messages, by (field names, account
-# directory, message id): clients ask for the same fields at every sync. The value
-# is the whole literal, before any <partial>.
-FIELDS: Bounded[tuple[str, ...], bytes] = Bounded(32 * 1024 * 1024, lambda v: 100 + len(v))
+FIELDS = fetchcache.FIELDS  # HEADER.FIELDS answers of recently fetched messages
 
 
 def _fields_writer(section: Section, partial: Partial | None, pre: bytes, account: str
