@@ -197,6 +197,10 @@ def test_a_chosen_set_answers_membership_without_spelling_it_out(
     named = dict((u, q) for q, u in want)
     for u in range(0, 72):
         assert chosen.seq_of(u) == named.get(u)
+    # Spelt out batch by batch (the FETCH fast path's worker), the same pairs.
+    for start in range(0, len(want) + 2):
+        for count in (1, 2, 7, 100):
+            assert chosen.slice(start, count) == want[start:start + count]
 
 
 def test_flag_changes_dropped_when_not_wanted() -> None:

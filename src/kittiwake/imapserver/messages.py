@@ -117,6 +117,22 @@ class Chosen:
         return [pair for a, b in self.spans
                 for pair in zip(range(a + 1, b + 1), uids[a:b], strict=True)]
 
+    def slice(self, start: int, count: int) -> list[tuple[int, int]]:
+        """``pairs()[start:start + count]``, without making the others."""
+        uids = self.uids
+        out: list[tuple[int, int]] = []
+        for a, b in self.spans:
+            if start >= b - a:
+                start -= b - a
+                continue
+            lo = a + start
+            hi = min(b, lo + count - len(out))
+            out.extend(zip(range(lo + 1, hi + 1), uids[lo:hi], strict=True))
+            start = 0
+            if len(out) >= count:
+                break
+        return out
+
     def uid_range(self) -> tuple[int, int] | None:
         """The lowest and highest UID named, None when none is."""
         if not self.spans:
@@ -453,9 +469,8 @@ async def _fetch(conn: IMAPConnection, tag: str, cmd: c.Fetch) -> Answer:
             await _send_changed(conn, tag, chosen, fast, cmd.changed_since, cmd.items,
                                 cmd.uid)
             return Answer()
-    pairs = chosen.pairs()
-    uids = [u for _, u in pairs]
     if sets_seen:
+        uids = [u for _, u in chosen.pairs()]
         rows = await conn.account.messages(sel.name, cmd.changed_since or 0, uids) \
             if uids else []
         by_uid = {m.uid: m for m in rows}
@@ -474,13 +489,15 @@ async def _fetch(conn: IMAPConnection, tag: str, cmd: c.Fetch) -> Answer:
                           uidfetch=s.uid_only, utf8=s.utf8, account=str(conn.account.core.root))
     if fast is not None:
         since = cmd.changed_since or 0
-        wanted = pairs
+        wanted: Chosen | list[tuple[int, int]] = chosen  # spelt out batch by batch
         if rows is not None and since:
             # The messages that had changed before \Seen was set here, as the general path.
-            wanted, since = [p for p in pairs if p[1] in by_uid], 0
+            wanted, since = [p for p in chosen.pairs() if p[1] in by_uid], 0
         found = await _send_fast(conn, tag, wanted, items, fast, since, cmd.uid)
-        missing = cmd.changed_since is None and found < len(pairs)
+        missing = cmd.changed_since is None and found < len(chosen)
     else:
+        pairs = chosen.pairs()
+        uids = [u for _, u in pairs]
         if rows is None:
             rows = await conn.account.messages(sel.name, cmd.changed_since or 0, uids) \
                 if uids else []
@@ -559,7 +576,7 @@ async def _send_changed(conn: IMAPConnection, tag: str, chosen: Chosen,
             pending.cancel()
 
 
-async def _send_fast(conn: IMAPConnection, tag: str, pairs: list[tuple[int, int]],
+async def _send_fast(conn: IMAPConnection, tag: str, pairs: Chosen | list[tuple[int, int]],
                      items: Sequence[c.FetchItem], fast: fastfetch.FastPlan,
                      changed_since: int, uid_first: bool) -> int:
     """Send the FETCH responses of ``pairs`` by the fast path (:mod:`fastfetch`);
@@ -573,7 +590,11 @@ async def _send_fast(conn: IMAPConnection, tag: str, pairs: list[tuple[int, int]
 
     def work(start: int, count: int) -> fastfetch.Batch:
         # CHANGEDSINCE: the rest of the range, of which ``count`` changed messages.
-        chunk = pairs[start:] if changed_since else pairs[start:start + count]
+        # A Chosen set is spelt out here, in the worker, one batch at a time.
+        if isinstance(pairs, Chosen):
+            chunk = pairs.slice(start, len(pairs) if changed_since else count)
+        else:
+            chunk = pairs[start:] if changed_since else pairs[start:start + count]
         return fastfetch.build_batch(fast, core, mailbox, chunk, changed_since, general,
                                      limit=count)
 
