@@ -40,7 +40,7 @@ from kittiwake.imapserver import metrics as imap_metrics
 from kittiwake.imapserver import search as srch
 from kittiwake.imapserver.cache import LRU, MessageKey, read_head
 from kittiwake.imapserver.listing import store_name
-from kittiwake.imapserver.mailboxes import uid_set
+from kittiwake.imapserver.mailboxes import SYSTEM_FLAGS, uid_set
 from kittiwake.imapserver.state import Answer, HandlerError
 from kittiwake.imapserver.view import Exists, Expunge, FlagsChanged, Update, Vanished
 from kittiwake.message.part import Part
@@ -186,8 +186,6 @@ def resolve(conn: IMAPConnection, numbers: SequenceSet, uid: bool) -> list[tuple
 def note_keywords(conn: IMAPConnection, flags: Iterable[Flags]) -> None:
     """Send ``* FLAGS`` again when a keyword appears that the client was not told of
     (RFC 9051 §7.3.5: FLAGS lists the flags applicable in the mailbox)."""
-    from kittiwake.imapserver.mailboxes import SYSTEM_FLAGS
-
     sel = conn.selected
     if sel is None:
         return
@@ -201,6 +199,8 @@ def note_keywords(conn: IMAPConnection, flags: Iterable[Flags]) -> None:
 
 
 def send_updates(conn: IMAPConnection, updates: Sequence[Update]) -> None:
+    if not updates:
+        return
     s = conn.session
     note_keywords(conn, [u.flags for u in updates if isinstance(u, FlagsChanged)])
     for u in updates:
