@@ -495,6 +495,21 @@ def build_changed(fast: FastPlan, core: AccountStore, mailbox: str, low: int, hi
     return ChangedBatch(out.take(), next_uid)
 
 
+def write_rows(fast: FastPlan, numbered: Sequence[tuple[int, FetchRow]]) -> bytes:
+    """The responses of (seq, row) pairs for a plan that reads only the row's UID,
+    FLAGS and MODSEQ (kittiwake.imapserver.changelog), on the event loop."""
+    out = _Out(0, str)
+    head = b"* %d UIDFETCH (" if fast.uidfetch else b"* %d FETCH ("
+    parts = out.parts
+    for seq, row in numbered:
+        parts.append(head % (row.uid if fast.uidfetch else seq))
+        for w in fast.writers:
+            w(row, None, out)
+        parts.append(b")\r\n")
+    imap_metrics.FETCHED.labels(path="fast").inc(len(numbered))
+    return b"".join(parts)
+
+
 def _write(fast: FastPlan, core: AccountStore, mailbox: str,
            numbered: Sequence[tuple[int, Row]], narrow: bool,
            general: Callable[[FetchRow, int], list[Piece]], budget: int

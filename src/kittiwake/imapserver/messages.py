@@ -35,7 +35,7 @@ from kittiwake.imap.preview import preview
 from kittiwake.imap.section import Section, SectionText
 from kittiwake.imap.sections import Span, fetch_value, literal_safe
 from kittiwake.imap.values import Atom, FileLiteral, Literal, Raw, Value
-from kittiwake.imapserver import fastfetch, quota, sorting
+from kittiwake.imapserver import changelog, fastfetch, quota, sorting
 from kittiwake.imapserver import metrics as imap_metrics
 from kittiwake.imapserver import search as srch
 from kittiwake.imapserver.cache import LRU, MessageKey, read_head
@@ -464,6 +464,13 @@ async def _fetch(conn: IMAPConnection, tag: str, cmd: c.Fetch) -> Answer:
         fast = fastfetch.plan(cmd.items, uid_first=cmd.uid, condstore=True,
                               uidfetch=s.uid_only, utf8=s.utf8,
                               account=str(conn.account.core.root))
+        log = sel.changelog
+        if fast is not None and log is not None and changelog.flags_only(fast.names):
+            # Flags of the messages changed since, from the mailbox's change log.
+            numbered = log.changed(cmd.changed_since, chosen.seq_of)
+            if numbered is not None:
+                s.send(fastfetch.write_rows(fast, numbered))
+                return Answer()
         if fast is not None:
             # The usual resynchronisation (RFC 7162 §3.1.4): the changed few of a big range.
             await _send_changed(conn, tag, chosen, fast, cmd.changed_since, cmd.items,
