@@ -78,6 +78,7 @@ class CPUBench(Bench):
         repeat = self.repeat if name.startswith(("FETCH", "UID FETCH", "UID SEARCH")) else 1
 
         def timed() -> str:
+            settle(self.ep, 60.0)  # not the background work of the last operation
             pids = self.ep.processes()
             before = cpu_seconds(pids)
             for _ in range(repeat):
