@@ -93,3 +93,34 @@ smtp_messages_per_minute = [300, 60, 1500]
     assert result.exit_code == 1 and "Traceback" not in result.output
     assert "smtp_messages_per_minute: [300, 60, 1500]: expected three positive numbers" \
         in result.output, result.output
+
+
+def test_imap_fetch_cache_memory_is_configurable_and_checked(tmp_path: Path) -> None:
+    """limits.imap_fetch_cache_mib bounds the FETCH caches of the IMAP server (two thirds
+    facts, one third HEADER.FIELDS answers); a bad value is one line of config test."""
+    from kittiwake.config import load
+    from kittiwake.imapserver import fetchcache
+    from kittiwake.server.app import Server
+
+    (tmp_path / "kittiwake.conf").write_text(STATIC.replace(
+        "submission = { enabled = true, port = 15870 }",
+        "imap = { enabled = true, port = 15143 }") + "[limits]\nimap_fetch_cache_mib = 12\n")
+    (tmp_path / "domains.conf").write_text("")
+    config = load(tmp_path)
+    server = Server(config)
+    try:
+        server._imap_context(config.static.listeners["internal"])
+        assert fetchcache.FACTS.max_bytes == 8 * 1024 * 1024
+        assert fetchcache.FIELDS.max_bytes == 4 * 1024 * 1024
+    finally:
+        server.store.close()
+        fetchcache.set_memory(fetchcache.DEFAULT_MEMORY)
+    for bad, said in (("-1", "Input should be greater than or equal to 0"),
+                      ('"lots"', "expected an integer")):
+        (tmp_path / "kittiwake.conf").write_text(
+            STATIC + f"[limits]\nimap_fetch_cache_mib = {bad}\n")
+        result = CliRunner().invoke(cli, ["--config", str(tmp_path), "config", "test"])
+        assert result.exit_code == 1 and "Traceback" not in result.output
+        lines = [x for x in result.output.splitlines() if "imap_fetch_cache_mib" in x]
+        assert len(lines) == 1 and "kittiwake.conf: limits.imap_fetch_cache_mib: " in lines[0] \
+            and said in lines[0], result.output

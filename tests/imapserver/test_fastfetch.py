@@ -200,6 +200,33 @@ def test_changedsince_in_batches_of_changed_messages(core: AccountStore) -> None
     assert batches == 3
 
 
+def test_changedsince_over_a_uid_range_names_only_the_set(core: AccountStore) -> None:
+    """build_changed (RFC 7162 §3.1.4): the changed messages of a UID range that the
+    set names (``seq_of``), numbered as the set numbers them, ``limit`` changed rows a
+    batch; the same octets as the general path for each, none for the others."""
+    uids = [core.deliver("Inbox", CORPUS["plain"])[0].uid for _ in range(30)]
+    since = max(r.modseq for r in core.fetch_rows("Inbox", uids))
+    core.store_flags("Inbox", uids[1::3], "add", Flags.parse(["\\Answered"]))
+    # The set: every message but the multiples of 5 (by position), numbered 1..30.
+    named = {u: i + 1 for i, u in enumerate(uids) if i % 5}
+    items = (c.FetchAttr("UID"), c.FetchAttr("FLAGS"), c.FetchAttr("ENVELOPE"))
+    rows = {r.uid: r for r in core.fetch_rows("Inbox", uids[1::3])}
+    want = b"".join(_general(core, rows[u], named[u], items, False, True, True, False)
+                    for u in uids if u in rows and u in named)
+    plan = fastfetch.plan(items, uid_first=True, condstore=True, uidfetch=False, utf8=False,
+                          account=str(core.root))
+    assert plan is not None
+    out, low, batches = [], uids[0], 0
+    while low is not None:
+        batch = fastfetch.build_changed(plan, core, "Inbox", low, uids[-1], since,
+                                        named.get, _no_general, limit=4)
+        out.append(_octets(batch.pieces))
+        low = batch.next_uid
+        batches += 1
+    assert b"".join(out) == want and want.count(b" FETCH (") == 8
+    assert batches == 3  # 10 changed rows, 4 a batch
+
+
 def test_a_huge_header_takes_the_general_path(core: AccountStore) -> None:
     """Facts are not kept for a header section over MAX_HEADER: such a message is
     written by the general path, between fast ones."""

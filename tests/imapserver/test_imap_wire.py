@@ -528,3 +528,65 @@ async def test_header_search_on_encoded_folded_and_unindexed_headers(
     assert (await w.cmd(b"SEARCH HEADER X-Note \"x subject\""))[0] == b"* SEARCH\r\n"
     assert (await w.cmd(b"SEARCH TO kittiwake"))[0] == b"* SEARCH\r\n"
     assert (await w.cmd(b"SEARCH FROM ki"))[0] == b"* SEARCH 1 5\r\n"  # below a trigram
+
+
+async def _append(w: Wire, mailbox: bytes, data: bytes, tag: bytes = b"p") -> list[bytes]:
+    """APPEND with a synchronizing literal: the data goes only after the "+"."""
+    w.writer.write(tag + b" APPEND " + mailbox + b" {%d}\r\n" % len(data))
+    first = await w.line()
+    if not first.startswith(b"+"):
+        return [first]
+    w.writer.write(data + b"\r\n")
+    out = []
+    while not out or not out[-1].startswith(tag + b" "):
+        out.append(await w.line())
+    return out
+
+
+async def test_append_after_its_mailbox_was_deleted_by_another_session(
+        imap_server: IMAPServer, tmp_path: Path) -> None:
+    """RFC 9051 §6.3.12: APPEND to a mailbox that does not exist is NO [TRYCREATE],
+    before the literal when the server knows it then, or after it when the mailbox
+    went away since this session last appended there; nothing is stored."""
+    w, other = await Wire.open(imap_server.port), await Wire.open(imap_server.port)
+    await w.login()
+    await other.login()
+    message = b"Subject: one\r\n\r\nbody\r\n"
+    assert (await w.cmd(b"CREATE Box"))[-1].startswith(b"a OK")
+    assert (await _append(w, b"Box", message))[-1].startswith(b"p OK [APPENDUID ")
+    assert (await other.cmd(b"DELETE Box"))[-1].startswith(b"a OK")
+    late = await _append(w, b"Box", message)
+    assert late[-1].startswith(b"p NO [TRYCREATE]"), late
+    # Known not to exist now: refused before the literal.
+    early = await _append(w, b"Box", message)
+    assert early[-1].startswith(b"p NO [TRYCREATE]") and len(early) == 1, early
+    assert (await w.cmd(b"CREATE Box"))[-1].startswith(b"a OK")
+    again = await _append(w, b"Box", message)
+    assert again[-1].startswith(b"p OK [APPENDUID "), again
+    status = await w.cmd(b"STATUS Box (MESSAGES)")
+    assert b"(MESSAGES 1)" in status[0], status
+    acc = await imap_server.store.account("alice")
+    spooled = [p for p in (acc.core.root / "msg").rglob("*") if p.is_file()]
+    assert len(spooled) == 1, spooled  # the refused literal left no file
+
+
+def test_store_operations_of_imap_start_at_zero() -> None:
+    """DESIGN.md "Metrics": the store operations only IMAP commands use (SEARCH TEXT's
+    text_matches, ...) are on /metrics at 0 from the start, not from their first use."""
+    import subprocess
+    import sys
+
+    code = (
+        "import kittiwake.imapserver.metrics\n"
+        "from kittiwake.metrics import REGISTRY\n"
+        "for op in ('text_matches', 'selection', 'update_flags'):\n"
+        "    for result in ('ok', 'error'):\n"
+        "        print(op, result, REGISTRY.get_sample_value(\n"
+        "            'kittiwake_store_operations_total', {'op': op, 'result': result}))\n"
+        "    print(op, 'count', REGISTRY.get_sample_value(\n"
+        "        'kittiwake_store_operation_duration_seconds_count', {'op': op}))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.split("\n")
+    assert [x for x in out if x] == [f"{op} {r} 0.0" for op in ("text_matches", "selection",
+                                                               "update_flags")
+                                     for r in ("ok", "error", "count")]

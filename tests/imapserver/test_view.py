@@ -159,6 +159,50 @@ def test_uid_sets_resolve_like_membership(uids: list[int], ranges: list) -> None
     assert resolve(conn, numbers, True) == want  # type: ignore[arg-type]
 
 
+@settings(max_examples=300, deadline=None)
+@given(uids=st.lists(st.integers(1, 60), unique=True, min_size=1, max_size=30),
+       ranges=st.lists(st.tuples(st.one_of(st.none(), st.integers(1, 70)),
+                                 st.one_of(st.none(), st.integers(1, 70))), min_size=1,
+                       max_size=4),
+       uid=st.booleans())
+def test_a_chosen_set_answers_membership_without_spelling_it_out(
+        uids: list[int], ranges: list, uid: bool) -> None:  # type: ignore[type-arg]
+    """What CHANGEDSINCE asks of a set (kittiwake.imapserver.messages.Chosen): its UID
+    bounds and the sequence number of a UID it names (None for one it does not) agree
+    with membership tests of every message, for UID and sequence-number sets."""
+    from types import SimpleNamespace
+
+    from kittiwake.imap.commands import SequenceSet
+    from kittiwake.imapserver.messages import choose
+    from kittiwake.imapserver.state import HandlerError
+
+    view = SelectedView(1, uids)
+    conn = SimpleNamespace(selected=SimpleNamespace(view=view), saved_uids=[])
+    numbers = SequenceSet(tuple(ranges))
+    if uid:
+        want = [(i, u) for i, u in enumerate(view.uids, 1)
+                if numbers.contains(u, view.max_uid)]
+    elif numbers.max_number() > len(view):
+        try:
+            choose(conn, numbers, False)  # type: ignore[arg-type]
+        except HandlerError as exc:
+            assert exc.status == "BAD"
+            return
+        raise AssertionError("a sequence number beyond the mailbox was accepted")
+    else:
+        want = [(i, u) for i, u in enumerate(view.uids, 1) if numbers.contains(i, len(view))]
+    chosen = choose(conn, numbers, uid)  # type: ignore[arg-type]
+    assert chosen.pairs() == want and len(chosen) == len(want)
+    assert chosen.uid_range() == ((want[0][1], want[-1][1]) if want else None)
+    named = dict((u, q) for q, u in want)
+    for u in range(0, 72):
+        assert chosen.seq_of(u) == named.get(u)
+    # Spelt out batch by batch (the FETCH fast path's worker), the same pairs.
+    for start in range(0, len(want) + 2):
+        for count in (1, 2, 7, 100):
+            assert chosen.slice(start, count) == want[start:start + count]
+
+
 def test_flag_changes_dropped_when_not_wanted() -> None:
     # NOTIFY without FlagChange (RFC 5465 §5.1): flags are never told, other updates are.
     view = SelectedView(1, [1, 2])
@@ -183,3 +227,20 @@ def test_lru_is_bounded_by_bytes_as_well_as_entries() -> None:
     assert sum(len(lru.get(i) or b"") for i in range(50)) <= 10_000
     lru.put(100, b"z" * 50_000)  # one value over the budget stays alone
     assert len(lru) == 1 and lru.get(100) is not None
+
+
+def test_fetch_caches_shrink_to_a_new_memory_bound_at_once() -> None:
+    """Bounded.resize (limits.imap_fetch_cache_mib): the oldest values go until the rest
+    fit; 0 keeps nothing, and a value put then is not kept either."""
+    from kittiwake.imapserver.cache import Bounded
+
+    b: Bounded[str, bytes] = Bounded(100_000, len)
+    for i in range(50):
+        b.put("acct", i, b"x" * 1000)
+    assert len(b) == 50
+    b.resize(10_000)
+    kept = b.space("acct")
+    assert sorted(kept) == list(range(40, 50))
+    b.resize(0)
+    b.put("acct", 99, b"y")
+    assert len(b) == 0 and b.space("acct").get(99) is None

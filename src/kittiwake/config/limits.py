@@ -64,6 +64,12 @@ class LimitsConfig(Section):
     max_imap_sessions_per_account: int = Field(100, ge=1, le=1_000_000)
     """Open IMAP sessions of one account (clients open a few per device); more get NO [LIMIT]."""
 
+    imap_fetch_cache_mib: int = Field(96, ge=0, le=65536)
+    """Memory of the IMAP FETCH caches, in MiB, shared by all sessions: ENVELOPE,
+    BODYSTRUCTURE and header offsets (two thirds) and HEADER.FIELDS answers (one
+    third) of recently fetched messages. 0 keeps none: each FETCH then reads them
+    from the account's database, which costs a query per batch of messages."""
+
     listen_backlog: int = Field(1024, ge=1, le=65535)
     """Connections the kernel queues before kittiwake accepts them (listen(2) backlog;
     capped by net.core.somaxconn). Too small a queue costs clients a retransmission

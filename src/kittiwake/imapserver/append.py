@@ -9,6 +9,11 @@ COMMIT with concurrent deliveries, and its file's fsync overlaps it; a
 MULTIAPPEND is one delivery, all or nothing); only when it returns, with every
 file and row durable, is the OK sent, with ``[APPENDUID uidvalidity uids]``.
 A refused or broken command drops its spool files.
+
+Whether the target mailbox exists is asked of the store before the first
+literal to a mailbox (NO [TRYCREATE] before any octet is sent), not before
+each: a client appending many messages gets each continuation at once. The
+store refuses a mailbox deleted meanwhile, and that is answered the same way.
 """
 
 from __future__ import annotations
@@ -38,11 +43,16 @@ async def append_start(conn: IMAPConnection, event: AppendStart) -> None:
     pending = conn.appends.get(event.tag)
     if pending is None:
         name = store_name(event.mailbox)
-        try:
-            await conn.account.mailbox(name)
-        except MailboxNotFound:
-            s.no(f"no mailbox {event.mailbox}", Code.TRYCREATE)
-            return
+        if name != conn.append_mailbox:
+            # Asked of the store once per target, not before every literal: the "+"
+            # goes out without a thread hop; the store still refuses a mailbox
+            # deleted meanwhile (answered as here, see _append).
+            try:
+                await conn.account.mailbox(name)
+            except MailboxNotFound:
+                s.no(f"no mailbox {event.mailbox}", Code.TRYCREATE)
+                return
+            conn.append_mailbox = name
         pending = PendingAppend(name)
         conn.appends[event.tag] = pending
     limit = conn.ctx.limits.max_append
@@ -91,9 +101,13 @@ async def _append(conn: IMAPConnection, tag: str, cmd: c.Append) -> Answer:
             flags = Flags.parse([f for f in msg.flags if f.lower() != "\\recent"])
             items.append(Appended(path, flags, received))
         delivered = await conn.account.append(pending.mailbox, items)
-    except BaseException:
+    except BaseException as exc:
         for spool in pending.spools:
             spool.discard()
+        if isinstance(exc, MailboxNotFound):
+            # Deleted since append_start looked (RFC 9051 §6.3.12: TRYCREATE).
+            conn.append_mailbox = None
+            raise HandlerError(f"no mailbox {cmd.mailbox}", Code.TRYCREATE) from None
         raise
     APPENDED.inc(len(delivered))
     first = delivered[0]
@@ -136,8 +150,11 @@ async def _replace(conn: IMAPConnection, tag: str, cmd: c.Replace) -> Answer:
         flags = Flags.parse([f for f in msg.flags if f.lower() != "\\recent"])
         [new] = await conn.account.append(pending.mailbox, [Appended(path, flags, received)],
                                           replaces=(sel.name, old_uid))
-    except BaseException:
+    except BaseException as exc:
         spool.discard()
+        if isinstance(exc, MailboxNotFound) and pending.mailbox != sel.name:
+            conn.append_mailbox = None  # deleted since append_start looked
+            raise HandlerError(f"no mailbox {cmd.mailbox}", Code.TRYCREATE) from None
         raise
     APPENDED.inc()
     conn.session.send(r.untagged_status("OK", "replacement stored", r.ResponseCode.appenduid(

@@ -99,11 +99,20 @@ class Bounded(Generic[K, V]):
                 self._order.append((key, message_id))
             space[message_id] = value
             self._bytes += size
-            while self._bytes > self.max_bytes and self._order:
-                k, i = self._order.popleft()
-                gone = self._spaces.get(k, {}).pop(i, None)
-                if gone is not None:
-                    self._bytes -= self._weight(gone)
+            self._evict()
+
+    def resize(self, max_bytes: int) -> None:
+        """Hold at most ``max_bytes`` from now on (the oldest entries go at once)."""
+        with self._lock:
+            self.max_bytes = max_bytes
+            self._evict()
+
+    def _evict(self) -> None:
+        while self._bytes > self.max_bytes and self._order:
+            k, i = self._order.popleft()
+            gone = self._spaces.get(k, {}).pop(i, None)
+            if gone is not None:
+                self._bytes -= self._weight(gone)
 
     def clear(self) -> None:
         with self._lock:

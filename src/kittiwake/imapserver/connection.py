@@ -57,8 +57,8 @@ from kittiwake.imap.events import (
 from kittiwake.imap.sections import literal_safe
 from kittiwake.imap.server import ServerConfig, ServerSession, State
 from kittiwake.imap.values import FileLiteral
+from kittiwake.imapserver import append, mailboxes, messages, notify
 from kittiwake.imapserver import metrics as m
-from kittiwake.imapserver import notify
 from kittiwake.imapserver.context import AUTH_MECHANISMS, IMAPContext
 from kittiwake.imapserver.state import Answer, HandlerError, PendingAppend, Selected
 from kittiwake.listener import handshake_failed, starttls
@@ -387,6 +387,7 @@ class IMAPConnection:
                 self.logger.debug("session closed", reason=str(reason))
 
     _append_tag: str | None = None
+    append_mailbox: str | None = None  # the store name last found to exist by APPEND
     _quickack = False
     _inflate: Any = None  # zlib objects once COMPRESS DEFLATE is on
     _deflate: Any = None
@@ -394,10 +395,7 @@ class IMAPConnection:
     _mechanism = "PLAIN"
 
     async def _command(self, tag: str, command: c.Command) -> None:
-        from kittiwake.imapserver import append, mailboxes, messages
-
-        handler = (mailboxes.HANDLERS.get(type(command)) or messages.HANDLERS.get(type(command))
-                   or append.HANDLERS.get(type(command)) or _HANDLERS.get(type(command)))
+        handler = _DISPATCH.get(type(command))
         label = m.command_label(command.NAME)
         if handler is None:
             self.session.bad(f"{command.NAME} is not supported")
@@ -470,8 +468,6 @@ class IMAPConnection:
 
     def announce(self, *, expunges_allowed: bool) -> None:
         """Tell the client what changed in the selected mailbox (RFC 9051 §7.5.1)."""
-        from kittiwake.imapserver.messages import send_updates
-
         if self.sub is not None:
             for change in self.sub.pending():
                 self._route(change)
@@ -488,7 +484,7 @@ class IMAPConnection:
         before = sel.view.max_uid
         updates = sel.view.announce(expunges_allowed=expunges_allowed,
                                     qresync=sel.qresync or self.session.uid_only, flags=flags)
-        send_updates(self, updates)
+        messages.send_updates(self, updates)
         if n is not None and n.pushes_selected and n.plan.fetch and sel.view.max_uid > before:
             # New messages: fetched with the MessageNew attributes by notify.tell (§5.2).
             uids = sel.view.uids
@@ -653,9 +649,7 @@ class IMAPConnection:
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)
 
     async def _append_start(self, event: AppendStart) -> None:
-        from kittiwake.imapserver.append import append_start
-
-        await append_start(self, event)
+        await append.append_start(self, event)
 
     def _drop_append(self, tag: str) -> None:
         pending = self.appends.pop(tag, None)
@@ -747,3 +741,7 @@ _HANDLERS: dict[type[c.Command], Any] = {
     c.StartTLS: _starttls, c.Login: _login, c.Authenticate: _authenticate,
     c.Enable: _enable, c.Idle: _idle, c.Compress: _compress, c.Notify: notify.notify_command,
 }
+
+# Every command's handler, looked up once per command (the groups' own tables first).
+_DISPATCH: dict[type[c.Command], Any] = {
+    **_HANDLERS, **append.HANDLERS, **messages.HANDLERS, **mailboxes.HANDLERS}

@@ -52,13 +52,13 @@ from kittiwake.imap.sections import (
 from kittiwake.imap.values import FileLiteral
 from kittiwake.imapserver import fetchcache
 from kittiwake.imapserver import metrics as imap_metrics
-from kittiwake.imapserver.cache import Bounded
 from kittiwake.imapserver.fetchcache import Derived
 from kittiwake.message import parse
 from kittiwake.store.account import AccountStore
 from kittiwake.store.model import FetchRow, Flags, IdRow
 
-__all__ = ["READ_BUDGET", "READ_MAX", "Batch", "FastPlan", "build_batch", "plan"]
+__all__ = ["READ_BUDGET", "READ_MAX", "Batch", "ChangedBatch", "FastPlan", "build_batch",
+           "build_changed", "plan"]
 
 READ_MAX = 256 * 1024  # message octets read in the worker, per section
 READ_BUDGET = 2 * 1024 * 1024  # message octets read per batch
@@ -264,10 +264,7 @@ def _span_writer(text: SectionText | None, partial: Partial | None, pre: bytes) 
     return w
 
 
-# HEADER.FIELDS answers of recently fetched messages, by (field names, account
-# directory, message id): clients ask for the same fields at every sync. The value
-# is the whole literal, before any <partial>.
-FIELDS: Bounded[tuple[str, ...], bytes] = Bounded(32 * 1024 * 1024, lambda v: 100 + len(v))
+FIELDS = fetchcache.FIELDS  # HEADER.FIELDS answers of recently fetched messages
 
 
 def _fields_writer(section: Section, partial: Partial | None, pre: bytes, account: str
@@ -458,8 +455,68 @@ def build_batch(fast: FastPlan, core: AccountStore, mailbox: str,
         rows = core.fetch_rows(mailbox, uids)
     # Few rows of many pairs (CHANGEDSINCE): find each one's number by bisection
     # rather than a map of every pair; pairs and uids are both in UID order.
-    few = len(rows) * 8 < len(pairs)
-    seq_of = {} if few else dict((u, q) for q, u in pairs)
+    if len(rows) * 8 < len(pairs):
+        numbered = [(pairs[bisect_left(uids, row.uid)][0], row) for row in rows]
+    else:
+        seq_of = dict((u, q) for q, u in pairs)
+        numbered = [(seq_of[row.uid], row) for row in rows]
+    out, found, last_uid = _write(fast, core, mailbox, numbered, narrow, general, budget)
+    consumed = through
+    if out.budget <= 0 and last_uid is not None:
+        consumed = min(through, bisect_right(uids, last_uid))
+    return Batch(out.take(), consumed, found)
+
+
+@dataclass
+class ChangedBatch:
+    """The responses of a CHANGEDSINCE batch (:func:`build_changed`); ``next_uid``: where
+    the next batch of the range starts, None when the range is done."""
+
+    pieces: list[Piece]
+    next_uid: int | None
+
+
+def build_changed(fast: FastPlan, core: AccountStore, mailbox: str, low: int, high: int,
+                  changed_since: int, seq_of: Callable[[int], int | None],
+                  general: Callable[[FetchRow, int], list[Piece]],
+                  budget: int = READ_BUDGET, limit: int = BATCH_MAX) -> ChangedBatch:
+    """The responses for the messages of UIDs ``low..high`` with a modseq above
+    ``changed_since`` (RFC 7162 §3.1.4 CHANGEDSINCE), at most ``limit`` of them, in a
+    worker thread. ``seq_of`` gives a UID's sequence number when the command's set
+    names it (the session's view, which no one changes while a command runs), else
+    None: the set is never spelt out UID by UID, so the cost is that of the changed
+    messages, not of the range (``1:*`` of a big mailbox)."""
+    rows = core.fetch_rows(mailbox, range(low, high + 1), changed_since, limit)
+    next_uid = rows[-1].uid + 1 if len(rows) == limit and rows[-1].uid < high else None
+    numbered = [(seq, row) for row in rows if (seq := seq_of(row.uid)) is not None]
+    out, _found, last_uid = _write(fast, core, mailbox, numbered, False, general, budget)
+    if out.budget <= 0 and last_uid is not None and last_uid < high:
+        next_uid = last_uid + 1
+    return ChangedBatch(out.take(), next_uid)
+
+
+def write_rows(fast: FastPlan, numbered: Sequence[tuple[int, FetchRow]]) -> bytes:
+    """The responses of (seq, row) pairs for a plan that reads only the row's UID,
+    FLAGS and MODSEQ (kittiwake.imapserver.changelog), on the event loop."""
+    out = _Out(0, str)
+    head = b"* %d UIDFETCH (" if fast.uidfetch else b"* %d FETCH ("
+    parts = out.parts
+    for seq, row in numbered:
+        parts.append(head % (row.uid if fast.uidfetch else seq))
+        for w in fast.writers:
+            w(row, None, out)
+        parts.append(b")\r\n")
+    imap_metrics.FETCHED.labels(path="fast").inc(len(numbered))
+    return b"".join(parts)
+
+
+def _write(fast: FastPlan, core: AccountStore, mailbox: str,
+           numbered: Sequence[tuple[int, Row]], narrow: bool,
+           general: Callable[[FetchRow, int], list[Piece]], budget: int
+           ) -> tuple[_Out, int, int | None]:
+    """The responses of (seq, row) pairs, until ``budget`` octets were read: the
+    output, how many were found (not expunged meanwhile), and the last UID written."""
+    rows = [row for _, row in numbered]
     facts = _facts(core, mailbox, rows, narrow) if fast.needs_derived else {}
     out = _Out(budget, core.file_name)
     writers = fast.writers
@@ -468,8 +525,7 @@ def build_batch(fast: FastPlan, core: AccountStore, mailbox: str,
     needs_derived = fast.needs_derived
     found = general_count = 0
     last_uid = None
-    for row in rows:
-        seq = pairs[bisect_left(uids, row.uid)][0] if few else seq_of[row.uid]
+    for seq, row in numbered:
         d = facts.get(row.id)
         found += 1
         last_uid = row.uid
@@ -494,7 +550,4 @@ def build_batch(fast: FastPlan, core: AccountStore, mailbox: str,
             break
     imap_metrics.FETCHED.labels(path="fast").inc(found - general_count)
     imap_metrics.FETCHED.labels(path="general").inc(general_count)
-    consumed = through
-    if out.budget <= 0 and last_uid is not None:
-        consumed = min(through, bisect_right(uids, last_uid))
-    return Batch(out.take(), consumed, found)
+    return out, found, last_uid

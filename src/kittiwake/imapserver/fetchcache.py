@@ -28,7 +28,8 @@ from kittiwake.imap.sections import regular_header
 from kittiwake.imapserver.cache import Bounded
 from kittiwake.message.part import Defect, Part
 
-__all__ = ["FACTS", "MAX_HEADER", "VERSION", "Derived", "derive", "from_blob", "part_tree"]
+__all__ = ["FACTS", "FIELDS", "MAX_HEADER", "VERSION", "Derived", "derive", "from_blob",
+           "part_tree", "set_memory"]
 
 VERSION = 1
 # version, flags, header start, body start, end, then the lengths of the values.
@@ -118,5 +119,22 @@ def _weight(d: Derived) -> int:
         0 if d.body8 is d.body else len(d.body8))
 
 
+# The memory of the two caches below, together (``limits.imap_fetch_cache_mib`` in
+# kittiwake.conf sets it at start, :func:`set_memory`): two thirds for the facts,
+# one third for HEADER.FIELDS answers.
+DEFAULT_MEMORY = 96 * 1024 * 1024
+
 # Facts of recently fetched messages, by account directory and message id.
-FACTS: Bounded[str, Derived] = Bounded(64 * 1024 * 1024, _weight)
+FACTS: Bounded[str, Derived] = Bounded(DEFAULT_MEMORY * 2 // 3, _weight)
+
+# HEADER.FIELDS answers of recently fetched messages, by (account directory, section,
+# field names) and message id: clients ask for the same fields at every sync. The value
+# is the whole literal, before any <partial> (kittiwake.imapserver.fastfetch).
+FIELDS: Bounded[tuple[str, ...], bytes] = Bounded(DEFAULT_MEMORY // 3, lambda v: 100 + len(v))
+
+
+def set_memory(total: int) -> None:
+    """Bound :data:`FACTS` and :data:`FIELDS` to ``total`` octets together (0: keep
+    nothing; every FETCH then takes the facts from the store's message_cache)."""
+    FACTS.resize(total * 2 // 3)
+    FIELDS.resize(total - total * 2 // 3)

@@ -16,7 +16,7 @@ from kittiwake.imap import responses as r
 from kittiwake.imap.codes import Code
 from kittiwake.imap.commands import SequenceSet
 from kittiwake.imap.server import State
-from kittiwake.imapserver import quota
+from kittiwake.imapserver import changelog, quota
 from kittiwake.imapserver.cache import LRU
 from kittiwake.imapserver.listing import (
     SEPARATOR,
@@ -68,11 +68,20 @@ async def _select(conn: IMAPConnection, tag: str, cmd: c.Select) -> Answer:
         conn.announce_others()  # NOTIFY: other mailboxes' changes are still told
     elif conn.sub is not None:
         conn.sub.pending()
-    mailbox, uids, keywords, unseen_uid = await _selection(conn, name)
+    condstore = s.condstore or cmd.condstore or cmd.qresync is not None
+    # CONDSTORE: the mailbox's change log hears from before the read (changelog.py).
+    pending = changelog.attach(conn.ctx.store.changes, conn.account_name) if condstore \
+        else None
+    try:
+        mailbox, uids, keywords, unseen_uid = await _selection(conn, name)
+        log = pending.attach(str(conn.account.core.root), mailbox.id,
+                             mailbox.highestmodseq) if pending is not None else None
+    finally:
+        if pending is not None:
+            pending.close()
     readonly = cmd.readonly
     view = SelectedView(mailbox.id, uids, mailbox.highestmodseq)
     qresync = cmd.qresync is not None or "QRESYNC" in s.enabled_caps
-    condstore = s.condstore or cmd.condstore or cmd.qresync is not None
     if condstore:
         s.condstore = True
     s.send(r.flags([*SYSTEM_FLAGS, *keywords]))
@@ -97,7 +106,8 @@ async def _select(conn: IMAPConnection, tag: str, cmd: c.Select) -> Answer:
     s.send(r.untagged_status("OK", "highest", r.ResponseCode.highestmodseq(
         mailbox.highestmodseq)))
     conn.selected = Selected(name, mailbox.id, mailbox.uidvalidity, readonly, view,
-                             qresync=qresync, keyword_names={k.lower(): k for k in keywords})
+                             qresync=qresync, keyword_names={k.lower(): k for k in keywords},
+                             changelog=log)
     if cmd.qresync is not None and cmd.qresync.uidvalidity == mailbox.uidvalidity:
         changed = await conn.account.messages(name, cmd.qresync.modseq)
         await _qresync(conn, cmd.qresync, changed, fetch_flags_line)

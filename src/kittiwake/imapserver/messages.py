@@ -20,7 +20,6 @@ from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 from functools import partial
-from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 from kittiwake.imap import bodystructure as bs
@@ -36,12 +35,12 @@ from kittiwake.imap.preview import preview
 from kittiwake.imap.section import Section, SectionText
 from kittiwake.imap.sections import Span, fetch_value, literal_safe
 from kittiwake.imap.values import Atom, FileLiteral, Literal, Raw, Value
-from kittiwake.imapserver import fastfetch, quota, sorting
+from kittiwake.imapserver import changelog, fastfetch, quota, sorting
 from kittiwake.imapserver import metrics as imap_metrics
 from kittiwake.imapserver import search as srch
 from kittiwake.imapserver.cache import LRU, MessageKey, read_head
 from kittiwake.imapserver.listing import store_name
-from kittiwake.imapserver.mailboxes import uid_set
+from kittiwake.imapserver.mailboxes import SYSTEM_FLAGS, uid_set
 from kittiwake.imapserver.state import Answer, HandlerError
 from kittiwake.imapserver.view import Exists, Expunge, FlagsChanged, Update, Vanished
 from kittiwake.message.part import Part
@@ -86,8 +85,72 @@ _STRUCTURE_ITEMS = frozenset({"ENVELOPE", "BODYSTRUCTURE", "BODY"})
 
 # --- numbers -------------------------------------------------------------------
 
-def resolve(conn: IMAPConnection, numbers: SequenceSet, uid: bool) -> list[tuple[int, int]]:
-    """(sequence number, UID) of the messages a set names, in sequence order.
+class Chosen:
+    """The messages a sequence set names in the selected view, as sorted spans of
+    positions in its UID array (``[start, end)``, not overlapping, not touching):
+    a range of a big mailbox costs two bisections, not a pair per message.
+
+    Valid while the command runs (the view changes only between commands,
+    ``view.py`` invariant 1), so a worker thread may use it too.
+    """
+
+    __slots__ = ("_starts", "spans", "uids")
+
+    def __init__(self, uids: Sequence[int], spans: Iterable[tuple[int, int]]) -> None:
+        self.uids = uids
+        merged: list[tuple[int, int]] = []
+        for a, b in sorted(sp for sp in spans if sp[0] < sp[1]):
+            if merged and a <= merged[-1][1]:
+                if b > merged[-1][1]:
+                    merged[-1] = (merged[-1][0], b)
+            else:
+                merged.append((a, b))
+        self.spans = merged
+        self._starts = [a for a, _ in merged]
+
+    def __len__(self) -> int:
+        return sum(b - a for a, b in self.spans)
+
+    def pairs(self) -> list[tuple[int, int]]:
+        """(sequence number, UID) of each message, ascending."""
+        uids = self.uids
+        return [pair for a, b in self.spans
+                for pair in zip(range(a + 1, b + 1), uids[a:b], strict=True)]
+
+    def slice(self, start: int, count: int) -> list[tuple[int, int]]:
+        """``pairs()[start:start + count]``, without making the others."""
+        uids = self.uids
+        out: list[tuple[int, int]] = []
+        for a, b in self.spans:
+            if start >= b - a:
+                start -= b - a
+                continue
+            lo = a + start
+            hi = min(b, lo + count - len(out))
+            out.extend(zip(range(lo + 1, hi + 1), uids[lo:hi], strict=True))
+            start = 0
+            if len(out) >= count:
+                break
+        return out
+
+    def uid_range(self) -> tuple[int, int] | None:
+        """The lowest and highest UID named, None when none is."""
+        if not self.spans:
+            return None
+        return self.uids[self.spans[0][0]], self.uids[self.spans[-1][1] - 1]
+
+    def seq_of(self, uid: int) -> int | None:
+        """The sequence number of ``uid`` when the set names it, else None."""
+        uids = self.uids
+        i = bisect_left(uids, uid)
+        if i == len(uids) or uids[i] != uid:
+            return None
+        j = bisect_right(self._starts, i) - 1
+        return i + 1 if j >= 0 and i < self.spans[j][1] else None
+
+
+def choose(conn: IMAPConnection, numbers: SequenceSet, uid: bool) -> Chosen:
+    """The messages a set names (:class:`Chosen`).
 
     Sequence numbers beyond the mailbox are a client error (RFC 9051 §9
     ``seq-number``: BAD); UIDs that do not exist are simply not there. Ranges
@@ -100,24 +163,22 @@ def resolve(conn: IMAPConnection, numbers: SequenceSet, uid: bool) -> list[tuple
     uids = view.uids
     if numbers.saved:
         wanted = set(conn.saved_uids)
-        return [(i, u) for i, u in enumerate(uids, 1) if u in wanted]
+        return Chosen(uids, ((i, i + 1) for i, u in enumerate(uids) if u in wanted))
     if uid:
         top = view.max_uid
-        spans = sorted((bisect_left(uids, lo), bisect_right(uids, hi))
-                       for lo, hi in numbers.bounds(top))
-        if all(a[1] <= b[0] for a, b in pairwise(spans)):
-            # Ranges that do not overlap (``1:*``, ``1:9,20:*``): cut out as they are.
-            return [pair for a, b in spans
-                    for pair in zip(range(a + 1, b + 1), uids[a:b], strict=True)]
-        picked: set[int] = set()
-        for a, b in spans:
-            picked.update(range(a, b))
-        return [(i + 1, uids[i]) for i in sorted(picked)]
+        return Chosen(uids, ((bisect_left(uids, lo), bisect_right(uids, hi))
+                             for lo, hi in numbers.bounds(top)))
     top = len(view)
     if numbers.max_number() > top or (numbers.has_star() and top == 0):
         raise HandlerError("no such message sequence number", Code.CLIENTBUG, "BAD") \
             if numbers.max_number() > top else HandlerError("the mailbox is empty", None, "BAD")
-    return [(q, uids[q - 1]) for q in numbers.values(top)]
+    return Chosen(uids, ((lo - 1, min(hi, top)) for lo, hi in numbers.bounds(top)))
+
+
+def resolve(conn: IMAPConnection, numbers: SequenceSet, uid: bool) -> list[tuple[int, int]]:
+    """(sequence number, UID) of the messages a set names, in sequence order
+    (:func:`choose`, spelt out)."""
+    return choose(conn, numbers, uid).pairs()
 
 
 # --- untagged updates ---------------------------------------------------------------
@@ -125,8 +186,6 @@ def resolve(conn: IMAPConnection, numbers: SequenceSet, uid: bool) -> list[tuple
 def note_keywords(conn: IMAPConnection, flags: Iterable[Flags]) -> None:
     """Send ``* FLAGS`` again when a keyword appears that the client was not told of
     (RFC 9051 §7.3.5: FLAGS lists the flags applicable in the mailbox)."""
-    from kittiwake.imapserver.mailboxes import SYSTEM_FLAGS
-
     sel = conn.selected
     if sel is None:
         return
@@ -140,6 +199,8 @@ def note_keywords(conn: IMAPConnection, flags: Iterable[Flags]) -> None:
 
 
 def send_updates(conn: IMAPConnection, updates: Sequence[Update]) -> None:
+    if not updates:
+        return
     s = conn.session
     note_keywords(conn, [u.flags for u in updates if isinstance(u, FlagsChanged)])
     for u in updates:
@@ -385,10 +446,9 @@ async def _fetch(conn: IMAPConnection, tag: str, cmd: c.Fetch) -> Answer:
     assert conn.account is not None and conn.selected is not None
     sel = conn.selected
     s = conn.session
-    pairs = resolve(conn, cmd.sequence, cmd.uid)
+    chosen = choose(conn, cmd.sequence, cmd.uid)
     if cmd.changed_since is not None:
         s.condstore = True
-    uids = [u for _, u in pairs]
     rows: list[Message] | None = None
     by_uid: dict[int, Message] = {}
     if cmd.vanished and cmd.changed_since is not None:
@@ -399,7 +459,25 @@ async def _fetch(conn: IMAPConnection, tag: str, cmd: c.Fetch) -> Answer:
         if gone:
             s.send(r.vanished(uid_set(gone), earlier=True))
     # Setting \Seen (RFC 9051 §6.4.5) before the data, so FLAGS in the answer is right.
-    if not sel.readonly and any(_sets_seen(i) for i in cmd.items):
+    sets_seen = not sel.readonly and any(_sets_seen(i) for i in cmd.items)
+    if cmd.changed_since and not sets_seen:
+        fast = fastfetch.plan(cmd.items, uid_first=cmd.uid, condstore=True,
+                              uidfetch=s.uid_only, utf8=s.utf8,
+                              account=str(conn.account.core.root))
+        log = sel.changelog
+        if fast is not None and log is not None and changelog.flags_only(fast.names):
+            # Flags of the messages changed since, from the mailbox's change log.
+            numbered = log.changed(cmd.changed_since, chosen.seq_of)
+            if numbered is not None:
+                s.send(fastfetch.write_rows(fast, numbered))
+                return Answer()
+        if fast is not None:
+            # The usual resynchronisation (RFC 7162 §3.1.4): the changed few of a big range.
+            await _send_changed(conn, tag, chosen, fast, cmd.changed_since, cmd.items,
+                                cmd.uid)
+            return Answer()
+    if sets_seen:
+        uids = [u for _, u in chosen.pairs()]
         rows = await conn.account.messages(sel.name, cmd.changed_since or 0, uids) \
             if uids else []
         by_uid = {m.uid: m for m in rows}
@@ -418,13 +496,15 @@ async def _fetch(conn: IMAPConnection, tag: str, cmd: c.Fetch) -> Answer:
                           uidfetch=s.uid_only, utf8=s.utf8, account=str(conn.account.core.root))
     if fast is not None:
         since = cmd.changed_since or 0
-        wanted = pairs
+        wanted: Chosen | list[tuple[int, int]] = chosen  # spelt out batch by batch
         if rows is not None and since:
             # The messages that had changed before \Seen was set here, as the general path.
-            wanted, since = [p for p in pairs if p[1] in by_uid], 0
+            wanted, since = [p for p in chosen.pairs() if p[1] in by_uid], 0
         found = await _send_fast(conn, tag, wanted, items, fast, since, cmd.uid)
-        missing = cmd.changed_since is None and found < len(pairs)
+        missing = cmd.changed_since is None and found < len(chosen)
     else:
+        pairs = chosen.pairs()
+        uids = [u for _, u in pairs]
         if rows is None:
             rows = await conn.account.messages(sel.name, cmd.changed_since or 0, uids) \
                 if uids else []
@@ -468,7 +548,42 @@ async def _send_fetched(conn: IMAPConnection, tag: str | None, todo: list[tuple[
 FIRST_BATCH = 25  # messages in the first batch of the fast path (the answer starts soon)
 
 
-async def _send_fast(conn: IMAPConnection, tag: str, pairs: list[tuple[int, int]],
+async def _send_changed(conn: IMAPConnection, tag: str, chosen: Chosen,
+                        fast: fastfetch.FastPlan, changed_since: int,
+                        items: Sequence[c.FetchItem], uid_first: bool) -> None:
+    """FETCH ... (CHANGEDSINCE m) by the fast path (:func:`fastfetch.build_changed`):
+    batches of at most BATCH_MAX changed messages over the UID range of the set, the
+    next one built while this one is written."""
+    assert conn.account is not None and conn.selected is not None
+    bounds = chosen.uid_range()
+    if bounds is None:
+        return
+    s = conn.session
+    core = conn.account.core
+    mailbox = conn.selected.name
+    high = bounds[1]
+    general = partial(_general_one, core, s.utf8, s.condstore, items, uid_first, s.uid_only)
+
+    def work(low: int) -> fastfetch.ChangedBatch:
+        return fastfetch.build_changed(fast, core, mailbox, low, high, changed_since,
+                                       chosen.seq_of, general)
+
+    pending: asyncio.Future[fastfetch.ChangedBatch] | None = \
+        asyncio.ensure_future(asyncio.to_thread(work, bounds[0]))
+    try:
+        while pending is not None:
+            batch = await pending
+            pending = None
+            if batch.next_uid is not None:
+                pending = asyncio.ensure_future(asyncio.to_thread(work, batch.next_uid))
+            s.send(batch.pieces)
+            await conn.flush()
+    finally:
+        if pending is not None:
+            pending.cancel()
+
+
+async def _send_fast(conn: IMAPConnection, tag: str, pairs: Chosen | list[tuple[int, int]],
                      items: Sequence[c.FetchItem], fast: fastfetch.FastPlan,
                      changed_since: int, uid_first: bool) -> int:
     """Send the FETCH responses of ``pairs`` by the fast path (:mod:`fastfetch`);
@@ -482,7 +597,11 @@ async def _send_fast(conn: IMAPConnection, tag: str, pairs: list[tuple[int, int]
 
     def work(start: int, count: int) -> fastfetch.Batch:
         # CHANGEDSINCE: the rest of the range, of which ``count`` changed messages.
-        chunk = pairs[start:] if changed_since else pairs[start:start + count]
+        # A Chosen set is spelt out here, in the worker, one batch at a time.
+        if isinstance(pairs, Chosen):
+            chunk = pairs.slice(start, len(pairs) if changed_since else count)
+        else:
+            chunk = pairs[start:] if changed_since else pairs[start:start + count]
         return fastfetch.build_batch(fast, core, mailbox, chunk, changed_since, general,
                                      limit=count)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from kittiwake import metrics
 from kittiwake.imap.notify import EVENTS
 from kittiwake.imap.server import ALLOWED
+from kittiwake.store import metrics as store_metrics
 
 SERVICES = ("imap", "imaps")
 COMMAND_NAMES = (*sorted({cls.NAME for cls in ALLOWED}), "other")
@@ -84,3 +85,12 @@ FETCH_FACTS = metrics.counter(
     "Facts of messages (ENVELOPE, BODYSTRUCTURE, header octets) the FETCH fast path took,"
     " by where from: memory, the store's message cache, or made from the part tree.",
     {"source": ("memory", "store", "made")})
+
+# Account operations only the IMAP server asks for, which the store's own list
+# (kittiwake.store.metrics.OPERATIONS) does not start at 0: started here, so that
+# kittiwake_store_operations_total{op="text_matches"} (SEARCH TEXT/BODY by the
+# full-text index) and the others are there before their first use.
+STORE_OPERATIONS = ("text_matches", "selection", "subscriptions", "total_size",
+                    "update_flags", "get_metadata", "set_metadata")
+metrics.preinit(store_metrics.OPERATIONS_TOTAL, op=STORE_OPERATIONS, result=("ok", "error"))
+metrics.preinit(store_metrics.OPERATION_SECONDS, op=STORE_OPERATIONS)

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from kittiwake.imap import responses as r
 from kittiwake.imap.codes import Code
 from kittiwake.imap.events import AppendStart
+from kittiwake.imapserver.changelog import ChangeLog
 from kittiwake.imapserver.view import SelectedView
 from kittiwake.store import SpoolFile
 
@@ -49,6 +50,8 @@ class Selected:
     qresync: bool = False
     # Keywords announced in FLAGS: lower case -> as written.
     keyword_names: dict[str, str] = field(default_factory=dict)
+    # The mailbox's shared flag-change log (CONDSTORE sessions), for CHANGEDSINCE.
+    changelog: ChangeLog | None = None
 
 
 @dataclass

@@ -172,6 +172,7 @@ class Server:
 
     def _imap_context(self, listener: Any) -> Any:
         """Shared state for the IMAP services of one listener."""
+        from kittiwake.imapserver import fetchcache
         from kittiwake.imapserver.context import IMAPContext
 
         tls = self.listener_tls(self._listener_name(listener))
@@ -184,6 +185,7 @@ class Server:
             plaintext_login=self.localserve or listener.imap.no_require_starttls,
             connections=self.connection_slots, login_limiter=self.login_limiter)
         ctx.limits.max_per_account = self.config.static.limits.max_imap_sessions_per_account
+        fetchcache.set_memory(self.config.static.limits.imap_fetch_cache_mib * 1024 * 1024)
         self.imap_contexts.append(ctx)
         return ctx
 
