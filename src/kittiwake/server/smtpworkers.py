@@ -93,6 +93,7 @@ if TYPE_CHECKING:
 logger = log.get_logger("server")
 
 AUTO = "auto"
+PROCESSES_ENV = "KITTIWAKE_SMTP_PROCESSES"
 MAX_PROCESSES = 64
 START_TIMEOUT = 30.0     # seconds for a new worker to say it is ready
 SHORT_LIFE = 10.0        # a worker that dies younger than this is restarted with a delay
@@ -105,7 +106,17 @@ WORKER_RESTARTS = metrics.counter(
 
 
 def process_count(setting: str | int, cores: int | None = None) -> int:
-    """Processes serving SMTP for ``smtp_processes``: ``auto`` is the usable cores."""
+    """Processes serving SMTP for ``smtp_processes``: ``auto`` is the usable cores.
+
+    The environment variable ``KITTIWAKE_SMTP_PROCESSES`` (an integer from 1 to
+    64; benchmarks, debugging) overrides the setting; another value is ignored
+    with a warning."""
+    text = os.environ.get(PROCESSES_ENV, "").strip()
+    if text:
+        if text.isdigit() and 1 <= int(text) <= MAX_PROCESSES:
+            return int(text)
+        logger.warning("ignoring invalid process count", variable=PROCESSES_ENV, value=text,
+                       expected=f"an integer from 1 to {MAX_PROCESSES}")
     if setting == AUTO:
         if cores is None:
             try:
