@@ -195,6 +195,10 @@ def metrics_app(registry: CollectorRegistry = REGISTRY) -> web.Application:
     from aiohttp import web
 
     async def handle_metrics(request: web.Request) -> web.Response:
+        from kittiwake import metricsshare
+
+        if registry is REGISTRY and metricsshare.REFRESH is not None:
+            await metricsshare.REFRESH()  # the SMTP workers' counts as of now
         # In a thread: collectors may read databases (the queue's gauges).
         body, content_type = await asyncio.to_thread(render, registry)
         resp = web.Response(body=body)

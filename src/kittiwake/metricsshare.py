@@ -3,7 +3,8 @@
 Each SMTP worker process (:mod:`kittiwake.server.smtpworkers`) counts in its
 own prometheus-client registry. It sends :func:`snapshot` of it (cumulative
 values, not deltas: a lost or repeated snapshot does no harm) to the main
-process about once a second and when it stops; the main process keeps the
+process when asked (each scrape of /metrics asks every worker, waiting at
+most a second), about once a second, and when it stops; the main process keeps the
 last snapshot of each worker (:class:`Shared`) and adds them, sample by
 sample, to its own registry's at each scrape (:func:`merged`).
 
@@ -24,7 +25,7 @@ it changes how every gauge of the main process is collected.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from typing import Any, Protocol
 
 from prometheus_client.metrics_core import Metric
@@ -130,6 +131,10 @@ class Merged:
 
 SHARED: Shared | None = None
 """The worker snapshots of this process (set by the SMTP worker supervisor)."""
+
+REFRESH: Callable[[], Awaitable[None]] | None = None
+"""Asks every worker for its snapshot now (set by the supervisor): /metrics calls it
+before rendering, so a scrape sees what the workers counted up to that moment."""
 
 
 def merged(registry: Collecting, shared: Shared | None) -> Collecting:

@@ -198,7 +198,7 @@ class Worker:
         reader, writer = await asyncio.open_unix_connection(sock=self.channel_socket)
         self.channel = Channel(reader, writer, {
             "init": self._init, "stop": self._stop, "domains": self._domains,
-            "tls": self._tls, "loglevels": self._loglevels,
+            "tls": self._tls, "loglevels": self._loglevels, "snapshot": self._snapshot,
         }, name="server")
         reading = asyncio.get_running_loop().create_task(self.channel.run())
         stopped = asyncio.get_running_loop().create_task(self.stopped.wait())
@@ -302,6 +302,13 @@ class Worker:
         log.set_levels(levels)
 
     # --- metrics -----------------------------------------------------------------
+
+    def _snapshot(self) -> tuple[Any, dict[str, int]]:
+        """The server's /metrics asks: the counts as of now."""
+        from kittiwake import metrics, metricsshare
+        from kittiwake.smtpserver.metrics import TODAY
+
+        return metricsshare.snapshot(metrics.REGISTRY), TODAY.today()
 
     def _send_metrics(self, force: bool = False) -> None:
         from kittiwake import metrics, metricsshare

@@ -221,9 +221,14 @@ class SMTPWorkers:
         """Start every worker (after the listeners bound their sockets); RuntimeError
         naming the problem when one does not start."""
         metricsshare.SHARED = self.shared
+        metricsshare.REFRESH = self.refresh_metrics
         for stale in self.spool_root.glob("smtp-*"):
-            if stale.is_dir():
-                self._clean_spool(stale)
+            if stale.is_dir():  # left by a crash (or a larger smtp_processes before)
+                if removed := self._clean_spool(stale):
+                    logger.info("removed unacknowledged spool files", count=removed,
+                                directory=str(stale))
+                with contextlib.suppress(OSError):
+                    stale.rmdir()
         for name in {wl.listener for wl in self.listeners}:
             tls = self.tls(name)
             if tls is not None:
@@ -317,6 +322,8 @@ class SMTPWorkers:
             WORKERS.dec()
         removed = self._clean_spool(worker.spool_dir)
         if self._stopping:
+            with contextlib.suppress(OSError):
+                worker.spool_dir.rmdir()
             logger.info("smtp worker stopped", worker=worker.name, pid=proc.pid, status=code)
             return
         lived = time.monotonic() - worker.started
@@ -369,6 +376,7 @@ class SMTPWorkers:
                         worker.proc.kill()
                 await asyncio.wait(pending, timeout=KILL_AFTER + 5)
         WORKERS.set(0)
+        metricsshare.REFRESH = None
 
     # --- what the server tells the workers -------------------------------------------
 
@@ -437,6 +445,21 @@ class SMTPWorkers:
                 "rate": rate, "write": write, "dmarc": dmarc, "metrics": shipped}
 
     # --- figures ---------------------------------------------------------------------
+
+    async def refresh_metrics(self, timeout: float = 1.0) -> None:
+        """Fetch every ready worker's counts now (a scrape of /metrics)."""
+        async def one(worker: WorkerProcess) -> None:
+            assert worker.channel is not None
+            with contextlib.suppress(Exception):
+                values, today = await asyncio.wait_for(worker.channel.call("snapshot"),
+                                                       timeout)
+                if not worker.channel.closed:
+                    self.shared.update(worker.name, values)
+                    self.today[worker.name] = today
+
+        await asyncio.gather(*(one(w) for w in self.workers if w.channel is not None
+                               and not w.channel.closed and w.ready is not None
+                               and w.ready.done() and not w.ready.exception()))
 
     def _retire_today(self, name: str) -> None:
         day = datetime.now(UTC).date()
