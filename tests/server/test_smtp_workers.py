@@ -12,7 +12,9 @@ from __future__ import annotations
 
 import os
 import signal
+import smtplib
 import socket
+import ssl
 import subprocess
 import threading
 import time
@@ -26,16 +28,20 @@ from tests.server.tls_helpers import (
     PKI,
     TLSServe,
     _free_ports,
+    leaf_der,
     nxdomain_resolver,
     write_tls_config,
 )
 
+from kittiwake.server.tls import CertificateFiles
 from kittiwake.store import AccountStore
 
 
-def _start(directory: Path, resolver: str, processes: int, per_ip: int = 1000) -> TLSServe:
+def _start(directory: Path, resolver: str, processes: int, per_ip: int = 1000,
+           certificate: CertificateFiles | None = None) -> TLSServe:
     """``kittiwake serve`` with smtp (port 25 duty) and metrics listeners and N workers."""
-    ca = PKI.create(directory / "pki")
+    if certificate is None:
+        certificate = PKI.create(directory / "pki").issue(["localhost"], "ecdsa")
     config_dir = directory / "config"
     config_dir.mkdir(parents=True, exist_ok=True)
     (config_dir / "domains.conf").write_text(
@@ -44,7 +50,7 @@ def _start(directory: Path, resolver: str, processes: int, per_ip: int = 1000) -
     log = directory / "serve.log"
     for _ in range(5):
         ports = dict(zip(("smtp", "metrics"), _free_ports(2), strict=True))
-        write_tls_config(config_dir, [ca.issue(["localhost"], "ecdsa")], ports, resolver,
+        write_tls_config(config_dir, [certificate], ports, resolver,
                          extra=f"smtp_processes = {processes}")
         conf = config_dir / "kittiwake.conf"
         # Many sessions from 127.0.0.1 within a minute: rates out of the way.
@@ -287,3 +293,33 @@ def test_workers_follow_domains_conf_and_a_restart(served: TLSServe) -> None:
     assert not set(before) & set(_workers(served))
     assert not any(_alive(p) for p in before)
     assert _send(port, "after restart").startswith(b"250"), served.text()
+
+
+def test_workers_serve_certificates_reloaded_on_sighup(tmp_path: Path) -> None:
+    ca = PKI.create(tmp_path / "pki")
+    certificate = ca.issue(["localhost"], "ecdsa")
+    context = ssl.create_default_context(cafile=str(ca.ca_file))
+    context.check_hostname = False  # the certificate is for localhost, we dial 127.0.0.1
+
+    def served_certificate(port: int) -> bytes:
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+            client.starttls(context=context)
+            peer = client.sock.getpeercert(True)  # type: ignore[union-attr]
+            assert peer is not None
+            return peer
+
+    with nxdomain_resolver() as resolver:
+        server = _start(tmp_path, resolver, processes=2, certificate=certificate)
+        try:
+            port = server.ports["smtp"]
+            assert served_certificate(port) == leaf_der(certificate)
+            renewed = ca.issue(["localhost"], "ecdsa", label="renewed")
+            certificate.cert_file.write_bytes(renewed.cert_file.read_bytes())
+            certificate.key_file.write_bytes(renewed.key_file.read_bytes())
+            server.proc.send_signal(signal.SIGHUP)
+            # Every worker takes the new files: many connections in a row all get them.
+            _wait(lambda: all(served_certificate(port) == leaf_der(renewed)
+                              for _ in range(8)), what=server.text())
+        finally:
+            server.stop()
+            _reap_workers(server)

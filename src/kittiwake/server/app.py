@@ -382,9 +382,10 @@ class Server:
             os.chmod(self.data_dir, 0o750)
         except OSError as exc:
             raise StartupError(f"data directory {self.data_dir}: {exc.strerror}") from None
+        from kittiwake.server.smtpworkers import clean_worker_spools
         from kittiwake.smtpserver.spool import clean_spool
 
-        if removed := clean_spool(self.spool_dir):
+        if removed := clean_spool(self.spool_dir) + clean_worker_spools(self.spool_dir):
             logger.info("removed unacknowledged spool files", count=removed)
         await self._start_cpu_workers()
         try:

@@ -127,6 +127,21 @@ def process_count(setting: str | int, cores: int | None = None) -> int:
     return int(setting)
 
 
+def clean_worker_spools(spool_root: Path) -> int:
+    """At start: remove the spool directories workers left (a crash of the server, or a
+    larger ``smtp_processes`` before) with their files, never acknowledged; how many
+    files."""
+    from kittiwake.smtpserver.spool import clean_spool
+
+    removed = 0
+    for stale in spool_root.glob("smtp-*"):
+        if stale.is_dir():
+            removed += clean_spool(stale)
+            with contextlib.suppress(OSError):
+                stale.rmdir()
+    return removed
+
+
 class WorkerListener:
     """The server process's side of an SMTP service its workers serve: the sockets."""
 
@@ -222,13 +237,6 @@ class SMTPWorkers:
         naming the problem when one does not start."""
         metricsshare.SHARED = self.shared
         metricsshare.REFRESH = self.refresh_metrics
-        for stale in self.spool_root.glob("smtp-*"):
-            if stale.is_dir():  # left by a crash (or a larger smtp_processes before)
-                if removed := self._clean_spool(stale):
-                    logger.info("removed unacknowledged spool files", count=removed,
-                                directory=str(stale))
-                with contextlib.suppress(OSError):
-                    stale.rmdir()
         for name in {wl.listener for wl in self.listeners}:
             tls = self.tls(name)
             if tls is not None:
