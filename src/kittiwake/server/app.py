@@ -629,6 +629,7 @@ class Server:
         summary = await self.queue.summary() if self.queue is not None else None
         received = TODAY.today()
         if self.smtp_workers is not None:
+            await self.smtp_workers.refresh_metrics()  # their counts as of now
             for service, n in self.smtp_workers.received_today().items():
                 received[service] = received.get(service, 0) + n
         junk_accounts = sum(1 for a in self.watcher.current.accounts.values()

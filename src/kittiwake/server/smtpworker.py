@@ -193,6 +193,14 @@ class Worker:
         self.services: list[WorkerSMTPService] = []
         self.stopped = asyncio.Event()
         self._last_metrics: Any = None
+        # Notes can arrive before ``init`` is done (they queue up while this process
+        # imports): the newest domains.conf and log levels, and certificates sent before
+        # the listeners accept, are kept here and applied by ``_start``.
+        self.domains: Any = None
+        self.levels: dict[str, str] | None = None
+        self.pending_tls: dict[str, list[Any]] = {}
+        self.accepting = False
+        self._tls_lock = asyncio.Lock()  # certificate updates in the order they came
 
     async def run(self) -> None:
         reader, writer = await asyncio.open_unix_connection(sock=self.channel_socket)
@@ -219,6 +227,10 @@ class Worker:
             log.setup(level=spec.log_levels.get("", "info"),
                       packages={k: v for k, v in spec.log_levels.items() if k},
                       format=spec.log_format)
+            if self.levels is not None:
+                log.set_levels(self.levels)
+            if self.domains is None:
+                self.domains = spec.domains
             await self._start(spec)
         except Exception as exc:
             logger.error("smtp worker could not start", error=str(exc) or type(exc).__name__)
@@ -242,27 +254,35 @@ class Worker:
         for ls in spec.listeners:
             tls = None
             if ls.certificates is not None:
-                tls = await asyncio.to_thread(ServerTLS, ls.certificates, ls.min_version,
+                certificates = self.pending_tls.pop(ls.name, ls.certificates)
+                tls = await asyncio.to_thread(ServerTLS, certificates, ls.min_version,
                                               name=ls.name)
             self.tls[ls.name] = tls
-            ctx = self.contexts.get(ls.name)
-            if ctx is None:
-                ctx = ServerContext(
-                    limits=ls.limits, hostname=ls.hostname, store=store, domains=spec.domains,
-                    resolver=resolver, tls_context=tls.context if tls else None,
-                    tls_ready=tls.has_certificates if tls else lambda: True,
-                    served_certificate=tls.served_certificate if tls else None,
-                    localserve=spec.localserve, postmaster_account=spec.postmaster_account,
-                    config_dir=spec.config_dir, listener=ls.listener, spool_dir=spec.spool_dir,
-                    account_writer=_RemoteWriter(self.channel, ls.name),
-                    message_gate=_RemoteRate(self.channel, ls.name))
-                ctx.connection_rate = _AdmittedRate()
-                if not spec.localserve:
-                    ctx.dmarc_recorder = _RemoteRecorder(self.channel, ls.name)
-                self.contexts[ls.name] = ctx
-                preinit_zones(list(ls.listener.smtp.dnsbl_zones))
+            if ls.name in self.contexts:
+                continue
+            ctx = ServerContext(
+                limits=ls.limits, hostname=ls.hostname, store=store, domains=self.domains,
+                resolver=resolver, tls_context=tls.context if tls else None,
+                tls_ready=tls.has_certificates if tls else lambda: True,
+                served_certificate=tls.served_certificate if tls else None,
+                localserve=spec.localserve, postmaster_account=spec.postmaster_account,
+                config_dir=spec.config_dir, listener=ls.listener, spool_dir=spec.spool_dir,
+                account_writer=_RemoteWriter(self.channel, ls.name),
+                message_gate=_RemoteRate(self.channel, ls.name))
+            ctx.connection_rate = _AdmittedRate()
+            if not spec.localserve:
+                ctx.dmarc_recorder = _RemoteRecorder(self.channel, ls.name)
+            self.contexts[ls.name] = ctx
+            preinit_zones(list(ls.listener.smtp.dnsbl_zones))
+        # Certificates renewed while we started: served before the first connection.
+        while self.pending_tls:
+            listener, certificates = self.pending_tls.popitem()
+            await self._update_tls(listener, certificates)
+        self.accepting = True  # no await since the loop's check: nothing is left pending
+        for ls in spec.listeners:
             for ip, port in ls.sockets:
-                service = WorkerSMTPService(ctx, ls.kind, ip, port, self.channel, ls.name)
+                service = WorkerSMTPService(self.contexts[ls.name], ls.kind, ip, port,
+                                            self.channel, ls.name)
                 await service.start()
                 self.services.append(service)
 
@@ -283,23 +303,33 @@ class Worker:
         self.stopped.set()
 
     def _domains(self, domains: Any) -> None:
+        self.domains = domains
         for ctx in self.contexts.values():
             ctx.reload(domains)
 
     async def _tls(self, listener: str, certificates: list[Any]) -> None:
+        if not self.accepting:
+            self.pending_tls[listener] = certificates  # _start serves them
+            return
+        await self._update_tls(listener, certificates)
+
+    async def _update_tls(self, listener: str, certificates: list[Any]) -> None:
         from kittiwake.server.tls import TLSConfigError
 
-        tls = self.tls.get(listener)
-        if tls is None:
-            return
-        try:
-            await asyncio.to_thread(tls.update, certificates)
-        except TLSConfigError as exc:
-            logger.error("certificates not reloaded, keeping the previous ones",
-                         listener=listener, error=str(exc))
+        async with self._tls_lock:
+            tls = self.tls.get(listener)
+            if tls is None:
+                return
+            try:
+                await asyncio.to_thread(tls.update, certificates)
+            except TLSConfigError as exc:
+                logger.error("certificates not reloaded, keeping the previous ones",
+                             listener=listener, error=str(exc))
 
     def _loglevels(self, levels: dict[str, str]) -> None:
-        log.set_levels(levels)
+        self.levels = levels
+        if self.spec is not None:
+            log.set_levels(levels)
 
     # --- metrics -----------------------------------------------------------------
 

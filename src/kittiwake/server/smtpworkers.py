@@ -55,9 +55,35 @@ itself.
 
 Why the server process does not accept too, and why one worker per core
 (``bench.smtp_inbound --quick``, localserve, 10 KiB messages, one message
-per connection, 2 cores shared with other jobs, so CPU time per message,
-not wall-clock, is the figure):
-MEASUREMENTS
+per connection, 20 sessions; 2 cores shared with other jobs at a load of 4
+to 11, so CPU time per message of each process, not wall-clock, is the
+figure; ms of CPU per message during the load, server + workers):
+
+====================================  ===========  ===========
+setting (2026-12-01, 2 cores)          load ~5       load ~10
+====================================  ===========  ===========
+1 (all in the server process)          2.83          4.80
+2 workers, server accepts none         1.57 + 1.97   2.43 + 3.00
+server accepts + 1 worker              -             3.18 + 1.37
+server accepts + 2 workers             -             3.12 + 2.70
+3 workers, server accepts none         -             3.17 + 4.43
+====================================  ===========  ===========
+
+The server process does what no worker can take for every message (the
+store's commit, the search index, the junk filter, its share of the
+channel): that is the serial part, about half of the single process's CPU
+per message. A server that also accepts carries session work on top of it
+(3.1-3.2 ms instead of 2.4 at the same load), so it accepts none. Two
+workers on two cores plus the server: the workers together spend about as
+much as the sessions did in one process plus the channel's cost (the total
+per message is about a quarter higher than with 1); a third worker on two
+cores only adds its own overhead. So ``auto`` is one worker per core, and
+one core gets the single process. Expected on a quiet machine (the lead's
+benchmark decides): the single process is bound by its one core (2.8 ms
+per message, about 350 msg/s); with workers the server's serial part (1.5
+ms, about 650 msg/s) and the two cores (3.5 ms of CPU per message over
+two, about 570 msg/s) bound it, so about 1.6 times as much. Each worker
+costs about 65 MiB peak RSS (a fresh interpreter with the SMTP modules).
 """
 
 from __future__ import annotations
@@ -235,6 +261,8 @@ class SMTPWorkers:
     async def start(self) -> None:
         """Start every worker (after the listeners bound their sockets); RuntimeError
         naming the problem when one does not start."""
+        if not self.listeners:
+            return  # no smtp service in the config: nothing for workers to serve
         metricsshare.SHARED = self.shared
         metricsshare.REFRESH = self.refresh_metrics
         for name in {wl.listener for wl in self.listeners}:
