@@ -404,6 +404,26 @@ class Server:
         from kittiwake.listener import SOCKETS
 
         SOCKETS.close_unclaimed()
+        # The SMTP workers start (import, load certificates) while the rest starts here:
+        # the smtp sockets are bound, connections wait in their queues meanwhile.
+        workers = None if self.smtp_workers is None else \
+            asyncio.get_running_loop().create_task(self.smtp_workers.start())
+        try:
+            await self._start_rest()
+        except BaseException:
+            if workers is not None:
+                workers.cancel()
+            raise
+        if workers is not None:
+            try:
+                await workers
+            except (OSError, RuntimeError) as exc:
+                await self.close(0)
+                raise StartupError(f"smtp workers: {exc}") from None
+
+    async def _start_rest(self) -> None:
+        """What starts after the listeners: reload watcher, junk filter, reports, ACME,
+        delivery, the monitor."""
         self.watcher.start()
         if not self.localserve:
             await self.junk.start()
@@ -416,12 +436,6 @@ class Server:
         self.monitor.check_certificates()
         await self._log_dnssec()
         self._monitor_task = asyncio.get_running_loop().create_task(self._run_monitor())
-        if self.smtp_workers is not None:
-            try:
-                await self.smtp_workers.start()
-            except (OSError, RuntimeError) as exc:
-                await self.close(0)
-                raise StartupError(f"smtp workers: {exc}") from None
 
     def _monitor(self) -> Monitor:
         """What :mod:`kittiwake.server.monitor` watches: certificates, DNSSEC, own IPs."""

@@ -401,6 +401,10 @@ class SMTPWorkers:
             if worker.channel is not None and not worker.channel.closed:
                 with contextlib.suppress(ConnectionError):
                     worker.channel.note("stop", grace)
+        for worker in self.workers:  # started while the start was cancelled
+            if worker.channel is None and worker.proc is not None and worker.proc.poll() is None:
+                worker.proc.kill()
+                await asyncio.to_thread(worker.proc.wait)
         watchers = list(self._watchers)
         if watchers:
             _done, pending = await asyncio.wait(watchers, timeout=grace + KILL_AFTER)
