@@ -133,15 +133,42 @@ def cpu_seconds(pid: int) -> float:
     return 0.0
 
 
-class Figures:
-    """Peak memory and CPU time of a server and its worker processes (read while alive).
+def role(pid: int) -> str:
+    """What a child of the server is: an SMTP worker or a CPU pool process."""
+    with contextlib.suppress(OSError):
+        if b"kittiwake.server.smtpworker" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return "smtp"
+    return "pool"
 
-    ``rss`` is the server's VmHWM, ``worker_rss`` the sum of its pool processes'
-    (fork server, resource tracker, workers: an upper bound, as a forked worker
-    shares the fork server's pages; ``worker_pss`` counts shared pages by
-    share). CPU is read when the load ends (``cpu_*``) and again once the
-    server is idle (``idle_cpu_*``: the background indexer, which follows the
-    deliveries, done too).
+
+def settle(pid: int, quiet: float = 1.0, timeout: float = 60.0) -> None:
+    """Wait until a server and its children used no CPU for ``quiet`` seconds: the
+    SMTP workers (kittiwake.server.smtpworkers) start after the port is bound, and
+    their start-up (imports) must not count as work per message."""
+    def total() -> float:
+        return cpu_seconds(pid) + sum(cpu_seconds(k) for k in descendants(pid))
+
+    deadline = time.monotonic() + timeout
+    last, since = total(), time.monotonic()
+    while time.monotonic() < deadline and time.monotonic() - since < quiet:
+        time.sleep(0.2)
+        now = total()
+        if now - last > 0.02:
+            since = time.monotonic()
+        last = now
+
+
+class Figures:
+    """Peak memory and CPU time of a server and its child processes (read while alive).
+
+    ``rss`` is the server's VmHWM; ``smtp_rss`` the VmHWM of each SMTP worker
+    (:mod:`kittiwake.server.smtpworkers`, separate interpreters);
+    ``worker_rss`` the sum of the CPU pool's processes' (fork server, resource
+    tracker, workers: an upper bound, as a forked worker shares the fork
+    server's pages; ``worker_pss`` counts shared pages by share). CPU is read
+    when the load ends (``cpu_*``) and again once the server is idle
+    (``idle_cpu_*``: the background indexer, which follows the deliveries, done
+    too); ``cpu_smtp`` is per SMTP worker.
     """
 
     def __init__(self, pid: int) -> None:
@@ -149,47 +176,73 @@ class Figures:
         self.pid = pid
         self.rss = self.worker_rss = self.worker_pss = 0
         self.workers = 0
+        self.smtp_rss: dict[int, int] = {}
         self.cpu_server = self.cpu_workers = 0.0
         self.idle_cpu_server = self.idle_cpu_workers = 0.0
-        self.start_server, self.start_workers = self._read()
+        self.cpu_smtp: dict[int, float] = {}
+        self.idle_cpu_smtp: dict[int, float] = {}
+        self.start_smtp: dict[int, float] = {}
+        self.start_server, self.start_workers, self.start_smtp = self._read()
 
-    def _read(self) -> tuple[float, float]:
+    def _read(self) -> tuple[float, float, dict[int, float]]:
         kids = descendants(self.pid)
-        self.workers = len(kids)
-        self.worker_rss = sum(peak_rss_kib(k) for k in kids if Path(f"/proc/{k}").exists())
-        self.worker_pss = sum(pss_kib(k) for k in kids)
+        smtp = [k for k in kids if role(k) == "smtp"]
+        pool = [k for k in kids if k not in smtp]
+        self.workers = len(pool)
+        for k in smtp:
+            with contextlib.suppress(OSError):
+                self.smtp_rss[k] = peak_rss_kib(k)
+        self.worker_rss = sum(peak_rss_kib(k) for k in pool if Path(f"/proc/{k}").exists())
+        self.worker_pss = sum(pss_kib(k) for k in pool)
         self.rss = peak_rss_kib(self.pid)
-        return cpu_seconds(self.pid), sum(cpu_seconds(k) for k in kids)
+        return (cpu_seconds(self.pid), sum(cpu_seconds(k) for k in pool),
+                {k: cpu_seconds(k) for k in smtp})
 
-    def _used(self) -> tuple[float, float]:
-        server, workers = self._read()
-        return server - self.start_server, workers - self.start_workers
+    def _used(self) -> tuple[float, float, dict[int, float]]:
+        server, workers, smtp = self._read()
+        return (server - self.start_server, workers - self.start_workers,
+                {k: v - self.start_smtp.get(k, 0.0) for k, v in smtp.items()})
 
     def at_end_of_load(self) -> None:
-        self.cpu_server, self.cpu_workers = self._used()
-        self.idle_cpu_server, self.idle_cpu_workers = self.cpu_server, self.cpu_workers
+        self.cpu_server, self.cpu_workers, self.cpu_smtp = self._used()
+        self.idle_cpu_server, self.idle_cpu_workers, self.idle_cpu_smtp = \
+            self.cpu_server, self.cpu_workers, self.cpu_smtp
+
+    def _total(self) -> float:
+        server, workers, smtp = self._read()
+        return server + workers + sum(smtp.values())
 
     def when_idle(self, timeout: float = 20.0) -> None:
         """Wait until the server used no CPU for 1.5 s (its indexer ran after a 1 s delay)."""
         deadline = time.monotonic() + timeout
-        last = sum(self._read())
+        last = self._total()
         quiet_since = time.monotonic()
         while time.monotonic() < deadline and time.monotonic() - quiet_since < 1.5:
             time.sleep(0.25)
-            now = sum(self._read())
+            now = self._total()
             if now - last > 0.02:
                 quiet_since = time.monotonic()
             last = now
-        self.idle_cpu_server, self.idle_cpu_workers = self._used()
+        self.idle_cpu_server, self.idle_cpu_workers, self.idle_cpu_smtp = self._used()
 
     def text(self, messages: int) -> str:
         ms = 1000 / messages
-        return (f"peak RSS {self.rss / 1024:.1f} MiB + {self.worker_rss / 1024:.1f} MiB in"
-                f" {self.workers} pool process(es) (their PSS {self.worker_pss / 1024:.1f}"
-                f" MiB: forked workers share pages); CPU per message {self.cpu_server * ms:.2f}"
-                f" ms server + {self.cpu_workers * ms:.2f} ms pool during the load,"
-                f" {self.idle_cpu_server * ms:.2f} + {self.idle_cpu_workers * ms:.2f} ms"
-                f" with the background indexer done")
+        smtp = ""
+        if self.smtp_rss:
+            peaks = ", ".join(f"{v / 1024:.1f}" for v in self.smtp_rss.values())
+            smtp = f" + SMTP workers {peaks} MiB"
+        cpu_smtp = sum(self.cpu_smtp.values()) * ms
+        idle_smtp = sum(self.idle_cpu_smtp.values()) * ms
+        each = ", ".join(f"{v * ms:.2f}" for v in self.cpu_smtp.values())
+        return (f"peak RSS {self.rss / 1024:.1f} MiB server{smtp} + {self.worker_rss / 1024:.1f}"
+                f" MiB in {self.workers} pool process(es) (their PSS"
+                f" {self.worker_pss / 1024:.1f} MiB: forked workers share pages);"
+                f" CPU per message {self.cpu_server * ms:.2f} ms server"
+                + (f" + {cpu_smtp:.2f} ms SMTP workers ({each})" if self.cpu_smtp else "")
+                + f" + {self.cpu_workers * ms:.2f} ms pool during the load,"
+                f" {self.idle_cpu_server * ms:.2f} + "
+                + (f"{idle_smtp:.2f} + " if self.cpu_smtp else "")
+                + f"{self.idle_cpu_workers * ms:.2f} ms with the background indexer done")
 
 
 def count_messages(config_dir: Path) -> int:
@@ -214,6 +267,7 @@ def bench_kittiwake(base: Path, messages: int, size: int) -> tuple[float, Figure
                                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         wait_port(ip, LOCALSERVE_PORT, proc, log=log)
+        settle(proc.pid)
         figures = Figures(proc.pid)
         took = smtp_source(ip, LOCALSERVE_PORT, messages, size, "bench@localhost")
         figures.at_end_of_load()
@@ -349,6 +403,7 @@ smtp = {{ enabled = true, port = {port} }}
                                 stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
     try:
         wait_port(ip, port, proc, log=log)
+        settle(proc.pid)
         figures = Figures(proc.pid)
         took = send_all(ip, port, messages, mailfrom=f"news@{MX_DOMAIN}",
                         rcpt="bench@bench.test", concurrency=concurrency, sources=sources)

@@ -223,6 +223,10 @@ def build() -> dict[str, Any]:
         (gauge("kittiwake_cpu_workers"), "workers {{instance}}"),
         (rate("kittiwake_cpu_worker_restarts_total", "instance", fn="increase"),
          "restarts")], w=8)
+    d.panel("timeseries", "SMTP worker processes, restarts", [
+        (gauge("kittiwake_smtp_workers"), "smtp workers {{instance}}"),
+        (rate("kittiwake_smtp_worker_restarts_total", "instance", fn="increase"),
+         "restarts")], w=8)
 
     d.row("Queue")
     d.panel("timeseries", "Queue size", [

@@ -194,8 +194,14 @@ class DayCounts:
 
 
 def render(registry: CollectorRegistry = REGISTRY) -> tuple[bytes, str]:
-    """The Prometheus text exposition of the registry and its content type."""
-    return generate_latest(registry), CONTENT_TYPE_PLAIN_0_0_4
+    """The Prometheus text exposition of the registry and its content type; for
+    :data:`REGISTRY`, the SMTP worker processes' counts summed in
+    (:mod:`kittiwake.metricsshare`)."""
+    from kittiwake import metricsshare
+
+    view = metricsshare.merged(registry, metricsshare.SHARED) if registry is REGISTRY \
+        else registry
+    return generate_latest(view), CONTENT_TYPE_PLAIN_0_0_4  # type: ignore[arg-type]
 
 
 def metrics_app(registry: CollectorRegistry = REGISTRY) -> web.Application:
@@ -207,6 +213,10 @@ def metrics_app(registry: CollectorRegistry = REGISTRY) -> web.Application:
     from aiohttp import web
 
     async def handle_metrics(request: web.Request) -> web.Response:
+        from kittiwake import metricsshare
+
+        if registry is REGISTRY and metricsshare.REFRESH is not None:
+            await metricsshare.REFRESH()  # the SMTP workers' counts as of now
         # In a thread: collectors may read databases (the queue's gauges).
         body, content_type = await asyncio.to_thread(render, registry)
         resp = web.Response(body=body)

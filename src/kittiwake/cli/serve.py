@@ -91,9 +91,11 @@ def run_server(config, resolver, localserve: bool = False,  # type: ignore[no-un
             log.get_logger("server").info("running as", user=user.name, uid=user.uid,
                                           gid=user.gid)
         from kittiwake.cpupool import default_workers
+        from kittiwake.server.smtpworkers import process_count
 
         server = Server(config, resolver=resolver, localserve=localserve,
-                        cpu_workers=default_workers())
+                        cpu_workers=default_workers(),
+                        smtp_processes=process_count(config.static.smtp_processes))
         for service in server.services_from_config():
             server.add_service(service)
         eventloop.run(server.run(on_started))

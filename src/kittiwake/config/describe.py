@@ -70,6 +70,8 @@ def _type_name(tp: Any) -> str:
         name = " | ".join(repr(a) for a in typing.get_args(tp))
     elif origin is typing.Annotated:
         name = _type_name(typing.get_args(tp)[0])
+    elif origin in (typing.Union, types.UnionType):
+        name = " | ".join(_type_name(a) for a in typing.get_args(tp))
     elif origin in (list, dict):
         name = f"{origin.__name__}[{', '.join(_type_name(a) for a in typing.get_args(tp))}]"
     else:

@@ -283,6 +283,23 @@ class StaticConfig(Section):
     shutdown_grace_seconds: float = Field(5.0, ge=0, le=300)
     """On SIGTERM/SIGINT, how long open sessions get to finish before they are closed."""
 
+    smtp_processes: Literal["auto"] | int = "auto"
+    """Processes serving the SMTP (port 25) listeners, to use several cores: "auto" is
+    one per usable core; 1 serves everything in the server process; N (up to 64)
+    starts N worker processes that accept SMTP connections, run the sessions and the
+    MX checks, and hand each message to the server process, which stores it.
+    Submission, IMAP and HTTP stay in the server process."""
+
+    @field_validator("smtp_processes", mode="before")
+    @classmethod
+    def _processes(cls, value: object) -> Literal["auto"] | int:
+        if value == "auto":
+            return "auto"
+        if isinstance(value, int) and not isinstance(value, bool) and 1 <= value <= 64:
+            return value
+        raise ValueError(f"{value!r}: expected \"auto\" or a number of processes from 1"
+                         " to 64")
+
     dns: DNSConfig = DNSConfig()
     """DNS resolution."""
 

@@ -37,9 +37,9 @@ in the indexer thread. With the pool the workers do 0.07-0.13 ms per
 benchmark message. So a pool takes little from the 10 KiB benchmark; it
 takes the work that grows with the message (text extraction of large and
 HTML mail, junk words of a trained filter) off the event loop's core. The
-bigger share, per-session protocol work, would need several SMTP processes
-sharing the listening sockets (SO_REUSEPORT) with the account writes
-serialised across processes; that is the next step, not this module. The
+bigger share, per-session protocol work, runs in the SMTP worker processes
+(:mod:`kittiwake.server.smtpworkers`), which share the listening sockets and
+hand the account writes to the server process. The
 pool costs about 60 MiB (PSS; 118 MiB summed VmHWM) for its fork server,
 resource tracker and one worker.
 

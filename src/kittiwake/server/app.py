@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from kittiwake.reports.tlsrptdb import TLSRPTDatabase
     from kittiwake.server.acmewiring import ContentFactory
     from kittiwake.server.monitor import Monitor
+    from kittiwake.server.smtpworkers import SMTPWorkers
     from kittiwake.server.tls import ServerTLS
 
 logger = get_logger("server")
@@ -58,7 +59,8 @@ class Server:
     """One kittiwake process."""
 
     def __init__(self, config: Config, resolver: Any = None, localserve: bool = False,
-                 web_content: ContentFactory | None = None, cpu_workers: int = 0) -> None:
+                 web_content: ContentFactory | None = None, cpu_workers: int = 0,
+                 smtp_processes: int = 1) -> None:
         from kittiwake.cpupool import CpuPool
         from kittiwake.server.acmewiring import ACMEServices
         from kittiwake.store import Store
@@ -71,6 +73,9 @@ class Server:
         # search text extraction and junk words; 0 (tests, one core): inline.
         self.cpu = CpuPool(cpu_workers, preload=CPU_PRELOAD)
         self.store = Store(self.data_dir, cpu=self.cpu)
+        # SMTP worker processes serving the smtp listeners (kittiwake.server.smtpworkers);
+        # 1 (tests, one core): every session in this process.
+        self.smtp_workers = self._smtp_workers(smtp_processes) if smtp_processes > 1 else None
         self.junk = self._junk_filter()
         self.dmarc_reports = self._dmarc_reporting()
         self.queue: Any = None
@@ -120,12 +125,21 @@ class Server:
             ctx.reload(domains)
         for imap_ctx in self.imap_contexts:
             imap_ctx.reload(domains)
+        if self.smtp_workers is not None:
+            self.smtp_workers.broadcast("domains", domains)
         if self._junk_started:
             self.junk.reload(domains)
         if self.tlsrpt_collector is not None:
             self.tlsrpt_collector.reload(domains)
         self.dmarc_reports.reload(domains)
         self.acme.domains_changed([str(d) for d in domains.domains])
+
+    def _smtp_workers(self, count: int) -> SMTPWorkers:
+        from kittiwake.server.smtpworkers import SMTPWorkers
+
+        return SMTPWorkers(count, data_dir=self.data_dir, config_dir=self.config.config_dir,
+                           static=self.config.static, domains=lambda: self.watcher.current,
+                           localserve=self.localserve, tls=self.listener_tls)
 
     def _dmarc_reporting(self) -> Any:
         """DMARC aggregate reports: collecting those we receive, recording evaluations
@@ -344,6 +358,10 @@ class Server:
             for service, port in enabled_services(listener):
                 if service == "metrics":
                     out.append(MetricsService(list(listener.ips), port))
+                elif service == "smtp" and self.smtp_workers is not None:
+                    smtp_ctx = smtp_ctx or self._smtp_context(listener)
+                    out.append(self.smtp_workers.listener(smtp_ctx, name, service,
+                                                          list(listener.ips), port))
                 elif service in ("smtp", "submission", "submissions"):
                     smtp_ctx = smtp_ctx or self._smtp_context(listener)
                     out.append(SMTPService(smtp_ctx, service, list(listener.ips), port))
@@ -366,9 +384,10 @@ class Server:
             os.chmod(self.data_dir, 0o750)
         except OSError as exc:
             raise StartupError(f"data directory {self.data_dir}: {exc.strerror}") from None
+        from kittiwake.server.smtpworkers import clean_worker_spools
         from kittiwake.smtpserver.spool import clean_spool
 
-        if removed := clean_spool(self.spool_dir):
+        if removed := clean_spool(self.spool_dir) + clean_worker_spools(self.spool_dir):
             logger.info("removed unacknowledged spool files", count=removed)
         await self._start_cpu_workers()
         try:
@@ -387,6 +406,26 @@ class Server:
         from kittiwake.listener import SOCKETS
 
         SOCKETS.close_unclaimed()
+        # The SMTP workers start (import, load certificates) while the rest starts here:
+        # the smtp sockets are bound, connections wait in their queues meanwhile.
+        workers = None if self.smtp_workers is None else \
+            asyncio.get_running_loop().create_task(self.smtp_workers.start())
+        try:
+            await self._start_rest()
+        except BaseException:
+            if workers is not None:
+                workers.cancel()
+            raise
+        if workers is not None:
+            try:
+                await workers
+            except (OSError, RuntimeError) as exc:
+                await self.close(0)
+                raise StartupError(f"smtp workers: {exc}") from None
+
+    async def _start_rest(self) -> None:
+        """What starts after the listeners: reload watcher, junk filter, reports, ACME,
+        delivery, the monitor."""
         self.watcher.start()
         if not self.localserve:
             await self.junk.start()
@@ -604,11 +643,16 @@ class Server:
         from kittiwake.smtpserver.metrics import TODAY
 
         summary = await self.queue.summary() if self.queue is not None else None
+        received = TODAY.today()
+        if self.smtp_workers is not None:
+            await self.smtp_workers.refresh_metrics()  # their counts as of now
+            for service, n in self.smtp_workers.received_today().items():
+                received[service] = received.get(service, 0) + n
         junk_accounts = sum(1 for a in self.watcher.current.accounts.values()
                             if a.junk.enabled) if self._junk_started else None
         return status_report(hostname=self.config.static.hostname, monitor=self.monitor,
                              services=self.services, queue=summary,
-                             received_today=TODAY.today(), acme=self.acme.managers,
+                             received_today=received, acme=self.acme.managers,
                              junk_accounts=junk_accounts)
 
     async def _loglevels(self, args: dict[str, Any], progress: Progress) -> Any:
@@ -620,6 +664,8 @@ class Server:
                 log.set_levels(levels, replace=False)
             except ValueError as exc:
                 raise ControlError(str(exc)) from None
+            if self.smtp_workers is not None:
+                self.smtp_workers.broadcast("loglevels", log.current_levels())
         return log.current_levels()
 
 

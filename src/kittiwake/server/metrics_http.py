@@ -27,6 +27,7 @@ METRIC_MODULES = (
     "kittiwake.http.listener_metrics",
     "kittiwake.listener",
     "kittiwake.reports.tlsrpt_metrics",
+    "kittiwake.server.smtpworkers",
 )
 
 

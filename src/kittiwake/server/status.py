@@ -17,7 +17,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from typing import Any, Protocol
 
-from kittiwake import metrics
+from kittiwake import metrics, metricsshare
 from kittiwake.junk.metrics import VERDICTS_TODAY
 from kittiwake.listener import TLS_HANDSHAKE_FAILURES
 from kittiwake.queue.metrics import QueueSummary
@@ -34,7 +34,7 @@ class CertificateStatus(Protocol):
 def panics() -> dict[str, int]:
     """Panics since start, by origin (only origins with at least one)."""
     out: dict[str, int] = {}
-    for family in metrics.PANIC_TOTAL.collect():
+    for family in metricsshare.merged(metrics.PANIC_TOTAL, metricsshare.SHARED).collect():
         for sample in family.samples:
             if sample.name.endswith("_total") and sample.value:
                 out[sample.labels["origin"]] = int(sample.value)
@@ -45,7 +45,7 @@ def tls_handshake_failures() -> dict[str, dict[str, int]]:
     """Failed TLS handshakes on our listeners since start: service -> reason -> count
     (only those with at least one)."""
     out: dict[str, dict[str, int]] = {}
-    for family in TLS_HANDSHAKE_FAILURES.collect():
+    for family in metricsshare.merged(TLS_HANDSHAKE_FAILURES, metricsshare.SHARED).collect():
         for sample in family.samples:
             if sample.name.endswith("_total") and sample.value:
                 out.setdefault(sample.labels["service"], {})[sample.labels["reason"]] = \

@@ -77,6 +77,7 @@ import ipaddress
 import os
 import ssl
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -277,6 +278,9 @@ class ServerTLS:
         self._files: list[CertificateFiles] = []
         self._sets: list[_CertificateSet] = []
         self._lock = threading.Lock()
+        # Called with the new list after each successful update (from the updating
+        # thread): the SMTP worker processes load the same files (server/smtpworkers).
+        self.on_update: list[Callable[[list[CertificateFiles]], None]] = []
         self.update(certificates)
 
     @property
@@ -300,6 +304,8 @@ class ServerTLS:
         logger.info("tls certificates loaded", listener=self.name,
                     certificates=",".join(str(c.cert_file) for c in certificates),
                     sets=len(sets))
+        for notify in self.on_update:
+            notify(list(certificates))
 
     def reload(self) -> None:
         """Read the files of the last :meth:`update` again (changed certificate files)."""

@@ -383,7 +383,7 @@ class SMTPConnection:
                 self.sasl = None
             case MailFrom(path=path, params=params):
                 await self._dnsbl()
-                self._mail_from(path, params)
+                await self._mail_from(path, params)
             case RcptTo(path=path, params=params):
                 await self._rcpt_to(path)
                 if path is not None:
@@ -526,7 +526,7 @@ class SMTPConnection:
 
     # --- MAIL and RCPT -------------------------------------------------------
 
-    def _mail_from(self, path: Address | None, params: Any) -> None:
+    async def _mail_from(self, path: Address | None, params: Any) -> None:
         mailfrom = str(path) if path is not None else ""
         if self.ctx.localserve and path is not None:
             trig = localserve_rules.trigger(path.localpart)
@@ -543,7 +543,7 @@ class SMTPConnection:
                 self.session.reject(refusal)
                 return
         if not self.ctx.localserve and self.kind == "smtp" and \
-                not self.ctx.message_rate.take(self.ip):
+                not await self.ctx.message_allowed(self.ip):
             smtp_metrics.RATE_LIMITED.labels(kind="message-rate").inc()
             self.session.reject(Reply(452, "4.7.0", ["too many messages from your network,"
                                                      " try again later"]))

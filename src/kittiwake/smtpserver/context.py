@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from kittiwake.config.domains import DomainsConfig
 from kittiwake.config.lookup import AddressIndex
@@ -16,6 +16,10 @@ from kittiwake.limits import ConnectionSlots, LoginLimiter
 from kittiwake.smtpserver.ratelimit import Limiter
 from kittiwake.smtpserver.spool import SpooledMessage
 from kittiwake.store import Store
+
+if TYPE_CHECKING:
+    from kittiwake.smtp import Reply
+    from kittiwake.smtpserver.pipeline import AccountWrites
 
 
 class Outbox(Protocol):
@@ -42,6 +46,27 @@ class DMARCRecorder(Protocol):
 
     def record(self, result: Any, spf_result: Any, dkim_results: list[Any], *, ip: str,
                mailfrom: str, recipient_domain: str) -> bool: ...
+
+
+class AccountWriter(Protocol):
+    """Does the account writes of a checked message somewhere else: an SMTP worker
+    process hands them to the main process (:mod:`kittiwake.server.smtpworkers`),
+    which runs :func:`kittiwake.smtpserver.pipeline.write_accounts` and answers
+    with the reply to send, after everything is committed."""
+
+    async def write(self, writes: AccountWrites) -> Reply: ...
+
+
+class RateGate(Protocol):
+    """Decides a rate limit elsewhere (the main process, for an SMTP worker)."""
+
+    async def take(self, ip: str) -> bool: ...
+
+
+class RateLimit(Protocol):
+    """What a listener's connection and message rates offer (:class:`.ratelimit.Limiter`)."""
+
+    def take(self, ip: str, n: int = 1) -> bool: ...
 
 
 @dataclass
@@ -79,8 +104,8 @@ class ServerContext:
     config_dir: Any = None
     listener: Any = None  # the listener's config (STARTTLS options, DNSBL zones)
     index: AddressIndex = field(init=False)
-    connection_rate: Limiter = field(init=False)
-    message_rate: Limiter = field(init=False)
+    connection_rate: RateLimit = field(init=False)
+    message_rate: RateLimit = field(init=False)
     # Shared by every listener of the process (server/app.py hands in the same objects).
     connections: ConnectionSlots = field(default_factory=ConnectionSlots)
     login_limiter: LoginLimiter = field(default_factory=LoginLimiter)
@@ -89,6 +114,10 @@ class ServerContext:
     junk: JunkFilter | None = None  # judges MX mail per account (server/app.py builds it)
     spool_dir: Path | None = None  # where messages arrive; default: the data dir's spool/
     dmarc_recorder: DMARCRecorder | None = None  # DMARC verdicts for outgoing rua reports
+    # Set in an SMTP worker process (kittiwake.server.smtpworkers): the account writes
+    # and the message rate are the main process's, shared by every worker.
+    account_writer: AccountWriter | None = None
+    message_gate: RateGate | None = None
 
     def __post_init__(self) -> None:
         self.index = AddressIndex(self.domains)
@@ -101,6 +130,12 @@ class ServerContext:
         store and the queue can take the files by link or rename."""
         return self.spool_dir if self.spool_dir is not None else \
             Path(self.store.data_dir) / "spool"
+
+    async def message_allowed(self, ip: str) -> bool:
+        """Whether one more message from ``ip`` fits the message rate (and count it)."""
+        if self.message_gate is not None:
+            return await self.message_gate.take(ip)
+        return self.message_rate.take(ip)
 
     def reload(self, domains: DomainsConfig) -> None:
         """Take a new domains.conf (called by the reload watcher)."""

@@ -17,8 +17,12 @@ Steps, in order:
    Message-ID/Date added (§8.2, §8.3), DKIM signing (RFC 6376 §5) in a
    worker thread; MX: iprev, SPF, DKIM, DMARC (:mod:`.incoming`), DMARC
    reject (RFC 7489 §6.6.4);
-3. remote recipients into the queue, local ones into their mailboxes; a
-   partial local failure becomes a DSN (RFC 3464), never nothing.
+3. the account writes (:func:`write_accounts`): remote recipients into the
+   queue, local ones into their mailboxes; a partial local failure becomes a
+   DSN (RFC 3464), never nothing. In an SMTP worker process
+   (:mod:`kittiwake.server.smtpworkers`) steps 1-2 run in the worker and
+   step 3 in the main process, which owns the store and the queue
+   (``ServerContext.account_writer``); the reply is the main process's.
 """
 
 from __future__ import annotations
@@ -135,21 +139,60 @@ async def process(ctx: ServerContext, sender: Sender, tx: Transaction,
         identities = analysis.identities(sender.conn.ip, tx.mailfrom)
     # The store and the queue take the spool file by hard link, the prefix beside it.
     message.prefix = prefix
-    if tx.remote:
+    writes = AccountWrites(
+        account=sender.account, session_id=sender.conn.session_id, mailfrom=tx.mailfrom,
+        smtputf8=tx.smtputf8, requiretls=tx.requiretls, ret=tx.ret, envid=tx.envid,
+        rcpt_params=tx.rcpt_params, local=tx.local, remote=tx.remote, rcpts=tx.rcpts,
+        message=message, verified=verified, identities=identities)
+    if ctx.account_writer is not None:  # an SMTP worker process: the main process writes
+        return await ctx.account_writer.write(writes)
+    return await write_accounts(ctx, writes, logger)
+
+
+@dataclass
+class AccountWrites:
+    """What a received, checked message needs written: the queue for its remote
+    recipients, the mailboxes of its local ones (the junk decision included) and a
+    DSN for the local deliveries that failed. Plain, picklable values: an SMTP
+    worker process sends this to the main process, which owns the store and the
+    queue (:mod:`kittiwake.server.smtpworkers`); the spool file is taken by link."""
+
+    account: str | None            # the authenticated account (submission), else None
+    session_id: str
+    mailfrom: str
+    smtputf8: bool
+    requiretls: bool
+    ret: Any
+    envid: str | None
+    rcpt_params: dict[str, Any]
+    local: list[LocalDelivery]
+    remote: list[str]
+    rcpts: list[str]
+    message: SpooledMessage
+    verified: frozenset[str] = frozenset()
+    identities: SenderIdentities | None = None
+
+
+async def write_accounts(ctx: ServerContext, w: AccountWrites, logger: Logger) -> Reply:
+    """Queue, deliver and notify (step 3 of the module docstring); the reply to the data.
+
+    Every write is committed before this returns a 2xx reply."""
+    message = w.message
+    if w.remote:
         if ctx.outbox is None:
             return Reply(451, "4.3.0", ["outgoing delivery is not configured"])
         try:
             ids = await ctx.outbox.enqueue_spooled(
-                account=sender.account, mailfrom=tx.mailfrom, recipients=tx.remote,
-                message=message, smtputf8=tx.smtputf8,
-                requiretls=True if tx.requiretls else None,
-                ret=tx.ret, envid=tx.envid, rcpt_params=tx.rcpt_params)
+                account=w.account, mailfrom=w.mailfrom, recipients=w.remote,
+                message=message, smtputf8=w.smtputf8,
+                requiretls=True if w.requiretls else None,
+                ret=w.ret, envid=w.envid, rcpt_params=w.rcpt_params)
         except Exception as exc:
             metrics.panic("smtpserver", exc, msg="queueing failed")
             return Reply(451, "4.3.0", ["could not queue the message, try again"])
-        logger.info("queued", rcpts=",".join(tx.remote), ids=",".join(map(str, ids)))
-    failures = await deliver_local(ctx, tx.local, message, tx.mailfrom, verified, identities)
-    if failures and len(failures) == len(tx.local) and not tx.remote:
+        logger.info("queued", rcpts=",".join(w.remote), ids=",".join(map(str, ids)))
+    failures = await deliver_local(ctx, w.local, message, w.mailfrom, w.verified, w.identities)
+    if failures and len(failures) == len(w.local) and not w.remote:
         first = failures[0]
         if first.code:  # the failure chose its reply (a junk reject)
             return Reply(first.code, first.enhanced, [first.reason])
@@ -161,11 +204,11 @@ async def process(ctx: ServerContext, sender: Sender, tx: Transaction,
         # failed go into a DSN to the sender, never nowhere (RFC 3464).
         data = await asyncio.to_thread(message.read)  # the DSN may return it (RFC 3461)
         sent = await notify_failures(
-            ctx, failures, mailfrom=tx.mailfrom, data=data, smtputf8=tx.smtputf8,
-            envid=tx.envid, ret=tx.ret, rcpt_params=tx.rcpt_params)
+            ctx, failures, mailfrom=w.mailfrom, data=data, smtputf8=w.smtputf8,
+            envid=w.envid, ret=w.ret, rcpt_params=w.rcpt_params)
         if not sent:
             return Reply(451, "4.3.0", ["local delivery failed for some recipients,"
                                         " try again"])
-    logger.info("message accepted", size=message.total_size, recipients=len(tx.rcpts),
-                mailfrom=tx.mailfrom)
-    return Reply(250, "2.0.0", [f"message accepted (id {sender.conn.session_id})"])
+    logger.info("message accepted", size=message.total_size, recipients=len(w.rcpts),
+                mailfrom=w.mailfrom)
+    return Reply(250, "2.0.0", [f"message accepted (id {w.session_id})"])

@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ssl
+from typing import Protocol
 
 from kittiwake import log
-from kittiwake.limits import Refusal, Slot
+from kittiwake.limits import Refusal
 from kittiwake.listener import Listener
 from kittiwake.smtpserver import metrics as smtp_metrics
 from kittiwake.smtpserver.connection import SMTPConnection
@@ -27,6 +28,12 @@ REFUSALS = {
     Refusal.PER_IP: b"421 4.7.0 too many connections from your address, try again later\r\n",
     Refusal.TOTAL: b"421 4.3.2 too many connections, try again later\r\n",
 }
+
+
+class Held(Protocol):
+    """A connection slot (:class:`kittiwake.limits.Slot`, or one held for a worker)."""
+
+    def release(self) -> None: ...
 
 
 class SMTPService(Listener):
@@ -46,18 +53,24 @@ class SMTPService(Listener):
         self.backlog = self.ctx.limits.listen_backlog
         await self.listen(tls)
 
+    async def admit(self, ip: str) -> Held | Refusal | None:
+        """A connection slot for ``ip`` (None: localserve counts none). An SMTP worker
+        process asks the main process instead (:mod:`kittiwake.server.smtpworker`)."""
+        if self.ctx.localserve:
+            return None
+        return self.ctx.connections.acquire(ip)
+
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         ip = str((writer.get_extra_info("peername") or ("?",))[0])
-        slot: Slot | None = None
+        slot: Held | None = None
         try:
-            if not self.ctx.localserve:
-                got = self.ctx.connections.acquire(ip)
-                if isinstance(got, Refusal):
-                    smtp_metrics.CONNECTIONS.labels(service=self.kind, result="refused").inc()
-                    smtp_metrics.RATE_LIMITED.labels(kind=f"{got}-connections").inc()
-                    await self._refuse(writer, ip, got)
-                    return
-                slot = got
+            got = await self.admit(ip)
+            if isinstance(got, Refusal):
+                smtp_metrics.CONNECTIONS.labels(service=self.kind, result="refused").inc()
+                smtp_metrics.RATE_LIMITED.labels(kind=f"{got}-connections").inc()
+                await self._refuse(writer, ip, got)
+                return
+            slot = got
             smtp_metrics.OPEN_CONNECTIONS.labels(service=self.kind).inc()
             try:
                 await SMTPConnection(self.ctx, self.kind, reader, writer).run()

@@ -1,0 +1,325 @@
+"""SMTP worker processes (kittiwake.server.smtpworkers) of a real ``kittiwake serve``.
+
+What a user sees: mail to port 25 served by a worker lands in the mailbox
+(with a 250 only after it is stored); the per-IP connection limit holds
+across workers; a worker's counters show on the server's /metrics; a worker
+killed in the middle of deliveries loses none of the messages it
+acknowledged, leaves no spool file and is started again; when the server
+is killed its workers exit by themselves; domains.conf changes reach them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import smtplib
+import socket
+import ssl
+import subprocess
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from tests.server.tls_helpers import (
+    KITTIWAKE,
+    PKI,
+    TLSServe,
+    _free_ports,
+    leaf_der,
+    nxdomain_resolver,
+    write_tls_config,
+)
+
+from kittiwake.server.tls import CertificateFiles
+from kittiwake.store import AccountStore
+
+
+def _start(directory: Path, resolver: str, processes: int, per_ip: int = 1000,
+           certificate: CertificateFiles | None = None) -> TLSServe:
+    """``kittiwake serve`` with smtp (port 25 duty) and metrics listeners and N workers."""
+    if certificate is None:
+        certificate = PKI.create(directory / "pki").issue(["localhost"], "ecdsa")
+    config_dir = directory / "config"
+    config_dir.mkdir(parents=True, exist_ok=True)
+    (config_dir / "domains.conf").write_text(
+        '[domains."example.org"]\n[accounts.alice]\ndomain = "example.org"\n'
+        '[accounts.alice.destinations."alice@example.org"]\n')
+    log = directory / "serve.log"
+    for _ in range(5):
+        ports = dict(zip(("smtp", "metrics"), _free_ports(2), strict=True))
+        write_tls_config(config_dir, [certificate], ports, resolver,
+                         extra=f"smtp_processes = {processes}")
+        conf = config_dir / "kittiwake.conf"
+        # Many sessions from 127.0.0.1 within a minute: rates out of the way.
+        conf.write_text(conf.read_text().replace(
+            "max_connections_per_ip = 1000",
+            f"max_connections_per_ip = {per_ip}\n"
+            "smtp_connections_per_minute = [100000, 100000, 100000]\n"
+            "smtp_messages_per_minute = [100000, 100000, 100000]"))
+        with open(log, "wb") as out:
+            proc = subprocess.Popen([*KITTIWAKE, "--config", str(config_dir), "serve"],
+                                    stdout=subprocess.DEVNULL, stderr=out)
+        deadline = time.monotonic() + 90
+        while "kittiwake started" not in log.read_text(errors="replace"):
+            if proc.poll() is not None:
+                break
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.05)
+        else:
+            return TLSServe(proc, ports, config_dir, directory / "data", log)
+        assert "cannot listen" in log.read_text(errors="replace"), log.read_text()
+    raise AssertionError("no free ports")
+
+
+@pytest.fixture
+def served(tmp_path: Path) -> Iterator[TLSServe]:
+    with nxdomain_resolver() as resolver:
+        server = _start(tmp_path, resolver, processes=2)
+        try:
+            yield server
+        finally:
+            server.stop()
+            _reap_workers(server)
+
+
+def _workers(server: TLSServe) -> list[int]:
+    """Pids of the server's SMTP worker processes."""
+    out = []
+    for task in Path(f"/proc/{server.proc.pid}/task").glob("*"):
+        try:
+            children = (task / "children").read_text().split()
+        except OSError:
+            continue
+        for child in children:
+            try:
+                cmdline = Path(f"/proc/{child}/cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"kittiwake.server.smtpworker" in cmdline:
+                out.append(int(child))
+    return sorted(out)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+def _reap_workers(server: TLSServe) -> None:
+    for pid in _workers(server):
+        os.kill(pid, signal.SIGKILL)
+
+
+def _reply(sock: socket.socket) -> bytes:
+    data = b""
+    while True:
+        chunk = sock.recv(4096)
+        if not chunk:
+            return data
+        data += chunk
+        lines = data.split(b"\r\n")
+        if len(lines) > 1 and len(lines[-2]) >= 4 and lines[-2][3:4] == b" ":
+            return data
+
+
+def _send(port: int, subject: str) -> bytes:
+    """One message to alice; the reply to its data (b"" if the connection broke)."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+            if not _reply(sock).startswith(b"220"):
+                return b""
+            for command in (b"EHLO client.example.net", b"MAIL FROM:<bob@example.net>",
+                            b"RCPT TO:<alice@example.org>", b"DATA"):
+                sock.sendall(command + b"\r\n")
+                if _reply(sock)[:1] not in (b"2", b"3"):
+                    return b""
+            sock.sendall(f"From: bob@example.net\r\nSubject: {subject}\r\n"
+                         f"Message-ID: <{subject}@example.net>\r\n\r\nhello\r\n.\r\n".encode())
+            return _reply(sock)
+    except OSError:
+        return b""
+
+
+def _rcpt(port: int, address: bytes) -> bytes:
+    """The reply to RCPT TO:<address>."""
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        _reply(sock)
+        for command in (b"EHLO c.example", b"MAIL FROM:<x@example.net>"):
+            sock.sendall(command + b"\r\n")
+            _reply(sock)
+        sock.sendall(b"RCPT TO:<" + address + b">\r\n")
+        return _reply(sock)
+
+
+def _subjects(server: TLSServe) -> list[str]:
+    store = AccountStore("alice", server.data_dir / "accounts" / "alice")
+    try:
+        return sorted(m.subject for m in store.messages("Inbox"))
+    finally:
+        store.close()
+
+
+def _metric(server: TLSServe, line_start: str) -> float:
+    url = f"http://127.0.0.1:{server.ports['metrics']}/metrics"
+    with urllib.request.urlopen(url, timeout=10) as response:
+        for line in response.read().decode().splitlines():
+            if line.startswith(line_start + " "):
+                return float(line.split()[-1])
+    raise AssertionError(f"no {line_start} on /metrics")
+
+
+def _wait(condition, timeout: float = 30, what: str = "") -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.05)
+
+
+def test_mail_through_workers_is_stored_and_counted_on_the_servers_metrics(
+        served: TLSServe) -> None:
+    workers = _workers(served)
+    assert len(workers) == 2, served.text()
+    port = served.ports["smtp"]
+    # The server process itself does not accept: every session is a worker's.
+    replies = [_send(port, f"m{i}") for i in range(6)]
+    assert all(r.startswith(b"250") for r in replies), (replies, served.text())
+    assert _subjects(served) == sorted(f"m{i}" for i in range(6))
+    delivered = 'kittiwake_smtpserver_messages_total{result="delivered",service="smtp"}'
+    _wait(lambda: _metric(served, delivered) == 6, what="worker counts on /metrics")
+    # The deliveries are the server's (main process), with the session's connection id.
+    text = served.text()
+    assert text.count('msg="message accepted"') == 6 and "worker=smtp" in text, text
+    assert "Traceback" not in text, text
+
+
+def test_connection_limit_per_ip_holds_across_worker_processes(tmp_path: Path) -> None:
+    with nxdomain_resolver() as resolver:
+        server = _start(tmp_path, resolver, processes=2, per_ip=2)
+        try:
+            port = server.ports["smtp"]
+            held = []
+            greetings = []
+            for _ in range(3):  # the kernel spreads them over the workers
+                sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+                held.append(sock)
+                greetings.append(_reply(sock))
+            assert [g[:3] for g in greetings] == [b"220", b"220", b"421"], greetings
+            assert b"too many connections from your address" in greetings[2]
+            for sock in held:
+                sock.close()
+            # Slots are given back when the sessions end.
+            _wait(lambda: _send(port, "after").startswith(b"250"), what=server.text())
+        finally:
+            server.stop()
+            _reap_workers(server)
+
+
+def test_worker_killed_during_deliveries_loses_no_acknowledged_message(
+        served: TLSServe) -> None:
+    port = served.ports["smtp"]
+    accepted: list[str] = []
+    failed: list[str] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def sender(n: int) -> None:
+        i = 0
+        while not stop.is_set():
+            subject = f"s{n}-{i}"
+            i += 1
+            reply = _send(port, subject)
+            with lock:
+                (accepted if reply.startswith(b"250") else failed).append(subject)
+
+    threads = [threading.Thread(target=sender, args=(n,)) for n in range(6)]
+    for t in threads:
+        t.start()
+    try:
+        _wait(lambda: len(accepted) >= 20, what=served.text())
+        victim = _workers(served)[0]
+        os.kill(victim, signal.SIGKILL)
+        _wait(lambda: len(_workers(served)) == 2 and victim not in _workers(served),
+              timeout=60, what=f"worker not restarted:\n{served.text()}")
+        count = len(accepted)
+        _wait(lambda: len(accepted) >= count + 20, what=served.text())
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=60)
+    text = served.text()
+    assert "smtp worker exited; starting it again" in text and "SIGKILL" in text, text
+    stored = _subjects(served)
+    # Every acknowledged message is there exactly once; one that got no 250 may or may
+    # not be (the client will send it again).
+    for subject in accepted:
+        assert stored.count(subject) == 1, subject
+    assert set(stored) <= set(accepted) | set(failed)
+    # The killed worker's unfinished spool files are gone.
+    _wait(lambda: not [p for p in (served.data_dir / "spool").rglob("*") if p.is_file()],
+          what="spool files left")
+    served.stop()
+    check = subprocess.run([*KITTIWAKE, "--config", str(served.config_dir), "account", "check",
+                            "alice"], capture_output=True, text=True, timeout=60)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_workers_exit_when_the_server_is_killed(served: TLSServe) -> None:
+    workers = _workers(served)
+    assert len(workers) == 2
+    served.proc.kill()
+    served.proc.wait()
+    _wait(lambda: not any(_alive(p) for p in workers), timeout=15,
+          what="workers outlived their server")
+
+
+def test_workers_follow_domains_conf_and_a_restart(served: TLSServe) -> None:
+    port = served.ports["smtp"]
+    domains = served.config_dir / "domains.conf"
+    domains.write_text(domains.read_text()
+                       + '[accounts.alice.destinations."bob@example.org"]\n')
+    _wait(lambda: _rcpt(port, b"bob@example.org").startswith(b"250"),
+          what="workers did not see the new address")
+    before = _workers(served)
+    restart = subprocess.run([*KITTIWAKE, "--config", str(served.config_dir), "restart"],
+                             capture_output=True, text=True, timeout=90)
+    assert restart.returncode == 0, restart.stderr + served.text()
+    _wait(lambda: len(_workers(served)) == 2, timeout=60, what=served.text())
+    assert not set(before) & set(_workers(served))
+    assert not any(_alive(p) for p in before)
+    assert _send(port, "after restart").startswith(b"250"), served.text()
+
+
+def test_workers_serve_certificates_reloaded_on_sighup(tmp_path: Path) -> None:
+    ca = PKI.create(tmp_path / "pki")
+    certificate = ca.issue(["localhost"], "ecdsa")
+    context = ssl.create_default_context(cafile=str(ca.ca_file))
+    context.check_hostname = False  # the certificate is for localhost, we dial 127.0.0.1
+
+    def served_certificate(port: int) -> bytes:
+        with smtplib.SMTP("127.0.0.1", port, timeout=30) as client:
+            client.starttls(context=context)
+            peer = client.sock.getpeercert(True)  # type: ignore[union-attr]
+            assert peer is not None
+            return peer
+
+    with nxdomain_resolver() as resolver:
+        server = _start(tmp_path, resolver, processes=2, certificate=certificate)
+        try:
+            port = server.ports["smtp"]
+            assert served_certificate(port) == leaf_der(certificate)
+            renewed = ca.issue(["localhost"], "ecdsa", label="renewed")
+            certificate.cert_file.write_bytes(renewed.cert_file.read_bytes())
+            certificate.key_file.write_bytes(renewed.key_file.read_bytes())
+            server.proc.send_signal(signal.SIGHUP)
+            # Every worker takes the new files: many connections in a row all get them.
+            _wait(lambda: all(served_certificate(port) == leaf_der(renewed)
+                              for _ in range(8)), what=server.text())
+        finally:
+            server.stop()
+            _reap_workers(server)
