@@ -279,4 +279,4 @@ def test_small_message_finished_on_the_loop_into_a_reserved_file(ctx: ServerCont
     # Left-over reserve files (a crash) go at the next start, uncounted.
     (ctx.spool_directory / RESERVE_DIR / "1.2.left").write_bytes(b"")
     assert clean_spool(ctx.spool_directory) == 0
-    assert list((ctx.spool_directory / RESERVE_DIR).iterdir()) == []
+    assert not (ctx.spool_directory / RESERVE_DIR).exists()  # made again on demand

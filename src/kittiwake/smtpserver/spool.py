@@ -428,6 +428,9 @@ def clean_spool(directory: Path) -> int:
         for entry in (directory / RESERVE_DIR).iterdir():
             with contextlib.suppress(FileNotFoundError):
                 entry.unlink()
+        # made again on demand; gone, a stopped SMTP worker's directory can go too
+        with contextlib.suppress(OSError):
+            (directory / RESERVE_DIR).rmdir()
     count = 0
     try:
         entries = list(directory.iterdir())
