@@ -24,7 +24,7 @@ from pathlib import Path
 from kittiwake.log import get_logger
 from kittiwake.message import parse, parse_msgids, searchable_text
 from kittiwake.message.filebytes import FileBytes
-from kittiwake.message.headers import Headers, scan_header_section
+from kittiwake.message.headers import Headers, named_fields, scan_header_section
 from kittiwake.message.part import Part
 from kittiwake.message.rfc2047 import decode_words
 from kittiwake.message.searchtext import MessageText, tree_summary
@@ -135,20 +135,28 @@ HEAD_READ = 64 * 1024
 _OBS_FROM = re.compile(rb"From[ \t]*:")
 
 
+# The fields summarize_head reads.
+SUMMARY_FIELDS = ("message-id", "in-reply-to", "references", "subject")
+
+
 def _scan_head(data: bytes | FileBytes) -> tuple[Headers, str]:
-    """The header fields at the start of a message, and how the section ended (see
-    :func:`scan_header_section`); a mbox "From " line before them is skipped, as
-    :func:`kittiwake.message.parse` does."""
+    """The header fields a summary needs at the start of a message (perhaps only
+    those), and how the section ended (see :func:`scan_header_section`); a mbox
+    "From " line before them is skipped, as :func:`kittiwake.message.parse` does."""
     start = 0
     if data[0:5] == b"From " and not _OBS_FROM.match(data[0:64]):
         nl = data.find(b"\n")
         start = len(data) if nl < 0 else nl + 1
+    if isinstance(data, bytes):
+        found = named_fields(data, SUMMARY_FIELDS, start)
+        if found is not None:
+            return found
     headers, _body, how = scan_header_section(data, start)
     return headers, how
 
 
 def header_fields(data: bytes) -> Headers:
-    """The header fields at the start of a message in memory."""
+    """The header fields a summary needs, at the start of a message in memory."""
     return _scan_head(data)[0]
 
 
