@@ -991,7 +991,7 @@ class AccountStore:
 
     def prepare(self, data: bytes, flags: Flags = Flags(), received: int = 0,
                 mailfrom: str = "", rcptto: str = "", prefix: bytes = b"") -> NewMessage:
-        """Write a message's file under tmp/ and summarize it (a caller's share of
+        """Write a message's file under tmp/ and summarize its header (a caller's share of
         the work, in its own worker thread, before the group commit, which fsyncs
         the file in place)."""
         tmp, size = durable.write_temp(self.root, [data], sync=False)
@@ -1017,8 +1017,9 @@ class AccountStore:
                     prefix: bytes = b"") -> Delivery:
         """A caller's share of delivering bytes, in its own worker thread: the file
         written once, straight at its final name (no temporary file, no rename; not
-        fsynced, see :meth:`sync_staged`), and the message summarized as ``prefix +
-        data``. The staged delivery goes to the group commit next."""
+        fsynced, see :meth:`sync_staged`), and the message's header fields summarized
+        (``prefix``'s, then ``data``'s; the part tree follows in the background).
+        The staged delivery goes to the group commit next."""
         [message_id] = ids = [self._reserve_ids(1)]
         path, fd = durable.write_new(self.root, message_id, data, keep_open=True)
         try:

@@ -11,7 +11,8 @@ event loop is never blocked by disk. Changes are published after commit.
 Group commit (:mod:`kittiwake.store.groupcommit`). Deliveries into one
 account (``deliver``, ``deliver_spool``, ``append``, from any number of
 sessions) each do their own file work in a delivery thread: write the file
-once at its final name (or take the spool by rename or hard link), parse it,
+once at its final name (or take the spool by rename or hard link), read its
+header fields (the part tree is left to the background step below),
 and fsync the file and, shared with every concurrent caller, its directory.
 They queue for the account's committer thread, which commits everything
 queued in one transaction, one COMMIT (one WAL fsync). A one-message delivery
@@ -26,8 +27,9 @@ and a group is whatever queued while the previous commit ran. Invariants:
   commit and the fsyncs, in commit order;
 - one hand-off to a delivery thread per delivery, one wake-up of the loop per
   group;
-- indexing (full-text and substring) is never on this path: it follows in the
-  background within about :data:`INDEX_DELAY` and is durable as a step (the
+- indexing (full-text and substring), and the part tree of the summary
+  (:mod:`kittiwake.store.summary`), are never on this path: they follow in the
+  background within about :data:`INDEX_DELAY` and are durable as a step (the
   rows say what is pending; the account's next open resumes it). Its text
   extraction runs in :attr:`Store.cpu` (the server's worker processes,
   :mod:`kittiwake.cpupool`); its rows are written by the indexer's thread.
@@ -75,7 +77,7 @@ INDEX_DELAY = 1.0
 INDEX_BATCH = 200
 
 
-# Deliveries' own file work (write, parse, rename, fsync) runs in these threads,
+# Deliveries' own file work (write, header fields, rename, fsync) runs in these threads,
 # many at once (kittiwake.store.threads).
 FILE_THREADS = 32
 _file_threads = Threads(FILE_THREADS, "kittiwake-deliver")
