@@ -22,9 +22,18 @@ from typing import Literal, overload
 SHARD_SIZE = 4096
 
 
+_shards: dict[tuple[Path, int], Path] = {}
+
+
 def message_path(root: Path, message_id: int) -> Path:
     """Where message ``message_id`` of an account is stored."""
-    return root / "msg" / f"{message_id // SHARD_SIZE:x}" / str(message_id)
+    shard = message_id // SHARD_SIZE
+    directory = _shards.get((root, shard))
+    if directory is None:  # (paths are built often: one join per call, not three)
+        if len(_shards) > 4096:
+            _shards.clear()
+        directory = _shards[(root, shard)] = root / "msg" / f"{shard:x}"
+    return directory / str(message_id)
 
 
 def fsync_dir(path: Path) -> None:
@@ -72,6 +81,11 @@ def write_temp(root: Path, chunks: Iterable[bytes], sync: bool = True,
         _unlink_quiet(Path(name))
         raise
     return Path(name), size
+
+
+def create(path: Path) -> int:
+    """A new file at ``path`` (O_EXCL, mode 0640), open for writing: its descriptor."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
 
 
 _counter = 0

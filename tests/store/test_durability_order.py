@@ -60,13 +60,20 @@ class Recorder:
             real.fsync(fd)
             self.events.append(("fsync", self.fds.get(fd, f"<fd {fd}>")))
 
+        def renamed(src: object, dst: object) -> None:
+            old, new = os.path.abspath(str(src)), os.path.abspath(str(dst))
+            self.events.append(("rename", old, new))
+            for fd, path in self.fds.items():  # a descriptor still open names the file
+                if path == old:
+                    self.fds[fd] = new
+
         def replace(src: object, dst: object) -> None:
             real.replace(src, dst)  # type: ignore[arg-type]
-            self.events.append(("rename", os.path.abspath(str(src)), os.path.abspath(str(dst))))
+            renamed(src, dst)
 
         def rename(src: object, dst: object) -> None:
             real.rename(src, dst)  # type: ignore[arg-type]
-            self.events.append(("rename", os.path.abspath(str(src)), os.path.abspath(str(dst))))
+            renamed(src, dst)
 
         names = {n: getattr(real, n) for n in dir(real) if not n.startswith("__")}
         names.update(open=open_, fsync=fsync, replace=replace, rename=rename)

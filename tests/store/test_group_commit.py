@@ -260,3 +260,25 @@ async def test_a_caller_gone_before_the_commit_leaves_no_file(tmp_path: Path) ->
     assert (await account.mailbox("Inbox")).messages == 0
     assert check(account.core) == []
     store.close()
+
+
+async def test_an_idle_committer_thread_ends_and_comes_back_for_the_next_delivery(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from kittiwake.store import groupcommit
+
+    monkeypatch.setattr(groupcommit, "IDLE_SECONDS", 0.05)
+    store = Store(tmp_path)
+    account = await store.account("alice")
+    await account.deliver("Inbox", msg(1))
+    committer = account.core.committer
+    for _ in range(200):  # no mail for a while: the thread is gone
+        if not committer.running:
+            break
+        await asyncio.sleep(0.01)
+    assert not committer.running
+    assert not [t for t in threading.enumerate() if t.name == "kittiwake-commit-alice"]
+    second = await account.deliver("Inbox", msg(2))  # started again for it
+    assert committer.started == 2
+    assert [m.uid for m in await account.messages("Inbox")] == [1, second.uid]
+    store.close()
+    assert not committer.running

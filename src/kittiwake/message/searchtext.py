@@ -25,7 +25,7 @@ from kittiwake.message.body import text_of
 from kittiwake.message.filebytes import FileBytes
 from kittiwake.message.headers import Headers
 from kittiwake.message.html import html_to_text
-from kittiwake.message.part import Part
+from kittiwake.message.part import Part, parse
 from kittiwake.message.search import searchable_text
 
 __all__ = ["IndexJob", "IndexText", "MessageText", "contains", "fold", "index_texts"]
@@ -100,9 +100,16 @@ class MessageText:
         return contains(self.headers_folded, needle) or contains(self.body_folded, needle)
 
 
+def tree_summary(root: Part) -> str:
+    """The summary JSON a store keeps of a message's part tree: ``{"part": tree}``."""
+    return json.dumps({"part": root.to_dict()}, ensure_ascii=False, separators=(",", ":"))
+
+
 class IndexJob(NamedTuple):
     """A stored message to extract index text from: ``prefix`` + the file at ``path``,
-    and its part tree as stored (the summary JSON, ``{"part": ...}``)."""
+    and its part tree as stored (the summary JSON, ``{"part": ...}``), or ``""`` when
+    it has none yet: then the message is parsed here and the tree comes back too
+    (:attr:`IndexText.summary`)."""
 
     message_id: int
     path: str
@@ -122,6 +129,7 @@ class IndexText(NamedTuple):
     search_headers: str | None = None
     search_body: str | None = None
     error: str = ""
+    summary: str | None = None  # the part tree's JSON, computed for a job without one
 
 
 # Messages larger than this are read through a window (FileBytes), not whole.
@@ -138,28 +146,30 @@ def index_text(job: IndexJob) -> IndexText:
     longer than the substring index takes, that index is skipped (None: SEARCH
     decodes such a message instead, so results stay exact) without decoding them.
     """
+    summary: str | None = None
     try:
         size = os.path.getsize(job.path) + len(job.prefix)
         if size > LARGE_MESSAGE:
             return _large_index_text(job)
         with open(job.path, "rb") as f:
             data = job.prefix + f.read() if job.prefix else f.read()
-        root = Part.from_dict(json.loads(job.summary)["part"], data)
+        root, summary = _tree(job, data)
         header_text, body_text = searchable_text(root, data, max_chars=job.max_chars)
         text = MessageText(root, data)
         headers: str | None = text.headers_folded
         body: str | None = text.body_folded
         if len(headers or "") + len(body or "") > job.max_chars:
             headers = body = None
-        return IndexText(job.message_id, header_text, body_text, headers, body)
+        return IndexText(job.message_id, header_text, body_text, headers, body,
+                         summary=summary)
     except Exception as exc:  # unreadable or undecodable: the indexer marks it
-        return IndexText(job.message_id, error=f"{type(exc).__name__}: {exc}")
+        return IndexText(job.message_id, error=f"{type(exc).__name__}: {exc}", summary=summary)
 
 
 def _large_index_text(job: IndexJob) -> IndexText:
     limit = job.max_chars * OCTETS_PER_CHAR
     with FileBytes(job.path, job.prefix) as view:
-        root = Part.from_dict(json.loads(job.summary)["part"], view)
+        root, summary = _tree(job, view)
         header_text, body_text = searchable_text(root, view, max_chars=job.max_chars,
                                                  max_part_octets=limit)
         text_octets = sum(p.end - p.body_start for p in root.walk()
@@ -171,7 +181,15 @@ def _large_index_text(job: IndexJob) -> IndexText:
             headers, body = text.headers_folded, text.body_folded
             if len(headers) + len(body) > job.max_chars:
                 headers = body = None
-    return IndexText(job.message_id, header_text, body_text, headers, body)
+    return IndexText(job.message_id, header_text, body_text, headers, body, summary=summary)
+
+
+def _tree(job: IndexJob, data: bytes | FileBytes) -> tuple[Part, str | None]:
+    """The job's part tree: as stored, or parsed now (with its JSON) when it has none."""
+    if job.summary:
+        return Part.from_dict(json.loads(job.summary)["part"], data), None
+    root = parse(data)
+    return root, tree_summary(root)
 
 
 def index_texts(jobs: list[IndexJob]) -> list[IndexText]:

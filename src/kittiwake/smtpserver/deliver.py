@@ -172,7 +172,8 @@ async def _store(account: Account, mailbox: str, message: bytes | SpooledMessage
     removes its spool file afterwards), bytes as they are."""
     if isinstance(message, SpooledMessage):
         return await account.deliver_spool(mailbox, message.path, prefix=added + message.prefix,
-                                           mailfrom=mailfrom, rcptto=rcptto, keep=True)
+                                           mailfrom=mailfrom, rcptto=rcptto, keep=True,
+                                           headers=message.head.headers)
     return await account.deliver(mailbox, added + message, mailfrom=mailfrom, rcptto=rcptto)
 
 

@@ -28,6 +28,7 @@ from kittiwake import durable
 from kittiwake.cpupool import INLINE, CpuRunner
 from kittiwake.log import get_logger
 from kittiwake.message.filebytes import FileBytes
+from kittiwake.message.headers import Headers
 from kittiwake.message.searchtext import LARGE_MESSAGE, IndexJob, IndexText, index_texts
 from kittiwake.sqlitedb import transaction
 from kittiwake.store.groupcommit import GroupCommitter
@@ -55,7 +56,15 @@ from kittiwake.store.schema import (
     SEEN,
     connect,
 )
-from kittiwake.store.summary import MAX_INDEX_CHARS, Summary, summarize
+from kittiwake.store.summary import (
+    MAX_INDEX_CHARS,
+    PENDING,
+    Summary,
+    file_header_fields,
+    header_fields,
+    summarize,
+    summarize_head,
+)
 
 logger = get_logger("store")
 R = TypeVar("R", FetchRow, IdRow)
@@ -63,6 +72,8 @@ R = TypeVar("R", FetchRow, IdRow)
 SEPARATOR = "/"
 # Message ids reserved at a time for group commits (see AccountStore._reserve_ids).
 ID_BLOCK = 1024
+# Summaries computed on demand kept in memory until their row gets its own.
+RECENT_SUMMARIES = 64
 # RFC 6154 §2: special-use attributes of the default mailboxes, by name.
 SPECIAL_USE = {
     "sent": "\\Sent", "drafts": "\\Drafts", "trash": "\\Trash", "archive": "\\Archive",
@@ -171,6 +182,9 @@ class AccountStore:
         self._markers_lock = threading.Lock()
         self._committer: GroupCommitter | None = None
         self._closed = False
+        # Summaries computed on demand for rows still PENDING (see _summary_now).
+        self._summary_lock = threading.Lock()
+        self._recent_summaries: dict[int, str] = {}
         if self._lock_fd.exclusive:
             # Nobody else (no other process, no other AccountStore here) has the
             # account open, so leftovers cannot belong to a delivery in progress.
@@ -977,42 +991,39 @@ class AccountStore:
 
     def prepare(self, data: bytes, flags: Flags = Flags(), received: int = 0,
                 mailfrom: str = "", rcptto: str = "", prefix: bytes = b"") -> NewMessage:
-        """Write a message's file under tmp/ and summarize it (a caller's share of
+        """Write a message's file under tmp/ and summarize its header (a caller's share of
         the work, in its own worker thread, before the group commit, which fsyncs
         the file in place)."""
         tmp, size = durable.write_temp(self.root, [data], sync=False)
-        return NewMessage(tmp, len(prefix) + size, summarize(prefix + data if prefix else data,
-                                                            index_text=False),
+        return NewMessage(tmp, len(prefix) + size, _head_summary(prefix, header_fields(data)),
                           flags, received, mailfrom, rcptto, prefix)
 
     def prepare_spool(self, path: Path, prefix: bytes = b"", flags: Flags = Flags(),
                       received: int = 0, mailfrom: str = "", rcptto: str = "",
-                      keep: bool = False) -> NewMessage:
+                      keep: bool = False, headers: Headers | None = None) -> NewMessage:
         """A spooled file for the group commit (which fsyncs it in place), summarized
-        as ``prefix + file``. ``keep``: hard-link it (its owner keeps and removes it)
-        rather than rename it."""
-        size = path.stat().st_size
-        if size > LARGE_MESSAGE:  # parsed from the file, a window at a time
-            with FileBytes(path, prefix) as view:
-                summary = summarize(view, index_text=False)
-        else:
-            data = prefix + path.read_bytes() if prefix else path.read_bytes()
-            summary = summarize(data, index_text=False)
-            del data
-        return NewMessage(path, len(prefix) + size, summary, flags, received, mailfrom, rcptto,
-                          prefix, keep)
+        as ``prefix + file`` from the header fields (the part tree follows in the
+        background, see :mod:`kittiwake.store.summary`): ``headers``, the file's own
+        as its writer parsed them, or read here. ``keep``: hard-link it (its owner
+        keeps and removes it) rather than rename it."""
+        size = os.stat(path).st_size
+        if headers is None:
+            headers = file_header_fields(path, size)
+        return NewMessage(path, len(prefix) + size, _head_summary(prefix, headers), flags,
+                          received, mailfrom, rcptto, prefix, keep)
 
     def stage_bytes(self, mailbox_name: str, data: bytes, flags: Flags = Flags(),
                     received: int = 0, mailfrom: str = "", rcptto: str = "",
                     prefix: bytes = b"") -> Delivery:
         """A caller's share of delivering bytes, in its own worker thread: the file
         written once, straight at its final name (no temporary file, no rename; not
-        fsynced, see :meth:`sync_staged`), and the message summarized as ``prefix +
-        data``. The staged delivery goes to the group commit next."""
+        fsynced, see :meth:`sync_staged`), and the message's header fields summarized
+        (``prefix``'s, then ``data``'s; the part tree follows in the background).
+        The staged delivery goes to the group commit next."""
         [message_id] = ids = [self._reserve_ids(1)]
         path, fd = durable.write_new(self.root, message_id, data, keep_open=True)
         try:
-            summary = summarize(prefix + data if prefix else data, index_text=False)
+            summary = _head_summary(prefix, header_fields(data))
         except BaseException:
             os.close(fd)
             path.unlink(missing_ok=True)
@@ -1023,12 +1034,23 @@ class AccountStore:
 
     def stage_spool(self, mailbox_name: str, path: Path, prefix: bytes = b"",
                     flags: Flags = Flags(), received: int = 0, mailfrom: str = "",
-                    rcptto: str = "", keep: bool = False) -> Delivery:
+                    rcptto: str = "", keep: bool = False,
+                    headers: Headers | None = None, fd: int | None = None) -> Delivery:
         """A caller's share of delivering a spooled file: summarized, then renamed
-        (or with ``keep`` hard-linked) to its final name (:meth:`stage`)."""
-        delivery = Delivery(mailbox_name, [self.prepare_spool(path, prefix, flags, received,
-                                                              mailfrom, rcptto, keep)])
-        self.stage(delivery)
+        (or with ``keep`` hard-linked) to its final name (:meth:`stage`). ``fd``: the
+        file's descriptor, still open from its writing (closed here on an error;
+        else by :meth:`sync_staged`, which fsyncs through it)."""
+        try:
+            delivery = Delivery(mailbox_name, [self.prepare_spool(path, prefix, flags,
+                                                                  received, mailfrom, rcptto,
+                                                                  keep, headers)])
+            self.stage(delivery)
+        except BaseException:
+            if fd is not None:
+                os.close(fd)
+            raise
+        if fd is not None:
+            delivery.fds[delivery.placed[0]] = fd
         return delivery
 
     def stage_appended(self, mailbox_name: str, items: list[Appended],
@@ -1262,12 +1284,18 @@ class AccountStore:
         fts_rows = []
         text_rows = []
         states = []
+        summaries = []  # part trees computed by the step (for rows without one)
+        failed: list[int] = []  # ids the step could not read
         for text in texts:
             message_id = text.message_id
+            if text.summary is not None:
+                summaries.append((text.summary, message_id))
             if text.error:  # unreadable: marked, not retried at every open
                 logger.warning("message cannot be indexed", message=message_id,
                                error=text.error)
                 states.append((INDEX_IMPOSSIBLE, message_id))
+                if text.summary is None:
+                    failed.append(message_id)
                 continue
             fts_rows.append((message_id, text.header_text, text.body_text, message_id))
             if text.search_headers is None:
@@ -1277,6 +1305,8 @@ class AccountStore:
                 text_rows.append((message_id, text.search_headers, text.search_body,
                                   message_id))
                 states.append((INDEX_DONE, message_id))
+        if failed:  # their summaries as a reader would get them (summarize never fails)
+            summaries += [(summary, i) for i, summary in self.summaries(failed).items()]
         with self.lock:
             if self._closed:  # closed meanwhile: the rows stay pending
                 return 0
@@ -1295,12 +1325,19 @@ class AccountStore:
                         db.executemany("INSERT OR REPLACE INTO textindex (rowid, headers, body)"
                                        " SELECT ?, ?, ?" + exists, text_rows)
                         db.executemany("UPDATE message SET indexed = ? WHERE id = ?", states)
+                        # (only rows still without one: '' is summary.PENDING)
+                        db.executemany("UPDATE message SET summary = ? WHERE id = ?"
+                                       " AND summary = ''", summaries)
                         db.execute("COMMIT")
                     except BaseException:
                         db.execute("ROLLBACK")
                         raise
                 finally:
                     db.execute("PRAGMA synchronous = FULL")
+                if summaries:
+                    with self._summary_lock:
+                        for _summary, message_id in summaries:
+                            self._recent_summaries.pop(message_id, None)
             return len(self.to_index)
 
     def index_all_pending(self, runner: CpuRunner = INLINE,
@@ -1410,12 +1447,20 @@ class AccountStore:
                                         (mailbox.id,)))
 
     def summaries(self, message_ids: Iterable[int]) -> dict[int, str]:
-        """The stored summary JSON (part tree, envelope) of each message id."""
+        """The summary JSON (part tree, envelope) of each message id: as stored, or
+        computed now for a message whose background step has not filled it yet."""
         ids = list(message_ids)
         out: dict[int, str] = {}
+        pending: dict[int, bytes] = {}
         with self.lock:
-            out.update(_select_in(self.db, "SELECT id, summary FROM message WHERE id IN ({})",
-                                  ids))
+            for message_id, summary, prefix in _select_in(
+                    self.db, "SELECT id, summary, CASE summary WHEN '' THEN prefix END"
+                    " FROM message WHERE id IN ({})", ids):
+                out[message_id] = summary
+                if summary == PENDING:
+                    pending[message_id] = bytes(prefix)
+        for message_id, prefix in pending.items():
+            out[message_id] = self._summary_now(message_id, prefix)
         return out
 
     def message(self, message_id: int) -> Message:
@@ -1427,12 +1472,38 @@ class AccountStore:
         return _message(row)
 
     def summary_json(self, message_id: int) -> str:
+        """The summary JSON of one message (see :meth:`summaries`)."""
         with self.lock:
-            row = self.db.execute("SELECT summary FROM message WHERE id = ?",
-                                  (message_id,)).fetchone()
+            row = self.db.execute("SELECT summary, CASE summary WHEN '' THEN prefix END"
+                                  " FROM message WHERE id = ?", (message_id,)).fetchone()
         if row is None:
             raise StoreError(f"no message {message_id}")
-        return row[0]
+        if row[0] == PENDING:
+            return self._summary_now(message_id, bytes(row[1]))
+        return str(row[0])
+
+    def _summary_now(self, message_id: int, prefix: bytes) -> str:
+        """The summary JSON of a message whose row has none yet (its background step
+        is still to come), from its file; kept a while, as a client that hears of a
+        new message usually fetches it at once, and more than once."""
+        with self._summary_lock:
+            known = self._recent_summaries.get(message_id)
+        if known is not None:
+            return known
+        path = self.path(message_id)
+        try:
+            if os.path.getsize(path) + len(prefix) > LARGE_MESSAGE:
+                with FileBytes(path, prefix) as view:
+                    summary = summarize(view, index_text=False).json
+            else:
+                summary = summarize(prefix + path.read_bytes(), index_text=False).json
+        except OSError:  # expunged meanwhile
+            return "{}"
+        with self._summary_lock:
+            self._recent_summaries[message_id] = summary
+            while len(self._recent_summaries) > RECENT_SUMMARIES:
+                del self._recent_summaries[next(iter(self._recent_summaries))]
+        return summary
 
     def path(self, message_id: int) -> Path:
         """The file of a message: its octets after the prefix (see :meth:`message_file`)."""
@@ -2062,3 +2133,10 @@ def _message(row: tuple) -> Message:  # type: ignore[type-arg]
      thread_id, subject) = row
     return Message(id_, mailbox_id, uid, modseq, _flags(bits, keywords), size, received,
                    saved, message_id, thread_id, subject)
+
+
+def _head_summary(prefix: bytes, headers: Headers) -> Summary:
+    """A delivery's summary from its header fields: the prefix's, then the message's."""
+    if prefix:
+        return summarize_head(header_fields(prefix), headers)
+    return summarize_head(headers)

@@ -31,7 +31,10 @@ Invariants (easy to break, so here in one place):
   a transaction of this thread, :meth:`AccountStore.undo_committed`) before
   its group settles, with an error for its caller;
 - ``on_done`` runs on this thread or a caller's, under the committer's lock:
-  it must not block (the async face only schedules a callback on its loop).
+  it must not block (the async face only schedules a callback on its loop);
+- the thread ends after :data:`IDLE_SECONDS` with nothing queued or waiting
+  (an account that gets no mail holds no thread), and :meth:`submit` starts
+  it again, both under the lock, so no submitted delivery finds it gone.
 """
 
 from __future__ import annotations
@@ -51,6 +54,9 @@ if TYPE_CHECKING:
 
 logger = get_logger("store")
 
+# The committer's thread ends after this long with nothing to do (restarted on demand).
+IDLE_SECONDS = 60.0
+
 
 class GroupCommitter:
     """One thread per account that commits submitted deliveries in groups."""
@@ -61,9 +67,8 @@ class GroupCommitter:
         self._queued: list[Delivery] = []
         self._waiting: deque[list[Delivery]] = deque()  # committed groups, not settled
         self._closing = False
-        self._thread = threading.Thread(target=self._run, daemon=True,
-                                        name=f"kittiwake-commit-{store.name}")
-        self._thread.start()
+        self._thread: threading.Thread | None = None  # None: not running (idle, or new)
+        self.started = 0  # threads started so far
 
     def queued(self) -> int:
         """Deliveries submitted and not yet in a transaction."""
@@ -79,7 +84,22 @@ class GroupCommitter:
             if self._closing:
                 raise StoreError("the store is closing")
             self._queued.append(delivery)
+            if self._thread is None:
+                self._start()
             self._cond.notify_all()
+
+    @property
+    def running(self) -> bool:
+        """Whether the committer's thread is running (it ends when idle)."""
+        with self._cond:
+            return self._thread is not None
+
+    def _start(self) -> None:
+        """Start the thread (under the lock)."""
+        self.started += 1
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name=f"kittiwake-commit-{self.store.name}")
+        self._thread.start()
 
     def synced(self, delivery: Delivery, error: Exception | None = None) -> None:
         """An early delivery's files are durable now (or their fsync failed)."""
@@ -93,18 +113,23 @@ class GroupCommitter:
         """Commit and settle what is submitted, then stop the thread."""
         with self._cond:
             self._closing = True
+            thread = self._thread
             self._cond.notify_all()
-        self._thread.join()
+        if thread is not None:
+            thread.join()
 
     # --- the committer's thread ---------------------------------------------
 
     def _run(self) -> None:
         while True:
             with self._cond:
+                idle_since = time.monotonic()
                 while not self._queued and not self._undo_due():
-                    if self._closing and not self._waiting:
+                    if not self._waiting and (
+                            self._closing or time.monotonic() - idle_since >= IDLE_SECONDS):
+                        self._thread = None  # a submit starts another
                         return
-                    self._cond.wait()
+                    self._cond.wait(IDLE_SECONDS)
                 group, self._queued = self._queued, []
                 undo = self._undo_due()
             if undo:

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from kittiwake.sqlitedb import Migration, open_database
 
-SCHEMA_VERSION = 5
+SCHEMA_VERSION = 6
 
 # System flags as bits (RFC 9051 §2.3.2); keywords are stored as text.
 SEEN, ANSWERED, FLAGGED, DELETED, DRAFT = 1, 2, 4, 8, 16
@@ -61,6 +61,13 @@ CREATE TABLE IF NOT EXISTS message_cache (
   id INTEGER PRIMARY KEY,
   data BLOB NOT NULL
 );
+"""
+
+# Tombstones by modseq: QRESYNC's VANISHED (RFC 7162 §3.2.10) asks for those of a
+# mailbox newer than a client's modseq; the primary key (mailbox, uid) would read
+# every tombstone the mailbox ever had to find the few recent ones.
+_EXPUNGED_MODSEQ = """
+CREATE INDEX IF NOT EXISTS expunged_mailbox_modseq ON expunged (mailbox_id, modseq);
 """
 
 DDL = """
@@ -122,7 +129,7 @@ CREATE VIRTUAL TABLE fts USING fts5 (
   headers, body, tokenize = 'unicode61 remove_diacritics 2', detail = column
 );
 INSERT INTO meta (key, value) VALUES ('modseq', 1), ('uidvalidity', 0);
-""" + _METADATA + _TEXTINDEX + _MESSAGE_CACHE
+""" + _METADATA + _TEXTINDEX + _MESSAGE_CACHE + _EXPUNGED_MODSEQ
 
 # The prefix: headers added at delivery (Received, Authentication-Results,
 # DKIM-Signature), kept here so the spooled body is moved into place, not copied;
@@ -149,8 +156,11 @@ INDEX_PENDING, INDEX_DONE, INDEX_IMPOSSIBLE = 0, 1, 2
 # 3: the substring index of SEARCH text (existing messages are not in it).
 # 4: the delivery prefix and the index state of each message.
 # 5: the opaque per-message cache of a reader (empty: filled as messages are read).
+# 6: tombstones indexed by modseq (VANISHED). The summary of a message may also be
+#    summary.PENDING ('') from this version on (filled by the background step), which
+#    an older kittiwake would not understand: the version keeps it from opening it.
 MIGRATIONS: dict[int, Migration] = {2: _METADATA, 3: _TEXTINDEX, 4: _add_prefix_and_indexed,
-                                    5: _MESSAGE_CACHE}
+                                    5: _MESSAGE_CACHE, 6: _EXPUNGED_MODSEQ}
 
 
 def connect(path: Path) -> sqlite3.Connection:

@@ -28,47 +28,96 @@ __all__ = ["SpoolFile"]
 
 
 class SpoolFile:
-    """A temporary message file being written; not thread-safe."""
+    """A temporary message file being written; not thread-safe.
+
+    Writes are gathered in a buffer of its own (no file object per spool: one
+    ``os.write`` per :data:`BUFFER` octets, and one for the rest at the end)."""
+
+    BUFFER = 256 * 1024
+    HEAD = 32 * 1024
+
+    @property
+    def head(self) -> bytes:
+        """The first :data:`HEAD` octets written (all of a smaller message): where its
+        header section usually is, so the store need not read it back."""
+        return bytes(self._head)
 
     def __init__(self, root: Path, at: Path | None = None) -> None:
         """A spool under ``root/tmp``, or with ``at`` at that name (a message's final
         name in the store, the file then written once where it stays)."""
         if at is not None:
-            fd = os.open(at, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
+            self._fd = durable.create(at)
             self.path = at
         else:
             tmp_dir = root / "tmp"
-            tmp_dir.mkdir(parents=True, exist_ok=True)
-            fd, name = durable.new_file(tmp_dir)
+            try:
+                self._fd, name = durable.new_file(tmp_dir)
+            except FileNotFoundError:
+                tmp_dir.mkdir(parents=True, exist_ok=True)
+                self._fd, name = durable.new_file(tmp_dir)
             self.path = Path(name)
-        self._file = os.fdopen(fd, "wb", buffering=256 * 1024)
+        self._buffer = bytearray()
         self.size = 0
+        self._head = bytearray()  # the first HEAD octets, for the store's summary
 
     @property
     def finished(self) -> bool:
         """Whether :meth:`finish` (or :meth:`discard`) closed the file."""
-        return self._file.closed
+        return self._fd < 0
 
     def write(self, chunk: bytes) -> None:
         """Append bytes (buffered; cheap enough for the event loop)."""
-        self._file.write(chunk)
+        if self._fd < 0:
+            raise ValueError("write to a finished spool file")
+        if self.size < self.HEAD:
+            self._head += chunk[:self.HEAD - self.size]
+        self._buffer += chunk
         self.size += len(chunk)
+        if len(self._buffer) >= self.BUFFER:
+            self._flush()
+
+    def _flush(self) -> None:
+        view = memoryview(self._buffer)
+        try:
+            while view:
+                view = view[os.write(self._fd, view):]
+        finally:
+            view.release()
+        self._buffer.clear()
 
     def finish(self, sync: bool = True) -> tuple[Path, int]:
         """Flush and (with ``sync``) fsync the file, close it; blocking, for a worker
         thread. The store's group commit fsyncs what it takes once it is in place,
         so a spool handed to ``Account.deliver_spool`` need not be synced first."""
-        try:
-            self._file.flush()
-            if sync:
-                os.fsync(self._file.fileno())
-        finally:
-            self._file.close()
+        fd = self.take(sync)
+        os.close(fd)
         return self.path, self.size
+
+    def take(self, sync: bool = False) -> int:
+        """Flush (with ``sync`` fsync) the file and hand over its descriptor, still open
+        (the store fsyncs through it once the file is in place, with no second open);
+        the spool is finished, and the caller closes the descriptor."""
+        fd, self._fd = self._fd, -1
+        if fd < 0:
+            raise ValueError("spool file already finished")
+        try:
+            self._fd = fd
+            self._flush()
+            if sync:
+                os.fsync(fd)
+        except BaseException:
+            self._fd = -1
+            os.close(fd)
+            raise
+        self._fd = -1
+        return fd
 
     def discard(self) -> None:
         """Close and remove the file (the command failed or was cancelled)."""
+        fd, self._fd = self._fd, -1
+        self._buffer.clear()
         try:
-            self._file.close()
+            if fd >= 0:
+                os.close(fd)
         finally:
             self.path.unlink(missing_ok=True)

@@ -11,7 +11,8 @@ event loop is never blocked by disk. Changes are published after commit.
 Group commit (:mod:`kittiwake.store.groupcommit`). Deliveries into one
 account (``deliver``, ``deliver_spool``, ``append``, from any number of
 sessions) each do their own file work in a delivery thread: write the file
-once at its final name (or take the spool by rename or hard link), parse it,
+once at its final name (or take the spool by rename or hard link), read its
+header fields (the part tree is left to the background step below),
 and fsync the file and, shared with every concurrent caller, its directory.
 They queue for the account's committer thread, which commits everything
 queued in one transaction, one COMMIT (one WAL fsync). A one-message delivery
@@ -26,8 +27,9 @@ and a group is whatever queued while the previous commit ran. Invariants:
   commit and the fsyncs, in commit order;
 - one hand-off to a delivery thread per delivery, one wake-up of the loop per
   group;
-- indexing (full-text and substring) is never on this path: it follows in the
-  background within about :data:`INDEX_DELAY` and is durable as a step (the
+- indexing (full-text and substring), and the part tree of the summary
+  (:mod:`kittiwake.store.summary`), are never on this path: they follow in the
+  background within about :data:`INDEX_DELAY` and are durable as a step (the
   rows say what is pending; the account's next open resumes it). Its text
   extraction runs in :attr:`Store.cpu` (the server's worker processes,
   :mod:`kittiwake.cpupool`); its rows are written by the indexer's thread.
@@ -46,6 +48,7 @@ from typing import Any, TypeVar, cast
 
 from kittiwake import durable
 from kittiwake.cpupool import INLINE, CpuRunner
+from kittiwake.message.headers import Headers
 from kittiwake.store import metrics as store_metrics
 from kittiwake.store.account import AccountStore, Appended, Delivery, discard, read_credentials
 from kittiwake.store.changes import ChangeHub
@@ -63,6 +66,8 @@ from kittiwake.store.model import (
     StoreError,
 )
 from kittiwake.store.spool import SpoolFile
+from kittiwake.store.summary import head_fields
+from kittiwake.store.threads import Threads
 
 T = TypeVar("T")
 
@@ -72,18 +77,10 @@ INDEX_DELAY = 1.0
 INDEX_BATCH = 200
 
 
-# Deliveries' own file work (write, parse, rename, fsync) runs in these threads,
-# many at once: concurrent fsyncs merge into few journal commits, so more in
-# flight means fewer, fuller commits (the loop's default executor has few threads).
+# Deliveries' own file work (write, header fields, rename, fsync) runs in these threads,
+# many at once (kittiwake.store.threads).
 FILE_THREADS = 32
-_file_pool: ThreadPoolExecutor | None = None
-
-
-def _file_threads() -> ThreadPoolExecutor:
-    global _file_pool
-    if _file_pool is None:
-        _file_pool = ThreadPoolExecutor(FILE_THREADS, thread_name_prefix="kittiwake-deliver")
-    return _file_pool
+_file_threads = Threads(FILE_THREADS, "kittiwake-deliver")
 
 
 class _Ticket:
@@ -222,7 +219,8 @@ class Account:
 
     async def deliver_spool(self, mailbox: str, spool: SpoolFile | Path, prefix: bytes = b"",
                             flags: Flags = Flags(), received: int = 0, mailfrom: str = "",
-                            rcptto: str = "", keep: bool = False) -> Delivered:
+                            rcptto: str = "", keep: bool = False,
+                            headers: Headers | None = None) -> Delivered:
         """Deliver a spooled message without copying it; durable when this returns.
 
         ``spool`` is a :class:`SpoolFile` (finished here if it is not) or the path
@@ -234,10 +232,15 @@ class Account:
         for further recipients and removes it after the last). Without ``keep``
         the store owns the file from this call on: it is gone when this returns
         or raises.
+
+        ``headers``: the file's header fields as its writer parsed them (the SMTP
+        server has, from the spooled head), so that the store does not read and
+        parse them again; they must be the file's own (the prefix's are parsed
+        here). Without them the store reads the header section from the file.
         """
         [delivered] = await self._deliver("deliver_spool", "prepare_spool", self._stage_spool,
                                           mailbox, spool, prefix, flags, received, mailfrom,
-                                          rcptto, keep)
+                                          rcptto, keep, headers)
         return delivered
 
     def spool(self) -> SpoolFile:
@@ -268,15 +271,22 @@ class Account:
                                    mailbox, items, replaces)
 
     def _stage_spool(self, mailbox: str, spool: SpoolFile | Path, prefix: bytes, flags: Flags,
-                     received: int, mailfrom: str, rcptto: str, keep: bool) -> Delivery:
+                     received: int, mailfrom: str, rcptto: str, keep: bool,
+                     headers: Headers | None) -> Delivery:
+        fd: int | None = None
         if isinstance(spool, SpoolFile):
-            # Flushed, not fsynced: it is synced once it is in place.
-            path = spool.path if spool.finished else spool.finish(sync=False)[0]
+            path = spool.path
+            if headers is None:  # from what the spool still has in memory
+                headers = head_fields(spool.head, spool.size <= SpoolFile.HEAD)
+            if not spool.finished:
+                # Flushed, not fsynced: it is synced once it is in place, through
+                # this descriptor (no second open).
+                fd = spool.take()
         else:
             path = Path(spool)
         try:
             return self.core.stage_spool(mailbox, path, prefix, flags, received, mailfrom,
-                                         rcptto, keep)
+                                         rcptto, keep, headers, fd)
         except BaseException:
             if not keep:
                 path.unlink(missing_ok=True)
@@ -289,14 +299,15 @@ class Account:
 
         A caller that goes away meanwhile (its connection dropped) is not
         committed if its share is not done yet: its files are removed then, so no
-        file without a row stays behind; once queued, it is committed (shielded)
-        but nobody is told, as when the connection drops after the commit.
+        file without a row stays behind; once queued, it is committed but nobody is
+        told, as when the connection drops after the commit (the ticket's future is
+        cancelled with the caller; the committer's thread leaves a done future be).
         """
         started = time.monotonic()
         ticket = _Ticket(asyncio.get_running_loop().create_future())
-        _file_threads().submit(self._work, ticket, share, stage, args)
+        _file_threads.submit(self._work, ticket, share, stage, args)
         try:
-            delivery = await asyncio.shield(ticket.future)
+            delivery = await ticket.future
         except asyncio.CancelledError:
             ticket.abandoned = True
             raise
