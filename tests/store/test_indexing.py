@@ -182,3 +182,36 @@ async def test_closing_the_store_while_a_batch_is_extracted_loses_nothing(
         assert set(states(reopened.core).values()) == {INDEX_DONE}
     finally:
         again.close()
+
+
+async def test_a_message_expunged_while_its_text_is_read_is_not_reported(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Expunged between the indexer taking it and reading its file: nothing to index,
+    so no warning that it "cannot be indexed" (a message whose file is missing while its
+    row remains still gets one)."""
+    from kittiwake.store import account as account_module
+
+    warned: list[int] = []
+    real = account_module.logger
+
+    class Recorder:
+        def warning(self, msg: str, **fields: object) -> None:
+            warned.append(fields.get("message"))  # type: ignore[arg-type]
+
+        def __getattr__(self, name: str) -> object:
+            return getattr(real, name)
+
+    monkeypatch.setattr(account_module, "logger", Recorder())
+    store = Store(tmp_path)
+    account = await store.account("alice")
+    gone = await account.deliver("Inbox", b"Subject: gone\r\n\r\npuffin\r\n")
+    kept = await account.deliver("Inbox", b"Subject: kept\r\n\r\nskua\r\n")
+    core = account.core
+    jobs = core._take_index_jobs(10)
+    assert len(jobs) == 2
+    core.db.execute("DELETE FROM message WHERE id = ?", (gone.message_id,))
+    core.path(gone.message_id).unlink()
+    core.path(kept.message_id).unlink()  # lost with its row still there: reported
+    core._write_index(core._extract_index_text(jobs, INLINE))
+    assert warned == [kept.message_id]
+    store.close()

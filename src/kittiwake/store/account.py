@@ -1278,6 +1278,14 @@ class AccountStore:
                     texts += runner.call(index_texts, chunk)
         return texts
 
+    def _expunged(self, message_id: int) -> bool:
+        """Whether the message's row is gone (expunged since it was queued)."""
+        with self.lock:
+            if self._closed:
+                return False
+            return self.db.execute("SELECT 1 FROM message WHERE id = ?",
+                                   (message_id,)).fetchone() is None
+
     def _write_index(self, texts: list[IndexText]) -> int:
         """The index rows of ``texts`` and their rows' states, one transaction; how
         many messages are still queued."""
@@ -1291,6 +1299,8 @@ class AccountStore:
             if text.summary is not None:
                 summaries.append((text.summary, message_id))
             if text.error:  # unreadable: marked, not retried at every open
+                if text.error.startswith("FileNotFoundError") and self._expunged(message_id):
+                    continue  # expunged while its text was read: nothing to index
                 logger.warning("message cannot be indexed", message=message_id,
                                error=text.error)
                 states.append((INDEX_IMPOSSIBLE, message_id))
