@@ -78,7 +78,7 @@ def write_temp(root: Path, chunks: Iterable[bytes], sync: bool = True,
             if sync:
                 os.fsync(f.fileno())
     except BaseException:
-        _unlink_quiet(Path(name))
+        unlink_quiet(Path(name))
         raise
     return Path(name), size
 
@@ -138,7 +138,7 @@ def write_new(root: Path, message_id: int, data: bytes,
             view = view[os.write(fd, view):]
     except BaseException:
         os.close(fd)
-        _unlink_quiet(final)
+        unlink_quiet(final)
         raise
     if keep_open:
         return final, fd
@@ -339,10 +339,11 @@ def sync_files(paths: Iterable[Path]) -> None:
 def remove(root: Path, message_ids: Iterable[int]) -> None:
     """Remove message files (after their rows are gone)."""
     for message_id in message_ids:
-        _unlink_quiet(message_path(root, message_id))
+        unlink_quiet(message_path(root, message_id))
 
 
-def _unlink_quiet(path: Path) -> None:
+def unlink_quiet(path: Path) -> None:
+    """Unlink ``path``; already gone is fine."""
     try:
         os.unlink(path)
     except FileNotFoundError:
@@ -357,13 +358,13 @@ def clean_tmp(root: Path) -> int:
         for entry in tmp_dir.iterdir():
             if entry.is_dir() and not entry.is_symlink():
                 for inner in entry.iterdir():
-                    _unlink_quiet(inner)
+                    unlink_quiet(inner)
                     count += 1
                 try:
                     entry.rmdir()
                 except OSError:
                     pass
                 continue
-            _unlink_quiet(entry)
+            unlink_quiet(entry)
             count += 1
     return count

@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from tests.server.test_stop_restart import _read_reply
 from tests.server.tls_helpers import (
     KITTIWAKE,
     PKI,
@@ -116,16 +117,7 @@ def _reap_workers(server: TLSServe) -> None:
         os.kill(pid, signal.SIGKILL)
 
 
-def _reply(sock: socket.socket) -> bytes:
-    data = b""
-    while True:
-        chunk = sock.recv(4096)
-        if not chunk:
-            return data
-        data += chunk
-        lines = data.split(b"\r\n")
-        if len(lines) > 1 and len(lines[-2]) >= 4 and lines[-2][3:4] == b" ":
-            return data
+_reply = _read_reply  # one complete SMTP reply (tests/server/test_stop_restart.py)
 
 
 def _send(port: int, subject: str) -> bytes:

@@ -7,9 +7,10 @@ by the indexer, and until then ``summaries``/``summary_json`` compute it.
 
 from __future__ import annotations
 
-import asyncio
 import json
 from pathlib import Path
+
+from tests.store.test_indexing import settled
 
 from kittiwake.message.headers import parse_header_section
 from kittiwake.store import Store
@@ -29,14 +30,6 @@ PREFIX = b"Received: from mx.example.net; Tue, 1 Dec 2026 10:00:00 +0000\r\n"
 def stored(core: AccountStore, message_id: int) -> str:
     return str(core.db.execute("SELECT summary FROM message WHERE id = ?",
                                (message_id,)).fetchone()[0])
-
-
-async def settled(account) -> None:  # type: ignore[no-untyped-def]
-    for _ in range(1000):  # the indexer starts after store.INDEX_DELAY
-        if not account.core.to_index and account._indexer is None:
-            return
-        await asyncio.sleep(0.01)
-    raise AssertionError("the indexer did not finish")
 
 
 async def test_readers_get_the_full_summary_before_and_after_the_background_step(

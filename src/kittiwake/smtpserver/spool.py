@@ -140,17 +140,10 @@ def run_in_background(job: Callable[[], None]) -> None:
     _jobs.put(job)
 
 
-def _unlink(path: Path) -> None:
-    try:
-        os.unlink(path)
-    except FileNotFoundError:
-        pass
-
-
 def unlink_soon(path: Path) -> None:
     """Unlink ``path`` in the background thread, without waiting. A name still there
     when the process ends is removed by :func:`clean_spool` at the next start."""
-    run_in_background(functools.partial(_unlink, path))
+    run_in_background(functools.partial(durable.unlink_quiet, path))
 
 
 RESERVE_DIR = "reserve"
@@ -200,7 +193,7 @@ class SpoolReserve:
                     fd, path = _create(self.directory)
                 os.close(fd)  # held by name: no descriptor per reserved file
                 if self._released:
-                    _unlink(path)
+                    durable.unlink_quiet(path)
                     return
                 self._files.append(path)
         finally:
@@ -212,7 +205,7 @@ class SpoolReserve:
             return
         self._released = True
         while self._files:
-            _unlink(self._files.popleft())
+            durable.unlink_quiet(self._files.popleft())
 
 
 _reserves: dict[Path, SpoolReserve] = {}
