@@ -151,3 +151,15 @@ async def _same_answers(a: Wire, c: Wire, rng: random.Random, modseqs: list[int]
             got_a, got_c = await a.cmd(cmd), await c.cmd(cmd)
             assert got_a == got_c, (where, cmd)
             assert got_a[-1].startswith(b"a OK")
+
+
+def test_a_shared_log_that_lost_its_subscription_is_replaced_at_the_next_select() -> None:
+    """A second SELECT finds the mailbox's log, which turns out to have lost its
+    subscription (too many changes unread): the SELECT gets a fresh log on its own
+    subscription instead of an error (found by the session fuzz test)."""
+    hub = ChangeHub()
+    first = changelog.attach(hub, "alice").attach("/acct-lost", 7, 5)
+    first.sub.overflowed = True  # the hub gave up on it while nobody read
+    second = changelog.attach(hub, "alice").attach("/acct-lost", 7, 9)
+    assert second is not first and second.valid and not first.valid
+    assert second.floor == 9

@@ -181,10 +181,11 @@ class Pending:
         key = (root, mailbox_id)
         log = _LOGS.get(key)
         if log is not None and log.valid:
-            self.close()
             log.observe(highestmodseq)
             if log.valid:
+                self.close()  # the shared log hears for this session too
                 return log
+            # it lost its subscription while observing: a new log, on this subscription
         sub, self.sub = self.sub, None
         log = ChangeLog(sub, mailbox_id, highestmodseq)
         sub.on_overflow = _on_overflow(weakref.ref(log))
