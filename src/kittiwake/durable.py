@@ -133,9 +133,7 @@ def write_new(root: Path, message_id: int, data: bytes,
         os.unlink(final)
         fd = os.open(final, flags, 0o640)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view):]
+        write_all(fd, data)
     except BaseException:
         os.close(fd)
         unlink_quiet(final)
@@ -340,6 +338,16 @@ def remove(root: Path, message_ids: Iterable[int]) -> None:
     """Remove message files (after their rows are gone)."""
     for message_id in message_ids:
         unlink_quiet(message_path(root, message_id))
+
+
+def write_all(fd: int, data: bytes | bytearray | memoryview) -> None:
+    """Write all of ``data`` to ``fd`` (``os.write`` may take less than it is given);
+    a ``bytearray`` may be resized again once this returns."""
+    with memoryview(data) as whole:
+        view = whole
+        while view:
+            view = view[os.write(fd, view):]
+        del view
 
 
 def unlink_quiet(path: Path) -> None:

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.server.test_stop_restart import _read_reply
+from tests.server.test_stop_restart import _read_reply, _subjects
 from tests.server.tls_helpers import (
     KITTIWAKE,
     PKI,
@@ -35,7 +35,6 @@ from tests.server.tls_helpers import (
 )
 
 from kittiwake.server.tls import CertificateFiles
-from kittiwake.store import AccountStore
 
 
 def _start(directory: Path, resolver: str, processes: int, per_ip: int = 1000,
@@ -147,14 +146,6 @@ def _rcpt(port: int, address: bytes) -> bytes:
             _reply(sock)
         sock.sendall(b"RCPT TO:<" + address + b">\r\n")
         return _reply(sock)
-
-
-def _subjects(server: TLSServe) -> list[str]:
-    store = AccountStore("alice", server.data_dir / "accounts" / "alice")
-    try:
-        return sorted(m.subject for m in store.messages("Inbox"))
-    finally:
-        store.close()
 
 
 def _metric(server: TLSServe, line_start: str) -> float:

@@ -11,8 +11,9 @@ resolver, dnspython and the metrics with it.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from kittiwake import lazynames
 
 if TYPE_CHECKING:
     from kittiwake.dns.cache import AnswerCache
@@ -88,13 +89,7 @@ _HOME = {
 }
 
 
-def __getattr__(name: str) -> object:
-    module = _HOME.get(name)
-    if module is None:
-        raise AttributeError(f"module 'kittiwake.dns' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"kittiwake.dns.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazynames.loader(__name__, _HOME)
 
 
 def default_resolver(explicit: list[str] | None = None, timeout: float = 3.0,

@@ -12,8 +12,9 @@ configuration with it.
 
 from __future__ import annotations
 
-import importlib
 from typing import TYPE_CHECKING
+
+from kittiwake import lazynames
 
 if TYPE_CHECKING:
     from kittiwake.junk.filter import CheckResult, JunkFilter
@@ -27,10 +28,4 @@ _HOME = {"CheckResult": "filter", "JunkFilter": "filter", "Action": "model",
          "SenderIdentities": "model"}
 
 
-def __getattr__(name: str) -> object:
-    module = _HOME.get(name)
-    if module is None:
-        raise AttributeError(f"module 'kittiwake.junk' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"kittiwake.junk.{module}"), name)
-    globals()[name] = value
-    return value
+__getattr__ = lazynames.loader(__name__, _HOME)

@@ -353,9 +353,7 @@ class Spool:
         self._pending, self._pending_size = [], 0
         self._closed = True
         try:
-            view = memoryview(content)
-            while view:
-                view = view[os.write(fd, view):]
+            durable.write_all(fd, content)
         except BaseException:
             os.close(fd)
             self.discard()

@@ -77,12 +77,7 @@ class SpoolFile:
             self._flush()
 
     def _flush(self) -> None:
-        view = memoryview(self._buffer)
-        try:
-            while view:
-                view = view[os.write(self._fd, view):]
-        finally:
-            view.release()
+        durable.write_all(self._fd, self._buffer)
         self._buffer.clear()
 
     def finish(self, sync: bool = True) -> tuple[Path, int]:
