@@ -405,9 +405,11 @@ smtp = {{ enabled = true, port = {port} }}
         wait_port(ip, port, proc, log=log)
         settle(proc.pid)
         figures = Figures(proc.pid)
+        spy = start_profile(proc.pid, f"mx-{concurrency}")
         took = send_all(ip, port, messages, mailfrom=f"news@{MX_DOMAIN}",
                         rcpt="bench@bench.test", concurrency=concurrency, sources=sources)
         figures.at_end_of_load()
+        stop_profile(spy)
         figures.when_idle()
     finally:
         stop(proc)
@@ -415,6 +417,36 @@ smtp = {{ enabled = true, port = {port} }}
     if stored != len(messages):
         raise SystemExit(f"kittiwake stored {stored} of {len(messages)} messages; log {log}")
     return len(messages) / took, figures
+
+
+PROFILE_DIR: Path | None = None
+
+
+def start_profile(pid: int, name: str) -> list[subprocess.Popen[bytes]]:
+    """With ``--profile DIR``: py-spy records the server and each SMTP worker during the load.
+
+    Collapsed stacks (``DIR/NAME-server.txt``, ``DIR/NAME-smtp-PID.txt``), one
+    line per stack with its sample count, for ``sort -k2 -n`` or a flame graph.
+    """
+    if PROFILE_DIR is None:
+        return []
+    spy = shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy")
+    PROFILE_DIR.mkdir(parents=True, exist_ok=True)
+    targets = [(pid, "server")] + [(k, f"smtp-{k}") for k in descendants(pid)
+                                   if role(k) == "smtp"]
+    return [subprocess.Popen([spy, "record", "--pid", str(p), "--format", "raw", "--rate", "200", "--gil",
+                              "--output", str(PROFILE_DIR / f"{name}-{label}.txt")],
+                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            for p, label in targets]
+
+
+def stop_profile(spies: list[subprocess.Popen[bytes]]) -> None:
+    """End the py-spy recorders (SIGINT makes py-spy write its file)."""
+    import signal
+    for spy in spies:
+        spy.send_signal(signal.SIGINT)
+    for spy in spies:
+        spy.wait(timeout=60)
 
 
 def bench_postfix_mx(base: Path, messages: list[bytes], concurrency: int,
@@ -465,6 +497,8 @@ def main_mx(count: int, size: int, rounds: int) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small counts (under a minute)")
+    parser.add_argument("--profile", type=Path, default=None, metavar="DIR",
+                        help="py-spy the MX runs' server and SMTP workers into DIR")
     parser.add_argument("--messages", type=int, default=0, help="messages per server and round")
     parser.add_argument("--size", type=int, default=10 * 1024, help="message size in bytes")
     parser.add_argument("--rounds", type=int, default=0,
@@ -473,6 +507,8 @@ def main() -> None:
                         help="also the full MX path (checks against a DNSSEC world)")
     parser.add_argument("--mx-only", action="store_true", help="only the full MX path")
     args = parser.parse_args()
+    global PROFILE_DIR
+    PROFILE_DIR = args.profile
     messages = args.messages or (300 if args.quick else 2000)
     rounds = args.rounds or 3
     if args.mx_only:

@@ -215,3 +215,45 @@ async def test_a_message_expunged_while_its_text_is_read_is_not_reported(
     core._write_index(core._extract_index_text(jobs, INLINE))
     assert warned == [kept.message_id]
     store.close()
+
+
+def test_a_delivery_waits_for_one_message_of_indexing_not_a_batch(tmp_path: Path) -> None:
+    """The indexer ends its transaction when a commit waits for the account's lock
+    (:class:`kittiwake.store.accountlock.AccountLock`): the delivery that arrives
+    during the first message's inserts is committed before the second's."""
+    import threading
+    import time
+
+    core = AccountStore("alice", tmp_path)
+    core.ensure_mailboxes(["Inbox"])
+    for n in range(20):
+        core.deliver("Inbox", b"Subject: queued %d\r\n\r\nfulmar kittiwake shag\r\n" % n)
+    trace: list[str] = []
+    arrived = threading.Event()
+    delivery = threading.Thread(
+        target=lambda: core.deliver("Inbox", b"Subject: late\r\n\r\npetrel\r\n"))
+
+    def traced(sql: str) -> None:
+        trace.append(sql)
+        if sql.startswith("INSERT OR REPLACE INTO fts") and not arrived.is_set():
+            arrived.set()  # the indexer holds the lock, inside its transaction
+            delivery.start()
+            for _ in range(1000):  # until the delivery waits for the lock
+                if core.lock.wanted:
+                    break
+                time.sleep(0.005)
+            assert core.lock.wanted
+
+    core.db.set_trace_callback(traced)
+    core.index_pending(runner=INLINE)
+    delivery.join()
+    core.db.set_trace_callback(None)
+    fts_inserts = [i for i, sql in enumerate(trace)
+                   if sql.startswith("INSERT OR REPLACE INTO fts")]
+    # The late delivery's row: the only one written while the trace was on.
+    late_row = next(i for i, sql in enumerate(trace) if sql.startswith("INSERT INTO message"))
+    assert fts_inserts[0] < late_row < fts_inserts[1]
+    assert len(fts_inserts) == 20
+    assert set(states(core).values()) == {INDEX_DONE, INDEX_PENDING}  # the late one: pending
+    assert sum(1 for v in states(core).values() if v == INDEX_DONE) == 20
+    core.close()

@@ -31,6 +31,7 @@ from kittiwake.message.filebytes import FileBytes
 from kittiwake.message.headers import Headers
 from kittiwake.message.searchtext import LARGE_MESSAGE, IndexJob, IndexText, index_texts
 from kittiwake.sqlitedb import transaction
+from kittiwake.store.accountlock import AccountLock
 from kittiwake.store.groupcommit import GroupCommitter
 from kittiwake.store.messagefile import MessageFile
 from kittiwake.store.model import (
@@ -170,7 +171,7 @@ class AccountStore:
         self.quota_bytes = quota_bytes
         # At most this many messages in all mailboxes (RFC 9208 §5.2 MESSAGE); 0: none.
         self.quota_messages = quota_messages
-        self.lock = threading.RLock()
+        self.lock = AccountLock()
         self.to_index: list[int] = []  # message ids waiting for index_pending
         self.db = connect(root / "index.db")
         self._id_lock = threading.Lock()
@@ -1287,68 +1288,97 @@ class AccountStore:
                                    (message_id,)).fetchone() is None
 
     def _write_index(self, texts: list[IndexText]) -> int:
-        """The index rows of ``texts`` and their rows' states, one transaction; how
-        many messages are still queued."""
-        fts_rows = []
-        text_rows = []
-        states = []
-        summaries = []  # part trees computed by the step (for rows without one)
+        """The index rows of ``texts`` and their rows' states; how many messages
+        are still queued."""
+        todo: list[_IndexRows] = []
         failed: list[int] = []  # ids the step could not read
         for text in texts:
             message_id = text.message_id
-            if text.summary is not None:
-                summaries.append((text.summary, message_id))
+            rows = _IndexRows(message_id)
+            if text.summary is not None:  # the part tree computed by the step
+                rows.summary = text.summary
             if text.error:  # unreadable: marked, not retried at every open
                 if text.error.startswith("FileNotFoundError") and self._expunged(message_id):
                     continue  # expunged while its text was read: nothing to index
                 logger.warning("message cannot be indexed", message=message_id,
                                error=text.error)
-                states.append((INDEX_IMPOSSIBLE, message_id))
+                rows.state = INDEX_IMPOSSIBLE
                 if text.summary is None:
                     failed.append(message_id)
+                todo.append(rows)
                 continue
-            fts_rows.append((message_id, text.header_text, text.body_text, message_id))
+            rows.fts = (message_id, text.header_text, text.body_text, message_id)
             if text.search_headers is None:
                 # too long for the substring index: decoded at search
-                states.append((INDEX_IMPOSSIBLE, message_id))
+                rows.state = INDEX_IMPOSSIBLE
             else:
-                text_rows.append((message_id, text.search_headers, text.search_body,
-                                  message_id))
-                states.append((INDEX_DONE, message_id))
+                rows.text = (message_id, text.search_headers, text.search_body, message_id)
+                rows.state = INDEX_DONE
+            todo.append(rows)
         if failed:  # their summaries as a reader would get them (summarize never fails)
-            summaries += [(summary, i) for i, summary in self.summaries(failed).items()]
-        with self.lock:
-            if self._closed:  # closed meanwhile: the rows stay pending
+            computed = self.summaries(failed)
+            for rows in todo:
+                if rows.message_id in computed:
+                    rows.summary = computed[rows.message_id]
+        while todo:
+            done = self._write_index_rows(todo)
+            if done < 0:
                 return 0
-            if states:
-                db = self.db
-                # The index can always be rebuilt, so its commit need not wait for an
-                # fsync (WAL with synchronous=NORMAL stays consistent: a lost commit
-                # leaves the rows pending; the next durable commit syncs it too).
-                db.execute("PRAGMA synchronous = NORMAL")
-                try:
-                    db.execute("BEGIN IMMEDIATE")
-                    try:
-                        exists = " WHERE EXISTS (SELECT 1 FROM message WHERE id = ?)"
-                        db.executemany("INSERT OR REPLACE INTO fts (rowid, headers, body)"
-                                       " SELECT ?, ?, ?" + exists, fts_rows)
-                        db.executemany("INSERT OR REPLACE INTO textindex (rowid, headers, body)"
-                                       " SELECT ?, ?, ?" + exists, text_rows)
-                        db.executemany("UPDATE message SET indexed = ? WHERE id = ?", states)
-                        # (only rows still without one: '' is summary.PENDING)
-                        db.executemany("UPDATE message SET summary = ? WHERE id = ?"
-                                       " AND summary = ''", summaries)
-                        db.execute("COMMIT")
-                    except BaseException:
-                        db.execute("ROLLBACK")
-                        raise
-                finally:
-                    db.execute("PRAGMA synchronous = FULL")
-                if summaries:
-                    with self._summary_lock:
-                        for _summary, message_id in summaries:
-                            self._recent_summaries.pop(message_id, None)
+            del todo[:done]
+            if todo:  # ended early for a waiting thread: its turn first
+                self.lock.let_waiters_in()
+        with self.lock:
             return len(self.to_index)
+
+    def _write_index_rows(self, todo: list[_IndexRows]) -> int:
+        """Index rows of the first messages of ``todo`` in one transaction; how
+        many were written (-1: the store closed meanwhile, the rows stay pending).
+
+        The transaction ends early when another thread waits for the account's
+        lock (:attr:`AccountLock.wanted`): a delivery's commit then waits for one
+        message's inserts, not for a batch of hundreds of milliseconds of trigram
+        inserts (which held every acknowledgement back on the MX path).
+        """
+        written = 0
+        with self.lock:
+            if self._closed:
+                return -1
+            db = self.db
+            # The index can always be rebuilt, so its commit need not wait for an
+            # fsync (WAL with synchronous=NORMAL stays consistent: a lost commit
+            # leaves the rows pending; the next durable commit syncs it too).
+            db.execute("PRAGMA synchronous = NORMAL")
+            try:
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    exists = " WHERE EXISTS (SELECT 1 FROM message WHERE id = ?)"
+                    for rows in todo:
+                        if rows.fts is not None:
+                            db.execute("INSERT OR REPLACE INTO fts (rowid, headers, body)"
+                                       " SELECT ?, ?, ?" + exists, rows.fts)
+                        if rows.text is not None:
+                            db.execute("INSERT OR REPLACE INTO textindex (rowid, headers, body)"
+                                       " SELECT ?, ?, ?" + exists, rows.text)
+                        db.execute("UPDATE message SET indexed = ? WHERE id = ?",
+                                   (rows.state, rows.message_id))
+                        if rows.summary is not None:
+                            # (only a row still without one: '' is summary.PENDING)
+                            db.execute("UPDATE message SET summary = ? WHERE id = ?"
+                                       " AND summary = ''", (rows.summary, rows.message_id))
+                        written += 1
+                        if self.lock.wanted:
+                            break
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+            finally:
+                db.execute("PRAGMA synchronous = FULL")
+            with self._summary_lock:
+                for rows in todo[:written]:
+                    if rows.summary is not None:
+                        self._recent_summaries.pop(rows.message_id, None)
+        return written
 
     def index_all_pending(self, runner: CpuRunner = INLINE,
                           progress: Callable[[int], None] | None = None,
@@ -1985,6 +2015,18 @@ def _remove_rows(db: sqlite3.Connection, mailbox_id: int,
                " deleted = deleted - ?, size = size - ?, highestmodseq = ? WHERE id = ?",
                (len(rows), unseen, deleted, sum(r[3] for r in rows), modseq, mailbox_id))
     return ids
+
+
+
+@dataclass
+class _IndexRows:
+    """What the background indexer writes for one message."""
+
+    message_id: int
+    state: int = 0  # INDEX_DONE or INDEX_IMPOSSIBLE
+    fts: tuple[int, str, str, int] | None = None  # full-text row (rowid ... id)
+    text: tuple[int, str, str, int] | None = None  # substring index row
+    summary: str | None = None  # the part tree, for a row still without one
 
 
 def _select_in(db: sqlite3.Connection, sql: str, ids: Sequence[int], *extra: object,
