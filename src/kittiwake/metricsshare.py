@@ -4,7 +4,7 @@ Each SMTP worker process (:mod:`kittiwake.server.smtpworkers`) counts in its
 own prometheus-client registry. It sends :func:`snapshot` of it (cumulative
 values, not deltas: a lost or repeated snapshot does no harm) to the main
 process when asked (each scrape of /metrics asks every worker, waiting at
-most a second), about once a second, and when it stops; the main process keeps the
+most a second), every few seconds unasked, and when it stops; the main process keeps the
 last snapshot of each worker (:class:`Shared`) and adds them, sample by
 sample, to its own registry's at each scrape (:func:`merged`).
 
@@ -15,7 +15,7 @@ something; a gauge such as "certificate expires at" would not, and workers
 do not set those). ``process_*``, ``python_*`` describe the main process
 only. The counts of a worker that died are kept (:meth:`Shared.retire`), so
 counters never go down; its gauges are dropped with it. Counts a worker made
-in the second before it was killed are lost (the snapshot interval).
+in the seconds before it was killed are lost (the snapshot interval).
 
 prometheus-client's multiprocess mode was not used: it needs a directory of
 memory-mapped files shared by all processes and a restart-time cleanup, and

@@ -35,7 +35,22 @@ from kittiwake.junk.history import Class, MailboxKind, MailboxNames, MessageStat
 from kittiwake.junk.model import SenderIdentities
 from kittiwake.sqlitedb import open_database, transaction
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+
+# Schema 2: the sender tallies read a bounded number of index entries, not every
+# past message of the identity (a big provider's domain has thousands).
+_IDENTITY_COLUMNS = ("ip", "net", "dmarc_domain", "address")
+MIGRATIONS = {2: "".join(f"""
+DROP INDEX message_{c};
+CREATE INDEX message_{c} ON message ({c}, received);
+CREATE INDEX message_{c}_classified ON message ({c}, received, class) WHERE class != '';"""
+                         for c in _IDENTITY_COLUMNS) + """
+CREATE INDEX message_classified ON message (received, class) WHERE class != '';
+"""}
+
+# Tally.total counts past messages up to this many: only whether there are any
+# is used (a first-time sender), and counting all of a big domain's is not free.
+TOTAL_LIMIT = 100
 
 DDL = """
 CREATE TABLE meta (
@@ -67,10 +82,11 @@ CREATE TABLE message (
 );
 CREATE INDEX message_location ON message (mailbox, uid);
 CREATE INDEX message_msgid ON message (msgid);
-CREATE INDEX message_ip ON message (ip);
-CREATE INDEX message_net ON message (net);
-CREATE INDEX message_dmarc_domain ON message (dmarc_domain);
-CREATE INDEX message_address ON message (address);
+""" + "".join(f"""
+CREATE INDEX message_{c} ON message ({c}, received);
+CREATE INDEX message_{c}_classified ON message ({c}, received, class) WHERE class != '';"""
+            for c in _IDENTITY_COLUMNS) + """
+CREATE INDEX message_classified ON message (received, class) WHERE class != '';
 CREATE TABLE verified (
   domain TEXT NOT NULL,
   message INTEGER NOT NULL,
@@ -90,7 +106,8 @@ INSERT INTO meta (key, value) VALUES ('ham', 0), ('junk', 0);
 
 @dataclass(frozen=True)
 class Tally:
-    """Messages from one identity: how many in all, how many the user called ham or junk."""
+    """Messages from one identity: how many in all (up to :data:`TOTAL_LIMIT`), how
+    many the user called ham or junk."""
 
     total: int = 0
     ham: int = 0
@@ -135,7 +152,8 @@ class JunkDatabase:
         self.path = path
         self.names = names
         self.lock = threading.RLock()
-        self.db: Connection = open_database(path, DDL, SCHEMA_VERSION, "junk filter database")
+        self.db: Connection = open_database(path, DDL, SCHEMA_VERSION, "junk filter database",
+                                            MIGRATIONS)
 
     def close(self) -> None:
         with self.lock:
@@ -430,28 +448,57 @@ class JunkDatabase:
         return row[0] if row else 0
 
     def tally(self, column: str, value: str, since_ms: int) -> Tally:
-        """Messages received since ``since_ms`` whose ``column`` (an identity) is ``value``."""
-        if column not in ("ip", "net", "dmarc_domain", "address") or not value:
+        """Messages received since ``since_ms`` whose ``column`` (an identity) is ``value``.
+
+        Bounded work whatever the history: the total stops at :data:`TOTAL_LIMIT`
+        (an index range on (column, received)); ham and junk are counted on the
+        index of classified messages only (those the user moved or flagged).
+        """
+        if column not in _IDENTITY_COLUMNS or not value:
             return Tally()
+        value = value.lower()
         with self.lock:
-            row = self.db.execute(
-                "SELECT COUNT(*), COALESCE(SUM(class = 'ham'), 0), COALESCE(SUM(class = 'junk'), 0)"
-                f" FROM message WHERE {column} = ? AND received >= ?",
-                (value.lower(), since_ms)).fetchone()
-        return Tally(*row)
+            total = self.db.execute(
+                f"SELECT COUNT(*) FROM (SELECT 1 FROM message INDEXED BY message_{column}"
+                f" WHERE {column} = ? AND received >= ? LIMIT ?)",
+                (value, since_ms, TOTAL_LIMIT)).fetchone()[0]
+            if not total:
+                return Tally()
+            ham, junk = self.db.execute(
+                "SELECT COALESCE(SUM(class = 'ham'), 0), COALESCE(SUM(class = 'junk'), 0)"
+                f" FROM message INDEXED BY message_{column}_classified"
+                f" WHERE {column} = ? AND received >= ? AND class != ''",
+                (value, since_ms)).fetchone()
+        return Tally(total, ham, junk)
 
     def tally_verified(self, domains: Iterable[str], since_ms: int) -> Tally:
+        """:meth:`tally` for messages verified (SPF/DKIM) for any of ``domains``."""
         wanted = sorted({d.lower() for d in domains})
         if not wanted:
             return Tally()
         marks = ",".join("?" * len(wanted))
         with self.lock:
-            row = self.db.execute(
-                "SELECT COUNT(*), COALESCE(SUM(m.class = 'ham'), 0),"
-                " COALESCE(SUM(m.class = 'junk'), 0) FROM message m WHERE m.received >= ? AND"
-                f" m.id IN (SELECT message FROM verified WHERE domain IN ({marks}))",
+            # Per domain, newest first (the key's message ids grow with time), so the
+            # window's messages come before the history older than ``since_ms``.
+            total = 0
+            for domain in wanted:
+                total += self.db.execute(
+                    "SELECT COUNT(*) FROM (SELECT 1 FROM verified v JOIN message m"
+                    " ON m.id = v.message WHERE v.domain = ? AND m.received >= ?"
+                    " ORDER BY v.message DESC LIMIT ?)",
+                    (domain, since_ms, TOTAL_LIMIT)).fetchone()[0]
+                if total >= TOTAL_LIMIT:
+                    total = TOTAL_LIMIT
+                    break
+            if not total:
+                return Tally()
+            ham, junk = self.db.execute(
+                "SELECT COALESCE(SUM(m.class = 'ham'), 0), COALESCE(SUM(m.class = 'junk'), 0)"
+                " FROM message m INDEXED BY message_classified"
+                " WHERE m.received >= ? AND m.class != '' AND EXISTS (SELECT 1 FROM verified v"
+                f" WHERE v.domain IN ({marks}) AND v.message = m.id)",
                 (since_ms, *wanted)).fetchone()
-        return Tally(*row)
+        return Tally(total, ham, junk)
 
     def knows_at_least(self, n: int) -> bool:
         """Whether the history holds at least ``n`` messages (cheap: stops at the n-th)."""
