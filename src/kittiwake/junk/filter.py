@@ -166,8 +166,11 @@ class JunkFilter:
     # --- deciding ----------------------------------------------------------------
 
     async def classify(self, account: str, identities: SenderIdentities,
-                       message: bytes) -> JunkVerdict:
-        """The verdict on one incoming message for ``account``; never raises."""
+                       message: bytes, message_id: str | None = None) -> JunkVerdict:
+        """The verdict on one incoming message for ``account``; never raises.
+
+        ``message_id``: its Message-ID field's value when the caller parsed the
+        header section already (parse once), else it is read from ``message``."""
         settings = self.settings(account)
         if settings is None:
             return JunkVerdict(Action.ACCEPT, Reason.DISABLED, identities=identities)
@@ -180,7 +183,7 @@ class JunkFilter:
             db = await self.database(account)
             since = int(self.clock() * 1000) - settings.history_days * DAY_MS
             verdict = await asyncio.to_thread(self._decide, db, settings, identities, message,
-                                              since)
+                                              since, message_id)
         except Exception as exc:
             panic("junk", exc, msg="junk classification failed; accepting", account=account)
             verdict = JunkVerdict(Action.ACCEPT, Reason.UNTRAINED, identities=identities,
@@ -195,10 +198,11 @@ class JunkFilter:
         return verdict
 
     def _decide(self, db: JunkDatabase, settings: JunkConfig, identities: SenderIdentities,
-                message: bytes, since: int) -> JunkVerdict:
+                message: bytes, since: int, message_id: str | None = None) -> JunkVerdict:
         """In a worker thread: history first, then block lists, then the words."""
-        headers, _ = parse_header_section(message)
-        ids = parse_msgids(headers.get("message-id"))
+        if message_id is None:
+            message_id = parse_header_section(message)[0].get("message-id")
+        ids = parse_msgids(message_id)
         msgid = ids[0] if ids else ""
         signals = self._signals(db, identities, since)
         sent_to = identities.address if identities.address and db.sent_to(

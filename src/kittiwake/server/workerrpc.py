@@ -55,6 +55,7 @@ class Channel:
         self.reader = reader
         self.writer = writer
         self.handlers = handlers
+        self._coroutines: dict[str, bool] = {}  # handler name -> async def? (asked once)
         self.name = name
         self._next = 0
         self._pending: dict[int, asyncio.Future[Any]] = {}
@@ -118,7 +119,10 @@ class Channel:
             if kind == "call":
                 self._reply(ident, False, f"unknown request {name!r}")
             return
-        if inspect.iscoroutinefunction(handler):
+        is_async = self._coroutines.get(name)
+        if is_async is None:
+            is_async = self._coroutines[name] = inspect.iscoroutinefunction(handler)
+        if is_async:
             task = asyncio.get_running_loop().create_task(self._run(kind, ident, name, handler,
                                                                     args))
             self._tasks.add(task)

@@ -101,8 +101,8 @@ async def deliver_local(ctx: ServerContext, deliveries: list[LocalDelivery],
                         judged = spooled.read_start(JUNK_READ_LIMIT)
                     else:
                         judged = await asyncio.to_thread(spooled.read_start, JUNK_READ_LIMIT)
-                verdict = verdicts[account_name] = await ctx.junk.classify(account_name, sender,
-                                                                           judged)
+                verdict = verdicts[account_name] = await ctx.junk.classify(
+                    account_name, sender, judged, headers.get("message-id") or "")
         if header_pairs is None and item.target.destination.rulesets:
             header_pairs = [(h.name.lower(), h.decoded) for h in headers]
             msg_from = headers.decoded("from") or ""
