@@ -116,6 +116,12 @@ def test_restart_finishes_or_defers_open_transactions_and_refuses_no_connection(
     assert _send_message(port, "after the restart").startswith(b"250")
     assert _subjects(server) == ["after the restart", "finished during the restart",
                                  "sent mid-restart"]
+    # The new program answers (ping) while its SMTP workers still start; it logs
+    # "kittiwake started" once they all do.
+    deadline = time.monotonic() + 60
+    while server.text().count("kittiwake started") < 2:
+        assert time.monotonic() < deadline, server.text()
+        time.sleep(0.05)
     text = server.text()
     assert text.count("kittiwake started") == 2 and "Traceback" not in text, text
 

@@ -358,7 +358,8 @@ class Server:
             for service, port in enabled_services(listener):
                 if service == "metrics":
                     out.append(MetricsService(list(listener.ips), port))
-                elif service == "smtp" and self.smtp_workers is not None:
+                elif service in ("smtp", "submission", "submissions") and \
+                        self.smtp_workers is not None:
                     smtp_ctx = smtp_ctx or self._smtp_context(listener)
                     out.append(self.smtp_workers.listener(smtp_ctx, name, service,
                                                           list(listener.ips), port))
@@ -553,7 +554,8 @@ class Server:
             self._reloading = asyncio.get_running_loop().create_task(self.reload())
 
     async def reload(self) -> None:
-        """SIGHUP: read the certificate files of every listener again.
+        """SIGHUP: read the certificate files of every listener again, and the DKIM
+        private keys at their next use (here and in the SMTP workers).
 
         A listener whose files fail to load keeps serving its previous
         certificates (the error is logged). domains.conf reloads on its own.
@@ -562,6 +564,10 @@ class Server:
         from kittiwake.server.tls import TLSConfigError
 
         sdnotify.notify(sdnotify.reloading("reloading certificates"))
+        for ctx in self.smtp_contexts:
+            ctx.dkim_keys.clear()
+        if self.smtp_workers is not None:
+            self.smtp_workers.broadcast("dkimkeys")
         for name, tls in self.tls_by_listener.items():
             if tls is None:
                 continue

@@ -8,9 +8,11 @@ before it dropped its privileges) and one end of a socket pair, the channel
 (``init``) says what to serve: a :class:`WorkerSpec`.
 
 What runs here, per connection: the SMTP session (:mod:`kittiwake.smtpserver.
-connection`), STARTTLS, spooling into this worker's own spool directory,
-the DNSBL check and the MX checks (iprev, SPF, DKIM, DMARC). What the server
-process does, asked over the channel:
+connection`), STARTTLS and implicit TLS, spooling into this worker's own
+spool directory, the DNSBL check and the MX checks (iprev, SPF, DKIM,
+DMARC); for submission the sender checks and the DKIM signing, with the
+keys this process reads from the config directory (as the server would).
+What the server process does, asked over the channel:
 
 - ``open``/``close``: the connection slot (per-IP and total limits, shared
   with every other listener and process) and the connection rate;
@@ -19,10 +21,15 @@ process does, asked over the channel:
   (:func:`kittiwake.smtpserver.pipeline.write_accounts`: queue, mailboxes
   with the junk decision, DSNs); its answer is the reply to the data, sent
   only after the server committed;
-- ``dmarc`` (a note): the DMARC verdict for the aggregate reports.
+- ``dmarc`` (a note): the DMARC verdict for the aggregate reports;
+- ``auth``/``auth_step`` and the note ``auth_end``: an AUTH exchange
+  (:mod:`kittiwake.smtpserver.auth`): the credentials are the server's
+  store's and the failed-login limiter is the server's, shared with IMAP
+  and every other worker; nothing here reads credentials.
 
 The server tells this process: ``domains`` (domains.conf reloaded),
 ``tls`` (certificates renewed or reloaded: read the files again),
+``dkimkeys`` (SIGHUP: read the DKIM private keys again at their next use),
 ``loglevels``, ``stop`` (graceful, with the grace time). Counters go to the
 server as ``metrics`` snapshots every few seconds and when asked (:mod:`kittiwake.metricsshare`).
 Log lines go to the standard error the server gave us, as the server's do.
@@ -50,6 +57,7 @@ from kittiwake import log
 from kittiwake.limits import Refusal
 from kittiwake.server.workerrpc import Channel, ChannelClosed, RemoteError
 from kittiwake.smtp import Reply
+from kittiwake.smtpserver.auth import AuthStep
 from kittiwake.smtpserver.service import Held, SMTPService
 
 logger = log.get_logger("server")
@@ -69,7 +77,7 @@ class ListenerSpec:
     """One listener's SMTP as the server set it up."""
 
     name: str
-    kind: str                       # "smtp"
+    kind: str                       # "smtp", "submission" or "submissions"
     sockets: list[tuple[str, int]]  # (ip, port) of the listening sockets we inherited
     hostname: str
     listener: Any                   # the listener's config (kittiwake.config.static)
@@ -125,7 +133,9 @@ class _RemoteWriter:
 
     async def write(self, writes: Any) -> Reply:
         try:
-            reply = await self.channel.call("write", self.listener, writes)
+            # The session's service (smtp, submission, submissions) for the server's log.
+            service = log.context_fields().get("service", "smtp")
+            reply = await self.channel.call("write", self.listener, writes, service)
         except (ChannelClosed, RemoteError) as exc:
             log.get_logger("smtpserver").error("delivery through the server failed",
                                                error=str(exc))
@@ -151,6 +161,60 @@ class _RemoteRecorder:
         return True
 
 
+class _RemoteExchange:
+    """An AUTH exchange run by the server process (``auth``, ``auth_step``,
+    ``auth_end``): the credentials and the login limiter are the server's."""
+
+    def __init__(self, channel: Channel, listener: str, ip: str, mechanism: str,
+                 channel_bindings: tuple[Any, ...]) -> None:
+        self.channel = channel
+        self.listener = listener
+        self.ip = ip
+        self.mechanism = mechanism
+        self.channel_bindings = channel_bindings
+        self.ident: int | None = None  # the server's name for it, while it goes on
+
+    async def start(self, initial: bytes | None) -> AuthStep:
+        try:
+            self.ident, step = await self.channel.call(
+                "auth", self.listener, self.ip, self.mechanism, self.channel_bindings,
+                initial)
+        except (ChannelClosed, RemoteError):
+            return AuthStep("unavailable")
+        return self._seen(step)
+
+    async def step(self, data: bytes) -> AuthStep:
+        if self.ident is None:
+            return AuthStep("malformed")
+        try:
+            step = await self.channel.call("auth_step", self.ident, data)
+        except (ChannelClosed, RemoteError):
+            self.ident = None
+            return AuthStep("unavailable")
+        return self._seen(step)
+
+    def _seen(self, step: AuthStep) -> AuthStep:
+        if step.final:
+            self.ident = None  # the server forgot it
+        return step
+
+    def close(self) -> None:
+        if self.ident is not None:
+            with contextlib.suppress(ChannelClosed):
+                self.channel.note("auth_end", self.ident)
+            self.ident = None
+
+
+class _RemoteAuthenticator:
+    def __init__(self, channel: Channel, listener: str) -> None:
+        self.channel = channel
+        self.listener = listener
+
+    def exchange(self, ip: str, mechanism: str,
+                 channel_bindings: tuple[Any, ...]) -> _RemoteExchange:
+        return _RemoteExchange(self.channel, self.listener, ip, mechanism, channel_bindings)
+
+
 class _RemoteSlot:
     def __init__(self, channel: Channel, ident: int) -> None:
         self.channel = channel
@@ -174,7 +238,8 @@ class WorkerSMTPService(SMTPService):
         if self.ctx.localserve:
             return None
         try:
-            ident, refusal, rate_ok = await self.channel.call("open", self.listener_name, ip)
+            ident, refusal, rate_ok = await self.channel.call("open", self.listener_name, ip,
+                                                              self.kind)
         except (ChannelClosed, RemoteError):
             return Refusal.TOTAL  # the server is going away: 421, try again later
         if refusal is not None:
@@ -209,6 +274,7 @@ class Worker:
         self.channel = Channel(reader, writer, {
             "init": self._init, "stop": self._stop, "domains": self._domains,
             "tls": self._tls, "loglevels": self._loglevels, "snapshot": self._snapshot,
+            "dkimkeys": self._dkim_keys,
         }, name="server")
         reading = asyncio.get_running_loop().create_task(self.channel.run())
         stopped = asyncio.get_running_loop().create_task(self.stopped.wait())
@@ -250,18 +316,19 @@ class Worker:
         from kittiwake.store import Store
 
         assert self.channel is not None
-        store = Store(spec.data_dir)  # credentials only (localserve AUTH): read-only
+        # Never read here: the account writes and the AUTH credentials are the server's.
+        store = Store(spec.data_dir)
         resolver = self._resolver(spec)
         spec.spool_dir.mkdir(parents=True, exist_ok=True)
-        for ls in spec.listeners:
+        for ls in spec.listeners:  # one per (listener, kind): smtp, submission(s)
+            if ls.name in self.contexts:
+                continue
             tls = None
             if ls.certificates is not None:
                 certificates = self.pending_tls.pop(ls.name, ls.certificates)
                 tls = await asyncio.to_thread(ServerTLS, certificates, ls.min_version,
                                               name=ls.name)
             self.tls[ls.name] = tls
-            if ls.name in self.contexts:
-                continue
             ctx = ServerContext(
                 limits=ls.limits, hostname=ls.hostname, store=store, domains=self.domains,
                 resolver=resolver, tls_context=tls.context if tls else None,
@@ -270,7 +337,8 @@ class Worker:
                 localserve=spec.localserve, postmaster_account=spec.postmaster_account,
                 config_dir=spec.config_dir, listener=ls.listener, spool_dir=spec.spool_dir,
                 account_writer=_RemoteWriter(self.channel, ls.name),
-                message_gate=_RemoteRate(self.channel, ls.name))
+                message_gate=_RemoteRate(self.channel, ls.name),
+                authenticator=_RemoteAuthenticator(self.channel, ls.name))
             ctx.connection_rate = _AdmittedRate()
             if not spec.localserve:
                 ctx.dmarc_recorder = _RemoteRecorder(self.channel, ls.name)
@@ -327,6 +395,11 @@ class Worker:
             except TLSConfigError as exc:
                 logger.error("certificates not reloaded, keeping the previous ones",
                              listener=listener, error=str(exc))
+
+    def _dkim_keys(self) -> None:
+        """SIGHUP: read the DKIM private keys again at their next use."""
+        for ctx in self.contexts.values():
+            ctx.dkim_keys.clear()
 
     def _loglevels(self, levels: dict[str, str]) -> None:
         self.levels = levels

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import ssl
 from dataclasses import replace
 from typing import Any
@@ -21,16 +20,7 @@ from kittiwake import log, metrics
 from kittiwake.config.lookup import AccountRecipient, AliasRecipient
 from kittiwake.listener import handshake_failed, starttls
 from kittiwake.message.received import address_literal
-from kittiwake.sasl import (
-    Challenge,
-    Credentials,
-    Failure,
-    FailureReason,
-    ServerOptions,
-    Success,
-    connection_channel_bindings,
-    new_server,
-)
+from kittiwake.sasl import connection_channel_bindings
 from kittiwake.smtp import (
     Address,
     Auth,
@@ -55,6 +45,7 @@ from kittiwake.smtp import (
 )
 from kittiwake.smtpserver import incoming, localserve_rules, pipeline, submission
 from kittiwake.smtpserver import metrics as smtp_metrics
+from kittiwake.smtpserver.auth import AuthStep, Exchange
 from kittiwake.smtpserver.context import ServerContext
 from kittiwake.smtpserver.deliver import LocalDelivery
 from kittiwake.smtpserver.pipeline import Transaction
@@ -181,8 +172,8 @@ class SMTPConnection:
         self.transcript = log.SMTPTranscript(self.logger)
         self.session = ServerSession(session_config(ctx, kind), tls=kind == "submissions")
         self.account: str | None = None
-        self.sasl: Any = None
-        self.sasl_success: Success | None = None
+        self.sasl: Exchange | None = None  # the AUTH exchange in progress
+        self.sasl_success: AuthStep | None = None  # sent SCRAM's final data, awaiting ""
         self.tx = Transaction()
         self.tls_version: str | None = None
         self.tls_cipher: str | None = None
@@ -192,6 +183,7 @@ class SMTPConnection:
         self.blocklisted: Reply | None = None
         self.hang_for: float | None = None  # localserve "timeout": stop answering this long
         self.auth_mechanism = ""  # of the AUTH in progress, for the metrics
+        self.auth_requested = ""  # the mechanism as the client named it
         if kind == "submissions":
             self._note_tls()
 
@@ -256,6 +248,7 @@ class SMTPConnection:
                 with contextlib.suppress(Exception):
                     self.writer.write(Reply(421, "4.3.0", ["internal error, closing"]).to_bytes())
             finally:
+                self._auth_drop()
                 self.tx.discard()  # a message cut off by the connection's end
                 self.writer.close()
                 with contextlib.suppress(Exception):
@@ -380,7 +373,7 @@ class SMTPConnection:
             case AuthResponse(data=data):
                 await self._auth_step(data)
             case AuthAborted():
-                self.sasl = None
+                self._auth_drop()
             case MailFrom(path=path, params=params):
                 await self._dnsbl()
                 await self._mail_from(path, params)
@@ -434,25 +427,12 @@ class SMTPConnection:
 
     # --- AUTH (RFC 4954) -----------------------------------------------------
 
-    def _credentials(self, username: str) -> Credentials | None:
-        account = self.ctx.account_for_login(username)
-        if account is None:
-            return None
-        stored = self.ctx.store.credentials(account)
-        return Credentials.from_dict(json.loads(stored)) if stored else None
-
     async def _auth_start(self, mechanism: str, initial: bytes | None) -> None:
-        options = ServerOptions(get_credentials=self._credentials, hostname=self.ctx.hostname,
-                                channel_bindings=self.channel_bindings)
         self.auth_mechanism = smtp_metrics.mechanism_label(mechanism)
-        try:
-            self.sasl = new_server(mechanism, options)
-        except Exception:
-            smtp_metrics.AUTH.labels(mechanism=self.auth_mechanism, result="unsupported").inc()
-            self.session.reject(Reply(504, "5.5.4", [f"mechanism {mechanism} not supported"]))
-            return
-        step = await asyncio.to_thread(self.sasl.start, initial)
-        await self._auth_answer(step)
+        self.auth_requested = mechanism
+        self._auth_drop()
+        self.sasl = self.ctx.auth_exchange(self.ip, mechanism, self.channel_bindings)
+        await self._auth_answer(await self.sasl.start(initial))
 
     async def _auth_step(self, data: bytes) -> None:
         if self.sasl_success is not None:
@@ -463,63 +443,58 @@ class SMTPConnection:
         if self.sasl is None:
             self.session.reject(Reply(503, "5.5.1", ["no authentication in progress"]))
             return
-        step = await asyncio.to_thread(self.sasl.step, data)
-        await self._auth_answer(step)
+        await self._auth_answer(await self.sasl.step(data))
 
-    async def _auth_answer(self, step: Any) -> None:
-        match step:
-            case Challenge(data=data):
-                self.session.auth_challenge(data)
-            case Failure(reason=FailureReason.MALFORMED):
-                self.sasl = None
-                smtp_metrics.AUTH.labels(mechanism=self.auth_mechanism or "other",
-                                         result="malformed").inc()
+    def _auth_drop(self) -> None:
+        """End the exchange in progress, if any (AUTH aborted, connection closed)."""
+        if self.sasl is not None:
+            self.sasl.close()
+            self.sasl = None
+
+    async def _auth_answer(self, step: AuthStep) -> None:
+        """Answer one step of the exchange (:mod:`.auth`: the SASL mechanism and the
+        login limiter's verdict, in this process or the server's)."""
+        if step.final:
+            self.sasl = None
+        mechanism = self.auth_mechanism or "other"
+        if step.delay > 0 and step.kind != "refused":
+            LOGINS_LIMITED.labels(result="delayed").inc()
+        match step.kind:
+            case "challenge":
+                self.session.auth_challenge(step.data)
+            case "unsupported":
+                smtp_metrics.AUTH.labels(mechanism=mechanism, result="unsupported").inc()
+                self.session.reject(Reply(504, "5.5.4", [
+                    f"mechanism {self.auth_requested} not supported"]))
+            case "unavailable":
+                self.session.reject(Reply(454, "4.7.0", ["temporary authentication failure,"
+                                                         " try again later"]))
+            case "malformed":
+                smtp_metrics.AUTH.labels(mechanism=mechanism, result="malformed").inc()
                 self.session.reject(Reply(501, "5.5.2", ["malformed authentication data"]))
-            case Success() | Failure():
-                await self._auth_outcome(step)
-
-    async def _auth_outcome(self, step: Success | Failure) -> None:
-        """Let the login limiter (kittiwake.limits.login) see the outcome before the client.
-
-        The limiter may delay the answer or refuse the attempt; a refusal gets the
-        same 535 as a wrong password (RFC 4954 §6), even when the password was right,
-        so neither guessers nor account probes learn anything from it. For SCRAM the
-        server-final message would prove the password right, so it waits too.
-        """
-        self.sasl = None
-        username = step.username or None
-        if not self.ctx.localserve:
-            account = None if username is None else \
-                self.ctx.account_for_login(username) or username
-            attempt = await self.ctx.login_limiter.before_attempt(self.ip, account)
-            if attempt.delay > 0 and not attempt.refused:
-                LOGINS_LIMITED.labels(result="delayed").inc()
-            if attempt.refused:
+            case "refused":
                 LOGINS_LIMITED.labels(result="refused").inc()
                 smtp_metrics.RATE_LIMITED.labels(kind="login").inc()
-                smtp_metrics.AUTH.labels(mechanism=self.auth_mechanism or "other",
-                                         result="refused").inc()
-                self.logger.info("login refused: too many failures", user=username or "",
-                                 limit=attempt.reason, delay=round(attempt.delay, 2))
+                smtp_metrics.AUTH.labels(mechanism=mechanism, result="refused").inc()
+                self.logger.info("login refused: too many failures", user=step.username,
+                                 limit=step.reason, delay=round(step.delay, 2))
                 self.session.reject(Reply(535, "5.7.8", ["authentication failed"]))
-                return
-            self.ctx.login_limiter.record(attempt, ok=isinstance(step, Success))
-        smtp_metrics.AUTH.labels(mechanism=self.auth_mechanism or "other",
-                                 result="ok" if isinstance(step, Success) else "badcreds").inc()
-        match step:
-            case Success(server_final=final) if final:
-                self.sasl_success = step
-                self.session.auth_challenge(final)
-            case Success():
-                self._auth_ok(step)
-            case Failure(reason=reason):
-                self.logger.info("authentication failed", user=username or "",
-                                 reason=str(reason))
+            case "failed":
+                smtp_metrics.AUTH.labels(mechanism=mechanism, result="badcreds").inc()
+                self.logger.info("authentication failed", user=step.username,
+                                 reason=step.reason)
                 self.session.reject(Reply(535, "5.7.8", ["authentication failed"]))
+            case "ok":
+                smtp_metrics.AUTH.labels(mechanism=mechanism, result="ok").inc()
+                if step.data:
+                    self.sasl_success = step
+                    self.session.auth_challenge(step.data)
+                else:
+                    self._auth_ok(step)
 
-    def _auth_ok(self, success: Success) -> None:
+    def _auth_ok(self, success: AuthStep) -> None:
         self.sasl = None
-        self.account = self.ctx.account_for_login(success.username)
+        self.account = success.account
         self.logger.info("authenticated", account=self.account or "",
                          mechanism=success.mechanism)
         self.session.accept()

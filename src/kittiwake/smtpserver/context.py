@@ -19,6 +19,7 @@ from kittiwake.store import Store
 
 if TYPE_CHECKING:
     from kittiwake.smtp import Reply
+    from kittiwake.smtpserver.auth import Authenticator
     from kittiwake.smtpserver.pipeline import AccountWrites
 
 
@@ -118,6 +119,9 @@ class ServerContext:
     # and the message rate are the main process's, shared by every worker.
     account_writer: AccountWriter | None = None
     message_gate: RateGate | None = None
+    # AUTH exchanges (kittiwake.smtpserver.auth): None is this process's store and
+    # login limiter; an SMTP worker's are the main process's.
+    authenticator: Authenticator | None = None
 
     def __post_init__(self) -> None:
         self.index = AddressIndex(self.domains)
@@ -142,6 +146,15 @@ class ServerContext:
         self.domains = domains
         self.index = AddressIndex(domains)
         self.dkim_keys.clear()
+
+    def auth_exchange(self, ip: str, mechanism: str, channel_bindings: tuple[Any, ...]
+                      ) -> Any:
+        """A new AUTH exchange (:class:`kittiwake.smtpserver.auth.Exchange`)."""
+        if self.authenticator is not None:
+            return self.authenticator.exchange(ip, mechanism, channel_bindings)
+        from kittiwake.smtpserver.auth import LocalExchange
+
+        return LocalExchange(self, ip, mechanism, channel_bindings)
 
     def account_for_login(self, username: str) -> str | None:
         """Account of a login name: one of its addresses, or the account name itself."""

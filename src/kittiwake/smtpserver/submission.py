@@ -8,6 +8,22 @@ message that will be refused. Missing Message-ID and Date are added
 §3.3 asks (the obsolete ``GMT`` must not be generated, RFC 5322 §4). The
 message is signed with the configured DKIM selectors of the From domain
 (RFC 6376 §5).
+
+Where signing runs: in the process that ran the session, off its event loop
+(a worker thread, :func:`dkim_signatures`), with the private keys that
+process reads from the config directory at first use (``ServerContext.
+dkim_keys``, emptied on a domains.conf reload and on SIGHUP). With
+``smtp_processes`` > 1 that is an SMTP worker (:mod:`kittiwake.server.
+smtpworkers`), not the server process. Measured (2026-12-02, CPU time per
+operation, ``time.process_time``; a 5-field header, the body hash already
+computed while the body arrived): signing costs 0.06 ms with Ed25519 and
+0.36 ms with RSA-2048, so 0.42 ms per message with the two selectors
+``kittiwake quickstart`` configures; asking the server to sign would cost
+a channel round trip of 0.07 ms (pickling the header fields and the
+signature, both ends) and, above all, put the 0.42 ms into the server
+process, whose event loop is the serial part every message already waits
+for (the store's and the queue's commits). Reading the key files in each
+worker costs nothing per message. So the worker signs.
 """
 
 from __future__ import annotations
