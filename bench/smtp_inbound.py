@@ -423,7 +423,8 @@ PROFILE_DIR: Path | None = None
 
 
 def start_profile(pid: int, name: str) -> list[subprocess.Popen[bytes]]:
-    """With ``--profile DIR``: py-spy records the server and each SMTP worker during the load.
+    """With ``--profile DIR``: py-spy records the server and each SMTP worker during the load
+    (``--gil``: only the thread holding the GIL, i.e. the Python work).
 
     Collapsed stacks (``DIR/NAME-server.txt``, ``DIR/NAME-smtp-PID.txt``), one
     line per stack with its sample count, for ``sort -k2 -n`` or a flame graph.
@@ -434,8 +435,8 @@ def start_profile(pid: int, name: str) -> list[subprocess.Popen[bytes]]:
     PROFILE_DIR.mkdir(parents=True, exist_ok=True)
     targets = [(pid, "server")] + [(k, f"smtp-{k}") for k in descendants(pid)
                                    if role(k) == "smtp"]
-    return [subprocess.Popen([spy, "record", "--pid", str(p), "--format", "raw", "--rate", "200", "--gil",
-                              "--output", str(PROFILE_DIR / f"{name}-{label}.txt")],
+    return [subprocess.Popen([spy, "record", "--pid", str(p), "--format", "raw", "--rate", "200",
+                              "--gil", "--output", str(PROFILE_DIR / f"{name}-{label}.txt")],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             for p, label in targets]
 
