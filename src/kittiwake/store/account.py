@@ -702,7 +702,11 @@ class AccountStore:
         finally:
             for fd in fds.values():
                 os.close(fd)
-        for directory in {path.parent for path in delivery.placed}:
+        placed = delivery.placed
+        if len(placed) == 1:  # most deliveries: no set of one directory
+            durable.fsync_dir_shared(placed[0].parent)
+            return
+        for directory in {path.parent for path in placed}:
             durable.fsync_dir_shared(directory)
 
     def place(self, delivery: Delivery) -> None:
@@ -864,7 +868,9 @@ class AccountStore:
                                        tuple(d.uid for d in delivered), modseq,
                                        tuple(m.flags for m in delivery.messages))]
             done.append(delivery)
-        if rows:
+        if len(rows) == 1:  # a lone delivery's group: no executemany set-up
+            db.execute(_INSERT_MESSAGE, rows[0])
+        elif rows:
             db.executemany(_INSERT_MESSAGE, rows)
         for tally in boxes.values():
             if isinstance(tally, _BoxTally) and tally.messages:
@@ -1032,13 +1038,16 @@ class AccountStore:
 
     def prepare_spool(self, path: Path, prefix: bytes = b"", flags: Flags = Flags(),
                       received: int = 0, mailfrom: str = "", rcptto: str = "",
-                      keep: bool = False, headers: Headers | None = None) -> NewMessage:
+                      keep: bool = False, headers: Headers | None = None,
+                      size: int | None = None) -> NewMessage:
         """A spooled file for the group commit (which fsyncs it in place), summarized
         as ``prefix + file`` from the header fields (the part tree follows in the
         background, see :mod:`kittiwake.store.summary`): ``headers``, the file's own
         as its writer parsed them, or read here. ``keep``: hard-link it (its owner
-        keeps and removes it) rather than rename it."""
-        size = os.stat(path).st_size
+        keeps and removes it) rather than rename it. ``size``: the file's, when its
+        writer knows it (no stat)."""
+        if size is None:
+            size = os.stat(path).st_size
         if headers is None:
             headers = file_header_fields(path, size)
         return NewMessage(path, len(prefix) + size, _head_summary(prefix, headers), flags,
@@ -1067,15 +1076,17 @@ class AccountStore:
     def stage_spool(self, mailbox_name: str, path: Path, prefix: bytes = b"",
                     flags: Flags = Flags(), received: int = 0, mailfrom: str = "",
                     rcptto: str = "", keep: bool = False,
-                    headers: Headers | None = None, fd: int | None = None) -> Delivery:
+                    headers: Headers | None = None, fd: int | None = None,
+                    size: int | None = None) -> Delivery:
         """A caller's share of delivering a spooled file: summarized, then renamed
         (or with ``keep`` hard-linked) to its final name (:meth:`stage`). ``fd``: the
         file's descriptor, still open from its writing (closed here on an error;
-        else by :meth:`sync_staged`, which fsyncs through it)."""
+        else by :meth:`sync_staged`, which fsyncs through it). ``size``: the file's,
+        when its writer knows it."""
         try:
             delivery = Delivery(mailbox_name, [self.prepare_spool(path, prefix, flags,
                                                                   received, mailfrom, rcptto,
-                                                                  keep, headers)])
+                                                                  keep, headers, size)])
             self.stage(delivery)
         except BaseException:
             if fd is not None:
