@@ -19,7 +19,7 @@ import pytest
 
 from kittiwake import durable
 from kittiwake.store import AccountStore, Appended, Store, StoreError
-from kittiwake.store.account import Delivery
+from kittiwake.store.account import Delivery, unsynced_rows
 from kittiwake.store.check import check
 
 MSG = b"From: a@example.org\r\nSubject: early %d\r\nMessage-ID: <e%d@example.org>\r\n\r\nbody\r\n"
@@ -34,10 +34,15 @@ def rows(core: AccountStore) -> int:
         return int(core.db.execute("SELECT COUNT(*) FROM message").fetchone()[0])
 
 
-def markers(core: AccountStore) -> list[str]:
+def markers(core: AccountStore) -> list[int]:
+    """The message ids the database lists as committed early, not known durable."""
     with core.lock:
-        return [k for (k,) in core.db.execute(
-            "SELECT key FROM meta WHERE key LIKE 'unsynced:%' ORDER BY key")]
+        return sorted(i for ids in unsynced_rows(core.db)[1].values() for i in ids)
+
+
+def marker_rows(core: AccountStore) -> int:
+    with core.lock:
+        return len(unsynced_rows(core.db)[0])
 
 
 class HeldSync:
@@ -77,7 +82,7 @@ async def test_the_answer_and_the_change_wait_for_the_fsync(tmp_path: Path) -> N
         # Committed (the row is there, with its marker) while the fsync is held...
         await _until(lambda: rows(account.core) == 2, "the early COMMIT")
         assert (await account.mailbox("Inbox")).messages == 2
-        assert f"unsynced:{(await account.messages('Inbox'))[-1].id}" in markers(account.core)
+        assert (await account.messages("Inbox"))[-1].id in markers(account.core)
         await asyncio.sleep(0.05)
         # ...but nobody has been told.
         assert not task.done()
@@ -86,11 +91,13 @@ async def test_the_answer_and_the_change_wait_for_the_fsync(tmp_path: Path) -> N
         delivered = await task
         assert [(c.kind, c.uids) for c in sub.pending()] == [("added", (delivered.uid,))]
     await account.deliver("Inbox", msg(2))  # its transaction clears the durable one's marker
-    assert markers(account.core) == [f"unsynced:{delivered.message_id + 1}"]
+    assert markers(account.core) == [delivered.message_id + 1]
+    assert marker_rows(account.core) == 1
     store.close()
     core = AccountStore("alice", account.core.root)  # closing cleared the rest
     try:
         assert markers(core) == []
+        assert marker_rows(core) == 0
     finally:
         core.close()
 
@@ -177,5 +184,82 @@ def test_open_after_a_crash_keeps_durable_files_and_drops_lost_ones(tmp_path: Pa
         assert core.vanished("Inbox", highest) == [2, 3, 4]
         assert markers(core) == []
         assert check(core) == []
+    finally:
+        core.close()
+
+
+def test_an_older_stores_per_message_markers_are_recovered_at_open(tmp_path: Path) -> None:
+    """Stores before this version left one ``unsynced:<id>`` row per message (value:
+    the delivery's first id); a store they left after a crash still recovers."""
+    root = tmp_path / "alice"
+    core = AccountStore("alice", root)
+    core.create_mailbox("Inbox")
+    kept = _early_commit(core, [msg(1)])
+    lost = _early_commit(core, [msg(2), msg(3)])
+    with core.lock:  # as the older version wrote them, instead of this one's row
+        core.db.execute("BEGIN IMMEDIATE")
+        core.db.execute("DELETE FROM meta WHERE key LIKE 'unsynced%'")
+        core.db.executemany("INSERT INTO meta (key, value) VALUES (?, ?)",
+                            [(f"unsynced:{i}", d.ids[0]) for d in (kept, lost) for i in d.ids])
+        core.db.execute("COMMIT")
+    core._unsynced = {}  # so that closing leaves the old rows as they are
+    core.close()
+    durable.message_path(root, lost.ids[0]).unlink()
+    core = AccountStore("alice", root)
+    try:
+        assert [m.id for m in core.messages("Inbox")] == kept.ids
+        assert core.read(kept.ids[0]) == msg(1)
+        assert (core.mailbox("Inbox").messages, core.mailbox("Inbox").uidnext) == (1, 4)
+        assert markers(core) == [] and marker_rows(core) == 0
+        assert check(core) == []
+    finally:
+        core.close()
+
+
+async def test_a_group_of_early_deliveries_writes_one_row_once(tmp_path: Path) -> None:
+    """However many early deliveries a group holds, its transaction writes the
+    store's list once (one statement), and the list is one row."""
+    store = Store(tmp_path)
+    account = await store.account("alice")
+    await account.deliver("Inbox", msg(0))
+    statements: list[str] = []
+    account.core.db.set_trace_callback(statements.append)
+    held = HeldSync(account.core)
+    tasks = [asyncio.create_task(account.deliver("Inbox", msg(n))) for n in range(1, 9)]
+    await _until(lambda: rows(account.core) == 9, "the early COMMITs")
+    assert marker_rows(account.core) == 1
+    assert len(markers(account.core)) == 8
+    held.release.set()
+    await asyncio.gather(*tasks)
+    await account.deliver("Inbox", msg(9))  # drops the eight, lists itself
+    account.core.db.set_trace_callback(None)
+    commits = statements.count("COMMIT")
+    writes = [s for s in statements if "unsynced" in s and not s.startswith("SELECT")]
+    assert 0 < len(writes) <= commits, writes  # at most one per transaction
+    assert not [s for s in statements if "unsynced:" in s]
+    assert markers(account.core) == [(await account.messages("Inbox"))[-1].id]
+    store.close()
+
+
+def test_stores_sharing_an_account_keep_a_row_each(tmp_path: Path) -> None:
+    """Two stores with one account open (two processes, say) list their early
+    deliveries in rows of their own: neither's commit drops the other's."""
+    root = tmp_path / "alice"
+    first = AccountStore("alice", root)
+    first.create_mailbox("Inbox")
+    second = AccountStore("alice", root)  # not alone: no recovery, a row of its own
+    lost_first = _early_commit(first, [msg(1)])
+    lost_second = _early_commit(second, [msg(2)])
+    third = _early_commit(first, [msg(3)])
+    assert marker_rows(first) == 2
+    assert markers(first) == sorted([*lost_first.ids, *lost_second.ids, *third.ids])
+    second.close()
+    first.close()
+    for delivery in (lost_first, lost_second):
+        durable.message_path(root, delivery.ids[0]).write_bytes(b"")
+    core = AccountStore("alice", root)
+    try:
+        assert [m.subject for m in core.messages("Inbox")] == ["early 3"]
+        assert markers(core) == [] and check(core) == []
     finally:
         core.close()

@@ -271,12 +271,16 @@ async def test_an_idle_committer_thread_ends_and_comes_back_for_the_next_deliver
     account = await store.account("alice")
     await account.deliver("Inbox", msg(1))
     committer = account.core.committer
-    for _ in range(200):  # no mail for a while: the thread is gone
-        if not committer.running:
+
+    def alive() -> list[threading.Thread]:
+        return [t for t in threading.enumerate() if t.name == "kittiwake-commit-alice"]
+
+    for _ in range(200):  # no mail for a while: the thread is gone (it may take a
+        if not committer.running and not alive():  # moment to end once it said so)
             break
         await asyncio.sleep(0.01)
     assert not committer.running
-    assert not [t for t in threading.enumerate() if t.name == "kittiwake-commit-alice"]
+    assert not alive()
     second = await account.deliver("Inbox", msg(2))  # started again for it
     assert committer.started == 2
     assert [m.uid for m in await account.messages("Inbox")] == [1, second.uid]

@@ -13,6 +13,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import secrets
 import sqlite3
 import threading
 import time
@@ -71,6 +72,8 @@ logger = get_logger("store")
 R = TypeVar("R", FetchRow, IdRow)
 
 SEPARATOR = "/"
+# The ``meta`` keys listing early-committed deliveries start so (_recover_unsynced).
+UNSYNCED = "unsynced"
 # Message ids reserved at a time for group commits (see AccountStore._reserve_ids).
 ID_BLOCK = 1024
 # Summaries computed on demand kept in memory until their row gets its own.
@@ -123,7 +126,7 @@ class Delivery:
     ids: list[int] = field(default_factory=list)  # message ids, given by place_group
     placed: list[Path] = field(default_factory=list)  # the files at their final names
     # Committed while its files are still being fsynced (see GroupCommitter): its
-    # ids carry an "unsynced" marker in the transaction, for the open-time recovery.
+    # transaction lists its ids in the store's row for the open-time recovery.
     early: bool = False
     committed: bool = False  # its rows are in a committed transaction
     synced: bool = True  # its files are durable (an early one: once its caller says so)
@@ -177,8 +180,13 @@ class AccountStore:
         self._id_lock = threading.Lock()
         self._next_id = self._id_limit = 0  # the reserved block of ids (see _reserve_ids)
         self._lock_fd = _hold_open_lock(root)
-        # Markers of early-committed ids whose files are durable now, removed by the
-        # next transaction (commit_placed); and the committer thread (started on use).
+        # Early-committed deliveries not known durable (first id -> ids), as this
+        # store's row in ``meta`` says (see _recover_unsynced; changed under the
+        # account's lock, in the transactions that write the row); the first ids
+        # of those durable since, dropped from the row by the next transaction
+        # (commit_placed); and the committer thread (started on use).
+        self._unsynced_key = f"{UNSYNCED}@{secrets.token_hex(8)}"
+        self._unsynced: dict[int, tuple[int, ...]] = {}
         self._synced_markers: list[int] = []
         self._markers_lock = threading.Lock()
         self._committer: GroupCommitter | None = None
@@ -217,23 +225,29 @@ class AccountStore:
         """Remove committed rows whose file did not become durable (a crash, power loss).
 
         A delivery may be committed while its file's fsync still runs
-        (:class:`GroupCommitter`); it is acknowledged only once both are done, and
-        its transaction leaves an ``unsynced:<id>`` marker in ``meta`` (value: the
-        delivery's first id), cleared by a later transaction. Here, with the
-        account to ourselves, each marked message's file is checked: missing, or
-        shorter than its row says (on Linux file systems the size on disk never
-        runs ahead of the data written: ext4 ordered mode, XFS and btrfs update it
-        only once the data is written), and the delivery was never acknowledged:
-        all its rows go, as an expunge (a tombstone, counts updated, the UIDs not
-        used again), in case a session saw them before the crash.
+        (:class:`GroupCommitter`); it is acknowledged only once both are done.
+        Each store that commits so keeps one row in ``meta`` (key
+        ``unsynced@<random>``, its own: processes sharing the account do not
+        overwrite each other's) whose value lists the deliveries it committed
+        early and does not know durable yet (:func:`unsynced_rows`); every group
+        transaction rewrites it, adding the group's and dropping those durable
+        since, so a group costs one statement, whatever its size. Stores of
+        older versions left one ``unsynced:<id>`` row per message instead
+        (value: the delivery's first id); both are read here.
+
+        Here, with the account to ourselves, each listed message's file is
+        checked: missing, or shorter than its row says (on Linux file systems
+        the size on disk never runs ahead of the data written: ext4 ordered
+        mode, XFS and btrfs update it only once the data is written), and the
+        delivery was never acknowledged: all its rows go, as an expunge (a
+        tombstone, counts updated, the UIDs not used again), in case a session
+        saw them before the crash. A listed delivery that is durable (its
+        row's rewrite had not come yet) is kept: checking one more costs a stat.
         """
         db = self.db
-        markers = db.execute("SELECT key, value FROM meta WHERE key LIKE 'unsynced:%'").fetchall()
-        if not markers:
+        keys, deliveries = unsynced_rows(db)
+        if not keys:
             return
-        deliveries: dict[int, list[int]] = {}
-        for key, first in markers:
-            deliveries.setdefault(int(first), []).append(int(key.partition(":")[2]))
         bad: list[int] = []
         for ids in deliveries.values():
             for message_id in ids:
@@ -251,11 +265,21 @@ class AccountStore:
         with self._write() as (db, modseq):
             if bad:
                 self._remove_ids(db, bad, modseq)
-            db.executemany("DELETE FROM meta WHERE key = ?", [(k,) for k, _ in markers])
+            db.executemany("DELETE FROM meta WHERE key = ?", [(k,) for k in keys])
         if bad:
             durable.remove(self.root, bad)
             logger.warning("removed messages whose files were not durable at a crash"
                            " (never acknowledged)", messages=len(bad))
+
+    def _write_unsynced(self, db: sqlite3.Connection,
+                        unsynced: dict[int, tuple[int, ...]]) -> None:
+        """This store's row of early-committed deliveries (see :meth:`_recover_unsynced`)
+        as ``unsynced`` says, in the open transaction: one statement."""
+        if unsynced:
+            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+                       (self._unsynced_key, _unsynced_text(unsynced)))
+        else:
+            db.execute("DELETE FROM meta WHERE key = ?", (self._unsynced_key,))
 
     def _remove_ids(self, db: sqlite3.Connection, ids: list[int], modseq: int) -> None:
         """Remove the rows of these message ids as an expunge, in the open transaction."""
@@ -298,7 +322,7 @@ class AccountStore:
         if committer is not None:
             committer.close()  # what is queued is committed first
         with self.lock:
-            if self._synced_markers:
+            if self._synced_markers and self._unsynced:
                 with contextlib.suppress(sqlite3.Error):
                     self._clear_markers()
             self.db.close()
@@ -679,7 +703,11 @@ class AccountStore:
         finally:
             for fd in fds.values():
                 os.close(fd)
-        for directory in {path.parent for path in delivery.placed}:
+        placed = delivery.placed
+        if len(placed) == 1:  # most deliveries: no set of one directory
+            durable.fsync_dir_shared(placed[0].parent)
+            return
+        for directory in {path.parent for path in placed}:
             durable.fsync_dir_shared(directory)
 
     def place(self, delivery: Delivery) -> None:
@@ -701,61 +729,65 @@ class AccountStore:
         gets its ``error`` and its files are removed; the others go on. The rows
         of the rest go in together: one lookup and one counter update per
         mailbox, one INSERT statement for all. A delivery that replaces a message
-        (IMAP REPLACE) has a savepoint of its own. An ``early`` delivery (its
-        files not yet durable, see :class:`GroupCommitter`) leaves markers for the
-        open-time recovery (:meth:`_recover_unsynced`); markers of deliveries
-        durable since are removed here. The COMMIT (one WAL fsync) makes it all
-        durable; if it fails, every delivery gets that error and no new file stays
-        visible. Results are set on each :class:`Delivery`.
+        (IMAP REPLACE) has a savepoint of its own. ``early`` deliveries (their
+        files not yet durable, see :class:`GroupCommitter`) are added to this
+        store's row for the open-time recovery (:meth:`_recover_unsynced`), and
+        those durable since dropped from it: one statement. The COMMIT (one WAL
+        fsync) makes it all durable; if it fails, every delivery gets that error
+        and no new file stays visible. Results are set on each :class:`Delivery`.
         """
         todo = [d for d in group if d.error is None]
         done: list[tuple[Delivery, list[int]]] = []
         with self._markers_lock:
             clearing, self._synced_markers = self._synced_markers, []
-        try:
-            with self._write() as (db, modseq):
-                for delivery in todo:
-                    if delivery.replaces is None:
-                        continue
-                    db.execute("SAVEPOINT delivery")
-                    try:
-                        delivered, changes, removed = self._insert(
-                            db, modseq, delivery.mailbox, delivery.messages, delivery.replaces,
-                            indexed_now=False, ids=delivery.ids)
-                        db.execute("RELEASE delivery")
-                    except Exception as exc:
-                        db.execute("ROLLBACK TO delivery")
-                        db.execute("RELEASE delivery")
-                        _discard(delivery.placed, delivery.messages)
-                        delivery.error = exc
-                        continue
-                    delivery.delivered, delivery.changes = delivered, changes
-                    done.append((delivery, removed))
-                batch = [d for d in todo if d.replaces is None]
-                done += [(d, []) for d in self._insert_group(db, modseq, batch)]
-                markers = [(f"unsynced:{i}", d.ids[0]) for d, _ in done if d.early
-                           for i in d.ids]
-                if markers:
-                    db.executemany("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
-                                   markers)
-                if clearing:
-                    db.executemany("DELETE FROM meta WHERE key = ?",
-                                   [(f"unsynced:{i}",) for i in clearing])
-                if not done and not clearing:
-                    raise _NothingChanged(None)
-        except _NothingChanged:
-            return
-        except BaseException as exc:
-            with self._markers_lock:
-                self._synced_markers += clearing  # not removed: the next commit tries again
-            for delivery, _ in done:
-                _discard(delivery.placed, delivery.messages)
-                delivery.delivered, delivery.changes = [], []
-                delivery.error = exc if isinstance(exc, Exception) else \
-                    StoreError(f"delivery interrupted: {exc!r}")
-            if not isinstance(exc, Exception):
-                raise
-            return
+        # The account's lock all along: the transaction and this store's list of
+        # early deliveries, which it wrote, change together.
+        with self.lock:
+            try:
+                with self._write() as (db, modseq):
+                    for delivery in todo:
+                        if delivery.replaces is None:
+                            continue
+                        db.execute("SAVEPOINT delivery")
+                        try:
+                            delivered, changes, removed = self._insert(
+                                db, modseq, delivery.mailbox, delivery.messages,
+                                delivery.replaces, indexed_now=False, ids=delivery.ids)
+                            db.execute("RELEASE delivery")
+                        except Exception as exc:
+                            db.execute("ROLLBACK TO delivery")
+                            db.execute("RELEASE delivery")
+                            _discard(delivery.placed, delivery.messages)
+                            delivery.error = exc
+                            continue
+                        delivery.delivered, delivery.changes = delivered, changes
+                        done.append((delivery, removed))
+                    batch = [d for d in todo if d.replaces is None]
+                    done += [(d, []) for d in self._insert_group(db, modseq, batch)]
+                    unsynced = self._unsynced
+                    cleared = {k for k in clearing if k in unsynced}
+                    early = [d for d, _ in done if d.early]
+                    if cleared or early:
+                        unsynced = {k: v for k, v in unsynced.items() if k not in cleared}
+                        for delivery in early:
+                            unsynced[delivery.ids[0]] = tuple(delivery.ids)
+                        self._write_unsynced(db, unsynced)
+                    elif not done:
+                        raise _NothingChanged(None)
+                self._unsynced = unsynced  # committed
+            except _NothingChanged:
+                return
+            except BaseException as exc:
+                with self._markers_lock:
+                    self._synced_markers += clearing  # not removed: the next commit tries again
+                for delivery, _ in done:
+                    _discard(delivery.placed, delivery.messages)
+                    delivery.delivered, delivery.changes = [], []
+                    delivery.error = exc if isinstance(exc, Exception) else \
+                        StoreError(f"delivery interrupted: {exc!r}")
+                if not isinstance(exc, Exception):
+                    raise
+                return
         pending: list[int] = []
         for delivery, removed in done:
             delivery.committed = True
@@ -837,7 +869,9 @@ class AccountStore:
                                        tuple(d.uid for d in delivered), modseq,
                                        tuple(m.flags for m in delivery.messages))]
             done.append(delivery)
-        if rows:
+        if len(rows) == 1:  # a lone delivery's group: no executemany set-up
+            db.execute(_INSERT_MESSAGE, rows[0])
+        elif rows:
             db.executemany(_INSERT_MESSAGE, rows)
         for tally in boxes.values():
             if isinstance(tally, _BoxTally) and tally.messages:
@@ -855,12 +889,15 @@ class AccountStore:
         were not told of them, but one may have looked), their files too, and each
         gets an error; none was acknowledged."""
         ids = [d.message_id for delivery in group for d in delivery.delivered]
+        firsts = {delivery.ids[0] for delivery in group if delivery.ids}
         try:
-            with self._write() as (db, modseq):
-                self._remove_ids(db, ids, modseq)
-                db.executemany("DELETE FROM meta WHERE key = ?",
-                               [(f"unsynced:{i}",) for i in ids])
-        except sqlite3.Error:  # the markers stay: the next open removes the rows
+            with self.lock:
+                with self._write() as (db, modseq):
+                    self._remove_ids(db, ids, modseq)
+                    unsynced = {k: v for k, v in self._unsynced.items() if k not in firsts}
+                    self._write_unsynced(db, unsynced)
+                self._unsynced = unsynced  # committed
+        except sqlite3.Error:  # listed still: the next open removes the rows
             logger.error("could not take back deliveries whose files are not durable",
                          messages=len(ids), exc_info=True)
         for delivery in group:
@@ -869,24 +906,25 @@ class AccountStore:
             delivery.error = StoreError(f"message file not durable: {delivery.sync_error}")
             delivery.delivered, delivery.changes, delivery.committed = [], [], False
 
-    def markers_synced(self, ids: Iterable[int]) -> None:
-        """These early-committed ids are durable now: their markers go at the next
-        transaction (or at close)."""
+    def markers_synced(self, firsts: Iterable[int]) -> None:
+        """The early-committed deliveries with these first ids are durable now: they
+        leave this store's row at the next transaction (or at close)."""
         with self._markers_lock:
-            self._synced_markers.extend(ids)
+            self._synced_markers.extend(firsts)
 
     def _clear_markers(self) -> None:
         with self.lock:
             with self._markers_lock:
-                clearing, self._synced_markers = self._synced_markers, []
+                clearing, self._synced_markers = set(self._synced_markers), []
+            unsynced = {k: v for k, v in self._unsynced.items() if k not in clearing}
             self.db.execute("BEGIN IMMEDIATE")
             try:
-                self.db.executemany("DELETE FROM meta WHERE key = ?",
-                                    [(f"unsynced:{i}",) for i in clearing])
+                self._write_unsynced(self.db, unsynced)
                 self.db.execute("COMMIT")
             except BaseException:
                 self.db.execute("ROLLBACK")
                 raise
+            self._unsynced = unsynced
 
     def _place(self, new: NewMessage, message_id: int) -> Path:
         """Give a message file its final name: rename, or hard link for a kept spool."""
@@ -1001,13 +1039,16 @@ class AccountStore:
 
     def prepare_spool(self, path: Path, prefix: bytes = b"", flags: Flags = Flags(),
                       received: int = 0, mailfrom: str = "", rcptto: str = "",
-                      keep: bool = False, headers: Headers | None = None) -> NewMessage:
+                      keep: bool = False, headers: Headers | None = None,
+                      size: int | None = None) -> NewMessage:
         """A spooled file for the group commit (which fsyncs it in place), summarized
         as ``prefix + file`` from the header fields (the part tree follows in the
         background, see :mod:`kittiwake.store.summary`): ``headers``, the file's own
         as its writer parsed them, or read here. ``keep``: hard-link it (its owner
-        keeps and removes it) rather than rename it."""
-        size = os.stat(path).st_size
+        keeps and removes it) rather than rename it. ``size``: the file's, when its
+        writer knows it (no stat)."""
+        if size is None:
+            size = os.stat(path).st_size
         if headers is None:
             headers = file_header_fields(path, size)
         return NewMessage(path, len(prefix) + size, _head_summary(prefix, headers), flags,
@@ -1036,15 +1077,17 @@ class AccountStore:
     def stage_spool(self, mailbox_name: str, path: Path, prefix: bytes = b"",
                     flags: Flags = Flags(), received: int = 0, mailfrom: str = "",
                     rcptto: str = "", keep: bool = False,
-                    headers: Headers | None = None, fd: int | None = None) -> Delivery:
+                    headers: Headers | None = None, fd: int | None = None,
+                    size: int | None = None) -> Delivery:
         """A caller's share of delivering a spooled file: summarized, then renamed
         (or with ``keep`` hard-linked) to its final name (:meth:`stage`). ``fd``: the
         file's descriptor, still open from its writing (closed here on an error;
-        else by :meth:`sync_staged`, which fsyncs through it)."""
+        else by :meth:`sync_staged`, which fsyncs through it). ``size``: the file's,
+        when its writer knows it."""
         try:
             delivery = Delivery(mailbox_name, [self.prepare_spool(path, prefix, flags,
                                                                   received, mailfrom, rcptto,
-                                                                  keep, headers)])
+                                                                  keep, headers, size)])
             self.stage(delivery)
         except BaseException:
             if fd is not None:
@@ -1995,6 +2038,30 @@ def _discard(placed: list[Path], messages: list[NewMessage]) -> None:
     for new in messages:
         if not new.keep_source:
             new.tmp_path.unlink(missing_ok=True)
+
+
+def _unsynced_text(unsynced: dict[int, tuple[int, ...]]) -> str:
+    """A store's row of early-committed deliveries: each delivery's ids joined by
+    commas, the deliveries by spaces ("12 13 14,15")."""
+    return " ".join(",".join(map(str, ids)) for ids in unsynced.values())
+
+
+def unsynced_rows(db: sqlite3.Connection) -> tuple[list[str], dict[int, list[int]]]:
+    """The ``meta`` rows listing early-committed deliveries (this version's, one per
+    store, and the older one-per-message ``unsynced:<id>``): their keys, and the
+    deliveries they list (first id -> ids)."""
+    keys: list[str] = []
+    deliveries: dict[int, list[int]] = {}
+    for key, value in db.execute("SELECT key, value FROM meta WHERE key LIKE ?",
+                                 (UNSYNCED + "%",)):
+        keys.append(key)
+        if key.startswith(UNSYNCED + ":"):  # an older store's: one row per message
+            deliveries.setdefault(int(value), []).append(int(key.partition(":")[2]))
+            continue
+        for part in str(value).split():
+            ids = [int(i) for i in part.split(",")]
+            deliveries[ids[0]] = ids
+    return keys, deliveries
 
 
 def _remove_rows(db: sqlite3.Connection, mailbox_id: int,

@@ -13,9 +13,11 @@ submitted *early*, before its file is durable; its caller fsyncs the file and
 the directory while the transaction runs (the file's fsync, the directory's
 and the WAL's proceed at the same time, where one after the other would cost
 three device flushes) and then says so (:meth:`synced`). Its transaction
-leaves a marker per id, so that if the machine goes down before the file is
-durable, the next open removes the row (``AccountStore._recover_unsynced``):
-that delivery was never acknowledged. Deliveries of several messages
+lists it in the store's row of such deliveries (one row per store, rewritten
+once per group), so that if the machine goes down before the file is durable,
+the next open removes its rows (``AccountStore._recover_unsynced``): that
+delivery was never acknowledged. The first transaction after it settles drops
+it from the list. Deliveries of several messages
 (MULTIAPPEND: all or nothing) and replacements (IMAP REPLACE: the old
 message's removal must not outlive a new message that is lost) are synced
 before they are submitted.
@@ -173,7 +175,7 @@ class GroupCommitter:
             if any(d.committed and d.sync_error for d in group):
                 return False
             self._waiting.popleft()
-            synced = [i for d in group if d.early and d.committed for i in d.ids]
+            synced = [d.ids[0] for d in group if d.early and d.committed]
             if synced:
                 self.store.markers_synced(synced)
             callbacks: dict[Callable[[list[Delivery]], None], list[Delivery]] = {}

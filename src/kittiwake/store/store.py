@@ -274,8 +274,9 @@ class Account:
                      received: int, mailfrom: str, rcptto: str, keep: bool,
                      headers: Headers | None) -> Delivery:
         fd: int | None = None
+        size: int | None = None
         if isinstance(spool, SpoolFile):
-            path = spool.path
+            path, size = spool.path, spool.size
             if headers is None:  # from what the spool still has in memory
                 headers = head_fields(spool.head, spool.size <= SpoolFile.HEAD)
             if not spool.finished:
@@ -286,7 +287,7 @@ class Account:
             path = Path(spool)
         try:
             return self.core.stage_spool(mailbox, path, prefix, flags, received, mailfrom,
-                                         rcptto, keep, headers, fd)
+                                         rcptto, keep, headers, fd, size)
         except BaseException:
             if not keep:
                 path.unlink(missing_ok=True)
