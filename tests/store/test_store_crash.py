@@ -97,7 +97,12 @@ def test_sigkill_during_group_commits_loses_no_acknowledged_message(tmp_path: Pa
     rng = random.Random()
     acknowledged: dict[int, tuple[int, int, str]] = {}
     kinds: Counter[str] = Counter()
-    for round_ in range(12):
+    every_kind = {"deliver", "append", "spool", "shared"}
+    # 12 rounds, and more (up to 30) while a kind was never acknowledged (a loaded
+    # machine's child acknowledges few messages before it is killed).
+    for round_ in range(30):
+        if round_ >= 12 and set(kinds) == every_kind:
+            break
         lines = run_child(tmp_path, round_ * 100_000, "group", rng.uniform(0.4, 1.4))
         assert lines, f"round {round_}: the child acknowledged nothing before it was killed"
         for line in lines:
@@ -106,7 +111,7 @@ def test_sigkill_during_group_commits_loses_no_acknowledged_message(tmp_path: Pa
             acknowledged[int(mid)] = (int(size), int(seed), kind)
             kinds[kind] += 1
         verify(tmp_path, acknowledged, f"round {round_}")
-    assert set(kinds) == {"deliver", "append", "spool", "shared"}, kinds
+    assert set(kinds) == every_kind, kinds
 
 
 def test_sigkill_between_an_early_commit_and_its_fsyncs(tmp_path: Path) -> None:
