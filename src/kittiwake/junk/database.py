@@ -51,6 +51,13 @@ CREATE INDEX message_classified ON message (received, class) WHERE class != '';
 # Tally.total counts past messages up to this many: only whether there are any
 # is used (a first-time sender), and counting all of a big domain's is not free.
 TOTAL_LIMIT = 100
+# An identity's reputation is the share of ham and junk among its most recent
+# classified messages, at most this many (a reader of a big provider's mail has
+# thousands of them; the decision needs a share, not the whole count).
+CLASSIFIED_LIMIT = 200
+# Verified domains (a message may have several) look among the account's most
+# recent classified messages, at most this many.
+VERIFIED_SCAN = 2000
 
 DDL = """
 CREATE TABLE meta (
@@ -451,8 +458,9 @@ class JunkDatabase:
         """Messages received since ``since_ms`` whose ``column`` (an identity) is ``value``.
 
         Bounded work whatever the history: the total stops at :data:`TOTAL_LIMIT`
-        (an index range on (column, received)); ham and junk are counted on the
-        index of classified messages only (those the user moved or flagged).
+        (an index range on (column, received)); ham and junk are counted among the
+        identity's :data:`CLASSIFIED_LIMIT` most recent classified messages, on the
+        index of classified messages only.
         """
         if column not in _IDENTITY_COLUMNS or not value:
             return Tally()
@@ -466,13 +474,15 @@ class JunkDatabase:
                 return Tally()
             ham, junk = self.db.execute(
                 "SELECT COALESCE(SUM(class = 'ham'), 0), COALESCE(SUM(class = 'junk'), 0)"
-                f" FROM message INDEXED BY message_{column}_classified"
-                f" WHERE {column} = ? AND received >= ? AND class != ''",
-                (value, since_ms)).fetchone()
+                f" FROM (SELECT class FROM message INDEXED BY message_{column}_classified"
+                f" WHERE {column} = ? AND received >= ? AND class != ''"
+                " ORDER BY received DESC LIMIT ?)",
+                (value, since_ms, CLASSIFIED_LIMIT)).fetchone()
         return Tally(total, ham, junk)
 
     def tally_verified(self, domains: Iterable[str], since_ms: int) -> Tally:
-        """:meth:`tally` for messages verified (SPF/DKIM) for any of ``domains``."""
+        """:meth:`tally` for messages verified (SPF/DKIM) for any of ``domains``; ham and
+        junk among the account's :data:`VERIFIED_SCAN` most recent classified messages."""
         wanted = sorted({d.lower() for d in domains})
         if not wanted:
             return Tally()
@@ -493,11 +503,12 @@ class JunkDatabase:
             if not total:
                 return Tally()
             ham, junk = self.db.execute(
-                "SELECT COALESCE(SUM(m.class = 'ham'), 0), COALESCE(SUM(m.class = 'junk'), 0)"
-                " FROM message m INDEXED BY message_classified"
-                " WHERE m.received >= ? AND m.class != '' AND EXISTS (SELECT 1 FROM verified v"
-                f" WHERE v.domain IN ({marks}) AND v.message = m.id)",
-                (since_ms, *wanted)).fetchone()
+                "SELECT COALESCE(SUM(c.class = 'ham'), 0), COALESCE(SUM(c.class = 'junk'), 0)"
+                " FROM (SELECT id, class FROM message INDEXED BY message_classified"
+                " WHERE received >= ? AND class != '' ORDER BY received DESC LIMIT ?) c"
+                f" WHERE EXISTS (SELECT 1 FROM verified v WHERE v.domain IN ({marks})"
+                " AND v.message = c.id)",
+                (since_ms, VERIFIED_SCAN, *wanted)).fetchone()
         return Tally(total, ham, junk)
 
     def knows_at_least(self, n: int) -> bool:
