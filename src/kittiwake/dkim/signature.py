@@ -119,6 +119,18 @@ def _int(tags: dict[str, Tag], name: str, max_digits: int) -> int | None:
 
 @functools.lru_cache(maxsize=256)  # a message's signatures are parsed by each step
 def parse_signature(field: HeaderField) -> Signature:
+    """Parse and check the tags of one DKIM-Signature field (§3.5, §6.1.1); the
+    same field's (by its bytes) is parsed once (the MX path asks twice: for the
+    body hashes while the body arrives, then to verify)."""
+    return _parse_field(field.name, field.raw)
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_field(name: str, raw: bytes) -> Signature:
+    return _parse_signature(HeaderField(name, raw))
+
+
+def _parse_signature(field: HeaderField) -> Signature:
     """Parse and check the tags of one DKIM-Signature field (§3.5, §6.1.1).
 
     Checks done here need nothing but the field: version, required tags,
