@@ -65,6 +65,11 @@ READ_BUDGET = 2 * 1024 * 1024  # message octets read per batch
 BATCH_MAX = 1000  # messages per batch
 
 
+# Message octets at least this long are a piece of their own, not joined into the run
+# around them (a copy of every octet saved; the driver writes the pieces in turn).
+OWN_PIECE = 8 * 1024
+
+
 class _Out:
     """The pieces of one batch: runs of octets, and file literals the driver copies."""
 
@@ -77,13 +82,24 @@ class _Out:
         self.file_name = file_name
 
     def file(self, literal: FileLiteral) -> None:
-        self.pieces = self.take()
-        self.parts = []
+        self._end_run()
         self.pieces.append(literal)
 
-    def take(self) -> list[Piece]:
+    def octets(self, data: bytes) -> None:
+        """Message octets: in the run when short, else a piece of their own."""
+        if len(data) < OWN_PIECE:
+            self.parts.append(data)
+        else:
+            self._end_run()
+            self.pieces.append(data)
+
+    def _end_run(self) -> None:
         if self.parts:
             self.pieces.append(b"".join(self.parts))
+            self.parts = []
+
+    def take(self) -> list[Piece]:
+        self._end_run()
         return [p for p in self.pieces if p]
 
 
@@ -227,7 +243,7 @@ def _span_value(row: FetchRow, span: Span, out: _Out) -> bool:
         if data is not None:
             out.budget -= span.length
             out.parts.append(b"{%d}\r\n" % span.length)
-            out.parts.append(literal_safe(data))
+            out.octets(data.replace(b"\0", b"\x80") if b"\0" in data else data)  # literal_safe
             return True
     return False
 
