@@ -129,7 +129,6 @@ _ALREADY_AUTHED = "{name} is only allowed before authentication; already authent
 _LITERAL_AT_END = re.compile(rb"(~?)\{([0-9]{1,20})(\+?)\}$")
 # RFC 7888 §4: LITERAL- allows non-synchronising literals up to 4096 octets.
 LITERAL_MINUS_MAX = 4096
-_JOIN_MAX = 64 * 1024  # queued output runs at least this long are not joined (send)
 MAX_LITERAL_LENGTH = 0x7FFFFFFFFFFFFFFF  # RFC 9051 §9 number64
 
 
@@ -247,15 +246,11 @@ class ServerSession:
         if self._closed:
             return
         pieces = [data] if isinstance(data, bytes) else data
-        out = self._out
         for p in pieces:
-            # Short runs are joined; long ones (message octets) stay as they are, the
-            # driver writes them in turn (no copy of the octets here).
-            if isinstance(p, bytes) and out and isinstance(out[-1], bytes) \
-                    and len(p) < _JOIN_MAX and len(out[-1]) < _JOIN_MAX:
-                out[-1] = out[-1] + p
+            if isinstance(p, bytes) and self._out and isinstance(self._out[-1], bytes):
+                self._out[-1] = self._out[-1] + p
             else:
-                out.append(p)
+                self._out.append(p)
 
     def greet(self, *, preauth: bool = False, text: str | None = None) -> None:
         """Queue the greeting: ``* OK [CAPABILITY ...]`` or PREAUTH (RFC 9051 §7.1.4)."""

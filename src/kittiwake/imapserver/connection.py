@@ -77,7 +77,6 @@ from kittiwake.store.model import MailboxNotFound, OverQuota
 READ_SIZE = 65536
 FILE_CHUNK = 256 * 1024
 WRITE_VIEW = 64 * 1024  # writes larger than this are handed over as a memoryview
-DRAIN_EVERY = 1024 * 1024  # octets written between two waits for the transport to drain
 
 # What this server implements beyond IMAP4rev1/rev2 (each in its handler).
 EXTENSIONS = (
@@ -159,23 +158,13 @@ class IMAPConnection:
 
     async def _flush(self) -> None:
         pieces = self.session.data_to_send()
-        written = 0  # since the last drain: the transport is drained every DRAIN_EVERY
-        tracing = self.transcript.enabled()
         for piece in pieces:
             if isinstance(piece, FileLiteral):
-                if written:
-                    await self.writer.drain()
-                    written = 0
                 await self._copy_file(piece)
-                continue
-            if tracing:
-                self.transcript.feed(log.Direction.SERVER, piece)
-            self._write(piece)
-            written += len(piece)
-            if written >= DRAIN_EVERY:
-                await self.writer.drain()
-                written = 0
-        if written:
+            else:
+                if self.transcript.enabled():
+                    self.transcript.feed(log.Direction.SERVER, piece)
+                self._write(piece)
             await self.writer.drain()
         if pieces and self._deflate is not None:
             # RFC 4978 §4: each response is flushed so the client can act on it.

@@ -27,11 +27,22 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from sqlite3 import Connection
 
 from kittiwake.junk.bayes import WordCounts
-from kittiwake.junk.history import Class, MailboxKind, MailboxNames, MessageState, rescued_by_move
+from kittiwake.junk.history import (
+    ANSWERED,
+    JUNK_KEYWORD,
+    NOT_JUNK_KEYWORD,
+    SEEN,
+    Class,
+    MailboxKind,
+    MailboxNames,
+    MessageState,
+    rescued_by_move,
+)
 from kittiwake.junk.model import SenderIdentities
 from kittiwake.sqlitedb import open_database, transaction
 
@@ -125,6 +136,14 @@ class Stats:
 
 
 _CLASSES = {c.value: c for c in Class}  # a stored class text as its Class, without Class()
+
+
+@lru_cache(maxsize=1024)
+def _said(flags: int, keywords: str) -> tuple[int, bool, bool]:
+    """What of a message's flags its class depends on (history.MessageState.user_class):
+    \\Seen, \\Answered, $Junk, $NotJunk."""
+    words = keywords.lower().split()
+    return flags & (SEEN | ANSWERED), JUNK_KEYWORD in words, NOT_JUNK_KEYWORD in words
 
 
 def _now_ms() -> int:
@@ -368,19 +387,27 @@ class JunkDatabase:
             flag_updates: list[tuple[int, str, int]] = []
             class_updates: list[tuple[str, int]] = []
             classes: dict[tuple[int, str, int, int], Class] = {}  # most rows share a state
+            texts: dict[tuple[str, ...], str] = {}
             for uid, flags, keywords in changes:
                 row = known.get(uid)
                 if row is None:
                     unknown.append(uid)
                     continue
                 message_id, old_flags, old_keywords, rescued, replied, cls, trained = row
-                text = " ".join(keywords)
-                if (flags, text) != (old_flags, old_keywords):
-                    flag_updates.append((flags, text, message_id))
+                text = texts.get(keywords)
+                if text is None:
+                    text = texts[keywords] = " ".join(keywords)
                 state = (flags, text, rescued, replied)
                 new = classes.get(state)
                 if new is None:
                     new = classes[state] = self._state((mailbox, *state)).user_class()
+                if new.value == cls == trained and _said(flags, text) == _said(
+                        old_flags, old_keywords):
+                    # Nothing a class depends on changed (\Flagged, most keywords): the
+                    # row is left as it is; its other flags are never read.
+                    continue
+                if (flags, text) != (old_flags, old_keywords):
+                    flag_updates.append((flags, text, message_id))
                 if new.value != cls:
                     class_updates.append((new.value, message_id))
                 known[uid] = (message_id, flags, text, rescued, replied, new.value, trained)
