@@ -45,6 +45,7 @@ from kittiwake.junk.tokens import message_words
 from kittiwake.message import parse_addresses, parse_header_section, parse_msgids
 from kittiwake.metrics import guard, panic
 from kittiwake.store import (
+    AccountStore,
     Change,
     Delivered,
     Flags,
@@ -53,7 +54,6 @@ from kittiwake.store import (
     StoreError,
     Subscription,
 )
-from kittiwake.store.account import AccountStore
 from kittiwake.store.changes import AccountFollowers
 from kittiwake.store.model import Message
 from kittiwake.store.store import Account
