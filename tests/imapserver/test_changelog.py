@@ -163,3 +163,23 @@ def test_a_shared_log_that_lost_its_subscription_is_replaced_at_the_next_select(
     second = changelog.attach(hub, "alice").attach("/acct-lost", 7, 9)
     assert second is not first and second.valid and not first.valid
     assert second.floor == 9
+
+
+def test_changes_heard_out_of_modseq_order_answer_as_in_order() -> None:
+    """A STORE's many UIDs go in at once; a change heard after a later one (commits
+    publish in any order) and UIDs not ascending still give the right answer."""
+    hub = ChangeHub()
+    log = _log(hub, 10)
+    many = tuple(range(1, 301))
+    hub.publish("alice", [Change("flags", 7, "Inbox", many, 20, (SEEN,) * len(many))])
+    hub.publish("alice", [Change("flags", 7, "Inbox", (5, 400, 2), 15, (FLAGGED,) * 3)])
+    hub.publish("alice", [Change("flags", 7, "Inbox", (7, 3), 25, (FLAGGED, FLAGGED))])
+    seq = {u: u for u in (*many, 400)}.get
+    rows = log.changed(10, seq) or []
+    want = {u: (20, SEEN.system) for u in many} | {400: (15, FLAGGED.system)} \
+        | {7: (25, FLAGGED.system), 3: (25, FLAGGED.system)}
+    assert [(r.uid, r.modseq, r.flags) for _, r in rows] == [
+        (u, *want[u]) for u in sorted(want)]
+    assert [(r.uid, r.modseq) for _, r in log.changed(19, seq) or []] == [
+        (u, want[u][0]) for u in sorted(want) if want[u][0] > 19]
+    assert [r.uid for _, r in log.changed(20, seq) or []] == [3, 7]

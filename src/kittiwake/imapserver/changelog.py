@@ -36,7 +36,7 @@ from bisect import bisect_right, insort
 from collections.abc import Callable, Sequence
 
 from kittiwake.store.changes import ChangeHub, Subscription
-from kittiwake.store.model import Change, FetchRow
+from kittiwake.store.model import Change, FetchRow, Flags
 
 __all__ = ["MAX_ENTRIES", "ChangeLog", "attach"]
 
@@ -92,18 +92,41 @@ class ChangeLog:
         if modseq <= self.floor:
             return  # older than the floor: no question the log answers needs it
         flags = change.flags
+        entries = self.entries
+        order = self._order
+        # A change's UIDs ascend and its modseq is usually the highest heard: its
+        # entries go at the end of the order in one step, else each in its place.
+        tail = not order or order[-1] < (modseq, change.uids[0] if change.uids else 0)
+        added: list[tuple[int, int]] = []
+        expunged = change.kind == "expunged"
+        texts: dict[Flags, Entry] = {}  # a STORE's messages share a few flag values
+        n_flags = len(flags)
         for i, uid in enumerate(change.uids):
-            old = self.entries.get(uid)
+            old = entries.get(uid)
             if old is not None and old[0] >= modseq:
                 continue  # heard a later change first (publish order is not modseq order)
-            if change.kind == "expunged":
+            if expunged:
                 entry: Entry = (modseq, GONE, "")
-            elif i < len(flags):
-                entry = (modseq, flags[i].system, flags[i].keyword_text())
+            elif i < n_flags:
+                f = flags[i]
+                known = texts.get(f)
+                if known is None:
+                    known = texts[f] = (modseq, f.system, f.keyword_text())
+                entry = known
             else:
                 entry = (modseq, UNKNOWN, "")
-            self.entries[uid] = entry
-            insort(self._order, (modseq, uid))
+            entries[uid] = entry
+            if tail and (not added or added[-1][1] < uid):
+                added.append((modseq, uid))
+            else:
+                tail = False
+                insort(order, (modseq, uid))
+        if added:
+            if tail:
+                order.extend(added)
+            else:
+                for pair in added:
+                    insort(order, pair)
         if len(self._order) > 2 * MAX_ENTRIES or len(self.entries) > MAX_ENTRIES:
             self._compact()
 

@@ -244,7 +244,33 @@ def _stream(row: FetchRow, span: Span, out: _Out) -> None:
                              span.length - len(head)))
 
 
+def _whole_writer(pre: bytes) -> Writer:
+    """``BODY[]`` (RFC 9051 §6.4.5) without <partial>: :func:`_span_writer`'s octets for
+    the whole message, in fewer steps (a FETCH of many messages' bodies does this for
+    each)."""
+    def w(row: Row, d: Derived | None, out: _Out) -> None:
+        assert d is not None and isinstance(row, FetchRow)
+        start = d.header_start
+        length = d.end - start
+        if length <= 0:
+            out.parts.append(pre + b"{0}\r\n")
+            return
+        if length <= READ_MAX:
+            data = _read(out.file_name(row.id), row.prefix, start, length)
+            if data is not None:
+                out.budget -= length
+                out.parts.append(pre + b"{%d}\r\n" % length)
+                out.parts.append(data.replace(b"\0", b"\x80") if b"\0" in data else data)
+                return
+        out.parts.append(pre)
+        _stream(row, Span(start, length), out)
+    return w
+
+
 def _span_writer(text: SectionText | None, partial: Partial | None, pre: bytes) -> Writer:
+    if text is None and partial is None:
+        return _whole_writer(pre)
+
     def w(row: Row, d: Derived | None, out: _Out) -> None:
         assert d is not None
         if text is None:

@@ -27,11 +27,22 @@ import time
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
 from sqlite3 import Connection
 
 from kittiwake.junk.bayes import WordCounts
-from kittiwake.junk.history import Class, MailboxKind, MailboxNames, MessageState, rescued_by_move
+from kittiwake.junk.history import (
+    ANSWERED,
+    JUNK_KEYWORD,
+    NOT_JUNK_KEYWORD,
+    SEEN,
+    Class,
+    MailboxKind,
+    MailboxNames,
+    MessageState,
+    rescued_by_move,
+)
 from kittiwake.junk.model import SenderIdentities
 from kittiwake.sqlitedb import open_database, transaction
 
@@ -148,6 +159,17 @@ class Stats:
     sent_addresses: int
 
 
+_CLASSES = {c.value: c for c in Class}  # a stored class text as its Class, without Class()
+
+
+@lru_cache(maxsize=1024)
+def _said(flags: int, keywords: str) -> tuple[int, bool, bool]:
+    """What of a message's flags its class depends on (history.MessageState.user_class):
+    \\Seen, \\Answered, $Junk, $NotJunk."""
+    words = keywords.lower().split()
+    return flags & (SEEN | ANSWERED), JUNK_KEYWORD in words, NOT_JUNK_KEYWORD in words
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -207,19 +229,33 @@ class JunkDatabase:
               untrain: Class = Class.UNKNOWN) -> None:
         """Count ``words`` as one ``cls`` message (after removing its ``untrain`` count)."""
         with self._write() as db:
-            if message_id is not None:
-                row = db.execute("SELECT trained FROM message WHERE id = ?",
-                                 (message_id,)).fetchone()
-                untrain = Class(row[0]) if row else untrain
-            self._add(db, words, untrain, -1)
-            self._add(db, words, cls, +1)
-            if message_id is not None:
-                db.execute("UPDATE message SET trained = ? WHERE id = ?", (cls.value, message_id))
-            if untrain is not Class.UNKNOWN:
-                for i in range(0, len(words), 500):
-                    chunk = words[i:i + 500]
-                    db.execute("DELETE FROM word WHERE ham = 0 AND junk = 0 AND word IN"
-                               f" ({','.join('?' * len(chunk))})", chunk)
+            self._train(db, words, cls, message_id, untrain)
+
+    def retrain_many(self, items: Iterable[tuple[list[str], Retrain]]) -> None:
+        """Each retrain with its message's words, in one transaction (one fsync), as
+        :meth:`train` of each in turn: a detached one takes back its old class only."""
+        with self._write() as db:
+            for words, r in items:
+                if r.detached:
+                    self._train(db, words, Class.UNKNOWN, None, r.old)
+                else:
+                    self._train(db, words, r.new, r.message_id, Class.UNKNOWN)
+
+    def _train(self, db: Connection, words: list[str], cls: Class, message_id: int | None,
+               untrain: Class) -> None:
+        if message_id is not None:
+            row = db.execute("SELECT trained FROM message WHERE id = ?",
+                             (message_id,)).fetchone()
+            untrain = Class(row[0]) if row else untrain
+        self._add(db, words, untrain, -1)
+        self._add(db, words, cls, +1)
+        if message_id is not None:
+            db.execute("UPDATE message SET trained = ? WHERE id = ?", (cls.value, message_id))
+        if untrain is not Class.UNKNOWN:
+            for i in range(0, len(words), 500):
+                chunk = words[i:i + 500]
+                db.execute("DELETE FROM word WHERE ham = 0 AND junk = 0 AND word IN"
+                           f" ({','.join('?' * len(chunk))})", chunk)
 
     def train_batch(self, items: Iterable[tuple[list[str], Class, int | None]]) -> int:
         """Count many messages in one transaction (a full training); returns how many."""
@@ -355,7 +391,8 @@ class JunkDatabase:
 
         One read of the rows and one statement per kind of update, however many
         messages changed (a STORE on a whole mailbox is one change), with the same
-        outcome as :meth:`_reclassify` after each update.
+        outcome as :meth:`_reclassify` after each update. A UID may be named more
+        than once (changes learnt together), in order: it ends with its last flags.
         """
         retrains: list[Retrain] = []
         unknown: list[int] = []
@@ -370,31 +407,46 @@ class JunkDatabase:
                         f" FROM message WHERE mailbox = ? AND uid IN ({marks}) AND expunged = 0"
                         " ORDER BY id", (mailbox, *chunk)):
                     known.setdefault(uid, tuple(row))  # type: ignore[arg-type]
+            trained_of = {row[0]: row[6] for row in known.values()}
+            final: dict[int, Class] = {}
             flag_updates: list[tuple[int, str, int]] = []
             class_updates: list[tuple[str, int]] = []
             classes: dict[tuple[int, str, int, int], Class] = {}  # most rows share a state
+            texts: dict[tuple[str, ...], str] = {}
             for uid, flags, keywords in changes:
                 row = known.get(uid)
                 if row is None:
                     unknown.append(uid)
                     continue
                 message_id, old_flags, old_keywords, rescued, replied, cls, trained = row
-                text = " ".join(keywords)
-                if (flags, text) != (old_flags, old_keywords):
-                    flag_updates.append((flags, text, message_id))
+                text = texts.get(keywords)
+                if text is None:
+                    text = texts[keywords] = " ".join(keywords)
                 state = (flags, text, rescued, replied)
                 new = classes.get(state)
                 if new is None:
                     new = classes[state] = self._state((mailbox, *state)).user_class()
+                if new.value == cls == trained and _said(flags, text) == _said(
+                        old_flags, old_keywords):
+                    # Nothing a class depends on changed (\Flagged, most keywords): the
+                    # row is left as it is; its other flags are never read.
+                    continue
+                if (flags, text) != (old_flags, old_keywords):
+                    flag_updates.append((flags, text, message_id))
                 if new.value != cls:
                     class_updates.append((new.value, message_id))
                 known[uid] = (message_id, flags, text, rescued, replied, new.value, trained)
-                if Class(trained) is not new:
-                    retrains.append(Retrain(message_id, Class(trained), new))
+                # A UID named again (changes merged) keeps its first place, with its
+                # last class: each message is retrained once, to where it ended.
+                final[message_id] = new
+            for message_id, new in final.items():
+                old = _CLASSES[trained_of[message_id]]
+                if old is not new:
+                    retrains.append(Retrain(message_id, old, new))
             db.executemany("UPDATE message SET flags = ?, keywords = ? WHERE id = ?",
                            flag_updates)
             db.executemany("UPDATE message SET class = ? WHERE id = ?", class_updates)
-        return retrains, unknown
+        return retrains, list(dict.fromkeys(unknown))
 
     def expunged(self, mailbox: str, uids: Iterable[int]) -> list[Retrain]:
         """Messages left ``mailbox`` for good (a move updated the row before this).

@@ -25,6 +25,7 @@ Invariants:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import time
 from collections.abc import Awaitable, Callable
@@ -44,6 +45,7 @@ from kittiwake.junk.tokens import message_words
 from kittiwake.message import parse_addresses, parse_header_section, parse_msgids
 from kittiwake.metrics import guard, panic
 from kittiwake.store import (
+    AccountStore,
     Change,
     Delivered,
     Flags,
@@ -53,6 +55,7 @@ from kittiwake.store import (
     Subscription,
 )
 from kittiwake.store.changes import AccountFollowers
+from kittiwake.store.model import Message
 from kittiwake.store.store import Account
 from kittiwake.tasks import cancel_and_wait
 
@@ -62,6 +65,12 @@ DAY_MS = 86_400_000
 REJECTS_SWEEP_SECONDS = 3600.0
 REJECTS_FIRST_SWEEP_SECONDS = 60.0
 DNSBL_CACHE_SECONDS = 300.0
+# A follower that hears a change waits this long for more before learning, so that a
+# burst (a client's APPENDs, one after the other; many STOREs) is learnt from in one
+# go: one store query and one junk transaction (one fsync) for the lot.
+LEARN_DELAY = 0.05
+TRAIN_CHUNK = 50  # retrained messages per worker-thread call (and per transaction)
+CLOSE_DRAIN_SECONDS = 5.0  # close() waits this long for what was heard to be learnt
 
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -93,18 +102,31 @@ def rejects(settings: JunkConfig, probability: float) -> bool:
     return settings.reject_threshold < 1.0 and probability >= settings.reject_threshold
 
 
+def _whole_flags(change: Change) -> bool:
+    return len(change.flags) == len(change.uids)
+
+
 def merge_added(changes: list[Change]) -> list[Change]:
-    """Consecutive "added" changes of one mailbox as one (their UIDs together), so that
-    a burst of deliveries is learnt from in one transaction; the order is kept."""
+    """Consecutive "added" changes of one mailbox as one (their UIDs together), and
+    consecutive "flags" changes of one mailbox as one (each UID with its flags, in
+    order: a UID named twice ends with its later flags), so that a burst is learnt
+    from in one transaction; the order of the rest is kept."""
     out: list[Change] = []
     for change in changes:
         last = out[-1] if out else None
-        if last is not None and change.kind == "added" == last.kind \
-                and change.mailbox_id == last.mailbox_id and change.mailbox == last.mailbox:
+        same = last is not None and change.kind == last.kind \
+            and change.mailbox_id == last.mailbox_id and change.mailbox == last.mailbox
+        if same and change.kind == "added":
+            assert last is not None
             out[-1] = dataclasses.replace(last, uids=last.uids + change.uids,
                                           flags=last.flags + change.flags
                                           if last.flags and change.flags else (),
                                           modseq=change.modseq)
+        elif same and change.kind == "flags" and _whole_flags(change) \
+                and last is not None and _whole_flags(last):
+            out[-1] = dataclasses.replace(last, uids=last.uids + change.uids,
+                                          flags=last.flags + change.flags,
+                                          modseq=max(last.modseq, change.modseq))
         else:
             out.append(change)
     return out
@@ -373,10 +395,12 @@ class JunkFilter:
     async def _follow(self, account: str, sub: Subscription) -> None:
         try:
             while True:
-                changes = merge_added([await sub.get(), *sub.pending()])
+                first = await sub.get()
                 self._busy += 1
                 try:
-                    for change in changes:
+                    if LEARN_DELAY > 0:
+                        await asyncio.sleep(LEARN_DELAY)  # a burst comes together
+                    for change in merge_added([first, *sub.pending()]):
                         try:
                             with guard("junk", "learning from a change failed",
                                        account=account):
@@ -402,35 +426,47 @@ class JunkFilter:
             await asyncio.sleep(0.005)
 
     async def learn(self, account: str, change: Change) -> None:
-        """Bring the history and the word counts up to date with one store change."""
+        """Bring the history and the word counts up to date with one store change.
+
+        The store's rows are read and the history written in one worker-thread call
+        (the account's store methods are thread-safe), however many messages the
+        change names."""
         db = await self.database(account)
         kind = db.names.kind(change.mailbox)
         if change.kind == "added" and change.uids:
-            acc = await self._account(account)
-            messages = await acc.messages(change.mailbox, uids=change.uids)
-            located = await asyncio.to_thread(db.located_many, [
-                (m.id, change.mailbox, m.uid, m.flags.system, m.flags.keywords, m.message_id,
-                 m.received) for m in messages])
-            retrains: list[Retrain] = [r for r in located if r is not None]
+            core = (await self._account(account)).core
+            mailbox, uids = change.mailbox, list(change.uids)
+
+            def locate() -> tuple[list[Message], list[Retrain]]:
+                messages = core.messages(mailbox, 0, uids)
+                located = db.located_many([
+                    (m.id, mailbox, m.uid, m.flags.system, m.flags.keywords, m.message_id,
+                     m.received) for m in messages])
+                return messages, [r for r in located if r is not None]
+
+            messages, retrains = await asyncio.to_thread(locate)
             if kind is MailboxKind.SENT:
                 for m in messages:
-                    data = await acc.read(m.id)
+                    data = await asyncio.to_thread(core.read, m.id)
                     retrains += await asyncio.to_thread(self._sent, db, [], data)
             await self._retrain(account, db, retrains)
         elif change.kind == "flags" and change.uids:
             items = [(uid, f.system, f.keywords) for uid, f in
                      zip(change.uids, change.flags or (Flags(),) * len(change.uids),
                          strict=False)]
-            retrains, unknown = await asyncio.to_thread(db.flags_changed, change.mailbox, items)
-            if unknown:
-                acc = await self._account(account)
-                for m in await acc.messages(change.mailbox, uids=unknown):
-                    r = await asyncio.to_thread(db.located, m.id, change.mailbox, m.uid,
-                                                m.flags.system, m.flags.keywords, m.message_id,
-                                                m.received)
-                    if r is not None:
-                        retrains.append(r)
-            await self._retrain(account, db, retrains)
+            core = (await self._account(account)).core
+            mailbox = change.mailbox
+
+            def changed() -> list[Retrain]:
+                retrains, unknown = db.flags_changed(mailbox, items)
+                if unknown:
+                    located = db.located_many([
+                        (m.id, mailbox, m.uid, m.flags.system, m.flags.keywords,
+                         m.message_id, m.received) for m in core.messages(mailbox, 0, unknown)])
+                    retrains += [r for r in located if r is not None]
+                return retrains
+
+            await self._retrain(account, db, await asyncio.to_thread(changed))
         elif change.kind == "expunged" and change.uids:
             await self._retrain(account, db, await asyncio.to_thread(
                 db.expunged, change.mailbox, change.uids))
@@ -438,31 +474,40 @@ class JunkFilter:
             await asyncio.to_thread(db.renamed, change.old_name, change.mailbox)
 
     async def _retrain(self, account: str, db: JunkDatabase, retrains: list[Retrain]) -> None:
+        """Train each retrain's new class in place of its old one: :data:`TRAIN_CHUNK`
+        messages per worker-thread call, each chunk one transaction."""
         if not retrains:
             return
-        acc = await self._account(account)
-        for r in retrains:
+        core = (await self._account(account)).core
+        for i in range(0, len(retrains), TRAIN_CHUNK):
+            chunk = retrains[i:i + TRAIN_CHUNK]
+            done = await asyncio.to_thread(self._train_chunk, core, db, chunk)
+            for r in done:
+                logger.debug("junk trained", account=account, message=r.message_id,
+                             old=str(r.old) or "none", new=str(r.new) or "none")
+
+    def _train_chunk(self, core: AccountStore, db: JunkDatabase, chunk: list[Retrain]
+                     ) -> list[Retrain]:
+        """In a worker thread: the words of each message, then one transaction for the
+        chunk; the retrains done (a message gone meanwhile has nothing to learn from)."""
+        items: list[tuple[list[str], Retrain]] = []
+        for r in chunk:
             started = time.monotonic()
             try:
-                data = await acc.read(r.message_id)
+                data = core.read(r.message_id)
             except (StoreError, OSError):
                 continue  # gone meanwhile: nothing to learn from
-            await asyncio.to_thread(self._train_one, db, data, r)
+            items.append((self.cpu.call(message_words, data), r))
             junk_metrics.TRAIN_SECONDS.observe(time.monotonic() - started)
-            logger.debug("junk trained", account=account, message=r.message_id,
-                         old=str(r.old) or "none", new=str(r.new) or "none")
-
-    def _train_one(self, db: JunkDatabase, data: bytes, r: Retrain) -> None:
-        words = self.cpu.call(message_words, data)
-        if r.detached:
-            db.train(words, Class.UNKNOWN, untrain=r.old)
-        else:
-            db.train(words, r.new, message_id=r.message_id)
-        if r.old is not Class.UNKNOWN:
-            junk_metrics.TRAINING_EVENTS.labels(**{"class": str(r.old),
-                                                   "direction": "remove"}).inc()
-        if r.new is not Class.UNKNOWN:
-            junk_metrics.TRAINING_EVENTS.labels(**{"class": str(r.new), "direction": "add"}).inc()
+        db.retrain_many(items)
+        for _words, r in items:
+            if r.old is not Class.UNKNOWN:
+                junk_metrics.TRAINING_EVENTS.labels(**{"class": str(r.old),
+                                                       "direction": "remove"}).inc()
+            if r.new is not Class.UNKNOWN:
+                junk_metrics.TRAINING_EVENTS.labels(**{"class": str(r.new),
+                                                       "direction": "add"}).inc()
+        return [r for _words, r in items]
 
     async def train_all(self, account: str,
                         progress: Callable[[int, int], None] | None = None) -> Stats:
@@ -579,6 +624,9 @@ class JunkFilter:
 
     async def close(self) -> None:
         await self.recorded()
+        # What was heard is learnt before the followers stop (within a bound).
+        with contextlib.suppress(TimeoutError):
+            await self.settled(CLOSE_DRAIN_SECONDS)
         await cancel_and_wait(self._sweeper)
         self._sweeper = None
         await self._followers.close()
