@@ -256,7 +256,9 @@ class SMTPConnection:
 
     async def _run(self) -> None:
         if self.logger.is_enabled(log.INFO):  # the port costs a getsockname call
-            self.logger.info("connection", port=self.writer.get_extra_info("sockname")[1])
+            # None when the client is gone already (a reset before the greeting).
+            sockname = self.writer.get_extra_info("sockname")
+            self.logger.info("connection", port=sockname[1] if sockname else None)
         if not self.ctx.localserve and not self.ctx.connection_rate.take(self.ip):
             smtp_metrics.CONNECTIONS.labels(service=self.kind, result="refused").inc()
             smtp_metrics.RATE_LIMITED.labels(kind="connection-rate").inc()
