@@ -271,9 +271,11 @@ async def test_an_idle_committer_thread_ends_and_comes_back_for_the_next_deliver
     account = await store.account("alice")
     await account.deliver("Inbox", msg(1))
     committer = account.core.committer
+    # This committer's thread (other tests' stores have threads of the same name).
+    thread = committer._thread  # (None if it ended already)
 
-    def alive() -> list[threading.Thread]:
-        return [t for t in threading.enumerate() if t.name == "kittiwake-commit-alice"]
+    def alive() -> bool:
+        return thread is not None and thread.is_alive()
 
     for _ in range(200):  # no mail for a while: the thread is gone (it may take a
         if not committer.running and not alive():  # moment to end once it said so)
