@@ -29,6 +29,7 @@ from tests.server.tls_helpers import (
     PKI,
     TLSServe,
     _free_ports,
+    launch_serve,
     leaf_der,
     nxdomain_resolver,
     write_tls_config,
@@ -59,16 +60,8 @@ def _start(directory: Path, resolver: str, processes: int, per_ip: int = 1000,
             f"max_connections_per_ip = {per_ip}\n"
             "smtp_connections_per_minute = [100000, 100000, 100000]\n"
             "smtp_messages_per_minute = [100000, 100000, 100000]"))
-        with open(log, "wb") as out:
-            proc = subprocess.Popen([*KITTIWAKE, "--config", str(config_dir), "serve"],
-                                    stdout=subprocess.DEVNULL, stderr=out)
-        deadline = time.monotonic() + 90
-        while "kittiwake started" not in log.read_text(errors="replace"):
-            if proc.poll() is not None:
-                break
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
-        else:
+        proc = launch_serve(config_dir, log)
+        if proc is not None:
             return TLSServe(proc, ports, config_dir, directory / "data", log)
         assert "cannot listen" in log.read_text(errors="replace"), log.read_text()
     raise AssertionError("no free ports")

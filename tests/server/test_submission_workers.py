@@ -20,7 +20,6 @@ import socket
 import ssl
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -33,6 +32,7 @@ from tests.server.tls_helpers import (
     PKI,
     TLSServe,
     _free_ports,
+    launch_serve,
     write_tls_config,
 )
 
@@ -82,16 +82,8 @@ def _start(directory: Path, resolver: str, processes: int = 2) -> tuple[TLSServe
                             "setpassword", "alice"], input=f"{PASSWORD}\n".encode(),
                            check=True, capture_output=True, timeout=60)
             password_set = True
-        with open(log, "wb") as out:
-            proc = subprocess.Popen([*KITTIWAKE, "--config", str(config_dir), "serve"],
-                                    stdout=subprocess.DEVNULL, stderr=out)
-        deadline = time.monotonic() + 90
-        while "kittiwake started" not in log.read_text(errors="replace"):
-            if proc.poll() is not None:
-                break
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.05)
-        else:
+        proc = launch_serve(config_dir, log)
+        if proc is not None:
             return TLSServe(proc, ports, config_dir, directory / "data", log), pki
         assert "cannot listen" in log.read_text(errors="replace"), log.read_text()
     raise AssertionError("no free ports")

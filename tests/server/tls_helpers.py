@@ -115,6 +115,25 @@ def leaf_der(files: CertificateFiles) -> bytes:
 SERVICES = ("smtp", "submission", "submissions", "imap", "imaps")
 
 
+def launch_serve(config_dir: Path, log: Path, env: dict[str, str] | None = None,
+                 timeout: float = 90) -> subprocess.Popen[bytes] | None:
+    """``kittiwake serve`` with its stderr in ``log``, once it logs that it started;
+    None if it exited first (the caller reads the log: a port taken meanwhile?)."""
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([*KITTIWAKE, "--config", str(config_dir), "serve"],
+                                stdout=subprocess.DEVNULL, stderr=out, env=env)
+    deadline = time.monotonic() + timeout
+    while "kittiwake started" not in log.read_text(errors="replace"):
+        if proc.poll() is not None:
+            return None
+        if time.monotonic() > deadline:
+            proc.kill()
+            proc.wait()
+            raise AssertionError(f"serve did not start in {timeout:.0f} s:\n{log.read_text()}")
+        time.sleep(0.05)
+    return proc
+
+
 @dataclass
 class TLSServe:
     """A ``kittiwake serve`` process with every TLS mail service on a port of its own."""
@@ -187,19 +206,8 @@ def start_tls_serve(directory: Path, certificates: list[CertificateFiles], resol
     for _ in range(attempts):
         ports = dict(zip(services, _free_ports(len(services)), strict=True))
         write_tls_config(config_dir, certificates, ports, resolver, extra)
-        with open(log, "wb") as out:
-            proc = subprocess.Popen([*KITTIWAKE, "--config", str(config_dir), "serve"],
-                                    stdout=subprocess.DEVNULL, stderr=out, env=env)
-        deadline = time.monotonic() + 60
-        while "kittiwake started" not in log.read_text(errors="replace"):
-            if proc.poll() is not None:
-                break
-            if time.monotonic() > deadline:
-                proc.kill()
-                proc.wait()
-                raise AssertionError(f"serve did not start in 60 s:\n{log.read_text()}")
-            time.sleep(0.05)
-        else:
+        proc = launch_serve(config_dir, log, env=env, timeout=60)
+        if proc is not None:
             return TLSServe(proc, ports, config_dir, directory / "data", log)
         if "cannot listen" not in log.read_text(errors="replace"):
             raise AssertionError(f"serve exited {proc.returncode}:\n{log.read_text()}")
