@@ -19,7 +19,7 @@ import subprocess
 import threading
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -203,9 +203,12 @@ def test_connection_limit_per_ip_holds_across_worker_processes(tmp_path: Path) -
             _reap_workers(server)
 
 
-def test_worker_killed_during_deliveries_loses_no_acknowledged_message(
-        served: TLSServe) -> None:
-    port = served.ports["smtp"]
+def kill_a_worker_while_sending(server: TLSServe, send: Callable[[str], bool], senders: int,
+                                batch: int) -> tuple[list[str], list[str]]:
+    """``senders`` threads send messages (``send(subject)``: whether it got its 250)
+    while one SMTP worker is SIGKILLed once ``batch`` were accepted; they go on until
+    the restarted worker's processes took ``batch`` more. The subjects acknowledged,
+    and those that were not (each may or may not have been kept)."""
     accepted: list[str] = []
     failed: list[str] = []
     lock = threading.Lock()
@@ -216,27 +219,35 @@ def test_worker_killed_during_deliveries_loses_no_acknowledged_message(
         while not stop.is_set():
             subject = f"s{n}-{i}"
             i += 1
-            reply = _send(port, subject)
+            ok = send(subject)
             with lock:
-                (accepted if reply.startswith(b"250") else failed).append(subject)
+                (accepted if ok else failed).append(subject)
 
-    threads = [threading.Thread(target=sender, args=(n,)) for n in range(6)]
+    threads = [threading.Thread(target=sender, args=(n,)) for n in range(senders)]
     for t in threads:
         t.start()
     try:
-        _wait(lambda: len(accepted) >= 20, what=served.text())
-        victim = _workers(served)[0]
+        _wait(lambda: len(accepted) >= batch, timeout=60, what=server.text())
+        victim = _workers(server)[0]
         os.kill(victim, signal.SIGKILL)
-        _wait(lambda: len(_workers(served)) == 2 and victim not in _workers(served),
-              timeout=60, what=f"worker not restarted:\n{served.text()}")
+        _wait(lambda: len(_workers(server)) == 2 and victim not in _workers(server),
+              timeout=60, what=f"worker not restarted:\n{server.text()}")
         count = len(accepted)
-        _wait(lambda: len(accepted) >= count + 20, what=served.text())
+        _wait(lambda: len(accepted) >= count + batch, timeout=60, what=server.text())
     finally:
         stop.set()
         for t in threads:
             t.join(timeout=60)
-    text = served.text()
+    text = server.text()
     assert "smtp worker exited; starting it again" in text and "SIGKILL" in text, text
+    return accepted, failed
+
+
+def test_worker_killed_during_deliveries_loses_no_acknowledged_message(
+        served: TLSServe) -> None:
+    port = served.ports["smtp"]
+    accepted, failed = kill_a_worker_while_sending(
+        served, lambda subject: _send(port, subject).startswith(b"250"), senders=6, batch=20)
     stored = _subjects(served)
     # Every acknowledged message is there exactly once; one that got no 250 may or may
     # not be (the client will send it again).

@@ -19,13 +19,17 @@ import smtplib
 import socket
 import ssl
 import subprocess
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from tests.server.serve_helpers import silent_resolver
-from tests.server.test_smtp_workers import _reap_workers, _wait, _workers
+from tests.server.test_smtp_workers import (
+    _reap_workers,
+    _wait,
+    _workers,
+    kill_a_worker_while_sending,
+)
 from tests.server.test_stop_restart import _read_reply
 from tests.server.tls_helpers import (
     KITTIWAKE,
@@ -291,37 +295,9 @@ def test_scram_exchanges_through_workers_are_the_servers(
 def test_worker_killed_during_submissions_loses_no_acknowledged_message(
         served: tuple[TLSServe, ssl.SSLContext]) -> None:
     server, tls = served
-    accepted: list[str] = []
-    failed: list[str] = []
-    lock = threading.Lock()
-    stop = threading.Event()
-
-    def sender(n: int) -> None:
-        i = 0
-        while not stop.is_set():
-            subject = f"s{n}-{i}"
-            i += 1
-            ok = _submit(server, tls, subject, implicit=n % 2 == 1)
-            with lock:
-                (accepted if ok else failed).append(subject)
-
-    threads = [threading.Thread(target=sender, args=(n,)) for n in range(4)]
-    for t in threads:
-        t.start()
-    try:
-        _wait(lambda: len(accepted) >= 10, timeout=60, what=server.text())
-        victim = _workers(server)[0]
-        os.kill(victim, signal.SIGKILL)
-        _wait(lambda: len(_workers(server)) == 2 and victim not in _workers(server),
-              timeout=60, what=f"worker not restarted:\n{server.text()}")
-        count = len(accepted)
-        _wait(lambda: len(accepted) >= count + 10, timeout=60, what=server.text())
-    finally:
-        stop.set()
-        for t in threads:
-            t.join(timeout=60)
-    text = server.text()
-    assert "smtp worker exited; starting it again" in text and "SIGKILL" in text, text
+    accepted, failed = kill_a_worker_while_sending(
+        server, lambda subject: _submit(server, tls, subject, implicit=subject[1] in "13579"),
+        senders=4, batch=10)
     queued = _queued(server)  # raises on a message queued twice
     for subject in accepted:
         assert subject in queued, subject
