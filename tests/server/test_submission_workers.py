@@ -23,6 +23,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from bench.submission import submit
 from tests.server.serve_helpers import silent_resolver
 from tests.server.test_smtp_workers import (
     _reap_workers,
@@ -118,16 +119,7 @@ def _submit(server: TLSServe, tls: ssl.SSLContext, subject: str, implicit: bool)
     """Submit one message with AUTH PLAIN; whether it got its 250."""
     port = server.ports["submissions" if implicit else "submission"]
     try:
-        client: smtplib.SMTP = smtplib.SMTP_SSL("127.0.0.1", port, context=tls, timeout=30) \
-            if implicit else smtplib.SMTP("127.0.0.1", port, timeout=30)
-        with client:
-            if not implicit:
-                client.starttls(context=tls)
-            client.ehlo()
-            client.user, client.password = "alice@example.org", PASSWORD
-            client.auth("PLAIN", client.auth_plain)  # RFC 4616 (smtplib prefers CRAM-MD5)
-            return client.sendmail("alice@example.org", ["bob@remote.example"],
-                                   _message(subject)) == {}
+        return submit(port, tls, implicit, _message(subject), PASSWORD, timeout=30) == {}
     except (OSError, smtplib.SMTPException):
         return False
 
