@@ -79,9 +79,9 @@ def test_a_large_message_is_parsed_without_reading_it_whole(tmp_path: Path) -> N
 
 def test_index_text_of_a_large_message_reads_only_what_the_index_takes(
         tmp_path: Path, monkeypatch: object) -> None:
-    """A 20 MiB message: a long text part is read only as far as the full-text index
-    takes (its start is found), the substring index is skipped (SEARCH decodes such a
-    message), and a large attachment is never read."""
+    """A 20 MiB message: its text part is longer than the substring index takes, so
+    the message is not indexed (SEARCH decodes such a message) and the part is not
+    read through, nor is the attachment."""
     import json
 
     from kittiwake.message import searchtext
@@ -106,16 +106,15 @@ def test_index_text_of_a_large_message_reads_only_what_the_index_takes(
     monkeypatch.setattr(FileBytes, "_read", counting)  # type: ignore[attr-defined]
     result = index_text(IndexJob(1, str(path), b"", summary, 1_000_000))
     assert result.error == ""
-    assert result.body_text.startswith("kittiwakestart word") and len(result.body_text) == 1_000_000
     assert result.search_headers is None and result.search_body is None
-    assert max(largest) <= 4 * 1_000_000 + 1  # one text part's start, never the whole
+    assert sum(largest) < len(data) // 8, largest  # windows near part starts, not the text
     assert len(data) > searchtext.LARGE_MESSAGE
 
 
 def test_index_text_of_a_large_message_with_small_text_equals_the_whole_read(
         tmp_path: Path, monkeypatch: object) -> None:
     """Small text beside a 10 MiB attachment: read through the window, the index text
-    (both indexes) is what reading the message whole gives."""
+    is what reading the message whole gives."""
     import json
 
     from kittiwake.message import searchtext
@@ -129,4 +128,4 @@ def test_index_text_of_a_large_message_with_small_text_equals_the_whole_read(
     windowed = index_text(job)
     monkeypatch.setattr(searchtext, "LARGE_MESSAGE", len(data) + 1)  # type: ignore[attr-defined]
     whole = index_text(job)
-    assert windowed == whole and whole.search_body is not None and "café" in whole.body_text
+    assert windowed == whole and whole.search_body is not None and "café" in whole.search_body

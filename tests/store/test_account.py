@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 from pathlib import Path
 
 import pytest
@@ -179,6 +180,39 @@ async def test_threading_and_search(account) -> None:  # type: ignore[no-untyped
     assert msgs[reply.uid].thread_id == msgs[root.uid].thread_id
     assert {m.uid for m in await account.search("quarterly")} == {root.uid, reply.uid}
     assert await account.search("nonexistentword") == []
+
+
+async def test_search_finds_every_word_as_a_substring_of_the_decoded_text(
+        account) -> None:  # type: ignore[no-untyped-def]
+    """Account.search over the substring index (no positions: the trigrams narrow,
+    the stored text decides): each word of the query must occur, in headers or text,
+    whatever its case or encoding; trigrams in the wrong order do not match."""
+    encoded = await account.deliver(
+        "Inbox", b"Subject: =?utf-8?q?Gr=C3=BC=C3=9Fe_aus_Kiel?=\r\n"
+                 b"Content-Transfer-Encoding: base64\r\n\r\n"
+                 + base64.b64encode(b"The FULMAR colony counted 1,204 birds.") + b"\r\n")
+    scrambled = await account.deliver(
+        "Inbox", b"Subject: scrambled\r\n\r\nulmar fulm\r\n")  # every trigram of fulmar
+    quoted = await account.deliver("Inbox", b'Subject: a "quoted" word\r\n\r\nx\r\n')
+    long = ("a sentence long enough to have more trigrams than one query asks the index"
+            " for, " * 3)
+    longer = await account.deliver("Inbox", f"Subject: long\r\n\r\n{long}\r\n".encode())
+    await account.deliver(  # all but one of the long query's words
+        "Inbox", f"Subject: near\r\n\r\n{long.replace('index for', 'index far')}\r\n"
+        .encode())
+
+    async def found(query: str) -> set[int]:
+        return {m.uid for m in await account.search(query)}
+
+    assert await found("fulmar") == {encoded.uid}
+    assert await found("FULMAR colony") == {encoded.uid}
+    assert await found("colony fulmar") == {encoded.uid}  # words in any order
+    assert await found("fulmar scrambled") == set()  # every word must occur
+    assert await found("GRÜSSE") == {encoded.uid}  # the decoded, folded subject
+    assert await found("ul") == {encoded.uid, scrambled.uid}  # shorter than a trigram
+    assert await found('"quoted"') == {quoted.uid}
+    assert await found(long.strip()) == {longer.uid}  # more trigrams than asked for
+    assert await found("index for,") == {longer.uid}
 
 
 async def test_change_broadcast(account, tmp_path: Path) -> None:  # type: ignore[no-untyped-def]

@@ -74,28 +74,66 @@ async def test_a_copy_of_a_message_not_yet_indexed_is_indexed(tmp_path: Path) ->
     store.close()
 
 
-def test_schema_3_messages_in_the_index_are_marked_done(tmp_path: Path) -> None:
-    """Migration 4: a message already in both indexes is done, others are queued."""
+# The search indexes of schema 6 (before version 7 made one without positions).
+_OLD_INDEXES = """
+DROP TABLE textindex;
+CREATE VIRTUAL TABLE textindex USING fts5 (headers, body, tokenize = 'trigram');
+CREATE VIRTUAL TABLE fts USING fts5 (
+  headers, body, tokenize = 'unicode61 remove_diacritics 2', detail = column
+);
+"""
+
+
+def _as_old_schema(root: Path, version: int, indexed: list[int]) -> None:
+    """Turn an account database back into one of schema ``version`` (3 or 6) with the
+    old word and substring indexes, holding the messages ``indexed``."""
+    db = sqlite3.connect(root / "index.db")
+    db.executescript(_OLD_INDEXES)
+    for message_id in indexed:
+        db.execute("INSERT INTO textindex (rowid, headers, body) VALUES (?, 'subject: a', 'old')",
+                   (message_id,))
+        db.execute("INSERT INTO fts (rowid, headers, body) VALUES (?, 'Subject: a', 'old')",
+                   (message_id,))
+    if version < 4:
+        db.execute("DROP INDEX message_unindexed")
+        db.execute("ALTER TABLE message DROP COLUMN indexed")
+        db.execute("ALTER TABLE message DROP COLUMN prefix")
+    else:
+        db.execute("UPDATE message SET indexed = ?", (INDEX_PENDING,))
+        db.executemany("UPDATE message SET indexed = ? WHERE id = ?",
+                       [(INDEX_DONE, i) for i in indexed])
+    db.execute(f"PRAGMA user_version = {version}")
+    db.commit()
+    db.close()
+
+
+@pytest.mark.parametrize("version", [3, 6])
+def test_an_old_database_gets_one_index_without_positions_and_its_messages_again(
+        tmp_path: Path, version: int) -> None:
+    """Migration 7: the word index is dropped, the substring index made anew without
+    positions, and every message that was in the old one is queued for it again;
+    SEARCH finds them once the indexer has run (and decodes them until then)."""
     root = account_dir(tmp_path, "old")
     core = AccountStore("old", root)
     core.ensure_mailboxes([])
-    done, _ = core.deliver("Inbox", b"Subject: a\r\n\r\nold\r\n")
-    todo, _ = core.deliver("Inbox", b"Subject: b\r\n\r\nolder\r\n")
-    core.index_all_pending()
+    done, _ = core.deliver("Inbox", b"Subject: a\r\n\r\nold puffin\r\n")
+    todo, _ = core.deliver("Inbox", b"Subject: b\r\n\r\nolder puffin\r\n")
     core.close()
-    db = sqlite3.connect(root / "index.db")
-    db.execute("DELETE FROM textindex WHERE rowid = ?", (todo.message_id,))
-    db.execute("DROP INDEX message_unindexed")
-    db.execute("ALTER TABLE message DROP COLUMN indexed")
-    db.execute("ALTER TABLE message DROP COLUMN prefix")
-    db.execute("PRAGMA user_version = 3")
-    db.commit()
-    db.close()
+    _as_old_schema(root, version, indexed=[done.message_id])
     core = AccountStore("old", root)
     try:
-        assert states(core) == {done.message_id: INDEX_DONE, todo.message_id: INDEX_PENDING}
-        assert core.find_unindexed() == 1
-        assert core.read(done.message_id) == b"Subject: a\r\n\r\nold\r\n"
+        tables = {r[0]: r[1] for r in core.db.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'table'")}
+        assert "fts" not in tables
+        assert "detail = none" in tables["textindex"]
+        assert core.db.execute("SELECT count(*) FROM textindex").fetchone()[0] == 0
+        assert states(core) == {done.message_id: INDEX_PENDING, todo.message_id: INDEX_PENDING}
+        assert core.find_unindexed() == 2
+        core.index_all_pending()
+        assert set(states(core).values()) == {INDEX_DONE}
+        indexed, hits = core.text_search("Inbox", "puffin", "body")
+        assert indexed == hits == {done.message_id, todo.message_id}
+        assert core.read(done.message_id) == b"Subject: a\r\n\r\nold puffin\r\n"
     finally:
         core.close()
 
@@ -217,10 +255,10 @@ async def test_a_message_expunged_while_its_text_is_read_is_not_reported(
     store.close()
 
 
-def test_a_delivery_waits_for_one_message_of_indexing_not_a_batch(tmp_path: Path) -> None:
-    """The indexer ends its transaction when a commit waits for the account's lock
-    (:class:`kittiwake.store.accountlock.AccountLock`): the delivery that arrives
-    during the first message's inserts is committed before the second's."""
+def _index_while_a_delivery_arrives(tmp_path: Path) -> tuple[list[int], int, AccountStore]:
+    """20 messages indexed in one call; a delivery starts during the first one's
+    insert (the indexer holding the lock). Returns the trace positions of the
+    substring-index inserts, that of the late delivery's row, and the store."""
     import threading
     import time
 
@@ -232,10 +270,11 @@ def test_a_delivery_waits_for_one_message_of_indexing_not_a_batch(tmp_path: Path
     arrived = threading.Event()
     delivery = threading.Thread(
         target=lambda: core.deliver("Inbox", b"Subject: late\r\n\r\npetrel\r\n"))
+    insert = "INSERT OR REPLACE INTO textindex"
 
     def traced(sql: str) -> None:
         trace.append(sql)
-        if sql.startswith("INSERT OR REPLACE INTO fts") and not arrived.is_set():
+        if sql.startswith(insert) and not arrived.is_set():
             arrived.set()  # the indexer holds the lock, inside its transaction
             delivery.start()
             for _ in range(1000):  # until the delivery waits for the lock
@@ -248,12 +287,33 @@ def test_a_delivery_waits_for_one_message_of_indexing_not_a_batch(tmp_path: Path
     core.index_pending(runner=INLINE)
     delivery.join()
     core.db.set_trace_callback(None)
-    fts_inserts = [i for i, sql in enumerate(trace)
-                   if sql.startswith("INSERT OR REPLACE INTO fts")]
+    inserts = [i for i, sql in enumerate(trace) if sql.startswith(insert)]
     # The late delivery's row: the only one written while the trace was on.
     late_row = next(i for i, sql in enumerate(trace) if sql.startswith("INSERT INTO message"))
-    assert fts_inserts[0] < late_row < fts_inserts[1]
-    assert len(fts_inserts) == 20
+    assert len(inserts) == 20
     assert set(states(core).values()) == {INDEX_DONE, INDEX_PENDING}  # the late one: pending
     assert sum(1 for v in states(core).values() if v == INDEX_DONE) == 20
+    return inserts, late_row, core
+
+
+def test_a_delivery_waits_for_a_slice_of_indexing_not_a_batch(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The indexer ends its transaction when a commit waits for the account's lock
+    (:class:`kittiwake.store.accountlock.AccountLock`) and the transaction has run
+    for INDEX_SLICE: with a slice shorter than one message's insert, the delivery
+    that arrives during the first message's insert is committed before the second's."""
+    monkeypatch.setattr("kittiwake.store.account.INDEX_SLICE", 0.0)
+    inserts, late_row, core = _index_while_a_delivery_arrives(tmp_path)
+    assert inserts[0] < late_row < inserts[1]
+    core.close()
+
+
+def test_the_indexer_goes_on_for_its_slice_when_a_delivery_waits(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Within INDEX_SLICE the transaction goes on (each ends a segment of the search
+    index): with a slice longer than the whole batch, the waiting delivery is
+    committed after all 20 messages' inserts."""
+    monkeypatch.setattr("kittiwake.store.account.INDEX_SLICE", 600.0)
+    inserts, late_row, core = _index_while_a_delivery_arrives(tmp_path)
+    assert late_row > inserts[-1]
     core.close()

@@ -27,7 +27,7 @@ def test_a_schema_5_store_gains_the_tombstone_index_and_keeps_its_mail(tmp_path:
 
     core = AccountStore("old", root)
     try:
-        assert core.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 6
+        assert core.db.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 7
         plan = core.db.execute("EXPLAIN QUERY PLAN SELECT uid FROM expunged"
                                " WHERE mailbox_id = 1 AND modseq > 1").fetchall()
         assert "expunged_mailbox_modseq" in str(plan)

@@ -26,7 +26,6 @@ from kittiwake.message.filebytes import FileBytes
 from kittiwake.message.headers import Headers
 from kittiwake.message.html import html_to_text
 from kittiwake.message.part import Part, parse
-from kittiwake.message.search import searchable_text
 
 __all__ = ["IndexJob", "IndexText", "MessageText", "contains", "fold", "index_texts"]
 
@@ -119,13 +118,11 @@ class IndexJob(NamedTuple):
 
 
 class IndexText(NamedTuple):
-    """What the full-text index (``header_text``, ``body_text``) and the substring
-    index (folded text; None when longer than ``max_chars``) get for one message.
-    ``error`` is set when the message could not be read or decoded."""
+    """What the substring index gets for one message: its folded text, None when
+    longer than ``max_chars``. ``error`` is set when the message could not be read
+    or decoded."""
 
     message_id: int
-    header_text: str = ""
-    body_text: str = ""
     search_headers: str | None = None
     search_body: str | None = None
     error: str = ""
@@ -141,10 +138,10 @@ OCTETS_PER_CHAR = 4
 def index_text(job: IndexJob) -> IndexText:
     """The index text of one stored message; never raises (``error`` says why not).
 
-    A large message is read through a window: its text parts only, and of each
-    no more than the full-text index can take; when its text parts together are
-    longer than the substring index takes, that index is skipped (None: SEARCH
-    decodes such a message instead, so results stay exact) without decoding them.
+    A large message is read through a window, its text parts only; when they
+    are longer than the substring index takes, the message is not indexed (None:
+    SEARCH decodes such a message instead, so results stay exact) and they are not
+    decoded.
     """
     summary: str | None = None
     try:
@@ -154,14 +151,12 @@ def index_text(job: IndexJob) -> IndexText:
         with open(job.path, "rb") as f:
             data = job.prefix + f.read() if job.prefix else f.read()
         root, summary = _tree(job, data)
-        header_text, body_text = searchable_text(root, data, max_chars=job.max_chars)
         text = MessageText(root, data)
         headers: str | None = text.headers_folded
         body: str | None = text.body_folded
         if len(headers or "") + len(body or "") > job.max_chars:
             headers = body = None
-        return IndexText(job.message_id, header_text, body_text, headers, body,
-                         summary=summary)
+        return IndexText(job.message_id, headers, body, summary=summary)
     except Exception as exc:  # unreadable or undecodable: the indexer marks it
         return IndexText(job.message_id, error=f"{type(exc).__name__}: {exc}", summary=summary)
 
@@ -170,8 +165,6 @@ def _large_index_text(job: IndexJob) -> IndexText:
     limit = job.max_chars * OCTETS_PER_CHAR
     with FileBytes(job.path, job.prefix) as view:
         root, summary = _tree(job, view)
-        header_text, body_text = searchable_text(root, view, max_chars=job.max_chars,
-                                                 max_part_octets=limit)
         text_octets = sum(p.end - p.body_start for p in root.walk()
                           if p.type == "text" and not p.is_multipart)
         headers: str | None = None
@@ -181,7 +174,7 @@ def _large_index_text(job: IndexJob) -> IndexText:
             headers, body = text.headers_folded, text.body_folded
             if len(headers) + len(body) > job.max_chars:
                 headers = body = None
-    return IndexText(job.message_id, header_text, body_text, headers, body, summary=summary)
+    return IndexText(job.message_id, headers, body, summary=summary)
 
 
 def _tree(job: IndexJob, data: bytes | FileBytes) -> tuple[Part, str | None]:

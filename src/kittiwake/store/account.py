@@ -30,7 +30,13 @@ from kittiwake.cpupool import INLINE, CpuRunner
 from kittiwake.log import get_logger
 from kittiwake.message.filebytes import FileBytes
 from kittiwake.message.headers import Headers
-from kittiwake.message.searchtext import LARGE_MESSAGE, IndexJob, IndexText, index_texts
+from kittiwake.message.searchtext import (
+    LARGE_MESSAGE,
+    IndexJob,
+    IndexText,
+    fold,
+    index_texts,
+)
 from kittiwake.sqlitedb import transaction
 from kittiwake.store.accountlock import AccountLock
 from kittiwake.store.groupcommit import GroupCommitter
@@ -78,6 +84,11 @@ UNSYNCED = "unsynced"
 ID_BLOCK = 1024
 # Summaries computed on demand kept in memory until their row gets its own.
 RECENT_SUMMARIES = 64
+# How long the background indexer's transaction may go on once a commit waits for
+# the account's lock: each transaction costs the search index a segment of its
+# own (about half of a message's indexing when there is one per message), so it
+# takes a few messages more; a waiting delivery's answer is that much later.
+INDEX_SLICE = 0.005
 # RFC 6154 §2: special-use attributes of the default mailboxes, by name.
 SPECIAL_USE = {
     "sent": "\\Sent", "drafts": "\\Drafts", "trash": "\\Trash", "archive": "\\Archive",
@@ -524,7 +535,6 @@ class AccountStore:
                 raise StoreError(f"mailbox {name!r} has child mailboxes; delete those first")
             ids = [r[0] for r in db.execute("SELECT id FROM message WHERE mailbox_id = ?",
                                             (mailbox.id,))]
-            db.executemany("DELETE FROM fts WHERE rowid = ?", [(i,) for i in ids])
             db.executemany("DELETE FROM textindex WHERE rowid = ?", [(i,) for i in ids])
             db.executemany("DELETE FROM message_cache WHERE id = ?", [(i,) for i in ids])
             db.execute("DELETE FROM message WHERE mailbox_id = ?", (mailbox.id,))
@@ -1019,11 +1029,8 @@ class AccountStore:
     @staticmethod
     def _insert_text(db: sqlite3.Connection, messages: list[NewMessage],
                      delivered: list[Delivered]) -> None:
-        """Full-text and substring index rows that came with the messages (imports)."""
+        """Substring index rows that came with the messages."""
         pairs = list(zip(messages, delivered, strict=True))
-        db.executemany("INSERT INTO fts (rowid, headers, body) VALUES (?, ?, ?)",
-                       [(d.message_id, n.summary.header_text, n.summary.body_text)
-                        for n, d in pairs])
         db.executemany("INSERT INTO textindex (rowid, headers, body) VALUES (?, ?, ?)",
                        [(d.message_id, n.summary.search_headers, n.summary.search_body)
                         for n, d in pairs if n.summary.search_headers is not None])
@@ -1350,7 +1357,6 @@ class AccountStore:
                     failed.append(message_id)
                 todo.append(rows)
                 continue
-            rows.fts = (message_id, text.header_text, text.body_text, message_id)
             if text.search_headers is None:
                 # too long for the substring index: decoded at search
                 rows.state = INDEX_IMPOSSIBLE
@@ -1378,12 +1384,14 @@ class AccountStore:
         many were written (-1: the store closed meanwhile, the rows stay pending).
 
         The transaction ends early when another thread waits for the account's
-        lock (:attr:`AccountLock.wanted`): a delivery's commit then waits for one
-        message's inserts, not for a batch of hundreds of milliseconds of trigram
-        inserts (which held every acknowledgement back on the MX path).
+        lock (:attr:`AccountLock.wanted`) and it has run for :data:`INDEX_SLICE`:
+        a delivery's commit then waits a few milliseconds, not for a batch of
+        hundreds of milliseconds of trigram inserts (which held every
+        acknowledgement back on the MX path).
         """
         written = 0
         with self.lock:
+            began = time.monotonic()
             if self._closed:
                 return -1
             db = self.db
@@ -1396,9 +1404,6 @@ class AccountStore:
                 try:
                     exists = " WHERE EXISTS (SELECT 1 FROM message WHERE id = ?)"
                     for rows in todo:
-                        if rows.fts is not None:
-                            db.execute("INSERT OR REPLACE INTO fts (rowid, headers, body)"
-                                       " SELECT ?, ?, ?" + exists, rows.fts)
                         if rows.text is not None:
                             db.execute("INSERT OR REPLACE INTO textindex (rowid, headers, body)"
                                        " SELECT ?, ?, ?" + exists, rows.text)
@@ -1409,7 +1414,7 @@ class AccountStore:
                             db.execute("UPDATE message SET summary = ? WHERE id = ?"
                                        " AND summary = ''", (rows.summary, rows.message_id))
                         written += 1
-                        if self.lock.wanted:
+                        if self.lock.wanted and time.monotonic() - began >= INDEX_SLICE:
                             break
                     db.execute("COMMIT")
                 except BaseException:
@@ -1494,11 +1499,12 @@ class AccountStore:
         """Rows (:data:`_MESSAGE_COLUMNS`) of the mailbox's indexed messages whose
         folded text holds ``needle``, in UID order (under the lock).
 
-        The trigram index finds the documents of the whole account (its phrase
-        query matches a superset: the tokenizer folds case its own way); they are
-        cut to the mailbox by row id and confirmed by ``instr`` on the stored
-        text, which is the exact substring test (code points of valid UTF-8),
-        in SQLite: the text is not copied out.
+        The trigram index finds the documents of the whole account that hold
+        the needle's trigrams (:func:`trigram_query`: a superset, as the index
+        keeps no positions and no columns, and its tokenizer folds case its own
+        way); they are cut to the mailbox by row id and confirmed by ``instr`` on
+        the stored text, which is the exact substring test (code points of valid
+        UTF-8), in SQLite: the text is not copied out.
         """
         db = self.db
         test = {"headers": "instr(t.headers, ?1) > 0", "body": "instr(t.body, ?1) > 0"}.get(
@@ -1508,10 +1514,8 @@ class AccountStore:
         if len(needle) < 3:  # too short for trigrams: every indexed message of the mailbox
             return db.execute(f"{select} m.mailbox_id = ?2 ORDER BY m.uid",
                               (needle, mailbox_id)).fetchall()
-        phrase = '"' + needle.replace('"', '""') + '"'
         found = [r[0] for r in db.execute(
-            "SELECT rowid FROM textindex WHERE textindex MATCH ?",
-            (f"{column} : {phrase}" if column else phrase,))]
+            "SELECT rowid FROM textindex WHERE textindex MATCH ?", (trigram_query(needle),))]
         rows = []
         for i in range(0, len(found), _CHUNK):
             chunk = found[i:i + _CHUNK]
@@ -1577,9 +1581,9 @@ class AccountStore:
         try:
             if os.path.getsize(path) + len(prefix) > LARGE_MESSAGE:
                 with FileBytes(path, prefix) as view:
-                    summary = summarize(view, index_text=False).json
+                    summary = summarize(view).json
             else:
-                summary = summarize(prefix + path.read_bytes(), index_text=False).json
+                summary = summarize(prefix + path.read_bytes()).json
         except OSError:  # expunged meanwhile
             return "{}"
         with self._summary_lock:
@@ -1699,17 +1703,27 @@ class AccountStore:
 
     def search(self, query: str, mailbox_name: str | None = None,
                limit: int = 0) -> list[Message]:
-        """Full-text search (FTS5) over decoded headers and text parts.
-
-        Each word of ``query`` must occur (prefix match); quotes are not needed.
+        """The messages whose decoded, folded headers or text hold every word of
+        ``query`` (a substring test per word, as IMAP SEARCH TEXT), newest first,
+        through the substring index; messages not in it (too long) are not found.
         """
-        match = fts_query(query)
-        if not match:
+        words = list(dict.fromkeys(fold(query).split()))
+        if not words:
             return []
         self.index_all_pending()  # mail delivered in the last second is searchable too
-        sql = (f"SELECT {_MESSAGE_COLUMNS_M} FROM fts JOIN message m ON m.id = fts.rowid"
-               " WHERE fts MATCH ?")
-        args: list[object] = [match]
+        sql = (f"SELECT {_MESSAGE_COLUMNS_M} FROM message m JOIN textindex t"
+               " ON t.rowid = m.id WHERE 1")
+        args: list[object] = []
+        # The index narrows by (some of) the trigrams of the longer words, in one
+        # query of at most MAX_QUERY_TRIGRAMS terms; each word is then confirmed.
+        long_words = [w for w in words if len(w) >= 3][:MAX_QUERY_TRIGRAMS]
+        if long_words:
+            most = max(1, MAX_QUERY_TRIGRAMS // len(long_words))
+            sql += " AND m.id IN (SELECT rowid FROM textindex WHERE textindex MATCH ?)"
+            args.append(" AND ".join(f"({trigram_query(w, most)})" for w in long_words))
+        for word in words:
+            sql += " AND (instr(t.headers, ?) > 0 OR instr(t.body, ?) > 0)"
+            args += [word, word]
         with self.lock:
             if mailbox_name is not None:
                 sql += " AND m.mailbox_id = ?"
@@ -1828,8 +1842,6 @@ class AccountStore:
                             " thread_id, subject, mailfrom, rcptto, summary, prefix, indexed"
                             " FROM message WHERE id = ?",
                             (new_id, target.id, uid, modseq, modseq, now_ms(), message_id))
-                        db.execute("INSERT INTO fts (rowid, headers, body) SELECT ?, headers,"
-                                   " body FROM fts WHERE rowid = ?", (new_id, message_id))
                         db.execute("INSERT INTO textindex (rowid, headers, body) SELECT ?,"
                                    " headers, body FROM textindex WHERE rowid = ?",
                                    (new_id, message_id))
@@ -2070,7 +2082,6 @@ def _remove_rows(db: sqlite3.Connection, mailbox_id: int,
     rows, index, counts, and the VANISHED record (RFC 7162 §3.2.10). Returns the ids,
     whose files the caller removes after the commit."""
     ids = [r[0] for r in rows]
-    db.executemany("DELETE FROM fts WHERE rowid = ?", [(i,) for i in ids])
     db.executemany("DELETE FROM textindex WHERE rowid = ?", [(i,) for i in ids])
     db.executemany("DELETE FROM message_cache WHERE id = ?", [(i,) for i in ids])
     db.executemany("DELETE FROM message WHERE id = ?", [(i,) for i in ids])
@@ -2084,14 +2095,12 @@ def _remove_rows(db: sqlite3.Connection, mailbox_id: int,
     return ids
 
 
-
 @dataclass
 class _IndexRows:
     """What the background indexer writes for one message."""
 
     message_id: int
     state: int = 0  # INDEX_DONE or INDEX_IMPOSSIBLE
-    fts: tuple[int, str, str, int] | None = None  # full-text row (rowid ... id)
     text: tuple[int, str, str, int] | None = None  # substring index row
     summary: str | None = None  # the part tree, for a row still without one
 
@@ -2212,10 +2221,21 @@ def _thread_id(db: sqlite3.Connection, summary: Summary, own_id: int,
     return own_id
 
 
-def fts_query(text: str) -> str:
-    """Turn user words into an FTS5 query: every word must match, as a prefix."""
-    words = [w for w in "".join(c if c.isalnum() or c in "@.-_'" else " " for c in text).split()]
-    return " AND ".join('"' + w.replace('"', '""') + '"*' for w in words)
+# Trigrams a query asks the index for, at most: any of a needle's trigrams give a
+# superset of its documents (confirmed on the text); FTS5 bounds a query's depth.
+MAX_QUERY_TRIGRAMS = 32
+
+
+def trigram_query(needle: str, most: int = MAX_QUERY_TRIGRAMS) -> str:
+    """The FTS5 query for documents holding every trigram of ``needle`` (three or
+    more characters): each a single-token phrase, as the trigram index has no
+    positions for a phrase of more (``detail=none``). A long needle is asked by
+    ``most`` of its trigrams, spread over it."""
+    grams = list(dict.fromkeys(needle[i:i + 3] for i in range(len(needle) - 2)))
+    if len(grams) > most:
+        step = (len(grams) - 1) / max(most - 1, 1)
+        grams = list(dict.fromkeys(grams[round(k * step)] for k in range(most)))
+    return " AND ".join('"' + g.replace('"', '""') + '"' for g in grams)
 
 
 _MAILBOX_COLUMNS = ("id, name, uidvalidity, uidnext, special_use, messages, unseen, deleted,"

@@ -88,21 +88,19 @@ def check(store: AccountStore, repair: bool = False) -> list[str]:
                 if repair:
                     path.unlink(missing_ok=True)
         # Messages still pending (indexed = 0) are the background indexer's; those
-        # marked done must be in both indexes.
+        # marked done must be in the search index.
         done = {i for i, (_s, _p, state) in ids.items() if state == INDEX_DONE}
-        fts_ids = {r[0] for r in db.execute("SELECT rowid FROM fts")}
         text_ids = {r[0] for r in db.execute("SELECT id FROM textindex_docsize")}
-        missing = (done - fts_ids) | (done - text_ids)
-        extra = fts_ids - set(ids)
+        missing = done - text_ids
+        extra = text_ids - set(ids)
         if missing:
-            problems.append(f"{len(missing)} messages are missing from the full-text index")
+            problems.append(f"{len(missing)} messages are missing from the search index")
             if repair:  # queued again for the indexer, which runs here
                 db.executemany("UPDATE message SET indexed = ? WHERE id = ?",
                                [(INDEX_PENDING, i) for i in missing])
         if extra:
-            problems.append(f"{len(extra)} full-text entries belong to no message")
+            problems.append(f"{len(extra)} search index entries belong to no message")
             if repair:
-                db.executemany("DELETE FROM fts WHERE rowid = ?", [(i,) for i in extra])
                 db.executemany("DELETE FROM textindex WHERE rowid = ?", [(i,) for i in extra])
     if repair and missing:
         store.find_unindexed()

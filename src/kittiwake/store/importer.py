@@ -287,7 +287,7 @@ def _prepare(root: Path, units: list[Unit]) -> list[_Prepared]:
             if not item.data.strip():
                 out.append(_Prepared(item.source, skipped="empty or too large message"))
                 continue
-            summary = summarize(item.data, index_text=False)  # indexed afterwards
+            summary = summarize(item.data)  # indexed afterwards
             tmp, size = durable.write_temp(root, [item.data], sync=False,
                                          subdir=f"import-{os.getpid()}")
             out.append(_Prepared(item.source, str(tmp), size, summary, item.flags,

@@ -4,9 +4,12 @@ One database per account (``accounts/<name>/index.db``), WAL mode with
 ``synchronous=FULL`` so that a committed transaction is on disk (DESIGN.md
 "Durability"). ``user_version`` numbers the schema for migrations.
 
-The full-text index keeps per-column detail only (no word positions): word
-and prefix queries per column (IMAP SEARCH SUBJECT/BODY/TEXT) need no more,
-and it makes indexing about twice as fast and the index smaller.
+Search text has one index: the folded text IMAP SEARCH matches, under a
+trigram index that keeps which documents hold a trigram and nothing more
+(``detail=none``: no positions, no columns). A query asks for the documents
+holding all of a needle's trigrams, a superset, and confirms each on the stored
+text; positions would narrow the superset a little at about twice the cost of
+every message's indexing (the MX path's largest single share of CPU).
 
 Modification sequences (RFC 7162 §3.1.1) are account-wide: every write
 transaction takes the next value from ``meta.modseq`` and stamps every row it
@@ -22,7 +25,7 @@ from pathlib import Path
 
 from kittiwake.sqlitedb import Migration, open_database
 
-SCHEMA_VERSION = 6
+SCHEMA_VERSION = 7
 
 # System flags as bits (RFC 9051 §2.3.2); keywords are stored as text.
 SEEN, ANSWERED, FLAGGED, DELETED, DRAFT = 1, 2, 4, 8, 16
@@ -49,7 +52,9 @@ CREATE TABLE IF NOT EXISTS metadata (
 # The folded text IMAP SEARCH matches, under a trigram index (substring queries of
 # three or more characters); messages not in it are searched by decoding them.
 _TEXTINDEX = """
-CREATE VIRTUAL TABLE IF NOT EXISTS textindex USING fts5 (headers, body, tokenize = 'trigram');
+CREATE VIRTUAL TABLE IF NOT EXISTS textindex USING fts5 (
+  headers, body, tokenize = 'trigram', detail = none
+);
 """
 
 # What a protocol layer derives from a message (IMAP: its header octets and serialised
@@ -125,9 +130,6 @@ CREATE TABLE credentials (
   id INTEGER PRIMARY KEY CHECK (id = 1),
   data TEXT NOT NULL
 );
-CREATE VIRTUAL TABLE fts USING fts5 (
-  headers, body, tokenize = 'unicode61 remove_diacritics 2', detail = column
-);
 INSERT INTO meta (key, value) VALUES ('modseq', 1), ('uidvalidity', 0);
 """ + _METADATA + _TEXTINDEX + _MESSAGE_CACHE + _EXPUNGED_MODSEQ
 
@@ -142,14 +144,28 @@ def _add_prefix_and_indexed(db: sqlite3.Connection) -> None:
         db.execute("ALTER TABLE message ADD COLUMN prefix BLOB NOT NULL DEFAULT x''")
     if "indexed" not in columns:
         db.execute("ALTER TABLE message ADD COLUMN indexed INTEGER NOT NULL DEFAULT 0")
+        in_word_index = " AND id IN (SELECT rowid FROM fts)" if db.execute(
+            "SELECT 1 FROM sqlite_master WHERE name = 'fts'").fetchone() else ""
         db.execute("UPDATE message SET indexed = 1 WHERE id IN"
-                   " (SELECT id FROM textindex_docsize) AND id IN (SELECT rowid FROM fts)")
+                   " (SELECT id FROM textindex_docsize)" + in_word_index)
     db.execute("CREATE INDEX IF NOT EXISTS message_unindexed ON message (id)"
                " WHERE indexed = 0")
 
 
 # Index states of a message (message.indexed).
 INDEX_PENDING, INDEX_DONE, INDEX_IMPOSSIBLE = 0, 1, 2
+
+
+# Version 7: one search index. The word index (``fts``) is dropped (nothing read it
+# but a store API now answered by the substring index), and the substring index is
+# made again without positions; its messages are indexed again in the background
+# (until then SEARCH decodes them: slower, as exact).
+def _one_index_without_positions(db: sqlite3.Connection) -> None:
+    db.execute("DROP TABLE IF EXISTS fts")
+    db.execute("DROP TABLE IF EXISTS textindex")
+    db.execute(_TEXTINDEX)
+    db.execute(f"UPDATE message SET indexed = {INDEX_PENDING} WHERE indexed = {INDEX_DONE}")
+
 
 # Schema changes for databases made by older versions: version -> DDL.
 # 2: IMAP METADATA entries (RFC 5464); mailbox_id 0 holds the server entries.
@@ -159,8 +175,10 @@ INDEX_PENDING, INDEX_DONE, INDEX_IMPOSSIBLE = 0, 1, 2
 # 6: tombstones indexed by modseq (VANISHED). The summary of a message may also be
 #    summary.PENDING ('') from this version on (filled by the background step), which
 #    an older kittiwake would not understand: the version keeps it from opening it.
+# 7: one search index, without positions (see _one_index_without_positions).
 MIGRATIONS: dict[int, Migration] = {2: _METADATA, 3: _TEXTINDEX, 4: _add_prefix_and_indexed,
-                                    5: _MESSAGE_CACHE, 6: _EXPUNGED_MODSEQ}
+                                    5: _MESSAGE_CACHE, 6: _EXPUNGED_MODSEQ,
+                                    7: _one_index_without_positions}
 
 
 def connect(path: Path) -> sqlite3.Connection:

@@ -2,8 +2,8 @@
 
 The envelope (IMAP ENVELOPE fields), the MIME part tree with offsets (so
 IMAP BODYSTRUCTURE and BODY[section] are answered without re-parsing),
-Message-ID / In-Reply-To / References for threading, and the decoded text
-for the full-text index. Parsing never fails: a message that cannot be
+Message-ID / In-Reply-To / References for threading, and (imports) the folded
+text of the substring index. Parsing never fails: a message that cannot be
 parsed is still stored and served byte-exact, with what could be read.
 
 A delivery computes only what its row needs at once, from the header section
@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from kittiwake.log import get_logger
-from kittiwake.message import parse, parse_msgids, searchable_text
+from kittiwake.message import parse, parse_msgids
 from kittiwake.message.filebytes import FileBytes
 from kittiwake.message.headers import Headers, named_fields, scan_header_section
 from kittiwake.message.part import Part
@@ -46,8 +46,6 @@ class Summary:
     references: list[str] = field(default_factory=list)
     subject: str = ""
     json: str = "{}"
-    header_text: str = ""
-    body_text: str = ""
     # The folded text IMAP SEARCH matches (kittiwake.message.searchtext), for the
     # substring index; None when too long to index (searched by decoding instead).
     search_headers: str | None = None
@@ -63,26 +61,22 @@ def search_text_of(root: Part, data: bytes) -> tuple[str | None, str | None]:
     return headers, body
 
 
-def summarize(data: bytes | FileBytes, search_text: bool = False,
-              index_text: bool = True) -> Summary:
+def summarize(data: bytes | FileBytes, search_text: bool = False) -> Summary:
     """Summary of a message; best effort on malformed input, never raises.
 
     ``search_text`` also computes the folded SEARCH text for the substring index
-    (imports, in their worker processes). A delivery passes ``index_text=False``:
-    it leaves both the full-text and the substring index to the background
-    indexer, so that its acknowledgement does not wait for them. ``data`` may be a
-    :class:`FileBytes` (a large message parsed from its file) only then.
+    (imports, in their worker processes); without it (a delivery), the index is
+    the background indexer's, so that an acknowledgement does not wait for it.
+    ``data`` may be a :class:`FileBytes` (a large message parsed from its file)
+    only without ``search_text``.
     """
     try:
-        if not isinstance(data, bytes) and (index_text or search_text):
+        if not isinstance(data, bytes) and search_text:
             data = data[0:len(data)]  # the text is decoded from one buffer
         root = parse(data)
         headers = root.headers
         ids = parse_msgids(headers.get("message-id"))
         envelope = root.envelope
-        header_text = body_text = ""
-        if index_text:
-            header_text, body_text = searchable_text(root, data, max_chars=MAX_INDEX_CHARS)
         search_headers = search_body = None
         if search_text:
             search_headers, search_body = search_text_of(root, data)
@@ -92,8 +86,6 @@ def summarize(data: bytes | FileBytes, search_text: bool = False,
             references=parse_msgids(headers.get("references")),
             subject=(envelope.decoded_subject if envelope else None) or "",
             json=tree_summary(root),
-            header_text=header_text,
-            body_text=body_text,
             search_headers=search_headers,
             search_body=search_body,
         )
