@@ -344,6 +344,12 @@ class Worker:
                 ctx.dmarc_recorder = _RemoteRecorder(self.channel, ls.name)
             self.contexts[ls.name] = ctx
             preinit_zones(list(ls.listener.smtp.dnsbl_zones))
+        if not spec.localserve and any(ls.kind == "smtp" for ls in spec.listeners):
+            # DMARC's organizational domains (RFC 7489 §3.2): the list is parsed before
+            # the first message, not in its time on the event loop.
+            from kittiwake import publicsuffix
+
+            await asyncio.to_thread(publicsuffix.load)
         # Certificates renewed while we started: served before the first connection.
         while self.pending_tls:
             listener, certificates = self.pending_tls.popitem()
