@@ -153,6 +153,8 @@ class _RemoteRecorder:
 
     def record(self, result: Any, spf_result: Any, dkim_results: list[Any], *, ip: str,
                mailfrom: str, recipient_domain: str) -> bool:
+        if not result.reportable:  # no report asked for: nothing to tell the server
+            return False
         try:
             self.channel.note("dmarc", self.listener, result, spf_result, dkim_results, ip,
                               mailfrom, recipient_domain)
