@@ -20,8 +20,14 @@ What the server process does, asked over the channel:
 - ``write``: the account writes of a checked message
   (:func:`kittiwake.smtpserver.pipeline.write_accounts`: queue, mailboxes
   with the junk decision, DSNs); its answer is the reply to the data, sent
-  only after the server committed;
-- ``dmarc`` (a note): the DMARC verdict for the aggregate reports;
+  only after the server committed. The message goes by its spool file, the
+  parsed header section and our prefix (:meth:`kittiwake.smtpserver.spool.
+  SpooledMessage.__reduce__`: 3.6 KB for a 10 KiB message, 16 KB when it
+  carried the text too); the server reads the text only when the junk
+  filter judges its words;
+- ``dmarc`` (a note): the DMARC verdict for the aggregate reports, only when
+  the sender's record asks for them (``rua``, :attr:`kittiwake.dmarc.Result.
+  reportable`);
 - ``auth``/``auth_step`` and the note ``auth_end``: an AUTH exchange
   (:mod:`kittiwake.smtpserver.auth`): the credentials are the server's
   store's and the failed-login limiter is the server's, shared with IMAP
