@@ -21,13 +21,20 @@ from publicsuffixlist import PublicSuffixList
 from kittiwake.dns.names import to_ascii
 from kittiwake.dns.types import InvalidName
 
-__all__ = ["InvalidName", "is_public_suffix", "organizational_domain", "registrable_domain"]
+__all__ = ["InvalidName", "is_public_suffix", "load", "organizational_domain",
+           "registrable_domain"]
 
 
 @functools.cache
 def _list() -> PublicSuffixList:
     # Parsing the list takes ~0.1 s: do it once, on first use.
     return PublicSuffixList()
+
+
+def load() -> None:
+    """Parse the list now (blocking, ~0.1 s of CPU): a server does it before it takes
+    mail, in a worker thread, so that no message waits for it on the event loop."""
+    _list()
 
 
 def _normalize(domain: str) -> str:

@@ -349,3 +349,18 @@ def test_dkim_pass_with_testing_key_does_not_align() -> None:
     testing = evaluate(found, None, [Sig("pass", "example.org", True)])
     assert passing.dkim_aligned and str(passing.status) == "pass"
     assert not testing.dkim_aligned and str(testing.status) == "fail"
+
+
+async def test_reportable_only_with_report_uris_and_a_pass_or_fail() -> None:
+    """RFC 7489 §7.2: only a record with rua= asks for aggregate reports; an SMTP worker
+    tells the server nothing about the others."""
+    r = resolver({"_dmarc.example.com": "v=DMARC1; p=reject; rua=mailto:d@example.com",
+                  "_dmarc.quiet.example": "v=DMARC1; p=reject"})
+    passing = await verify(r, "example.com", Auth("pass", "example.com"), [], rand=never)
+    failing = await verify(r, "example.com", Auth("fail", "example.com"), [], rand=never)
+    quiet = await verify(r, "quiet.example", Auth("pass", "quiet.example"), [], rand=never)
+    none = await verify(r, "nothing.example", Auth("pass", "nothing.example"), [], rand=never)
+    assert (passing.status, failing.status) == (Status.PASS, Status.FAIL)
+    assert passing.reportable and failing.reportable
+    assert quiet.status is Status.PASS and not quiet.reportable
+    assert not none.reportable

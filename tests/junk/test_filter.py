@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import smtplib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import pytest
@@ -265,6 +265,39 @@ async def test_words_are_computed_in_a_cpu_worker_process(store: Store) -> None:
     finally:
         await junk.close()
         pool.close()
+
+
+async def test_the_text_is_read_only_when_the_words_are_judged(store: Store) -> None:
+    """A message given as a reader (the server reads a worker's spool file) is read only
+    when the content classifier looks at its words, never for a verdict without them."""
+    conf = two_accounts({"min_training_messages": 2})
+    reads: list[str] = []
+
+    def reader(data: bytes) -> Callable[[], bytes]:
+        def read() -> bytes:
+            reads.append("read")
+            return data
+        return read
+
+    junk = JunkFilter(store, lambda: conf)
+    try:
+        text = b"Subject: prize\r\n\r\ncasino winner\r\n"
+        untrained = await junk.classify("bob", SenderIdentities("192.0.2.7"), reader(text),
+                                        "<1@x>")
+        assert (untrained.action, untrained.reason) == (Action.ACCEPT, Reason.UNTRAINED)
+        assert reads == []
+        bob = await store.account("bob", default_mailboxes=["Junk", "Archive"])
+        for i in range(2):
+            await bob.deliver("Junk", f"Subject: prize {i}\r\n\r\ncasino winner\r\n".encode())
+            await bob.deliver("Archive", f"Subject: notes {i}\r\n\r\nagenda budget\r\n"
+                              .encode(), flags=Flags.parse(["\\Seen"]))
+        assert await junk.train_untrained() == ["alice", "bob"]
+        judged = await junk.classify("bob", SenderIdentities("192.0.2.7"), reader(text),
+                                     "<2@x>")
+        assert (judged.action, judged.reason) == (Action.JUNK, Reason.CONTENT)
+        assert reads == ["read"]
+    finally:
+        await junk.close()
 
 
 def test_consecutive_additions_to_one_mailbox_are_learnt_together() -> None:

@@ -280,3 +280,31 @@ def test_small_message_finished_on_the_loop_into_a_reserved_file(ctx: ServerCont
     (ctx.spool_directory / RESERVE_DIR / "1.2.left").write_bytes(b"")
     assert clean_spool(ctx.spool_directory) == 0
     assert not (ctx.spool_directory / RESERVE_DIR).exists()  # made again on demand
+
+
+def test_a_spooled_message_crosses_to_the_server_process_by_its_file(ctx: ServerContext) -> None:
+    """What an SMTP worker sends the server (pickled): the file, the parsed header and
+    our prefix, not a second copy of the text it held in memory."""
+    import pickle
+
+    body = b"".join(b"word %d of the body\r\n" % i for i in range(500))
+    message = (b"From: a@b.example\r\nSubject: s\r\nDKIM-Signature: v=1; a=rsa-sha256;"
+               b" d=b.example; s=x;\r\n h=from; bh=; b=\r\n\r\n") + body
+    spool = Spool(ctx.spool_directory, open_file=False)
+    spool.write(message)
+    sent = spool.finish()
+    sent.prefix = b"Received: by mx.example.org; Wed, 2 Dec 2026 08:00:00 +0000\r\n"
+    assert sent.in_memory
+    frame = pickle.dumps(sent, protocol=pickle.HIGHEST_PROTOCOL)
+    assert len(frame) < len(body)
+    got = pickle.loads(frame)
+    assert not got.in_memory
+    assert (got.path, got.size, got.prefix, got.eightbit, got.body_hashes) == \
+        (sent.path, sent.size, sent.prefix, sent.eightbit, sent.body_hashes)
+    assert got.head.raw == sent.head.raw
+    assert list(got.head.headers) == list(sent.head.headers)
+    assert got.head.headers.get("subject") == "s"
+    assert got.head.dkim_fields == sent.head.dkim_fields  # split again only when asked
+    assert got.read() == sent.read() == sent.prefix + message
+    assert got.read_start(100) == sent.read_start(100) == sent.prefix + message[:100]
+    sent.discard()

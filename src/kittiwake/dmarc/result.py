@@ -66,6 +66,13 @@ class Result:
     authentic: bool = False  # every DNS answer behind the policy was DNSSEC-authentic
     reason: str = ""
 
+    @property
+    def reportable(self) -> bool:
+        """Whether an aggregate report can count this evaluation (RFC 7489 §7.2): a
+        pass or fail under a record that names report URIs (``rua``)."""
+        return self.record is not None and bool(self.record.aggregate_uris) and \
+            bool(self.policy_domain) and self.status in (Status.PASS, Status.FAIL)
+
     def to_json(self) -> dict[str, Any]:
         return {
             "status": self.status.value,

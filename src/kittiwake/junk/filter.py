@@ -188,9 +188,14 @@ class JunkFilter:
     # --- deciding ----------------------------------------------------------------
 
     async def classify(self, account: str, identities: SenderIdentities,
-                       message: bytes, message_id: str | None = None) -> JunkVerdict:
+                       message: bytes | Callable[[], bytes],
+                       message_id: str | None = None) -> JunkVerdict:
         """The verdict on one incoming message for ``account``; never raises.
 
+        ``message``: its bytes, or a function returning them, called (in a worker
+        thread, so it may read a file) only when the content classifier judges
+        the words: a sender with a clear history, or an account whose training
+        is still too small, costs no read of the text.
         ``message_id``: its Message-ID field's value when the caller parsed the
         header section already (parse once), else it is read from ``message``."""
         settings = self.settings(account)
@@ -220,9 +225,12 @@ class JunkFilter:
         return verdict
 
     def _decide(self, db: JunkDatabase, settings: JunkConfig, identities: SenderIdentities,
-                message: bytes, since: int, message_id: str | None = None) -> JunkVerdict:
+                message: bytes | Callable[[], bytes], since: int,
+                message_id: str | None = None) -> JunkVerdict:
         """In a worker thread: history first, then block lists, then the words."""
         if message_id is None:
+            if callable(message):
+                message = message()
             message_id = parse_header_section(message)[0].get("message-id")
         ids = parse_msgids(message_id)
         msgid = ids[0] if ids else ""
@@ -250,7 +258,7 @@ class JunkFilter:
         ham_total, junk_total = db.totals()
         if min(ham_total, junk_total) < settings.min_training_messages:
             return base
-        words = self.cpu.call(message_words, message)
+        words = self.cpu.call(message_words, message() if callable(message) else message)
         result = score(words, db.counts(words), ham_total, junk_total)
         verdict = replace(base, reason=Reason.CONTENT, score=result.probability,
                           words=result.words[:10])

@@ -3,10 +3,23 @@
 from __future__ import annotations
 
 import enum
+import functools
 import ipaddress
 from dataclasses import dataclass, field
 
 from kittiwake.message.headers import fold_header
+
+
+@functools.lru_cache(maxsize=8192)
+def _network(ip: str) -> str:
+    """(Cached: asked at each message's decision and again when it is recorded, and
+    parsing addresses is not cheap.)"""
+    try:
+        address = ipaddress.ip_address(ip)
+    except ValueError:
+        return ""
+    prefix = 24 if address.version == 4 else 48
+    return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
 
 
 @dataclass(frozen=True)
@@ -30,12 +43,7 @@ class SenderIdentities:
     @property
     def network(self) -> str:
         """The /24 (IPv4) or /48 (IPv6) network of the connecting address."""
-        try:
-            address = ipaddress.ip_address(self.ip)
-        except ValueError:
-            return ""
-        prefix = 24 if address.version == 4 else 48
-        return str(ipaddress.ip_network(f"{address}/{prefix}", strict=False))
+        return _network(self.ip)
 
 
 class Action(enum.StrEnum):

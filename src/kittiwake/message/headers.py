@@ -34,6 +34,11 @@ class Header:
     name: str
     raw: bytes
 
+    def __reduce__(self) -> tuple[type[Header], tuple[str, bytes]]:
+        # The constructor, not dataclasses' generic per-field state (several times
+        # cheaper to unpickle: header sections cross the SMTP workers' channel).
+        return Header, (self.name, self.raw)
+
     @property
     def key(self) -> str:
         """The lowercased field name, for comparisons (RFC 5322 §1.2.2)."""
@@ -93,6 +98,9 @@ class Headers(Sequence[Header]):
 
     def __repr__(self) -> str:
         return f"Headers({[h.name for h in self._fields]!r})"
+
+    def __reduce__(self) -> tuple[type[Headers], tuple[tuple[Header, ...]]]:
+        return Headers, (self._fields,)  # the index is built again when asked
 
     def fields(self, name: str) -> list[Header]:
         """All fields called ``name``, in order."""

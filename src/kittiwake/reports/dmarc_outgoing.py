@@ -108,8 +108,7 @@ class EvaluationRecorder:
                recipient_domain: str) -> bool:
         """Note one verdict (cheap, on the event loop); whether it will be reported."""
         policy = result.record
-        if policy is None or not policy.aggregate_uris or not result.policy_domain or \
-                result.status not in (dmarc.Status.PASS, dmarc.Status.FAIL):
+        if policy is None or not result.reportable:
             return False
         if _in_domains(result.policy_domain, self.own_domains()):
             return False

@@ -14,9 +14,8 @@ Invariants (DESIGN.md "Durability"; a 250 is a promise):
 
 from __future__ import annotations
 
-import asyncio
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -78,7 +77,7 @@ async def deliver_local(ctx: ServerContext, deliveries: list[LocalDelivery],
         head = spooled.head
     data = message if isinstance(message, bytes) else b""
     headers = head.headers if head is not None else parse_header_section(data)[0]
-    judged: bytes | None = None  # what the junk filter reads, read once
+    judged: bytes | Callable[[], bytes] | None = None  # what the junk filter reads
     # What rulesets match on, decoded (RFC 2047) once and only for a destination
     # that has rulesets.
     header_pairs: list[tuple[str, str]] | None = None
@@ -95,12 +94,9 @@ async def deliver_local(ctx: ServerContext, deliveries: list[LocalDelivery],
             verdict = verdicts.get(account_name)
             if verdict is None:
                 if judged is None:
-                    if spooled is None:
-                        judged = data
-                    elif spooled.in_memory:
-                        judged = spooled.read_start(JUNK_READ_LIMIT)
-                    else:
-                        judged = await asyncio.to_thread(spooled.read_start, JUNK_READ_LIMIT)
+                    # A spooled message is read (once, whatever the accounts) only if
+                    # the filter gets to its words (in the filter's worker thread).
+                    judged = data if spooled is None else _start_reader(spooled)
                 verdict = verdicts[account_name] = await ctx.junk.classify(
                     account_name, sender, judged, headers.get("message-id") or "")
         if header_pairs is None and item.target.destination.rulesets:
@@ -164,6 +160,19 @@ async def deliver_local(ctx: ServerContext, deliveries: list[LocalDelivery],
         return rejected + [f for f in failures if f.recipient not in
                            {r.recipient for r in rejected}]
     return failures
+
+
+def _start_reader(spooled: SpooledMessage) -> Callable[[], bytes]:
+    """The prefix and the first :data:`JUNK_READ_LIMIT` octets, read when first asked
+    (blocking unless in memory: the server process of SMTP workers gets the message
+    by its file, :meth:`SpooledMessage.__reduce__`) and then kept."""
+    read: list[bytes] = []
+
+    def start() -> bytes:
+        if not read:
+            read.append(spooled.read_start(JUNK_READ_LIMIT))
+        return read[0]
+    return start
 
 
 async def _store(account: Account, mailbox: str, message: bytes | SpooledMessage,

@@ -43,17 +43,27 @@ WRITE_BUFFER = 256 * 1024
 
 @dataclass(frozen=True)
 class MessageHead:
-    """The header section of a received message, parsed once (RFC 5322 §2.2)."""
+    """The header section of a received message, parsed once (RFC 5322 §2.2).
+
+    Pickled (an SMTP worker's ``write`` to the server process) it carries the raw
+    section and the parsed fields; the DKIM view, which only the worker's checks and
+    signing read, is not sent (:attr:`dkim_fields` would be split again if asked)."""
 
     raw: bytes                     # the header section, with the empty line ending it
     headers: Headers
-    dkim_fields: list[dkim.HeaderField]  # the same fields as DKIM sees them (CRLF form)
 
     @classmethod
     def parse(cls, raw: bytes) -> MessageHead:
         headers, _, _ = scan_header_section(raw)
-        fields, _ = dkim.split_message(raw)
-        return cls(raw, headers, fields)
+        return cls(raw, headers)
+
+    @functools.cached_property
+    def dkim_fields(self) -> list[dkim.HeaderField]:
+        """The same fields as DKIM sees them (CRLF form, RFC 6376 §3.4)."""
+        return dkim.split_message(self.raw)[0]
+
+    def __reduce__(self) -> tuple[type[MessageHead], tuple[bytes, Headers]]:
+        return MessageHead, (self.raw, self.headers)
 
 
 @dataclass
@@ -77,6 +87,13 @@ class SpooledMessage:
     @property
     def total_size(self) -> int:
         return len(self.prefix) + self.size
+
+    def __reduce__(self) -> tuple[object, tuple[object, ...]]:
+        # Across the SMTP workers' channel the message goes by its file: the bytes held
+        # in memory stay in the worker (the server reads the file in the rare case it
+        # needs the text: the junk filter's words, a DSN), which keeps the frame small.
+        return _spooled, (os.fspath(self.path), self.size, self.head, self.body_hashes,
+                          self.eightbit, self.prefix)
 
     @property
     def header_bytes(self) -> bytes:
@@ -112,6 +129,12 @@ class SpooledMessage:
         """Remove the spool file in the background (:func:`unlink_soon`): once the
         store or the queue holds its own link, nobody waits for this name to go."""
         unlink_soon(self.path)
+
+
+def _spooled(path: str, size: int, head: MessageHead,
+             body_hashes: dict[dkim.BodyHashKey, tuple[bytes, int]], eightbit: bool,
+             prefix: bytes) -> SpooledMessage:
+    return SpooledMessage(Path(path), size, head, body_hashes, eightbit, prefix)
 
 
 _jobs: queue.SimpleQueue[Callable[[], None]] = queue.SimpleQueue()
