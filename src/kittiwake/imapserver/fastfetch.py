@@ -63,23 +63,73 @@ __all__ = ["READ_BUDGET", "READ_MAX", "Batch", "ChangedBatch", "FastPlan", "buil
 READ_MAX = 256 * 1024  # message octets read in the worker, per section
 READ_BUDGET = 2 * 1024 * 1024  # message octets read per batch
 BATCH_MAX = 1000  # messages per batch
+BIG = 4096  # message octets at least this long are a piece of their own (_Out.octets)
 
 
 class _Out:
-    """The pieces of one batch: runs of octets, and file literals the driver copies."""
+    """The pieces of one batch: runs of octets, and file literals the driver copies.
 
-    __slots__ = ("budget", "file_name", "parts", "pieces")
+    Message files are opened relative to their directory (:meth:`read`), whose
+    descriptor is kept for the batch (:meth:`close`): one path component to look
+    up per file, not the whole path, for each of a FETCH's many messages.
+    """
+
+    __slots__ = ("budget", "dirs", "file_name", "parts", "pieces")
 
     def __init__(self, budget: int, file_name: Callable[[int], str]) -> None:
         self.parts: list[bytes] = []
         self.pieces: list[Piece] = []
         self.budget = budget
         self.file_name = file_name
+        self.dirs: dict[str, int] = {}
+
+    def read(self, row: FetchRow, offset: int, length: int) -> bytes | None:
+        """``length`` octets of the row's message from ``offset``, as :func:`_read`."""
+        if row.prefix:
+            return _read(self.file_name(row.id), row.prefix, offset, length)
+        directory, _, name = self.file_name(row.id).rpartition("/")
+        dir_fd = self.dirs.get(directory)
+        try:
+            if dir_fd is None:
+                dir_fd = self.dirs[directory] = os.open(directory,
+                                                        os.O_RDONLY | os.O_DIRECTORY)
+            fd = os.open(name, os.O_RDONLY, dir_fd=dir_fd)
+        except OSError:
+            return None
+        try:
+            data = os.pread(fd, length, offset)
+            while len(data) < length:  # a short read (rare): go on, or the file is short
+                more = os.pread(fd, length - len(data), offset + len(data))
+                if not more:
+                    return None
+                data += more
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+        return data
+
+    def close(self) -> None:
+        """Close the directories :meth:`read` opened."""
+        for fd in self.dirs.values():
+            os.close(fd)
+        self.dirs.clear()
 
     def file(self, literal: FileLiteral) -> None:
         self.pieces = self.take()
         self.parts = []
         self.pieces.append(literal)
+
+    def octets(self, data: bytes) -> None:
+        """Message octets: a piece of their own when large (the driver writes the
+        pieces together, so they are not copied into one), else joined."""
+        if len(data) < BIG:
+            self.parts.append(data)
+            return
+        if self.parts:
+            self.pieces.append(b"".join(self.parts))
+            self.parts = []
+        self.pieces.append(data)
 
     def take(self) -> list[Piece]:
         if self.parts:
@@ -223,11 +273,11 @@ def _span_value(row: FetchRow, span: Span, out: _Out) -> bool:
         out.parts.append(b"{0}\r\n")
         return True
     if span.length <= READ_MAX:
-        data = _read(out.file_name(row.id), row.prefix, span.offset, span.length)
+        data = out.read(row, span.offset, span.length)
         if data is not None:
             out.budget -= span.length
             out.parts.append(b"{%d}\r\n" % span.length)
-            out.parts.append(literal_safe(data))
+            out.octets(literal_safe(data))
             return True
     return False
 
@@ -256,11 +306,11 @@ def _whole_writer(pre: bytes) -> Writer:
             out.parts.append(pre + b"{0}\r\n")
             return
         if length <= READ_MAX:
-            data = _read(out.file_name(row.id), row.prefix, start, length)
+            data = out.read(row, start, length)
             if data is not None:
                 out.budget -= length
                 out.parts.append(pre + b"{%d}\r\n" % length)
-                out.parts.append(data.replace(b"\0", b"\x80") if b"\0" in data else data)
+                out.octets(data.replace(b"\0", b"\x80") if b"\0" in data else data)
                 return
         out.parts.append(pre)
         _stream(row, Span(start, length), out)
@@ -545,6 +595,21 @@ def _write(fast: FastPlan, core: AccountStore, mailbox: str,
     rows = [row for _, row in numbered]
     facts = _facts(core, mailbox, rows, narrow) if fast.needs_derived else {}
     out = _Out(budget, core.file_name)
+    try:
+        found, general_count, last_uid = _write_each(fast, core, mailbox, numbered, facts,
+                                                     general, out)
+    finally:
+        out.close()
+    imap_metrics.FETCHED.labels(path="fast").inc(found - general_count)
+    imap_metrics.FETCHED.labels(path="general").inc(general_count)
+    return out, found, last_uid
+
+
+def _write_each(fast: FastPlan, core: AccountStore, mailbox: str,
+                numbered: Sequence[tuple[int, Row]], facts: dict[int, Derived | None],
+                general: Callable[[FetchRow, int], list[Piece]], out: _Out
+                ) -> tuple[int, int, int | None]:
+    """:func:`_write`'s loop: found, of which by the general path, and the last UID."""
     writers = fast.writers
     head = b"* %d UIDFETCH (" if fast.uidfetch else b"* %d FETCH ("
     uidfetch = fast.uidfetch
@@ -574,6 +639,4 @@ def _write(fast: FastPlan, core: AccountStore, mailbox: str,
             out.parts.append(b")\r\n")
         if out.budget <= 0:
             break
-    imap_metrics.FETCHED.labels(path="fast").inc(found - general_count)
-    imap_metrics.FETCHED.labels(path="general").inc(general_count)
-    return out, found, last_uid
+    return found, general_count, last_uid
