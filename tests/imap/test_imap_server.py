@@ -24,7 +24,7 @@ from kittiwake.imap.events import (
     Rejected,
 )
 from kittiwake.imap.responses import ResponseCode
-from kittiwake.imap.server import ServerConfig, ServerSession, SessionError, State
+from kittiwake.imap.server import MERGE_MAX, ServerConfig, ServerSession, SessionError, State
 from kittiwake.imap.values import Atom, FileLiteral
 
 AUTHED = State.AUTHENTICATED
@@ -571,3 +571,19 @@ def test_setmetadata_value_may_be_a_literal8() -> None:  # RFC 5464 §5
     assert out == b"+ Ready for literal data\r\n"
     events, _ = drive(s, b"a\0b)\r\n")
     assert commands(events) == [c.SetMetadata("INBOX", (("/private/comment", b"a\0b"),))]
+
+
+def test_send_joins_short_runs_and_leaves_a_large_one_a_piece() -> None:
+    """Queued octets keep their order; short runs are joined (few pieces), a large
+    run stays a piece of its own (not copied into a join: the driver writes the
+    pieces together)."""
+    s = new_session(state=State.AUTHENTICATED)
+    big = b"x" * (2 * MERGE_MAX)
+    s.send(b"* 1 FETCH (BODY[] {%d}\r\n" % len(big))
+    s.send([big, b")\r\n", b"* 2 FETCH (FLAGS ())\r\n"])
+    s.send(b"* 3 FETCH (FLAGS ())\r\n")
+    pieces = s.data_to_send()
+    assert b"".join(p for p in pieces if isinstance(p, bytes)) == (
+        b"* 1 FETCH (BODY[] {%d}\r\n" % len(big) + big
+        + b")\r\n* 2 FETCH (FLAGS ())\r\n* 3 FETCH (FLAGS ())\r\n")
+    assert len(pieces) == 3 and pieces[1] is big

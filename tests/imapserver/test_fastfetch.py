@@ -21,7 +21,7 @@ from kittiwake.imap.sections import literal_safe
 from kittiwake.imap.values import FileLiteral
 from kittiwake.imapserver import fastfetch, fetchcache, messages
 from kittiwake.store.account import AccountStore
-from kittiwake.store.model import FetchRow, Flags
+from kittiwake.store.model import FetchRow, FileRow, FlagRow, Flags, IdRow
 
 PREFIX = b"Received: from mx.example.net by mail.example.org; Tue, 1 Dec 2026 10:00:00 +0000\r\n"
 
@@ -327,3 +327,43 @@ def test_items_the_fast_path_leaves_to_the_general_one() -> None:
                  c.BinarySection(()), c.BinarySize(()), c.Preview()):
         assert fastfetch.plan((c.FetchAttr("UID"), item), uid_first=False, condstore=False,
                               uidfetch=False, utf8=False) is None
+
+
+def test_plans_read_the_narrowest_rows() -> None:
+    """A plan names the narrowest row with the columns its writers read."""
+    def row_of(*items: c.FetchItem) -> type:
+        plan = fastfetch.plan(items, uid_first=True, condstore=False, uidfetch=False,
+                              utf8=False)
+        assert plan is not None
+        return plan.row
+
+    body = c.BodySection(Section(), None, True)
+    fields = c.BodySection(Section((), SectionText.HEADER_FIELDS, ("FROM",)), None, True)
+    assert row_of(c.FetchAttr("ENVELOPE"), fields) is IdRow
+    assert row_of(c.FetchAttr("FLAGS"), c.FetchAttr("ENVELOPE"),
+                  c.FetchAttr("BODYSTRUCTURE")) is FlagRow
+    assert row_of(body) is FileRow
+    assert row_of(c.BodySection(Section((), SectionText.TEXT), Partial(0, 10), True)) is FileRow
+    assert row_of(body, c.FetchAttr("FLAGS")) is FetchRow
+    assert row_of(c.FetchAttr("INTERNALDATE")) is FetchRow
+    assert row_of(c.FetchAttr("RFC822.SIZE"), fields) is FetchRow
+
+
+def test_large_bodies_are_pieces_of_their_own(core: AccountStore) -> None:
+    """BODY[] of messages of at least BIG octets: each body is a piece of the batch
+    (not copied into a join), the octets the same as the general path's."""
+    big = CORPUS["plain"] + b"line of body text\r\n" * (fastfetch.BIG // 10)
+    datas = [big, CORPUS["groups"], big + b"\x00 nul\r\n"]
+    uids = [core.deliver("Inbox", d, prefix=PREFIX if i == 1 else b"")[0].uid
+            for i, d in enumerate(datas)]
+    pairs = [(i + 1, u) for i, u in enumerate(uids)]
+    items = (c.BodySection(Section(), None, True),)
+    rows = {r.uid: r for r in core.fetch_rows("Inbox", uids)}
+    want = b"".join(_general(core, rows[u], q, items, False, False, False, False)
+                    for q, u in pairs)
+    plan = fastfetch.plan(items, uid_first=False, condstore=False, uidfetch=False,
+                          utf8=False, account=str(core.root))
+    assert plan is not None
+    batch = fastfetch.build_batch(plan, core, "Inbox", pairs, 0, _no_general)
+    assert _octets(batch.pieces) == want
+    assert big in batch.pieces and literal_safe(big + b"\x00 nul\r\n") in batch.pieces

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kittiwake.store.account import AccountStore
-from kittiwake.store.model import Flags
+from kittiwake.store.model import FileRow, FlagRow, Flags, IdRow
 
 N = 60
 
@@ -73,3 +73,19 @@ def test_changed_since_sees_only_later_changes(store: AccountStore) -> None:
     assert store.messages("Inbox", 0, []) == []
     assert {m.mailbox_id for m in store.messages("Archive", 0, range(1, 5))} == \
         {store.mailbox("Archive").id}
+
+
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(uids=st.lists(st.integers(1, N + 5), min_size=1, max_size=20, unique=True).map(sorted))
+def test_narrow_rows_are_the_columns_of_the_whole_rows(store: AccountStore,
+                                                       uids: list[int]) -> None:
+    """fetch_narrow gives, for each row type, the same rows (expunged UIDs absent)
+    with the same values as fetch_rows for that type's columns."""
+    whole = store.fetch_rows("Inbox", uids)
+    for kind in (IdRow, FlagRow, FileRow):
+        got = store.fetch_narrow("Inbox", uids, kind)
+        assert all(type(r) is kind for r in got)
+        assert [tuple(r) for r in got] == [
+            tuple(getattr(w, name) for name in kind._fields) for w in whole]
+    assert {r.uid for r in whole} == set(uids) - {7, 8, 30} - set(range(N + 1, N + 6))

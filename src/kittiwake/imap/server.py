@@ -70,6 +70,10 @@ from kittiwake.imap.responses import ResponseCode
 __all__ = ["ALLOWED", "ServerConfig", "ServerSession", "SessionError", "State"]
 
 
+
+# Queued runs of octets are joined up to this size (ServerSession.send).
+MERGE_MAX = 4096
+
 class State(StrEnum):
     """Connection states of RFC 9051 §3."""
 
@@ -242,15 +246,21 @@ class ServerSession:
         return out
 
     def send(self, data: bytes | list[Piece]) -> None:
-        """Queue untagged data (from ``responses``) for the client."""
+        """Queue untagged data (from ``responses``) for the client.
+
+        Runs of octets are joined while short (many short responses make few pieces);
+        a large one stays a piece of its own, not copied here (the driver hands
+        consecutive pieces to the transport together)."""
         if self._closed:
             return
         pieces = [data] if isinstance(data, bytes) else data
+        out = self._out
         for p in pieces:
-            if isinstance(p, bytes) and self._out and isinstance(self._out[-1], bytes):
-                self._out[-1] = self._out[-1] + p
+            if isinstance(p, bytes) and out and isinstance(out[-1], bytes) \
+                    and len(out[-1]) + len(p) <= MERGE_MAX:
+                out[-1] = out[-1] + p
             else:
-                self._out.append(p)
+                out.append(p)
 
     def greet(self, *, preauth: bool = False, text: str | None = None) -> None:
         """Queue the greeting: ``* OK [CAPABILITY ...]`` or PREAUTH (RFC 9051 §7.1.4)."""

@@ -158,18 +158,36 @@ class IMAPConnection:
 
     async def _flush(self) -> None:
         pieces = self.session.data_to_send()
+        run: list[bytes] = []  # consecutive runs of octets: handed over together
         for piece in pieces:
-            if isinstance(piece, FileLiteral):
-                await self._copy_file(piece)
-            else:
-                if self.transcript.enabled():
-                    self.transcript.feed(log.Direction.SERVER, piece)
-                self._write(piece)
+            if not isinstance(piece, FileLiteral):
+                run.append(piece)
+                continue
+            if run:
+                self._write_run(run)
+                run = []
+                await self.writer.drain()
+            await self._copy_file(piece)
+            await self.writer.drain()
+        if run:
+            self._write_run(run)
             await self.writer.drain()
         if pieces and self._deflate is not None:
             # RFC 4978 §4: each response is flushed so the client can act on it.
             self.writer.write(self._deflate.flush(zlib.Z_SYNC_FLUSH))
             await self.writer.drain()
+
+    def _write_run(self, run: list[bytes]) -> None:
+        """Write runs of octets; uncompressed, in one call (a FETCH of many bodies
+        leaves each body a piece of its own: no copy to join them)."""
+        if self.transcript.enabled():
+            for piece in run:
+                self.transcript.feed(log.Direction.SERVER, piece)
+        if self._deflate is not None or len(run) == 1:
+            for piece in run:
+                self._write(piece)
+        else:
+            self.writer.writelines(run)
 
     def _write(self, data: bytes) -> None:
         if self._deflate is not None:

@@ -55,7 +55,7 @@ from kittiwake.imapserver import metrics as imap_metrics
 from kittiwake.imapserver.fetchcache import Derived
 from kittiwake.message import parse
 from kittiwake.store.account import AccountStore
-from kittiwake.store.model import FetchRow, Flags, IdRow
+from kittiwake.store.model import FetchRow, FileRow, FlagRow, Flags, IdRow
 
 __all__ = ["READ_BUDGET", "READ_MAX", "Batch", "ChangedBatch", "FastPlan", "build_batch",
            "build_changed", "plan"]
@@ -63,23 +63,73 @@ __all__ = ["READ_BUDGET", "READ_MAX", "Batch", "ChangedBatch", "FastPlan", "buil
 READ_MAX = 256 * 1024  # message octets read in the worker, per section
 READ_BUDGET = 2 * 1024 * 1024  # message octets read per batch
 BATCH_MAX = 1000  # messages per batch
+BIG = 4096  # message octets at least this long are a piece of their own (_Out.octets)
 
 
 class _Out:
-    """The pieces of one batch: runs of octets, and file literals the driver copies."""
+    """The pieces of one batch: runs of octets, and file literals the driver copies.
 
-    __slots__ = ("budget", "file_name", "parts", "pieces")
+    Message files are opened relative to their directory (:meth:`read`), whose
+    descriptor is kept for the batch (:meth:`close`): one path component to look
+    up per file, not the whole path, for each of a FETCH's many messages.
+    """
+
+    __slots__ = ("budget", "dirs", "file_name", "parts", "pieces")
 
     def __init__(self, budget: int, file_name: Callable[[int], str]) -> None:
         self.parts: list[bytes] = []
         self.pieces: list[Piece] = []
         self.budget = budget
         self.file_name = file_name
+        self.dirs: dict[str, int] = {}
+
+    def read(self, row: FetchRow | FileRow, offset: int, length: int) -> bytes | None:
+        """``length`` octets of the row's message from ``offset``, as :func:`_read`."""
+        if row.prefix:
+            return _read(self.file_name(row.id), row.prefix, offset, length)
+        directory, _, name = self.file_name(row.id).rpartition("/")
+        dir_fd = self.dirs.get(directory)
+        try:
+            if dir_fd is None:
+                dir_fd = self.dirs[directory] = os.open(directory,
+                                                        os.O_RDONLY | os.O_DIRECTORY)
+            fd = os.open(name, os.O_RDONLY, dir_fd=dir_fd)
+        except OSError:
+            return None
+        try:
+            data = os.pread(fd, length, offset)
+            while len(data) < length:  # a short read (rare): go on, or the file is short
+                more = os.pread(fd, length - len(data), offset + len(data))
+                if not more:
+                    return None
+                data += more
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+        return data
+
+    def close(self) -> None:
+        """Close the directories :meth:`read` opened."""
+        for fd in self.dirs.values():
+            os.close(fd)
+        self.dirs.clear()
 
     def file(self, literal: FileLiteral) -> None:
         self.pieces = self.take()
         self.parts = []
         self.pieces.append(literal)
+
+    def octets(self, data: bytes) -> None:
+        """Message octets: a piece of their own when large (the driver writes the
+        pieces together, so they are not copied into one), else joined."""
+        if len(data) < BIG:
+            self.parts.append(data)
+            return
+        if self.parts:
+            self.pieces.append(b"".join(self.parts))
+            self.parts = []
+        self.pieces.append(data)
 
     def take(self) -> list[Piece]:
         if self.parts:
@@ -87,20 +137,23 @@ class _Out:
         return [p for p in self.pieces if p]
 
 
-Row = FetchRow | IdRow  # IdRow for a narrow plan (its writers read id and uid only)
+# The row a plan's writers read: the narrowest that has their columns (FastPlan.row).
+Row = FetchRow | IdRow | FlagRow | FileRow
 Writer = Callable[[Row, "Derived | None", _Out], None]
 
 
 @dataclass
 class FastPlan:
-    """The writers of one FETCH command's items, in answer order. ``narrow``: they
-    read no row column but id and UID (:meth:`AccountStore.fetch_rows`)."""
+    """The writers of one FETCH command's items, in answer order. ``row``: the
+    narrowest row type with the columns they read (:meth:`AccountStore.fetch_narrow`;
+    a FETCH of many messages makes fewer values); ``narrow``: that is id and UID only."""
 
     writers: list[Writer]
     uidfetch: bool
     needs_derived: bool
     narrow: bool
     names: list[str] = field(default_factory=list)
+    row: type[Row] = FetchRow
 
 
 # --- values of the row -------------------------------------------------------------
@@ -125,8 +178,16 @@ def _date(ms: int) -> bytes:
     return t.strftime('"%d-%b-%Y %H:%M:%S +0000"').encode("ascii")
 
 
-# Row columns beyond id and UID that a writer reads (see FastPlan.narrow).
-_NARROW_ATTRS = frozenset({"UID", "EMAILID"})
+# The narrow row that has the columns of each row attribute (see FastPlan.row).
+_ATTR_ROW: dict[str, type[Row]] = {"UID": IdRow, "EMAILID": IdRow, "FLAGS": FlagRow,
+                                   "MODSEQ": FlagRow}
+
+
+def _wider(a: type[Row], b: type[Row]) -> type[Row]:
+    """The narrowest row type with the columns of both."""
+    if a is b or b is IdRow:
+        return a
+    return b if a is IdRow else FetchRow
 
 
 def _row_writer(name: str, pre: bytes) -> Writer | None:
@@ -216,23 +277,23 @@ def _read(path: str, prefix: bytes, offset: int, length: int) -> bytes | None:
     return head + data if head else data
 
 
-def _span_value(row: FetchRow, span: Span, out: _Out) -> bool:
+def _span_value(row: FetchRow | FileRow, span: Span, out: _Out) -> bool:
     """A span of the message as a literal, read here when small; False when it is to
     be streamed (see :func:`_stream`)."""
     if span.length == 0:
         out.parts.append(b"{0}\r\n")
         return True
     if span.length <= READ_MAX:
-        data = _read(out.file_name(row.id), row.prefix, span.offset, span.length)
+        data = out.read(row, span.offset, span.length)
         if data is not None:
             out.budget -= span.length
             out.parts.append(b"{%d}\r\n" % span.length)
-            out.parts.append(literal_safe(data))
+            out.octets(literal_safe(data))
             return True
     return False
 
 
-def _stream(row: FetchRow, span: Span, out: _Out) -> None:
+def _stream(row: FetchRow | FileRow, span: Span, out: _Out) -> None:
     """The literal's octets as pieces: the part in the prefix, then the file span."""
     p = len(row.prefix)
     out.parts.append(b"{%d}\r\n" % span.length)
@@ -249,18 +310,18 @@ def _whole_writer(pre: bytes) -> Writer:
     the whole message, in fewer steps (a FETCH of many messages' bodies does this for
     each)."""
     def w(row: Row, d: Derived | None, out: _Out) -> None:
-        assert d is not None and isinstance(row, FetchRow)
+        assert d is not None
         start = d.header_start
         length = d.end - start
         if length <= 0:
             out.parts.append(pre + b"{0}\r\n")
             return
         if length <= READ_MAX:
-            data = _read(out.file_name(row.id), row.prefix, start, length)
+            data = out.read(row, start, length)
             if data is not None:
                 out.budget -= length
                 out.parts.append(pre + b"{%d}\r\n" % length)
-                out.parts.append(data.replace(b"\0", b"\x80") if b"\0" in data else data)
+                out.octets(data.replace(b"\0", b"\x80") if b"\0" in data else data)
                 return
         out.parts.append(pre)
         _stream(row, Span(start, length), out)
@@ -336,7 +397,7 @@ def plan(items: Sequence[c.FetchItem], *, uid_first: bool, condstore: bool, uidf
     names: list[str] = []
     writers: list[Writer] = []
     needs_derived = False
-    narrow = True
+    row: type[Row] = IdRow
     wanted: list[tuple[str, c.FetchItem | None]] = []
     if uid_first and not uidfetch:
         wanted.append(("UID", None))
@@ -359,7 +420,7 @@ def plan(items: Sequence[c.FetchItem], *, uid_first: bool, condstore: bool, uidf
         w = _row_writer(name, pre)
         if w is not None:
             writers.append(w)
-            narrow = narrow and name in _NARROW_ATTRS
+            row = _wider(row, _ATTR_ROW.get(name, FetchRow))
             continue
         needs_derived = True
         if name in ("ENVELOPE", "BODYSTRUCTURE", "BODY"):
@@ -379,8 +440,8 @@ def plan(items: Sequence[c.FetchItem], *, uid_first: bool, condstore: bool, uidf
             writers.append(_span_writer(section.text, partial, pre))
         else:  # octets of the file
             writers.append(_span_writer(section.text, partial, pre))
-            narrow = False
-    return FastPlan(writers, uidfetch, needs_derived, narrow, names)
+            row = _wider(row, FileRow)
+    return FastPlan(writers, uidfetch, needs_derived, row is IdRow, names, row)
 
 
 # --- one batch ----------------------------------------------------------------------------
@@ -395,11 +456,10 @@ class Batch:
     found: int
 
 
-def _facts(core: AccountStore, mailbox: str, rows: Sequence[Row], narrow: bool
+def _facts(core: AccountStore, mailbox: str, rows: Sequence[Row]
            ) -> dict[int, Derived | None]:
     """The facts of each row's message: from memory, else from the store, else made
-    from the stored part tree (and kept in both for next time). ``narrow``: the rows
-    hold id and UID only."""
+    from the stored part tree (and kept in both for next time)."""
     root = str(core.root)
     get = fetchcache.FACTS.space(root).get
     out: dict[int, Derived | None] = {}
@@ -425,8 +485,9 @@ def _facts(core: AccountStore, mailbox: str, rows: Sequence[Row], narrow: bool
     if unmade:
         imap_metrics.FETCH_FACTS.labels(source="made").inc(len(unmade))
         # The whole rows (prefix, size) of the messages whose facts are to be made.
-        full = [r for r in unmade if isinstance(r, FetchRow)] if not narrow else \
-            core.fetch_rows(mailbox, [row.uid for row in unmade])
+        full = [r for r in unmade if isinstance(r, FetchRow)]
+        if len(full) < len(unmade):  # narrow rows
+            full = core.fetch_rows(mailbox, [row.uid for row in unmade])
         out.update(_derive(core, full))
     return out
 
@@ -466,12 +527,13 @@ def build_batch(fast: FastPlan, core: AccountStore, mailbox: str,
     """The responses for ``pairs`` (seq, UID; UIDs ascending), in a worker thread;
     it may stop early when ``budget`` octets of messages were read, or (with
     ``changed_since``) after ``limit`` messages."""
-    narrow = fast.narrow and not changed_since
     uids = [u for _, u in pairs]
     rows: Sequence[Row]
     through = len(pairs)  # the pairs the rows answer for
-    if narrow:
+    if fast.row is IdRow and not changed_since:
         rows = core.fetch_ids(mailbox, uids)
+    elif fast.row is not FetchRow and not changed_since:
+        rows = core.fetch_narrow(mailbox, uids, fast.row)
     elif changed_since:
         # RFC 7162 CHANGEDSINCE: few rows of a long range, usually; ``limit`` of them.
         rows = core.fetch_rows(mailbox, uids, changed_since, limit)
@@ -486,7 +548,7 @@ def build_batch(fast: FastPlan, core: AccountStore, mailbox: str,
     else:
         seq_of = dict((u, q) for q, u in pairs)
         numbered = [(seq_of[row.uid], row) for row in rows]
-    out, found, last_uid = _write(fast, core, mailbox, numbered, narrow, general, budget)
+    out, found, last_uid = _write(fast, core, mailbox, numbered, general, budget)
     consumed = through
     if out.budget <= 0 and last_uid is not None:
         consumed = min(through, bisect_right(uids, last_uid))
@@ -515,7 +577,7 @@ def build_changed(fast: FastPlan, core: AccountStore, mailbox: str, low: int, hi
     rows = core.fetch_rows(mailbox, range(low, high + 1), changed_since, limit)
     next_uid = rows[-1].uid + 1 if len(rows) == limit and rows[-1].uid < high else None
     numbered = [(seq, row) for row in rows if (seq := seq_of(row.uid)) is not None]
-    out, _found, last_uid = _write(fast, core, mailbox, numbered, False, general, budget)
+    out, _found, last_uid = _write(fast, core, mailbox, numbered, general, budget)
     if out.budget <= 0 and last_uid is not None and last_uid < high:
         next_uid = last_uid + 1
     return ChangedBatch(out.take(), next_uid)
@@ -537,14 +599,29 @@ def write_rows(fast: FastPlan, numbered: Sequence[tuple[int, FetchRow]]) -> byte
 
 
 def _write(fast: FastPlan, core: AccountStore, mailbox: str,
-           numbered: Sequence[tuple[int, Row]], narrow: bool,
+           numbered: Sequence[tuple[int, Row]],
            general: Callable[[FetchRow, int], list[Piece]], budget: int
            ) -> tuple[_Out, int, int | None]:
     """The responses of (seq, row) pairs, until ``budget`` octets were read: the
     output, how many were found (not expunged meanwhile), and the last UID written."""
     rows = [row for _, row in numbered]
-    facts = _facts(core, mailbox, rows, narrow) if fast.needs_derived else {}
+    facts = _facts(core, mailbox, rows) if fast.needs_derived else {}
     out = _Out(budget, core.file_name)
+    try:
+        found, general_count, last_uid = _write_each(fast, core, mailbox, numbered, facts,
+                                                     general, out)
+    finally:
+        out.close()
+    imap_metrics.FETCHED.labels(path="fast").inc(found - general_count)
+    imap_metrics.FETCHED.labels(path="general").inc(general_count)
+    return out, found, last_uid
+
+
+def _write_each(fast: FastPlan, core: AccountStore, mailbox: str,
+                numbered: Sequence[tuple[int, Row]], facts: dict[int, Derived | None],
+                general: Callable[[FetchRow, int], list[Piece]], out: _Out
+                ) -> tuple[int, int, int | None]:
+    """:func:`_write`'s loop: found, of which by the general path, and the last UID."""
     writers = fast.writers
     head = b"* %d UIDFETCH (" if fast.uidfetch else b"* %d FETCH ("
     uidfetch = fast.uidfetch
@@ -574,6 +651,4 @@ def _write(fast: FastPlan, core: AccountStore, mailbox: str,
             out.parts.append(b")\r\n")
         if out.budget <= 0:
             break
-    imap_metrics.FETCHED.labels(path="fast").inc(found - general_count)
-    imap_metrics.FETCHED.labels(path="general").inc(general_count)
-    return out, found, last_uid
+    return found, general_count, last_uid

@@ -608,6 +608,7 @@ async def _send_fast(conn: IMAPConnection, tag: str, pairs: Chosen | list[tuple[
     progress = Progress(conn, tag, len(pairs))
     done = found = 0
     count = fastfetch.BATCH_MAX if changed_since else FIRST_BATCH
+    by_octets = False  # a batch was ended by the octets it read (its rows beyond, wasted)
     pending = asyncio.ensure_future(asyncio.to_thread(work, 0, count)) if pairs else None
     try:
         while pending is not None:
@@ -616,9 +617,16 @@ async def _send_fast(conn: IMAPConnection, tag: str, pairs: Chosen | list[tuple[
             progress.tell(done)
             done += batch.consumed
             found += batch.found
-            # Grow while batches are done whole (octets read did not end them).
-            count = min(fastfetch.BATCH_MAX, count * 4) if batch.consumed >= count or \
-                changed_since else max(batch.consumed + 16, FIRST_BATCH)
+            # Grow while batches are done whole (octets read did not end them); once
+            # the octets have ended one, about as many as it took (a quarter more).
+            if changed_since:
+                count = fastfetch.BATCH_MAX
+            elif batch.consumed < count:
+                by_octets = True
+                count = max(batch.consumed + 16, FIRST_BATCH)
+            else:
+                count = min(fastfetch.BATCH_MAX,
+                            count + count // 4 + 1 if by_octets else count * 4)
             if done < len(pairs):
                 pending = asyncio.ensure_future(asyncio.to_thread(work, done, count))
             s.send(batch.pieces)

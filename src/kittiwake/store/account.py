@@ -45,6 +45,8 @@ from kittiwake.store.model import (
     Change,
     Delivered,
     FetchRow,
+    FileRow,
+    FlagRow,
     Flags,
     FlagsStored,
     IdRow,
@@ -75,7 +77,10 @@ from kittiwake.store.summary import (
 )
 
 logger = get_logger("store")
-R = TypeVar("R", FetchRow, IdRow)
+R = TypeVar("R", FetchRow, IdRow, FlagRow, FileRow)
+N = TypeVar("N", IdRow, FlagRow, FileRow)
+# The columns of each narrow row (AccountStore.fetch_narrow): its fields, in order.
+_NARROW_COLUMNS: dict[type, str] = {t: ", ".join(t._fields) for t in (IdRow, FlagRow, FileRow)}
 
 SEPARATOR = "/"
 # The ``meta`` keys listing early-committed deliveries start so (_recover_unsynced).
@@ -1645,6 +1650,21 @@ class AccountStore:
                 " ORDER BY uid", (mailbox.id, uids[0], uids[-1])).fetchall()
         make = tuple.__new__
         return _only(uids, [make(IdRow, r) for r in rows])
+
+    def fetch_narrow(self, mailbox_name: str, uids: Sequence[int], row: type[N]) -> list[N]:
+        """:meth:`fetch_rows` for a reader that needs only the columns of ``row``
+        (:class:`IdRow`, :class:`FlagRow` or :class:`FileRow`, whose fields are
+        columns of a :class:`FetchRow`): fewer values made per message."""
+        if not uids:
+            return []
+        columns = _NARROW_COLUMNS[row]
+        with self.lock:
+            mailbox = self._mailbox_by_name(self.db, mailbox_name)
+            rows = self.db.execute(
+                f"SELECT {columns} FROM message WHERE mailbox_id = ? AND uid BETWEEN ? AND ?"
+                " ORDER BY uid", (mailbox.id, uids[0], uids[-1])).fetchall()
+        make = tuple.__new__
+        return _only(uids, [make(row, r) for r in rows])
 
     def file_name(self, message_id: int) -> str:
         """:meth:`path` as a string (cheaper, for readers of many files)."""

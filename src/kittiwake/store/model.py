@@ -153,6 +153,29 @@ class IdRow(NamedTuple):
     uid: int
 
 
+class FlagRow(NamedTuple):
+    """A message's row id, UID, modseq and flags, as a :class:`FetchRow` has them
+    (:meth:`AccountStore.fetch_narrow
+    <kittiwake.store.account.AccountStore.fetch_narrow>`)."""
+
+    id: int
+    uid: int
+    modseq: int
+    flags: int
+    keywords: str
+
+
+class FileRow(NamedTuple):
+    """A message's row id, UID and delivery prefix, as a :class:`FetchRow` has them
+    (:meth:`AccountStore.fetch_narrow
+    <kittiwake.store.account.AccountStore.fetch_narrow>`): what a reader of its
+    octets needs."""
+
+    id: int
+    uid: int
+    prefix: bytes
+
+
 @dataclass(frozen=True)
 class Delivered:
     """What a successful delivery returns: only after file and row are on disk."""
