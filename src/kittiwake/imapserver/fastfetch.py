@@ -97,17 +97,11 @@ class _Out:
         except OSError:
             return None
         try:
-            data = os.pread(fd, length, offset)
-            while len(data) < length:  # a short read (rare): go on, or the file is short
-                more = os.pread(fd, length - len(data), offset + len(data))
-                if not more:
-                    return None
-                data += more
+            return _pread_all(fd, length, offset)
         except OSError:
             return None
         finally:
             os.close(fd)
-        return data
 
     def close(self) -> None:
         """Close the directories :meth:`read` opened."""
@@ -264,17 +258,26 @@ def _read(path: str, prefix: bytes, offset: int, length: int) -> bytes | None:
     try:
         fd = os.open(path, os.O_RDONLY)
         try:
-            data = os.pread(fd, length, offset - p)
-            while len(data) < length:
-                more = os.pread(fd, length - len(data), offset - p + len(data))
-                if not more:
-                    return None
-                data += more
+            data = _pread_all(fd, length, offset - p)
         finally:
             os.close(fd)
     except OSError:
         return None
+    if data is None:
+        return None
     return head + data if head else data
+
+
+def _pread_all(fd: int, length: int, offset: int) -> bytes | None:
+    """``length`` octets of ``fd`` from ``offset`` (after short reads, rare, the
+    rest); None when the file is shorter."""
+    data = os.pread(fd, length, offset)
+    while len(data) < length:
+        more = os.pread(fd, length - len(data), offset + len(data))
+        if not more:
+            return None
+        data += more
+    return data
 
 
 def _span_value(row: FetchRow | FileRow, span: Span, out: _Out) -> bool:

@@ -229,8 +229,7 @@ class JunkFilter:
                 message_id: str | None = None) -> JunkVerdict:
         """In a worker thread: history first, then block lists, then the words."""
         if message_id is None:
-            if callable(message):
-                message = message()
+            message = _bytes_of(message)
             message_id = parse_header_section(message)[0].get("message-id")
         ids = parse_msgids(message_id)
         msgid = ids[0] if ids else ""
@@ -258,7 +257,7 @@ class JunkFilter:
         ham_total, junk_total = db.totals()
         if min(ham_total, junk_total) < settings.min_training_messages:
             return base
-        words = self.cpu.call(message_words, message() if callable(message) else message)
+        words = self.cpu.call(message_words, _bytes_of(message))
         result = score(words, db.counts(words), ham_total, junk_total)
         verdict = replace(base, reason=Reason.CONTENT, score=result.probability,
                           words=result.words[:10])
@@ -641,3 +640,8 @@ class JunkFilter:
         for db in self._dbs.values():
             db.close()
         self._dbs.clear()
+
+
+def _bytes_of(message: bytes | Callable[[], bytes]) -> bytes:
+    """The message's bytes: as given, or read by the function given for them."""
+    return message() if callable(message) else message

@@ -14,6 +14,7 @@ Invariants (DESIGN.md "Durability"; a 250 is a promise):
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -166,13 +167,7 @@ def _start_reader(spooled: SpooledMessage) -> Callable[[], bytes]:
     """The prefix and the first :data:`JUNK_READ_LIMIT` octets, read when first asked
     (blocking unless in memory: the server process of SMTP workers gets the message
     by its file, :meth:`SpooledMessage.__reduce__`) and then kept."""
-    read: list[bytes] = []
-
-    def start() -> bytes:
-        if not read:
-            read.append(spooled.read_start(JUNK_READ_LIMIT))
-        return read[0]
-    return start
+    return functools.cache(lambda: spooled.read_start(JUNK_READ_LIMIT))
 
 
 async def _store(account: Account, mailbox: str, message: bytes | SpooledMessage,
