@@ -293,7 +293,7 @@ class TLSRPTSender:
         resolve to addresses that are not globally routable are refused."""
         import aiohttp
 
-        from kittiwake.mtasts.fetch import DNSResolver
+        from kittiwake.mtasts.https import DNSResolver
 
         host = urllib.parse.urlsplit(uri).hostname or ""
         try:

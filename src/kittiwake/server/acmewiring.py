@@ -12,6 +12,9 @@ by its SMTP, IMAP and HTTPS services: each new certificate set (ECDSA and RSA
 of the same names, one slot each in a context, so OpenSSL serves what the
 client prefers) replaces the issued part of what it serves, and new
 connections get it without a restart.
+
+The ACME client (the ``acme`` library, ``requests``, ``josepy``: about 6 MiB
+resident) is imported only when some listener uses ACME.
 """
 
 from __future__ import annotations
@@ -22,10 +25,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from kittiwake.acme.challenges import Challenges
-from kittiwake.acme.client import Authority
 from kittiwake.acme.clienthello import parse_client_hello
 from kittiwake.acme.keys import HostKey, HostKeyError, generated_host_keys, load_host_keys
-from kittiwake.acme.manager import CertificateManager, CertificatePaths
 from kittiwake.acme.paths import generated_keys_dir
 from kittiwake.log import get_logger
 from kittiwake.server.tls import CertificateFiles
@@ -33,6 +34,7 @@ from kittiwake.server.tls import CertificateFiles
 if TYPE_CHECKING:
     from aiohttp import web
 
+    from kittiwake.acme.manager import CertificateManager, CertificatePaths
     from kittiwake.config import Config
     from kittiwake.config.static import Listener
     from kittiwake.dns.resolver import Resolver
@@ -104,6 +106,8 @@ class ACMEServices:
     def _manager(self, authority_name: str) -> CertificateManager:
         if authority_name in self.managers:
             return self.managers[authority_name]
+        from kittiwake.acme.client import Authority
+        from kittiwake.acme.manager import CertificateManager
         section = self.config.static.acme[authority_name]
         where = f"kittiwake.conf: acme.{authority_name}"
         hmac_key = ""

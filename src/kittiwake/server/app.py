@@ -344,7 +344,6 @@ class Server:
         if self.queue is None:
             self.open_queue()
         from kittiwake.server.acmewiring import ACMESetupError
-        from kittiwake.server.metrics_http import MetricsService
         from kittiwake.smtpserver.service import SMTPService
 
         try:
@@ -357,6 +356,9 @@ class Server:
             imap_ctx = None
             for service, port in enabled_services(listener):
                 if service == "metrics":
+                    # aiohttp (about 10 MiB resident) only for a server that serves HTTP.
+                    from kittiwake.server.metrics_http import MetricsService
+
                     out.append(MetricsService(list(listener.ips), port))
                 elif service in ("smtp", "submission", "submissions") and \
                         self.smtp_workers is not None:
