@@ -170,3 +170,34 @@ async def test_append_takes_unfinished_spools(tmp_path: Path) -> None:
     assert not big.path.exists()
     assert _open_fds() == before
     store.close()
+
+
+def test_lazy_spool_file_is_made_when_taken(tmp_path: Path) -> None:
+    """A lazy spool (Account.spool) creates its file with its first octets written:
+    for a small message when it is taken; without its directory it goes to tmp/."""
+    import os
+
+    from kittiwake.store.spool import SpoolFile
+
+    (tmp_path / "msg").mkdir()
+    at = tmp_path / "msg" / "7"
+    spool = SpoolFile(tmp_path, at, lazy=True)
+    spool.write(MSG)
+    assert not at.exists() and not spool.finished
+    fd = spool.take()
+    os.close(fd)
+    assert spool.finished and spool.path == at and at.read_bytes() == MSG
+
+    gone = SpoolFile(tmp_path, tmp_path / "nodir" / "8", lazy=True)
+    gone.write(MSG)
+    path, size = gone.finish(sync=False)
+    assert path.parent == tmp_path / "tmp" and path.read_bytes() == MSG and size == len(MSG)
+
+    big = SpoolFile(tmp_path, tmp_path / "msg" / "9", lazy=True)
+    big.write(b"x" * SpoolFile.BUFFER)  # a full buffer is written out: the file is made
+    assert big.path.exists()
+    big.discard()
+    never = SpoolFile(tmp_path, tmp_path / "msg" / "10", lazy=True)
+    never.write(MSG)
+    never.discard()
+    assert sorted(p.name for p in (tmp_path / "msg").iterdir()) == ["7"]

@@ -1177,6 +1177,7 @@ class AccountStore:
                     headers = head_fields(spool.head, spool.size <= SpoolFile.HEAD)
                     size = spool.size
                     fd = spool.take()
+                    item.path = spool.path  # a lazy spool's file may be in tmp/
                     if fds is None:
                         os.close(fd)
                     else:
