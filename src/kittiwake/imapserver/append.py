@@ -1,14 +1,19 @@
 """APPEND and MULTIAPPEND (RFC 9051 §6.3.12, RFC 3502, RFC 4315 APPENDUID).
 
 Message literals stream into spool files as they arrive (``AppendData``),
-never into memory; each spool is at the final name of a message id reserved
-for it (``Account.spool``), so the message is written once, where it stays.
-When the command is complete, the files are handed to the store's ``append``
-(the same group commit as SMTP deliveries: a one-message APPEND shares its
-COMMIT with concurrent deliveries, and its file's fsync overlaps it; a
-MULTIAPPEND is one delivery, all or nothing); only when it returns, with every
-file and row durable, is the OK sent, with ``[APPENDUID uidvalidity uids]``.
-A refused or broken command drops its spool files.
+never into memory beyond the spool's buffer; each spool is at the final name
+of a message id reserved for it (``Account.spool``), so the message is written
+once, where it stays, and its file is made with its first octets written (for
+a message under 256 KiB, in the store's delivery thread: no file creation on
+the event loop). When the command is complete, the spools are handed to the
+store's ``append`` unfinished: its delivery thread writes them out, takes their
+header fields from the octets they hold and fsyncs them through their open
+descriptors (the same group commit as SMTP deliveries: a one-message APPEND
+shares its COMMIT with concurrent deliveries, and its file's fsync overlaps it;
+a MULTIAPPEND is one delivery, all or nothing); only when it returns, with
+every file and row durable, is the OK sent, with ``[APPENDUID uidvalidity
+uids]``. A refused or broken command drops its spool files; once handed to the
+store, the store removes them on an error.
 
 Whether the target mailbox exists is asked of the store before the first
 literal to a mailbox (NO [TRYCREATE] before any octet is sent), not before
