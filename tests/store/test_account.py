@@ -295,12 +295,17 @@ async def test_check_beside_a_running_server_leaves_an_append_in_progress(tmp_pa
     """An APPEND's spool is written at its final name; ``account check --repair`` run
     while the server has the account open must not take it for a leftover."""
     from kittiwake.store import AccountStore, Appended
+    from kittiwake.store.spool import SpoolFile
 
     store = Store(tmp_path)
     account = await store.account("alice")
     await account.deliver("Inbox", msg("first", "f"))
     spool = account.spool()  # the literal is still arriving
-    spool.write(msg("appended", "a"))
+    # Larger than the spool's buffer, so that its file is there (a lazy spool's file
+    # is made with its first octets written).
+    data = msg("appended", "a") + b"x" * SpoolFile.BUFFER + b"\r\n"
+    spool.write(data)
+    assert spool.path.exists()
     assert spool.path.parent.parent == account.core.root / "msg"  # at its final name
     cli = AccountStore("alice", account.core.root)
     try:
@@ -311,5 +316,5 @@ async def test_check_beside_a_running_server_leaves_an_append_in_progress(tmp_pa
     assert spool.path.exists()
     path, _ = spool.finish(sync=False)
     [appended] = await account.append("Inbox", [Appended(path)])
-    assert await account.read(appended.message_id) == msg("appended", "a")
+    assert await account.read(appended.message_id) == data
     store.close()

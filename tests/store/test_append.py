@@ -132,3 +132,72 @@ async def test_mail_stored_before_the_index_is_indexed_when_the_account_opens(
     indexed, hits = await account.text_search("Inbox", "albatross", "body")
     assert indexed == hits == {old.message_id}
     store.close()
+
+
+def _open_fds() -> int:
+    import os
+
+    return len(os.listdir("/proc/self/fd"))
+
+
+async def test_append_takes_unfinished_spools(tmp_path: Path) -> None:
+    """Spools handed over unfinished: flushed, summarized from the octets they hold
+    (or, for a header section longer than their head, from the file) and synced in
+    the store's thread; their descriptors closed on success and on failure."""
+    from kittiwake.store.spool import SpoolFile
+
+    store = Store(tmp_path)
+    account = await store.account("dave", quota_bytes=200_000, default_mailboxes=["Inbox"])
+    long_head = b"Subject: long\r\n" + b"X-Pad: " + b"p" * (SpoolFile.HEAD + 10) + \
+        b"\r\n\r\nbody\r\n"
+    before = _open_fds()
+    spools = []
+    for data in (MSG, long_head):
+        spool = account.spool()
+        spool.write(data)
+        spools.append(spool)
+    delivered = await account.append("Inbox", [Appended(s.path, spool=s) for s in spools])
+    assert all(s.finished for s in spools)
+    assert _open_fds() == before
+    got = await account.messages("Inbox")
+    assert [m.subject for m in got] == ["appended", "long"]
+    assert [d.uid for d in delivered] == [m.uid for m in got]
+    assert [await account.read(m.id) for m in got] == [MSG, long_head]
+    big = account.spool()
+    big.write(b"Subject: big\r\n\r\n" + b"x" * 300_000)
+    with pytest.raises(OverQuota):
+        await account.append("Inbox", [Appended(big.path, spool=big)])
+    assert not big.path.exists()
+    assert _open_fds() == before
+    store.close()
+
+
+def test_lazy_spool_file_is_made_when_taken(tmp_path: Path) -> None:
+    """A lazy spool (Account.spool) creates its file with its first octets written:
+    for a small message when it is taken; without its directory it goes to tmp/."""
+    import os
+
+    from kittiwake.store.spool import SpoolFile
+
+    (tmp_path / "msg").mkdir()
+    at = tmp_path / "msg" / "7"
+    spool = SpoolFile(tmp_path, at, lazy=True)
+    spool.write(MSG)
+    assert not at.exists() and not spool.finished
+    fd = spool.take()
+    os.close(fd)
+    assert spool.finished and spool.path == at and at.read_bytes() == MSG
+
+    gone = SpoolFile(tmp_path, tmp_path / "nodir" / "8", lazy=True)
+    gone.write(MSG)
+    path, size = gone.finish(sync=False)
+    assert path.parent == tmp_path / "tmp" and path.read_bytes() == MSG and size == len(MSG)
+
+    big = SpoolFile(tmp_path, tmp_path / "msg" / "9", lazy=True)
+    big.write(b"x" * SpoolFile.BUFFER)  # a full buffer is written out: the file is made
+    assert big.path.exists()
+    big.discard()
+    never = SpoolFile(tmp_path, tmp_path / "msg" / "10", lazy=True)
+    never.write(MSG)
+    never.discard()
+    assert sorted(p.name for p in (tmp_path / "msg").iterdir()) == ["7"]

@@ -1,14 +1,19 @@
 """APPEND and MULTIAPPEND (RFC 9051 §6.3.12, RFC 3502, RFC 4315 APPENDUID).
 
 Message literals stream into spool files as they arrive (``AppendData``),
-never into memory; each spool is at the final name of a message id reserved
-for it (``Account.spool``), so the message is written once, where it stays.
-When the command is complete, the files are handed to the store's ``append``
-(the same group commit as SMTP deliveries: a one-message APPEND shares its
-COMMIT with concurrent deliveries, and its file's fsync overlaps it; a
-MULTIAPPEND is one delivery, all or nothing); only when it returns, with every
-file and row durable, is the OK sent, with ``[APPENDUID uidvalidity uids]``.
-A refused or broken command drops its spool files.
+never into memory beyond the spool's buffer; each spool is at the final name
+of a message id reserved for it (``Account.spool``), so the message is written
+once, where it stays, and its file is made with its first octets written (for
+a message under 256 KiB, in the store's delivery thread: no file creation on
+the event loop). When the command is complete, the spools are handed to the
+store's ``append`` unfinished: its delivery thread writes them out, takes their
+header fields from the octets they hold and fsyncs them through their open
+descriptors (the same group commit as SMTP deliveries: a one-message APPEND
+shares its COMMIT with concurrent deliveries, and its file's fsync overlaps it;
+a MULTIAPPEND is one delivery, all or nothing); only when it returns, with
+every file and row durable, is the OK sent, with ``[APPENDUID uidvalidity
+uids]``. A refused or broken command drops its spool files; once handed to the
+store, the store removes them on an error.
 
 Whether the target mailbox exists is asked of the store before the first
 literal to a mailbox (NO [TRYCREATE] before any octet is sent), not before
@@ -31,6 +36,7 @@ from kittiwake.imapserver.quota import check_messages
 from kittiwake.imapserver.state import Answer, HandlerError, PendingAppend
 from kittiwake.store import Appended
 from kittiwake.store.model import Change, Flags, MailboxNotFound
+from kittiwake.store.spool import SpoolFile
 
 if TYPE_CHECKING:
     from kittiwake.imapserver.connection import IMAPConnection
@@ -91,30 +97,35 @@ async def _append(conn: IMAPConnection, tag: str, cmd: c.Append) -> Answer:
             for spool in pending.spools:
                 spool.discard()
         return Answer("NO", "APPEND data went missing", Code.SERVERBUG)
-    items: list[Appended] = []
     try:
-        for spool, msg in zip(pending.spools, cmd.messages, strict=True):
-            # Flushed and closed here (a buffered write, as cheap as the spool's own
-            # writes, no thread hand-off); not fsynced: the store syncs it in place.
-            path, _size = spool.finish(sync=False)
-            received = int(msg.internal_date.timestamp() * 1000) if msg.internal_date else 0
-            flags = Flags.parse([f for f in msg.flags if f.lower() != "\\recent"])
-            items.append(Appended(path, flags, received))
-        delivered = await conn.account.append(pending.mailbox, items)
-    except BaseException as exc:
+        items = [_appended(spool, msg) for spool, msg in zip(pending.spools, cmd.messages,
+                                                              strict=True)]
+    except BaseException:
         for spool in pending.spools:
             spool.discard()
-        if isinstance(exc, MailboxNotFound):
+        raise
+    try:
+        # The store owns the spools from here on (flushed, summarized from the head
+        # they hold and fsynced in its delivery thread; removed there on an error).
+        delivered = await conn.account.append(pending.mailbox, items)
+    except MailboxNotFound:
             # Deleted since append_start looked (RFC 9051 §6.3.12: TRYCREATE).
             conn.append_mailbox = None
             raise HandlerError(f"no mailbox {cmd.mailbox}", Code.TRYCREATE) from None
-        raise
     APPENDED.inc(len(delivered))
     first = delivered[0]
     code = r.ResponseCode.appenduid(first.uidvalidity, uid_set([d.uid for d in delivered]))
     conn.logger.info("appended", mailbox=pending.mailbox, messages=len(delivered),
                      size=sum(d.size for d in delivered))
     return Answer("OK", "APPEND completed", code)
+
+
+def _appended(spool: SpoolFile, msg: c.AppendMessage) -> Appended:
+    """A spooled message for the store, its flags (\\Recent is not the client's to set)
+    and INTERNALDATE (RFC 9051 §6.3.12)."""
+    received = int(msg.internal_date.timestamp() * 1000) if msg.internal_date else 0
+    flags = Flags.parse([f for f in msg.flags if f.lower() != "\\recent"])
+    return Appended(spool.path, flags, received, spool)
 
 
 async def _replace(conn: IMAPConnection, tag: str, cmd: c.Replace) -> Answer:
@@ -143,16 +154,15 @@ async def _replace(conn: IMAPConnection, tag: str, cmd: c.Replace) -> Answer:
         if not found:
             raise HandlerError(f"no message {cmd.number} to replace", Code.NONEXISTENT)
         old_uid = found[0][1]
-        # Flushed, not fsynced: the store syncs it in place (see _append).
-        path, _size = spool.finish(sync=False)
-        msg = cmd.message
-        received = int(msg.internal_date.timestamp() * 1000) if msg.internal_date else 0
-        flags = Flags.parse([f for f in msg.flags if f.lower() != "\\recent"])
-        [new] = await conn.account.append(pending.mailbox, [Appended(path, flags, received)],
-                                          replaces=(sel.name, old_uid))
-    except BaseException as exc:
+        item = _appended(spool, cmd.message)
+    except BaseException:
         spool.discard()
-        if isinstance(exc, MailboxNotFound) and pending.mailbox != sel.name:
+        raise
+    try:  # the store owns the spool from here on (see _append)
+        [new] = await conn.account.append(pending.mailbox, [item],
+                                          replaces=(sel.name, old_uid))
+    except MailboxNotFound:
+        if pending.mailbox != sel.name:
             conn.append_mailbox = None  # deleted since append_start looked
             raise HandlerError(f"no mailbox {cmd.mailbox}", Code.TRYCREATE) from None
         raise

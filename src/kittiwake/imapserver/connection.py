@@ -252,6 +252,14 @@ class IMAPConnection:
         """The next octets, or None at EOF; while idling, changes are announced meanwhile."""
         timeout = self.ctx.limits.idle_timeout if self.account is not None \
             else self.ctx.limits.preauth_timeout
+        if self._read_task is None and (
+                (self.idle_tag is None and self.notify is None) or self.sub is None):
+            # Nothing to tell meanwhile (the usual case, every literal of an APPEND): the
+            # read itself under a deadline, no task and no wait set. A read cut off by
+            # the deadline loses nothing (the octets stay in the reader's buffer).
+            async with asyncio.timeout(timeout):
+                data = await self.reader.read(READ_SIZE)
+            return data or None
         if self._read_task is None:
             self._read_task = asyncio.ensure_future(self.reader.read(READ_SIZE))
         loop = asyncio.get_running_loop()
@@ -407,6 +415,7 @@ class IMAPConnection:
     _append_tag: str | None = None
     append_mailbox: str | None = None  # the store name last found to exist by APPEND
     _quickack = False
+    _sock: Any = None  # the transport's socket, for TCP_QUICKACK
     _inflate: Any = None  # zlib objects once COMPRESS DEFLATE is on
     _deflate: Any = None
     _pending_input = b""
@@ -645,6 +654,7 @@ class IMAPConnection:
                              reason=handshake_failed(self.kind, exc))
             raise ConnectionError("TLS handshake failed") from None
         self.session.tls_started()
+        self._sock = None  # a new transport
         self._note_tls()
         self.logger.debug("tls started")
 
@@ -661,7 +671,9 @@ class IMAPConnection:
 
     def _set_quickack(self) -> None:
         self._quickack = False
-        sock = self.writer.get_extra_info("socket")
+        sock = self._sock
+        if sock is None:  # looked up once (uvloop makes a new socket object each time)
+            sock = self._sock = self.writer.get_extra_info("socket")
         if sock is not None and hasattr(socket, "TCP_QUICKACK"):
             with contextlib.suppress(OSError):
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)

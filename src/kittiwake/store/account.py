@@ -66,11 +66,13 @@ from kittiwake.store.schema import (
     SEEN,
     connect,
 )
+from kittiwake.store.spool import SpoolFile
 from kittiwake.store.summary import (
     MAX_INDEX_CHARS,
     PENDING,
     Summary,
     file_header_fields,
+    head_fields,
     header_fields,
     summarize,
     summarize_head,
@@ -158,11 +160,17 @@ class Delivery:
 
 @dataclass
 class Appended:
-    """A spooled, fsynced message file for :meth:`AccountStore.append`."""
+    """A spooled message file for :meth:`AccountStore.append` (fsynced by the store).
+
+    ``spool``: the :class:`SpoolFile` written at ``path``, not finished: the
+    delivery thread flushes it, summarizes its header from the octets it still
+    holds and fsyncs it through its descriptor (no reading back, no second open).
+    The store owns it from the call on, as it owns the file."""
 
     path: Path
     flags: Flags = field(default_factory=Flags)
     received: int = 0  # INTERNALDATE in ms; 0: now
+    spool: SpoolFile | None = None
 
 
 _large_parses = threading.Semaphore(1)
@@ -1113,8 +1121,18 @@ class AccountStore:
                        replaces: tuple[str, int] | None = None) -> Delivery:
         """A caller's share of IMAP APPEND: the spooled files summarized and moved to
         their final names (:meth:`stage`); they were written once, there is no copy."""
-        delivery = Delivery(mailbox_name, self.prepare_appended(items), replaces)
-        self.stage(delivery)
+        fds: list[int | None] = []
+        try:
+            delivery = Delivery(mailbox_name, self.prepare_appended(items, fds), replaces)
+            self.stage(delivery)
+        except BaseException:
+            for fd in fds:
+                if fd is not None:
+                    os.close(fd)
+            raise
+        for path, fd in zip(delivery.placed, fds, strict=True):
+            if fd is not None:  # synced through it by sync_staged (no second open)
+                delivery.fds[path] = fd
         return delivery
 
     def prepared(self, mailbox_name: str, news: list[NewMessage],
@@ -1145,14 +1163,37 @@ class AccountStore:
         news = self.prepare_appended(items)
         return self.add(mailbox_name, news, sync=True, replaces=replaces)
 
-    def prepare_appended(self, items: list[Appended]) -> list[NewMessage]:
+    def prepare_appended(self, items: list[Appended],
+                         fds: list[int | None] | None = None) -> list[NewMessage]:
+        """The items summarized; an item's unfinished spool is flushed here and, with
+        ``fds``, its descriptor kept open there (one entry per item, None for a file
+        given by path), else closed. On an error every item's file is removed."""
+        news = []
         try:
-            return [self.prepare_spool(item.path, flags=item.flags, received=item.received)
-                    for item in items]
+            for item in items:
+                headers = size = None
+                spool = item.spool
+                if spool is not None and not spool.finished:
+                    headers = head_fields(spool.head, spool.size <= SpoolFile.HEAD)
+                    size = spool.size
+                    fd = spool.take()
+                    item.path = spool.path  # a lazy spool's file may be in tmp/
+                    if fds is None:
+                        os.close(fd)
+                    else:
+                        fds.append(fd)
+                elif fds is not None:
+                    fds.append(None)
+                news.append(self.prepare_spool(item.path, flags=item.flags,
+                                               received=item.received, headers=headers,
+                                               size=size))
         except BaseException:
             for item in items:
+                if item.spool is not None and not item.spool.finished:
+                    item.spool.discard()
                 item.path.unlink(missing_ok=True)
             raise
+        return news
 
     # --- metadata (IMAP METADATA, RFC 5464) ----------------------------------
 

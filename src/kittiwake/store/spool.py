@@ -26,6 +26,9 @@ from kittiwake import durable
 
 __all__ = ["SpoolFile"]
 
+_FINISHED = -1  # SpoolFile._fd once finished or discarded
+_UNOPENED = -2  # ... of a lazy spool whose file is not created yet
+
 
 class SpoolFile:
     """A temporary message file being written; not thread-safe.
@@ -42,32 +45,52 @@ class SpoolFile:
         header section usually is, so the store need not read it back."""
         return bytes(self._head)
 
-    def __init__(self, root: Path, at: Path | None = None) -> None:
+    def __init__(self, root: Path, at: Path | None = None, *, lazy: bool = False) -> None:
         """A spool under ``root/tmp``, or with ``at`` at that name (a message's final
-        name in the store, the file then written once where it stays)."""
-        if at is not None:
-            self._fd = durable.create(at)
-            self.path = at
+        name in the store, the file then written once where it stays).
+
+        ``lazy`` (with ``at``): the file is created only when the first octets go
+        to it, which for a message smaller than :data:`BUFFER` is when it is taken
+        (:meth:`take`, in the store's delivery thread): no file creation (an inode
+        allocation, up to a millisecond) on the event loop that made the spool.
+        Should ``at``'s directory be missing then, the file goes to ``root/tmp``
+        and :attr:`path` says so."""
+        self._root = root
+        self.path: Path = at if at is not None else root  # tmp/'s: by _new_in_tmp
+        if at is None:
+            self._fd = self._new_in_tmp()
         else:
-            tmp_dir = root / "tmp"
-            try:
-                self._fd, name = durable.new_file(tmp_dir)
-            except FileNotFoundError:
-                tmp_dir.mkdir(parents=True, exist_ok=True)
-                self._fd, name = durable.new_file(tmp_dir)
-            self.path = Path(name)
+            self._fd = _UNOPENED if lazy else durable.create(at)
         self._buffer = bytearray()
         self.size = 0
         self._head = bytearray()  # the first HEAD octets, for the store's summary
 
+    def _new_in_tmp(self) -> int:
+        tmp_dir = self._root / "tmp"
+        try:
+            fd, name = durable.new_file(tmp_dir)
+        except FileNotFoundError:
+            tmp_dir.mkdir(parents=True, exist_ok=True)
+            fd, name = durable.new_file(tmp_dir)
+        self.path = Path(name)
+        return fd
+
+    def _open(self) -> None:
+        """Create a lazy spool's file (at its name, or in ``tmp/`` without the
+        directory or should the name be taken)."""
+        try:
+            self._fd = durable.create(self.path)
+        except (FileNotFoundError, FileExistsError):
+            self._fd = self._new_in_tmp()
+
     @property
     def finished(self) -> bool:
         """Whether :meth:`finish` (or :meth:`discard`) closed the file."""
-        return self._fd < 0
+        return self._fd == _FINISHED
 
     def write(self, chunk: bytes) -> None:
         """Append bytes (buffered; cheap enough for the event loop)."""
-        if self._fd < 0:
+        if self._fd == _FINISHED:
             raise ValueError("write to a finished spool file")
         if self.size < self.HEAD:
             self._head += chunk[:self.HEAD - self.size]
@@ -77,6 +100,8 @@ class SpoolFile:
             self._flush()
 
     def _flush(self) -> None:
+        if self._fd == _UNOPENED:
+            self._open()
         durable.write_all(self._fd, self._buffer)
         self._buffer.clear()
 
@@ -92,24 +117,23 @@ class SpoolFile:
         """Flush (with ``sync`` fsync) the file and hand over its descriptor, still open
         (the store fsyncs through it once the file is in place, with no second open);
         the spool is finished, and the caller closes the descriptor."""
-        fd, self._fd = self._fd, -1
-        if fd < 0:
+        if self._fd == _FINISHED:
             raise ValueError("spool file already finished")
         try:
-            self._fd = fd
-            self._flush()
+            self._flush()  # creates a lazy spool's file, even for no octets
             if sync:
-                os.fsync(fd)
+                os.fsync(self._fd)
         except BaseException:
-            self._fd = -1
-            os.close(fd)
+            fd, self._fd = self._fd, _FINISHED
+            if fd >= 0:
+                os.close(fd)
             raise
-        self._fd = -1
+        fd, self._fd = self._fd, _FINISHED
         return fd
 
     def discard(self) -> None:
         """Close and remove the file (the command failed or was cancelled)."""
-        fd, self._fd = self._fd, -1
+        fd, self._fd = self._fd, _FINISHED
         self._buffer.clear()
         try:
             if fd >= 0:

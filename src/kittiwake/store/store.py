@@ -249,17 +249,20 @@ class Account:
 
         Written at the final name of a message id reserved now, where the store
         then takes it as it is: the message is written once, no copy, no rename.
-        If that cannot be had without waiting (the block of reserved ids is used
-        up, or its shard directory is not there yet), it goes to ``tmp/``.
+        The file is created when its first octets are written (``lazy``, see
+        :class:`SpoolFile`): for most messages in the delivery thread of
+        :meth:`append`, not on the event loop. If that name cannot be had without
+        waiting (the block of reserved ids is used up) or its shard directory is
+        not there yet, it goes to ``tmp/``.
         A spool never delivered is removed by :meth:`SpoolFile.discard`, or at the
         next open after a crash (a file without a row)."""
         message_id = self.core.try_reserve_id()
         if message_id is not None:
-            try:
-                return SpoolFile(self.core.root, durable.message_path(self.core.root,
-                                                                      message_id))
-            except (FileNotFoundError, FileExistsError):  # no shard directory yet
-                pass
+            # Lazy: a message smaller than SpoolFile.BUFFER gets its file created in
+            # the delivery thread (append), not on the event loop; without the shard
+            # directory it goes to tmp/ then.
+            return SpoolFile(self.core.root, durable.message_path(self.core.root, message_id),
+                             lazy=True)
         return SpoolFile(self.core.root)
 
     async def append(self, mailbox: str, items: list[Appended],
@@ -276,13 +279,14 @@ class Account:
         fd: int | None = None
         size: int | None = None
         if isinstance(spool, SpoolFile):
-            path, size = spool.path, spool.size
             if headers is None:  # from what the spool still has in memory
                 headers = head_fields(spool.head, spool.size <= SpoolFile.HEAD)
             if not spool.finished:
                 # Flushed, not fsynced: it is synced once it is in place, through
                 # this descriptor (no second open).
                 fd = spool.take()
+            # After take: a lazy spool (Account.spool) may have gone to tmp/ then.
+            path, size = spool.path, spool.size
         else:
             path = Path(spool)
         try:
