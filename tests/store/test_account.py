@@ -12,6 +12,7 @@ from kittiwake.store import (
     MailboxExists,
     MailboxNotFound,
     OverQuota,
+    SpoolFile,
     Store,
     StoreError,
 )
@@ -299,9 +300,11 @@ async def test_check_beside_a_running_server_leaves_an_append_in_progress(tmp_pa
     store = Store(tmp_path)
     account = await store.account("alice")
     await account.deliver("Inbox", msg("first", "f"))
-    spool = account.spool()  # the literal is still arriving
-    spool.write(msg("appended", "a"))
+    spool = account.spool()  # the literal is still arriving (a large one: on disk)
+    data = msg("appended", "a") + b"x" * SpoolFile.BUFFER
+    spool.write(data)
     assert spool.path.parent.parent == account.core.root / "msg"  # at its final name
+    assert spool.path.exists()
     cli = AccountStore("alice", account.core.root)
     try:
         assert not cli.opened_alone
@@ -311,5 +314,5 @@ async def test_check_beside_a_running_server_leaves_an_append_in_progress(tmp_pa
     assert spool.path.exists()
     path, _ = spool.finish(sync=False)
     [appended] = await account.append("Inbox", [Appended(path)])
-    assert await account.read(appended.message_id) == msg("appended", "a")
+    assert await account.read(appended.message_id) == data
     store.close()

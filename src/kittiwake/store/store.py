@@ -248,18 +248,16 @@ class Account:
         :meth:`append` or :meth:`deliver_spool` of this account.
 
         Written at the final name of a message id reserved now, where the store
-        then takes it as it is: the message is written once, no copy, no rename.
-        If that cannot be had without waiting (the block of reserved ids is used
-        up, or its shard directory is not there yet), it goes to ``tmp/``.
-        A spool never delivered is removed by :meth:`SpoolFile.discard`, or at the
-        next open after a crash (a file without a row)."""
+        then takes it as it is: the message is written once, no copy, no rename;
+        its file is created only when first needed (:class:`SpoolFile`), for a
+        small message by the delivery thread that takes it, not on the event loop.
+        If no id can be had without waiting (the block of reserved ids is used
+        up), it goes to ``tmp/``. A spool never delivered is removed by
+        :meth:`SpoolFile.discard`, or at the next open after a crash (a file
+        without a row)."""
         message_id = self.core.try_reserve_id()
         if message_id is not None:
-            try:
-                return SpoolFile(self.core.root, durable.message_path(self.core.root,
-                                                                      message_id))
-            except (FileNotFoundError, FileExistsError):  # no shard directory yet
-                pass
+            return SpoolFile(self.core.root, durable.message_path(self.core.root, message_id))
         return SpoolFile(self.core.root)
 
     async def append(self, mailbox: str, items: list[Appended],
@@ -280,9 +278,15 @@ class Account:
             if headers is None:  # from what the spool still has in memory
                 headers = head_fields(spool.head, spool.size <= SpoolFile.HEAD)
             if not spool.finished:
-                # Flushed, not fsynced: it is synced once it is in place, through
-                # this descriptor (no second open).
-                fd = spool.take()
+                # Flushed (a small message's file created now, in this thread), not
+                # fsynced: it is synced once it is in place, through this descriptor
+                # (no second open).
+                try:
+                    fd = spool.take()
+                except BaseException:
+                    if not keep:
+                        spool.discard()
+                    raise
         else:
             path = Path(spool)
         try:
