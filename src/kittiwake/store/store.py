@@ -13,7 +13,8 @@ account (``deliver``, ``deliver_spool``, ``append``, from any number of
 sessions) each do their own file work in a delivery thread: write the file
 once at its final name (or take the spool by rename or hard link), read its
 header fields (the part tree is left to the background step below),
-and fsync the file and, shared with every concurrent caller, its directory.
+and fsync the file while its directory's fsync (shared with every concurrent
+caller, :class:`kittiwake.durable.DirSync`) runs beside it in a pool thread.
 They queue for the account's committer thread, which commits everything
 queued in one transaction, one COMMIT (one WAL fsync). A one-message delivery
 queues before its fsyncs, so they run while its transaction commits. A lone
