@@ -251,10 +251,11 @@ class DirSyncRound:
 
     def wait(self) -> None:
         """Block until this fsync has run; its error, if it failed."""
-        cond = self.sync.cond
-        with cond:
-            while not self.done:
-                cond.wait()
+        if not self.done:
+            sync = self.sync
+            with sync.lock:
+                while not self.done:
+                    sync.finished.wait()
         if self.error is not None:
             raise self.error
 
@@ -264,60 +265,78 @@ class DirSync:
 
     A caller that has made its entries in the directory (created, renamed or
     linked a file there) asks (:meth:`ask`) and gets the *round* that covers
-    them: the next fsync of the directory to start. It starts at once in a
-    pool thread if none is running, else as soon as the running one ends
-    (an fsync that started before an entry was made need not cover it); every
-    caller who asks meanwhile joins that same round. Asking does not block, so
-    a caller fsyncs its file while its directory is fsynced: on a journaling
-    file system (ext4's jbd2, XFS) both wait for the same journal commit, where
-    one after the other costs two. :meth:`DirSyncRound.wait` then blocks until
-    the round has run.
+    them: the next fsync of the directory to start. It starts at once in the
+    directory's own thread if none is running, else as soon as the running
+    one ends (an fsync that started before an entry was made need not cover
+    it); every caller who asks meanwhile joins that same round. Asking does
+    not block, so a caller fsyncs its file while its directory is fsynced: on
+    a journaling file system (ext4's jbd2, XFS) both wait for the same journal
+    commit, where one after the other costs two. :meth:`DirSyncRound.wait`
+    then blocks until the round has run.
+
+    The thread is the directory's (one wake-up per round, no pool's futures
+    and queues); it ends after :data:`IDLE_SECONDS` without a round and the
+    next :meth:`ask` starts another.
     """
+
+    IDLE_SECONDS = 10.0
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.cond = threading.Condition()
+        self.lock = threading.Lock()
+        self.work = threading.Condition(self.lock)  # the thread waits here for a round
+        self.finished = threading.Condition(self.lock)  # callers wait here for theirs
         self._next: DirSyncRound | None = None  # the round callers join now
-        self._running = False
+        self._alive = False  # the thread runs
+        self._idle = False  # the thread waits for a round
 
     def ask(self) -> DirSyncRound:
         """The fsync round that covers the caller's entries (made before this call)."""
-        with self.cond:
+        with self.lock:
             joined = self._next
             if joined is None:
                 joined = self._next = DirSyncRound(self)
-            if self._running:
-                return joined
-            self._running = True
-        try:
-            _pool().submit(self._run)
-        except RuntimeError:  # the interpreter is shutting down: run it here
-            self._run()
-        return joined
+                if self._idle:
+                    self._idle = False
+                    self.work.notify()
+                elif not self._alive:
+                    self._alive = True
+                    threading.Thread(target=self._run, daemon=True,
+                                     name=f"kittiwake-dirsync-{self.path.name}").start()
+            return joined
 
     @property
     def asked(self) -> bool:
         """Whether a round waits for its fsync to start (for tests)."""
-        with self.cond:
+        with self.lock:
             return self._next is not None
 
     def _run(self) -> None:
-        """Run rounds until none is waiting (in a pool thread)."""
-        while True:
-            with self.cond:
+        """Run rounds as they are asked for (the directory's thread)."""
+        lock = self.lock
+        lock.acquire()
+        try:
+            while True:
+                while self._next is None:
+                    self._idle = True
+                    if not self.work.wait(self.IDLE_SECONDS) and self._next is None:
+                        self._idle = self._alive = False  # the next ask starts another
+                        return
+                self._idle = False
                 current, self._next = self._next, None
-                if current is None:
-                    self._running = False
-                    return
-            error: OSError | None = None
-            try:
-                fsync_dir(self.path)
-            except OSError as exc:
-                error = exc
-            with self.cond:
+                lock.release()
+                error: OSError | None = None
+                try:
+                    fsync_dir(self.path)
+                except OSError as exc:
+                    error = exc
+                finally:
+                    lock.acquire()
                 current.error = error
                 current.done = True
-                self.cond.notify_all()
+                self.finished.notify_all()
+        finally:
+            lock.release()
 
 
 _dir_syncs: dict[Path, DirSync] = {}
