@@ -88,6 +88,20 @@ def create(path: Path) -> int:
     return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o640)
 
 
+def create_message(path: Path) -> int:
+    """A new message file at its final name ``path`` (:func:`message_path`), open for
+    writing: its directory made first if it is the shard's first message, and a file
+    left at that name by an interrupted delivery (no row names it) replaced."""
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
+    try:
+        return os.open(path, flags, 0o640)
+    except FileNotFoundError:  # the shard's first message (no stat per message otherwise)
+        _ensure_dir(path.parent)
+    except FileExistsError:
+        os.unlink(path)
+    return os.open(path, flags, 0o640)
+
+
 _counter = 0
 
 
@@ -123,15 +137,7 @@ def write_new(root: Path, message_id: int, data: bytes,
     the descriptor is returned too, still open (for the caller's fsync).
     """
     final = message_path(root, message_id)
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
-    try:
-        fd = os.open(final, flags, 0o640)
-    except FileNotFoundError:  # the shard's first message (no stat per message otherwise)
-        _ensure_dir(final.parent)
-        fd = os.open(final, flags, 0o640)
-    except FileExistsError:
-        os.unlink(final)
-        fd = os.open(final, flags, 0o640)
+    fd = create_message(final)
     try:
         write_all(fd, data)
     except BaseException:
@@ -210,7 +216,6 @@ def fsync_placed(paths: Iterable[Path]) -> None:
     commit, where one after the other would cost a commit each. A directory's
     fsync covers the entries made before it, whatever the files' state.
     """
-    global _fsync_pool
     paths = list(paths)
     jobs: list[tuple[Callable[[Path], None], Path]] = [(fsync_file, p) for p in paths]
     jobs += [(fsync_dir, d) for d in {p.parent for p in paths}]
@@ -218,61 +223,141 @@ def fsync_placed(paths: Iterable[Path]) -> None:
         for fn, path in jobs:
             fn(path)
         return
-    with _pool_lock:
-        if _fsync_pool is None:
-            _fsync_pool = ThreadPoolExecutor(32, thread_name_prefix="kittiwake-fsync")
-    for _ in _fsync_pool.map(lambda job: job[0](job[1]), jobs):
+    for _ in _pool().map(lambda job: job[0](job[1]), jobs):
         pass
 
 
-class _SharedDirSync:
-    """fsyncs of one directory shared by concurrent callers (a group fsync).
+def _pool() -> ThreadPoolExecutor:
+    """The threads that run fsyncs for others (made on first use)."""
+    global _fsync_pool
+    pool = _fsync_pool
+    if pool is None:
+        with _pool_lock:
+            if _fsync_pool is None:
+                _fsync_pool = ThreadPoolExecutor(32, thread_name_prefix="kittiwake-fsync")
+            pool = _fsync_pool
+    return pool
 
-    A caller's entries (renamed before it asks) are covered by any fsync of the
-    directory that starts after it asked: while one runs, callers that come
-    meanwhile wait for it to end and then share the next one.
+
+class DirSyncRound:
+    """One fsync of a directory and the callers it covers (:meth:`DirSync.ask`)."""
+
+    __slots__ = ("done", "error", "sync")
+
+    def __init__(self, sync: DirSync) -> None:
+        self.sync = sync
+        self.done = False
+        self.error: OSError | None = None
+
+    def wait(self) -> None:
+        """Block until this fsync has run; its error, if it failed."""
+        if not self.done:
+            sync = self.sync
+            with sync.lock:
+                while not self.done:
+                    sync.finished.wait()
+        if self.error is not None:
+            raise self.error
+
+
+class DirSync:
+    """fsyncs of one directory, shared by concurrent callers and run in the background.
+
+    A caller that has made its entries in the directory (created, renamed or
+    linked a file there) asks (:meth:`ask`) and gets the *round* that covers
+    them: the next fsync of the directory to start. It starts at once in the
+    directory's own thread if none is running, else as soon as the running
+    one ends (an fsync that started before an entry was made need not cover
+    it); every caller who asks meanwhile joins that same round. Asking does
+    not block, so a caller fsyncs its file while its directory is fsynced: on
+    a journaling file system (ext4's jbd2, XFS) both wait for the same journal
+    commit, where one after the other costs two. :meth:`DirSyncRound.wait`
+    then blocks until the round has run.
+
+    The thread is the directory's (one wake-up per round, no pool's futures
+    and queues); it ends after :data:`IDLE_SECONDS` without a round and the
+    next :meth:`ask` starts another.
     """
 
-    def __init__(self) -> None:
-        self.cond = threading.Condition()
-        self.asked = 0  # tickets handed out
-        self.done = 0  # every ticket up to this is covered by a finished fsync
-        self.running = False
+    IDLE_SECONDS = 10.0
 
-    def sync(self, path: Path) -> None:
-        with self.cond:
-            self.asked += 1
-            mine = self.asked
-            while self.done < mine:
-                if not self.running:
-                    self.running = True
-                    covers = self.asked
-                    break
-                self.cond.wait()
-            else:
-                return
-        ok = False
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.lock = threading.Lock()
+        self.work = threading.Condition(self.lock)  # the thread waits here for a round
+        self.finished = threading.Condition(self.lock)  # callers wait here for theirs
+        self._next: DirSyncRound | None = None  # the round callers join now
+        self._alive = False  # the thread runs
+        self._idle = False  # the thread waits for a round
+
+    def ask(self) -> DirSyncRound:
+        """The fsync round that covers the caller's entries (made before this call)."""
+        with self.lock:
+            joined = self._next
+            if joined is None:
+                joined = self._next = DirSyncRound(self)
+                if self._idle:
+                    self._idle = False
+                    self.work.notify()
+                elif not self._alive:
+                    self._alive = True
+                    threading.Thread(target=self._run, daemon=True,
+                                     name=f"kittiwake-dirsync-{self.path.name}").start()
+            return joined
+
+    @property
+    def asked(self) -> bool:
+        """Whether a round waits for its fsync to start (for tests)."""
+        with self.lock:
+            return self._next is not None
+
+    def _run(self) -> None:
+        """Run rounds as they are asked for (the directory's thread)."""
+        lock = self.lock
+        lock.acquire()
         try:
-            fsync_dir(path)
-            ok = True
+            while True:
+                while self._next is None:
+                    self._idle = True
+                    if not self.work.wait(self.IDLE_SECONDS) and self._next is None:
+                        self._idle = self._alive = False  # the next ask starts another
+                        return
+                self._idle = False
+                current, self._next = self._next, None
+                lock.release()
+                error: OSError | None = None
+                try:
+                    fsync_dir(self.path)
+                except OSError as exc:
+                    error = exc
+                finally:
+                    lock.acquire()
+                current.error = error
+                current.done = True
+                self.finished.notify_all()
         finally:
-            with self.cond:
-                self.running = False
-                if ok:
-                    self.done = max(self.done, covers)
-                self.cond.notify_all()
+            lock.release()
 
 
-_dir_syncs: dict[Path, _SharedDirSync] = {}
+_dir_syncs: dict[Path, DirSync] = {}
+
+
+def dir_sync(path: Path) -> DirSync:
+    """The shared, background fsyncs of a directory (:class:`DirSync`)."""
+    shared = _dir_syncs.get(path)
+    if shared is None:
+        with _pool_lock:
+            shared = _dir_syncs.get(path)
+            if shared is None:
+                if len(_dir_syncs) > 4096:
+                    _dir_syncs.clear()  # (a caller holding one may go on using it)
+                shared = _dir_syncs[path] = DirSync(path)
+    return shared
 
 
 def fsync_dir_shared(path: Path) -> None:
     """fsync a directory, sharing the fsync with concurrent callers of the same one."""
-    with _pool_lock:
-        shared = _dir_syncs.get(path)
-        if shared is None:
-            shared = _dir_syncs[path] = _SharedDirSync()
-    shared.sync(path)
+    dir_sync(path).ask().wait()
 
 
 def link_copy(root: Path, source_id: int, target_id: int, sync: bool = True) -> Path:

@@ -174,7 +174,8 @@ async def test_append_takes_unfinished_spools(tmp_path: Path) -> None:
 
 def test_lazy_spool_file_is_made_when_taken(tmp_path: Path) -> None:
     """A lazy spool (Account.spool) creates its file with its first octets written:
-    for a small message when it is taken; without its directory it goes to tmp/."""
+    for a small message when it is taken, its shard directory made if need be; a name
+    that cannot be made sends it to tmp/."""
     import os
 
     from kittiwake.store.spool import SpoolFile
@@ -188,7 +189,17 @@ def test_lazy_spool_file_is_made_when_taken(tmp_path: Path) -> None:
     os.close(fd)
     assert spool.finished and spool.path == at and at.read_bytes() == MSG
 
-    gone = SpoolFile(tmp_path, tmp_path / "nodir" / "8", lazy=True)
+    # The shard's first message: its directory is made then.
+    first = SpoolFile(tmp_path, tmp_path / "msg" / "shard" / "8", lazy=True)
+    first.write(MSG)
+    path, size = first.finish(sync=False)
+    assert path == tmp_path / "msg" / "shard" / "8" and path.read_bytes() == MSG
+    assert size == len(MSG)
+    path.unlink()
+    (tmp_path / "msg" / "shard").rmdir()
+    # A name that cannot be made (its parent is a file): the spool goes to tmp/.
+    (tmp_path / "blocked").write_bytes(b"")
+    gone = SpoolFile(tmp_path, tmp_path / "blocked" / "8", lazy=True)
     gone.write(MSG)
     path, size = gone.finish(sync=False)
     assert path.parent == tmp_path / "tmp" and path.read_bytes() == MSG and size == len(MSG)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import time
 from pathlib import Path
 
 import pytest
@@ -120,16 +119,45 @@ def test_concurrent_callers_share_a_directory_fsync(tmp_path: Path,
     first = threading.Thread(target=durable.fsync_dir_shared, args=(tmp_path,))
     first.start()
     assert running.wait(10)
-    waiters = [threading.Thread(target=durable.fsync_dir_shared, args=(tmp_path,))
-               for _ in range(5)]
-    for t in waiters:
-        t.start()
-    while durable._dir_syncs[tmp_path].asked < 6:  # all five have asked
-        time.sleep(0.001)
+    rounds = [durable.dir_sync(tmp_path).ask() for _ in range(5)]  # asking does not block
+    assert all(r is rounds[0] for r in rounds)  # one round for the five
+    assert not rounds[0].done
     release.set()
-    for t in [first, *waiters]:
-        t.join(10)
+    first.join(10)
+    for r in rounds:
+        r.wait()
     assert synced == [tmp_path, tmp_path]  # the held one, and one for the five
+
+
+def test_a_directory_fsync_runs_beside_the_callers_own(tmp_path: Path,
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """A caller asks for its directory's fsync, fsyncs its file meanwhile, then waits:
+    the directory's runs in another thread at the same time; its error reaches the
+    callers it covered, and the next round is a new fsync."""
+    started = threading.Event()
+    release = threading.Event()
+    real = durable.fsync_dir
+    calls: list[str] = []
+
+    def fsync_dir(path: Path) -> None:
+        calls.append(threading.current_thread().name)
+        started.set()
+        release.wait(10)
+        if len(calls) == 1:
+            raise OSError(5, "I/O error")
+        real(path)
+
+    monkeypatch.setattr(durable, "fsync_dir", fsync_dir)
+    first = durable.dir_sync(tmp_path).ask()
+    assert started.wait(10)  # running already, in a thread of the pool
+    assert calls[0] != threading.current_thread().name
+    release.set()
+    with pytest.raises(OSError):
+        first.wait()
+    second = durable.dir_sync(tmp_path).ask()
+    assert second is not first
+    second.wait()
+    assert len(calls) == 2
 
 
 async def test_a_lone_delivery_is_committed_alone_at_once(tmp_path: Path) -> None:

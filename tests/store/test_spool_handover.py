@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from kittiwake import durable
-from kittiwake.store import Store, StoreError
+from kittiwake.store import SpoolFile, Store, StoreError
 from kittiwake.store.check import check
 from kittiwake.store.exporter import export
 
@@ -23,7 +23,7 @@ PREFIX = (b"Received: from mx.example.net by mail.example.org; Tue, 1 Dec 2026 1
 async def test_spool_file_is_renamed_into_place_with_its_prefix(tmp_path: Path) -> None:
     store = Store(tmp_path)
     account = await store.account("alice")
-    spool = account.spool()
+    spool = store.spool()  # in the data directory's tmp/: renamed into the account
     spool.write(BODY[:20])
     spool.write(BODY[20:])
     inode = os.stat(spool.path).st_ino
@@ -42,6 +42,33 @@ async def test_spool_file_is_renamed_into_place_with_its_prefix(tmp_path: Path) 
     assert [m.uid for m in await account.search("kittiwakes")] == [row.uid]
     indexed, hits = await account.text_search("Inbox", "fulmarcheck", "headers")
     assert indexed == hits == {delivered.message_id}
+    assert check(account.core) == []
+    store.close()
+
+
+async def test_an_account_spool_is_made_at_its_final_name_when_taken(tmp_path: Path) -> None:
+    """An account's spool is written where the message stays; a small one's file is
+    created only when the store takes it (in its delivery thread, not on the loop),
+    a large one's when its buffer first fills."""
+    store = Store(tmp_path)
+    account = await store.account("alice")
+    await account.deliver("Inbox", BODY)  # (a block of ids reserved: spools get one)
+    spool = account.spool()
+    spool.write(BODY)
+    assert spool.path.parent.parent == account.core.root / "msg"
+    assert not spool.path.exists()  # nothing on disk yet
+    delivered = await account.deliver_spool("Inbox", spool, PREFIX)
+    assert account.core.path(delivered.message_id) == spool.path  # no rename, no copy
+    assert spool.path.read_bytes() == BODY
+    big = account.spool()
+    big.write(b"Subject: big\r\n\r\n" + b"x" * SpoolFile.BUFFER)
+    assert big.path.exists()  # the buffer filled: the file is there
+    delivered = await account.deliver_spool("Inbox", big)
+    assert account.core.path(delivered.message_id) == big.path
+    never = account.spool()
+    never.write(BODY)
+    never.discard()  # never created: nothing to remove, nothing left
+    assert not never.path.exists()
     assert check(account.core) == []
     store.close()
 

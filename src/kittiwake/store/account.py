@@ -710,14 +710,22 @@ class AccountStore:
         return int(name)
 
     def sync_staged(self, delivery: Delivery) -> None:
-        """Make a staged delivery's files durable: each file fsynced, and each
-        directory, that fsync shared with concurrent callers
-        (``durable.fsync_dir_shared``: one covers every entry made before it
-        started). Callers do this concurrently, so their fsyncs merge into few
+        """Make a staged delivery's files durable: each directory's fsync asked for
+        first (``durable.DirSync``: run in the background, shared with concurrent
+        callers, one covers every entry made before it started), then each file
+        fsynced here meanwhile, then the directories' awaited. File and directory
+        wait for the same journal commit (their entries and inodes were made
+        together), where a directory fsync after the file's would cost a commit
+        of its own; callers do this concurrently, so their fsyncs merge into few
         journal commits, as plain concurrent writers' do."""
+        placed = delivery.placed
+        if len(placed) == 1:  # most deliveries: no set of one directory
+            rounds = [durable.dir_sync(placed[0].parent).ask()]
+        else:
+            rounds = [durable.dir_sync(d).ask() for d in {path.parent for path in placed}]
         fds, delivery.fds = delivery.fds, {}
         try:
-            for path in delivery.placed:
+            for path in placed:
                 fd = fds.pop(path, None)
                 if fd is None:
                     durable.fsync_file(path)
@@ -726,12 +734,8 @@ class AccountStore:
         finally:
             for fd in fds.values():
                 os.close(fd)
-        placed = delivery.placed
-        if len(placed) == 1:  # most deliveries: no set of one directory
-            durable.fsync_dir_shared(placed[0].parent)
-            return
-        for directory in {path.parent for path in placed}:
-            durable.fsync_dir_shared(directory)
+            for round_ in rounds:
+                round_.wait()
 
     def place(self, delivery: Delivery) -> None:
         """:meth:`stage` and :meth:`sync_staged`: the files placed and durable, ready

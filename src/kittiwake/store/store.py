@@ -13,7 +13,8 @@ account (``deliver``, ``deliver_spool``, ``append``, from any number of
 sessions) each do their own file work in a delivery thread: write the file
 once at its final name (or take the spool by rename or hard link), read its
 header fields (the part tree is left to the background step below),
-and fsync the file and, shared with every concurrent caller, its directory.
+and fsync the file while its directory's fsync (shared with every concurrent
+caller, :class:`kittiwake.durable.DirSync`) runs beside it in a pool thread.
 They queue for the account's committer thread, which commits everything
 queued in one transaction, one COMMIT (one WAL fsync). A one-message delivery
 queues before its fsyncs, so they run while its transaction commits. A lone
@@ -248,19 +249,16 @@ class Account:
         :meth:`append` or :meth:`deliver_spool` of this account.
 
         Written at the final name of a message id reserved now, where the store
-        then takes it as it is: the message is written once, no copy, no rename.
-        The file is created when its first octets are written (``lazy``, see
-        :class:`SpoolFile`): for most messages in the delivery thread of
-        :meth:`append`, not on the event loop. If that name cannot be had without
-        waiting (the block of reserved ids is used up) or its shard directory is
-        not there yet, it goes to ``tmp/``.
-        A spool never delivered is removed by :meth:`SpoolFile.discard`, or at the
-        next open after a crash (a file without a row)."""
+        then takes it as it is: the message is written once, no copy, no rename;
+        its file is created only when its first octets are written out (``lazy``,
+        see :class:`SpoolFile`): for a small message by the delivery thread that
+        takes it, not on the event loop (its shard directory made then if it is
+        the shard's first message). If no id can be had without waiting (the
+        block of reserved ids is used up), it goes to ``tmp/``. A spool never
+        delivered is removed by :meth:`SpoolFile.discard`, or at the next open
+        after a crash (a file without a row)."""
         message_id = self.core.try_reserve_id()
         if message_id is not None:
-            # Lazy: a message smaller than SpoolFile.BUFFER gets its file created in
-            # the delivery thread (append), not on the event loop; without the shard
-            # directory it goes to tmp/ then.
             return SpoolFile(self.core.root, durable.message_path(self.core.root, message_id),
                              lazy=True)
         return SpoolFile(self.core.root)
@@ -282,10 +280,16 @@ class Account:
             if headers is None:  # from what the spool still has in memory
                 headers = head_fields(spool.head, spool.size <= SpoolFile.HEAD)
             if not spool.finished:
-                # Flushed, not fsynced: it is synced once it is in place, through
-                # this descriptor (no second open).
-                fd = spool.take()
-            # After take: a lazy spool (Account.spool) may have gone to tmp/ then.
+                # Flushed (a small message's file created now, in this thread), not
+                # fsynced: it is synced once it is in place, through this descriptor
+                # (no second open).
+                try:
+                    fd = spool.take()
+                except BaseException:
+                    if not keep:
+                        spool.discard()
+                    raise
+            # After take: a lazy spool's file may have gone to tmp/ then.
             path, size = spool.path, spool.size
         else:
             path = Path(spool)
