@@ -7,7 +7,6 @@ sees: the stored message, its headers, the reply.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 import time
@@ -309,34 +308,3 @@ def test_a_spooled_message_crosses_to_the_server_process_by_its_file(ctx: Server
     assert got.read() == sent.read() == sent.prefix + message
     assert got.read_start(100) == sent.read_start(100) == sent.prefix + message[:100]
     sent.discard()
-
-
-async def test_discard_soon_on_the_loop_removes_the_files_together(ctx: ServerContext) -> None:
-    """On an event loop the names of UNLINK_DELAY seconds go in one background job."""
-    from kittiwake.smtpserver import spool as spool_module
-
-    done = []
-    for n in range(5):
-        spool = Spool(ctx.spool_directory, open_file=False)
-        spool.write(b"From: a@b.example\r\n\r\nbody %d\r\n" % n)
-        done.append(spool.finish())
-    jobs: list[object] = []
-    real = spool_module.run_in_background
-
-    def counting(job):  # type: ignore[no-untyped-def]
-        jobs.append(job)
-        real(job)
-
-    spool_module.run_in_background = counting  # type: ignore[assignment]
-    try:
-        for message in done:
-            message.discard_soon()
-        assert all(m.path.exists() for m in done)  # gathered, not yet removed
-        for _ in range(500):
-            await asyncio.sleep(0.01)
-            if not any(m.path.exists() for m in done):
-                break
-    finally:
-        spool_module.run_in_background = real  # type: ignore[assignment]
-    assert not any(m.path.exists() for m in done)
-    assert len(jobs) == 1

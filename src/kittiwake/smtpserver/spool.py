@@ -21,7 +21,6 @@ write, close) instead of two, and memory stays bounded by that buffer.
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import collections
 import contextlib
@@ -164,58 +163,10 @@ def run_in_background(job: Callable[[], None]) -> None:
     _jobs.put(job)
 
 
-UNLINK_DELAY = 0.05
-"""Seconds the names to unlink are gathered on an event loop before the background thread
-removes them together: one wake-up of that thread (and one hand-over of the interpreter
-lock) per batch instead of per message, at 20 messages a second or 2,000."""
-
-_unlinks: collections.deque[Path] = collections.deque()
-# The loop a flush of _unlinks is scheduled on (None: none is): a loop closed before its
-# flush ran (a test's) does not hold up the names of the next.
-_unlink_loop: asyncio.AbstractEventLoop | None = None
-
-
 def unlink_soon(path: Path) -> None:
-    """Unlink ``path`` in the background thread, without waiting. Called on an event loop,
-    the names of :data:`UNLINK_DELAY` seconds go together. A name still there when the
-    process ends is removed by an exit handler, or by :func:`clean_spool` at the next
-    start (a killed process)."""
-    global _unlink_loop
-    try:
-        loop = asyncio.get_running_loop()
-    except RuntimeError:  # not on a loop (a worker thread, a test): now
-        run_in_background(functools.partial(durable.unlink_quiet, path))
-        return
-    _unlinks.append(path)
-    if _unlink_loop is not loop:
-        if not _atexit_drain:
-            _register_drain()
-        _unlink_loop = loop
-        loop.call_later(UNLINK_DELAY, _flush_unlinks)
-
-
-def _flush_unlinks() -> None:
-    global _unlink_loop
-    _unlink_loop = None  # before the drain: a name added after it schedules another
-    run_in_background(_drain_unlinks)
-
-
-def _drain_unlinks() -> None:
-    """Unlink every gathered name (deque pops are atomic: any thread may drain)."""
-    while True:
-        try:
-            path = _unlinks.popleft()
-        except IndexError:
-            return
-        durable.unlink_quiet(path)
-
-
-_atexit_drain: list[bool] = []
-
-
-def _register_drain() -> None:
-    _atexit_drain.append(True)
-    atexit.register(_drain_unlinks)  # a loop closed before its flush: the names go now
+    """Unlink ``path`` in the background thread, without waiting. A name still there
+    when the process ends is removed by :func:`clean_spool` at the next start."""
+    run_in_background(functools.partial(durable.unlink_quiet, path))
 
 
 RESERVE_DIR = "reserve"
