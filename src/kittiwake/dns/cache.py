@@ -4,9 +4,11 @@ The MX checks of one message ask for the same few names that the previous
 message from that sender needed (SPF, DKIM key, DMARC record, PTR), so the
 answers are kept for their TTL (RFC 1035 §3.2.1), capped at :data:`MAX_TTL`
 so that a changed record is seen soon even when its TTL is long. Negative
-answers (NXDOMAIN, NODATA) are kept for :data:`NEGATIVE_TTL` (RFC 2308 §5
-allows caching them; the SOA minimum is not carried in our answers, so a
-short fixed time stands in for it). Temporary failures are never cached.
+answers (NXDOMAIN, NODATA) are kept for the time RFC 2308 §5 gives them (the
+lower of the SOA record's TTL and its MINIMUM field, which the stub resolver
+reads from the authority section into the answer's ``ttl``), capped the same
+way; an answer without that time (no SOA came with it) is kept for
+:data:`NEGATIVE_TTL`. Temporary failures are never cached.
 Concurrent lookups of one name share one query. The cache holds at most
 :data:`MAX_ENTRIES` answers, dropping the least recently used.
 """
@@ -79,7 +81,10 @@ class AnswerCache:
         return answer
 
     def _store(self, key: Key, answer: Answer[Any]) -> None:
-        ttl = min(float(answer.ttl), MAX_TTL) if answer.status is Status.FOUND else NEGATIVE_TTL
+        if answer.status is Status.FOUND:
+            ttl = min(float(answer.ttl), MAX_TTL)
+        else:  # RFC 2308 §5; no SOA came with it: a short time of our own
+            ttl = min(float(answer.ttl), MAX_TTL) if answer.ttl > 0 else NEGATIVE_TTL
         if ttl <= 0:
             return
         self._answers[key] = (self.clock() + ttl, answer)

@@ -30,6 +30,7 @@ they are handled by the SMTP path parser and never normalised here.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 import unicodedata
 from typing import NamedTuple
@@ -80,6 +81,12 @@ def _refuse_unmappable(name: str) -> None:
                                  " is not allowed (IDNA 2008)")
 
 
+# Names already converted, by what was asked: one message's checks convert the same few
+# names many times (SPF, DKIM, DMARC, the resolver's lookups), and the next message from
+# that sender asks for them again. Bounded; a name that raises is not kept.
+_CACHE_SIZE = 4096
+
+
 def to_ascii(name: str) -> str:
     """Return ``name`` in lookup form: A-labels, no trailing dot.
 
@@ -89,6 +96,11 @@ def to_ascii(name: str) -> str:
     """
     if not isinstance(name, str):
         raise InvalidName(f"domain name must be text, not {type(name).__name__}")
+    return _to_ascii(name)
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _to_ascii(name: str) -> str:
     text = name.strip()
     if text.endswith("."):
         text = text[:-1]
@@ -139,6 +151,11 @@ def mail_domain(name: str) -> MailDomain:
     """
     if not isinstance(name, str):
         raise InvalidName(f"domain name must be text, not {type(name).__name__}")
+    return _mail_domain(name)
+
+
+@functools.lru_cache(maxsize=_CACHE_SIZE)
+def _mail_domain(name: str) -> MailDomain:
     if name.startswith("["):
         raise InvalidName(f"{name!r} is an address literal (RFC 5321 §4.1.3), not a domain name")
     if len(name) > 4 * MAX_NAME:
@@ -243,6 +260,7 @@ def to_unicode(name: str) -> str:
     return ".".join(out)
 
 
+@functools.lru_cache(maxsize=_CACHE_SIZE)
 def reverse_name(ip: str | ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
     """The in-addr.arpa / ip6.arpa name for an address (RFC 1035 §3.5, RFC 3596 §2.5)."""
     try:

@@ -4,7 +4,9 @@ Queries set EDNS0 with the DO bit and the AD bit (RFC 6840 §5.7), so a
 validating resolver reports in the AD bit of its answer whether the data was
 validated (RFC 4035 §3.2.3). Extended DNS errors (RFC 8914) are read from the
 EDNS options of every answer, SERVFAIL included, which dnspython's high-level
-resolver would hide; that is why the query loop is written here.
+resolver would hide; that is why the query loop is written here. The messages
+themselves are built and read by :mod:`kittiwake.dns.wire` (a fraction of the
+CPU of dnspython's message objects, see there).
 
 Resolvers come from ``KITTIWAKE_DNS=IP[:PORT][,IP[:PORT]...]`` when set
 (``[::1]:5353`` for IPv6 with a port), else from ``/etc/resolv.conf``.
@@ -13,6 +15,7 @@ Resolvers come from ``KITTIWAKE_DNS=IP[:PORT][,IP[:PORT]...]`` when set
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ipaddress
 import os
 import socket
@@ -22,31 +25,18 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-import dns.asyncquery
-import dns.edns
 import dns.exception
-import dns.flags
-import dns.inet
-import dns.message
-import dns.name
 import dns.rcode
-import dns.rdataclass
-import dns.rdatatype
-import dns.rrset
 
 from kittiwake import metrics
 from kittiwake.dns import metrics as dns_metrics
+from kittiwake.dns import wire
 from kittiwake.dns.cache import AnswerCache
 from kittiwake.dns.resolver import Resolver
 from kittiwake.dns.types import (
-    CAA,
-    MX,
-    SRV,
-    TLSA,
     Answer,
     DNSTemporaryError,
     ExtendedError,
-    InvalidName,
     RRType,
     Status,
 )
@@ -162,33 +152,27 @@ class StubResolver(Resolver):
         chain: list[str] = []
         authentic = True
         extended: list[ExtendedError] = []
-        current = _dns_name(name)
+        current = wire.encode_name(name)
         for _hop in range(MAX_CNAME_HOPS + 1):
             response = await self._exchange(rdtype, current, name)
-            extended.extend(_extended_errors(response))
-            authentic = authentic and bool(response.flags & dns.flags.AD)
-            rcode = response.rcode()
+            extended.extend(ExtendedError(code, text) for code, text in response.extended)
+            authentic = authentic and response.authentic
+            rcode = response.rcode
             target, records, ttl = _follow(response, current, rdtype, chain)
-            if rcode == dns.rcode.NXDOMAIN:
+            if rcode == wire.NXDOMAIN:
                 return Answer(name, rdtype, (), authentic, Status.NXDOMAIN, tuple(chain),
-                              tuple(extended))
+                              tuple(extended), _negative_ttl(response))
             if records is not None:
                 return Answer(name, rdtype, tuple(records), authentic, Status.FOUND,
                               tuple(chain), tuple(extended), ttl)
             if target is None:
                 return Answer(name, rdtype, (), authentic, Status.NODATA, tuple(chain),
-                              tuple(extended))
+                              tuple(extended), _negative_ttl(response))
             current = target  # resolver gave the CNAME but not its target's records
         raise DNSTemporaryError(name, rdtype, f"CNAME chain longer than {MAX_CNAME_HOPS}")
 
-    async def _exchange(
-        self, rdtype: RRType, qname: dns.name.Name, asked: str
-    ) -> dns.message.Message:
-        query = dns.message.make_query(
-            qname, dns.rdatatype.from_text(rdtype.value), want_dnssec=True,
-            use_edns=0, payload=1232,
-        )
-        query.flags |= dns.flags.AD | dns.flags.RD
+    async def _exchange(self, rdtype: RRType, qname: bytes, asked: str) -> wire.Response:
+        query = wire.Query(qname, wire.TYPES[rdtype])
         problems: list[str] = []
         extended: list[ExtendedError] = []
         for _attempt in range(self.attempts):
@@ -208,13 +192,14 @@ class StubResolver(Resolver):
                     _counted(rdtype, "error", started)
                     problems.append(f"{server}: {exc}")
                     continue
-                rcode = response.rcode()
-                _counted(rdtype, dns_metrics.rcode_label(dns.rcode.to_text(rcode)), started)
-                if rcode in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+                rcode = response.rcode
+                text = _rcode_text(rcode)
+                _counted(rdtype, dns_metrics.rcode_label(text), started)
+                if rcode in (wire.NOERROR, wire.NXDOMAIN):
                     return response
-                extended.extend(_extended_errors(response))
-                problems.append(f"{server}: {dns.rcode.to_text(rcode)}")
-                if rcode == dns.rcode.SERVFAIL and extended:
+                extended.extend(ExtendedError(c, t) for c, t in response.extended)
+                problems.append(f"{server}: {text}")
+                if rcode == wire.SERVFAIL and extended:
                     # A validating resolver explained itself; another try will
                     # only repeat it.
                     break
@@ -225,46 +210,63 @@ class StubResolver(Resolver):
         raise DNSTemporaryError(asked, rdtype, reason, tuple(dict.fromkeys(extended)))
 
 
+_RCODES: dict[int, str] = {}
+
+
+def _rcode_text(rcode: int) -> str:
+    """NOERROR, SERVFAIL, ... (RFC 1035 §4.1.1, RFC 6895 §2.3), as dnspython names them."""
+    text = _RCODES.get(rcode)
+    if text is None:
+        text = _RCODES[rcode] = dns.rcode.to_text(rcode)  # type: ignore[arg-type]
+    return text
+
+
 def _counted(rdtype: RRType, result: str, started: float) -> None:
     metrics.child(dns_metrics.QUERIES, rdtype.value, result).inc()
     metrics.child(dns_metrics.QUERY_SECONDS, rdtype.value).observe(time.monotonic() - started)
 
 
-async def _udp_with_fallback(
-    query: dns.message.Message, server: Nameserver, timeout: float
-) -> dns.message.Message:
+def _negative_ttl(response: wire.Response) -> int:
+    """How long a negative answer may be kept: RFC 2308 §5 (the SOA's TTL and MINIMUM,
+    when the authority section carries the SOA; else 0, the cache's default time)."""
+    return response.negative_ttl or 0
+
+
+async def _udp_with_fallback(query: wire.Query, server: Nameserver,
+                             timeout: float) -> wire.Response:
     """One exchange over UDP, then TCP when the answer is truncated (RFC 7766 §5).
 
     The UDP socket is connected, so that an ICMP port-unreachable from a
     resolver that is not running fails at once (connection refused) instead
-    of after the whole timeout. Answers are parsed by :func:`_parse`, which
-    keeps the good records of an answer that also holds a malformed one.
+    of after the whole timeout. Answers are read by :func:`kittiwake.dns.wire.parse`,
+    which keeps the good records of an answer that also holds a malformed one.
     """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + timeout
     # A fresh socket (a fresh source port, RFC 5452 §9.2) per exchange, used with the
     # loop's sock_* calls: no datagram transport and protocol to build and tear down.
-    sock = socket.socket(dns.inet.af_for_address(server.host), socket.SOCK_DGRAM)
+    sock = socket.socket(socket.AF_INET6 if ":" in server.host else socket.AF_INET,
+                         socket.SOCK_DGRAM)
     try:
         sock.setblocking(False)
         sock.connect((server.host, server.port))  # UDP: no handshake, returns at once
-        sock.send(query.to_wire())  # a datagram never waits for buffer space here
-        query_id = query.id.to_bytes(2, "big")
+        sock.send(query.wire)  # a datagram never waits for buffer space here
+        query_id = query.wire[:2]
         while True:
             left = deadline - loop.time()
             if left <= 0:
                 raise dns.exception.Timeout(timeout=timeout)
             try:
                 async with asyncio.timeout(left):
-                    wire = await loop.sock_recv(sock, 65535)
+                    data = await loop.sock_recv(sock, 65535)
             except TimeoutError:
                 raise dns.exception.Timeout(timeout=timeout) from None
-            response = _parse(wire)
+            response = wire.parse(data)
             if response is not None and query.is_response(response):
-                truncated = bool(response.flags & dns.flags.TC)
+                truncated = response.truncated
                 break
-            if response is None and wire[:2] == query_id:
-                if len(wire) > 2 and wire[2] & 0x02:  # TC set, the rest cut short
+            if response is None and data[:2] == query_id:
+                if len(data) > 2 and data[2] & 0x02:  # TC set, the rest cut short
                     truncated = True
                     break
                 raise dns.exception.FormError("malformed answer")
@@ -277,17 +279,15 @@ async def _udp_with_fallback(
     return await _tcp(query, server, max(deadline - loop.time(), 0.5))
 
 
-async def _tcp(query: dns.message.Message, server: Nameserver,
-               timeout: float) -> dns.message.Message:
+async def _tcp(query: wire.Query, server: Nameserver, timeout: float) -> wire.Response:
     """One exchange over TCP, two-octet length prefix on each message (RFC 1035 §4.2.2)."""
-    async def exchange() -> dns.message.Message:
+    async def exchange() -> wire.Response:
         reader, writer = await asyncio.open_connection(server.host, server.port)
         try:
-            wire = query.to_wire()
-            writer.write(struct.pack("!H", len(wire)) + wire)
+            writer.write(struct.pack("!H", len(query.wire)) + query.wire)
             await writer.drain()
             size = struct.unpack("!H", await reader.readexactly(2))[0]
-            response = _parse(await reader.readexactly(size))
+            response = wire.parse(await reader.readexactly(size))
         except asyncio.IncompleteReadError:
             raise EOFError from None
         finally:
@@ -302,100 +302,50 @@ async def _tcp(query: dns.message.Message, server: Nameserver,
         raise dns.exception.Timeout(timeout=timeout) from None
 
 
-def _parse(wire: bytes) -> dns.message.Message | None:
-    """A DNS message from the wire, or None when even its header is unreadable.
+def _follow(response: wire.Response, qname: bytes, rdtype: RRType,
+            chain: list[str]) -> tuple[bytes | None, list[Any] | None, int]:
+    """Follow CNAMEs within one response (RFC 1034 §3.6.2).
 
-    A record whose data cannot be parsed is left out and the rest kept
-    (dnspython's ``continue_on_error``): e.g. a TXT record with no strings at
-    all (illegal, RFC 1035 §3.3.14 wants one or more) next to the SPF record
-    must not turn the SPF check into a temperror (RFC 7208 suite, "null-text").
+    Returns (next name to query in wire form or None, records or None, ttl).
+    Records is set when the final name's records of the wanted type are in
+    the response (those that can be read: a malformed one is left out).
     """
-    try:
-        return dns.message.from_wire(wire, continue_on_error=True)
-    except dns.exception.DNSException:
-        return None
-
-
-def _dns_name(name: str) -> dns.name.Name:
-    """The wire name for ``name`` (A-labels, no trailing dot), label by label.
-
-    Built from the labels rather than parsed as master-file text, so that a
-    backslash or other odd octet in a name from the network is looked up as
-    itself instead of being read as an escape (RFC 1035 §5.1).
-    """
-    try:
-        return dns.name.Name([label.encode("ascii") for label in name.split(".")] + [b""])
-    except (UnicodeError, dns.name.NameTooLong, dns.name.LabelTooLong,
-            dns.name.EmptyLabel) as exc:
-        raise InvalidName(f"domain name {name!r} cannot be looked up: {exc}") from None
-
-
-def _follow(
-    response: dns.message.Message, qname: dns.name.Name, rdtype: RRType, chain: list[str]
-) -> tuple[dns.name.Name | None, list[Any] | None, int]:
-    """Follow CNAMEs within one response.
-
-    Returns (next name to query or None, records or None, ttl). Records is
-    set when the final name's rrset of the wanted type is in the response.
-    """
-    wanted = dns.rdatatype.from_text(rdtype.value)
-    current = qname
+    wanted = wire.TYPES[rdtype]
+    data = response.wire
+    name = qname
+    current = qname.lower()
     for _ in range(MAX_CNAME_HOPS + 1):
-        rrset = _find(response, current, wanted)
-        if rrset is not None:
-            return None, [_convert(rdtype, rd) for rd in rrset], rrset.ttl
-        if wanted == dns.rdatatype.CNAME:
+        found = response.records(current, wanted)
+        if found is not None:
+            records: list[Any] = []
+            for start, end in found[0]:
+                with contextlib.suppress(wire.Malformed):
+                    value = wire.convert(rdtype, data, start, end)
+                    if value not in records:  # an rrset is a set (RFC 2181 §5)
+                        records.append(value)
+            if records:
+                return None, records, found[1]
+        if wanted == wire.CNAME:
             return None, None, 0
-        cname = _find(response, current, dns.rdatatype.CNAME)
-        if cname is None:
-            if current != qname:
-                return current, None, 0
+        target = _cname_target(response, current)
+        if target is None:
+            if current != qname.lower():
+                return name, None, 0
             return None, None, 0
-        current = cname[0].target
-        chain.append(current.to_text(omit_final_dot=True))
-    return current, None, 0
+        name = wire.wire_name(target)
+        current = name.lower()
+        chain.append(wire.name_text(target) or ".")
+    return name, None, 0
 
 
-def _find(
-    response: dns.message.Message, name: dns.name.Name, rdtype: dns.rdatatype.RdataType
-) -> dns.rrset.RRset | None:
-    for rrset in response.answer:
-        if rrset.name == name and rrset.rdtype == rdtype:
-            return rrset
+def _cname_target(response: wire.Response, owner: bytes) -> list[bytes] | None:
+    """The labels of ``owner``'s CNAME target in the answer section (the first record
+    that can be read), or None."""
+    found = response.records(owner, wire.CNAME)
+    for start, end in found[0] if found else ():
+        with contextlib.suppress(wire.Malformed):
+            return wire.rdata_name(response.wire, start, end)
     return None
-
-
-def _extended_errors(response: dns.message.Message) -> list[ExtendedError]:
-    out = []
-    for option in response.options:
-        if option.otype == dns.edns.EDE:
-            out.append(ExtendedError(int(option.code), option.text or ""))
-    return out
-
-
-def _name(n: dns.name.Name) -> str:
-    return n.to_text(omit_final_dot=True) if n != dns.name.root else ""
-
-
-def _convert(rdtype: RRType, rd: Any) -> Any:
-    """Turn dnspython rdata into kittiwake record values."""
-    match rdtype:
-        case RRType.A | RRType.AAAA:
-            return ipaddress.ip_address(rd.address)
-        case RRType.MX:
-            return MX(rd.preference, _name(rd.exchange))
-        case RRType.TXT:
-            return b"".join(rd.strings).decode("utf-8", errors="replace")
-        case RRType.PTR | RRType.CNAME | RRType.NS:
-            return _name(rd.target)
-        case RRType.TLSA:
-            return TLSA(rd.usage, rd.selector, rd.mtype, bytes(rd.cert))
-        case RRType.SRV:
-            return SRV(rd.priority, rd.weight, rd.port, _name(rd.target))
-        case RRType.CAA:
-            return CAA(rd.flags, rd.tag.decode("ascii", "replace"),
-                       rd.value.decode("utf-8", "replace"))
-    raise AssertionError(rdtype)
 
 
 class DNSSECSupport(StrEnum):
@@ -425,8 +375,8 @@ async def probe_dnssec(resolver: StubResolver, probe: str = ".",
     validate, or does not trust the probe's zone. An error reply says
     nothing either way; no reply at all means lookups will fail.
     """
-    query = dns.message.make_query(probe, dns.rdatatype.DNSKEY, want_dnssec=True)
-    query.flags |= dns.flags.AD | dns.flags.RD
+    query = wire.Query(wire.encode_name("" if probe == "." else probe.rstrip(".")),
+                       wire.DNSKEY)
     errors: list[str] = []
     silent: list[str] = []
     for server in resolver.nameservers:
@@ -438,9 +388,9 @@ async def probe_dnssec(resolver: StubResolver, probe: str = ".",
         except (EOFError, OSError, dns.exception.DNSException) as exc:
             silent.append(f"{server}: {exc.strerror if isinstance(exc, OSError) else exc}")
             continue
-        rcode = dns.rcode.to_text(response.rcode())
-        if response.rcode() in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
-            if response.flags & dns.flags.AD:
+        rcode = _rcode_text(response.rcode)
+        if response.rcode in (wire.NOERROR, wire.NXDOMAIN):
+            if response.authentic:
                 return DNSSECProbe(DNSSECSupport.VALIDATES, f"{server}: {rcode} with AD")
             return DNSSECProbe(DNSSECSupport.NOT_VALIDATING, f"{server}: {rcode} without AD")
         errors.append(f"{server}: {rcode}")

@@ -45,6 +45,13 @@ def _clean(text: str) -> list[str]:
 
 
 @functools.lru_cache(maxsize=256)
+def _wire(reply: Reply, enhanced: bool) -> bytes:
+    """A reply's wire form, kept for the replies sent again and again (the greeting,
+    EHLO, 250 OK, 354, 221): replies are immutable values."""
+    return reply._to_bytes(enhanced)
+
+
+@functools.lru_cache(maxsize=256)
 def _enhanced_class(enhanced: str) -> int | None:
     """The class digit of a valid RFC 3463 code, else None (replies reuse few codes)."""
     m = _ENHANCED_RE.fullmatch(enhanced)
@@ -109,6 +116,9 @@ class Reply:
         With ``enhanced=False`` the enhanced code is left out (when the
         ENHANCEDSTATUSCODES extension, RFC 2034, is not in use).
         """
+        return _wire(self, enhanced)
+
+    def _to_bytes(self, enhanced: bool) -> bytes:
         prefix = f"{self.enhanced} " if (enhanced and self.enhanced) else ""
         # RFC 5321 §4.5.3.1.5: keep lines to 512 octets including code and CRLF.
         limit = MAX_REPLY_LINE - 6 - len(prefix)
