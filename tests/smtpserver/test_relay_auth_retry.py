@@ -12,6 +12,7 @@ import asyncio
 import email
 import email.policy
 import random
+import shutil
 import tempfile
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -97,6 +98,8 @@ class Outgoing:
         await self.deliverer.close()
         await self.control.close()
         self.queue.close()
+        self.store.close()
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 async def outgoing(smtp_server: Any, password: str) -> Outgoing:
