@@ -355,10 +355,6 @@ def dir_sync(path: Path) -> DirSync:
     return shared
 
 
-def fsync_dir_shared(path: Path) -> None:
-    """fsync a directory, sharing the fsync with concurrent callers of the same one."""
-    dir_sync(path).ask().wait()
-
 
 def link_copy(root: Path, source_id: int, target_id: int, sync: bool = True) -> Path:
     """Give a copied message its own name by hard link (same bytes, no copy)."""

@@ -116,7 +116,7 @@ def test_concurrent_callers_share_a_directory_fsync(tmp_path: Path,
         real(path)
 
     monkeypatch.setattr(durable, "fsync_dir", fsync_dir)
-    first = threading.Thread(target=durable.fsync_dir_shared, args=(tmp_path,))
+    first = threading.Thread(target=lambda: durable.dir_sync(tmp_path).ask().wait())
     first.start()
     assert running.wait(10)
     rounds = [durable.dir_sync(tmp_path).ask() for _ in range(5)]  # asking does not block

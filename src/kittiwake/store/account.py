@@ -72,7 +72,6 @@ from kittiwake.store.summary import (
     PENDING,
     Summary,
     file_header_fields,
-    head_fields,
     header_fields,
     summarize,
     summarize_head,
@@ -1178,7 +1177,7 @@ class AccountStore:
                 headers = size = None
                 spool = item.spool
                 if spool is not None and not spool.finished:
-                    headers = head_fields(spool.head, spool.size <= SpoolFile.HEAD)
+                    headers = spool.head_fields()
                     size = spool.size
                     fd = spool.take()
                     item.path = spool.path  # a lazy spool's file may be in tmp/

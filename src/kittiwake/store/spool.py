@@ -30,6 +30,8 @@ import os
 from pathlib import Path
 
 from kittiwake import durable
+from kittiwake.message.headers import Headers
+from kittiwake.store.summary import head_fields
 
 __all__ = ["SpoolFile"]
 
@@ -60,8 +62,9 @@ class SpoolFile:
         to it, which for a message smaller than :data:`BUFFER` is when it is taken
         (:meth:`take`, in the store's delivery thread): no file creation (an inode
         allocation, up to a millisecond) on the event loop that made the spool.
-        Should ``at``'s directory be missing then, the file goes to ``root/tmp``
-        and :attr:`path` says so."""
+        The shard directory is made then if this is its first message; should
+        the name still not be made, the file goes to ``root/tmp`` and
+        :attr:`path` says so."""
         self._root = root
         self.path: Path = at if at is not None else root  # tmp/'s: by _new_in_tmp
         if at is None:
@@ -90,6 +93,11 @@ class SpoolFile:
             self._fd = durable.create_message(self.path)
         except OSError:
             self._fd = self._new_in_tmp()
+
+    def head_fields(self) -> Headers | None:
+        """The header fields in the octets the spool still holds (:attr:`head`), or None
+        when its header section goes on beyond them (the store reads it then)."""
+        return head_fields(bytes(self._head), self.size <= self.HEAD)
 
     @property
     def finished(self) -> bool:

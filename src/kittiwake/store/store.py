@@ -14,7 +14,8 @@ sessions) each do their own file work in a delivery thread: write the file
 once at its final name (or take the spool by rename or hard link), read its
 header fields (the part tree is left to the background step below),
 and fsync the file while its directory's fsync (shared with every concurrent
-caller, :class:`kittiwake.durable.DirSync`) runs beside it in a pool thread.
+caller, :class:`kittiwake.durable.DirSync`) runs beside it in the directory's own
+thread.
 They queue for the account's committer thread, which commits everything
 queued in one transaction, one COMMIT (one WAL fsync). A one-message delivery
 queues before its fsyncs, so they run while its transaction commits. A lone
@@ -67,7 +68,6 @@ from kittiwake.store.model import (
     StoreError,
 )
 from kittiwake.store.spool import SpoolFile
-from kittiwake.store.summary import head_fields
 from kittiwake.store.threads import Threads
 
 T = TypeVar("T")
@@ -278,7 +278,7 @@ class Account:
         size: int | None = None
         if isinstance(spool, SpoolFile):
             if headers is None:  # from what the spool still has in memory
-                headers = head_fields(spool.head, spool.size <= SpoolFile.HEAD)
+                headers = spool.head_fields()
             if not spool.finished:
                 # Flushed (a small message's file created now, in this thread), not
                 # fsynced: it is synced once it is in place, through this descriptor
