@@ -14,6 +14,7 @@ asserts it is the only non-OK line, and that it says why.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -41,10 +42,16 @@ HOST = f"mail.{DOMAIN}"
 NOT_YET = {"mta-sts-policy"}  # needs kittiwake's https service (HTTP listener, issue 10)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+def _free_ports(count: int) -> list[int]:
+    """``count`` distinct free ports: each socket stays bound until all are chosen (one
+    closed before the next bind may be handed out again)."""
+    with contextlib.ExitStack() as held:
+        ports = []
+        for _ in range(count):
+            s = held.enter_context(socket.socket())
+            s.bind(("127.0.0.1", 0))
+            ports.append(int(s.getsockname()[1]))
+        return ports
 
 
 def _certificate_for_host_key(config_dir: Path) -> tuple[str, str]:
@@ -67,11 +74,12 @@ def _certificate_for_host_key(config_dir: Path) -> tuple[str, str]:
 def _local_ports(config_dir: Path) -> None:
     """Ephemeral ports for every service, and the test certificate on the public listener."""
     data = tomllib.loads((config_dir / "kittiwake.conf").read_text())
-    for listener in data["listeners"].values():
-        for service in ("smtp", "submission", "submissions", "imap", "imaps", "metrics",
-                        "http", "https"):
-            if listener.get(service, {}).get("enabled"):
-                listener[service]["port"] = _free_port()
+    services = [(listener, service) for listener in data["listeners"].values()
+                for service in ("smtp", "submission", "submissions", "imap", "imaps",
+                                "metrics", "http", "https")
+                if listener.get(service, {}).get("enabled")]
+    for (listener, service), port in zip(services, _free_ports(len(services)), strict=True):
+        listener[service]["port"] = port
     if os.getuid() == 0:
         # serve refuses user = "root"; the suite runs as root with KITTIWAKE_ALLOW_ROOT=1
         # (tests/conftest.py), and tests/server/test_serve_root* cover the privilege drop.
