@@ -546,6 +546,12 @@ async def _send_fetched(conn: IMAPConnection, tag: str | None, todo: list[tuple[
 
 
 FIRST_BATCH = 25  # messages in the first batch of the fast path (the answer starts soon)
+AHEAD_OCTETS = 512 * 1024  # after a batch smaller than this, the next is built meanwhile
+
+
+def _octets(pieces: Sequence[Piece]) -> int:
+    """The octets a batch's pieces send (file literals by their length)."""
+    return sum(p.length if isinstance(p, FileLiteral) else len(p) for p in pieces)
 
 
 async def _send_changed(conn: IMAPConnection, tag: str, chosen: Chosen,
@@ -587,8 +593,12 @@ async def _send_fast(conn: IMAPConnection, tag: str, pairs: Chosen | list[tuple[
                      items: Sequence[c.FetchItem], fast: fastfetch.FastPlan,
                      changed_since: int, uid_first: bool) -> int:
     """Send the FETCH responses of ``pairs`` by the fast path (:mod:`fastfetch`);
-    the number of messages found. The next batch is built in a worker thread
-    while this one is written, so at most two batches are held."""
+    the number of messages found. Batches are built in a worker thread; after a
+    small one (under :data:`AHEAD_OCTETS`) the next is built while it is written, after
+    a big one once it is handed to the socket, whose buffer the client reads meanwhile:
+    building beside the writes would give the server two busy threads, which on a
+    machine of few cores take turns with the client (its reading bounds a FETCH of
+    many bodies). At most two batches are held."""
     assert conn.account is not None and conn.selected is not None
     s = conn.session
     core = conn.account.core
@@ -627,10 +637,17 @@ async def _send_fast(conn: IMAPConnection, tag: str, pairs: Chosen | list[tuple[
             else:
                 count = min(fastfetch.BATCH_MAX,
                             count + count // 4 + 1 if by_octets else count * 4)
-            if done < len(pairs):
+            more = done < len(pairs)
+            # A small batch is read by the client sooner than the next is built: build
+            # ahead. After a big one, build once it is written (the socket holds the
+            # rest): the two threads would only take turns with the client for cores.
+            ahead = more and _octets(batch.pieces) < AHEAD_OCTETS
+            if ahead:
                 pending = asyncio.ensure_future(asyncio.to_thread(work, done, count))
             s.send(batch.pieces)
             await conn.flush()
+            if more and not ahead:
+                pending = asyncio.ensure_future(asyncio.to_thread(work, done, count))
     finally:
         if pending is not None:
             pending.cancel()
