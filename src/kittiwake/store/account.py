@@ -37,7 +37,7 @@ from kittiwake.message.searchtext import (
     fold,
     index_texts,
 )
-from kittiwake.sqlitedb import transaction
+from kittiwake.sqlitedb import Checkpointer, transaction
 from kittiwake.store.accountlock import AccountLock
 from kittiwake.store.groupcommit import GroupCommitter
 from kittiwake.store.messagefile import MessageFile
@@ -200,6 +200,10 @@ class AccountStore:
         self.lock = AccountLock()
         self.to_index: list[int] = []  # message ids waiting for index_pending
         self.db = connect(root / "index.db")
+        # The log is checkpointed by a thread of its own, not by the commit that
+        # fills it (a group commit whose callers wait): see sqlitedb.Checkpointer.
+        self.db.execute("PRAGMA wal_autocheckpoint = 0")
+        self.checkpointer = Checkpointer(root / "index.db")
         self._id_lock = threading.Lock()
         self._next_id = self._id_limit = 0  # the reserved block of ids (see _reserve_ids)
         self._lock_fd = _hold_open_lock(root)
@@ -344,6 +348,7 @@ class AccountStore:
             committer, self._committer = self._committer, None
         if committer is not None:
             committer.close()  # what is queued is committed first
+        self.checkpointer.close()  # (the last connection to close checkpoints the log)
         with self.lock:
             if self._synced_markers and self._unsynced:
                 with contextlib.suppress(sqlite3.Error):
@@ -383,6 +388,7 @@ class AccountStore:
                     first = self._next_id
                     self._next_id += n
                 self.db.execute("COMMIT")
+                self.checkpointer.committed()
             except BaseException:
                 self.db.execute("ROLLBACK")
                 with self._id_lock:
@@ -413,6 +419,7 @@ class AccountStore:
                                     " RETURNING value").fetchone()[0]
                 yield db, modseq
                 db.execute("COMMIT")
+                self.checkpointer.committed()
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
@@ -947,6 +954,7 @@ class AccountStore:
             try:
                 self._write_unsynced(self.db, unsynced)
                 self.db.execute("COMMIT")
+                self.checkpointer.committed()
             except BaseException:
                 self.db.execute("ROLLBACK")
                 raise
@@ -1466,6 +1474,7 @@ class AccountStore:
                         if self.lock.wanted and time.monotonic() - began >= INDEX_SLICE:
                             break
                     db.execute("COMMIT")
+                    self.checkpointer.committed()
                 except BaseException:
                     db.execute("ROLLBACK")
                     raise
@@ -1743,6 +1752,7 @@ class AccountStore:
                         db.executemany(
                             "INSERT OR REPLACE INTO message_cache (id, data) SELECT ?, ?"
                             " WHERE EXISTS (SELECT 1 FROM message WHERE id = ?)", rows)
+                    self.checkpointer.committed()
                 finally:
                     db.execute("PRAGMA synchronous = FULL")
                     db.execute(f"PRAGMA busy_timeout = {int(timeout)}")
