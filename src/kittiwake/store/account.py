@@ -726,10 +726,17 @@ class AccountStore:
         wait for the same journal commit (their entries and inodes were made
         together), where a directory fsync after the file's would cost a commit
         of its own; callers do this concurrently, so their fsyncs merge into few
-        journal commits, as plain concurrent writers' do."""
+        journal commits, as plain concurrent writers' do. A one-file delivery whose
+        directory no other fsync covers now (a lone delivery) does both here, one
+        after the other (:meth:`_sync_alone`): no hand-off to the directory's thread
+        and back (strace -f: futex calls per delivery, 1 writer, 36 -> 17)."""
         placed = delivery.placed
         if len(placed) == 1:  # most deliveries: no set of one directory
-            rounds = [durable.dir_sync(placed[0].parent).ask()]
+            sync = durable.dir_sync(placed[0].parent)
+            if not sync.busy:  # alone: the file's fsync, then the directory's, here
+                self._sync_alone(delivery, sync)
+                return
+            rounds = [sync.ask()]
         else:
             rounds = [durable.dir_sync(d).ask() for d in {path.parent for path in placed}]
         fds, delivery.fds = delivery.fds, {}
@@ -745,6 +752,22 @@ class AccountStore:
                 os.close(fd)
             for round_ in rounds:
                 round_.wait()
+
+    def _sync_alone(self, delivery: Delivery, sync: durable.DirSync) -> None:
+        """:meth:`sync_staged` of one file whose directory no other fsync covers now:
+        the file's fsync, then the directory's in this thread
+        (:meth:`durable.DirSync.sync_here`), or a shared round if company came."""
+        [path] = delivery.placed
+        fds, delivery.fds = delivery.fds, {}
+        fd = fds.pop(path, None)
+        for other in fds.values():
+            os.close(other)
+        if fd is None:
+            durable.fsync_file(path)
+        else:
+            durable.fsync_close(fd)
+        if not sync.sync_here():
+            sync.ask().wait()
 
     def place(self, delivery: Delivery) -> None:
         """:meth:`stage` and :meth:`sync_staged`: the files placed and durable, ready
