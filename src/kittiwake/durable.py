@@ -276,7 +276,9 @@ class DirSync:
 
     The thread is the directory's (one wake-up per round, no pool's futures
     and queues); it ends after :data:`IDLE_SECONDS` without a round and the
-    next :meth:`ask` starts another.
+    next :meth:`ask` starts another. A caller alone (no fsync of the directory
+    running or asked for) may instead run it in its own thread after its file's
+    (:meth:`sync_here`).
     """
 
     IDLE_SECONDS = 10.0
@@ -289,6 +291,7 @@ class DirSync:
         self._next: DirSyncRound | None = None  # the round callers join now
         self._alive = False  # the thread runs
         self._idle = False  # the thread waits for a round
+        self._running = 0  # fsyncs of the directory running now (the thread's, a caller's)
 
     def ask(self) -> DirSyncRound:
         """The fsync round that covers the caller's entries (made before this call)."""
@@ -304,6 +307,30 @@ class DirSync:
                     threading.Thread(target=self._run, daemon=True,
                                      name=f"kittiwake-dirsync-{self.path.name}").start()
             return joined
+
+    def sync_here(self) -> bool:
+        """fsync the directory in the calling thread if no other fsync of it runs or
+        waits to start (True: done; its error raised), else leave it (False: the
+        caller asks for a round, :meth:`ask`). For a caller whose file's own fsync is
+        done: alone, it does not hand the directory's to the thread and wait to be
+        woken (two thread switches, each waiting for the GIL) for an fsync that,
+        its entry's journal commit done already, costs a cache flush; with company,
+        one round covers them all."""
+        with self.lock:
+            if self._running or self._next is not None:
+                return False
+            self._running += 1
+        try:
+            fsync_dir(self.path)
+        finally:
+            with self.lock:
+                self._running -= 1
+        return True
+
+    @property
+    def busy(self) -> bool:
+        """Whether an fsync of the directory runs or waits to start (a hint: no lock)."""
+        return bool(self._running) or self._next is not None
 
     @property
     def asked(self) -> bool:
@@ -324,6 +351,7 @@ class DirSync:
                         return
                 self._idle = False
                 current, self._next = self._next, None
+                self._running += 1
                 lock.release()
                 error: OSError | None = None
                 try:
@@ -332,6 +360,7 @@ class DirSync:
                     error = exc
                 finally:
                     lock.acquire()
+                    self._running -= 1
                 current.error = error
                 current.done = True
                 self.finished.notify_all()

@@ -9,6 +9,7 @@ refused with a clear message.
 from __future__ import annotations
 
 import sqlite3
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -75,3 +76,91 @@ def open_database(path: Path, ddl: str, version: int, what: str,
         raise RuntimeError(f"{path}: {what} schema {current} is newer than this kittiwake"
                            f" ({version}); upgrade kittiwake")
     return conn
+
+
+class Checkpointer:
+    """Copies a database's write-ahead log into it in a thread of its own, off the
+    path of the commits.
+
+    SQLite's automatic checkpoint runs inside the COMMIT that takes the log past
+    1000 pages: that commit (a group of deliveries, whose callers wait for it)
+    then also syncs the log, writes the pages to the database and syncs the
+    database. Here the connection that commits has it turned off
+    (``PRAGMA wal_autocheckpoint = 0``), tells this object of each commit
+    (:meth:`committed`, a counter), and every :attr:`commits` commits a second
+    connection, in this thread, runs a PASSIVE checkpoint (it never waits for,
+    nor blocks, a writer or a reader; https://www.sqlite.org/c3ref/wal_checkpoint_v2.html).
+    Durability is unchanged: a commit is durable once its log frames are synced
+    (``synchronous=FULL``), whoever checkpoints them later, and the checkpoint
+    itself syncs the log before and the database after copying
+    (https://www.sqlite.org/pragma.html#pragma_synchronous).
+
+    The thread ends after :data:`IDLE_SECONDS` without a checkpoint to run (the
+    next one due starts another); :meth:`close` stops it, leaving the last pages
+    to the closing connection (the last to close checkpoints the whole log).
+    """
+
+    COMMITS = 128
+    IDLE_SECONDS = 10.0
+
+    def __init__(self, path: Path, commits: int = COMMITS) -> None:
+        self.path = path
+        self.commits = commits
+        self.runs = 0  # checkpoints run (for tests)
+        self._cond = threading.Condition()
+        self._count = 0  # commits since the last checkpoint started
+        self._thread: threading.Thread | None = None
+        self._closing = False
+
+    def committed(self) -> None:
+        """A transaction of the database's own connection committed (never raises: it
+        is called right after a COMMIT)."""
+        with self._cond:
+            self._count += 1
+            if self._count < self.commits or self._closing:
+                return
+            if self._thread is None:
+                thread = threading.Thread(target=self._run, daemon=True,
+                                          name=f"kittiwake-checkpoint-{self.path.parent.name}")
+                try:
+                    thread.start()
+                except RuntimeError:  # no thread to be had: a later commit tries again
+                    return
+                self._thread = thread
+            else:
+                self._cond.notify()
+
+    def _run(self) -> None:
+        conn: sqlite3.Connection | None = None
+        try:
+            while True:
+                with self._cond:
+                    while self._count < self.commits and not self._closing:
+                        if not self._cond.wait(self.IDLE_SECONDS) \
+                                and self._count < self.commits:
+                            self._thread = None  # the next checkpoint due starts another
+                            return
+                    if self._closing:
+                        return
+                    self._count = 0
+                try:
+                    if conn is None:
+                        conn = sqlite3.connect(self.path, isolation_level=None,
+                                               check_same_thread=False, timeout=30)
+                        conn.execute("PRAGMA synchronous = FULL")
+                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                except sqlite3.Error:
+                    pass  # busy (another process checkpoints) or failing: the next one
+                self.runs += 1
+        finally:
+            if conn is not None:
+                conn.close()
+
+    def close(self) -> None:
+        """Stop the thread (waiting for a checkpoint that runs)."""
+        with self._cond:
+            self._closing = True
+            thread = self._thread
+            self._cond.notify()
+        if thread is not None:
+            thread.join()

@@ -160,6 +160,65 @@ def test_a_directory_fsync_runs_beside_the_callers_own(tmp_path: Path,
     assert len(calls) == 2
 
 
+def test_a_lone_caller_fsyncs_its_directory_itself(tmp_path: Path,
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """With no other fsync of the directory running or asked for, a caller runs it in
+    its own thread (no hand-off); while one runs, it is told to ask for a round."""
+    calls: list[str] = []
+    started = threading.Event()
+    release = threading.Event()
+    real = durable.fsync_dir
+
+    def fsync_dir(path: Path) -> None:
+        calls.append(threading.current_thread().name)
+        if len(calls) == 2:  # the round's: held while the caller tries
+            started.set()
+            release.wait(10)
+        real(path)
+
+    monkeypatch.setattr(durable, "fsync_dir", fsync_dir)
+    sync = durable.dir_sync(tmp_path)
+    assert not sync.busy
+    assert sync.sync_here()
+    assert calls == [threading.current_thread().name]
+    round_ = sync.ask()
+    assert started.wait(10)
+    assert sync.busy
+    assert not sync.sync_here()  # one runs: not a second beside it
+    assert len(calls) == 2
+    release.set()
+    round_.wait()
+    assert not sync.busy
+    assert sync.sync_here() and len(calls) == 3
+
+
+async def test_a_lone_delivery_syncs_in_its_own_thread(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A lone delivery's directory fsync runs in its delivery thread, after its file's,
+    and the answer comes after both and the COMMIT."""
+    store = Store(tmp_path)
+    account = await store.account("alice")
+    events: list[tuple[str, str]] = []
+    real_dir, real_close = durable.fsync_dir, durable.fsync_close
+
+    def fsync_dir(path: Path) -> None:
+        real_dir(path)
+        events.append(("dir", threading.current_thread().name))
+
+    def fsync_close(fd: int) -> None:
+        real_close(fd)
+        events.append(("file", threading.current_thread().name))
+
+    monkeypatch.setattr(durable, "fsync_dir", fsync_dir)
+    monkeypatch.setattr(durable, "fsync_close", fsync_close)
+    await account.deliver("Inbox", msg(0))  # the shard directory made
+    events.clear()
+    await account.deliver("Inbox", msg(1))
+    assert [e for e, _ in events] == ["file", "dir"]
+    assert events[0][1] == events[1][1]  # one thread: the delivery's
+    store.close()
+
+
 async def test_a_lone_delivery_is_committed_alone_at_once(tmp_path: Path) -> None:
     store = Store(tmp_path)
     account = await store.account("alice")

@@ -37,7 +37,7 @@ from kittiwake.message.searchtext import (
     fold,
     index_texts,
 )
-from kittiwake.sqlitedb import transaction
+from kittiwake.sqlitedb import Checkpointer, transaction
 from kittiwake.store.accountlock import AccountLock
 from kittiwake.store.groupcommit import GroupCommitter
 from kittiwake.store.messagefile import MessageFile
@@ -200,6 +200,10 @@ class AccountStore:
         self.lock = AccountLock()
         self.to_index: list[int] = []  # message ids waiting for index_pending
         self.db = connect(root / "index.db")
+        # The log is checkpointed by a thread of its own, not by the commit that
+        # fills it (a group commit whose callers wait): see sqlitedb.Checkpointer.
+        self.db.execute("PRAGMA wal_autocheckpoint = 0")
+        self.checkpointer = Checkpointer(root / "index.db")
         self._id_lock = threading.Lock()
         self._next_id = self._id_limit = 0  # the reserved block of ids (see _reserve_ids)
         self._lock_fd = _hold_open_lock(root)
@@ -299,7 +303,10 @@ class AccountStore:
         """This store's row of early-committed deliveries (see :meth:`_recover_unsynced`)
         as ``unsynced`` says, in the open transaction: one statement."""
         if unsynced:
-            db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)",
+            # An upsert updates the row in place (REPLACE deletes and inserts it, which
+            # rewrites a page of the key's index too: one WAL frame more per group).
+            db.execute("INSERT INTO meta (key, value) VALUES (?, ?)"
+                       " ON CONFLICT (key) DO UPDATE SET value = excluded.value",
                        (self._unsynced_key, _unsynced_text(unsynced)))
         else:
             db.execute("DELETE FROM meta WHERE key = ?", (self._unsynced_key,))
@@ -344,6 +351,7 @@ class AccountStore:
             committer, self._committer = self._committer, None
         if committer is not None:
             committer.close()  # what is queued is committed first
+        self.checkpointer.close()  # (the last connection to close checkpoints the log)
         with self.lock:
             if self._synced_markers and self._unsynced:
                 with contextlib.suppress(sqlite3.Error):
@@ -383,6 +391,7 @@ class AccountStore:
                     first = self._next_id
                     self._next_id += n
                 self.db.execute("COMMIT")
+                self.checkpointer.committed()
             except BaseException:
                 self.db.execute("ROLLBACK")
                 with self._id_lock:
@@ -413,6 +422,7 @@ class AccountStore:
                                     " RETURNING value").fetchone()[0]
                 yield db, modseq
                 db.execute("COMMIT")
+                self.checkpointer.committed()
             except BaseException:
                 db.execute("ROLLBACK")
                 raise
@@ -716,10 +726,17 @@ class AccountStore:
         wait for the same journal commit (their entries and inodes were made
         together), where a directory fsync after the file's would cost a commit
         of its own; callers do this concurrently, so their fsyncs merge into few
-        journal commits, as plain concurrent writers' do."""
+        journal commits, as plain concurrent writers' do. A one-file delivery whose
+        directory no other fsync covers now (a lone delivery) does both here, one
+        after the other (:meth:`_sync_alone`): no hand-off to the directory's thread
+        and back (strace -f: futex calls per delivery, 1 writer, 36 -> 17)."""
         placed = delivery.placed
         if len(placed) == 1:  # most deliveries: no set of one directory
-            rounds = [durable.dir_sync(placed[0].parent).ask()]
+            sync = durable.dir_sync(placed[0].parent)
+            if not sync.busy:  # alone: the file's fsync, then the directory's, here
+                self._sync_alone(delivery, sync)
+                return
+            rounds = [sync.ask()]
         else:
             rounds = [durable.dir_sync(d).ask() for d in {path.parent for path in placed}]
         fds, delivery.fds = delivery.fds, {}
@@ -735,6 +752,22 @@ class AccountStore:
                 os.close(fd)
             for round_ in rounds:
                 round_.wait()
+
+    def _sync_alone(self, delivery: Delivery, sync: durable.DirSync) -> None:
+        """:meth:`sync_staged` of one file whose directory no other fsync covers now:
+        the file's fsync, then the directory's in this thread
+        (:meth:`durable.DirSync.sync_here`), or a shared round if company came."""
+        [path] = delivery.placed
+        fds, delivery.fds = delivery.fds, {}
+        fd = fds.pop(path, None)
+        for other in fds.values():
+            os.close(other)
+        if fd is None:
+            durable.fsync_file(path)
+        else:
+            durable.fsync_close(fd)
+        if not sync.sync_here():
+            sync.ask().wait()
 
     def place(self, delivery: Delivery) -> None:
         """:meth:`stage` and :meth:`sync_staged`: the files placed and durable, ready
@@ -947,6 +980,7 @@ class AccountStore:
             try:
                 self._write_unsynced(self.db, unsynced)
                 self.db.execute("COMMIT")
+                self.checkpointer.committed()
             except BaseException:
                 self.db.execute("ROLLBACK")
                 raise
@@ -1466,6 +1500,7 @@ class AccountStore:
                         if self.lock.wanted and time.monotonic() - began >= INDEX_SLICE:
                             break
                     db.execute("COMMIT")
+                    self.checkpointer.committed()
                 except BaseException:
                     db.execute("ROLLBACK")
                     raise
@@ -1743,6 +1778,7 @@ class AccountStore:
                         db.executemany(
                             "INSERT OR REPLACE INTO message_cache (id, data) SELECT ?, ?"
                             " WHERE EXISTS (SELECT 1 FROM message WHERE id = ?)", rows)
+                    self.checkpointer.committed()
                 finally:
                     db.execute("PRAGMA synchronous = FULL")
                     db.execute(f"PRAGMA busy_timeout = {int(timeout)}")
