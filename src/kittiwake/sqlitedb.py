@@ -78,6 +78,15 @@ def open_database(path: Path, ddl: str, version: int, what: str,
     return conn
 
 
+def open_reader(path: Path) -> sqlite3.Connection:
+    """A second connection to a database :func:`open_database` opened, for reads only
+    (``PRAGMA query_only``): in WAL mode it reads the last committed state while the
+    writer's connection is inside a transaction or its COMMIT's fsync."""
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
+    conn.execute("PRAGMA query_only = 1")
+    return conn
+
+
 class Checkpointer:
     """Copies a database's write-ahead log into it in a thread of its own, off the
     path of the commits.

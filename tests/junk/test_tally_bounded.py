@@ -34,11 +34,11 @@ def steps(db: JunkDatabase, call) -> int:  # type: ignore[no-untyped-def]
         counted[0] += 1
         return 0
 
-    db.db.set_progress_handler(tick, 100)
+    db.reader.set_progress_handler(tick, 100)
     try:
         call()
     finally:
-        db.db.set_progress_handler(None, 0)
+        db.reader.set_progress_handler(None, 0)
     return counted[0]
 
 

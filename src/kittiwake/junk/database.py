@@ -3,7 +3,14 @@
 One SQLite file per account, at the path the store names for the "junk"
 feature (:meth:`kittiwake.store.Store.feature_path`), WAL with
 ``synchronous=FULL`` like every kittiwake database. Synchronous and
-thread-safe (one lock); the filter calls it from worker threads only.
+thread-safe; the filter calls it from worker threads only. Writes go
+through one connection under one lock, held through their COMMIT (and its
+fsync); reads (the reputation tallies of every incoming message, the word
+counts) go through a second, read-only connection under a lock of their
+own, so that an incoming message's verdict never waits for the fsync of a
+history or training write. WAL gives that reader the last committed state
+(SQLite §"Write-Ahead Logging": readers do not block writers and a writer
+does not block readers).
 
 Tables:
 
@@ -44,7 +51,7 @@ from kittiwake.junk.history import (
     rescued_by_move,
 )
 from kittiwake.junk.model import SenderIdentities
-from kittiwake.sqlitedb import open_database, transaction
+from kittiwake.sqlitedb import open_database, open_reader, transaction
 
 SCHEMA_VERSION = 2
 
@@ -180,11 +187,15 @@ class JunkDatabase:
     def __init__(self, path: Path, names: MailboxNames = MailboxNames()) -> None:
         self.path = path
         self.names = names
-        self.lock = threading.RLock()
+        self.lock = threading.RLock()  # the writer's
         self.db: Connection = open_database(path, DDL, SCHEMA_VERSION, "junk filter database",
                                             MIGRATIONS)
+        self.read_lock = threading.Lock()
+        self.reader: Connection = open_reader(path)
 
     def close(self) -> None:
+        with self.read_lock:
+            self.reader.close()
         with self.lock:
             self.db.close()
 
@@ -193,21 +204,27 @@ class JunkDatabase:
         with self.lock, transaction(self.db) as db:
             yield db
 
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        """The reader connection (autocommit: each statement sees the last commit)."""
+        with self.read_lock:
+            yield self.reader
+
     # --- the word counts ------------------------------------------------------
 
     def totals(self) -> tuple[int, int]:
-        with self.lock:
-            rows = dict(self.db.execute("SELECT key, value FROM meta"))
+        with self._read() as db:
+            rows = dict(db.execute("SELECT key, value FROM meta"))
         return rows.get("ham", 0), rows.get("junk", 0)
 
     def counts(self, words: Iterable[str]) -> dict[str, WordCounts]:
         wanted = list(dict.fromkeys(words))
         out: dict[str, WordCounts] = {}
-        with self.lock:
+        with self._read() as db:
             for i in range(0, len(wanted), 500):
                 chunk = wanted[i:i + 500]
                 marks = ",".join("?" * len(chunk))
-                for word, ham, junk in self.db.execute(
+                for word, ham, junk in db.execute(
                         f"SELECT word, ham, junk FROM word WHERE word IN ({marks})", chunk):
                     out[word] = WordCounts(ham, junk)
         return out
@@ -276,8 +293,8 @@ class JunkDatabase:
                        (_now_ms(),))
 
     def is_trained(self) -> bool:
-        with self.lock:
-            return self.db.execute("SELECT 1 FROM meta WHERE key = 'trained'").fetchone() \
+        with self._read() as db:
+            return db.execute("SELECT 1 FROM meta WHERE key = 'trained'").fetchone() \
                 is not None
 
     def reset_words(self) -> None:
@@ -338,8 +355,8 @@ class JunkDatabase:
         """Whether a message with this Message-ID is already kept in Rejects (a retry)."""
         if not msgid:
             return False
-        with self.lock:
-            return self.db.execute(
+        with self._read() as db:
+            return db.execute(
                 "SELECT 1 FROM message WHERE msgid = ? AND mailbox = ? COLLATE NOCASE"
                 " AND expunged = 0", (msgid, self.names.rejects)).fetchone() is not None
 
@@ -501,8 +518,8 @@ class JunkDatabase:
     # --- reputation -----------------------------------------------------------
 
     def sent_to(self, address: str) -> int:
-        with self.lock:
-            row = self.db.execute("SELECT count FROM sent WHERE address = ?",
+        with self._read() as db:
+            row = db.execute("SELECT count FROM sent WHERE address = ?",
                                   (address.lower(),)).fetchone()
         return row[0] if row else 0
 
@@ -517,14 +534,14 @@ class JunkDatabase:
         if column not in _IDENTITY_COLUMNS or not value:
             return Tally()
         value = value.lower()
-        with self.lock:
-            total = self.db.execute(
+        with self._read() as db:
+            total = db.execute(
                 f"SELECT COUNT(*) FROM (SELECT 1 FROM message INDEXED BY message_{column}"
                 f" WHERE {column} = ? AND received >= ? LIMIT ?)",
                 (value, since_ms, TOTAL_LIMIT)).fetchone()[0]
             if not total:
                 return Tally()
-            ham, junk = self.db.execute(
+            ham, junk = db.execute(
                 "SELECT COALESCE(SUM(class = 'ham'), 0), COALESCE(SUM(class = 'junk'), 0)"
                 f" FROM (SELECT class FROM message INDEXED BY message_{column}_classified"
                 f" WHERE {column} = ? AND received >= ? AND class != ''"
@@ -539,12 +556,12 @@ class JunkDatabase:
         if not wanted:
             return Tally()
         marks = ",".join("?" * len(wanted))
-        with self.lock:
+        with self._read() as db:
             # Per domain, newest first (the key's message ids grow with time), so the
             # window's messages come before the history older than ``since_ms``.
             total = 0
             for domain in wanted:
-                total += self.db.execute(
+                total += db.execute(
                     "SELECT COUNT(*) FROM (SELECT 1 FROM verified v JOIN message m"
                     " ON m.id = v.message WHERE v.domain = ? AND m.received >= ?"
                     " ORDER BY v.message DESC LIMIT ?)",
@@ -554,7 +571,7 @@ class JunkDatabase:
                     break
             if not total:
                 return Tally()
-            ham, junk = self.db.execute(
+            ham, junk = db.execute(
                 "SELECT COALESCE(SUM(c.class = 'ham'), 0), COALESCE(SUM(c.class = 'junk'), 0)"
                 " FROM (SELECT id, class FROM message INDEXED BY message_classified"
                 " WHERE received >= ? AND class != '' ORDER BY received DESC LIMIT ?) c"
@@ -565,24 +582,24 @@ class JunkDatabase:
 
     def knows_at_least(self, n: int) -> bool:
         """Whether the history holds at least ``n`` messages (cheap: stops at the n-th)."""
-        with self.lock:
-            return self.db.execute("SELECT 1 FROM message LIMIT 1 OFFSET ?",
+        with self._read() as db:
+            return db.execute("SELECT 1 FROM message LIMIT 1 OFFSET ?",
                                    (max(n - 1, 0),)).fetchone() is not None
 
     def stats(self) -> Stats:
         ham, junk = self.totals()
-        with self.lock:
-            words = self.db.execute("SELECT COUNT(*) FROM word").fetchone()[0]
-            known, delivered, ham_known, junk_known = self.db.execute(
+        with self._read() as db:
+            words = db.execute("SELECT COUNT(*) FROM word").fetchone()[0]
+            known, delivered, ham_known, junk_known = db.execute(
                 "SELECT COUNT(*), COALESCE(SUM(ip != ''), 0), COALESCE(SUM(class = 'ham'), 0),"
                 " COALESCE(SUM(class = 'junk'), 0) FROM message").fetchone()
-            sent = self.db.execute("SELECT COUNT(*) FROM sent").fetchone()[0]
+            sent = db.execute("SELECT COUNT(*) FROM sent").fetchone()[0]
         return Stats(ham, junk, words, known, delivered, ham_known, junk_known, sent)
 
     def message_class(self, message_id: int) -> tuple[Class, Class] | None:
         """(class, trained) of a message, for tests and the CLI."""
-        with self.lock:
-            row = self.db.execute("SELECT class, trained FROM message WHERE id = ?",
+        with self._read() as db:
+            row = db.execute("SELECT class, trained FROM message WHERE id = ?",
                                   (message_id,)).fetchone()
         return (Class(row[0]), Class(row[1])) if row else None
 
