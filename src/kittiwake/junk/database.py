@@ -328,14 +328,22 @@ class JunkDatabase:
         self.record_deliveries([(message_id, mailbox, uid, msgid, identities)])
 
     def record_deliveries(self, items: list[tuple[int, str, int, str, SenderIdentities]]
-                          ) -> None:
-        """:meth:`record_delivery` of several messages in one transaction (one fsync)."""
+                          ) -> list[Retrain]:
+        """:meth:`record_delivery` of several messages in one transaction (one fsync).
+
+        Each message is recorded where it was delivered and without flags, as the MX
+        delivers (so :meth:`located` of the same message would change nothing); the
+        retrains this asks for (a message delivered into Junk is junk) are returned."""
+        retrains: list[Retrain] = []
         with self._write() as db:
             for item in items:
-                self._record_one(db, *item)
+                retrain = self._record_one(db, *item)
+                if retrain is not None:
+                    retrains.append(retrain)
+        return retrains
 
     def _record_one(self, db: Connection, message_id: int, mailbox: str, uid: int, msgid: str,
-                    identities: SenderIdentities) -> None:
+                    identities: SenderIdentities) -> Retrain | None:
         db.execute(
             "INSERT INTO message (id, mailbox, uid, received, msgid, ip, net, dmarc_domain,"
             " address) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
@@ -349,7 +357,7 @@ class JunkDatabase:
         if msgid and db.execute("SELECT 1 FROM sent_ref WHERE msgid = ?",
                                 (msgid,)).fetchone():
             db.execute("UPDATE message SET replied = 1 WHERE id = ?", (message_id,))
-        self._reclassify(db, message_id)
+        return self._reclassify(db, message_id)
 
     def in_rejects(self, msgid: str) -> bool:
         """Whether a message with this Message-ID is already kept in Rejects (a retry)."""

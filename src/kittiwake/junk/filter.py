@@ -69,6 +69,13 @@ DNSBL_CACHE_SECONDS = 300.0
 # burst (a client's APPENDs, one after the other; many STOREs) is learnt from in one
 # go: one store query and one junk transaction (one fsync) for the lot.
 LEARN_DELAY = 0.05
+# Deliveries remembered for the learner to pass over (per account): far more than
+# arrive between a delivery and its change being learnt from.
+RECORDED_KEPT = 10_000
+# ... and for this long: an entry the learner never met (it learnt from the change
+# before record_delivery was called) must not match a later message of a mailbox
+# made again under the same name, whose UIDs start again.
+RECORDED_SECONDS = 60.0
 TRAIN_CHUNK = 50  # retrained messages per worker-thread call (and per transaction)
 CLOSE_DRAIN_SECONDS = 5.0  # close() waits this long for what was heard to be learnt
 
@@ -157,6 +164,9 @@ class JunkFilter:
         # (record_delivery): written in batches, one transaction each.
         self._to_record: dict[str, list[tuple[int, str, int, str, SenderIdentities]]] = {}
         self._recorders: dict[str, asyncio.Task[None]] = {}
+        # (mailbox, uid) of the messages record_delivery took, per account, with when,
+        # for the learner to pass over (see learn); insertion-ordered, bounded.
+        self._recorded: dict[str, dict[tuple[str, int], float]] = {}
 
     # --- settings and databases ------------------------------------------------
 
@@ -339,6 +349,10 @@ class JunkFilter:
         self._to_record.setdefault(account, []).append(
             (delivered.message_id, delivered.mailbox, delivered.uid, verdict.message_id,
              verdict.identities))
+        recorded = self._recorded.setdefault(account, {})
+        recorded[(delivered.mailbox, delivered.uid)] = time.monotonic()
+        if len(recorded) > RECORDED_KEPT:  # never heard of by the learner: forget the oldest
+            del recorded[next(iter(recorded))]
         if account not in self._recorders:
             self._recorders[account] = asyncio.get_running_loop().create_task(
                 self._record_queued(account))
@@ -349,7 +363,8 @@ class JunkFilter:
                 try:
                     db = await self.database(account)
                     async with self._lock(account):  # ordered with what learn() writes
-                        await asyncio.to_thread(db.record_deliveries, items)
+                        retrains = await asyncio.to_thread(db.record_deliveries, items)
+                        await self._retrain(account, db, retrains)
                 except Exception as exc:
                     panic("junk", exc, msg="recording the sender failed", account=account,
                           messages=len(items))
@@ -443,6 +458,11 @@ class JunkFilter:
         if change.kind == "added" and change.uids:
             core = (await self._account(account)).core
             mailbox, uids = change.mailbox, list(change.uids)
+            recorded = self._recorded.get(account)
+            if recorded and kind is not MailboxKind.SENT:
+                uids = _not_recorded(recorded, mailbox, uids)
+                if not uids:
+                    return
 
             def locate() -> tuple[list[Message], list[Retrain]]:
                 messages = core.messages(mailbox, 0, uids)
@@ -640,6 +660,26 @@ class JunkFilter:
         for db in self._dbs.values():
             db.close()
         self._dbs.clear()
+
+
+def _not_recorded(recorded: dict[tuple[str, int], float], mailbox: str,
+                  uids: list[int]) -> list[int]:
+    """The UIDs of an "added" change the learner must look at: not those the MX just
+    delivered (taken from ``recorded``). record_delivery writes their rows as
+    :meth:`JunkDatabase.located` would (the mailbox they went to, no flags: the MX
+    delivers none) and trains what they ask for, so reading the store's rows back
+    and writing them again would change nothing."""
+    now = time.monotonic()
+    while recorded:  # the oldest first: drop those too old to trust
+        key = next(iter(recorded))
+        if now - recorded[key] < RECORDED_SECONDS:
+            break
+        del recorded[key]
+    left = []
+    for uid in uids:
+        if recorded.pop((mailbox, uid), None) is None:
+            left.append(uid)
+    return left
 
 
 def _bytes_of(message: bytes | Callable[[], bytes]) -> bytes:
