@@ -528,7 +528,7 @@ class JunkDatabase:
     def sent_to(self, address: str) -> int:
         with self._read() as db:
             row = db.execute("SELECT count FROM sent WHERE address = ?",
-                                  (address.lower(),)).fetchone()
+                             (address.lower(),)).fetchone()
         return row[0] if row else 0
 
     def tally(self, column: str, value: str, since_ms: int) -> Tally:
@@ -592,7 +592,7 @@ class JunkDatabase:
         """Whether the history holds at least ``n`` messages (cheap: stops at the n-th)."""
         with self._read() as db:
             return db.execute("SELECT 1 FROM message LIMIT 1 OFFSET ?",
-                                   (max(n - 1, 0),)).fetchone() is not None
+                              (max(n - 1, 0),)).fetchone() is not None
 
     def stats(self) -> Stats:
         ham, junk = self.totals()
@@ -608,7 +608,7 @@ class JunkDatabase:
         """(class, trained) of a message, for tests and the CLI."""
         with self._read() as db:
             row = db.execute("SELECT class, trained FROM message WHERE id = ?",
-                                  (message_id,)).fetchone()
+                             (message_id,)).fetchone()
         return (Class(row[0]), Class(row[1])) if row else None
 
 
