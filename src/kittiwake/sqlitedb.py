@@ -119,6 +119,7 @@ class Checkpointer:
         self._cond = threading.Condition()
         self._count = 0  # commits since the last checkpoint started
         self._thread: threading.Thread | None = None
+        self._running = False  # a checkpoint runs now
         self._closing = False
 
     def committed(self) -> None:
@@ -126,18 +127,42 @@ class Checkpointer:
         is called right after a COMMIT)."""
         with self._cond:
             self._count += 1
-            if self._count < self.commits or self._closing:
+            self._due()
+
+    def request(self) -> None:
+        """A checkpoint soon, whatever the count: after a large transaction (an import's
+        batch of hundreds of messages) that put many pages in the log at once."""
+        with self._cond:
+            self._count = max(self._count, self.commits)
+            self._due()
+
+    def drain(self, timeout: float = 60.0) -> None:
+        """Checkpoint now and wait until that checkpoint ran (at most ``timeout``
+        seconds): a bulk writer's last step, leaving no large log behind."""
+        with self._cond:
+            if self._closing:
                 return
-            if self._thread is None:
-                thread = threading.Thread(target=self._run, daemon=True,
-                                          name=f"kittiwake-checkpoint-{self.path.parent.name}")
-                try:
-                    thread.start()
-                except RuntimeError:  # no thread to be had: a later commit tries again
-                    return
-                self._thread = thread
-            else:
-                self._cond.notify()
+            # One that runs now may have started before the last commit: the next one.
+            target = self.runs + (2 if self._running else 1)
+            self._count = max(self._count, self.commits)
+            self._due()
+            if self._thread is not None:
+                self._cond.wait_for(lambda: self.runs >= target or self._closing, timeout)
+
+    def _due(self) -> None:
+        """(Under the lock.) Start or wake the thread if a checkpoint is due."""
+        if self._count < self.commits or self._closing:
+            return
+        if self._thread is None:
+            thread = threading.Thread(target=self._run, daemon=True,
+                                      name=f"kittiwake-checkpoint-{self.path.parent.name}")
+            try:
+                thread.start()
+            except RuntimeError:  # no thread to be had: a later commit tries again
+                return
+            self._thread = thread
+        else:
+            self._cond.notify()
 
     def _run(self) -> None:
         conn: sqlite3.Connection | None = None
@@ -152,6 +177,7 @@ class Checkpointer:
                     if self._closing:
                         return
                     self._count = 0
+                    self._running = True
                 try:
                     if conn is None:
                         conn = sqlite3.connect(self.path, isolation_level=None,
@@ -160,7 +186,10 @@ class Checkpointer:
                     conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                 except sqlite3.Error:
                     pass  # busy (another process checkpoints) or failing: the next one
-                self.runs += 1
+                with self._cond:
+                    self.runs += 1
+                    self._running = False
+                    self._cond.notify_all()  # drain() waits for this
         finally:
             if conn is not None:
                 conn.close()

@@ -64,3 +64,36 @@ def test_account_store_commits_do_not_checkpoint(tmp_path: Path) -> None:
         store.close()
     # The last connection to close checkpointed the whole log (and removed it).
     assert not (tmp_path / "alice" / "index.db-wal").exists()
+
+
+def test_drain_checkpoints_now_and_waits_for_it(tmp_path: Path) -> None:
+    """A bulk writer (the importer) asks for a checkpoint after each large commit and
+    waits for the last: the log is copied into the database and emptied by the next
+    writer (a PASSIVE checkpoint leaves the file, which SQLite then reuses)."""
+    path = tmp_path / "x.db"
+    conn = open_database(path, DDL, 1, "test database")
+    conn.execute("PRAGMA wal_autocheckpoint = 0")
+    checkpointer = Checkpointer(path, commits=1000)
+    try:
+        conn.execute("BEGIN")
+        conn.executemany("INSERT INTO t VALUES (?)", [(i,) for i in range(20_000)])
+        conn.execute("COMMIT")
+        checkpointer.committed()
+        assert checkpointer.runs == 0  # 1 of 1000 commits: not due
+        checkpointer.request()  # due now, whatever the count
+        checkpointer.drain()
+        assert checkpointer.runs >= 1
+        # The rows are in the database file itself, not only in its log: a copy of
+        # the file alone (no -wal beside it) holds them.
+        alone = tmp_path / "alone.db"
+        alone.write_bytes(path.read_bytes())
+        conn2 = sqlite3.connect(alone)
+        assert conn2.execute("SELECT COUNT(*) FROM t").fetchone()[0] == 20_000
+        conn2.close()
+        before = checkpointer.runs
+        checkpointer.drain()  # nothing new committed: still one checkpoint, waited for
+        assert checkpointer.runs == before + 1
+    finally:
+        checkpointer.close()
+        conn.close()
+    checkpointer.drain()  # closed: returns at once

@@ -33,9 +33,7 @@ import concurrent.futures
 import mmap
 import multiprocessing
 import os
-import sqlite3
 import tarfile
-import threading
 import zipfile
 from collections.abc import Callable, Generator, Iterable, Iterator
 from dataclasses import dataclass, field
@@ -213,8 +211,21 @@ def import_path(store: AccountStore, mailbox: str, path: Path,
     """
     result = ImportResult()
     mailbox = normalize_mailbox_name(mailbox)
-    with _Preparer(store.root, _worker_count(workers)) as preparer, \
-            _Checkpointer(store) as checkpointer:
+    # Each batch commit puts hundreds of messages' pages in the log: a checkpoint after
+    # each (the store's checkpoint thread, beside the next batch), and the last one
+    # awaited, so the import leaves no large log behind.
+    checkpointer = store.checkpointer
+    try:
+        _import_all(store, mailbox, path, progress, workers, result, checkpointer.request)
+    finally:
+        checkpointer.drain()
+    return result
+
+
+def _import_all(store: AccountStore, mailbox: str, path: Path, progress: Progress | None,
+                workers: int | None, result: ImportResult,
+                committed: Callable[[], None]) -> None:
+    with _Preparer(store.root, _worker_count(workers)) as preparer:
         for target, units in sources(path, mailbox):
             try:
                 target = normalize_mailbox_name(target)
@@ -227,10 +238,9 @@ def import_path(store: AccountStore, mailbox: str, path: Path,
                 continue
             prepared = preparer.prepared(units)
             try:
-                _import_units(store, target, prepared, result, progress, checkpointer.wake.set)
+                _import_units(store, target, prepared, result, progress, committed)
             finally:
                 prepared.close()  # on an error: the workers' files not yet added are removed
-    return result
 
 
 WORKERS = 0  # 0: one per core (at most 4); 1: parse in this process
@@ -362,60 +372,6 @@ class _Preparer:
                         _discard(future.result())
                     except BaseException:
                         pass
-
-
-class _Checkpointer:
-    """Copies the write-ahead log into the database in a thread of its own during an import.
-
-    SQLite would checkpoint in the committing thread after each batch; here
-    a second connection does it (PASSIVE: never blocking the writer) while
-    the next batch is indexed. Durability is unchanged: a commit is durable
-    once the WAL is synced (synchronous=FULL). The last checkpoint is
-    awaited, so the import leaves no large WAL behind.
-    """
-
-    def __init__(self, store: AccountStore) -> None:
-        self.store = store
-        self.wake = threading.Event()
-        self.stopping = False
-        self.previous = 0
-        self.thread: threading.Thread | None = None
-        self.conn: sqlite3.Connection | None = None
-
-    def __enter__(self) -> _Checkpointer:
-        with self.store.lock:
-            self.previous = self.store.db.execute("PRAGMA wal_autocheckpoint").fetchone()[0]
-            self.store.db.execute("PRAGMA wal_autocheckpoint = 0")
-        self.conn = sqlite3.connect(self.store.root / "index.db", isolation_level=None,
-                                    check_same_thread=False, timeout=30)
-        self.conn.execute("PRAGMA synchronous = FULL")
-        self.thread = threading.Thread(target=self._run, name="kittiwake-checkpoint",
-                                       daemon=True)
-        self.thread.start()
-        return self
-
-    def _run(self) -> None:
-        assert self.conn is not None
-        while True:
-            self.wake.wait()
-            self.wake.clear()
-            last = self.stopping
-            try:
-                self.conn.execute("PRAGMA wal_checkpoint(PASSIVE)")
-            except sqlite3.Error:
-                pass  # busy or failing: the next commit's autocheckpoint will do it
-            if last:
-                return
-
-    def __exit__(self, *exc: object) -> None:
-        self.stopping = True
-        self.wake.set()
-        if self.thread is not None:
-            self.thread.join()
-        if self.conn is not None:
-            self.conn.close()
-        with self.store.lock:
-            self.store.db.execute(f"PRAGMA wal_autocheckpoint = {int(self.previous)}")
 
 
 def _chunks(units: Iterator[Unit], size: int) -> Iterator[list[Unit]]:
