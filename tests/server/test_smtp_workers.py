@@ -39,7 +39,8 @@ from kittiwake.server.tls import CertificateFiles
 
 
 def _start(directory: Path, resolver: str, processes: int, per_ip: int = 1000,
-           certificate: CertificateFiles | None = None) -> TLSServe:
+           certificate: CertificateFiles | None = None,
+           messages_per_minute: int = 100000) -> TLSServe:
     """``kittiwake serve`` with smtp (port 25 duty) and metrics listeners and N workers."""
     if certificate is None:
         certificate = PKI.create(directory / "pki").issue(["localhost"], "ecdsa")
@@ -59,7 +60,7 @@ def _start(directory: Path, resolver: str, processes: int, per_ip: int = 1000,
             "max_connections_per_ip = 1000",
             f"max_connections_per_ip = {per_ip}\n"
             "smtp_connections_per_minute = [100000, 100000, 100000]\n"
-            "smtp_messages_per_minute = [100000, 100000, 100000]"))
+            f"smtp_messages_per_minute = [{messages_per_minute}, 100000, 100000]"))
         proc = launch_serve(config_dir, log)
         if proc is not None:
             return TLSServe(proc, ports, config_dir, directory / "data", log)
@@ -198,6 +199,40 @@ def test_connection_limit_per_ip_holds_across_worker_processes(tmp_path: Path) -
                 sock.close()
             # Slots are given back when the sessions end.
             _wait(lambda: _send(port, "after").startswith(b"250"), what=server.text())
+        finally:
+            server.stop()
+            _reap_workers(server)
+
+
+def test_message_rate_holds_across_workers_and_sessions_without_mail_cost_none(
+        tmp_path: Path) -> None:
+    """The message rate is the server's: a port 25 connection's first message is
+    counted when it opens (its token), given back if it closes without MAIL FROM;
+    a second message in one session asks at its MAIL FROM."""
+    with nxdomain_resolver() as resolver:
+        server = _start(tmp_path, resolver, processes=2, messages_per_minute=4)
+        try:
+            port = server.ports["smtp"]
+            for _ in range(6):  # sessions without a message use up nothing
+                with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+                    assert _reply(sock).startswith(b"220")
+                    sock.sendall(b"EHLO client.example.net\r\n")
+                    _reply(sock)
+                    sock.sendall(b"QUIT\r\n")
+                    assert _reply(sock).startswith(b"221")
+            # Let the close notes reach the server before counting on them.
+            time.sleep(0.5)
+            assert [_send(port, f"r{i}")[:3] for i in range(3)] == [b"250"] * 3, server.text()
+            with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+                _reply(sock)
+                replies = []
+                for command in (b"EHLO client.example.net", b"MAIL FROM:<bob@example.net>",
+                                b"RSET", b"MAIL FROM:<bob@example.net>"):
+                    sock.sendall(command + b"\r\n")
+                    replies.append(_reply(sock)[:3])
+            # The 4th message of the minute fits (its token), the 5th does not.
+            assert replies == [b"250", b"250", b"250", b"452"], (replies, server.text())
+            assert _send(port, "over") == b""  # refused at MAIL FROM
         finally:
             server.stop()
             _reap_workers(server)

@@ -29,3 +29,23 @@ def test_limits_apply_to_whole_networks_and_recover() -> None:
     assert limiter.take("192.0.2.200")
     clock.now += 125  # two windows later everything is forgotten
     assert limiter.take("192.0.2.1")
+
+
+def test_given_back_events_no_longer_count_even_after_the_window_moved() -> None:
+    clock = Clock()
+    limiter = Limiter(60, (2, 100, 100), clock)
+    assert limiter.take("192.0.2.1") and limiter.take("192.0.2.1")
+    assert not limiter.take("192.0.2.1")
+    limiter.give_back("192.0.2.1")  # one of them did not happen
+    assert limiter.take("192.0.2.1")
+    assert not limiter.take("192.0.2.1")
+    # Into the next window: the old events weigh in as "previous"; giving one back
+    # takes it from there, and never below zero.
+    clock.now = 1030.0  # 10 s into the next window: the previous one weighs 5/6
+    assert not limiter.take("192.0.2.1")
+    for _ in range(5):
+        limiter.give_back("192.0.2.1")
+    assert limiter.take("192.0.2.1") and limiter.take("192.0.2.1")
+    assert not limiter.take("192.0.2.1")
+    limiter.give_back("198.51.100.1")  # never counted: nothing happens
+    assert limiter.take("198.51.100.1")

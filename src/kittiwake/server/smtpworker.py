@@ -15,8 +15,10 @@ keys this process reads from the config directory (as the server would).
 What the server process does, asked over the channel:
 
 - ``open``/``close``: the connection slot (per-IP and total limits, shared
-  with every other listener and process) and the connection rate;
-- ``rate``: the message rate at MAIL FROM;
+  with every other listener and process), the connection rate and, on port
+  25, a message-rate token for the connection's first message (used at its
+  first MAIL FROM; ``close`` gives back one that was never used);
+- ``rate``: the message rate at MAIL FROM (the messages after the first);
 - ``write``: the account writes of a checked message
   (:func:`kittiwake.smtpserver.pipeline.write_accounts`: queue, mailboxes
   with the junk decision, DSNs); its answer is the reply to the data, sent
@@ -109,6 +111,20 @@ class WorkerSpec:
     log_format: str = "logfmt"
 
 
+class _Token:
+    """Whether this connection holds a message-rate token the server counted at open."""
+
+    __slots__ = ("held",)
+
+    def __init__(self, held: bool) -> None:
+        self.held = held
+
+
+# The connection's token (None: it has none, as under localserve).
+_MESSAGE_TOKEN: contextvars.ContextVar[_Token | None] = contextvars.ContextVar(
+    "kittiwake_message_token", default=None)
+
+
 class _AdmittedRate:
     """The connection rate as the server decided it for this connection."""
 
@@ -124,6 +140,10 @@ class _RemoteRate:
         self.listener = listener
 
     async def take(self, ip: str) -> bool:
+        token = _MESSAGE_TOKEN.get()
+        if token is not None and token.held:  # counted by the server at open
+            token.held = False
+            return True
         try:
             return bool(await self.channel.call("rate", self.listener, ip))
         except (ChannelClosed, RemoteError):
@@ -224,13 +244,14 @@ class _RemoteAuthenticator:
 
 
 class _RemoteSlot:
-    def __init__(self, channel: Channel, ident: int) -> None:
+    def __init__(self, channel: Channel, ident: int, token: _Token) -> None:
         self.channel = channel
         self.ident = ident
+        self.token = token
 
     def release(self) -> None:
         with contextlib.suppress(ChannelClosed):
-            self.channel.note("close", self.ident)
+            self.channel.note("close", self.ident, self.token.held)
 
 
 class WorkerSMTPService(SMTPService):
@@ -246,14 +267,16 @@ class WorkerSMTPService(SMTPService):
         if self.ctx.localserve:
             return None
         try:
-            ident, refusal, rate_ok = await self.channel.call("open", self.listener_name, ip,
-                                                              self.kind)
+            ident, refusal, rate_ok, token = await self.channel.call(
+                "open", self.listener_name, ip, self.kind)
         except (ChannelClosed, RemoteError):
             return Refusal.TOTAL  # the server is going away: 421, try again later
         if refusal is not None:
             return Refusal(refusal)
         _RATE_ADMITTED.set(bool(rate_ok))
-        return _RemoteSlot(self.channel, ident)
+        held = _Token(bool(token))
+        _MESSAGE_TOKEN.set(held)
+        return _RemoteSlot(self.channel, ident, held)
 
 
 class Worker:

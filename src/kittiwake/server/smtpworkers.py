@@ -23,7 +23,10 @@ work. So the SMTP sessions themselves run in several processes:
   ``spool/smtp-N/``), the DNSBL check and the MX checks. It asks the server
   for what must be shared: a connection slot per connection (per-IP and
   total limits, with IMAP and submission in the same count) with the
-  connection rate in the same round trip, the message rate at MAIL FROM, and
+  connection rate in the same round trip, the message rate (a port 25
+  connection's first message is counted in that round trip too: the worker
+  holds its token for the first MAIL FROM, and the close note gives back one
+  never used; later messages ask at MAIL FROM), and
   the **account writes** (:func:`kittiwake.smtpserver.pipeline.
   write_accounts`: queue, mailboxes with the junk decision, DSNs), so that
   per-account writes stay in one process (the store's group commit). The
@@ -259,6 +262,8 @@ class WorkerProcess:
     channel: Channel | None = None
     slots: dict[int, Held] = field(default_factory=dict)
     services: dict[int, tuple[str, str]] = field(default_factory=dict)  # slot: listener, kind
+    # Connections holding a message-rate token taken at open: slot -> (listener, ip).
+    tokens: dict[int, tuple[str, str]] = field(default_factory=dict)
     exchanges: dict[int, LocalExchange] = field(default_factory=dict)  # AUTH going on
     ready: asyncio.Future[int] | None = None
     started: float = 0.0
@@ -396,6 +401,7 @@ class SMTPWorkers:
             slot.release()
         worker.slots.clear()
         worker.services.clear()
+        worker.tokens.clear()  # (the messages of a killed worker's connections stay counted)
         worker.exchanges.clear()
         self.shared.retire(worker.name)
         self._retire_today(worker.name)
@@ -498,19 +504,30 @@ class SMTPWorkers:
                 worker.ready.set_exception(RuntimeError(f"smtp worker: {message}"))
 
         def open_(listener: str, ip: str, kind: str = "smtp"
-                  ) -> tuple[int | None, str | None, bool]:
+                  ) -> tuple[int | None, str | None, bool, bool]:
+            """A connection slot, the connection rate and, on port 25, the message rate
+            for its first message (a token the worker uses at its first MAIL FROM: one
+            round trip per connection fewer, for the MX's usual one message each)."""
             ctx = self.contexts[listener]
             got = ctx.connections.acquire(ip)
             if isinstance(got, Refusal):
-                return None, str(got), True
+                return None, str(got), True, False
             ident = next(self._ids)
             worker.slots[ident] = got
             worker.services[ident] = (listener, kind)
-            return ident, None, ctx.connection_rate.take(ip)
+            admitted = ctx.connection_rate.take(ip)
+            token = admitted and kind == "smtp" and ctx.message_rate.take(ip)
+            if token:
+                worker.tokens[ident] = (listener, ip)
+            return ident, None, admitted, token
 
-        def close(ident: int) -> None:
+        def close(ident: int, token_unused: bool = False) -> None:
             slot = worker.slots.pop(ident, None)
             worker.services.pop(ident, None)
+            held = worker.tokens.pop(ident, None)
+            if held is not None and token_unused:  # no message came: not one to count
+                listener, ip = held
+                self.contexts[listener].message_rate.give_back(ip)
             if slot is not None:
                 slot.release()
 

@@ -64,6 +64,20 @@ class Limiter:
         if len(self._buckets) > 100_000:
             self._expire(now)
 
+    def give_back(self, ip: str, n: int = 1) -> None:
+        """Uncount ``n`` events taken earlier (:meth:`take`) that did not happen after all:
+        from the current window, or from the previous one if the window moved on
+        meanwhile (never below zero)."""
+        now = self.clock()
+        for key in ip_classes(ip):
+            if key not in self._buckets:
+                continue
+            self._count(key, now)  # roll the buckets to now
+            index, current, previous = self._buckets[key]
+            from_current = min(current, n)
+            self._buckets[key] = (index, current - from_current,
+                                  max(previous - (n - from_current), 0))
+
     def take(self, ip: str, n: int = 1) -> bool:
         """Count the events if they fit; False (and nothing counted) if not."""
         if not self.allowed(ip, n):
