@@ -529,8 +529,11 @@ class Server:
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(signal.SIGHUP, self._on_hangup)
         await self.start()
+        from kittiwake.server import heap
+
+        frozen = heap.settle()  # start-up state out of the collector's way
         logger.info("kittiwake started", pid=os.getpid(), data_dir=self.data_dir,
-                    event_loop=type(loop).__module__.split(".")[0])
+                    event_loop=type(loop).__module__.split(".")[0], frozen_objects=frozen)
         sdnotify.notify(sdnotify.ready(f"serving as pid {os.getpid()}"))
         if on_started is not None:
             on_started(self)

@@ -338,6 +338,9 @@ class Worker:
             self.stopped.set()
             return
         asyncio.get_running_loop().create_task(self._ship_metrics())
+        from kittiwake.server import heap
+
+        heap.settle()  # start-up state out of the cyclic collector's way
         self.channel.note("ready", os.getpid())
 
     async def _start(self, spec: WorkerSpec) -> None:
