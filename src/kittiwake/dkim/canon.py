@@ -52,6 +52,8 @@ class HeaderField:
 
 def to_crlf(message: bytes) -> bytes:
     """The message with every bare LF turned into CRLF (existing CRLFs are kept)."""
+    if message.count(b"\n") == message.count(CRLF):
+        return message  # no bare LF (the common case: SMTP's wire form)
     return _BARE_LF.sub(CRLF, message)
 
 

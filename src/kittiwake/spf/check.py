@@ -85,6 +85,14 @@ def normalize_ip(ip: str | IPAddress) -> IPAddress:
     return address
 
 
+def _has_space_or_control(text: str) -> bool:
+    """White space, a C0 control or DEL anywhere in ``text`` (RFC 7208 §4.3 malformed)."""
+    if text.isascii():
+        # ASCII: isprintable() is false exactly for the controls and DEL, true for " ".
+        return not text.isprintable() or " " in text
+    return any(c.isspace() or ord(c) < 0x20 or c == "\x7f" for c in text)
+
+
 def domain_problem(domain: str) -> str:
     """Why ``domain`` cannot be checked (RFC 7208 §4.3), or "" when it can.
 
@@ -96,7 +104,7 @@ def domain_problem(domain: str) -> str:
         return "empty domain"
     if domain.startswith("["):
         return f"{domain!r} is an address literal, not a domain"
-    if any(c.isspace() or ord(c) < 0x20 or c == "\x7f" for c in domain):
+    if _has_space_or_control(domain):
         return f"domain {domain!r} contains white space or control characters"
     try:
         ascii_name = to_ascii(domain)

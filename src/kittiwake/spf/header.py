@@ -28,6 +28,9 @@ MAX_PROBLEM = 200  # keep the field readable; the full reason is in Result.probl
 
 
 def _safe(text: str) -> str:
+    """``text`` with control characters as spaces, stripped."""
+    if text.isascii() and text.isprintable():
+        return text.strip()  # printable ASCII: no control character to replace
     return _CONTROL.sub(" ", text).strip()
 
 
