@@ -56,26 +56,25 @@ def parse_tag_list(text: str) -> dict[str, Tag]:
         end = text.find(";", pos)
         if end < 0:
             end = length
-        spec = text[pos:end]
-        if not spec.strip(FWS_CHARS):
-            # Only the optional trailing ";" may leave an empty spec behind.
-            if end < length or not tags:
-                raise TagListError("empty tag (\";;\" or nothing at all)")
-            break
-        eq = spec.find("=")
-        if eq < 0:
-            raise TagListError(f"tag without '=': {spec.strip(FWS_CHARS)[:40]!r}")
-        name = spec[:eq].strip(FWS_CHARS)
+        eq = text.find("=", pos, end)
+        if eq < 0:  # a spec without "=": empty, or an error
+            spec = text[pos:end].strip(FWS_CHARS)
+            if not spec:
+                # Only the optional trailing ";" may leave an empty spec behind.
+                if end < length or not tags:
+                    raise TagListError("empty tag (\";;\" or nothing at all)")
+                break
+            raise TagListError(f"tag without '=': {spec[:40]!r}")
+        name = text[pos:eq].strip(FWS_CHARS)
         if not _TAG_NAME.fullmatch(name):
             raise TagListError(f"invalid tag name {name[:40]!r}")
         if name in tags:
             raise TagListError(f"duplicate tag {name!r}")
-        raw_value = spec[eq + 1:]
-        value = raw_value.strip(FWS_CHARS)
+        value = text[eq + 1:end].strip(FWS_CHARS)
         bad = _BAD_VALUE_CHAR.search(value)
         if bad is not None:
             raise TagListError(f"invalid character {bad.group()!r} in tag {name!r}")
-        tags[name] = Tag(name, value, (pos + eq + 1, end))
+        tags[name] = Tag(name, value, (eq + 1, end))
         pos = end + 1
     return tags
 
