@@ -25,6 +25,8 @@ from kittiwake.message.rfc2047 import decode_words
 # RFC 5322 §4.5 (obsolete syntax) allows white space before the colon.
 _FIELD_START = re.compile(rb"([\x21-\x39\x3b-\x7e]+)[ \t]*:")
 _FOLD = re.compile(rb"\r?\n(?=[ \t])")
+# A field line and the continuation lines after it (RFC 5322 §2.2.3), each ending in LF.
+_FIELD_LINES = re.compile(rb"([\x21-\x39\x3b-\x7e]+)[ \t]*:[^\n]*\n(?:[ \t][^\n]*\n)*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +171,14 @@ def scan_header_section(
     cur_name = ""
     pos = start
     while pos < end:
+        whole = _FIELD_LINES.match(data, pos, end) if in_memory else None
+        if whole is not None:  # a field with its complete continuation lines at once
+            if cur_start >= 0:
+                fields.append(Header(cur_name, data[cur_start:pos]))
+            cur_start = pos
+            cur_name = whole.group(1).decode("ascii")
+            pos = whole.end()
+            continue
         nl = data.find(b"\n", pos, end)
         line_end = end if nl < 0 else nl + 1
         first = data[pos]
