@@ -73,3 +73,13 @@ def test_scan_file_equals_memory(tmp_path) -> None:  # type: ignore[no-untyped-d
     in_memory = scan_header_section(data)
     assert [(h.name, h.raw) for h in on_disk[0]] == [(h.name, h.raw) for h in in_memory[0]]
     assert on_disk[1:] == in_memory[1:]
+
+
+@given(st.lists(st.sampled_from([b"\r\n", b"\n", b"\r", b" ", b"\t", b"a", b":"]), max_size=20)
+       .map(b"".join))
+def test_raw_value_equals_regex_unfold(tail: bytes) -> None:
+    from kittiwake.message.headers import Header
+
+    raw = b"X:" + tail
+    expected = re.sub(rb"\r?\n(?=[ \t])", b"", raw[2:]).strip(b" \t\r\n")
+    assert Header("X", raw).raw_value == expected

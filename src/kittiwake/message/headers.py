@@ -50,7 +50,11 @@ class Header:
     def raw_value(self) -> bytes:
         """The bytes after the colon, unfolded, without the line ending and outer blanks."""
         colon = self.raw.find(b":")
-        return _FOLD.sub(b"", self.raw[colon + 1 :]).strip(b" \t\r\n")
+        value = self.raw[colon + 1 :]
+        nl = value.find(b"\n")
+        if nl >= 0 and nl != len(value) - 1:  # else a one-line field: nothing to unfold
+            value = _FOLD.sub(b"", value)
+        return value.strip(b" \t\r\n")
 
     @property
     def value(self) -> str:
