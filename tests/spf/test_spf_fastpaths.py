@@ -26,3 +26,9 @@ def test_space_or_control_examples() -> None:
         assert check._has_space_or_control(bad)
     assert not check._has_space_or_control("mail.example.org")
     assert check.domain_problem("exa mple.org").startswith("domain ")
+
+
+@given(st.text(alphabet=st.sampled_from(list("ab ()\\\x01\u00e9:")), max_size=30))
+def test_header_comment_equals_regex(text: str) -> None:
+    safe = re.sub(r"[\x00-\x1f\x7f]+", " ", text).strip()
+    assert header.header_comment(text) == "(" + re.sub(r"([()\\])", r"\\\1", safe) + ")"
