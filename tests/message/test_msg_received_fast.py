@@ -66,6 +66,8 @@ def test_cleaners_cached_equal_uncached(text: str) -> None:
     assert received._clean_atom(text) == received._ATOMISH.sub("_", text)
     assert authres._keyword(text) == authres._keyword.__wrapped__(text)  # type: ignore[attr-defined]
     assert authres._method(text) == authres._method.__wrapped__(text)  # type: ignore[attr-defined]
+    assert authres._pvalue(text) == authres._pvalue.__wrapped__(text)  # type: ignore[attr-defined]
+    assert authres._comment(text) == authres._comment.__wrapped__(text)  # type: ignore[attr-defined]
 
 
 def test_id_and_protocol_are_atoms() -> None:

@@ -63,12 +63,16 @@ def _value(text: str) -> str:
     return quote_string(text) if needs_quoting(text) else text
 
 
+@lru_cache(maxsize=1024)
 def _pvalue(text: str) -> str:
+    """A property value (RFC 8601 §2.2); cached: the same senders' addresses, domains
+    and selectors come again and again."""
     if _ADDR_PVALUE.fullmatch(text):
         return text
     return _value(text)
 
 
+@lru_cache(maxsize=256)
 def _comment(text: str) -> str:
     return "(" + " ".join(_COMMENT_BAD.sub(" ", text).split()) + ")"
 
