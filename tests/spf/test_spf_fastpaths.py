@@ -32,3 +32,28 @@ def test_space_or_control_examples() -> None:
 def test_header_comment_equals_regex(text: str) -> None:
     safe = re.sub(r"[\x00-\x1f\x7f]+", " ", text).strip()
     assert header.header_comment(text) == "(" + re.sub(r"([()\\])", r"\\\1", safe) + ")"
+
+
+@given(st.one_of(st.ip_addresses().map(str), st.text(max_size=20),
+                 st.ip_addresses(v=4).map(lambda a: f" ::ffff:{a} ")))
+def test_normalize_ip_cached_equals_uncached(text: str) -> None:
+    import ipaddress
+
+    def reference(ip: str) -> object:
+        address = ipaddress.ip_address(ip.strip())
+        if address.version == 6 and address.ipv4_mapped is not None:
+            return address.ipv4_mapped
+        return address
+
+    try:
+        expected: object = reference(text)
+    except ValueError:
+        expected = ValueError
+    try:
+        got: object = check.normalize_ip(text)
+        again: object = check.normalize_ip(text)
+    except ValueError:
+        got = again = ValueError
+    assert got == expected == again
+    if got is not ValueError:
+        assert check.normalize_ip(got) == got  # type: ignore[arg-type]
