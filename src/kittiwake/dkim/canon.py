@@ -52,6 +52,8 @@ class HeaderField:
 
 def to_crlf(message: bytes) -> bytes:
     """The message with every bare LF turned into CRLF (existing CRLFs are kept)."""
+    if message.count(b"\n") == message.count(CRLF):
+        return message  # no bare LF (the common case: SMTP's wire form)
     return _BARE_LF.sub(CRLF, message)
 
 
@@ -132,7 +134,9 @@ def canon_header(field: HeaderField | bytes, canon: Canon) -> bytes:
     # WSP at the end of the value and around the colon.
     name = name.lower().rstrip(b" \t")
     value = value.replace(CRLF, b"")
-    value = _WSP_RUN.sub(b" ", value).strip(b" ")
+    if b"\t" in value or b"  " in value:  # else no WSP run for _WSP_RUN to change
+        value = _WSP_RUN.sub(b" ", value)
+    value = value.strip(b" ")
     return name + b":" + value + CRLF
 
 

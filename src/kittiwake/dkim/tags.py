@@ -21,7 +21,6 @@ from dataclasses import dataclass
 # RFC 5234 WSP plus the CR and LF of folding: white space inside a tag list.
 FWS_CHARS = " \t\r\n"
 _TAG_NAME = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
-_FWS_RUN = re.compile(r"[ \t\r\n]+")
 # Outside VALCHAR (%x21-3A / %x3C-7E) and white space: the controls and DEL. ";" ends
 # the spec, so it never reaches a value; UTF-8 (>= 0x80) is let through for RFC 8616.
 _BAD_VALUE_CHAR = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -57,33 +56,32 @@ def parse_tag_list(text: str) -> dict[str, Tag]:
         end = text.find(";", pos)
         if end < 0:
             end = length
-        spec = text[pos:end]
-        if not spec.strip(FWS_CHARS):
-            # Only the optional trailing ";" may leave an empty spec behind.
-            if end < length or not tags:
-                raise TagListError("empty tag (\";;\" or nothing at all)")
-            break
-        eq = spec.find("=")
-        if eq < 0:
-            raise TagListError(f"tag without '=': {spec.strip(FWS_CHARS)[:40]!r}")
-        name = spec[:eq].strip(FWS_CHARS)
+        eq = text.find("=", pos, end)
+        if eq < 0:  # a spec without "=": empty, or an error
+            spec = text[pos:end].strip(FWS_CHARS)
+            if not spec:
+                # Only the optional trailing ";" may leave an empty spec behind.
+                if end < length or not tags:
+                    raise TagListError("empty tag (\";;\" or nothing at all)")
+                break
+            raise TagListError(f"tag without '=': {spec[:40]!r}")
+        name = text[pos:eq].strip(FWS_CHARS)
         if not _TAG_NAME.fullmatch(name):
             raise TagListError(f"invalid tag name {name[:40]!r}")
         if name in tags:
             raise TagListError(f"duplicate tag {name!r}")
-        raw_value = spec[eq + 1:]
-        value = raw_value.strip(FWS_CHARS)
+        value = text[eq + 1:end].strip(FWS_CHARS)
         bad = _BAD_VALUE_CHAR.search(value)
         if bad is not None:
             raise TagListError(f"invalid character {bad.group()!r} in tag {name!r}")
-        tags[name] = Tag(name, value, (pos + eq + 1, end))
+        tags[name] = Tag(name, value, (eq + 1, end))
         pos = end + 1
     return tags
 
 
 def strip_fws(value: str) -> str:
     """The value with all folding white space removed (for base64 values, §3.5 b=)."""
-    return _FWS_RUN.sub("", value)
+    return value.replace(" ", "").replace("\t", "").replace("\r", "").replace("\n", "")
 
 
 def decode_base64(value: str, what: str) -> bytes:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 
 from kittiwake.message.headers import fold_header
 from kittiwake.message.params import needs_quoting, quote_string, strip_comments
@@ -21,7 +22,7 @@ _ADDR_PVALUE = re.compile(
     r"(?:[\w!#$%&'*+/=?^`{|}~-]+(?:\.[\w!#$%&'*+/=?^`{|}~-]+)*)?@?"
     r"[\w-]+(?:\.[\w-]+)*\.?"
 )
-_KEYWORD = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?")
+_NOT_KEYWORD = re.compile(r"[^A-Za-z0-9-]")
 _COMMENT_BAD = re.compile(r"[\x00-\x1f\x7f()\\]")
 
 
@@ -40,12 +41,15 @@ class MethodResult:
     comment: str | None = None
 
 
+@lru_cache(maxsize=512)
 def _keyword(text: str) -> str:
-    """A Keyword (RFC 8601 §2.2, from RFC 5321), with anything else replaced by "-"."""
-    cleaned = re.sub(r"[^A-Za-z0-9-]", "-", text).strip("-")
+    """A Keyword (RFC 8601 §2.2, from RFC 5321), with anything else replaced by "-".
+    Cached: the method, result and property names are a small set."""
+    cleaned = _NOT_KEYWORD.sub("-", text).strip("-")
     return cleaned or "unknown"
 
 
+@lru_cache(maxsize=128)
 def _method(text: str) -> str:
     name, slash, version = text.partition("/")  # method = Keyword [ "/" method-version ]
     out = _keyword(name)
@@ -59,12 +63,16 @@ def _value(text: str) -> str:
     return quote_string(text) if needs_quoting(text) else text
 
 
+@lru_cache(maxsize=1024)
 def _pvalue(text: str) -> str:
+    """A property value (RFC 8601 §2.2); cached: the same senders' addresses, domains
+    and selectors come again and again."""
     if _ADDR_PVALUE.fullmatch(text):
         return text
     return _value(text)
 
 
+@lru_cache(maxsize=256)
 def _comment(text: str) -> str:
     return "(" + " ".join(_COMMENT_BAD.sub(" ", text).split()) + ")"
 

@@ -25,6 +25,8 @@ from kittiwake.message.rfc2047 import decode_words
 # RFC 5322 §4.5 (obsolete syntax) allows white space before the colon.
 _FIELD_START = re.compile(rb"([\x21-\x39\x3b-\x7e]+)[ \t]*:")
 _FOLD = re.compile(rb"\r?\n(?=[ \t])")
+# A field line and the continuation lines after it (RFC 5322 §2.2.3), each ending in LF.
+_FIELD_LINES = re.compile(rb"([\x21-\x39\x3b-\x7e]+)[ \t]*:[^\n]*\n(?:[ \t][^\n]*\n)*")
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +50,11 @@ class Header:
     def raw_value(self) -> bytes:
         """The bytes after the colon, unfolded, without the line ending and outer blanks."""
         colon = self.raw.find(b":")
-        return _FOLD.sub(b"", self.raw[colon + 1 :]).strip(b" \t\r\n")
+        value = self.raw[colon + 1 :]
+        nl = value.find(b"\n")
+        if nl >= 0 and nl != len(value) - 1:  # else a one-line field: nothing to unfold
+            value = _FOLD.sub(b"", value)
+        return value.strip(b" \t\r\n")
 
     @property
     def value(self) -> str:
@@ -169,6 +175,14 @@ def scan_header_section(
     cur_name = ""
     pos = start
     while pos < end:
+        whole = _FIELD_LINES.match(data, pos, end) if in_memory else None
+        if whole is not None:  # a field with its complete continuation lines at once
+            if cur_start >= 0:
+                fields.append(Header(cur_name, data[cur_start:pos]))
+            cur_start = pos
+            cur_name = whole.group(1).decode("ascii")
+            pos = whole.end()
+            continue
         nl = data.find(b"\n", pos, end)
         line_end = end if nl < 0 else nl + 1
         first = data[pos]
@@ -231,29 +245,108 @@ def unfold(value: str) -> str:
     return re.sub(r"\r?\n(?=[ \t])", "", value)
 
 
-# A fold point is white space outside quoted strings: folding inside one is
-# legal (RFC 5322 §3.2.4) but some readers keep the CRLF.
-_FOLD_TOKEN = re.compile(r'[ \t]*(?:(?>"(?:[^"\\]|\\.?)*+"?)|[^ \t"])++|[ \t]+\Z')
+# Explicit folds in a value: CRLF (or bare LF) before white space (RFC 5322 §2.2.3).
+_EXPLICIT_FOLD = re.compile(r"\r?\n(?=[ \t])")
+
+
+def _explicit_folds(value: str) -> list[str]:
+    """``value`` split at its explicit folds; without the regular expression when every
+    LF is in a CRLF followed by white space (the folds our own headers have)."""
+    if value.count("\n") == value.count("\r\n ") + value.count("\r\n\t"):
+        return value.split("\r\n")
+    return _EXPLICIT_FOLD.split(value)
+
+
+def _quoted_end(text: str, start: int) -> int:
+    """The index after the quoted string opened at ``text[start]`` (RFC 5322 §3.2.4:
+    a backslash quotes the next character), or ``len(text)`` when it is unterminated."""
+    pos = start + 1
+    while True:
+        quote = text.find('"', pos)
+        stop = len(text) if quote < 0 else quote
+        backslash = text.find("\\", pos, stop)
+        if backslash < 0:
+            return stop if quote < 0 else quote + 1
+        pos = backslash + 2
+
+
+def _shadow(text: str) -> str:
+    """``text`` with every quoted string blanked out (same length, no white space
+    inside them), so that only white space outside quoted strings is found."""
+    quote = text.find('"')
+    if quote < 0:
+        return text
+    parts: list[str] = []
+    pos = 0
+    while quote >= 0:
+        end = _quoted_end(text, quote)
+        parts.append(text[pos:quote])
+        parts.append("x" * (end - quote))
+        pos = end
+        quote = text.find('"', end)
+    parts.append(text[pos:])
+    return "".join(parts)
+
+
+def _break_at(shadow: str, start: int, limit: int) -> int:
+    """Where the line starting at ``start`` ends: the last fold point (the start of
+    a white-space run) in ``(start, limit]``, else the first one after the line's
+    first word, else the end of the text."""
+    last = -1
+    if limit > start:
+        last = max(shadow.rfind(" ", start + 1, limit + 1),
+                   shadow.rfind("\t", start + 1, limit + 1))
+    if last > start:
+        while last > start and shadow[last - 1] in " \t":
+            last -= 1
+        if last > start:
+            return last
+    word = start
+    while word < len(shadow) and shadow[word] in " \t":
+        word += 1
+    stops = [i for i in (shadow.find(" ", word), shadow.find("\t", word)) if i >= 0]
+    return min(stops) if stops else len(shadow)
+
+
+def _fold_piece(out: list[str], prefix: str, text: str, width: int) -> None:
+    """Append the lines of one unfolded piece of a value, the first after ``prefix``."""
+    if len(prefix) + len(text) <= width:
+        out.append(prefix + text)  # it fits as it is
+        return
+    shadow = _shadow(text)
+    start = 0
+    room = width - len(prefix)
+    while len(text) - start > room:
+        end = _break_at(shadow, start, start + room)
+        if end >= len(text):
+            break
+        out.append(prefix + text[start:end])
+        prefix = ""
+        room = width
+        start = end
+    out.append(prefix + text[start:])
 
 
 def fold_header(name: str, value: str, width: int = 78) -> str:
     """``Name: value\\r\\n`` folded before white space so lines stay within ``width``.
 
     Explicit folds already in ``value`` (CRLF followed by a space or tab) are
-    kept. A word (or quoted string) longer than a line is not broken
-    (RFC 5322 §2.1.1 "where possible"). Any other CR or LF is replaced by a space, so a value can
-    never inject another header field.
+    kept; a continuation that would be empty or blank is dropped, since such a
+    line would end the header section (RFC 5322 §2.2.3, §3.2.2). A fold point is
+    white space outside quoted strings: folding inside one is legal (RFC 5322
+    §3.2.4) but some readers keep the CRLF. A word (or quoted string) longer
+    than a line is not broken (RFC 5322 §2.1.1 "where possible"). Any other CR
+    or LF is replaced by a space, so a value can never inject another header field.
     """
-    lines = re.split(r"\r?\n(?=[ \t])", value.strip(" \t\r\n"))
+    value = value.strip(" \t\r\n")
+    pieces = _explicit_folds(value) if "\n" in value else (value,)
     out: list[str] = []
-    for i, text in enumerate(lines):
-        text = text.replace("\r", " ").replace("\n", " ").rstrip(" \t")
-        line = f"{name}: " if i == 0 else ""
-        for tok in _FOLD_TOKEN.findall(text):
-            if line.strip(" \t") and len(line) + len(tok) > width and tok[0] in " \t":
-                out.append(line)
-                line = tok
-            else:
-                line += tok
-        out.append(line)
+    prefix = f"{name}: "
+    for text in pieces:
+        if "\r" in text or "\n" in text:
+            text = text.replace("\r", " ").replace("\n", " ")
+        text = text.rstrip(" \t")
+        if text or not out:
+            _fold_piece(out, prefix, text, width)
+        prefix = ""
     return "\r\n".join(out) + "\r\n"

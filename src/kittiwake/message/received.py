@@ -14,6 +14,7 @@ import email.utils
 import enum
 import ipaddress
 import re
+from functools import lru_cache
 
 from kittiwake.message.headers import Headers, fold_header, parse_header_section
 
@@ -49,22 +50,47 @@ def with_protocol(
         return WithProtocol.SMTP  # RFC 5321 §4.4: HELO sessions
     name = ("UTF8" if smtputf8 else "") + ("LMTP" if lmtp else "SMTP" if smtputf8 else "ESMTP")
     name += ("S" if tls else "") + ("A" if authenticated else "")
-    return WithProtocol(name)
+    return _PROTOCOLS[name]
+
+
+_PROTOCOLS: dict[str, WithProtocol] = {p.value: p for p in WithProtocol}
 
 
 _DOMAINISH = re.compile(r"[^\w.\-:\[\]]")
 _ATOMISH = re.compile(r"[^\w.\-+=/!#$%&'*?^`{|}~]")
 _COMMENT_BAD = re.compile(r"[\x00-\x1f\x7f()\\]")
+_RCPT_BAD = re.compile(r"[\x00-\x20<>()\\,;\x7f]")
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun",
+           "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
+@lru_cache(maxsize=256)
 def _clean_domain(text: str) -> str:
     return _DOMAINISH.sub("_", text)[:255] or "unknown"
 
 
+@lru_cache(maxsize=256)
 def _clean_comment(text: str) -> str:
     return " ".join(_COMMENT_BAD.sub(" ", text).split())
 
 
+def _clean_atom(text: str) -> str:
+    if text.isascii() and text.isalnum():
+        return text  # nothing for _ATOMISH to replace
+    return _ATOMISH.sub("_", text)
+
+
+def format_date(date: dt.datetime) -> str:
+    """RFC 5322 §3.3 date-time, as :func:`email.utils.format_datetime` writes it
+    (an f-string for UTC, the common case)."""
+    if date.tzinfo is not dt.UTC:
+        return email.utils.format_datetime(date)
+    return (f"{_DAYS[date.weekday()]}, {date.day:02d} {_MONTHS[date.month - 1]} "
+            f"{date.year:04d} {date.hour:02d}:{date.minute:02d}:{date.second:02d} +0000")
+
+
+@lru_cache(maxsize=1024)
 def address_literal(ip: str | ipaddress.IPv4Address | ipaddress.IPv6Address) -> str:
     """RFC 5321 §4.1.3: ``[192.0.2.1]`` or ``[IPv6:2001:db8::1]``."""
     try:
@@ -107,7 +133,7 @@ def received_header(
     if tcp_info:
         parts.append("(" + " ".join(tcp_info) + ")")
     parts.append(f"by {_clean_domain(by)}")
-    parts.append(f"with {_ATOMISH.sub('_', str(protocol)) or 'ESMTP'}")
+    parts.append(f"with {_clean_atom(str(protocol)) or 'ESMTP'}")
     if tls_version or tls_cipher:
         tls = ", ".join(
             x for x in (_clean_comment(tls_version or ""),
@@ -117,14 +143,14 @@ def received_header(
     if comment:
         parts.append(f"({_clean_comment(comment)})")
     if id:
-        parts.append(f"id {_ATOMISH.sub('_', id)}")
+        parts.append(f"id {_clean_atom(id)}")
     if for_rcpt:
-        rcpt = re.sub(r"[\x00-\x20<>()\\,;\x7f]", "_", for_rcpt.strip().strip("<>"))
+        rcpt = _RCPT_BAD.sub("_", for_rcpt.strip().strip("<>"))
         parts.append(f"for <{rcpt}>")
     if date.tzinfo is None:
         date = date.replace(tzinfo=dt.UTC)
     # The date goes on its own continuation line so it is never split.
-    value = " ".join(parts) + ";\r\n\t" + email.utils.format_datetime(date)
+    value = " ".join(parts) + ";\r\n\t" + format_date(date)
     return fold_header("Received", value)
 
 

@@ -93,6 +93,26 @@ async def _guard(coro: Any) -> Any:
         return None
 
 
+async def _none_on_timeout(coro: Any) -> Any:
+    try:
+        return await coro
+    except TimeoutError:
+        return None
+
+
+async def _concurrently(*coros: Any) -> list[Any]:
+    """Each check's result, or None for one that raised TimeoutError or was still
+    running :data:`CHECK_TIMEOUT` after they started together (then it is cancelled),
+    as :func:`_guard` around each. One timer for all: at the deadline the gather is
+    cancelled, which cancels the checks still running and waits for them."""
+    tasks = [asyncio.ensure_future(_none_on_timeout(c)) for c in coros]
+    try:
+        async with asyncio.timeout(CHECK_TIMEOUT):
+            return await asyncio.gather(*tasks)
+    except TimeoutError:
+        return [None if t.cancelled() else t.result() for t in tasks]
+
+
 async def analyze(resolver: Any, conn: Connection, mailfrom: str, head: MessageHead,
                   body_hashes: dict[dkim.BodyHashKey, tuple[bytes, int]],
                   recipients: list[str]) -> Analysis:
@@ -100,10 +120,10 @@ async def analyze(resolver: Any, conn: Connection, mailfrom: str, head: MessageH
     body arrived; build the headers to prepend."""
     result = Analysis()
     result.author = dmarc.from_domain([(h.name, h.value) for h in head.headers.fields("from")])
-    ip_check, spf_check, dkim_check = await asyncio.gather(
-        _guard(iprev.check(resolver, conn.ip)),
-        _guard(spf.verify(resolver, conn.ip, mailfrom, conn.helo, receiver=conn.hostname)),
-        _guard(dkim.verify_parsed(resolver, head.dkim_fields, body_hashes)),
+    ip_check, spf_check, dkim_check = await _concurrently(
+        iprev.check(resolver, conn.ip),
+        spf.verify(resolver, conn.ip, mailfrom, conn.helo, receiver=conn.hostname),
+        dkim.verify_parsed(resolver, head.dkim_fields, body_hashes),
     )
     result.iprev = ip_check
     result.spf = spf_check

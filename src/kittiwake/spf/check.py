@@ -17,6 +17,7 @@ import ipaddress
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Any, TypeVar
 
 from kittiwake.dns import Answer, DNSTemporaryError, InvalidName, Resolver
@@ -74,15 +75,31 @@ def normalize_ip(ip: str | IPAddress) -> IPAddress:
     RFC 7208 §5: a client on an IPv4-mapped IPv6 address (RFC 4291 §2.5.5.2) is
     an IPv4 client for SPF. Raises ValueError for anything else.
     """
+    if isinstance(ip, str):
+        return _parse_ip(ip)
     if isinstance(ip, ipaddress.IPv4Address | ipaddress.IPv6Address):
-        address = ip
-    elif isinstance(ip, str):
-        address = ipaddress.ip_address(ip.strip())
-    else:
-        raise ValueError(f"{ip!r} is not an IP address")
+        return _unmapped(ip)
+    raise ValueError(f"{ip!r} is not an IP address")
+
+
+@lru_cache(maxsize=1024)
+def _parse_ip(text: str) -> IPAddress:
+    """The address in ``text`` (cached: clients come again); ValueError is not cached."""
+    return _unmapped(ipaddress.ip_address(text.strip()))
+
+
+def _unmapped(address: IPAddress) -> IPAddress:
     if address.version == 6 and address.ipv4_mapped is not None:
         return address.ipv4_mapped
     return address
+
+
+def _has_space_or_control(text: str) -> bool:
+    """White space, a C0 control or DEL anywhere in ``text`` (RFC 7208 §4.3 malformed)."""
+    if text.isascii():
+        # ASCII: isprintable() is false exactly for the controls and DEL, true for " ".
+        return not text.isprintable() or " " in text
+    return any(c.isspace() or ord(c) < 0x20 or c == "\x7f" for c in text)
 
 
 def domain_problem(domain: str) -> str:
@@ -96,7 +113,7 @@ def domain_problem(domain: str) -> str:
         return "empty domain"
     if domain.startswith("["):
         return f"{domain!r} is an address literal, not a domain"
-    if any(c.isspace() or ord(c) < 0x20 or c == "\x7f" for c in domain):
+    if _has_space_or_control(domain):
         return f"domain {domain!r} contains white space or control characters"
     try:
         ascii_name = to_ascii(domain)

@@ -24,10 +24,14 @@ FIELD_NAME = "Received-SPF"
 _ATEXT = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _DOT_ATOM = re.compile(rf"{_ATEXT}(?:\.{_ATEXT})*\Z")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]+")
+_COMMENT_SPECIAL = re.compile(r"([()\\])")
 MAX_PROBLEM = 200  # keep the field readable; the full reason is in Result.problem
 
 
 def _safe(text: str) -> str:
+    """``text`` with control characters as spaces, stripped."""
+    if text.isascii() and text.isprintable():
+        return text.strip()  # printable ASCII: no control character to replace
     return _CONTROL.sub(" ", text).strip()
 
 
@@ -41,8 +45,10 @@ def header_value(text: str) -> str:
 
 def header_comment(text: str) -> str:
     """A comment, with "(", ")" and "\\" escaped as quoted-pairs (RFC 5322 §3.2.2)."""
-    escaped = re.sub(r"([()\\])", r"\\\1", _safe(text))
-    return f"({escaped})"
+    text = _safe(text)
+    if "(" in text or ")" in text or "\\" in text:
+        text = _COMMENT_SPECIAL.sub(r"\\\1", text)
+    return f"({text})"
 
 
 def _sentence(result: Result) -> str:
