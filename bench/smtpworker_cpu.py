@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -45,6 +46,15 @@ def cpu(pid: int) -> tuple[float, float]:
 
 
 async def main(args: argparse.Namespace) -> None:
+    """The run, in a temporary directory removed afterwards (``--keep`` saves the dump)."""
+    base = Path(tempfile.mkdtemp(prefix="kw-wh-"))
+    try:
+        await _run(args, base)
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+async def _run(args: argparse.Namespace, base: Path) -> None:
     import bench.smtp_inbound as b
     from bench.smtpload import loopback_sources
     from kittiwake import dkim
@@ -54,7 +64,6 @@ async def main(args: argparse.Namespace) -> None:
     from kittiwake.smtp import Reply
     from kittiwake.smtpserver.context import Limits
 
-    base = Path(tempfile.mkdtemp(prefix="kw-wh-"))
     ip = "127.0.0.1"
     lsock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     lsock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -119,9 +128,11 @@ destinations = { "bench@bench.test" = {} }
 
         def open_(listener: str, ip: str, kind: str):
             counts["open"] += 1
-            return next(idents), None, True
+            # Slot, no refusal, connection rate admitted, the first message's rate
+            # token (as the server answers a port 25 connection).
+            return next(idents), None, True, kind == "smtp"
 
-        def close(ident: int) -> None:
+        def close(ident: int, token_unused: bool = False) -> None:
             counts["close"] += 1
 
         def rate(listener: str, ip: str) -> bool:
