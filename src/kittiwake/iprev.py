@@ -96,7 +96,10 @@ async def check(resolver: Resolver, ip: str | IPAddress, *, max_names: int = MAX
                       reason=f"PTR lookup of {text}: {what}")
     followed = tuple(names[:max_names])
 
-    answers = await asyncio.gather(*(_forward(resolver, n, address) for n in followed))
+    if len(followed) == 1:  # the usual case: no task to run one lookup concurrently with
+        answers = [await _forward(resolver, followed[0], address)]
+    else:
+        answers = await asyncio.gather(*(_forward(resolver, n, address) for n in followed))
     temporary: list[str] = []
     authentic = ptr.authentic
     for name, answer in zip(followed, answers, strict=True):
