@@ -204,23 +204,19 @@ class JunkDatabase:
         with self.lock, transaction(self.db) as db:
             yield db
 
-    @contextmanager
-    def _read(self) -> Iterator[Connection]:
-        """The reader connection (autocommit: each statement sees the last commit)."""
-        with self.read_lock:
-            yield self.reader
-
     # --- the word counts ------------------------------------------------------
 
     def totals(self) -> tuple[int, int]:
-        with self._read() as db:
+        with self.read_lock:
+            db = self.reader
             rows = dict(db.execute("SELECT key, value FROM meta"))
         return rows.get("ham", 0), rows.get("junk", 0)
 
     def counts(self, words: Iterable[str]) -> dict[str, WordCounts]:
         wanted = list(dict.fromkeys(words))
         out: dict[str, WordCounts] = {}
-        with self._read() as db:
+        with self.read_lock:
+            db = self.reader
             for i in range(0, len(wanted), 500):
                 chunk = wanted[i:i + 500]
                 marks = ",".join("?" * len(chunk))
@@ -293,7 +289,8 @@ class JunkDatabase:
                        (_now_ms(),))
 
     def is_trained(self) -> bool:
-        with self._read() as db:
+        with self.read_lock:
+            db = self.reader
             return db.execute("SELECT 1 FROM meta WHERE key = 'trained'").fetchone() \
                 is not None
 
@@ -363,7 +360,8 @@ class JunkDatabase:
         """Whether a message with this Message-ID is already kept in Rejects (a retry)."""
         if not msgid:
             return False
-        with self._read() as db:
+        with self.read_lock:
+            db = self.reader
             return db.execute(
                 "SELECT 1 FROM message WHERE msgid = ? AND mailbox = ? COLLATE NOCASE"
                 " AND expunged = 0", (msgid, self.names.rejects)).fetchone() is not None
@@ -526,7 +524,8 @@ class JunkDatabase:
     # --- reputation -----------------------------------------------------------
 
     def sent_to(self, address: str) -> int:
-        with self._read() as db:
+        with self.read_lock:
+            db = self.reader
             row = db.execute("SELECT count FROM sent WHERE address = ?",
                              (address.lower(),)).fetchone()
         return row[0] if row else 0
@@ -542,7 +541,8 @@ class JunkDatabase:
         if column not in _IDENTITY_COLUMNS or not value:
             return Tally()
         value = value.lower()
-        with self._read() as db:
+        with self.read_lock:
+            db = self.reader
             total = db.execute(
                 f"SELECT COUNT(*) FROM (SELECT 1 FROM message INDEXED BY message_{column}"
                 f" WHERE {column} = ? AND received >= ? LIMIT ?)",
@@ -564,7 +564,8 @@ class JunkDatabase:
         if not wanted:
             return Tally()
         marks = ",".join("?" * len(wanted))
-        with self._read() as db:
+        with self.read_lock:
+            db = self.reader
             # Per domain, newest first (the key's message ids grow with time), so the
             # window's messages come before the history older than ``since_ms``.
             total = 0
@@ -590,13 +591,15 @@ class JunkDatabase:
 
     def knows_at_least(self, n: int) -> bool:
         """Whether the history holds at least ``n`` messages (cheap: stops at the n-th)."""
-        with self._read() as db:
+        with self.read_lock:
+            db = self.reader
             return db.execute("SELECT 1 FROM message LIMIT 1 OFFSET ?",
                               (max(n - 1, 0),)).fetchone() is not None
 
     def stats(self) -> Stats:
         ham, junk = self.totals()
-        with self._read() as db:
+        with self.read_lock:
+            db = self.reader
             words = db.execute("SELECT COUNT(*) FROM word").fetchone()[0]
             known, delivered, ham_known, junk_known = db.execute(
                 "SELECT COUNT(*), COALESCE(SUM(ip != ''), 0), COALESCE(SUM(class = 'ham'), 0),"
@@ -606,7 +609,8 @@ class JunkDatabase:
 
     def message_class(self, message_id: int) -> tuple[Class, Class] | None:
         """(class, trained) of a message, for tests and the CLI."""
-        with self._read() as db:
+        with self.read_lock:
+            db = self.reader
             row = db.execute("SELECT class, trained FROM message WHERE id = ?",
                              (message_id,)).fetchone()
         return (Class(row[0]), Class(row[1])) if row else None

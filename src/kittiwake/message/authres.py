@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 
 from kittiwake.message.headers import fold_header
-from kittiwake.message.params import needs_quoting, quote_string, strip_comments
+from kittiwake.message.params import comment_text, needs_quoting, quote_string, strip_comments
 
 # RFC 8601 §2.2: pvalue may be an (optionally @-prefixed) address or domain unquoted.
 _ADDR_PVALUE = re.compile(
@@ -23,7 +23,6 @@ _ADDR_PVALUE = re.compile(
     r"[\w-]+(?:\.[\w-]+)*\.?"
 )
 _NOT_KEYWORD = re.compile(r"[^A-Za-z0-9-]")
-_COMMENT_BAD = re.compile(r"[\x00-\x1f\x7f()\\]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,9 +71,8 @@ def _pvalue(text: str) -> str:
     return _value(text)
 
 
-@lru_cache(maxsize=256)
 def _comment(text: str) -> str:
-    return "(" + " ".join(_COMMENT_BAD.sub(" ", text).split()) + ")"
+    return "(" + comment_text(text) + ")"
 
 
 def _resinfo(r: MethodResult) -> str:

@@ -240,13 +240,13 @@ def named_fields(data: bytes, names: tuple[str, ...],
                     for m in _named(names).finditer(data, start, end)]), how
 
 
-def unfold(value: str) -> str:
-    """RFC 5322 §2.2.3: remove CRLF (or bare LF) that precedes white space."""
-    return re.sub(r"\r?\n(?=[ \t])", "", value)
-
-
 # Explicit folds in a value: CRLF (or bare LF) before white space (RFC 5322 §2.2.3).
 _EXPLICIT_FOLD = re.compile(r"\r?\n(?=[ \t])")
+
+
+def unfold(value: str) -> str:
+    """RFC 5322 §2.2.3: remove CRLF (or bare LF) that precedes white space."""
+    return _EXPLICIT_FOLD.sub("", value)
 
 
 def _explicit_folds(value: str) -> list[str]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import urllib.parse
+from functools import lru_cache
 
 from kittiwake.message.charset import decode_bytes
 from kittiwake.message.rfc2047 import decode_words
@@ -25,7 +26,16 @@ _COMMENT_TOKENS = re.compile(r'\\.|[()"]', re.S)
 # RFC 2231 §3: section numbers are ASCII digits ("\d" would take "①", which int() refuses).
 _SECTION = re.compile(r"(.*?)\*([0-9]{1,4})(\*?)\Z|(.*?)(\*)\Z", re.S)
 _QUOTED_PAIR = re.compile(r"\\(.)", re.S)
+_COMMENT_BAD = re.compile(r"[\x00-\x1f\x7f()\\]")
 _TOKEN_SPECIALS = re.compile(r'[\x00-\x20()<>@,;:\\"/\[\]?=\x7f-\U0010ffff]')
+
+
+@lru_cache(maxsize=256)
+def comment_text(text: str) -> str:
+    """``text`` made fit to stand inside a comment we write (RFC 5322 §3.2.2): controls,
+    parentheses and backslashes as spaces, white space runs as one space. Cached: the
+    same few (TLS versions, ciphers, check details) come with every message."""
+    return " ".join(_COMMENT_BAD.sub(" ", text).split())
 
 
 def strip_comments(text: str, replacement: str = " ") -> str:

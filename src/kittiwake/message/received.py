@@ -17,6 +17,7 @@ import re
 from functools import lru_cache
 
 from kittiwake.message.headers import Headers, fold_header, parse_header_section
+from kittiwake.message.params import comment_text
 
 
 class WithProtocol(enum.StrEnum):
@@ -58,7 +59,6 @@ _PROTOCOLS: dict[str, WithProtocol] = {p.value: p for p in WithProtocol}
 
 _DOMAINISH = re.compile(r"[^\w.\-:\[\]]")
 _ATOMISH = re.compile(r"[^\w.\-+=/!#$%&'*?^`{|}~]")
-_COMMENT_BAD = re.compile(r"[\x00-\x1f\x7f()\\]")
 _RCPT_BAD = re.compile(r"[\x00-\x20<>()\\,;\x7f]")
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun",
@@ -68,11 +68,6 @@ _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun",
 @lru_cache(maxsize=256)
 def _clean_domain(text: str) -> str:
     return _DOMAINISH.sub("_", text)[:255] or "unknown"
-
-
-@lru_cache(maxsize=256)
-def _clean_comment(text: str) -> str:
-    return " ".join(_COMMENT_BAD.sub(" ", text).split())
 
 
 def _clean_atom(text: str) -> str:
@@ -136,12 +131,12 @@ def received_header(
     parts.append(f"with {_clean_atom(str(protocol)) or 'ESMTP'}")
     if tls_version or tls_cipher:
         tls = ", ".join(
-            x for x in (_clean_comment(tls_version or ""),
-                        "cipher " + _clean_comment(tls_cipher) if tls_cipher else "") if x
+            x for x in (comment_text(tls_version or ""),
+                        "cipher " + comment_text(tls_cipher) if tls_cipher else "") if x
         )
         parts.append(f"({tls})")
     if comment:
-        parts.append(f"({_clean_comment(comment)})")
+        parts.append(f"({comment_text(comment)})")
     if id:
         parts.append(f"id {_clean_atom(id)}")
     if for_rcpt:
