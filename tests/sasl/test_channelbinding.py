@@ -10,7 +10,7 @@ import pytest
 import trustme
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.x509.oid import NameOID
 from sasl_helpers import PASSWORD, USER, options
@@ -132,4 +132,34 @@ def _self_signed(sign_hash: hashes.HashAlgorithm | None, ed25519: bool = False) 
 )
 def test_tls_server_end_point_hash_choice(sign_hash, ed25519: bool, expected: str) -> None:
     der = _self_signed(sign_hash, ed25519)
+    assert tls_server_end_point(der) == hashlib.new(expected, der).digest()
+
+
+def _rsa_signed(sign_hash: hashes.HashAlgorithm, pss: bool = False) -> bytes:
+    key = _RSA_KEY
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "rsa.example")])
+    now = datetime.datetime(2026, 1, 1, tzinfo=datetime.UTC)
+    builder = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+               .public_key(key.public_key()).serial_number(1).not_valid_before(now)
+               .not_valid_after(now + datetime.timedelta(days=1)))
+    if pss:
+        cert = builder.sign(key, sign_hash, rsa_padding=padding.PSS(
+            mgf=padding.MGF1(sign_hash), salt_length=padding.PSS.DIGEST_LENGTH))
+    else:
+        cert = builder.sign(key, sign_hash)
+    return cert.public_bytes(serialization.Encoding.DER)
+
+
+_RSA_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+
+
+@pytest.mark.parametrize(("sign_hash", "pss", "expected"), [
+    (hashes.SHA224(), False, "sha224"), (hashes.SHA256(), False, "sha256"),
+    (hashes.SHA384(), False, "sha384"), (hashes.SHA512(), False, "sha512"),
+    (hashes.SHA384(), True, "sha384"),  # RSASSA-PSS: the hash is in the parameters
+    (hashes.SHA512(), True, "sha512"),
+])
+def test_tls_server_end_point_rsa_hashes_and_pss(sign_hash: hashes.HashAlgorithm, pss: bool,
+                                                 expected: str) -> None:
+    der = _rsa_signed(sign_hash, pss)
     assert tls_server_end_point(der) == hashlib.new(expected, der).digest()

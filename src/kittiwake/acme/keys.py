@@ -14,9 +14,6 @@ import enum
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-
 from kittiwake.acme.files import private_dir, write_private
 
 
@@ -41,6 +38,8 @@ class HostKey:
 
     def spki_der(self) -> bytes:
         """SubjectPublicKeyInfo (DER), what TLSA ``3 1 x`` records hash."""
+        from cryptography.hazmat.primitives import serialization
+
         key = serialization.load_pem_private_key(self.pem, password=None)
         return key.public_key().public_bytes(serialization.Encoding.DER,
                                              serialization.PublicFormat.SubjectPublicKeyInfo)
@@ -48,6 +47,9 @@ class HostKey:
 
 def load_host_key(path: Path) -> HostKey:
     """Read a PEM private key: ECDSA (P-256 or P-384) or RSA (2048 bits or more)."""
+    from cryptography.hazmat.primitives import serialization  # only where ACME is used
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
     try:
         pem = path.read_bytes()
         key = serialization.load_pem_private_key(pem, password=None)
@@ -98,6 +100,9 @@ def generated_host_keys(directory: Path) -> tuple[list[HostKey], bool]:
 
 def new_key_pem(key_type: KeyType) -> bytes:
     """A fresh private key as PKCS#8 PEM."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec, rsa
+
     key: ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
     if key_type is KeyType.ECDSA:
         key = ec.generate_private_key(ec.SECP256R1())

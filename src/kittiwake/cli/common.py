@@ -41,12 +41,13 @@ def print_json(value: Any) -> None:
     click.echo(json.dumps(value, indent=2, ensure_ascii=False, default=str))
 
 
-def load_config(ctx: click.Context) -> Config:
-    """Load both config files of ``--config`` or fail with every problem, one per line."""
+def load_config(ctx: click.Context, keys_apart: bool = False) -> Config:
+    """Load both config files of ``--config`` or fail with every problem, one per line
+    (``keys_apart``: see :func:`kittiwake.config.load.load`)."""
     from kittiwake.config import ConfigError, load
 
     try:
-        return load(Path(ctx.find_root().obj["config_dir"]))
+        return load(Path(ctx.find_root().obj["config_dir"]), keys_apart=keys_apart)
     except ConfigError as exc:
         for problem in exc.problems[:-1]:
             click.echo(problem, err=True)

@@ -33,7 +33,7 @@ def serve_command(ctx: click.Context) -> None:
     """
     from kittiwake.cli.common import make_resolver
 
-    config = load_config(ctx)
+    config = load_config(ctx, keys_apart=True)  # the server signs only its reports
     ctx.obj["static_config"] = config.static
     setup_logging(ctx, config)
     run_server(config, make_resolver(ctx, cache=True))

@@ -134,8 +134,12 @@ def load_domains(config_dir: str | Path) -> DomainsConfig:
     return validate(DomainsConfig, read_toml(path), str(path))
 
 
-def load(config_dir: str | Path) -> Config:
-    """Load and check both files; ConfigError lists every problem in both."""
+def load(config_dir: str | Path, *, keys_apart: bool = False) -> Config:
+    """Load and check both files; ConfigError lists every problem in both.
+
+    ``keys_apart``: the DKIM private keys are opened in a short-lived child
+    process (:mod:`kittiwake.dkim.keycheck`), so that the caller (``serve``,
+    whose SMTP workers sign) does not load the crypto library for the check."""
     directory = Path(config_dir)
     problems: list[str] = []
     static = domains = None
@@ -148,7 +152,7 @@ def load(config_dir: str | Path) -> Config:
     except ConfigError as exc:
         problems.extend(exc.problems)
     if static is not None and domains is not None:
-        problems.extend(check_files(directory, static, domains))
+        problems.extend(check_files(directory, static, domains, keys_apart=keys_apart))
         problems.extend(cross_checks(directory, static, domains))
     if problems:
         raise ConfigError(problems)
@@ -244,7 +248,8 @@ def postmaster_account(static_setting: str, domains: DomainsConfig) -> str | Non
     return next(iter(domains.accounts), None)
 
 
-def check_files(directory: Path, static: StaticConfig, domains: DomainsConfig) -> list[str]:
+def check_files(directory: Path, static: StaticConfig, domains: DomainsConfig, *,
+                keys_apart: bool = False) -> list[str]:
     """Problems with files the config points at (certificates, DKIM keys, passwords).
 
     Each file is opened as what it must be (a certificate chain with its key,
@@ -273,6 +278,7 @@ def check_files(directory: Path, static: StaticConfig, domains: DomainsConfig) -
     for authority, section in static.acme.items():
         where = f"{directory / STATIC_FILE}: acme.{_key(authority)}"
         problems += [f"{where}.{problem}" for problem in acme_file_problems(directory, section)]
+    dkim_keys: list[tuple[str, Path]] = []
     for dname, domain in domains.domains.items():
         for sel, selector in domain.dkim.selectors.items():
             where = (f"{directory / DOMAINS_FILE}: domains.{_key(dname)}.dkim.selectors."
@@ -282,10 +288,33 @@ def check_files(directory: Path, static: StaticConfig, domains: DomainsConfig) -
                 problems.append(f"{where}: no file {target} (create it with"
                                 f" `kittiwake dkim gen ed25519 > {target}`)")
                 continue
-            why = _dkim_key_problem(target)
-            if why:
-                problems.append(f"{where}: {target}: {why}")
+            dkim_keys.append((where, target))
+    found = dkim_key_problems([t for _w, t in dkim_keys], apart=keys_apart)
+    problems += [f"{where}: {target}: {why}" for (where, target), why in zip(dkim_keys, found,
+                                                                            strict=True) if why]
     return problems
+
+
+def dkim_key_problems(paths: list[Path], apart: bool = False) -> list[str | None]:
+    """:func:`dkim_key_problem` of each path; ``apart``: in a child process (which
+    falls back to this process if the child cannot answer)."""
+    from kittiwake.dkim.keycheck import dkim_key_problem
+
+    if apart and paths:
+        import json
+        import subprocess
+        import sys
+
+        try:
+            done = subprocess.run([sys.executable, "-m", "kittiwake.dkim.keycheck",
+                                   *map(str, paths)], capture_output=True, timeout=60,
+                                  check=True)
+            answer = json.loads(done.stdout)
+            if isinstance(answer, list) and len(answer) == len(paths):
+                return [a if isinstance(a, str) else None for a in answer]
+        except (OSError, subprocess.SubprocessError, ValueError):
+            pass
+    return [dkim_key_problem(p) for p in paths]
 
 
 def acme_file_problems(directory: Path, section: ACMEConfig) -> list[str]:
@@ -333,6 +362,8 @@ def host_key_problems(directory: Path, files: list[str]) -> list[str]:
     certificate manager could not use: missing, not an unencrypted PEM private key, not
     ECDSA P-256/P-384 or RSA of 2048 bits or more, or a second key of one type (one
     certificate per key type is served)."""
+    if not files:
+        return []
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
@@ -397,53 +428,53 @@ def check_user(static: StaticConfig) -> list[str]:
 
 
 def _tls_problem(cert_file: Path, key_file: Path) -> str | None:
-    """Why ``serve`` could not use this certificate chain and key, or None."""
+    """Why ``serve`` could not use this certificate chain and key, or None.
+
+    Checked the way the server loads them (``ssl``, which also checks that the
+    key belongs to the certificate) and read with :mod:`kittiwake.certinfo`, so
+    that the server process need not load a crypto library for it."""
     import ssl
 
-    from cryptography import x509
-    from cryptography.hazmat.primitives import serialization
+    from kittiwake import certinfo
 
     try:
-        cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
+        cert_data = cert_file.read_bytes()
         key_data = key_file.read_bytes()
     except OSError as exc:
         return f"cannot read {exc.filename}: {exc.strerror}"
+    try:
+        certinfo.read_pem(cert_data)
     except ValueError:
         return f"{cert_file} is not a PEM certificate"
-    try:
-        key = serialization.load_pem_private_key(key_data, password=None)
-    except TypeError:
+    if b"-----BEGIN ENCRYPTED PRIVATE KEY-----" in key_data \
+            or b"Proc-Type: 4,ENCRYPTED" in key_data:  # RFC 5958 §3, RFC 1421 §4.6.1.1
         return f"{key_file} is an encrypted private key; give an unencrypted one"
-    except Exception:
+    if not _PEM_PRIVATE_KEY.search(key_data):
         return f"{key_file} is not a PEM private key"
-    raw = (serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-    if key.public_key().public_bytes(*raw) != cert.public_key().public_bytes(*raw):
-        return f"{key_file} is not the private key of {cert_file}"
+
+    def no_password() -> str:
+        raise ValueError("encrypted")  # never prompt on the terminal (RFC 7468 keys only)
+
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     try:
-        context.load_cert_chain(cert_file, key_file)
+        context.load_cert_chain(cert_file, key_file, password=no_password)
+    except ssl.SSLError as exc:
+        # OpenSSL: a key of the certificate's type that is not its key, or a key of
+        # another type (which then has no certificate beside it).
+        if exc.reason in ("KEY_VALUES_MISMATCH", "NO_CERTIFICATE_ASSIGNED"):
+            return f"{key_file} is not the private key of {cert_file}"
+        if exc.library == "PEM" or "PEM" in str(exc):
+            return f"{key_file} is not a PEM private key"
+        return f"cannot use {cert_file} with key {key_file}: {exc.reason or exc}"
+    except ValueError:
+        return f"{key_file} is an encrypted private key; give an unencrypted one"
     except OSError as exc:
         reason = getattr(exc, "reason", None) or exc.strerror or str(exc)
         return f"cannot use {cert_file} with key {key_file}: {reason}"
     return None
 
 
-def _dkim_key_problem(path: Path) -> str | None:
-    """Why this file cannot sign DKIM signatures (RFC 6376, RFC 8301 §3.2), or None."""
-    from kittiwake.dkim.keys import MIN_RSA_BITS, load_private_key
-
-    try:
-        key = load_private_key(path.read_bytes())
-    except OSError as exc:
-        return f"cannot read: {exc.strerror}"
-    except ValueError as exc:
-        return f"{exc} (expected an RSA or Ed25519 private key in PEM, e.g. from" \
-               " `kittiwake dkim gen ed25519`)"
-    bits = getattr(key, "key_size", None)
-    if bits is not None and bits < MIN_RSA_BITS:
-        return f"RSA key of {bits} bits is too small to sign with (RFC 8301 §3.2: at least" \
-               f" {MIN_RSA_BITS})"
-    return None
+_PEM_PRIVATE_KEY = re.compile(rb"-----BEGIN (?:RSA |EC )?PRIVATE KEY-----")
 
 
 def _key(name: str) -> str:

@@ -12,15 +12,28 @@ import enum
 import functools
 import hashlib
 from dataclasses import dataclass, field
-
-from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+from typing import TYPE_CHECKING, TypeAlias
 
 from kittiwake.dkim.tags import TagListError, decode_base64, parse_tag_list, split_colon_list
 
-PrivateKey = rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
-PublicKey = rsa.RSAPublicKey | ed25519.Ed25519PublicKey
+# The crypto library is imported by the functions that use it, not here: the
+# server process reads DKIM results and records (kittiwake.dkim) but signs
+# rarely and verifies never, and the library adds about 6 MiB to a process.
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+    PrivateKey: TypeAlias = rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+    PublicKey: TypeAlias = rsa.RSAPublicKey | ed25519.Ed25519PublicKey
+
+
+def __getattr__(name: str) -> object:
+    """``PrivateKey`` and ``PublicKey`` at run time (PEP 562), with the library."""
+    if name in ("PrivateKey", "PublicKey"):
+        from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
+        kind = name.removesuffix("Key")
+        return getattr(rsa, f"RSA{kind}Key") | getattr(ed25519, f"Ed25519{kind}Key")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 # RFC 8301 §3.2: verifiers MUST NOT accept RSA keys under 1024 bits; signers
 # SHOULD use at least 2048. Keys above MAX_RSA_BITS are refused to bound the
@@ -82,6 +95,8 @@ class KeyRecord:
 
     @property
     def bits(self) -> int:
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
         if isinstance(self.public_key, rsa.RSAPublicKey):
             return self.public_key.key_size
         return 256 if self.public_key is not None else 0
@@ -127,6 +142,10 @@ def load_public_key_data(key_type: str, data: bytes) -> PublicKey:
     """The public key in a p= value: SubjectPublicKeyInfo DER for rsa (§3.6.1),
     the raw 32 octets for ed25519 (RFC 8463 §4). RSAPublicKey (PKCS#1) DER,
     which some publishers use, is accepted too."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
     if key_type == "ed25519":
         if len(data) != 32:
             raise KeyRecordError(f"ed25519 public key is {len(data)} bytes, not 32")
@@ -170,6 +189,10 @@ def verify_signature(public_key: PublicKey, algorithm: Algorithm, data: bytes,
     ed25519-sha256: PureEdDSA Ed25519 over the SHA-256 hash of the data
     (RFC 8463 §3), i.e. the hash is what Ed25519 signs.
     """
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+
     try:
         if algorithm is Algorithm.ED25519_SHA256 and isinstance(
                 public_key, ed25519.Ed25519PublicKey):
@@ -185,6 +208,9 @@ def verify_signature(public_key: PublicKey, algorithm: Algorithm, data: bytes,
 
 def sign_data(private_key: PrivateKey, data: bytes) -> tuple[Algorithm, bytes]:
     """Sign the header hash input with the algorithm the key implies."""
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ed25519, padding, rsa
+
     if isinstance(private_key, ed25519.Ed25519PrivateKey):
         return Algorithm.ED25519_SHA256, private_key.sign(hashlib.sha256(data).digest())
     if isinstance(private_key, rsa.RSAPrivateKey):
@@ -197,6 +223,9 @@ def sign_data(private_key: PrivateKey, data: bytes) -> tuple[Algorithm, bytes]:
 
 def generate_key(kind: str = "ed25519", bits: int = DEFAULT_RSA_BITS) -> bytes:
     """A new private key as PKCS#8 PEM: ``"ed25519"`` or ``"rsa"`` (of ``bits`` bits)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
     key: PrivateKey
     if kind == "ed25519":
         key = ed25519.Ed25519PrivateKey.generate()
@@ -214,6 +243,10 @@ def generate_key(kind: str = "ed25519", bits: int = DEFAULT_RSA_BITS) -> bytes:
 
 def load_private_key(pem: bytes | str) -> PrivateKey:
     """An RSA or Ed25519 private key from PEM (PKCS#8 or PKCS#1); ValueError otherwise."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
     data = pem.encode() if isinstance(pem, str) else pem
     try:
         key = serialization.load_pem_private_key(data, password=None)
@@ -228,6 +261,10 @@ def load_private_key(pem: bytes | str) -> PrivateKey:
 
 def load_public_key(pem: bytes | str) -> PublicKey:
     """An RSA or Ed25519 public key from PEM; ValueError otherwise."""
+    from cryptography.exceptions import UnsupportedAlgorithm
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
     data = pem.encode() if isinstance(pem, str) else pem
     try:
         key = serialization.load_pem_public_key(data)
@@ -240,6 +277,9 @@ def load_public_key(pem: bytes | str) -> PublicKey:
 
 def dns_record(key: PrivateKey | PublicKey) -> str:
     """The TXT record value publishing ``key`` (RFC 6376 §3.6.1, RFC 8463 §4)."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
+
     public = key.public_key() if isinstance(
         key, rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey) else key
     if isinstance(public, ed25519.Ed25519PublicKey):

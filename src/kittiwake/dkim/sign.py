@@ -12,8 +12,7 @@ import base64
 import re
 import time
 from collections.abc import Sequence
-
-from cryptography.hazmat.primitives.asymmetric import ed25519
+from typing import TYPE_CHECKING
 
 from kittiwake.dkim.canon import (
     Canon,
@@ -23,7 +22,10 @@ from kittiwake.dkim.canon import (
     select_headers,
     split_message,
 )
-from kittiwake.dkim.keys import PrivateKey, load_private_key, sign_data
+from kittiwake.dkim.keys import load_private_key, sign_data
+
+if TYPE_CHECKING:
+    from kittiwake.dkim.keys import PrivateKey
 
 # RFC 5322 §2.1.1: lines SHOULD be no more than 78 characters.
 LINE_WIDTH = 78
@@ -127,6 +129,8 @@ def sign_fields(fields: Sequence[HeaderField], body_digest: bytes, domain: str, 
         raise ValueError("body_length must not be negative")
     if expiration is not None and expiration <= 0:
         raise ValueError("expiration must be a positive number of seconds")
+
+    from cryptography.hazmat.primitives.asymmetric import ed25519  # with the key, not before
 
     timestamp = int(time.time() if now is None else now)
     digest = body_digest

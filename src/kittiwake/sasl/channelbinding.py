@@ -14,12 +14,11 @@
 
 from __future__ import annotations
 
+import hashlib
 import ssl
 from typing import Protocol
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-
+from kittiwake import certinfo
 from kittiwake.sasl.base import ChannelBinding
 
 __all__ = ["connection_channel_bindings", "tls_server_end_point"]
@@ -38,7 +37,36 @@ def tls_server_end_point(certificate_der: bytes) -> bytes:
 
     MD5 and SHA-1 are replaced by SHA-256; certificates whose signature has no
     single hash (Ed25519, Ed448) also use SHA-256, as RFC 5929 errata 5436 says.
+    The usual signature algorithms are read with :mod:`kittiwake.certinfo`; others
+    (RSASSA-PSS names its hash in parameters) with the crypto library.
     """
+    try:
+        algorithm = certinfo.read_der(certificate_der).signature_algorithm
+    except ValueError:
+        algorithm = ""
+    name = SIGNATURE_HASHES.get(algorithm)
+    if name is None:
+        return _end_point_by_library(certificate_der)
+    return hashlib.new(name, certificate_der).digest()
+
+
+# signatureAlgorithm OID -> the hash RFC 5929 §4.1 uses (RFC 4055 §5, RFC 5758 §3.2,
+# RFC 8410 §3 with errata 5436; MD5 and SHA-1 become SHA-256).
+SIGNATURE_HASHES = {
+    "1.2.840.113549.1.1.4": "sha256", "1.2.840.113549.1.1.5": "sha256",  # md5/sha1 + RSA
+    "1.2.840.113549.1.1.14": "sha224", "1.2.840.113549.1.1.11": "sha256",
+    "1.2.840.113549.1.1.12": "sha384", "1.2.840.113549.1.1.13": "sha512",
+    "1.2.840.10045.4.1": "sha256",  # ecdsa-with-SHA1
+    "1.2.840.10045.4.3.1": "sha224", "1.2.840.10045.4.3.2": "sha256",
+    "1.2.840.10045.4.3.3": "sha384", "1.2.840.10045.4.3.4": "sha512",
+    "1.3.101.112": "sha256", "1.3.101.113": "sha256",  # Ed25519, Ed448
+}
+
+
+def _end_point_by_library(certificate_der: bytes) -> bytes:
+    from cryptography import x509  # only for signature algorithms not in the table
+    from cryptography.hazmat.primitives import hashes
+
     cert = x509.load_der_x509_certificate(certificate_der)
     algorithm = cert.signature_hash_algorithm
     if algorithm is None or isinstance(algorithm, hashes.MD5 | hashes.SHA1):

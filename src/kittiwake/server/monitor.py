@@ -18,10 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
-from cryptography import x509
-from cryptography.x509.oid import NameOID
-
-from kittiwake import dnsbl, metrics
+from kittiwake import certinfo, dnsbl, metrics
 from kittiwake.dns import DNSSECProbe, Resolver, StubResolver, probe_dnssec
 from kittiwake.dns import metrics as dns_metrics
 
@@ -50,14 +47,9 @@ class CertificateExpiry:
 
 def certificate_expiry(cert_file: Path) -> list[CertificateExpiry]:
     """The host names of a PEM certificate (SAN, else CN) with its expiry time."""
-    cert = x509.load_pem_x509_certificate(cert_file.read_bytes())
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        names = [n.lower() for n in san.get_values_for_type(x509.DNSName)]
-    except x509.ExtensionNotFound:
-        cn = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-        names = [str(cn[0].value).lower()] if cn else []
-    not_after = cert.not_valid_after_utc.timestamp()
+    cert = certinfo.read_pem(cert_file.read_bytes())
+    names = cert.host_names()
+    not_after = cert.not_after
     return [CertificateExpiry(name, not_after, str(cert_file)) for name in names]
 
 

@@ -81,11 +81,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.x509.oid import NameOID
-
+from kittiwake import certinfo
 from kittiwake.log import get_logger
 
 logger = get_logger("server")
@@ -198,30 +194,16 @@ class _CertificateSet:
     context: _SetContext
 
 
-def _load_leaf(cert_file: Path) -> x509.Certificate:
+def _load_leaf(cert_file: Path) -> certinfo.CertificateInfo:
     try:
-        return x509.load_pem_x509_certificate(cert_file.read_bytes())
+        return certinfo.read_pem(cert_file.read_bytes())
     except (OSError, ValueError) as exc:
         raise TLSConfigError(f"{cert_file}: not a PEM certificate ({exc})") from None
 
 
-def _names(cert: x509.Certificate) -> list[str]:
-    try:
-        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        names = [n.lower() for n in san.get_values_for_type(x509.DNSName)]
-        names += [str(ip) for ip in san.get_values_for_type(x509.IPAddress)]
-        return names
-    except x509.ExtensionNotFound:
-        cn = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
-        return [str(cn[0].value).lower()] if cn else []
-
-
-def _key_type(cert: x509.Certificate, cert_file: Path) -> str:
-    key = cert.public_key()
-    if isinstance(key, ec.EllipticCurvePublicKey):
-        return "ecdsa"
-    if isinstance(key, rsa.RSAPublicKey):
-        return "rsa"
+def _key_type(cert: certinfo.CertificateInfo, cert_file: Path) -> str:
+    if cert.key_type in ("ecdsa", "rsa"):
+        return cert.key_type
     raise TLSConfigError(f"{cert_file}: certificate key is neither ECDSA nor RSA")
 
 
@@ -230,7 +212,7 @@ def _build_sets(certs: list[CertificateFiles], min_version: str) -> list[_Certif
     sets: dict[tuple[str, ...], _SetContext] = {}
     for cert in certs:
         leaf = _load_leaf(cert.cert_file)
-        names = tuple(sorted(set(_names(leaf))))
+        names = tuple(sorted(set(leaf.host_names(with_ips=True))))
         kind = _key_type(leaf, cert.cert_file)
         context = sets.get(names)
         if context is None:
@@ -246,7 +228,7 @@ def _build_sets(certs: list[CertificateFiles], min_version: str) -> list[_Certif
         except (OSError, ssl.SSLError) as exc:
             raise TLSConfigError(f"{cert.cert_file} / {cert.key_file}: cannot load certificate"
                                  f" and key ({exc})") from None
-        context.certificates[kind] = leaf.public_bytes(serialization.Encoding.DER)
+        context.certificates[kind] = leaf.der
     return [_CertificateSet(names, context) for names, context in sets.items()]
 
 
@@ -376,6 +358,11 @@ def make_self_signed(directory: Path, hostnames: list[str], days: int = 3650) ->
     files = CertificateFiles(directory / "localserve.crt", directory / "localserve.key")
     if files.cert_file.exists() and files.key_file.exists():
         return files
+    from cryptography import x509  # only here: a server that has its certificate never needs it
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
     key = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, hostnames[0])])
     alt: list[x509.GeneralName] = []
