@@ -224,3 +224,42 @@ def test_missing_dkim_key_says_which_command_creates_it(tmp_path: Path) -> None:
     assert lines[0] == (f"{tmp_path}/domains.conf: domains.\"example.org\".dkim.selectors.s1."
                         f"private_key_file: no file {tmp_path}/dkim.pem (create it with"
                         f" `kittiwake dkim gen ed25519 > {tmp_path}/dkim.pem`)")
+
+
+@pytest.mark.parametrize("child", ["runs", "cannot start"])
+def test_serve_checks_dkim_keys_in_a_child_with_the_same_answer(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, child: str) -> None:
+    """``serve`` (keys_apart) opens the DKIM keys in a child process: the same problems
+    as ``config test``; when the child cannot start, they are found in this process."""
+    import subprocess
+    import sys
+
+    from kittiwake.config import ConfigError, load
+
+    static, domains = _with_files(tmp_path)
+    domains = domains.replace('s1 = { private_key_file = "dkim.pem" }',
+                              's1 = { private_key_file = "dkim.pem" },'
+                              ' s2 = { private_key_file = "wrong.pem" }')
+    (tmp_path / "wrong.pem").write_bytes((tmp_path / "cert.pem").read_bytes())
+    _write(tmp_path, static, domains)
+    with pytest.raises(ConfigError) as here:
+        load(tmp_path)
+    [problem] = here.value.problems
+    assert problem.startswith(f"{tmp_path}/domains.conf: domains.\"example.org\".dkim."
+                              f"selectors.s2.private_key_file: {tmp_path}/wrong.pem: not a PEM"
+                              " private key")
+    calls: list[list[str]] = []
+    real_run = subprocess.run
+
+    def run(cmd: list[str], **kwargs: object) -> object:
+        calls.append(cmd)
+        return real_run(cmd, **kwargs)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(subprocess, "run", run)
+    if child == "cannot start":
+        monkeypatch.setattr(sys, "executable", str(tmp_path / "no-such-python"))
+    with pytest.raises(ConfigError) as apart:
+        load(tmp_path, keys_apart=True)
+    assert apart.value.problems == here.value.problems
+    assert [c[1:3] for c in calls] == [["-m", "kittiwake.dkim.keycheck"]]
+    assert calls[0][3:] == [str(tmp_path / "dkim.pem"), str(tmp_path / "wrong.pem")]
