@@ -22,9 +22,9 @@ Prints the process CPU time (all threads) per message of the delivery phase.
 ``--mode store`` delivers the same messages with the filter off (no sender
 identities), so the difference of the two is the filter's cost. ``--profile``
 prints cProfile's top functions (loop thread only). ``--callgrind`` runs
-this command under ``valgrind --tool=callgrind`` with N and with 0 messages
-and prints instructions per message (the difference over N): the reliable
-figure on a shared machine.
+this command under ``valgrind --tool=callgrind``, counting the delivery phase
+only (``callgrind_control --instr``), and prints instructions per message: the
+reliable figure on a shared machine.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import os
 import pstats
 import random
 import re
@@ -193,6 +194,7 @@ async def run(args: argparse.Namespace, data_dir: Path) -> None:
     started_cpu, started = time.process_time(), time.monotonic()
     if profile is not None:
         profile.enable()
+    _instrument("on")
     for start in range(0, len(todo), CONCURRENCY):
         batch = todo[start:start + CONCURRENCY]
         results = await asyncio.gather(*(deliver_local(
@@ -204,6 +206,7 @@ async def run(args: argparse.Namespace, data_dir: Path) -> None:
         # in every run; the MX's own order depends on timing).
         await junk.recorded()
     await junk.settled(60)
+    _instrument("off")
     if profile is not None:
         profile.disable()
     if executor is not None:
@@ -262,18 +265,24 @@ async def _no_sleep(seconds: float) -> None:
     """The first-time sender's pause: skipped (it is waiting, not CPU)."""
 
 
-def callgrind(argv: list[str], messages: int) -> int:
-    """Total instructions (Ir) of this command with ``messages`` messages."""
+def _instrument(state: str) -> None:
+    """Under ``--callgrind``: count instructions of the delivery phase only (on/off)."""
+    if os.environ.get("JUNKCPU_CALLGRIND"):
+        subprocess.run(["callgrind_control", "--instr=" + state, str(os.getpid())],
+                       check=True, capture_output=True)
+
+
+def callgrind(argv: list[str]) -> int:
+    """Instructions (Ir) of this command's delivery phase, under callgrind."""
     out = Path(tempfile.mkdtemp(prefix="junkcpu-cg-"))
     try:
-        cmd = ["valgrind", "--tool=callgrind", f"--callgrind-out-file={out}/cg.%p",
-               sys.executable, "-m", "bench.junkcpu", *argv, "--messages", str(messages)]
-        done = subprocess.run(cmd, capture_output=True, text=True, check=True)
+        cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+               f"--callgrind-out-file={out}/cg.%p", sys.executable, "-m", "bench.junkcpu",
+               *argv]
+        done = subprocess.run(cmd, capture_output=True, text=True, check=True,
+                              env={**os.environ, "JUNKCPU_CALLGRIND": "1"})
         sys.stdout.write(done.stdout)
-        total = 0
-        for match in re.finditer(r"Collected : (\d+)", done.stderr):
-            total += int(match.group(1))
-        return total
+        return sum(int(m.group(1)) for m in re.finditer(r"Collected : (\d+)", done.stderr))
     finally:
         shutil.rmtree(out, ignore_errors=True)
 
@@ -290,11 +299,9 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.callgrind:
         rest = [a for a in (argv if argv is not None else sys.argv[1:]) if a != "--callgrind"]
-        rest = _without(rest, "--messages")
-        full = callgrind(rest, args.messages)
-        base = callgrind(rest, 0)
-        print(f"callgrind, mode {args.mode}: {full:,} Ir with {args.messages} messages,"
-              f" {base:,} with none: {(full - base) / max(args.messages, 1) / 1e6:.3f}"
+        total = callgrind(rest)
+        print(f"callgrind, mode {args.mode}: {total:,} Ir in the delivery of"
+              f" {args.messages} messages: {total / max(args.messages, 1) / 1e6:.3f}"
               " M instructions/msg")
         return
     data_dir = Path(tempfile.mkdtemp(prefix="junkcpu-"))
@@ -302,18 +309,6 @@ def main(argv: list[str] | None = None) -> None:
         asyncio.run(run(args, data_dir))
     finally:
         shutil.rmtree(data_dir, ignore_errors=True)
-
-
-def _without(argv: list[str], option: str) -> list[str]:
-    out, skip = [], False
-    for a in argv:
-        if skip:
-            skip = False
-        elif a == option:
-            skip = True
-        elif not a.startswith(option + "="):
-            out.append(a)
-    return out
 
 
 if __name__ == "__main__":
