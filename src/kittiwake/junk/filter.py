@@ -28,8 +28,9 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from kittiwake import dnsbl, log
 from kittiwake.config.domains import DomainsConfig, JunkConfig
@@ -80,6 +81,7 @@ TRAIN_CHUNK = 50  # retrained messages per worker-thread call (and per transacti
 CLOSE_DRAIN_SECONDS = 5.0  # close() waits this long for what was heard to be learnt
 
 Sleep = Callable[[float], Awaitable[None]]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -243,16 +245,20 @@ class JunkFilter:
             message_id = parse_header_section(message)[0].get("message-id")
         ids = parse_msgids(message_id)
         msgid = ids[0] if ids else ""
-        signals = self._signals(db, identities, since)
         sent_to = identities.address if identities.address and db.sent_to(
             identities.address) else ""
+        # The identities' tallies are read one at a time, as decide asks for them: the
+        # first clear one decides, and those after it would change nothing (a deciding
+        # identity has messages before, so the sender is not a first-time one either).
+        signals: list[reputation.Signal] = []
+        decision = reputation.decide(sent_to, _kept(self._signals(db, identities, since),
+                                                    signals))
         # In an account with (almost) no history every sender is new: no pause then.
-        first = not sent_to and reputation.first_time(signals) and db.knows_at_least(
-            settings.min_training_messages)
+        first = decision is None and not sent_to and reputation.first_time(signals) \
+            and db.knows_at_least(settings.min_training_messages)
         base = JunkVerdict(Action.ACCEPT, Reason.UNTRAINED, identities=identities,
                            message_id=msgid, first_time=first,
                            delay=settings.first_time_delay_seconds if first else 0.0)
-        decision = reputation.decide(sent_to, signals)
         if decision is not None:
             evidence = ((decision.signal.key, decision.signal.value),)
             if decision.cls is Class.HAM:
@@ -279,23 +285,25 @@ class JunkFilter:
 
     @staticmethod
     def _signals(db: JunkDatabase, who: SenderIdentities, since: int
-                 ) -> list[reputation.Signal]:
-        wanted = [
-            (Reason.ADDRESS, "address", "address", who.address),
-            (Reason.DMARC_DOMAIN, "domain", "dmarc_domain", who.dmarc_domain),
-        ]
-        signals = [reputation.Signal(reason, key, value, db.tally(column, value, since))
-                   for reason, key, column, value in wanted if value]
+                 ) -> Iterator[reputation.Signal]:
+        """The history of each identity the sender has, the most specific first
+        (:mod:`kittiwake.junk.reputation`), each read when asked for."""
+        if who.address:
+            yield reputation.Signal(Reason.ADDRESS, "address", who.address,
+                                    db.tally("address", who.address, since))
+        if who.dmarc_domain:
+            yield reputation.Signal(Reason.DMARC_DOMAIN, "domain", who.dmarc_domain,
+                                    db.tally("dmarc_domain", who.dmarc_domain, since))
         if who.verified_domains:
-            signals.append(reputation.Signal(
+            yield reputation.Signal(
                 Reason.VERIFIED_DOMAIN, "domain", ",".join(sorted(who.verified_domains)),
-                db.tally_verified(who.verified_domains, since)))
-        for reason, key, column, value in ((Reason.IP, "ip", "ip", who.ip),
-                                           (Reason.NETWORK, "net", "net", who.network)):
-            if value:
-                signals.append(reputation.Signal(reason, key, value,
-                                                 db.tally(column, value, since)))
-        return signals
+                db.tally_verified(who.verified_domains, since))
+        if who.ip:
+            yield reputation.Signal(Reason.IP, "ip", who.ip, db.tally("ip", who.ip, since))
+        network = who.network
+        if network:
+            yield reputation.Signal(Reason.NETWORK, "net", network,
+                                    db.tally("net", network, since))
 
     @staticmethod
     def _junk(db: JunkDatabase, settings: JunkConfig, verdict: JunkVerdict,
@@ -680,6 +688,13 @@ def _not_recorded(recorded: dict[tuple[str, int], float], mailbox: str,
         if recorded.pop((mailbox, uid), None) is None:
             left.append(uid)
     return left
+
+
+def _kept(items: Iterable[T], into: list[T]) -> Iterator[T]:
+    """``items`` as they come, each also appended to ``into``."""
+    for item in items:
+        into.append(item)
+        yield item
 
 
 def _bytes_of(message: bytes | Callable[[], bytes]) -> bytes:
