@@ -229,6 +229,8 @@ async def run(args: argparse.Namespace, data_dir: Path) -> None:
         for other in executor.profiles[1:]:
             threads.add(other)
         threads.sort_stats("tottime").print_stats(args.top)
+        if args.callees:
+            threads.print_callees(args.callees)
 
 
 class ProfilingExecutor(ThreadPoolExecutor):
@@ -295,6 +297,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--inline-words", action="store_true")
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--top", type=int, default=30)
+    parser.add_argument("--callees", default="", help="a function whose callees to print")
     parser.add_argument("--callgrind", action="store_true")
     args = parser.parse_args(argv)
     if args.callgrind:
