@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
-from tests.junk.conftest import Servers
+from tests.junk.conftest import Servers, domains
 from tests.junk.test_scenario import SPAM_WORDS, message, sender_dns, train
 
 from kittiwake.config import DomainsConfig
@@ -116,6 +116,31 @@ async def test_a_retried_reject_is_kept_once(servers: Servers) -> None:
         assert info.value.smtp_code == 451 and b"4.7.1" in info.value.smtp_error
     account = await servers.store.account("alice")
     assert len(await account.messages("Rejects")) == 1
+
+
+@pytest.mark.parametrize("servers", [{"min_training_messages": 3, "reject_threshold": 0.95,
+                                      "first_time_delay_seconds": 0}], indirect=True)
+async def test_a_retry_before_the_history_is_written_is_kept_once(servers: Servers) -> None:
+    """The history row of a rejected message is written after the reply (in a batch):
+    a retry judged before that is still known to be in Rejects, and no second copy is
+    stored."""
+    await train(servers)
+    spam = message("carol@sender.example", "you won", SPAM_WORDS, 1)
+    ctx = ServerContext(hostname="mx.example.org", store=servers.store, domains=domains(
+        {"min_training_messages": 3, "reject_threshold": 0.95}), junk=servers.junk)
+    target = ctx.index.lookup("alice", "example.org")
+    assert target is not None
+    rcpt = [LocalDelivery("alice@example.org", target)]
+    # The account's writer waits (as behind a long training) until both are judged.
+    async with servers.junk._lock("alice"):
+        for _ in range(2):
+            [failure] = await deliver_local(ctx, rcpt, spam, "bounce@x.example", sender=CAROL)
+            assert (failure.code, failure.enhanced) == (451, "4.7.1")
+    await servers.junk.recorded()
+    account = await servers.store.account("alice")
+    assert len(await account.messages("Rejects")) == 1
+    retry = await servers.junk.classify("alice", CAROL, spam)  # and once it is written
+    assert retry.already_kept and servers.junk._rejects_pending.get("alice") == {}
 
 
 async def test_an_address_the_account_wrote_to_is_good(store: Store) -> None:

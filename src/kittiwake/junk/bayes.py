@@ -15,6 +15,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from typing import NamedTuple
 
 # Robinson's constants: the prior for an unknown word and its strength.
 UNKNOWN_WORD = 0.5
@@ -27,9 +28,9 @@ MAX_DECIDING_WORDS = 150
 CLAMP = 0.01
 
 
-@dataclass(frozen=True)
-class WordCounts:
-    """How many ham and junk messages of the training contained a word."""
+class WordCounts(NamedTuple):
+    """How many ham and junk messages of the training contained a word (a named
+    tuple: a message's words are many, and each of their counts is one of these)."""
 
     ham: int = 0
     junk: int = 0
@@ -70,7 +71,10 @@ def score(words: Iterable[str], counts: Mapping[str, WordCounts], ham_total: int
     """Fisher-combined junk probability of a message's distinct words."""
     probs = []
     for word in dict.fromkeys(words):
-        p = word_probability(counts.get(word, WordCounts()), ham_total, junk_total)
+        known = counts.get(word)
+        if known is None or not (known.ham or known.junk):
+            continue  # never seen: UNKNOWN_WORD, which says nothing (MIN_DEVIATION)
+        p = word_probability(known, ham_total, junk_total)
         if abs(p - 0.5) >= MIN_DEVIATION:
             probs.append((word, p))
     probs.sort(key=lambda wp: abs(wp[1] - 0.5), reverse=True)

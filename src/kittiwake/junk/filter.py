@@ -28,8 +28,9 @@ import asyncio
 import contextlib
 import dataclasses
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Container, Iterable, Iterator
 from dataclasses import dataclass, replace
+from typing import TypeVar
 
 from kittiwake import dnsbl, log
 from kittiwake.config.domains import DomainsConfig, JunkConfig
@@ -80,6 +81,7 @@ TRAIN_CHUNK = 50  # retrained messages per worker-thread call (and per transacti
 CLOSE_DRAIN_SECONDS = 5.0  # close() waits this long for what was heard to be learnt
 
 Sleep = Callable[[float], Awaitable[None]]
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -167,6 +169,10 @@ class JunkFilter:
         # (mailbox, uid) of the messages record_delivery took, per account, with when,
         # for the learner to pass over (see learn); insertion-ordered, bounded.
         self._recorded: dict[str, dict[tuple[str, int], float]] = {}
+        # Message-IDs of messages kept in Rejects whose history rows are not written
+        # yet (queued for, or in, record_delivery's writer), per account, with how
+        # many: a retry of one of them is already kept though in_rejects cannot say.
+        self._rejects_pending: dict[str, dict[str, int]] = {}
 
     # --- settings and databases ------------------------------------------------
 
@@ -220,7 +226,8 @@ class JunkFilter:
             db = await self.database(account)
             since = int(self.clock() * 1000) - settings.history_days * DAY_MS
             verdict = await asyncio.to_thread(self._decide, db, settings, identities, message,
-                                              since, message_id)
+                                              since, message_id,
+                                              self._rejects_pending.get(account, {}))
         except Exception as exc:
             panic("junk", exc, msg="junk classification failed; accepting", account=account)
             verdict = JunkVerdict(Action.ACCEPT, Reason.UNTRAINED, identities=identities,
@@ -236,30 +243,36 @@ class JunkFilter:
 
     def _decide(self, db: JunkDatabase, settings: JunkConfig, identities: SenderIdentities,
                 message: bytes | Callable[[], bytes], since: int,
-                message_id: str | None = None) -> JunkVerdict:
-        """In a worker thread: history first, then block lists, then the words."""
+                message_id: str | None = None, kept: Container[str] = ()) -> JunkVerdict:
+        """In a worker thread: history first, then block lists, then the words.
+
+        ``kept``: Message-IDs in Rejects whose history is still being written."""
         if message_id is None:
             message = _bytes_of(message)
             message_id = parse_header_section(message)[0].get("message-id")
         ids = parse_msgids(message_id)
         msgid = ids[0] if ids else ""
-        signals = self._signals(db, identities, since)
         sent_to = identities.address if identities.address and db.sent_to(
             identities.address) else ""
+        # The identities' tallies are read one at a time, as decide asks for them: the
+        # first clear one decides, and those after it would change nothing (a deciding
+        # identity has messages before, so the sender is not a first-time one either).
+        signals: list[reputation.Signal] = []
+        decision = reputation.decide(sent_to, _kept(self._signals(db, identities, since),
+                                                    signals))
         # In an account with (almost) no history every sender is new: no pause then.
-        first = not sent_to and reputation.first_time(signals) and db.knows_at_least(
-            settings.min_training_messages)
+        first = decision is None and not sent_to and reputation.first_time(signals) \
+            and db.knows_at_least(settings.min_training_messages)
         base = JunkVerdict(Action.ACCEPT, Reason.UNTRAINED, identities=identities,
                            message_id=msgid, first_time=first,
                            delay=settings.first_time_delay_seconds if first else 0.0)
-        decision = reputation.decide(sent_to, signals)
         if decision is not None:
             evidence = ((decision.signal.key, decision.signal.value),)
             if decision.cls is Class.HAM:
                 return replace(base, reason=decision.signal.reason, evidence=evidence)
             return self._junk(db, settings, replace(base, reason=decision.signal.reason,
                                                     evidence=evidence),
-                              reject=settings.known_junk == "reject")
+                              reject=settings.known_junk == "reject", kept=kept)
         if identities.dnsbl_listed:
             return self._junk(db, settings, replace(
                 base, reason=Reason.DNSBL, evidence=(("zone", identities.dnsbl_listed[0]),)),
@@ -272,39 +285,42 @@ class JunkFilter:
         verdict = replace(base, reason=Reason.CONTENT, score=result.probability,
                           words=result.words[:10])
         if rejects(settings, result.probability):
-            return self._junk(db, settings, verdict, reject=True)
+            return self._junk(db, settings, verdict, reject=True, kept=kept)
         if result.probability >= settings.junk_threshold:
             return self._junk(db, settings, verdict, reject=False)
         return verdict
 
     @staticmethod
     def _signals(db: JunkDatabase, who: SenderIdentities, since: int
-                 ) -> list[reputation.Signal]:
-        wanted = [
-            (Reason.ADDRESS, "address", "address", who.address),
-            (Reason.DMARC_DOMAIN, "domain", "dmarc_domain", who.dmarc_domain),
-        ]
-        signals = [reputation.Signal(reason, key, value, db.tally(column, value, since))
-                   for reason, key, column, value in wanted if value]
+                 ) -> Iterator[reputation.Signal]:
+        """The history of each identity the sender has, the most specific first
+        (:mod:`kittiwake.junk.reputation`), each read when asked for."""
+        if who.address:
+            yield reputation.Signal(Reason.ADDRESS, "address", who.address,
+                                    db.tally("address", who.address, since))
+        if who.dmarc_domain:
+            yield reputation.Signal(Reason.DMARC_DOMAIN, "domain", who.dmarc_domain,
+                                    db.tally("dmarc_domain", who.dmarc_domain, since))
         if who.verified_domains:
-            signals.append(reputation.Signal(
+            yield reputation.Signal(
                 Reason.VERIFIED_DOMAIN, "domain", ",".join(sorted(who.verified_domains)),
-                db.tally_verified(who.verified_domains, since)))
-        for reason, key, column, value in ((Reason.IP, "ip", "ip", who.ip),
-                                           (Reason.NETWORK, "net", "net", who.network)):
-            if value:
-                signals.append(reputation.Signal(reason, key, value,
-                                                 db.tally(column, value, since)))
-        return signals
+                db.tally_verified(who.verified_domains, since))
+        if who.ip:
+            yield reputation.Signal(Reason.IP, "ip", who.ip, db.tally("ip", who.ip, since))
+        network = who.network
+        if network:
+            yield reputation.Signal(Reason.NETWORK, "net", network,
+                                    db.tally("net", network, since))
 
     @staticmethod
     def _junk(db: JunkDatabase, settings: JunkConfig, verdict: JunkVerdict,
-              reject: bool) -> JunkVerdict:
+              reject: bool, kept: Container[str] = ()) -> JunkVerdict:
         if not reject:
             return replace(verdict, action=Action.JUNK, mailbox=settings.junk_mailbox)
+        msgid = verdict.message_id
         return replace(verdict, action=Action.REJECT, mailbox=settings.rejects_mailbox,
                        reject=reject_reply(settings),
-                       already_kept=db.in_rejects(verdict.message_id))
+                       already_kept=bool(msgid) and (msgid in kept or db.in_rejects(msgid)))
 
     async def _dnsbl(self, settings: JunkConfig, who: SenderIdentities) -> list[str]:
         """Zones of the account's junk block lists that list the connecting IP (RFC 5782)."""
@@ -349,6 +365,7 @@ class JunkFilter:
         self._to_record.setdefault(account, []).append(
             (delivered.message_id, delivered.mailbox, delivered.uid, verdict.message_id,
              verdict.identities))
+        self._keep_pending(account, verdict.message_id, delivered.mailbox)
         recorded = self._recorded.setdefault(account, {})
         recorded[(delivered.mailbox, delivered.uid)] = time.monotonic()
         if len(recorded) > RECORDED_KEPT:  # never heard of by the learner: forget the oldest
@@ -368,8 +385,35 @@ class JunkFilter:
                 except Exception as exc:
                     panic("junk", exc, msg="recording the sender failed", account=account,
                           messages=len(items))
+                finally:  # written (in_rejects knows them now), or never will be
+                    self._drop_pending(account, items)
         finally:
             self._recorders.pop(account, None)
+
+    def _rejects_name(self, account: str) -> str | None:
+        settings = self.settings(account)
+        return settings.rejects_mailbox.lower() if settings is not None else None
+
+    def _keep_pending(self, account: str, msgid: str, mailbox: str) -> None:
+        """Count a message delivered into Rejects until its history row is written
+        (:meth:`_drop_pending`), for :meth:`JunkDatabase.in_rejects` cannot see it yet."""
+        if msgid and mailbox.lower() == self._rejects_name(account):
+            pending = self._rejects_pending.setdefault(account, {})
+            pending[msgid] = pending.get(msgid, 0) + 1
+
+    def _drop_pending(self, account: str,
+                      items: list[tuple[int, str, int, str, SenderIdentities]]) -> None:
+        pending = self._rejects_pending.get(account)
+        if not pending:
+            return
+        rejects_name = self._rejects_name(account)
+        for _id, mailbox, _uid, msgid, _who in items:
+            if msgid not in pending or mailbox.lower() != rejects_name:
+                continue
+            if pending[msgid] > 1:
+                pending[msgid] -= 1
+            else:
+                del pending[msgid]
 
     async def recorded(self) -> None:
         """Wait until every queued sender is written (tests, close)."""
@@ -680,6 +724,13 @@ def _not_recorded(recorded: dict[tuple[str, int], float], mailbox: str,
         if recorded.pop((mailbox, uid), None) is None:
             left.append(uid)
     return left
+
+
+def _kept(items: Iterable[T], into: list[T]) -> Iterator[T]:
+    """``items`` as they come, each also appended to ``into``."""
+    for item in items:
+        into.append(item)
+        yield item
 
 
 def _bytes_of(message: bytes | Callable[[], bytes]) -> bytes:

@@ -13,6 +13,7 @@ message from a big provider's domain should not vouch for all its users.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 from kittiwake.junk.database import Tally
@@ -42,8 +43,11 @@ class Decision:
     signal: Signal
 
 
-def decide(sent_to_address: str, signals: list[Signal]) -> Decision | None:
-    """The first clear signal, or None when the history says nothing clear."""
+def decide(sent_to_address: str, signals: Iterable[Signal]) -> Decision | None:
+    """The first clear signal, or None when the history says nothing clear.
+
+    ``signals`` is taken one at a time and no further than the deciding one (a
+    sender the account wrote to takes none), so its tallies may be read lazily."""
     if sent_to_address:
         return Decision(Class.HAM, Signal(Reason.SENT_TO_ADDRESS, "address", sent_to_address,
                                           Tally()))

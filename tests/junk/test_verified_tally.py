@@ -1,0 +1,95 @@
+"""The verified-domain tally read from the domains' side equals the scan it replaced.
+
+:meth:`JunkDatabase.tally_verified` counts ham and junk among the account's most
+recent classified messages verified for the sender's domains. Found from the
+domains' own messages (most domains have few), it must count exactly the messages
+the scan of the recent messages counts, ties in ``received`` and all: checked on
+random histories against the scan, with the scan's window and the direct read's
+limit made small so that every branch is taken.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from tests.junk.test_decide_same import old_tally_verified
+
+from kittiwake.junk import database
+from kittiwake.junk.database import JunkDatabase
+
+DOMAINS = ["a.example", "b.example", "c.example", "d.example"]
+
+histories = st.lists(st.tuples(
+    st.integers(0, 12),  # received: few values, so many ties
+    st.sampled_from(["", "", "ham", "junk"]),
+    st.sets(st.sampled_from(DOMAINS), max_size=3)), max_size=60)
+
+
+def fill(db: JunkDatabase, rows: list[tuple[int, str, set[str]]]) -> None:
+    with db.lock:
+        db.db.execute("DELETE FROM message")
+        db.db.execute("DELETE FROM verified")
+        db.db.executemany("INSERT INTO message (id, received, class) VALUES (?, ?, ?)",
+                          [(i, received, cls) for i, (received, cls, _d) in enumerate(rows, 1)])
+        db.db.executemany("INSERT INTO verified (domain, message) VALUES (?, ?)",
+                          [(d, i) for i, (_r, _c, domains) in enumerate(rows, 1)
+                           for d in domains])
+
+
+@pytest.fixture(scope="module")
+def db() -> JunkDatabase:
+    with tempfile.TemporaryDirectory() as tmp:
+        db = JunkDatabase(Path(tmp) / "junk.db")
+        yield db  # type: ignore[misc]
+        db.close()
+
+
+@settings(max_examples=300, deadline=None)
+@given(rows=histories, wanted=st.sets(st.sampled_from(DOMAINS), min_size=1, max_size=2),
+       since=st.integers(0, 8), scan=st.integers(1, 12), direct=st.integers(0, 20))
+def test_the_domains_side_counts_as_the_scan(
+        db: JunkDatabase, rows: list[tuple[int, str, set[str]]], wanted: set[str], since: int,
+        scan: int, direct: int) -> None:
+    fill(db, rows)
+    old_scan, old_direct = database.VERIFIED_SCAN, database.VERIFIED_DIRECT
+    database.VERIFIED_SCAN, database.VERIFIED_DIRECT = scan, direct
+    try:
+        assert db.tally_verified(wanted, since) == old_tally_verified(
+            db, frozenset(wanted), since)
+    finally:
+        database.VERIFIED_SCAN, database.VERIFIED_DIRECT = old_scan, old_direct
+
+
+def test_a_new_correspondent_costs_less_than_the_scan(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A domain whose few messages came lately, in a long history: its own messages
+    are read, not each of the account's recent messages looked up (SQLite steps)."""
+    db = JunkDatabase(tmp_path / "junk.db")
+    fill(db, [(n, "ham" if n % 3 else "junk",
+               {"a.example"} if n > 2800 and n % 7 == 0 else {"b.example"})
+              for n in range(3000)])
+
+    def steps() -> tuple[int, object]:
+        counted = [0]
+
+        def tick() -> int:
+            counted[0] += 1
+            return 0
+
+        db.reader.set_progress_handler(tick, 100)
+        try:
+            tally = db.tally_verified({"a.example"}, 0)
+        finally:
+            db.reader.set_progress_handler(None, 0)
+        return counted[0], tally
+
+    direct, tally = steps()
+    monkeypatch.setattr(database, "VERIFIED_DIRECT", 0)  # the scan, as before
+    scanned, scanned_tally = steps()
+    db.close()
+    assert tally == scanned_tally
+    assert direct * 3 < scanned, (direct, scanned)
