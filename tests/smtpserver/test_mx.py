@@ -44,6 +44,8 @@ async def test_authenticated_mail_delivered_with_headers(smtp_server) -> None:
     head = stored.split(b"\r\n\r\n", 1)[0].decode().replace("\r\n\t", " ").replace(
         "\r\n ", " ")
     assert stored.endswith(data)
+    added = stored[:len(stored) - len(data)].split(b"\r\n")  # Received-SPF, Received, A-R
+    assert max(len(line) for line in added) <= 78, added  # RFC 5322 §2.1.1, folded
     assert "Authentication-Results: mx.example.org;" in head
     assert "spf=pass" in head and "smtp.mailfrom=bounce@sender.example" in head
     assert "dkim=pass" in head and "header.d=sender.example" in head

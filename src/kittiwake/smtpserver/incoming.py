@@ -18,6 +18,7 @@ from typing import Any
 from kittiwake import dkim, dmarc, iprev, spf
 from kittiwake.junk import SenderIdentities
 from kittiwake.message.authres import MethodResult, authentication_results
+from kittiwake.message.headers import fold_header
 from kittiwake.message.received import received_header, with_protocol
 from kittiwake.smtpserver.spool import MessageHead
 
@@ -134,7 +135,9 @@ async def analyze(resolver: Any, conn: Connection, mailfrom: str, head: MessageH
     result.headers = (received(conn, result, recipients) +
                       auth_results(conn.hostname, mailfrom, conn.helo, result)).encode("utf-8")
     if result.spf is not None:
-        result.headers = ("Received-SPF: " + result.spf.received_spf() + "\r\n").encode(
+        # Folded like the fields beside it (RFC 5322 §2.1.1: lines of at most 78
+        # characters where possible); the value is long with its comment.
+        result.headers = fold_header("Received-SPF", result.spf.received_spf()).encode(
             "utf-8") + result.headers
     return result
 
