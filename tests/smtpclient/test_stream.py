@@ -154,3 +154,39 @@ async def test_reused_session_pipelines_rset(tmp_path: Path) -> None:
     assert verbs == ["EHLO", "MAIL", "RCPT", "DATA", "RSET", "MAIL", "RCPT", "DATA",
                      "RSET", "MAIL", "RCPT", "DATA", "QUIT"]
     assert len(sink.messages) == 3
+
+
+def _open_fds() -> int:
+    return len(list(Path("/proc/self/fd").iterdir()))
+
+
+async def test_file_ranges_around_one_chunk_arrive_whole_and_leave_no_file_open(
+        tmp_path: Path) -> None:
+    """A file range of one chunk (read with the open, the file closed at once), of
+    exactly one chunk and of one byte more (read on from the open file) arrives as
+    stored by BDAT and CRLF-normalised by DATA, and no file stays open."""
+    rng = random.Random(5)
+    prefix = b"Received: by test; Tue, 1 Dec 2026 10:00:00 +0000\r\n"
+    sink = await SinkServer().start()
+    expected = []
+    try:
+        before = _open_fds()
+        for length in (10 * 1024, CHUNK_SIZE, CHUNK_SIZE + 1):
+            offset = 7
+            body = bytes(rng.choice(b"ab.\r\n") for _ in range(offset + length + 5))
+            path = tmp_path / f"m{length}"
+            path.write_bytes(body)
+            part = body[offset:offset + length]
+            source = MessageSource(prefix, FileRange(path, offset, length))
+            await _send(sink, source, chunking=False)
+            await _send(sink, source, chunking=True)
+            stored = prefix + part
+            data = crlf(stored)
+            if not data.endswith(b"\r\n"):
+                data += b"\r\n"  # DATA ends the message's last line (RFC 5321 §4.1.1.4)
+            expected += [(hashlib.sha256(data).hexdigest(), len(data)),
+                         (hashlib.sha256(stored).hexdigest(), len(stored))]
+        assert _open_fds() == before
+    finally:
+        await sink.close()
+    assert [(m.sha256, m.size) for m in sink.messages] == expected

@@ -174,29 +174,38 @@ async def _open_first(remote: str, ips: Sequence[str], port: int,
     raise ConnectError("; ".join(problems), stage=Stage.CONNECT)
 
 
-def _read_cached(path: str | os.PathLike[str], offset: int, size: int
-                 ) -> tuple[BinaryIO, bytes] | None:
+def _read_cached(path: str | os.PathLike[str], offset: int, size: int, *, whole: bool = False
+                 ) -> tuple[BinaryIO | None, bytes] | None:
     """Open and read the first ``size`` bytes only if they are in the page cache
     (``preadv2`` with RWF_NOWAIT, Linux 4.14+): then the event loop does not wait
-    for a thread. None when the read would block (or the system cannot say)."""
+    for a thread. None when the read would block (or the system cannot say).
+
+    The file comes back open at the next byte to read, unless ``whole`` (the
+    ``size`` bytes are all the caller wants) and they were all read: then it is
+    closed already and None is returned in its place (one file object less per
+    message; most messages are one chunk)."""
     nowait = getattr(os, "RWF_NOWAIT", None)
     if nowait is None or size <= 0:
         return None
     try:
-        handle = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the caller
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None  # the thread path reports it
     try:
         buffer = bytearray(size)
-        got = os.preadv(handle.fileno(), [buffer], offset, nowait)
+        got = os.preadv(fd, [buffer], offset, nowait)
         if got <= 0:
-            handle.close()
+            os.close(fd)
             return None
-        handle.seek(offset + got)
-        return handle, bytes(memoryview(buffer)[:got])
+        if whole and got == size:
+            os.close(fd)
+            return None, bytes(buffer)
+        os.lseek(fd, offset + got, os.SEEK_SET)
+        handle = open(fd, "rb", buffering=0)  # noqa: SIM115 - closed by the caller
     except OSError:  # EAGAIN: not cached; EOPNOTSUPP: no RWF_NOWAIT on this file system
-        handle.close()
+        os.close(fd)
         return None
+    return handle, bytes(memoryview(buffer)[:got])
 
 
 def _open_range(path: str | os.PathLike[str], offset: int, size: int
@@ -643,10 +652,12 @@ class Client:
     async def _write(self, send: Send) -> None:
         if self.closed:
             raise ConnectionLost(f"connection to {self.remote} is closed", stage=Stage.CONNECT)
-        for cmd in send.commands:
-            self.transcript.client(cmd)
+        logging = self.transcript.enabled()  # else every line would be classified for nothing
+        if logging:
+            for cmd in send.commands:
+                self.transcript.client(cmd)
         stage = send.expects[0][0] if send.expects else Stage.CONNECT
-        if send.body:
+        if send.body and logging:
             self.transcript.data(log.Direction.CLIENT, send.body)
             if not send.commands:
                 self.transcript.client(".")
@@ -654,7 +665,7 @@ class Client:
             self._put(send.data, stage)
         if send.stream is not None:
             await self._stream(send.stream, send.stuff, stage)
-            if send.stuff:
+            if send.stuff and logging:
                 self.transcript.client(".")
         elif send.body:
             await self._drain(stage)
@@ -681,7 +692,8 @@ class Client:
             chunk = source.prefix
             if file is not None:
                 # The first chunk comes with the open, and goes out with the prefix.
-                cached = _read_cached(file.path, file.offset, min(CHUNK_SIZE, left))
+                cached = _read_cached(file.path, file.offset, min(CHUNK_SIZE, left),
+                                      whole=left <= CHUNK_SIZE)
                 handle, first = cached if cached is not None else await self._read_file(
                     stage, _open_range, file.path, file.offset, min(CHUNK_SIZE, left))
                 chunk = chunk + first if chunk else first

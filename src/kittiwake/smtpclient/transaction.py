@@ -348,6 +348,9 @@ def _parse_text(text: str) -> Address:
     return parse_address(text, smtputf8=True)
 
 
+_NO_RCPT_PARAMS = RcptParams()  # frozen: one for every recipient without DSN parameters
+
+
 def plan_delivery(
     caps: Capabilities,
     *,
@@ -442,7 +445,7 @@ def plan_delivery(
             return refuse_all(f"8-bit message but {remote} does not support 8BITMIME",
                               "5.6.3")
     dsn_wanted = ret is not None or envid is not None or any(
-        r.params != RcptParams() for r in items)
+        r.params != _NO_RCPT_PARAMS for r in items)
     plan.dsn_relayed = dsn_wanted and not caps.dsn
     params = MailParams(
         size=size if caps.size is not None or "SIZE" in caps.keywords else None,
@@ -457,7 +460,7 @@ def plan_delivery(
     plan.bdat = binarymime or (chunking and caps.chunking)
     rcpt_lines = []
     for i, addr in parsed:
-        rparams = items[i].params if caps.dsn else RcptParams()
+        rparams = items[i].params if caps.dsn else _NO_RCPT_PARAMS
         rcpt_lines.append((i, labels[i], f"RCPT TO:{format_path(addr, utf8=needs_utf8)}"
                                          f"{rparams.format()}"))
     # RFC 9422 §4.1: at most RCPTMAX recipients per transaction; the rest in
