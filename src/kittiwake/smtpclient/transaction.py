@@ -33,12 +33,14 @@ from __future__ import annotations
 
 import enum
 import functools
+import re
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from kittiwake.smtp import (
     DATA_TERMINATOR,
+    MAX_LOCALPART,
     Address,
     AddressError,
     Body,
@@ -342,8 +344,28 @@ def _parse(addr: str | Address | None) -> Address | None:
     return _parse_text(text)
 
 
-@functools.lru_cache(maxsize=4096)
+# RFC 5321 §4.1.2 Mailbox = Local-part "@" Domain, in its plainest form: a Dot-string
+# of ASCII atext (RFC 5322 §3.2.3) and a lower-case LDH domain without "--" (so no
+# A-label, nothing IDNA 2008 maps or refuses) whose last label is not all digits.
+# Most recipients look like this.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_MAILBOX = re.compile(
+    rf"({_ATOM}(?:\.{_ATOM})*)@((?:[a-z0-9]+(?:-[a-z0-9]+)*\.)*"
+    r"(?![0-9]+\Z)[a-z0-9]+(?:-[a-z0-9]+)*)")  # RFC 3696 §2: no all-numeric last label
+
+
 def _parse_text(text: str) -> Address:
+    """``parse_address(text)``, without the general parser for a plain mailbox
+    (a local-part of at most 64 octets, RFC 5321 §4.5.3.1.1, and a domain short
+    enough that no label can pass 63 octets): parsing it gives back its own parts."""
+    plain = _PLAIN_MAILBOX.fullmatch(text)
+    if plain is not None and len(plain[1]) <= MAX_LOCALPART and len(plain[2]) <= 63:
+        return Address(plain[1], plain[2], plain[2])
+    return _parse_general(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_general(text: str) -> Address:
     """Parsed addresses are immutable: a queue run sends from the same few senders."""
     return parse_address(text, smtputf8=True)
 
