@@ -8,6 +8,8 @@ import random
 import tracemalloc
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tests.smtpclient.sink import SinkServer
 
 from kittiwake.smtp import Reply, dot_stuff
@@ -20,7 +22,7 @@ from kittiwake.smtpclient import (
     Stage,
     Transaction,
 )
-from kittiwake.smtpclient.stream import CHUNK_SIZE, crlf
+from kittiwake.smtpclient.stream import CHUNK_SIZE, all_crlf, crlf
 
 TRICKY = (b"Subject: dots\r\n\r\n.leading dot\r\nbare lf\nbare cr\rmixed\r\r\n..two\r\n"
           b"\r\n.\r\nend without crlf.")
@@ -190,3 +192,15 @@ async def test_file_ranges_around_one_chunk_arrive_whole_and_leave_no_file_open(
     finally:
         await sink.close()
     assert [(m.sha256, m.size) for m in sink.messages] == expected
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.binary(max_size=40) | st.text("\r\n.a", max_size=40).map(str.encode))
+def test_all_crlf_says_what_counting_the_line_ends_says(data: bytes) -> None:
+    """The one-pass check against its definition: as many CR, LF and CRLF."""
+    assert all_crlf(data) is (data.count(b"\n") == data.count(b"\r\n") == data.count(b"\r"))
+    if all_crlf(data):
+        assert crlf(data) is data
+    else:
+        assert b"\r" not in crlf(data).replace(b"\r\n", b"")
+        assert b"\n" not in crlf(data).replace(b"\r\n", b"")
