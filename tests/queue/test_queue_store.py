@@ -329,3 +329,18 @@ def test_history_row_of_a_delivered_recipient_has_the_attempt_and_the_message(
     assert hist.last_error == DeliveryError(0, "", "", "mx.example.net")
     assert [r.id for _, r in store.list()] == [carol.id]
     assert msg.path.exists()
+
+
+def test_a_message_goes_with_rows_of_finished_recipients_left_behind(store: QueueStore) -> None:
+    """A recipient row that is no longer queued but still in the table (left by an
+    older version) does not keep its message, nor make recording fail."""
+    msg = store.enqueue(envelope("bob@example.net", "carol@example.net"), b"x", now=T0)
+    bob, carol = store.recipients(msg.id)
+    with store._write() as db:
+        db.execute("UPDATE recipient SET status = 'delivered' WHERE id = ?", (carol.id,))
+    recorded = store.record_result([bob.id], Outcome.OK, None, "mx.example.net", T0)
+    assert recorded.removed_messages == (msg.id,)
+    assert not msg.path.exists()
+    assert store.list() == []
+    with pytest.raises(MessageNotFound):
+        store.message(msg.id)

@@ -601,10 +601,17 @@ class QueueStore:
         (with any other rows of theirs); the ids removed."""
         removed = []
         for mid in sorted(message_ids):
+            # Usually no row of the message is left: one statement (and no row that
+            # still references it, for the foreign key).
             if db.execute("DELETE FROM message WHERE id = ? AND NOT EXISTS (SELECT 1 FROM"
-                          " recipient WHERE message_id = ? AND status = 'queued')",
-                          (mid, mid)).rowcount:
+                          " recipient WHERE message_id = ?)", (mid, mid)).rowcount:
+                removed.append(mid)
+                continue
+            # Rows left: queued ones keep the message, any others go with it.
+            if db.execute("SELECT 1 FROM recipient WHERE message_id = ? AND status = 'queued'"
+                          " LIMIT 1", (mid,)).fetchone() is None:
                 db.execute("DELETE FROM recipient WHERE message_id = ?", (mid,))
+                db.execute("DELETE FROM message WHERE id = ?", (mid,))
                 removed.append(mid)
         return removed
 
