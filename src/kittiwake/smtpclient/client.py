@@ -1,6 +1,7 @@
 """The asyncio SMTP client for outgoing delivery and relaying (RFC 5321, RFC 3207, RFC 4954).
 
-A thin driver around the sans-I/O pieces: :class:`ReplyParser` for replies,
+A thin driver around the sans-I/O pieces: :class:`ReplyParser` for replies (through
+:class:`~kittiwake.smtpclient.replycache.ReplyReader`),
 :class:`Capabilities` for EHLO, :func:`plan_delivery`/:class:`Transaction`
 for MAIL transactions (PIPELINING, BDAT, LIMITS), ``kittiwake.sasl`` for
 AUTH. Every line both ways goes through :class:`kittiwake.log.SMTPTranscript`,
@@ -44,7 +45,7 @@ from kittiwake.sasl import (
     choose_client_mechanism,
     new_client,
 )
-from kittiwake.smtp import Address, MalformedReply, Reply, ReplyParser, Ret
+from kittiwake.smtp import Address, MalformedReply, Reply, Ret
 from kittiwake.smtpclient.capabilities import Capabilities
 from kittiwake.smtpclient.errors import (
     AuthError,
@@ -58,6 +59,7 @@ from kittiwake.smtpclient.errors import (
     TLSRejection,
     tlsrpt_result_of_verify_code,
 )
+from kittiwake.smtpclient.replycache import ReplyReader
 from kittiwake.smtpclient.results import (
     CommandReply,
     DeliveryResult,
@@ -246,7 +248,7 @@ class Client:
         self.replies: list[CommandReply] = []  # session-level replies (not transactions)
         self.closed = False
         self.transactions = 0  # MAIL transactions started (RFC 9422 MAILMAX)
-        self._parser = ReplyParser()
+        self._parser = ReplyReader()
         self._replies: deque[Reply] = deque()
         self._needs_rset = False
 
