@@ -8,7 +8,8 @@ loopback only) to Postfix's ``smtp-sink`` (Debian ``postfix``), which answers
 250 to everything:
 
 - kittiwake: :class:`kittiwake.queue.Queue` + :class:`~kittiwake.queue.Scheduler`
-  (default concurrency, as ``kittiwake serve`` runs it) +
+  (default concurrency, on the event loop ``kittiwake serve`` runs: uvloop
+  unless ``KITTIWAKE_EVENT_LOOP=asyncio``) +
   :class:`~kittiwake.queue.deliver.Deliverer` with a relay transport (the
   ``smtp`` smarthost transport) pointing at the sink. The messages are
   enqueued first (fsync per message, untimed); the time runs from starting
@@ -48,6 +49,7 @@ from kittiwake.dns import MockResolver
 from kittiwake.queue import Envelope, NewRecipient, Queue, Scheduler, Status
 from kittiwake.queue.deliver import Deliverer, Relay
 from kittiwake.queue.scheduler import DEFAULT_CONCURRENCY
+from kittiwake.server import eventloop
 from kittiwake.smtpclient import TLSMode
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -167,7 +169,8 @@ async def _kittiwake(base: Path, sink: Sink, messages: Corpus,
 
 def bench_kittiwake(base: Path, sink: Sink, messages: Corpus,
                     concurrency: int = DEFAULT_CONCURRENCY) -> float:
-    return asyncio.run(_kittiwake(base, sink, messages, concurrency))
+    # On the loop `kittiwake serve` runs (uvloop unless KITTIWAKE_EVENT_LOOP=asyncio).
+    return eventloop.run(_kittiwake(base, sink, messages, concurrency))
 
 
 def _count(log: Path, needle: str) -> int:
@@ -253,7 +256,8 @@ def main() -> None:
             shutil.rmtree(base, ignore_errors=True)
         print(f"  round {n + 1}: Postfix {theirs[-1]:7.1f} msg/s", flush=True)
     kw, pf = statistics.median(ours), statistics.median(theirs)
-    print(f"kittiwake queue (Scheduler + Deliverer, relay, concurrency {args.concurrency}):"
+    print(f"kittiwake queue (Scheduler + Deliverer, relay, concurrency {args.concurrency},"
+          f" {eventloop.loop_factory()[0]}):"
           f" {kw:8.1f} msg/s")
     print(f"Postfix 3 (qmgr + smtp(8), relayhost):          {pf:8.1f} msg/s")
     print(f"ratio kittiwake / Postfix: {kw / pf:.2f}")

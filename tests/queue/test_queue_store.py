@@ -311,3 +311,36 @@ def test_times_round_trip_exactly(store: QueueStore) -> None:
     assert r.next_attempt == odd and store.next_due() == odd
     assert len(store.due(odd)) == 1
     assert store.due(odd - timedelta(milliseconds=1)) == []
+
+
+def test_history_row_of_a_delivered_recipient_has_the_attempt_and_the_message(
+        store: QueueStore) -> None:
+    """A finished recipient goes to the history in the recording transaction with the
+    attempt's values and its message's sender, account and creation time."""
+    msg = store.enqueue(envelope("bob@example.net", "carol@example.net"), b"x", now=T0)
+    bob, carol = store.recipients(msg.id)
+    later = T0 + timedelta(minutes=3)
+    store.record_result([bob.id], Outcome.OK, None, "mx.example.net", later)
+    (hist,) = store.history()
+    assert (hist.recipient_id, hist.message_id, hist.account, hist.mail_from, hist.address,
+            hist.status, hist.attempts, hist.last_attempt, hist.created, hist.retired) == (
+        bob.id, msg.id, msg.account, msg.mail_from, "bob@example.net", Status.DELIVERED, 1,
+        later, msg.created, later)
+    assert hist.last_error == DeliveryError(0, "", "", "mx.example.net")
+    assert [r.id for _, r in store.list()] == [carol.id]
+    assert msg.path.exists()
+
+
+def test_a_message_goes_with_rows_of_finished_recipients_left_behind(store: QueueStore) -> None:
+    """A recipient row that is no longer queued but still in the table (left by an
+    older version) does not keep its message, nor make recording fail."""
+    msg = store.enqueue(envelope("bob@example.net", "carol@example.net"), b"x", now=T0)
+    bob, carol = store.recipients(msg.id)
+    with store._write() as db:
+        db.execute("UPDATE recipient SET status = 'delivered' WHERE id = ?", (carol.id,))
+    recorded = store.record_result([bob.id], Outcome.OK, None, "mx.example.net", T0)
+    assert recorded.removed_messages == (msg.id,)
+    assert not msg.path.exists()
+    assert store.list() == []
+    with pytest.raises(MessageNotFound):
+        store.message(msg.id)

@@ -8,6 +8,8 @@ import random
 import tracemalloc
 from pathlib import Path
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from tests.smtpclient.sink import SinkServer
 
 from kittiwake.smtp import Reply, dot_stuff
@@ -20,7 +22,7 @@ from kittiwake.smtpclient import (
     Stage,
     Transaction,
 )
-from kittiwake.smtpclient.stream import CHUNK_SIZE, crlf
+from kittiwake.smtpclient.stream import CHUNK_SIZE, all_crlf, crlf
 
 TRICKY = (b"Subject: dots\r\n\r\n.leading dot\r\nbare lf\nbare cr\rmixed\r\r\n..two\r\n"
           b"\r\n.\r\nend without crlf.")
@@ -154,3 +156,51 @@ async def test_reused_session_pipelines_rset(tmp_path: Path) -> None:
     assert verbs == ["EHLO", "MAIL", "RCPT", "DATA", "RSET", "MAIL", "RCPT", "DATA",
                      "RSET", "MAIL", "RCPT", "DATA", "QUIT"]
     assert len(sink.messages) == 3
+
+
+def _open_fds() -> int:
+    return len(list(Path("/proc/self/fd").iterdir()))
+
+
+async def test_file_ranges_around_one_chunk_arrive_whole_and_leave_no_file_open(
+        tmp_path: Path) -> None:
+    """A file range of one chunk (read with the open, the file closed at once), of
+    exactly one chunk and of one byte more (read on from the open file) arrives as
+    stored by BDAT and CRLF-normalised by DATA, and no file stays open."""
+    rng = random.Random(5)
+    prefix = b"Received: by test; Tue, 1 Dec 2026 10:00:00 +0000\r\n"
+    sink = await SinkServer().start()
+    expected = []
+    try:
+        before = _open_fds()
+        for length in (10 * 1024, CHUNK_SIZE, CHUNK_SIZE + 1):
+            offset = 7
+            body = bytes(rng.choice(b"ab.\r\n") for _ in range(offset + length + 5))
+            path = tmp_path / f"m{length}"
+            path.write_bytes(body)
+            part = body[offset:offset + length]
+            source = MessageSource(prefix, FileRange(path, offset, length))
+            await _send(sink, source, chunking=False)
+            await _send(sink, source, chunking=True)
+            stored = prefix + part
+            data = crlf(stored)
+            if not data.endswith(b"\r\n"):
+                data += b"\r\n"  # DATA ends the message's last line (RFC 5321 §4.1.1.4)
+            expected += [(hashlib.sha256(data).hexdigest(), len(data)),
+                         (hashlib.sha256(stored).hexdigest(), len(stored))]
+        assert _open_fds() == before
+    finally:
+        await sink.close()
+    assert [(m.sha256, m.size) for m in sink.messages] == expected
+
+
+@settings(max_examples=2000, deadline=None)
+@given(st.binary(max_size=40) | st.text("\r\n.a", max_size=40).map(str.encode))
+def test_all_crlf_says_what_counting_the_line_ends_says(data: bytes) -> None:
+    """The one-pass check against its definition: as many CR, LF and CRLF."""
+    assert all_crlf(data) is (data.count(b"\n") == data.count(b"\r\n") == data.count(b"\r"))
+    if all_crlf(data):
+        assert crlf(data) is data
+    else:
+        assert b"\r" not in crlf(data).replace(b"\r\n", b"")
+        assert b"\n" not in crlf(data).replace(b"\r\n", b"")

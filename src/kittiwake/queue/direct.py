@@ -48,6 +48,7 @@ from kittiwake.smtpclient import (
     TLSVerify,
     unverified_context,
 )
+from kittiwake.smtpclient import Outcome as ClientOutcome
 from kittiwake.tlsrpt import PolicyType, ResultType, TLSResult
 
 logger = get_logger("queue")
@@ -365,8 +366,6 @@ def _without_pool(options: DirectOptions) -> DirectOptions:
 
 def results_for(batch: Batch, result: Any, host: str) -> list[DeliveryResult]:
     """Map the SMTP client's per-recipient results onto queue results."""
-    from kittiwake.smtpclient import Outcome as ClientOutcome
-
     out = []
     for recipient, rr in zip(batch.recipients, result.recipients, strict=True):
         if rr.outcome is ClientOutcome.DELIVERED:

@@ -9,9 +9,11 @@ it is always the truth of the database, also after a restart.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
@@ -79,12 +81,30 @@ def attempted(batch: Batch, transport: str, results: list[DeliveryResult],
 
     ``started`` is :func:`time.monotonic` from before the attempt.
     """
-    DELIVERY_SECONDS.labels(transport=transport).observe(max(time.monotonic() - started, 0.0))
+    _duration(transport).observe(max(time.monotonic() - started, 0.0))
     attempts = {r.id: r.attempts + 1 for r in batch.recipients}
     for result in results:
         bucket = attempt_bucket(attempts.get(result.recipient_id, 1))
-        ATTEMPTS.labels(transport=transport, attempt=bucket, result=str(result.outcome)).inc()
+        _attempt_count(transport, bucket, result.outcome).inc()
     return results
+
+
+# The labelled children, looked up once per label set (the sets are small and fixed;
+# prometheus_client's labels() validates and locks on every call).
+@functools.cache
+def _duration(transport: str) -> Any:
+    return DELIVERY_SECONDS.labels(transport=transport)
+
+
+@functools.cache
+def _attempt_count(transport: str, bucket: str, outcome: Outcome) -> Any:
+    return ATTEMPTS.labels(transport=transport, attempt=bucket, result=str(outcome))
+
+
+@functools.cache
+def connections(use: str) -> Any:
+    """The ``queue_connections`` counter of ``use`` (new, reused, retired)."""
+    return CONNECTIONS.labels(use=use)
 
 
 def tls_policy(result: TLSResult) -> str:

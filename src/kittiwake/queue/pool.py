@@ -17,7 +17,7 @@ import contextlib
 import time
 from typing import Any
 
-from kittiwake.queue.metrics import CONNECTIONS
+from kittiwake.queue.metrics import connections
 
 Key = tuple[Any, ...]
 
@@ -57,7 +57,7 @@ class ConnectionPool:
             if not parked:
                 del self._parked[key]
             self.reused += 1
-            CONNECTIONS.labels(use="reused").inc()
+            connections("reused").inc()
             return client
         self._parked.pop(key, None)
         return None
@@ -68,7 +68,7 @@ class ConnectionPool:
         if client.closed:
             return
         if getattr(client, "transactions", 0) >= self.max_messages:
-            CONNECTIONS.labels(use="retired").inc()
+            connections("retired").inc()
             self._quit(client)
             return
         parked = self._parked.setdefault(key, [])
@@ -81,7 +81,7 @@ class ConnectionPool:
     @staticmethod
     def opened() -> None:
         """Count a new connection (the caller connected because nothing was parked)."""
-        CONNECTIONS.labels(use="new").inc()
+        connections("new").inc()
 
     def _expire(self) -> None:
         self._sweep = None

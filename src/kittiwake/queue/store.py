@@ -86,6 +86,11 @@ _RECIPIENT_COLUMNS = ("r.id, r.message_id, r.address, r.domain, r.notify, r.orcp
                       " r.attempts, r.next_attempt, r.last_attempt, r.err_code, r.err_enhanced,"
                       " r.err_text, r.err_host, r.status, r.held, r.dsn_delayed_sent")
 _N_MESSAGE = 13
+_N_RECIPIENT = 17
+# A recipient still queued, with its message's account, mail_from and created (Owner).
+_RECORD_SQL = (f"SELECT {_RECIPIENT_COLUMNS}, m.account, m.mail_from, m.created FROM recipient r"
+               " JOIN message m ON m.id = r.message_id WHERE r.id = ? AND r.status = 'queued'")
+Owner = tuple[Any, ...]  # (account, mail_from, created in ms) of a recipient's message
 
 
 class QueueStore:
@@ -404,15 +409,18 @@ class QueueStore:
             batches = []
             for domain, message_id in pairs:
                 # INDEXED BY: the planner would otherwise walk the domain's rows.
+                # The message's columns come along with each recipient (one statement).
                 rows = self.db.execute(
-                    f"SELECT {_RECIPIENT_COLUMNS} FROM recipient r INDEXED BY recipient_message"
+                    f"SELECT {_MESSAGE_COLUMNS}, {_RECIPIENT_COLUMNS} FROM recipient r"
+                    " INDEXED BY recipient_message JOIN message m ON m.id = r.message_id"
                     " WHERE r.message_id = ? AND r.domain = ? AND r.status = 'queued'"
                     " AND r.held = 0"
-                    " AND r.next_attempt <= ? ORDER BY r.id", (message_id, domain, due_ms))
-                recipients = tuple(_recipient(row) for row in rows)
-                if recipients:
-                    batches.append(Batch(self._message(self.db, message_id), domain,
-                                         recipients))
+                    " AND r.next_attempt <= ? ORDER BY r.id",
+                    (message_id, domain, due_ms)).fetchall()
+                if rows:
+                    batches.append(Batch(self._message_row(rows[0][:_N_MESSAGE]), domain,
+                                         tuple(_recipient(row[_N_MESSAGE:])
+                                               for row in rows)))
         return batches
 
     def pick_plan(self, exclude_domains: int = 0, domain: bool = False) -> list[str]:
@@ -523,11 +531,13 @@ class QueueStore:
         delayed: list[Recipient] = []
         touched: set[int] = set()
         for rid in ids:
-            row = db.execute(f"SELECT {_RECIPIENT_COLUMNS} FROM recipient r WHERE r.id = ?"
-                             " AND r.status = 'queued'", (rid,)).fetchone()
+            # The recipient with what its history row and DSN check need of its message
+            # (one statement, not one per table).
+            row = db.execute(_RECORD_SQL, (rid,)).fetchone()
             if row is None:
                 continue
             rcpt = _recipient(row)
+            owner: Owner = row[_N_RECIPIENT:]
             touched.add(rcpt.message_id)
             attempts = rcpt.attempts + 1
             err = (error.code, error.enhanced, error.text, error.host) if error else \
@@ -542,45 +552,62 @@ class QueueStore:
                 if status is Status.QUEUED else now
             if not_before is not None and status is Status.QUEUED:
                 next_at = max(next_at, not_before)
-            db.execute(
-                "UPDATE recipient SET attempts = ?, last_attempt = ?, next_attempt = ?,"
-                " err_code = ?, err_enhanced = ?, err_text = ?, err_host = ?, status = ?"
-                " WHERE id = ?", (attempts, to_ms(now), to_ms(next_at), *err, str(status),
-                                  rid))
             updated = replace(rcpt, attempts=attempts, last_attempt=from_ms(to_ms(now)),
                               next_attempt=from_ms(to_ms(next_at)) or next_at,
                               last_error=_error(err), status=status)
             if status is Status.QUEUED:
+                db.execute(
+                    "UPDATE recipient SET attempts = ?, last_attempt = ?, next_attempt = ?,"
+                    " err_code = ?, err_enhanced = ?, err_text = ?, err_host = ?, status = ?"
+                    " WHERE id = ?", (attempts, to_ms(now), to_ms(next_at), *err, str(status),
+                                      rid))
                 if sched.delay_dsn_due(attempts) and not updated.dsn_delayed_sent and \
                         wants_delay_dsn(self._message(db, rcpt.message_id), updated):
                     delayed.append(updated)
             else:
+                # Finished: its row moves to the history in this same transaction, so
+                # it is not updated first (the history row gets the new values).
                 finished.append(updated)
-                self._retire(db, updated, now)
+                self._retire(db, updated, now, owner)
         removed = self._remove_finished_messages(db, touched)
         return Recorded(tuple(finished), tuple(delayed), tuple(removed))
 
-    def _retire(self, db: sqlite3.Connection, rcpt: Recipient, now: datetime) -> None:
-        message = self._message(db, rcpt.message_id)
+    def _retire(self, db: sqlite3.Connection, rcpt: Recipient, now: datetime,
+                owner: Owner | None = None) -> None:
+        """Move a finished recipient to the history. ``owner``: its message's
+        (account, mail_from, created) when the caller has read them already."""
+        if owner is None:
+            message = self._message(db, rcpt.message_id)
+            owner = (message.account, message.mail_from, to_ms(message.created))
+        account, mail_from, created = owner
         err = rcpt.last_error
         db.execute(
             "INSERT OR REPLACE INTO retired (recipient_id, message_id, account, mail_from,"
             " address, status, attempts, last_attempt, err_code, err_enhanced, err_text,"
             " err_host, created, retired) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (rcpt.id, rcpt.message_id, message.account, message.mail_from, rcpt.address,
+            (rcpt.id, rcpt.message_id, account, mail_from, rcpt.address,
              str(rcpt.status), rcpt.attempts,
              None if rcpt.last_attempt is None else to_ms(rcpt.last_attempt),
              err.code if err else None, err.enhanced if err else None,
              err.text if err else None, err.host if err else None,
-             to_ms(message.created), to_ms(now)))
+             created, to_ms(now)))
         if self._retired_count is not None:
             self._retired_count += 1
         db.execute("DELETE FROM recipient WHERE id = ?", (rcpt.id,))
 
     def _remove_finished_messages(self, db: sqlite3.Connection, message_ids: set[int]
                                   ) -> list[int]:
+        """Remove the messages of ``message_ids`` that have no queued recipient left
+        (with any other rows of theirs); the ids removed."""
         removed = []
         for mid in sorted(message_ids):
+            # Usually no row of the message is left: one statement (and no row that
+            # still references it, for the foreign key).
+            if db.execute("DELETE FROM message WHERE id = ? AND NOT EXISTS (SELECT 1 FROM"
+                          " recipient WHERE message_id = ?)", (mid, mid)).rowcount:
+                removed.append(mid)
+                continue
+            # Rows left: queued ones keep the message, any others go with it.
             if db.execute("SELECT 1 FROM recipient WHERE message_id = ? AND status = 'queued'"
                           " LIMIT 1", (mid,)).fetchone() is None:
                 db.execute("DELETE FROM recipient WHERE message_id = ?", (mid,))
@@ -686,7 +713,8 @@ class QueueStore:
                 final = _recipient(db.execute(
                     f"SELECT {_RECIPIENT_COLUMNS} FROM recipient r WHERE r.id = ?",
                     (rcpt.id,)).fetchone())
-                self._retire(db, final, now)
+                self._retire(db, final, now,
+                             (message.account, message.mail_from, to_ms(message.created)))
                 dropped.setdefault(message.id, Dropped(message)).recipients.append(final)
             removed = self._remove_finished_messages(db, set(dropped))
             self._prune_history(db, now)

@@ -1,6 +1,7 @@
 """The asyncio SMTP client for outgoing delivery and relaying (RFC 5321, RFC 3207, RFC 4954).
 
-A thin driver around the sans-I/O pieces: :class:`ReplyParser` for replies,
+A thin driver around the sans-I/O pieces: :class:`ReplyParser` for replies (through
+:class:`~kittiwake.smtpclient.replycache.ReplyReader`),
 :class:`Capabilities` for EHLO, :func:`plan_delivery`/:class:`Transaction`
 for MAIL transactions (PIPELINING, BDAT, LIMITS), ``kittiwake.sasl`` for
 AUTH. Every line both ways goes through :class:`kittiwake.log.SMTPTranscript`,
@@ -44,7 +45,7 @@ from kittiwake.sasl import (
     choose_client_mechanism,
     new_client,
 )
-from kittiwake.smtp import Address, MalformedReply, Reply, ReplyParser, Ret
+from kittiwake.smtp import Address, MalformedReply, Reply, Ret
 from kittiwake.smtpclient.capabilities import Capabilities
 from kittiwake.smtpclient.errors import (
     AuthError,
@@ -58,6 +59,7 @@ from kittiwake.smtpclient.errors import (
     TLSRejection,
     tlsrpt_result_of_verify_code,
 )
+from kittiwake.smtpclient.replycache import ReplyReader
 from kittiwake.smtpclient.results import (
     CommandReply,
     DeliveryResult,
@@ -174,29 +176,38 @@ async def _open_first(remote: str, ips: Sequence[str], port: int,
     raise ConnectError("; ".join(problems), stage=Stage.CONNECT)
 
 
-def _read_cached(path: str | os.PathLike[str], offset: int, size: int
-                 ) -> tuple[BinaryIO, bytes] | None:
+def _read_cached(path: str | os.PathLike[str], offset: int, size: int, *, whole: bool = False
+                 ) -> tuple[BinaryIO | None, bytes] | None:
     """Open and read the first ``size`` bytes only if they are in the page cache
     (``preadv2`` with RWF_NOWAIT, Linux 4.14+): then the event loop does not wait
-    for a thread. None when the read would block (or the system cannot say)."""
+    for a thread. None when the read would block (or the system cannot say).
+
+    The file comes back open at the next byte to read, unless ``whole`` (the
+    ``size`` bytes are all the caller wants) and they were all read: then it is
+    closed already and None is returned in its place (one file object less per
+    message; most messages are one chunk)."""
     nowait = getattr(os, "RWF_NOWAIT", None)
     if nowait is None or size <= 0:
         return None
     try:
-        handle = open(path, "rb", buffering=0)  # noqa: SIM115 - closed by the caller
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None  # the thread path reports it
     try:
         buffer = bytearray(size)
-        got = os.preadv(handle.fileno(), [buffer], offset, nowait)
+        got = os.preadv(fd, [buffer], offset, nowait)
         if got <= 0:
-            handle.close()
+            os.close(fd)
             return None
-        handle.seek(offset + got)
-        return handle, bytes(memoryview(buffer)[:got])
+        if whole and got == size:
+            os.close(fd)
+            return None, bytes(buffer)
+        os.lseek(fd, offset + got, os.SEEK_SET)
+        handle = open(fd, "rb", buffering=0)  # noqa: SIM115 - closed by the caller
     except OSError:  # EAGAIN: not cached; EOPNOTSUPP: no RWF_NOWAIT on this file system
-        handle.close()
+        os.close(fd)
         return None
+    return handle, bytes(memoryview(buffer)[:got])
 
 
 def _open_range(path: str | os.PathLike[str], offset: int, size: int
@@ -237,7 +248,7 @@ class Client:
         self.replies: list[CommandReply] = []  # session-level replies (not transactions)
         self.closed = False
         self.transactions = 0  # MAIL transactions started (RFC 9422 MAILMAX)
-        self._parser = ReplyParser()
+        self._parser = ReplyReader()
         self._replies: deque[Reply] = deque()
         self._needs_rset = False
 
@@ -643,10 +654,12 @@ class Client:
     async def _write(self, send: Send) -> None:
         if self.closed:
             raise ConnectionLost(f"connection to {self.remote} is closed", stage=Stage.CONNECT)
-        for cmd in send.commands:
-            self.transcript.client(cmd)
+        logging = self.transcript.enabled()  # else every line would be classified for nothing
+        if logging:
+            for cmd in send.commands:
+                self.transcript.client(cmd)
         stage = send.expects[0][0] if send.expects else Stage.CONNECT
-        if send.body:
+        if send.body and logging:
             self.transcript.data(log.Direction.CLIENT, send.body)
             if not send.commands:
                 self.transcript.client(".")
@@ -654,7 +667,7 @@ class Client:
             self._put(send.data, stage)
         if send.stream is not None:
             await self._stream(send.stream, send.stuff, stage)
-            if send.stuff:
+            if send.stuff and logging:
                 self.transcript.client(".")
         elif send.body:
             await self._drain(stage)
@@ -681,7 +694,8 @@ class Client:
             chunk = source.prefix
             if file is not None:
                 # The first chunk comes with the open, and goes out with the prefix.
-                cached = _read_cached(file.path, file.offset, min(CHUNK_SIZE, left))
+                cached = _read_cached(file.path, file.offset, min(CHUNK_SIZE, left),
+                                      whole=left <= CHUNK_SIZE)
                 handle, first = cached if cached is not None else await self._read_file(
                     stage, _open_range, file.path, file.offset, min(CHUNK_SIZE, left))
                 chunk = chunk + first if chunk else first

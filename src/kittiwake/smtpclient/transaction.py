@@ -33,12 +33,14 @@ from __future__ import annotations
 
 import enum
 import functools
+import re
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from kittiwake.smtp import (
     DATA_TERMINATOR,
+    MAX_LOCALPART,
     Address,
     AddressError,
     Body,
@@ -342,10 +344,33 @@ def _parse(addr: str | Address | None) -> Address | None:
     return _parse_text(text)
 
 
-@functools.lru_cache(maxsize=4096)
+# RFC 5321 §4.1.2 Mailbox = Local-part "@" Domain, in its plainest form: a Dot-string
+# of ASCII atext (RFC 5322 §3.2.3) and a lower-case LDH domain without "--" (so no
+# A-label, nothing IDNA 2008 maps or refuses) whose last label is not all digits.
+# Most recipients look like this.
+_ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
+_PLAIN_MAILBOX = re.compile(
+    rf"({_ATOM}(?:\.{_ATOM})*)@((?:[a-z0-9]+(?:-[a-z0-9]+)*\.)*"
+    r"(?![0-9]+\Z)[a-z0-9]+(?:-[a-z0-9]+)*)")  # RFC 3696 §2: no all-numeric last label
+
+
 def _parse_text(text: str) -> Address:
+    """``parse_address(text)``, without the general parser for a plain mailbox
+    (a local-part of at most 64 octets, RFC 5321 §4.5.3.1.1, and a domain short
+    enough that no label can pass 63 octets): parsing it gives back its own parts."""
+    plain = _PLAIN_MAILBOX.fullmatch(text)
+    if plain is not None and len(plain[1]) <= MAX_LOCALPART and len(plain[2]) <= 63:
+        return Address(plain[1], plain[2], plain[2])
+    return _parse_general(text)
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_general(text: str) -> Address:
     """Parsed addresses are immutable: a queue run sends from the same few senders."""
     return parse_address(text, smtputf8=True)
+
+
+_NO_RCPT_PARAMS = RcptParams()  # frozen: one for every recipient without DSN parameters
 
 
 def plan_delivery(
@@ -442,7 +467,7 @@ def plan_delivery(
             return refuse_all(f"8-bit message but {remote} does not support 8BITMIME",
                               "5.6.3")
     dsn_wanted = ret is not None or envid is not None or any(
-        r.params != RcptParams() for r in items)
+        r.params != _NO_RCPT_PARAMS for r in items)
     plan.dsn_relayed = dsn_wanted and not caps.dsn
     params = MailParams(
         size=size if caps.size is not None or "SIZE" in caps.keywords else None,
@@ -457,7 +482,7 @@ def plan_delivery(
     plan.bdat = binarymime or (chunking and caps.chunking)
     rcpt_lines = []
     for i, addr in parsed:
-        rparams = items[i].params if caps.dsn else RcptParams()
+        rparams = items[i].params if caps.dsn else _NO_RCPT_PARAMS
         rcpt_lines.append((i, labels[i], f"RCPT TO:{format_path(addr, utf8=needs_utf8)}"
                                          f"{rparams.format()}"))
     # RFC 9422 §4.1: at most RCPTMAX recipients per transaction; the rest in
