@@ -192,6 +192,14 @@ def _said(flags: int, keywords: str) -> tuple[int, bool, bool]:
     return flags & (SEEN | ANSWERED), JUNK_KEYWORD in words, NOT_JUNK_KEYWORD in words
 
 
+@lru_cache(maxsize=1024)
+def _class_of(kind: MailboxKind, flags: int, keywords: str, rescued: int, replied: int
+              ) -> Class:
+    """history.MessageState.user_class of a row's state (most rows share a few)."""
+    return MessageState(kind, flags, tuple(keywords.split()), bool(rescued),
+                        bool(replied)).user_class()
+
+
 def _verified_classes(db: Connection, domains: list[str], since_ms: int
                       ) -> tuple[int, int] | None:
     """The ham and junk of :meth:`JunkDatabase.tally_verified`, from the domains' own
@@ -384,30 +392,57 @@ class JunkDatabase:
 
         Each message is recorded where it was delivered and without flags, as the MX
         delivers (so :meth:`located` of the same message would change nothing); the
-        retrains this asks for (a message delivered into Junk is junk) are returned."""
+        retrains this asks for (a message delivered into Junk is junk) are returned.
+
+        A new row (most) is one statement: its state is known (where it was delivered,
+        no flags, a reply or not), so is its class, written with it, not read back. One
+        statement finds the replies among the batch, one writes the verified domains of
+        all. The same rows as the upsert, reply look-up and read-back of each message
+        in turn (tests/junk/test_record_same.py compares them)."""
         retrains: list[Retrain] = []
         with self._write() as db:
-            for item in items:
-                retrain = self._record_one(db, *item)
+            answered = self._answered(db, {item[3] for item in items if item[3]})
+            for message_id, mailbox, uid, msgid, who in items:
+                retrain = self._record_one(db, message_id, mailbox, uid, msgid, who,
+                                           msgid in answered)
                 if retrain is not None:
                     retrains.append(retrain)
+            db.executemany("INSERT OR IGNORE INTO verified (domain, message) VALUES (?, ?)",
+                           [(d.lower(), item[0]) for item in items
+                            for d in item[4].verified_domains])
         return retrains
 
+    @staticmethod
+    def _answered(db: Connection, msgids: set[str]) -> set[str]:
+        """Those of ``msgids`` a message the account sent referred to (``sent_ref``)."""
+        found: set[str] = set()
+        wanted = sorted(msgids)
+        for i in range(0, len(wanted), 500):
+            chunk = wanted[i:i + 500]
+            found.update(row[0] for row in db.execute(
+                f"SELECT msgid FROM sent_ref WHERE msgid IN ({','.join('?' * len(chunk))})",
+                chunk))
+        return found
+
     def _record_one(self, db: Connection, message_id: int, mailbox: str, uid: int, msgid: str,
-                    identities: SenderIdentities) -> Retrain | None:
-        db.execute(
-            "INSERT INTO message (id, mailbox, uid, received, msgid, ip, net, dmarc_domain,"
-            " address) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET"
-            " received = excluded.received, msgid = excluded.msgid, ip = excluded.ip,"
-            " net = excluded.net, dmarc_domain = excluded.dmarc_domain,"
-            " address = excluded.address",
-            (message_id, mailbox, uid, _now_ms(), msgid, identities.ip, identities.network,
-             identities.dmarc_domain.lower(), identities.address.lower()))
-        db.executemany("INSERT OR IGNORE INTO verified (domain, message) VALUES (?, ?)",
-                       [(d.lower(), message_id) for d in identities.verified_domains])
-        if msgid and db.execute("SELECT 1 FROM sent_ref WHERE msgid = ?",
-                                (msgid,)).fetchone():
-            db.execute("UPDATE message SET replied = 1 WHERE id = ?", (message_id,))
+                    identities: SenderIdentities, replied: bool) -> Retrain | None:
+        """The message's row. A new one (most) is written with its class, that of its
+        fresh state (where it was delivered, no flags), in one statement; a row the
+        learner wrote first is updated and its class found as :meth:`_reclassify`
+        does."""
+        fresh = _class_of(self.names.kind(mailbox), 0, "", 0, int(replied))
+        values = (message_id, mailbox, uid, _now_ms(), msgid, identities.ip,
+                  identities.network, identities.dmarc_domain.lower(),
+                  identities.address.lower(), int(replied))
+        if db.execute(
+                "INSERT INTO message (id, mailbox, uid, received, msgid, ip, net, dmarc_domain,"
+                " address, replied, class) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+                " ON CONFLICT (id) DO NOTHING", (*values, fresh.value)).rowcount:
+            return Retrain(message_id, Class.UNKNOWN, fresh) if fresh is not Class.UNKNOWN \
+                else None
+        db.execute("UPDATE message SET received = ?, msgid = ?, ip = ?, net = ?,"
+                   " dmarc_domain = ?, address = ?, replied = MAX(replied, ?) WHERE id = ?",
+                   (*values[3:], message_id))
         return self._reclassify(db, message_id)
 
     def in_rejects(self, msgid: str) -> bool:

@@ -591,14 +591,18 @@ class JunkFilter:
         db = await self.database(account)
         acc = await self._account(account)
         await asyncio.to_thread(db.reset_words)
-        retrains: list[Retrain] = []
+        # The mailboxes are read one after the other while the user may move mail: a
+        # message moved from one read already into one read later is listed twice. It
+        # is trained once, as the later listing (the newer state, its row's) says; the
+        # changes the learner hears after this bring the rest up to date.
+        located: dict[int, Retrain | None] = {}
         for mailbox in await acc.mailboxes():
             for m in await acc.messages(mailbox.name):
-                r = await asyncio.to_thread(db.located, m.id, mailbox.name, m.uid,
-                                            m.flags.system, m.flags.keywords, m.message_id,
-                                            m.received)
-                if r is not None:
-                    retrains.append(r)
+                located.pop(m.id, None)  # its place in the order: the later listing's
+                located[m.id] = await asyncio.to_thread(
+                    db.located, m.id, mailbox.name, m.uid, m.flags.system, m.flags.keywords,
+                    m.message_id, m.received)
+        retrains = [r for r in located.values() if r is not None]
         batch: list[tuple[list[str], Class, int | None]] = []
         for done, r in enumerate(retrains, 1):
             try:
