@@ -30,6 +30,7 @@ histories = st.lists(st.tuples(
 
 
 def fill(db: JunkDatabase, rows: list[tuple[int, str, set[str]]]) -> None:
+    db._big_verified.clear()  # a new history: no domain is known to be big in it
     with db.lock:
         db.db.execute("DELETE FROM message")
         db.db.execute("DELETE FROM verified")
@@ -93,3 +94,33 @@ def test_a_new_correspondent_costs_less_than_the_scan(
     db.close()
     assert tally == scanned_tally
     assert direct * 3 < scanned, (direct, scanned)
+
+
+def test_a_big_domain_goes_to_the_scan_without_reading_its_rows_again(
+        tmp_path: Path) -> None:
+    """A domain with more than VERIFIED_DIRECT messages (a big provider's) is found out
+    once; after that its tally is the scan alone (SQLite steps), with the same answer."""
+    db = JunkDatabase(tmp_path / "junk.db")
+    fill(db, [(n, "ham" if n % 3 else "junk", {"big.example"}) for n in range(3000)])
+
+    def steps() -> tuple[int, object]:
+        counted = [0]
+
+        def tick() -> int:
+            counted[0] += 1
+            return 0
+
+        db.reader.set_progress_handler(tick, 100)
+        try:
+            tally = db.tally_verified({"big.example"}, 0)
+        finally:
+            db.reader.set_progress_handler(None, 0)
+        return counted[0], tally
+
+    first, tally = steps()
+    again, tally_again = steps()
+    old = old_tally_verified(db, frozenset({"big.example"}), 0)
+    db.close()
+    assert tally == tally_again == old
+    assert ("big.example",) in db._big_verified
+    assert again < first, (again, first)

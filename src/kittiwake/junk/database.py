@@ -77,8 +77,13 @@ CLASSIFIED_LIMIT = 200
 # recent classified messages, at most this many.
 VERIFIED_SCAN = 2000
 # ... found from the domains' side when they have at most this many messages (most
-# domains), rather than by looking up each of those recent messages' domains.
-VERIFIED_DIRECT = 500
+# domains), rather than by looking up each of those recent messages' domains. Reading
+# a domain's rows costs about as much as the scan at some 100-200 of them.
+VERIFIED_DIRECT = 100
+# Domain sets found to have more (a big provider's domain): the scan at once, without
+# reading their rows first (that cost 0.6 ms of server CPU per MX message from one
+# big domain). At most this many remembered.
+BIG_VERIFIED_KEPT = 4096
 
 DDL = """
 CREATE TABLE meta (
@@ -254,6 +259,8 @@ class JunkDatabase:
                                             MIGRATIONS)
         self.read_lock = threading.Lock()
         self.reader: Connection = open_reader(path)
+        # Verified-domain sets with more than VERIFIED_DIRECT messages (under read_lock).
+        self._big_verified: set[tuple[str, ...]] = set()
 
     def close(self) -> None:
         with self.read_lock:
@@ -661,7 +668,13 @@ class JunkDatabase:
                     break
             if not total:
                 return Tally()
-            counted = _verified_classes(db, wanted, since_ms)
+            key = tuple(wanted)
+            counted = None if key in self._big_verified else \
+                _verified_classes(db, wanted, since_ms)
+            if counted is None and key not in self._big_verified:
+                if len(self._big_verified) >= BIG_VERIFIED_KEPT:
+                    self._big_verified.clear()
+                self._big_verified.add(key)
             ham, junk = counted if counted is not None else db.execute(
                 "SELECT COALESCE(SUM(c.class = 'ham'), 0), COALESCE(SUM(c.class = 'junk'), 0)"
                 " FROM (SELECT id, class FROM message INDEXED BY message_classified"
