@@ -487,13 +487,19 @@ class AccountStore:
         return mailbox, changes
 
     def ensure_mailboxes(self, names: Iterable[str]) -> list[Change]:
-        """Create the default mailboxes that do not exist yet (Inbox always)."""
+        """Create the default mailboxes that do not exist yet (Inbox always).
+
+        Safe to call concurrently: a mailbox another caller created meanwhile (two
+        deliveries meeting the same missing mailbox) counts as there."""
         changes: list[Change] = []
         existing = {m.name for m in self.mailboxes()}
         for name in ["Inbox", *names]:
             name = normalize_mailbox_name(name)
             if name not in existing:
-                _, created = self.create_mailbox(name)
+                try:
+                    _, created = self.create_mailbox(name)
+                except MailboxExists:
+                    created = []
                 changes += created
                 existing.add(name)
         return changes
