@@ -30,6 +30,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench import callgrind
+
 ROOT = Path(__file__).resolve().parent.parent
 SENDER = "sender@source.bench.test"
 HOSTNAME = "kw.bench.test"
@@ -206,10 +208,7 @@ def run(args: argparse.Namespace) -> str:
                 f" load {os.getloadavg()[0]:.1f})")
         if args.valgrind:
             dump = base / "callgrind.out.1"
-            ir = 0
-            for ln in dump.read_text(errors="replace").splitlines():
-                if ln.startswith(("summary:", "totals:")):
-                    ir = max(ir, int(ln.split()[1]))
+            ir = callgrind.instructions(dump)
             if args.keep:
                 shutil.copy(dump, args.keep)
             line += f" Ir/msg {ir / n / 1e6:.3f} M"

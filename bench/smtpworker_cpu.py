@@ -32,6 +32,8 @@ import sys
 import tempfile
 from pathlib import Path
 
+from bench import callgrind
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
@@ -220,10 +222,7 @@ destinations = { "bench@bench.test" = {} }
                 f" counts {counts}")
         if args.valgrind:
             dump = base / "callgrind.out.1"
-            ir = 0
-            for ln in dump.read_text(errors="replace").splitlines():
-                if ln.startswith("summary:") or ln.startswith("totals:"):
-                    ir = max(ir, int(ln.split()[1]))
+            ir = callgrind.instructions(dump)
             if args.keep:
                 Path(args.keep).write_bytes(dump.read_bytes())
             line += f" Ir/msg {ir / n / 1e6:.2f} M ({dump.name if dump else '-'})"

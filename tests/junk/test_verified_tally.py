@@ -17,6 +17,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from tests.junk.test_decide_same import old_tally_verified
+from tests.junk.test_tally_bounded import steps
 
 from kittiwake.junk import database
 from kittiwake.junk.database import JunkDatabase
@@ -65,20 +66,10 @@ def test_the_domains_side_counts_as_the_scan(
         database.VERIFIED_SCAN, database.VERIFIED_DIRECT = old_scan, old_direct
 
 
-def steps(db: JunkDatabase, domains: set[str]) -> tuple[int, object]:
+def tally_steps(db: JunkDatabase, domains: set[str]) -> tuple[int, object]:
     """SQLite's steps (in hundreds) for one tally_verified, and its answer."""
-    counted = [0]
-
-    def tick() -> int:
-        counted[0] += 1
-        return 0
-
-    db.reader.set_progress_handler(tick, 100)
-    try:
-        tally = db.tally_verified(domains, 0)
-    finally:
-        db.reader.set_progress_handler(None, 0)
-    return counted[0], tally
+    found: list[object] = []
+    return steps(db, lambda: found.append(db.tally_verified(domains, 0))), found[0]
 
 
 def test_a_new_correspondent_costs_less_than_the_scan(
@@ -90,9 +81,9 @@ def test_a_new_correspondent_costs_less_than_the_scan(
                {"a.example"} if n > 2800 and n % 7 == 0 else {"b.example"})
               for n in range(3000)])
 
-    direct, tally = steps(db, {"a.example"})
+    direct, tally = tally_steps(db, {"a.example"})
     monkeypatch.setattr(database, "VERIFIED_DIRECT", 0)  # the scan, as before
-    scanned, scanned_tally = steps(db, {"a.example"})
+    scanned, scanned_tally = tally_steps(db, {"a.example"})
     db.close()
     assert tally == scanned_tally
     assert direct * 3 < scanned, (direct, scanned)
@@ -105,8 +96,8 @@ def test_a_big_domain_goes_to_the_scan_without_reading_its_rows_again(
     db = JunkDatabase(tmp_path / "junk.db")
     fill(db, [(n, "ham" if n % 3 else "junk", {"big.example"}) for n in range(3000)])
 
-    first, tally = steps(db, {"big.example"})
-    again, tally_again = steps(db, {"big.example"})
+    first, tally = tally_steps(db, {"big.example"})
+    again, tally_again = tally_steps(db, {"big.example"})
     old = old_tally_verified(db, frozenset({"big.example"}), 0)
     db.close()
     assert tally == tally_again == old

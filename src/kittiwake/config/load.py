@@ -453,7 +453,7 @@ def _tls_problem(cert_file: Path, key_file: Path) -> str | None:
         return f"{key_file} is not a PEM private key"
 
     def no_password() -> str:
-        raise ValueError("encrypted")  # never prompt on the terminal (RFC 7468 keys only)
+        raise ValueError("encrypted")  # an encrypted key fails; OpenSSL must never prompt
 
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     try:
