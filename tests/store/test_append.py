@@ -150,6 +150,7 @@ async def test_append_takes_unfinished_spools(tmp_path: Path) -> None:
     account = await store.account("dave", quota_bytes=200_000, default_mailboxes=["Inbox"])
     long_head = b"Subject: long\r\n" + b"X-Pad: " + b"p" * (SpoolFile.HEAD + 10) + \
         b"\r\n\r\nbody\r\n"
+    account.core.ready.wait()  # (a batch of files made ahead: descriptors open meanwhile)
     before = _open_fds()
     spools = []
     for data in (MSG, long_head):
@@ -158,6 +159,7 @@ async def test_append_takes_unfinished_spools(tmp_path: Path) -> None:
         spools.append(spool)
     delivered = await account.append("Inbox", [Appended(s.path, spool=s) for s in spools])
     assert all(s.finished for s in spools)
+    account.core.ready.wait()
     assert _open_fds() == before
     got = await account.messages("Inbox")
     assert [m.subject for m in got] == ["appended", "long"]

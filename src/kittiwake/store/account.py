@@ -58,6 +58,7 @@ from kittiwake.store.model import (
     OverQuota,
     StoreError,
 )
+from kittiwake.store.readyfiles import ReadyFiles, open_made
 from kittiwake.store.schema import (
     DELETED,
     INDEX_DONE,
@@ -155,6 +156,9 @@ class Delivery:
     # Descriptors of placed files still open from their writing (stage_bytes), so
     # their fsync needs no second open; sync_staged or discard closes them.
     fds: dict[Path, int] = field(default_factory=dict)
+    # Placed files written into files made ahead (readyfiles.ReadyFiles): their
+    # names are durable already, so sync_staged fsyncs no directory for them.
+    made: set[Path] = field(default_factory=set)
 
 
 @dataclass
@@ -207,6 +211,8 @@ class AccountStore:
         self._id_lock = threading.Lock()
         self._next_id = self._id_limit = 0  # the reserved block of ids (see _reserve_ids)
         self._lock_fd = _hold_open_lock(root)
+        # Empty message files whose names are durable, for deliveries to write into.
+        self.ready = ReadyFiles(root, self._reserve_ids)
         # Early-committed deliveries not known durable (first id -> ids), as this
         # store's row in ``meta`` says (see _recover_unsynced; changed under the
         # account's lock, in the transactions that write the row); the first ids
@@ -326,6 +332,8 @@ class AccountStore:
         Such a file has no row; it was never acknowledged. Its id was reserved
         recently (:meth:`_reserve_ids`), so it is among the top ids: only the
         shards that hold ids from a few blocks below the highest row are read.
+        Empty files made ahead for deliveries (:mod:`kittiwake.store.readyfiles`)
+        and left by a crash go the same way.
         """
         top = self.db.execute("SELECT COALESCE(MAX(id), 0) FROM message").fetchone()[0]
         lowest = max(0, top - 4 * ID_BLOCK)
@@ -346,6 +354,7 @@ class AccountStore:
                     entry.unlink(missing_ok=True)
 
     def close(self) -> None:
+        self.ready.close()
         with self._markers_lock:
             self._closed = True
             committer, self._committer = self._committer, None
@@ -738,6 +747,15 @@ class AccountStore:
         and back (strace -f: futex calls per delivery, 1 writer, 36 -> 17)."""
         placed = delivery.placed
         alone: durable.DirSync | None = None  # a lone delivery's directory, synced after
+        if delivery.made and len(placed) == 1 and placed[0] in delivery.made:
+            # Written into a file made ahead: its name is durable, only its octets
+            # are to sync (readyfiles).
+            fd = delivery.fds.pop(placed[0], None)
+            if fd is None:
+                durable.fsync_file(placed[0])
+            else:
+                durable.fsync_close(fd)
+            return
         if len(placed) == 1:  # most deliveries: no set of one directory
             sync = durable.dir_sync(placed[0].parent)
             if sync.busy:
@@ -745,7 +763,8 @@ class AccountStore:
             else:  # alone: the file's fsync, then the directory's, here
                 alone, rounds = sync, []
         else:
-            rounds = [durable.dir_sync(d).ask() for d in {path.parent for path in placed}]
+            rounds = [durable.dir_sync(d).ask()
+                      for d in {path.parent for path in placed if path not in delivery.made}]
         fds, delivery.fds = delivery.fds, {}
         try:
             for path in placed:
@@ -1113,8 +1132,7 @@ class AccountStore:
         fsynced, see :meth:`sync_staged`), and the message's header fields summarized
         (``prefix``'s, then ``data``'s; the part tree follows in the background).
         The staged delivery goes to the group commit next."""
-        [message_id] = ids = [self._reserve_ids(1)]
-        path, fd = durable.write_new(self.root, message_id, data, keep_open=True)
+        path, fd, made = self._write_message(data)
         try:
             summary = _head_summary(prefix, header_fields(data))
         except BaseException:
@@ -1123,18 +1141,41 @@ class AccountStore:
             raise
         new = NewMessage(path, len(prefix) + len(data), summary, flags, received, mailfrom,
                          rcptto, prefix)
-        return Delivery(mailbox_name, [new], ids=ids, placed=[path], fds={path: fd})
+        return Delivery(mailbox_name, [new], ids=[int(path.name)], placed=[path],
+                        fds={path: fd}, made={path} if made else set())
+
+    def _write_message(self, data: bytes) -> tuple[Path, int, bool]:
+        """Write a new message file at its final name, not fsynced: (path, its open
+        descriptor, whether it is a file made ahead, its name durable already)."""
+        message_id = self.ready.take()
+        if message_id is not None:
+            path = durable.message_path(self.root, message_id)
+            fd = open_made(path)
+            if fd is not None:
+                try:
+                    durable.write_all(fd, data)
+                except BaseException:
+                    os.close(fd)
+                    path.unlink(missing_ok=True)
+                    raise
+                return path, fd, True
+        else:
+            message_id = self._reserve_ids(1)
+        path, fd = durable.write_new(self.root, message_id, data, keep_open=True)
+        return path, fd, False
 
     def stage_spool(self, mailbox_name: str, path: Path, prefix: bytes = b"",
                     flags: Flags = Flags(), received: int = 0, mailfrom: str = "",
                     rcptto: str = "", keep: bool = False,
                     headers: Headers | None = None, fd: int | None = None,
-                    size: int | None = None) -> Delivery:
+                    size: int | None = None, made: bool = False) -> Delivery:
         """A caller's share of delivering a spooled file: summarized, then renamed
         (or with ``keep`` hard-linked) to its final name (:meth:`stage`). ``fd``: the
         file's descriptor, still open from its writing (closed here on an error;
         else by :meth:`sync_staged`, which fsyncs through it). ``size``: the file's,
-        when its writer knows it."""
+        when its writer knows it. ``made``: the file is one made ahead (a spool of
+        :meth:`kittiwake.store.store.Account.spool`), at its final name, its name
+        durable already."""
         try:
             delivery = Delivery(mailbox_name, [self.prepare_spool(path, prefix, flags,
                                                                   received, mailfrom, rcptto,
@@ -1146,6 +1187,8 @@ class AccountStore:
             raise
         if fd is not None:
             delivery.fds[delivery.placed[0]] = fd
+        if made and delivery.placed[0] == path:
+            delivery.made.add(path)
         return delivery
 
     def stage_appended(self, mailbox_name: str, items: list[Appended],

@@ -73,7 +73,8 @@ def check(store: AccountStore, repair: bool = False) -> list[str]:
                                 f" (+{prefix_len} of prefix), row says {size}")
         # With the account open elsewhere (the server running), a file above every
         # row may be a delivery or an IMAP APPEND in progress (its spool is written
-        # at its final name): not reported, never removed.
+        # at its final name), and an empty one a file made ahead for a delivery
+        # (store.readyfiles): not reported, never removed.
         newest = max(ids, default=0) if not store.opened_alone else None
         for path in _message_files(store.root):
             try:
@@ -84,6 +85,8 @@ def check(store: AccountStore, repair: bool = False) -> list[str]:
             if newest is not None and message_id > newest:
                 continue
             if message_id not in ids:
+                if message_id in store.ready or (newest is not None and _empty(path)):
+                    continue  # made ahead for a delivery, by this store or another's
                 problems.append(f"file {path} has no message row (interrupted delivery)")
                 if repair:
                     path.unlink(missing_ok=True)
@@ -113,3 +116,10 @@ def _message_files(root: Path) -> list[Path]:
     if not msg_dir.is_dir():
         return []
     return [p for shard in msg_dir.iterdir() if shard.is_dir() for p in shard.iterdir()]
+
+
+def _empty(path: Path) -> bool:
+    try:
+        return os.stat(path).st_size == 0
+    except FileNotFoundError:
+        return True

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from kittiwake import durable
 from kittiwake.message.headers import Headers
+from kittiwake.store.readyfiles import open_made
 from kittiwake.store.summary import head_fields
 
 __all__ = ["SpoolFile"]
@@ -54,7 +55,8 @@ class SpoolFile:
         header section usually is, so the store need not read it back."""
         return bytes(self._head)
 
-    def __init__(self, root: Path, at: Path | None = None, *, lazy: bool = False) -> None:
+    def __init__(self, root: Path, at: Path | None = None, *, lazy: bool = False,
+                 made: bool = False) -> None:
         """A spool under ``root/tmp``, or with ``at`` at that name (a message's final
         name in the store, the file then written once where it stays).
 
@@ -64,8 +66,13 @@ class SpoolFile:
         allocation, up to a millisecond) on the event loop that made the spool.
         The shard directory is made then if this is its first message; should
         the name still not be made, the file goes to ``root/tmp`` and
-        :attr:`path` says so."""
+        :attr:`path` says so.
+
+        ``made`` (with ``lazy``): ``at`` is an empty file made ahead, its name
+        durable (:mod:`kittiwake.store.readyfiles`): opened, not created; then
+        :attr:`made` says whether it was (the store syncs no directory for it)."""
         self._root = root
+        self.made = made
         self.path: Path = at if at is not None else root  # tmp/'s: by _new_in_tmp
         if at is None:
             self._fd = self._new_in_tmp()
@@ -89,6 +96,12 @@ class SpoolFile:
         """Create a lazy spool's file at its name (the shard's directory made if this
         is its first message; a file left there by an interrupted delivery, which no
         row names, replaced), or in ``tmp/`` should that fail."""
+        if self.made:
+            fd = open_made(self.path)
+            if fd is not None:
+                self._fd = fd
+                return
+            self.made = False  # gone: made here, as if there were none
         try:
             self._fd = durable.create_message(self.path)
         except OSError:

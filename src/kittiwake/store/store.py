@@ -257,6 +257,10 @@ class Account:
         block of reserved ids is used up), it goes to ``tmp/``. A spool never
         delivered is removed by :meth:`SpoolFile.discard`, or at the next open
         after a crash (a file without a row)."""
+        message_id = self.core.ready.take()
+        if message_id is not None:  # a file made ahead, its name durable (readyfiles)
+            return SpoolFile(self.core.root, durable.message_path(self.core.root, message_id),
+                             lazy=True, made=True)
         message_id = self.core.try_reserve_id()
         if message_id is not None:
             return SpoolFile(self.core.root, durable.message_path(self.core.root, message_id),
@@ -276,6 +280,7 @@ class Account:
                      headers: Headers | None) -> Delivery:
         fd: int | None = None
         size: int | None = None
+        made = False
         if isinstance(spool, SpoolFile):
             if headers is None:  # from what the spool still has in memory
                 headers = spool.head_fields()
@@ -290,12 +295,12 @@ class Account:
                         spool.discard()
                     raise
             # After take: a lazy spool's file may have gone to tmp/ then.
-            path, size = spool.path, spool.size
+            path, size, made = spool.path, spool.size, spool.made
         else:
             path = Path(spool)
         try:
             return self.core.stage_spool(mailbox, path, prefix, flags, received, mailfrom,
-                                         rcptto, keep, headers, fd, size)
+                                         rcptto, keep, headers, fd, size, made and not keep)
         except BaseException:
             if not keep:
                 path.unlink(missing_ok=True)
@@ -368,6 +373,8 @@ class Account:
             self.core.committer.synced(delivery, error)
         _OP_OK[share].inc()
         _OP_SECONDS[share].observe(time.monotonic() - started)
+        if self.core.ready.low:  # (its caller is answered or about to be)
+            self.core.ready.fill()
 
     def _settled(self, deliveries: list[Delivery]) -> None:
         """The committer's word that deliveries are settled (its thread): one call on

@@ -1,0 +1,158 @@
+"""Message files made ahead (store.readyfiles): a delivery writes into an empty file
+whose name is durable already, and syncs that file only, never its directory;
+unused files go at a clean close and, after a crash, at the next open."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from kittiwake import durable
+from kittiwake.store import AccountStore, Store
+from kittiwake.store import readyfiles as ready_module
+from kittiwake.store.check import check
+from kittiwake.store.store import account_dir
+
+
+def msg(n: int) -> bytes:
+    return (f"From: carol@example.net\r\nTo: alice@example.org\r\nSubject: made {n}\r\n"
+            f"Message-ID: <made{n}@example.net>\r\n\r\nKittiwake {n}.\r\n").encode()
+
+
+def message_files(root: Path) -> dict[int, int]:
+    """id -> size of every file under msg/."""
+    return {int(p.name): p.stat().st_size
+            for shard in (root / "msg").iterdir() for p in shard.iterdir()}
+
+
+class DirSyncs:
+    """Counts the directory fsyncs of message deliveries (both ways the store has)."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.calls: list[Path] = []
+        real = durable.dir_sync
+
+        def spy(path: Path) -> durable.DirSync:
+            self.calls.append(path)
+            return real(path)
+
+        monkeypatch.setattr(durable, "dir_sync", spy)
+
+
+async def test_a_delivery_writes_into_a_made_file_and_syncs_no_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = Store(tmp_path)
+    account = await store.account("alice")
+    ready = account.core.ready
+    first = await account.deliver("Inbox", msg(0))  # none made yet: made after it
+    ready.wait()
+    assert len(ready) == ready_module.BATCH
+    root = account_dir(tmp_path, "alice")
+    files = message_files(root)
+    made = [i for i in files if i != first.message_id]
+    assert len(made) == ready_module.BATCH and all(files[i] == 0 for i in made)
+    assert check(account.core) == []  # made files are not interrupted deliveries
+
+    syncs = DirSyncs(monkeypatch)
+    second = await account.deliver("Inbox", msg(1))
+    assert second.message_id == min(made)  # the oldest made file, taken
+    assert syncs.calls == []  # its name was durable: only the file was synced
+    assert account.core.path(second.message_id).read_bytes() == msg(1)
+
+    spool = account.spool()  # an account spool gets a made file too
+    spool.write(msg(2))
+    third = await account.deliver_spool("Inbox", spool, b"X-Prefix: 1\r\n")
+    assert third.message_id == min(made) + 1
+    assert syncs.calls == []
+    assert await account.read(third.message_id) == b"X-Prefix: 1\r\n" + msg(2)
+    assert [m.subject for m in await account.messages("Inbox")] == \
+        ["made 0", "made 1", "made 2"]
+    store.close()
+
+    # A clean close removes the files not used.
+    assert sorted(message_files(root)) == sorted([first.message_id, second.message_id,
+                                                   third.message_id])
+    reopened = AccountStore("alice", root)
+    assert check(reopened) == []
+    reopened.close()
+
+
+async def test_the_stock_is_refilled_before_it_runs_out(tmp_path: Path) -> None:
+    store = Store(tmp_path)
+    account = await store.account("alice")
+    ready = account.core.ready
+    count = ready_module.BATCH + 40
+    delivered = [await account.deliver("Inbox", msg(i)) for i in range(count)]
+    ready.wait()
+    # Only the first delivery made its own file; every later one found a made one.
+    assert ready.made >= 2 * ready_module.BATCH
+    assert len(ready) >= ready_module.LOW
+    assert len({d.message_id for d in delivered}) == count
+    assert [await account.read(d.message_id) for d in delivered[-3:]] == \
+        [msg(i) for i in range(count - 3, count)]
+    store.close()
+
+
+async def test_a_made_file_removed_meanwhile_is_made_again_and_its_directory_synced(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = Store(tmp_path)
+    account = await store.account("alice")
+    await account.deliver("Inbox", msg(0))
+    account.core.ready.wait()
+    root = account_dir(tmp_path, "alice")
+    for shard in (root / "msg").iterdir():  # e.g. another process's check --repair
+        for path in shard.iterdir():
+            if path.stat().st_size == 0:
+                path.unlink()
+    syncs = DirSyncs(monkeypatch)
+    again = await account.deliver("Inbox", msg(1))
+    assert account.core.path(again.message_id).read_bytes() == msg(1)
+    assert syncs.calls == [account.core.path(again.message_id).parent]
+    store.close()
+
+
+def test_a_check_from_another_process_leaves_made_files_alone(tmp_path: Path) -> None:
+    root = tmp_path / "accounts" / "alice"
+    server = AccountStore("alice", root)
+    server.ensure_mailboxes(["Inbox"])
+    server.deliver("Inbox", msg(0))
+    server.ready.fill()
+    assert len(server.ready) == ready_module.BATCH
+    elsewhere = AccountStore("alice", root)  # as `kittiwake account check` while it runs
+    assert not elsewhere.opened_alone
+    assert check(elsewhere, repair=True) == []
+    assert len(message_files(root)) == ready_module.BATCH + 1  # nothing removed
+    elsewhere.close()
+    server.close()
+
+
+CRASHER = """
+import os, sys
+from pathlib import Path
+from kittiwake.store import AccountStore
+store = AccountStore("alice", Path(sys.argv[1]))
+store.ensure_mailboxes(["Inbox"])
+store.deliver("Inbox", b"Subject: kept\\r\\n\\r\\nbody\\r\\n")
+store.ready.fill()
+print(len(store.ready), flush=True)
+os.kill(os.getpid(), 9)
+"""
+
+
+def test_made_files_left_by_a_crash_are_removed_at_the_next_open(tmp_path: Path) -> None:
+    root = tmp_path / "accounts" / "alice"
+    done = subprocess.run([sys.executable, "-c", CRASHER, str(root)], capture_output=True,
+                          text=True, env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)})
+    assert done.returncode == -signal.SIGKILL
+    assert int(done.stdout) == ready_module.BATCH
+    assert len(message_files(root)) == ready_module.BATCH + 1
+    store = AccountStore("alice", root)
+    assert len(message_files(root)) == 1  # only the delivered message's
+    assert [m.subject for m in store.messages("Inbox")] == ["kept"]
+    assert check(store) == []
+    store.close()
