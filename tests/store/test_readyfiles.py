@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from kittiwake import durable
-from kittiwake.store import AccountStore, Store
+from kittiwake.store import AccountStore, Appended, Store
 from kittiwake.store import readyfiles as ready_module
 from kittiwake.store.check import check
 from kittiwake.store.store import account_dir
@@ -155,4 +155,23 @@ def test_made_files_left_by_a_crash_are_removed_at_the_next_open(tmp_path: Path)
     assert len(message_files(root)) == 1  # only the delivered message's
     assert [m.subject for m in store.messages("Inbox")] == ["kept"]
     assert check(store) == []
+    store.close()
+
+
+async def test_append_writes_into_made_files_and_syncs_no_directory(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    store = Store(tmp_path)
+    account = await store.account("alice")
+    await account.deliver("Inbox", msg(0))
+    account.core.ready.wait()
+    syncs = DirSyncs(monkeypatch)
+    for batch in ([msg(1)], [msg(2), msg(3)]):  # APPEND, then MULTIAPPEND (RFC 3502)
+        spools = [account.spool() for _ in batch]
+        for spool, data in zip(spools, batch, strict=True):
+            spool.write(data)
+        delivered = await account.append("Inbox", [Appended(s.path, spool=s) for s in spools])
+        assert [await account.read(d.message_id) for d in delivered] == batch
+    assert syncs.calls == []
+    assert [m.subject for m in await account.messages("Inbox")] == \
+        [f"made {i}" for i in range(4)]
     store.close()

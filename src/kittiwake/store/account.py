@@ -1196,8 +1196,10 @@ class AccountStore:
         """A caller's share of IMAP APPEND: the spooled files summarized and moved to
         their final names (:meth:`stage`); they were written once, there is no copy."""
         fds: list[int | None] = []
+        made: set[Path] = set()
         try:
-            delivery = Delivery(mailbox_name, self.prepare_appended(items, fds), replaces)
+            delivery = Delivery(mailbox_name, self.prepare_appended(items, fds, made),
+                                replaces)
             self.stage(delivery)
         except BaseException:
             for fd in fds:
@@ -1207,6 +1209,7 @@ class AccountStore:
         for path, fd in zip(delivery.placed, fds, strict=True):
             if fd is not None:  # synced through it by sync_staged (no second open)
                 delivery.fds[path] = fd
+        delivery.made = made & set(delivery.placed)  # files made ahead, left in place
         return delivery
 
     def prepared(self, mailbox_name: str, news: list[NewMessage],
@@ -1238,10 +1241,13 @@ class AccountStore:
         return self.add(mailbox_name, news, sync=True, replaces=replaces)
 
     def prepare_appended(self, items: list[Appended],
-                         fds: list[int | None] | None = None) -> list[NewMessage]:
+                         fds: list[int | None] | None = None,
+                         made: set[Path] | None = None) -> list[NewMessage]:
         """The items summarized; an item's unfinished spool is flushed here and, with
         ``fds``, its descriptor kept open there (one entry per item, None for a file
-        given by path), else closed. On an error every item's file is removed."""
+        given by path), else closed; with ``made``, the paths of spools written into
+        files made ahead (readyfiles) go there. On an error every item's file is
+        removed."""
         news = []
         try:
             for item in items:
@@ -1252,6 +1258,8 @@ class AccountStore:
                     size = spool.size
                     fd = spool.take()
                     item.path = spool.path  # a lazy spool's file may be in tmp/
+                    if made is not None and spool.made:
+                        made.add(spool.path)
                     if fds is None:
                         os.close(fd)
                     else:
