@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from kittiwake.dns import Answer, DNSTemporaryError, RRType, Status
-from kittiwake.dns.cache import MAX_TTL, NEGATIVE_TTL, AnswerCache
+from kittiwake.dns.cache import MAX_TTL, AnswerCache
 
 
 class Clock:
@@ -49,9 +49,9 @@ async def test_long_ttl_capped_negative_short_errors_not_kept() -> None:
         calls.append("long")
         return found(86400)
 
-    async def nxdomain() -> Answer[str]:
+    async def nxdomain() -> Answer[str]:  # its SOA said 45 s (RFC 2308 §5)
         calls.append("nx")
-        return Answer("nx.example", RRType.TXT, (), False, Status.NXDOMAIN)
+        return Answer("nx.example", RRType.TXT, (), False, Status.NXDOMAIN, ttl=45)
 
     async def failing() -> Answer[str]:
         calls.append("fail")
@@ -62,7 +62,8 @@ async def test_long_ttl_capped_negative_short_errors_not_kept() -> None:
     for _ in range(2):
         with pytest.raises(DNSTemporaryError):
             await cache.get(RRType.TXT, "t.example", failing)
-    clock.now += NEGATIVE_TTL + 1
+    await cache.get(RRType.TXT, "nx.example", nxdomain)  # kept
+    clock.now += 46
     await cache.get(RRType.TXT, "nx.example", nxdomain)
     await cache.get(RRType.TXT, "a.example", long)
     clock.now += MAX_TTL
@@ -102,3 +103,24 @@ async def test_bounded_size_drops_least_recently_used() -> None:
     for name in ("a", "b", "a", "c", "a", "b"):
         await cache.get(RRType.TXT, name, fetcher(name))
     assert asked == ["a", "b", "c", "b"]
+
+
+async def test_negative_answers_without_a_time_are_not_kept() -> None:
+    """RFC 2308 §5: a negative answer without an SOA SHOULD NOT be cached, and one
+    whose SOA gives 0 is not to be kept either."""
+    cache = AnswerCache(Clock())
+    calls: list[str] = []
+
+    def negative(name: str, status: Status, ttl: int):  # type: ignore[no-untyped-def]
+        async def fetch() -> Answer[str]:
+            calls.append(name)
+            return Answer(name, RRType.TXT, (), False, status, ttl=ttl)
+        return fetch
+
+    for name, status, ttl in (("nosoa.example", Status.NXDOMAIN, 0),
+                              ("zero.example", Status.NODATA, 0),
+                              ("kept.example", Status.NODATA, 30)):
+        for _ in range(2):
+            await cache.get(RRType.TXT, name, negative(name, status, ttl))
+    assert calls == ["nosoa.example", "nosoa.example", "zero.example", "zero.example",
+                     "kept.example"]

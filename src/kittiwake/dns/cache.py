@@ -7,8 +7,9 @@ so that a changed record is seen soon even when its TTL is long. Negative
 answers (NXDOMAIN, NODATA) are kept for the time RFC 2308 §5 gives them (the
 lower of the SOA record's TTL and its MINIMUM field, which the stub resolver
 reads from the authority section into the answer's ``ttl``), capped the same
-way; an answer without that time (no SOA came with it) is kept for
-:data:`NEGATIVE_TTL`. Temporary failures are never cached.
+way. One that came without an SOA is not kept ("SHOULD NOT be cached", RFC 2308
+§5), nor one whose time is 0 (the zone asks for that). Temporary failures are
+never cached.
 Concurrent lookups of one name share one query. The cache holds at most
 :data:`MAX_ENTRIES` answers, dropping the least recently used.
 """
@@ -22,10 +23,9 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from kittiwake.dns import metrics as dns_metrics
-from kittiwake.dns.types import Answer, RRType, Status
+from kittiwake.dns.types import Answer, RRType
 
 MAX_TTL = 300.0
-NEGATIVE_TTL = 30.0
 MAX_ENTRIES = 20_000
 
 Key = tuple[RRType, str]
@@ -81,10 +81,8 @@ class AnswerCache:
         return answer
 
     def _store(self, key: Key, answer: Answer[Any]) -> None:
-        if answer.status is Status.FOUND:
-            ttl = min(float(answer.ttl), MAX_TTL)
-        else:  # RFC 2308 §5; no SOA came with it: a short time of our own
-            ttl = min(float(answer.ttl), MAX_TTL) if answer.ttl > 0 else NEGATIVE_TTL
+        # Negative answers too: RFC 2308 §5 (ttl 0 when no SOA came: not kept).
+        ttl = min(float(answer.ttl), MAX_TTL)
         if ttl <= 0:
             return
         self._answers[key] = (self.clock() + ttl, answer)

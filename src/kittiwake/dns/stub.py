@@ -228,7 +228,7 @@ def _counted(rdtype: RRType, result: str, started: float) -> None:
 
 def _negative_ttl(response: wire.Response) -> int:
     """How long a negative answer may be kept: RFC 2308 §5 (the SOA's TTL and MINIMUM,
-    when the authority section carries the SOA; else 0, the cache's default time)."""
+    when the authority section carries the SOA; else 0: not to be kept)."""
     return response.negative_ttl or 0
 
 
