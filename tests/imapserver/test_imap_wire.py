@@ -592,3 +592,22 @@ def test_store_operations_of_imap_start_at_zero() -> None:
     assert [x for x in out if x] == [f"{op} {r} 0.0" for op in ("text_matches", "selection",
                                                                "update_flags")
                                      for r in ("ok", "error", "count")]
+
+
+async def test_a_long_uid_set_line_is_accepted(imap_server: IMAPServer) -> None:
+    """RFC 7162 §4: clients keep command lines to about 8192 octets, but one resyncing a
+    big mailbox with scattered UIDs sends more; lines up to 64 KiB are taken (as
+    Dovecot's), longer ones get BAD [TOOBIG] and the session goes on."""
+    for n in range(3):
+        await imap_server.deliver(f"Subject: long {n}\r\n\r\nbody\r\n".encode())
+    w = await Wire.open(imap_server.port)
+    await w.login()
+    await w.cmd(b"SELECT INBOX")
+    uids = b",".join(str(u).encode() for u in range(1, 12_000, 2))  # ~30 KB
+    assert len(uids) > 30_000
+    answer = await w.cmd(b"UID FETCH " + uids + b" (FLAGS)")
+    assert answer[-1].startswith(b"a OK"), answer[-1]
+    assert sum(line.startswith(b"* ") and b"FETCH" in line for line in answer) == 2
+    too_long = await w.cmd(b"UID FETCH " + b"1," * 40_000 + b"1 (FLAGS)", tag=b"b")
+    assert too_long[-1].startswith(b"b BAD [TOOBIG]"), too_long[-1]
+    assert (await w.cmd(b"NOOP", tag=b"c"))[-1].startswith(b"c OK")

@@ -146,8 +146,9 @@ class ServerConfig:
 
     hostname: str
     greeting_text: str = "IMAP4rev2 server ready"
-    # RFC 9051 §4: lines of at least 8192 octets should be accepted.
-    max_line: int = 16384
+    # RFC 9051 §4 and RFC 7162 §4: lines of at least 8192 octets should be accepted;
+    # a client resyncing a big mailbox sends long UID sets, so as Dovecot: 64 KiB.
+    max_line: int = 64 * 1024
     max_literal: int = 64 * 1024  # literals other than APPEND messages
     max_command: int = 1024 * 1024  # a whole command with its literals
     max_append: int | None = 100 * 1024 * 1024  # APPENDLIMIT (RFC 7889)
