@@ -85,3 +85,42 @@ async def test_a_call_waiting_when_the_other_side_goes_raises_channel_closed() -
         raise AssertionError("the call returned without an answer")
     await asyncio.wait_for(reading, 5)
     serving.cancel()
+
+
+async def test_frames_split_and_joined_anyhow_are_dispatched_whole_and_in_order() -> None:
+    """The reader takes what the stream holds: frames cut at any octet, and many in one
+    read, each dispatched once, whole, in order; a frame over the limit ends the channel."""
+    import pickle
+
+    from kittiwake.server import workerrpc
+
+    seen: list[Any] = []
+    a, b = socket.socketpair()
+    reader, writer = await asyncio.open_unix_connection(sock=b)
+    channel = Channel(reader, writer, {"note": seen.append}, name="cut")
+    serving = asyncio.get_running_loop().create_task(channel.run())
+    frames = b"".join(
+        workerrpc.HEADER.pack(len(p)) + p
+        for p in (pickle.dumps(("note", 0, "note", (n if n % 3 else b"x" * 70_000,)))
+                  for n in range(30)))
+    cuts = [1, 2, 3, 5, 4000, 4001, 150_000, 150_003, len(frames)]
+    last = 0
+    for cut in cuts:  # (from a thread: a full socket buffer must not block the loop)
+        await asyncio.to_thread(a.sendall, frames[last:cut])
+        last = cut
+        await asyncio.sleep(0.005)
+    await asyncio_until(lambda: len(seen) == 30)
+    assert seen == [n if n % 3 else b"x" * 70_000 for n in range(30)]
+    a.sendall(workerrpc.HEADER.pack(workerrpc.MAX_FRAME + 1))
+    await asyncio.wait_for(serving, 5)  # too large: the channel ends
+    assert channel.closed
+    a.close()
+    writer.close()
+
+
+async def asyncio_until(condition: Any, seconds: float = 5.0) -> None:
+    for _ in range(int(seconds / 0.01)):
+        if condition():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not met in time")

@@ -40,6 +40,7 @@ logger = get_logger("server")
 
 HEADER = struct.Struct(">I")
 MAX_FRAME = 64 * 1024 * 1024  # a frame is a request, never a message body
+READ_SIZE = 256 * 1024  # read at most this much at a time (several frames, usually)
 
 
 class ChannelClosed(ConnectionError):
@@ -106,18 +107,35 @@ class Channel:
             await self.writer.drain()
 
     async def run(self) -> None:
-        """Read and dispatch frames until the stream ends."""
+        """Read and dispatch frames until the stream ends.
+
+        Whatever the stream holds is read at once and every whole frame in it
+        dispatched, in order: one read (and one wake-up of this task) for the
+        frames that came together, not two awaited exact reads per frame."""
+        buffer = bytearray()
         try:
             while True:
                 try:
-                    header = await self.reader.readexactly(HEADER.size)
-                    (size,) = HEADER.unpack(header)
-                    if size > MAX_FRAME:
-                        raise ConnectionError(f"frame of {size} bytes")
-                    frame = pickle.loads(await self.reader.readexactly(size))
-                except (asyncio.IncompleteReadError, ConnectionError, OSError):
+                    chunk = await self.reader.read(READ_SIZE)
+                except (ConnectionError, OSError):
                     return
-                self._dispatch(*frame)
+                if not chunk:
+                    return  # the stream ended (a partial frame with it is dropped)
+                buffer += chunk
+                start, have = 0, len(buffer)
+                while have - start >= HEADER.size:
+                    (size,) = HEADER.unpack_from(buffer, start)
+                    if size > MAX_FRAME:
+                        logger.error("worker channel: frame too large", channel=self.name,
+                                     size=size)
+                        return
+                    end = start + HEADER.size + size
+                    if end > have:
+                        break
+                    frame = pickle.loads(buffer[start + HEADER.size:end])
+                    start = end
+                    self._dispatch(*frame)
+                del buffer[:start]
         finally:
             self._close()
 
