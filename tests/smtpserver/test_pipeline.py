@@ -242,6 +242,34 @@ def test_discard_soon_removes_the_spool_file(ctx: ServerContext) -> None:
     assert not done.path.exists()
 
 
+def test_spool_names_given_on_event_loops_are_removed_in_batches_even_if_a_loop_ends(
+        tmp_path: Path) -> None:
+    """unlink_soon on an event loop gathers names for a short while, then one background
+    job removes them; a loop closed before its timer fired leaves its names to the next
+    loop's batch, never behind."""
+    import asyncio
+
+    from kittiwake.smtpserver.spool import unlink_soon
+
+    names = [tmp_path / f"n{i}" for i in range(6)]
+    for name in names:
+        name.write_bytes(b"x")
+
+    async def give(batch: list[Path], linger: float) -> None:
+        for name in batch:
+            unlink_soon(name)
+        await asyncio.sleep(linger)
+
+    asyncio.run(give(names[:3], 0))  # its loop closes at once: its timer never fires
+    assert all(name.exists() for name in names[:3])
+    asyncio.run(give(names[3:], 0.2))
+    for _ in range(500):
+        if not any(name.exists() for name in names):
+            break
+        time.sleep(0.01)
+    assert not any(name.exists() for name in names)
+
+
 def test_small_message_finished_on_the_loop_into_a_reserved_file(ctx: ServerContext) -> None:
     reserve = SpoolReserve(ctx.spool_directory)
     message = b"From: a@b.example\r\nSubject: s\r\n\r\nbody \xe9\r\n"

@@ -21,6 +21,7 @@ write, close) instead of two, and memory stays bounded by that buffer.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import collections
 import contextlib
@@ -163,10 +164,56 @@ def run_in_background(job: Callable[[], None]) -> None:
     _jobs.put(job)
 
 
+# Names to unlink, gathered on the event loop for UNLINK_DELAY seconds and then
+# removed by one background job: the thread wakes once per batch, not once per
+# message (each wake-up is a GIL hand-over both ways: futex calls and switches;
+# bench.smtpworker_cpu --strace, futex calls per message 27.7 -> 18.2).
+_unlinks: list[Path] = []
+_unlinks_lock = threading.Lock()
+_due_on: asyncio.AbstractEventLoop | None = None  # the loop whose timer takes the batch
+UNLINK_DELAY = 0.02
+
+
 def unlink_soon(path: Path) -> None:
-    """Unlink ``path`` in the background thread, without waiting. A name still there
-    when the process ends is removed by :func:`clean_spool` at the next start."""
-    run_in_background(functools.partial(durable.unlink_quiet, path))
+    """Unlink ``path`` in the background thread, without waiting: within
+    :data:`UNLINK_DELAY`, with the other names given meanwhile (at once when not
+    called on an event loop). A name still there when the process ends is removed
+    by :func:`clean_spool` at the next start."""
+    global _due_on
+    try:
+        loop: asyncio.AbstractEventLoop | None = asyncio.get_running_loop()
+    except RuntimeError:
+        loop = None
+    with _unlinks_lock:
+        _unlinks.append(path)
+        if loop is not None and _due_on is loop:
+            return  # this loop's timer takes it with the rest
+        _due_on = loop  # (a timer of a loop closed since never fires: a new one)
+    if loop is None:
+        run_in_background(_unlink_gathered)
+    else:
+        loop.call_later(UNLINK_DELAY, run_in_background, _unlink_gathered)
+
+
+def _unlink_gathered() -> None:
+    global _due_on
+    with _unlinks_lock:
+        paths = _unlinks[:]
+        _unlinks.clear()
+        _due_on = None
+    for path in paths:
+        durable.unlink_quiet(path)
+
+
+def _forget_gathered() -> None:
+    """In a forked child: the parent's names are the parent's to remove."""
+    global _unlinks_lock, _due_on
+    _unlinks.clear()
+    _unlinks_lock = threading.Lock()
+    _due_on = None
+
+
+os.register_at_fork(after_in_child=_forget_gathered)
 
 
 RESERVE_DIR = "reserve"
