@@ -102,6 +102,17 @@ def create_message(path: Path) -> int:
     return os.open(path, flags, 0o640)
 
 
+def open_made(path: Path) -> int | None:
+    """Open an empty message file made ahead (``kittiwake.store.readyfiles``) for
+    writing; None if it is gone (removed by hand, or by another process's ``account
+    check --repair``): the caller then makes its file as if it had none, and syncs
+    its directory."""
+    try:
+        return os.open(path, os.O_WRONLY | os.O_TRUNC)
+    except FileNotFoundError:
+        return None
+
+
 _counter = 0
 
 

@@ -58,7 +58,7 @@ from kittiwake.store.model import (
     OverQuota,
     StoreError,
 )
-from kittiwake.store.readyfiles import ReadyFiles, open_made
+from kittiwake.store.readyfiles import ReadyFiles
 from kittiwake.store.schema import (
     DELETED,
     INDEX_DONE,
@@ -1150,7 +1150,7 @@ class AccountStore:
         message_id = self.ready.take()
         if message_id is not None:
             path = durable.message_path(self.root, message_id)
-            fd = open_made(path)
+            fd = durable.open_made(path)
             if fd is not None:
                 try:
                     durable.write_all(fd, data)

@@ -128,13 +128,3 @@ class ReadyFiles:
     def _remove(self, ids: list[int]) -> None:
         for message_id in ids:
             durable.unlink_quiet(durable.message_path(self._root, message_id))
-
-
-def open_made(path: Path) -> int | None:
-    """Open a made (empty) message file for writing; None if it is gone (removed by
-    hand or by another process's ``account check --repair``): the caller then
-    makes its file as if it had none, and syncs the directory."""
-    try:
-        return os.open(path, os.O_WRONLY | os.O_TRUNC)
-    except FileNotFoundError:
-        return None

@@ -31,7 +31,6 @@ from pathlib import Path
 
 from kittiwake import durable
 from kittiwake.message.headers import Headers
-from kittiwake.store.readyfiles import open_made
 from kittiwake.store.summary import head_fields
 
 __all__ = ["SpoolFile"]
@@ -97,7 +96,7 @@ class SpoolFile:
         is its first message; a file left there by an interrupted delivery, which no
         row names, replaced), or in ``tmp/`` should that fail."""
         if self.made:
-            fd = open_made(self.path)
+            fd = durable.open_made(self.path)
             if fd is not None:
                 self._fd = fd
                 return
