@@ -16,7 +16,7 @@ from kittiwake import durable
 from kittiwake.store import AccountStore, Appended, Store
 from kittiwake.store import readyfiles as ready_module
 from kittiwake.store.check import check
-from kittiwake.store.store import account_dir
+from kittiwake.store.store import Account, account_dir
 
 
 def msg(n: int) -> bytes:
@@ -42,6 +42,15 @@ class DirSyncs:
             return real(path)
 
         monkeypatch.setattr(durable, "dir_sync", spy)
+
+
+async def stocked(tmp_path: Path) -> tuple[Store, Account]:
+    """A store whose account got one delivery, and so a stock of made files."""
+    store = Store(tmp_path)
+    account = await store.account("alice")
+    await account.deliver("Inbox", msg(0))
+    account.core.ready.wait()
+    return store, account
 
 
 async def test_a_delivery_writes_into_a_made_file_and_syncs_no_directory(
@@ -100,10 +109,7 @@ async def test_the_stock_is_refilled_before_it_runs_out(tmp_path: Path) -> None:
 
 async def test_a_made_file_removed_meanwhile_is_made_again_and_its_directory_synced(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    store = Store(tmp_path)
-    account = await store.account("alice")
-    await account.deliver("Inbox", msg(0))
-    account.core.ready.wait()
+    store, account = await stocked(tmp_path)
     root = account_dir(tmp_path, "alice")
     for shard in (root / "msg").iterdir():  # e.g. another process's check --repair
         for path in shard.iterdir():
@@ -160,10 +166,7 @@ def test_made_files_left_by_a_crash_are_removed_at_the_next_open(tmp_path: Path)
 
 async def test_append_writes_into_made_files_and_syncs_no_directory(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    store = Store(tmp_path)
-    account = await store.account("alice")
-    await account.deliver("Inbox", msg(0))
-    account.core.ready.wait()
+    store, account = await stocked(tmp_path)
     syncs = DirSyncs(monkeypatch)
     for batch in ([msg(1)], [msg(2), msg(3)]):  # APPEND, then MULTIAPPEND (RFC 3502)
         spools = [account.spool() for _ in batch]
