@@ -178,3 +178,32 @@ async def test_append_writes_into_made_files_and_syncs_no_directory(
     assert [m.subject for m in await account.messages("Inbox")] == \
         [f"made {i}" for i in range(4)]
     store.close()
+
+
+async def test_a_failed_batch_is_not_retried_at_once_and_deliveries_go_on(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A full disk while making files: logged once, no batch for a while, and every
+    delivery still stored with a file of its own (its directory synced)."""
+    store = Store(tmp_path)
+    account = await store.account("alice")
+    ready = account.core.ready
+    made_by_fill = 0
+
+    class FullDisk:  # readyfiles' view of durable: its file creation fails
+        def __getattr__(self, name: str) -> object:
+            return getattr(durable, name)
+
+        @staticmethod
+        def create_message(path: Path) -> int:
+            nonlocal made_by_fill
+            made_by_fill += 1
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(ready_module, "durable", FullDisk())
+    delivered = [await account.deliver("Inbox", msg(i)) for i in range(5)]
+    ready.wait()
+    assert made_by_fill == 1  # one failed batch, not one per delivery
+    assert len(ready) == 0 and not ready.low
+    assert [await account.read(d.message_id) for d in delivered] == [msg(i) for i in range(5)]
+    assert check(account.core) == []
+    store.close()

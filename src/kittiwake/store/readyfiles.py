@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
@@ -41,6 +42,8 @@ logger = get_logger("store")
 # Files made per batch, and the stock below which a delivery thread makes more.
 BATCH = 128
 LOW = 48
+# After a failed batch (a full disk, say), deliveries make their own files this long.
+RETRY_SECONDS = 60.0
 
 
 class ReadyFiles:
@@ -54,6 +57,7 @@ class ReadyFiles:
         self._filling = threading.Lock()
         self._making = range(0)  # the ids of the batch being made now
         self._closed = False
+        self._retry_at = 0.0  # (monotonic) no batch before this, after a failure
         self.made = 0  # files made so far (for tests and metrics)
 
     def __len__(self) -> int:
@@ -74,13 +78,14 @@ class ReadyFiles:
     @property
     def low(self) -> bool:
         """Whether the stock should be filled (:meth:`fill`)."""
-        return len(self._ids) < LOW and not self._closed
+        return len(self._ids) < LOW and not self._closed and \
+            (not self._retry_at or time.monotonic() >= self._retry_at)
 
     def fill(self) -> None:
         """Make a batch of files and sync their directories (blocking: a delivery
         thread's, after its delivery is answered). One filler at a time; another
-        caller meanwhile returns at once. A failure (a full disk, say) is logged:
-        deliveries then make their own files as before."""
+        caller meanwhile returns at once. A failure (a full disk, say) is logged,
+        and deliveries make their own files as before for :data:`RETRY_SECONDS`."""
         if not self._filling.acquire(blocking=False):
             return
         try:
@@ -99,9 +104,12 @@ class ReadyFiles:
                 for directory in directories:
                     durable.fsync_dir(directory)
             except OSError as exc:
-                logger.warning("could not make message files ahead", reason=str(exc))
+                logger.warning("could not make message files ahead", reason=str(exc),
+                               retry_seconds=RETRY_SECONDS)
                 self._remove(made)
+                self._retry_at = time.monotonic() + RETRY_SECONDS
                 return
+            self._retry_at = 0.0
             if self._closed:
                 self._remove(made)
                 return
