@@ -42,6 +42,7 @@ from kittiwake.junk.bayes import score
 from kittiwake.junk.database import JunkDatabase, Retrain, Stats
 from kittiwake.junk.history import Class, MailboxKind, MailboxNames
 from kittiwake.junk.model import Action, JunkVerdict, Reason, Reject, SenderIdentities
+from kittiwake.junk.recent import RecentVerdicts
 from kittiwake.junk.tokens import message_words
 from kittiwake.message import parse_addresses, parse_header_section, parse_msgids
 from kittiwake.metrics import guard, panic
@@ -173,6 +174,8 @@ class JunkFilter:
         # yet (queued for, or in, record_delivery's writer), per account, with how
         # many: a retry of one of them is already kept though in_rejects cannot say.
         self._rejects_pending: dict[str, dict[str, int]] = {}
+        # Accepting reputation verdicts of the last second (kittiwake.junk.recent).
+        self.recent = RecentVerdicts()
 
     # --- settings and databases ------------------------------------------------
 
@@ -223,11 +226,19 @@ class JunkFilter:
             if listed:
                 identities = replace(identities, dnsbl_listed=tuple(
                     dict.fromkeys((*identities.dnsbl_listed, *listed))))
-            db = await self.database(account)
-            since = int(self.clock() * 1000) - settings.history_days * DAY_MS
-            verdict = await asyncio.to_thread(self._decide, db, settings, identities, message,
-                                              since, message_id,
-                                              self._rejects_pending.get(account, {}))
+            kept = None
+            if message_id is not None:  # a sender decided on its history a moment ago
+                ids = parse_msgids(message_id)
+                kept = self.recent.get(account, settings, identities, ids[0] if ids else "")
+            if kept is not None:
+                verdict = kept
+            else:
+                db = await self.database(account)
+                since = int(self.clock() * 1000) - settings.history_days * DAY_MS
+                verdict = await asyncio.to_thread(self._decide, db, settings, identities,
+                                                  message, since, message_id,
+                                                  self._rejects_pending.get(account, {}))
+                self.recent.remember(account, settings, verdict)
         except Exception as exc:
             panic("junk", exc, msg="junk classification failed; accepting", account=account)
             verdict = JunkVerdict(Action.ACCEPT, Reason.UNTRAINED, identities=identities,
@@ -549,6 +560,7 @@ class JunkFilter:
         messages per worker-thread call, each chunk one transaction."""
         if not retrains:
             return
+        self.recent.forget(account)  # its counts change now
         core = (await self._account(account)).core
         for i in range(0, len(retrains), TRAIN_CHUNK):
             chunk = retrains[i:i + TRAIN_CHUNK]
@@ -590,6 +602,7 @@ class JunkFilter:
                          progress: Callable[[int, int], None] | None) -> Stats:
         db = await self.database(account)
         acc = await self._account(account)
+        self.recent.forget(account)
         await asyncio.to_thread(db.reset_words)
         # The mailboxes are read one after the other while the user may move mail: a
         # message moved from one read already into one read later is listed twice. It
@@ -620,6 +633,7 @@ class JunkFilter:
         if batch:
             await asyncio.to_thread(db.train_batch, batch)
         await asyncio.to_thread(db.mark_trained)
+        self.recent.forget(account)  # (verdicts decided while it trained)
         logger.info("junk trained from mailboxes", account=account, messages=len(retrains))
         return await asyncio.to_thread(db.stats)
 
