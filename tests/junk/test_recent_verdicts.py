@@ -63,11 +63,15 @@ def test_only_acceptances_on_history_are_kept_and_the_memory_is_bounded(
                     accepted(Reason.UNTRAINED, first_time=True, delay=15.0)):
         recent.remember("alice", settings, verdict)
         assert recent.get("alice", settings, CAROL, "<b@x>") is None, verdict
-    monkeypatch.setattr(recent_module, "MAX_PER_ACCOUNT", 10)
-    for n in range(25):
-        who = SenderIdentities(f"192.0.2.{n}", address=f"s{n}@sender.example")
-        recent.remember("alice", settings, JunkVerdict(Action.ACCEPT, Reason.IP, identities=who))
-    assert len(recent._kept["alice"]) == 10
+    monkeypatch.setattr(recent_module, "MAX_ENTRIES", 10)
+    senders = [SenderIdentities(f"192.0.2.{n}", address=f"s{n}@sender.example")
+               for n in range(25)]
+    for n, who in enumerate(senders):
+        recent.remember("alice" if n % 2 else "bob", settings,
+                        JunkVerdict(Action.ACCEPT, Reason.IP, identities=who))
+    assert len(recent) == 10  # of all accounts, the newest kept
+    assert recent.get("alice", settings, senders[23], "<m@x>") is not None
+    assert recent.get("bob", settings, senders[0], "<m@x>") is None
 
 
 @pytest.fixture

@@ -31,12 +31,15 @@ from kittiwake.config.domains import JunkConfig
 from kittiwake.junk.model import Action, JunkVerdict, Reason, SenderIdentities
 
 SECONDS = 1.0
-MAX_PER_ACCOUNT = 4096
+# At most this many senders are remembered, of all accounts (the oldest go first).
+MAX_ENTRIES = 4096
 # The reasons of verdicts that do not depend on the message's content: the sender's
 # history, or an account not trained enough for the words to count.
 KEPT_REASONS = frozenset({Reason.SENT_TO_ADDRESS, Reason.DMARC_DOMAIN, Reason.ADDRESS,
                           Reason.VERIFIED_DOMAIN, Reason.IP, Reason.NETWORK,
                           Reason.UNTRAINED})
+
+Key = tuple[str, SenderIdentities]
 
 
 class RecentVerdicts:
@@ -44,38 +47,41 @@ class RecentVerdicts:
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self.clock = clock
-        self._kept: dict[str, dict[SenderIdentities, tuple[float, JunkConfig, JunkVerdict]]] = {}
+        # In the order they were decided, so the first is the oldest (one lifetime).
+        self._kept: dict[Key, tuple[float, JunkConfig, JunkVerdict]] = {}
         self.hits = 0
+
+    def __len__(self) -> int:
+        return len(self._kept)
 
     def get(self, account: str, settings: JunkConfig, identities: SenderIdentities,
             message_id: str) -> JunkVerdict | None:
         """The kept verdict for this sender, for a message with ``message_id``; None
         when there is none still fresh under these settings."""
-        entry = self._kept.get(account, {}).get(identities)
+        key = (account, identities)
+        entry = self._kept.get(key)
         if entry is None:
             return None
         expires, decided_under, verdict = entry
         if expires <= self.clock() or decided_under is not settings:
-            del self._kept[account][identities]
+            del self._kept[key]
             return None
         self.hits += 1
         return replace(verdict, message_id=message_id)
 
     def remember(self, account: str, settings: JunkConfig, verdict: JunkVerdict) -> None:
-        """Keep ``verdict`` if it is an acceptance on the sender's history."""
+        """Keep ``verdict`` if it is an acceptance that does not depend on the words."""
         identities = verdict.identities
         if identities is None or verdict.action is not Action.ACCEPT or \
                 verdict.reason not in KEPT_REASONS or verdict.delay or verdict.first_time:
             return
-        kept = self._kept.setdefault(account, {})
-        if len(kept) >= MAX_PER_ACCOUNT:
-            now = self.clock()
-            for key in [k for k, (expires, _s, _v) in kept.items() if expires <= now]:
-                del kept[key]
-            if len(kept) >= MAX_PER_ACCOUNT:
-                kept.pop(next(iter(kept)))
-        kept[identities] = (self.clock() + SECONDS, settings, verdict)
+        key = (account, identities)
+        self._kept.pop(key, None)  # (to the end: the newest)
+        self._kept[key] = (self.clock() + SECONDS, settings, verdict)
+        while len(self._kept) > MAX_ENTRIES:
+            del self._kept[next(iter(self._kept))]
 
     def forget(self, account: str) -> None:
         """The account's counts changed by training: decide afresh."""
-        self._kept.pop(account, None)
+        for key in [k for k in self._kept if k[0] == account]:
+            del self._kept[key]
