@@ -174,7 +174,8 @@ class JunkFilter:
         # yet (queued for, or in, record_delivery's writer), per account, with how
         # many: a retry of one of them is already kept though in_rejects cannot say.
         self._rejects_pending: dict[str, dict[str, int]] = {}
-        # Accepting reputation verdicts of the last second (kittiwake.junk.recent).
+        # Accepting verdicts of the last second that did not depend on the words
+        # (kittiwake.junk.recent).
         self.recent = RecentVerdicts()
 
     # --- settings and databases ------------------------------------------------
@@ -226,12 +227,13 @@ class JunkFilter:
             if listed:
                 identities = replace(identities, dnsbl_listed=tuple(
                     dict.fromkeys((*identities.dnsbl_listed, *listed))))
-            kept = None
-            if message_id is not None:  # a sender decided on its history a moment ago
+            remembered = None
+            if message_id is not None:  # a sender decided a moment ago (junk.recent)
                 ids = parse_msgids(message_id)
-                kept = self.recent.get(account, settings, identities, ids[0] if ids else "")
-            if kept is not None:
-                verdict = kept
+                remembered = self.recent.get(account, settings, identities,
+                                             ids[0] if ids else "")
+            if remembered is not None:
+                verdict = remembered
             else:
                 db = await self.database(account)
                 since = int(self.clock() * 1000) - settings.history_days * DAY_MS

@@ -257,14 +257,13 @@ class Account:
         block of reserved ids is used up), it goes to ``tmp/``. A spool never
         delivered is removed by :meth:`SpoolFile.discard`, or at the next open
         after a crash (a file without a row)."""
-        message_id = self.core.ready.take()
-        if message_id is not None:  # a file made ahead, its name durable (readyfiles)
-            return SpoolFile(self.core.root, durable.message_path(self.core.root, message_id),
-                             lazy=True, made=True)
-        message_id = self.core.try_reserve_id()
+        message_id = self.core.ready.take()  # a file made ahead, its name durable
+        made = message_id is not None
+        if not made:
+            message_id = self.core.try_reserve_id()
         if message_id is not None:
             return SpoolFile(self.core.root, durable.message_path(self.core.root, message_id),
-                             lazy=True)
+                             lazy=True, made=made)
         return SpoolFile(self.core.root)
 
     async def append(self, mailbox: str, items: list[Appended],
