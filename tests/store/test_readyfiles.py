@@ -4,10 +4,12 @@ unused files go at a clean close and, after a crash, at the next open."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -89,6 +91,31 @@ async def test_a_delivery_writes_into_a_made_file_and_syncs_no_directory(
     reopened = AccountStore("alice", root)
     assert check(reopened) == []
     reopened.close()
+
+
+async def test_wait_covers_a_batch_claimed_before_the_answer(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The delivery thread claims its batch before its answer, so a wait() right after
+    the answer waits for a batch that has not begun yet."""
+    store = Store(tmp_path)
+    account = await store.account("alice")
+    ready = account.core.ready
+    go = threading.Event()
+    real = ready._fill
+
+    def late_fill() -> None:
+        go.wait(10)
+        real()
+
+    monkeypatch.setattr(ready, "_fill", late_fill)
+    await account.deliver("Inbox", msg(0))  # answered; its batch not begun
+    waiter = asyncio.ensure_future(asyncio.to_thread(ready.wait))
+    await asyncio.sleep(0.05)
+    assert not waiter.done() and len(ready) == 0
+    go.set()
+    await asyncio.wait_for(waiter, 10)
+    assert len(ready) == ready_module.BATCH
+    store.close()
 
 
 async def test_the_stock_is_refilled_before_it_runs_out(tmp_path: Path) -> None:

@@ -55,6 +55,8 @@ class ReadyFiles:
         self._reserve = reserve
         self._ids: deque[int] = deque()
         self._filling = threading.Lock()
+        self._claims = 0  # delivery threads that will call fill (claimed before answering)
+        self._claimed = threading.Condition()
         self._making = range(0)  # the ids of the batch being made now
         self._closed = False
         self._retry_at = 0.0  # (monotonic) no batch before this, after a failure
@@ -81,11 +83,33 @@ class ReadyFiles:
         return len(self._ids) < LOW and not self._closed and \
             (not self._retry_at or time.monotonic() >= self._retry_at)
 
-    def fill(self) -> None:
+    def claim(self) -> bool:
+        """Whether the calling delivery thread should :meth:`fill` once its delivery is
+        answered; if so the claim is counted until that fill returns, so that
+        :meth:`wait` (called after the answer) cannot miss a batch about to start."""
+        if not self.low:
+            return False
+        with self._claimed:
+            self._claims += 1
+        return True
+
+    def fill(self, claimed: bool = False, make: bool = True) -> None:
         """Make a batch of files and sync their directories (blocking: a delivery
-        thread's, after its delivery is answered). One filler at a time; another
-        caller meanwhile returns at once. A failure (a full disk, say) is logged,
-        and deliveries make their own files as before for :data:`RETRY_SECONDS`."""
+        thread's, after its delivery is answered; ``claimed``: this ends the caller's
+        :meth:`claim`, and with ``make=False`` only ends it: a delivery that failed
+        makes none). One filler at a time; another caller meanwhile returns at
+        once. A failure (a full disk, say) is logged, and deliveries make their own
+        files as before for :data:`RETRY_SECONDS`."""
+        try:
+            if make:
+                self._fill()
+        finally:
+            if claimed:
+                with self._claimed:
+                    self._claims -= 1
+                    self._claimed.notify_all()
+
+    def _fill(self) -> None:
         if not self._filling.acquire(blocking=False):
             return
         try:
@@ -120,7 +144,10 @@ class ReadyFiles:
             self._filling.release()
 
     def wait(self) -> None:
-        """Wait for a batch being made now (tests: the files on disk are settled)."""
+        """Wait for the batches claimed or being made now (tests: the files on disk
+        are settled)."""
+        with self._claimed:
+            self._claimed.wait_for(lambda: self._claims == 0)
         with self._filling:
             pass
 

@@ -351,6 +351,18 @@ class Account:
             return
         delivery.on_done, delivery.token = self._settled, ticket
         early = len(delivery.messages) == 1 and delivery.replaces is None
+        # Claimed before the answer can reach the caller (ReadyFiles.wait relies on it).
+        fill = self.core.ready.claim()
+        submitted = False
+        try:
+            submitted = self._submit(delivery, ticket, share, started, early)
+        finally:
+            if fill:  # (its caller is answered or about to be)
+                self.core.ready.fill(claimed=True, make=submitted)
+
+    def _submit(self, delivery: Delivery, ticket: _Ticket, share: str, started: float,
+                early: bool) -> bool:
+        """Submit and sync; False (the caller told) if it failed before the commit."""
         try:
             if not early:
                 self.core.sync_staged(delivery)
@@ -362,7 +374,7 @@ class Account:
             _OP_ERROR[share].inc()
             _OP_SECONDS[share].observe(time.monotonic() - started)
             ticket.fail(exc)
-            return
+            return False
         if early:
             error: Exception | None = None
             try:
@@ -372,8 +384,7 @@ class Account:
             self.core.committer.synced(delivery, error)
         _OP_OK[share].inc()
         _OP_SECONDS[share].observe(time.monotonic() - started)
-        if self.core.ready.low:  # (its caller is answered or about to be)
-            self.core.ready.fill()
+        return True
 
     def _settled(self, deliveries: list[Delivery]) -> None:
         """The committer's word that deliveries are settled (its thread): one call on
