@@ -301,8 +301,12 @@ def _kittiwake_server(tmp: Path) -> Iterator[IMAPServer]:
     (config / "cert.pem").write_bytes(b"".join(blob.bytes() for blob in cert.cert_chain_pems))
     cert.private_key_pem.write_to_path(str(config / "key.pem"))
     (config / "key.pem").chmod(0o600)
-    port, implicit = free_port("127.0.0.1"), free_port("127.0.0.1")
-    (config / "kittiwake.conf").write_text(f"""hostname = "{TLS_HOST}"
+
+    def configure() -> tuple[int, int]:
+        """kittiwake.conf with two ports free now (see free_port: they can be taken
+        before serve binds them, by another test worker; serve is then restarted)."""
+        port, implicit = free_port("127.0.0.1"), free_port("127.0.0.1")
+        (config / "kittiwake.conf").write_text(f"""hostname = "{TLS_HOST}"
 data_dir = "{tmp / 'data'}"
 shutdown_grace_seconds = 1
 
@@ -315,6 +319,9 @@ imaps = {{ enabled = true, port = {implicit} }}
 [listeners.local.tls]
 certificates = [{{ cert_file = "cert.pem", key_file = "key.pem" }}]
 """)
+        return port, implicit
+
+    port, implicit = configure()
     kw = [str(Path(sys.executable).parent / "kittiwake"), "--config", str(config)]
     for args, stdin in ((["domain", "add", "example.org"], None),
                         (["account", "add", KITTIWAKE_USER, f"{KITTIWAKE_USER}@example.org"],
@@ -322,13 +329,24 @@ certificates = [{{ cert_file = "cert.pem", key_file = "key.pem" }}]
                         (["account", "setpassword", KITTIWAKE_USER], KITTIWAKE_PASSWORD + "\n")):
         subprocess.run([*kw, *args], input=stdin, text=True, check=True, capture_output=True)
     log = tmp / "serve.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen([*kw, "serve"], stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL)
+
+    def start() -> subprocess.Popen[bytes]:
+        with open(log, "wb") as out:
+            return subprocess.Popen([*kw, "serve"], stdout=out, stderr=subprocess.STDOUT,
+                                    stdin=subprocess.DEVNULL)
+
+    proc = start()
     try:
         deadline = time.monotonic() + 30
-        while "kittiwake started" not in log.read_text(errors="replace"):
-            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+        attempts = 1
+        while "kittiwake started" not in (text := log.read_text(errors="replace")):
+            if proc.poll() is not None and attempts < 5 and \
+                    "Address already in use" in log.read_text(errors="replace"):
+                port, implicit = configure()  # a port taken meanwhile: others, again
+                attempts += 1
+                proc = start()
+                continue
+            assert proc.poll() is None and time.monotonic() < deadline, text
             time.sleep(0.05)
         server = IMAPServer("kittiwake", TLS_HOST, port, implicit, ca_file, KITTIWAKE_USER,
                             KITTIWAKE_PASSWORD, _log=lambda: log.read_text(errors="replace"))
