@@ -27,13 +27,9 @@ import dns.rdatatype
 import dns.rrset
 import trustme
 
+from .loopback import free_port
+
 PEBBLE = "/usr/bin/pebble"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class LoopbackDNS:

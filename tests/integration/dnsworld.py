@@ -43,7 +43,6 @@ import ipaddress
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -62,6 +61,8 @@ import dns.query
 import dns.rcode
 
 from kittiwake.dns import Nameserver, StubResolver
+
+from . import loopback
 
 ROOT = "test"
 REVERSE_V4 = "127.in-addr.arpa"
@@ -119,17 +120,10 @@ def quote_txt(text: str) -> str:
 
 def free_port() -> int:
     """A port free for both UDP and TCP on 127.0.0.1 (named and unbound need both)."""
-    for _ in range(50):
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as tcp:
-            tcp.bind(("127.0.0.1", 0))
-            port = int(tcp.getsockname()[1])
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as udp:
-                try:
-                    udp.bind(("127.0.0.1", port))
-                except OSError:
-                    continue
-                return port
-    raise DNSWorldError("no free port on 127.0.0.1 for both UDP and TCP")
+    try:
+        return loopback.free_port("127.0.0.1", udp=True)
+    except RuntimeError as exc:
+        raise DNSWorldError(str(exc)) from None
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child

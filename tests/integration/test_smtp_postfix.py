@@ -34,6 +34,7 @@ import trustme
 from kittiwake.store import AccountStore
 
 from .dnsworld import DNSWorld
+from .loopback import free_port
 from .postfix import Postfix
 
 KITTIWAKE = [str(Path(sys.executable).parent / "kittiwake")]  # the console script
@@ -65,12 +66,6 @@ def free_loopback() -> tuple[str, int]:
                 continue
             return ip, int(sock.getsockname()[1])
     raise RuntimeError("no free loopback address")
-
-
-def free_port(ip: str) -> int:
-    with socket.socket() as sock:
-        sock.bind((ip, 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_port(ip: str, port: int, proc: subprocess.Popen[bytes], log: Path) -> None:

@@ -25,6 +25,7 @@ from pathlib import Path
 import pytest
 import trustme
 from prometheus_client.parser import text_string_to_metric_families
+from tests.integration.loopback import free_port
 
 from kittiwake import listener as listener_metrics
 from kittiwake.dns import metrics as dns_metrics
@@ -39,12 +40,6 @@ KITTIWAKE = [sys.executable, "-m", "kittiwake.cli.main"]
 PASSWORD = "long enough secret"
 
 Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def parse(text: str) -> Samples:

@@ -9,7 +9,6 @@ start-up DNSSEC probe tells "no answer", "answers without validation" and
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Iterator
 
 import dns.flags
@@ -18,6 +17,7 @@ import dns.rcode
 import pytest
 from click.testing import CliRunner
 from startup_helpers import remove_created, startup_log, stub, tiny_dns, write_config
+from tests.integration.loopback import free_port
 
 from kittiwake.cli.main import cli
 from kittiwake.dns import DNSSECSupport, probe_dnssec
@@ -28,12 +28,6 @@ from kittiwake.server.tls import make_self_signed
 def _cleanup() -> Iterator[None]:
     yield
     remove_created()
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def static_config(tls: str = "") -> str:

@@ -10,6 +10,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from tests.integration.loopback import free_port
+
 from kittiwake.config import DomainsConfig, StaticConfig
 from kittiwake.queue import Envelope, NewRecipient, Queue
 from kittiwake.queue.deliver import Deliverer, make_selector
@@ -18,12 +20,6 @@ from kittiwake.queue.model import Outcome
 
 MESSAGE = b"From: alice@example.org\r\nTo: bob@example.org\r\nSubject: socks\r\n\r\nHi Bob\r\n"
 PROXY = "proxy.only-in-the-mock.example"  # no system resolver knows this name
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 async def test_socks_proxy_by_name(smtp_server: Any, tmp_path: Path) -> None:
