@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from click.testing import CliRunner
+from tests.integration.loopback import free_port
 
 from kittiwake.cli.main import cli
 
@@ -36,9 +36,7 @@ def readme_commands() -> list[str]:
 
 
 def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    return free_port()
 
 
 def test_readme_section_has_the_commands() -> None:

@@ -50,7 +50,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -66,6 +65,7 @@ from kittiwake.setup.hostkeys import KEY_KINDS, load_host_key, tlsa_3_1_1
 
 from .acmepeers import Pebble
 from .dnsworld import DNSWorld, MakeDNSWorld
+from .loopback import free_port
 from .netns import command_line, serve_unix_to_tcp
 
 DOMAIN = "signed.test"
@@ -84,16 +84,8 @@ def kittiwake(config_dir: Path, *args: str) -> list[str]:
 
 
 def distinct_ports(n: int) -> list[int]:
-    """``n`` different free ports (sockets held until all are picked)."""
-    sockets = []
-    for _ in range(n):
-        s = socket.socket()
-        s.bind(("127.0.0.1", 0))
-        sockets.append(s)
-    ports = [int(s.getsockname()[1]) for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
+    """``n`` different free ports (loopback.free_port never hands one out twice)."""
+    return [free_port() for _ in range(n)]
 
 
 def local_ports(config_dir: Path, http_port: int, https_port: int) -> dict[str, int]:

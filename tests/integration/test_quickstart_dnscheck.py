@@ -14,13 +14,11 @@ asserts it is the only non-OK line, and that it says why.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
 import json
 import os
 import pwd
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -36,6 +34,7 @@ from kittiwake.cli.main import cli
 from kittiwake.config import StaticConfig, write_static
 
 from .dnsworld import MakeDNSWorld
+from .loopback import free_port
 
 DOMAIN = "signed.test"
 HOST = f"mail.{DOMAIN}"
@@ -43,15 +42,8 @@ NOT_YET = {"mta-sts-policy"}  # needs kittiwake's https service (HTTP listener, 
 
 
 def _free_ports(count: int) -> list[int]:
-    """``count`` distinct free ports: each socket stays bound until all are chosen (one
-    closed before the next bind may be handed out again)."""
-    with contextlib.ExitStack() as held:
-        ports = []
-        for _ in range(count):
-            s = held.enter_context(socket.socket())
-            s.bind(("127.0.0.1", 0))
-            ports.append(int(s.getsockname()[1]))
-        return ports
+    """``count`` distinct free ports (loopback.free_port never hands one out twice)."""
+    return [free_port() for _ in range(count)]
 
 
 def _certificate_for_host_key(config_dir: Path) -> tuple[str, str]:

@@ -6,10 +6,10 @@ from __future__ import annotations
 import asyncio
 import shutil
 import smtplib
-import socket
 import tempfile
 from pathlib import Path
 
+from tests.integration.loopback import free_port
 from tests.tlsrpt.reportmail import google_message
 
 from kittiwake.config import load
@@ -30,9 +30,7 @@ enabled = false
 
 
 def _port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_port()
 
 
 async def _started(conf: Path) -> tuple[Server, int]:

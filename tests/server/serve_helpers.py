@@ -20,6 +20,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from tests.integration.loopback import free_port
+
 KITTIWAKE = [sys.executable, "-m", "kittiwake.cli.main"]
 
 
@@ -32,9 +34,7 @@ def silent_resolver() -> Iterator[str]:
 
 
 def _candidate_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+    return free_port()
 
 
 @dataclass

@@ -24,6 +24,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from tests.integration.loopback import free_port
 
 from kittiwake.server.tls import CertificateFiles, write_private_file
 
@@ -158,16 +159,8 @@ class TLSServe:
 
 
 def _free_ports(n: int) -> list[int]:
-    socks = []
-    try:
-        for _ in range(n):
-            s = socket.socket()
-            s.bind(("127.0.0.1", 0))
-            socks.append(s)
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+    """``n`` distinct free ports (tests.integration.loopback.free_port)."""
+    return [free_port() for _ in range(n)]
 
 
 def write_tls_config(config_dir: Path, certificates: list[CertificateFiles],
