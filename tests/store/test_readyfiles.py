@@ -101,13 +101,13 @@ async def test_wait_covers_a_batch_claimed_before_the_answer(
     account = await store.account("alice")
     ready = account.core.ready
     go = threading.Event()
-    real = ready._fill
+    real = ready.fill
 
     def late_fill() -> None:
         go.wait(10)
         real()
 
-    monkeypatch.setattr(ready, "_fill", late_fill)
+    monkeypatch.setattr(ready, "fill", late_fill)
     await account.deliver("Inbox", msg(0))  # answered; its batch not begun
     waiter = asyncio.ensure_future(asyncio.to_thread(ready.wait))
     await asyncio.sleep(0.05)

@@ -84,8 +84,8 @@ class ReadyFiles:
             (not self._retry_at or time.monotonic() >= self._retry_at)
 
     def claim(self) -> bool:
-        """Whether the calling delivery thread should :meth:`fill` once its delivery is
-        answered; if so the claim is counted until that fill returns, so that
+        """Whether the calling delivery thread should fill the stock once its delivery
+        is answered; if so the claim is counted until :meth:`end_claim`, so that
         :meth:`wait` (called after the answer) cannot miss a batch about to start."""
         if not self.low:
             return False
@@ -93,23 +93,22 @@ class ReadyFiles:
             self._claims += 1
         return True
 
-    def fill(self, claimed: bool = False, make: bool = True) -> None:
-        """Make a batch of files and sync their directories (blocking: a delivery
-        thread's, after its delivery is answered; ``claimed``: this ends the caller's
-        :meth:`claim`, and with ``make=False`` only ends it: a delivery that failed
-        makes none). One filler at a time; another caller meanwhile returns at
-        once. A failure (a full disk, say) is logged, and deliveries make their own
-        files as before for :data:`RETRY_SECONDS`."""
+    def end_claim(self, fill: bool) -> None:
+        """End a :meth:`claim`: first :meth:`fill` the stock, unless ``fill`` is False
+        (the delivery failed: it makes no files)."""
         try:
-            if make:
-                self._fill()
+            if fill:
+                self.fill()
         finally:
-            if claimed:
-                with self._claimed:
-                    self._claims -= 1
-                    self._claimed.notify_all()
+            with self._claimed:
+                self._claims -= 1
+                self._claimed.notify_all()
 
-    def _fill(self) -> None:
+    def fill(self) -> None:
+        """Make a batch of files and sync their directories (blocking: a delivery
+        thread's, after its delivery is answered). One filler at a time; another
+        caller meanwhile returns at once. A failure (a full disk, say) is logged, and
+        deliveries make their own files as before for :data:`RETRY_SECONDS`."""
         if not self._filling.acquire(blocking=False):
             return
         try:

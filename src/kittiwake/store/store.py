@@ -352,17 +352,18 @@ class Account:
         delivery.on_done, delivery.token = self._settled, ticket
         early = len(delivery.messages) == 1 and delivery.replaces is None
         # Claimed before the answer can reach the caller (ReadyFiles.wait relies on it).
-        fill = self.core.ready.claim()
+        claimed = self.core.ready.claim()
         submitted = False
         try:
             submitted = self._submit(delivery, ticket, share, started, early)
         finally:
-            if fill:  # (its caller is answered or about to be)
-                self.core.ready.fill(claimed=True, make=submitted)
+            if claimed:  # (its caller is answered or about to be)
+                self.core.ready.end_claim(fill=submitted)
 
     def _submit(self, delivery: Delivery, ticket: _Ticket, share: str, started: float,
                 early: bool) -> bool:
-        """Submit and sync; False (the caller told) if it failed before the commit."""
+        """Submit and sync; False if it failed before the commit (the caller is told
+        through its ticket)."""
         try:
             if not early:
                 self.core.sync_staged(delivery)
